@@ -1,0 +1,91 @@
+"""Request plumbing shared by every router: the runtime, the caller, idempotent execution."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from usefirst.identity.service import Principal, authenticate
+from usefirst.kit.errors import AuthenticationRequired, PermissionDenied
+from usefirst.kit.idempotency import fingerprint, run_idempotent
+from usefirst.runtime import Runtime, Work
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_principal(
+    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise AuthenticationRequired()
+    secret = authorization[len("Bearer ") :].strip()
+    with runtime.database.transaction(read_only=True) as session:
+        principal = authenticate(session, secret=secret)
+    if principal is None:
+        raise AuthenticationRequired("The API key is not valid.")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(principal: Principal, *, platform: bool = False, merchant: bool = False,
+            roles: tuple[str, ...] = ()) -> None:
+    """403 unless the caller is one of the allowed kinds (operators by role)."""
+    if platform and principal.kind == "platform":
+        return
+    if merchant and principal.kind == "merchant":
+        return
+    if principal.kind == "operator" and principal.role in roles:
+        return
+    raise PermissionDenied()
+
+
+def idempotent_response(
+    runtime: Runtime,
+    work: Work,
+    *,
+    request: Request,
+    principal: Principal,
+    idempotency_key: str | None,
+    body: BaseModel | None,
+    handler: Callable[[], tuple[int, Any]],
+) -> JSONResponse:
+    request_fingerprint = fingerprint(
+        request.method,
+        request.url.path,
+        body.model_dump(mode="json") if body is not None else None,
+    )
+
+    def encoded() -> tuple[int, Any]:
+        status, payload = handler()
+        return status, jsonable_encoder(payload)
+
+    status, payload, replayed = run_idempotent(
+        work.session,
+        principal_id=principal.key_id if principal.kind != "platform" else "platform",
+        key=idempotency_key,
+        request_fingerprint=request_fingerprint,
+        now=work.now,
+        handler=encoded,
+    )
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(status_code=status, content=payload, headers=headers)
+
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+def page(rows: list[Any], limit: int, view: Callable[[Any], Any]) -> dict[str, Any]:
+    return {"data": [view(row) for row in rows[:limit]], "has_more": len(rows) > limit}

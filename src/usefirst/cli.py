@@ -1,0 +1,213 @@
+"""``usefirst`` command line: serve, worker, migrate, sweep, ledger audit, admin, simulate."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from usefirst.kit.settings import Settings, get_settings
+
+app = typer.Typer(help="usefirst — Buy Now, Pay Later engine.", no_args_is_help=True)
+admin_app = typer.Typer(help="Credentials for the platform and operators.", no_args_is_help=True)
+ledger_app = typer.Typer(help="Ledger checks and reports.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+app.add_typer(ledger_app, name="ledger")
+console = Console()
+
+
+def _settings(sandbox: bool | None = None) -> Settings:
+    settings = get_settings()
+    if sandbox is not None and sandbox != settings.sandbox:
+        settings = settings.model_copy(update={"sandbox": sandbox})
+    return settings
+
+
+def _runtime(sandbox: bool | None = None):  # type: ignore[no-untyped-def]
+    from usefirst.runtime import Runtime
+
+    return Runtime(_settings(sandbox))
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from usefirst.kit.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    console.print(f"[green]migrated[/green] {_safe_url(settings.database_url)}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    sandbox: Annotated[
+        bool, typer.Option("--sandbox", help="Enable the test clock (never in production).")
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (docs at /docs)."""
+    import uvicorn
+
+    from usefirst.api.app import create_app
+
+    runtime = _runtime(sandbox or None)
+    console.print(
+        f"usefirst on http://{host}:{port}  (docs: /docs, database: "
+        f"{_safe_url(runtime.settings.database_url)}, sandbox: {runtime.settings.sandbox})"
+    )
+    uvicorn.run(create_app(runtime), host=host, port=port, workers=workers, log_level="info")
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Drain once and exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
+) -> None:
+    """Deliver the outbox (webhooks) and run the daily sweep when a business day begins."""
+    from usefirst.kit.outbox import drain
+    from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
+
+    logging.basicConfig(level=logging.INFO)
+    runtime = _runtime()
+    handlers = {
+        WEBHOOK_TOPIC: WebhookSender(
+            database=runtime.database, settings=runtime.settings, cipher=runtime.cipher
+        )
+    }
+    while True:
+        for summary in runtime.run_due_sweeps():
+            console.print(f"swept {summary.as_dict()}")
+        result = drain(
+            runtime.database,
+            clock=runtime.clock,
+            handlers=handlers,
+            max_attempts=runtime.settings.webhook_max_attempts,
+        )
+        if result.delivered or result.retried or result.failed:
+            console.print(
+                f"outbox: {result.delivered} delivered, {result.retried} to retry, "
+                f"{result.failed} failed"
+            )
+        if once:
+            return
+        time.sleep(interval)
+
+
+@app.command()
+def sweep(
+    on: Annotated[
+        str | None, typer.Option("--date", help="Business date YYYY-MM-DD (default: catch up).")
+    ] = None,
+) -> None:
+    """Run the daily sweep for a business date (idempotent: a second run changes nothing)."""
+    runtime = _runtime()
+    if on is None:
+        summaries = runtime.run_due_sweeps()
+    else:
+        try:
+            business_on = date.fromisoformat(on)
+        except ValueError:
+            raise typer.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
+        summaries = [runtime.sweep(business_on)]
+    for summary in summaries:
+        console.print(summary.as_dict())
+
+
+@ledger_app.command("audit")
+def ledger_audit() -> None:
+    """Prove the ledger: entries balance, debits = credits, receivables = statements."""
+    from usefirst.ledger.service import audit
+
+    runtime = _runtime()
+    with runtime.work(read_only=True) as work:
+        report = audit(work.session)
+    table = Table(title="ledger audit")
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    table.add_row("journal entries", str(report.entries))
+    table.add_row("total debits (minor)", str(report.debits_minor))
+    table.add_row("total credits (minor)", str(report.credits_minor))
+    table.add_row("shoppers reconciled", str(report.shoppers_checked))
+    console.print(table)
+    for problem in report.problems:
+        console.print(f"[red]problem:[/red] {problem}")
+    if report.is_balanced:
+        console.print("[green]ledger balanced: yes[/green]")
+    else:
+        console.print("[red]ledger balanced: no[/red]")
+        raise typer.Exit(code=1)
+
+
+@admin_app.command("create-platform-key")
+def create_platform_key(label: Annotated[str, typer.Option()] = "platform") -> None:
+    """Create a platform API key; the key is printed alone on the last line, shown once."""
+    from usefirst.identity.service import create_api_key
+
+    runtime = _runtime()
+    with runtime.work() as work:
+        secret = create_api_key(work.session, kind="platform", now=work.now, label=label)
+    console.print("Platform API key (store it now; it is not shown again):", soft_wrap=True)
+    print(secret)
+
+
+@admin_app.command("create-operator")
+def create_operator(
+    email: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option(help="admin, risk_analyst, collector, compliance, support")],
+) -> None:
+    """Create an operator; its API token is printed alone on the last line."""
+    from usefirst.identity.service import create_operator as create
+    from usefirst.kit.errors import UsefirstError
+
+    runtime = _runtime()
+    try:
+        with runtime.work() as work:
+            operator, token = create(work.session, email=email, role=role, now=work.now)
+    except UsefirstError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(code=2) from None
+    console.print(f"Operator {operator.id} ({operator.role}). API token (shown once):")
+    print(token)
+
+
+@app.command()
+def simulate(
+    shoppers: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
+    days: Annotated[int, typer.Option(min=1, max=3650)] = 60,
+    seed: Annotated[int, typer.Option()] = 1,
+    merchants: Annotated[int, typer.Option(min=1, max=1000)] = 5,
+) -> None:
+    """Run a simulated marketplace history through the real services (sandbox clock)."""
+    from usefirst.sim.marketplace import simulate as run_simulation
+
+    runtime = _runtime(sandbox=True)
+    summary = run_simulation(
+        runtime, shoppers=shoppers, merchants=merchants, days=days, seed=seed, console=console
+    )
+    table = Table(title=f"simulation (seed {seed})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in summary.rows():
+        table.add_row(name, value)
+    console.print(table)
+    if not summary.ledger_balanced:
+        raise typer.Exit(code=1)
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,74 @@
+"""All SQL of credit lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from usefirst.credit.models import CreditLine, CreditLineChange
+
+
+class CreditRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, shopper_id: str, *, for_update: bool = False) -> CreditLine | None:
+        statement = select(CreditLine).where(CreditLine.shopper_id == shopper_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return self.session.scalars(statement).one_or_none()
+
+    def add(self, line: CreditLine) -> None:
+        self.session.add(line)
+
+    def add_change(self, change: CreditLineChange) -> None:
+        self.session.add(change)
+
+    def try_reserve(self, shopper_id: str, amount_minor: int) -> bool:
+        """Atomically add to ``used_minor`` if the line is active and the amount fits.
+
+        A single conditional UPDATE: PostgreSQL re-checks the condition against the latest row
+        version under the row lock, so concurrent checkouts can never exceed the limit.
+        """
+        result = self.session.execute(
+            update(CreditLine)
+            .where(
+                CreditLine.shopper_id == shopper_id,
+                CreditLine.status == "active",
+                CreditLine.used_minor + amount_minor <= CreditLine.limit_minor,
+            )
+            .values(used_minor=CreditLine.used_minor + amount_minor)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    def release(self, shopper_id: str, amount_minor: int) -> None:
+        self.session.execute(
+            update(CreditLine)
+            .where(CreditLine.shopper_id == shopper_id)
+            .values(used_minor=CreditLine.used_minor - amount_minor)
+            .execution_options(synchronize_session=False)
+        )
+
+    def update_line(self, shopper_id: str, **values: Any) -> None:
+        self.session.execute(
+            update(CreditLine)
+            .where(CreditLine.shopper_id == shopper_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    def changes(self, shopper_id: str) -> list[CreditLineChange]:
+        return list(
+            self.session.scalars(
+                select(CreditLineChange)
+                .where(CreditLineChange.shopper_id == shopper_id)
+                .order_by(CreditLineChange.id)
+            )
+        )
+
+    def set_reviewed_at(self, shopper_id: str, now: datetime) -> None:
+        self.update_line(shopper_id, reviewed_at=now)

@@ -1,0 +1,101 @@
+"""Shopper enrolment and look-ups (platform)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from usefirst.api.deps import IdempotencyKey, PrincipalDep, RuntimeDep, idempotent_response, require
+from usefirst.api.schemas import EnrolShopperIn
+from usefirst.credit import service as credit_service
+from usefirst.credit.service import policy_from_settings
+from usefirst.identity import service as identity_service
+from usefirst.identity.models import Shopper
+from usefirst.orders import service as order_service
+
+router = APIRouter(prefix="/v1/shoppers", tags=["shoppers"])
+
+
+def shopper_view(shopper: Shopper, credit: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": shopper.id,
+        "external_id": shopper.external_id,
+        "status": shopper.status,
+        "name_masked": shopper.name_masked,
+        "national_id_masked": shopper.national_id_masked,
+        "phone_masked": shopper.phone_masked,
+        "email_masked": shopper.email_masked,
+        "credit": credit,
+        "created_at": shopper.created_at,
+    }
+
+
+@router.post("", status_code=201)
+def enrol_shopper(
+    body: EnrolShopperIn,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    require(principal, platform=True)
+    with runtime.work() as work:
+
+        def handler() -> tuple[int, Any]:
+            shopper, line = identity_service.enrol_shopper(
+                work.session,
+                request=identity_service.EnrolmentRequest(
+                    external_id=body.external_id,
+                    name=body.name,
+                    national_id=body.national_id,
+                    phone=body.phone,
+                    email=body.email,
+                    privacy_policy_version=body.consent.privacy_policy_version,
+                    credit_report_authorized=body.consent.credit_report_authorized,
+                    device_id=body.device_id,
+                    ip=body.ip,
+                ),
+                cipher=runtime.cipher,
+                policy=policy_from_settings(runtime.settings),
+                currency=runtime.settings.currency,
+                today=work.today,
+                now=work.now,
+            )
+            return 201, shopper_view(shopper, credit_service.credit_view(line))
+
+        return idempotent_response(
+            runtime,
+            work,
+            request=request,
+            principal=principal,
+            idempotency_key=idempotency_key,
+            body=body,
+            handler=handler,
+        )
+
+
+@router.get("/{shopper_id}")
+def get_shopper(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, platform=True, roles=("admin", "support", "compliance"))
+    with runtime.work(read_only=True) as work:
+        shopper = identity_service.get_shopper(work.session, shopper_id=shopper_id)
+        line = credit_service.get_credit_line(work.session, shopper_id=shopper_id)
+        return shopper_view(shopper, credit_service.credit_view(line))
+
+
+@router.get("/{shopper_id}/credit")
+def get_credit(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, platform=True, roles=("admin", "support", "risk_analyst"))
+    with runtime.work(read_only=True) as work:
+        identity_service.get_shopper(work.session, shopper_id=shopper_id)
+        line = credit_service.get_credit_line(work.session, shopper_id=shopper_id)
+        return credit_service.credit_view(line)
+
+
+@router.get("/{shopper_id}/statement")
+def get_statement(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, platform=True, roles=("admin", "support", "collector"))
+    with runtime.work(read_only=True) as work:
+        return order_service.statement(work.session, shopper_id=shopper_id, today=work.today)

@@ -1,0 +1,67 @@
+"""All SQL of identity: shoppers, lookups, consents, operators and API keys."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from usefirst.identity.models import (
+    ApiKey,
+    Consent,
+    ExternalIdLookup,
+    NationalIdLookup,
+    Operator,
+    Shopper,
+)
+
+
+class IdentityRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def claim_national_id(self, national_id_hash: str, shopper_id: str) -> bool:
+        """Insert the lookup row; False when another shopper holds the ID (even concurrently)."""
+        return self._claim(NationalIdLookup(national_id_hash=national_id_hash, shopper_id=shopper_id))
+
+    def claim_external_id(self, external_id: str, shopper_id: str) -> bool:
+        return self._claim(ExternalIdLookup(external_id=external_id, shopper_id=shopper_id))
+
+    def _claim(self, row: NationalIdLookup | ExternalIdLookup) -> bool:
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+                self.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    def national_id_taken(self, national_id_hash: str) -> bool:
+        return self.session.get(NationalIdLookup, national_id_hash) is not None
+
+    def external_id_taken(self, external_id: str) -> bool:
+        return self.session.get(ExternalIdLookup, external_id) is not None
+
+    def add(self, row: Shopper | Consent | Operator | ApiKey) -> None:
+        self.session.add(row)
+
+    def get_shopper(self, shopper_id: str) -> Shopper | None:
+        return self.session.get(Shopper, shopper_id)
+
+    def consents(self, shopper_id: str) -> list[Consent]:
+        return list(
+            self.session.scalars(
+                select(Consent).where(Consent.shopper_id == shopper_id).order_by(Consent.id)
+            )
+        )
+
+    def api_key_by_hash(self, secret_hash: str) -> ApiKey | None:
+        return self.session.scalars(
+            select(ApiKey).where(ApiKey.secret_hash == secret_hash, ApiKey.revoked_at.is_(None))
+        ).one_or_none()
+
+    def get_operator(self, operator_id: str) -> Operator | None:
+        return self.session.get(Operator, operator_id)
+
+    def operator_by_email(self, email: str) -> Operator | None:
+        return self.session.scalars(select(Operator).where(Operator.email == email)).one_or_none()

@@ -1,0 +1,203 @@
+"""Enrolment of shoppers (validated, PII encrypted, consent recorded) and API credentials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy.orm import Session
+
+from usefirst.credit import service as credit_service
+from usefirst.credit.models import CreditLine
+from usefirst.credit.policy import Applicant, CreditPolicy
+from usefirst.identity import validation
+from usefirst.identity.models import ApiKey, Consent, Operator, Shopper
+from usefirst.identity.repository import IdentityRepository
+from usefirst.kit.crypto import FieldCipher, hash_api_key, new_api_secret
+from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
+from usefirst.kit.ids import new_id
+
+OPERATOR_ROLES = ("admin", "risk_analyst", "collector", "compliance", "support")
+
+
+class ShopperExists(Conflict):
+    code = "shopper_exists"
+    default_message = "A shopper with this national ID is already enrolled."
+
+
+@dataclass(frozen=True)
+class EnrolmentRequest:
+    external_id: str
+    name: str
+    national_id: str
+    phone: str
+    email: str | None
+    privacy_policy_version: str
+    credit_report_authorized: bool
+    consent_source: str = "api"
+    device_id: str | None = None
+    ip: str | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the platform, one merchant, or one operator (with a role)."""
+
+    kind: str  # platform | merchant | operator
+    key_id: str
+    merchant_id: str | None = None
+    operator_id: str | None = None
+    role: str | None = None
+
+
+def enrol_shopper(
+    session: Session,
+    *,
+    request: EnrolmentRequest,
+    cipher: FieldCipher,
+    policy: CreditPolicy,
+    currency: str,
+    today: date,
+    now: datetime,
+) -> tuple[Shopper, CreditLine]:
+    name = validation.validate_name(request.name)
+    national_id = validation.validate_national_id(request.national_id, today=today)
+    phone = validation.validate_phone(request.phone)
+    email = validation.validate_email(request.email) if request.email is not None else None
+    external_id = request.external_id.strip()
+    if not 1 <= len(external_id) <= 128:
+        raise ValidationFailed("external_id must have 1 to 128 characters.", field="external_id")
+    if not request.privacy_policy_version.strip():
+        raise ValidationFailed(
+            "The privacy policy version the shopper accepted is required.",
+            field="consent.privacy_policy_version",
+        )
+
+    repository = IdentityRepository(session)
+    shopper_id = new_id("shopper")
+    national_id_hash = cipher.blind_index(national_id, field="national_id")
+    if not repository.claim_national_id(national_id_hash, shopper_id):
+        raise ShopperExists(field="national_id")
+    if not repository.claim_external_id(external_id, shopper_id):
+        raise ShopperExists(
+            "A shopper with this external_id is already enrolled.", field="external_id"
+        )
+
+    applicant = Applicant(
+        identity_verified=True,
+        privacy_policy_version=request.privacy_policy_version,
+        credit_report_authorized=request.credit_report_authorized,
+        age_years=validation.age_on(validation.birth_date_of(national_id), today),
+    )
+    shopper = Shopper(
+        id=shopper_id,
+        external_id=external_id,
+        status="active",
+        name_encrypted=cipher.encrypt(name, field="name"),
+        national_id_encrypted=cipher.encrypt(national_id, field="national_id"),
+        phone_encrypted=cipher.encrypt(phone, field="phone"),
+        email_encrypted=cipher.encrypt(email, field="email") if email else None,
+        name_masked=validation.mask_name(name),
+        national_id_masked=validation.mask_national_id(national_id),
+        phone_masked=validation.mask_phone(phone),
+        email_masked=validation.mask_email(email) if email else None,
+        phone_hash=cipher.blind_index(phone, field="phone"),
+        enrolment_device_id=request.device_id,
+        enrolment_ip=request.ip,
+        created_at=now,
+    )
+    repository.add(shopper)
+    session.flush()
+    repository.add(
+        Consent(
+            shopper_id=shopper_id,
+            id=new_id("consent"),
+            privacy_policy_version=request.privacy_policy_version.strip(),
+            credit_report_authorized=request.credit_report_authorized,
+            source=request.consent_source,
+            recorded_at=now,
+        )
+    )
+    line, assessment = credit_service.open_credit_line(
+        session,
+        shopper_id=shopper_id,
+        applicant=applicant,
+        policy=policy,
+        currency=currency,
+        now=now,
+    )
+    if not assessment.is_approved:
+        shopper.status = "rejected"
+    session.flush()
+    return shopper, line
+
+
+def get_shopper(session: Session, *, shopper_id: str) -> Shopper:
+    shopper = IdentityRepository(session).get_shopper(shopper_id)
+    if shopper is None:
+        raise NotFound("No such shopper.")
+    return shopper
+
+
+def consents_of(session: Session, *, shopper_id: str) -> list[Consent]:
+    return IdentityRepository(session).consents(shopper_id)
+
+
+def create_api_key(
+    session: Session,
+    *,
+    kind: str,
+    now: datetime,
+    merchant_id: str | None = None,
+    operator_id: str | None = None,
+    label: str = "",
+) -> str:
+    """Create a key and return its secret; only its hash is stored, so it is shown once."""
+    prefixes = {"platform": "uf_plat", "merchant": "uf_mer", "operator": "uf_op"}
+    secret = new_api_secret(prefixes[kind])
+    IdentityRepository(session).add(
+        ApiKey(
+            id=new_id("api_key"),
+            secret_hash=hash_api_key(secret),
+            kind=kind,
+            merchant_id=merchant_id,
+            operator_id=operator_id,
+            label=label,
+            created_at=now,
+        )
+    )
+    return secret
+
+
+def authenticate(session: Session, *, secret: str) -> Principal | None:
+    repository = IdentityRepository(session)
+    key = repository.api_key_by_hash(hash_api_key(secret))
+    if key is None:
+        return None
+    role = None
+    if key.kind == "operator" and key.operator_id is not None:
+        operator = repository.get_operator(key.operator_id)
+        if operator is None:
+            return None
+        role = operator.role
+    return Principal(
+        kind=key.kind,
+        key_id=key.id,
+        merchant_id=key.merchant_id,
+        operator_id=key.operator_id,
+        role=role,
+    )
+
+
+def create_operator(session: Session, *, email: str, role: str, now: datetime) -> tuple[Operator, str]:
+    if role not in OPERATOR_ROLES:
+        raise ValidationFailed(f"role must be one of {', '.join(OPERATOR_ROLES)}.", field="role")
+    email = validation.validate_email(email).lower()
+    repository = IdentityRepository(session)
+    if repository.operator_by_email(email) is not None:
+        raise Conflict("An operator with this email exists.", field="email")
+    operator = Operator(id=new_id("operator"), email=email, role=role, created_at=now)
+    repository.add(operator)
+    session.flush()
+    token = create_api_key(session, kind="operator", operator_id=operator.id, now=now, label=email)
+    return operator, token

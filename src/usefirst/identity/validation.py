@@ -1,0 +1,107 @@
+"""Validation and masking of identity data: PRC resident ID (GB 11643-1999), phone, name, email."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+
+import phonenumbers
+
+from usefirst.kit.errors import ValidationFailed
+
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CHECK_CHARACTERS = "10X98765432"
+MINIMUM_AGE_YEARS = 18
+
+
+def national_id_check_character(first_seventeen: str) -> str:
+    total = sum(int(digit) * weight for digit, weight in zip(first_seventeen, _WEIGHTS, strict=True))
+    return _CHECK_CHARACTERS[total % 11]
+
+
+def birth_date_of(national_id: str) -> date:
+    return date(int(national_id[6:10]), int(national_id[10:12]), int(national_id[12:14]))
+
+
+def age_on(birth_on: date, on: date) -> int:
+    years = on.year - birth_on.year
+    if (on.month, on.day) < (birth_on.month, birth_on.day):
+        years -= 1
+    return years
+
+
+def validate_national_id(raw: str, *, today: date, field: str = "national_id") -> str:
+    """Return the normalised 18-character ID (upper-case X) or raise 422."""
+    value = raw.strip().upper()
+    if not re.fullmatch(r"[1-9]\d{16}[\dX]", value):
+        raise ValidationFailed(
+            "A resident ID number has 18 characters: 17 digits and a check digit (0-9 or X).",
+            field=field,
+        )
+    if national_id_check_character(value[:17]) != value[17]:
+        raise ValidationFailed("The resident ID number's check digit is wrong.", field=field)
+    try:
+        birth_on = birth_date_of(value)
+    except ValueError:
+        raise ValidationFailed(
+            "The resident ID number holds an impossible birth date.", field=field
+        ) from None
+    if birth_on.year < 1900 or birth_on > today:
+        raise ValidationFailed(
+            "The resident ID number holds an impossible birth date.", field=field
+        )
+    if age_on(birth_on, today) < MINIMUM_AGE_YEARS:
+        raise ValidationFailed(
+            f"Shoppers must be at least {MINIMUM_AGE_YEARS} years old.", field=field
+        )
+    return value
+
+
+def validate_phone(raw: str, *, field: str = "phone") -> str:
+    """Return the number in E.164 or raise 422. The number must be written with its + prefix."""
+    value = raw.strip()
+    if not value.startswith("+"):
+        raise ValidationFailed("Give the phone number in E.164 form, e.g. +8613800138000.", field=field)
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValidationFailed("The phone number cannot be read.", field=field) from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationFailed("The phone number is not a valid number.", field=field)
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def validate_name(raw: str, *, field: str = "name") -> str:
+    value = unicodedata.normalize("NFC", raw.strip())
+    if not 1 <= len(value) <= 64:
+        raise ValidationFailed("The name must have 1 to 64 characters.", field=field)
+    if any(unicodedata.category(character).startswith("C") for character in value):
+        raise ValidationFailed("The name contains control characters.", field=field)
+    return value
+
+
+def validate_email(raw: str, *, field: str = "email") -> str:
+    value = raw.strip()
+    if len(value) > 254 or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise ValidationFailed("The email address is not valid.", field=field)
+    return value
+
+
+def mask_national_id(value: str) -> str:
+    return value[:3] + "*" * (len(value) - 7) + value[-4:]
+
+
+def mask_phone(e164: str) -> str:
+    parsed = phonenumbers.parse(e164, None)
+    national = str(parsed.national_number)
+    return f"+{parsed.country_code} {national[:3]}{'*' * max(len(national) - 7, 0)}{national[-4:]}"
+
+
+def mask_name(value: str) -> str:
+    return value[0] + "*" * (len(value) - 1) if len(value) > 1 else "*"
+
+
+def mask_email(value: str) -> str:
+    local, _, domain = value.partition("@")
+    return f"{local[0]}***@{domain}"

@@ -1,0 +1,118 @@
+"""The outbox: side effects written in the same transaction as the change that causes them, and
+delivered afterwards by ``usefirst worker`` (at-least-once, bounded retries with backoff).
+
+Delivery claims messages with a short lease in one transaction, performs them outside any
+transaction (an HTTP call must never hold database locks), then records the outcome. A worker that
+dies mid-delivery leaves the lease to expire, so the message is delivered again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from usefirst.kit.clock import Clock
+from usefirst.kit.db import Database
+from usefirst.kit.ids import new_id
+from usefirst.kit.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=120)
+Handler = Callable[[dict[str, Any]], None]
+
+
+def enqueue(
+    session: Session,
+    *,
+    topic: str,
+    payload: dict[str, Any],
+    now: datetime,
+    available_at: datetime | None = None,
+) -> str:
+    message_id = new_id("outbox")
+    session.add(
+        OutboxMessage(
+            id=message_id,
+            topic=topic,
+            payload=payload,
+            available_at=available_at or now,
+            attempts=0,
+            created_at=now,
+        )
+    )
+    return message_id
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min … capped at 6 h."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 6 * 3600))
+
+
+@dataclass
+class DrainResult:
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def drain(
+    database: Database,
+    *,
+    clock: Clock,
+    handlers: Mapping[str, Handler],
+    max_attempts: int,
+    batch_size: int = 100,
+) -> DrainResult:
+    result = DrainResult()
+    with database.transaction() as session:
+        now = clock.now(session)
+        statement = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                OutboxMessage.available_at <= now,
+            )
+            .order_by(OutboxMessage.available_at, OutboxMessage.id)
+            .limit(batch_size)
+        )
+        if database.is_postgresql:
+            statement = statement.with_for_update(skip_locked=True)
+        claimed = list(session.scalars(statement))
+        for message in claimed:
+            message.attempts += 1
+            message.available_at = now + LEASE
+        work = [(m.id, m.topic, dict(m.payload), m.attempts) for m in claimed]
+    for message_id, topic, payload, attempts in work:
+        error: str | None = None
+        handler = handlers.get(topic)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for outbox topic {topic!r}")
+            handler(payload)
+        except Exception as exception:  # delivery failures are recorded, never raised
+            error = f"{type(exception).__name__}: {exception}"[:1000]
+            log.warning("outbox %s (%s) attempt %d failed: %s", message_id, topic, attempts, error)
+        with database.transaction() as session:
+            now = clock.now(session)
+            values: dict[str, Any]
+            if error is None:
+                values = {"delivered_at": now, "last_error": None}
+                result.delivered += 1
+            elif attempts >= max_attempts:
+                values = {"failed_at": now, "last_error": error}
+                result.failed += 1
+            else:
+                values = {"available_at": now + backoff(attempts), "last_error": error}
+                result.retried += 1
+            session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values)
+            )
+    return result

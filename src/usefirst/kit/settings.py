@@ -1,0 +1,91 @@
+"""Settings from the environment (prefix ``USEFIRST_``), validated by pydantic-settings."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from usefirst.kit.crypto import FieldCipher, new_key
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="USEFIRST_", extra="ignore")
+
+    database_url: str = "sqlite:///usefirst.db"
+    sandbox: bool = False
+    time_zone: str = "Asia/Shanghai"
+
+    # PII keys. ``encryption_keys`` is "id:base64key,id2:base64key"; when absent, a key file is
+    # created beside the database on first use (fine for the embedded demo, not for production).
+    encryption_keys: str | None = None
+    active_key_id: str | None = None
+    blind_index_key: str | None = None
+    keys_file: Path = Path("usefirst-keys.json")
+
+    platform_webhook_url: str | None = None
+    platform_webhook_secret: str | None = None
+    webhook_timeout_seconds: float = 5.0
+    webhook_max_attempts: int = 12
+
+    # Credit policy (cold start).
+    currency: str = "CNY"
+    starting_limit_minor: int = Field(default=100_000, ge=0)
+    limit_cap_minor: int = Field(default=500_000, ge=0)
+    limit_growth_bps: int = Field(default=2_000, ge=0)
+
+    # Repayment terms.
+    pay_within_days: int = Field(default=7, ge=0)
+    auto_confirm_days: int = Field(default=10, ge=1)
+    instalment_fee_bps_per_month: int = Field(default=50, ge=0)
+    apr_cap_bps: int = Field(default=2_400, ge=0)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def _decode_key(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+
+
+def _encode_key(key: bytes) -> str:
+    return base64.urlsafe_b64encode(key).decode("ascii")
+
+
+def load_field_cipher(settings: Settings) -> FieldCipher:
+    if settings.encryption_keys:
+        keys = {}
+        for item in settings.encryption_keys.split(","):
+            key_id, _, encoded = item.strip().partition(":")
+            keys[key_id] = _decode_key(encoded)
+        if not settings.blind_index_key:
+            raise ValueError("USEFIRST_BLIND_INDEX_KEY is required with USEFIRST_ENCRYPTION_KEYS")
+        return FieldCipher(
+            keys=keys,
+            active_key_id=settings.active_key_id or next(iter(keys)),
+            blind_index_key=_decode_key(settings.blind_index_key),
+        )
+    path = settings.keys_file
+    if not path.exists():
+        material = {
+            "active_key_id": "k1",
+            "keys": {"k1": _encode_key(new_key())},
+            "blind_index_key": _encode_key(new_key()),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(material, handle, indent=2)
+    material = json.loads(path.read_text())
+    return FieldCipher(
+        keys={key_id: _decode_key(value) for key_id, value in material["keys"].items()},
+        active_key_id=material["active_key_id"],
+        blind_index_key=_decode_key(material["blind_index_key"]),
+    )

@@ -1,0 +1,60 @@
+"""The journal: accounts, entries and their postings. Append-only (triggers reject change)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from usefirst.kit.db import Base, UTCDateTime
+
+
+class LedgerAccount(Base):
+    __tablename__ = "ledger_accounts"
+
+    # e.g. "shopper_receivable:shp_01...:CNY" or "platform_cash::CNY"
+    code: Mapped[str] = mapped_column(String(120), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    owner_id: Mapped[str | None] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class JournalEntry(Base):
+    __tablename__ = "journal_entries"
+    __table_args__ = (
+        Index("ix_journal_entries_order_id", "order_id"),
+        Index("ix_journal_entries_shopper_id", "shopper_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    shopper_id: Mapped[str | None] = mapped_column(String(40))
+    merchant_id: Mapped[str | None] = mapped_column(String(40))
+    order_id: Mapped[str | None] = mapped_column(String(40))
+    reference_id: Mapped[str | None] = mapped_column(String(40))
+    posting_count: Mapped[int] = mapped_column(Integer)
+    memo: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LedgerPosting(Base):
+    """One leg of an entry: positive amounts are debits, negative amounts are credits."""
+
+    __tablename__ = "ledger_postings"
+    __table_args__ = (
+        CheckConstraint("amount_minor <> 0", name="non_zero"),
+        Index("ix_ledger_postings_account_code", "account_code"),
+    )
+
+    # Postings are inserted before their entry (see ledger.repository), hence the deferred key.
+    entry_id: Mapped[str] = mapped_column(
+        String(40),
+        ForeignKey("journal_entries.id", deferrable=True, initially="DEFERRED"),
+        primary_key=True,
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_code: Mapped[str] = mapped_column(String(120), ForeignKey("ledger_accounts.code"))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)

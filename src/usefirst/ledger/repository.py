@@ -1,0 +1,109 @@
+"""All SQL of the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
+
+
+class LedgerRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def ensure_accounts(self, rows: Sequence[dict[str, object]]) -> None:
+        dialect = self.session.get_bind().dialect.name
+        builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = builder(LedgerAccount).values(list(rows)).on_conflict_do_nothing()
+        self.session.execute(statement)
+
+    def insert_entry(
+        self, *, entry: dict[str, object], postings: Sequence[dict[str, object]], now: datetime
+    ) -> None:
+        # Postings first, then the header: the header's insert trigger checks that the entry it
+        # seals balances, and later postings to a sealed entry are rejected by another trigger.
+        self.session.execute(LedgerPosting.__table__.insert(), list(postings))
+        self.session.execute(JournalEntry.__table__.insert(), [entry])
+
+    def balance_of(self, account_code: str) -> int:
+        total = self.session.scalar(
+            select(func.coalesce(func.sum(LedgerPosting.amount_minor), 0)).where(
+                LedgerPosting.account_code == account_code
+            )
+        )
+        return int(total or 0)
+
+    def balances(self) -> list[tuple[str, str, str, int, int]]:
+        """(code, kind, currency, debits, credits) for every account with postings."""
+        debit = func.sum(case((LedgerPosting.amount_minor > 0, LedgerPosting.amount_minor), else_=0))
+        credit = func.sum(
+            case((LedgerPosting.amount_minor < 0, -LedgerPosting.amount_minor), else_=0)
+        )
+        rows = self.session.execute(
+            select(LedgerAccount.code, LedgerAccount.kind, LedgerAccount.currency, debit, credit)
+            .join(LedgerPosting, LedgerPosting.account_code == LedgerAccount.code)
+            .group_by(LedgerAccount.code, LedgerAccount.kind, LedgerAccount.currency)
+            .order_by(LedgerAccount.code)
+        ).all()
+        return [(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+
+    def balances_by_owner(self, kind: str) -> dict[str, int]:
+        rows = self.session.execute(
+            select(LedgerAccount.owner_id, func.sum(LedgerPosting.amount_minor))
+            .join(LedgerPosting, LedgerPosting.account_code == LedgerAccount.code)
+            .where(LedgerAccount.kind == kind)
+            .group_by(LedgerAccount.owner_id)
+        ).all()
+        return {str(owner): int(total) for owner, total in rows}
+
+    def unbalanced_entries(self) -> list[tuple[str, str, int]]:
+        rows = self.session.execute(
+            select(LedgerPosting.entry_id, LedgerPosting.currency, func.sum(LedgerPosting.amount_minor))
+            .group_by(LedgerPosting.entry_id, LedgerPosting.currency)
+            .having(func.sum(LedgerPosting.amount_minor) != 0)
+        ).all()
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def entries_with_wrong_posting_count(self) -> list[str]:
+        counts = (
+            select(LedgerPosting.entry_id, func.count().label("n"))
+            .group_by(LedgerPosting.entry_id)
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(JournalEntry.id)
+            .outerjoin(counts, counts.c.entry_id == JournalEntry.id)
+            .where(func.coalesce(counts.c.n, 0) != JournalEntry.posting_count)
+        ).all()
+        orphans = self.session.execute(
+            select(LedgerPosting.entry_id)
+            .outerjoin(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
+            .where(JournalEntry.id.is_(None))
+            .distinct()
+        ).all()
+        return [r[0] for r in rows] + [r[0] for r in orphans]
+
+    def totals(self) -> tuple[int, int, int]:
+        debit = func.coalesce(
+            func.sum(case((LedgerPosting.amount_minor > 0, LedgerPosting.amount_minor), else_=0)), 0
+        )
+        credit = func.coalesce(
+            func.sum(case((LedgerPosting.amount_minor < 0, -LedgerPosting.amount_minor), else_=0)),
+            0,
+        )
+        entries = self.session.scalar(select(func.count()).select_from(JournalEntry)) or 0
+        row = self.session.execute(select(debit, credit)).one()
+        return int(row[0]), int(row[1]), int(entries)
+
+    def entries_for_order(self, order_id: str) -> list[JournalEntry]:
+        return list(
+            self.session.scalars(
+                select(JournalEntry).where(JournalEntry.order_id == order_id).order_by(JournalEntry.id)
+            )
+        )

@@ -1,0 +1,156 @@
+"""The only writer of journal entries: balanced, append-only postings."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from usefirst.kit.errors import InvariantViolated
+from usefirst.kit.ids import new_id
+from usefirst.ledger.accounts import AccountRef, EntryKind, Leg
+from usefirst.ledger.repository import LedgerRepository
+
+
+def post_entry(
+    session: Session,
+    *,
+    kind: EntryKind,
+    currency: str,
+    legs: Sequence[Leg],
+    now: datetime,
+    shopper_id: str | None = None,
+    merchant_id: str | None = None,
+    order_id: str | None = None,
+    reference_id: str | None = None,
+    memo: str = "",
+) -> str:
+    """Post one balanced entry and return its id. Zero legs are dropped; an empty entry is a no-op
+    only when every leg is zero (returns "")."""
+    merged: dict[AccountRef, int] = defaultdict(int)
+    for leg in legs:
+        merged[leg.account] += leg.amount_minor
+    live_legs = [(account, amount) for account, amount in merged.items() if amount != 0]
+    if sum(amount for _, amount in live_legs) != 0:
+        raise InvariantViolated(f"unbalanced {kind} entry: {live_legs!r}")
+    if not live_legs:
+        return ""
+    if len(live_legs) < 2:
+        raise InvariantViolated(f"{kind} entry needs at least two non-zero legs")
+    repository = LedgerRepository(session)
+    repository.ensure_accounts(
+        [
+            {
+                "code": account.code(currency),
+                "kind": account.kind.value,
+                "owner_id": account.owner_id,
+                "currency": currency,
+                "created_at": now,
+            }
+            for account, _ in live_legs
+        ]
+    )
+    entry_id = new_id("journal_entry")
+    repository.insert_entry(
+        entry={
+            "id": entry_id,
+            "kind": kind.value,
+            "shopper_id": shopper_id,
+            "merchant_id": merchant_id,
+            "order_id": order_id,
+            "reference_id": reference_id,
+            "posting_count": len(live_legs),
+            "memo": memo[:200],
+            "created_at": now,
+        },
+        postings=[
+            {
+                "entry_id": entry_id,
+                "seq": seq,
+                "account_code": account.code(currency),
+                "currency": currency,
+                "amount_minor": amount,
+            }
+            for seq, (account, amount) in enumerate(live_legs, start=1)
+        ],
+        now=now,
+    )
+    return entry_id
+
+
+def balance_of(session: Session, account: AccountRef, currency: str) -> int:
+    """Debit-positive balance of an account (a liability's balance is negative)."""
+    return LedgerRepository(session).balance_of(account.code(currency))
+
+
+@dataclass
+class TrialBalanceLine:
+    account: str
+    kind: str
+    currency: str
+    debits_minor: int
+    credits_minor: int
+
+    @property
+    def balance_minor(self) -> int:
+        return self.debits_minor - self.credits_minor
+
+
+@dataclass
+class TrialBalance:
+    lines: list[TrialBalanceLine]
+    debits_minor: int
+    credits_minor: int
+
+
+def trial_balance(session: Session) -> TrialBalance:
+    lines = [TrialBalanceLine(*row) for row in LedgerRepository(session).balances()]
+    return TrialBalance(
+        lines=lines,
+        debits_minor=sum(line.debits_minor for line in lines),
+        credits_minor=sum(line.credits_minor for line in lines),
+    )
+
+
+@dataclass
+class AuditReport:
+    entries: int = 0
+    debits_minor: int = 0
+    credits_minor: int = 0
+    shoppers_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def is_balanced(self) -> bool:
+        return not self.problems
+
+
+def audit(session: Session) -> AuditReport:
+    """Prove the ledger: entries balance, debits = credits, receivables = statements."""
+    from usefirst.repayment.service import outstanding_by_shopper
+
+    repository = LedgerRepository(session)
+    report = AuditReport()
+    report.debits_minor, report.credits_minor, report.entries = repository.totals()
+    if report.debits_minor != report.credits_minor:
+        report.problems.append(
+            f"total debits {report.debits_minor} != total credits {report.credits_minor}"
+        )
+    for entry_id, currency, total in repository.unbalanced_entries():
+        report.problems.append(f"entry {entry_id} does not balance in {currency}: {total}")
+    for entry_id in repository.entries_with_wrong_posting_count():
+        report.problems.append(f"entry {entry_id} has missing or orphan postings")
+    receivables = repository.balances_by_owner("shopper_receivable")
+    statements = outstanding_by_shopper(session)
+    for shopper_id in sorted(set(receivables) | set(statements)):
+        ledger_amount = receivables.get(shopper_id, 0)
+        statement_amount = statements.get(shopper_id, 0)
+        report.shoppers_checked += 1
+        if ledger_amount != statement_amount:
+            report.problems.append(
+                f"shopper {shopper_id}: receivable {ledger_amount} != statement {statement_amount}"
+            )
+    return report

@@ -1,0 +1,83 @@
+"""Merchant onboarding and look-up."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlparse
+
+from sqlalchemy.orm import Session
+
+from usefirst.identity.service import create_api_key
+from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.errors import NotFound, ValidationFailed
+from usefirst.kit.ids import new_id
+from usefirst.merchants.models import Merchant
+from usefirst.merchants.repository import MerchantRepository
+
+DEFAULT_SETTLEMENT_DAYS = 1
+DEFAULT_FEE_RATE_BPS = 60
+
+
+@dataclass(frozen=True)
+class NewMerchant:
+    merchant: Merchant
+    api_key: str
+    webhook_secret: str
+
+
+def validate_webhook_url(url: str, *, field: str = "webhook_url") -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValidationFailed("webhook_url must be an http(s) URL.", field=field)
+    return url
+
+
+def create_merchant(
+    session: Session,
+    *,
+    name: str,
+    category: str,
+    webhook_url: str | None,
+    settlement_days: int | None,
+    fee_rate_bps: int | None,
+    cipher: FieldCipher,
+    now: datetime,
+) -> NewMerchant:
+    if not name.strip():
+        raise ValidationFailed("name must not be empty.", field="name")
+    if not category.strip():
+        raise ValidationFailed("category must not be empty.", field="category")
+    if webhook_url is not None:
+        validate_webhook_url(webhook_url)
+    webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    merchant = Merchant(
+        id=new_id("merchant"),
+        name=name.strip(),
+        category=category.strip().lower(),
+        status="active",
+        webhook_url=webhook_url,
+        webhook_secret_encrypted=cipher.encrypt(webhook_secret, field="webhook_secret"),
+        settlement_days=DEFAULT_SETTLEMENT_DAYS if settlement_days is None else settlement_days,
+        fee_rate_bps=DEFAULT_FEE_RATE_BPS if fee_rate_bps is None else fee_rate_bps,
+        created_at=now,
+    )
+    MerchantRepository(session).add(merchant)
+    session.flush()
+    api_key = create_api_key(
+        session, kind="merchant", merchant_id=merchant.id, now=now, label=merchant.name
+    )
+    return NewMerchant(merchant=merchant, api_key=api_key, webhook_secret=webhook_secret)
+
+
+def get_merchant(session: Session, *, merchant_id: str) -> Merchant:
+    merchant = MerchantRepository(session).get(merchant_id)
+    if merchant is None:
+        raise NotFound("No such merchant.")
+    return merchant
+
+
+def webhook_secret_of(merchant: Merchant, *, cipher: FieldCipher) -> str:
+    return cipher.decrypt(merchant.webhook_secret_encrypted, field="webhook_secret")

@@ -1,0 +1,45 @@
+"""Every table, imported in one place so Alembic and tests see the whole schema."""
+
+from usefirst.credit.models import CreditLine, CreditLineChange
+from usefirst.identity.models import (
+    ApiKey,
+    Consent,
+    ExternalIdLookup,
+    NationalIdLookup,
+    Operator,
+    Shopper,
+)
+from usefirst.kit.db import Base
+from usefirst.kit.models import Event, IdempotencyRecord, OutboxMessage, SandboxClock, SweepRun
+from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
+from usefirst.merchants.models import Merchant
+from usefirst.orders.models import Order, Refund
+from usefirst.repayment.models import Allocation, Instalment, Payment
+
+metadata = Base.metadata
+
+__all__ = [
+    "Allocation",
+    "ApiKey",
+    "Consent",
+    "CreditLine",
+    "CreditLineChange",
+    "Event",
+    "ExternalIdLookup",
+    "IdempotencyRecord",
+    "Instalment",
+    "JournalEntry",
+    "LedgerAccount",
+    "LedgerPosting",
+    "Merchant",
+    "NationalIdLookup",
+    "Operator",
+    "Order",
+    "OutboxMessage",
+    "Payment",
+    "Refund",
+    "SandboxClock",
+    "Shopper",
+    "SweepRun",
+    "metadata",
+]

@@ -1,0 +1,159 @@
+"""Checkout and order actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from usefirst.api.deps import IdempotencyKey, PrincipalDep, RuntimeDep, idempotent_response, require
+from usefirst.api.schemas import CheckoutIn, EmptyIn, RefundIn, ShipIn
+from usefirst.orders import service as order_service
+
+router = APIRouter(tags=["orders"])
+
+
+@router.post("/v1/checkouts", status_code=201)
+def create_checkout(
+    body: CheckoutIn,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    require(principal, platform=True)
+    with runtime.work() as work:
+
+        def handler() -> tuple[int, Any]:
+            order, decision = order_service.checkout(
+                work.session,
+                request=order_service.CheckoutRequest(
+                    shopper_id=body.shopper_id,
+                    merchant_id=body.merchant_id,
+                    currency=body.currency,
+                    items=[order_service.Item(**item.model_dump()) for item in body.items],
+                    plan=body.plan,
+                    shipping_address=body.shipping_address,
+                    device_id=body.device_id,
+                    ip=body.ip,
+                ),
+                cipher=runtime.cipher,
+                settings=runtime.settings,
+                now=work.now,
+            )
+            return 201, {
+                "order": order_service.order_view(work.session, order),
+                "decision": decision.as_dict(),
+            }
+
+        return idempotent_response(
+            runtime,
+            work,
+            request=request,
+            principal=principal,
+            idempotency_key=idempotency_key,
+            body=body,
+            handler=handler,
+        )
+
+
+@router.get("/v1/orders/{order_id}")
+def get_order(order_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, platform=True, merchant=True, roles=("admin", "support", "risk_analyst"))
+    with runtime.work(read_only=True) as work:
+        order = order_service.find_order(
+            work.session, order_id=order_id, merchant_id=principal.merchant_id
+        )
+        return order_service.order_view(work.session, order)
+
+
+@router.post("/v1/orders/{order_id}/ship")
+def ship_order(
+    order_id: str, body: ShipIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, merchant=True)
+    assert principal.merchant_id is not None
+    with runtime.work() as work:
+        order = order_service.ship(
+            work.session,
+            order_id=order_id,
+            merchant_id=principal.merchant_id,
+            carrier=body.carrier,
+            tracking_number=body.tracking_number,
+            settings=runtime.settings,
+            now=work.now,
+        )
+        return order_service.order_view(work.session, order)
+
+
+@router.post("/v1/orders/{order_id}/confirm-receipt")
+def confirm_receipt(
+    order_id: str, runtime: RuntimeDep, principal: PrincipalDep, body: EmptyIn | None = None
+) -> dict[str, Any]:
+    require(principal, platform=True)
+    with runtime.work() as work:
+        order = order_service.confirm_receipt(
+            work.session,
+            order_id=order_id,
+            delivered_on=work.today,
+            settings=runtime.settings,
+            now=work.now,
+        )
+        return order_service.order_view(work.session, order)
+
+
+@router.post("/v1/orders/{order_id}/cancel")
+def cancel_order(
+    order_id: str, runtime: RuntimeDep, principal: PrincipalDep, body: EmptyIn | None = None
+) -> dict[str, Any]:
+    require(principal, platform=True, merchant=True)
+    with runtime.work() as work:
+        order = order_service.cancel(
+            work.session,
+            order_id=order_id,
+            merchant_id=principal.merchant_id,
+            settings=runtime.settings,
+            now=work.now,
+        )
+        return order_service.order_view(work.session, order)
+
+
+@router.post("/v1/orders/{order_id}/refunds", status_code=201)
+def refund_order(
+    order_id: str,
+    body: RefundIn,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    require(principal, merchant=True)
+    assert principal.merchant_id is not None
+    merchant_id = principal.merchant_id
+    with runtime.work() as work:
+
+        def handler() -> tuple[int, Any]:
+            order, refund = order_service.refund(
+                work.session,
+                order_id=order_id,
+                merchant_id=merchant_id,
+                amount_minor=body.amount_minor,
+                reason=body.reason,
+                today=work.today,
+                settings=runtime.settings,
+                now=work.now,
+            )
+            view = order_service.refund_view(refund)
+            view["order"] = order_service.order_view(work.session, order)
+            return 201, view
+
+        return idempotent_response(
+            runtime,
+            work,
+            request=request,
+            principal=principal,
+            idempotency_key=idempotency_key,
+            body=body,
+            handler=handler,
+        )

@@ -1,0 +1,91 @@
+"""Repayment schedules (instalments), payments and how each payment was allocated."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from usefirst.kit.db import Base, UTCDateTime
+
+
+class Instalment(Base):
+    __tablename__ = "instalments"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["shopper_id", "order_id"], ["orders.shopper_id", "orders.id"], name="fk_instalments_order"
+        ),
+        CheckConstraint(
+            "paid_principal_minor >= 0 AND paid_principal_minor <= principal_minor",
+            name="principal_paid_within",
+        ),
+        CheckConstraint(
+            "paid_fees_minor >= 0 AND paid_fees_minor <= fees_minor", name="fees_paid_within"
+        ),
+        Index("ix_instalments_status_due_on", "status", "due_on"),
+    )
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    # scheduled (before delivery) | pending | overdue | paid | cancelled
+    status: Mapped[str] = mapped_column(String(16))
+    due_on: Mapped[date | None] = mapped_column(Date)
+    principal_minor: Mapped[int] = mapped_column(BigInteger)
+    fees_minor: Mapped[int] = mapped_column(BigInteger)
+    paid_principal_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_fees_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    was_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    settled_on: Mapped[date | None] = mapped_column(Date)
+
+    @property
+    def remaining_minor(self) -> int:
+        return (
+            self.principal_minor
+            + self.fees_minor
+            - self.paid_principal_minor
+            - self.paid_fees_minor
+        )
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    order_id: Mapped[str | None] = mapped_column(String(40))
+    method: Mapped[str] = mapped_column(String(16))
+    external_ref: Mapped[str | None] = mapped_column(String(128))
+    unapplied_minor: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Allocation(Base):
+    """Money applied to one instalment, from a payment or from held (unapplied) credit."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (Index("ix_allocations_payment", "shopper_id", "payment_id"),)
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    source: Mapped[str] = mapped_column(String(24))  # payment | unapplied_credit
+    payment_id: Mapped[str | None] = mapped_column(String(40))
+    order_id: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(Integer)
+    fees_minor: Mapped[int] = mapped_column(BigInteger)
+    principal_minor: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

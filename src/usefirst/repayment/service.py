@@ -1,0 +1,479 @@
+"""Repayment: schedules, activation at delivery, payments with the allocation waterfall, refunds
+against the schedule, ageing and statements."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy.orm import Session
+
+from usefirst.credit import service as credit_service
+from usefirst.kit.errors import InvariantViolated, NotFound, ValidationFailed
+from usefirst.kit.ids import new_id
+from usefirst.kit.money import basis_points_of, check_currency
+from usefirst.kit.settings import Settings
+from usefirst.ledger import accounts
+from usefirst.ledger.accounts import EntryKind, Leg, transfer
+from usefirst.ledger.service import balance_of, post_entry
+from usefirst.repayment import schedule
+from usefirst.repayment.models import Allocation, Instalment, Payment
+from usefirst.repayment.repository import RepaymentRepository
+
+PAYMENT_METHODS = ("alipay", "wechat", "bank_card", "other")
+
+
+def create_schedule(
+    session: Session,
+    *,
+    shopper_id: str,
+    order_id: str,
+    currency: str,
+    principal_minor: int,
+    plan: str,
+    settings: Settings,
+) -> list[Instalment]:
+    planned = schedule.plan_instalments(
+        principal_minor=principal_minor,
+        plan=plan,
+        fee_bps_per_month=settings.instalment_fee_bps_per_month,
+        apr_cap_bps=settings.apr_cap_bps,
+    )
+    rows = [
+        Instalment(
+            shopper_id=shopper_id,
+            order_id=order_id,
+            seq=item.seq,
+            currency=currency,
+            status="scheduled",
+            due_on=None,
+            principal_minor=item.principal_minor,
+            fees_minor=item.fees_minor,
+            paid_principal_minor=0,
+            paid_fees_minor=0,
+            was_overdue=False,
+        )
+        for item in planned
+    ]
+    RepaymentRepository(session).add_all(rows)
+    return rows
+
+
+def instalments_of(session: Session, *, shopper_id: str, order_id: str) -> list[Instalment]:
+    return RepaymentRepository(session).instalments_of_order(shopper_id, order_id)
+
+
+def instalments_of_orders(
+    session: Session, *, shopper_id: str, order_ids: list[str]
+) -> dict[str, list[Instalment]]:
+    grouped: dict[str, list[Instalment]] = defaultdict(list)
+    for row in RepaymentRepository(session).instalments_of_orders(shopper_id, order_ids):
+        grouped[row.order_id].append(row)
+    return grouped
+
+
+def replan_before_delivery(
+    session: Session,
+    *,
+    shopper_id: str,
+    order_id: str,
+    principal_minor: int,
+    plan: str,
+    settings: Settings,
+) -> None:
+    """A refund before delivery shrinks the principal: re-split the still-unstarted schedule."""
+    rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id, for_update=True)
+    planned = schedule.plan_instalments(
+        principal_minor=principal_minor,
+        plan=plan,
+        fee_bps_per_month=settings.instalment_fee_bps_per_month,
+        apr_cap_bps=settings.apr_cap_bps,
+    )
+    for row, item in zip(rows, planned, strict=True):
+        if row.status != "scheduled":
+            raise InvariantViolated("only an unstarted schedule can be re-planned")
+        row.principal_minor = item.principal_minor
+        row.fees_minor = item.fees_minor
+        if principal_minor == 0:
+            row.status = "cancelled"
+
+
+def cancel_schedule(session: Session, *, shopper_id: str, order_id: str) -> None:
+    for row in RepaymentRepository(session).instalments_of_order(
+        shopper_id, order_id, for_update=True
+    ):
+        if row.status != "scheduled":
+            raise InvariantViolated("only an unstarted schedule can be cancelled")
+        row.status = "cancelled"
+
+
+def activate_schedule(
+    session: Session,
+    *,
+    shopper_id: str,
+    merchant_id: str,
+    order_id: str,
+    currency: str,
+    plan: str,
+    merchant_fee_rate_bps: int,
+    delivered_on: date,
+    settings: Settings,
+    now: datetime,
+) -> list[Instalment]:
+    """Delivery starts the repayment clock: due dates are set and the debt enters the ledger.
+
+    Entries: the principal moves from the merchant's payable to the shopper's receivable; the
+    merchant's fee is taken from its payable; the plan fee is added to the receivable. Credit the
+    shopper holds (earlier overpayments) is applied at once.
+    """
+    repository = RepaymentRepository(session)
+    rows = repository.instalments_of_order(shopper_id, order_id, for_update=True)
+    dates = schedule.due_dates(
+        plan=plan, delivered_on=delivered_on, pay_within_days=settings.pay_within_days
+    )
+    for row, due_on in zip(rows, dates, strict=True):
+        if row.status != "scheduled":
+            raise InvariantViolated(f"instalment {order_id}/{row.seq} was already activated")
+        row.due_on = due_on
+        row.status = "pending" if row.principal_minor + row.fees_minor > 0 else "cancelled"
+    principal = sum(row.principal_minor for row in rows)
+    plan_fees = sum(row.fees_minor for row in rows)
+    if principal:
+        post_entry(
+            session,
+            kind=EntryKind.ORDER_ACTIVATION,
+            legs=transfer(
+                debit=accounts.shopper_receivable(shopper_id),
+                credit=accounts.merchant_payable(merchant_id),
+                amount_minor=principal,
+            ),
+            shopper_id=shopper_id,
+            merchant_id=merchant_id,
+            memo="order delivered: shopper owes the principal, merchant is owed it",
+            currency=currency,
+            now=now,
+            order_id=order_id,
+        )
+        merchant_fee = basis_points_of(principal, merchant_fee_rate_bps)
+        if merchant_fee:
+            post_entry(
+                session,
+                kind=EntryKind.MERCHANT_FEE,
+                legs=transfer(
+                    debit=accounts.merchant_payable(merchant_id),
+                    credit=accounts.MERCHANT_FEE_INCOME,
+                    amount_minor=merchant_fee,
+                ),
+                merchant_id=merchant_id,
+                memo=f"merchant fee {merchant_fee_rate_bps} bps",
+                currency=currency,
+            now=now,
+            order_id=order_id,
+            )
+    if plan_fees:
+        post_entry(
+            session,
+            kind=EntryKind.INSTALMENT_FEE,
+            legs=transfer(
+                debit=accounts.shopper_receivable(shopper_id),
+                credit=accounts.INSTALMENT_FEE_INCOME,
+                amount_minor=plan_fees,
+            ),
+            shopper_id=shopper_id,
+            memo=f"{plan} fee",
+            currency=currency,
+            now=now,
+            order_id=order_id,
+        )
+    session.flush()
+    apply_unapplied_credit(
+        session, shopper_id=shopper_id, currency=currency, today=delivered_on, now=now
+    )
+    return rows
+
+
+@dataclass
+class PaymentOutcome:
+    payment: Payment
+    allocations: list[Allocation]
+    settled_order_ids: list[str] = field(default_factory=list)
+    cleared_overdue_order_ids: list[str] = field(default_factory=list)
+
+
+def _apply_to_open_instalments(
+    session: Session,
+    *,
+    shopper_id: str,
+    amount_minor: int,
+    order_id: str | None,
+    source: str,
+    payment_id: str | None,
+    today: date,
+    now: datetime,
+) -> tuple[list[Allocation], int, set[str]]:
+    repository = RepaymentRepository(session)
+    open_rows = repository.open_instalments(shopper_id, order_id=order_id, for_update=True)
+    by_key = {(row.order_id, row.seq): row for row in open_rows}
+    owed = [
+        schedule.Owed(
+            key=(row.order_id, row.seq),
+            fees_minor=row.fees_minor - row.paid_fees_minor,
+            principal_minor=row.principal_minor - row.paid_principal_minor,
+        )
+        for row in open_rows
+    ]
+    applied, left = schedule.allocate(amount_minor, owed)
+    allocations: list[Allocation] = []
+    touched_orders: set[str] = set()
+    for item in applied:
+        row = by_key[item.key]
+        row.paid_fees_minor += item.fees_minor
+        row.paid_principal_minor += item.principal_minor
+        if row.remaining_minor == 0:
+            row.status = "paid"
+            row.settled_on = today
+        touched_orders.add(row.order_id)
+        allocations.append(
+            Allocation(
+                shopper_id=shopper_id,
+                id=new_id("allocation"),
+                source=source,
+                payment_id=payment_id,
+                order_id=row.order_id,
+                seq=row.seq,
+                fees_minor=item.fees_minor,
+                principal_minor=item.principal_minor,
+                created_at=now,
+            )
+        )
+    repository.add_all(allocations)
+    principal_paid = sum(a.principal_minor for a in allocations)
+    credit_service.release(session, shopper_id=shopper_id, amount_minor=principal_paid)
+    return allocations, left, touched_orders
+
+
+def receive_payment(
+    session: Session,
+    *,
+    shopper_id: str,
+    amount_minor: int,
+    currency: str,
+    order_id: str | None,
+    method: str,
+    external_ref: str | None,
+    today: date,
+    now: datetime,
+) -> PaymentOutcome:
+    """Take a payment: late fees, then principal, oldest due first; the rest is held as credit."""
+    check_currency(currency)
+    if amount_minor <= 0:
+        raise ValidationFailed("amount_minor must be a positive integer.", field="amount_minor")
+    if method not in PAYMENT_METHODS:
+        raise ValidationFailed(f"method must be one of {', '.join(PAYMENT_METHODS)}.", field="method")
+    line = credit_service.lock_credit_line(session, shopper_id=shopper_id)
+    if line.currency != currency:
+        raise ValidationFailed(f"This shopper's account is in {line.currency}.", field="currency")
+    payment_id = new_id("payment")
+    allocations, left, touched = _apply_to_open_instalments(
+        session,
+        shopper_id=shopper_id,
+        amount_minor=amount_minor,
+        order_id=order_id,
+        source="payment",
+        payment_id=payment_id,
+        today=today,
+        now=now,
+    )
+    payment = Payment(
+        shopper_id=shopper_id,
+        id=payment_id,
+        currency=currency,
+        amount_minor=amount_minor,
+        order_id=order_id,
+        method=method,
+        external_ref=external_ref,
+        unapplied_minor=left,
+        created_at=now,
+    )
+    RepaymentRepository(session).add(payment)
+    post_entry(
+        session,
+        kind=EntryKind.SHOPPER_PAYMENT,
+        currency=currency,
+        legs=[
+            Leg(accounts.PLATFORM_CASH, amount_minor),
+            Leg(accounts.shopper_receivable(shopper_id), -(amount_minor - left)),
+            Leg(accounts.shopper_unapplied_credit(shopper_id), -left),
+        ],
+        now=now,
+        shopper_id=shopper_id,
+        order_id=order_id,
+        reference_id=payment_id,
+        memo=f"payment by {method}",
+    )
+    session.flush()
+    return PaymentOutcome(
+        payment=payment,
+        allocations=allocations,
+        settled_order_ids=settled_order_ids(session, shopper_id, touched),
+        cleared_overdue_order_ids=_without_overdue(session, shopper_id, touched),
+    )
+
+
+def apply_unapplied_credit(
+    session: Session, *, shopper_id: str, currency: str, today: date, now: datetime
+) -> list[Allocation]:
+    held = -balance_of(session, accounts.shopper_unapplied_credit(shopper_id), currency)
+    if held <= 0:
+        return []
+    allocations, left, _ = _apply_to_open_instalments(
+        session,
+        shopper_id=shopper_id,
+        amount_minor=held,
+        order_id=None,
+        source="unapplied_credit",
+        payment_id=None,
+        today=today,
+        now=now,
+    )
+    used = held - left
+    if used:
+        post_entry(
+            session,
+            kind=EntryKind.UNAPPLIED_CREDIT_APPLIED,
+            legs=transfer(
+                debit=accounts.shopper_unapplied_credit(shopper_id),
+                credit=accounts.shopper_receivable(shopper_id),
+                amount_minor=used,
+            ),
+            currency=currency,
+            now=now,
+            shopper_id=shopper_id,
+            memo="held credit applied to a new order",
+        )
+    return allocations
+
+
+def settled_order_ids(session: Session, shopper_id: str, order_ids: set[str]) -> list[str]:
+    grouped = instalments_of_orders(session, shopper_id=shopper_id, order_ids=sorted(order_ids))
+    return [
+        order_id
+        for order_id, rows in grouped.items()
+        if all(row.status in ("paid", "cancelled") for row in rows)
+    ]
+
+
+def _without_overdue(session: Session, shopper_id: str, order_ids: set[str]) -> list[str]:
+    grouped = instalments_of_orders(session, shopper_id=shopper_id, order_ids=sorted(order_ids))
+    return [
+        order_id
+        for order_id, rows in grouped.items()
+        if not any(row.status == "overdue" for row in rows)
+    ]
+
+
+def was_repaid_on_time(session: Session, *, shopper_id: str, order_id: str) -> bool:
+    rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id)
+    return all(
+        not row.was_overdue and (row.settled_on is None or row.due_on is None or row.settled_on <= row.due_on)
+        for row in rows
+    )
+
+
+def has_overdue(session: Session, *, shopper_id: str) -> bool:
+    return RepaymentRepository(session).has_overdue(shopper_id)
+
+
+@dataclass
+class RefundSplit:
+    reduced_debt_minor: int
+    waived_fees_minor: int
+    returned_to_shopper_minor: int
+
+
+def apply_refund(
+    session: Session,
+    *,
+    shopper_id: str,
+    order_id: str,
+    amount_minor: int,
+    today: date,
+) -> RefundSplit:
+    """Reduce what the shopper still owes on the order first (latest instalments first); the rest
+    of the refund is money the shopper already paid and gets back. An instalment whose principal
+    is refunded in full has its unpaid plan fee waived."""
+    rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id, for_update=True)
+    left = amount_minor
+    waived = 0
+    for row in reversed(rows):
+        if left == 0:
+            break
+        if row.status not in ("pending", "overdue"):
+            continue
+        cut = min(left, row.principal_minor - row.paid_principal_minor)
+        row.principal_minor -= cut
+        left -= cut
+        if row.principal_minor == row.paid_principal_minor:
+            waived += row.fees_minor - row.paid_fees_minor
+            row.fees_minor = row.paid_fees_minor
+        if row.remaining_minor == 0:
+            row.status = "paid" if row.paid_principal_minor + row.paid_fees_minor > 0 else "cancelled"
+            row.settled_on = today
+    return RefundSplit(
+        reduced_debt_minor=amount_minor - left,
+        waived_fees_minor=waived,
+        returned_to_shopper_minor=left,
+    )
+
+
+def mark_overdue(session: Session, *, business_on: date) -> list[tuple[str, str]]:
+    """Instalments due before ``business_on`` and still unpaid turn overdue. Returns the
+    (shopper_id, order_id) pairs that had an instalment newly turn overdue."""
+    repository = RepaymentRepository(session)
+    pairs = repository.newly_overdue(business_on)
+    repository.mark_overdue(business_on)
+    return pairs
+
+
+def outstanding_by_shopper(session: Session) -> dict[str, int]:
+    return RepaymentRepository(session).outstanding_by_shopper()
+
+
+def statement_lines(
+    session: Session, *, shopper_id: str, order_ids: list[str], today: date
+) -> dict[str, list[dict[str, object]]]:
+    grouped = instalments_of_orders(session, shopper_id=shopper_id, order_ids=order_ids)
+    view: dict[str, list[dict[str, object]]] = {}
+    for order_id, rows in grouped.items():
+        view[order_id] = [
+            {
+                "seq": row.seq,
+                "due_on": row.due_on,
+                "principal_minor": row.principal_minor,
+                "fees_minor": row.fees_minor,
+                "amount_due_minor": row.remaining_minor,
+                "paid_minor": row.paid_principal_minor + row.paid_fees_minor,
+                "days_past_due": days_past_due(row, today),
+                "status": row.status,
+            }
+            for row in rows
+        ]
+    return view
+
+
+def days_past_due(row: Instalment, today: date) -> int:
+    if row.status != "overdue" or row.due_on is None:
+        return 0
+    return max((today - row.due_on).days, 0)
+
+
+def unapplied_credit_of(session: Session, *, shopper_id: str, currency: str) -> int:
+    return -balance_of(session, accounts.shopper_unapplied_credit(shopper_id), currency)
+
+
+def payment_of(session: Session, *, shopper_id: str, payment_id: str) -> Payment:
+    for payment in RepaymentRepository(session).payments_of(shopper_id):
+        if payment.id == payment_id:
+            return payment
+    raise NotFound("No such payment.")

@@ -1,0 +1,161 @@
+"""Test fixtures: real SQLite and real PostgreSQL, each test on a clean, migrated database.
+
+PostgreSQL tests run when ``USEFIRST_TEST_POSTGRES_URL`` (default: a local ``usefirst`` role and
+``usefirst_test`` database) answers. Without it they are skipped with a reason, except under
+``CI=true``, where a missing PostgreSQL fails the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from usefirst.api.app import create_app
+from usefirst.identity.service import create_api_key
+from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.db import Database, normalize_database_url
+from usefirst.kit.migrate import upgrade
+from usefirst.kit.settings import Settings
+from usefirst.runtime import Runtime
+
+DEFAULT_POSTGRES_URL = "postgresql://usefirst:usefirst@127.0.0.1:5432/usefirst_test"
+POSTGRES_URL = os.environ.get("USEFIRST_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+TEST_KEYS = {"k1": bytes(range(32))}
+TEST_BLIND_INDEX_KEY = bytes(range(32, 96))
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            return None
+    except Exception as error:  # any failure means: no PostgreSQL for this run
+        return f"{type(error).__name__}: {error}".strip()
+
+
+POSTGRES_PROBLEM = _postgres_reachable()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if POSTGRES_PROBLEM is None:
+        return f"PostgreSQL tests: on ({POSTGRES_URL.split('@')[-1]})"
+    return f"PostgreSQL tests: SKIPPED — no server at {POSTGRES_URL.split('@')[-1]}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if IN_CI and POSTGRES_PROBLEM is not None:
+        raise pytest.UsageError(f"CI=true but PostgreSQL is not reachable: {POSTGRES_PROBLEM}")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> str:
+    if POSTGRES_PROBLEM is not None:
+        pytest.skip(f"PostgreSQL not available: {POSTGRES_PROBLEM}")
+    engine = create_engine(normalize_database_url(POSTGRES_URL))
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    upgrade(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = create_engine(normalize_database_url(url))
+    with engine.begin() as connection:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+        ]
+        connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A clean, migrated database of each kind."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "usefirst.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_schema")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_schema: str) -> str:
+    """A clean PostgreSQL database only (for concurrency tests)."""
+    _truncate_postgres(postgres_schema)
+    return postgres_schema
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "sandbox": True,
+        "encryption_keys": ",".join(
+            f"{key_id}:{base64.urlsafe_b64encode(key).decode()}" for key_id, key in TEST_KEYS.items()
+        ),
+        "active_key_id": "k1",
+        "blind_index_key": base64.urlsafe_b64encode(TEST_BLIND_INDEX_KEY).decode(),
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def make_runtime(database_url: str, **overrides: object) -> Runtime:
+    settings = make_settings(database_url, **overrides)
+    return Runtime(
+        settings,
+        database=Database(settings.database_url),
+        cipher=FieldCipher(
+            keys=TEST_KEYS, active_key_id="k1", blind_index_key=TEST_BLIND_INDEX_KEY
+        ),
+    )
+
+
+@pytest.fixture
+def runtime(database_url: str) -> Iterator[Runtime]:
+    runtime = make_runtime(database_url)
+    yield runtime
+    runtime.database.dispose()
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def platform_key(runtime: Runtime) -> str:
+    with runtime.work() as work:
+        return create_api_key(work.session, kind="platform", now=work.now)
+
+
+@pytest.fixture
+def platform_headers(platform_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {platform_key}"}

@@ -1,0 +1,70 @@
+"""Valid test data: national IDs with correct check digits, phones, and API helpers."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from usefirst.identity.validation import national_id_check_character
+
+_serial = itertools.count(1)
+
+
+def national_id(birth_on: date = date(1990, 1, 15), region: str = "110105") -> str:
+    sequence = f"{next(_serial) % 1000:03d}"
+    first = f"{region}{birth_on:%Y%m%d}{sequence}"
+    return first + national_id_check_character(first)
+
+
+def phone() -> str:
+    return f"+86138{next(_serial) % 100_000_000:08d}"
+
+
+def enrol(client: TestClient, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "external_id": f"u-{next(_serial)}",
+        "name": "张三",
+        "national_id": national_id(),
+        "phone": phone(),
+        "consent": {"privacy_policy_version": "2026-01", "credit_report_authorized": True},
+    }
+    body.update(overrides)
+    response = client.post("/v1/shoppers", headers=headers, json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def create_merchant(client: TestClient, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": "Test Shop", "category": "electronics"}
+    body.update(overrides)
+    response = client.post("/v1/merchants", headers=headers, json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def checkout_body(
+    shopper_id: str, merchant_id: str, amount_minor: int = 30_000, plan: str = "pay_after_delivery"
+) -> dict[str, Any]:
+    return {
+        "shopper_id": shopper_id,
+        "merchant_id": merchant_id,
+        "currency": "CNY",
+        "items": [
+            {
+                "sku": "sku-1",
+                "name": "Headphones",
+                "category": "electronics",
+                "quantity": 1,
+                "unit_price_minor": amount_minor,
+            }
+        ],
+        "plan": plan,
+        "shipping_address": "北京市朝阳区建国路 1 号",
+    }
