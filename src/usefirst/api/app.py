@@ -9,8 +9,13 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,7 +36,11 @@ FORBIDDEN_FIELDS = {"contacts", "contact_list", "address_book", "emergency_conta
 def _validation_error(exc: RequestValidationError) -> ValidationFailed:
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    location = [
+        str(part)
+        for part in first.get("loc", ())
+        if part not in ("body", "query", "path", "header")
+    ]
     field = ".".join(location) or None
     if first.get("type") == "extra_forbidden" and location and location[-1] in FORBIDDEN_FIELDS:
         return ValidationFailed(
@@ -46,22 +55,30 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title="usefirst",
         version=__version__,
-        description="Buy Now, Pay Later (先用后付) engine — v1 API. Money is in integer minor units.",
+        description=(
+            "Buy Now, Pay Later (先用后付) engine, v1 API. Money is in integer minor units."
+        ),
     )
     app.state.runtime = runtime
     registry = CollectorRegistry()
     requests_total = Counter(
-        "usefirst_http_requests_total", "HTTP requests", ["method", "route", "status"],
+        "usefirst_http_requests_total",
+        "HTTP requests",
+        ["method", "route", "status"],
         registry=registry,
     )
     latency = Histogram(
-        "usefirst_http_request_seconds", "HTTP request latency", ["method", "route"],
+        "usefirst_http_request_seconds",
+        "HTTP request latency",
+        ["method", "route"],
         registry=registry,
         buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     )
 
     @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

@@ -40,8 +40,13 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require(principal: Principal, *, platform: bool = False, merchant: bool = False,
-            roles: tuple[str, ...] = ()) -> None:
+def require(
+    principal: Principal,
+    *,
+    platform: bool = False,
+    merchant: bool = False,
+    roles: tuple[str, ...] = (),
+) -> None:
     """403 unless the caller is one of the allowed kinds (operators by role)."""
     if platform and principal.kind == "platform":
         return

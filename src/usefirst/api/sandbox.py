@@ -27,7 +27,9 @@ def get_clock(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
 
 
 @router.post("/clock/advance")
-def advance_clock(body: AdvanceClockIn, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def advance_clock(
+    body: AdvanceClockIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
     _require_sandbox(runtime)
     require(principal, platform=True, roles=("admin",))
     now = runtime.advance_test_clock(days=body.days, seconds=body.seconds)

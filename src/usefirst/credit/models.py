@@ -18,9 +18,7 @@ class CreditLine(Base):
         CheckConstraint("used_minor <= limit_minor", name="used_within_limit"),
     )
 
-    shopper_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("shoppers.id"), primary_key=True
-    )
+    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3))
     limit_minor: Mapped[int] = mapped_column(BigInteger)
     used_minor: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -35,9 +33,7 @@ class CreditLine(Base):
 class CreditLineChange(Base):
     __tablename__ = "credit_line_changes"
 
-    shopper_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("shoppers.id"), primary_key=True
-    )
+    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     previous_limit_minor: Mapped[int] = mapped_column(BigInteger)
     new_limit_minor: Mapped[int] = mapped_column(BigInteger)

@@ -88,7 +88,9 @@ class ColdStartCreditPolicy:
         )
 
     def after_on_time_repayment(self, *, limit_minor: int, on_time_orders: int) -> LimitChange:
-        grown = min(limit_minor + basis_points_of(limit_minor, self.growth_bps), self.limit_cap_minor)
+        grown = min(
+            limit_minor + basis_points_of(limit_minor, self.growth_bps), self.limit_cap_minor
+        )
         new_limit = max(grown, limit_minor)
         if new_limit == limit_minor:
             return LimitChange(

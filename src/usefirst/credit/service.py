@@ -146,7 +146,9 @@ def unfreeze_after_overdue_cleared(session: Session, *, shopper_id: str, now: da
         shopper_id=shopper_id,
         to_status="active",
         from_status="frozen",
-        reasons=[Reason("overdue_cleared", "Overdue amounts were paid; credit is available again.")],
+        reasons=[
+            Reason("overdue_cleared", "Overdue amounts were paid; credit is available again.")
+        ],
         now=now,
     )
 

@@ -52,9 +52,7 @@ class ExternalIdLookup(Base):
 class Consent(Base):
     __tablename__ = "consents"
 
-    shopper_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("shoppers.id"), primary_key=True
-    )
+    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     privacy_policy_version: Mapped[str] = mapped_column(String(32))
     credit_report_authorized: Mapped[bool] = mapped_column(Boolean)

@@ -22,7 +22,9 @@ class IdentityRepository:
 
     def claim_national_id(self, national_id_hash: str, shopper_id: str) -> bool:
         """Insert the lookup row; False when another shopper holds the ID (even concurrently)."""
-        return self._claim(NationalIdLookup(national_id_hash=national_id_hash, shopper_id=shopper_id))
+        return self._claim(
+            NationalIdLookup(national_id_hash=national_id_hash, shopper_id=shopper_id)
+        )
 
     def claim_external_id(self, external_id: str, shopper_id: str) -> bool:
         return self._claim(ExternalIdLookup(external_id=external_id, shopper_id=shopper_id))

@@ -189,7 +189,9 @@ def authenticate(session: Session, *, secret: str) -> Principal | None:
     )
 
 
-def create_operator(session: Session, *, email: str, role: str, now: datetime) -> tuple[Operator, str]:
+def create_operator(
+    session: Session, *, email: str, role: str, now: datetime
+) -> tuple[Operator, str]:
     if role not in OPERATOR_ROLES:
         raise ValidationFailed(f"role must be one of {', '.join(OPERATOR_ROLES)}.", field="role")
     email = validation.validate_email(email).lower()

@@ -16,7 +16,9 @@ MINIMUM_AGE_YEARS = 18
 
 
 def national_id_check_character(first_seventeen: str) -> str:
-    total = sum(int(digit) * weight for digit, weight in zip(first_seventeen, _WEIGHTS, strict=True))
+    total = sum(
+        int(digit) * weight for digit, weight in zip(first_seventeen, _WEIGHTS, strict=True)
+    )
     return _CHECK_CHARACTERS[total % 11]
 
 
@@ -34,7 +36,9 @@ def age_on(birth_on: date, on: date) -> int:
 def validate_national_id(raw: str, *, today: date, field: str = "national_id") -> str:
     """Return the normalised 18-character ID (upper-case X) or raise 422."""
     value = raw.strip().upper()
-    if not re.fullmatch(r"[1-9]\d{16}[\dX]", value):
+    # ASCII only: Unicode digits (e.g. full-width) would pass \d and int() yet hash differently,
+    # letting one person enrol twice under the same number.
+    if not re.fullmatch(r"[1-9]\d{16}[\dX]", value, flags=re.ASCII):
         raise ValidationFailed(
             "A resident ID number has 18 characters: 17 digits and a check digit (0-9 or X).",
             field=field,
@@ -62,7 +66,9 @@ def validate_phone(raw: str, *, field: str = "phone") -> str:
     """Return the number in E.164 or raise 422. The number must be written with its + prefix."""
     value = raw.strip()
     if not value.startswith("+"):
-        raise ValidationFailed("Give the phone number in E.164 form, e.g. +8613800138000.", field=field)
+        raise ValidationFailed(
+            "Give the phone number in E.164 form, e.g. +8613800138000.", field=field
+        )
     try:
         parsed = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException:

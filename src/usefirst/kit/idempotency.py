@@ -52,7 +52,9 @@ def run_idempotent(
         raise ValidationFailed(
             f"Idempotency-Key must have 1 to {MAX_KEY_LENGTH} characters.", field="Idempotency-Key"
         )
-    builder = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    builder = (
+        postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    )
     inserted = session.execute(
         builder(IdempotencyRecord)
         .values(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -28,8 +28,8 @@ class LedgerRepository:
     ) -> None:
         # Postings first, then the header: the header's insert trigger checks that the entry it
         # seals balances, and later postings to a sealed entry are rejected by another trigger.
-        self.session.execute(LedgerPosting.__table__.insert(), list(postings))
-        self.session.execute(JournalEntry.__table__.insert(), [entry])
+        self.session.execute(insert(LedgerPosting), list(postings))
+        self.session.execute(insert(JournalEntry), [entry])
 
     def balance_of(self, account_code: str) -> int:
         total = self.session.scalar(
@@ -41,7 +41,9 @@ class LedgerRepository:
 
     def balances(self) -> list[tuple[str, str, str, int, int]]:
         """(code, kind, currency, debits, credits) for every account with postings."""
-        debit = func.sum(case((LedgerPosting.amount_minor > 0, LedgerPosting.amount_minor), else_=0))
+        debit = func.sum(
+            case((LedgerPosting.amount_minor > 0, LedgerPosting.amount_minor), else_=0)
+        )
         credit = func.sum(
             case((LedgerPosting.amount_minor < 0, -LedgerPosting.amount_minor), else_=0)
         )
@@ -64,7 +66,9 @@ class LedgerRepository:
 
     def unbalanced_entries(self) -> list[tuple[str, str, int]]:
         rows = self.session.execute(
-            select(LedgerPosting.entry_id, LedgerPosting.currency, func.sum(LedgerPosting.amount_minor))
+            select(
+                LedgerPosting.entry_id, LedgerPosting.currency, func.sum(LedgerPosting.amount_minor)
+            )
             .group_by(LedgerPosting.entry_id, LedgerPosting.currency)
             .having(func.sum(LedgerPosting.amount_minor) != 0)
         ).all()
@@ -104,6 +108,8 @@ class LedgerRepository:
     def entries_for_order(self, order_id: str) -> list[JournalEntry]:
         return list(
             self.session.scalars(
-                select(JournalEntry).where(JournalEntry.order_id == order_id).order_by(JournalEntry.id)
+                select(JournalEntry)
+                .where(JournalEntry.order_id == order_id)
+                .order_by(JournalEntry.id)
             )
         )

@@ -1,4 +1,4 @@
-"""Events and their delivery as signed webhooks (Standard Webhooks) to merchants and the platform."""
+"""Events, and their delivery as signed webhooks (Standard Webhooks) to merchants and platform."""
 
 from __future__ import annotations
 
@@ -59,7 +59,11 @@ def publish_event(
             enqueue(
                 session,
                 topic=WEBHOOK_TOPIC,
-                payload={"event_id": event_id, "destination": "merchant", "merchant_id": merchant_id},
+                payload={
+                    "event_id": event_id,
+                    "destination": "merchant",
+                    "merchant_id": merchant_id,
+                },
                 now=now,
             )
     return event_id

@@ -21,9 +21,7 @@ class Order(Base):
         Index("ix_orders_status", "status", "shipped_at"),
     )
 
-    shopper_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("shoppers.id"), primary_key=True
-    )
+    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(String(40))
     currency: Mapped[str] = mapped_column(String(3))
@@ -52,9 +50,7 @@ class Refund(Base):
     __tablename__ = "refunds"
     __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
 
-    shopper_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("shoppers.id"), primary_key=True
-    )
+    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(40))
     merchant_id: Mapped[str] = mapped_column(String(40))

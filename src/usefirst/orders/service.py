@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from usefirst.credit import service as credit_service
-from usefirst.credit.policy import CreditPolicy, Reason
+from usefirst.credit.policy import Reason
 from usefirst.identity import service as identity_service
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
@@ -513,7 +513,12 @@ def pay(
 
 
 def auto_confirm_shipped(
-    session: Session, *, shipped_before: datetime, business_on: date, settings: Settings, now: datetime
+    session: Session,
+    *,
+    shipped_before: datetime,
+    business_on: date,
+    settings: Settings,
+    now: datetime,
 ) -> int:
     confirmed = 0
     for _shopper_id, order_id in OrderRepository(session).shipped_before(shipped_before):
@@ -664,4 +669,22 @@ def _publish(
         settings=settings,
         merchant_id=order.merchant_id,
         shopper_id=order.shopper_id,
+    )
+
+
+def orders_of_shopper(session: Session, *, shopper_id: str) -> list[Order]:
+    return OrderRepository(session).of_shopper(
+        shopper_id,
+        (
+            "review",
+            "approved",
+            "shipped",
+            "delivered",
+            "overdue",
+            "repaid",
+            "declined",
+            "cancelled",
+            "refunded",
+            "charged_off",
+        ),
     )

@@ -23,7 +23,9 @@ class Instalment(Base):
     __tablename__ = "instalments"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["shopper_id", "order_id"], ["orders.shopper_id", "orders.id"], name="fk_instalments_order"
+            ["shopper_id", "order_id"],
+            ["orders.shopper_id", "orders.id"],
+            name="fk_instalments_order",
         ),
         CheckConstraint(
             "paid_principal_minor >= 0 AND paid_principal_minor <= principal_minor",

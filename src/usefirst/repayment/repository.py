@@ -97,7 +97,7 @@ class RepaymentRepository:
         )
         rows = self.session.execute(
             select(Instalment.shopper_id, func.sum(remaining))
-            .where(Instalment.status != "scheduled")
+            .where(Instalment.status.in_(OPEN_STATUSES))
             .group_by(Instalment.shopper_id)
         ).all()
         return {r[0]: int(r[1]) for r in rows if int(r[1]) != 0}

@@ -168,8 +168,8 @@ def activate_schedule(
                 merchant_id=merchant_id,
                 memo=f"merchant fee {merchant_fee_rate_bps} bps",
                 currency=currency,
-            now=now,
-            order_id=order_id,
+                now=now,
+                order_id=order_id,
             )
     if plan_fees:
         post_entry(
@@ -270,7 +270,9 @@ def receive_payment(
     if amount_minor <= 0:
         raise ValidationFailed("amount_minor must be a positive integer.", field="amount_minor")
     if method not in PAYMENT_METHODS:
-        raise ValidationFailed(f"method must be one of {', '.join(PAYMENT_METHODS)}.", field="method")
+        raise ValidationFailed(
+            f"method must be one of {', '.join(PAYMENT_METHODS)}.", field="method"
+        )
     line = credit_service.lock_credit_line(session, shopper_id=shopper_id)
     if line.currency != currency:
         raise ValidationFailed(f"This shopper's account is in {line.currency}.", field="currency")
@@ -376,7 +378,8 @@ def _without_overdue(session: Session, shopper_id: str, order_ids: set[str]) -> 
 def was_repaid_on_time(session: Session, *, shopper_id: str, order_id: str) -> bool:
     rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id)
     return all(
-        not row.was_overdue and (row.settled_on is None or row.due_on is None or row.settled_on <= row.due_on)
+        not row.was_overdue
+        and (row.settled_on is None or row.due_on is None or row.settled_on <= row.due_on)
         for row in rows
     )
 
@@ -418,7 +421,9 @@ def apply_refund(
             waived += row.fees_minor - row.paid_fees_minor
             row.fees_minor = row.paid_fees_minor
         if row.remaining_minor == 0:
-            row.status = "paid" if row.paid_principal_minor + row.paid_fees_minor > 0 else "cancelled"
+            row.status = (
+                "paid" if row.paid_principal_minor + row.paid_fees_minor > 0 else "cancelled"
+            )
             row.settled_on = today
     return RefundSplit(
         reduced_debt_minor=amount_minor - left,

@@ -492,7 +492,8 @@ POSTGRESQL_GUARDS = [
         RETURN NULL;
     END $$ LANGUAGE plpgsql""",
     """CREATE CONSTRAINT TRIGGER journal_entries_balanced AFTER INSERT ON journal_entries
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION usefirst_journal_entry_balanced()""",
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    EXECUTE FUNCTION usefirst_journal_entry_balanced()""",
     """CREATE FUNCTION usefirst_posting_not_sealed() RETURNS trigger AS $$
     BEGIN
         IF EXISTS (SELECT 1 FROM journal_entries WHERE id = NEW.entry_id) THEN
