@@ -82,7 +82,9 @@ def test_split_evenly_rejects_negative_total() -> None:
         (999_999_999_999, 10_000, 999_999_999_999),
     ],
 )
-def test_basis_points_of_rounds_half_up(amount_minor: int, basis_points: int, expected: int) -> None:
+def test_basis_points_of_rounds_half_up(
+    amount_minor: int, basis_points: int, expected: int
+) -> None:
     result = basis_points_of(amount_minor, basis_points)
     assert result == expected
     assert type(result) is int

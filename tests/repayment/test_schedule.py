@@ -204,6 +204,8 @@ def test_plan_never_exceeds_the_apr_cap(
 
     # Numerical IRR by bisection: the APR lies in [12 × low, 12 × high].
     low, high = monthly_irr_bracket(principal_minor, payments)
+    assert present_value(payments, high) <= principal_minor <= present_value(payments, low)
+    assert high - low < Fraction(1, 2**70)
     assert 12 * low <= cap
     assert apr_within_cap(principal_minor, payments, cap)
 
@@ -374,7 +376,10 @@ def test_allocate_waterfall_properties(owed: list[Owed], data: st.DataObject) ->
             assert got.fees_minor == item.fees_minor  # fees first
         if got.fees_minor or got.principal_minor:
             assert all_earlier_paid  # money only after every earlier one is paid in full
-        fully_paid = (got.fees_minor, got.principal_minor) == (item.fees_minor, item.principal_minor)
+        fully_paid = (got.fees_minor, got.principal_minor) == (
+            item.fees_minor,
+            item.principal_minor,
+        )
         all_earlier_paid = all_earlier_paid and fully_paid
     if left > 0:
         assert all_earlier_paid

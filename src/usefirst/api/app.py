@@ -42,6 +42,9 @@ def _validation_error(exc: RequestValidationError) -> ValidationFailed:
         if part not in ("body", "query", "path", "header")
     ]
     field = ".".join(location) or None
+    if first.get("type") == "json_invalid":
+        # Its location is a character offset, not a field of the request.
+        return ValidationFailed("The request body is not valid JSON.")
     if first.get("type") == "extra_forbidden" and location and location[-1] in FORBIDDEN_FIELDS:
         return ValidationFailed(
             "usefirst never accepts a shopper's contacts or address book.", field=field

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from usefirst.identity.service import Principal, authenticate
 from usefirst.kit.errors import AuthenticationRequired, PermissionDenied
@@ -75,7 +75,9 @@ def idempotent_response(
 
     def encoded() -> tuple[int, Any]:
         status, payload = handler()
-        return status, jsonable_encoder(payload)
+        # The same encoder FastAPI uses for returned dicts, so a POST and a GET of one object
+        # render times identically (RFC 3339 with "Z").
+        return status, to_jsonable_python(payload)
 
     status, payload, replayed = run_idempotent(
         work.session,

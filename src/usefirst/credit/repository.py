@@ -21,6 +21,16 @@ class CreditRepository:
             statement = statement.with_for_update()
         return self.session.scalars(statement).one_or_none()
 
+    def lock_many(self, shopper_ids: list[str]) -> None:
+        """Lock several lines in one fixed order (by shopper id) so lockers never deadlock."""
+        if shopper_ids:
+            self.session.execute(
+                select(CreditLine.shopper_id)
+                .where(CreditLine.shopper_id.in_(shopper_ids))
+                .order_by(CreditLine.shopper_id)
+                .with_for_update()
+            ).all()
+
     def add(self, line: CreditLine) -> None:
         self.session.add(line)
 

@@ -212,3 +212,7 @@ def lock_credit_line(session: Session, *, shopper_id: str) -> CreditLine:
     if line is None:
         raise NotFound("No credit line for this shopper.")
     return line
+
+
+def lock_credit_lines(session: Session, *, shopper_ids: list[str]) -> None:
+    CreditRepository(session).lock_many(sorted(shopper_ids))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 
 from usefirst.kit.clock import wall_time_ns
 
@@ -36,10 +37,27 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+_RANDOM_BITS = 80
+_last_lock = threading.Lock()
+_last: tuple[int, int] = (0, 0)  # (millis, random part) of the id made last in this process
+
+
 def new_id(kind: str) -> str:
+    """Ids made later in a process sort later, even within one millisecond (monotonic, as ULID):
+    events of one transaction are listed, paged and delivered in the order they happened."""
+    global _last
     prefix = PREFIXES[kind]
     millis = wall_time_ns() // 1_000_000
-    return f"{prefix}_{_encode(millis, 10)}{_encode(secrets.randbits(80), 16)}"
+    with _last_lock:
+        last_millis, last_random = _last
+        if millis > last_millis:
+            random_part = secrets.randbits(_RANDOM_BITS)
+        elif last_random + 1 < 2**_RANDOM_BITS:
+            millis, random_part = last_millis, last_random + 1
+        else:
+            millis, random_part = last_millis + 1, secrets.randbits(_RANDOM_BITS - 1)
+        _last = (millis, random_part)
+    return f"{prefix}_{_encode(millis, 10)}{_encode(random_part, 16)}"
 
 
 def has_prefix(value: str, kind: str) -> bool:

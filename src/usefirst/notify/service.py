@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from pydantic_core import to_jsonable_python
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
@@ -42,7 +43,7 @@ def publish_event(
             type=event_type,
             merchant_id=merchant_id,
             shopper_id=shopper_id,
-            data=json.loads(json.dumps(data, default=str)),
+            data=to_jsonable_python(data),
             created_at=now,
         )
     )

@@ -535,9 +535,13 @@ def auto_confirm_shipped(
 
 
 def mark_overdue(session: Session, *, business_on: date, settings: Settings, now: datetime) -> int:
-    pairs = repayment_service.mark_overdue(session, business_on=business_on)
+    pairs = repayment_service.overdue_candidates(session, business_on=business_on)
+    shopper_ids = sorted({shopper for shopper, _ in pairs})
+    # Same lock order as payments and checkouts: credit lines first, then instalments and orders.
+    credit_service.lock_credit_lines(session, shopper_ids=shopper_ids)
+    repayment_service.mark_overdue(session, business_on=business_on, shopper_ids=shopper_ids)
     repository = OrderRepository(session)
-    for shopper_id in sorted({shopper for shopper, _ in pairs}):
+    for shopper_id in shopper_ids:
         credit_service.freeze_for_overdue(session, shopper_id=shopper_id, now=now)
     for shopper_id, order_id in sorted(pairs):
         order = repository.lock(shopper_id, order_id)

@@ -79,10 +79,14 @@ class RepaymentRepository:
         ).all()
         return [(r[0], r[1]) for r in rows]
 
-    def mark_overdue(self, before_on: date) -> int:
+    def mark_overdue(self, before_on: date, shopper_ids: Sequence[str]) -> int:
         result = self.session.execute(
             update(Instalment)
-            .where(Instalment.status == "pending", Instalment.due_on < before_on)
+            .where(
+                Instalment.shopper_id.in_(shopper_ids),
+                Instalment.status == "pending",
+                Instalment.due_on < before_on,
+            )
             .values(status="overdue", was_overdue=True)
             .execution_options(synchronize_session=False)
         )

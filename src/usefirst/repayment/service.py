@@ -432,13 +432,15 @@ def apply_refund(
     )
 
 
-def mark_overdue(session: Session, *, business_on: date) -> list[tuple[str, str]]:
-    """Instalments due before ``business_on`` and still unpaid turn overdue. Returns the
-    (shopper_id, order_id) pairs that had an instalment newly turn overdue."""
-    repository = RepaymentRepository(session)
-    pairs = repository.newly_overdue(business_on)
-    repository.mark_overdue(business_on)
-    return pairs
+def overdue_candidates(session: Session, *, business_on: date) -> list[tuple[str, str]]:
+    """(shopper_id, order_id) pairs with an instalment due before ``business_on`` still unpaid."""
+    return RepaymentRepository(session).newly_overdue(business_on)
+
+
+def mark_overdue(session: Session, *, business_on: date, shopper_ids: list[str]) -> int:
+    """Turn those shoppers' unpaid instalments due before ``business_on`` overdue. The caller
+    holds the shoppers' credit-line locks (lock order: credit line, then instalments)."""
+    return RepaymentRepository(session).mark_overdue(business_on, shopper_ids)
 
 
 def outstanding_by_shopper(session: Session) -> dict[str, int]:

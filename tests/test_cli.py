@@ -1,0 +1,257 @@
+"""The ``usefirst`` command line, run in-process against a fresh SQLite file."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from typer.testing import CliRunner, Result
+
+from tests.factories import bearer, checkout_body, create_merchant, enrol
+from usefirst.api.app import create_app
+from usefirst.cli import app
+from usefirst.identity.service import authenticate
+from usefirst.kit.db import Database
+from usefirst.kit.settings import get_settings
+from usefirst.runtime import Runtime
+
+
+@pytest.fixture
+def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    database = tmp_path / "cli.db"
+    monkeypatch.setenv("USEFIRST_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.setenv("USEFIRST_KEYS_FILE", str(tmp_path / "keys.json"))
+    for name in ("USEFIRST_ENCRYPTION_KEYS", "USEFIRST_BLIND_INDEX_KEY", "USEFIRST_SANDBOX"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield database
+    get_settings.cache_clear()
+
+
+def run(*args: str) -> Result:
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    get_settings.cache_clear()
+    return result
+
+
+def last_line(result: Result) -> str:
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    return lines[-1].strip()
+
+
+def migrated(environment: Path) -> None:
+    result = run("migrate")
+    assert result.exit_code == 0, result.output
+    assert "migrated" in result.stdout
+
+
+def test_migrate_creates_the_schema_and_is_repeatable(environment: Path) -> None:
+    assert not environment.exists()
+    migrated(environment)
+    assert environment.exists()
+    again = run("migrate")
+    assert again.exit_code == 0, again.output
+    database = Database(f"sqlite:///{environment}")
+    try:
+        with database.transaction(read_only=True) as session:
+            version = session.scalar(text("SELECT version_num FROM alembic_version"))
+            triggers = set(
+                session.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+            )
+    finally:
+        database.dispose()
+    assert version == "0001"
+    assert {"journal_entries_balanced", "ledger_postings_sealed"} <= triggers
+
+
+def test_create_platform_key_prints_a_key_that_authenticates(environment: Path) -> None:
+    migrated(environment)
+    first = run("admin", "create-platform-key")
+    second = run("admin", "create-platform-key", "--label", "backup")
+    assert first.exit_code == second.exit_code == 0, first.output + second.output
+    key, other_key = last_line(first), last_line(second)
+    assert key.startswith("uf_plat") and other_key.startswith("uf_plat")
+    assert key != other_key
+    assert key not in first.stdout.splitlines()[0]  # alone on its own line, not in the banner
+
+    database = Database(f"sqlite:///{environment}")
+    try:
+        with database.transaction(read_only=True) as session:
+            principal = authenticate(session, secret=key)
+            assert authenticate(session, secret=key + "x") is None
+            stored = session.scalars(text("SELECT secret_hash FROM api_keys")).all()
+    finally:
+        database.dispose()
+    assert principal is not None and principal.kind == "platform"
+    assert key not in stored  # only the hash is kept
+
+    # And it works over HTTP with the same settings the CLI used.
+    get_settings.cache_clear()
+    runtime = Runtime(get_settings())
+    try:
+        with TestClient(create_app(runtime)) as client:
+            shopper = enrol(client, bearer(key))
+            assert shopper["status"] == "active"
+            assert client.get("/v1/shoppers/" + shopper["id"], headers=bearer("nope")).status_code == 401
+    finally:
+        runtime.database.dispose()
+
+
+def test_create_operator_prints_a_token_with_its_role(environment: Path) -> None:
+    migrated(environment)
+    result = run("admin", "create-operator", "--email", "Ops@Example.com", "--role", "admin")
+    assert result.exit_code == 0, result.output
+    token = last_line(result)
+    assert token.startswith("uf_op")
+
+    get_settings.cache_clear()
+    runtime = Runtime(get_settings())
+    try:
+        with runtime.work(read_only=True) as work:
+            principal = authenticate(work.session, secret=token)
+        assert principal is not None
+        assert (principal.kind, principal.role) == ("operator", "admin")
+        with TestClient(create_app(runtime)) as client:
+            trial = client.get("/v1/ledger/trial-balance", headers=bearer(token))
+            assert trial.status_code == 200, trial.text
+            assert trial.json()["debits_minor"] == trial.json()["credits_minor"] == 0
+    finally:
+        runtime.database.dispose()
+
+    duplicate = run("admin", "create-operator", "--email", "ops@example.com", "--role", "support")
+    assert duplicate.exit_code == 2
+    bad_role = run("admin", "create-operator", "--email", "x@example.com", "--role", "root")
+    assert bad_role.exit_code == 2
+    collector = run("admin", "create-operator", "--email", "c@example.com", "--role", "collector")
+    assert collector.exit_code == 0, collector.output
+    get_settings.cache_clear()
+    runtime = Runtime(get_settings())
+    try:
+        with TestClient(create_app(runtime)) as client:
+            forbidden = client.get("/v1/ledger/trial-balance", headers=bearer(last_line(collector)))
+            assert forbidden.status_code == 403
+    finally:
+        runtime.database.dispose()
+
+
+def sweep_summary(result: Result) -> dict[str, object]:
+    summary = ast.literal_eval(result.stdout.strip())
+    assert isinstance(summary, dict)
+    return summary
+
+
+def test_sweep_for_a_date_runs_once(environment: Path) -> None:
+    migrated(environment)
+    first = run("sweep", "--date", "2026-12-01")
+    assert first.exit_code == 0, first.output
+    assert sweep_summary(first) == {
+        "business_on": "2026-12-01",
+        "already_ran": False,
+        "auto_confirmed": 0,
+        "newly_overdue_orders": 0,
+    }
+    second = run("sweep", "--date", "2026-12-01")
+    assert second.exit_code == 0, second.output
+    assert sweep_summary(second)["already_ran"] is True
+    assert sweep_summary(second)["business_on"] == "2026-12-01"
+
+    database = Database(f"sqlite:///{environment}")
+    try:
+        with database.transaction(read_only=True) as session:
+            runs = session.scalar(text("SELECT COUNT(*) FROM sweep_runs"))
+    finally:
+        database.dispose()
+    assert runs == 1
+
+
+def test_sweep_rejects_a_malformed_date(environment: Path) -> None:
+    migrated(environment)
+    result = CliRunner().invoke(app, ["sweep", "--date", "2026-13-01"])
+    get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "YYYY-MM-DD" in result.output
+
+
+def test_ledger_audit_on_a_fresh_and_a_busy_database(environment: Path) -> None:
+    migrated(environment)
+    fresh = run("ledger", "audit")
+    assert fresh.exit_code == 0, fresh.output
+    assert "ledger balanced: yes" in fresh.stdout
+
+    platform_key = last_line(run("admin", "create-platform-key"))
+    get_settings.cache_clear()
+    runtime = Runtime(get_settings())
+    try:
+        with TestClient(create_app(runtime)) as client:
+            headers = bearer(platform_key)
+            shopper = enrol(client, headers)
+            merchant = create_merchant(client, headers)
+            checkout = client.post(
+                "/v1/checkouts", headers=headers,
+                json=checkout_body(shopper["id"], merchant["id"], 30_000, "instalments_3"),
+            )
+            order_id = checkout.json()["order"]["id"]
+            assert client.post(
+                f"/v1/orders/{order_id}/ship", headers=bearer(merchant["api_key"]),
+                json={"carrier": "SF", "tracking_number": "SF0000001"},
+            ).status_code == 200
+            assert client.post(
+                f"/v1/orders/{order_id}/confirm-receipt", headers=headers
+            ).status_code == 200
+            paid = client.post(
+                "/v1/payments", headers=headers,
+                json={"shopper_id": shopper["id"], "amount_minor": 12_345, "method": "alipay"},
+            )
+            assert paid.status_code == 201, paid.text
+    finally:
+        runtime.database.dispose()
+
+    busy = run("ledger", "audit")
+    assert busy.exit_code == 0, busy.output
+    assert "ledger balanced: yes" in busy.stdout
+    assert "problem" not in busy.stdout
+
+
+def test_ledger_audit_fails_when_a_receivable_is_tampered_with(environment: Path) -> None:
+    migrated(environment)
+    database = Database(f"sqlite:///{environment}")
+    try:
+        with database.transaction() as session:
+            for code, kind, owner in (
+                ("shopper_receivable:shp_ghost:CNY", "shopper_receivable", "shp_ghost"),
+                ("suspense::CNY", "suspense", None),
+            ):
+                session.execute(
+                    text(
+                        "INSERT INTO ledger_accounts (code, kind, owner_id, currency, created_at) "
+                        "VALUES (:code, :kind, :owner, 'CNY', '2026-11-01 00:00:00')"
+                    ),
+                    {"code": code, "kind": kind, "owner": owner},
+                )
+            for seq, code, amount in (
+                (1, "shopper_receivable:shp_ghost:CNY", 700),
+                (2, "suspense::CNY", -700),
+            ):
+                session.execute(
+                    text(
+                        "INSERT INTO ledger_postings VALUES ('jen_ghost', :seq, :code, 'CNY', :amount)"
+                    ),
+                    {"seq": seq, "code": code, "amount": amount},
+                )
+            session.execute(
+                text(
+                    "INSERT INTO journal_entries (id, kind, posting_count, memo, created_at) "
+                    "VALUES ('jen_ghost', 'manual', 2, 'ghost', '2026-11-01 00:00:00')"
+                )
+            )
+    finally:
+        database.dispose()
+    result = run("ledger", "audit")
+    assert result.exit_code == 1
+    assert "ledger balanced: no" in result.stdout
+    assert "shopper shp_ghost: receivable 700 != statement 0" in " ".join(result.stdout.split())
