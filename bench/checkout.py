@@ -219,6 +219,21 @@ def cpu_shares(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     return shares
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms_per(before: CpuSnapshot, after: CpuSnapshot, count: int) -> dict[str, float]:
+    """CPU milliseconds per request (or transaction), per group (idle and other left out)."""
+    return {
+        group: 1000.0
+        * (after.groups.get(group, 0) - before.groups.get(group, 0))
+        / CLOCK_TICKS
+        / max(count, 1)
+        for group in sorted(set(after.groups) | set(before.groups))
+        if not group.startswith("postgres: background")
+    }
+
+
 def descends_from(pid: int, root: int, table: ProcTable) -> bool:
     seen = 0
     while pid > 1 and seen < 64:
@@ -383,8 +398,7 @@ def start_server(
     server.stop()
     code = server.process.returncode if server.process is not None else None
     note = (
-        f"`usefirst serve --workers {workers}` did not come up (exit {code}): "
-        f"{server.log_tail()}"
+        f"`usefirst serve --workers {workers}` did not come up (exit {code}): {server.log_tail()}"
     )
     print(f"  ! {note}")
     print("  ! falling back to uvicorn --factory on the same app (bench/checkout.py:make_app)")
@@ -549,6 +563,7 @@ class PassResult:
     service_p99_ms: float | None = None
     error_samples: list[str] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
+    cpu_ms: dict[str, float] = field(default_factory=dict)
     server_mean_ms: float | None = None
     pg_per_request: dict[str, float] = field(default_factory=dict)
     sent: int = 0  # every request of the pass, warm-up included
@@ -928,6 +943,7 @@ class PgbenchResult:
     scale: int
     command: str
     cpu: dict[str, float] = field(default_factory=dict)
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
 def run_pgbench(
@@ -938,7 +954,10 @@ def run_pgbench(
     common = ["-h", target.host, "-p", str(target.port), "-U", target.user]
     subprocess.run(
         [pgbench, "-i", "-q", "-s", str(scale), *common, dbname],
-        env=env, check=True, capture_output=True, text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     jobs = min(2, clients)
     argv = [pgbench, "-c", str(clients), "-j", str(jobs), "-T", str(duration), *common, dbname]
@@ -948,8 +967,10 @@ def run_pgbench(
     # Sample CPU inside the run (pgbench's own process is gone once it has finished).
     time.sleep(min(1.0, duration / 4))
     before = cpu_snapshot(classifier(None, dbname))
-    time.sleep(max(duration - 2 * min(1.0, duration / 4), 0.5))
-    cpu = cpu_shares(before, cpu_snapshot(classifier(None, dbname)))
+    window = max(duration - 2 * min(1.0, duration / 4), 0.5)
+    time.sleep(window)
+    after = cpu_snapshot(classifier(None, dbname))
+    cpu = cpu_shares(before, after)
     output, errors = process.communicate()
     if process.returncode != 0:
         raise SystemExit(f"pgbench failed ({process.returncode}):\n{errors}")
@@ -958,7 +979,9 @@ def run_pgbench(
     failed = re.search(r"number of failed transactions: (\d+)", output)
     if tps is None:
         raise SystemExit(f"could not read pgbench output:\n{output}\n{errors}")
+    transactions = round(float(tps.group(1)) * window)
     return PgbenchResult(
+        cpu_ms=cpu_ms_per(before, after, transactions),
         tps=float(tps.group(1)),
         latency_ms=float(latency.group(1)) if latency else math.nan,
         failed=int(failed.group(1)) if failed else 0,
@@ -981,6 +1004,10 @@ class ConfigResult:
     baseline: PassResult | None = None
 
 
+def format_ms(per: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.2f}" for name, value in per.items() if value > 0.005)
+
+
 def format_cpu(shares: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.0f}%" for name, value in shares.items())
 
@@ -999,7 +1026,9 @@ def measured(
     counters_before = pg_counters(workload.target)
     cpu_before = cpu_snapshot(classify)
     result = run()
-    result.cpu = cpu_shares(cpu_before, cpu_snapshot(classify))
+    cpu_after = cpu_snapshot(classify)
+    result.cpu = cpu_shares(cpu_before, cpu_after)
+    result.cpu_ms = cpu_ms_per(cpu_before, cpu_after, result.sent)
     time.sleep(1.2)  # let backends flush their pending statistics
     counters_after = pg_counters(workload.target)
     # The counters cover every request of the pass, warm-up included.
@@ -1015,6 +1044,7 @@ def measured(
     suffix = f"  [target {result.target_rate:.1f} req/s]" if result.target_rate else ""
     print(f"  {label:<12} {result.line()}{suffix}")
     print(f"  {'':<12} CPU (% of all cores): {format_cpu(result.cpu)}")
+    print(f"  {'':<12} CPU ms per checkout: {format_ms(result.cpu_ms)}")
     if result.server_mean_ms is not None:
         print(
             f"  {'':<12} mean {result.mean_ms:.2f} ms at the client, {result.server_mean_ms:.2f} ms"
@@ -1045,7 +1075,11 @@ def run_config(
     baseline: PassResult | None = None
     if baseline_seconds > 0:
         single = Workload(
-            workload.base_url, workload.key, workload.merchant_id, workload.shopper_ids, 1,
+            workload.base_url,
+            workload.key,
+            workload.merchant_id,
+            workload.shopper_ids,
+            1,
             workload.target,
         )
         baseline = measured(
@@ -1138,9 +1172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--duration", type=int, default=20, help="seconds per pass (default 20)")
     parser.add_argument("--database-url", default=DEFAULT_URL, help="bench database (recreated)")
-    parser.add_argument(
-        "--port", type=int, default=None, help="server port (default: a free port)"
-    )
+    parser.add_argument("--port", type=int, default=None, help="server port (default: a free port)")
     parser.add_argument(
         "--workers", default="1,2", help="comma-separated server worker counts (default 1,2)"
     )
@@ -1188,9 +1220,7 @@ def main(argv: list[str] | None = None) -> int:
         profile: Profile | None = None
         for workers in worker_counts:
             print(f"\n== server with {workers} worker(s) ==")
-            server, launch = start_server(
-                workers=workers, port=port, env=env, work_dir=work_dir
-            )
+            server, launch = start_server(workers=workers, port=port, env=env, work_dir=work_dir)
             with running(server):
                 print(f"  command: {launch.command}")
                 if workload is None:
@@ -1232,6 +1262,7 @@ def main(argv: list[str] | None = None) -> int:
             f"failed {bench.failed}"
         )
         print(f"  CPU (% of all cores): {format_cpu(bench.cpu)}")
+        print(f"  CPU ms per transaction: {format_ms(bench.cpu_ms)}")
 
         print("\n== statements per checkout (in process, same app, same database) ==")
         counted = count_statements(

@@ -117,7 +117,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "database_url": database_url,
         "sandbox": True,
         "encryption_keys": ",".join(
-            f"{key_id}:{base64.urlsafe_b64encode(key).decode()}" for key_id, key in TEST_KEYS.items()
+            f"{key_id}:{base64.urlsafe_b64encode(key).decode()}"
+            for key_id, key in TEST_KEYS.items()
         ),
         "active_key_id": "k1",
         "blind_index_key": base64.urlsafe_b64encode(TEST_BLIND_INDEX_KEY).decode(),

@@ -37,7 +37,9 @@ def enrol(client: TestClient, headers: dict[str, str], **overrides: Any) -> dict
     return dict(response.json())
 
 
-def create_merchant(client: TestClient, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
+def create_merchant(
+    client: TestClient, headers: dict[str, str], **overrides: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {"name": "Test Shop", "category": "electronics"}
     body.update(overrides)
     response = client.post("/v1/merchants", headers=headers, json=body)

@@ -17,10 +17,9 @@ with its schedule.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 import os
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -84,11 +83,9 @@ def event(name: str) -> None:
     REACHED[name] += 1
 
 
-amounts = st.one_of(
-    st.integers(1, 7),  # instalments of zero principal, rounding remainders
-    st.integers(1_000, 45_000),
-    st.sampled_from([99_999, 100_000, 100_001]),  # the starting limit and either side of it
-)
+# How big a checkout is: tiny (instalments of zero principal, rounding remainders), ordinary,
+# exactly the available credit, or one unit more than it.
+SIZES = ("tiny", "ordinary", "ordinary", "ordinary", "available", "over_available")
 
 
 class Picked:
@@ -119,6 +116,10 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
             self.shoppers: list[str] = []
             self.merchants: list[str] = []
             self.order_ids: list[str] = []
+            # Refreshed after every step by the invariant: order statuses, and what each
+            # shopper owes now. Rules use them to be useful more often than not.
+            self.statuses: set[str] = set()
+            self.owing: set[str] = set()
 
         def teardown(self) -> None:
             self.runtime.database.dispose()
@@ -131,7 +132,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                     table: [
                         tuple(row)
                         for row in work.session.execute(
-                            text(f"SELECT * FROM {table} ORDER BY {order_by}")  # noqa: S608
+                            text(f"SELECT * FROM {table} ORDER BY {order_by}")
                         )
                     ]
                     for table, order_by in SNAPSHOT_TABLES.items()
@@ -141,7 +142,6 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
             """Run ``action`` in one unit of work. A refusal must be ``expected_error`` exactly
             and must change nothing; success must be expected."""
             before = self.snapshot() if expected_error is not None else None
-            event(f"attempt {getattr(action, '__qualname__', '?').split('.')[1]}")
             try:
                 with self.runtime.work() as work:
                     result = action(work)
@@ -171,8 +171,10 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 instalments = list(
                     work.session.scalars(
                         select(Instalment)
-                        .where(Instalment.shopper_id == order.shopper_id,
-                               Instalment.order_id == order.id)
+                        .where(
+                            Instalment.shopper_id == order.shopper_id,
+                            Instalment.order_id == order.id,
+                        )
                         .order_by(Instalment.seq)
                     )
                 )
@@ -183,9 +185,28 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
 
         # --- set-up ----------------------------------------------------------------------------
 
-        @initialize(shopper_count=st.integers(2, 3), fee_rates=st.tuples(
-            st.sampled_from([0, 60, 333]), st.sampled_from([0, 60, 333])))
-        def set_up(self, shopper_count: int, fee_rates: tuple[int, int]) -> None:
+        @initialize(
+            shopper_count=st.integers(2, 3),
+            fee_rates=st.tuples(st.sampled_from([0, 60, 333]), st.sampled_from([0, 60, 333])),
+            # An opening book of orders, so that most runs start with something owed.
+            book=st.lists(
+                st.tuples(
+                    st.integers(0, 2),
+                    st.integers(0, 1),
+                    st.sampled_from(PLANS),
+                    st.integers(1, 30_000),
+                    st.sampled_from(["approved", "shipped", "delivered", "delivered"]),
+                ),
+                min_size=2,
+                max_size=6,
+            ),
+        )
+        def set_up(
+            self,
+            shopper_count: int,
+            fee_rates: tuple[int, int],
+            book: list[tuple[int, int, str, int, str]],
+        ) -> None:
             runtime = self.runtime
             with runtime.work() as work:
                 for index in range(shopper_count):
@@ -220,19 +241,72 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                         now=work.now,
                     )
                     self.merchants.append(created.merchant.id)
+            for shopper_index, merchant_index, plan, amount, stage in book:
+                shopper_id = self.shoppers[shopper_index % shopper_count]
+                merchant_id = self.merchants[merchant_index]
+                with runtime.work() as work:
+                    order, decision = orders.checkout(
+                        work.session,
+                        request=orders.CheckoutRequest(
+                            shopper_id=shopper_id,
+                            merchant_id=merchant_id,
+                            currency="CNY",
+                            items=[orders.Item("sku-0", "Opening", "books", 1, amount)],
+                            plan=plan,
+                            shipping_address="上海市浦东新区世纪大道 2 号",
+                        ),
+                        cipher=runtime.cipher,
+                        settings=runtime.settings,
+                        now=work.now,
+                    )
+                self.order_ids.append(order.id)
+                if decision.outcome != "approved" or stage == "approved":
+                    continue
+                with runtime.work() as work:
+                    orders.ship(
+                        work.session,
+                        order_id=order.id,
+                        merchant_id=merchant_id,
+                        carrier="EMS",
+                        tracking_number=f"EMS{next(tracking)}",
+                        settings=runtime.settings,
+                        now=work.now,
+                    )
+                if stage == "shipped":
+                    continue
+                with runtime.work() as work:
+                    orders.confirm_receipt(
+                        work.session,
+                        order_id=order.id,
+                        delivered_on=work.today,
+                        settings=runtime.settings,
+                        now=work.now,
+                    )
 
         # --- rules -----------------------------------------------------------------------------
 
-        @rule(data=st.data(), plan=st.sampled_from(PLANS), amount=amounts,
-              quantity=st.integers(1, 3))
-        def checkout(self, data: st.DataObject, plan: str, amount: int, quantity: int) -> None:
+        @rule(
+            data=st.data(),
+            plan=st.sampled_from(PLANS),
+            size=st.sampled_from(SIZES),
+            quantity=st.integers(1, 3),
+        )
+        def checkout(self, data: st.DataObject, plan: str, size: str, quantity: int) -> None:
             shopper_id = data.draw(st.sampled_from(self.shoppers), label="shopper")
             merchant_id = data.draw(st.sampled_from(self.merchants), label="merchant")
-            total = amount * quantity
             with self.runtime.work(read_only=True) as work:
                 line = work.session.get(CreditLine, shopper_id)
                 assert line is not None
                 status, limit, used = line.status, line.limit_minor, line.used_minor
+            if size == "tiny":
+                amount = data.draw(st.integers(1, 7), label="amount")
+            elif size == "ordinary":
+                amount = data.draw(st.integers(500, 30_000), label="amount")
+            else:
+                quantity = 1
+                amount = max(limit - used, 0) + (1 if size == "over_available" else 0)
+                amount = max(amount, 1)
+            total = amount * quantity
             if status == "frozen":
                 expected_reason = "frozen_overdue"
             elif used + total > limit:
@@ -265,7 +339,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 assert outcome == "declined"
                 assert reasons == [expected_reason]
 
-        @precondition(lambda self: self.order_ids)
+        @precondition(lambda self: "approved" in self.statuses)
         @rule(data=st.data(), wrong_merchant=st.integers(0, 19))
         def ship(self, data: st.DataObject, wrong_merchant: int) -> None:
             picked = self.pick_order(data, ("approved",))
@@ -289,7 +363,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 expected,
             )
 
-        @precondition(lambda self: self.order_ids)
+        @precondition(lambda self: "shipped" in self.statuses)
         @rule(data=st.data())
         def confirm_receipt(self, data: st.DataObject) -> None:
             picked = self.pick_order(data, ("shipped",))
@@ -311,7 +385,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 expected,
             )
 
-        @precondition(lambda self: self.order_ids)
+        @precondition(lambda self: "approved" in self.statuses)
         @rule(data=st.data(), by_merchant=st.booleans(), wrong_merchant=st.integers(0, 19))
         def cancel(self, data: st.DataObject, by_merchant: bool, wrong_merchant: int) -> None:
             picked = self.pick_order(data, ("approved", "review"))
@@ -333,9 +407,12 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 expected,
             )
 
-        @precondition(lambda self: self.order_ids)
-        @rule(data=st.data(), size=st.sampled_from(["one", "part", "unpaid", "all", "over", "zero"]),
-              wrong_merchant=st.integers(0, 19))
+        @precondition(lambda self: set(self.statuses) & set(orders.REFUNDABLE_STATUSES))
+        @rule(
+            data=st.data(),
+            size=st.sampled_from(["one", "part", "unpaid", "all", "over", "zero"]),
+            wrong_merchant=st.integers(0, 19),
+        )
         def refund(self, data: st.DataObject, size: str, wrong_merchant: int) -> None:
             picked = self.pick_order(data, orders.REFUNDABLE_STATUSES)
             remaining = picked.amount_minor - picked.refunded_minor
@@ -385,10 +462,29 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
             if amount == remaining:
                 assert status == "refunded"
 
-        @rule(data=st.data(), size=st.sampled_from(["one", "part", "exact", "over", "lump"]),
-              towards=st.sampled_from(["none", "none", "own", "other"]))
-        def pay(self, data: st.DataObject, size: str, towards: str) -> None:
+        @precondition(lambda self: self.owing)
+        @rule(
+            data=st.data(),
+            size=st.sampled_from(["one", "part", "part", "exact", "over"]),
+            towards=st.sampled_from(["none", "none", "own"]),
+        )
+        def pay_down(self, data: st.DataObject, size: str, towards: str) -> None:
+            """A shopper who owes something pays part, all or more of it."""
+            shopper_id = data.draw(st.sampled_from(sorted(self.owing)), label="shopper")
+            self.pay(data, shopper_id, size, towards)
+
+        @rule(
+            data=st.data(),
+            size=st.sampled_from(["one", "exact", "over", "lump"]),
+            towards=st.sampled_from(["none", "own", "other"]),
+        )
+        def pay_anything(self, data: st.DataObject, size: str, towards: str) -> None:
+            """Any shopper pays: often more than owed (held as credit), or for an order not yet
+            delivered, or naming another shopper's order (refused)."""
             shopper_id = data.draw(st.sampled_from(self.shoppers), label="shopper")
+            self.pay(data, shopper_id, size, towards)
+
+        def pay(self, data: st.DataObject, shopper_id: str, size: str, towards: str) -> None:
             order_id: str | None = None
             expected: type[UsefirstError] | None = None
             with self.runtime.work(read_only=True) as work:
@@ -491,7 +587,10 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                     )
                     assert 0 <= line.used_minor <= line.limit_minor, (shopper_id, line.used_minor)
                     assert line.used_minor == live_principal, (
-                        shopper_id, line.used_minor, live_principal)
+                        shopper_id,
+                        line.used_minor,
+                        live_principal,
+                    )
                     has_overdue = any(
                         row.status == "overdue"
                         for order in order_rows.values()
@@ -499,7 +598,10 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                         for row in instalments[order.id]
                     )
                     assert (line.status == "frozen") == has_overdue, (
-                        shopper_id, line.status, has_overdue)
+                        shopper_id,
+                        line.status,
+                        has_overdue,
+                    )
 
                     # Held credit: never negative, and exactly overpayments not yet applied.
                     held = -balance_of(
@@ -536,6 +638,12 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                     )
 
                 today = work.today
+                self.statuses = {order.status for order in order_rows.values()}
+                self.owing = {
+                    order.shopper_id
+                    for order in order_rows.values()
+                    if any(row.status in OPEN for row in instalments[order.id])
+                }
                 auto_confirm_from = business_day_start(
                     today - timedelta(days=settings_.auto_confirm_days - 1), settings_.time_zone
                 )
@@ -547,7 +655,9 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                     for row in rows:
                         fees_paid, principal_paid = allocated[(order_id, row.seq)]
                         assert (row.paid_fees_minor, row.paid_principal_minor) == (
-                            fees_paid, principal_paid), (order_id, row.seq)
+                            fees_paid,
+                            principal_paid,
+                        ), (order_id, row.seq)
                         assert 0 <= row.paid_principal_minor <= row.principal_minor
                         assert 0 <= row.paid_fees_minor <= row.fees_minor
                         if row.status == "paid":
@@ -557,7 +667,12 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                             assert row.due_on is not None
                             # The sweeps have run through today.
                             assert (row.due_on < today) == (row.status == "overdue"), (
-                                order_id, row.seq, row.due_on, today, row.status)
+                                order_id,
+                                row.seq,
+                                row.due_on,
+                                today,
+                                row.status,
+                            )
                     if order.status != "declined":
                         assert sum(row.principal_minor for row in rows) == order.amount_minor - sum(
                             r.reduced_debt_minor for r in refunded
@@ -574,7 +689,10 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                         assert statuses == {"cancelled"}
                     elif status == "delivered":
                         assert statuses & set(OPEN) and "overdue" not in statuses, (
-                            order_id, status, statuses)
+                            order_id,
+                            status,
+                            statuses,
+                        )
                         assert "scheduled" not in statuses
                     elif status == "overdue":
                         assert "overdue" in statuses, (order_id, status, statuses)

@@ -1,5 +1,6 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
+from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
 from usefirst.credit.models import CreditLine, CreditLineChange
 from usefirst.identity.models import (
     ApiKey,
@@ -21,7 +22,9 @@ metadata = Base.metadata
 __all__ = [
     "Allocation",
     "ApiKey",
+    "BureauFile",
     "Consent",
+    "ContactAttempt",
     "CreditLine",
     "CreditLineChange",
     "Event",
@@ -31,6 +34,7 @@ __all__ = [
     "JournalEntry",
     "LedgerAccount",
     "LedgerPosting",
+    "LegalCase",
     "Merchant",
     "NationalIdLookup",
     "Operator",

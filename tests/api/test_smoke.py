@@ -31,4 +31,7 @@ def test_checkout_ship_deliver_pay(client: TestClient, platform_headers: dict[st
     )
     assert paid.status_code == 201
     assert paid.json()["unapplied_minor"] == 0
-    assert client.get(f"/v1/orders/{order['id']}", headers=platform_headers).json()["status"] == "repaid"
+    assert (
+        client.get(f"/v1/orders/{order['id']}", headers=platform_headers).json()["status"]
+        == "repaid"
+    )

@@ -32,9 +32,7 @@ def journal(runtime: Runtime) -> dict[str, Any]:
     """Everything the journal holds, to prove that a refused write changed nothing."""
     with runtime.work(read_only=True) as work:
         entries = work.session.execute(
-            text(
-                "SELECT id, kind, posting_count, memo FROM journal_entries ORDER BY id"
-            )
+            text("SELECT id, kind, posting_count, memo FROM journal_entries ORDER BY id")
         ).all()
         postings = work.session.execute(
             text(
@@ -103,8 +101,9 @@ def insert_header(work_session: Any, entry_id: str, posting_count: int, now: Any
     )
 
 
-def ensure_account(work_session: Any, code: str, kind: str, owner_id: str | None, currency: str,
-                   now: Any) -> None:
+def ensure_account(
+    work_session: Any, code: str, kind: str, owner_id: str | None, currency: str, now: Any
+) -> None:
     work_session.execute(
         text(
             "INSERT INTO ledger_accounts (code, kind, owner_id, currency, created_at) "
@@ -133,14 +132,10 @@ def db_now(runtime: Runtime) -> Any:
     ],
     ids=["off-by-one", "one-leg", "merged-legs", "merged-debits", "two-credits"],
 )
-def test_post_entry_refuses_unbalanced_legs(
-    runtime: Runtime, seeded: str, legs: list[Leg]
-) -> None:
+def test_post_entry_refuses_unbalanced_legs(runtime: Runtime, seeded: str, legs: list[Leg]) -> None:
     before = journal(runtime)
-    with pytest.raises(InvariantViolated, match="unbalanced"):
-        with runtime.work() as work:
-            post_entry(work.session, kind=EntryKind.FEE_WAIVER, currency="CNY", legs=legs,
-                       now=work.now)
+    with pytest.raises(InvariantViolated, match="unbalanced"), runtime.work() as work:
+        post_entry(work.session, kind=EntryKind.FEE_WAIVER, currency="CNY", legs=legs, now=work.now)
     assert journal(runtime) == before
 
 
@@ -149,23 +144,41 @@ def test_post_entry_rolls_back_everything_in_the_failed_transaction(
 ) -> None:
     """A good entry followed by a refused one in the same unit of work: neither survives."""
     before = journal(runtime)
-    with pytest.raises(InvariantViolated):
-        with runtime.work() as work:
-            post_entry(work.session, kind=EntryKind.FEE_WAIVER, currency="CNY",
-                       legs=transfer(debit=SUSPENSE, credit=CASH, amount_minor=7), now=work.now)
-            post_entry(work.session, kind=EntryKind.FEE_WAIVER, currency="CNY",
-                       legs=[Leg(CASH, 7), Leg(SUSPENSE, -6)], now=work.now)
+    with pytest.raises(InvariantViolated), runtime.work() as work:
+        post_entry(
+            work.session,
+            kind=EntryKind.FEE_WAIVER,
+            currency="CNY",
+            legs=transfer(debit=SUSPENSE, credit=CASH, amount_minor=7),
+            now=work.now,
+        )
+        post_entry(
+            work.session,
+            kind=EntryKind.FEE_WAIVER,
+            currency="CNY",
+            legs=[Leg(CASH, 7), Leg(SUSPENSE, -6)],
+            now=work.now,
+        )
     assert journal(runtime) == before
 
 
 def test_post_entry_merges_and_drops_zero_legs(runtime: Runtime, seeded: str) -> None:
     before_entries, before_postings = counts(runtime)
     with runtime.work() as work:
-        nothing = post_entry(work.session, kind=EntryKind.FEE_WAIVER, currency="CNY",
-                             legs=[Leg(CASH, 5), Leg(CASH, -5), Leg(SUSPENSE, 0)], now=work.now)
-        merged = post_entry(work.session, kind=EntryKind.FEE_WAIVER, currency="CNY",
-                            legs=[Leg(CASH, 30), Leg(SUSPENSE, -10), Leg(SUSPENSE, -20)],
-                            now=work.now)
+        nothing = post_entry(
+            work.session,
+            kind=EntryKind.FEE_WAIVER,
+            currency="CNY",
+            legs=[Leg(CASH, 5), Leg(CASH, -5), Leg(SUSPENSE, 0)],
+            now=work.now,
+        )
+        merged = post_entry(
+            work.session,
+            kind=EntryKind.FEE_WAIVER,
+            currency="CNY",
+            legs=[Leg(CASH, 30), Leg(SUSPENSE, -10), Leg(SUSPENSE, -20)],
+            now=work.now,
+        )
     assert nothing == ""
     assert merged
     assert counts(runtime) == (before_entries + 1, before_postings + 2)
@@ -209,10 +222,9 @@ def test_database_refuses_unbalanced_entry(
     with runtime.work() as work:
         ensure_account(work.session, "suspense::USD", "suspense", None, "USD", now)
     before = journal(runtime)
-    with pytest.raises(IntegrityError, match="does not balance"):
-        with runtime.work() as work:
-            insert_postings(work.session, "jen_raw_unbalanced", legs)
-            insert_header(work.session, "jen_raw_unbalanced", posting_count, now)
+    with pytest.raises(IntegrityError, match="does not balance"), runtime.work() as work:
+        insert_postings(work.session, "jen_raw_unbalanced", legs)
+        insert_header(work.session, "jen_raw_unbalanced", posting_count, now)
     assert journal(runtime) == before
 
 
@@ -246,9 +258,8 @@ def test_database_accepts_a_balanced_raw_entry(runtime: Runtime, seeded: str) ->
 def test_journal_is_append_only(runtime: Runtime, seeded: str, statement: str) -> None:
     before = journal(runtime)
     assert before["entries"] and before["postings"]
-    with pytest.raises(DBAPIError, match="append-only"):
-        with runtime.work() as work:
-            work.session.execute(text(statement), {"entry_id": seeded})
+    with pytest.raises(DBAPIError, match="append-only"), runtime.work() as work:
+        work.session.execute(text(statement), {"entry_id": seeded})
     assert journal(runtime) == before
 
 
@@ -264,23 +275,22 @@ def test_sealed_entry_refuses_more_postings(
     runtime: Runtime, seeded: str, legs: list[tuple[str, str, int]]
 ) -> None:
     before = journal(runtime)
-    with pytest.raises(IntegrityError, match="sealed"):
-        with runtime.work() as work:
-            for offset, (account_code, currency, amount) in enumerate(legs):
-                work.session.execute(
-                    text(
-                        "INSERT INTO ledger_postings "
-                        "(entry_id, seq, account_code, currency, amount_minor) "
-                        "VALUES (:entry_id, :seq, :account_code, :currency, :amount)"
-                    ),
-                    {
-                        "entry_id": seeded,
-                        "seq": 10 + offset,
-                        "account_code": account_code,
-                        "currency": currency,
-                        "amount": amount,
-                    },
-                )
+    with pytest.raises(IntegrityError, match="sealed"), runtime.work() as work:
+        for offset, (account_code, currency, amount) in enumerate(legs):
+            work.session.execute(
+                text(
+                    "INSERT INTO ledger_postings "
+                    "(entry_id, seq, account_code, currency, amount_minor) "
+                    "VALUES (:entry_id, :seq, :account_code, :currency, :amount)"
+                ),
+                {
+                    "entry_id": seeded,
+                    "seq": 10 + offset,
+                    "account_code": account_code,
+                    "currency": currency,
+                    "amount": amount,
+                },
+            )
     assert journal(runtime) == before
 
 
@@ -288,14 +298,13 @@ def test_header_then_postings_is_refused(runtime: Runtime, seeded: str) -> None:
     """Writing the header first cannot be used to skip the check: it seals the entry at once."""
     now = db_now(runtime)
     before = journal(runtime)
-    with pytest.raises(IntegrityError, match="sealed|does not balance"):
-        with runtime.work() as work:
-            insert_header(work.session, "jen_raw_header_first", 2, now)
-            insert_postings(
-                work.session,
-                "jen_raw_header_first",
-                [(CASH_CODE, "CNY", 100), (SUSPENSE_CODE, "CNY", -100)],
-            )
+    with pytest.raises(IntegrityError, match="sealed|does not balance"), runtime.work() as work:
+        insert_header(work.session, "jen_raw_header_first", 2, now)
+        insert_postings(
+            work.session,
+            "jen_raw_header_first",
+            [(CASH_CODE, "CNY", 100), (SUSPENSE_CODE, "CNY", -100)],
+        )
     assert journal(runtime) == before
 
 
@@ -312,12 +321,11 @@ def test_orphan_postings_fail_at_commit(
 ) -> None:
     before = journal(runtime)
     session_reached_commit = False
-    with pytest.raises(IntegrityError, match="(?i)foreign key"):
-        with runtime.work() as work:
-            insert_postings(work.session, "jen_raw_orphan", legs)
-            work.session.flush()
-            # The key is deferred (postings precede their header), so the insert itself passes.
-            session_reached_commit = True
+    with pytest.raises(IntegrityError, match="(?i)foreign key"), runtime.work() as work:
+        insert_postings(work.session, "jen_raw_orphan", legs)
+        work.session.flush()
+        # The key is deferred (postings precede their header), so the insert itself passes.
+        session_reached_commit = True
     assert session_reached_commit
     assert journal(runtime) == before
 
@@ -325,14 +333,13 @@ def test_orphan_postings_fail_at_commit(
 def test_zero_posting_refused(runtime: Runtime, seeded: str) -> None:
     now = db_now(runtime)
     before = journal(runtime)
-    with pytest.raises(IntegrityError):
-        with runtime.work() as work:
-            insert_postings(
-                work.session,
-                "jen_raw_zero",
-                [(CASH_CODE, "CNY", 100), (SUSPENSE_CODE, "CNY", -100), (SUSPENSE_CODE, "CNY", 0)],
-            )
-            insert_header(work.session, "jen_raw_zero", 3, now)
+    with pytest.raises(IntegrityError), runtime.work() as work:
+        insert_postings(
+            work.session,
+            "jen_raw_zero",
+            [(CASH_CODE, "CNY", 100), (SUSPENSE_CODE, "CNY", -100), (SUSPENSE_CODE, "CNY", 0)],
+        )
+        insert_header(work.session, "jen_raw_zero", 3, now)
     assert journal(runtime) == before
 
 
@@ -389,9 +396,13 @@ def test_audit_reports_receivable_that_does_not_match_the_statement(runtime: Run
 def test_audit_of_a_clean_ledger_counts_entries_debits_and_credits(runtime: Runtime) -> None:
     with runtime.work() as work:
         for amount in (10, 20, 30):
-            post_entry(work.session, kind=EntryKind.SHOPPER_PAYMENT, currency="CNY",
-                       legs=transfer(debit=CASH, credit=SUSPENSE, amount_minor=amount),
-                       now=work.now)
+            post_entry(
+                work.session,
+                kind=EntryKind.SHOPPER_PAYMENT,
+                currency="CNY",
+                legs=transfer(debit=CASH, credit=SUSPENSE, amount_minor=amount),
+                now=work.now,
+            )
     with runtime.work(read_only=True) as work:
         report = audit(work.session)
     assert report.problems == []

@@ -47,11 +47,18 @@ class TestClock:
         row = session.execute(text("SELECT now_at FROM sandbox_clock WHERE id = 1")).first()
         if row is None:
             started = system_now().replace(microsecond=0)
-            session.execute(
-                text("INSERT INTO sandbox_clock (id, now_at) VALUES (1, :now_at)"),
+            # Concurrent first requests race to create the row; the losers wait for the winner
+            # (PostgreSQL) and then read its time instead of failing on the key.
+            inserted = session.execute(
+                text(
+                    "INSERT INTO sandbox_clock (id, now_at) VALUES (1, :now_at) "
+                    "ON CONFLICT (id) DO NOTHING"
+                ),
                 {"now_at": started},
             )
-            return started
+            if getattr(inserted, "rowcount", 1) == 1:
+                return started
+            row = session.execute(text("SELECT now_at FROM sandbox_clock WHERE id = 1")).one()
         return as_utc(row[0])
 
     def set(self, session: Session, now: datetime) -> None:

@@ -26,6 +26,9 @@ PREFIXES = {
     "consent": "cns",
     "outbox": "obx",
     "allocation": "alc",
+    "contact": "cnt",
+    "legal_case": "lgl",
+    "bureau_file": "bur",
 }
 
 

@@ -35,6 +35,10 @@ class EntryKind(StrEnum):
     REFUND_REDUCING_DEBT = "refund_reducing_debt"
     REFUND_TO_SHOPPER = "refund_to_shopper"
     FEE_WAIVER = "fee_waiver"
+    LATE_FEE = "late_fee"
+    LATE_FEE_WAIVER = "late_fee_waiver"
+    CHARGE_OFF = "charge_off"
+    RECOVERY = "recovery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,9 @@ def merchant_payable(merchant_id: str) -> AccountRef:
 PLATFORM_CASH = AccountRef(AccountKind.PLATFORM_CASH)
 MERCHANT_FEE_INCOME = AccountRef(AccountKind.MERCHANT_FEE_INCOME)
 INSTALMENT_FEE_INCOME = AccountRef(AccountKind.INSTALMENT_FEE_INCOME)
+LATE_FEE_INCOME = AccountRef(AccountKind.LATE_FEE_INCOME)
+WRITE_OFF_EXPENSE = AccountRef(AccountKind.WRITE_OFF_EXPENSE)
+RECOVERIES = AccountRef(AccountKind.RECOVERIES)
 
 
 @dataclass(frozen=True, slots=True)

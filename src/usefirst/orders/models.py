@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from usefirst.kit.db import Base, JSONDocument, UTCDateTime
@@ -42,6 +42,15 @@ class Order(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     repaid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Collections: an open dispute pauses dunning and late fees and is flagged to the bureau.
+    is_disputed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    first_delinquent_on: Mapped[date | None] = mapped_column(Date)
+    call_queue_since_on: Mapped[date | None] = mapped_column(Date)
+    bureau_reported_on: Mapped[date | None] = mapped_column(Date)
+    legal_referred_on: Mapped[date | None] = mapped_column(Date)
+    charged_off_on: Mapped[date | None] = mapped_column(Date)
+    charged_off_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    recovered_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

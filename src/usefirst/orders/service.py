@@ -274,8 +274,23 @@ def confirm_receipt(
         now=now,
         extra={"confirmation": "automatic" if automatic else "shopper"},
     )
-    if order.id in repayment_service.settled_order_ids(session, order.shopper_id, {order.id}):
-        settle_order(session, order=order, settings=settings, now=now)
+    # Held credit applied at delivery pays the shopper's instalments oldest due first, so it can
+    # settle, or clear the overdue part of, the shopper's other orders as well as this one.
+    repository = OrderRepository(session)
+    active_ids = sorted(row.id for row in repository.of_shopper(order.shopper_id, ACTIVE_STATUSES))
+    grouped = repayment_service.instalments_of_orders(
+        session, shopper_id=order.shopper_id, order_ids=active_ids
+    )
+    for active_id, rows in grouped.items():
+        active = repository.lock(order.shopper_id, active_id)
+        if active is None:
+            continue
+        if active.status == "overdue" and not any(row.status == "overdue" for row in rows):
+            active.status = "delivered"
+            active.updated_at = now
+        if all(row.status in ("paid", "cancelled") for row in rows):
+            settle_order(session, order=active, settings=settings, now=now)
+    _refresh_freeze(session, shopper_id=order.shopper_id, now=now)
     return order
 
 
@@ -412,6 +427,18 @@ def _post_refund_entries(
                 amount_minor=split.waived_fees_minor,
             ),
             memo="plan fee waived on refunded instalments",
+            **common,
+        )
+    if split.waived_late_fees_minor:
+        post_entry(
+            session,
+            kind=EntryKind.LATE_FEE_WAIVER,
+            legs=transfer(
+                debit=accounts.LATE_FEE_INCOME,
+                credit=accounts.shopper_receivable(order.shopper_id),
+                amount_minor=split.waived_late_fees_minor,
+            ),
+            memo="late fees waived on refunded instalments",
             **common,
         )
     if split.returned_to_shopper_minor:
@@ -583,9 +610,10 @@ def order_view(session: Session, order: Order) -> dict[str, Any]:
             {
                 "seq": row.seq,
                 "due_on": row.due_on,
-                "amount_minor": row.principal_minor + row.fees_minor,
+                "amount_minor": row.principal_minor + row.all_fees_minor,
                 "principal_minor": row.principal_minor,
-                "fees_minor": row.fees_minor,
+                "fees_minor": row.all_fees_minor,
+                "late_fees_minor": row.late_fees_minor,
                 "paid_minor": row.paid_principal_minor + row.paid_fees_minor,
                 "status": row.status,
             }

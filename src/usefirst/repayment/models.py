@@ -32,8 +32,10 @@ class Instalment(Base):
             name="principal_paid_within",
         ),
         CheckConstraint(
-            "paid_fees_minor >= 0 AND paid_fees_minor <= fees_minor", name="fees_paid_within"
+            "paid_fees_minor >= 0 AND paid_fees_minor <= fees_minor + late_fees_minor",
+            name="fees_paid_within",
         ),
+        CheckConstraint("late_fees_minor >= 0", name="late_fees_not_negative"),
         Index("ix_instalments_status_due_on", "status", "due_on"),
     )
 
@@ -41,24 +43,33 @@ class Instalment(Base):
     order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     currency: Mapped[str] = mapped_column(String(3))
-    # scheduled (before delivery) | pending | overdue | paid | cancelled
+    # scheduled (before delivery) | pending | overdue | paid | cancelled | charged_off
     status: Mapped[str] = mapped_column(String(16))
     due_on: Mapped[date | None] = mapped_column(Date)
     principal_minor: Mapped[int] = mapped_column(BigInteger)
-    fees_minor: Mapped[int] = mapped_column(BigInteger)
+    fees_minor: Mapped[int] = mapped_column(BigInteger)  # the plan fee
+    late_fees_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    late_fees_waived_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     paid_principal_minor: Mapped[int] = mapped_column(BigInteger, default=0)
-    paid_fees_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_fees_minor: Mapped[int] = mapped_column(BigInteger, default=0)  # plan and late fees
     was_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     settled_on: Mapped[date | None] = mapped_column(Date)
 
     @property
+    def all_fees_minor(self) -> int:
+        return self.fees_minor + self.late_fees_minor
+
+    @property
+    def unpaid_fees_minor(self) -> int:
+        return self.fees_minor + self.late_fees_minor - self.paid_fees_minor
+
+    @property
+    def unpaid_principal_minor(self) -> int:
+        return self.principal_minor - self.paid_principal_minor
+
+    @property
     def remaining_minor(self) -> int:
-        return (
-            self.principal_minor
-            + self.fees_minor
-            - self.paid_principal_minor
-            - self.paid_fees_minor
-        )
+        return self.unpaid_principal_minor + self.unpaid_fees_minor
 
 
 class Payment(Base):

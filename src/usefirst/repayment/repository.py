@@ -96,6 +96,7 @@ class RepaymentRepository:
         remaining = (
             Instalment.principal_minor
             + Instalment.fees_minor
+            + Instalment.late_fees_minor
             - Instalment.paid_principal_minor
             - Instalment.paid_fees_minor
         )

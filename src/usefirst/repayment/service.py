@@ -218,8 +218,8 @@ def _apply_to_open_instalments(
     owed = [
         schedule.Owed(
             key=(row.order_id, row.seq),
-            fees_minor=row.fees_minor - row.paid_fees_minor,
-            principal_minor=row.principal_minor - row.paid_principal_minor,
+            fees_minor=row.unpaid_fees_minor,
+            principal_minor=row.unpaid_principal_minor,
         )
         for row in open_rows
     ]
@@ -319,7 +319,7 @@ def receive_payment(
         payment=payment,
         allocations=allocations,
         settled_order_ids=settled_order_ids(session, shopper_id, touched),
-        cleared_overdue_order_ids=_without_overdue(session, shopper_id, touched),
+        cleared_overdue_order_ids=orders_without_overdue(session, shopper_id, touched),
     )
 
 
@@ -366,7 +366,7 @@ def settled_order_ids(session: Session, shopper_id: str, order_ids: set[str]) ->
     ]
 
 
-def _without_overdue(session: Session, shopper_id: str, order_ids: set[str]) -> list[str]:
+def orders_without_overdue(session: Session, shopper_id: str, order_ids: set[str]) -> list[str]:
     grouped = instalments_of_orders(session, shopper_id=shopper_id, order_ids=sorted(order_ids))
     return [
         order_id
@@ -393,6 +393,14 @@ class RefundSplit:
     reduced_debt_minor: int
     waived_fees_minor: int
     returned_to_shopper_minor: int
+    waived_late_fees_minor: int = 0
+
+
+def unpaid_fee_parts(row: Instalment) -> tuple[int, int]:
+    """(unpaid plan fee, unpaid late fees). Fee payments go to late fees first (the waterfall
+    pays late fees before anything else), so whatever is unpaid of the fees is plan fee last."""
+    unpaid_late = max(row.late_fees_minor - row.paid_fees_minor, 0)
+    return row.unpaid_fees_minor - unpaid_late, unpaid_late
 
 
 def apply_refund(
@@ -405,21 +413,25 @@ def apply_refund(
 ) -> RefundSplit:
     """Reduce what the shopper still owes on the order first (latest instalments first); the rest
     of the refund is money the shopper already paid and gets back. An instalment whose principal
-    is refunded in full has its unpaid plan fee waived."""
+    is refunded in full has its unpaid fees waived."""
     rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id, for_update=True)
     left = amount_minor
-    waived = 0
+    waived_plan = waived_late = 0
     for row in reversed(rows):
         if left == 0:
             break
         if row.status not in ("pending", "overdue"):
             continue
-        cut = min(left, row.principal_minor - row.paid_principal_minor)
+        cut = min(left, row.unpaid_principal_minor)
         row.principal_minor -= cut
         left -= cut
-        if row.principal_minor == row.paid_principal_minor:
-            waived += row.fees_minor - row.paid_fees_minor
-            row.fees_minor = row.paid_fees_minor
+        if row.unpaid_principal_minor == 0:
+            unpaid_plan, unpaid_late = unpaid_fee_parts(row)
+            row.fees_minor -= unpaid_plan
+            row.late_fees_minor -= unpaid_late
+            row.late_fees_waived_minor += unpaid_late
+            waived_plan += unpaid_plan
+            waived_late += unpaid_late
         if row.remaining_minor == 0:
             row.status = (
                 "paid" if row.paid_principal_minor + row.paid_fees_minor > 0 else "cancelled"
@@ -427,8 +439,9 @@ def apply_refund(
             row.settled_on = today
     return RefundSplit(
         reduced_debt_minor=amount_minor - left,
-        waived_fees_minor=waived,
+        waived_fees_minor=waived_plan,
         returned_to_shopper_minor=left,
+        waived_late_fees_minor=waived_late,
     )
 
 
@@ -458,7 +471,8 @@ def statement_lines(
                 "seq": row.seq,
                 "due_on": row.due_on,
                 "principal_minor": row.principal_minor,
-                "fees_minor": row.fees_minor,
+                "fees_minor": row.all_fees_minor,
+                "late_fees_minor": row.late_fees_minor,
                 "amount_due_minor": row.remaining_minor,
                 "paid_minor": row.paid_principal_minor + row.paid_fees_minor,
                 "days_past_due": days_past_due(row, today),

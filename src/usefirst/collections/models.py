@@ -1,0 +1,69 @@
+"""Collections: every contact attempt, legal cases and credit-bureau files."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from usefirst.kit.db import Base, UTCDateTime
+
+
+class ContactAttempt(Base):
+    """One reminder or call, planned by the dunning ladder or logged by a collector."""
+
+    __tablename__ = "contact_attempts"
+    __table_args__ = (
+        # A ladder step reaches an instalment on a channel at most once.
+        UniqueConstraint("shopper_id", "order_id", "seq", "step_day", "channel", name="uq_step"),
+        Index("ix_contact_attempts_shopper_scheduled", "shopper_id", "scheduled_at"),
+    )
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(Integer)  # instalment; 0 for order-level contacts
+    channel: Mapped[str] = mapped_column(String(8))  # push | sms | email | call
+    step_day: Mapped[int | None] = mapped_column(Integer)  # ladder day; None for manual calls
+    step: Mapped[str] = mapped_column(String(40))
+    template: Mapped[str | None] = mapped_column(String(64))
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(12))  # scheduled|deferred|sent|suppressed|failed
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    promise_on: Mapped[date | None] = mapped_column(Date)
+    promise_minor: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    operator_id: Mapped[str | None] = mapped_column(String(40))
+    destination_masked: Mapped[str | None] = mapped_column(String(320))
+    provider_reference: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LegalCase(Base):
+    __tablename__ = "legal_cases"
+    __table_args__ = (UniqueConstraint("shopper_id", "order_id", name="uq_legal_case_order"),)
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(12))  # referred | filed | judgment | closed
+    claimed_principal_minor: Mapped[int] = mapped_column(BigInteger)
+    claimed_fees_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BureauFile(Base):
+    __tablename__ = "bureau_files"
+    __table_args__ = (Index("ix_bureau_files_period", "period", "format"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    format: Mapped[str] = mapped_column(String(8))  # metro2 | jsonl
+    records: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
