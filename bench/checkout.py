@@ -349,6 +349,16 @@ class Server:
             return ""
         return " | ".join(line.strip() for line in text[-lines:])
 
+    def last_errors(self, count: int = 2) -> list[str]:
+        """The last exception lines the server logged (why requests failed)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        pattern = re.compile(r"^[\w.]+(Error|Exception|Exit)\b")
+        found = [line.strip() for line in lines if pattern.match(line.strip())]
+        return [line[:300] for line in found[-count:]]
+
     def stop(self) -> None:
         process = self.process
         if process is None or process.poll() is not None:
@@ -1058,6 +1068,9 @@ def measured(
     )
     for message in result.error_samples:
         print(f"  {'':<12} error: {message}")
+    if result.errors:
+        for line in server.last_errors():
+            print(f"  {'':<12} server log: {line}")
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,6 +123,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         ),
         "active_key_id": "k1",
         "blind_index_key": base64.urlsafe_b64encode(TEST_BLIND_INDEX_KEY).decode(),
+        "sms_log_path": Path(tempfile.gettempdir()) / f"usefirst-test-sms-{os.getpid()}.jsonl",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

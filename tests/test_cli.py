@@ -162,6 +162,14 @@ def test_sweep_for_a_date_runs_once(environment: Path) -> None:
         "already_ran": False,
         "auto_confirmed": 0,
         "newly_overdue_orders": 0,
+        "late_fees_minor": 0,
+        "reminders_planned": 0,
+        "call_queue": 0,
+        "bureau_reported": 0,
+        "legal_referred": 0,
+        "charged_off": 0,
+        # The first of the month writes last month's bureau files (Metro 2 and JSON Lines).
+        "bureau_files": 2,
     }
     second = run("sweep", "--date", "2026-12-01")
     assert second.exit_code == 0, second.output

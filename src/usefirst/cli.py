@@ -72,25 +72,12 @@ def worker(
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
 ) -> None:
     """Deliver the outbox (webhooks) and run the daily sweep when a business day begins."""
-    from usefirst.kit.outbox import drain
-    from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
-
     logging.basicConfig(level=logging.INFO)
     runtime = _runtime()
-    handlers = {
-        WEBHOOK_TOPIC: WebhookSender(
-            database=runtime.database, settings=runtime.settings, cipher=runtime.cipher
-        )
-    }
     while True:
         for summary in runtime.run_due_sweeps():
             console.print(f"swept {summary.as_dict()}")
-        result = drain(
-            runtime.database,
-            clock=runtime.clock,
-            handlers=handlers,
-            max_attempts=runtime.settings.webhook_max_attempts,
-        )
+        result = runtime.deliver_outbox()
         if result.delivered or result.retried or result.failed:
             console.print(
                 f"outbox: {result.delivered} delivered, {result.retried} to retry, "

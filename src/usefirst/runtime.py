@@ -14,6 +14,7 @@ from usefirst.kit.clock import Clock, SystemClock, TestClock, business_date, bus
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Database
 from usefirst.kit.errors import NotFound
+from usefirst.kit.outbox import DrainResult, Handler, drain, next_available_at
 from usefirst.kit.settings import Settings, load_field_cipher
 
 
@@ -38,6 +39,7 @@ class Runtime:
         self.database = database or Database(settings.database_url)
         self.cipher = cipher or load_field_cipher(settings)
         self.clock: Clock = TestClock() if settings.sandbox else SystemClock()
+        self._handlers: dict[str, Handler] | None = None
 
     @contextmanager
     def work(self, *, read_only: bool = False) -> Iterator[Work]:
@@ -58,23 +60,80 @@ class Runtime:
 
     def sweep(self, business_on: date) -> sweep_tasks.SweepSummary:
         with self.database.transaction() as session:
-            return sweep_tasks.run_sweep(session, business_on=business_on, settings=self.settings)
+            return sweep_tasks.run_sweep(
+                session, business_on=business_on, settings=self.settings, cipher=self.cipher
+            )
+
+    def outbox_handlers(self) -> dict[str, Handler]:
+        """What the worker delivers: signed webhooks and planned reminders."""
+        from usefirst.collections.service import CONTACT_TOPIC, ContactDeliverer
+        from usefirst.notify.channels import ChannelSettings, build_channels
+        from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
+
+        if self._handlers is None:
+            settings = self.settings
+            sms_gateway, email_sender = build_channels(
+                ChannelSettings(
+                    sms_gateway_url=settings.sms_gateway_url,
+                    sms_gateway_token=settings.sms_gateway_token,
+                    sms_log_path=settings.sms_log_path,
+                    smtp_host=settings.smtp_host,
+                    smtp_port=settings.smtp_port,
+                    smtp_sender=settings.smtp_sender,
+                    smtp_username=settings.smtp_username,
+                    smtp_password=settings.smtp_password,
+                    smtp_starttls=settings.smtp_starttls,
+                )
+            )
+            self._handlers = {
+                WEBHOOK_TOPIC: WebhookSender(
+                    database=self.database, settings=settings, cipher=self.cipher
+                ),
+                CONTACT_TOPIC: ContactDeliverer(
+                    runtime=self, sms_gateway=sms_gateway, email_sender=email_sender
+                ),
+            }
+        return self._handlers
+
+    def deliver_outbox(self, *, topics: tuple[str, ...] | None = None) -> DrainResult:
+        handlers = self.outbox_handlers()
+        if topics is not None:
+            handlers = {topic: handlers[topic] for topic in topics}
+        total = DrainResult()
+        while True:
+            result = drain(
+                self.database,
+                clock=self.clock,
+                handlers=handlers,
+                max_attempts=self.settings.webhook_max_attempts,
+            )
+            total.delivered += result.delivered
+            total.retried += result.retried
+            total.failed += result.failed
+            if not (result.delivered or result.retried or result.failed):
+                return total
 
     def advance_test_clock(self, *, days: int = 0, seconds: int = 0) -> datetime:
-        """Move the sandbox clock and sweep every business day passed, as production would."""
+        """Move the sandbox clock as production time would pass: the daily sweep runs at every
+        business day's start, and reminders go out at the moments they were planned for."""
         clock = self.clock
         if not isinstance(clock, TestClock):
             raise NotFound("The test clock exists only in sandbox mode.")
+        from usefirst.collections.service import CONTACT_TOPIC
+
         with self.work() as work:
             target = work.now + timedelta(days=days, seconds=seconds)
         self.run_due_sweeps()
+        self.deliver_outbox(topics=(CONTACT_TOPIC,))
         while True:
             with self.work() as work:
                 next_day_start = business_day_start(
                     work.today + timedelta(days=1), self.settings.time_zone
                 )
-                step_to = min(target, next_day_start)
+                next_contact = next_available_at(work.session, topic=CONTACT_TOPIC, after=work.now)
+                step_to = min(target, next_day_start, next_contact or target)
                 clock.set(work.session, step_to)
             self.run_due_sweeps()
+            self.deliver_outbox(topics=(CONTACT_TOPIC,))
             if step_to >= target:
                 return target

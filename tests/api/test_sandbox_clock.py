@@ -158,12 +158,14 @@ def test_auto_confirm_due_date_overdue_freeze_and_unfreeze(
     assert order(client, platform_headers, order_id)["status"] == "overdue"
     assert order(client, platform_headers, order_id)["instalments"][0]["status"] == "overdue"
     body = statement(client, platform_headers, shopper["id"])
+    # One day late: a late fee of 0.05 % of the overdue principal (15 fen) is owed too.
     assert (body["outstanding_minor"], body["overdue_minor"], body["next_due_on"]) == (
-        30_000,
-        30_000,
+        30_015,
+        30_015,
         None,
     )
     assert body["orders"][0]["instalments"][0]["days_past_due"] == 1
+    assert body["orders"][0]["instalments"][0]["late_fees_minor"] == 15
     line = credit(client, platform_headers, shopper["id"])
     assert (line["status"], line["used_minor"], line["available_minor"]) == ("frozen", 30_000, 0)
     assert [reason["code"] for reason in line["reasons"]] == ["frozen_overdue"]
@@ -177,12 +179,15 @@ def test_auto_confirm_due_date_overdue_freeze_and_unfreeze(
     advance(client, platform_headers, days=2)
     body = statement(client, platform_headers, shopper["id"])
     assert body["orders"][0]["instalments"][0]["days_past_due"] == 3
+    assert body["orders"][0]["instalments"][0]["late_fees_minor"] == 45
+    assert body["outstanding_minor"] == 30_045
 
     paid = client.post(
         "/v1/payments",
         headers=platform_headers,
-        json={"shopper_id": shopper["id"], "amount_minor": 30_000, "method": "alipay"},
+        json={"shopper_id": shopper["id"], "amount_minor": 30_045, "method": "alipay"},
     )
+    assert paid.json()["allocations"][0]["fees_minor"] == 45
     assert paid.status_code == 201
     assert order(client, platform_headers, order_id)["status"] == "repaid"
     line = credit(client, platform_headers, shopper["id"])
@@ -221,12 +226,14 @@ def test_instalments_fall_due_monthly_and_paying_the_late_one_clears_overdue(
     assert view["status"] == "overdue"
     assert [i["status"] for i in view["instalments"]] == ["overdue", "pending", "pending"]
     body = statement(client, platform_headers, shopper["id"])
+    # A day's late fee on the 3 334 overdue principal: 0.05 % rounds to 2 fen.
     assert (body["outstanding_minor"], body["overdue_minor"], body["next_due_on"]) == (
-        10_150,
-        3_384,
+        10_152,
+        3_386,
         due[1].isoformat(),
     )
     assert [i["days_past_due"] for i in body["orders"][0]["instalments"]] == [1, 0, 0]
+    assert [i["late_fees_minor"] for i in body["orders"][0]["instalments"]] == [2, 0, 0]
     assert credit(client, platform_headers, shopper["id"])["status"] == "frozen"
 
     # A partial payment that leaves the late instalment unpaid keeps everything frozen.
@@ -237,12 +244,12 @@ def test_instalments_fall_due_monthly_and_paying_the_late_one_clears_overdue(
     )
     assert order(client, platform_headers, order_id)["status"] == "overdue"
     assert credit(client, platform_headers, shopper["id"])["status"] == "frozen"
-    assert statement(client, platform_headers, shopper["id"])["overdue_minor"] == 384
+    assert statement(client, platform_headers, shopper["id"])["overdue_minor"] == 386
 
     client.post(
         "/v1/payments",
         headers=platform_headers,
-        json={"shopper_id": shopper["id"], "amount_minor": 384, "method": "alipay"},
+        json={"shopper_id": shopper["id"], "amount_minor": 386, "method": "alipay"},
     )
     view = order(client, platform_headers, order_id)
     assert view["status"] == "delivered"

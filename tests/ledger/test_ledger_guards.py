@@ -298,7 +298,7 @@ def test_header_then_postings_is_refused(runtime: Runtime, seeded: str) -> None:
     """Writing the header first cannot be used to skip the check: it seals the entry at once."""
     now = db_now(runtime)
     before = journal(runtime)
-    with pytest.raises(IntegrityError, match="sealed|does not balance"), runtime.work() as work:
+    with pytest.raises(IntegrityError, match=r"sealed|does not balance"), runtime.work() as work:
         insert_header(work.session, "jen_raw_header_first", 2, now)
         insert_postings(
             work.session,
@@ -321,7 +321,7 @@ def test_orphan_postings_fail_at_commit(
 ) -> None:
     before = journal(runtime)
     session_reached_commit = False
-    with pytest.raises(IntegrityError, match="(?i)foreign key"), runtime.work() as work:
+    with pytest.raises(IntegrityError, match=r"(?i)foreign key"), runtime.work() as work:
         insert_postings(work.session, "jen_raw_orphan", legs)
         work.session.flush()
         # The key is deferred (postings precede their header), so the insert itself passes.

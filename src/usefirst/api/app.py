@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usefirst import __version__
 from usefirst.api import sandbox
+from usefirst.collections import endpoints as collections_endpoints
 from usefirst.identity import endpoints as identity_endpoints
 from usefirst.kit.errors import UsefirstError, ValidationFailed
 from usefirst.ledger import endpoints as ledger_endpoints
@@ -114,6 +115,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         repayment_endpoints.router,
         notify_endpoints.router,
         ledger_endpoints.router,
+        collections_endpoints.router,
         sandbox.router,
     ):
         app.include_router(router)

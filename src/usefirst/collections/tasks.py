@@ -1,8 +1,11 @@
 """The daily sweep: one transaction per business date, idempotent per date.
 
-Each business date D is swept once: orders shipped more than ``auto_confirm_days`` ago are
-confirmed, then instalments due before D and unpaid turn overdue (freezing the shopper's credit).
-Reminders, late fees and the rest of the collections ladder will hang off this same sweep.
+Each business date D is swept once, in this order: orders shipped more than
+``auto_confirm_days`` ago are confirmed; instalments due before D and unpaid turn overdue (freezing
+the shopper's credit); one day of late fees is charged; order-level collections steps happen
+(call queue, credit-bureau reporting, legal referral, charge-off); the reminders of the dunning
+ladder that fall on D are planned; and on the first of a month the bureau files of the month just
+ended are written.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from usefirst.collections import service as collections_service
 from usefirst.kit.clock import business_date, business_day_start
+from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.models import SweepRun
 from usefirst.kit.settings import Settings
 from usefirst.orders import service as order_service
@@ -25,6 +30,13 @@ class SweepSummary:
     already_ran: bool
     auto_confirmed: int = 0
     newly_overdue_orders: int = 0
+    late_fees_minor: int = 0
+    reminders_planned: int = 0
+    call_queue: int = 0
+    bureau_reported: int = 0
+    legal_referred: int = 0
+    charged_off: int = 0
+    bureau_files: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -32,10 +44,19 @@ class SweepSummary:
             "already_ran": self.already_ran,
             "auto_confirmed": self.auto_confirmed,
             "newly_overdue_orders": self.newly_overdue_orders,
+            "late_fees_minor": self.late_fees_minor,
+            "reminders_planned": self.reminders_planned,
+            "call_queue": self.call_queue,
+            "bureau_reported": self.bureau_reported,
+            "legal_referred": self.legal_referred,
+            "charged_off": self.charged_off,
+            "bureau_files": self.bureau_files,
         }
 
 
-def run_sweep(session: Session, *, business_on: date, settings: Settings) -> SweepSummary:
+def run_sweep(
+    session: Session, *, business_on: date, settings: Settings, cipher: FieldCipher
+) -> SweepSummary:
     if session.get(SweepRun, business_on) is not None:
         return SweepSummary(business_on=business_on, already_ran=True)
     # The sweep for D acts at the first instant of D, whenever it actually runs (catch-up).
@@ -53,6 +74,23 @@ def run_sweep(session: Session, *, business_on: date, settings: Settings) -> Swe
     )
     summary.newly_overdue_orders = order_service.mark_overdue(
         session, business_on=business_on, settings=settings, now=now
+    )
+    summary.late_fees_minor = collections_service.accrue_late_fees(
+        session, business_on=business_on, settings=settings, now=now
+    )
+    ladder = collections_service.ladder_of(settings)
+    escalation = collections_service.escalate(
+        session, business_on=business_on, ladder=ladder, settings=settings, now=now
+    )
+    summary.call_queue = escalation.call_queue
+    summary.bureau_reported = escalation.bureau_reported
+    summary.legal_referred = escalation.legal_referred
+    summary.charged_off = escalation.charged_off
+    summary.reminders_planned = collections_service.plan_reminders(
+        session, business_on=business_on, ladder=ladder, settings=settings, cipher=cipher, now=now
+    )
+    summary.bureau_files = collections_service.monthly_bureau_files(
+        session, business_on=business_on, cipher=cipher, settings=settings, now=now
     )
     session.add(SweepRun(business_on=business_on, completed_at=now, summary=summary.as_dict()))
     session.flush()

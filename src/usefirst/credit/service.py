@@ -216,3 +216,26 @@ def lock_credit_line(session: Session, *, shopper_id: str) -> CreditLine:
 
 def lock_credit_lines(session: Session, *, shopper_ids: list[str]) -> None:
     CreditRepository(session).lock_many(sorted(shopper_ids))
+
+
+def close_after_charge_off(session: Session, *, shopper_id: str, now: datetime) -> None:
+    repository = CreditRepository(session)
+    line = repository.get(shopper_id, for_update=True)
+    if line is None or line.status == "closed":
+        return
+    reason = Reason("charged_off", "An unpaid order was charged off; the credit line is closed.")
+    repository.update_line(shopper_id, status="closed", reasons=[reason.as_dict()])
+    repository.add_change(
+        CreditLineChange(
+            shopper_id=shopper_id,
+            id=new_id("credit_change"),
+            previous_limit_minor=line.limit_minor,
+            new_limit_minor=line.limit_minor,
+            previous_status=line.status,
+            new_status="closed",
+            reason_code=reason.code,
+            message=reason.message,
+            created_at=now,
+        )
+    )
+    session.expire(line)

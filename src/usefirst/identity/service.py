@@ -203,3 +203,62 @@ def create_operator(
     session.flush()
     token = create_api_key(session, kind="operator", operator_id=operator.id, now=now, label=email)
     return operator, token
+
+
+@dataclass(frozen=True)
+class ContactDetails:
+    """The shopper's own verified channels: the only ones collections may ever use."""
+
+    shopper_id: str
+    external_id: str
+    display_name: str  # masked: messages never need the full name
+    phone_e164: str
+    phone_masked: str
+    email: str | None
+    email_masked: str | None
+
+
+@dataclass(frozen=True)
+class LegalIdentity:
+    """Decrypted identity for a credit-bureau file or a court filing."""
+
+    shopper_id: str
+    name: str
+    national_id: str
+    national_id_masked: str
+    phone_e164: str
+    phone_masked: str
+    enrolled_at: datetime
+
+
+def contact_details(session: Session, *, shopper_id: str, cipher: FieldCipher) -> ContactDetails:
+    shopper = get_shopper(session, shopper_id=shopper_id)
+    return ContactDetails(
+        shopper_id=shopper.id,
+        external_id=shopper.external_id,
+        display_name=shopper.name_masked,
+        phone_e164=cipher.decrypt(shopper.phone_encrypted, field="phone"),
+        phone_masked=shopper.phone_masked,
+        email=cipher.decrypt(shopper.email_encrypted, field="email")
+        if shopper.email_encrypted
+        else None,
+        email_masked=shopper.email_masked,
+    )
+
+
+def legal_identity(session: Session, *, shopper_id: str, cipher: FieldCipher) -> LegalIdentity:
+    shopper = get_shopper(session, shopper_id=shopper_id)
+    return LegalIdentity(
+        shopper_id=shopper.id,
+        name=cipher.decrypt(shopper.name_encrypted, field="name"),
+        national_id=cipher.decrypt(shopper.national_id_encrypted, field="national_id"),
+        national_id_masked=shopper.national_id_masked,
+        phone_e164=cipher.decrypt(shopper.phone_encrypted, field="phone"),
+        phone_masked=shopper.phone_masked,
+        enrolled_at=shopper.created_at,
+    )
+
+
+def latest_consent(session: Session, *, shopper_id: str) -> Consent | None:
+    consents = IdentityRepository(session).consents(shopper_id)
+    return consents[-1] if consents else None

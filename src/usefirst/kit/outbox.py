@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from usefirst.kit.clock import Clock
@@ -50,6 +50,19 @@ def enqueue(
     return message_id
 
 
+def next_available_at(session: Session, *, topic: str, after: datetime) -> datetime | None:
+    """When the next undelivered message of ``topic`` falls due, if later than ``after``."""
+    moment = session.scalar(
+        select(func.min(OutboxMessage.available_at)).where(
+            OutboxMessage.topic == topic,
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.failed_at.is_(None),
+            OutboxMessage.available_at > after,
+        )
+    )
+    return moment
+
+
 def backoff(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min … capped at 6 h."""
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 6 * 3600))
@@ -79,6 +92,7 @@ def drain(
                 OutboxMessage.delivered_at.is_(None),
                 OutboxMessage.failed_at.is_(None),
                 OutboxMessage.available_at <= now,
+                OutboxMessage.topic.in_(list(handlers)),
             )
             .order_by(OutboxMessage.available_at, OutboxMessage.id)
             .limit(batch_size)
@@ -92,11 +106,8 @@ def drain(
         work = [(m.id, m.topic, dict(m.payload), m.attempts) for m in claimed]
     for message_id, topic, payload, attempts in work:
         error: str | None = None
-        handler = handlers.get(topic)
         try:
-            if handler is None:
-                raise LookupError(f"no handler for outbox topic {topic!r}")
-            handler(payload)
+            handlers[topic](payload)
         except Exception as exception:  # delivery failures are recorded, never raised
             error = f"{type(exception).__name__}: {exception}"[:1000]
             log.warning("outbox %s (%s) attempt %d failed: %s", message_id, topic, attempts, error)

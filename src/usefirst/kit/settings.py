@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,6 +45,31 @@ class Settings(BaseSettings):
     auto_confirm_days: int = Field(default=10, ge=1)
     instalment_fee_bps_per_month: int = Field(default=50, ge=0)
     apr_cap_bps: int = Field(default=2_400, ge=0)
+
+    # Collections.
+    grace_days: int = Field(default=0, ge=0, le=30)
+    late_fee_bps_per_day: int = Field(default=5, ge=0, le=100)
+    late_fee_cap_bps_of_principal: int = Field(default=2_500, ge=0, le=10_000)
+    dunning_ladder_file: Path | None = None
+    quiet_hours_start: time = time(21, 0)
+    quiet_hours_end: time = time(8, 0)
+    max_contacts_per_day: int = Field(default=3, ge=1)
+    max_calls_per_day: int = Field(default=1, ge=0)
+    how_to_pay: str = "在商城 App 的“先用后付”页面还款 / pay in the marketplace app"
+    lender_name: str = "usefirst"
+    bureau_reporter_id: str = "USEFIRST"
+    bureau_reporter_address: str = "BEIJING CN"
+
+    # Channels: SMS through an HTTP gateway (else written to a local log), email over SMTP.
+    sms_gateway_url: str | None = None
+    sms_gateway_token: str | None = None
+    sms_log_path: Path = Path("usefirst-sms.jsonl")
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_sender: str | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
 
 
 @lru_cache

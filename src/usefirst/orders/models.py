@@ -40,6 +40,7 @@ class Order(Base):
     tracking_number: Mapped[str | None] = mapped_column(String(64))
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivery_confirmation: Mapped[str | None] = mapped_column(String(16))  # shopper | automatic
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     repaid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Collections: an open dispute pauses dunning and late fees and is flagged to the bureau.
@@ -50,7 +51,6 @@ class Order(Base):
     legal_referred_on: Mapped[date | None] = mapped_column(Date)
     charged_off_on: Mapped[date | None] = mapped_column(Date)
     charged_off_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    recovered_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +20,9 @@ class OrderRepository:
 
     def find(self, order_id: str) -> Order | None:
         return self.session.scalars(select(Order).where(Order.id == order_id)).first()
+
+    def get(self, shopper_id: str, order_id: str) -> Order | None:
+        return self.session.get(Order, (shopper_id, order_id))
 
     def lock(self, shopper_id: str, order_id: str) -> Order | None:
         # Filtered by the distribution column (shopper_id) as Citus requires for FOR UPDATE.
@@ -53,5 +56,25 @@ class OrderRepository:
                 select(Refund)
                 .where(Refund.shopper_id == shopper_id, Refund.order_id == order_id)
                 .order_by(Refund.id)
+            )
+        )
+
+    def in_call_queue(self) -> list[Order]:
+        return list(
+            self.session.scalars(
+                select(Order)
+                .where(Order.status == "overdue", Order.call_queue_since_on.is_not(None))
+                .order_by(Order.id)
+            )
+        )
+
+    def reported_to_bureau(self, reported_by: date) -> list[Order]:
+        return list(
+            self.session.scalars(
+                select(Order)
+                .where(
+                    Order.bureau_reported_on.is_not(None), Order.bureau_reported_on <= reported_by
+                )
+                .order_by(Order.id)
             )
         )

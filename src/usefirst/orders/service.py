@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
@@ -13,7 +13,7 @@ from usefirst.credit import service as credit_service
 from usefirst.credit.policy import Reason
 from usefirst.identity import service as identity_service
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
+from usefirst.kit.errors import Conflict, InvariantViolated, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
 from usefirst.kit.settings import Settings
@@ -252,6 +252,7 @@ def confirm_receipt(
     merchant = merchant_service.get_merchant(session, merchant_id=order.merchant_id)
     order.status = "delivered"
     order.delivered_at = now
+    order.delivery_confirmation = "automatic" if automatic else "shopper"
     order.updated_at = now
     repayment_service.activate_schedule(
         session,
@@ -720,3 +721,140 @@ def orders_of_shopper(session: Session, *, shopper_id: str) -> list[Order]:
             "charged_off",
         ),
     )
+
+
+# --- collections support ---------------------------------------------------------------------
+
+COLLECTIONS_FLAGS = ("call_queue_since_on", "bureau_reported_on", "legal_referred_on")
+
+
+def orders_by_key(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Order]:
+    repository = OrderRepository(session)
+    found: dict[tuple[str, str], Order] = {}
+    for shopper_id, order_id in keys:
+        order = repository.get(shopper_id, order_id)
+        if order is not None:
+            found[(shopper_id, order_id)] = order
+    return found
+
+
+def mark_collections_step(
+    session: Session, *, order: Order, flag: str, business_on: date, now: datetime
+) -> bool:
+    """Record that a one-time collections step reached the order. False if it already had."""
+    if flag not in COLLECTIONS_FLAGS:
+        raise InvariantViolated(f"unknown collections flag {flag!r}")
+    if getattr(order, flag) is not None:
+        return False
+    setattr(order, flag, business_on)
+    order.updated_at = now
+    return True
+
+
+def note_first_delinquency(order: Order, *, first_delinquent_on: date) -> None:
+    if order.first_delinquent_on is None:
+        order.first_delinquent_on = first_delinquent_on
+
+
+def set_dispute_flag(
+    session: Session, *, order_id: str, is_disputed: bool, settings: Settings, now: datetime
+) -> Order:
+    """While a dispute is open the order's reminders and late fees pause and the bureau file
+    carries the dispute code. (The disputes workflow itself drives this flag.)"""
+    order = _lock(session, order_id=order_id)
+    order.is_disputed = is_disputed
+    order.updated_at = now
+    return order
+
+
+def charge_off(
+    session: Session, *, order: Order, business_on: date, settings: Settings, now: datetime
+) -> int:
+    """Write off what is left of a long-unpaid order. The debt stays owed: later payments are
+    recoveries. The shopper's credit line closes."""
+    credit_service.lock_credit_line(session, shopper_id=order.shopper_id)
+    written_off = repayment_service.charge_off_schedule(
+        session, shopper_id=order.shopper_id, order_id=order.id
+    )
+    if written_off.total_minor:
+        post_entry(
+            session,
+            kind=EntryKind.CHARGE_OFF,
+            legs=transfer(
+                debit=accounts.WRITE_OFF_EXPENSE,
+                credit=accounts.shopper_receivable(order.shopper_id),
+                amount_minor=written_off.total_minor,
+            ),
+            currency=order.currency,
+            now=now,
+            shopper_id=order.shopper_id,
+            order_id=order.id,
+            memo="charge-off of a long-unpaid order",
+        )
+    order.status = "charged_off"
+    order.charged_off_on = business_on
+    order.charged_off_minor = written_off.total_minor
+    order.updated_at = now
+    credit_service.close_after_charge_off(session, shopper_id=order.shopper_id, now=now)
+    session.flush()
+    _publish(session, order, "order.charged_off", settings=settings, now=now)
+    return written_off.total_minor
+
+
+def waive_late_fees(
+    session: Session,
+    *,
+    order_id: str,
+    amount_minor: int | None,
+    reason: str,
+    operator_id: str | None,
+    settings: Settings,
+    now: datetime,
+) -> int:
+    """An operator waives unpaid late fees (all, or up to an amount), by a reversing entry."""
+    if not 1 <= len(reason.strip()) <= 500:
+        raise ValidationFailed("reason must have 1 to 500 characters.", field="reason")
+    if amount_minor is not None and amount_minor <= 0:
+        raise ValidationFailed("amount_minor must be positive.", field="amount_minor")
+    order = _lock(session, order_id=order_id)
+    waived = repayment_service.waive_unpaid_late_fees(
+        session, shopper_id=order.shopper_id, order_id=order.id, amount_minor=amount_minor
+    )
+    if waived == 0:
+        raise OrderStateConflict("The order has no unpaid late fees to waive.")
+    post_entry(
+        session,
+        kind=EntryKind.LATE_FEE_WAIVER,
+        legs=transfer(
+            debit=accounts.LATE_FEE_INCOME,
+            credit=accounts.shopper_receivable(order.shopper_id),
+            amount_minor=waived,
+        ),
+        currency=order.currency,
+        now=now,
+        shopper_id=order.shopper_id,
+        order_id=order.id,
+        reference_id=operator_id,
+        memo=f"late fees waived: {reason.strip()}"[:200],
+    )
+    session.flush()
+    if order.id in repayment_service.settled_order_ids(session, order.shopper_id, {order.id}):
+        settle_order(session, order=order, settings=settings, now=now)
+    elif order.status == "overdue" and order.id in repayment_service.orders_without_overdue(
+        session, order.shopper_id, {order.id}
+    ):
+        order.status = "delivered"
+    _refresh_freeze(session, shopper_id=order.shopper_id, now=now)
+    return waived
+
+
+def orders_in_call_queue(session: Session) -> list[Order]:
+    return OrderRepository(session).in_call_queue()
+
+
+def orders_reported_to_bureau(session: Session, *, reported_by: date) -> list[Order]:
+    return OrderRepository(session).reported_to_bureau(reported_by)
+
+
+def delivery_confirmation(session: Session, *, order: Order) -> Literal["shopper", "automatic"]:
+    return "automatic" if order.delivery_confirmation == "automatic" else "shopper"

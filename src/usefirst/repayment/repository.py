@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from usefirst.repayment.models import Allocation, Instalment, Payment
 
 OPEN_STATUSES = ("pending", "overdue")
+# Charged-off debt is still owed: payments reach it too, and post as recoveries.
+COLLECTABLE_STATUSES = ("pending", "overdue", "charged_off")
 
 
 class RepaymentRepository:
@@ -49,10 +51,21 @@ class RepaymentRepository:
     def open_instalments(
         self, shopper_id: str, *, order_id: str | None = None, for_update: bool = False
     ) -> list[Instalment]:
-        """Unpaid instalments of delivered orders, oldest due first."""
+        """Unpaid instalments of delivered orders (charged-off ones too), oldest due first."""
         statement = (
             select(Instalment)
-            .where(Instalment.shopper_id == shopper_id, Instalment.status.in_(OPEN_STATUSES))
+            .where(
+                Instalment.shopper_id == shopper_id,
+                Instalment.status.in_(COLLECTABLE_STATUSES),
+                (
+                    Instalment.principal_minor
+                    + Instalment.fees_minor
+                    + Instalment.late_fees_minor
+                    - Instalment.paid_principal_minor
+                    - Instalment.paid_fees_minor
+                )
+                > 0,
+            )
             .order_by(Instalment.due_on, Instalment.order_id, Instalment.seq)
         )
         if order_id is not None:
@@ -60,6 +73,34 @@ class RepaymentRepository:
         if for_update:
             statement = statement.with_for_update()
         return list(self.session.scalars(statement))
+
+    def overdue_for_fees(self, before_on: date) -> list[Instalment]:
+        """Overdue instalments due before ``before_on``, locked, oldest first."""
+        return list(
+            self.session.scalars(
+                select(Instalment)
+                .where(Instalment.status == "overdue", Instalment.due_on < before_on)
+                .order_by(Instalment.shopper_id, Instalment.order_id, Instalment.seq)
+                .with_for_update()
+            )
+        )
+
+    def due_on(self, due_on: date) -> list[Instalment]:
+        return list(
+            self.session.scalars(
+                select(Instalment)
+                .where(Instalment.status.in_(OPEN_STATUSES), Instalment.due_on == due_on)
+                .order_by(Instalment.shopper_id, Instalment.order_id, Instalment.seq)
+            )
+        )
+
+    def oldest_overdue_due_on(self) -> list[tuple[str, str, date]]:
+        rows = self.session.execute(
+            select(Instalment.shopper_id, Instalment.order_id, func.min(Instalment.due_on))
+            .where(Instalment.status == "overdue")
+            .group_by(Instalment.shopper_id, Instalment.order_id)
+        ).all()
+        return [(r[0], r[1], r[2]) for r in rows if r[2] is not None]
 
     def has_overdue(self, shopper_id: str) -> bool:
         return (
@@ -120,5 +161,14 @@ class RepaymentRepository:
                 select(Allocation)
                 .where(Allocation.shopper_id == shopper_id, Allocation.payment_id == payment_id)
                 .order_by(Allocation.id)
+            )
+        )
+
+    def allocations_of_order(self, shopper_id: str, order_id: str) -> list[Allocation]:
+        return list(
+            self.session.scalars(
+                select(Allocation)
+                .where(Allocation.shopper_id == shopper_id, Allocation.order_id == order_id)
+                .order_by(Allocation.created_at, Allocation.id)
             )
         )

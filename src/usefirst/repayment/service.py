@@ -199,6 +199,17 @@ class PaymentOutcome:
     allocations: list[Allocation]
     settled_order_ids: list[str] = field(default_factory=list)
     cleared_overdue_order_ids: list[str] = field(default_factory=list)
+    recovered_by_order: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class AppliedMoney:
+    allocations: list[Allocation]
+    left_minor: int
+    touched_order_ids: set[str]
+    to_receivable_minor: int  # applied to live debt
+    recovered_minor: int  # applied to charged-off debt
+    recovered_by_order: dict[str, int]
 
 
 def _apply_to_open_instalments(
@@ -211,7 +222,7 @@ def _apply_to_open_instalments(
     payment_id: str | None,
     today: date,
     now: datetime,
-) -> tuple[list[Allocation], int, set[str]]:
+) -> AppliedMoney:
     repository = RepaymentRepository(session)
     open_rows = repository.open_instalments(shopper_id, order_id=order_id, for_update=True)
     by_key = {(row.order_id, row.seq): row for row in open_rows}
@@ -226,13 +237,21 @@ def _apply_to_open_instalments(
     applied, left = schedule.allocate(amount_minor, owed)
     allocations: list[Allocation] = []
     touched_orders: set[str] = set()
+    live_principal_paid = 0
+    recovered_by_order: dict[str, int] = defaultdict(int)
     for item in applied:
         row = by_key[item.key]
         row.paid_fees_minor += item.fees_minor
         row.paid_principal_minor += item.principal_minor
-        if row.remaining_minor == 0:
-            row.status = "paid"
-            row.settled_on = today
+        if row.status == "charged_off":
+            recovered_by_order[row.order_id] += item.fees_minor + item.principal_minor
+            if row.remaining_minor == 0:
+                row.settled_on = today
+        else:
+            live_principal_paid += item.principal_minor
+            if row.remaining_minor == 0:
+                row.status = "paid"
+                row.settled_on = today
         touched_orders.add(row.order_id)
         allocations.append(
             Allocation(
@@ -248,9 +267,17 @@ def _apply_to_open_instalments(
             )
         )
     repository.add_all(allocations)
-    principal_paid = sum(a.principal_minor for a in allocations)
-    credit_service.release(session, shopper_id=shopper_id, amount_minor=principal_paid)
-    return allocations, left, touched_orders
+    # Charged-off principal released its credit when it was written off.
+    credit_service.release(session, shopper_id=shopper_id, amount_minor=live_principal_paid)
+    recovered = sum(recovered_by_order.values())
+    return AppliedMoney(
+        allocations=allocations,
+        left_minor=left,
+        touched_order_ids=touched_orders,
+        to_receivable_minor=amount_minor - left - recovered,
+        recovered_minor=recovered,
+        recovered_by_order=dict(recovered_by_order),
+    )
 
 
 def receive_payment(
@@ -277,7 +304,7 @@ def receive_payment(
     if line.currency != currency:
         raise ValidationFailed(f"This shopper's account is in {line.currency}.", field="currency")
     payment_id = new_id("payment")
-    allocations, left, touched = _apply_to_open_instalments(
+    applied = _apply_to_open_instalments(
         session,
         shopper_id=shopper_id,
         amount_minor=amount_minor,
@@ -295,7 +322,7 @@ def receive_payment(
         order_id=order_id,
         method=method,
         external_ref=external_ref,
-        unapplied_minor=left,
+        unapplied_minor=applied.left_minor,
         created_at=now,
     )
     RepaymentRepository(session).add(payment)
@@ -305,8 +332,9 @@ def receive_payment(
         currency=currency,
         legs=[
             Leg(accounts.PLATFORM_CASH, amount_minor),
-            Leg(accounts.shopper_receivable(shopper_id), -(amount_minor - left)),
-            Leg(accounts.shopper_unapplied_credit(shopper_id), -left),
+            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
+            Leg(accounts.RECOVERIES, -applied.recovered_minor),
+            Leg(accounts.shopper_unapplied_credit(shopper_id), -applied.left_minor),
         ],
         now=now,
         shopper_id=shopper_id,
@@ -315,11 +343,13 @@ def receive_payment(
         memo=f"payment by {method}",
     )
     session.flush()
+    touched = applied.touched_order_ids
     return PaymentOutcome(
         payment=payment,
-        allocations=allocations,
+        allocations=applied.allocations,
         settled_order_ids=settled_order_ids(session, shopper_id, touched),
         cleared_overdue_order_ids=orders_without_overdue(session, shopper_id, touched),
+        recovered_by_order=applied.recovered_by_order,
     )
 
 
@@ -329,7 +359,7 @@ def apply_unapplied_credit(
     held = -balance_of(session, accounts.shopper_unapplied_credit(shopper_id), currency)
     if held <= 0:
         return []
-    allocations, left, _ = _apply_to_open_instalments(
+    applied = _apply_to_open_instalments(
         session,
         shopper_id=shopper_id,
         amount_minor=held,
@@ -339,22 +369,20 @@ def apply_unapplied_credit(
         today=today,
         now=now,
     )
-    used = held - left
-    if used:
-        post_entry(
-            session,
-            kind=EntryKind.UNAPPLIED_CREDIT_APPLIED,
-            legs=transfer(
-                debit=accounts.shopper_unapplied_credit(shopper_id),
-                credit=accounts.shopper_receivable(shopper_id),
-                amount_minor=used,
-            ),
-            currency=currency,
-            now=now,
-            shopper_id=shopper_id,
-            memo="held credit applied to a new order",
-        )
-    return allocations
+    post_entry(
+        session,
+        kind=EntryKind.UNAPPLIED_CREDIT_APPLIED,
+        legs=[
+            Leg(accounts.shopper_unapplied_credit(shopper_id), held - applied.left_minor),
+            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
+            Leg(accounts.RECOVERIES, -applied.recovered_minor),
+        ],
+        currency=currency,
+        now=now,
+        shopper_id=shopper_id,
+        memo="held credit applied to a new order",
+    )
+    return applied.allocations
 
 
 def settled_order_ids(session: Session, shopper_id: str, order_ids: set[str]) -> list[str]:
@@ -498,3 +526,133 @@ def payment_of(session: Session, *, shopper_id: str, payment_id: str) -> Payment
         if payment.id == payment_id:
             return payment
     raise NotFound("No such payment.")
+
+
+# --- collections support ---------------------------------------------------------------------
+
+
+def overdue_instalments_for_fees(session: Session, *, before_on: date) -> list[Instalment]:
+    """Overdue instalments due before ``before_on`` (the grace period already subtracted),
+    locked for update. The caller holds the shoppers' credit-line locks."""
+    return RepaymentRepository(session).overdue_for_fees(before_on)
+
+
+def instalments_due_on(session: Session, *, due_on: date) -> list[Instalment]:
+    return RepaymentRepository(session).due_on(due_on)
+
+
+def oldest_overdue_due_on(session: Session) -> dict[tuple[str, str], date]:
+    """(shopper_id, order_id) → the due date of the order's oldest overdue instalment."""
+    return {
+        (shopper_id, order_id): due_on
+        for shopper_id, order_id, due_on in RepaymentRepository(session).oldest_overdue_due_on()
+    }
+
+
+@dataclass(frozen=True)
+class ChargeOff:
+    principal_minor: int  # unpaid principal written off (its credit is released)
+    fees_minor: int  # unpaid plan and late fees written off
+
+    @property
+    def total_minor(self) -> int:
+        return self.principal_minor + self.fees_minor
+
+
+def charge_off_schedule(session: Session, *, shopper_id: str, order_id: str) -> ChargeOff:
+    principal = fees = 0
+    for row in RepaymentRepository(session).instalments_of_order(
+        shopper_id, order_id, for_update=True
+    ):
+        if row.status in ("pending", "overdue"):
+            principal += row.unpaid_principal_minor
+            fees += row.unpaid_fees_minor
+            row.status = "charged_off"
+    credit_service.release(session, shopper_id=shopper_id, amount_minor=principal)
+    return ChargeOff(principal_minor=principal, fees_minor=fees)
+
+
+def waive_unpaid_late_fees(
+    session: Session, *, shopper_id: str, order_id: str, amount_minor: int | None
+) -> int:
+    """Waive up to ``amount_minor`` (all, when None) of the order's unpaid late fees, latest
+    instalments last. Returns the amount waived."""
+    rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id, for_update=True)
+    budget = amount_minor
+    waived = 0
+    for row in rows:
+        if row.status not in ("pending", "overdue"):
+            continue
+        _, unpaid_late = unpaid_fee_parts(row)
+        cut = unpaid_late if budget is None else min(unpaid_late, budget - waived)
+        if cut <= 0:
+            continue
+        row.late_fees_minor -= cut
+        row.late_fees_waived_minor += cut
+        waived += cut
+    return waived
+
+
+def allocations_to_order(
+    session: Session, *, shopper_id: str, order_id: str
+) -> list[tuple[datetime, int]]:
+    """(when, amount) of every payment or held credit applied to the order, oldest first."""
+    return [
+        (row.created_at, row.fees_minor + row.principal_minor)
+        for row in RepaymentRepository(session).allocations_of_order(shopper_id, order_id)
+    ]
+
+
+def add_late_fees(
+    session: Session,
+    *,
+    shopper_id: str,
+    order_id: str,
+    currency: str,
+    fees_by_seq: dict[int, int],
+    now: datetime,
+) -> int:
+    """Charge late fees on an order's instalments and post them to the ledger."""
+    rows = {
+        row.seq: row
+        for row in RepaymentRepository(session).instalments_of_order(shopper_id, order_id)
+    }
+    total = 0
+    for seq, amount in fees_by_seq.items():
+        if amount < 0:
+            raise InvariantViolated("a late fee cannot be negative")
+        rows[seq].late_fees_minor += amount
+        total += amount
+    if total:
+        post_entry(
+            session,
+            kind=EntryKind.LATE_FEE,
+            legs=transfer(
+                debit=accounts.shopper_receivable(shopper_id),
+                credit=accounts.LATE_FEE_INCOME,
+                amount_minor=total,
+            ),
+            currency=currency,
+            now=now,
+            shopper_id=shopper_id,
+            order_id=order_id,
+            memo="daily late fee",
+        )
+    return total
+
+
+def payments_to_order(
+    session: Session, *, shopper_id: str, order_id: str
+) -> list[tuple[str, datetime, int, str]]:
+    """(payment id, paid at, amount applied to this order, method) for each payment that reached
+    the order, oldest first."""
+    repository = RepaymentRepository(session)
+    applied: dict[str, int] = defaultdict(int)
+    for allocation in repository.allocations_of_order(shopper_id, order_id):
+        if allocation.payment_id is not None:
+            applied[allocation.payment_id] += allocation.fees_minor + allocation.principal_minor
+    payments = {payment.id: payment for payment in repository.payments_of(shopper_id)}
+    return [
+        (payment_id, payments[payment_id].created_at, amount, payments[payment_id].method)
+        for payment_id, amount in sorted(applied.items())
+    ]

@@ -90,6 +90,7 @@ def upgrade() -> None:
         batch_op.create_check_constraint("late_fees_not_negative", "late_fees_minor >= 0")
 
     with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("delivery_confirmation", sa.String(length=16), nullable=True))
         batch_op.add_column(
             sa.Column("is_disputed", sa.Boolean(), server_default="0", nullable=False)
         )
@@ -101,14 +102,10 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("charged_off_minor", sa.BigInteger(), server_default="0", nullable=False)
         )
-        batch_op.add_column(
-            sa.Column("recovered_minor", sa.BigInteger(), server_default="0", nullable=False)
-        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.drop_column("recovered_minor")
         batch_op.drop_column("charged_off_minor")
         batch_op.drop_column("charged_off_on")
         batch_op.drop_column("legal_referred_on")
@@ -116,6 +113,7 @@ def downgrade() -> None:
         batch_op.drop_column("call_queue_since_on")
         batch_op.drop_column("first_delinquent_on")
         batch_op.drop_column("is_disputed")
+        batch_op.drop_column("delivery_confirmation")
 
     with op.batch_alter_table("instalments", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("ck_instalments_late_fees_not_negative"), type_="check")

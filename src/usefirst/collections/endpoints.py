@@ -1,0 +1,191 @@
+"""Collections over HTTP: contact log, collector queue and calls, bureau files, legal cases."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import Field
+
+from usefirst.api.deps import PrincipalDep, RuntimeDep, page, require
+from usefirst.api.schemas import Strict
+from usefirst.collections import service as collections_service
+from usefirst.orders import service as order_service
+
+router = APIRouter(tags=["collections"])
+
+COLLECTORS = ("collector", "admin")
+
+
+class CallOutcomeIn(Strict):
+    outcome: Literal["reached", "no_answer", "wrong_number", "promise_to_pay", "refused"]
+    promise_on: date | None = None
+    promise_minor: int | None = Field(default=None, gt=0)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class BureauFileIn(Strict):
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    format: Literal["metro2", "jsonl"] = "metro2"
+
+
+class LegalStatusIn(Strict):
+    status: Literal["filed", "judgment", "closed"]
+
+
+class WaiveLateFeesIn(Strict):
+    amount_minor: int | None = Field(default=None, gt=0)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.get("/v1/shoppers/{shopper_id}/contacts")
+def shopper_contacts(
+    shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, roles=("collector", "admin", "compliance"))
+    with runtime.work(read_only=True) as work:
+        attempts = collections_service.contacts_of(work.session, shopper_id=shopper_id)
+        return {"data": [collections_service.contact_view(a) for a in attempts], "has_more": False}
+
+
+@router.get("/v1/collections/queue")
+def collections_queue(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    require(principal, roles=COLLECTORS)
+    with runtime.work(read_only=True) as work:
+        entries = collections_service.collection_queue(
+            work.session, today=work.today, limit=limit + 1
+        )
+        return page(entries, limit, lambda entry: entry)
+
+
+@router.post("/v1/collections/{order_id}/contacts", status_code=201)
+def record_call(
+    order_id: str, body: CallOutcomeIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, roles=COLLECTORS)
+    with runtime.work() as work:
+        attempt = collections_service.record_call(
+            work.session,
+            order_id=order_id,
+            outcome=body.outcome,
+            promise_on=body.promise_on,
+            promise_minor=body.promise_minor,
+            note=body.note,
+            operator_id=principal.operator_id,
+            settings=runtime.settings,
+            cipher=runtime.cipher,
+            today=work.today,
+            now=work.now,
+        )
+        return collections_service.contact_view(attempt)
+
+
+@router.post("/v1/orders/{order_id}/late-fees/waive")
+def waive_late_fees(
+    order_id: str, body: WaiveLateFeesIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, roles=COLLECTORS)
+    with runtime.work() as work:
+        waived = order_service.waive_late_fees(
+            work.session,
+            order_id=order_id,
+            amount_minor=body.amount_minor,
+            reason=body.reason,
+            operator_id=principal.operator_id,
+            settings=runtime.settings,
+            now=work.now,
+        )
+        order = order_service.find_order(work.session, order_id=order_id)
+        return {"waived_minor": waived, "order": order_service.order_view(work.session, order)}
+
+
+@router.post("/v1/bureau/files", status_code=201)
+def create_bureau_file(
+    body: BureauFileIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, roles=COLLECTORS)
+    with runtime.work() as work:
+        row = collections_service.create_bureau_file(
+            work.session,
+            period=body.period,
+            file_format=body.format,
+            cipher=runtime.cipher,
+            settings=runtime.settings,
+            today=work.today,
+            now=work.now,
+        )
+        return collections_service.bureau_file_view(row)
+
+
+@router.get("/v1/bureau/files")
+def list_bureau_files(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, roles=COLLECTORS)
+    with runtime.work(read_only=True) as work:
+        rows = collections_service.list_bureau_files(work.session)
+        return {"data": [collections_service.bureau_file_view(r) for r in rows], "has_more": False}
+
+
+@router.get("/v1/bureau/files/{file_id}/content")
+def bureau_file_content(
+    file_id: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> PlainTextResponse:
+    require(principal, roles=COLLECTORS)
+    with runtime.work(read_only=True) as work:
+        row = collections_service.get_bureau_file(work.session, file_id=file_id)
+        media_type = "application/x-ndjson" if row.format == "jsonl" else "text/plain"
+        return PlainTextResponse(row.content, media_type=media_type)
+
+
+@router.get("/v1/legal/cases")
+def legal_cases(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    starting_after: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    require(principal, roles=COLLECTORS)
+    with runtime.work(read_only=True) as work:
+        rows = collections_service.list_legal_cases(
+            work.session, starting_after=starting_after, limit=limit + 1
+        )
+        return page(rows, limit, collections_service.legal_case_view)
+
+
+@router.get("/v1/legal/cases/{case_id}")
+def legal_case(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, roles=COLLECTORS)
+    with runtime.work(read_only=True) as work:
+        case = collections_service.get_legal_case(work.session, case_id=case_id)
+        return collections_service.legal_case_view(case)
+
+
+@router.post("/v1/legal/cases/{case_id}/status")
+def move_legal_case(
+    case_id: str, body: LegalStatusIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, roles=("admin",))
+    with runtime.work() as work:
+        case = collections_service.move_legal_case(
+            work.session, case_id=case_id, status=body.status, now=work.now
+        )
+        return collections_service.legal_case_view(case)
+
+
+@router.get("/v1/legal/cases/{case_id}/evidence.pdf")
+def legal_evidence(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
+    require(principal, roles=COLLECTORS)
+    with runtime.work(read_only=True) as work:
+        pdf = collections_service.evidence_pdf(
+            work.session,
+            case_id=case_id,
+            cipher=runtime.cipher,
+            settings=runtime.settings,
+            now=work.now,
+        )
+    return Response(content=pdf, media_type="application/pdf")

@@ -1,0 +1,1084 @@
+"""Collections: late fees, the dunning ladder under the contact policy, the collector queue,
+credit-bureau files, legal referral and charge-off.
+
+The contact policy holds for every channel: only the shopper's own verified phone, email and app;
+never between the quiet hours (deferred to the next allowed time, never dropped); at most
+``max_contacts_per_day`` contacts and ``max_calls_per_day`` calls per shopper per local day;
+nothing once the instalment is paid, the order cancelled or disputed. Every attempt is logged.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from fractions import Fraction
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from usefirst.collections import bureau_format, evidence
+from usefirst.collections.ladder import Ladder, StepConfig, load_ladder
+from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
+from usefirst.collections.repository import CollectionsRepository
+from usefirst.credit import service as credit_service
+from usefirst.identity import service as identity_service
+from usefirst.kit.clock import as_utc, business_day_start
+from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
+from usefirst.kit.ids import new_id
+from usefirst.kit.money import basis_points_of
+from usefirst.kit.outbox import enqueue
+from usefirst.kit.settings import Settings
+from usefirst.merchants import service as merchant_service
+from usefirst.notify.service import publish_event
+from usefirst.notify.templates import TemplateCatalog
+from usefirst.orders import service as order_service
+from usefirst.orders.models import Order
+from usefirst.repayment import service as repayment_service
+from usefirst.repayment.models import Instalment
+
+CONTACT_TOPIC = "contact"
+CALL_OUTCOMES = ("reached", "no_answer", "wrong_number", "promise_to_pay", "refused")
+BUCKETS = ((0, "current"), (30, "1-30"), (60, "31-60"), (90, "61-90"), (180, "91-180"))
+COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙")
+
+
+class ContactNotAllowed(Conflict):
+    code = "contact_not_allowed"
+    default_message = "The contact policy forbids contacting this shopper now."
+
+
+def ladder_of(settings: Settings) -> Ladder:
+    return load_ladder(settings.dunning_ladder_file)
+
+
+def delinquency_bucket(days_past_due: int) -> str:
+    for upper, name in BUCKETS:
+        if days_past_due <= upper:
+            return name
+    return "180+"
+
+
+# --- the contact policy ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    time_zone: str
+    quiet_start: time
+    quiet_end: time
+    max_contacts_per_day: int
+    max_calls_per_day: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ContactPolicy:
+        return cls(
+            time_zone=settings.time_zone,
+            quiet_start=settings.quiet_hours_start,
+            quiet_end=settings.quiet_hours_end,
+            max_contacts_per_day=settings.max_contacts_per_day,
+            max_calls_per_day=settings.max_calls_per_day,
+        )
+
+    def local(self, moment: datetime) -> datetime:
+        return as_utc(moment).astimezone(ZoneInfo(self.time_zone))
+
+    def at(self, day: date, clock_time: time) -> datetime:
+        return as_utc(datetime.combine(day, clock_time, tzinfo=ZoneInfo(self.time_zone)))
+
+    def is_quiet(self, moment: datetime) -> bool:
+        local_time = self.local(moment).time()
+        if self.quiet_start > self.quiet_end:  # the quiet hours span midnight
+            return local_time >= self.quiet_start or local_time < self.quiet_end
+        return self.quiet_start <= local_time < self.quiet_end
+
+    def next_allowed(self, moment: datetime) -> datetime:
+        if not self.is_quiet(moment):
+            return moment
+        local = self.local(moment)
+        day = local.date()
+        if self.quiet_start > self.quiet_end and local.time() >= self.quiet_start:
+            day += timedelta(days=1)
+        return self.at(day, self.quiet_end)
+
+    def day_bounds(self, moment: datetime) -> tuple[datetime, datetime]:
+        day = self.local(moment).date()
+        return (
+            business_day_start(day, self.time_zone),
+            business_day_start(day + timedelta(days=1), self.time_zone),
+        )
+
+    def next_day_opening(self, moment: datetime) -> datetime:
+        return self.at(self.local(moment).date() + timedelta(days=1), self.quiet_end)
+
+
+def _refusal_to_contact(
+    session: Session, *, policy: ContactPolicy, shopper_id: str, channel: str, now: datetime
+) -> str | None:
+    """Why the policy forbids contacting the shopper on ``channel`` right now, or None."""
+    if policy.is_quiet(now):
+        return "quiet_hours"
+    repository = CollectionsRepository(session)
+    start, end = policy.day_bounds(now)
+    if repository.contacts_between(shopper_id, start, end) >= policy.max_contacts_per_day:
+        return "daily_contact_limit"
+    if (
+        channel == "call"
+        and repository.contacts_between(shopper_id, start, end, channel="call")
+        >= policy.max_calls_per_day
+    ):
+        return "daily_call_limit"
+    return None
+
+
+# --- late fees -------------------------------------------------------------------------------
+
+
+def accrue_late_fees(
+    session: Session, *, business_on: date, settings: Settings, now: datetime
+) -> int:
+    """Charge one day of late fees for ``business_on`` on overdue instalments past the grace days.
+
+    The fee is ``late_fee_bps_per_day`` of the unpaid principal, per day. Per order it is capped
+    twice: all late fees ever charged stay within ``late_fee_cap_bps_of_principal`` of the
+    principal, and plan fee plus late fees never exceed the APR cap on the principal over the
+    days since delivery. Disputed orders accrue nothing.
+    """
+    rows = repayment_service.overdue_instalments_for_fees(
+        session, before_on=business_on - timedelta(days=settings.grace_days)
+    )
+    if not rows:
+        return 0
+    by_order: dict[tuple[str, str], list[Instalment]] = defaultdict(list)
+    for row in rows:
+        by_order[(row.shopper_id, row.order_id)].append(row)
+    credit_service.lock_credit_lines(session, shopper_ids=sorted({key[0] for key in by_order}))
+    orders = order_service.orders_by_key(session, list(by_order))
+    charged = 0
+    for key, overdue_rows in sorted(by_order.items()):
+        order = orders[key]
+        if order.is_disputed or order.delivered_at is None:
+            continue
+        all_rows = repayment_service.instalments_of(
+            session, shopper_id=order.shopper_id, order_id=order.id
+        )
+        principal = order.amount_minor - order.refunded_minor
+        late_so_far = sum(row.late_fees_minor + row.late_fees_waived_minor for row in all_rows)
+        plan_fees = sum(row.fees_minor for row in all_rows)
+        days_on_book = (business_on - as_utc(order.delivered_at).date()).days
+        apr_allowance = int(
+            Fraction(principal * settings.apr_cap_bps * max(days_on_book, 0), 10_000 * 365)
+        )
+        room = min(
+            basis_points_of(principal, settings.late_fee_cap_bps_of_principal) - late_so_far,
+            apr_allowance - plan_fees - late_so_far,
+        )
+        fees_by_seq: dict[int, int] = {}
+        for row in overdue_rows:
+            if room <= 0:
+                break
+            fee = min(
+                basis_points_of(row.unpaid_principal_minor, settings.late_fee_bps_per_day), room
+            )
+            if fee > 0:
+                fees_by_seq[row.seq] = fee
+                room -= fee
+        charged += repayment_service.add_late_fees(
+            session,
+            shopper_id=order.shopper_id,
+            order_id=order.id,
+            currency=order.currency,
+            fees_by_seq=fees_by_seq,
+            now=now,
+        )
+    return charged
+
+
+# --- the dunning ladder ----------------------------------------------------------------------
+
+
+def plan_reminders(
+    session: Session,
+    *,
+    business_on: date,
+    ladder: Ladder,
+    settings: Settings,
+    cipher: FieldCipher,
+    now: datetime,
+) -> int:
+    """Plan every reminder step that falls on ``business_on``, once per instalment and channel."""
+    policy = ContactPolicy.from_settings(settings)
+    repository = CollectionsRepository(session)
+    planned = 0
+    for step in ladder.reminder_steps():
+        due_on = business_on - timedelta(days=step.day)
+        rows = [
+            r
+            for r in repayment_service.instalments_due_on(session, due_on=due_on)
+            if r.remaining_minor
+        ]
+        orders = order_service.orders_by_key(session, [(r.shopper_id, r.order_id) for r in rows])
+        for row in rows:
+            order = orders[(row.shopper_id, row.order_id)]
+            details = identity_service.contact_details(
+                session, shopper_id=row.shopper_id, cipher=cipher
+            )
+            for channel in step.channels:
+                if repository.step_already_planned(
+                    row.shopper_id, row.order_id, row.seq, step.day, channel
+                ):
+                    continue
+                planned += _plan_attempt(
+                    session,
+                    policy=policy,
+                    order=order,
+                    instalment=row,
+                    step=step,
+                    channel=channel,
+                    has_email=details.email is not None,
+                    business_on=business_on,
+                    now=now,
+                )
+    return planned
+
+
+def _plan_attempt(
+    session: Session,
+    *,
+    policy: ContactPolicy,
+    order: Order,
+    instalment: Instalment,
+    step: StepConfig,
+    channel: str,
+    has_email: bool,
+    business_on: date,
+    now: datetime,
+) -> int:
+    wanted_at = max(policy.at(business_on, step.send_at), now)
+    scheduled_at = policy.next_allowed(wanted_at)
+    status, reason = (
+        ("deferred", "quiet_hours") if scheduled_at != wanted_at else ("scheduled", None)
+    )
+    if order.is_disputed:
+        status, reason = "suppressed", "dispute_open"
+    elif channel == "email" and not has_email:
+        status, reason = "suppressed", "no_verified_email"
+    attempt = ContactAttempt(
+        shopper_id=order.shopper_id,
+        id=new_id("contact"),
+        order_id=order.id,
+        seq=instalment.seq,
+        channel=channel,
+        step_day=step.day,
+        step=f"day_{step.day:+d}",
+        template=step.template,
+        scheduled_at=scheduled_at,
+        status=status,
+        status_reason=reason,
+        created_at=now,
+    )
+    CollectionsRepository(session).add(attempt)
+    if status in ("scheduled", "deferred"):
+        enqueue(
+            session,
+            topic=CONTACT_TOPIC,
+            payload={"shopper_id": order.shopper_id, "attempt_id": attempt.id},
+            now=now,
+            available_at=scheduled_at,
+        )
+        return 1
+    return 0
+
+
+@dataclass
+class EscalationSummary:
+    call_queue: int = 0
+    bureau_reported: int = 0
+    legal_referred: int = 0
+    charged_off: int = 0
+
+
+def escalate(
+    session: Session,
+    *,
+    business_on: date,
+    ladder: Ladder,
+    settings: Settings,
+    now: datetime,
+) -> EscalationSummary:
+    """Order-level steps, by the days past due of the order's oldest overdue instalment. Each
+    happens once per order (a flag or a case records it); a step missed while the order was
+    disputed happens on the first sweep after the dispute closes."""
+    summary = EscalationSummary()
+    oldest = repayment_service.oldest_overdue_due_on(session)
+    orders = order_service.orders_by_key(session, sorted(oldest))
+    call_day = ladder.action_day("call_queue")
+    bureau_day = ladder.action_day("bureau_report")
+    legal_day = ladder.action_day("legal_referral")
+    charge_off_day = ladder.action_day("charge_off")
+    for key in sorted(oldest):
+        order = orders[key]
+        order_service.note_first_delinquency(
+            order, first_delinquent_on=oldest[key] + timedelta(days=1)
+        )
+        if order.is_disputed:
+            continue
+        days_past_due = (business_on - oldest[key]).days
+        if call_day is not None and days_past_due >= call_day:
+            summary.call_queue += order_service.mark_collections_step(
+                session, order=order, flag="call_queue_since_on", business_on=business_on, now=now
+            )
+        if bureau_day is not None and days_past_due >= bureau_day:
+            summary.bureau_reported += order_service.mark_collections_step(
+                session, order=order, flag="bureau_reported_on", business_on=business_on, now=now
+            )
+        if legal_day is not None and days_past_due >= legal_day:
+            summary.legal_referred += _refer_to_legal(
+                session, order=order, business_on=business_on, settings=settings, now=now
+            )
+        if charge_off_day is not None and days_past_due >= charge_off_day:
+            order_service.charge_off(
+                session, order=order, business_on=business_on, settings=settings, now=now
+            )
+            summary.charged_off += 1
+    return summary
+
+
+def _refer_to_legal(
+    session: Session, *, order: Order, business_on: date, settings: Settings, now: datetime
+) -> int:
+    if not order_service.mark_collections_step(
+        session, order=order, flag="legal_referred_on", business_on=business_on, now=now
+    ):
+        return 0
+    rows = repayment_service.instalments_of(session, shopper_id=order.shopper_id, order_id=order.id)
+    case = LegalCase(
+        shopper_id=order.shopper_id,
+        id=new_id("legal_case"),
+        order_id=order.id,
+        status="referred",
+        claimed_principal_minor=sum(row.unpaid_principal_minor for row in rows),
+        claimed_fees_minor=sum(row.unpaid_fees_minor for row in rows),
+        currency=order.currency,
+        opened_at=now,
+        updated_at=now,
+    )
+    CollectionsRepository(session).add(case)
+    session.flush()
+    publish_event(
+        session,
+        event_type="legal.referred",
+        data=legal_case_view(case),
+        now=now,
+        settings=settings,
+        merchant_id=None,
+        shopper_id=order.shopper_id,
+    )
+    return 1
+
+
+# --- delivering reminders --------------------------------------------------------------------
+
+
+def _still_due(session: Session, attempt: ContactAttempt) -> str | None:
+    """Why a planned reminder must not go out any more, or None."""
+    order = order_service.find_order(session, order_id=attempt.order_id)
+    if order.is_disputed:
+        return "dispute_open"
+    if order.status in ("cancelled", "refunded", "repaid", "charged_off"):
+        return f"order_{order.status}"
+    rows = repayment_service.instalments_of(
+        session, shopper_id=attempt.shopper_id, order_id=attempt.order_id
+    )
+    instalment = next((row for row in rows if row.seq == attempt.seq), None)
+    if instalment is None or instalment.remaining_minor == 0:
+        return "paid"
+    return None
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    attempt_id: str
+    shopper_id: str
+    channel: str
+    destination: str
+    destination_masked: str
+    subject: str | None
+    text: str
+    push_payload: dict[str, Any] | None
+
+
+class ContactDeliverer:
+    """Outbox handler for planned reminders: re-checks the contact policy at send time, then
+    sends through the channel and records the outcome. Delivery failures are recorded, not
+    raised."""
+
+    def __init__(self, *, runtime: Any, sms_gateway: Any, email_sender: Any) -> None:
+        self.runtime = runtime
+        self.sms_gateway = sms_gateway
+        self.email_sender = email_sender
+        self.templates = TemplateCatalog()
+
+    def __call__(self, payload: dict[str, Any]) -> None:
+        message = self._prepare(payload)
+        if message is None:
+            return
+        if message.channel == "sms":
+            delivery = self.sms_gateway.send(
+                to_e164=message.destination, text=message.text, reference=message.attempt_id
+            )
+        elif message.channel == "email":
+            delivery = self.email_sender.send(
+                to_address=message.destination,
+                subject=message.subject or "",
+                text=message.text,
+                reference=message.attempt_id,
+            )
+        else:
+            delivery = None
+        with self.runtime.work() as work:
+            attempt = CollectionsRepository(work.session).attempt(
+                message.shopper_id, message.attempt_id
+            )
+            if attempt is None or attempt.status not in ("scheduled", "deferred"):
+                return
+            attempt.sent_at = work.now
+            attempt.destination_masked = message.destination_masked
+            if message.push_payload is not None:
+                publish_event(
+                    work.session,
+                    event_type="notification.push",
+                    data=message.push_payload,
+                    now=work.now,
+                    settings=self.runtime.settings,
+                    shopper_id=message.shopper_id,
+                )
+                attempt.status = "sent"
+            elif delivery is not None and delivery.status == "sent":
+                attempt.status = "sent"
+                attempt.provider_reference = delivery.provider_reference
+            else:
+                attempt.status = "failed"
+                attempt.status_reason = (delivery.error if delivery else "no channel")[:200]
+
+    def _prepare(self, payload: dict[str, Any]) -> OutgoingMessage | None:
+        settings = self.runtime.settings
+        policy = ContactPolicy.from_settings(settings)
+        with self.runtime.work() as work:
+            session, now = work.session, work.now
+            repository = CollectionsRepository(session)
+            attempt = repository.attempt(payload["shopper_id"], payload["attempt_id"])
+            if attempt is None or attempt.status not in ("scheduled", "deferred"):
+                return None
+            reason = _still_due(session, attempt)
+            if reason is not None:
+                attempt.status, attempt.status_reason = "suppressed", reason
+                return None
+            refusal = _refusal_to_contact(
+                session,
+                policy=policy,
+                shopper_id=attempt.shopper_id,
+                channel=attempt.channel,
+                now=now,
+            )
+            if refusal is not None:
+                later = (
+                    policy.next_allowed(now)
+                    if refusal == "quiet_hours"
+                    else policy.next_day_opening(now)
+                )
+                attempt.status, attempt.status_reason, attempt.scheduled_at = (
+                    "deferred",
+                    refusal,
+                    later,
+                )
+                enqueue(session, topic=CONTACT_TOPIC, payload=payload, now=now, available_at=later)
+                return None
+            return self._render(session, attempt)
+
+    def _render(self, session: Session, attempt: ContactAttempt) -> OutgoingMessage | None:
+        settings = self.runtime.settings
+        details = identity_service.contact_details(
+            session, shopper_id=attempt.shopper_id, cipher=self.runtime.cipher
+        )
+        order = order_service.find_order(session, order_id=attempt.order_id)
+        merchant = merchant_service.get_merchant(session, merchant_id=order.merchant_id)
+        instalment = next(
+            row
+            for row in repayment_service.instalments_of(
+                session, shopper_id=attempt.shopper_id, order_id=attempt.order_id
+            )
+            if row.seq == attempt.seq
+        )
+        assert instalment.due_on is not None and attempt.template is not None
+        today = ContactPolicy.from_settings(settings).local(self.runtime.clock.now(session)).date()
+        variables: dict[str, object] = {
+            "shopper_name": details.display_name,
+            "merchant_name": merchant.name,
+            "order_reference": order.id,
+            "amount_due_minor": instalment.remaining_minor,
+            "due_on": instalment.due_on,
+            "how_to_pay": settings.how_to_pay,
+            "currency": order.currency,
+        }
+        if attempt.template in ("overdue_notice", "final_notice_bureau", "bureau_reported"):
+            variables["days_past_due"] = max((today - instalment.due_on).days, 1)
+        if attempt.template in (
+            "reminder_upcoming",
+            "reminder_due_today",
+            "overdue_notice",
+            "final_notice_bureau",
+        ):
+            variables["bureau_reporting_days"] = (
+                ladder_of(settings).action_day("bureau_report") or 30
+            )
+        channel = attempt.channel
+        rendered = self.templates.render(attempt.template, channel=channel, variables=variables)
+        if channel == "email":
+            if details.email is None or self.email_sender is None:
+                attempt.status = "suppressed"
+                attempt.status_reason = (
+                    "no_verified_email" if details.email is None else "email_not_configured"
+                )
+                return None
+            destination, masked = details.email, details.email_masked or ""
+        elif channel == "sms":
+            destination, masked = details.phone_e164, details.phone_masked
+        else:
+            destination, masked = details.external_id, f"app:{details.external_id}"
+        push_payload = None
+        if channel == "push":
+            push_payload = {
+                "shopper_id": details.shopper_id,
+                "external_id": details.external_id,
+                "order_id": order.id,
+                "template": attempt.template,
+                "text": rendered.text,
+            }
+        return OutgoingMessage(
+            attempt_id=attempt.id,
+            shopper_id=attempt.shopper_id,
+            channel=channel,
+            destination=destination,
+            destination_masked=masked,
+            subject=rendered.subject,
+            text=rendered.text,
+            push_payload=push_payload,
+        )
+
+
+# --- the collector queue ---------------------------------------------------------------------
+
+
+def _overdue_facts(session: Session, order: Order, today: date) -> tuple[int, int]:
+    rows = repayment_service.instalments_of(session, shopper_id=order.shopper_id, order_id=order.id)
+    overdue = [row for row in rows if row.status == "overdue" and row.due_on is not None]
+    overdue_minor = sum(row.remaining_minor for row in overdue)
+    days = max(((today - row.due_on).days for row in overdue if row.due_on), default=0)
+    return overdue_minor, days
+
+
+def _promise_state(
+    session: Session, order: Order, today: date
+) -> tuple[dict[str, Any] | None, bool]:
+    """The latest promise to pay and whether it still holds (keeps the order out of the queue)."""
+    promise = CollectionsRepository(session).latest_promise(order.shopper_id, order.id)
+    if promise is None or promise.promise_on is None or promise.promise_minor is None:
+        return None, False
+    paid_since = sum(
+        amount
+        for at, amount in repayment_service.allocations_to_order(
+            session, shopper_id=order.shopper_id, order_id=order.id
+        )
+        if at >= promise.created_at
+    )
+    kept = paid_since >= promise.promise_minor
+    holds = not kept and today <= promise.promise_on
+    state = "kept" if kept else ("pending" if holds else "broken")
+    return (
+        {
+            "promise_on": promise.promise_on,
+            "promise_minor": promise.promise_minor,
+            "paid_since_minor": paid_since,
+            "status": state,
+        },
+        holds,
+    )
+
+
+def collection_queue(session: Session, *, today: date, limit: int) -> list[dict[str, Any]]:
+    entries = []
+    for order in order_service.orders_in_call_queue(session):
+        if order.is_disputed:
+            continue
+        overdue_minor, days_past_due = _overdue_facts(session, order, today)
+        if overdue_minor == 0:
+            continue
+        promise, holds = _promise_state(session, order, today)
+        if holds:
+            continue
+        entry: dict[str, Any] = {
+            "order_id": order.id,
+            "shopper_id": order.shopper_id,
+            "overdue_minor": overdue_minor,
+            "currency": order.currency,
+            "days_past_due": days_past_due,
+            "bucket": delinquency_bucket(days_past_due),
+            "priority": overdue_minor * days_past_due,
+        }
+        if promise is not None:
+            entry["promise"] = promise
+        entries.append(entry)
+    entries.sort(key=lambda item: (-item["priority"], item["order_id"]))
+    return entries[:limit]
+
+
+def record_call(
+    session: Session,
+    *,
+    order_id: str,
+    outcome: str,
+    promise_on: date | None,
+    promise_minor: int | None,
+    note: str | None,
+    operator_id: str | None,
+    settings: Settings,
+    cipher: FieldCipher,
+    today: date,
+    now: datetime,
+) -> ContactAttempt:
+    if outcome not in CALL_OUTCOMES:
+        raise ValidationFailed(
+            f"outcome must be one of {', '.join(CALL_OUTCOMES)}.", field="outcome"
+        )
+    if outcome == "promise_to_pay":
+        if promise_on is None or not today <= promise_on <= today + timedelta(days=30):
+            raise ValidationFailed(
+                "A promise to pay needs promise_on within the next 30 days.", field="promise_on"
+            )
+        if promise_minor is None or promise_minor <= 0:
+            raise ValidationFailed(
+                "A promise to pay needs a positive promise_minor.", field="promise_minor"
+            )
+    elif promise_on is not None or promise_minor is not None:
+        raise ValidationFailed(
+            "promise_on and promise_minor go with promise_to_pay only.", field="outcome"
+        )
+    order = order_service.find_order(session, order_id=order_id)
+    credit_service.lock_credit_line(session, shopper_id=order.shopper_id)
+    if order.is_disputed:
+        raise ContactNotAllowed("The order is disputed: collection contacts are paused.")
+    if order.status != "overdue":
+        raise ContactNotAllowed(f"The order is {order.status}, not overdue: no call is needed.")
+    refusal = _refusal_to_contact(
+        session,
+        policy=ContactPolicy.from_settings(settings),
+        shopper_id=order.shopper_id,
+        channel="call",
+        now=now,
+    )
+    if refusal is not None:
+        messages = {
+            "quiet_hours": "No calls between the quiet hours in the shopper's time zone.",
+            "daily_contact_limit": "The shopper had the most contacts allowed today.",
+            "daily_call_limit": "The shopper was already called today.",
+        }
+        raise ContactNotAllowed(messages[refusal])
+    details = identity_service.contact_details(session, shopper_id=order.shopper_id, cipher=cipher)
+    attempt = ContactAttempt(
+        shopper_id=order.shopper_id,
+        id=new_id("contact"),
+        order_id=order.id,
+        seq=0,
+        channel="call",
+        step_day=None,
+        step="collector_call",
+        template=None,
+        scheduled_at=now,
+        sent_at=now,
+        status="sent",
+        outcome=outcome,
+        promise_on=promise_on,
+        promise_minor=promise_minor,
+        note=(note or "").strip()[:2000] or None,
+        operator_id=operator_id,
+        destination_masked=details.phone_masked,
+        created_at=now,
+    )
+    CollectionsRepository(session).add(attempt)
+    session.flush()
+    return attempt
+
+
+def contacts_of(session: Session, *, shopper_id: str) -> list[ContactAttempt]:
+    identity_service.get_shopper(session, shopper_id=shopper_id)
+    return CollectionsRepository(session).attempts_of_shopper(shopper_id)
+
+
+def contact_view(attempt: ContactAttempt) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": attempt.id,
+        "order_id": attempt.order_id,
+        "seq": attempt.seq,
+        "channel": attempt.channel,
+        "step": attempt.step,
+        "template": attempt.template,
+        "scheduled_at": attempt.scheduled_at,
+        "sent_at": attempt.sent_at,
+        "status": attempt.status,
+        "status_reason": attempt.status_reason,
+        "destination_masked": attempt.destination_masked,
+    }
+    if attempt.outcome is not None:
+        view["outcome"] = attempt.outcome
+        view["promise_on"] = attempt.promise_on
+        view["promise_minor"] = attempt.promise_minor
+        view["note"] = attempt.note
+        view["operator_id"] = attempt.operator_id
+    return view
+
+
+# --- legal cases -----------------------------------------------------------------------------
+
+LEGAL_TRANSITIONS = {
+    "referred": ("filed", "closed"),
+    "filed": ("judgment", "closed"),
+    "judgment": ("closed",),
+}
+
+
+def legal_case_view(case: LegalCase) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "order_id": case.order_id,
+        "shopper_id": case.shopper_id,
+        "status": case.status,
+        "claimed": {
+            "principal_minor": case.claimed_principal_minor,
+            "fees_minor": case.claimed_fees_minor,
+            "currency": case.currency,
+        },
+        "opened_at": case.opened_at,
+        "updated_at": case.updated_at,
+    }
+
+
+def get_legal_case(session: Session, *, case_id: str) -> LegalCase:
+    case = CollectionsRepository(session).legal_case(case_id)
+    if case is None:
+        raise NotFound("No such legal case.")
+    return case
+
+
+def list_legal_cases(
+    session: Session, *, starting_after: str | None, limit: int
+) -> list[LegalCase]:
+    return CollectionsRepository(session).legal_cases(starting_after=starting_after, limit=limit)
+
+
+def move_legal_case(session: Session, *, case_id: str, status: str, now: datetime) -> LegalCase:
+    case = get_legal_case(session, case_id=case_id)
+    if status not in LEGAL_TRANSITIONS.get(case.status, ()):
+        raise Conflict(f"A {case.status} case cannot become {status}.", field="status")
+    case.status = status
+    case.updated_at = now
+    return case
+
+
+def evidence_pdf(
+    session: Session, *, case_id: str, cipher: FieldCipher, settings: Settings, now: datetime
+) -> bytes:
+    case = get_legal_case(session, case_id=case_id)
+    order = order_service.find_order(session, order_id=case.order_id)
+    merchant = merchant_service.get_merchant(session, merchant_id=order.merchant_id)
+    identity = identity_service.legal_identity(session, shopper_id=order.shopper_id, cipher=cipher)
+    consent = identity_service.latest_consent(session, shopper_id=order.shopper_id)
+    if consent is None:
+        raise Conflict("The shopper has no consent record; the pack cannot be made.")
+    rows = repayment_service.instalments_of(session, shopper_id=order.shopper_id, order_id=order.id)
+    delivered_event = order_service.delivery_confirmation(session, order=order)
+    pack = evidence.EvidencePack(
+        case_id=case.id,
+        generated_at=now,
+        lender_name=settings.lender_name,
+        shopper=evidence.ShopperFacts(
+            shopper_id=identity.shopper_id,
+            name=identity.name,
+            national_id_masked=identity.national_id_masked,
+            phone_masked=identity.phone_masked,
+            enrolled_at=identity.enrolled_at,
+        ),
+        consent=evidence.ConsentFacts(
+            privacy_policy_version=consent.privacy_policy_version,
+            credit_report_authorized=consent.credit_report_authorized,
+            recorded_at=consent.recorded_at,
+            source=consent.source,
+        ),
+        order=evidence.OrderFacts(
+            order_id=order.id,
+            merchant_name=merchant.name,
+            created_at=order.created_at,
+            plan=order.plan,
+            amount_minor=order.amount_minor,
+            currency=order.currency,
+            items=[
+                evidence.ItemFacts(
+                    name=str(item["name"]),
+                    quantity=int(item["quantity"]),
+                    unit_price_minor=int(item["unit_price_minor"]),
+                )
+                for item in order.items
+            ],
+        ),
+        shipment=evidence.ShipmentFacts(
+            carrier=order.carrier or "",
+            tracking_number=order.tracking_number or "",
+            shipped_at=order.shipped_at,
+            delivered_at=order.delivered_at,
+            confirmation=delivered_event,
+        )
+        if order.shipped_at is not None
+        else None,
+        instalments=[
+            evidence.InstalmentFacts(
+                seq=row.seq,
+                due_on=row.due_on,
+                principal_minor=row.principal_minor,
+                fees_minor=row.all_fees_minor,
+                paid_minor=row.paid_principal_minor + row.paid_fees_minor,
+                status=row.status,
+            )
+            for row in rows
+        ],
+        payments=[
+            evidence.PaymentFacts(
+                payment_id=payment_id, paid_at=paid_at, amount_minor=amount, method=method
+            )
+            for payment_id, paid_at, amount, method in repayment_service.payments_to_order(
+                session, shopper_id=order.shopper_id, order_id=order.id
+            )
+        ],
+        reminders=[
+            evidence.ReminderFacts(
+                sent_at=attempt.sent_at or attempt.scheduled_at,
+                channel=attempt.channel,
+                template=attempt.template or attempt.step,
+                status=attempt.status,
+            )
+            for attempt in CollectionsRepository(session).attempts_of_shopper(order.shopper_id)
+            if attempt.order_id == order.id
+        ],
+        claimed_principal_minor=case.claimed_principal_minor,
+        claimed_fees_minor=case.claimed_fees_minor,
+        fee_cap_note=(
+            f"Late fees: {settings.late_fee_bps_per_day / 100:g}% of overdue principal per day, "
+            f"capped at {settings.late_fee_cap_bps_of_principal / 100:g}% of the principal; all "
+            f"fees within an annualised {settings.apr_cap_bps / 100:g}%."
+        ),
+    )
+    return evidence.render_evidence_pdf(pack, time_zone=settings.time_zone)
+
+
+# --- credit-bureau files ---------------------------------------------------------------------
+
+PERIOD_PATTERN = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+def period_end_of(period: str, *, today: date) -> date:
+    match = PERIOD_PATTERN.fullmatch(period)
+    if match is None:
+        raise ValidationFailed("period must be YYYY-MM.", field="period")
+    year, month = int(match.group(1)), int(match.group(2))
+    first = date(year, month, 1)
+    if first > today:
+        raise ValidationFailed("The period has not started yet.", field="period")
+    last = date(year, month, calendar.monthrange(year, month)[1])
+    return min(last, today)
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    surname_length = 2 if name[:2] in COMPOUND_SURNAMES and len(name) > 2 else 1
+    if len(name) <= surname_length:
+        return name, name
+    return name[:surname_length], name[surname_length:]
+
+
+def bureau_accounts(
+    session: Session, *, period_end: date, cipher: FieldCipher
+) -> list[bureau_format.BureauAccount]:
+    accounts = []
+    period_start = period_end.replace(day=1)
+    for order in order_service.orders_reported_to_bureau(session, reported_by=period_end):
+        identity = identity_service.legal_identity(
+            session, shopper_id=order.shopper_id, cipher=cipher
+        )
+        line = credit_service.get_credit_line(session, shopper_id=order.shopper_id)
+        rows = repayment_service.instalments_of(
+            session, shopper_id=order.shopper_id, order_id=order.id
+        )
+        payments = repayment_service.allocations_to_order(
+            session, shopper_id=order.shopper_id, order_id=order.id
+        )
+        balance = sum(
+            row.remaining_minor
+            for row in rows
+            if row.status in ("pending", "overdue", "charged_off")
+        )
+        late_rows = [
+            row
+            for row in rows
+            if row.remaining_minor
+            and row.due_on is not None
+            and row.due_on < period_end
+            and row.status in ("overdue", "charged_off")
+        ]
+        days_past_due = max(
+            ((period_end - row.due_on).days for row in late_rows if row.due_on), default=0
+        )
+        past_due = sum(row.remaining_minor for row in late_rows)
+        if order.status == "charged_off":
+            standing: bureau_format.AccountStanding = "charged_off"
+        elif balance == 0:
+            standing = "paid"
+        elif days_past_due >= 30:
+            standing = "past_due"
+        else:
+            standing = "current"
+        surname, given_name = _split_name(identity.name)
+        last_payment = max((at for at, _ in payments), default=None)
+        closed_on = None
+        if standing == "paid" or (order.status == "charged_off" and balance == 0):
+            closed_on = max((row.settled_on for row in rows if row.settled_on), default=period_end)
+        accounts.append(
+            bureau_format.BureauAccount(
+                account_number=order.id,
+                shopper_id=order.shopper_id,
+                surname=surname,
+                given_name=given_name,
+                birth_on=date(
+                    int(identity.national_id[6:10]),
+                    int(identity.national_id[10:12]),
+                    int(identity.national_id[12:14]),
+                ),
+                national_id=identity.national_id,
+                phone_e164=identity.phone_e164,
+                opened_on=as_utc(order.created_at).date(),
+                credit_limit_minor=line.limit_minor,
+                highest_credit_minor=order.amount_minor,
+                original_amount_minor=order.amount_minor,
+                terms_duration=len(rows),
+                terms_frequency="P" if order.plan == "pay_after_delivery" else "M",
+                scheduled_monthly_payment_minor=rows[0].principal_minor + rows[0].fees_minor
+                if rows
+                else 0,
+                actual_payment_minor=sum(
+                    amount
+                    for at, amount in payments
+                    if period_start <= as_utc(at).date() <= period_end
+                ),
+                current_balance_minor=balance,
+                amount_past_due_minor=past_due
+                if standing in ("past_due", "current", "charged_off")
+                else 0,
+                days_past_due=days_past_due,
+                status=standing,
+                date_of_first_delinquency=order.first_delinquent_on,
+                date_closed=closed_on,
+                date_last_payment=as_utc(last_payment).date() if last_payment else None,
+                charge_off_amount_minor=order.charged_off_minor,
+                is_disputed=order.is_disputed,
+                account_information_on=period_end,
+                currency=order.currency,
+            )
+        )
+    return accounts
+
+
+def create_bureau_file(
+    session: Session,
+    *,
+    period: str,
+    file_format: str,
+    cipher: FieldCipher,
+    settings: Settings,
+    today: date,
+    now: datetime,
+) -> BureauFile:
+    if file_format not in ("metro2", "jsonl"):
+        raise ValidationFailed("format must be metro2 or jsonl.", field="format")
+    period_end = period_end_of(period, today=today)
+    accounts = bureau_accounts(session, period_end=period_end, cipher=cipher)
+    if file_format == "metro2":
+        content = bureau_format.write_metro2(
+            reporter=bureau_format.ReporterInfo(
+                identification_number=settings.bureau_reporter_id,
+                reporter_name=settings.lender_name,
+                reporter_address=settings.bureau_reporter_address,
+            ),
+            accounts=accounts,
+            period_end=period_end,
+            activity_on=today,
+        )
+    else:
+        content = bureau_format.write_jsonl(accounts, period_end)
+    row = BureauFile(
+        id=new_id("bureau_file"),
+        period=period,
+        format=file_format,
+        records=len(accounts),
+        content=content,
+        created_at=now,
+    )
+    CollectionsRepository(session).add(row)
+    session.flush()
+    return row
+
+
+def monthly_bureau_files(
+    session: Session, *, business_on: date, cipher: FieldCipher, settings: Settings, now: datetime
+) -> int:
+    """On the first day of a month, report the month just ended (once per period and format)."""
+    if business_on.day != 1:
+        return 0
+    last_month_end = business_on - timedelta(days=1)
+    period = f"{last_month_end:%Y-%m}"
+    made = 0
+    for file_format in ("metro2", "jsonl"):
+        if CollectionsRepository(session).bureau_files(period=period, file_format=file_format):
+            continue
+        create_bureau_file(
+            session,
+            period=period,
+            file_format=file_format,
+            cipher=cipher,
+            settings=settings,
+            today=last_month_end,
+            now=now,
+        )
+        made += 1
+    return made
+
+
+def bureau_file_view(row: BureauFile) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "period": row.period,
+        "format": row.format,
+        "records": row.records,
+        "created_at": row.created_at,
+    }
+
+
+def get_bureau_file(session: Session, *, file_id: str) -> BureauFile:
+    row = CollectionsRepository(session).bureau_file(file_id)
+    if row is None:
+        raise NotFound("No such bureau file.")
+    return row
+
+
+def list_bureau_files(session: Session) -> list[BureauFile]:
+    return list(CollectionsRepository(session).bureau_files())
