@@ -1216,7 +1216,7 @@ def main(argv: list[str] | None = None) -> int:
     base_url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
 
-    print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}")
+    print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}; code: {_code_version()}")
     print(f"clients {args.clients}, {args.duration} s per pass, database {target.dbname}")
     busy = background_load()
     print(f"CPU already busy before starting: {busy:.0f}% of all cores")
@@ -1344,6 +1344,19 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
     return 0
+
+
+def _code_version() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head or 'unknown'}{' + uncommitted changes in src/' if dirty else ''}"
 
 
 def _cpu_model() -> str:

@@ -45,11 +45,11 @@ from usefirst.identity.service import EnrolmentRequest, enrol_shopper
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.errors import InvariantViolated, NotFound, UsefirstError, ValidationFailed
 from usefirst.ledger import accounts
+from usefirst.ledger.repository import LedgerRepository
 from usefirst.ledger.service import audit, balance_of
 from usefirst.merchants.service import create_merchant
 from usefirst.orders import service as orders
 from usefirst.orders.models import Order, Refund
-from usefirst.ledger.repository import LedgerRepository
 from usefirst.repayment.models import Allocation, Instalment, Payment
 from usefirst.repayment.repository import RepaymentRepository
 from usefirst.runtime import Runtime

@@ -18,6 +18,10 @@ admin_app = typer.Typer(help="Credentials for the platform and operators.", no_a
 ledger_app = typer.Typer(help="Ledger checks and reports.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(ledger_app, name="ledger")
+bureau_app = typer.Typer(help="Credit-bureau reporting.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports.", no_args_is_help=True)
+app.add_typer(bureau_app, name="bureau")
+app.add_typer(report_app, name="report")
 console = Console()
 
 
@@ -131,6 +135,78 @@ def ledger_audit() -> None:
     else:
         console.print("[red]ledger balanced: no[/red]")
         raise typer.Exit(code=1)
+
+
+@bureau_app.command("report")
+def bureau_report(
+    period: Annotated[str, typer.Option(help="The month to report, YYYY-MM.")],
+    file_format: Annotated[str, typer.Option("--format", help="metro2 or jsonl.")] = "metro2",
+    output: Annotated[str | None, typer.Option(help="Also write the file here.")] = None,
+) -> None:
+    """Write a credit-bureau file for a month (also kept for GET /v1/bureau/files)."""
+    from pathlib import Path
+
+    from usefirst.collections.service import create_bureau_file
+    from usefirst.kit.errors import UsefirstError
+
+    runtime = _runtime()
+    try:
+        with runtime.work() as work:
+            row = create_bureau_file(
+                work.session,
+                period=period,
+                file_format=file_format,
+                cipher=runtime.cipher,
+                settings=runtime.settings,
+                today=work.today,
+                now=work.now,
+            )
+            content, file_id, records = row.content, row.id, row.records
+    except UsefirstError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(code=2) from None
+    if output:
+        Path(output).write_text(content, encoding="ascii" if file_format == "metro2" else "utf-8")
+    console.print(f"bureau file {file_id}: {period}, {file_format}, {records} account(s)")
+
+
+@report_app.command("portfolio")
+def portfolio_report(
+    chart: Annotated[str, typer.Option(help="Chart file (.png or .svg).")] = "portfolio.png",
+) -> None:
+    """Delinquency by bucket, month-end roll rates and vintage curves, with a chart."""
+    from pathlib import Path
+
+    from usefirst.collections.portfolio import BUCKET_ORDER, write_chart
+    from usefirst.collections.service import portfolio_report as build
+    from usefirst.kit.money import Money
+
+    runtime = _runtime()
+    with runtime.work(read_only=True) as work:
+        report = build(work.session, as_of=work.today)
+    buckets = Table(title=f"delinquency on {report.as_of}")
+    buckets.add_column("bucket")
+    buckets.add_column("accounts", justify="right")
+    buckets.add_column("outstanding", justify="right")
+    for bucket in BUCKET_ORDER:
+        amount = Money(report.bucket_amounts_minor[bucket], runtime.settings.currency)
+        buckets.add_row(bucket, str(report.bucket_counts[bucket]), amount.format())
+    console.print(buckets)
+    rolls = Table(title="roll rates between month ends")
+    rolls.add_column("from")
+    rolls.add_column("to")
+    rolls.add_column("share", justify="right")
+    for (source, target), share in report.roll_rates.items():
+        rolls.add_row(source, target, f"{share:.1%}")
+    console.print(rolls)
+    vintages = Table(title="vintages: share of principal ever 30+ days past due")
+    vintages.add_column("delivered")
+    vintages.add_column("by month on book")
+    for vintage, curve in report.vintages.items():
+        vintages.add_row(vintage, "  ".join(f"{share:.1%}" for share in curve))
+    console.print(vintages)
+    path = write_chart(report, Path(chart))
+    console.print(f"chart written to {path}")
 
 
 @admin_app.command("create-platform-key")

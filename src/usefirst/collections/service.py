@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from usefirst.collections import bureau_format, evidence
+from usefirst.collections import bureau_format, evidence, portfolio
 from usefirst.collections.ladder import Ladder, StepConfig, load_ladder
 from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
 from usefirst.collections.repository import CollectionsRepository
@@ -1082,3 +1082,33 @@ def get_bureau_file(session: Session, *, file_id: str) -> BureauFile:
 
 def list_bureau_files(session: Session) -> list[BureauFile]:
     return list(CollectionsRepository(session).bureau_files())
+
+
+# --- portfolio -------------------------------------------------------------------------------
+
+
+def portfolio_report(session: Session, *, as_of: date) -> portfolio.PortfolioReport:
+    accounts = []
+    for order in order_service.delivered_orders(session):
+        assert order.delivered_at is not None
+        rows = repayment_service.instalments_of(
+            session, shopper_id=order.shopper_id, order_id=order.id
+        )
+        accounts.append(
+            portfolio.AccountHistory(
+                order_id=order.id,
+                delivered_on=as_utc(order.delivered_at).date(),
+                principal_minor=order.amount_minor - order.refunded_minor,
+                instalments=tuple(
+                    portfolio.InstalmentHistory(
+                        due_on=row.due_on,
+                        settled_on=row.settled_on,
+                        amount_minor=row.remaining_minor,
+                    )
+                    for row in rows
+                    if row.due_on is not None and row.status != "cancelled"
+                ),
+                closed_on=as_utc(order.updated_at).date() if order.status == "refunded" else None,
+            )
+        )
+    return portfolio.build_report(accounts, as_of=as_of)

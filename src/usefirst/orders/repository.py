@@ -78,3 +78,10 @@ class OrderRepository:
                 .order_by(Order.id)
             )
         )
+
+    def delivered(self) -> list[Order]:
+        return list(
+            self.session.scalars(
+                select(Order).where(Order.delivered_at.is_not(None)).order_by(Order.id)
+            )
+        )

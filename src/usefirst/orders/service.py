@@ -858,3 +858,7 @@ def orders_reported_to_bureau(session: Session, *, reported_by: date) -> list[Or
 
 def delivery_confirmation(session: Session, *, order: Order) -> Literal["shopper", "automatic"]:
     return "automatic" if order.delivery_confirmation == "automatic" else "shopper"
+
+
+def delivered_orders(session: Session) -> list[Order]:
+    return OrderRepository(session).delivered()
