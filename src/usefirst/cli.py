@@ -58,6 +58,8 @@ def serve(
     workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
 ) -> None:
     """Serve the HTTP API (docs at /docs)."""
+    import os
+
     import uvicorn
 
     from usefirst.api.app import create_app
@@ -67,7 +69,20 @@ def serve(
         f"usefirst on http://{host}:{port}  (docs: /docs, database: "
         f"{_safe_url(runtime.settings.database_url)}, sandbox: {runtime.settings.sandbox})"
     )
-    uvicorn.run(create_app(runtime), host=host, port=port, workers=workers, log_level="info")
+    if workers > 1:
+        # Several processes need an import path: each builds its own app from the environment.
+        os.environ["USEFIRST_SANDBOX"] = "true" if runtime.settings.sandbox else "false"
+        runtime.database.dispose()
+        uvicorn.run(
+            "usefirst.api.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
+        return
+    uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
 
 
 @app.command()

@@ -257,9 +257,9 @@ class Env:
         return list(response.json()["data"])
 
     def jsonl_records(self, period: str) -> dict[str, dict[str, Any]]:
+        """A new JSONL bureau file for ``period``, its records by order id."""
         _, content = self.bureau_file(period, "jsonl")
-        records = [json.loads(line) for line in content.splitlines()]
-        return {record["account_number"]: record for record in records}
+        return jsonl_records(content)
 
     def legal_cases(self) -> list[dict[str, Any]]:
         response = self.client.get("/v1/legal/cases", headers=self.collector)
@@ -292,6 +292,11 @@ class Env:
 
     def push_events(self) -> list[dict[str, Any]]:
         return self.events("notification.push")
+
+
+def jsonl_records(content: str) -> dict[str, dict[str, Any]]:
+    records = [json.loads(line) for line in content.splitlines()]
+    return {record["account_number"]: record for record in records}
 
 
 def balance(balances: dict[str, int], kind: str, owner: str = "") -> int:

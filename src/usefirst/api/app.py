@@ -131,3 +131,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (one app per worker process), configured from
+    ``USEFIRST_*`` environment variables."""
+    from usefirst.kit.settings import get_settings
+
+    return create_app(Runtime(get_settings()))

@@ -389,7 +389,8 @@ def _still_due(session: Session, attempt: ContactAttempt) -> str | None:
     order = order_service.find_order(session, order_id=attempt.order_id)
     if order.is_disputed:
         return "dispute_open"
-    if order.status in ("cancelled", "refunded", "repaid", "charged_off"):
+    # A repaid order has every instalment paid: its reminders stop for the reason "paid" below.
+    if order.status in ("cancelled", "refunded", "charged_off"):
         return f"order_{order.status}"
     rows = repayment_service.instalments_of(
         session, shopper_id=attempt.shopper_id, order_id=attempt.order_id
@@ -944,6 +945,20 @@ def bureau_accounts(
             standing: bureau_format.AccountStanding = "charged_off"
         elif balance == 0:
             standing = "paid"
+            # For a paid account the days past due are how late it was when paid off in this
+            # period: the Payment Rating of status 13 reports them (0 when paid in time or in an
+            # earlier period).
+            days_past_due = max(
+                (
+                    (row.settled_on - row.due_on).days
+                    for row in rows
+                    if row.settled_on is not None
+                    and row.due_on is not None
+                    and period_start <= row.settled_on <= period_end
+                ),
+                default=0,
+            )
+            days_past_due = max(days_past_due, 0)
         elif days_past_due >= 30:
             standing = "past_due"
         else:
@@ -1048,7 +1063,14 @@ def monthly_bureau_files(
     period = f"{last_month_end:%Y-%m}"
     made = 0
     for file_format in ("metro2", "jsonl"):
-        if CollectionsRepository(session).bureau_files(period=period, file_format=file_format):
+        # A file made before the month ended (on demand, mid-month) covers only part of it and
+        # does not stand in for the month-end file.
+        if any(
+            as_utc(row.created_at) >= now
+            for row in CollectionsRepository(session).bureau_files(
+                period=period, file_format=file_format
+            )
+        ):
             continue
         create_bureau_file(
             session,

@@ -669,10 +669,20 @@ def statement(session: Session, *, shopper_id: str, today: date) -> dict[str, An
                 "instalments": instalments,
             }
         )
+    charged_off = OrderRepository(session).of_shopper(shopper_id, ("charged_off",))
+    charged_off_lines = repayment_service.statement_lines(
+        session, shopper_id=shopper_id, order_ids=[order.id for order in charged_off], today=today
+    )
     return {
         "shopper_id": shopper_id,
         "currency": line.currency,
         "orders": order_views,
+        # Written off in the ledger but still owed: paying it posts as a recovery.
+        "charged_off_minor": sum(
+            int(item["amount_due_minor"])  # type: ignore[call-overload]
+            for items in charged_off_lines.values()
+            for item in items
+        ),
         "outstanding_minor": outstanding,
         "overdue_minor": overdue,
         "next_due_on": next_due_on,

@@ -1,0 +1,1278 @@
+#!/usr/bin/env python3
+"""Daily sweep benchmark: one ``Runtime.sweep(date)`` over a large synthetic book.
+
+What one run does (PostgreSQL first, then SQLite unless ``--sqlite-instalments 0``):
+
+1. recreates the bench database and migrates it with ``usefirst.kit.migrate.upgrade``, then
+   bulk-loads a book without going through the services (PostgreSQL: ``COPY``; SQLite: one
+   ``executemany`` transaction) and runs ``VACUUM ANALYZE`` / ``ANALYZE``;
+2. runs one ``Runtime.sweep(business_on)`` and times it as a whole and per phase (the phase
+   functions ``run_sweep`` calls are wrapped in this process only): auto-confirm, mark overdue,
+   late fees, escalation, reminder planning, bureau files, the final flush and the commit, with
+   the SQL statements each phase sent and the time spent waiting on them;
+3. runs the same business date again (the idempotent re-run: ``sweep_runs`` already has it);
+4. optionally (``--py-spy``) samples the first sweep with py-spy and prints where the wall time
+   went (database round trips, SQLAlchemy, usefirst code, crypto).
+
+The book, as it stands at the end of the previous business day's sweep (``business_on - 1``):
+
+* ``--instalments`` instalment rows have due dates in a ``--days`` window that ends
+  ``--future-days`` after the sweep date (default 120 days, 60 after: about half are past due);
+  orders are ``instalments_3`` (70 % of daily volume) or ``pay_after_delivery`` (30 %), delivered
+  at a constant daily rate, with the real schedule (``plan_instalments``, ``due_dates``);
+  instalments of the same orders that fall outside the window exist too (paid history before it,
+  pending instalments after it) and are reported separately;
+* of each order's instalments due by the previous day, each is paid on time with probability
+  ``1 - --miss-rate``; once one is missed the later ones stay unpaid (the waterfall pays the
+  oldest first), so they are ``overdue`` (``pending`` when due the previous day: today's sweep
+  turns those overdue) and carry the late fees the earlier sweeps charged. A few future
+  instalments are paid early (``--early-paid-share``). ``--miss-rate 1`` makes every past-due
+  instalment unpaid: the book is then all open, about half of it overdue;
+* orders are ``delivered``, ``overdue`` or ``repaid`` accordingly, with the collections flags
+  the earlier sweeps set (first delinquency, call queue at 7 days, bureau report at 30 days);
+  0.5 % are disputed. Credit lines are frozen exactly for shoppers with overdue instalments;
+* a day's worth of shipped, never-confirmed orders reaches the auto-confirm threshold today
+  (``--unconfirmed-share`` of the daily order volume is shipped and waiting, per day);
+* shopper PII holds real ciphertext made once by the real ``FieldCipher`` and reused; 70 % of
+  shoppers have an email address; 60 % of merchants have a webhook URL (events queue webhooks);
+* ledger accounts exist, but no historical journal, contact attempts or events are loaded (the
+  sweep only appends to those tables).
+
+Run from the repository root::
+
+    .venv/bin/python bench/sweep.py --instalments 1000000 --sqlite-instalments 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+from unittest import mock
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import text
+
+from usefirst.collections import service as collections_service
+from usefirst.collections import tasks as sweep_tasks
+from usefirst.credit.service import FROZEN_OVERDUE
+from usefirst.identity import validation
+from usefirst.kit.clock import business_day_start
+from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.ids import new_id
+from usefirst.kit.migrate import upgrade
+from usefirst.kit.money import basis_points_of
+from usefirst.kit.settings import Settings, load_field_cipher
+from usefirst.ledger import accounts
+from usefirst.orders import service as order_service
+from usefirst.repayment import schedule
+from usefirst.repayment import service as repayment_service
+from usefirst.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_URL = "postgresql://usefirst:usefirst@127.0.0.1:5432/usefirst_bench_sweep"
+DEFAULT_BUSINESS_ON = date(2026, 12, 10)
+GOAL_SECONDS = 30.0
+CURRENCY = "CNY"
+I3_SHARE = 0.7  # of the daily order volume; the rest is pay_after_delivery
+DISPUTED_SHARE = 0.005
+EMAIL_SHARE = 0.7
+WEBHOOK_SHARE = 0.6
+LIMITS = (100_000, 150_000, 200_000, 300_000, 500_000)
+CATEGORIES = ("electronics", "apparel", "home", "beauty", "books", "groceries")
+
+SHOPPER_COLUMNS = (
+    "id",
+    "external_id",
+    "status",
+    "name_encrypted",
+    "national_id_encrypted",
+    "phone_encrypted",
+    "email_encrypted",
+    "name_masked",
+    "national_id_masked",
+    "phone_masked",
+    "email_masked",
+    "phone_hash",
+    "enrolment_device_id",
+    "enrolment_ip",
+    "created_at",
+)
+CREDIT_LINE_COLUMNS = (
+    "shopper_id",
+    "currency",
+    "limit_minor",
+    "used_minor",
+    "status",
+    "score",
+    "band",
+    "reasons",
+    "on_time_orders",
+    "reviewed_at",
+)
+MERCHANT_COLUMNS = (
+    "id",
+    "name",
+    "category",
+    "status",
+    "webhook_url",
+    "webhook_secret_encrypted",
+    "settlement_days",
+    "fee_rate_bps",
+    "created_at",
+)
+ORDER_COLUMNS = (
+    "shopper_id",
+    "id",
+    "merchant_id",
+    "currency",
+    "plan",
+    "status",
+    "amount_minor",
+    "refunded_minor",
+    "items",
+    "shipping_address_encrypted",
+    "device_id",
+    "ip",
+    "decision_outcome",
+    "decision_reasons",
+    "decided_at",
+    "carrier",
+    "tracking_number",
+    "shipped_at",
+    "delivered_at",
+    "delivery_confirmation",
+    "cancelled_at",
+    "repaid_at",
+    "is_disputed",
+    "first_delinquent_on",
+    "call_queue_since_on",
+    "bureau_reported_on",
+    "legal_referred_on",
+    "charged_off_on",
+    "charged_off_minor",
+    "created_at",
+    "updated_at",
+)
+INSTALMENT_COLUMNS = (
+    "shopper_id",
+    "order_id",
+    "seq",
+    "currency",
+    "status",
+    "due_on",
+    "principal_minor",
+    "fees_minor",
+    "late_fees_minor",
+    "late_fees_waived_minor",
+    "paid_principal_minor",
+    "paid_fees_minor",
+    "was_overdue",
+    "settled_on",
+)
+LEDGER_ACCOUNT_COLUMNS = ("code", "kind", "owner_id", "currency", "created_at")
+SWEEP_RUN_COLUMNS = ("business_on", "completed_at", "summary")
+# Load order respects the foreign keys.
+TABLES = (
+    ("shoppers", SHOPPER_COLUMNS),
+    ("credit_lines", CREDIT_LINE_COLUMNS),
+    ("merchants", MERCHANT_COLUMNS),
+    ("orders", ORDER_COLUMNS),
+    ("instalments", INSTALMENT_COLUMNS),
+    ("ledger_accounts", LEDGER_ACCOUNT_COLUMNS),
+    ("sweep_runs", SWEEP_RUN_COLUMNS),
+)
+
+Row = tuple[Any, ...]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The synthetic book
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookSpec:
+    instalments: int
+    shoppers: int
+    merchants: int
+    days: int
+    future_days: int
+    business_on: date
+    miss_rate: float
+    early_paid_share: float
+    unconfirmed_share: float
+    seed: int
+
+
+@dataclass
+class Book:
+    rows: dict[str, list[Row]]
+    counts: Counter[str] = field(default_factory=Counter)
+    expected: dict[str, int] = field(default_factory=dict)
+    window: tuple[date, date] = (date.min, date.min)
+
+
+class _Clock:
+    """Local business times as UTC instants, cached per day."""
+
+    def __init__(self, time_zone: str) -> None:
+        self.zone = ZoneInfo(time_zone)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - a handful of instances, all short-lived
+    def at(self, day: date, hour: int, minute: int = 0) -> datetime:
+        local = datetime.combine(day, clock_time(hour, minute), tzinfo=self.zone)
+        return local.astimezone(UTC)
+
+
+class _Ciphertexts:
+    """One real ciphertext per PII field, made once and reused for every row."""
+
+    def __init__(self, cipher: FieldCipher) -> None:
+        name, national_id = "张伟", "110105199001011237"
+        phone, email = "+8613800138000", "zhang.wei@example.com"
+        self.name = cipher.encrypt(name, field="name")
+        self.national_id = cipher.encrypt(national_id, field="national_id")
+        self.phone = cipher.encrypt(phone, field="phone")
+        self.email = cipher.encrypt(email, field="email")
+        self.shipping_address = cipher.encrypt(
+            "北京市朝阳区建国路 88 号 1 单元 1201", field="shipping_address"
+        )
+        self.webhook_secret = cipher.encrypt("whsec_" + "A" * 44, field="webhook_secret")
+        self.name_masked = validation.mask_name(name)
+        self.national_id_masked = validation.mask_national_id(national_id)
+        self.phone_masked = validation.mask_phone(phone)
+        self.email_masked = validation.mask_email(email)
+
+
+def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Book:
+    """Generate every row of the book in memory (deterministic for a given spec)."""
+    rng = random.Random(spec.seed)
+    clock = _Clock(settings.time_zone)
+    secrets = _Ciphertexts(cipher)
+    today = spec.business_on
+    yesterday = today - timedelta(days=1)
+    window_start = today - timedelta(days=spec.days - spec.future_days)
+    window_end = today + timedelta(days=spec.future_days - 1)
+    book = Book(rows={name: [] for name, _ in TABLES}, window=(window_start, window_end))
+    counts = book.counts
+    ladder = collections_service.ladder_of(settings)
+    reminder_days = {today - timedelta(days=step.day): step for step in ladder.reminder_steps()}
+    call_day = ladder.action_day("call_queue") or 10**6
+    bureau_day = ladder.action_day("bureau_report") or 10**6
+
+    # Shoppers: created well before their first order.
+    shopper_ids = [new_id("shopper") for _ in range(spec.shoppers)]
+    has_email = [rng.random() < EMAIL_SHARE for _ in range(spec.shoppers)]
+    used = [0] * spec.shoppers
+    has_overdue = bytearray(spec.shoppers)
+    on_time_orders = [0] * spec.shoppers
+    merchant_ids = [new_id("merchant") for _ in range(spec.merchants)]
+    has_webhook = [rng.random() < WEBHOOK_SHARE for _ in range(spec.merchants)]
+
+    plan_cache: dict[tuple[str, int], list[schedule.PlannedInstalment]] = {}
+
+    def planned(plan: str, amount: int) -> list[schedule.PlannedInstalment]:
+        key = (plan, amount)
+        if key not in plan_cache:
+            plan_cache[key] = schedule.plan_instalments(
+                principal_minor=amount,
+                plan=plan,
+                fee_bps_per_month=settings.instalment_fee_bps_per_month,
+                apr_cap_bps=settings.apr_cap_bps,
+            )
+        return plan_cache[key]
+
+    def amount_minor() -> int:
+        return max(int(math.exp(rng.uniform(math.log(3_000), math.log(400_000)))) // 100, 1) * 100
+
+    def order_row(
+        *,
+        shopper: int,
+        order_id: str,
+        merchant: int,
+        plan: str,
+        status: str,
+        amount: int,
+        created: datetime,
+        shipped_at: datetime,
+        delivered_at: datetime | None,
+        repaid_at: datetime | None,
+        disputed: bool,
+        flags: tuple[date | None, date | None, date | None],
+        updated: datetime,
+    ) -> Row:
+        items = json.dumps(
+            [
+                {
+                    "sku": f"SKU-{amount % 9973}",
+                    "name": "蓝牙耳机",
+                    "category": CATEGORIES[amount % len(CATEGORIES)],
+                    "quantity": 1,
+                    "unit_price_minor": amount,
+                }
+            ],
+            ensure_ascii=False,
+        )
+        return (
+            shopper_ids[shopper],
+            order_id,
+            merchant_ids[merchant],
+            CURRENCY,
+            plan,
+            status,
+            amount,
+            0,
+            items,
+            secrets.shipping_address,
+            None,
+            None,
+            "approved",
+            '[{"code": "within_credit_limit", "message": "The order fits the available credit."}]',
+            created,
+            "SF Express",
+            f"SF{abs(hash(order_id)) % 10**12:012d}",
+            shipped_at,
+            delivered_at,
+            "shopper" if delivered_at is not None else None,
+            None,
+            repaid_at,
+            disputed,
+            flags[0],
+            flags[1],
+            flags[2],
+            None,
+            None,
+            0,
+            created,
+            updated,
+        )
+
+    # Delivered orders, at a constant daily rate, until the window holds the wanted rows.
+    i3_first = window_start - timedelta(days=92)  # seq 3 (delivery + 3 months) still in window
+    i3_days = (yesterday - i3_first).days + 1
+    pad_first = window_start - timedelta(days=settings.pay_within_days)
+    pad_days = (yesterday - pad_first).days + 1
+    i3_weight = I3_SHARE * i3_days / (I3_SHARE * i3_days + (1 - I3_SHARE) * pad_days)
+    orders = book.rows["orders"]
+    instalments = book.rows["instalments"]
+    in_window = 0
+    while in_window < spec.instalments:
+        if rng.random() < i3_weight:
+            plan, delivered_on = "instalments_3", i3_first + timedelta(days=rng.randrange(i3_days))
+        else:
+            plan = "pay_after_delivery"
+            delivered_on = pad_first + timedelta(days=rng.randrange(pad_days))
+        amount = amount_minor()
+        dues = schedule.due_dates(
+            plan=plan, delivered_on=delivered_on, pay_within_days=settings.pay_within_days
+        )
+        if dues[-1] < window_start:
+            continue
+        shopper = rng.randrange(spec.shoppers)
+        merchant = rng.randrange(spec.merchants)
+        order_id = new_id("order")
+        disputed = rng.random() < DISPUTED_SHARE
+        counts[f"orders {plan}"] += 1
+        paying = True
+        rows: list[list[Any]] = []
+        for item, due_on in zip(planned(plan, amount), dues, strict=True):
+            status, settled_on = "pending", None
+            if due_on < window_start:
+                status = "paid"
+                settled_on = max(due_on - timedelta(days=rng.randrange(4)), delivered_on)
+            elif due_on <= yesterday:
+                if paying and rng.random() >= spec.miss_rate:
+                    status = "paid"
+                    settled_on = max(due_on - timedelta(days=rng.randrange(4)), delivered_on)
+                else:
+                    paying = False
+                    status = "overdue" if due_on < yesterday else "pending"
+            elif paying and rng.random() < spec.early_paid_share:
+                status = "paid"
+                settled_on = max(yesterday - timedelta(days=rng.randrange(10)), delivered_on)
+            else:
+                paying = False
+            if window_start <= due_on <= window_end:
+                in_window += 1
+                counts[f"window {status}"] += 1
+            elif due_on > window_end:
+                counts[f"after window {status}"] += 1
+            else:
+                counts[f"before window {status}"] += 1
+            late = 0
+            if status == "overdue":
+                # One day of fees for every sweep from the day after the due date to yesterday.
+                late = (yesterday - due_on).days * basis_points_of(
+                    item.principal_minor, settings.late_fee_bps_per_day
+                )
+            rows.append([item.seq, status, due_on, item.principal_minor, item.fees_minor, late,
+                         settled_on])  # fmt: skip
+        # The per-order caps (rarely binding this early): trim the latest fees first.
+        late_total = sum(row[5] for row in rows)
+        if late_total:
+            plan_fees = sum(row[4] for row in rows)
+            days_on_book = (yesterday - delivered_on).days
+            room = min(
+                basis_points_of(amount, settings.late_fee_cap_bps_of_principal),
+                int(amount * settings.apr_cap_bps * days_on_book / (10_000 * 365)) - plan_fees,
+            )
+            excess = late_total - max(room, 0)
+            for row in reversed(rows):
+                cut = min(excess, row[5]) if excess > 0 else 0
+                row[5] -= cut
+                excess -= cut
+        unpaid = [row for row in rows if row[1] in ("pending", "overdue")]
+        overdue = [row for row in rows if row[1] == "overdue"]
+        for seq, status, due_on, principal, fees, late, settled_on in rows:
+            paid = status == "paid"
+            instalments.append(
+                (
+                    shopper_ids[shopper],
+                    order_id,
+                    seq,
+                    CURRENCY,
+                    status,
+                    due_on,
+                    principal,
+                    fees,
+                    late,
+                    0,
+                    principal if paid else 0,
+                    fees + late if paid else 0,
+                    status == "overdue",
+                    settled_on,
+                )
+            )
+            if status in ("pending", "overdue") and due_on in reminder_days:
+                step = reminder_days[due_on]
+                for channel in step.channels:
+                    suppressed = disputed or (channel == "email" and not has_email[shopper])
+                    key = "reminders suppressed" if suppressed else "reminders planned"
+                    book.expected[key] = book.expected.get(key, 0) + 1
+        used[shopper] += sum(row[3] for row in unpaid)
+        # What the earlier sweeps did to the order.
+        flags: tuple[date | None, date | None, date | None] = (None, None, None)
+        newly_late = [row for row in unpaid if row[2] < today]
+        if overdue:
+            oldest = min(row[2] for row in overdue)
+            has_overdue[shopper] = 1
+            call_on = oldest + timedelta(days=call_day)
+            bureau_on = oldest + timedelta(days=bureau_day)
+            flags = (
+                oldest + timedelta(days=1),
+                call_on if call_on <= yesterday and not disputed else None,
+                bureau_on if bureau_on <= yesterday and not disputed else None,
+            )
+        if newly_late and not disputed:
+            oldest_late = min(row[2] for row in newly_late)
+            if (today - oldest_late).days == call_day:
+                book.expected["call queue"] = book.expected.get("call queue", 0) + 1
+            if (today - oldest_late).days == bureau_day:
+                book.expected["bureau reported"] = book.expected.get("bureau reported", 0) + 1
+            book.expected["late-fee instalments (at most)"] = book.expected.get(
+                "late-fee instalments (at most)", 0
+            ) + len(newly_late)
+        pending_yesterday = [row for row in unpaid if row[1] == "pending" and row[2] < today]
+        if pending_yesterday:
+            book.expected["newly overdue instalments"] = book.expected.get(
+                "newly overdue instalments", 0
+            ) + len(pending_yesterday)
+            book.expected["newly overdue orders"] = book.expected.get("newly overdue orders", 0) + 1
+        if overdue:
+            status = "overdue"
+        elif not unpaid:
+            status = "repaid"
+            on_time_orders[shopper] += 1
+        else:
+            status = "delivered"
+        counts[f"orders {status}"] += 1
+        settled = [row[6] for row in rows if row[6] is not None]
+        repaid_at = clock.at(max(settled), 12) if status == "repaid" else None
+        delivered_at = clock.at(delivered_on, 15)
+        orders.append(
+            order_row(
+                shopper=shopper,
+                order_id=order_id,
+                merchant=merchant,
+                plan=plan,
+                status=status,
+                amount=amount,
+                created=clock.at(delivered_on - timedelta(days=3), 20),
+                shipped_at=clock.at(delivered_on - timedelta(days=2), 10),
+                delivered_at=delivered_at,
+                repaid_at=repaid_at,
+                disputed=disputed,
+                flags=flags,
+                updated=repaid_at or delivered_at,
+            )
+        )
+    counts["rows in window"] = in_window
+
+    # Shipped orders nobody confirmed yet: one day's worth reaches auto-confirmation today.
+    orders_per_day = counts["orders instalments_3"] / i3_days / I3_SHARE
+    shipped_per_day = max(1, round(orders_per_day * spec.unconfirmed_share))
+    confirm_before = business_day_start(
+        today - timedelta(days=settings.auto_confirm_days - 1), settings.time_zone
+    )
+    buyers = [index for index in range(spec.shoppers) if not has_overdue[index]] or list(
+        range(spec.shoppers)
+    )  # frozen lines cannot buy
+    for days_ago in range(1, settings.auto_confirm_days + 1):
+        shipped_on = today - timedelta(days=days_ago)
+        for _ in range(shipped_per_day):
+            shopper = rng.choice(buyers)
+            plan = "instalments_3" if rng.random() < I3_SHARE else "pay_after_delivery"
+            amount = amount_minor()
+            order_id = new_id("order")
+            shipped_at = clock.at(shipped_on, 8 + rng.randrange(12), rng.randrange(60))
+            orders.append(
+                order_row(
+                    shopper=shopper,
+                    order_id=order_id,
+                    merchant=rng.randrange(spec.merchants),
+                    plan=plan,
+                    status="shipped",
+                    amount=amount,
+                    created=shipped_at - timedelta(days=1),
+                    shipped_at=shipped_at,
+                    delivered_at=None,
+                    repaid_at=None,
+                    disputed=False,
+                    flags=(None, None, None),
+                    updated=shipped_at,
+                )
+            )
+            for item in planned(plan, amount):
+                instalments.append(
+                    (shopper_ids[shopper], order_id, item.seq, CURRENCY, "scheduled", None,
+                     item.principal_minor, item.fees_minor, 0, 0, 0, 0, False, None)
+                )  # fmt: skip
+            used[shopper] += amount
+            counts["orders shipped"] += 1
+            if shipped_at < confirm_before:
+                book.expected["auto-confirmed"] = book.expected.get("auto-confirmed", 0) + 1
+
+    # Shoppers, their credit lines and ledger accounts.
+    frozen_reasons = json.dumps([FROZEN_OVERDUE.as_dict()])
+    active_reasons = json.dumps(
+        [{"code": "within_policy", "message": "Limit set by the cold-start policy."}]
+    )
+    enrolled = business_day_start(window_start - timedelta(days=200), settings.time_zone)
+    for index, shopper_id in enumerate(shopper_ids):
+        book.rows["shoppers"].append(
+            (
+                shopper_id,
+                f"mkt_user_{index}",
+                "active",
+                secrets.name,
+                secrets.national_id,
+                secrets.phone,
+                secrets.email if has_email[index] else None,
+                secrets.name_masked,
+                secrets.national_id_masked,
+                secrets.phone_masked,
+                secrets.email_masked if has_email[index] else None,
+                hashlib.sha256(f"phone:{index}".encode()).hexdigest(),
+                None,
+                None,
+                enrolled,
+            )
+        )
+        frozen = bool(has_overdue[index])
+        limit = max(LIMITS[index % len(LIMITS)], -(-used[index] // 10_000) * 10_000)
+        book.rows["credit_lines"].append(
+            (
+                shopper_id,
+                CURRENCY,
+                limit,
+                used[index],
+                "frozen" if frozen else "active",
+                600 + index % 200,
+                "B",
+                frozen_reasons if frozen else active_reasons,
+                on_time_orders[index],
+                enrolled,
+            )
+        )
+        counts["credit lines frozen" if frozen else "credit lines active"] += 1
+        book.rows["ledger_accounts"].append(
+            (accounts.shopper_receivable(shopper_id).code(CURRENCY), "shopper_receivable",
+             shopper_id, CURRENCY, enrolled)
+        )  # fmt: skip
+    for index, merchant_id in enumerate(merchant_ids):
+        book.rows["merchants"].append(
+            (
+                merchant_id,
+                f"Merchant {index}",
+                CATEGORIES[index % len(CATEGORIES)],
+                "active",
+                f"https://merchant-{index}.example/webhooks" if has_webhook[index] else None,
+                secrets.webhook_secret,
+                1,
+                60,
+                enrolled,
+            )
+        )
+        book.rows["ledger_accounts"].append(
+            (accounts.merchant_payable(merchant_id).code(CURRENCY), "merchant_payable",
+             merchant_id, CURRENCY, enrolled)
+        )  # fmt: skip
+    for account in (
+        accounts.PLATFORM_CASH,
+        accounts.MERCHANT_FEE_INCOME,
+        accounts.INSTALMENT_FEE_INCOME,
+        accounts.LATE_FEE_INCOME,
+        accounts.WRITE_OFF_EXPENSE,
+        accounts.RECOVERIES,
+    ):
+        book.rows["ledger_accounts"].append(
+            (account.code(CURRENCY), account.kind.value, None, CURRENCY, enrolled)
+        )
+    # The earlier daily sweeps ran.
+    for days_ago in range(spec.days + 100, 0, -1):
+        day = today - timedelta(days=days_ago)
+        book.rows["sweep_runs"].append(
+            (day, business_day_start(day, settings.time_zone), '{"seeded": true}')
+        )
+    counts["shoppers"] = spec.shoppers
+    counts["merchants"] = spec.merchants
+    counts["orders"] = len(orders)
+    counts["instalments"] = len(instalments)
+    return book
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def recreate_postgresql(url: str) -> None:
+    name = conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
+
+
+def load_postgresql(url: str, book: Book) -> dict[str, float]:
+    timings: dict[str, float] = {}
+    with psycopg.connect(url) as conn:
+        for table, columns in TABLES:
+            started = time.perf_counter()
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+            )
+            with conn.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in book.rows[table]:
+                    copy.write_row(row)
+            timings[f"copy {table}"] = time.perf_counter() - started
+        conn.commit()
+    with psycopg.connect(url, autocommit=True) as conn:
+        started = time.perf_counter()
+        conn.execute("VACUUM (ANALYZE)")
+        timings["vacuum analyze"] = time.perf_counter() - started
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("CHECKPOINT")  # needs pg_checkpoint; harmless when refused
+    return timings
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def load_sqlite(path: Path, book: Book) -> dict[str, float]:
+    timings: dict[str, float] = {}
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("BEGIN")
+        for table, columns in TABLES:
+            started = time.perf_counter()
+            statement = (
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})"
+            )
+            conn.executemany(
+                statement, ([_sqlite_value(v) for v in row] for row in book.rows[table])
+            )
+            timings[f"insert {table}"] = time.perf_counter() - started
+        conn.execute("COMMIT")
+        started = time.perf_counter()
+        conn.execute("ANALYZE")
+        timings["analyze"] = time.perf_counter() - started
+    finally:
+        conn.close()
+    return timings
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring one sweep
+# --------------------------------------------------------------------------------------------
+
+PHASES = (
+    ("auto-confirm", order_service, "auto_confirm_shipped"),
+    ("mark overdue", order_service, "mark_overdue"),
+    ("late fees", collections_service, "accrue_late_fees"),
+    ("escalation", collections_service, "escalate"),
+    ("reminders", collections_service, "plan_reminders"),
+    ("bureau files", collections_service, "monthly_bureau_files"),
+)
+
+
+@dataclass
+class PhaseStats:
+    seconds: float = 0.0
+    statements: int = 0
+    sql_seconds: float = 0.0
+
+
+class SweepProbe:
+    """Wraps the sweep's phase functions and counts the SQL each phase sends."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.engine = runtime.database.engine
+        self.stats: dict[str, PhaseStats] = defaultdict(PhaseStats)
+        self.current = "begin"
+        self.late_fee_instalments = 0
+        self.late_fee_orders = 0
+        self.instalments_marked_overdue = 0
+        self.inner: tuple[float, float] = (0.0, 0.0)
+        self._statement_started = 0.0
+
+    def _before(self, *_: Any) -> None:
+        self._statement_started = time.perf_counter()
+
+    def _after(self, *_: Any) -> None:
+        stats = self.stats[self.current]
+        stats.statements += 1
+        stats.sql_seconds += time.perf_counter() - self._statement_started
+
+    def _phase(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            previous, self.current = self.current, name
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.stats[name].seconds += time.perf_counter() - started
+                self.current = previous
+
+        return timed
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        run_sweep = sweep_tasks.run_sweep
+        add_late_fees = repayment_service.add_late_fees
+        mark_overdue = repayment_service.mark_overdue
+
+        def outer_run_sweep(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            self.current = "guard + final flush"
+            try:
+                return run_sweep(*args, **kwargs)
+            finally:
+                self.inner = (started, time.perf_counter())
+                self.current = "commit"
+
+        def counting_add_late_fees(*args: Any, **kwargs: Any) -> int:
+            charged = [fee for fee in kwargs["fees_by_seq"].values() if fee > 0]
+            self.late_fee_instalments += len(charged)
+            self.late_fee_orders += bool(charged)
+            return add_late_fees(*args, **kwargs)
+
+        def counting_mark_overdue(*args: Any, **kwargs: Any) -> int:
+            marked = mark_overdue(*args, **kwargs)
+            self.instalments_marked_overdue += marked
+            return marked
+
+        sqlalchemy_event.listen(self.engine, "before_cursor_execute", self._before)
+        sqlalchemy_event.listen(self.engine, "after_cursor_execute", self._after)
+        with contextlib.ExitStack() as stack:
+            for name, module, attribute in PHASES:
+                original = getattr(module, attribute)
+                stack.enter_context(
+                    mock.patch.object(module, attribute, self._phase(name, original))
+                )
+            stack.enter_context(mock.patch.object(sweep_tasks, "run_sweep", outer_run_sweep))
+            stack.enter_context(
+                mock.patch.object(repayment_service, "add_late_fees", counting_add_late_fees)
+            )
+            stack.enter_context(
+                mock.patch.object(repayment_service, "mark_overdue", counting_mark_overdue)
+            )
+            try:
+                yield
+            finally:
+                sqlalchemy_event.remove(self.engine, "before_cursor_execute", self._before)
+                sqlalchemy_event.remove(self.engine, "after_cursor_execute", self._after)
+
+
+class PySpy:
+    """py-spy sampling this very process (wall clock, idle included) while a block runs."""
+
+    def __init__(self, output: Path, rate: int = 100) -> None:
+        self.output = output
+        self.rate = rate
+
+    @contextlib.contextmanager
+    def sampling(self) -> Iterator[None]:
+        binary = Path(sys.executable).with_name("py-spy")
+        process = subprocess.Popen(
+            [str(binary), "record", "--pid", str(os.getpid()), "--rate", str(self.rate),
+             "--idle", "--nonblocking", "--format", "raw", "-o", str(self.output)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1.0)  # let it attach
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+
+    def summary(self, top: int = 14) -> dict[str, Any]:
+        if not self.output.exists():
+            return {}
+        leaf: Counter[str] = Counter()
+        inclusive: Counter[str] = Counter()
+        total = 0
+        for line in self.output.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack or not count_text.isdigit():
+                continue
+            count = int(count_text)
+            frames = stack.split(";")
+            if not any("run_sweep" in frame for frame in frames):
+                continue
+            total += count
+            leaf[_frame_kind(frames)] += count
+            for name in {_frame_name(frame) for frame in frames if "/usefirst/" in frame}:
+                inclusive[name] += count
+        return {
+            "samples": total,
+            "by_kind": {kind: count / total for kind, count in leaf.most_common()} if total else {},
+            "usefirst_inclusive": {
+                name: count / total for name, count in inclusive.most_common(top)
+            }
+            if total
+            else {},
+        }
+
+
+def _frame_name(frame: str) -> str:
+    function, _, where = frame.partition(" (")
+    path = where.split(":")[0]
+    module = path.split("/usefirst/")[-1].removesuffix(".py").replace("/", ".")
+    return f"{module}.{function}"
+
+
+def _frame_kind(frames: list[str]) -> str:
+    last = frames[-1]
+    if "psycopg" in last or "sqlite3" in last or "_sqlite" in last:
+        return "database driver (round trips, server time)"
+    if "cryptography" in last:
+        return "PII decryption"
+    if "sqlalchemy" in last:
+        return "SQLAlchemy (ORM, SQL compilation)"
+    if "/usefirst/" in last:
+        return "usefirst code"
+    if "fractions.py" in last:
+        return "Fraction arithmetic"
+    return "other Python (stdlib, pydantic)"
+
+
+@dataclass
+class SweepResult:
+    seconds: float
+    summary: dict[str, Any]
+    phases: dict[str, PhaseStats]
+    late_fee_instalments: int
+    late_fee_orders: int
+    instalments_marked_overdue: int
+    effects: dict[str, int]
+    profile: dict[str, Any] = field(default_factory=dict)
+
+
+def _table_counts(runtime: Runtime) -> dict[str, int]:
+    queries = {
+        "contact attempts": "SELECT status, COUNT(*) FROM contact_attempts GROUP BY status",
+        "outbox": "SELECT topic, COUNT(*) FROM outbox_messages GROUP BY topic",
+        "events": "SELECT type, COUNT(*) FROM events GROUP BY type",
+        "journal": "SELECT kind, COUNT(*) FROM journal_entries GROUP BY kind",
+        "instalments": "SELECT status, COUNT(*) FROM instalments GROUP BY status",
+        "credit changes": (
+            "SELECT new_status, COUNT(*) FROM credit_line_changes GROUP BY new_status"
+        ),
+    }
+    counts: dict[str, int] = {}
+    with runtime.database.transaction(read_only=True) as session:
+        for prefix, query in queries.items():
+            for key, count in session.execute(text(query)).all():
+                counts[f"{prefix} {key}"] = int(count)
+    return counts
+
+
+def run_measured_sweep(
+    runtime: Runtime, business_on: date, *, py_spy: PySpy | None = None
+) -> SweepResult:
+    before = _table_counts(runtime)
+    probe = SweepProbe(runtime)
+    with probe.installed(), py_spy.sampling() if py_spy else contextlib.nullcontext():
+        started = time.perf_counter()
+        summary = runtime.sweep(business_on)
+        ended = time.perf_counter()
+    inner_started, inner_ended = probe.inner
+    phases = dict(probe.stats)
+    phases.setdefault("commit", PhaseStats()).seconds = ended - inner_ended
+    phase_total = sum(phases[name].seconds for name, _, _ in PHASES if name in phases)
+    phases.setdefault("guard + final flush", PhaseStats()).seconds = (
+        inner_ended - inner_started - phase_total
+    )
+    phases.setdefault("begin", PhaseStats()).seconds = inner_started - started
+    after = _table_counts(runtime)
+    effects = {
+        key: after.get(key, 0) - before.get(key, 0)
+        for key in sorted(set(after) | set(before))
+        if after.get(key, 0) != before.get(key, 0)
+    }
+    return SweepResult(
+        seconds=ended - started,
+        summary=summary.as_dict(),
+        phases=phases,
+        late_fee_instalments=probe.late_fee_instalments,
+        late_fee_orders=probe.late_fee_orders,
+        instalments_marked_overdue=probe.instalments_marked_overdue,
+        effects=effects,
+        profile=py_spy.summary() if py_spy else {},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# One backend, end to end
+# --------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory_gb = 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        first = Path("/proc/meminfo").read_text().splitlines()[0]
+        memory_gb = int(first.split()[1]) / 1024 / 1024
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_gb, 1),
+        "python": sys.version.split()[0],
+        "load_average": os.getloadavg(),
+    }
+
+
+def postgresql_settings(url: str) -> dict[str, str]:
+    names = ("server_version", "shared_buffers", "work_mem", "synchronous_commit", "max_wal_size")
+    with psycopg.connect(url) as conn:
+        values = {}
+        for name in names:
+            row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+            values[name] = str(row[0]) if row else ""
+        return values
+
+
+def bench_backend(
+    *,
+    label: str,
+    url: str,
+    spec: BookSpec,
+    keys_file: Path,
+    py_spy_dir: Path | None,
+    rerun: bool,
+) -> dict[str, Any]:
+    is_sqlite = url.startswith("sqlite")
+    settings = Settings(database_url=url, keys_file=keys_file)
+    cipher = load_field_cipher(settings)
+    log(f"{label}: generating the book ({spec.instalments:,} instalments in the window)")
+    started = time.perf_counter()
+    book = build_book(spec, settings=settings, cipher=cipher)
+    generate_seconds = time.perf_counter() - started
+    log(
+        f"{label}: generated {book.counts['orders']:,} orders, "
+        f"{book.counts['instalments']:,} instalments in {generate_seconds:.1f} s"
+    )
+    started = time.perf_counter()
+    if is_sqlite:
+        path = Path(url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        upgrade(url)
+        load_timings = load_sqlite(path, book)
+    else:
+        recreate_postgresql(url)
+        upgrade(url)
+        load_timings = load_postgresql(url, book)
+    load_seconds = time.perf_counter() - started
+    log(f"{label}: migrated and loaded in {load_seconds:.1f} s")
+    counts, expected = dict(book.counts), dict(book.expected)
+    del book
+
+    runtime = Runtime(settings, cipher=cipher)
+    py_spy = PySpy(py_spy_dir / f"sweep-{label}.txt") if py_spy_dir else None
+    log(f"{label}: sweeping {spec.business_on} …")
+    first = run_measured_sweep(runtime, spec.business_on, py_spy=py_spy)
+    log(f"{label}: first sweep {first.seconds:.2f} s")
+    second = None
+    if rerun:
+        second = run_measured_sweep(runtime, spec.business_on)
+        log(
+            f"{label}: re-run {second.seconds * 1000:.1f} ms "
+            f"(already_ran={second.summary['already_ran']})"
+        )
+    runtime.database.dispose()
+    result: dict[str, Any] = {
+        "label": label,
+        "backend": "sqlite" if is_sqlite else "postgresql",
+        "spec": {**spec.__dict__, "business_on": spec.business_on.isoformat()},
+        "book": counts,
+        "expected": expected,
+        "generate_seconds": generate_seconds,
+        "load_seconds": load_seconds,
+        "load": load_timings,
+        "sweep": _result_dict(first),
+        "rerun": _result_dict(second) if second else None,
+    }
+    if not is_sqlite:
+        result["postgresql"] = postgresql_settings(url)
+    print_report(result)
+    return result
+
+
+def _result_dict(result: SweepResult) -> dict[str, Any]:
+    return {
+        "seconds": result.seconds,
+        "summary": result.summary,
+        "phases": {name: stats.__dict__ for name, stats in result.phases.items()},
+        "late_fee_instalments": result.late_fee_instalments,
+        "late_fee_orders": result.late_fee_orders,
+        "instalments_marked_overdue": result.instalments_marked_overdue,
+        "effects": result.effects,
+        "profile": result.profile,
+    }
+
+
+PHASE_ORDER = ("begin", *(name for name, _, _ in PHASES), "guard + final flush", "commit")
+
+
+def print_report(result: dict[str, Any]) -> None:
+    book, expected, sweep = result["book"], result["expected"], result["sweep"]
+    summary = sweep["summary"]
+    print()
+    print(f"== {result['label']} ({result['backend']}) ==")
+    order_statuses = ("overdue", "delivered", "repaid", "shipped")
+    print(
+        f"book: {book['rows in window']:,} instalments due in the window "
+        f"({_share(book, 'window')}); {book['instalments']:,} instalments in all; "
+        f"{book['orders']:,} orders ({_share(book, 'orders', order_statuses)}); "
+        f"{book['shoppers']:,} shoppers ({book.get('credit lines frozen', 0):,} frozen)"
+    )
+    print(
+        f"generated in {result['generate_seconds']:.1f} s, "
+        f"migrated and loaded in {result['load_seconds']:.1f} s"
+    )
+    print()
+    print(f"{'phase':<22}{'seconds':>10}{'share':>8}{'SQL stmts':>12}{'SQL wait s':>12}")
+    total = sweep["seconds"]
+    for name in PHASE_ORDER:
+        stats = sweep["phases"].get(name)
+        if stats is None:
+            continue
+        print(
+            f"{name:<22}{stats['seconds']:>10.2f}{stats['seconds'] / total:>8.0%}"
+            f"{stats['statements']:>12,}{stats['sql_seconds']:>12.2f}"
+        )
+    statements = sum(stats["statements"] for stats in sweep["phases"].values())
+    waited = sum(stats["sql_seconds"] for stats in sweep["phases"].values())
+    verdict = "meets" if total <= GOAL_SECONDS else "misses"
+    print(f"{'total':<22}{total:>10.2f}{'':>8}{statements:>12,}{waited:>12.2f}")
+    print(f"goal ≤ {GOAL_SECONDS:.0f} s: {verdict}")
+    print()
+    rows = [
+        ("auto-confirmed orders", summary["auto_confirmed"], expected.get("auto-confirmed", 0)),
+        (
+            "instalments newly overdue",
+            sweep["instalments_marked_overdue"],
+            expected.get("newly overdue instalments", 0),
+        ),
+        (
+            "orders with newly overdue instalments",
+            summary["newly_overdue_orders"],
+            expected.get("newly overdue orders", 0),
+        ),
+        (
+            "instalments charged a late fee",
+            sweep["late_fee_instalments"],
+            expected.get("late-fee instalments (at most)", 0),
+        ),
+        ("orders charged (journal entries)", sweep["late_fee_orders"], None),
+        ("late fees charged (minor units)", summary["late_fees_minor"], None),
+        ("orders into the call queue", summary["call_queue"], expected.get("call queue", 0)),
+        (
+            "orders reported to the bureau",
+            summary["bureau_reported"],
+            expected.get("bureau reported", 0),
+        ),
+        ("reminders planned", summary["reminders_planned"], expected.get("reminders planned", 0)),
+        (
+            "reminders suppressed",
+            sweep["effects"].get("contact attempts suppressed", 0),
+            expected.get("reminders suppressed", 0),
+        ),
+    ]
+    print(f"{'effect':<40}{'actual':>12}{'expected':>12}")
+    for name, actual, wanted in rows:
+        print(f"{name:<40}{actual:>12,}{'' if wanted is None else f'{wanted:,}':>12}")
+    print("rows written:", ", ".join(f"{k} +{v:,}" for k, v in sweep["effects"].items()))
+    if result["rerun"]:
+        rerun = result["rerun"]
+        print(
+            f"re-run of the same date: {rerun['seconds'] * 1000:.1f} ms, "
+            f"already_ran={rerun['summary']['already_ran']}, "
+            f"{sum(s['statements'] for s in rerun['phases'].values())} statements"
+        )
+    profile = sweep.get("profile") or {}
+    if profile.get("samples"):
+        print()
+        print(f"py-spy ({profile['samples']:,} samples, wall clock): where the time went")
+        for kind, share in profile["by_kind"].items():
+            print(f"  {share:>6.1%}  {kind}")
+        print("  inclusive time of usefirst functions:")
+        for name, share in profile["usefirst_inclusive"].items():
+            print(f"  {share:>6.1%}  {name}")
+    print()
+
+
+def _share(book: dict[str, int], prefix: str, keys: Iterable[str] | None = None) -> str:
+    keys = keys or ("overdue", "pending", "paid")
+    return ", ".join(f"{book.get(f'{prefix} {key}', 0):,} {key}" for key in keys)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_URL, help="PostgreSQL (or SQLite) URL")
+    parser.add_argument("--instalments", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=120, help="width of the due-date window")
+    parser.add_argument("--future-days", type=int, default=60, help="window days from today")
+    parser.add_argument("--shoppers", type=int, help="default: instalments / 4")
+    parser.add_argument("--merchants", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=20261210)
+    parser.add_argument(
+        "--business-on", type=date.fromisoformat, default=DEFAULT_BUSINESS_ON, help="sweep date"
+    )
+    parser.add_argument("--miss-rate", type=float, default=0.15)
+    parser.add_argument("--early-paid-share", type=float, default=0.03)
+    parser.add_argument("--unconfirmed-share", type=float, default=0.25)
+    parser.add_argument(
+        "--sqlite-instalments", type=int, default=100_000, help="0 skips the SQLite run"
+    )
+    parser.add_argument("--sqlite-path", type=Path, help="default: a file in a temp directory")
+    parser.add_argument("--no-rerun", action="store_true", help="skip the idempotent re-run")
+    parser.add_argument("--py-spy", action="store_true", help="sample the sweeps with py-spy")
+    parser.add_argument("--json", type=Path, help="write every figure to this file")
+    arguments = parser.parse_args(argv)
+    past_days = arguments.days - arguments.future_days
+    if not 0 < past_days <= 90 or arguments.future_days < 1:
+        parser.error("the window must reach 1-90 days back (no legal referral or charge-off yet)")
+    return arguments
+
+
+def spec_for(arguments: argparse.Namespace, instalments: int) -> BookSpec:
+    return BookSpec(
+        instalments=instalments,
+        shoppers=arguments.shoppers or max(instalments // 4, 10),
+        merchants=arguments.merchants,
+        days=arguments.days,
+        future_days=arguments.future_days,
+        business_on=arguments.business_on,
+        miss_rate=arguments.miss_rate,
+        early_paid_share=arguments.early_paid_share,
+        unconfirmed_share=arguments.unconfirmed_share,
+        seed=arguments.seed,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    work_dir = Path(tempfile.mkdtemp(prefix="usefirst-bench-sweep-"))
+    keys_file = work_dir / "keys.json"
+    py_spy_dir = work_dir if arguments.py_spy else None
+    results = {"machine": machine(), "command": " ".join(sys.argv), "runs": []}
+    runs: list[tuple[str, str, int]] = [
+        (
+            "sqlite" if arguments.database_url.startswith("sqlite") else "postgresql",
+            arguments.database_url,
+            arguments.instalments,
+        )
+    ]
+    if arguments.sqlite_instalments and not arguments.database_url.startswith("sqlite"):
+        sqlite_path = arguments.sqlite_path or work_dir / "sweep.db"
+        runs.append(("sqlite", f"sqlite:///{sqlite_path}", arguments.sqlite_instalments))
+    for label, url, instalments in runs:
+        results["runs"].append(
+            bench_backend(
+                label=label,
+                url=url,
+                spec=spec_for(arguments, instalments),
+                keys_file=keys_file,
+                py_spy_dir=py_spy_dir,
+                rerun=not arguments.no_rerun,
+            )
+        )
+    results["machine"]["load_average_after"] = os.getloadavg()
+    if arguments.json:
+        arguments.json.write_text(json.dumps(results, indent=2, default=str))
+        log(f"figures written to {arguments.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""Issue 3: credit-bureau reporting over the API. An order enters the files on day +30; paid after
+that, the next month's file reports it paid (Metro 2 status 13, with the Payment Rating of how late
+it was paid). An order paid before day +30 never appears."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from tests.collections.dunning_env import Env, jsonl_records, local_at, open_env, parse_time
+from tests.collections.metro2_parser import parse_metro2
+
+DUE = date(2027, 3, 9)  # bought and delivered on the start day, 2027-03-02
+
+
+def month_end_file(env: Env, period: str, file_format: str, written_on: date) -> str:
+    """The file the sweep wrote for ``period`` at the start of ``written_on``."""
+    [row] = [
+        f
+        for f in env.bureau_files()
+        if (f["period"], f["format"]) == (period, file_format)
+        and parse_time(f["created_at"]) == local_at(written_on, 0)
+    ]
+    return env.bureau_content(row["id"])
+
+
+def test_paid_after_reporting_shows_paid_in_the_next_months_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    with open_env(database_url, tmp_path) as env:
+        erin = env.enrol()
+        frank = env.enrol()
+        order = env.buy(erin["id"])
+        early = env.buy(frank["id"])
+        account = order["id"].replace("_", "").upper()
+
+        # Frank pays 20 days late, before reporting: he never reaches the bureau.
+        env.advance_to_day(DUE + timedelta(days=20))
+        env.pay(frank["id"], 30_000 + 20 * 15)
+
+        env.advance_to_day(DUE + timedelta(days=30))  # 2027-04-08: reported today
+        assert list(env.jsonl_records("2027-04")) == [order["id"]]
+
+        env.advance_to_day(date(2027, 5, 1))
+        april = jsonl_records(month_end_file(env, "2027-04", "jsonl", date(2027, 5, 1)))
+        assert list(april) == [order["id"]]
+        assert (april[order["id"]]["status"], april[order["id"]]["account_status_code"]) == (
+            "past_due",
+            "71",
+        )
+        assert april[order["id"]]["days_past_due"] == 52
+        [base] = parse_metro2(month_end_file(env, "2027-04", "metro2", date(2027, 5, 1))).bases
+        assert (base["consumer_account_number"], base["account_status"]) == (account, "71")
+
+        # Paid in May, 63 days late.
+        paid_on = DUE + timedelta(days=63)
+        env.advance_to_day(paid_on)
+        owed = 30_000 + 63 * 15
+        assert env.statement(erin["id"])["outstanding_minor"] == owed
+        env.pay(erin["id"], owed)
+        assert env.order(order["id"])["status"] == "repaid"
+
+        env.advance_to_day(date(2027, 6, 1))
+        may = jsonl_records(month_end_file(env, "2027-05", "jsonl", date(2027, 6, 1)))
+        assert list(may) == [order["id"]]  # Frank's order was never reported
+        record = may[order["id"]]
+        assert {
+            key: record[key]
+            for key in (
+                "status",
+                "account_status_code",
+                "payment_rating",
+                "current_balance_minor",
+                "amount_past_due_minor",
+                "actual_payment_minor",
+                "date_closed",
+                "date_last_payment",
+                "date_of_first_delinquency",
+                "account_information_on",
+            )
+        } == {
+            "status": "paid",
+            "account_status_code": "13",
+            "payment_rating": "2",  # 60–89 days past due when paid
+            "current_balance_minor": 0,
+            "amount_past_due_minor": 0,
+            "actual_payment_minor": owed,
+            "date_closed": paid_on.isoformat(),
+            "date_last_payment": paid_on.isoformat(),
+            "date_of_first_delinquency": (DUE + timedelta(days=1)).isoformat(),
+            "account_information_on": "2027-05-31",
+        }
+        metro2 = month_end_file(env, "2027-05", "metro2", date(2027, 6, 1))
+        [base] = parse_metro2(metro2).bases
+        assert base["consumer_account_number"] == account
+        assert base["account_status"] == "13"
+        record_line = metro2.splitlines()[1]
+        assert record_line[123:125] == "13"  # Account Status, positions 124–125
+        assert record_line[125] == "2"  # Payment Rating, position 126
+        assert (base["current_balance"], base["amount_past_due"]) == (0, 0)
+        assert base["actual_payment"] == owed // 100
+        assert base["date_closed"] == paid_on
+        assert base["date_of_first_delinquency"] == DUE + timedelta(days=1)
+        assert parse_metro2(metro2).trailer["total_status_code_13"] == 1
+
+        assert env.order(early["id"])["status"] == "repaid"
+        env.assert_ledger_clean()
