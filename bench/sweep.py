@@ -86,6 +86,7 @@ from usefirst.kit.migrate import upgrade
 from usefirst.kit.money import basis_points_of
 from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.ledger import accounts
+from usefirst.ledger.service import audit
 from usefirst.orders import service as order_service
 from usefirst.repayment import schedule
 from usefirst.repayment import service as repayment_service
@@ -193,6 +194,44 @@ INSTALMENT_COLUMNS = (
     "settled_on",
 )
 LEDGER_ACCOUNT_COLUMNS = ("code", "kind", "owner_id", "currency", "created_at")
+POSTING_COLUMNS = ("entry_id", "seq", "account_code", "currency", "amount_minor")
+JOURNAL_ENTRY_COLUMNS = (
+    "id",
+    "kind",
+    "shopper_id",
+    "merchant_id",
+    "order_id",
+    "reference_id",
+    "posting_count",
+    "memo",
+    "created_at",
+)
+CONTACT_COLUMNS = (
+    "shopper_id",
+    "id",
+    "order_id",
+    "seq",
+    "channel",
+    "step_day",
+    "step",
+    "template",
+    "scheduled_at",
+    "sent_at",
+    "status",
+    "status_reason",
+    "destination_masked",
+    "created_at",
+)
+OUTBOX_COLUMNS = (
+    "id",
+    "topic",
+    "payload",
+    "available_at",
+    "attempts",
+    "delivered_at",
+    "created_at",
+)
+MERCHANT_FEE_BPS = 60
 SWEEP_RUN_COLUMNS = ("business_on", "completed_at", "summary")
 # Load order respects the foreign keys.
 TABLES = (
@@ -233,10 +272,16 @@ class BookSpec:
 
 @dataclass
 class Book:
+    spec: BookSpec
+    settings: Settings
     rows: dict[str, list[Row]]
     counts: Counter[str] = field(default_factory=Counter)
     expected: dict[str, int] = field(default_factory=dict)
     window: tuple[date, date] = (date.min, date.min)
+    # (order row, first instalment row, end) of every delivered order, for the history streams
+    delivered: list[tuple[int, int, int]] = field(default_factory=list)
+    email_of: dict[str, bool] = field(default_factory=dict)
+    masked: tuple[str, str] = ("", "")  # phone, email
 
 
 class _Clock:
@@ -280,7 +325,13 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
     yesterday = today - timedelta(days=1)
     window_start = today - timedelta(days=spec.days - spec.future_days)
     window_end = today + timedelta(days=spec.future_days - 1)
-    book = Book(rows={name: [] for name, _ in TABLES}, window=(window_start, window_end))
+    book = Book(
+        spec=spec,
+        settings=settings,
+        rows={name: [] for name, _ in TABLES},
+        window=(window_start, window_end),
+        masked=(secrets.phone_masked, secrets.email_masked),
+    )
     counts = book.counts
     ladder = collections_service.ladder_of(settings)
     reminder_days = {today - timedelta(days=step.day): step for step in ladder.reminder_steps()}
@@ -450,6 +501,7 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
                 excess -= cut
         unpaid = [row for row in rows if row[1] in ("pending", "overdue")]
         overdue = [row for row in rows if row[1] == "overdue"]
+        first_instalment = len(instalments)
         for seq, status, due_on, principal, fees, late, settled_on in rows:
             paid = status == "paid"
             instalments.append(
@@ -533,6 +585,7 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
                 updated=repaid_at or delivered_at,
             )
         )
+        book.delivered.append((len(orders) - 1, first_instalment, len(instalments)))
     counts["rows in window"] = in_window
 
     # Shipped orders nobody confirmed yet: one day's worth reaches auto-confirmation today.
@@ -661,6 +714,7 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
         book.rows["sweep_runs"].append(
             (day, business_day_start(day, settings.time_zone), '{"seeded": true}')
         )
+    book.email_of = dict(zip(shopper_ids, has_email, strict=True))
     counts["shoppers"] = spec.shoppers
     counts["merchants"] = spec.merchants
     counts["orders"] = len(orders)
@@ -673,6 +727,182 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
 # --------------------------------------------------------------------------------------------
 
 
+def _entry(
+    entry_id: str,
+    kind: str,
+    legs: list[tuple[str, int]],
+    *,
+    created_at: datetime,
+    memo: str,
+    shopper_id: str | None = None,
+    merchant_id: str | None = None,
+    order_id: str | None = None,
+) -> tuple[Row, list[Row]]:
+    postings = [
+        (entry_id, seq, code, CURRENCY, amount) for seq, (code, amount) in enumerate(legs, 1)
+    ]
+    entry = (entry_id, kind, shopper_id, merchant_id, order_id, None, len(legs), memo, created_at)
+    return entry, postings
+
+
+def journal_history(book: Book) -> Iterator[tuple[Row, list[Row]]]:
+    """The entries the services posted for the book so far: activation, merchant fee, plan fee,
+    the late fees accrued (one entry per order here, one per day in reality) and one payment
+    per paid instalment. Receivables then equal the statements (``audit`` passes). Ids are
+    derived from the order's, so the stream can be replayed (postings first, then entries)."""
+    orders, instalments = book.rows["orders"], book.rows["instalments"]
+    time_zone = book.settings.time_zone
+    yesterday_start = business_day_start(book.spec.business_on, time_zone) - timedelta(hours=1)
+    cash = accounts.PLATFORM_CASH.code(CURRENCY)
+    for order_index, start, end in book.delivered:
+        shopper_id, order_id, merchant_id = orders[order_index][:3]
+        amount, delivered_at = orders[order_index][6], orders[order_index][18]
+        suffix = order_id.partition("_")[2]
+        receivable = accounts.shopper_receivable(shopper_id).code(CURRENCY)
+        payable = accounts.merchant_payable(merchant_id).code(CURRENCY)
+        common = {"shopper_id": shopper_id, "order_id": order_id, "created_at": delivered_at}
+        yield _entry(
+            f"je_{suffix}A",
+            "order_activation",
+            [(receivable, amount), (payable, -amount)],
+            merchant_id=merchant_id,
+            memo="order delivered: shopper owes the principal, merchant is owed it",
+            **common,
+        )
+        merchant_fee = basis_points_of(amount, MERCHANT_FEE_BPS)
+        yield _entry(
+            f"je_{suffix}M",
+            "merchant_fee",
+            [(payable, merchant_fee), (accounts.MERCHANT_FEE_INCOME.code(CURRENCY), -merchant_fee)],
+            merchant_id=merchant_id,
+            order_id=order_id,
+            created_at=delivered_at,
+            memo=f"merchant fee {MERCHANT_FEE_BPS} bps",
+        )
+        rows = instalments[start:end]
+        plan_fees = sum(row[7] for row in rows)
+        if plan_fees:
+            yield _entry(
+                f"je_{suffix}F",
+                "instalment_fee",
+                [
+                    (receivable, plan_fees),
+                    (accounts.INSTALMENT_FEE_INCOME.code(CURRENCY), -plan_fees),
+                ],
+                memo="instalments_3 fee",
+                **common,
+            )
+        late_fees = sum(row[8] for row in rows if row[4] != "paid")
+        if late_fees:
+            yield _entry(
+                f"je_{suffix}L",
+                "late_fee",
+                [(receivable, late_fees), (accounts.LATE_FEE_INCOME.code(CURRENCY), -late_fees)],
+                shopper_id=shopper_id,
+                order_id=order_id,
+                created_at=yesterday_start,
+                memo="daily late fee",
+            )
+        for row in rows:
+            if row[4] == "paid":
+                paid = row[10] + row[11]
+                yield _entry(
+                    f"je_{suffix}P{row[2]}",
+                    "shopper_payment",
+                    [(cash, paid), (receivable, -paid)],
+                    shopper_id=shopper_id,
+                    order_id=order_id,
+                    created_at=business_day_start(row[13], time_zone) + timedelta(hours=12),
+                    memo="payment by alipay",
+                )
+
+
+def contact_history(book: Book) -> Iterator[tuple[Row, Row | None]]:
+    """The reminders the earlier sweeps planned (and the worker sent): every ladder step that
+    fell on a past business day while the instalment was unpaid, with its outbox message."""
+    orders, instalments = book.rows["orders"], book.rows["instalments"]
+    settings = book.settings
+    policy = collections_service.ContactPolicy.from_settings(settings)
+    steps = collections_service.ladder_of(settings).reminder_steps()
+    yesterday = book.spec.business_on - timedelta(days=1)
+    phone_masked, email_masked = book.masked
+    for order_index, start, end in book.delivered:
+        order = orders[order_index]
+        shopper_id, order_id, disputed = order[0], order[1], order[22]
+        delivered_on = policy.local(order[18]).date()
+        has_email = book.email_of[shopper_id]
+        suffix = order_id.partition("_")[2]
+        for row in instalments[start:end]:
+            seq, due_on, settled_on = row[2], row[5], row[13]
+            for step in steps:
+                on = due_on + timedelta(days=step.day)
+                if on > yesterday or on <= delivered_on or (settled_on and settled_on < on):
+                    continue
+                day_start = business_day_start(on, settings.time_zone)
+                scheduled_at = policy.at(on, step.send_at)
+                for channel in step.channels:
+                    attempt_id = f"cnt_{suffix}{seq}{step.day:+d}{channel[0]}"
+                    reason = (
+                        "dispute_open"
+                        if disputed
+                        else "no_verified_email"
+                        if channel == "email" and not has_email
+                        else None
+                    )
+                    destination = {"sms": phone_masked, "email": email_masked}.get(channel)
+                    attempt = (
+                        shopper_id,
+                        attempt_id,
+                        order_id,
+                        seq,
+                        channel,
+                        step.day,
+                        f"day_{step.day:+d}",
+                        step.template,
+                        scheduled_at,
+                        None if reason else scheduled_at,
+                        "suppressed" if reason else "sent",
+                        reason,
+                        None if reason else destination,
+                        day_start,
+                    )
+                    message = None
+                    if reason is None:
+                        payload = json.dumps({"shopper_id": shopper_id, "attempt_id": attempt_id})
+                        message = (
+                            f"obx_{attempt_id[4:]}",
+                            collections_service.CONTACT_TOPIC,
+                            payload,
+                            scheduled_at,
+                            1,
+                            scheduled_at,
+                            day_start,
+                        )
+                    yield attempt, message
+
+
+def table_streams(book: Book, *, history: bool) -> list[tuple[str, tuple[str, ...], Iterable[Row]]]:
+    """What to load, in an order the foreign keys and the journal triggers accept."""
+    streams: list[tuple[str, tuple[str, ...], Iterable[Row]]] = [
+        (table, columns, book.rows[table]) for table, columns in TABLES
+    ]
+    if history:
+        streams += [
+            (
+                "ledger_postings",
+                POSTING_COLUMNS,
+                (posting for _, postings in journal_history(book) for posting in postings),
+            ),
+            ("journal_entries", JOURNAL_ENTRY_COLUMNS, (e for e, _ in journal_history(book))),
+            ("contact_attempts", CONTACT_COLUMNS, (a for a, _ in contact_history(book))),
+            ("outbox_messages", OUTBOX_COLUMNS, (m for _, m in contact_history(book) if m)),
+        ]
+    return streams
+
+
+JOURNAL_TABLES = ("ledger_postings", "journal_entries")
+
+
 def recreate_postgresql(url: str) -> None:
     name = conninfo_to_dict(url)["dbname"]
     with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
@@ -682,26 +912,48 @@ def recreate_postgresql(url: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
 
 
-def load_postgresql(url: str, book: Book) -> dict[str, float]:
-    timings: dict[str, float] = {}
+def _journal_guards(url: str, action: str) -> None:
     with psycopg.connect(url) as conn:
-        for table, columns in TABLES:
-            started = time.perf_counter()
-            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        for table in JOURNAL_TABLES:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} {} TRIGGER USER").format(
+                    sql.Identifier(table), sql.SQL(action)
+                )
             )
-            with conn.cursor() as cursor, cursor.copy(statement) as copy:
-                for row in book.rows[table]:
-                    copy.write_row(row)
-            timings[f"copy {table}"] = time.perf_counter() - started
-        conn.commit()
+
+
+def load_postgresql(url: str, book: Book, *, history: bool) -> dict[str, tuple[int, float]]:
+    """COPY every table in one transaction. The journal guards (balance, seal) are switched off
+    while the history is copied: it is generated balanced, and they check row by row."""
+    loaded: dict[str, tuple[int, float]] = {}
+    if history:
+        _journal_guards(url, "DISABLE")
+    try:
+        with psycopg.connect(url) as conn:
+            for table, columns, rows in table_streams(book, history=history):
+                started = time.perf_counter()
+                statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+                )
+                count = 0
+                with conn.cursor() as cursor, cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                        count += 1
+                loaded[table] = (count, time.perf_counter() - started)
+            started = time.perf_counter()
+            conn.commit()
+            loaded["commit (deferred key checks)"] = (0, time.perf_counter() - started)
+    finally:
+        if history:
+            _journal_guards(url, "ENABLE")
     with psycopg.connect(url, autocommit=True) as conn:
         started = time.perf_counter()
         conn.execute("VACUUM (ANALYZE)")
-        timings["vacuum analyze"] = time.perf_counter() - started
+        loaded["vacuum analyze"] = (0, time.perf_counter() - started)
         with contextlib.suppress(psycopg.Error):
             conn.execute("CHECKPOINT")  # needs pg_checkpoint; harmless when refused
-    return timings
+    return loaded
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -714,29 +966,29 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def load_sqlite(path: Path, book: Book) -> dict[str, float]:
-    timings: dict[str, float] = {}
+def load_sqlite(path: Path, book: Book, *, history: bool) -> dict[str, tuple[int, float]]:
+    """One transaction of ``executemany``; the journal triggers stay on (postings go first)."""
+    loaded: dict[str, tuple[int, float]] = {}
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("BEGIN")
-        for table, columns in TABLES:
+        for table, columns, rows in table_streams(book, history=history):
             started = time.perf_counter()
             statement = (
                 f"INSERT INTO {table} ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' for _ in columns)})"
             )
-            conn.executemany(
-                statement, ([_sqlite_value(v) for v in row] for row in book.rows[table])
-            )
-            timings[f"insert {table}"] = time.perf_counter() - started
+            before = conn.total_changes
+            conn.executemany(statement, ([_sqlite_value(v) for v in row] for row in rows))
+            loaded[table] = (conn.total_changes - before, time.perf_counter() - started)
         conn.execute("COMMIT")
         started = time.perf_counter()
         conn.execute("ANALYZE")
-        timings["analyze"] = time.perf_counter() - started
+        loaded["analyze"] = (0, time.perf_counter() - started)
     finally:
         conn.close()
-    return timings
+    return loaded
 
 
 # --------------------------------------------------------------------------------------------
@@ -771,15 +1023,38 @@ class SweepProbe:
         self.late_fee_orders = 0
         self.instalments_marked_overdue = 0
         self.inner: tuple[float, float] = (0.0, 0.0)
+        # (phase, statement shape) -> [executions, seconds waiting on the database]
+        self.statements: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
         self._statement_started = 0.0
+        # PostgreSQL backend pid -> its CPU seconds when first seen (to measure server CPU)
+        self.backends: dict[int, float] = {}
+        self._backends_seen: set[int] | None = set() if runtime.database.is_postgresql else None
 
-    def _before(self, *_: Any) -> None:
+    def server_cpu_seconds(self) -> float:
+        return sum(_process_cpu_seconds(pid) - cpu for pid, cpu in self.backends.items())
+
+    def _before(self, conn: Any, *_: Any) -> None:
+        if self._backends_seen is not None:
+            pid = _backend_pid(conn)
+            if pid is not None and pid not in self.backends:
+                self.backends[pid] = _process_cpu_seconds(pid)
         self._statement_started = time.perf_counter()
 
-    def _after(self, *_: Any) -> None:
+    def _after(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        waited = time.perf_counter() - self._statement_started
         stats = self.stats[self.current]
         stats.statements += 1
-        stats.sql_seconds += time.perf_counter() - self._statement_started
+        stats.sql_seconds += waited
+        shape = self.statements[(self.current, _statement_shape(statement))]
+        shape[0] += 1
+        shape[1] += waited
+
+    def top_statements(self, count: int = 12) -> list[dict[str, Any]]:
+        ranked = sorted(self.statements.items(), key=lambda item: -item[1][1])[:count]
+        return [
+            {"phase": phase, "statement": shape, "executions": int(n), "seconds": seconds}
+            for (phase, shape), (n, seconds) in ranked
+        ]
 
     def _phase(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
@@ -869,47 +1144,91 @@ class PySpy:
         if not self.output.exists():
             return {}
         leaf: Counter[str] = Counter()
+        by_phase: dict[str, Counter[str]] = defaultdict(Counter)
         inclusive: Counter[str] = Counter()
         total = 0
         for line in self.output.read_text().splitlines():
             stack, _, count_text = line.rpartition(" ")
             if not stack or not count_text.isdigit():
                 continue
-            count = int(count_text)
             frames = stack.split(";")
-            if not any("run_sweep" in frame for frame in frames):
+            if not any(frame.startswith("Runtime.sweep ") for frame in frames):
                 continue
+            count = int(count_text)
             total += count
-            leaf[_frame_kind(frames)] += count
-            for name in {_frame_name(frame) for frame in frames if "/usefirst/" in frame}:
+            kind = _frame_kind(frames[-1])
+            leaf[kind] += count
+            by_phase[_frame_phase(frames)][kind] += count
+            for name in {_frame_name(frame) for frame in frames if "(usefirst/" in frame}:
                 inclusive[name] += count
+        if not total:
+            return {}
         return {
             "samples": total,
-            "by_kind": {kind: count / total for kind, count in leaf.most_common()} if total else {},
-            "usefirst_inclusive": {
-                name: count / total for name, count in inclusive.most_common(top)
-            }
-            if total
-            else {},
+            "by_kind": {kind: n / total for kind, n in leaf.most_common()},
+            "by_phase": {
+                phase: {kind: n / total for kind, n in kinds.most_common()}
+                for phase, kinds in sorted(by_phase.items(), key=lambda i: -sum(i[1].values()))
+            },
+            "usefirst_inclusive": {name: n / total for name, n in inclusive.most_common(top)},
         }
+
+
+def _backend_pid(conn: Any) -> int | None:
+    with contextlib.suppress(AttributeError):
+        return int(conn.connection.dbapi_connection.info.backend_pid)
+    return None
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a local process (the PostgreSQL backend serving the sweep)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_stall_microseconds() -> int | None:
+    """Cumulative time some runnable task waited for a CPU (Linux PSI), or None."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return int(some.rpartition("total=")[2])
+    return None
+
+
+def _statement_shape(statement: str) -> str:
+    """The statement without its bind-parameter lists, cut to a readable length."""
+    shape = " ".join(statement.split())
+    if " IN (" in shape:
+        head, _, tail = shape.partition(" IN (")
+        shape = f"{head} IN (…){tail.partition(')')[2]}"
+    return shape[:150]
 
 
 def _frame_name(frame: str) -> str:
     function, _, where = frame.partition(" (")
-    path = where.split(":")[0]
-    module = path.split("/usefirst/")[-1].removesuffix(".py").replace("/", ".")
+    module = where.split(":")[0].removesuffix(".py").replace("/", ".")
     return f"{module}.{function}"
 
 
-def _frame_kind(frames: list[str]) -> str:
-    last = frames[-1]
+def _frame_phase(frames: list[str]) -> str:
+    for index, frame in enumerate(frames[:-1]):
+        if frame.startswith("SweepProbe._phase.<locals>.timed "):
+            return frames[index + 1].partition(" (")[0]
+    if any(frame.startswith("run_sweep ") for frame in frames):
+        return "run_sweep (guard, final flush)"
+    return "begin / commit"
+
+
+def _frame_kind(last: str) -> str:
     if "psycopg" in last or "sqlite3" in last or "_sqlite" in last:
         return "database driver (round trips, server time)"
     if "cryptography" in last:
         return "PII decryption"
     if "sqlalchemy" in last:
         return "SQLAlchemy (ORM, SQL compilation)"
-    if "/usefirst/" in last:
+    if "(usefirst/" in last:
         return "usefirst code"
     if "fractions.py" in last:
         return "Fraction arithmetic"
@@ -925,6 +1244,10 @@ class SweepResult:
     late_fee_orders: int
     instalments_marked_overdue: int
     effects: dict[str, int]
+    client_cpu_seconds: float = 0.0
+    server_cpu_seconds: float | None = None
+    cpu_stall_share: float | None = None
+    statements: list[dict[str, Any]] = field(default_factory=list)
     profile: dict[str, Any] = field(default_factory=dict)
 
 
@@ -953,9 +1276,17 @@ def run_measured_sweep(
     before = _table_counts(runtime)
     probe = SweepProbe(runtime)
     with probe.installed(), py_spy.sampling() if py_spy else contextlib.nullcontext():
+        stall_before = _cpu_stall_microseconds()
+        cpu_before = time.process_time()
         started = time.perf_counter()
         summary = runtime.sweep(business_on)
         ended = time.perf_counter()
+        client_cpu = time.process_time() - cpu_before
+        server_cpu = probe.server_cpu_seconds() if runtime.database.is_postgresql else None
+        stall_after = _cpu_stall_microseconds()
+    stall_share = None
+    if stall_before is not None and stall_after is not None:
+        stall_share = (stall_after - stall_before) / 1e6 / (ended - started)
     inner_started, inner_ended = probe.inner
     phases = dict(probe.stats)
     phases.setdefault("commit", PhaseStats()).seconds = ended - inner_ended
@@ -978,6 +1309,10 @@ def run_measured_sweep(
         late_fee_orders=probe.late_fee_orders,
         instalments_marked_overdue=probe.instalments_marked_overdue,
         effects=effects,
+        client_cpu_seconds=client_cpu,
+        server_cpu_seconds=server_cpu,
+        cpu_stall_share=stall_share,
+        statements=probe.top_statements(),
         profile=py_spy.summary() if py_spy else {},
     )
 
@@ -1025,6 +1360,7 @@ def bench_backend(
     keys_file: Path,
     py_spy_dir: Path | None,
     rerun: bool,
+    history: bool,
 ) -> dict[str, Any]:
     is_sqlite = url.startswith("sqlite")
     settings = Settings(database_url=url, keys_file=keys_file)
@@ -1043,13 +1379,18 @@ def bench_backend(
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         upgrade(url)
-        load_timings = load_sqlite(path, book)
+        loaded = load_sqlite(path, book, history=history)
     else:
         recreate_postgresql(url)
         upgrade(url)
-        load_timings = load_postgresql(url, book)
+        loaded = load_postgresql(url, book, history=history)
     load_seconds = time.perf_counter() - started
-    log(f"{label}: migrated and loaded in {load_seconds:.1f} s")
+    log(
+        f"{label}: migrated and loaded in {load_seconds:.1f} s: "
+        + ", ".join(
+            f"{table} {rows:,} rows {seconds:.1f} s" for table, (rows, seconds) in loaded.items()
+        )
+    )
     counts, expected = dict(book.counts), dict(book.expected)
     del book
 
@@ -1065,6 +1406,19 @@ def bench_backend(
             f"{label}: re-run {second.seconds * 1000:.1f} ms "
             f"(already_ran={second.summary['already_ran']})"
         )
+    ledger_audit = None
+    if history:
+        started = time.perf_counter()
+        with runtime.database.transaction(read_only=True) as session:
+            report = audit(session)
+        ledger_audit = {
+            "balanced": report.is_balanced,
+            "entries": report.entries,
+            "shoppers_checked": report.shoppers_checked,
+            "problems": report.problems[:5],
+            "seconds": time.perf_counter() - started,
+        }
+        log(f"{label}: ledger audit after the sweep: {ledger_audit}")
     runtime.database.dispose()
     result: dict[str, Any] = {
         "label": label,
@@ -1074,8 +1428,9 @@ def bench_backend(
         "expected": expected,
         "generate_seconds": generate_seconds,
         "load_seconds": load_seconds,
-        "load": load_timings,
+        "load": {table: {"rows": rows, "seconds": sec} for table, (rows, sec) in loaded.items()},
         "sweep": _result_dict(first),
+        "ledger_audit": ledger_audit,
         "rerun": _result_dict(second) if second else None,
     }
     if not is_sqlite:
@@ -1093,6 +1448,10 @@ def _result_dict(result: SweepResult) -> dict[str, Any]:
         "late_fee_orders": result.late_fee_orders,
         "instalments_marked_overdue": result.instalments_marked_overdue,
         "effects": result.effects,
+        "client_cpu_seconds": result.client_cpu_seconds,
+        "server_cpu_seconds": result.server_cpu_seconds,
+        "cpu_stall_share": result.cpu_stall_share,
+        "statements": result.statements,
         "profile": result.profile,
     }
 
@@ -1132,6 +1491,13 @@ def print_report(result: dict[str, Any]) -> None:
     verdict = "meets" if total <= GOAL_SECONDS else "misses"
     print(f"{'total':<22}{total:>10.2f}{'':>8}{statements:>12,}{waited:>12.2f}")
     print(f"goal ≤ {GOAL_SECONDS:.0f} s: {verdict}")
+    server = sweep["server_cpu_seconds"]
+    stall = sweep["cpu_stall_share"]
+    print(
+        f"CPU: this process {sweep['client_cpu_seconds']:.2f} s"
+        + ("" if server is None else f", PostgreSQL backend {server:.2f} s")
+        + ("" if stall is None else f"; tasks waited for a CPU {stall:.0%} of the wall time")
+    )
     print()
     rows = [
         ("auto-confirmed orders", summary["auto_confirmed"], expected.get("auto-confirmed", 0)),
@@ -1176,12 +1542,23 @@ def print_report(result: dict[str, Any]) -> None:
             f"already_ran={rerun['summary']['already_ran']}, "
             f"{sum(s['statements'] for s in rerun['phases'].values())} statements"
         )
+    print()
+    print("statements that waited longest on the database (phase, executions, seconds):")
+    for item in sweep["statements"]:
+        print(
+            f"  {item['phase']:<14}{item['executions']:>9,}{item['seconds']:>8.2f}  "
+            f"{item['statement'][:100]}"
+        )
     profile = sweep.get("profile") or {}
     if profile.get("samples"):
         print()
         print(f"py-spy ({profile['samples']:,} samples, wall clock): where the time went")
         for kind, share in profile["by_kind"].items():
             print(f"  {share:>6.1%}  {kind}")
+        print("  by phase:")
+        for phase, kinds in profile["by_phase"].items():
+            parts = ", ".join(f"{kind.split(' (')[0]} {share:.1%}" for kind, share in kinds.items())
+            print(f"  {sum(kinds.values()):>6.1%}  {phase}: {parts}")
         print("  inclusive time of usefirst functions:")
         for name, share in profile["usefirst_inclusive"].items():
             print(f"  {share:>6.1%}  {name}")
@@ -1216,6 +1593,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--sqlite-path", type=Path, help="default: a file in a temp directory")
     parser.add_argument("--no-rerun", action="store_true", help="skip the idempotent re-run")
+    parser.add_argument(
+        "--no-history",
+        action="store_true",
+        help="load no journal or reminder history (empty tables: see the note on cached plans)",
+    )
     parser.add_argument("--py-spy", action="store_true", help="sample the sweeps with py-spy")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     arguments = parser.parse_args(argv)
@@ -1265,6 +1647,7 @@ def main(argv: list[str] | None = None) -> int:
                 keys_file=keys_file,
                 py_spy_dir=py_spy_dir,
                 rerun=not arguments.no_rerun,
+                history=not arguments.no_history,
             )
         )
     results["machine"]["load_average_after"] = os.getloadavg()

@@ -752,3 +752,134 @@ def test_bank_invariants_hold_under_random_operations(
         ),
     )
     print(sorted(REACHED.items()))
+
+
+def test_held_credit_applied_at_a_delivery_settles_the_orders_it_pays(database_url: str) -> None:
+    """Regression found by the machine: credit held from an order-targeted overpayment is applied
+    at the next delivery to the oldest instalments of *any* order. An order it pays off in full
+    must become repaid (not stay delivered or overdue for ever), and an overdue it clears must
+    unfreeze the shopper's credit."""
+    runtime = make_runtime(database_url, pay_within_days=2)  # auto-confirm stays at 10 days
+    try:
+        with runtime.work() as work:
+            shopper, _ = enrol_shopper(
+                work.session,
+                request=EnrolmentRequest(
+                    external_id="u-held",
+                    name="李四",
+                    national_id=national_id(date(1988, 8, 8)),
+                    phone=phone(),
+                    email=None,
+                    privacy_policy_version="2026-01",
+                    credit_report_authorized=True,
+                ),
+                cipher=runtime.cipher,
+                policy=policy_from_settings(runtime.settings),
+                currency="CNY",
+                today=work.today,
+                now=work.now,
+            )
+            merchant = create_merchant(
+                work.session,
+                name="Shop",
+                category="books",
+                webhook_url=None,
+                settlement_days=None,
+                fee_rate_bps=0,
+                cipher=runtime.cipher,
+                now=work.now,
+            ).merchant
+        shopper_id, merchant_id = shopper.id, merchant.id
+        order_ids = []
+        for index in range(3):
+            with runtime.work() as work:
+                order, decision = orders.checkout(
+                    work.session,
+                    request=orders.CheckoutRequest(
+                        shopper_id=shopper_id,
+                        merchant_id=merchant_id,
+                        currency="CNY",
+                        items=[orders.Item("sku", "Book", "books", 1, 1_000)],
+                        plan="pay_after_delivery",
+                        shipping_address="成都市武侯区 5 号",
+                    ),
+                    cipher=runtime.cipher,
+                    settings=runtime.settings,
+                    now=work.now,
+                )
+                assert decision.outcome == "approved"
+                orders.ship(
+                    work.session,
+                    order_id=order.id,
+                    merchant_id=merchant_id,
+                    carrier="SF",
+                    tracking_number=f"SFheld{index}",
+                    settings=runtime.settings,
+                    now=work.now,
+                )
+            order_ids.append(order.id)
+        first, second, third = order_ids
+        for order_id in (first, second):
+            with runtime.work() as work:
+                orders.confirm_receipt(
+                    work.session,
+                    order_id=order_id,
+                    delivered_on=work.today,
+                    settings=runtime.settings,
+                    now=work.now,
+                )
+        runtime.advance_test_clock(days=3)  # a day past due: both overdue, credit frozen
+        with runtime.work() as work:
+            assert work.session.get(CreditLine, shopper_id).status == "frozen"  # type: ignore[union-attr]
+            owed = {
+                order_id: sum(
+                    row.remaining_minor
+                    for row in RepaymentRepository(work.session).open_instalments(
+                        shopper_id, order_id=order_id
+                    )
+                )
+                for order_id in (first, second)
+            }
+            assert 1_000 <= owed[first] <= 1_500  # late fees, if any, are small
+            # Pays the second order and leaves 1 500 held: the first is still overdue.
+            outcome = orders.pay(
+                work.session,
+                shopper_id=shopper_id,
+                amount_minor=owed[second] + 1_500,
+                currency="CNY",
+                order_id=second,
+                method="alipay",
+                external_ref=None,
+                today=work.today,
+                settings=runtime.settings,
+                now=work.now,
+            )
+            assert outcome.payment.unapplied_minor == 1_500
+        with runtime.work() as work:
+            orders.confirm_receipt(
+                work.session,
+                order_id=third,
+                delivered_on=work.today,
+                settings=runtime.settings,
+                now=work.now,
+            )
+        with runtime.work(read_only=True) as work:
+            statuses = {
+                order_id: orders.find_order(work.session, order_id=order_id).status
+                for order_id in order_ids
+            }
+            line = work.session.get(CreditLine, shopper_id)
+            assert line is not None
+            line_status, used = line.status, line.used_minor
+            report = audit(work.session)
+            statement = orders.statement(work.session, shopper_id=shopper_id, today=work.today)
+        assert statuses == {first: "repaid", second: "repaid", third: "delivered"}
+        assert line_status == "active"
+        left_on_third = 1_000 - (1_500 - owed[first])
+        assert used == left_on_third
+        assert report.problems == []
+        assert statement["overdue_minor"] == 0
+        assert statement["outstanding_minor"] == left_on_third
+        assert statement["unapplied_credit_minor"] == 0
+    finally:
+        runtime.database.dispose()

@@ -24,13 +24,14 @@ from zoneinfo import ZoneInfo
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi.testclient import TestClient
-from sqlalchemy import MetaData, select
+from sqlalchemy import select
 
 from tests.conftest import make_runtime
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.api.app import create_app
 from usefirst.identity.service import create_api_key, create_operator
 from usefirst.kit.clock import TestClock
+from usefirst.kit.db import Base
 from usefirst.ledger.service import audit
 from usefirst.runtime import Runtime
 
@@ -51,10 +52,15 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def local_day(value: str) -> date:
+def instant(value: str) -> datetime:
+    """An API time that must be there."""
     moment = parse_time(value)
     assert moment is not None
-    return moment.astimezone(TIME_ZONE).date()
+    return moment
+
+
+def local_day(value: str) -> date:
+    return instant(value).astimezone(TIME_ZONE).date()
 
 
 # --- a real SMTP server ---------------------------------------------------------------------
@@ -108,6 +114,7 @@ class Env:
     platform: dict[str, str]
     collector: dict[str, str]
     admin: dict[str, str]
+    collector_id: str
     sms_log: Path
     merchants: list[dict[str, Any]] = field(default_factory=list)
 
@@ -138,8 +145,7 @@ class Env:
         delta = moment - self.now()
         assert delta >= timedelta(0), f"the clock is already past {moment}"
         whole_days, rest = divmod(int(delta.total_seconds()), 86_400)
-        self.advance(days=whole_days, seconds=rest)
-        assert self.now() == moment
+        assert self.advance(days=whole_days, seconds=rest) == moment
 
     def advance_to_day(self, day: date, hour: int = 12, minute: int = 0) -> None:
         self.advance_to(local_at(day, hour, minute))
@@ -313,7 +319,7 @@ def open_env(database_url: str, tmp_path: Path, **settings: Any) -> Iterator[Env
         clock.set(work.session, START)
     with runtime.work() as work:
         platform_key = create_api_key(work.session, kind="platform", now=work.now)
-        _, collector_token = create_operator(
+        collector, collector_token = create_operator(
             work.session, email="collector@example.com", role="collector", now=work.now
         )
         _, admin_token = create_operator(
@@ -327,6 +333,7 @@ def open_env(database_url: str, tmp_path: Path, **settings: Any) -> Iterator[Env
                 platform=bearer(platform_key),
                 collector=bearer(collector_token),
                 admin=bearer(admin_token),
+                collector_id=collector.id,
                 sms_log=sms_log,
             )
     finally:
@@ -340,9 +347,8 @@ def dump_tables(
     runtime: Runtime, tables: list[str] | None = None
 ) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the given tables (all of them by default), in primary-key order."""
-    metadata = MetaData()
+    metadata = Base.metadata
     with runtime.database.transaction(read_only=True) as session:
-        metadata.reflect(bind=session.connection())
         names = tables or sorted(metadata.tables)
         dump: dict[str, list[tuple[Any, ...]]] = {}
         for name in names:

@@ -1,6 +1,6 @@
 """Issue 3: credit-bureau reporting over the API. An order enters the files on day +30; paid after
-that, the next month's file reports it paid (Metro 2 status 13, with the Payment Rating of how late
-it was paid). An order paid before day +30 never appears."""
+that, the month's file, written on the first of the next month, reports it paid (Metro 2 status 13,
+with the Payment Rating of how late it was paid). An order paid before day +30 never appears."""
 
 from __future__ import annotations
 
@@ -39,31 +39,29 @@ def test_paid_after_reporting_shows_paid_in_the_next_months_file(
         env.pay(frank["id"], 30_000 + 20 * 15)
 
         env.advance_to_day(DUE + timedelta(days=30))  # 2027-04-08: reported today
-        assert list(env.jsonl_records("2027-04")) == [order["id"]]
-
-        env.advance_to_day(date(2027, 5, 1))
-        april = jsonl_records(month_end_file(env, "2027-04", "jsonl", date(2027, 5, 1)))
-        assert list(april) == [order["id"]]
-        assert (april[order["id"]]["status"], april[order["id"]]["account_status_code"]) == (
+        reported = env.jsonl_records("2027-04")
+        assert list(reported) == [order["id"]]
+        assert (reported[order["id"]]["status"], reported[order["id"]]["account_status_code"]) == (
             "past_due",
             "71",
         )
-        assert april[order["id"]]["days_past_due"] == 52
-        [base] = parse_metro2(month_end_file(env, "2027-04", "metro2", date(2027, 5, 1))).bases
+        _, metro2 = env.bureau_file("2027-04", "metro2")
+        [base] = parse_metro2(metro2).bases
         assert (base["consumer_account_number"], base["account_status"]) == (account, "71")
 
-        # Paid in May, 63 days late.
-        paid_on = DUE + timedelta(days=63)
+        # Paid on 20 April, 42 days late.
+        paid_on = DUE + timedelta(days=42)
         env.advance_to_day(paid_on)
-        owed = 30_000 + 63 * 15
+        owed = 30_000 + 42 * 15
         assert env.statement(erin["id"])["outstanding_minor"] == owed
         env.pay(erin["id"], owed)
         assert env.order(order["id"])["status"] == "repaid"
 
-        env.advance_to_day(date(2027, 6, 1))
-        may = jsonl_records(month_end_file(env, "2027-05", "jsonl", date(2027, 6, 1)))
-        assert list(may) == [order["id"]]  # Frank's order was never reported
-        record = may[order["id"]]
+        # The file of the month, written on 1 May, reports the account paid.
+        env.advance_to_day(date(2027, 5, 1))
+        april = jsonl_records(month_end_file(env, "2027-04", "jsonl", date(2027, 5, 1)))
+        assert list(april) == [order["id"]]  # Frank's order was never reported
+        record = april[order["id"]]
         assert {
             key: record[key]
             for key in (
@@ -81,22 +79,22 @@ def test_paid_after_reporting_shows_paid_in_the_next_months_file(
         } == {
             "status": "paid",
             "account_status_code": "13",
-            "payment_rating": "2",  # 60–89 days past due when paid
+            "payment_rating": "1",  # 30–59 days past due when paid
             "current_balance_minor": 0,
             "amount_past_due_minor": 0,
             "actual_payment_minor": owed,
             "date_closed": paid_on.isoformat(),
             "date_last_payment": paid_on.isoformat(),
             "date_of_first_delinquency": (DUE + timedelta(days=1)).isoformat(),
-            "account_information_on": "2027-05-31",
+            "account_information_on": "2027-04-30",
         }
-        metro2 = month_end_file(env, "2027-05", "metro2", date(2027, 6, 1))
+        metro2 = month_end_file(env, "2027-04", "metro2", date(2027, 5, 1))
         [base] = parse_metro2(metro2).bases
         assert base["consumer_account_number"] == account
         assert base["account_status"] == "13"
         record_line = metro2.splitlines()[1]
         assert record_line[123:125] == "13"  # Account Status, positions 124–125
-        assert record_line[125] == "2"  # Payment Rating, position 126
+        assert record_line[125] == "1"  # Payment Rating, position 126
         assert (base["current_balance"], base["amount_past_due"]) == (0, 0)
         assert base["actual_payment"] == owed // 100
         assert base["date_closed"] == paid_on

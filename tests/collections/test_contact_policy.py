@@ -8,7 +8,14 @@ from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
-from tests.collections.dunning_env import TIME_ZONE, local_at, local_day, open_env, parse_time
+from tests.collections.dunning_env import (
+    TIME_ZONE,
+    instant,
+    local_at,
+    local_day,
+    open_env,
+    parse_time,
+)
 
 DUE = date(2027, 3, 9)  # bought and delivered on the start day, 2027-03-02
 
@@ -76,8 +83,18 @@ def test_a_step_set_for_22_00_goes_out_at_08_00_the_next_day(
             for c in env.contacts(shopper["id"])
         ] == [
             ("day_-1", "sent", local_at(DUE, 8), local_at(DUE, 8)),
-            ("day_+1", "sent", local_at(DUE + timedelta(days=1), 10), local_at(DUE + timedelta(days=1), 10)),
-            ("day_+3", "sent", local_at(DUE + timedelta(days=3), 8), local_at(DUE + timedelta(days=3), 8)),
+            (
+                "day_+1",
+                "sent",
+                local_at(DUE + timedelta(days=1), 10),
+                local_at(DUE + timedelta(days=1), 10),
+            ),
+            (
+                "day_+3",
+                "sent",
+                local_at(DUE + timedelta(days=3), 8),
+                local_at(DUE + timedelta(days=3), 8),
+            ),
         ]
         assert len(env.sms_lines()) == 3
 
@@ -114,7 +131,7 @@ def test_at_most_three_contacts_a_day_the_rest_the_next_morning(
                 c["step"],
                 c["channel"],
                 c["status"],
-                parse_time(c["sent_at"]).astimezone(TIME_ZONE).strftime("%m-%d %H:%M")  # type: ignore[union-attr]
+                instant(c["sent_at"]).astimezone(TIME_ZONE).strftime("%m-%d %H:%M")
                 if c["sent_at"]
                 else None,
             )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-from tests.collections.dunning_env import balance, local_at, open_env, parse_time
+from tests.collections.dunning_env import balance, instant, local_at, open_env
 
 DUE = date(2027, 3, 9)  # bought and delivered on the start day, 2027-03-02
 
@@ -73,9 +73,9 @@ def test_paying_on_day_5_stops_everything(database_url: str, tmp_path: Path) -> 
         ]
         view = env.order(carol_order["id"])
         assert view["status"] == "repaid"
-        assert [(i["status"], i["late_fees_minor"], i["paid_minor"]) for i in view["instalments"]] == [
-            ("paid", 75, 30_075)
-        ]
+        assert [
+            (i["status"], i["late_fees_minor"], i["paid_minor"]) for i in view["instalments"]
+        ] == [("paid", 75, 30_075)]
         credit = env.credit(carol["id"])
         assert (credit["status"], credit["used_minor"], credit["available_minor"]) == (
             "active",
@@ -89,9 +89,9 @@ def test_paying_on_day_5_stops_everything(database_url: str, tmp_path: Path) -> 
             env.advance_to_day(DUE + timedelta(days=day))
             assert env.queue() == []
         assert env.contacts(carol["id"]) == carol_contacts
-        assert [
-            (c["step"], c["channel"], c["status"]) for c in env.contacts(dan["id"])
-        ] == [(c["step"], c["channel"], c["status"]) for c in dan_contacts]
+        assert [(c["step"], c["channel"], c["status"]) for c in env.contacts(dan["id"])] == [
+            (c["step"], c["channel"], c["status"]) for c in dan_contacts
+        ]
         assert env.late_fees(carol_order["id"]) == 75
         assert env.late_fees(dan_order["id"]) == 45
         assert balance(env.account_balances(), "late_fee_income") == late_fee_income
@@ -104,7 +104,7 @@ def test_paying_on_day_5_stops_everything(database_url: str, tmp_path: Path) -> 
             dan_order["id"],
         }
         last_sent = max(
-            parse_time(c["sent_at"])  # type: ignore[type-var]
+            instant(c["sent_at"])
             for c in env.contacts(carol["id"]) + env.contacts(dan["id"])
             if c["sent_at"]
         )

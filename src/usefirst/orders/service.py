@@ -277,21 +277,12 @@ def confirm_receipt(
     )
     # Held credit applied at delivery pays the shopper's instalments oldest due first, so it can
     # settle, or clear the overdue part of, the shopper's other orders as well as this one.
-    repository = OrderRepository(session)
-    active_ids = sorted(row.id for row in repository.of_shopper(order.shopper_id, ACTIVE_STATUSES))
-    grouped = repayment_service.instalments_of_orders(
-        session, shopper_id=order.shopper_id, order_ids=active_ids
+    active_ids = [
+        row.id for row in OrderRepository(session).of_shopper(order.shopper_id, ACTIVE_STATUSES)
+    ]
+    _follow_schedules(
+        session, shopper_id=order.shopper_id, order_ids=active_ids, settings=settings, now=now
     )
-    for active_id, rows in grouped.items():
-        active = repository.lock(order.shopper_id, active_id)
-        if active is None:
-            continue
-        if active.status == "overdue" and not any(row.status == "overdue" for row in rows):
-            active.status = "delivered"
-            active.updated_at = now
-        if all(row.status in ("paid", "cancelled") for row in rows):
-            settle_order(session, order=active, settings=settings, now=now)
-    _refresh_freeze(session, shopper_id=order.shopper_id, now=now)
     return order
 
 
@@ -484,16 +475,33 @@ def after_payment(
     settings: Settings,
     now: datetime,
 ) -> None:
-    shopper_id = outcome.payment.shopper_id
+    _follow_schedules(
+        session,
+        shopper_id=outcome.payment.shopper_id,
+        order_ids=sorted({allocation.order_id for allocation in outcome.allocations}),
+        settings=settings,
+        now=now,
+    )
+
+
+def _follow_schedules(
+    session: Session, *, shopper_id: str, order_ids: list[str], settings: Settings, now: datetime
+) -> None:
+    """Bring delivered or overdue orders in line with their instalments after money reached
+    them: an order with nothing overdue left is delivered again, a fully paid one is repaid,
+    and the shopper's credit unfreezes once nothing is overdue."""
     repository = OrderRepository(session)
-    for order_id in outcome.cleared_overdue_order_ids:
+    grouped = repayment_service.instalments_of_orders(
+        session, shopper_id=shopper_id, order_ids=sorted(order_ids)
+    )
+    for order_id, rows in grouped.items():
         order = repository.lock(shopper_id, order_id)
-        if order is not None and order.status == "overdue":
+        if order is None or order.status not in ACTIVE_STATUSES:
+            continue
+        if order.status == "overdue" and not any(row.status == "overdue" for row in rows):
             order.status = "delivered"
             order.updated_at = now
-    for order_id in outcome.settled_order_ids:
-        order = repository.lock(shopper_id, order_id)
-        if order is not None:
+        if all(row.status in ("paid", "cancelled") for row in rows):
             settle_order(session, order=order, settings=settings, now=now)
     _refresh_freeze(session, shopper_id=shopper_id, now=now)
 
@@ -848,13 +856,9 @@ def waive_late_fees(
         memo=f"late fees waived: {reason.strip()}"[:200],
     )
     session.flush()
-    if order.id in repayment_service.settled_order_ids(session, order.shopper_id, {order.id}):
-        settle_order(session, order=order, settings=settings, now=now)
-    elif order.status == "overdue" and order.id in repayment_service.orders_without_overdue(
-        session, order.shopper_id, {order.id}
-    ):
-        order.status = "delivered"
-    _refresh_freeze(session, shopper_id=order.shopper_id, now=now)
+    _follow_schedules(
+        session, shopper_id=order.shopper_id, order_ids=[order.id], settings=settings, now=now
+    )
     return waived
 
 

@@ -4,7 +4,7 @@ against the schedule, ageing and statements."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy.orm import Session
@@ -197,19 +197,14 @@ def activate_schedule(
 class PaymentOutcome:
     payment: Payment
     allocations: list[Allocation]
-    settled_order_ids: list[str] = field(default_factory=list)
-    cleared_overdue_order_ids: list[str] = field(default_factory=list)
-    recovered_by_order: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
 class AppliedMoney:
     allocations: list[Allocation]
     left_minor: int
-    touched_order_ids: set[str]
     to_receivable_minor: int  # applied to live debt
     recovered_minor: int  # applied to charged-off debt
-    recovered_by_order: dict[str, int]
 
 
 def _apply_to_open_instalments(
@@ -236,15 +231,14 @@ def _apply_to_open_instalments(
     ]
     applied, left = schedule.allocate(amount_minor, owed)
     allocations: list[Allocation] = []
-    touched_orders: set[str] = set()
     live_principal_paid = 0
-    recovered_by_order: dict[str, int] = defaultdict(int)
+    recovered = 0
     for item in applied:
         row = by_key[item.key]
         row.paid_fees_minor += item.fees_minor
         row.paid_principal_minor += item.principal_minor
         if row.status == "charged_off":
-            recovered_by_order[row.order_id] += item.fees_minor + item.principal_minor
+            recovered += item.fees_minor + item.principal_minor
             if row.remaining_minor == 0:
                 row.settled_on = today
         else:
@@ -252,7 +246,6 @@ def _apply_to_open_instalments(
             if row.remaining_minor == 0:
                 row.status = "paid"
                 row.settled_on = today
-        touched_orders.add(row.order_id)
         allocations.append(
             Allocation(
                 shopper_id=shopper_id,
@@ -269,14 +262,11 @@ def _apply_to_open_instalments(
     repository.add_all(allocations)
     # Charged-off principal released its credit when it was written off.
     credit_service.release(session, shopper_id=shopper_id, amount_minor=live_principal_paid)
-    recovered = sum(recovered_by_order.values())
     return AppliedMoney(
         allocations=allocations,
         left_minor=left,
-        touched_order_ids=touched_orders,
         to_receivable_minor=amount_minor - left - recovered,
         recovered_minor=recovered,
-        recovered_by_order=dict(recovered_by_order),
     )
 
 
@@ -343,13 +333,9 @@ def receive_payment(
         memo=f"payment by {method}",
     )
     session.flush()
-    touched = applied.touched_order_ids
     return PaymentOutcome(
         payment=payment,
         allocations=applied.allocations,
-        settled_order_ids=settled_order_ids(session, shopper_id, touched),
-        cleared_overdue_order_ids=orders_without_overdue(session, shopper_id, touched),
-        recovered_by_order=applied.recovered_by_order,
     )
 
 
@@ -391,15 +377,6 @@ def settled_order_ids(session: Session, shopper_id: str, order_ids: set[str]) ->
         order_id
         for order_id, rows in grouped.items()
         if all(row.status in ("paid", "cancelled") for row in rows)
-    ]
-
-
-def orders_without_overdue(session: Session, shopper_id: str, order_ids: set[str]) -> list[str]:
-    grouped = instalments_of_orders(session, shopper_id=shopper_id, order_ids=sorted(order_ids))
-    return [
-        order_id
-        for order_id, rows in grouped.items()
-        if not any(row.status == "overdue" for row in rows)
     ]
 
 
