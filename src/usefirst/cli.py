@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import time
 from datetime import date
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from usefirst.kit.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from usefirst.runtime import Runtime
 
 app = typer.Typer(help="usefirst — Buy Now, Pay Later engine.", no_args_is_help=True)
 admin_app = typer.Typer(help="Credentials for the platform and operators.", no_args_is_help=True)
@@ -32,7 +35,7 @@ def _settings(sandbox: bool | None = None) -> Settings:
     return settings
 
 
-def _runtime(sandbox: bool | None = None):  # type: ignore[no-untyped-def]
+def _runtime(sandbox: bool | None = None) -> Runtime:
     from usefirst.runtime import Runtime
 
     return Runtime(_settings(sandbox))

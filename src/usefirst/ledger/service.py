@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.kit.errors import InvariantViolated
 from usefirst.kit.ids import new_id
-from usefirst.ledger.accounts import AccountRef, EntryKind, Leg
+from usefirst.ledger.accounts import AccountRef, EntryKind, Leg, transfer
 from usefirst.ledger.repository import LedgerRepository
 
 
@@ -154,3 +154,36 @@ def audit(session: Session) -> AuditReport:
                 f"shopper {shopper_id}: receivable {ledger_amount} != statement {statement_amount}"
             )
     return report
+
+
+def post_transfer(
+    session: Session,
+    *,
+    kind: EntryKind,
+    debit: AccountRef,
+    credit: AccountRef,
+    amount_minor: int,
+    currency: str,
+    now: datetime,
+    shopper_id: str | None = None,
+    merchant_id: str | None = None,
+    order_id: str | None = None,
+    reference_id: str | None = None,
+    memo: str = "",
+) -> str:
+    """Post a two-legged entry moving ``amount_minor`` from ``credit`` to ``debit``; nothing
+    (and "") for a zero amount."""
+    if amount_minor == 0:
+        return ""
+    return post_entry(
+        session,
+        kind=kind,
+        currency=currency,
+        legs=transfer(debit=debit, credit=credit, amount_minor=amount_minor),
+        now=now,
+        shopper_id=shopper_id,
+        merchant_id=merchant_id,
+        order_id=order_id,
+        reference_id=reference_id,
+        memo=memo,
+    )

@@ -18,8 +18,8 @@ from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
 from usefirst.kit.settings import Settings
 from usefirst.ledger import accounts
-from usefirst.ledger.accounts import EntryKind, transfer
-from usefirst.ledger.service import post_entry
+from usefirst.ledger.accounts import EntryKind
+from usefirst.ledger.service import post_transfer
 from usefirst.merchants import service as merchant_service
 from usefirst.notify.service import publish_event
 from usefirst.orders.models import Order, Refund
@@ -390,60 +390,31 @@ def refund(
 def _post_refund_entries(
     session: Session, *, order: Order, split: repayment_service.RefundSplit, now: datetime
 ) -> None:
-    common: dict[str, Any] = {
-        "currency": order.currency,
-        "now": now,
-        "order_id": order.id,
-        "shopper_id": order.shopper_id,
-        "merchant_id": order.merchant_id,
-    }
-    if split.reduced_debt_minor:
-        post_entry(
+    receivable = accounts.shopper_receivable(order.shopper_id)
+    payable = accounts.merchant_payable(order.merchant_id)
+    entries = (
+        (EntryKind.REFUND_REDUCING_DEBT, payable, receivable, split.reduced_debt_minor,
+         "refund reduces what the shopper owes"),
+        (EntryKind.FEE_WAIVER, accounts.INSTALMENT_FEE_INCOME, receivable, split.waived_fees_minor,
+         "plan fee waived on refunded instalments"),
+        (EntryKind.LATE_FEE_WAIVER, accounts.LATE_FEE_INCOME, receivable,
+         split.waived_late_fees_minor, "late fees waived on refunded instalments"),
+        (EntryKind.REFUND_TO_SHOPPER, payable, accounts.PLATFORM_CASH,
+         split.returned_to_shopper_minor, "refund of money the shopper already paid"),
+    )  # fmt: skip
+    for kind, debit, credit, amount_minor, memo in entries:
+        post_transfer(
             session,
-            kind=EntryKind.REFUND_REDUCING_DEBT,
-            legs=transfer(
-                debit=accounts.merchant_payable(order.merchant_id),
-                credit=accounts.shopper_receivable(order.shopper_id),
-                amount_minor=split.reduced_debt_minor,
-            ),
-            memo="refund reduces what the shopper owes",
-            **common,
-        )
-    if split.waived_fees_minor:
-        post_entry(
-            session,
-            kind=EntryKind.FEE_WAIVER,
-            legs=transfer(
-                debit=accounts.INSTALMENT_FEE_INCOME,
-                credit=accounts.shopper_receivable(order.shopper_id),
-                amount_minor=split.waived_fees_minor,
-            ),
-            memo="plan fee waived on refunded instalments",
-            **common,
-        )
-    if split.waived_late_fees_minor:
-        post_entry(
-            session,
-            kind=EntryKind.LATE_FEE_WAIVER,
-            legs=transfer(
-                debit=accounts.LATE_FEE_INCOME,
-                credit=accounts.shopper_receivable(order.shopper_id),
-                amount_minor=split.waived_late_fees_minor,
-            ),
-            memo="late fees waived on refunded instalments",
-            **common,
-        )
-    if split.returned_to_shopper_minor:
-        post_entry(
-            session,
-            kind=EntryKind.REFUND_TO_SHOPPER,
-            legs=transfer(
-                debit=accounts.merchant_payable(order.merchant_id),
-                credit=accounts.PLATFORM_CASH,
-                amount_minor=split.returned_to_shopper_minor,
-            ),
-            memo="refund of money the shopper already paid",
-            **common,
+            kind=kind,
+            debit=debit,
+            credit=credit,
+            amount_minor=amount_minor,
+            currency=order.currency,
+            now=now,
+            order_id=order.id,
+            shopper_id=order.shopper_id,
+            merchant_id=order.merchant_id,
+            memo=memo,
         )
 
 
@@ -659,10 +630,10 @@ def statement(session: Session, *, shopper_id: str, today: date) -> dict[str, An
     for order in orders:
         instalments = lines.get(order.id, [])
         for item in instalments:
-            due = int(item["amount_due_minor"])  # type: ignore[call-overload]
+            due = item["amount_due_minor"]
             outstanding += due
             item_due_on = item["due_on"]
-            if due and isinstance(item_due_on, date):
+            if due and item_due_on is not None:
                 if item["status"] == "overdue":
                     overdue += due
                 elif next_due_on is None or item_due_on < next_due_on:
@@ -687,9 +658,7 @@ def statement(session: Session, *, shopper_id: str, today: date) -> dict[str, An
         "orders": order_views,
         # Written off in the ledger but still owed: paying it posts as a recovery.
         "charged_off_minor": sum(
-            int(item["amount_due_minor"])  # type: ignore[call-overload]
-            for items in charged_off_lines.values()
-            for item in items
+            item["amount_due_minor"] for items in charged_off_lines.values() for item in items
         ),
         "outstanding_minor": outstanding,
         "overdue_minor": overdue,
@@ -795,14 +764,12 @@ def charge_off(
         session, shopper_id=order.shopper_id, order_id=order.id
     )
     if written_off.total_minor:
-        post_entry(
+        post_transfer(
             session,
             kind=EntryKind.CHARGE_OFF,
-            legs=transfer(
-                debit=accounts.WRITE_OFF_EXPENSE,
-                credit=accounts.shopper_receivable(order.shopper_id),
-                amount_minor=written_off.total_minor,
-            ),
+            debit=accounts.WRITE_OFF_EXPENSE,
+            credit=accounts.shopper_receivable(order.shopper_id),
+            amount_minor=written_off.total_minor,
             currency=order.currency,
             now=now,
             shopper_id=order.shopper_id,
@@ -840,14 +807,12 @@ def waive_late_fees(
     )
     if waived == 0:
         raise OrderStateConflict("The order has no unpaid late fees to waive.")
-    post_entry(
+    post_transfer(
         session,
         kind=EntryKind.LATE_FEE_WAIVER,
-        legs=transfer(
-            debit=accounts.LATE_FEE_INCOME,
-            credit=accounts.shopper_receivable(order.shopper_id),
-            amount_minor=waived,
-        ),
+        debit=accounts.LATE_FEE_INCOME,
+        credit=accounts.shopper_receivable(order.shopper_id),
+        amount_minor=waived,
         currency=order.currency,
         now=now,
         shopper_id=order.shopper_id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -15,8 +16,8 @@ from usefirst.kit.ids import new_id
 from usefirst.kit.money import basis_points_of, check_currency
 from usefirst.kit.settings import Settings
 from usefirst.ledger import accounts
-from usefirst.ledger.accounts import EntryKind, Leg, transfer
-from usefirst.ledger.service import balance_of, post_entry
+from usefirst.ledger.accounts import EntryKind, Leg
+from usefirst.ledger.service import balance_of, post_entry, post_transfer
 from usefirst.repayment import schedule
 from usefirst.repayment.models import Allocation, Instalment, Payment
 from usefirst.repayment.repository import RepaymentRepository
@@ -138,54 +139,43 @@ def activate_schedule(
         row.due_on = due_on
         row.status = "pending" if row.principal_minor + row.fees_minor > 0 else "cancelled"
     principal = sum(row.principal_minor for row in rows)
-    plan_fees = sum(row.fees_minor for row in rows)
-    if principal:
-        post_entry(
-            session,
-            kind=EntryKind.ORDER_ACTIVATION,
-            legs=transfer(
-                debit=accounts.shopper_receivable(shopper_id),
-                credit=accounts.merchant_payable(merchant_id),
-                amount_minor=principal,
-            ),
-            shopper_id=shopper_id,
-            merchant_id=merchant_id,
-            memo="order delivered: shopper owes the principal, merchant is owed it",
-            currency=currency,
-            now=now,
-            order_id=order_id,
-        )
-        merchant_fee = basis_points_of(principal, merchant_fee_rate_bps)
-        if merchant_fee:
-            post_entry(
-                session,
-                kind=EntryKind.MERCHANT_FEE,
-                legs=transfer(
-                    debit=accounts.merchant_payable(merchant_id),
-                    credit=accounts.MERCHANT_FEE_INCOME,
-                    amount_minor=merchant_fee,
-                ),
-                merchant_id=merchant_id,
-                memo=f"merchant fee {merchant_fee_rate_bps} bps",
-                currency=currency,
-                now=now,
-                order_id=order_id,
-            )
-    if plan_fees:
-        post_entry(
-            session,
-            kind=EntryKind.INSTALMENT_FEE,
-            legs=transfer(
-                debit=accounts.shopper_receivable(shopper_id),
-                credit=accounts.INSTALMENT_FEE_INCOME,
-                amount_minor=plan_fees,
-            ),
-            shopper_id=shopper_id,
-            memo=f"{plan} fee",
-            currency=currency,
-            now=now,
-            order_id=order_id,
-        )
+    post_transfer(
+        session,
+        kind=EntryKind.ORDER_ACTIVATION,
+        debit=accounts.shopper_receivable(shopper_id),
+        credit=accounts.merchant_payable(merchant_id),
+        amount_minor=principal,
+        shopper_id=shopper_id,
+        merchant_id=merchant_id,
+        memo="order delivered: shopper owes the principal, merchant is owed it",
+        currency=currency,
+        now=now,
+        order_id=order_id,
+    )
+    post_transfer(
+        session,
+        kind=EntryKind.MERCHANT_FEE,
+        debit=accounts.merchant_payable(merchant_id),
+        credit=accounts.MERCHANT_FEE_INCOME,
+        amount_minor=basis_points_of(principal, merchant_fee_rate_bps),
+        merchant_id=merchant_id,
+        memo=f"merchant fee {merchant_fee_rate_bps} bps",
+        currency=currency,
+        now=now,
+        order_id=order_id,
+    )
+    post_transfer(
+        session,
+        kind=EntryKind.INSTALMENT_FEE,
+        debit=accounts.shopper_receivable(shopper_id),
+        credit=accounts.INSTALMENT_FEE_INCOME,
+        amount_minor=sum(row.fees_minor for row in rows),
+        shopper_id=shopper_id,
+        memo=f"{plan} fee",
+        currency=currency,
+        now=now,
+        order_id=order_id,
+    )
     session.flush()
     apply_unapplied_credit(
         session, shopper_id=shopper_id, currency=currency, today=delivered_on, now=now
@@ -465,11 +455,23 @@ def outstanding_by_shopper(session: Session) -> dict[str, int]:
     return RepaymentRepository(session).outstanding_by_shopper()
 
 
+class StatementLine(TypedDict):
+    seq: int
+    due_on: date | None
+    principal_minor: int
+    fees_minor: int
+    late_fees_minor: int
+    amount_due_minor: int
+    paid_minor: int
+    days_past_due: int
+    status: str
+
+
 def statement_lines(
     session: Session, *, shopper_id: str, order_ids: list[str], today: date
-) -> dict[str, list[dict[str, object]]]:
+) -> dict[str, list[StatementLine]]:
     grouped = instalments_of_orders(session, shopper_id=shopper_id, order_ids=order_ids)
-    view: dict[str, list[dict[str, object]]] = {}
+    view: dict[str, list[StatementLine]] = {}
     for order_id, rows in grouped.items():
         view[order_id] = [
             {
@@ -601,14 +603,12 @@ def add_late_fees(
         rows[seq].late_fees_minor += amount
         total += amount
     if total:
-        post_entry(
+        post_transfer(
             session,
             kind=EntryKind.LATE_FEE,
-            legs=transfer(
-                debit=accounts.shopper_receivable(shopper_id),
-                credit=accounts.LATE_FEE_INCOME,
-                amount_minor=total,
-            ),
+            debit=accounts.shopper_receivable(shopper_id),
+            credit=accounts.LATE_FEE_INCOME,
+            amount_minor=total,
             currency=currency,
             now=now,
             shopper_id=shopper_id,
