@@ -10,6 +10,7 @@ nothing once the instalment is paid, the order cancelled or disputed. Every atte
 from __future__ import annotations
 
 import calendar
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -54,6 +55,14 @@ class ContactNotAllowed(Conflict):
 
 def ladder_of(settings: Settings) -> Ladder:
     return load_ladder(settings.dunning_ladder_file)
+
+
+def template_catalog_of(settings: Settings) -> TemplateCatalog:
+    """The built-in reminder templates with the operator's overrides, validated on load."""
+    if settings.templates_file is None:
+        return TemplateCatalog()
+    overrides = json.loads(settings.templates_file.read_text(encoding="utf-8"))
+    return TemplateCatalog(overrides=overrides)
 
 
 def delinquency_bucket(days_past_due: int) -> str:
@@ -422,7 +431,7 @@ class ContactDeliverer:
         self.runtime = runtime
         self.sms_gateway = sms_gateway
         self.email_sender = email_sender
-        self.templates = TemplateCatalog()
+        self.templates = template_catalog_of(runtime.settings)
 
     def __call__(self, payload: dict[str, Any]) -> None:
         message = self._prepare(payload)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     late_fee_bps_per_day: int = Field(default=5, ge=0, le=100)
     late_fee_cap_bps_of_principal: int = Field(default=2_500, ge=0, le=10_000)
     dunning_ladder_file: Path | None = None
+    # JSON overrides of the reminder templates: {template_id: {language: {channel: {...}}}}.
+    templates_file: Path | None = None
     quiet_hours_start: time = time(21, 0)
     quiet_hours_end: time = time(8, 0)
     max_contacts_per_day: int = Field(default=3, ge=1)
