@@ -67,6 +67,7 @@ from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -74,9 +75,11 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from usefirst.collections import service as collections_service
 from usefirst.collections import tasks as sweep_tasks
+from usefirst.collections.ladder import Ladder
 from usefirst.credit.service import FROZEN_OVERDUE
 from usefirst.identity import validation
 from usefirst.kit.clock import business_day_start
@@ -88,6 +91,7 @@ from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.ledger import accounts
 from usefirst.ledger.service import audit
 from usefirst.orders import service as order_service
+from usefirst.orders.models import Order
 from usefirst.repayment import schedule
 from usefirst.repayment import service as repayment_service
 from usefirst.runtime import Runtime
@@ -1015,8 +1019,11 @@ class PhaseStats:
 class SweepProbe:
     """Wraps the sweep's phase functions and counts the SQL each phase sends."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(
+        self, runtime: Runtime, replacements: dict[str, Callable[..., Any]] | None = None
+    ) -> None:
         self.engine = runtime.database.engine
+        self.replacements = replacements or {}
         self.stats: dict[str, PhaseStats] = defaultdict(PhaseStats)
         self.current = "begin"
         self.late_fee_instalments = 0
@@ -1099,9 +1106,9 @@ class SweepProbe:
         sqlalchemy_event.listen(self.engine, "after_cursor_execute", self._after)
         with contextlib.ExitStack() as stack:
             for name, module, attribute in PHASES:
-                original = getattr(module, attribute)
+                function = self.replacements.get(attribute, getattr(module, attribute))
                 stack.enter_context(
-                    mock.patch.object(module, attribute, self._phase(name, original))
+                    mock.patch.object(module, attribute, self._phase(name, function))
                 )
             stack.enter_context(mock.patch.object(sweep_tasks, "run_sweep", outer_run_sweep))
             stack.enter_context(
@@ -1271,10 +1278,14 @@ def _table_counts(runtime: Runtime) -> dict[str, int]:
 
 
 def run_measured_sweep(
-    runtime: Runtime, business_on: date, *, py_spy: PySpy | None = None
+    runtime: Runtime,
+    business_on: date,
+    *,
+    py_spy: PySpy | None = None,
+    set_based: SetBasedSweep | None = None,
 ) -> SweepResult:
     before = _table_counts(runtime)
-    probe = SweepProbe(runtime)
+    probe = SweepProbe(runtime, set_based.replacements() if set_based else None)
     with probe.installed(), py_spy.sampling() if py_spy else contextlib.nullcontext():
         stall_before = _cpu_stall_microseconds()
         cpu_before = time.process_time()
@@ -1305,8 +1316,8 @@ def run_measured_sweep(
         seconds=ended - started,
         summary=summary.as_dict(),
         phases=phases,
-        late_fee_instalments=probe.late_fee_instalments,
-        late_fee_orders=probe.late_fee_orders,
+        late_fee_instalments=(set_based or probe).late_fee_instalments,
+        late_fee_orders=(set_based or probe).late_fee_orders,
         instalments_marked_overdue=probe.instalments_marked_overdue,
         effects=effects,
         client_cpu_seconds=client_cpu,
@@ -1315,6 +1326,394 @@ def run_measured_sweep(
         statements=probe.top_statements(),
         profile=py_spy.summary() if py_spy else {},
     )
+
+
+# --------------------------------------------------------------------------------------------
+# A set-based prototype of the three heaviest phases (PostgreSQL only)
+#
+# Not the engine's code: a measurement of what the plan in BENCHMARKS.md would cost. Each
+# function keeps the signature of the phase it stands in for, so ``run_sweep`` runs unchanged
+# around it (auto-confirm, mark overdue, bureau files, the guard and the commit stay the
+# engine's). ``--prototype`` runs it on a copy of the same database and compares every row the
+# sweep touched with the engine's result.
+# --------------------------------------------------------------------------------------------
+
+LATE_FEE_LOCK_SQL = """
+SELECT count(*) FROM (
+    SELECT cl.shopper_id FROM credit_lines cl
+    WHERE cl.shopper_id IN (
+        SELECT shopper_id FROM instalments WHERE status = 'overdue' AND due_on < :before
+    )
+    ORDER BY cl.shopper_id
+    FOR UPDATE
+) AS locked
+"""
+# One row per overdue instalment with the fee it gets: its wanted fee, cut to what is left of
+# the order's room after the earlier instalments (the loop's ``room -= fee``, as a running sum).
+LATE_FEE_RUN_SQL = """
+CREATE TEMP TABLE late_fee_run ON COMMIT DROP AS
+WITH overdue AS (
+    SELECT shopper_id, order_id, seq,
+           ((principal_minor - paid_principal_minor) * CAST(:fee_bps AS bigint) * 2 + 10000)
+               / 20000 AS wanted
+    FROM instalments
+    WHERE status = 'overdue' AND due_on < :before
+),
+rooms AS (
+    SELECT o.shopper_id, o.id AS order_id, o.currency,
+           LEAST(
+               ((o.amount_minor - o.refunded_minor) * CAST(:cap_bps AS bigint) * 2 + 10000)
+                   / 20000 - t.late_so_far,
+               (o.amount_minor - o.refunded_minor) * CAST(:apr_bps AS bigint)
+                   * GREATEST(CAST(:today AS date) - (o.delivered_at AT TIME ZONE 'UTC')::date, 0)
+                   / 3650000 - t.plan_fees - t.late_so_far
+           ) AS room
+    FROM (SELECT DISTINCT shopper_id, order_id FROM overdue) AS d
+    JOIN orders o ON o.shopper_id = d.shopper_id AND o.id = d.order_id
+    CROSS JOIN LATERAL (
+        SELECT sum(a.late_fees_minor + a.late_fees_waived_minor) AS late_so_far,
+               sum(a.fees_minor) AS plan_fees
+        FROM instalments a
+        WHERE a.shopper_id = o.shopper_id AND a.order_id = o.id
+    ) AS t
+    WHERE NOT o.is_disputed AND o.delivered_at IS NOT NULL
+)
+SELECT v.shopper_id, v.order_id, v.seq, r.currency,
+       GREATEST(0, LEAST(v.wanted, r.room - (
+           sum(v.wanted) OVER (PARTITION BY v.shopper_id, v.order_id ORDER BY v.seq) - v.wanted
+       ))) AS fee
+FROM overdue v
+JOIN rooms r ON r.shopper_id = v.shopper_id AND r.order_id = v.order_id
+"""
+LATE_FEE_APPLY_SQL = """
+UPDATE instalments i SET late_fees_minor = i.late_fees_minor + f.fee
+FROM late_fee_run f
+WHERE f.fee > 0 AND i.shopper_id = f.shopper_id AND i.order_id = f.order_id AND i.seq = f.seq
+"""
+LATE_FEE_ENTRIES_SQL = """
+CREATE TEMP TABLE late_fee_entries ON COMMIT DROP AS
+SELECT shopper_id, order_id, currency, sum(fee) AS total, count(*) AS charged,
+       row_number() OVER (ORDER BY shopper_id, order_id) AS n
+FROM late_fee_run WHERE fee > 0
+GROUP BY shopper_id, order_id, currency
+"""
+LATE_FEE_ACCOUNTS_SQL = """
+INSERT INTO ledger_accounts (code, kind, owner_id, currency, created_at)
+SELECT DISTINCT 'shopper_receivable:' || shopper_id || ':' || currency, 'shopper_receivable',
+       shopper_id, currency, CAST(:now AS timestamptz)
+FROM late_fee_entries
+UNION ALL
+SELECT DISTINCT 'late_fee_income::' || currency, 'late_fee_income', NULL, currency,
+       CAST(:now AS timestamptz)
+FROM late_fee_entries
+ON CONFLICT DO NOTHING
+"""
+# Postings first, then the headers (the journal triggers' order), ids made in Python.
+LATE_FEE_POSTINGS_SQL = """
+INSERT INTO ledger_postings (entry_id, seq, account_code, currency, amount_minor)
+SELECT t.id, leg.seq, leg.code, e.currency, leg.amount
+FROM late_fee_entries e
+JOIN unnest(CAST(:ids AS text[])) WITH ORDINALITY AS t(id, n) ON t.n = e.n
+CROSS JOIN LATERAL (VALUES
+    (1, 'shopper_receivable:' || e.shopper_id || ':' || e.currency, e.total),
+    (2, 'late_fee_income::' || e.currency, -e.total)
+) AS leg(seq, code, amount)
+"""
+LATE_FEE_JOURNAL_SQL = """
+INSERT INTO journal_entries
+    (id, kind, shopper_id, merchant_id, order_id, reference_id, posting_count, memo, created_at)
+SELECT t.id, 'late_fee', e.shopper_id, NULL, e.order_id, NULL, 2, 'daily late fee',
+       CAST(:now AS timestamptz)
+FROM late_fee_entries e
+JOIN unnest(CAST(:ids AS text[])) WITH ORDINALITY AS t(id, n) ON t.n = e.n
+"""
+ESCALATE_SQL = """
+WITH oldest AS (
+    SELECT shopper_id, order_id, min(due_on) AS due_on
+    FROM instalments WHERE status = 'overdue' AND due_on IS NOT NULL
+    GROUP BY shopper_id, order_id
+),
+steps AS (
+    SELECT o.shopper_id, o.id, x.due_on,
+           NOT o.is_disputed AND o.call_queue_since_on IS NULL
+               AND CAST(:today AS date) - x.due_on >= CAST(:call_day AS integer) AS call,
+           NOT o.is_disputed AND o.bureau_reported_on IS NULL
+               AND CAST(:today AS date) - x.due_on >= CAST(:bureau_day AS integer) AS bureau
+    FROM oldest x JOIN orders o ON o.shopper_id = x.shopper_id AND o.id = x.order_id
+),
+changed AS (
+    UPDATE orders o SET
+        first_delinquent_on = COALESCE(o.first_delinquent_on, s.due_on + 1),
+        call_queue_since_on = CASE WHEN s.call THEN CAST(:today AS date)
+                                   ELSE o.call_queue_since_on END,
+        bureau_reported_on = CASE WHEN s.bureau THEN CAST(:today AS date)
+                                  ELSE o.bureau_reported_on END,
+        updated_at = CASE WHEN s.call OR s.bureau THEN CAST(:now AS timestamptz)
+                          ELSE o.updated_at END
+    FROM steps s
+    WHERE o.shopper_id = s.shopper_id AND o.id = s.id
+      AND (o.first_delinquent_on IS NULL OR s.call OR s.bureau)
+    RETURNING s.call, s.bureau
+)
+SELECT count(*) FILTER (WHERE call), count(*) FILTER (WHERE bureau) FROM changed
+"""
+# Orders past the legal-referral or charge-off day: rare, handled one by one by the engine.
+ESCALATE_RARE_SQL = """
+SELECT o.shopper_id, o.id, CAST(:today AS date) - min(i.due_on) AS days_past_due
+FROM instalments i JOIN orders o ON o.shopper_id = i.shopper_id AND o.id = i.order_id
+WHERE i.status = 'overdue' AND i.due_on IS NOT NULL AND NOT o.is_disputed
+GROUP BY o.shopper_id, o.id
+HAVING CAST(:today AS date) - min(i.due_on) >= LEAST(
+    COALESCE(CAST(:legal_day AS integer), 2147483647),
+    COALESCE(CAST(:charge_off_day AS integer), 2147483647))
+ORDER BY o.shopper_id, o.id
+"""
+# Every (instalment, ladder step, channel) due today that was not planned before.
+REMINDER_RUN_SQL = """
+CREATE TEMP TABLE reminder_run ON COMMIT DROP AS
+SELECT i.shopper_id, i.order_id, i.seq, p.step_day, p.step, p.channel, p.template,
+       p.scheduled_at,
+       CASE WHEN o.is_disputed THEN 'suppressed'
+            WHEN p.channel = 'email' AND COALESCE(s.email_encrypted, '') = '' THEN 'suppressed'
+            ELSE p.status END AS status,
+       CASE WHEN o.is_disputed THEN 'dispute_open'
+            WHEN p.channel = 'email' AND COALESCE(s.email_encrypted, '') = ''
+                THEN 'no_verified_email'
+            ELSE p.reason END AS status_reason,
+       row_number() OVER (ORDER BY p.ordinal, i.shopper_id, i.order_id, i.seq) AS n
+FROM unnest(
+    CAST(:step_days AS integer[]), CAST(:steps AS text[]), CAST(:due_ons AS date[]),
+    CAST(:channels AS text[]), CAST(:templates AS text[]),
+    CAST(:scheduled_ats AS timestamptz[]), CAST(:statuses AS text[]), CAST(:reasons AS text[])
+) WITH ORDINALITY
+    AS p(step_day, step, due_on, channel, template, scheduled_at, status, reason, ordinal)
+JOIN instalments i ON i.due_on = p.due_on AND i.status IN ('pending', 'overdue')
+JOIN orders o ON o.shopper_id = i.shopper_id AND o.id = i.order_id
+JOIN shoppers s ON s.id = i.shopper_id
+WHERE i.principal_minor + i.fees_minor + i.late_fees_minor
+          - i.paid_principal_minor - i.paid_fees_minor <> 0
+  AND NOT EXISTS (
+      SELECT 1 FROM contact_attempts a
+      WHERE a.shopper_id = i.shopper_id AND a.order_id = i.order_id AND a.seq = i.seq
+        AND a.step_day = p.step_day AND a.channel = p.channel
+  )
+"""
+REMINDER_INSERT_SQL = """
+WITH attempts AS (
+    INSERT INTO contact_attempts (shopper_id, id, order_id, seq, channel, step_day, step,
+                                  template, scheduled_at, status, status_reason, created_at)
+    SELECT r.shopper_id, t.id, r.order_id, r.seq, r.channel, r.step_day, r.step, r.template,
+           r.scheduled_at, r.status, r.status_reason, CAST(:now AS timestamptz)
+    FROM reminder_run r
+    JOIN unnest(CAST(:ids AS text[])) WITH ORDINALITY AS t(id, n) ON t.n = r.n
+    RETURNING shopper_id, id, status, scheduled_at
+),
+planned AS (
+    SELECT shopper_id, id, scheduled_at, row_number() OVER (ORDER BY id) AS m
+    FROM attempts WHERE status IN ('scheduled', 'deferred')
+)
+INSERT INTO outbox_messages (id, topic, payload, available_at, attempts, created_at)
+SELECT t.id, :topic, jsonb_build_object('shopper_id', p.shopper_id, 'attempt_id', p.id),
+       p.scheduled_at, 0, CAST(:now AS timestamptz)
+FROM planned p
+JOIN unnest(CAST(:outbox_ids AS text[])) WITH ORDINALITY AS t(id, m) ON t.m = p.m
+"""
+
+
+class SetBasedSweep:
+    """Set-based stand-ins for ``accrue_late_fees``, ``escalate`` and ``plan_reminders``."""
+
+    def __init__(self) -> None:
+        self.late_fee_instalments = 0
+        self.late_fee_orders = 0
+
+    def replacements(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "accrue_late_fees": self.accrue_late_fees,
+            "escalate": self.escalate,
+            "plan_reminders": self.plan_reminders,
+        }
+
+    def accrue_late_fees(
+        self, session: Session, *, business_on: date, settings: Settings, now: datetime
+    ) -> int:
+        params = {
+            "before": business_on - timedelta(days=settings.grace_days),
+            "today": business_on,
+            "now": now,
+            "fee_bps": settings.late_fee_bps_per_day,
+            "cap_bps": settings.late_fee_cap_bps_of_principal,
+            "apr_bps": settings.apr_cap_bps,
+        }
+        session.flush()
+        session.execute(text(LATE_FEE_LOCK_SQL), params)  # lock order: credit lines first
+        session.execute(text(LATE_FEE_RUN_SQL), params)
+        session.execute(text("ANALYZE late_fee_run"))
+        session.execute(text(LATE_FEE_APPLY_SQL))
+        session.execute(text(LATE_FEE_ENTRIES_SQL))
+        orders, instalments, total = session.execute(
+            text("SELECT count(*), sum(charged), sum(total) FROM late_fee_entries")
+        ).one()
+        self.late_fee_orders, self.late_fee_instalments = int(orders), int(instalments or 0)
+        if not orders:
+            return 0
+        ids = [new_id("journal_entry") for _ in range(int(orders))]
+        session.execute(text(LATE_FEE_ACCOUNTS_SQL), params)
+        session.execute(text(LATE_FEE_POSTINGS_SQL), {"ids": ids})
+        session.execute(text(LATE_FEE_JOURNAL_SQL), {"ids": ids, "now": now})
+        return int(total)
+
+    def escalate(
+        self,
+        session: Session,
+        *,
+        business_on: date,
+        ladder: Ladder,
+        settings: Settings,
+        now: datetime,
+    ) -> collections_service.EscalationSummary:
+        params = {
+            "today": business_on,
+            "now": now,
+            "call_day": ladder.action_day("call_queue"),
+            "bureau_day": ladder.action_day("bureau_report"),
+            "legal_day": ladder.action_day("legal_referral"),
+            "charge_off_day": ladder.action_day("charge_off"),
+        }
+        session.flush()
+        call_queue, bureau = session.execute(text(ESCALATE_SQL), params).one()
+        summary = collections_service.EscalationSummary(
+            call_queue=int(call_queue), bureau_reported=int(bureau)
+        )
+        for shopper_id, order_id, days_past_due in session.execute(
+            text(ESCALATE_RARE_SQL), params
+        ).all():
+            order = session.get(Order, (shopper_id, order_id), populate_existing=True)
+            assert order is not None
+            legal_day, charge_off_day = params["legal_day"], params["charge_off_day"]
+            if legal_day is not None and days_past_due >= legal_day:
+                summary.legal_referred += collections_service._refer_to_legal(
+                    session, order=order, business_on=business_on, settings=settings, now=now
+                )
+            if charge_off_day is not None and days_past_due >= charge_off_day:
+                order_service.charge_off(
+                    session, order=order, business_on=business_on, settings=settings, now=now
+                )
+                summary.charged_off += 1
+        return summary
+
+    def plan_reminders(
+        self,
+        session: Session,
+        *,
+        business_on: date,
+        ladder: Ladder,
+        settings: Settings,
+        cipher: FieldCipher,
+        now: datetime,
+    ) -> int:
+        policy = collections_service.ContactPolicy.from_settings(settings)
+        plan: dict[str, list[Any]] = defaultdict(list)
+        for step in ladder.reminder_steps():
+            # The same for every instalment of the step, as in ``_plan_attempt``.
+            wanted_at = max(policy.at(business_on, step.send_at), now)
+            scheduled_at = policy.next_allowed(wanted_at)
+            deferred = scheduled_at != wanted_at
+            for channel in step.channels:
+                plan["step_days"].append(step.day)
+                plan["steps"].append(f"day_{step.day:+d}")
+                plan["due_ons"].append(business_on - timedelta(days=step.day))
+                plan["channels"].append(channel)
+                plan["templates"].append(step.template)
+                plan["scheduled_ats"].append(scheduled_at)
+                plan["statuses"].append("deferred" if deferred else "scheduled")
+                plan["reasons"].append("quiet_hours" if deferred else None)
+        if not plan:
+            return 0
+        session.flush()
+        session.execute(text(REMINDER_RUN_SQL), dict(plan))
+        session.execute(text("ANALYZE reminder_run"))
+        attempts, planned = session.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE status IN ('scheduled', 'deferred')) "
+                "FROM reminder_run"
+            )
+        ).one()
+        if not attempts:
+            return 0
+        session.execute(
+            text(REMINDER_INSERT_SQL),
+            {
+                "ids": [new_id("contact") for _ in range(int(attempts))],
+                "outbox_ids": [new_id("outbox") for _ in range(int(planned))],
+                "topic": collections_service.CONTACT_TOPIC,
+                "now": now,
+            },
+        )
+        return int(planned)
+
+
+def clone_postgresql(url: str, name: str) -> str:
+    """A copy of the loaded bench database (``CREATE DATABASE … TEMPLATE``), its URL."""
+    source = str(conninfo_to_dict(url)["dbname"])
+    with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        for attempt in range(30):  # autovacuum may be visiting the template
+            try:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                        sql.Identifier(name), sql.Identifier(source)
+                    )
+                )
+                break
+            except psycopg.errors.ObjectInUse:
+                if attempt == 29:
+                    raise
+                time.sleep(2)
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+# What the sweep touched, compared between the engine's database and the prototype's.
+COMPARISONS = {
+    "instalments": (
+        "SELECT shopper_id, order_id, seq, status, late_fees_minor, was_overdue FROM instalments"
+    ),
+    "orders": (
+        "SELECT shopper_id, id, status, first_delinquent_on, call_queue_since_on,"
+        " bureau_reported_on, legal_referred_on, charged_off_on, updated_at FROM orders"
+    ),
+    "credit lines": "SELECT shopper_id, status, used_minor FROM credit_lines",
+    "late-fee postings": (
+        "SELECT e.shopper_id, e.order_id, e.memo, e.created_at, p.seq, p.account_code,"
+        " p.amount_minor FROM journal_entries e JOIN ledger_postings p ON p.entry_id = e.id"
+        " WHERE e.kind = 'late_fee' AND e.created_at = %(now)s"
+    ),
+    "contact attempts": (
+        "SELECT shopper_id, order_id, seq, step_day, channel, step, template, scheduled_at,"
+        " status, status_reason FROM contact_attempts WHERE created_at = %(now)s"
+    ),
+    "contact outbox": (
+        "SELECT a.shopper_id, a.order_id, a.seq, a.step_day, a.channel, m.available_at,"
+        " m.attempts FROM outbox_messages m JOIN contact_attempts a"
+        " ON a.shopper_id = m.payload->>'shopper_id' AND a.id = m.payload->>'attempt_id'"
+        " WHERE m.topic = 'contact' AND m.created_at = %(now)s"
+    ),
+}
+
+
+def compare_databases(engine_url: str, other_url: str, *, now: datetime) -> dict[str, Any]:
+    differences: dict[str, Any] = {}
+    with psycopg.connect(engine_url) as left, psycopg.connect(other_url) as right:
+        for name, query in COMPARISONS.items():
+            engine_rows = Counter(left.execute(query, {"now": now}).fetchall())
+            other_rows = Counter(right.execute(query, {"now": now}).fetchall())
+            differences[name] = {
+                "rows": sum(engine_rows.values()),
+                "only_engine": sum((engine_rows - other_rows).values()),
+                "only_set_based": sum((other_rows - engine_rows).values()),
+            }
+    return differences
 
 
 # --------------------------------------------------------------------------------------------

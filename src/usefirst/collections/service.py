@@ -457,6 +457,7 @@ class ContactDeliverer:
             if attempt is None or attempt.status not in ("scheduled", "deferred"):
                 return
             attempt.sent_at = work.now
+            attempt.status_reason = None  # a deferral's reason no longer applies once sent
             attempt.destination_masked = message.destination_masked
             if message.push_payload is not None:
                 publish_event(

@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from usefirst.collections import service as collections_service
@@ -57,10 +59,12 @@ class SweepSummary:
 def run_sweep(
     session: Session, *, business_on: date, settings: Settings, cipher: FieldCipher
 ) -> SweepSummary:
-    if session.get(SweepRun, business_on) is not None:
-        return SweepSummary(business_on=business_on, already_ran=True)
     # The sweep for D acts at the first instant of D, whenever it actually runs (catch-up).
     now = business_day_start(business_on, settings.time_zone)
+    # Claim the date first: a concurrent sweep of the same date waits on this row, then finds it
+    # taken and does nothing.
+    if not _claim(session, business_on=business_on, now=now):
+        return SweepSummary(business_on=business_on, already_ran=True)
     summary = SweepSummary(business_on=business_on, already_ran=False)
     confirm_shipped_before = business_day_start(
         business_on - timedelta(days=settings.auto_confirm_days - 1), settings.time_zone
@@ -92,9 +96,25 @@ def run_sweep(
     summary.bureau_files = collections_service.monthly_bureau_files(
         session, business_on=business_on, cipher=cipher, settings=settings, now=now
     )
-    session.add(SweepRun(business_on=business_on, completed_at=now, summary=summary.as_dict()))
-    session.flush()
+    session.execute(
+        update(SweepRun)
+        .where(SweepRun.business_on == business_on)
+        .values(summary=summary.as_dict())
+    )
     return summary
+
+
+def _claim(session: Session, *, business_on: date, now: datetime) -> bool:
+    builder = (
+        postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    )
+    claimed = session.execute(
+        builder(SweepRun)
+        .values(business_on=business_on, completed_at=now, summary={})
+        .on_conflict_do_nothing()
+        .returning(SweepRun.business_on)
+    ).first()
+    return claimed is not None
 
 
 def last_swept_on(session: Session) -> date | None:
