@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
+from usefirst.kit.models import SweepRun
 
 
 class CollectionsRepository:
@@ -106,3 +109,24 @@ class CollectionsRepository:
         if file_format is not None:
             statement = statement.where(BureauFile.format == file_format)
         return list(self.session.scalars(statement))
+
+    def claim_sweep_date(self, business_on: date, *, now: datetime) -> bool:
+        """Record that the sweep of ``business_on`` runs; False when it already has. A concurrent
+        claim of the same date waits on this row (PostgreSQL) and then finds it taken."""
+        is_postgresql = self.session.get_bind().dialect.name == "postgresql"
+        builder = postgresql_insert if is_postgresql else sqlite_insert
+        claimed = self.session.execute(
+            builder(SweepRun)
+            .values(business_on=business_on, completed_at=now, summary={})
+            .on_conflict_do_nothing()
+            .returning(SweepRun.business_on)
+        ).first()
+        return claimed is not None
+
+    def record_sweep_summary(self, business_on: date, summary: dict[str, object]) -> None:
+        self.session.execute(
+            update(SweepRun).where(SweepRun.business_on == business_on).values(summary=summary)
+        )
+
+    def last_swept_on(self) -> date | None:
+        return self.session.scalar(select(func.max(SweepRun.business_on)))

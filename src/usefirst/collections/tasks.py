@@ -13,15 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from usefirst.collections import service as collections_service
+from usefirst.collections.repository import CollectionsRepository
 from usefirst.kit.clock import business_date, business_day_start
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.models import SweepRun
 from usefirst.kit.settings import Settings
 from usefirst.orders import service as order_service
 
@@ -63,7 +60,7 @@ def run_sweep(
     now = business_day_start(business_on, settings.time_zone)
     # Claim the date first: a concurrent sweep of the same date waits on this row, then finds it
     # taken and does nothing.
-    if not _claim(session, business_on=business_on, now=now):
+    if not CollectionsRepository(session).claim_sweep_date(business_on, now=now):
         return SweepSummary(business_on=business_on, already_ran=True)
     summary = SweepSummary(business_on=business_on, already_ran=False)
     confirm_shipped_before = business_day_start(
@@ -96,29 +93,12 @@ def run_sweep(
     summary.bureau_files = collections_service.monthly_bureau_files(
         session, business_on=business_on, cipher=cipher, settings=settings, now=now
     )
-    session.execute(
-        update(SweepRun)
-        .where(SweepRun.business_on == business_on)
-        .values(summary=summary.as_dict())
-    )
+    CollectionsRepository(session).record_sweep_summary(business_on, summary.as_dict())
     return summary
 
 
-def _claim(session: Session, *, business_on: date, now: datetime) -> bool:
-    builder = (
-        postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    )
-    claimed = session.execute(
-        builder(SweepRun)
-        .values(business_on=business_on, completed_at=now, summary={})
-        .on_conflict_do_nothing()
-        .returning(SweepRun.business_on)
-    ).first()
-    return claimed is not None
-
-
 def last_swept_on(session: Session) -> date | None:
-    return session.scalar(select(func.max(SweepRun.business_on)))
+    return CollectionsRepository(session).last_swept_on()
 
 
 def dates_to_sweep(*, last_swept: date | None, through: date) -> list[date]:
