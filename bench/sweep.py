@@ -3,44 +3,54 @@
 
 What one run does (PostgreSQL first, then SQLite unless ``--sqlite-instalments 0``):
 
-1. recreates the bench database and migrates it with ``usefirst.kit.migrate.upgrade``, then
-   bulk-loads a book without going through the services (PostgreSQL: ``COPY``; SQLite: one
-   ``executemany`` transaction) and runs ``VACUUM ANALYZE`` / ``ANALYZE``;
-2. runs one ``Runtime.sweep(business_on)`` and times it as a whole and per phase (the phase
-   functions ``run_sweep`` calls are wrapped in this process only): auto-confirm, mark overdue,
-   late fees, escalation, reminder planning, bureau files, the final flush and the commit, with
-   the SQL statements each phase sent and the time spent waiting on them;
-3. runs the same business date again (the idempotent re-run: ``sweep_runs`` already has it);
-4. optionally (``--py-spy``) samples the first sweep with py-spy and prints where the wall time
-   went (database round trips, SQLAlchemy, usefirst code, crypto).
+1. recreates the bench database, migrates it with ``usefirst.kit.migrate.upgrade`` and bulk-loads
+   the book without going through the services (PostgreSQL: ``COPY``, the journal guards off
+   while the balanced history is copied; SQLite: one ``executemany`` transaction), then
+   ``VACUUM ANALYZE`` / ``ANALYZE``;
+2. runs one ``Runtime.sweep(business_on)`` and times the whole and each phase (the functions
+   ``run_sweep`` calls are wrapped in this process only): auto-confirm, mark overdue, late fees,
+   escalation, reminders, bureau files, the guard and final flush, the commit. For each phase:
+   SQL statements, time waiting on them, and the statements that waited longest. For the sweep:
+   this process's CPU, the PostgreSQL backend's CPU (``/proc``) and how long tasks waited for a
+   CPU (``/proc/pressure/cpu``: the machine may be shared);
+3. checks the effects against what the generator expects (newly overdue, late fees, call queue,
+   bureau, reminders, auto-confirmations), runs the same date again (the idempotent re-run) and
+   runs ``ledger.service.audit`` (the book's ledger matches its statements, and must still);
+4. ``--py-spy``: samples the sweep with py-spy and splits the wall time by kind (database
+   driver, SQLAlchemy, usefirst code) and by phase;
+5. ``--prototype`` (PostgreSQL): copies the loaded database (``CREATE DATABASE … TEMPLATE``),
+   sweeps the copy with set-based SQL standing in for the late fees, escalation and reminders
+   (``SetBasedSweep``, a measurement for the plan, not engine code), and compares every row the
+   two sweeps touched. ``--skip-engine`` sweeps the copy only.
 
-The book, as it stands at the end of the previous business day's sweep (``business_on - 1``):
+The book, as it stands after the previous business day's sweep:
 
-* ``--instalments`` instalment rows have due dates in a ``--days`` window that ends
-  ``--future-days`` after the sweep date (default 120 days, 60 after: about half are past due);
-  orders are ``instalments_3`` (70 % of daily volume) or ``pay_after_delivery`` (30 %), delivered
-  at a constant daily rate, with the real schedule (``plan_instalments``, ``due_dates``);
-  instalments of the same orders that fall outside the window exist too (paid history before it,
-  pending instalments after it) and are reported separately;
-* of each order's instalments due by the previous day, each is paid on time with probability
-  ``1 - --miss-rate``; once one is missed the later ones stay unpaid (the waterfall pays the
-  oldest first), so they are ``overdue`` (``pending`` when due the previous day: today's sweep
-  turns those overdue) and carry the late fees the earlier sweeps charged. A few future
-  instalments are paid early (``--early-paid-share``). ``--miss-rate 1`` makes every past-due
-  instalment unpaid: the book is then all open, about half of it overdue;
-* orders are ``delivered``, ``overdue`` or ``repaid`` accordingly, with the collections flags
-  the earlier sweeps set (first delinquency, call queue at 7 days, bureau report at 30 days);
-  0.5 % are disputed. Credit lines are frozen exactly for shoppers with overdue instalments;
-* a day's worth of shipped, never-confirmed orders reaches the auto-confirm threshold today
-  (``--unconfirmed-share`` of the daily order volume is shipped and waiting, per day);
-* shopper PII holds real ciphertext made once by the real ``FieldCipher`` and reused; 70 % of
-  shoppers have an email address; 60 % of merchants have a webhook URL (events queue webhooks);
-* ledger accounts exist, but no historical journal, contact attempts or events are loaded (the
-  sweep only appends to those tables).
+* ``--instalments`` instalments are due in a ``--days`` window that ends ``--future-days`` after
+  the sweep date (default 120 days, 60 after: more than half are past due). Orders are
+  ``instalments_3`` (70 % of the daily volume) or ``pay_after_delivery`` (30 %), delivered at a
+  constant daily rate, with the real schedule (``plan_instalments``, ``due_dates``). Their
+  instalments outside the window exist too (paid before it, pending after it);
+* each instalment due by yesterday was paid on time with probability ``1 - --miss-rate``. Once
+  one is missed, the order's later ones stay unpaid (payments go to the oldest first). Unpaid
+  ones are ``overdue`` (``pending`` if due yesterday: today's sweep turns them overdue) and carry
+  the late fees of the earlier sweeps. ``--early-paid-share`` of future instalments are paid
+  early. ``--miss-rate 1`` leaves every past-due instalment unpaid;
+* orders are ``delivered``, ``overdue`` or ``repaid``, with the flags the earlier sweeps set
+  (first delinquency, call queue at 7 days, bureau report at 30 days); 0.5 % are disputed.
+  Credit lines are frozen exactly for the shoppers with overdue instalments;
+* ``--unconfirmed-share`` of the daily order volume is shipped and never confirmed, for each of
+  the last 10 days: one day's worth is auto-confirmed today;
+* shopper PII is real ciphertext, made once by the real ``FieldCipher`` and reused; 70 % of
+  shoppers have an email address; 60 % of merchants have a webhook URL;
+* history: the journal entries the services would have posted (activation, merchant fee, plan
+  fee, late fees so far, one payment per paid instalment), and the reminders the earlier sweeps
+  planned, with their delivered outbox messages. Without it those tables start empty, and
+  PostgreSQL caches sequential-scan plans for them (``--no-history`` shows the effect).
 
 Run from the repository root::
 
     .venv/bin/python bench/sweep.py --instalments 1000000 --sqlite-instalments 100000
+    .venv/bin/python bench/sweep.py --instalments 250000 --sqlite-instalments 0 --prototype
 """
 
 from __future__ import annotations
@@ -108,135 +118,57 @@ WEBHOOK_SHARE = 0.6
 LIMITS = (100_000, 150_000, 200_000, 300_000, 500_000)
 CATEGORIES = ("electronics", "apparel", "home", "beauty", "books", "groceries")
 
-SHOPPER_COLUMNS = (
-    "id",
-    "external_id",
-    "status",
-    "name_encrypted",
-    "national_id_encrypted",
-    "phone_encrypted",
-    "email_encrypted",
-    "name_masked",
-    "national_id_masked",
-    "phone_masked",
-    "email_masked",
-    "phone_hash",
-    "enrolment_device_id",
-    "enrolment_ip",
-    "created_at",
+
+def _columns(names: str) -> tuple[str, ...]:
+    return tuple(names.split())
+
+
+SHOPPER_COLUMNS = _columns(
+    "id external_id status name_encrypted national_id_encrypted phone_encrypted "
+    "email_encrypted name_masked national_id_masked phone_masked email_masked phone_hash "
+    "enrolment_device_id enrolment_ip created_at"
 )
-CREDIT_LINE_COLUMNS = (
-    "shopper_id",
-    "currency",
-    "limit_minor",
-    "used_minor",
-    "status",
-    "score",
-    "band",
-    "reasons",
-    "on_time_orders",
-    "reviewed_at",
+CREDIT_LINE_COLUMNS = _columns(
+    "shopper_id currency limit_minor used_minor status score band reasons on_time_orders "
+    "reviewed_at"
 )
-MERCHANT_COLUMNS = (
-    "id",
-    "name",
-    "category",
-    "status",
-    "webhook_url",
-    "webhook_secret_encrypted",
-    "settlement_days",
-    "fee_rate_bps",
-    "created_at",
+MERCHANT_COLUMNS = _columns(
+    "id name category status webhook_url webhook_secret_encrypted settlement_days "
+    "fee_rate_bps created_at"
 )
-ORDER_COLUMNS = (
-    "shopper_id",
-    "id",
-    "merchant_id",
-    "currency",
-    "plan",
-    "status",
-    "amount_minor",
-    "refunded_minor",
-    "items",
-    "shipping_address_encrypted",
-    "device_id",
-    "ip",
-    "decision_outcome",
-    "decision_reasons",
-    "decided_at",
-    "carrier",
-    "tracking_number",
-    "shipped_at",
-    "delivered_at",
-    "delivery_confirmation",
-    "cancelled_at",
-    "repaid_at",
-    "is_disputed",
-    "first_delinquent_on",
-    "call_queue_since_on",
-    "bureau_reported_on",
-    "legal_referred_on",
-    "charged_off_on",
-    "charged_off_minor",
-    "created_at",
-    "updated_at",
+ORDER_COLUMNS = _columns(
+    "shopper_id id merchant_id currency plan status amount_minor refunded_minor items "
+    "shipping_address_encrypted device_id ip decision_outcome decision_reasons decided_at "
+    "carrier tracking_number shipped_at delivered_at delivery_confirmation cancelled_at "
+    "repaid_at is_disputed first_delinquent_on call_queue_since_on bureau_reported_on "
+    "legal_referred_on charged_off_on charged_off_minor created_at updated_at"
 )
-INSTALMENT_COLUMNS = (
-    "shopper_id",
-    "order_id",
-    "seq",
-    "currency",
-    "status",
-    "due_on",
-    "principal_minor",
-    "fees_minor",
-    "late_fees_minor",
-    "late_fees_waived_minor",
-    "paid_principal_minor",
-    "paid_fees_minor",
-    "was_overdue",
-    "settled_on",
+INSTALMENT_COLUMNS = _columns(
+    "shopper_id order_id seq currency status due_on principal_minor fees_minor "
+    "late_fees_minor late_fees_waived_minor paid_principal_minor paid_fees_minor was_overdue "
+    "settled_on"
 )
-LEDGER_ACCOUNT_COLUMNS = ("code", "kind", "owner_id", "currency", "created_at")
-POSTING_COLUMNS = ("entry_id", "seq", "account_code", "currency", "amount_minor")
-JOURNAL_ENTRY_COLUMNS = (
-    "id",
-    "kind",
-    "shopper_id",
-    "merchant_id",
-    "order_id",
-    "reference_id",
-    "posting_count",
-    "memo",
-    "created_at",
+LEDGER_ACCOUNT_COLUMNS = _columns("code kind owner_id currency created_at")
+POSTING_COLUMNS = _columns("entry_id seq account_code currency amount_minor")
+JOURNAL_ENTRY_COLUMNS = _columns(
+    "id kind shopper_id merchant_id order_id reference_id posting_count memo created_at"
 )
-CONTACT_COLUMNS = (
-    "shopper_id",
-    "id",
-    "order_id",
-    "seq",
-    "channel",
-    "step_day",
-    "step",
-    "template",
-    "scheduled_at",
-    "sent_at",
-    "status",
-    "status_reason",
-    "destination_masked",
-    "created_at",
+CONTACT_COLUMNS = _columns(
+    "shopper_id id order_id seq channel step_day step template scheduled_at sent_at status "
+    "status_reason destination_masked created_at"
 )
-OUTBOX_COLUMNS = (
-    "id",
-    "topic",
-    "payload",
-    "available_at",
-    "attempts",
-    "delivered_at",
-    "created_at",
-)
+OUTBOX_COLUMNS = _columns("id topic payload available_at attempts delivered_at created_at")
+SWEEP_RUN_COLUMNS = _columns("business_on completed_at summary")
 MERCHANT_FEE_BPS = 60
-SWEEP_RUN_COLUMNS = ("business_on", "completed_at", "summary")
+DECISION_REASONS = json.dumps(
+    [{"code": "within_credit_limit", "message": "The order fits the available credit."}]
+)
+# Positions in an order row that the history streams read back.
+ORDER_SHOPPER, ORDER_ID, ORDER_MERCHANT = range(3)
+ORDER_AMOUNT = ORDER_COLUMNS.index("amount_minor")
+ORDER_DELIVERED_AT = ORDER_COLUMNS.index("delivered_at")
+ORDER_DISPUTED = ORDER_COLUMNS.index("is_disputed")
+INSTALMENT = {name: index for index, name in enumerate(INSTALMENT_COLUMNS)}
 # Load order respects the foreign keys.
 TABLES = (
     ("shoppers", SHOPPER_COLUMNS),
@@ -280,12 +212,25 @@ class Book:
     settings: Settings
     rows: dict[str, list[Row]]
     counts: Counter[str] = field(default_factory=Counter)
-    expected: dict[str, int] = field(default_factory=dict)
+    expected: Counter[str] = field(default_factory=Counter)
     window: tuple[date, date] = (date.min, date.min)
     # (order row, first instalment row, end) of every delivered order, for the history streams
     delivered: list[tuple[int, int, int]] = field(default_factory=list)
     email_of: dict[str, bool] = field(default_factory=dict)
     masked: tuple[str, str] = ("", "")  # phone, email
+
+
+@dataclass(slots=True)
+class _Due:
+    """One instalment of an order being generated."""
+
+    seq: int
+    status: str
+    due_on: date
+    principal: int
+    fees: int
+    late: int
+    settled_on: date | None
 
 
 class _Clock:
@@ -383,51 +328,42 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
         flags: tuple[date | None, date | None, date | None],
         updated: datetime,
     ) -> Row:
-        items = json.dumps(
-            [
-                {
-                    "sku": f"SKU-{amount % 9973}",
-                    "name": "蓝牙耳机",
-                    "category": CATEGORIES[amount % len(CATEGORIES)],
-                    "quantity": 1,
-                    "unit_price_minor": amount,
-                }
-            ],
-            ensure_ascii=False,
-        )
-        return (
-            shopper_ids[shopper],
-            order_id,
-            merchant_ids[merchant],
-            CURRENCY,
-            plan,
-            status,
-            amount,
-            0,
-            items,
-            secrets.shipping_address,
-            None,
-            None,
-            "approved",
-            '[{"code": "within_credit_limit", "message": "The order fits the available credit."}]',
-            created,
-            "SF Express",
-            f"SF{abs(hash(order_id)) % 10**12:012d}",
-            shipped_at,
-            delivered_at,
-            "shopper" if delivered_at is not None else None,
-            None,
-            repaid_at,
-            disputed,
-            flags[0],
-            flags[1],
-            flags[2],
-            None,
-            None,
-            0,
-            created,
-            updated,
-        )
+        item = {
+            "sku": f"SKU-{amount % 9973}",
+            "name": "蓝牙耳机",
+            "category": CATEGORIES[amount % len(CATEGORIES)],
+            "quantity": 1,
+            "unit_price_minor": amount,
+        }
+        values = {
+            "shopper_id": shopper_ids[shopper],
+            "id": order_id,
+            "merchant_id": merchant_ids[merchant],
+            "currency": CURRENCY,
+            "plan": plan,
+            "status": status,
+            "amount_minor": amount,
+            "refunded_minor": 0,
+            "items": json.dumps([item], ensure_ascii=False),
+            "shipping_address_encrypted": secrets.shipping_address,
+            "decision_outcome": "approved",
+            "decision_reasons": DECISION_REASONS,
+            "decided_at": created,
+            "carrier": "SF Express",
+            "tracking_number": f"SF{len(book.rows['orders']):012d}",
+            "shipped_at": shipped_at,
+            "delivered_at": delivered_at,
+            "delivery_confirmation": "shopper" if delivered_at is not None else None,
+            "repaid_at": repaid_at,
+            "is_disputed": disputed,
+            "first_delinquent_on": flags[0],
+            "call_queue_since_on": flags[1],
+            "bureau_reported_on": flags[2],
+            "charged_off_minor": 0,
+            "created_at": created,
+            "updated_at": updated,
+        }
+        return tuple(values.get(column) for column in ORDER_COLUMNS)
 
     # Delivered orders, at a constant daily rate, until the window holds the wanted rows.
     i3_first = window_start - timedelta(days=92)  # seq 3 (delivery + 3 months) still in window
@@ -456,7 +392,7 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
         disputed = rng.random() < DISPUTED_SHARE
         counts[f"orders {plan}"] += 1
         paying = True
-        rows: list[list[Any]] = []
+        rows: list[_Due] = []
         for item, due_on in zip(planned(plan, amount), dues, strict=True):
             status, settled_on = "pending", None
             if due_on < window_start:
@@ -487,12 +423,21 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
                 late = (yesterday - due_on).days * basis_points_of(
                     item.principal_minor, settings.late_fee_bps_per_day
                 )
-            rows.append([item.seq, status, due_on, item.principal_minor, item.fees_minor, late,
-                         settled_on])  # fmt: skip
+            rows.append(
+                _Due(
+                    item.seq,
+                    status,
+                    due_on,
+                    item.principal_minor,
+                    item.fees_minor,
+                    late,
+                    settled_on,
+                )
+            )
         # The per-order caps (rarely binding this early): trim the latest fees first.
-        late_total = sum(row[5] for row in rows)
+        late_total = sum(row.late for row in rows)
         if late_total:
-            plan_fees = sum(row[4] for row in rows)
+            plan_fees = sum(row.fees for row in rows)
             days_on_book = (yesterday - delivered_on).days
             room = min(
                 basis_points_of(amount, settings.late_fee_cap_bps_of_principal),
@@ -500,44 +445,42 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
             )
             excess = late_total - max(room, 0)
             for row in reversed(rows):
-                cut = min(excess, row[5]) if excess > 0 else 0
-                row[5] -= cut
+                cut = min(excess, row.late) if excess > 0 else 0
+                row.late -= cut
                 excess -= cut
-        unpaid = [row for row in rows if row[1] in ("pending", "overdue")]
-        overdue = [row for row in rows if row[1] == "overdue"]
+        unpaid = [row for row in rows if row.status in ("pending", "overdue")]
+        overdue = [row for row in rows if row.status == "overdue"]
         first_instalment = len(instalments)
-        for seq, status, due_on, principal, fees, late, settled_on in rows:
-            paid = status == "paid"
+        for row in rows:
+            paid = row.status == "paid"
             instalments.append(
                 (
                     shopper_ids[shopper],
                     order_id,
-                    seq,
+                    row.seq,
                     CURRENCY,
-                    status,
-                    due_on,
-                    principal,
-                    fees,
-                    late,
+                    row.status,
+                    row.due_on,
+                    row.principal,
+                    row.fees,
+                    row.late,
                     0,
-                    principal if paid else 0,
-                    fees + late if paid else 0,
-                    status == "overdue",
-                    settled_on,
+                    row.principal if paid else 0,
+                    row.fees + row.late if paid else 0,
+                    row.status == "overdue",
+                    row.settled_on,
                 )
             )
-            if status in ("pending", "overdue") and due_on in reminder_days:
-                step = reminder_days[due_on]
-                for channel in step.channels:
+            if not paid and row.due_on in reminder_days:
+                for channel in reminder_days[row.due_on].channels:
                     suppressed = disputed or (channel == "email" and not has_email[shopper])
-                    key = "reminders suppressed" if suppressed else "reminders planned"
-                    book.expected[key] = book.expected.get(key, 0) + 1
-        used[shopper] += sum(row[3] for row in unpaid)
+                    book.expected[f"reminders {'suppressed' if suppressed else 'planned'}"] += 1
+        used[shopper] += sum(row.principal for row in unpaid)
         # What the earlier sweeps did to the order.
         flags: tuple[date | None, date | None, date | None] = (None, None, None)
-        newly_late = [row for row in unpaid if row[2] < today]
+        newly_late = [row for row in unpaid if row.due_on < today]
         if overdue:
-            oldest = min(row[2] for row in overdue)
+            oldest = min(row.due_on for row in overdue)
             has_overdue[shopper] = 1
             call_on = oldest + timedelta(days=call_day)
             bureau_on = oldest + timedelta(days=bureau_day)
@@ -547,20 +490,14 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
                 bureau_on if bureau_on <= yesterday and not disputed else None,
             )
         if newly_late and not disputed:
-            oldest_late = min(row[2] for row in newly_late)
-            if (today - oldest_late).days == call_day:
-                book.expected["call queue"] = book.expected.get("call queue", 0) + 1
-            if (today - oldest_late).days == bureau_day:
-                book.expected["bureau reported"] = book.expected.get("bureau reported", 0) + 1
-            book.expected["late-fee instalments (at most)"] = book.expected.get(
-                "late-fee instalments (at most)", 0
-            ) + len(newly_late)
-        pending_yesterday = [row for row in unpaid if row[1] == "pending" and row[2] < today]
-        if pending_yesterday:
-            book.expected["newly overdue instalments"] = book.expected.get(
-                "newly overdue instalments", 0
-            ) + len(pending_yesterday)
-            book.expected["newly overdue orders"] = book.expected.get("newly overdue orders", 0) + 1
+            days_late = (today - min(row.due_on for row in newly_late)).days
+            book.expected["call queue"] += days_late == call_day
+            book.expected["bureau reported"] += days_late == bureau_day
+            book.expected["late-fee instalments (at most)"] += len(newly_late)
+        due_yesterday = [row for row in unpaid if row.status == "pending" and row.due_on < today]
+        if due_yesterday:
+            book.expected["newly overdue instalments"] += len(due_yesterday)
+            book.expected["newly overdue orders"] += 1
         if overdue:
             status = "overdue"
         elif not unpaid:
@@ -569,7 +506,7 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
         else:
             status = "delivered"
         counts[f"orders {status}"] += 1
-        settled = [row[6] for row in rows if row[6] is not None]
+        settled = [row.settled_on for row in rows if row.settled_on is not None]
         repaid_at = clock.at(max(settled), 12) if status == "repaid" else None
         delivered_at = clock.at(delivered_on, 15)
         orders.append(
@@ -633,8 +570,7 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
                 )  # fmt: skip
             used[shopper] += amount
             counts["orders shipped"] += 1
-            if shipped_at < confirm_before:
-                book.expected["auto-confirmed"] = book.expected.get("auto-confirmed", 0) + 1
+            book.expected["auto-confirmed"] += shipped_at < confirm_before
 
     # Shoppers, their credit lines and ledger accounts.
     frozen_reasons = json.dumps([FROZEN_OVERDUE.as_dict()])
@@ -759,8 +695,9 @@ def journal_history(book: Book) -> Iterator[tuple[Row, list[Row]]]:
     yesterday_start = business_day_start(book.spec.business_on, time_zone) - timedelta(hours=1)
     cash = accounts.PLATFORM_CASH.code(CURRENCY)
     for order_index, start, end in book.delivered:
-        shopper_id, order_id, merchant_id = orders[order_index][:3]
-        amount, delivered_at = orders[order_index][6], orders[order_index][18]
+        order = orders[order_index]
+        shopper_id, order_id, merchant_id = order[ORDER_SHOPPER : ORDER_MERCHANT + 1]
+        amount, delivered_at = order[ORDER_AMOUNT], order[ORDER_DELIVERED_AT]
         suffix = order_id.partition("_")[2]
         receivable = accounts.shopper_receivable(shopper_id).code(CURRENCY)
         payable = accounts.merchant_payable(merchant_id).code(CURRENCY)
@@ -784,7 +721,7 @@ def journal_history(book: Book) -> Iterator[tuple[Row, list[Row]]]:
             memo=f"merchant fee {MERCHANT_FEE_BPS} bps",
         )
         rows = instalments[start:end]
-        plan_fees = sum(row[7] for row in rows)
+        plan_fees = sum(row[INSTALMENT["fees_minor"]] for row in rows)
         if plan_fees:
             yield _entry(
                 f"je_{suffix}F",
@@ -796,7 +733,11 @@ def journal_history(book: Book) -> Iterator[tuple[Row, list[Row]]]:
                 memo="instalments_3 fee",
                 **common,
             )
-        late_fees = sum(row[8] for row in rows if row[4] != "paid")
+        late_fees = sum(
+            row[INSTALMENT["late_fees_minor"]]
+            for row in rows
+            if row[INSTALMENT["status"]] != "paid"
+        )
         if late_fees:
             yield _entry(
                 f"je_{suffix}L",
@@ -808,15 +749,16 @@ def journal_history(book: Book) -> Iterator[tuple[Row, list[Row]]]:
                 memo="daily late fee",
             )
         for row in rows:
-            if row[4] == "paid":
-                paid = row[10] + row[11]
+            if row[INSTALMENT["status"]] == "paid":
+                paid = row[INSTALMENT["paid_principal_minor"]] + row[INSTALMENT["paid_fees_minor"]]
+                settled_on = row[INSTALMENT["settled_on"]]
                 yield _entry(
-                    f"je_{suffix}P{row[2]}",
+                    f"je_{suffix}P{row[INSTALMENT['seq']]}",
                     "shopper_payment",
                     [(cash, paid), (receivable, -paid)],
                     shopper_id=shopper_id,
                     order_id=order_id,
-                    created_at=business_day_start(row[13], time_zone) + timedelta(hours=12),
+                    created_at=business_day_start(settled_on, time_zone) + timedelta(hours=12),
                     memo="payment by alipay",
                 )
 
@@ -832,12 +774,14 @@ def contact_history(book: Book) -> Iterator[tuple[Row, Row | None]]:
     phone_masked, email_masked = book.masked
     for order_index, start, end in book.delivered:
         order = orders[order_index]
-        shopper_id, order_id, disputed = order[0], order[1], order[22]
-        delivered_on = policy.local(order[18]).date()
+        shopper_id, order_id = order[ORDER_SHOPPER], order[ORDER_ID]
+        disputed = order[ORDER_DISPUTED]
+        delivered_on = policy.local(order[ORDER_DELIVERED_AT]).date()
         has_email = book.email_of[shopper_id]
         suffix = order_id.partition("_")[2]
         for row in instalments[start:end]:
-            seq, due_on, settled_on = row[2], row[5], row[13]
+            seq, due_on = row[INSTALMENT["seq"]], row[INSTALMENT["due_on"]]
+            settled_on = row[INSTALMENT["settled_on"]]
             for step in steps:
                 on = due_on + timedelta(days=step.day)
                 if on > yesterday or on <= delivered_on or (settled_on and settled_on < on):
@@ -1229,7 +1173,9 @@ def _frame_phase(frames: list[str]) -> str:
 
 
 def _frame_kind(last: str) -> str:
-    if "psycopg" in last or "sqlite3" in last or "_sqlite" in last:
+    # sqlite3 is C code: its time shows on the SQLAlchemy frame that calls the cursor.
+    function = last.partition(" (")[0].rpartition(".")[2]
+    if "psycopg" in last or function in ("do_execute", "do_executemany"):
         return "database driver (round trips, server time)"
     if "cryptography" in last:
         return "PII decryption"
@@ -1657,7 +1603,9 @@ def clone_postgresql(url: str, name: str) -> str:
     """A copy of the loaded bench database (``CREATE DATABASE … TEMPLATE``), its URL."""
     source = str(conninfo_to_dict(url)["dbname"])
     with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         for attempt in range(30):  # autovacuum may be visiting the template
             try:
                 conn.execute(
@@ -1732,7 +1680,17 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError, ValueError, IndexError):
         first = Path("/proc/meminfo").read_text().splitlines()[0]
         memory_gb = int(first.split()[1]) / 1024 / 1024
+    revision = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    changed = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
     return {
+        "source": f"{revision}"
+        + (f" + {len(changed)} uncommitted files in src/" if changed else ""),
         "cpu": model,
         "cores": os.cpu_count(),
         "memory_gb": round(memory_gb, 1),
@@ -1751,6 +1709,50 @@ def postgresql_settings(url: str) -> dict[str, str]:
         return values
 
 
+def sweep_and_check(
+    *,
+    label: str,
+    settings: Settings,
+    cipher: FieldCipher,
+    business_on: date,
+    py_spy: PySpy | None,
+    rerun: bool,
+    history: bool,
+    set_based: SetBasedSweep | None,
+) -> dict[str, Any]:
+    """One measured sweep, the idempotent re-run, and the ledger audit afterwards."""
+    runtime = Runtime(settings, cipher=cipher)
+    log(f"{label}: sweeping {business_on} …")
+    first = run_measured_sweep(runtime, business_on, py_spy=py_spy, set_based=set_based)
+    log(f"{label}: first sweep {first.seconds:.2f} s")
+    second = None
+    if rerun:
+        second = run_measured_sweep(runtime, business_on, set_based=set_based)
+        log(
+            f"{label}: re-run {second.seconds * 1000:.1f} ms "
+            f"(already_ran={second.summary['already_ran']})"
+        )
+    ledger_audit = None
+    if history:  # without the history the receivables do not match the statements
+        started = time.perf_counter()
+        with runtime.database.transaction(read_only=True) as session:
+            report = audit(session)
+        ledger_audit = {
+            "balanced": report.is_balanced,
+            "entries": report.entries,
+            "shoppers_checked": report.shoppers_checked,
+            "problems": report.problems[:5],
+            "seconds": time.perf_counter() - started,
+        }
+        log(f"{label}: ledger audit after the sweep: {ledger_audit}")
+    runtime.database.dispose()
+    return {
+        "sweep": _result_dict(first),
+        "rerun": _result_dict(second) if second else None,
+        "ledger_audit": ledger_audit,
+    }
+
+
 def bench_backend(
     *,
     label: str,
@@ -1760,6 +1762,8 @@ def bench_backend(
     py_spy_dir: Path | None,
     rerun: bool,
     history: bool,
+    engine: bool,
+    prototype: bool,
 ) -> dict[str, Any]:
     is_sqlite = url.startswith("sqlite")
     settings = Settings(database_url=url, keys_file=keys_file)
@@ -1790,51 +1794,57 @@ def bench_backend(
             f"{table} {rows:,} rows {seconds:.1f} s" for table, (rows, seconds) in loaded.items()
         )
     )
-    counts, expected = dict(book.counts), dict(book.expected)
-    del book
-
-    runtime = Runtime(settings, cipher=cipher)
-    py_spy = PySpy(py_spy_dir / f"sweep-{label}.txt") if py_spy_dir else None
-    log(f"{label}: sweeping {spec.business_on} …")
-    first = run_measured_sweep(runtime, spec.business_on, py_spy=py_spy)
-    log(f"{label}: first sweep {first.seconds:.2f} s")
-    second = None
-    if rerun:
-        second = run_measured_sweep(runtime, spec.business_on)
-        log(
-            f"{label}: re-run {second.seconds * 1000:.1f} ms "
-            f"(already_ran={second.summary['already_ran']})"
-        )
-    ledger_audit = None
-    if history:
-        started = time.perf_counter()
-        with runtime.database.transaction(read_only=True) as session:
-            report = audit(session)
-        ledger_audit = {
-            "balanced": report.is_balanced,
-            "entries": report.entries,
-            "shoppers_checked": report.shoppers_checked,
-            "problems": report.problems[:5],
-            "seconds": time.perf_counter() - started,
-        }
-        log(f"{label}: ledger audit after the sweep: {ledger_audit}")
-    runtime.database.dispose()
     result: dict[str, Any] = {
         "label": label,
         "backend": "sqlite" if is_sqlite else "postgresql",
         "spec": {**spec.__dict__, "business_on": spec.business_on.isoformat()},
-        "book": counts,
-        "expected": expected,
+        "book": dict(book.counts),
+        "expected": dict(book.expected),
         "generate_seconds": generate_seconds,
         "load_seconds": load_seconds,
         "load": {table: {"rows": rows, "seconds": sec} for table, (rows, sec) in loaded.items()},
-        "sweep": _result_dict(first),
-        "ledger_audit": ledger_audit,
-        "rerun": _result_dict(second) if second else None,
+        "sweeps": {},
     }
+    del book
     if not is_sqlite:
         result["postgresql"] = postgresql_settings(url)
-    print_report(result)
+    variants: list[tuple[str, str, SetBasedSweep | None]] = []
+    if engine:
+        variants.append(("engine", url, None))
+    if prototype and is_sqlite:
+        log(f"{label}: the set-based prototype is PostgreSQL only; skipped")
+    elif prototype:
+        name = f"{conninfo_to_dict(url)['dbname']}_setbased"
+        started = time.perf_counter()
+        variants.append(("set-based prototype", clone_postgresql(url, name), SetBasedSweep()))
+        log(f"{label}: copied the database to {name} in {time.perf_counter() - started:.1f} s")
+    print_book(result)
+    for name, variant_url, set_based in variants:
+        result["sweeps"][name] = sweep_and_check(
+            label=f"{label} {name}",
+            settings=Settings(database_url=variant_url, keys_file=keys_file),
+            cipher=cipher,
+            business_on=spec.business_on,
+            py_spy=PySpy(py_spy_dir / f"sweep-{label}-{name.split()[0]}.txt")
+            if py_spy_dir
+            else None,
+            rerun=rerun,
+            history=history,
+            set_based=set_based,
+        )
+        print_sweep(result, name)
+    if len(variants) == 2:
+        now = business_day_start(spec.business_on, settings.time_zone)
+        comparison = compare_databases(url, variants[1][1], now=now)
+        result["comparison"] = comparison
+        same = all(not (c["only_engine"] or c["only_set_based"]) for c in comparison.values())
+        print(f"set-based prototype vs engine, row by row: {'identical' if same else 'DIFFERENT'}")
+        for name, counts in comparison.items():
+            print(
+                f"  {name:<20}{counts['rows']:>12,} rows; only engine {counts['only_engine']:,},"
+                f" only prototype {counts['only_set_based']:,}"
+            )
+        print()
     return result
 
 
@@ -1858,9 +1868,8 @@ def _result_dict(result: SweepResult) -> dict[str, Any]:
 PHASE_ORDER = ("begin", *(name for name, _, _ in PHASES), "guard + final flush", "commit")
 
 
-def print_report(result: dict[str, Any]) -> None:
-    book, expected, sweep = result["book"], result["expected"], result["sweep"]
-    summary = sweep["summary"]
+def print_book(result: dict[str, Any]) -> None:
+    book = result["book"]
     print()
     print(f"== {result['label']} ({result['backend']}) ==")
     order_statuses = ("overdue", "delivered", "repaid", "shipped")
@@ -1875,14 +1884,22 @@ def print_report(result: dict[str, Any]) -> None:
         f"migrated and loaded in {result['load_seconds']:.1f} s"
     )
     print()
+
+
+def print_sweep(result: dict[str, Any], name: str) -> None:
+    expected, run = result["expected"], result["sweeps"][name]
+    sweep = run["sweep"]
+    summary = sweep["summary"]
+    print()
+    print(f"-- {result['label']}: {name} --")
     print(f"{'phase':<22}{'seconds':>10}{'share':>8}{'SQL stmts':>12}{'SQL wait s':>12}")
     total = sweep["seconds"]
-    for name in PHASE_ORDER:
-        stats = sweep["phases"].get(name)
+    for phase in PHASE_ORDER:
+        stats = sweep["phases"].get(phase)
         if stats is None:
             continue
         print(
-            f"{name:<22}{stats['seconds']:>10.2f}{stats['seconds'] / total:>8.0%}"
+            f"{phase:<22}{stats['seconds']:>10.2f}{stats['seconds'] / total:>8.0%}"
             f"{stats['statements']:>12,}{stats['sql_seconds']:>12.2f}"
         )
     statements = sum(stats["statements"] for stats in sweep["phases"].values())
@@ -1931,15 +1948,22 @@ def print_report(result: dict[str, Any]) -> None:
         ),
     ]
     print(f"{'effect':<40}{'actual':>12}{'expected':>12}")
-    for name, actual, wanted in rows:
-        print(f"{name:<40}{actual:>12,}{'' if wanted is None else f'{wanted:,}':>12}")
+    for effect, actual, wanted in rows:
+        print(f"{effect:<40}{actual:>12,}{'' if wanted is None else f'{wanted:,}':>12}")
     print("rows written:", ", ".join(f"{k} +{v:,}" for k, v in sweep["effects"].items()))
-    if result["rerun"]:
-        rerun = result["rerun"]
+    if run["rerun"]:
+        rerun = run["rerun"]
         print(
             f"re-run of the same date: {rerun['seconds'] * 1000:.1f} ms, "
             f"already_ran={rerun['summary']['already_ran']}, "
             f"{sum(s['statements'] for s in rerun['phases'].values())} statements"
+        )
+    if run["ledger_audit"]:
+        audit_result = run["ledger_audit"]
+        print(
+            f"ledger audit after the sweep: "
+            f"{'balanced' if audit_result['balanced'] else audit_result['problems']} "
+            f"({audit_result['entries']:,} entries, {audit_result['shoppers_checked']:,} shoppers)"
         )
     print()
     print("statements that waited longest on the database (phase, executions, seconds):")
@@ -1959,8 +1983,8 @@ def print_report(result: dict[str, Any]) -> None:
             parts = ", ".join(f"{kind.split(' (')[0]} {share:.1%}" for kind, share in kinds.items())
             print(f"  {sum(kinds.values()):>6.1%}  {phase}: {parts}")
         print("  inclusive time of usefirst functions:")
-        for name, share in profile["usefirst_inclusive"].items():
-            print(f"  {share:>6.1%}  {name}")
+        for function, share in profile["usefirst_inclusive"].items():
+            print(f"  {share:>6.1%}  {function}")
     print()
 
 
@@ -1998,8 +2022,19 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="load no journal or reminder history (empty tables: see the note on cached plans)",
     )
     parser.add_argument("--py-spy", action="store_true", help="sample the sweeps with py-spy")
+    parser.add_argument(
+        "--prototype",
+        action="store_true",
+        help="also sweep a copy of the PostgreSQL database with the set-based prototype of the "
+        "late fees, escalation and reminders, and compare the two row by row",
+    )
+    parser.add_argument(
+        "--skip-engine", action="store_true", help="with --prototype: only the prototype sweeps"
+    )
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     arguments = parser.parse_args(argv)
+    if arguments.skip_engine and not arguments.prototype:
+        parser.error("--skip-engine needs --prototype")
     past_days = arguments.days - arguments.future_days
     if not 0 < past_days <= 90 or arguments.future_days < 1:
         parser.error("the window must reach 1-90 days back (no legal referral or charge-off yet)")
@@ -2027,6 +2062,7 @@ def main(argv: list[str] | None = None) -> int:
     keys_file = work_dir / "keys.json"
     py_spy_dir = work_dir if arguments.py_spy else None
     results = {"machine": machine(), "command": " ".join(sys.argv), "runs": []}
+    log(f"source {results['machine']['source']}, {results['machine']['cpu']}")
     runs: list[tuple[str, str, int]] = [
         (
             "sqlite" if arguments.database_url.startswith("sqlite") else "postgresql",
@@ -2047,9 +2083,12 @@ def main(argv: list[str] | None = None) -> int:
                 py_spy_dir=py_spy_dir,
                 rerun=not arguments.no_rerun,
                 history=not arguments.no_history,
+                engine=not arguments.skip_engine or label == "sqlite",
+                prototype=arguments.prototype,
             )
         )
     results["machine"]["load_average_after"] = os.getloadavg()
+    print(f"machine: {results['machine']}")
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=2, default=str))
         log(f"figures written to {arguments.json}")
