@@ -8,7 +8,12 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from usefirst.credit.models import CreditLine
+from usefirst.credit.service import policy_from_settings
+from usefirst.identity.models import Shopper
+from usefirst.identity.service import EnrolmentRequest, enrol_shopper
 from usefirst.identity.validation import national_id_check_character
+from usefirst.runtime import Runtime, Work
 
 _serial = itertools.count(1)
 
@@ -70,3 +75,31 @@ def checkout_body(
         "plan": plan,
         "shipping_address": "北京市朝阳区建国路 1 号",
     }
+
+
+def enrol_in_work(
+    runtime: Runtime,
+    work: Work,
+    *,
+    external_id: str,
+    birth_on: date = date(1990, 1, 15),
+    name: str = "张三",
+) -> tuple[Shopper, CreditLine]:
+    """Enrol a consenting shopper through the service, inside the caller's transaction."""
+    return enrol_shopper(
+        work.session,
+        request=EnrolmentRequest(
+            external_id=external_id,
+            name=name,
+            national_id=national_id(birth_on),
+            phone=phone(),
+            email=None,
+            privacy_policy_version="2026-01",
+            credit_report_authorized=True,
+        ),
+        cipher=runtime.cipher,
+        policy=policy_from_settings(runtime.settings),
+        currency="CNY",
+        today=work.today,
+        now=work.now,
+    )

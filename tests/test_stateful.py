@@ -38,10 +38,8 @@ from hypothesis.stateful import (
 from sqlalchemy import select, text
 
 from tests.conftest import _truncate_postgres, make_runtime
-from tests.factories import national_id, phone
+from tests.factories import enrol_in_work
 from usefirst.credit.models import CreditLine
-from usefirst.credit.service import policy_from_settings
-from usefirst.identity.service import EnrolmentRequest, enrol_shopper
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.errors import InvariantViolated, NotFound, UsefirstError, ValidationFailed
 from usefirst.ledger import accounts
@@ -219,22 +217,12 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
             runtime = self.runtime
             with runtime.work() as work:
                 for index in range(shopper_count):
-                    shopper, line = enrol_shopper(
-                        work.session,
-                        request=EnrolmentRequest(
-                            external_id=f"u-{index}",
-                            name="张三",
-                            national_id=national_id(date(1985 + index, 3, 9)),
-                            phone=phone(),
-                            email=None,
-                            privacy_policy_version="2026-01",
-                            credit_report_authorized=True,
-                        ),
-                        cipher=runtime.cipher,
-                        policy=policy_from_settings(runtime.settings),
-                        currency="CNY",
-                        today=work.today,
-                        now=work.now,
+                    shopper, line = enrol_in_work(
+                        runtime,
+                        work,
+                        external_id=f"u-{index}",
+                        birth_on=date(1985 + index, 3, 9),
+                        name="张三",
                     )
                     assert line.status == "active"
                     self.shoppers.append(shopper.id)
@@ -762,22 +750,8 @@ def test_held_credit_applied_at_a_delivery_settles_the_orders_it_pays(database_u
     runtime = make_runtime(database_url, pay_within_days=2)  # auto-confirm stays at 10 days
     try:
         with runtime.work() as work:
-            shopper, _ = enrol_shopper(
-                work.session,
-                request=EnrolmentRequest(
-                    external_id="u-held",
-                    name="李四",
-                    national_id=national_id(date(1988, 8, 8)),
-                    phone=phone(),
-                    email=None,
-                    privacy_policy_version="2026-01",
-                    credit_report_authorized=True,
-                ),
-                cipher=runtime.cipher,
-                policy=policy_from_settings(runtime.settings),
-                currency="CNY",
-                today=work.today,
-                now=work.now,
+            shopper, _ = enrol_in_work(
+                runtime, work, external_id="u-held", birth_on=date(1988, 8, 8), name="李四"
             )
             merchant = create_merchant(
                 work.session,

@@ -13,9 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from tests.factories import national_id, phone
-from usefirst.credit.service import policy_from_settings
-from usefirst.identity.service import EnrolmentRequest, enrol_shopper
+from tests.factories import enrol_in_work
 from usefirst.kit.errors import InvariantViolated
 from usefirst.ledger import accounts
 from usefirst.ledger.accounts import AccountKind, AccountRef, EntryKind, Leg, transfer
@@ -350,22 +348,8 @@ def test_audit_reports_receivable_that_does_not_match_the_statement(runtime: Run
     """A balanced entry that moves money onto a shopper's receivable without going through
     repayment passes every database guard, and the audit still catches it."""
     with runtime.work() as work:
-        shopper, _ = enrol_shopper(
-            work.session,
-            request=EnrolmentRequest(
-                external_id="u-audit",
-                name="张三",
-                national_id=national_id(date(1990, 1, 15)),
-                phone=phone(),
-                email=None,
-                privacy_policy_version="2026-01",
-                credit_report_authorized=True,
-            ),
-            cipher=runtime.cipher,
-            policy=policy_from_settings(runtime.settings),
-            currency="CNY",
-            today=work.today,
-            now=work.now,
+        shopper, _ = enrol_in_work(
+            runtime, work, external_id="u-audit", birth_on=date(1990, 1, 15), name="张三"
         )
         shopper_id = shopper.id
     with runtime.work(read_only=True) as work:
