@@ -13,6 +13,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner, Result
 
 from tests.factories import bearer, checkout_body, create_merchant, enrol
+from usefirst import daily_jobs
 from usefirst.api.app import create_app
 from usefirst.cli import app
 from usefirst.identity.service import authenticate
@@ -157,7 +158,11 @@ def test_sweep_for_a_date_runs_once(environment: Path) -> None:
     migrated(environment)
     first = run("sweep", "--date", "2026-12-01")
     assert first.exit_code == 0, first.output
-    assert sweep_summary(first) == {
+    summary = sweep_summary(first)
+    assert set(summary.pop("jobs")) == set(
+        daily_jobs.BEFORE_COLLECTIONS + daily_jobs.AFTER_COLLECTIONS
+    )
+    assert summary == {
         "business_on": "2026-12-01",
         "already_ran": False,
         "auto_confirmed": 0,

@@ -10,11 +10,12 @@ ended are written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from usefirst import daily_jobs
 from usefirst.collections import service as collections_service
 from usefirst.collections.repository import CollectionsRepository
 from usefirst.kit.clock import business_date, business_day_start
@@ -36,9 +37,10 @@ class SweepSummary:
     legal_referred: int = 0
     charged_off: int = 0
     bureau_files: int = 0
+    jobs: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, object]:
-        return {
+    def as_dict(self, *, with_jobs: bool = True) -> dict[str, object]:
+        summary: dict[str, object] = {
             "business_on": self.business_on.isoformat(),
             "already_ran": self.already_ran,
             "auto_confirmed": self.auto_confirmed,
@@ -51,6 +53,9 @@ class SweepSummary:
             "charged_off": self.charged_off,
             "bureau_files": self.bureau_files,
         }
+        if with_jobs:
+            summary["jobs"] = self.jobs
+        return summary
 
 
 def run_sweep(
@@ -63,6 +68,10 @@ def run_sweep(
     if not CollectionsRepository(session).claim_sweep_date(business_on, now=now):
         return SweepSummary(business_on=business_on, already_ran=True)
     summary = SweepSummary(business_on=business_on, already_ran=False)
+    context = daily_jobs.DailyContext(
+        business_on=business_on, now=now, settings=settings, cipher=cipher
+    )
+    summary.jobs.update(daily_jobs.run_jobs(session, context, daily_jobs.BEFORE_COLLECTIONS))
     confirm_shipped_before = business_day_start(
         business_on - timedelta(days=settings.auto_confirm_days - 1), settings.time_zone
     )
@@ -93,6 +102,7 @@ def run_sweep(
     summary.bureau_files = collections_service.monthly_bureau_files(
         session, business_on=business_on, cipher=cipher, settings=settings, now=now
     )
+    summary.jobs.update(daily_jobs.run_jobs(session, context, daily_jobs.AFTER_COLLECTIONS))
     CollectionsRepository(session).record_sweep_summary(business_on, summary.as_dict())
     return summary
 
