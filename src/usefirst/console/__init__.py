@@ -1,0 +1,1 @@
+"""Web console for operators and for merchants' staff."""

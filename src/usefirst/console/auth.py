@@ -1,0 +1,317 @@
+"""Console sign-in: email + password (argon2), then a TOTP code; sessions that expire.
+
+Rules a reviewer should be able to check here:
+- a wrong email and a wrong password look the same, and cost the same (argon2 runs either way);
+- ``console_max_failed_attempts`` wrong passwords or codes in a row lock the account for
+  ``console_lockout_minutes``; a locked account is refused even with the right password;
+- a TOTP code is accepted once: the step it belongs to is stored, and that step or an older one is
+  refused afterwards (no replay inside the 90-second window);
+- the first sign-in enrols TOTP: the secret is shown once (QR code and text), and enrolment
+  completes only when a code from it is entered;
+- cookies carry a random secret; the database keeps only its SHA-256; sessions end after
+  ``console_session_idle_minutes`` idle or ``console_session_max_hours`` in all.
+
+TOTP works on wall time (an authenticator app knows nothing of the sandbox's test clock), so the
+console passes the system time here, never the test clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from usefirst.console.models import ConsoleAccount, ConsoleSession
+from usefirst.identity import validation
+from usefirst.identity.models import Operator
+from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
+from usefirst.kit.ids import new_id
+from usefirst.kit.settings import Settings
+
+TOTP_STEP_SECONDS = 30
+TOTP_ISSUER = "usefirst"
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256
+SESSION_COOKIE = "usefirst_session"
+# Between the password and the code: long enough to open an authenticator app, no longer.
+SECOND_FACTOR_MINUTES = 10
+
+_hasher = PasswordHasher()
+# Verified against when the email is unknown, so that both answers take as long.
+_UNKNOWN_ACCOUNT_HASH = _hasher.hash(secrets.token_urlsafe(24))
+
+
+class SignInFailed(Exception):
+    """Shown to the person as one sentence; never says which of email or password was wrong."""
+
+    def __init__(self, reason: str, *, locked_until: datetime | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason  # wrong_credentials | locked | wrong_code | expired
+        self.locked_until = locked_until
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is signed in to the console, and what they may see."""
+
+    account_id: str
+    email: str
+    kind: str  # operator | merchant
+    role: str  # an operator role, or "merchant"
+    operator_id: str | None
+    merchant_id: str | None
+
+
+@dataclass(frozen=True)
+class NewSession:
+    token: str  # goes into the cookie, never stored
+    session: ConsoleSession
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def _check_password_rules(password: str) -> None:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"The password must have {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
+            field="password",
+        )
+
+
+def create_account(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    now: datetime,
+    operator_id: str | None = None,
+    merchant_id: str | None = None,
+) -> ConsoleAccount:
+    """A console login for an operator or for one merchant's staff member."""
+    if (operator_id is None) == (merchant_id is None):
+        raise ValueError("a console account belongs to an operator or to a merchant")
+    email = validation.validate_email(email).lower()
+    _check_password_rules(password)
+    if session.scalar(select(ConsoleAccount.id).where(ConsoleAccount.email == email)):
+        raise Conflict("A console account with this email exists.", field="email")
+    account = ConsoleAccount(
+        id=new_id("console_account"),
+        email=email,
+        kind="operator" if operator_id else "merchant",
+        operator_id=operator_id,
+        merchant_id=merchant_id,
+        password_hash=_hasher.hash(password),
+        totp_secret_encrypted=None,
+        totp_enrolled_at=None,
+        last_totp_step=0,
+        failed_attempts=0,
+        locked_until=None,
+        created_at=now,
+        disabled_at=None,
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
+def set_password(session: Session, *, email: str, password: str) -> ConsoleAccount:
+    _check_password_rules(password)
+    account = session.scalar(select(ConsoleAccount).where(ConsoleAccount.email == email.lower()))
+    if account is None:
+        raise NotFound("No console account with this email.")
+    account.password_hash = _hasher.hash(password)
+    account.failed_attempts = 0
+    account.locked_until = None
+    return account
+
+
+def identity_of(session: Session, account: ConsoleAccount) -> Identity:
+    role = "merchant"
+    if account.operator_id is not None:
+        operator = session.get(Operator, account.operator_id)
+        if operator is None:
+            raise NotFound("The operator of this console account no longer exists.")
+        role = operator.role
+    return Identity(
+        account_id=account.id,
+        email=account.email,
+        kind=account.kind,
+        role=role,
+        operator_id=account.operator_id,
+        merchant_id=account.merchant_id,
+    )
+
+
+def _register_failure(account: ConsoleAccount, *, settings: Settings, now: datetime) -> None:
+    account.failed_attempts += 1
+    if account.failed_attempts >= settings.console_max_failed_attempts:
+        account.locked_until = now + timedelta(minutes=settings.console_lockout_minutes)
+        account.failed_attempts = 0
+
+
+def _is_locked(account: ConsoleAccount, now: datetime) -> bool:
+    return account.locked_until is not None and account.locked_until > now
+
+
+def _new_session(
+    session: Session, *, account: ConsoleAccount, stage: str, settings: Settings, now: datetime
+) -> NewSession:
+    token = secrets.token_urlsafe(32)
+    lifetime = (
+        timedelta(minutes=SECOND_FACTOR_MINUTES)
+        if stage == "second_factor"
+        else timedelta(hours=settings.console_session_max_hours)
+    )
+    row = ConsoleSession(
+        token_hash=hash_token(token),
+        account_id=account.id,
+        stage=stage,
+        csrf_token=secrets.token_urlsafe(32),
+        second_factor_failures=0,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + lifetime,
+        ended_at=None,
+    )
+    session.add(row)
+    session.flush()
+    return NewSession(token=token, session=row)
+
+
+def check_password(
+    session: Session, *, email: str, password: str, settings: Settings, now: datetime
+) -> NewSession:
+    """First factor. Success opens a session that can only finish the second factor."""
+    account = session.scalar(
+        select(ConsoleAccount).where(ConsoleAccount.email == email.strip().lower())
+    )
+    if account is None or account.disabled_at is not None:
+        with contextlib.suppress(VerificationError):
+            _hasher.verify(_UNKNOWN_ACCOUNT_HASH, password)
+        raise SignInFailed("wrong_credentials")
+    if _is_locked(account, now):
+        raise SignInFailed("locked", locked_until=account.locked_until)
+    try:
+        _hasher.verify(account.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        _register_failure(account, settings=settings, now=now)
+        if _is_locked(account, now):
+            raise SignInFailed("locked", locked_until=account.locked_until) from None
+        raise SignInFailed("wrong_credentials") from None
+    account.failed_attempts = 0
+    account.locked_until = None
+    if _hasher.check_needs_rehash(account.password_hash):
+        account.password_hash = _hasher.hash(password)
+    return _new_session(session, account=account, stage="second_factor", settings=settings, now=now)
+
+
+def needs_totp_enrolment(account: ConsoleAccount) -> bool:
+    return account.totp_enrolled_at is None
+
+
+def start_totp_enrolment(
+    session: Session, *, account: ConsoleAccount, cipher: FieldCipher
+) -> tuple[str, str]:
+    """The secret to show (once per sign-in attempt) and its otpauth:// URI for the QR code."""
+    if not needs_totp_enrolment(account):
+        raise Conflict("TOTP is already enrolled for this account.")
+    secret = pyotp.random_base32()
+    account.totp_secret_encrypted = cipher.encrypt(secret, field="totp_secret")
+    session.flush()
+    return secret, provisioning_uri(secret, email=account.email)
+
+
+def provisioning_uri(secret: str, *, email: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=TOTP_ISSUER)
+
+
+def _accepted_step(secret: str, code: str, *, after_step: int, now: datetime) -> int | None:
+    code = code.strip().replace(" ", "")
+    if not (len(code) == 6 and code.isdigit()):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int(now.timestamp()) // TOTP_STEP_SECONDS
+    # One step either side tolerates clock drift and a code typed as it changed.
+    for step in (current - 1, current, current + 1):
+        if step <= after_step:
+            continue
+        if hmac.compare_digest(totp.at(step * TOTP_STEP_SECONDS), code):
+            return step
+    return None
+
+
+def check_totp(
+    session: Session,
+    *,
+    pending: ConsoleSession,
+    code: str,
+    cipher: FieldCipher,
+    settings: Settings,
+    now: datetime,
+) -> ConsoleAccount:
+    """Second factor (or the code that completes enrolment). Success activates the session."""
+    if pending.stage != "second_factor" or pending.ended_at is not None:
+        raise SignInFailed("expired")
+    account = session.get(ConsoleAccount, pending.account_id)
+    if account is None or account.disabled_at is not None or account.totp_secret_encrypted is None:
+        raise SignInFailed("expired")
+    if _is_locked(account, now):
+        pending.ended_at = now
+        raise SignInFailed("locked", locked_until=account.locked_until)
+    secret = cipher.decrypt(account.totp_secret_encrypted, field="totp_secret")
+    step = _accepted_step(secret, code, after_step=account.last_totp_step, now=now)
+    if step is None:
+        pending.second_factor_failures += 1
+        _register_failure(account, settings=settings, now=now)
+        if _is_locked(account, now):
+            pending.ended_at = now
+            raise SignInFailed("locked", locked_until=account.locked_until)
+        raise SignInFailed("wrong_code")
+    account.last_totp_step = step
+    account.failed_attempts = 0
+    if account.totp_enrolled_at is None:
+        account.totp_enrolled_at = now
+    pending.stage = "active"
+    pending.last_seen_at = now
+    pending.expires_at = now + timedelta(hours=settings.console_session_max_hours)
+    # A fresh CSRF token at the privilege change: nothing seen before sign-in stays valid.
+    pending.csrf_token = secrets.token_urlsafe(32)
+    session.flush()
+    return account
+
+
+def find_session(
+    session: Session, *, token: str | None, settings: Settings, now: datetime
+) -> ConsoleSession | None:
+    """The live session of this cookie, touched; None if absent, ended or expired."""
+    if not token or len(token) > 100:
+        return None
+    row = session.get(ConsoleSession, hash_token(token))
+    if row is None or row.ended_at is not None:
+        return None
+    idle_limit = timedelta(minutes=settings.console_session_idle_minutes)
+    if now >= row.expires_at or now - row.last_seen_at >= idle_limit:
+        row.ended_at = now
+        return None
+    row.last_seen_at = now
+    return row
+
+
+def end_session(session: Session, *, token: str | None, now: datetime) -> None:
+    if not token or len(token) > 100:
+        return
+    row = session.get(ConsoleSession, hash_token(token))
+    if row is not None and row.ended_at is None:
+        row.ended_at = now

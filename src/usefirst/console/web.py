@@ -1,0 +1,466 @@
+"""The web console: server-rendered pages (Jinja2) for operators and merchants' staff.
+
+Every page runs in one transaction that also checks and touches the session. Forms carry a CSRF
+token: before sign-in a random token in a cookie (double submit), after sign-in the session's own
+token. Responses carry a Content-Security-Policy without inline scripts or styles.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import segno
+from fastapi import APIRouter, FastAPI, Form, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from usefirst.collections import service as collections_service
+from usefirst.console import auth, charts, i18n
+from usefirst.console.models import ConsoleAccount, ConsoleSession
+from usefirst.console.repository import DashboardRepository
+from usefirst.identity.service import OPERATOR_ROLES
+from usefirst.kit.clock import system_now
+from usefirst.runtime import Runtime, Work
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+LOGIN_CSRF_COOKIE = "usefirst_login_csrf"
+LANGUAGE_COOKIE = "usefirst_lang"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+# Who may open which page. Merchants' staff have a portal of their own.
+PAGE_ROLES: dict[str, tuple[str, ...]] = {
+    "dashboard": OPERATOR_ROLES,
+    "collections": ("collector", "admin"),
+}
+
+
+@dataclass
+class Page:
+    """What every signed-in page needs: the work unit, who is signed in, their language."""
+
+    request: Request
+    runtime: Runtime
+    work: Work
+    identity: auth.Identity
+    session_row: ConsoleSession
+    language: str
+
+    def render(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        return render(
+            self.request,
+            template,
+            status_code=status_code,
+            language=self.language,
+            identity=self.identity,
+            csrf_token=self.session_row.csrf_token,
+            **values,
+        )
+
+
+class SignInRequired(Exception):
+    pass
+
+
+class PageForbidden(Exception):
+    def __init__(self, language: str) -> None:
+        super().__init__("forbidden")
+        self.language = language
+
+
+class CsrfRejected(Exception):
+    def __init__(self, language: str) -> None:
+        super().__init__("csrf")
+        self.language = language
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def language_of(request: Request) -> str:
+    return i18n.pick_language(
+        request.query_params.get("lang") or request.cookies.get(LANGUAGE_COOKIE),
+        request.headers.get("accept-language"),
+    )
+
+
+def is_secure(request: Request) -> bool:
+    return bool(runtime_of(request).settings.console_secure_cookies) or (
+        request.url.scheme == "https"
+    )
+
+
+def render(
+    request: Request, template: str, *, status_code: int = 200, language: str, **values: Any
+) -> HTMLResponse:
+    def t(key: str, **format_values: str) -> str:
+        return i18n.translate(key, language, **format_values)
+
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {"t": t, "lang": language, "other_lang": "en" if language == "zh" else "zh", **values},
+        status_code=status_code,
+    )
+    if request.query_params.get("lang") in i18n.LANGUAGES:
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            language,
+            httponly=True,
+            samesite="strict",
+            secure=is_secure(request),
+            path="/console",
+        )
+    return response
+
+
+def _set_session_cookie(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(
+        auth.SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=is_secure(request),
+        path="/console",
+    )
+
+
+def _redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def check_csrf(expected: str | None, submitted: str | None, *, language: str) -> None:
+    if not expected or not submitted or not hmac.compare_digest(expected, submitted):
+        raise CsrfRejected(language)
+
+
+@contextmanager
+def signed_in(request: Request, *, page: str) -> Iterator[Page]:
+    """The signed-in person for ``page`` (redirect to sign-in, or 403 for the wrong role)."""
+    runtime = runtime_of(request)
+    language = language_of(request)
+    forbidden = False
+    with runtime.work() as work:
+        row = auth.find_session(
+            work.session,
+            token=request.cookies.get(auth.SESSION_COOKIE),
+            settings=runtime.settings,
+            now=system_now(),
+        )
+        account = work.session.get(ConsoleAccount, row.account_id) if row is not None else None
+        if row is not None and row.stage == "active" and account and not account.disabled_at:
+            identity = auth.identity_of(work.session, account)
+            if identity.role in PAGE_ROLES[page]:
+                yield Page(
+                    request=request,
+                    runtime=runtime,
+                    work=work,
+                    identity=identity,
+                    session_row=row,
+                    language=language,
+                )
+                return
+            forbidden = True
+    # Raised after the commit, so that an expired session is recorded as ended.
+    if forbidden:
+        raise PageForbidden(language)
+    raise SignInRequired()
+
+
+# ---- sign-in ----
+
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
+def console_home() -> RedirectResponse:
+    return _redirect("/console/dashboard")
+
+
+def _login_page(
+    request: Request, *, error: str | None = None, status_code: int = 200, email: str = ""
+) -> HTMLResponse:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    response = render(
+        request,
+        "login.html",
+        status_code=status_code,
+        language=language_of(request),
+        csrf_token=token,
+        error=error,
+        email=email,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=is_secure(request),
+        path="/console",
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    return _login_page(request)
+
+
+def _failure_text(failure: auth.SignInFailed, language: str) -> str:
+    if failure.reason == "locked" and failure.locked_until is not None:
+        return i18n.translate(
+            "locked", language, until=f"{failure.locked_until:%Y-%m-%d %H:%M} UTC"
+        )
+    return i18n.translate(failure.reason, language)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=auth.MAX_PASSWORD_LENGTH)],
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    language = language_of(request)
+    check_csrf(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token, language=language)
+    runtime = runtime_of(request)
+    failure: auth.SignInFailed | None = None
+    # A failure is counted in the transaction that reports it, so it is caught inside it.
+    with runtime.work() as work:
+        try:
+            started = auth.check_password(
+                work.session,
+                email=email,
+                password=password,
+                settings=runtime.settings,
+                now=system_now(),
+            )
+        except auth.SignInFailed as caught:
+            failure = caught
+        else:
+            account = work.session.get(ConsoleAccount, started.session.account_id)
+            assert account is not None
+            if auth.needs_totp_enrolment(account):
+                auth.start_totp_enrolment(work.session, account=account, cipher=runtime.cipher)
+    if failure is not None:
+        return _login_page(
+            request, error=_failure_text(failure, language), status_code=401, email=email
+        )
+    response = _redirect("/console/second-factor")
+    _set_session_cookie(request, response, started.token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
+    return response
+
+
+def _pending(work: Work, request: Request, runtime: Runtime) -> ConsoleSession | None:
+    row = auth.find_session(
+        work.session,
+        token=request.cookies.get(auth.SESSION_COOKIE),
+        settings=runtime.settings,
+        now=system_now(),
+    )
+    return row if row is not None and row.stage == "second_factor" else None
+
+
+def _second_factor_page(
+    request: Request,
+    *,
+    work: Work,
+    runtime: Runtime,
+    pending: ConsoleSession,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    account = work.session.get(ConsoleAccount, pending.account_id)
+    assert account is not None and account.totp_secret_encrypted is not None
+    enrolment: dict[str, str] | None = None
+    if auth.needs_totp_enrolment(account):
+        secret = runtime.cipher.decrypt(account.totp_secret_encrypted, field="totp_secret")
+        uri = auth.provisioning_uri(secret, email=account.email)
+        enrolment = {
+            "secret": secret,
+            "qr_data_uri": segno.make(uri, error="m").svg_data_uri(scale=5),
+        }
+    return render(
+        request,
+        "second_factor.html",
+        status_code=status_code,
+        language=language_of(request),
+        csrf_token=pending.csrf_token,
+        enrolment=enrolment,
+        error=error,
+    )
+
+
+@router.get("/second-factor", response_class=HTMLResponse)
+def second_factor_form(request: Request) -> Response:
+    runtime = runtime_of(request)
+    with runtime.work() as work:
+        pending = _pending(work, request, runtime)
+        if pending is None:
+            return _redirect("/console/login")
+        return _second_factor_page(request, work=work, runtime=runtime, pending=pending)
+
+
+@router.post("/second-factor", response_class=HTMLResponse)
+def second_factor(
+    request: Request,
+    code: Annotated[str, Form(max_length=20)],
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    runtime = runtime_of(request)
+    language = language_of(request)
+    with runtime.work() as work:
+        pending = _pending(work, request, runtime)
+        if pending is None:
+            return _redirect("/console/login")
+        check_csrf(pending.csrf_token, csrf_token, language=language)
+        try:
+            auth.check_totp(
+                work.session,
+                pending=pending,
+                code=code,
+                cipher=runtime.cipher,
+                settings=runtime.settings,
+                now=system_now(),
+            )
+        except auth.SignInFailed as failure:
+            if failure.reason in ("locked", "expired"):
+                return _login_page(request, error=_failure_text(failure, language), status_code=401)
+            return _second_factor_page(
+                request,
+                work=work,
+                runtime=runtime,
+                pending=pending,
+                error=_failure_text(failure, language),
+                status_code=401,
+            )
+    return _redirect("/console/dashboard")
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Annotated[str, Form(max_length=100)] = "") -> Response:
+    runtime = runtime_of(request)
+    with runtime.work() as work:
+        row = auth.find_session(
+            work.session,
+            token=request.cookies.get(auth.SESSION_COOKIE),
+            settings=runtime.settings,
+            now=system_now(),
+        )
+        if row is not None:
+            check_csrf(row.csrf_token, csrf_token, language=language_of(request))
+            row.ended_at = system_now()
+    response = _redirect("/console/login")
+    response.delete_cookie(auth.SESSION_COOKIE, path="/console")
+    return response
+
+
+# ---- dashboard ----
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard(request: Request) -> Response:
+    with signed_in(request, page="dashboard") as page:
+        repository = DashboardRepository(page.work.session)
+        owed = repository.owed_by_status()
+        decisions = repository.decisions_since(page.work.now - timedelta(days=30))
+        report = collections_service.portfolio_report(page.work.session, as_of=page.work.today)
+        language = page.language
+        decision_chart = charts.bar_chart(
+            [
+                (i18n.translate(outcome, language), decisions.get(outcome, 0), colour)
+                for outcome, colour in (
+                    ("approved", "#2e7d32"),
+                    ("review", "#f9a825"),
+                    ("step_up", "#1565c0"),
+                    ("declined", "#b71c1c"),
+                )
+            ],
+            title=i18n.translate("decisions_30d", language),
+        )
+        bucket_chart = charts.bar_chart(
+            [
+                (bucket, amount // 100, charts.BUCKET_COLOURS[bucket])
+                for bucket, amount in report.bucket_amounts_minor.items()
+            ],
+            title=i18n.translate("delinquency_now", language),
+            format_value="¥{:,}",
+        )
+        history_chart = charts.stacked_history(
+            [(f"{end:%Y-%m}", counts) for end, counts in sorted(report.history.items())],
+            title=i18n.translate("delinquency_by_bucket", language),
+        )
+        return page.render(
+            "dashboard.html",
+            outstanding_minor=owed.get("pending", 0) + owed.get("overdue", 0),
+            overdue_minor=owed.get("overdue", 0),
+            overdue_orders=repository.overdue_order_count(),
+            open_legal_cases=repository.open_legal_cases(),
+            decisions_total=sum(decisions.values()),
+            charts=[decision_chart, bucket_chart, history_chart],
+            buckets=list(charts.BUCKET_COLOURS.items()),
+        )
+
+
+def install(app: FastAPI) -> None:
+    """Mount the console on the API's app: pages, static files, headers, error pages."""
+    from usefirst.console import collections_pages
+
+    app.include_router(router)
+    app.include_router(collections_pages.router)
+    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
+
+    @app.middleware("http")
+    async def console_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith("/console"):
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(SignInRequired)
+    async def on_sign_in_required(request: Request, exc: SignInRequired) -> Response:
+        return _redirect("/console/login")
+
+    @app.exception_handler(PageForbidden)
+    async def on_forbidden(request: Request, exc: PageForbidden) -> Response:
+        return render(
+            request,
+            "message.html",
+            status_code=403,
+            language=exc.language,
+            message=i18n.translate("forbidden", exc.language),
+        )
+
+    @app.exception_handler(CsrfRejected)
+    async def on_csrf(request: Request, exc: CsrfRejected) -> Response:
+        return render(
+            request,
+            "message.html",
+            status_code=403,
+            language=exc.language,
+            message=i18n.translate("csrf_failed", exc.language),
+        )
