@@ -12,9 +12,10 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import segno
 from fastapi import APIRouter, FastAPI, Form, Request, Response
@@ -27,11 +28,21 @@ from usefirst.console import auth, charts, i18n
 from usefirst.console.models import ConsoleAccount, ConsoleSession
 from usefirst.console.repository import DashboardRepository
 from usefirst.identity.service import OPERATOR_ROLES
-from usefirst.kit.clock import system_now
+from usefirst.kit.clock import as_utc, system_now
 from usefirst.runtime import Runtime, Work
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def _local_time(moment: datetime | None, time_zone: str) -> str:
+    """A UTC instant as the operator's business time zone shows it."""
+    if moment is None:
+        return ""
+    return as_utc(moment).astimezone(ZoneInfo(time_zone)).strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.filters["local_time"] = _local_time
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "usefirst_login_csrf"
@@ -73,6 +84,7 @@ class Page:
             language=self.language,
             identity=self.identity,
             csrf_token=self.session_row.csrf_token,
+            time_zone=self.runtime.settings.time_zone,
             **values,
         )
 
