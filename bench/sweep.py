@@ -18,10 +18,13 @@ What one run does (PostgreSQL first, then SQLite unless ``--sqlite-instalments 0
    runs ``ledger.service.audit`` (the book's ledger matches its statements, and must still);
 4. ``--py-spy``: samples the sweep with py-spy and splits the wall time by kind (database
    driver, SQLAlchemy, usefirst code) and by phase;
-5. ``--prototype`` (PostgreSQL): copies the loaded database (``CREATE DATABASE … TEMPLATE``),
-   sweeps the copy with set-based SQL standing in for the late fees, escalation and reminders
-   (``SetBasedSweep``, a measurement for the plan, not engine code), and compares every row the
-   two sweeps touched. ``--skip-engine`` sweeps the copy only.
+5. ``--reference-commit C`` (PostgreSQL): copies the loaded database (``CREATE DATABASE …
+   TEMPLATE``), sweeps the copy with the engine of commit ``C`` (``git archive``, in a
+   subprocess) and compares every row the two sweeps touched: the set-based sweep must give
+   exactly what the per-row one gave (use ``--no-daily-jobs`` then: other domains' daily jobs
+   are not part of that comparison);
+6. other domains' daily jobs (``usefirst.daily_jobs``) run inside the sweep and are timed as
+   their own phase; ``--no-daily-jobs`` leaves them out, to time collections alone.
 
 The book, as it stands after the previous business day's sweep:
 
@@ -50,7 +53,8 @@ The book, as it stands after the previous business day's sweep:
 Run from the repository root::
 
     .venv/bin/python bench/sweep.py --instalments 1000000 --sqlite-instalments 100000
-    .venv/bin/python bench/sweep.py --instalments 250000 --sqlite-instalments 0 --prototype
+    .venv/bin/python bench/sweep.py --instalments 20000 --sqlite-instalments 0 \
+        --reference-commit ae6c242 --no-daily-jobs
 """
 
 from __future__ import annotations
@@ -85,11 +89,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
+from usefirst import daily_jobs
 from usefirst.collections import service as collections_service
 from usefirst.collections import tasks as sweep_tasks
-from usefirst.collections.ladder import Ladder
 from usefirst.credit.service import FROZEN_OVERDUE
 from usefirst.identity import validation
 from usefirst.kit.clock import business_day_start
@@ -101,7 +104,6 @@ from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.ledger import accounts
 from usefirst.ledger.service import audit
 from usefirst.orders import service as order_service
-from usefirst.orders.models import Order
 from usefirst.repayment import schedule
 from usefirst.repayment import service as repayment_service
 from usefirst.runtime import Runtime
@@ -471,7 +473,10 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
                     row.settled_on,
                 )
             )
+            # An open dispute pauses the days past due: no step after the due date is logged.
             if not paid and row.due_on in reminder_days:
+                if disputed and reminder_days[row.due_on].day > 0:
+                    continue
                 for channel in reminder_days[row.due_on].channels:
                     suppressed = disputed or (channel == "email" and not has_email[shopper])
                     book.expected[f"reminders {'suppressed' if suppressed else 'planned'}"] += 1
@@ -944,6 +949,7 @@ def load_sqlite(path: Path, book: Book, *, history: bool) -> dict[str, tuple[int
 # --------------------------------------------------------------------------------------------
 
 PHASES = (
+    ("daily jobs", daily_jobs, "run_jobs"),
     ("auto-confirm", order_service, "auto_confirm_shipped"),
     ("mark overdue", order_service, "mark_overdue"),
     ("late fees", collections_service, "accrue_late_fees"),
@@ -1023,7 +1029,7 @@ class SweepProbe:
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
         run_sweep = sweep_tasks.run_sweep
-        add_late_fees = repayment_service.add_late_fees
+        charge_daily_late_fees = repayment_service.charge_daily_late_fees
         mark_overdue = repayment_service.mark_overdue
 
         def outer_run_sweep(*args: Any, **kwargs: Any) -> Any:
@@ -1035,11 +1041,11 @@ class SweepProbe:
                 self.inner = (started, time.perf_counter())
                 self.current = "commit"
 
-        def counting_add_late_fees(*args: Any, **kwargs: Any) -> int:
-            charged = [fee for fee in kwargs["fees_by_seq"].values() if fee > 0]
-            self.late_fee_instalments += len(charged)
-            self.late_fee_orders += bool(charged)
-            return add_late_fees(*args, **kwargs)
+        def counting_late_fees(*args: Any, **kwargs: Any) -> Any:
+            run = charge_daily_late_fees(*args, **kwargs)
+            self.late_fee_instalments += run.instalments
+            self.late_fee_orders += run.orders
+            return run
 
         def counting_mark_overdue(*args: Any, **kwargs: Any) -> int:
             marked = mark_overdue(*args, **kwargs)
@@ -1056,7 +1062,7 @@ class SweepProbe:
                 )
             stack.enter_context(mock.patch.object(sweep_tasks, "run_sweep", outer_run_sweep))
             stack.enter_context(
-                mock.patch.object(repayment_service, "add_late_fees", counting_add_late_fees)
+                mock.patch.object(repayment_service, "charge_daily_late_fees", counting_late_fees)
             )
             stack.enter_context(
                 mock.patch.object(repayment_service, "mark_overdue", counting_mark_overdue)
@@ -1228,10 +1234,9 @@ def run_measured_sweep(
     business_on: date,
     *,
     py_spy: PySpy | None = None,
-    set_based: SetBasedSweep | None = None,
 ) -> SweepResult:
     before = _table_counts(runtime)
-    probe = SweepProbe(runtime, set_based.replacements() if set_based else None)
+    probe = SweepProbe(runtime)
     with probe.installed(), py_spy.sampling() if py_spy else contextlib.nullcontext():
         stall_before = _cpu_stall_microseconds()
         cpu_before = time.process_time()
@@ -1262,8 +1267,8 @@ def run_measured_sweep(
         seconds=ended - started,
         summary=summary.as_dict(),
         phases=phases,
-        late_fee_instalments=(set_based or probe).late_fee_instalments,
-        late_fee_orders=(set_based or probe).late_fee_orders,
+        late_fee_instalments=probe.late_fee_instalments,
+        late_fee_orders=probe.late_fee_orders,
         instalments_marked_overdue=probe.instalments_marked_overdue,
         effects=effects,
         client_cpu_seconds=client_cpu,
@@ -1275,328 +1280,44 @@ def run_measured_sweep(
 
 
 # --------------------------------------------------------------------------------------------
-# A set-based prototype of the three heaviest phases (PostgreSQL only)
+# A reference sweep by another version of the engine (``--reference-commit``)
 #
-# Not the engine's code: a measurement of what the plan in BENCHMARKS.md would cost. Each
-# function keeps the signature of the phase it stands in for, so ``run_sweep`` runs unchanged
-# around it (auto-confirm, mark overdue, bureau files, the guard and the commit stay the
-# engine's). ``--prototype`` runs it on a copy of the same database and compares every row the
-# sweep touched with the engine's result.
+# The sweep was made set-based in one go; to show it changes nothing, the same book is swept by
+# the per-row engine of an earlier commit (its ``src`` exported with ``git archive``, run in a
+# subprocess on a ``CREATE DATABASE … TEMPLATE`` copy), and every row either sweep touched is
+# compared.
 # --------------------------------------------------------------------------------------------
 
-LATE_FEE_LOCK_SQL = """
-SELECT count(*) FROM (
-    SELECT cl.shopper_id FROM credit_lines cl
-    WHERE cl.shopper_id IN (
-        SELECT shopper_id FROM instalments WHERE status = 'overdue' AND due_on < :before
+REFERENCE_SWEEP = """
+import sys
+from datetime import date
+from pathlib import Path
+from usefirst.kit.settings import Settings, load_field_cipher
+from usefirst.runtime import Runtime
+settings = Settings(database_url=sys.argv[1], keys_file=Path(sys.argv[2]))
+runtime = Runtime(settings, cipher=load_field_cipher(settings))
+print(runtime.sweep(date.fromisoformat(sys.argv[3])).as_dict(with_jobs=False))
+"""
+
+
+def reference_sweep(*, commit: str, url: str, keys_file: Path, business_on: date) -> float:
+    """Sweep ``url`` with the engine of ``commit``; the seconds it took."""
+    source = Path(tempfile.mkdtemp(prefix="usefirst-reference-"))
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "src"], check=True, capture_output=True
     )
-    ORDER BY cl.shopper_id
-    FOR UPDATE
-) AS locked
-"""
-# One row per overdue instalment with the fee it gets: its wanted fee, cut to what is left of
-# the order's room after the earlier instalments (the loop's ``room -= fee``, as a running sum).
-LATE_FEE_RUN_SQL = """
-CREATE TEMP TABLE late_fee_run ON COMMIT DROP AS
-WITH overdue AS (
-    SELECT shopper_id, order_id, seq,
-           ((principal_minor - paid_principal_minor) * CAST(:fee_bps AS bigint) * 2 + 10000)
-               / 20000 AS wanted
-    FROM instalments
-    WHERE status = 'overdue' AND due_on < :before
-),
-rooms AS (
-    SELECT o.shopper_id, o.id AS order_id, o.currency,
-           LEAST(
-               ((o.amount_minor - o.refunded_minor) * CAST(:cap_bps AS bigint) * 2 + 10000)
-                   / 20000 - t.late_so_far,
-               (o.amount_minor - o.refunded_minor) * CAST(:apr_bps AS bigint)
-                   * GREATEST(CAST(:today AS date) - (o.delivered_at AT TIME ZONE 'UTC')::date, 0)
-                   / 3650000 - t.plan_fees - t.late_so_far
-           ) AS room
-    FROM (SELECT DISTINCT shopper_id, order_id FROM overdue) AS d
-    JOIN orders o ON o.shopper_id = d.shopper_id AND o.id = d.order_id
-    CROSS JOIN LATERAL (
-        SELECT sum(a.late_fees_minor + a.late_fees_waived_minor) AS late_so_far,
-               sum(a.fees_minor) AS plan_fees
-        FROM instalments a
-        WHERE a.shopper_id = o.shopper_id AND a.order_id = o.id
-    ) AS t
-    WHERE NOT o.is_disputed AND o.delivered_at IS NOT NULL
-)
-SELECT v.shopper_id, v.order_id, v.seq, r.currency,
-       GREATEST(0, LEAST(v.wanted, r.room - (
-           sum(v.wanted) OVER (PARTITION BY v.shopper_id, v.order_id ORDER BY v.seq) - v.wanted
-       ))) AS fee
-FROM overdue v
-JOIN rooms r ON r.shopper_id = v.shopper_id AND r.order_id = v.order_id
-"""
-LATE_FEE_APPLY_SQL = """
-UPDATE instalments i SET late_fees_minor = i.late_fees_minor + f.fee
-FROM late_fee_run f
-WHERE f.fee > 0 AND i.shopper_id = f.shopper_id AND i.order_id = f.order_id AND i.seq = f.seq
-"""
-LATE_FEE_ENTRIES_SQL = """
-CREATE TEMP TABLE late_fee_entries ON COMMIT DROP AS
-SELECT shopper_id, order_id, currency, sum(fee) AS total, count(*) AS charged,
-       row_number() OVER (ORDER BY shopper_id, order_id) AS n
-FROM late_fee_run WHERE fee > 0
-GROUP BY shopper_id, order_id, currency
-"""
-LATE_FEE_ACCOUNTS_SQL = """
-INSERT INTO ledger_accounts (code, kind, owner_id, currency, created_at)
-SELECT DISTINCT 'shopper_receivable:' || shopper_id || ':' || currency, 'shopper_receivable',
-       shopper_id, currency, CAST(:now AS timestamptz)
-FROM late_fee_entries
-UNION ALL
-SELECT DISTINCT 'late_fee_income::' || currency, 'late_fee_income', NULL, currency,
-       CAST(:now AS timestamptz)
-FROM late_fee_entries
-ON CONFLICT DO NOTHING
-"""
-# Postings first, then the headers (the journal triggers' order), ids made in Python.
-LATE_FEE_POSTINGS_SQL = """
-INSERT INTO ledger_postings (entry_id, seq, account_code, currency, amount_minor)
-SELECT t.id, leg.seq, leg.code, e.currency, leg.amount
-FROM late_fee_entries e
-JOIN unnest(CAST(:ids AS text[])) WITH ORDINALITY AS t(id, n) ON t.n = e.n
-CROSS JOIN LATERAL (VALUES
-    (1, 'shopper_receivable:' || e.shopper_id || ':' || e.currency, e.total),
-    (2, 'late_fee_income::' || e.currency, -e.total)
-) AS leg(seq, code, amount)
-"""
-LATE_FEE_JOURNAL_SQL = """
-INSERT INTO journal_entries
-    (id, kind, shopper_id, merchant_id, order_id, reference_id, posting_count, memo, created_at)
-SELECT t.id, 'late_fee', e.shopper_id, NULL, e.order_id, NULL, 2, 'daily late fee',
-       CAST(:now AS timestamptz)
-FROM late_fee_entries e
-JOIN unnest(CAST(:ids AS text[])) WITH ORDINALITY AS t(id, n) ON t.n = e.n
-"""
-ESCALATE_SQL = """
-WITH oldest AS (
-    SELECT shopper_id, order_id, min(due_on) AS due_on
-    FROM instalments WHERE status = 'overdue' AND due_on IS NOT NULL
-    GROUP BY shopper_id, order_id
-),
-steps AS (
-    SELECT o.shopper_id, o.id, x.due_on,
-           NOT o.is_disputed AND o.call_queue_since_on IS NULL
-               AND CAST(:today AS date) - x.due_on >= CAST(:call_day AS integer) AS call,
-           NOT o.is_disputed AND o.bureau_reported_on IS NULL
-               AND CAST(:today AS date) - x.due_on >= CAST(:bureau_day AS integer) AS bureau
-    FROM oldest x JOIN orders o ON o.shopper_id = x.shopper_id AND o.id = x.order_id
-),
-changed AS (
-    UPDATE orders o SET
-        first_delinquent_on = COALESCE(o.first_delinquent_on, s.due_on + 1),
-        call_queue_since_on = CASE WHEN s.call THEN CAST(:today AS date)
-                                   ELSE o.call_queue_since_on END,
-        bureau_reported_on = CASE WHEN s.bureau THEN CAST(:today AS date)
-                                  ELSE o.bureau_reported_on END,
-        updated_at = CASE WHEN s.call OR s.bureau THEN CAST(:now AS timestamptz)
-                          ELSE o.updated_at END
-    FROM steps s
-    WHERE o.shopper_id = s.shopper_id AND o.id = s.id
-      AND (o.first_delinquent_on IS NULL OR s.call OR s.bureau)
-    RETURNING s.call, s.bureau
-)
-SELECT count(*) FILTER (WHERE call), count(*) FILTER (WHERE bureau) FROM changed
-"""
-# Orders past the legal-referral or charge-off day: rare, handled one by one by the engine.
-ESCALATE_RARE_SQL = """
-SELECT o.shopper_id, o.id, CAST(:today AS date) - min(i.due_on) AS days_past_due
-FROM instalments i JOIN orders o ON o.shopper_id = i.shopper_id AND o.id = i.order_id
-WHERE i.status = 'overdue' AND i.due_on IS NOT NULL AND NOT o.is_disputed
-GROUP BY o.shopper_id, o.id
-HAVING CAST(:today AS date) - min(i.due_on) >= LEAST(
-    COALESCE(CAST(:legal_day AS integer), 2147483647),
-    COALESCE(CAST(:charge_off_day AS integer), 2147483647))
-ORDER BY o.shopper_id, o.id
-"""
-# Every (instalment, ladder step, channel) due today that was not planned before.
-REMINDER_RUN_SQL = """
-CREATE TEMP TABLE reminder_run ON COMMIT DROP AS
-SELECT i.shopper_id, i.order_id, i.seq, p.step_day, p.step, p.channel, p.template,
-       p.scheduled_at,
-       CASE WHEN o.is_disputed THEN 'suppressed'
-            WHEN p.channel = 'email' AND COALESCE(s.email_encrypted, '') = '' THEN 'suppressed'
-            ELSE p.status END AS status,
-       CASE WHEN o.is_disputed THEN 'dispute_open'
-            WHEN p.channel = 'email' AND COALESCE(s.email_encrypted, '') = ''
-                THEN 'no_verified_email'
-            ELSE p.reason END AS status_reason,
-       row_number() OVER (ORDER BY p.ordinal, i.shopper_id, i.order_id, i.seq) AS n
-FROM unnest(
-    CAST(:step_days AS integer[]), CAST(:steps AS text[]), CAST(:due_ons AS date[]),
-    CAST(:channels AS text[]), CAST(:templates AS text[]),
-    CAST(:scheduled_ats AS timestamptz[]), CAST(:statuses AS text[]), CAST(:reasons AS text[])
-) WITH ORDINALITY
-    AS p(step_day, step, due_on, channel, template, scheduled_at, status, reason, ordinal)
-JOIN instalments i ON i.due_on = p.due_on AND i.status IN ('pending', 'overdue')
-JOIN orders o ON o.shopper_id = i.shopper_id AND o.id = i.order_id
-JOIN shoppers s ON s.id = i.shopper_id
-WHERE i.principal_minor + i.fees_minor + i.late_fees_minor
-          - i.paid_principal_minor - i.paid_fees_minor <> 0
-  AND NOT EXISTS (
-      SELECT 1 FROM contact_attempts a
-      WHERE a.shopper_id = i.shopper_id AND a.order_id = i.order_id AND a.seq = i.seq
-        AND a.step_day = p.step_day AND a.channel = p.channel
-  )
-"""
-REMINDER_INSERT_SQL = """
-WITH attempts AS (
-    INSERT INTO contact_attempts (shopper_id, id, order_id, seq, channel, step_day, step,
-                                  template, scheduled_at, status, status_reason, created_at)
-    SELECT r.shopper_id, t.id, r.order_id, r.seq, r.channel, r.step_day, r.step, r.template,
-           r.scheduled_at, r.status, r.status_reason, CAST(:now AS timestamptz)
-    FROM reminder_run r
-    JOIN unnest(CAST(:ids AS text[])) WITH ORDINALITY AS t(id, n) ON t.n = r.n
-    RETURNING shopper_id, id, status, scheduled_at
-),
-planned AS (
-    SELECT shopper_id, id, scheduled_at, row_number() OVER (ORDER BY id) AS m
-    FROM attempts WHERE status IN ('scheduled', 'deferred')
-)
-INSERT INTO outbox_messages (id, topic, payload, available_at, attempts, created_at)
-SELECT t.id, :topic, jsonb_build_object('shopper_id', p.shopper_id, 'attempt_id', p.id),
-       p.scheduled_at, 0, CAST(:now AS timestamptz)
-FROM planned p
-JOIN unnest(CAST(:outbox_ids AS text[])) WITH ORDINALITY AS t(id, m) ON t.m = p.m
-"""
-
-
-class SetBasedSweep:
-    """Set-based stand-ins for ``accrue_late_fees``, ``escalate`` and ``plan_reminders``."""
-
-    def __init__(self) -> None:
-        self.late_fee_instalments = 0
-        self.late_fee_orders = 0
-
-    def replacements(self) -> dict[str, Callable[..., Any]]:
-        return {
-            "accrue_late_fees": self.accrue_late_fees,
-            "escalate": self.escalate,
-            "plan_reminders": self.plan_reminders,
-        }
-
-    def accrue_late_fees(
-        self, session: Session, *, business_on: date, settings: Settings, now: datetime
-    ) -> int:
-        params = {
-            "before": business_on - timedelta(days=settings.grace_days),
-            "today": business_on,
-            "now": now,
-            "fee_bps": settings.late_fee_bps_per_day,
-            "cap_bps": settings.late_fee_cap_bps_of_principal,
-            "apr_bps": settings.apr_cap_bps,
-        }
-        session.flush()
-        session.execute(text(LATE_FEE_LOCK_SQL), params)  # lock order: credit lines first
-        session.execute(text(LATE_FEE_RUN_SQL), params)
-        session.execute(text("ANALYZE late_fee_run"))
-        session.execute(text(LATE_FEE_APPLY_SQL))
-        session.execute(text(LATE_FEE_ENTRIES_SQL))
-        orders, instalments, total = session.execute(
-            text("SELECT count(*), sum(charged), sum(total) FROM late_fee_entries")
-        ).one()
-        self.late_fee_orders, self.late_fee_instalments = int(orders), int(instalments or 0)
-        if not orders:
-            return 0
-        ids = [new_id("journal_entry") for _ in range(int(orders))]
-        session.execute(text(LATE_FEE_ACCOUNTS_SQL), params)
-        session.execute(text(LATE_FEE_POSTINGS_SQL), {"ids": ids})
-        session.execute(text(LATE_FEE_JOURNAL_SQL), {"ids": ids, "now": now})
-        return int(total)
-
-    def escalate(
-        self,
-        session: Session,
-        *,
-        business_on: date,
-        ladder: Ladder,
-        settings: Settings,
-        now: datetime,
-    ) -> collections_service.EscalationSummary:
-        params = {
-            "today": business_on,
-            "now": now,
-            "call_day": ladder.action_day("call_queue"),
-            "bureau_day": ladder.action_day("bureau_report"),
-            "legal_day": ladder.action_day("legal_referral"),
-            "charge_off_day": ladder.action_day("charge_off"),
-        }
-        session.flush()
-        call_queue, bureau = session.execute(text(ESCALATE_SQL), params).one()
-        summary = collections_service.EscalationSummary(
-            call_queue=int(call_queue), bureau_reported=int(bureau)
-        )
-        for shopper_id, order_id, days_past_due in session.execute(
-            text(ESCALATE_RARE_SQL), params
-        ).all():
-            order = session.get(Order, (shopper_id, order_id), populate_existing=True)
-            assert order is not None
-            legal_day, charge_off_day = params["legal_day"], params["charge_off_day"]
-            if legal_day is not None and days_past_due >= legal_day:
-                summary.legal_referred += collections_service._refer_to_legal(
-                    session, order=order, business_on=business_on, settings=settings, now=now
-                )
-            if charge_off_day is not None and days_past_due >= charge_off_day:
-                order_service.charge_off(
-                    session, order=order, business_on=business_on, settings=settings, now=now
-                )
-                summary.charged_off += 1
-        return summary
-
-    def plan_reminders(
-        self,
-        session: Session,
-        *,
-        business_on: date,
-        ladder: Ladder,
-        settings: Settings,
-        cipher: FieldCipher,
-        now: datetime,
-    ) -> int:
-        policy = collections_service.ContactPolicy.from_settings(settings)
-        plan: dict[str, list[Any]] = defaultdict(list)
-        for step in ladder.reminder_steps():
-            # The same for every instalment of the step, as in ``_plan_attempt``.
-            wanted_at = max(policy.at(business_on, step.send_at), now)
-            scheduled_at = policy.next_allowed(wanted_at)
-            deferred = scheduled_at != wanted_at
-            for channel in step.channels:
-                plan["step_days"].append(step.day)
-                plan["steps"].append(f"day_{step.day:+d}")
-                plan["due_ons"].append(business_on - timedelta(days=step.day))
-                plan["channels"].append(channel)
-                plan["templates"].append(step.template)
-                plan["scheduled_ats"].append(scheduled_at)
-                plan["statuses"].append("deferred" if deferred else "scheduled")
-                plan["reasons"].append("quiet_hours" if deferred else None)
-        if not plan:
-            return 0
-        session.flush()
-        session.execute(text(REMINDER_RUN_SQL), dict(plan))
-        session.execute(text("ANALYZE reminder_run"))
-        attempts, planned = session.execute(
-            text(
-                "SELECT count(*), count(*) FILTER (WHERE status IN ('scheduled', 'deferred')) "
-                "FROM reminder_run"
-            )
-        ).one()
-        if not attempts:
-            return 0
-        session.execute(
-            text(REMINDER_INSERT_SQL),
-            {
-                "ids": [new_id("contact") for _ in range(int(attempts))],
-                "outbox_ids": [new_id("outbox") for _ in range(int(planned))],
-                "topic": collections_service.CONTACT_TOPIC,
-                "now": now,
-            },
-        )
-        return int(planned)
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, "-c", REFERENCE_SWEEP, url, str(keys_file), business_on.isoformat()],
+        env={**os.environ, "PYTHONPATH": str(source / "src")},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    log(f"reference {commit}: {completed.stdout.strip()} in {seconds:.1f} s")
+    return seconds
 
 
 def clone_postgresql(url: str, name: str) -> str:
@@ -1641,6 +1362,18 @@ COMPARISONS = {
         "SELECT shopper_id, order_id, seq, step_day, channel, step, template, scheduled_at,"
         " status, status_reason FROM contact_attempts WHERE created_at = %(now)s"
     ),
+    "journal entries of the sweep": (
+        "SELECT e.kind, e.shopper_id, e.merchant_id, e.order_id, e.memo, p.seq, p.account_code,"
+        " p.amount_minor FROM journal_entries e JOIN ledger_postings p ON p.entry_id = e.id"
+        " WHERE e.created_at = %(now)s"
+    ),
+    "events of the sweep": (
+        "SELECT type, merchant_id, shopper_id, data::text FROM events WHERE created_at = %(now)s"
+    ),
+    "credit line changes": (
+        "SELECT shopper_id, previous_status, new_status, reason_code FROM credit_line_changes"
+        " WHERE created_at = %(now)s"
+    ),
     "contact outbox": (
         "SELECT a.shopper_id, a.order_id, a.seq, a.step_day, a.channel, m.available_at,"
         " m.attempts FROM outbox_messages m JOIN contact_attempts a"
@@ -1659,7 +1392,7 @@ def compare_databases(engine_url: str, other_url: str, *, now: datetime) -> dict
             differences[name] = {
                 "rows": sum(engine_rows.values()),
                 "only_engine": sum((engine_rows - other_rows).values()),
-                "only_set_based": sum((other_rows - engine_rows).values()),
+                "only_reference": sum((other_rows - engine_rows).values()),
             }
     return differences
 
@@ -1718,16 +1451,15 @@ def sweep_and_check(
     py_spy: PySpy | None,
     rerun: bool,
     history: bool,
-    set_based: SetBasedSweep | None,
 ) -> dict[str, Any]:
     """One measured sweep, the idempotent re-run, and the ledger audit afterwards."""
     runtime = Runtime(settings, cipher=cipher)
     log(f"{label}: sweeping {business_on} …")
-    first = run_measured_sweep(runtime, business_on, py_spy=py_spy, set_based=set_based)
+    first = run_measured_sweep(runtime, business_on, py_spy=py_spy)
     log(f"{label}: first sweep {first.seconds:.2f} s")
     second = None
     if rerun:
-        second = run_measured_sweep(runtime, business_on, set_based=set_based)
+        second = run_measured_sweep(runtime, business_on)
         log(
             f"{label}: re-run {second.seconds * 1000:.1f} ms "
             f"(already_ran={second.summary['already_ran']})"
@@ -1762,8 +1494,7 @@ def bench_backend(
     py_spy_dir: Path | None,
     rerun: bool,
     history: bool,
-    engine: bool,
-    prototype: bool,
+    reference_commit: str | None,
 ) -> dict[str, Any]:
     is_sqlite = url.startswith("sqlite")
     settings = Settings(database_url=url, keys_file=keys_file)
@@ -1808,41 +1539,45 @@ def bench_backend(
     del book
     if not is_sqlite:
         result["postgresql"] = postgresql_settings(url)
-    variants: list[tuple[str, str, SetBasedSweep | None]] = []
-    if engine:
-        variants.append(("engine", url, None))
-    if prototype and is_sqlite:
-        log(f"{label}: the set-based prototype is PostgreSQL only; skipped")
-    elif prototype:
-        name = f"{conninfo_to_dict(url)['dbname']}_setbased"
+    reference_url = None
+    if reference_commit and is_sqlite:
+        log(f"{label}: the reference comparison is PostgreSQL only; skipped")
+    elif reference_commit:
+        name = f"{conninfo_to_dict(url)['dbname']}_reference"
         started = time.perf_counter()
-        variants.append(("set-based prototype", clone_postgresql(url, name), SetBasedSweep()))
+        reference_url = clone_postgresql(url, name)
         log(f"{label}: copied the database to {name} in {time.perf_counter() - started:.1f} s")
     print_book(result)
-    for name, variant_url, set_based in variants:
-        result["sweeps"][name] = sweep_and_check(
-            label=f"{label} {name}",
-            settings=Settings(database_url=variant_url, keys_file=keys_file),
-            cipher=cipher,
+    result["sweeps"]["engine"] = sweep_and_check(
+        label=f"{label} engine",
+        settings=settings,
+        cipher=cipher,
+        business_on=spec.business_on,
+        py_spy=PySpy(py_spy_dir / f"sweep-{label}.txt") if py_spy_dir else None,
+        rerun=rerun,
+        history=history,
+    )
+    print_sweep(result, "engine")
+    if reference_url is not None and reference_commit is not None:
+        result["reference_seconds"] = reference_sweep(
+            commit=reference_commit,
+            url=reference_url,
+            keys_file=keys_file,
             business_on=spec.business_on,
-            py_spy=PySpy(py_spy_dir / f"sweep-{label}-{name.split()[0]}.txt")
-            if py_spy_dir
-            else None,
-            rerun=rerun,
-            history=history,
-            set_based=set_based,
         )
-        print_sweep(result, name)
-    if len(variants) == 2:
         now = business_day_start(spec.business_on, settings.time_zone)
-        comparison = compare_databases(url, variants[1][1], now=now)
+        comparison = compare_databases(url, reference_url, now=now)
         result["comparison"] = comparison
-        same = all(not (c["only_engine"] or c["only_set_based"]) for c in comparison.values())
-        print(f"set-based prototype vs engine, row by row: {'identical' if same else 'DIFFERENT'}")
+        same = all(not (c["only_engine"] or c["only_reference"]) for c in comparison.values())
+        print(
+            f"engine vs the engine of {reference_commit} "
+            f"({result['reference_seconds']:.1f} s), row by row: "
+            f"{'identical' if same else 'DIFFERENT'}"
+        )
         for name, counts in comparison.items():
             print(
-                f"  {name:<20}{counts['rows']:>12,} rows; only engine {counts['only_engine']:,},"
-                f" only prototype {counts['only_set_based']:,}"
+                f"  {name:<30}{counts['rows']:>12,} rows; only engine {counts['only_engine']:,},"
+                f" only reference {counts['only_reference']:,}"
             )
         print()
     return result
@@ -2023,18 +1758,17 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--py-spy", action="store_true", help="sample the sweeps with py-spy")
     parser.add_argument(
-        "--prototype",
-        action="store_true",
-        help="also sweep a copy of the PostgreSQL database with the set-based prototype of the "
-        "late fees, escalation and reminders, and compare the two row by row",
+        "--reference-commit",
+        help="also sweep a copy of the PostgreSQL book with the engine of this commit (e.g. "
+        "c997c98, the last per-row sweep) and compare every row the two sweeps touched",
     )
     parser.add_argument(
-        "--skip-engine", action="store_true", help="with --prototype: only the prototype sweeps"
+        "--no-daily-jobs",
+        action="store_true",
+        help="sweep without other domains' daily jobs (risk, settlement, disputes, privacy)",
     )
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     arguments = parser.parse_args(argv)
-    if arguments.skip_engine and not arguments.prototype:
-        parser.error("--skip-engine needs --prototype")
     past_days = arguments.days - arguments.future_days
     if not 0 < past_days <= 90 or arguments.future_days < 1:
         parser.error("the window must reach 1-90 days back (no legal referral or charge-off yet)")
@@ -2058,10 +1792,13 @@ def spec_for(arguments: argparse.Namespace, instalments: int) -> BookSpec:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
+    if arguments.no_daily_jobs:
+        daily_jobs.BEFORE_COLLECTIONS.clear()
+        daily_jobs.AFTER_COLLECTIONS.clear()
     work_dir = Path(tempfile.mkdtemp(prefix="usefirst-bench-sweep-"))
     keys_file = work_dir / "keys.json"
     py_spy_dir = work_dir if arguments.py_spy else None
-    results = {"machine": machine(), "command": " ".join(sys.argv), "runs": []}
+    results: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv), "runs": []}
     log(f"source {results['machine']['source']}, {results['machine']['cpu']}")
     runs: list[tuple[str, str, int]] = [
         (
@@ -2083,8 +1820,7 @@ def main(argv: list[str] | None = None) -> int:
                 py_spy_dir=py_spy_dir,
                 rerun=not arguments.no_rerun,
                 history=not arguments.no_history,
-                engine=not arguments.skip_engine or label == "sqlite",
-                prototype=arguments.prototype,
+                reference_commit=arguments.reference_commit,
             )
         )
     results["machine"]["load_average_after"] = os.getloadavg()

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 import time
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from usefirst.credit import cli as credit_cli
 from usefirst.kit.settings import Settings, get_settings
+from usefirst.privacy import cli as privacy_cli
+from usefirst.risk import model_cli as risk_model_cli
 
 if TYPE_CHECKING:
     from usefirst.runtime import Runtime
@@ -25,6 +29,12 @@ bureau_app = typer.Typer(help="Credit-bureau reporting.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 app.add_typer(bureau_app, name="bureau")
 app.add_typer(report_app, name="report")
+app.add_typer(credit_cli.credit_app, name="credit")
+risk_app = typer.Typer(help="Risk rules, models and evaluation.", no_args_is_help=True)
+app.add_typer(risk_app, name="risk")
+risk_model_cli.register(risk_app)
+app.add_typer(privacy_cli.audit_app, name="audit")
+app.add_typer(privacy_cli.keys_app, name="keys")
 console = Console()
 
 
@@ -128,6 +138,42 @@ def sweep(
         summaries = [runtime.sweep(business_on)]
     for summary in summaries:
         console.print(summary.as_dict())
+
+
+@app.command()
+def settle(
+    on: Annotated[str, typer.Option("--date", help="Business date YYYY-MM-DD to pay out for.")],
+    merchant: Annotated[
+        str | None, typer.Option("--merchant", help="Only this merchant (default: all).")
+    ] = None,
+) -> None:
+    """Pay merchants what is due on a business date (idempotent per merchant and date)."""
+    from usefirst.kit.errors import UsefirstError
+    from usefirst.merchants.settlement import settle as settle_merchants
+
+    try:
+        business_on = date.fromisoformat(on)
+    except ValueError:
+        raise typer.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
+    runtime = _runtime()
+    try:
+        with runtime.work() as work:
+            if business_on > work.today:
+                console.print(f"[red]{business_on} is in the future (today is {work.today}).[/red]")
+                raise typer.Exit(code=2)
+            summary = settle_merchants(
+                work.session,
+                business_on=business_on,
+                settings=runtime.settings,
+                now=work.now,
+                merchant_ids=None if merchant is None else [merchant],
+            )
+    except UsefirstError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(code=2) from None
+    console.print(summary.counts())
+    for settlement_id in summary.settlement_ids:
+        console.print(f"paid {settlement_id}")
 
 
 @ledger_app.command("audit")
@@ -259,6 +305,73 @@ def create_operator(
     print(token)
 
 
+@admin_app.command("console-login")
+def console_login(
+    email: Annotated[str, typer.Option(help="The operator's email, or a new merchant user's.")],
+    merchant_id: Annotated[
+        str | None, typer.Option(help="Create a merchant portal user of this merchant.")
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option(help="Set a new password and require TOTP enrolment again.")
+    ] = False,
+    generate_password: Annotated[
+        bool, typer.Option(help="Generate a password and print it alone on the last line.")
+    ] = False,
+) -> None:
+    """Give an operator (or a merchant's staff member) a console sign-in: password + TOTP."""
+    import secrets
+
+    from sqlalchemy import select
+
+    from usefirst.console import auth
+    from usefirst.identity.models import Operator
+    from usefirst.kit.errors import UsefirstError
+    from usefirst.merchants.service import get_merchant
+
+    if generate_password:
+        password = secrets.token_urlsafe(15)
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    runtime = _runtime()
+    try:
+        with runtime.work() as work:
+            if reset:
+                account = auth.set_password(work.session, email=email, password=password)
+                account.totp_secret_encrypted = None
+                account.totp_enrolled_at = None
+            elif merchant_id is not None:
+                get_merchant(work.session, merchant_id=merchant_id)
+                auth.create_account(
+                    work.session,
+                    email=email,
+                    password=password,
+                    merchant_id=merchant_id,
+                    now=work.now,
+                )
+            else:
+                operator = work.session.scalar(
+                    select(Operator).where(Operator.email == email.strip().lower())
+                )
+                if operator is None:
+                    console.print("[red]No operator with this email: create it first.[/red]")
+                    raise typer.Exit(code=2)
+                auth.create_account(
+                    work.session,
+                    email=email,
+                    password=password,
+                    operator_id=operator.id,
+                    now=work.now,
+                )
+    except UsefirstError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(code=2) from None
+    console.print(
+        f"Console sign-in ready for {email.strip().lower()}; TOTP is set up at first sign-in."
+    )
+    if generate_password:
+        print(password)
+
+
 @app.command()
 def simulate(
     shoppers: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
@@ -281,6 +394,34 @@ def simulate(
     console.print(table)
     if not summary.ledger_balanced:
         raise typer.Exit(code=1)
+
+
+@risk_app.command("backtest")
+def risk_backtest(
+    rules: Annotated[Path, typer.Option("--rules", help="The rule file (TOML) to try.")],
+) -> None:
+    """Replay stored checkout decisions through a rule file and show what would change."""
+    from usefirst.risk.decision import backtest
+    from usefirst.risk.rules import RuleFileError, load_rule_file
+
+    try:
+        rule_set = load_rule_file(rules)
+    except RuleFileError as error:
+        console.print(f"[red]{error}[/red]", highlight=False)
+        raise typer.Exit(code=2) from None
+    runtime = _runtime()
+    with runtime.work(read_only=True) as work:
+        report = backtest(work.session, rule_set=rule_set)
+    table = Table(title=f"backtest of rules {rule_set.version} on {report.decisions} decisions")
+    table.add_column("stored outcome")
+    table.add_column("would be")
+    table.add_column("orders", justify="right")
+    table.add_column("examples")
+    for (old, new), count in sorted(report.transitions.items()):
+        examples = ", ".join(report.examples.get((old, new), []))
+        table.add_row(old, new, str(count), examples)
+    console.print(table)
+    console.print(f"changed: {report.changed} of {report.decisions}")
 
 
 def _safe_url(url: str) -> str:

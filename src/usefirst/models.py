@@ -1,7 +1,9 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
 from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
+from usefirst.console.models import ConsoleAccount, ConsoleSession
 from usefirst.credit.models import CreditLine, CreditLineChange
+from usefirst.disputes.models import Dispute, DisputeAction, DisputeEvidence
 from usefirst.identity.models import (
     ApiKey,
     Consent,
@@ -13,37 +15,88 @@ from usefirst.identity.models import (
 from usefirst.kit.db import Base
 from usefirst.kit.models import Event, IdempotencyRecord, OutboxMessage, SandboxClock, SweepRun
 from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
-from usefirst.merchants.models import Merchant
+from usefirst.merchants.models import (
+    Merchant,
+    MerchantAppeal,
+    MerchantFine,
+    Settlement,
+    SettlementHold,
+    SettlementLine,
+    StandingChange,
+)
 from usefirst.orders.models import Order, Refund
+from usefirst.privacy.models import (
+    AuditChainHead,
+    AuditEntry,
+    Complaint,
+    ComplaintResponse,
+    PrivacyRequest,
+)
 from usefirst.repayment.models import Allocation, Instalment, Payment
+from usefirst.risk.analytics_models import FraudModelVersion, GraphRun, Ring
+from usefirst.risk.models import (
+    KnownFraudSubject,
+    LinkObservation,
+    RiskAction,
+    RiskCase,
+    RiskDecision,
+    RiskLabel,
+    StepUpChallenge,
+)
 
 metadata = Base.metadata
 
 __all__ = [
     "Allocation",
     "ApiKey",
+    "AuditChainHead",
+    "AuditEntry",
     "BureauFile",
+    "Complaint",
+    "ComplaintResponse",
     "Consent",
+    "ConsoleAccount",
+    "ConsoleSession",
     "ContactAttempt",
     "CreditLine",
     "CreditLineChange",
+    "Dispute",
+    "DisputeAction",
+    "DisputeEvidence",
     "Event",
     "ExternalIdLookup",
+    "FraudModelVersion",
+    "GraphRun",
     "IdempotencyRecord",
     "Instalment",
     "JournalEntry",
+    "KnownFraudSubject",
     "LedgerAccount",
     "LedgerPosting",
     "LegalCase",
+    "LinkObservation",
     "Merchant",
+    "MerchantAppeal",
+    "MerchantFine",
     "NationalIdLookup",
     "Operator",
     "Order",
     "OutboxMessage",
     "Payment",
+    "PrivacyRequest",
     "Refund",
+    "Ring",
+    "RiskAction",
+    "RiskCase",
+    "RiskDecision",
+    "RiskLabel",
     "SandboxClock",
+    "Settlement",
+    "SettlementHold",
+    "SettlementLine",
     "Shopper",
+    "StandingChange",
+    "StepUpChallenge",
     "SweepRun",
     "metadata",
 ]

@@ -69,6 +69,7 @@ class Runtime:
         from usefirst.collections.service import CONTACT_TOPIC, ContactDeliverer
         from usefirst.notify.channels import ChannelSettings, build_channels
         from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
+        from usefirst.risk.service import STEP_UP_TOPIC, StepUpCodeSender
 
         if self._handlers is None:
             settings = self.settings
@@ -92,6 +93,7 @@ class Runtime:
                 CONTACT_TOPIC: ContactDeliverer(
                     runtime=self, sms_gateway=sms_gateway, email_sender=email_sender
                 ),
+                STEP_UP_TOPIC: StepUpCodeSender(runtime=self, sms_gateway=sms_gateway),
             }
         return self._handlers
 

@@ -255,7 +255,7 @@ class Env:
     def bureau_content(self, file_id: str) -> str:
         response = self.client.get(f"/v1/bureau/files/{file_id}/content", headers=self.collector)
         assert response.status_code == 200, response.text
-        return response.text
+        return str(response.text)
 
     def bureau_files(self) -> list[dict[str, Any]]:
         response = self.client.get("/v1/bureau/files", headers=self.collector)

@@ -1,16 +1,18 @@
-"""Issue 3: an open dispute pauses dunning. No reminder goes out (suppressed, reason
-``dispute_open``), no late fee is charged, no escalation happens and the order leaves the queue;
-an order already reported to the bureau carries compliance code XB. Clearing the flag resumes
-everything, and a step missed meanwhile happens on the next sweep."""
+"""Issue 3: an open dispute pauses dunning. The order's days past due stop counting: no late fee
+is charged, no reminder after the due date is planned (one already planned is suppressed, reason
+``dispute_open``), no escalation happens and the order leaves the queue; an order already
+reported to the bureau carries compliance code XB. Closing the dispute resumes everything where
+it stopped (days past due = days since due − days paused), and the bureau file of the month it
+closed in carries XH, the one after that no code."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
 
-from tests.collections.dunning_env import Env, open_env
+from tests.collections.dunning_env import Env, jsonl_records, open_env
 from tests.collections.metro2_parser import parse_metro2
-from usefirst.orders.service import set_dispute_flag
+from usefirst.orders.service import find_order, set_dispute_flag
 
 DUE = date(2027, 3, 9)  # bought and delivered on the start day, 2027-03-02
 
@@ -32,7 +34,7 @@ def steps(env: Env, shopper_id: str) -> list[tuple[str, str, str, str | None]]:
     ]
 
 
-def test_a_dispute_pauses_dunning_and_clearing_it_resumes(
+def test_a_dispute_pauses_the_days_past_due_and_closing_it_resumes_them(
     database_url: str, tmp_path: Path
 ) -> None:
     with open_env(database_url, tmp_path) as env:
@@ -47,6 +49,8 @@ def test_a_dispute_pauses_dunning_and_clearing_it_resumes(
         flag(env, disputed["id"], is_disputed=True)
         sms_sent = len(env.sms_lines())
         env.advance_to_day(DUE + timedelta(days=16))
+        # Her day +3 reminders are suppressed at send time; her day +15 step is not due: her
+        # days past due stand at 3 while the dispute is open.
         assert steps(env, gina["id"]) == [
             ("day_-3", "push", "sent", None),
             ("day_-1", "push", "sent", None),
@@ -56,8 +60,6 @@ def test_a_dispute_pauses_dunning_and_clearing_it_resumes(
             ("day_+1", "sms", "sent", None),
             ("day_+3", "sms", "suppressed", "dispute_open"),
             ("day_+3", "email", "suppressed", "dispute_open"),
-            ("day_+15", "sms", "suppressed", "dispute_open"),
-            ("day_+15", "email", "suppressed", "dispute_open"),
         ]
         # Only Hank's reminders went out meanwhile: his day +3 and day +15 SMS.
         assert len(env.sms_lines()) == sms_sent + 2
@@ -70,11 +72,13 @@ def test_a_dispute_pauses_dunning_and_clearing_it_resumes(
         assert env.late_fees(disputed["id"]) == 45
         assert env.legal_cases() == []
 
-        # Hank disputes on day +30 too: the bureau files say so with compliance code XB.
+        # Hank disputes on day +30 too: the bureau files say so with compliance code XB, and
+        # report the 30 days past due he had when it opened.
         flag(env, reported["id"], is_disputed=True)
         record = env.jsonl_records("2027-04")[reported["id"]]
         assert (record["compliance_condition_code"], record["is_disputed"]) == ("XB", True)
         assert (record["status"], record["account_status_code"]) == ("past_due", "71")
+        assert record["days_past_due"] == 30
         _, metro2 = env.bureau_file("2027-04", "metro2")
         [base] = parse_metro2(metro2).bases
         assert base["compliance_condition_code"] == "XB"
@@ -85,22 +89,89 @@ def test_a_dispute_pauses_dunning_and_clearing_it_resumes(
         assert env.late_fees(disputed["id"]) == 45
         assert env.late_fees(reported["id"]) == 15 * 30  # nothing since the dispute
         assert env.queue() == []
-        assert list(env.jsonl_records("2027-04")) == [reported["id"]]
+        assert env.jsonl_records("2027-04")[reported["id"]]["days_past_due"] == 30
 
-        # Both disputes close: the next sweep charges fees again and catches up Gina's call queue
-        # and bureau steps, missed while she was disputing.
+        # Both disputes close on day +32: Gina's paused 29 days (+4 … +32), Hank's 2.
         flag(env, disputed["id"], is_disputed=False)
         flag(env, reported["id"], is_disputed=False)
+        with env.runtime.work() as work:
+            paused = {
+                order_id: find_order(work.session, order_id=order_id).dispute_paused_days
+                for order_id in (disputed["id"], reported["id"])
+            }
+        assert paused == {disputed["id"]: 29, reported["id"]: 2}
         env.advance_to_day(DUE + timedelta(days=33))
         assert env.late_fees(disputed["id"]) == 45 + 15
         assert env.late_fees(reported["id"]) == 15 * 30 + 15
-        assert {entry["order_id"] for entry in env.queue()} == {disputed["id"], reported["id"]}
+        # Gina is 4 days past due, not 33: not in the call queue yet, not reported.
+        assert [(e["order_id"], e["days_past_due"]) for e in env.queue()] == [(reported["id"], 31)]
         records = env.jsonl_records("2027-04")
-        assert set(records) == {disputed["id"], reported["id"]}
         assert {
             order_id: (r["compliance_condition_code"], r["is_disputed"], r["days_past_due"])
             for order_id, r in records.items()
-        } == {disputed["id"]: ("", False, 33), reported["id"]: ("", False, 33)}
-        # No reminder step falls after day +15 in the default ladder: none is made up.
-        assert len(steps(env, gina["id"])) == 10
+        } == {reported["id"]: ("XH", False, 31)}
+        _, metro2 = env.bureau_file("2027-04", "metro2")
+        [base] = parse_metro2(metro2).bases
+        assert base["compliance_condition_code"] == "XH"
+
+        # Day +36 = Gina's day 7: she enters the call queue.
+        env.advance_to_day(DUE + timedelta(days=36))
+        assert {(e["order_id"], e["days_past_due"]) for e in env.queue()} == {
+            (disputed["id"], 7),
+            (reported["id"], 34),
+        }
+        # Day +44 = Gina's day 15: her final notice goes out (this sandbox sends no email).
+        env.advance_to_day(DUE + timedelta(days=44))
+        assert steps(env, gina["id"])[8:] == [
+            ("day_+15", "sms", "sent", None),
+            ("day_+15", "email", "suppressed", "email_not_configured"),
+        ]
+        # Day +59 = Gina's day 30: reported to the bureau, with 30 days past due.
+        env.advance_to_day(DUE + timedelta(days=59), 9)
+        records = env.jsonl_records("2027-05")
+        assert {
+            order_id: (r["compliance_condition_code"], r["days_past_due"])
+            for order_id, r in records.items()
+        } == {disputed["id"]: ("", 30), reported["id"]: ("", 57)}
+        # The month-end file of April (made on 1 May) carried XH for Hank; May's carries none.
+        [april] = [
+            row
+            for row in env.bureau_files()
+            if (row["period"], row["format"]) == ("2027-04", "jsonl")
+            and row["records"] == 1
+            and row["created_at"].startswith("2027-04-30T16:00")
+        ]
+        assert (
+            jsonl_records(env.bureau_content(april["id"]))[reported["id"]][
+                "compliance_condition_code"
+            ]
+            == "XH"
+        )
+        assert env.late_fees(disputed["id"]) == 45 + 15 * 27
+        env.assert_ledger_clean()
+
+
+def test_a_dispute_opened_before_the_due_date_pauses_nothing_until_then(
+    database_url: str, tmp_path: Path
+) -> None:
+    with open_env(database_url, tmp_path) as env:
+        ivy = env.enrol()
+        order = env.buy(ivy["id"])
+        env.advance_to_day(DUE - timedelta(days=2), 9)
+        flag(env, order["id"], is_disputed=True)
+        env.advance_to_day(DUE + timedelta(days=5), 9)
+        assert env.late_fees(order["id"]) == 0
+        flag(env, order["id"], is_disputed=False)
+        with env.runtime.work() as work:
+            # Past due from day +1: the days +1 … +5 are paused, the two before due are not.
+            assert find_order(work.session, order_id=order["id"]).dispute_paused_days == 5
+        env.advance_to_day(DUE + timedelta(days=6), 12)
+        assert env.late_fees(order["id"]) == 15  # day 1 past due, its first fee
+        env.advance_to_day(DUE + timedelta(days=13), 12)
+        assert [(e["order_id"], e["days_past_due"]) for e in env.queue()] == [(order["id"], 8)]
+        assert [step for step in steps(env, ivy["id"]) if int(step[0][4:]) > 0] == [
+            ("day_+1", "sms", "sent", None),
+            ("day_+3", "sms", "sent", None),
+            ("day_+3", "email", "suppressed", "no_verified_email"),
+        ]
         env.assert_ledger_clean()

@@ -70,6 +70,12 @@ def test_collector_works_the_queue(database_url: str, tmp_path: Path) -> None:
 
         # A second call the same day breaks the one-call-a-day rule: refused, with the reason.
         again = env.client.get(f"/console/collections/{order['id']}?lang=en")
+        # Out of the queue while the promise holds, the account still shows what is overdue.
+        assert '<strong id="overdue-amount">¥301.05</strong>' in again.text
+        assert (
+            f'href="/console/collections/{order["id"]}"'
+            not in env.client.get("/console/collections").text
+        )
         refused = env.client.post(
             f"/console/collections/{order['id']}/calls?lang=en",
             data={"csrf_token": csrf_of(again.text), "outcome": "reached"},

@@ -22,13 +22,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from usefirst import __version__
 from usefirst.api import sandbox
 from usefirst.collections import endpoints as collections_endpoints
+from usefirst.console import web as console_web
+from usefirst.disputes import endpoints as dispute_endpoints
 from usefirst.identity import endpoints as identity_endpoints
 from usefirst.kit.errors import UsefirstError, ValidationFailed
 from usefirst.ledger import endpoints as ledger_endpoints
 from usefirst.merchants import endpoints as merchant_endpoints
 from usefirst.notify import endpoints as notify_endpoints
 from usefirst.orders import endpoints as order_endpoints
+from usefirst.privacy import endpoints as privacy_endpoints
 from usefirst.repayment import endpoints as repayment_endpoints
+from usefirst.risk import endpoints as risk_endpoints
 from usefirst.runtime import Runtime
 
 FORBIDDEN_FIELDS = {"contacts", "contact_list", "address_book", "emergency_contacts"}
@@ -116,9 +120,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         notify_endpoints.router,
         ledger_endpoints.router,
         collections_endpoints.router,
+        risk_endpoints.router,
+        dispute_endpoints.router,
+        privacy_endpoints.router,
         sandbox.router,
     ):
         app.include_router(router)
+    console_web.install(app)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

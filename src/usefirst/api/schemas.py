@@ -16,6 +16,17 @@ class ConsentIn(Strict):
     credit_report_authorized: bool
 
 
+class ApplicationIn(Strict):
+    """Facts the marketplace knows about its own shopper; each may be left out (unknown)."""
+
+    marketplace_account_age_days: int | None = Field(default=None, ge=0, le=36_500)
+    orders_12m: int | None = Field(default=None, ge=0, le=100_000)
+    spend_12m_minor: int | None = Field(default=None, ge=0, le=10_000_000_000_00)
+    returns_12m: int | None = Field(default=None, ge=0, le=100_000)
+    failed_payments_12m: int | None = Field(default=None, ge=0, le=100_000)
+    has_verified_bank_card: bool | None = None
+
+
 class EnrolShopperIn(Strict):
     external_id: str = Field(min_length=1, max_length=128)
     name: str = Field(min_length=1, max_length=64)
@@ -25,6 +36,8 @@ class EnrolShopperIn(Strict):
     consent: ConsentIn
     device_id: str | None = Field(default=None, max_length=128)
     ip: str | None = Field(default=None, max_length=64)
+    # Optional: with it the scorecard sets the starting limit; without it, the cold-start limit.
+    application: ApplicationIn | None = None
 
 
 class CreateMerchantIn(Strict):
@@ -33,6 +46,9 @@ class CreateMerchantIn(Strict):
     webhook_url: str | None = Field(default=None, max_length=2048)
     settlement_days: int | None = Field(default=None, ge=0, le=90)
     fee_rate_bps: int | None = Field(default=None, ge=0, le=5_000)
+    # The merchant's own phone (E.164) and address, optional: risk flags orders sent to them.
+    phone: str | None = Field(default=None, min_length=1, max_length=32)
+    address: str | None = Field(default=None, min_length=1, max_length=500)
 
 
 class ItemIn(Strict):

@@ -44,8 +44,10 @@ Decisions, and why
 * Address: we hold none in the bureau feed, so the address fields are blank-filled.
 * Compliance Condition Code ``XB`` when the account is disputed: "account information disputed by
   the consumer directly to the data furnisher under the FCRA; investigation in progress" is the
-  closest code to our dispute flag. The file is stateless, so the XH/XR that close a dispute must
-  be reported by a caller that remembers the previous file.
+  closest code to our dispute flag. Once the dispute closes, the file of the period it closed in
+  carries ``XH`` ("account previously in dispute; investigation completed, reported by data
+  furnisher"), as the CRRG asks; the caller says so (``is_dispute_resolved``), and the file after
+  that carries no code.
 * Payment Rating is filled only for the Account Status codes the CRRG names (05, 13, 65, 88, 89,
   94, 95) and blank otherwise, as the CRRG requires.
 * Date of First Delinquency follows the CRRG hierarchy: reported for delinquent and charged-off
@@ -90,6 +92,7 @@ ACCOUNT_TYPE_UNSECURED = "01"
 ECOA_CODE_INDIVIDUAL = "1"
 COUNTRY_CODE_CHINA = "CN"
 COMPLIANCE_CODE_DISPUTED_UNDER_FCRA = "XB"
+COMPLIANCE_CODE_DISPUTE_RESOLVED = "XH"
 INTEREST_TYPE_FIXED = "F"
 PROCESSING_INDICATOR = 1
 PAYMENT_HISTORY_MONTHS = 24
@@ -188,6 +191,8 @@ class BureauAccount:
     currency: str
     payment_history_profile: str = ""
     special_comment_code: str = ""
+    # A dispute closed within this period (reported once with XH); never with is_disputed.
+    is_dispute_resolved: bool = False
 
     def __post_init__(self) -> None:
         self._check_amounts()
@@ -230,6 +235,8 @@ class BureauAccount:
             _PAYMENT_HISTORY_PATTERN.fullmatch(self.payment_history_profile)
         ):
             raise ValueError("payment_history_profile: up to 24 codes 0-6 D E G H J K L, B last")
+        if self.is_disputed and self.is_dispute_resolved:
+            raise ValueError("an account is either disputed or its dispute was resolved")
         if not re.fullmatch(r"[A-Z0-9]{0,2}", self.special_comment_code):
             raise ValueError("special_comment_code is a Metro 2 code of up to 2 characters")
 
@@ -349,6 +356,14 @@ def metro2_payment_rating(account: BureauAccount) -> str:
     return _rating_for_days_past_due(account.days_past_due)
 
 
+def payment_history_code_for_days(days_past_due: int) -> str:
+    """The payment history code of an open account ``days_past_due`` late: 0 (0–29 days),
+    1 (30–59) … 5 (150–179), 6 (180 or more)."""
+    if days_past_due < 0:
+        raise ValueError("days_past_due must not be negative")
+    return _rating_for_days_past_due(days_past_due)
+
+
 def metro2_payment_history_code(account: BureauAccount) -> str:
     """This period's code for next period's Payment History Profile: 0–6 by lateness, L if
     charged off. The caller prepends it to the stored profile when it reports the next month."""
@@ -358,7 +373,9 @@ def metro2_payment_history_code(account: BureauAccount) -> str:
 
 
 def metro2_compliance_condition_code(account: BureauAccount) -> str:
-    return COMPLIANCE_CODE_DISPUTED_UNDER_FCRA if account.is_disputed else ""
+    if account.is_disputed:
+        return COMPLIANCE_CODE_DISPUTED_UNDER_FCRA
+    return COMPLIANCE_CODE_DISPUTE_RESOLVED if account.is_dispute_resolved else ""
 
 
 def metro2_account_number(account_number: str) -> str:

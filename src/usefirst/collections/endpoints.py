@@ -13,6 +13,8 @@ from usefirst.api.deps import PrincipalDep, RuntimeDep, page, require
 from usefirst.api.schemas import Strict
 from usefirst.collections import service as collections_service
 from usefirst.orders import service as order_service
+from usefirst.privacy.audit import record_access
+from usefirst.privacy.service import record_bureau_file_read
 
 router = APIRouter(tags=["collections"])
 
@@ -42,12 +44,18 @@ class WaiveLateFeesIn(Strict):
 
 @router.get("/v1/shoppers/{shopper_id}/contacts")
 def shopper_contacts(
-    shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep
+    shopper_id: str,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    starting_after: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     require(principal, roles=("collector", "admin", "compliance"))
     with runtime.work(read_only=True) as work:
-        attempts = collections_service.contacts_of(work.session, shopper_id=shopper_id)
-        return {"data": [collections_service.contact_view(a) for a in attempts], "has_more": False}
+        attempts = collections_service.contacts_of(
+            work.session, shopper_id=shopper_id, starting_after=starting_after, limit=limit + 1
+        )
+        return page(attempts, limit, collections_service.contact_view)
 
 
 @router.get("/v1/collections/queue")
@@ -124,11 +132,18 @@ def create_bureau_file(
 
 
 @router.get("/v1/bureau/files")
-def list_bureau_files(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def list_bureau_files(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    starting_after: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
     require(principal, roles=COLLECTORS)
     with runtime.work(read_only=True) as work:
-        rows = collections_service.list_bureau_files(work.session)
-        return {"data": [collections_service.bureau_file_view(r) for r in rows], "has_more": False}
+        rows = collections_service.list_bureau_files(
+            work.session, starting_after=starting_after, limit=limit + 1
+        )
+        return page(rows, limit, collections_service.bureau_file_view)
 
 
 @router.get("/v1/bureau/files/{file_id}/content")
@@ -136,8 +151,16 @@ def bureau_file_content(
     file_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> PlainTextResponse:
     require(principal, roles=COLLECTORS)
-    with runtime.work(read_only=True) as work:
+    # A write transaction: the download is recorded in the PII audit chain.
+    with runtime.work() as work:
         row = collections_service.get_bureau_file(work.session, file_id=file_id)
+        record_bureau_file_read(
+            work.session,
+            bureau_file=row,
+            actor=principal.operator_id or principal.key_id,
+            purpose=f"download of credit-bureau file {row.id} ({row.period}, {row.format})",
+            now=work.now,
+        )
         media_type = "application/x-ndjson" if row.format == "jsonl" else "text/plain"
         return PlainTextResponse(row.content, media_type=media_type)
 
@@ -180,12 +203,24 @@ def move_legal_case(
 @router.get("/v1/legal/cases/{case_id}/evidence.pdf")
 def legal_evidence(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     require(principal, roles=COLLECTORS)
-    with runtime.work(read_only=True) as work:
+    # A write transaction: the pack shows the shopper's full name, so the read is audited.
+    with runtime.work() as work:
         pdf = collections_service.evidence_pdf(
             work.session,
             case_id=case_id,
             cipher=runtime.cipher,
             settings=runtime.settings,
             now=work.now,
+        )
+        case = collections_service.get_legal_case(work.session, case_id=case_id)
+        record_access(
+            work.session,
+            actor=principal.operator_id or principal.key_id,
+            action="legal_evidence.read",
+            subject_shopper_id=case.shopper_id,
+            fields=["name"],
+            purpose=f"legal evidence pack of case {case.id}",
+            now=work.now,
+            reference_id=case.id,
         )
     return Response(content=pdf, media_type="application/pdf")

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BindParameter, Date, Integer, String, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
+from usefirst.kit.db import UTCDateTime
+from usefirst.kit.ids import new_id
 from usefirst.kit.models import SweepRun
+
+
+@dataclass(frozen=True)
+class ReminderStep:
+    """One (ladder step, channel) whose reminders fall on the business date: instalments due on
+    ``due_on`` (for a step after the due date: ``due_on`` less the order's paused days)."""
+
+    step_index: int
+    channel_index: int
+    step_day: int
+    step: str
+    due_on: date
+    channel: str
+    template: str | None
+    scheduled_at: datetime
+    status: str  # scheduled | deferred (the contact policy's quiet hours)
+    status_reason: str | None
 
 
 class CollectionsRepository:
@@ -42,14 +65,30 @@ class CollectionsRepository:
     def attempt(self, shopper_id: str, attempt_id: str) -> ContactAttempt | None:
         return self.session.get(ContactAttempt, (shopper_id, attempt_id))
 
-    def attempts_of_shopper(self, shopper_id: str) -> list[ContactAttempt]:
-        return list(
-            self.session.scalars(
-                select(ContactAttempt)
-                .where(ContactAttempt.shopper_id == shopper_id)
-                .order_by(ContactAttempt.scheduled_at, ContactAttempt.id)
-            )
+    def attempts_of_shopper(
+        self,
+        shopper_id: str,
+        *,
+        after: ContactAttempt | None = None,
+        limit: int | None = None,
+    ) -> list[ContactAttempt]:
+        """The shopper's attempts by time planned (then id); those after ``after`` if given."""
+        statement = (
+            select(ContactAttempt)
+            .where(ContactAttempt.shopper_id == shopper_id)
+            .order_by(ContactAttempt.scheduled_at, ContactAttempt.id)
         )
+        if after is not None:
+            statement = statement.where(
+                (ContactAttempt.scheduled_at > after.scheduled_at)
+                | (
+                    (ContactAttempt.scheduled_at == after.scheduled_at)
+                    & (ContactAttempt.id > after.id)
+                )
+            )
+        if limit is not None:
+            statement = statement.limit(limit)
+        return list(self.session.scalars(statement))
 
     def contacts_between(
         self, shopper_id: str, start: datetime, end: datetime, *, channel: str | None = None
@@ -101,9 +140,18 @@ class CollectionsRepository:
         return self.session.get(BureauFile, file_id)
 
     def bureau_files(
-        self, *, period: str | None = None, file_format: str | None = None
+        self,
+        *,
+        period: str | None = None,
+        file_format: str | None = None,
+        starting_after: str | None = None,
+        limit: int | None = None,
     ) -> Sequence[BureauFile]:
         statement = select(BureauFile).order_by(BureauFile.id)
+        if starting_after is not None:
+            statement = statement.where(BureauFile.id > starting_after)
+        if limit is not None:
+            statement = statement.limit(limit)
         if period is not None:
             statement = statement.where(BureauFile.period == period)
         if file_format is not None:
@@ -130,3 +178,176 @@ class CollectionsRepository:
 
     def last_swept_on(self) -> date | None:
         return self.session.scalar(select(func.max(SweepRun.business_on)))
+
+    # --- the daily sweep's reminders, set-based -----------------------------------------------
+
+    def plan_reminders(
+        self,
+        *,
+        steps: Sequence[ReminderStep],
+        topic: str,
+        now: datetime,
+    ) -> tuple[int, int]:
+        """Plan every reminder of ``steps`` not planned before, in a few statements: select the
+        unpaid instalments each step reaches into a temporary table, then insert the contact
+        attempts and, for those to send, their outbox messages. A step after the due date skips
+        an order whose dispute is open (its days past due are paused: the step comes once they
+        run again); a step before or on the due date is logged as suppressed (``dispute_open``).
+        Email without an address on file is suppressed (``no_verified_email``). Returns
+        (attempts logged, reminders to send)."""
+        if not steps:
+            return 0, 0
+        is_postgresql = self.session.get_bind().dialect.name == "postgresql"
+        parameters: dict[str, object] = {}
+        bound: list[BindParameter[object]] = []
+        value_rows = []
+        for index, step in enumerate(steps):
+            values: dict[str, tuple[object, TypeEngine[Any], str]] = {
+                "step_index": (step.step_index, Integer(), "INTEGER"),
+                "channel_index": (step.channel_index, Integer(), "INTEGER"),
+                "step_day": (step.step_day, Integer(), "INTEGER"),
+                "step": (step.step, String(), "VARCHAR"),
+                "due_on": (step.due_on, Date(), "DATE"),
+                "channel": (step.channel, String(), "VARCHAR"),
+                "template": (step.template, String(), "VARCHAR"),
+                "scheduled_at": (step.scheduled_at, UTCDateTime(), "TIMESTAMP WITH TIME ZONE"),
+                "status": (step.status, String(), "VARCHAR"),
+                "status_reason": (step.status_reason, String(), "VARCHAR"),
+            }
+            cells = []
+            for name, (value, type_, postgresql_type) in values.items():
+                key = f"{name}_{index}"
+                parameters[key] = value
+                bound.append(bindparam(key, type_=type_))
+                # SQLite must not CAST: a date or timestamp CAST there turns into a number.
+                cells.append(f"CAST(:{key} AS {postgresql_type})" if is_postgresql else f":{key}")
+            value_rows.append(f"({', '.join(cells)})")
+        if is_postgresql:
+            on_commit = " ON COMMIT DROP"
+            paused_due_on = "p.due_on - o.dispute_paused_days"
+        else:
+            on_commit = ""
+            paused_due_on = "date(p.due_on, '-' || o.dispute_paused_days || ' days')"
+        remaining = (
+            "i.principal_minor + i.fees_minor + i.late_fees_minor"
+            " - i.paid_principal_minor - i.paid_fees_minor"
+        )
+        candidate_columns = (
+            f"i.shopper_id, i.order_id, i.seq, {remaining} AS remaining_minor, o.is_disputed,"
+            " p.step_index, p.channel_index, p.step_day, p.step, p.channel, p.template,"
+            " p.scheduled_at, p.status, p.status_reason"
+        )
+        no_email = "c.channel = 'email' AND COALESCE(s.email_encrypted, '') = ''"
+        self.session.execute(
+            text(
+                f"""
+CREATE TEMPORARY TABLE reminder_run{on_commit} AS
+WITH p (step_index, channel_index, step_day, step, due_on, channel, template, scheduled_at,
+        status, status_reason) AS (
+    VALUES {", ".join(value_rows)}
+),
+candidates AS (
+    SELECT {candidate_columns}
+    FROM p
+    JOIN instalments i ON i.due_on = p.due_on AND i.status IN ('pending', 'overdue')
+    JOIN orders o ON o.shopper_id = i.shopper_id AND o.id = i.order_id
+    WHERE p.step_day <= 0 OR (o.dispute_paused_days = 0 AND NOT o.is_disputed)
+    UNION ALL
+    SELECT {candidate_columns}
+    FROM orders o
+    JOIN instalments i ON i.shopper_id = o.shopper_id AND i.order_id = o.id
+                      AND i.status IN ('pending', 'overdue')
+    JOIN p ON p.step_day > 0 AND i.due_on = {paused_due_on}
+    WHERE o.dispute_paused_days > 0 AND NOT o.is_disputed
+)
+SELECT c.shopper_id, c.order_id, c.seq, c.step_day, c.step, c.channel, c.template,
+       c.scheduled_at,
+       CASE WHEN c.is_disputed OR {no_email} THEN 'suppressed' ELSE c.status END AS status,
+       CASE WHEN c.is_disputed THEN 'dispute_open'
+            WHEN {no_email} THEN 'no_verified_email'
+            ELSE c.status_reason END AS status_reason,
+       row_number() OVER (
+           ORDER BY c.step_index, c.shopper_id, c.order_id, c.seq, c.channel_index
+       ) AS n
+FROM candidates c
+JOIN shoppers s ON s.id = c.shopper_id
+WHERE c.remaining_minor <> 0
+  AND NOT EXISTS (
+      SELECT 1 FROM contact_attempts a
+      WHERE a.shopper_id = c.shopper_id AND a.order_id = c.order_id AND a.seq = c.seq
+        AND a.step_day = c.step_day AND a.channel = c.channel
+  )
+"""
+            ).bindparams(*bound),
+            parameters,
+        )
+        attempts, to_send = self.session.execute(
+            text(
+                "SELECT count(*), coalesce(sum(CASE WHEN status IN ('scheduled', 'deferred')"
+                " THEN 1 ELSE 0 END), 0) FROM reminder_run"
+            )
+        ).one()
+        attempts, to_send = int(attempts), int(to_send)
+        if attempts:
+            attempt_ids = [new_id("contact") for _ in range(attempts)]
+            outbox_ids = [new_id("outbox") for _ in range(to_send)]
+            if is_postgresql:
+                payload = "jsonb_build_object('shopper_id', r.shopper_id, 'attempt_id', a.id)"
+                id_lists = {"ids": attempt_ids, "outbox_ids": outbox_ids}
+
+                def ids_of(name: str, alias: str) -> str:
+                    return f"unnest(CAST(:{name} AS text[])) WITH ORDINALITY AS {alias}(id, n)"
+            else:
+                payload = "json_object('shopper_id', r.shopper_id, 'attempt_id', a.id)"
+                id_lists = {}
+                # Keyed tables: joining json_each directly would rescan the list for every row.
+                for name, ids in (("ids", attempt_ids), ("outbox_ids", outbox_ids)):
+                    self.session.execute(
+                        text(f"CREATE TEMPORARY TABLE reminder_{name} (n INTEGER PRIMARY KEY, id)")
+                    )
+                    self.session.execute(
+                        text(
+                            f"INSERT INTO reminder_{name} (n, id)"
+                            " SELECT key + 1, value FROM json_each(:ids)"
+                        ),
+                        {"ids": json.dumps(ids)},
+                    )
+
+                def ids_of(name: str, alias: str) -> str:
+                    return f"reminder_{name} AS {alias}"
+
+            stamp = bindparam("now", type_=UTCDateTime())
+            self.session.execute(
+                text(
+                    f"""
+INSERT INTO contact_attempts (shopper_id, id, order_id, seq, channel, step_day, step, template,
+                              scheduled_at, status, status_reason, created_at)
+SELECT r.shopper_id, a.id, r.order_id, r.seq, r.channel, r.step_day, r.step, r.template,
+       r.scheduled_at, r.status, r.status_reason, :now
+FROM reminder_run r
+JOIN {ids_of("ids", "a")} ON a.n = r.n
+"""
+                ).bindparams(stamp),
+                {"now": now, **{k: v for k, v in id_lists.items() if k == "ids"}},
+            )
+            if to_send:
+                self.session.execute(
+                    text(
+                        f"""
+INSERT INTO outbox_messages (id, topic, payload, available_at, attempts, created_at)
+SELECT m.id, :topic, {payload}, r.scheduled_at, 0, :now
+FROM (
+    SELECT shopper_id, scheduled_at, n, row_number() OVER (ORDER BY n) AS m
+    FROM reminder_run WHERE status IN ('scheduled', 'deferred')
+) r
+JOIN {ids_of("ids", "a")} ON a.n = r.n
+JOIN {ids_of("outbox_ids", "m")} ON m.n = r.m
+"""
+                    ).bindparams(stamp),
+                    {"topic": topic, "now": now, **id_lists},
+                )
+            if not is_postgresql:
+                self.session.execute(text("DROP TABLE reminder_ids"))
+                self.session.execute(text("DROP TABLE reminder_outbox_ids"))
+        self.session.execute(text("DROP TABLE reminder_run"))
+        return attempts, to_send

@@ -12,26 +12,23 @@ from __future__ import annotations
 import calendar
 import json
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from usefirst.collections import bureau_format, evidence, portfolio
-from usefirst.collections.ladder import Ladder, StepConfig, load_ladder
+from usefirst.collections.ladder import Ladder, load_ladder
 from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
-from usefirst.collections.repository import CollectionsRepository
+from usefirst.collections.repository import CollectionsRepository, ReminderStep
 from usefirst.credit import service as credit_service
 from usefirst.identity import service as identity_service
 from usefirst.kit.clock import as_utc, business_day_start
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
-from usefirst.kit.money import basis_points_of
 from usefirst.kit.outbox import enqueue
 from usefirst.kit.settings import Settings
 from usefirst.merchants import service as merchant_service
@@ -39,6 +36,7 @@ from usefirst.notify.service import publish_event
 from usefirst.notify.templates import TemplateCatalog
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
+from usefirst.privacy.audit import record_accesses
 from usefirst.repayment import service as repayment_service
 from usefirst.repayment.models import Instalment
 
@@ -150,64 +148,43 @@ def _refusal_to_contact(
 def accrue_late_fees(
     session: Session, *, business_on: date, settings: Settings, now: datetime
 ) -> int:
-    """Charge one day of late fees for ``business_on`` on overdue instalments past the grace days.
-
-    The fee is ``late_fee_bps_per_day`` of the unpaid principal, per day. Per order it is capped
-    twice: all late fees ever charged stay within ``late_fee_cap_bps_of_principal`` of the
-    principal, and plan fee plus late fees never exceed the APR cap on the principal over the
-    days since delivery. Disputed orders accrue nothing.
-    """
-    rows = repayment_service.overdue_instalments_for_fees(
-        session, before_on=business_on - timedelta(days=settings.grace_days)
-    )
-    if not rows:
-        return 0
-    by_order: dict[tuple[str, str], list[Instalment]] = defaultdict(list)
-    for row in rows:
-        by_order[(row.shopper_id, row.order_id)].append(row)
-    credit_service.lock_credit_lines(session, shopper_ids=sorted({key[0] for key in by_order}))
-    orders = order_service.orders_by_key(session, list(by_order))
-    charged = 0
-    for key, overdue_rows in sorted(by_order.items()):
-        order = orders[key]
-        if order.is_disputed or order.delivered_at is None:
-            continue
-        all_rows = repayment_service.instalments_of(
-            session, shopper_id=order.shopper_id, order_id=order.id
-        )
-        principal = order.amount_minor - order.refunded_minor
-        late_so_far = sum(row.late_fees_minor + row.late_fees_waived_minor for row in all_rows)
-        plan_fees = sum(row.fees_minor for row in all_rows)
-        days_on_book = (business_on - as_utc(order.delivered_at).date()).days
-        apr_allowance = int(
-            Fraction(principal * settings.apr_cap_bps * max(days_on_book, 0), 10_000 * 365)
-        )
-        room = min(
-            basis_points_of(principal, settings.late_fee_cap_bps_of_principal) - late_so_far,
-            apr_allowance - plan_fees - late_so_far,
-        )
-        fees_by_seq: dict[int, int] = {}
-        for row in overdue_rows:
-            if room <= 0:
-                break
-            fee = min(
-                basis_points_of(row.unpaid_principal_minor, settings.late_fee_bps_per_day), room
-            )
-            if fee > 0:
-                fees_by_seq[row.seq] = fee
-                room -= fee
-        charged += repayment_service.add_late_fees(
-            session,
-            shopper_id=order.shopper_id,
-            order_id=order.id,
-            currency=order.currency,
-            fees_by_seq=fees_by_seq,
-            now=now,
-        )
-    return charged
+    """Charge one day of late fees for ``business_on`` (set-based; see
+    ``repayment.service.charge_daily_late_fees`` for the policy and its caps). Returns the total
+    charged."""
+    return repayment_service.charge_daily_late_fees(
+        session, business_on=business_on, settings=settings, now=now
+    ).total_minor
 
 
 # --- the dunning ladder ----------------------------------------------------------------------
+
+
+def reminder_steps_on(
+    *, business_on: date, ladder: Ladder, policy: ContactPolicy, now: datetime
+) -> list[ReminderStep]:
+    """The (step, channel) pairs of the ladder whose reminders fall on ``business_on``, with the
+    time each goes out under the quiet hours (the same for every instalment of a step)."""
+    steps = []
+    for step_index, step in enumerate(ladder.reminder_steps()):
+        wanted_at = max(policy.at(business_on, step.send_at), now)
+        scheduled_at = policy.next_allowed(wanted_at)
+        is_deferred = scheduled_at != wanted_at
+        for channel_index, channel in enumerate(step.channels):
+            steps.append(
+                ReminderStep(
+                    step_index=step_index,
+                    channel_index=channel_index,
+                    step_day=step.day,
+                    step=f"day_{step.day:+d}",
+                    due_on=business_on - timedelta(days=step.day),
+                    channel=channel,
+                    template=step.template,
+                    scheduled_at=scheduled_at,
+                    status="deferred" if is_deferred else "scheduled",
+                    status_reason="quiet_hours" if is_deferred else None,
+                )
+            )
+    return steps
 
 
 def plan_reminders(
@@ -219,88 +196,19 @@ def plan_reminders(
     cipher: FieldCipher,
     now: datetime,
 ) -> int:
-    """Plan every reminder step that falls on ``business_on``, once per instalment and channel."""
-    policy = ContactPolicy.from_settings(settings)
-    repository = CollectionsRepository(session)
-    planned = 0
-    for step in ladder.reminder_steps():
-        due_on = business_on - timedelta(days=step.day)
-        rows = [
-            r
-            for r in repayment_service.instalments_due_on(session, due_on=due_on)
-            if r.remaining_minor
-        ]
-        orders = order_service.orders_by_key(session, [(r.shopper_id, r.order_id) for r in rows])
-        for row in rows:
-            order = orders[(row.shopper_id, row.order_id)]
-            details = identity_service.contact_details(
-                session, shopper_id=row.shopper_id, cipher=cipher
-            )
-            for channel in step.channels:
-                if repository.step_already_planned(
-                    row.shopper_id, row.order_id, row.seq, step.day, channel
-                ):
-                    continue
-                planned += _plan_attempt(
-                    session,
-                    policy=policy,
-                    order=order,
-                    instalment=row,
-                    step=step,
-                    channel=channel,
-                    has_email=details.email is not None,
-                    business_on=business_on,
-                    now=now,
-                )
-    return planned
-
-
-def _plan_attempt(
-    session: Session,
-    *,
-    policy: ContactPolicy,
-    order: Order,
-    instalment: Instalment,
-    step: StepConfig,
-    channel: str,
-    has_email: bool,
-    business_on: date,
-    now: datetime,
-) -> int:
-    wanted_at = max(policy.at(business_on, step.send_at), now)
-    scheduled_at = policy.next_allowed(wanted_at)
-    status, reason = (
-        ("deferred", "quiet_hours") if scheduled_at != wanted_at else ("scheduled", None)
+    """Plan every reminder step that falls on ``business_on``, once per instalment and channel,
+    set-based (see ``CollectionsRepository.plan_reminders``). Returns how many go out."""
+    steps = reminder_steps_on(
+        business_on=business_on,
+        ladder=ladder,
+        policy=ContactPolicy.from_settings(settings),
+        now=now,
     )
-    if order.is_disputed:
-        status, reason = "suppressed", "dispute_open"
-    elif channel == "email" and not has_email:
-        status, reason = "suppressed", "no_verified_email"
-    attempt = ContactAttempt(
-        shopper_id=order.shopper_id,
-        id=new_id("contact"),
-        order_id=order.id,
-        seq=instalment.seq,
-        channel=channel,
-        step_day=step.day,
-        step=f"day_{step.day:+d}",
-        template=step.template,
-        scheduled_at=scheduled_at,
-        status=status,
-        status_reason=reason,
-        created_at=now,
+    session.flush()
+    _, to_send = CollectionsRepository(session).plan_reminders(
+        steps=steps, topic=CONTACT_TOPIC, now=now
     )
-    CollectionsRepository(session).add(attempt)
-    if status in ("scheduled", "deferred"):
-        enqueue(
-            session,
-            topic=CONTACT_TOPIC,
-            payload={"shopper_id": order.shopper_id, "attempt_id": attempt.id},
-            now=now,
-            available_at=scheduled_at,
-        )
-        return 1
-    return 0
+    return to_send
 
 
 @dataclass
@@ -319,32 +227,27 @@ def escalate(
     settings: Settings,
     now: datetime,
 ) -> EscalationSummary:
-    """Order-level steps, by the days past due of the order's oldest overdue instalment. Each
-    happens once per order (a flag or a case records it); a step missed while the order was
-    disputed happens on the first sweep after the dispute closes."""
+    """Order-level steps, by the order's days past due (since its oldest overdue instalment fell
+    due, less the days a dispute paused). Each happens once per order (a flag or a case records
+    it); none happens while a dispute is open. The call queue and bureau report are one
+    set-based update; legal referral and charge-off (rare, with cases, events and ledger
+    entries) go order by order."""
     summary = EscalationSummary()
-    oldest = repayment_service.oldest_overdue_due_on(session)
-    orders = order_service.orders_by_key(session, sorted(oldest))
-    call_day = ladder.action_day("call_queue")
-    bureau_day = ladder.action_day("bureau_report")
+    summary.call_queue, summary.bureau_reported = order_service.escalate_overdue(
+        session,
+        business_on=business_on,
+        call_queue_day=ladder.action_day("call_queue"),
+        bureau_report_day=ladder.action_day("bureau_report"),
+        now=now,
+    )
     legal_day = ladder.action_day("legal_referral")
     charge_off_day = ladder.action_day("charge_off")
-    for key in sorted(oldest):
-        order = orders[key]
-        order_service.note_first_delinquency(
-            order, first_delinquent_on=oldest[key] + timedelta(days=1)
-        )
-        if order.is_disputed:
-            continue
-        days_past_due = (business_on - oldest[key]).days
-        if call_day is not None and days_past_due >= call_day:
-            summary.call_queue += order_service.mark_collections_step(
-                session, order=order, flag="call_queue_since_on", business_on=business_on, now=now
-            )
-        if bureau_day is not None and days_past_due >= bureau_day:
-            summary.bureau_reported += order_service.mark_collections_step(
-                session, order=order, flag="bureau_reported_on", business_on=business_on, now=now
-            )
+    later_days = [day for day in (legal_day, charge_off_day) if day is not None]
+    if not later_days:
+        return summary
+    for order, days_past_due in order_service.orders_past_due(
+        session, business_on=business_on, days=min(later_days)
+    ):
         if legal_day is not None and days_past_due >= legal_day:
             summary.legal_referred += _refer_to_legal(
                 session, order=order, business_on=business_on, settings=settings, now=now
@@ -537,7 +440,9 @@ class ContactDeliverer:
             "currency": order.currency,
         }
         if attempt.template in ("overdue_notice", "final_notice_bureau", "bureau_reported"):
-            variables["days_past_due"] = max((today - instalment.due_on).days, 1)
+            variables["days_past_due"] = max(
+                order_service.days_past_due_on(order, due_on=instalment.due_on, on=today), 1
+            )
         if attempt.template in (
             "reminder_upcoming",
             "reminder_due_today",
@@ -585,11 +490,19 @@ class ContactDeliverer:
 # --- the collector queue ---------------------------------------------------------------------
 
 
-def _overdue_facts(session: Session, order: Order, today: date) -> tuple[int, int]:
+def overdue_facts(session: Session, order: Order, today: date) -> tuple[int, int]:
+    """What is overdue on the order (minor units) and its days past due, disputes paused."""
     rows = repayment_service.instalments_of(session, shopper_id=order.shopper_id, order_id=order.id)
     overdue = [row for row in rows if row.status == "overdue" and row.due_on is not None]
     overdue_minor = sum(row.remaining_minor for row in overdue)
-    days = max(((today - row.due_on).days for row in overdue if row.due_on), default=0)
+    days = max(
+        (
+            order_service.days_past_due_on(order, due_on=row.due_on, on=today)
+            for row in overdue
+            if row.due_on
+        ),
+        default=0,
+    )
     return overdue_minor, days
 
 
@@ -626,7 +539,7 @@ def collection_queue(session: Session, *, today: date, limit: int) -> list[dict[
     for order in order_service.orders_in_call_queue(session):
         if order.is_disputed:
             continue
-        overdue_minor, days_past_due = _overdue_facts(session, order, today)
+        overdue_minor, days_past_due = overdue_facts(session, order, today)
         if overdue_minor == 0:
             continue
         promise, holds = _promise_state(session, order, today)
@@ -725,9 +638,25 @@ def record_call(
     return attempt
 
 
-def contacts_of(session: Session, *, shopper_id: str) -> list[ContactAttempt]:
+def contacts_of(
+    session: Session,
+    *,
+    shopper_id: str,
+    starting_after: str | None = None,
+    limit: int | None = None,
+) -> list[ContactAttempt]:
+    """The shopper's contact log in the order planned; a page of it after the attempt
+    ``starting_after`` (which must be one of the shopper's)."""
     identity_service.get_shopper(session, shopper_id=shopper_id)
-    return CollectionsRepository(session).attempts_of_shopper(shopper_id)
+    repository = CollectionsRepository(session)
+    after = None
+    if starting_after is not None:
+        after = repository.attempt(shopper_id, starting_after)
+        if after is None:
+            raise ValidationFailed(
+                "starting_after is not a contact of this shopper.", field="starting_after"
+            )
+    return repository.attempts_of_shopper(shopper_id, after=after, limit=limit)
 
 
 def contact_view(attempt: ContactAttempt) -> dict[str, Any]:
@@ -924,6 +853,11 @@ def bureau_accounts(
     accounts = []
     period_start = period_end.replace(day=1)
     for order in order_service.orders_reported_to_bureau(session, reported_by=period_end):
+        if identity_service.is_erased(
+            identity_service.get_shopper(session, shopper_id=order.shopper_id)
+        ):
+            # Erasure needs every account settled; an erased shopper is no longer reported.
+            continue
         identity = identity_service.legal_identity(
             session, shopper_id=order.shopper_id, cipher=cipher
         )
@@ -948,7 +882,12 @@ def bureau_accounts(
             and row.status in ("overdue", "charged_off")
         ]
         days_past_due = max(
-            ((period_end - row.due_on).days for row in late_rows if row.due_on), default=0
+            (
+                order_service.days_past_due_on(order, due_on=row.due_on, on=period_end)
+                for row in late_rows
+                if row.due_on
+            ),
+            default=0,
         )
         past_due = sum(row.remaining_minor for row in late_rows)
         if order.status == "charged_off":
@@ -1016,11 +955,61 @@ def bureau_accounts(
                 date_last_payment=as_utc(last_payment).date() if last_payment else None,
                 charge_off_amount_minor=order.charged_off_minor,
                 is_disputed=order.is_disputed,
+                is_dispute_resolved=not order.is_disputed
+                and order.dispute_resolved_on is not None
+                and period_start <= order.dispute_resolved_on <= period_end,
                 account_information_on=period_end,
                 currency=order.currency,
+                payment_history_profile=payment_history_profile(order, rows, period_end=period_end),
             )
         )
     return accounts
+
+
+def _month_end_before(day: date) -> date:
+    return day.replace(day=1) - timedelta(days=1)
+
+
+def _history_code(order: Order, rows: list[Instalment], *, month_end: date) -> str:
+    """The account's Metro 2 payment history code as it stood at ``month_end``."""
+    if order.charged_off_on is not None and order.charged_off_on <= month_end:
+        return "L"
+    live = [row for row in rows if row.status != "cancelled" and row.due_on is not None]
+    unpaid = [row for row in live if row.settled_on is None or row.settled_on > month_end]
+    if live and not unpaid:
+        return "E"  # zero balance and current
+    # Disputes count as of what was known then: a closed one once it closed, an open one since it
+    # opened (the windows of closed disputes are not kept, only their total).
+    paused = 0
+    if order.dispute_resolved_on is not None and order.dispute_resolved_on <= month_end:
+        paused = order.dispute_paused_days or 0
+    if order.disputed_since_on is not None and order.disputed_since_on <= month_end:
+        paused += (month_end - order.disputed_since_on).days
+    days_past_due = max(
+        (
+            (month_end - row.due_on).days - paused
+            for row in unpaid
+            if row.due_on is not None and row.due_on < month_end
+        ),
+        default=0,
+    )
+    return bureau_format.payment_history_code_for_days(max(days_past_due, 0))
+
+
+def payment_history_profile(order: Order, rows: list[Instalment], *, period_end: date) -> str:
+    """The Metro 2 24-month payment history profile: the account's code at the end of each of
+    the 24 months before the reported one, most recent first, from the instalments' due and
+    settlement dates (an instalment counts as unpaid until settled in full). It stops at the
+    month the account opened; the format pads the months before with ``B``."""
+    opened_on = as_utc(order.created_at).date()
+    codes: list[str] = []
+    month_end = _month_end_before(period_end)
+    while len(codes) < bureau_format.PAYMENT_HISTORY_MONTHS and month_end >= opened_on.replace(
+        day=1
+    ):
+        codes.append(_history_code(order, rows, month_end=month_end))
+        month_end = _month_end_before(month_end)
+    return "".join(codes)
 
 
 def create_bureau_file(
@@ -1060,6 +1049,17 @@ def create_bureau_file(
     )
     CollectionsRepository(session).add(row)
     session.flush()
+    # Making the file decrypted each reported shopper's identity: a system read, audited.
+    record_accesses(
+        session,
+        actor="system:bureau-file",
+        action="bureau_file.create",
+        subject_shopper_ids=[account.shopper_id for account in accounts],
+        fields=["name", "national_id", "phone"],
+        purpose=f"credit-bureau file {row.id} for {period} ({file_format})",
+        now=now,
+        reference_id=row.id,
+    )
     return row
 
 
@@ -1112,8 +1112,12 @@ def get_bureau_file(session: Session, *, file_id: str) -> BureauFile:
     return row
 
 
-def list_bureau_files(session: Session) -> list[BureauFile]:
-    return list(CollectionsRepository(session).bureau_files())
+def list_bureau_files(
+    session: Session, *, starting_after: str | None = None, limit: int | None = None
+) -> list[BureauFile]:
+    return list(
+        CollectionsRepository(session).bureau_files(starting_after=starting_after, limit=limit)
+    )
 
 
 # --- portfolio -------------------------------------------------------------------------------

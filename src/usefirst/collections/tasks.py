@@ -6,6 +6,11 @@ the shopper's credit); one day of late fees is charged; order-level collections 
 (call queue, credit-bureau reporting, legal referral, charge-off); the reminders of the dunning
 ladder that fall on D are planned; and on the first of a month the bureau files of the month just
 ended are written.
+
+Every phase is set-based: a handful of statements over the whole book (``UPDATE … FROM``,
+``INSERT … SELECT``, journal entries posted in batches), not a loop over rows in Python, so a day
+costs about the same number of statements for a hundred instalments as for a million. Only the
+rare per-order steps (legal referral, charge-off, held credit at auto-confirmation) go one by one.
 """
 
 from __future__ import annotations

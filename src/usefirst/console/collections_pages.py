@@ -42,12 +42,9 @@ def _account_page(
     session = page.work.session
     order = order_service.find_order(session, order_id=order_id)
     shopper = identity_service.get_shopper(session, shopper_id=order.shopper_id)
-    queue = {
-        entry["order_id"]: entry
-        for entry in collections_service.collection_queue(
-            session, today=page.work.today, limit=QUEUE_LENGTH
-        )
-    }
+    overdue_minor, days_past_due = collections_service.overdue_facts(
+        session, order, page.work.today
+    )
     contacts = [
         collections_service.contact_view(attempt)
         for attempt in collections_service.contacts_of(session, shopper_id=shopper.id)
@@ -57,7 +54,8 @@ def _account_page(
         status_code=status_code,
         order=order,
         shopper=shopper,
-        entry=queue.get(order.id),
+        overdue_minor=overdue_minor,
+        days_past_due=days_past_due,
         contacts=sorted(contacts, key=lambda view: view["scheduled_at"], reverse=True),
         outcomes=collections_service.CALL_OUTCOMES,
         error=error,

@@ -25,6 +25,7 @@ class CreditLine(Base):
     status: Mapped[str] = mapped_column(String(16))  # active | frozen | closed
     score: Mapped[int | None] = mapped_column(Integer)
     band: Mapped[str | None] = mapped_column(String(8))
+    scorecard_version: Mapped[str | None] = mapped_column(String(64))
     reasons: Mapped[Any] = mapped_column(JSONDocument)
     on_time_orders: Mapped[int] = mapped_column(Integer, default=0)
     reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -42,4 +43,10 @@ class CreditLineChange(Base):
     reason_code: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(String(300))
     order_id: Mapped[str | None] = mapped_column(String(40))
+    # Set when a scorecard decided the change: the score, its band, the scorecard version and the
+    # features and points it was computed from.
+    score: Mapped[int | None] = mapped_column(Integer)
+    band: Mapped[str | None] = mapped_column(String(8))
+    scorecard_version: Mapped[str | None] = mapped_column(String(64))
+    scorecard_inputs: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session
 
 from usefirst.credit.models import CreditLine, CreditLineChange
@@ -30,6 +31,35 @@ class CreditRepository:
                 .order_by(CreditLine.shopper_id)
                 .with_for_update()
             ).all()
+
+    def lock_selected(self, shopper_ids: Select[Any]) -> None:
+        """``lock_many`` for the shoppers a query selects (any number of them)."""
+        self.session.execute(
+            select(CreditLine.shopper_id)
+            .where(CreditLine.shopper_id.in_(shopper_ids))
+            .order_by(CreditLine.shopper_id)
+            .with_for_update()
+        ).all()
+
+    def change_status_many(
+        self, shopper_ids: Sequence[str], *, from_status: str, to_status: str, reasons: Any
+    ) -> list[tuple[str, int]]:
+        """Move the lines of ``shopper_ids`` that are in ``from_status`` to ``to_status``;
+        (shopper id, limit) of each line changed."""
+        if not shopper_ids:
+            return []
+        rows = self.session.execute(
+            update(CreditLine)
+            .where(CreditLine.shopper_id.in_(shopper_ids), CreditLine.status == from_status)
+            .values(status=to_status, reasons=reasons)
+            .returning(CreditLine.shopper_id, CreditLine.limit_minor)
+            .execution_options(synchronize_session=False)
+        ).all()
+        return [(row[0], int(row[1])) for row in rows]
+
+    def add_changes(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.session.execute(insert(CreditLineChange), list(rows))
 
     def add(self, line: CreditLine) -> None:
         self.session.add(line)

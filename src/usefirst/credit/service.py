@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from usefirst.credit.models import CreditLine, CreditLineChange
 from usefirst.credit.policy import (
+    DEFAULT_SCORE_BANDS,
     Applicant,
     Assessment,
     ColdStartCreditPolicy,
     CreditPolicy,
     Reason,
+    ScorecardCreditPolicy,
+    parse_score_bands,
 )
 from usefirst.credit.repository import CreditRepository
+from usefirst.credit.scorecard import load_default_scorecard, load_scorecard
 from usefirst.kit.errors import InvariantViolated, NotFound
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
@@ -25,11 +33,27 @@ FROZEN_OVERDUE = Reason(
 
 
 def policy_from_settings(settings: Settings) -> CreditPolicy:
-    return ColdStartCreditPolicy(
+    cold_start = ColdStartCreditPolicy(
         starting_limit_minor=settings.starting_limit_minor,
         limit_cap_minor=settings.limit_cap_minor,
         growth_bps=settings.limit_growth_bps,
     )
+    if settings.credit_policy == "cold_start":
+        return cold_start
+    return _scorecard_policy(
+        cold_start, settings.credit_scorecard_file, settings.credit_score_bands
+    )
+
+
+@lru_cache(maxsize=8)
+def _scorecard_policy(
+    cold_start: ColdStartCreditPolicy, scorecard_file: Path | None, score_bands: str | None
+) -> ScorecardCreditPolicy:
+    scorecard = (
+        load_default_scorecard() if scorecard_file is None else load_scorecard(scorecard_file)
+    )
+    bands = parse_score_bands(score_bands) if score_bands else DEFAULT_SCORE_BANDS
+    return ScorecardCreditPolicy(scorecard=scorecard, fallback=cold_start, bands=bands)
 
 
 def open_credit_line(
@@ -51,6 +75,7 @@ def open_credit_line(
         status=status,
         score=assessment.score,
         band=assessment.band,
+        scorecard_version=assessment.scorecard_version,
         reasons=[reason.as_dict() for reason in assessment.reasons],
         on_time_orders=0,
         reviewed_at=now,
@@ -68,6 +93,10 @@ def open_credit_line(
             new_status=status,
             reason_code=first_reason.code,
             message=first_reason.message,
+            score=assessment.score,
+            band=assessment.band,
+            scorecard_version=assessment.scorecard_version,
+            scorecard_inputs=assessment.scorecard_inputs,
             created_at=now,
         )
     )
@@ -200,6 +229,7 @@ def credit_view(line: CreditLine) -> dict[str, object]:
         "status": line.status,
         "score": line.score,
         "band": line.band,
+        "scorecard_version": line.scorecard_version,
         "reasons": list(line.reasons or []),
         "reviewed_at": line.reviewed_at,
     }
@@ -216,6 +246,43 @@ def lock_credit_line(session: Session, *, shopper_id: str) -> CreditLine:
 
 def lock_credit_lines(session: Session, *, shopper_ids: list[str]) -> None:
     CreditRepository(session).lock_many(sorted(shopper_ids))
+
+
+def lock_credit_lines_selected(session: Session, *, shopper_ids: Select[Any]) -> None:
+    """Lock the lines of the shoppers a query selects, in shopper id order (set-based jobs)."""
+    CreditRepository(session).lock_selected(shopper_ids)
+
+
+def freeze_many_for_overdue(session: Session, *, shopper_ids: list[str], now: datetime) -> int:
+    """``freeze_for_overdue`` for many shoppers in two statements; the caller holds their locks.
+    Returns how many lines froze."""
+    repository = CreditRepository(session)
+    frozen = sorted(
+        repository.change_status_many(
+            sorted(set(shopper_ids)),
+            from_status="active",
+            to_status="frozen",
+            reasons=[FROZEN_OVERDUE.as_dict()],
+        )
+    )
+    repository.add_changes(
+        [
+            {
+                "shopper_id": shopper_id,
+                "id": new_id("credit_change"),
+                "previous_limit_minor": limit_minor,
+                "new_limit_minor": limit_minor,
+                "previous_status": "active",
+                "new_status": "frozen",
+                "reason_code": FROZEN_OVERDUE.code,
+                "message": FROZEN_OVERDUE.message,
+                "order_id": None,
+                "created_at": now,
+            }
+            for shopper_id, limit_minor in frozen
+        ]
+    )
+    return len(frozen)
 
 
 def close_after_charge_off(session: Session, *, shopper_id: str, now: datetime) -> None:
@@ -239,3 +306,35 @@ def close_after_charge_off(session: Session, *, shopper_id: str, now: datetime) 
         )
     )
     session.expire(line)
+
+
+def close_for_fraud(session: Session, *, shopper_id: str, now: datetime) -> bool:
+    """Close the line of a shopper an analyst confirmed as a fraudster (closed, not frozen: an
+    overdue being paid must not reopen it). True when the line closed now."""
+    line = CreditRepository(session).get(shopper_id, for_update=True)
+    if line is None or line.status == "closed":
+        return False
+    return _change_status(
+        session,
+        shopper_id=shopper_id,
+        to_status="closed",
+        from_status=line.status,
+        reasons=[Reason("closed_fraud", "Closed after a confirmed fraud investigation.")],
+        now=now,
+    )
+
+
+def close_for_erasure(session: Session, *, shopper_id: str, now: datetime) -> bool:
+    """Close the line of a shopper whose personal data is erased: no one can be lent to who can
+    no longer be identified. True when the line closed now."""
+    line = CreditRepository(session).get(shopper_id, for_update=True)
+    if line is None or line.status == "closed":
+        return False
+    return _change_status(
+        session,
+        shopper_id=shopper_id,
+        to_status="closed",
+        from_status=line.status,
+        reasons=[Reason("closed_erasure", "Closed when the shopper's personal data was erased.")],
+        now=now,
+    )

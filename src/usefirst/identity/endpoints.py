@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse
 from usefirst.api.deps import IdempotencyKey, PrincipalDep, RuntimeDep, idempotent_response, require
 from usefirst.api.schemas import EnrolShopperIn
 from usefirst.credit import service as credit_service
+from usefirst.credit.application import Application
 from usefirst.credit.service import policy_from_settings
 from usefirst.identity import service as identity_service
 from usefirst.identity.models import Shopper
 from usefirst.orders import service as order_service
+from usefirst.privacy.audit import record_access
 
 router = APIRouter(prefix="/v1/shoppers", tags=["shoppers"])
 
@@ -56,6 +58,9 @@ def enrol_shopper(
                     credit_report_authorized=body.consent.credit_report_authorized,
                     device_id=body.device_id,
                     ip=body.ip,
+                    application=Application(**body.application.model_dump())
+                    if body.application is not None
+                    else None,
                 ),
                 cipher=runtime.cipher,
                 policy=policy_from_settings(runtime.settings),
@@ -76,9 +81,36 @@ def enrol_shopper(
         )
 
 
+# Unmasked PII goes only to these operator roles, and every such read is audited.
+UNMASKED_PII_ROLES = ("admin", "compliance")
+
+
 @router.get("/{shopper_id}")
-def get_shopper(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_shopper(
+    shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep, unmasked: bool = False
+) -> dict[str, Any]:
     require(principal, platform=True, roles=("admin", "support", "compliance"))
+    if unmasked:
+        require(principal, roles=UNMASKED_PII_ROLES)
+        assert principal.operator_id is not None
+        # A write transaction: the read is recorded in the audit chain with the response.
+        with runtime.work() as work:
+            shopper = identity_service.get_shopper(work.session, shopper_id=shopper_id)
+            line = credit_service.get_credit_line(work.session, shopper_id=shopper_id)
+            view = shopper_view(shopper, credit_service.credit_view(line))
+            view["unmasked"] = identity_service.unmasked_identity(
+                work.session, shopper_id=shopper_id, cipher=runtime.cipher
+            )
+            record_access(
+                work.session,
+                actor=principal.operator_id,
+                action="shopper.read_unmasked",
+                subject_shopper_id=shopper_id,
+                fields=[name for name, value in view["unmasked"].items() if value is not None],
+                purpose=f"GET /v1/shoppers/{shopper_id}?unmasked=true by a {principal.role}",
+                now=work.now,
+            )
+            return view
     with runtime.work(read_only=True) as work:
         shopper = identity_service.get_shopper(work.session, shopper_id=shopper_id)
         line = credit_service.get_credit_line(work.session, shopper_id=shopper_id)

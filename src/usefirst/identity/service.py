@@ -8,6 +8,7 @@ from datetime import date, datetime
 from sqlalchemy.orm import Session
 
 from usefirst.credit import service as credit_service
+from usefirst.credit.application import Application
 from usefirst.credit.models import CreditLine
 from usefirst.credit.policy import Applicant, CreditPolicy
 from usefirst.identity import validation
@@ -18,6 +19,11 @@ from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 
 OPERATOR_ROLES = ("admin", "risk_analyst", "collector", "compliance", "support")
+
+
+class ShopperErased(Conflict):
+    code = "shopper_erased"
+    default_message = "The shopper's personal data has been erased."
 
 
 class ShopperExists(Conflict):
@@ -37,6 +43,8 @@ class EnrolmentRequest:
     consent_source: str = "api"
     device_id: str | None = None
     ip: str | None = None
+    # Marketplace facts for the scorecard; without them the cold-start policy decides.
+    application: Application | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ def enrol_shopper(
         privacy_policy_version=request.privacy_policy_version,
         credit_report_authorized=request.credit_report_authorized,
         age_years=validation.age_on(validation.birth_date_of(national_id), today),
+        application=request.application,
     )
     shopper = Shopper(
         id=shopper_id,
@@ -231,8 +240,20 @@ class LegalIdentity:
     enrolled_at: datetime
 
 
-def contact_details(session: Session, *, shopper_id: str, cipher: FieldCipher) -> ContactDetails:
+def is_erased(shopper: Shopper) -> bool:
+    return shopper.status == "erased"
+
+
+def _identified_shopper(session: Session, *, shopper_id: str) -> Shopper:
+    """The shopper, whose PII can still be decrypted (refused once it was erased)."""
     shopper = get_shopper(session, shopper_id=shopper_id)
+    if is_erased(shopper):
+        raise ShopperErased()
+    return shopper
+
+
+def contact_details(session: Session, *, shopper_id: str, cipher: FieldCipher) -> ContactDetails:
+    shopper = _identified_shopper(session, shopper_id=shopper_id)
     return ContactDetails(
         shopper_id=shopper.id,
         external_id=shopper.external_id,
@@ -247,7 +268,7 @@ def contact_details(session: Session, *, shopper_id: str, cipher: FieldCipher) -
 
 
 def legal_identity(session: Session, *, shopper_id: str, cipher: FieldCipher) -> LegalIdentity:
-    shopper = get_shopper(session, shopper_id=shopper_id)
+    shopper = _identified_shopper(session, shopper_id=shopper_id)
     return LegalIdentity(
         shopper_id=shopper.id,
         name=cipher.decrypt(shopper.name_encrypted, field="name"),
@@ -262,3 +283,18 @@ def legal_identity(session: Session, *, shopper_id: str, cipher: FieldCipher) ->
 def latest_consent(session: Session, *, shopper_id: str) -> Consent | None:
     consents = IdentityRepository(session).consents(shopper_id)
     return consents[-1] if consents else None
+
+
+def unmasked_identity(
+    session: Session, *, shopper_id: str, cipher: FieldCipher
+) -> dict[str, str | None]:
+    """The shopper's PII in clear, for an operator entitled to it (the caller audits the read)."""
+    shopper = _identified_shopper(session, shopper_id=shopper_id)
+    return {
+        "name": cipher.decrypt(shopper.name_encrypted, field="name"),
+        "national_id": cipher.decrypt(shopper.national_id_encrypted, field="national_id"),
+        "phone": cipher.decrypt(shopper.phone_encrypted, field="phone"),
+        "email": cipher.decrypt(shopper.email_encrypted, field="email")
+        if shopper.email_encrypted
+        else None,
+    }

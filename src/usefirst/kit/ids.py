@@ -29,6 +29,19 @@ PREFIXES = {
     "contact": "cnt",
     "legal_case": "lgl",
     "bureau_file": "bur",
+    "dispute_evidence": "dev",
+    "audit_entry": "aud",
+    "complaint": "cmp",
+    "complaint_response": "cmr",
+    "privacy_request": "prq",
+    "console_account": "usr",
+    "settlement": "stl",
+    "settlement_hold": "hld",
+    "standing_change": "stc",
+    "merchant_fine": "fin",
+    "merchant_appeal": "apl",
+    "graph_run": "grr",
+    "ring": "rng",
 }
 
 

@@ -8,6 +8,7 @@ import os
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,13 @@ class Settings(BaseSettings):
     starting_limit_minor: int = Field(default=100_000, ge=0)
     limit_cap_minor: int = Field(default=500_000, ge=0)
     limit_growth_bps: int = Field(default=2_000, ge=0)
+    # "scorecard" scores enrolments that carry marketplace application facts and sets the starting
+    # limit by score band (enrolments without them get the cold-start limit); "cold_start" never
+    # scores. The scorecard is the shipped artefact unless credit_scorecard_file names another;
+    # credit_score_bands is "NAME:MIN_SCORE:LIMIT_MINOR,..." (a score below the lowest declines).
+    credit_policy: Literal["scorecard", "cold_start"] = "scorecard"
+    credit_scorecard_file: Path | None = None
+    credit_score_bands: str | None = None
 
     # Repayment terms.
     pay_within_days: int = Field(default=7, ge=0)
@@ -62,6 +70,18 @@ class Settings(BaseSettings):
     bureau_reporter_id: str = "USEFIRST"
     bureau_reporter_address: str = "BEIJING CN"
 
+    # Settlement. A rolling reserve withholds this share of each payout's net sales and releases it
+    # after settlement_reserve_days. Off by default for merchants in good standing (the 60 bps fee
+    # is the price they agreed to; silently keeping 5 % of every payout is a commercial term, not
+    # an engine default); merchants on watch carry settlement_reserve_on_watch_bps, so the money
+    # that may have to be clawed back is still in hand when a refund or dispute arrives.
+    settlement_reserve_bps: int = Field(default=0, ge=0, le=10_000)
+    settlement_reserve_on_watch_bps: int = Field(default=1_000, ge=0, le=10_000)
+    settlement_reserve_days: int = Field(default=60, ge=1, le=365)
+
+    # Complaints: an operator must answer within this many days of filing (SLA).
+    complaint_response_days: int = Field(default=15, ge=1, le=90)
+
     # Channels: SMS through an HTTP gateway (else written to a local log), email over SMTP.
     sms_gateway_url: str | None = None
     sms_gateway_token: str | None = None
@@ -72,6 +92,28 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+
+    # Risk: the rule file (default: the rules shipped in usefirst/risk/rules.toml) and the
+    # one-time codes of step-up checkouts.
+    risk_rules_file: Path | None = None
+    step_up_code_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    step_up_max_attempts: int = Field(default=5, ge=1, le=10)
+
+    # Disputes: the respondent answers within respond days, an operator decides within decide
+    # days (both counted from filing). Evidence files are stored by content hash under this
+    # directory, never under a name a caller chose.
+    dispute_respond_days: int = Field(default=7, ge=1, le=60)
+    dispute_decide_days: int = Field(default=15, ge=2, le=120)
+    dispute_evidence_dir: Path = Path("usefirst-evidence")
+    dispute_evidence_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=100 * 1024 * 1024)
+
+    # Console sign-in. Cookies are marked Secure whenever the request arrived over TLS (directly
+    # or as told by a trusted proxy's X-Forwarded-Proto); force it with console_secure_cookies.
+    console_session_idle_minutes: int = Field(default=30, ge=1)
+    console_session_max_hours: int = Field(default=8, ge=1)
+    console_max_failed_attempts: int = Field(default=5, ge=1)
+    console_lockout_minutes: int = Field(default=15, ge=1)
+    console_secure_cookies: bool = False
 
 
 @lru_cache

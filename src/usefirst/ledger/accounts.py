@@ -17,12 +17,16 @@ class AccountKind(StrEnum):
     WRITE_OFF_EXPENSE = "write_off_expense"
     RECOVERIES = "recoveries"
     SUSPENSE = "suspense"
+    MERCHANT_RESERVE = "merchant_reserve"  # liability: payouts withheld as a rolling reserve
+    MERCHANT_PENALTY_INCOME = "merchant_penalty_income"  # fines imposed on merchants
+    MERCHANT_RECOVERIES = "merchant_recoveries"  # losses recovered from merchants (clawbacks)
 
 
 OWNED_KINDS = {
     AccountKind.SHOPPER_RECEIVABLE,
     AccountKind.SHOPPER_UNAPPLIED_CREDIT,
     AccountKind.MERCHANT_PAYABLE,
+    AccountKind.MERCHANT_RESERVE,
 }
 
 
@@ -39,6 +43,12 @@ class EntryKind(StrEnum):
     LATE_FEE_WAIVER = "late_fee_waiver"
     CHARGE_OFF = "charge_off"
     RECOVERY = "recovery"
+    MERCHANT_PAYOUT = "merchant_payout"
+    RESERVE_WITHHELD = "reserve_withheld"
+    RESERVE_RELEASED = "reserve_released"
+    MERCHANT_CLAWBACK = "merchant_clawback"
+    MERCHANT_FINE = "merchant_fine"
+    MERCHANT_FINE_REVERSAL = "merchant_fine_reversal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +76,13 @@ def merchant_payable(merchant_id: str) -> AccountRef:
     return AccountRef(AccountKind.MERCHANT_PAYABLE, merchant_id)
 
 
+def merchant_reserve(merchant_id: str) -> AccountRef:
+    return AccountRef(AccountKind.MERCHANT_RESERVE, merchant_id)
+
+
 PLATFORM_CASH = AccountRef(AccountKind.PLATFORM_CASH)
+MERCHANT_PENALTY_INCOME = AccountRef(AccountKind.MERCHANT_PENALTY_INCOME)
+MERCHANT_RECOVERIES = AccountRef(AccountKind.MERCHANT_RECOVERIES)
 MERCHANT_FEE_INCOME = AccountRef(AccountKind.MERCHANT_FEE_INCOME)
 INSTALMENT_FEE_INCOME = AccountRef(AccountKind.INSTALMENT_FEE_INCOME)
 LATE_FEE_INCOME = AccountRef(AccountKind.LATE_FEE_INCOME)

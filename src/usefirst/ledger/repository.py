@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import case, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -31,6 +31,84 @@ class LedgerRepository:
         self.session.execute(insert(LedgerPosting), list(postings))
         self.session.execute(insert(JournalEntry), [entry])
 
+    def ensure_accounts_many(self, rows: Sequence[dict[str, object]]) -> None:
+        """``ensure_accounts`` for any number of accounts (PostgreSQL: one statement over arrays,
+        free of the driver's parameter limit; SQLite: an executemany)."""
+        if not rows:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                text(
+                    "INSERT INTO ledger_accounts (code, kind, owner_id, currency, created_at)"
+                    " SELECT code, kind, owner_id, currency, CAST(:created_at AS timestamptz)"
+                    " FROM unnest(CAST(:codes AS text[]), CAST(:kinds AS text[]),"
+                    " CAST(:owner_ids AS text[]), CAST(:currencies AS text[]))"
+                    " AS a(code, kind, owner_id, currency)"
+                    " ON CONFLICT DO NOTHING"
+                ),
+                {
+                    "codes": [row["code"] for row in rows],
+                    "kinds": [row["kind"] for row in rows],
+                    "owner_ids": [row["owner_id"] for row in rows],
+                    "currencies": [row["currency"] for row in rows],
+                    "created_at": rows[0]["created_at"],
+                },
+            )
+            return
+        self.session.execute(sqlite_insert(LedgerAccount).on_conflict_do_nothing(), list(rows))
+
+    def insert_entries(
+        self, *, entries: Sequence[dict[str, object]], postings: Sequence[dict[str, object]]
+    ) -> None:
+        """Many entries at once, postings before headers as in ``insert_entry`` (PostgreSQL: one
+        statement each over arrays; SQLite: executemany). Every entry is stamped alike."""
+        if not entries:
+            return
+        if self.session.get_bind().dialect.name != "postgresql":
+            self.session.execute(insert(LedgerPosting), list(postings))
+            self.session.execute(insert(JournalEntry), list(entries))
+            return
+        self.session.execute(
+            text(
+                "INSERT INTO ledger_postings (entry_id, seq, account_code, currency, amount_minor)"
+                " SELECT * FROM unnest(CAST(:entry_ids AS text[]), CAST(:seqs AS integer[]),"
+                " CAST(:codes AS text[]), CAST(:currencies AS text[]),"
+                " CAST(:amounts AS bigint[]))"
+            ),
+            {
+                "entry_ids": [row["entry_id"] for row in postings],
+                "seqs": [row["seq"] for row in postings],
+                "codes": [row["account_code"] for row in postings],
+                "currencies": [row["currency"] for row in postings],
+                "amounts": [row["amount_minor"] for row in postings],
+            },
+        )
+        self.session.execute(
+            text(
+                "INSERT INTO journal_entries (id, kind, shopper_id, merchant_id, order_id,"
+                " reference_id, posting_count, memo, created_at)"
+                " SELECT id, kind, shopper_id, merchant_id, order_id, reference_id, posting_count,"
+                " memo, CAST(:created_at AS timestamptz)"
+                " FROM unnest(CAST(:ids AS text[]), CAST(:kinds AS text[]),"
+                " CAST(:shopper_ids AS text[]), CAST(:merchant_ids AS text[]),"
+                " CAST(:order_ids AS text[]), CAST(:reference_ids AS text[]),"
+                " CAST(:posting_counts AS integer[]), CAST(:memos AS text[]))"
+                " AS e(id, kind, shopper_id, merchant_id, order_id, reference_id, posting_count,"
+                " memo)"
+            ),
+            {
+                "ids": [row["id"] for row in entries],
+                "kinds": [row["kind"] for row in entries],
+                "shopper_ids": [row["shopper_id"] for row in entries],
+                "merchant_ids": [row["merchant_id"] for row in entries],
+                "order_ids": [row["order_id"] for row in entries],
+                "reference_ids": [row["reference_id"] for row in entries],
+                "posting_counts": [row["posting_count"] for row in entries],
+                "memos": [row["memo"] for row in entries],
+                "created_at": entries[0]["created_at"],
+            },
+        )
+
     def balance_of(self, account_code: str) -> int:
         total = self.session.scalar(
             select(func.coalesce(func.sum(LedgerPosting.amount_minor), 0)).where(
@@ -38,6 +116,18 @@ class LedgerRepository:
             )
         )
         return int(total or 0)
+
+    def balances_of(self, account_codes: Sequence[str]) -> dict[str, int]:
+        """Debit-positive balance of each account with postings among ``account_codes``."""
+        found: dict[str, int] = {}
+        for start in range(0, len(account_codes), 1000):
+            rows = self.session.execute(
+                select(LedgerPosting.account_code, func.sum(LedgerPosting.amount_minor))
+                .where(LedgerPosting.account_code.in_(account_codes[start : start + 1000]))
+                .group_by(LedgerPosting.account_code)
+            ).all()
+            found.update((row[0], int(row[1])) for row in rows)
+        return found
 
     def balances(self) -> list[tuple[str, str, str, int, int]]:
         """(code, kind, currency, debits, credits) for every account with postings."""

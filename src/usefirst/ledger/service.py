@@ -81,9 +81,94 @@ def post_entry(
     return entry_id
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """One two-legged entry of a batch (see ``post_transfers``)."""
+
+    debit: AccountRef
+    credit: AccountRef
+    amount_minor: int
+    currency: str
+    shopper_id: str | None = None
+    merchant_id: str | None = None
+    order_id: str | None = None
+    reference_id: str | None = None
+    memo: str = ""
+
+
+def post_transfers(
+    session: Session, *, kind: EntryKind, transfers: Sequence[Transfer], now: datetime
+) -> list[str]:
+    """Post many two-legged entries of one kind in a few statements (the daily sweep's late fees,
+    for instance): one entry per transfer, each with its own id, owner and order, so every entry
+    stays traceable as if posted by ``post_transfer``. Zero amounts post nothing (id ""); the
+    ids are returned in the order of ``transfers``."""
+    accounts_by_code: dict[str, dict[str, object]] = {}
+    entries: list[dict[str, object]] = []
+    postings: list[dict[str, object]] = []
+    ids: list[str] = []
+    for item in transfers:
+        if item.amount_minor < 0:
+            raise InvariantViolated(f"{kind} transfer of a negative amount: {item!r}")
+        if item.amount_minor == 0:
+            ids.append("")
+            continue
+        if item.debit == item.credit:
+            raise InvariantViolated(f"{kind} transfer needs two different accounts: {item!r}")
+        entry_id = new_id("journal_entry")
+        ids.append(entry_id)
+        for seq, (account, amount) in enumerate(
+            ((item.debit, item.amount_minor), (item.credit, -item.amount_minor)), start=1
+        ):
+            code = account.code(item.currency)
+            if code not in accounts_by_code:
+                accounts_by_code[code] = {
+                    "code": code,
+                    "kind": account.kind.value,
+                    "owner_id": account.owner_id,
+                    "currency": item.currency,
+                    "created_at": now,
+                }
+            postings.append(
+                {
+                    "entry_id": entry_id,
+                    "seq": seq,
+                    "account_code": code,
+                    "currency": item.currency,
+                    "amount_minor": amount,
+                }
+            )
+        entries.append(
+            {
+                "id": entry_id,
+                "kind": kind.value,
+                "shopper_id": item.shopper_id,
+                "merchant_id": item.merchant_id,
+                "order_id": item.order_id,
+                "reference_id": item.reference_id,
+                "posting_count": 2,
+                "memo": item.memo[:200],
+                "created_at": now,
+            }
+        )
+    repository = LedgerRepository(session)
+    repository.ensure_accounts_many(list(accounts_by_code.values()))
+    repository.insert_entries(entries=entries, postings=postings)
+    return ids
+
+
 def balance_of(session: Session, account: AccountRef, currency: str) -> int:
     """Debit-positive balance of an account (a liability's balance is negative)."""
     return LedgerRepository(session).balance_of(account.code(currency))
+
+
+def balances_of(
+    session: Session, accounts: Sequence[AccountRef], currency: str
+) -> dict[AccountRef, int]:
+    """``balance_of`` for many accounts in one query per thousand (0 for no postings)."""
+    codes = {account.code(currency): account for account in accounts}
+    found = LedgerRepository(session).balances_of(sorted(codes))
+    return {account: found.get(code, 0) for code, account in codes.items()}
 
 
 @dataclass

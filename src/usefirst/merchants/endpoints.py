@@ -1,16 +1,29 @@
-"""Merchant onboarding (platform) and look-up (platform or the merchant itself)."""
+"""Merchant onboarding and look-up, settlement (balance, payouts) and standing (watch,
+suspension, ban, fines, appeals)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
-from usefirst.api.deps import PrincipalDep, RuntimeDep, require
+from usefirst.api.deps import (
+    IdempotencyKey,
+    PrincipalDep,
+    RuntimeDep,
+    idempotent_response,
+    page,
+    require,
+)
 from usefirst.api.schemas import CreateMerchantIn
+from usefirst.identity.service import Principal
 from usefirst.kit.errors import NotFound
+from usefirst.kit.money import check_currency
 from usefirst.merchants import service as merchant_service
+from usefirst.merchants import settlement, standing
 from usefirst.merchants.models import Merchant
+from usefirst.merchants.schemas import AppealDecisionIn, AppealIn, FineIn, StandingChangeIn
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 
@@ -45,6 +58,8 @@ def create_merchant(
             fee_rate_bps=body.fee_rate_bps,
             cipher=runtime.cipher,
             now=work.now,
+            phone=body.phone,
+            address=body.address,
         )
         view = merchant_view(created.merchant)
     view["api_key"] = created.api_key
@@ -59,3 +74,234 @@ def get_merchant(merchant_id: str, runtime: RuntimeDep, principal: PrincipalDep)
         raise NotFound("No such merchant.")
     with runtime.work(read_only=True) as work:
         return merchant_view(merchant_service.get_merchant(work.session, merchant_id=merchant_id))
+
+
+# Settlement: balance and payouts (platform, admins, and the merchant itself for its own id).
+
+
+def _require_own_or_staff(principal: Principal, merchant_id: str, roles: tuple[str, ...]) -> None:
+    require(principal, platform=True, merchant=True, roles=roles)
+    if principal.kind == "merchant" and principal.merchant_id != merchant_id:
+        raise NotFound("No such merchant.")
+
+
+def _actor(principal: Principal) -> str:
+    if principal.kind == "operator":
+        return f"operator:{principal.operator_id}"
+    if principal.kind == "merchant":
+        return f"merchant:{principal.merchant_id}"
+    return "platform"
+
+
+@router.get("/{merchant_id}/balance")
+def get_balance(
+    merchant_id: str,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
+) -> dict[str, Any]:
+    _require_own_or_staff(principal, merchant_id, ("admin",))
+    with runtime.work(read_only=True) as work:
+        balance = settlement.merchant_balance(
+            work.session,
+            merchant_id=merchant_id,
+            currency=check_currency(currency or runtime.settings.currency),
+        )
+        return {
+            "merchant_id": merchant_id,
+            "payable_minor": balance.payable_minor,
+            "held_minor": balance.held_minor,
+            "reserve_minor": balance.reserve_minor,
+            "currency": balance.currency,
+        }
+
+
+@router.get("/{merchant_id}/settlements")
+def list_settlements(
+    merchant_id: str,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    starting_after: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    _require_own_or_staff(principal, merchant_id, ("admin",))
+    with runtime.work(read_only=True) as work:
+        merchant_service.get_merchant(work.session, merchant_id=merchant_id)
+        rows = settlement.list_settlements(
+            work.session, merchant_id=merchant_id, limit=limit + 1, starting_after=starting_after
+        )
+        return page(rows, limit, settlement.settlement_view)
+
+
+@router.get("/{merchant_id}/settlements/{settlement_id}")
+def get_settlement(
+    merchant_id: str, settlement_id: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    _require_own_or_staff(principal, merchant_id, ("admin",))
+    with runtime.work(read_only=True) as work:
+        found = settlement.get_settlement(
+            work.session, merchant_id=merchant_id, settlement_id=settlement_id
+        )
+        view = settlement.settlement_view(found)
+        view["lines"] = [
+            settlement.line_view(line)
+            for line in settlement.settlement_lines(work.session, settlement=found)
+        ]
+        return view
+
+
+@router.get("/{merchant_id}/statement")
+def get_statement(
+    merchant_id: str,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
+) -> dict[str, Any]:
+    _require_own_or_staff(principal, merchant_id, ("admin",))
+    with runtime.work(read_only=True) as work:
+        merchant_service.get_merchant(work.session, merchant_id=merchant_id)
+        found = settlement.statement(
+            work.session,
+            merchant_id=merchant_id,
+            currency=check_currency(currency or runtime.settings.currency),
+        )
+        return {
+            "merchant_id": merchant_id,
+            "currency": found.currency,
+            "ledger_payable_minor": found.ledger_payable_minor,
+            "pending_minor": found.pending_minor,
+            "settled_minor": found.settled_minor,
+            "is_reconciled": found.is_reconciled,
+            "problems": found.problems,
+            "lines": [
+                {
+                    "entry_id": line.entry_id,
+                    "entry_kind": line.entry_kind,
+                    "order_id": line.order_id,
+                    "amount_minor": line.amount_minor,
+                    "created_at": line.created_at,
+                    "settlement_id": line.settlement_id,
+                    "is_held": line.is_held,
+                }
+                for line in found.lines
+            ],
+        }
+
+
+# Standing: watch, suspension, ban, fines, appeals.
+
+
+@router.get("/{merchant_id}/standing")
+def get_standing(merchant_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    _require_own_or_staff(principal, merchant_id, ("admin", "risk_analyst"))
+    with runtime.work(read_only=True) as work:
+        return standing.standing_history(work.session, merchant_id=merchant_id)
+
+
+@router.post("/{merchant_id}/standing")
+def change_standing(
+    merchant_id: str,
+    body: StandingChangeIn,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    response: Response,
+) -> dict[str, Any]:
+    require(principal, roles=("admin", "risk_analyst"))
+    with runtime.work() as work:
+        change = standing.change_standing(
+            work.session,
+            merchant_id=merchant_id,
+            status=body.status,
+            reason=body.reason,
+            evidence=body.evidence,
+            decided_by=_actor(principal),
+            now=work.now,
+            settings=runtime.settings,
+        )
+        response.status_code = 200 if change is None else 201
+        return {
+            "merchant_id": merchant_id,
+            "status": body.status,
+            "change": None if change is None else standing.standing_change_view(change),
+        }
+
+
+@router.post("/{merchant_id}/fines", status_code=201)
+def impose_fine(
+    merchant_id: str,
+    body: FineIn,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    require(principal, roles=("admin",))
+    with runtime.work() as work:
+
+        def handler() -> tuple[int, Any]:
+            fine = standing.impose_fine(
+                work.session,
+                merchant_id=merchant_id,
+                amount_minor=body.amount_minor,
+                currency=check_currency(body.currency),
+                reason=body.reason,
+                evidence=body.evidence,
+                decided_by=_actor(principal),
+                settings=runtime.settings,
+                now=work.now,
+            )
+            return 201, standing.fine_view(fine)
+
+        return idempotent_response(
+            runtime,
+            work,
+            request=request,
+            principal=principal,
+            idempotency_key=idempotency_key,
+            body=body,
+            handler=handler,
+        )
+
+
+@router.post("/{merchant_id}/appeals", status_code=201)
+def file_appeal(
+    merchant_id: str, body: AppealIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, merchant=True)
+    if principal.merchant_id != merchant_id:
+        raise NotFound("No such merchant.")
+    with runtime.work() as work:
+        appeal = standing.file_appeal(
+            work.session,
+            merchant_id=merchant_id,
+            subject_id=body.subject_id,
+            grounds=body.grounds,
+            evidence=body.evidence,
+            filed_by=_actor(principal),
+            settings=runtime.settings,
+            now=work.now,
+        )
+        return standing.appeal_view(appeal)
+
+
+@router.post("/{merchant_id}/appeals/{appeal_id}/decide")
+def decide_appeal(
+    merchant_id: str,
+    appeal_id: str,
+    body: AppealDecisionIn,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    require(principal, roles=("admin",))
+    with runtime.work() as work:
+        appeal = standing.decide_appeal(
+            work.session,
+            merchant_id=merchant_id,
+            appeal_id=appeal_id,
+            outcome=body.outcome,
+            note=body.note,
+            decided_by=_actor(principal),
+            settings=runtime.settings,
+            now=work.now,
+        )
+        return standing.appeal_view(appeal)

@@ -1,10 +1,36 @@
-"""All SQL of merchants."""
+"""All SQL of merchants: onboarding, settlement, holds and standing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.orm import Session
 
-from usefirst.merchants.models import Merchant
+from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
+from usefirst.merchants.models import (
+    Merchant,
+    MerchantAppeal,
+    MerchantFine,
+    Settlement,
+    SettlementHold,
+    SettlementLine,
+    StandingChange,
+)
+
+
+@dataclass(frozen=True)
+class PayablePosting:
+    """One posting to a merchant payable; ``owed_minor`` > 0 when it raises what is owed."""
+
+    entry_id: str
+    entry_kind: str
+    order_id: str | None
+    owed_minor: int
+    created_at: datetime
+    settlement_id: str | None
 
 
 class MerchantRepository:
@@ -14,5 +40,278 @@ class MerchantRepository:
     def add(self, merchant: Merchant) -> None:
         self.session.add(merchant)
 
-    def get(self, merchant_id: str) -> Merchant | None:
-        return self.session.get(Merchant, merchant_id)
+    def get(self, merchant_id: str, *, for_update: bool = False) -> Merchant | None:
+        if not for_update:
+            return self.session.get(Merchant, merchant_id)
+        return self.session.scalars(
+            select(Merchant).where(Merchant.id == merchant_id).with_for_update()
+        ).one_or_none()
+
+
+class SettlementRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # Holds
+
+    def active_holds(self, merchant_id: str, order_id: str | None = None) -> list[SettlementHold]:
+        statement = select(SettlementHold).where(
+            SettlementHold.merchant_id == merchant_id, SettlementHold.released_at.is_(None)
+        )
+        if order_id is not None:
+            statement = statement.where(SettlementHold.order_id == order_id)
+        return list(self.session.scalars(statement.order_by(SettlementHold.id)))
+
+    def held_order_ids(self, merchant_id: str) -> set[str]:
+        return {
+            row
+            for row in self.session.scalars(
+                select(SettlementHold.order_id)
+                .where(
+                    SettlementHold.merchant_id == merchant_id,
+                    SettlementHold.released_at.is_(None),
+                )
+                .distinct()
+            )
+        }
+
+    def add(self, row: SettlementHold | Settlement | SettlementLine) -> None:
+        self.session.add(row)
+
+    def add_lines(self, rows: Iterable[dict[str, object]]) -> None:
+        values = list(rows)
+        if values:
+            self.session.execute(insert(SettlementLine), values)
+
+    # Ledger postings of a merchant's payable, read-only, joined to what settled them.
+
+    def payable_postings(
+        self,
+        *,
+        merchant_id: str,
+        account_code: str,
+        created_before: datetime | None = None,
+        pending_only: bool,
+    ) -> list[PayablePosting]:
+        statement = (
+            select(
+                LedgerPosting.entry_id,
+                JournalEntry.kind,
+                JournalEntry.order_id,
+                LedgerPosting.amount_minor,
+                JournalEntry.created_at,
+                SettlementLine.settlement_id,
+            )
+            .join(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
+            .outerjoin(
+                SettlementLine,
+                and_(
+                    SettlementLine.merchant_id == merchant_id,
+                    SettlementLine.entry_id == LedgerPosting.entry_id,
+                ),
+            )
+            .where(LedgerPosting.account_code == account_code)
+        )
+        if created_before is not None:
+            statement = statement.where(JournalEntry.created_at < created_before)
+        if pending_only:
+            statement = statement.where(SettlementLine.entry_id.is_(None))
+        rows = self.session.execute(
+            statement.order_by(JournalEntry.created_at, LedgerPosting.entry_id)
+        ).all()
+        return [
+            PayablePosting(
+                entry_id=row[0],
+                entry_kind=row[1],
+                order_id=row[2],
+                owed_minor=-int(row[3]),
+                created_at=row[4],
+                settlement_id=row[5],
+            )
+            for row in rows
+        ]
+
+    def payable_currencies(self, merchant_id: str) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(LedgerAccount.currency)
+                .where(
+                    LedgerAccount.kind == "merchant_payable",
+                    LedgerAccount.owner_id == merchant_id,
+                )
+                .order_by(LedgerAccount.currency)
+            )
+        )
+
+    def merchants_with_payable(self) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(LedgerAccount.owner_id)
+                .where(LedgerAccount.kind == "merchant_payable")
+                .distinct()
+                .order_by(LedgerAccount.owner_id)
+            )
+        )
+
+    def sold_order_ids_settled(self, merchant_id: str, order_ids: Iterable[str]) -> set[str]:
+        wanted = sorted(set(order_ids))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            found.update(
+                self.session.scalars(
+                    select(SettlementLine.order_id).where(
+                        SettlementLine.merchant_id == merchant_id,
+                        SettlementLine.component == "sale",
+                        SettlementLine.order_id.in_(wanted[start : start + 500]),
+                    )
+                )
+            )
+        return {order_id for order_id in found if order_id is not None}
+
+    # Settlements
+
+    def settlement_on(self, merchant_id: str, currency: str, settled_on: date) -> Settlement | None:
+        return self.session.scalars(
+            select(Settlement).where(
+                Settlement.merchant_id == merchant_id,
+                Settlement.currency == currency,
+                Settlement.settled_on == settled_on,
+            )
+        ).one_or_none()
+
+    def get_settlement(self, merchant_id: str, settlement_id: str) -> Settlement | None:
+        return self.session.get(Settlement, (merchant_id, settlement_id))
+
+    def settlements_page(
+        self, merchant_id: str, *, limit: int, starting_after: str | None
+    ) -> list[Settlement]:
+        statement = select(Settlement).where(Settlement.merchant_id == merchant_id)
+        if starting_after is not None:
+            statement = statement.where(Settlement.id < starting_after)
+        return list(self.session.scalars(statement.order_by(Settlement.id.desc()).limit(limit)))
+
+    def settlements_of(self, merchant_id: str, currency: str) -> list[Settlement]:
+        return list(
+            self.session.scalars(
+                select(Settlement)
+                .where(Settlement.merchant_id == merchant_id, Settlement.currency == currency)
+                .order_by(Settlement.settled_on, Settlement.id)
+            )
+        )
+
+    def lines_of(self, merchant_id: str, settlement_id: str) -> list[SettlementLine]:
+        return list(
+            self.session.scalars(
+                select(SettlementLine)
+                .where(
+                    SettlementLine.merchant_id == merchant_id,
+                    SettlementLine.settlement_id == settlement_id,
+                )
+                .order_by(SettlementLine.entry_id)
+            )
+        )
+
+    def reserves_due(self, merchant_id: str, *, due_on: date) -> list[Settlement]:
+        return list(
+            self.session.scalars(
+                select(Settlement)
+                .where(
+                    Settlement.merchant_id == merchant_id,
+                    Settlement.reserve_minor > 0,
+                    Settlement.reserve_released_at.is_(None),
+                    Settlement.reserve_release_on <= due_on,
+                )
+                .order_by(Settlement.settled_on, Settlement.id)
+                .with_for_update()
+            )
+        )
+
+    def merchants_with_reserve_due(self, *, due_on: date) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(Settlement.merchant_id)
+                .where(
+                    Settlement.reserve_minor > 0,
+                    Settlement.reserve_released_at.is_(None),
+                    Settlement.reserve_release_on <= due_on,
+                )
+                .distinct()
+            )
+        )
+
+    def count_settlements(self, merchant_id: str) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(Settlement)
+                .where(Settlement.merchant_id == merchant_id)
+            )
+            or 0
+        )
+
+
+class StandingRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: StandingChange | MerchantFine | MerchantAppeal) -> None:
+        self.session.add(row)
+
+    def changes_of(self, merchant_id: str) -> list[StandingChange]:
+        return list(
+            self.session.scalars(
+                select(StandingChange)
+                .where(StandingChange.merchant_id == merchant_id)
+                .order_by(StandingChange.id)
+            )
+        )
+
+    def get_change(self, merchant_id: str, change_id: str) -> StandingChange | None:
+        return self.session.get(StandingChange, (merchant_id, change_id))
+
+    def fines_of(self, merchant_id: str) -> list[MerchantFine]:
+        return list(
+            self.session.scalars(
+                select(MerchantFine)
+                .where(MerchantFine.merchant_id == merchant_id)
+                .order_by(MerchantFine.id)
+            )
+        )
+
+    def get_fine(
+        self, merchant_id: str, fine_id: str, *, for_update: bool = False
+    ) -> MerchantFine | None:
+        statement = select(MerchantFine).where(
+            MerchantFine.merchant_id == merchant_id, MerchantFine.id == fine_id
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        return self.session.scalars(statement).one_or_none()
+
+    def appeals_of(self, merchant_id: str) -> list[MerchantAppeal]:
+        return list(
+            self.session.scalars(
+                select(MerchantAppeal)
+                .where(MerchantAppeal.merchant_id == merchant_id)
+                .order_by(MerchantAppeal.id)
+            )
+        )
+
+    def get_appeal(
+        self, merchant_id: str, appeal_id: str, *, for_update: bool = False
+    ) -> MerchantAppeal | None:
+        statement = select(MerchantAppeal).where(
+            MerchantAppeal.merchant_id == merchant_id, MerchantAppeal.id == appeal_id
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        return self.session.scalars(statement).one_or_none()
+
+    def open_appeal_for(self, merchant_id: str, subject_id: str) -> MerchantAppeal | None:
+        return self.session.scalars(
+            select(MerchantAppeal).where(
+                MerchantAppeal.merchant_id == merchant_id,
+                MerchantAppeal.subject_id == subject_id,
+                MerchantAppeal.status == "open",
+            )
+        ).one_or_none()

@@ -45,6 +45,8 @@ def create_merchant(
     fee_rate_bps: int | None,
     cipher: FieldCipher,
     now: datetime,
+    phone: str | None = None,
+    address: str | None = None,
 ) -> NewMerchant:
     if not name.strip():
         raise ValidationFailed("name must not be empty.", field="name")
@@ -52,6 +54,14 @@ def create_merchant(
         raise ValidationFailed("category must not be empty.", field="category")
     if webhook_url is not None:
         validate_webhook_url(webhook_url)
+    # The merchant's own phone and address, kept so risk can tell when an order goes to the
+    # merchant itself (encrypted, with keyed hashes matching shoppers' phones and addresses).
+    from usefirst.identity.validation import validate_phone
+    from usefirst.risk.features import address_hash, normalise_address
+
+    phone = validate_phone(phone) if phone is not None else None
+    if address is not None and not normalise_address(address):
+        raise ValidationFailed("address must not be empty.", field="address")
     webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
     merchant = Merchant(
         id=new_id("merchant"),
@@ -63,6 +73,12 @@ def create_merchant(
         settlement_days=DEFAULT_SETTLEMENT_DAYS if settlement_days is None else settlement_days,
         fee_rate_bps=DEFAULT_FEE_RATE_BPS if fee_rate_bps is None else fee_rate_bps,
         created_at=now,
+        phone_encrypted=cipher.encrypt(phone, field="merchant_phone") if phone else None,
+        phone_hash=cipher.blind_index(phone, field="phone") if phone else None,
+        address_encrypted=cipher.encrypt(address.strip(), field="merchant_address")
+        if address
+        else None,
+        address_hash=address_hash(cipher, address) if address else None,
     )
     MerchantRepository(session).add(merchant)
     session.flush()

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from usefirst.kit.db import Base, JSONDocument, UTCDateTime
@@ -19,6 +29,14 @@ class Order(Base):
         Index("ix_orders_id", "id"),
         Index("ix_orders_merchant_id", "merchant_id", "id"),
         Index("ix_orders_status", "status", "shipped_at"),
+        Index(
+            "ix_orders_dispute_paused",
+            "shopper_id",
+            "id",
+            postgresql_where=text("dispute_paused_days > 0"),
+            sqlite_where=text("dispute_paused_days > 0"),
+        ),
+        Index("ix_orders_tracking_number", "tracking_number"),
     )
 
     shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
@@ -31,6 +49,8 @@ class Order(Base):
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     items: Mapped[Any] = mapped_column(JSONDocument)
     shipping_address_encrypted: Mapped[str | None] = mapped_column(String(2048))
+    # Keyed hash of the normalised address: links orders shipped to one place (risk).
+    shipping_address_hash: Mapped[str | None] = mapped_column(String(64))
     device_id: Mapped[str | None] = mapped_column(String(128))
     ip: Mapped[str | None] = mapped_column(String(64))
     decision_outcome: Mapped[str] = mapped_column(String(16))
@@ -45,6 +65,10 @@ class Order(Base):
     repaid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Collections: an open dispute pauses dunning and late fees and is flagged to the bureau.
     is_disputed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # An open dispute pauses the days past due: days past due = days since due - paused days.
+    disputed_since_on: Mapped[date | None] = mapped_column(Date)
+    dispute_paused_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dispute_resolved_on: Mapped[date | None] = mapped_column(Date)
     first_delinquent_on: Mapped[date | None] = mapped_column(Date)
     call_queue_since_on: Mapped[date | None] = mapped_column(Date)
     bureau_reported_on: Mapped[date | None] = mapped_column(Date)

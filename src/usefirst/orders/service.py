@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from usefirst.credit import service as credit_service
 from usefirst.credit.policy import Reason
 from usefirst.identity import service as identity_service
+from usefirst.kit.clock import business_date
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, InvariantViolated, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
@@ -26,6 +27,9 @@ from usefirst.orders.models import Order, Refund
 from usefirst.orders.repository import OrderRepository
 from usefirst.repayment import schedule
 from usefirst.repayment import service as repayment_service
+from usefirst.repayment.models import Instalment
+from usefirst.risk import decision as risk_decision
+from usefirst.risk import monitors as risk_monitors
 
 MAX_ORDER_AMOUNT_MINOR = 10_000_000_00
 ACTIVE_STATUSES = ("delivered", "overdue")
@@ -124,6 +128,23 @@ def checkout(
     line = credit_service.get_credit_line(session, shopper_id=shopper.id)
     if line.currency != request.currency:
         raise ValidationFailed(f"This shopper's credit is in {line.currency}.", field="currency")
+    items = [item.__dict__ for item in request.items]
+    # Risk reads history before this order exists and before its credit is reserved.
+    assessment = risk_decision.assess_checkout(
+        session,
+        shopper_id=shopper.id,
+        merchant_id=merchant.id,
+        amount_minor=amount,
+        items=items,
+        device_id=request.device_id,
+        ip=request.ip,
+        shipping_address=request.shipping_address,
+        credit_limit_minor=line.limit_minor,
+        credit_used_minor=line.used_minor,
+        cipher=cipher,
+        settings=settings,
+        now=now,
+    )
 
     reasons: list[Reason] = []
     if shopper.status != "active" or line.status == "closed":
@@ -134,6 +155,8 @@ def checkout(
         )
     elif line.status == "frozen":
         reasons.append(credit_service.FROZEN_OVERDUE)
+    elif assessment.outcome == "declined":
+        reasons.extend(assessment.reasons)
     elif not credit_service.try_reserve(session, shopper_id=shopper.id, amount_minor=amount):
         reasons.append(
             Reason(
@@ -141,9 +164,13 @@ def checkout(
                 "The order is larger than the shopper's available credit.",
             )
         )
-    outcome = "declined" if reasons else "approved"
+    # approved, or held with its credit reserved: review (the merchant must not ship) or
+    # step_up (the shopper confirms with a one-time code first)
+    outcome = "declined" if reasons else assessment.outcome
     if outcome == "approved":
         reasons.append(Reason("within_credit_limit", "The order fits the available credit."))
+    elif outcome in ("review", "step_up"):
+        reasons.extend(assessment.reasons)
     decision = Decision(outcome=outcome, reasons=reasons, score=line.score, decided_at=now)
 
     order = Order(
@@ -155,7 +182,7 @@ def checkout(
         status=outcome,
         amount_minor=amount,
         refunded_minor=0,
-        items=[item.__dict__ for item in request.items],
+        items=items,
         shipping_address_encrypted=cipher.encrypt(
             request.shipping_address.strip(), field="shipping_address"
         ),
@@ -169,7 +196,7 @@ def checkout(
     )
     OrderRepository(session).add(order)
     session.flush()
-    if outcome == "approved":
+    if outcome in ("approved", "review", "step_up"):
         repayment_service.create_schedule(
             session,
             shopper_id=shopper.id,
@@ -179,6 +206,16 @@ def checkout(
             plan=order.plan,
             settings=settings,
         )
+    risk_decision.record_checkout_decision(
+        session,
+        order=order,
+        assessment=assessment,
+        reasons=reasons,
+        credit_score=line.score,
+        cipher=cipher,
+        settings=settings,
+        now=now,
+    )
     session.flush()
     _publish(session, order, f"order.{outcome}", settings=settings, now=now)
     return order, decision
@@ -189,6 +226,50 @@ def find_order(session: Session, *, order_id: str, merchant_id: str | None = Non
     order = OrderRepository(session).find(order_id)
     if order is None or (merchant_id is not None and order.merchant_id != merchant_id):
         raise NotFound("No such order.")
+    return order
+
+
+def lock_order(session: Session, *, order_id: str) -> Order:
+    """The order, locked (after its shopper's credit line, the fixed lock order), or 404."""
+    return _lock(session, order_id=order_id)
+
+
+def release_held_order(
+    session: Session, *, order_id: str, settings: Settings, now: datetime
+) -> Order:
+    """A held order (review or step_up) proceeds: approved, its credit stays reserved."""
+    order = _lock(session, order_id=order_id)
+    _require_status(order, ("review", "step_up"), "approve")
+    order.status = "approved"
+    order.updated_at = now
+    session.flush()
+    _publish(session, order, "order.approved", settings=settings, now=now)
+    return order
+
+
+def decline_held_order(
+    session: Session,
+    *,
+    order_id: str,
+    reason_code: str,
+    reason_message: str,
+    settings: Settings,
+    now: datetime,
+) -> Order:
+    """A held order (review or step_up) is declined after all: its schedule is dropped and its
+    reserved credit released."""
+    order = _lock(session, order_id=order_id)
+    _require_status(order, ("review", "step_up"), "decline")
+    repayment_service.cancel_schedule(session, shopper_id=order.shopper_id, order_id=order.id)
+    credit_service.release(session, shopper_id=order.shopper_id, amount_minor=order.amount_minor)
+    order.status = "declined"
+    order.decision_reasons = [
+        *order.decision_reasons,
+        Reason(reason_code, reason_message).as_dict(),
+    ]
+    order.updated_at = now
+    session.flush()
+    _publish(session, order, "order.declined", settings=settings, now=now)
     return order
 
 
@@ -234,6 +315,7 @@ def ship(
     order.shipped_at = now
     order.updated_at = now
     session.flush()
+    risk_monitors.after_shipment(session, order=order, now=now)
     _publish(session, order, "order.shipped", settings=settings, now=now)
     return order
 
@@ -267,6 +349,7 @@ def confirm_receipt(
         now=now,
     )
     session.flush()
+    risk_monitors.after_delivery(session, order=order, now=now)
     _publish(
         session,
         order,
@@ -290,7 +373,7 @@ def cancel(
     session: Session, *, order_id: str, merchant_id: str | None, settings: Settings, now: datetime
 ) -> Order:
     order = _lock(session, order_id=order_id, merchant_id=merchant_id)
-    _require_status(order, ("review", "approved"), "cancel")
+    _require_status(order, ("review", "step_up", "approved"), "cancel")
     repayment_service.cancel_schedule(session, shopper_id=order.shopper_id, order_id=order.id)
     credit_service.release(
         session,
@@ -527,37 +610,114 @@ def auto_confirm_shipped(
     settings: Settings,
     now: datetime,
 ) -> int:
-    confirmed = 0
-    for _shopper_id, order_id in OrderRepository(session).shipped_before(shipped_before):
-        confirm_receipt(
-            session,
-            order_id=order_id,
-            delivered_on=business_on,
-            settings=settings,
-            now=now,
-            automatic=True,
+    """Confirm receipt of every order shipped before ``shipped_before`` and still unconfirmed,
+    as ``confirm_receipt(automatic=True)`` would one by one, in a few statements: the orders in
+    one update, their schedules activated and posted in batches, one ``order.delivered`` event
+    each. Returns how many were confirmed."""
+    repository = OrderRepository(session)
+    keys = repository.shipped_before(shipped_before)
+    if not keys:
+        return 0
+    session.flush()
+    credit_service.lock_credit_lines(session, shopper_ids=sorted({key[0] for key in keys}))
+    confirmed = set(repository.shipped_to_delivered(keys, confirmation="automatic", now=now))
+    orders = repository.many([key for key in keys if key in confirmed])
+    # Held here so that the monitors and events below find them in the session.
+    merchants = {
+        merchant_id: merchant_service.get_merchant(session, merchant_id=merchant_id)
+        for merchant_id in sorted({order.merchant_id for order in orders})
+    }
+    with_held_credit = repayment_service.activate_schedules(
+        session,
+        activations=[
+            repayment_service.ScheduleActivation(
+                shopper_id=order.shopper_id,
+                merchant_id=order.merchant_id,
+                order_id=order.id,
+                currency=order.currency,
+                plan=order.plan,
+                merchant_fee_rate_bps=merchants[order.merchant_id].fee_rate_bps,
+            )
+            for order in orders
+        ],
+        delivered_on=business_on,
+        settings=settings,
+        now=now,
+    )
+    for order in orders:
+        risk_monitors.after_delivery(session, order=order, now=now)
+    _publish_many(
+        session,
+        orders,
+        "order.delivered",
+        settings=settings,
+        now=now,
+        extra={"confirmation": "automatic"},
+    )
+    # Held credit applied at delivery may settle, or clear the overdue part of, the shopper's
+    # orders (see confirm_receipt); without it nothing else of the shopper's changed.
+    for shopper_id in with_held_credit:
+        active_ids = [row.id for row in repository.of_shopper(shopper_id, ACTIVE_STATUSES)]
+        _follow_schedules(
+            session, shopper_id=shopper_id, order_ids=active_ids, settings=settings, now=now
         )
-        confirmed += 1
-    return confirmed
+    return len(orders)
 
 
 def mark_overdue(session: Session, *, business_on: date, settings: Settings, now: datetime) -> int:
-    pairs = repayment_service.overdue_candidates(session, business_on=business_on)
+    """Instalments due before ``business_on`` and unpaid turn overdue, their shoppers' credit
+    freezes and their delivered orders turn overdue (one ``order.overdue`` event each). Returns
+    how many orders had an instalment turn overdue."""
+    pairs = sorted(repayment_service.overdue_candidates(session, business_on=business_on))
+    if not pairs:
+        return 0
     shopper_ids = sorted({shopper for shopper, _ in pairs})
+    session.flush()
     # Same lock order as payments and checkouts: credit lines first, then instalments and orders.
     credit_service.lock_credit_lines(session, shopper_ids=shopper_ids)
     repayment_service.mark_overdue(session, business_on=business_on, shopper_ids=shopper_ids)
+    credit_service.freeze_many_for_overdue(session, shopper_ids=shopper_ids, now=now)
     repository = OrderRepository(session)
-    for shopper_id in shopper_ids:
-        credit_service.freeze_for_overdue(session, shopper_id=shopper_id, now=now)
-    for shopper_id, order_id in sorted(pairs):
-        order = repository.lock(shopper_id, order_id)
-        if order is not None and order.status == "delivered":
-            order.status = "overdue"
-            order.updated_at = now
-            session.flush()
-            _publish(session, order, "order.overdue", settings=settings, now=now)
+    turned = repository.delivered_to_overdue(pairs, now=now)
+    session.expire_all()
+    _publish_many(session, repository.many(turned), "order.overdue", settings=settings, now=now)
     return len(pairs)
+
+
+def _publish_many(
+    session: Session,
+    orders: list[Order],
+    event_type: str,
+    *,
+    settings: Settings,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """``_publish`` for many orders, their instalments read in one query per chunk."""
+    if not orders:
+        return
+    instalments = repayment_service.instalments_of_many(
+        session, keys=[(order.shopper_id, order.id) for order in orders]
+    )
+    # Keep the merchants loaded: publish_event looks each order's merchant up by key.
+    merchants = [
+        merchant_service.get_merchant(session, merchant_id=merchant_id)
+        for merchant_id in sorted({order.merchant_id for order in orders})
+    ]
+    for order in orders:
+        publish_event(
+            session,
+            event_type=event_type,
+            data={
+                "order": _order_view(order, instalments.get((order.shopper_id, order.id), [])),
+                **(extra or {}),
+            },
+            now=now,
+            settings=settings,
+            merchant_id=order.merchant_id,
+            shopper_id=order.shopper_id,
+        )
+    del merchants
 
 
 # --- views -------------------------------------------------------------------------------------
@@ -567,6 +727,10 @@ def order_view(session: Session, order: Order) -> dict[str, Any]:
     instalments = repayment_service.instalments_of(
         session, shopper_id=order.shopper_id, order_id=order.id
     )
+    return _order_view(order, instalments)
+
+
+def _order_view(order: Order, instalments: list[Instalment]) -> dict[str, Any]:
     shipment = None
     if order.shipped_at is not None:
         shipment = {
@@ -697,6 +861,7 @@ def orders_of_shopper(session: Session, *, shopper_id: str) -> list[Order]:
         shopper_id,
         (
             "review",
+            "step_up",
             "approved",
             "shipped",
             "delivered",
@@ -738,20 +903,94 @@ def mark_collections_step(
     return True
 
 
-def note_first_delinquency(order: Order, *, first_delinquent_on: date) -> None:
-    if order.first_delinquent_on is None:
-        order.first_delinquent_on = first_delinquent_on
+def escalate_overdue(
+    session: Session,
+    *,
+    business_on: date,
+    call_queue_day: int | None,
+    bureau_report_day: int | None,
+    now: datetime,
+) -> tuple[int, int]:
+    """Set-based: first delinquency, call queue and bureau report for every overdue order that
+    reaches them today (see ``OrderRepository.escalate_overdue``). Returns (entered the call
+    queue, reported to the bureau)."""
+    session.flush()
+    reached = OrderRepository(session).escalate_overdue(
+        business_on=business_on,
+        call_queue_day=call_queue_day,
+        bureau_report_day=bureau_report_day,
+        now=now,
+    )
+    session.expire_all()
+    return reached
+
+
+def orders_past_due(session: Session, *, business_on: date, days: int) -> list[tuple[Order, int]]:
+    """The undisputed overdue orders at least ``days`` past due, with their days past due."""
+    repository = OrderRepository(session)
+    rows = repository.past_due_at_least(business_on=business_on, days=days)
+    keys = [(shopper_id, order_id) for shopper_id, order_id, _ in rows]
+    orders = {(order.shopper_id, order.id): order for order in repository.many(keys)}
+    return [(orders[(shopper_id, order_id)], dpd) for shopper_id, order_id, dpd in rows]
 
 
 def set_dispute_flag(
-    session: Session, *, order_id: str, is_disputed: bool, settings: Settings, now: datetime
+    session: Session,
+    *,
+    order_id: str,
+    is_disputed: bool,
+    settings: Settings,
+    now: datetime,
+    today: date | None = None,
 ) -> Order:
-    """While a dispute is open the order's reminders and late fees pause and the bureau file
-    carries the dispute code. (The disputes workflow itself drives this flag.)"""
+    """Open or close the order's shopper dispute (the disputes workflow calls this; idempotent).
+
+    While a dispute is open the order's days past due stop counting: no late fee, no reminder
+    after the due date and no escalation step happens, and the bureau file carries compliance
+    code XB. On closing, the past-due days the dispute covered (those of its business dates,
+    ``today`` excluded at the start and included at the end, after the order's oldest unpaid
+    instalment fell due) are added to ``dispute_paused_days``: days past due = days since due −
+    paused days, so dunning resumes where it stopped. The file of the period the dispute closed in
+    carries XH. ``today`` is the business date (default: that of ``now``)."""
+    on = today if today is not None else business_date(now, settings.time_zone)
     order = _lock(session, order_id=order_id)
+    if order.is_disputed == is_disputed:
+        return order
+    if is_disputed:
+        order.disputed_since_on = on
+    else:
+        opened_on = order.disputed_since_on or on
+        unpaid_due_ons = [
+            row.due_on
+            for row in repayment_service.instalments_of(
+                session, shopper_id=order.shopper_id, order_id=order.id
+            )
+            if row.due_on is not None and row.due_on < on and row.remaining_minor > 0
+        ]
+        if unpaid_due_ons:
+            paused_from = max(opened_on, min(unpaid_due_ons))
+            order.dispute_paused_days += max((on - paused_from).days, 0)
+        order.disputed_since_on = None
+        order.dispute_resolved_on = on
     order.is_disputed = is_disputed
     order.updated_at = now
+    session.flush()
     return order
+
+
+def paused_days_on(order: Order, on: date) -> int:
+    """The days an order's disputes paused its days past due, as of ``on`` (an open dispute
+    pauses every day since it opened)."""
+    paused = order.dispute_paused_days or 0
+    if order.is_disputed and order.disputed_since_on is not None:
+        paused += max((on - order.disputed_since_on).days, 0)
+    return paused
+
+
+def days_past_due_on(order: Order, *, due_on: date, on: date) -> int:
+    """Days past due of an instalment of the order due on ``due_on``, as of ``on``: days since
+    it fell due less the days disputes paused, never negative."""
+    return max((on - due_on).days - paused_days_on(order, on), 0)
 
 
 def charge_off(

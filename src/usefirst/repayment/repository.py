@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, Date, Select, bindparam, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from usefirst.repayment.models import Allocation, Instalment, Payment
 
 OPEN_STATUSES = ("pending", "overdue")
+# Bound lists stay well below the drivers' parameter limits.
+CHUNK = 1000
 # Charged-off debt is still owed: payments reach it too, and post as recoveries.
 COLLECTABLE_STATUSES = ("pending", "overdue", "charged_off")
 
@@ -48,6 +51,24 @@ class RepaymentRepository:
             )
         )
 
+    def instalments_of_keys(self, keys: Sequence[tuple[str, str]]) -> list[Instalment]:
+        """The instalments of the (shopper_id, order_id) keys, by order and seq."""
+        rows: list[Instalment] = []
+        for start in range(0, len(keys), CHUNK):
+            rows.extend(
+                self.session.scalars(
+                    select(Instalment)
+                    .where(
+                        tuple_(Instalment.shopper_id, Instalment.order_id).in_(
+                            keys[start : start + CHUNK]
+                        )
+                    )
+                    .order_by(Instalment.shopper_id, Instalment.order_id, Instalment.seq)
+                    .execution_options(populate_existing=True)
+                )
+            )
+        return rows
+
     def open_instalments(
         self, shopper_id: str, *, order_id: str | None = None, for_update: bool = False
     ) -> list[Instalment]:
@@ -83,6 +104,147 @@ class RepaymentRepository:
                 .order_by(Instalment.shopper_id, Instalment.order_id, Instalment.seq)
                 .with_for_update()
             )
+        )
+
+    # --- the daily sweep's late fees, set-based ---------------------------------------------
+
+    def compute_late_fees(
+        self,
+        *,
+        before_on: date,
+        business_on: date,
+        fee_bps_per_day: int,
+        cap_bps_of_principal: int,
+        apr_cap_bps: int,
+    ) -> None:
+        """Fill the temporary table ``late_fee_run`` with the day's late fee of every overdue
+        instalment due before ``before_on`` (shopper_id, order_id, seq, currency, fee).
+
+        Per order the room is the lesser of the late-fee cap (``cap_bps_of_principal`` of the
+        principal net of refunds, less late fees ever charged, waived ones included) and the APR
+        allowance over the days since delivery (less plan fees and late fees so far). Each
+        instalment, lowest seq first, takes ``fee_bps_per_day`` of its unpaid principal while
+        room is left: the running sum of the wanted fees before it is what the earlier ones took.
+        Undelivered and disputed orders get nothing. ``basis_points_of`` rounds half up:
+        ``(x · bps · 2 + 10000) / 20000`` in integers."""
+        is_postgresql = self.session.get_bind().dialect.name == "postgresql"
+        least, greatest = ("LEAST", "GREATEST") if is_postgresql else ("min", "max")
+        if is_postgresql:
+            days_on_book = "CAST(:today AS date) - CAST(o.delivered_at AT TIME ZONE 'UTC' AS date)"
+        else:
+            days_on_book = "CAST(julianday(:today) - julianday(date(o.delivered_at)) AS INTEGER)"
+        on_commit = " ON COMMIT DROP" if is_postgresql else ""
+        if is_postgresql:
+            # Each order's sums through its primary key: far less than aggregating the table.
+            totals = """
+    SELECT d.shopper_id, d.order_id, t.late_so_far, t.plan_fees
+    FROM (SELECT DISTINCT shopper_id, order_id FROM overdue) d
+    CROSS JOIN LATERAL (
+        SELECT sum(a.late_fees_minor + a.late_fees_waived_minor) AS late_so_far,
+               sum(a.fees_minor) AS plan_fees
+        FROM instalments a
+        WHERE a.shopper_id = d.shopper_id AND a.order_id = d.order_id
+    ) t"""
+        else:
+            totals = """
+    SELECT a.shopper_id, a.order_id,
+           sum(a.late_fees_minor + a.late_fees_waived_minor) AS late_so_far,
+           sum(a.fees_minor) AS plan_fees
+    FROM instalments a
+    JOIN (SELECT DISTINCT shopper_id, order_id FROM overdue) d
+      ON a.shopper_id = d.shopper_id AND a.order_id = d.order_id
+    GROUP BY a.shopper_id, a.order_id"""
+        statement = text(
+            f"""
+CREATE TEMPORARY TABLE late_fee_run{on_commit} AS
+WITH overdue AS (
+    SELECT shopper_id, order_id, seq,
+           ((principal_minor - paid_principal_minor) * CAST(:fee_bps AS BIGINT) * 2 + 10000)
+               / 20000 AS wanted
+    FROM instalments
+    WHERE status = 'overdue' AND due_on < :before
+),
+totals AS ({totals}),
+rooms AS (
+    SELECT o.shopper_id, o.id AS order_id, o.currency,
+           {least}(
+               ((o.amount_minor - o.refunded_minor) * CAST(:cap_bps AS BIGINT) * 2 + 10000) / 20000
+                   - t.late_so_far,
+               (o.amount_minor - o.refunded_minor) * CAST(:apr_bps AS BIGINT)
+                   * {greatest}({days_on_book}, 0) / 3650000 - t.plan_fees - t.late_so_far
+           ) AS room
+    FROM totals t
+    JOIN orders o ON o.shopper_id = t.shopper_id AND o.id = t.order_id
+    WHERE NOT o.is_disputed AND o.delivered_at IS NOT NULL
+)
+SELECT v.shopper_id, v.order_id, v.seq, r.currency,
+       {greatest}(0, {least}(v.wanted, r.room - (
+           sum(v.wanted) OVER (PARTITION BY v.shopper_id, v.order_id ORDER BY v.seq) - v.wanted
+       ))) AS fee
+FROM overdue v
+JOIN rooms r ON r.shopper_id = v.shopper_id AND r.order_id = v.order_id
+"""
+        ).bindparams(
+            bindparam("before", type_=Date()),
+            bindparam("today", type_=Date()),
+            bindparam("fee_bps", type_=BigInteger()),
+            bindparam("cap_bps", type_=BigInteger()),
+            bindparam("apr_bps", type_=BigInteger()),
+        )
+        self.session.execute(
+            statement,
+            {
+                "before": before_on,
+                "today": business_on,
+                "fee_bps": fee_bps_per_day,
+                "cap_bps": cap_bps_of_principal,
+                "apr_bps": apr_cap_bps,
+            },
+        )
+        if is_postgresql:  # planner statistics for the joins that follow
+            self.session.execute(text("ANALYZE late_fee_run"))
+
+    def apply_late_fees(self) -> list[tuple[str, str, str, int, int]]:
+        """Add the fees of ``late_fee_run`` to the instalments, drop the table and return
+        (shopper_id, order_id, currency, total fee, instalments charged) per charged order,
+        ordered by shopper and order."""
+        self.session.execute(
+            text(
+                """
+UPDATE instalments SET late_fees_minor = instalments.late_fees_minor + f.fee
+FROM late_fee_run f
+WHERE f.fee > 0 AND instalments.shopper_id = f.shopper_id
+  AND instalments.order_id = f.order_id AND instalments.seq = f.seq
+"""
+            )
+        )
+        rows = self.session.execute(
+            text(
+                """
+SELECT shopper_id, order_id, currency, sum(fee), count(*)
+FROM late_fee_run WHERE fee > 0
+GROUP BY shopper_id, order_id, currency
+ORDER BY shopper_id, order_id
+"""
+            )
+        ).all()
+        self.session.execute(text("DROP TABLE late_fee_run"))
+        return [(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+
+    def has_overdue_before(self, before_on: date) -> bool:
+        return (
+            self.session.scalar(
+                select(Instalment.shopper_id)
+                .where(Instalment.status == "overdue", Instalment.due_on < before_on)
+                .limit(1)
+            )
+            is not None
+        )
+
+    def overdue_shoppers_query(self, before_on: date) -> Select[Any]:
+        """The shoppers with an overdue instalment due before ``before_on`` (a subquery)."""
+        return select(Instalment.shopper_id).where(
+            Instalment.status == "overdue", Instalment.due_on < before_on
         )
 
     def due_on(self, due_on: date) -> list[Instalment]:

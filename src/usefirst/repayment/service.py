@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TypedDict
 
 from sqlalchemy.orm import Session
@@ -17,7 +17,14 @@ from usefirst.kit.money import basis_points_of, check_currency
 from usefirst.kit.settings import Settings
 from usefirst.ledger import accounts
 from usefirst.ledger.accounts import EntryKind, Leg
-from usefirst.ledger.service import balance_of, post_entry, post_transfer
+from usefirst.ledger.service import (
+    Transfer,
+    balance_of,
+    balances_of,
+    post_entry,
+    post_transfer,
+    post_transfers,
+)
 from usefirst.repayment import schedule
 from usefirst.repayment.models import Allocation, Instalment, Payment
 from usefirst.repayment.repository import RepaymentRepository
@@ -71,6 +78,16 @@ def instalments_of_orders(
     grouped: dict[str, list[Instalment]] = defaultdict(list)
     for row in RepaymentRepository(session).instalments_of_orders(shopper_id, order_ids):
         grouped[row.order_id].append(row)
+    return grouped
+
+
+def instalments_of_many(
+    session: Session, *, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], list[Instalment]]:
+    """(shopper_id, order_id) → the order's instalments by seq, for many orders at once."""
+    grouped: dict[tuple[str, str], list[Instalment]] = defaultdict(list)
+    for row in RepaymentRepository(session).instalments_of_keys(keys):
+        grouped[(row.shopper_id, row.order_id)].append(row)
     return grouped
 
 
@@ -181,6 +198,128 @@ def activate_schedule(
         session, shopper_id=shopper_id, currency=currency, today=delivered_on, now=now
     )
     return rows
+
+
+@dataclass(frozen=True)
+class ScheduleActivation:
+    shopper_id: str
+    merchant_id: str
+    order_id: str
+    currency: str
+    plan: str
+    merchant_fee_rate_bps: int
+
+
+def activate_schedules(
+    session: Session,
+    *,
+    activations: list[ScheduleActivation],
+    delivered_on: date,
+    settings: Settings,
+    now: datetime,
+) -> list[str]:
+    """``activate_schedule`` for many orders delivered on the same day (the daily sweep's
+    auto-confirmations): due dates set in one flush, the three entries of each order posted in
+    three batches, held credit applied for the shoppers who have some. The caller holds the
+    shoppers' credit-line locks. Returns the shoppers whose held credit was applied."""
+    if not activations:
+        return []
+    rows_by_order = instalments_of_many(
+        session, keys=[(item.shopper_id, item.order_id) for item in activations]
+    )
+    due_dates_by_plan: dict[str, list[date]] = {}
+    activated: list[tuple[ScheduleActivation, int, int]] = []
+    for item in activations:
+        rows = rows_by_order.get((item.shopper_id, item.order_id), [])
+        if item.plan not in due_dates_by_plan:
+            due_dates_by_plan[item.plan] = schedule.due_dates(
+                plan=item.plan, delivered_on=delivered_on, pay_within_days=settings.pay_within_days
+            )
+        for row, due_on in zip(rows, due_dates_by_plan[item.plan], strict=True):
+            if row.status != "scheduled":
+                raise InvariantViolated(
+                    f"instalment {item.order_id}/{row.seq} was already activated"
+                )
+            row.due_on = due_on
+            row.status = "pending" if row.principal_minor + row.fees_minor > 0 else "cancelled"
+        activated.append(
+            (item, sum(row.principal_minor for row in rows), sum(row.fees_minor for row in rows))
+        )
+    session.flush()
+    post_transfers(
+        session,
+        kind=EntryKind.ORDER_ACTIVATION,
+        transfers=[
+            Transfer(
+                debit=accounts.shopper_receivable(item.shopper_id),
+                credit=accounts.merchant_payable(item.merchant_id),
+                amount_minor=principal,
+                currency=item.currency,
+                shopper_id=item.shopper_id,
+                merchant_id=item.merchant_id,
+                order_id=item.order_id,
+                memo="order delivered: shopper owes the principal, merchant is owed it",
+            )
+            for item, principal, _ in activated
+        ],
+        now=now,
+    )
+    post_transfers(
+        session,
+        kind=EntryKind.MERCHANT_FEE,
+        transfers=[
+            Transfer(
+                debit=accounts.merchant_payable(item.merchant_id),
+                credit=accounts.MERCHANT_FEE_INCOME,
+                amount_minor=basis_points_of(principal, item.merchant_fee_rate_bps),
+                currency=item.currency,
+                merchant_id=item.merchant_id,
+                order_id=item.order_id,
+                memo=f"merchant fee {item.merchant_fee_rate_bps} bps",
+            )
+            for item, principal, _ in activated
+        ],
+        now=now,
+    )
+    post_transfers(
+        session,
+        kind=EntryKind.INSTALMENT_FEE,
+        transfers=[
+            Transfer(
+                debit=accounts.shopper_receivable(item.shopper_id),
+                credit=accounts.INSTALMENT_FEE_INCOME,
+                amount_minor=plan_fees,
+                currency=item.currency,
+                shopper_id=item.shopper_id,
+                order_id=item.order_id,
+                memo=f"{item.plan} fee",
+            )
+            for item, _, plan_fees in activated
+        ],
+        now=now,
+    )
+    session.flush()
+    applied: list[str] = []
+    by_currency: dict[str, set[str]] = defaultdict(set)
+    for item in activations:
+        by_currency[item.currency].add(item.shopper_id)
+    for currency, shopper_ids in sorted(by_currency.items()):
+        held = balances_of(
+            session,
+            [accounts.shopper_unapplied_credit(shopper_id) for shopper_id in sorted(shopper_ids)],
+            currency,
+        )
+        for account, balance in sorted(held.items(), key=lambda item: str(item[0].owner_id)):
+            if balance < 0 and account.owner_id is not None:
+                apply_unapplied_credit(
+                    session,
+                    shopper_id=account.owner_id,
+                    currency=currency,
+                    today=delivered_on,
+                    now=now,
+                )
+                applied.append(account.owner_id)
+    return sorted(set(applied))
 
 
 @dataclass
@@ -510,22 +649,67 @@ def payment_of(session: Session, *, shopper_id: str, payment_id: str) -> Payment
 # --- collections support ---------------------------------------------------------------------
 
 
-def overdue_instalments_for_fees(session: Session, *, before_on: date) -> list[Instalment]:
-    """Overdue instalments due before ``before_on`` (the grace period already subtracted),
-    locked for update. The caller holds the shoppers' credit-line locks."""
-    return RepaymentRepository(session).overdue_for_fees(before_on)
+@dataclass(frozen=True)
+class LateFeeRun:
+    total_minor: int
+    orders: int
+    instalments: int
 
 
-def instalments_due_on(session: Session, *, due_on: date) -> list[Instalment]:
-    return RepaymentRepository(session).due_on(due_on)
+def charge_daily_late_fees(
+    session: Session, *, business_on: date, settings: Settings, now: datetime
+) -> LateFeeRun:
+    """Charge one day of late fees for ``business_on``, set-based, and post them.
 
-
-def oldest_overdue_due_on(session: Session) -> dict[tuple[str, str], date]:
-    """(shopper_id, order_id) → the due date of the order's oldest overdue instalment."""
-    return {
-        (shopper_id, order_id): due_on
-        for shopper_id, order_id, due_on in RepaymentRepository(session).oldest_overdue_due_on()
-    }
+    The fee is ``late_fee_bps_per_day`` of an overdue instalment's unpaid principal, once the
+    grace days have passed. Per order it is capped twice: all late fees ever charged (waived ones
+    included) stay within ``late_fee_cap_bps_of_principal`` of the principal, and plan fee plus
+    late fees never exceed the APR cap on the principal over the days since delivery; the order's
+    instalments take the room left lowest seq first. Disputed and undelivered orders accrue
+    nothing. Each charged order gets one ``late_fee`` journal entry for the day (the order's id on
+    the entry), posted in one batch.
+    """
+    repository = RepaymentRepository(session)
+    before_on = business_on - timedelta(days=settings.grace_days)
+    session.flush()
+    if not repository.has_overdue_before(before_on):
+        return LateFeeRun(total_minor=0, orders=0, instalments=0)
+    # Lock order: credit lines first, as payments and checkouts take them.
+    credit_service.lock_credit_lines_selected(
+        session, shopper_ids=repository.overdue_shoppers_query(before_on)
+    )
+    repository.compute_late_fees(
+        before_on=before_on,
+        business_on=business_on,
+        fee_bps_per_day=settings.late_fee_bps_per_day,
+        cap_bps_of_principal=settings.late_fee_cap_bps_of_principal,
+        apr_cap_bps=settings.apr_cap_bps,
+    )
+    charged = repository.apply_late_fees()
+    # Instalments loaded earlier in this transaction must not keep their old late fees.
+    session.expire_all()
+    post_transfers(
+        session,
+        kind=EntryKind.LATE_FEE,
+        transfers=[
+            Transfer(
+                debit=accounts.shopper_receivable(shopper_id),
+                credit=accounts.LATE_FEE_INCOME,
+                amount_minor=total_minor,
+                currency=currency,
+                shopper_id=shopper_id,
+                order_id=order_id,
+                memo="daily late fee",
+            )
+            for shopper_id, order_id, currency, total_minor, _ in charged
+        ],
+        now=now,
+    )
+    return LateFeeRun(
+        total_minor=sum(row[3] for row in charged),
+        orders=len(charged),
+        instalments=sum(row[4] for row in charged),
+    )
 
 
 @dataclass(frozen=True)
@@ -580,42 +764,6 @@ def allocations_to_order(
         (row.created_at, row.fees_minor + row.principal_minor)
         for row in RepaymentRepository(session).allocations_of_order(shopper_id, order_id)
     ]
-
-
-def add_late_fees(
-    session: Session,
-    *,
-    shopper_id: str,
-    order_id: str,
-    currency: str,
-    fees_by_seq: dict[int, int],
-    now: datetime,
-) -> int:
-    """Charge late fees on an order's instalments and post them to the ledger."""
-    rows = {
-        row.seq: row
-        for row in RepaymentRepository(session).instalments_of_order(shopper_id, order_id)
-    }
-    total = 0
-    for seq, amount in fees_by_seq.items():
-        if amount < 0:
-            raise InvariantViolated("a late fee cannot be negative")
-        rows[seq].late_fees_minor += amount
-        total += amount
-    if total:
-        post_transfer(
-            session,
-            kind=EntryKind.LATE_FEE,
-            debit=accounts.shopper_receivable(shopper_id),
-            credit=accounts.LATE_FEE_INCOME,
-            amount_minor=total,
-            currency=currency,
-            now=now,
-            shopper_id=shopper_id,
-            order_id=order_id,
-            memo="daily late fee",
-        )
-    return total
 
 
 def payments_to_order(

@@ -24,6 +24,14 @@ from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.runtime import Runtime, Work
+from usefirst.sim.applicants import SimulatedApplicant, draw_applicant
+from usefirst.sim.fraud import (
+    FraudScenario,
+    FraudWorld,
+    GroundTruth,
+    confirm_step_up,
+    honest_signals,
+)
 
 BEHAVIOURS = {"early": 0.25, "on_time": 0.5, "late": 0.17, "never": 0.08}
 CATEGORIES = ["electronics", "apparel", "home", "beauty", "books", "groceries"]
@@ -36,6 +44,9 @@ class SimulatedShopper:
     shopper_id: str
     behaviour: str
     late_days: int
+    device_id: str | None = None
+    ip: str | None = None
+    address: str = "模拟地址"
 
 
 @dataclass
@@ -51,6 +62,9 @@ class SimulationSummary:
     cancellations: int = 0
     ledger_balanced: bool = False
     ledger_problems: list[str] = field(default_factory=list)
+    ground_truth: GroundTruth | None = None
+    # (shopper id, what the platform sent at enrolment and the simulator's hidden propensity)
+    applicants: list[tuple[str, SimulatedApplicant]] = field(default_factory=list)
 
     def rows(self) -> list[tuple[str, str]]:
         rows = [
@@ -86,6 +100,7 @@ def simulate(
     days: int,
     seed: int,
     console: Console | None = None,
+    scenario: FraudScenario | None = None,
 ) -> SimulationSummary:
     rng = random.Random(seed)
     settings = runtime.settings
@@ -105,18 +120,31 @@ def simulate(
                 now=work.now,
             )
             merchant_ids.append(created.merchant.id)
+        world = None
+        if scenario is not None:
+            world = FraudWorld(runtime, scenario=scenario, seed=seed, days=days)
+            merchant_ids += world.populate(work, honest_merchant_ids=merchant_ids)
+            summary.ground_truth = world.truth
         enrolled = 0
         while enrolled < shoppers:
-            behaviour = rng.choices(list(BEHAVIOURS), weights=list(BEHAVIOURS.values()))[0]
+            national_id = _national_id(rng)
+            applicant = draw_applicant(
+                seed=seed, index=enrolled, national_id=national_id, today=work.today
+            )
+            behaviour = applicant.behaviour
+            signals = honest_signals(seed, enrolled)
             request = identity_service.EnrolmentRequest(
                 external_id=f"sim-{seed}-{enrolled}-{rng.randrange(10**9)}",
                 name=rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
-                national_id=_national_id(rng),
+                national_id=national_id,
                 phone=f"+86139{rng.randrange(10**8):08d}",
                 email=None,
                 privacy_policy_version="2026-01",
                 credit_report_authorized=True,
                 consent_source="simulator",
+                device_id=signals.device_id,
+                ip=signals.ip,
+                application=applicant.application,
             )
             try:
                 with work.session.begin_nested():
@@ -131,24 +159,42 @@ def simulate(
                     )
             except UsefirstError:
                 continue  # a random national ID collided with an earlier one: draw again
+            summary.applicants.append((enrolled_shopper.id, applicant))
+            if enrolled_shopper.status != "active":
+                enrolled += 1
+                continue  # declined at application: the platform does not offer BNPL to them
             population.append(
-                SimulatedShopper(enrolled_shopper.id, behaviour, late_days=rng.randint(2, 20))
+                SimulatedShopper(
+                    enrolled_shopper.id,
+                    behaviour,
+                    late_days=rng.randint(2, 20),
+                    device_id=signals.device_id,
+                    ip=signals.ip,
+                    address=signals.address,
+                )
             )
+            if world is not None:
+                world.register_honest(enrolled_shopper.id, behaviour)
             enrolled += 1
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("simulating days", total=days)
         for _ in range(days):
             _simulate_day(runtime, rng, population, merchant_ids, summary)
+            if world is not None:
+                day = world.simulate_day()
+                summary.checkouts += day.checkouts
+                summary.outcomes += day.outcomes
+                summary.payments += day.payments
             runtime.advance_test_clock(days=1)
             progress.advance(task)
 
     with runtime.work(read_only=True) as work:
         report = audit(work.session)
-        for shopper in population:
-            for order in order_service.orders_of_shopper(
-                work.session, shopper_id=shopper.shopper_id
-            ):
+        shopper_ids = [shopper.shopper_id for shopper in population]
+        shopper_ids += [actor.shopper_id for actor in world.actors] if world else []
+        for shopper_id in shopper_ids:
+            for order in order_service.orders_of_shopper(work.session, shopper_id=shopper_id):
                 summary.statuses[order.status] += 1
     summary.ledger_balanced = report.is_balanced
     summary.ledger_problems = report.problems
@@ -164,6 +210,7 @@ def _simulate_day(
 ) -> None:
     settings = runtime.settings
     for shopper in population:
+        step_up_order_id = None
         with runtime.work() as work:
             session, now, today = work.session, work.now, work.today
             orders = order_service.orders_of_shopper(session, shopper_id=shopper.shopper_id)
@@ -195,7 +242,9 @@ def _simulate_day(
                                 "instalments_6",
                             ]
                         ),
-                        shipping_address="模拟地址",
+                        shipping_address=shopper.address,
+                        device_id=shopper.device_id,
+                        ip=shopper.ip,
                     ),
                     cipher=runtime.cipher,
                     settings=settings,
@@ -203,7 +252,11 @@ def _simulate_day(
                 )
                 summary.checkouts += 1
                 summary.outcomes[decision.outcome] += 1
+                if decision.outcome == "step_up":
+                    step_up_order_id = order.id
             _pay(runtime, work, shopper, summary)
+        if step_up_order_id is not None:
+            confirm_step_up(runtime, order_id=step_up_order_id)
 
 
 def _advance_order(

@@ -1,0 +1,134 @@
+"""``usefirst credit …``: train a scorecard, and produce training data from the simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+credit_app = typer.Typer(
+    help="Credit scorecards: training data and training.", no_args_is_help=True
+)
+console = Console()
+
+
+@credit_app.command("train")
+def train(
+    data: Annotated[
+        list[Path], typer.Option(help="Training CSV, one row per applicant (repeatable).")
+    ],
+    target: Annotated[str, typer.Option(help="Column that is 1 for a bad outcome, else 0.")],
+    output_dir: Annotated[
+        Path, typer.Option(help="Directory for VERSION.json and its reports.")
+    ] = Path("scorecards"),
+    artefact: Annotated[
+        Path | None,
+        typer.Option(help="Write the artefact to this exact path instead (reports beside it)."),
+    ] = None,
+    categorical: Annotated[
+        list[str] | None, typer.Option(help="Treat this column as categorical (repeatable).")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Leave this column out (repeatable).")
+    ] = None,
+    special_code: Annotated[
+        list[float] | None,
+        typer.Option(help="A numeric value meaning 'not applicable' (own bin; repeatable)."),
+    ] = None,
+    test_size: Annotated[float, typer.Option(min=0.05, max=0.5)] = 0.3,
+    seed: Annotated[int, typer.Option(help="Seed of the stratified train/test split.")] = 7,
+    min_information_value: Annotated[
+        float, typer.Option(help="Drop features whose information value is lower.")
+    ] = 0.02,
+) -> None:
+    """Train a scorecard (monotonic WOE bins, logistic regression, integer points) and write the
+    versioned points table and a report (AUC, KS, Gini, PSI train vs test)."""
+    from usefirst.credit.application import REASON_TEXTS
+    from usefirst.credit.scorecard_training import (
+        TrainingDataInvalid,
+        TrainingOptions,
+        train_from_csv,
+    )
+    from usefirst.kit.clock import system_now
+
+    options = TrainingOptions(
+        target=target,
+        categorical=tuple(categorical or ()),
+        exclude=tuple(exclude or ()),
+        special_codes=tuple(special_code or ()),
+        reason_texts=REASON_TEXTS,
+        min_information_value=min_information_value,
+        test_size=test_size,
+        seed=seed,
+    )
+    try:
+        result = train_from_csv(
+            data=data,
+            options=options,
+            output_dir=output_dir,
+            created_at=system_now().replace(microsecond=0),
+            artefact_path=artefact,
+        )
+    except (TrainingDataInvalid, FileNotFoundError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from None
+    console.print(result.report.as_text(), highlight=False)
+    console.print(f"artefact: {result.artefact_path}")
+    console.print(f"report:   {result.report_json_path}, {result.report_text_path}")
+
+
+@credit_app.command("simulate-history")
+def simulate_history(
+    output: Annotated[Path, typer.Option(help="CSV to write (application facts + defaulted).")],
+    shoppers: Annotated[int, typer.Option(min=1, max=100_000)] = 1_500,
+    days: Annotated[int, typer.Option(min=31, max=3650)] = 75,
+    seed: Annotated[int, typer.Option()] = 11,
+    merchants: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+) -> None:
+    """Simulate a marketplace history (every applicant on the cold-start limit, so the data is
+    not filtered by an earlier scorecard) and export who defaulted, for ``credit train``."""
+    from usefirst.kit.settings import get_settings
+    from usefirst.runtime import Runtime
+    from usefirst.sim.applicants import export_applications
+    from usefirst.sim.marketplace import simulate
+
+    settings = get_settings().model_copy(update={"sandbox": True, "credit_policy": "cold_start"})
+    runtime = Runtime(settings)
+    summary = simulate(
+        runtime, shoppers=shoppers, merchants=merchants, days=days, seed=seed, console=console
+    )
+    exported = export_applications(runtime, applicants=summary.applicants, path=output)
+    console.print(
+        f"{exported.exported} applicants exported to {output} ({exported.defaulted} defaulted); "
+        f"left out: {exported.immature} too recent to judge, "
+        f"{exported.without_orders} without orders"
+    )
+    if not summary.ledger_balanced:
+        raise typer.Exit(code=1)
+
+
+@credit_app.command("draw-applicants")
+def draw_applicants(
+    output: Annotated[Path, typer.Option(help="CSV to write (application facts + defaulted).")],
+    count: Annotated[int, typer.Option(min=100, max=1_000_000)] = 10_000,
+    seed: Annotated[int, typer.Option()] = 5,
+    on: Annotated[str, typer.Option("--date", help="Date ages are taken on, YYYY-MM-DD.")] = (
+        "2026-11-23"
+    ),
+) -> None:
+    """Draw simulated applicants labelled by the repayment behaviour the simulator gives them
+    (no marketplace run: fast, but the label is the simulator's, not the engine's record)."""
+    from datetime import date
+
+    from usefirst.sim.applicants import write_drawn_applicants
+
+    try:
+        today = date.fromisoformat(on)
+    except ValueError:
+        raise typer.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
+    written = write_drawn_applicants(path=output, count=count, seed=seed, today=today)
+    console.print(
+        f"{written.exported} applicants written to {output} ({written.defaulted} never pay)"
+    )

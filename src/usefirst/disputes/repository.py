@@ -1,0 +1,142 @@
+"""All SQL of disputes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from usefirst.disputes.models import Dispute, DisputeAction, DisputeEvidence
+
+UNRESOLVED_STATUSES = ("open", "awaiting_evidence", "under_review")
+# The respondent has not answered yet.
+AWAITING_RESPONDENT_STATUSES = ("open", "awaiting_evidence")
+
+
+class DisputeRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: Dispute | DisputeEvidence | DisputeAction) -> None:
+        self.session.add(row)
+
+    def find(self, dispute_id: str) -> Dispute | None:
+        return self.session.scalars(select(Dispute).where(Dispute.id == dispute_id)).first()
+
+    def lock(self, shopper_id: str, dispute_id: str) -> Dispute | None:
+        return self.session.scalars(
+            select(Dispute)
+            .where(Dispute.shopper_id == shopper_id, Dispute.id == dispute_id)
+            .with_for_update()
+        ).first()
+
+    def unresolved_of_order(self, shopper_id: str, order_id: str) -> Dispute | None:
+        return self.session.scalars(
+            select(Dispute).where(
+                Dispute.shopper_id == shopper_id,
+                Dispute.open_order_id == order_id,
+            )
+        ).first()
+
+    def was_filed_by(self, shopper_id: str, order_id: str, opened_by: str) -> bool:
+        found = self.session.scalar(
+            select(func.count())
+            .select_from(Dispute)
+            .where(
+                Dispute.shopper_id == shopper_id,
+                Dispute.order_id == order_id,
+                Dispute.opened_by == opened_by,
+            )
+        )
+        return (found or 0) > 0
+
+    def page(
+        self,
+        *,
+        merchant_id: str | None,
+        status: str | None,
+        starting_after: str | None,
+        limit: int,
+    ) -> list[Dispute]:
+        query = select(Dispute)
+        if merchant_id is not None:
+            query = query.where(Dispute.merchant_id == merchant_id)
+        if status is not None:
+            query = query.where(Dispute.status == status)
+        if starting_after is not None:
+            query = query.where(Dispute.id > starting_after)
+        return list(self.session.scalars(query.order_by(Dispute.id).limit(limit)))
+
+    def past_deadline(self, *, now: datetime) -> list[tuple[str, str]]:
+        """(shopper_id, id) of unresolved disputes with a deadline passed: the respondent's
+        (still open or awaiting evidence at ``respond_by``) or the decision's (``decide_by``)."""
+        rows = self.session.execute(
+            select(Dispute.shopper_id, Dispute.id)
+            .where(
+                or_(
+                    and_(
+                        Dispute.status.in_(AWAITING_RESPONDENT_STATUSES),
+                        Dispute.respond_by <= now,
+                    ),
+                    and_(Dispute.status.in_(UNRESOLVED_STATUSES), Dispute.decide_by <= now),
+                )
+            )
+            .order_by(Dispute.shopper_id, Dispute.id)
+        )
+        return [(shopper_id, dispute_id) for shopper_id, dispute_id in rows]
+
+    def evidence_of(self, shopper_id: str, dispute_id: str) -> list[DisputeEvidence]:
+        return list(
+            self.session.scalars(
+                select(DisputeEvidence)
+                .where(
+                    DisputeEvidence.shopper_id == shopper_id,
+                    DisputeEvidence.dispute_id == dispute_id,
+                )
+                .order_by(DisputeEvidence.id)
+            )
+        )
+
+    def evidence_with_hash(
+        self, shopper_id: str, dispute_id: str, sha256: str
+    ) -> DisputeEvidence | None:
+        return self.session.scalars(
+            select(DisputeEvidence).where(
+                DisputeEvidence.shopper_id == shopper_id,
+                DisputeEvidence.dispute_id == dispute_id,
+                DisputeEvidence.sha256 == sha256,
+            )
+        ).first()
+
+    def evidence(
+        self, shopper_id: str, dispute_id: str, evidence_id: str
+    ) -> DisputeEvidence | None:
+        return self.session.scalars(
+            select(DisputeEvidence).where(
+                DisputeEvidence.shopper_id == shopper_id,
+                DisputeEvidence.dispute_id == dispute_id,
+                DisputeEvidence.id == evidence_id,
+            )
+        ).first()
+
+    def actions_of(self, shopper_id: str, dispute_id: str) -> list[DisputeAction]:
+        return list(
+            self.session.scalars(
+                select(DisputeAction)
+                .where(
+                    DisputeAction.shopper_id == shopper_id,
+                    DisputeAction.dispute_id == dispute_id,
+                )
+                .order_by(DisputeAction.seq)
+            )
+        )
+
+    def next_action_seq(self, shopper_id: str, dispute_id: str) -> int:
+        # The dispute row is locked by the caller, so no one else appends meanwhile.
+        last = self.session.scalar(
+            select(func.max(DisputeAction.seq)).where(
+                DisputeAction.shopper_id == shopper_id, DisputeAction.dispute_id == dispute_id
+            )
+        )
+        return (last or 0) + 1

@@ -1,0 +1,711 @@
+"""Paying merchants what they are owed: daily payouts, holds, the rolling reserve, clawbacks.
+
+What a merchant is owed lives in the ledger, on its payable account: delivery credits the
+principal (ORDER_ACTIVATION) and takes the merchant fee at once (MERCHANT_FEE), refunds and
+clawbacks debit it, fines debit it. A payout settles a set of those journal entries: every entry
+on a merchant payable is recorded in exactly one settlement (``settlement_lines``), together with
+the payout's own entries (the reserve withheld and the payout transfer), so the lines of each
+settlement sum to zero and the entries not yet settled sum to the ledger balance. That is the
+statement, and it reconciles to the cent by construction (see :func:`statement`).
+
+An order's sale is paid once its delivery is ``settlement_days`` business days old and it has no
+active hold; its fee and any refund before the payout travel with it. Debits that arrive after an
+order was paid (a refund, a dispute clawback), fines and released reserve are netted from the next
+payout. When the debits exceed what is due, nothing is paid and everything stays pending, so a
+negative balance carries forward until new sales cover it; it never disappears.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from usefirst.daily_jobs import DailyContext
+from usefirst.kit.clock import business_day_start
+from usefirst.kit.errors import Conflict, InvariantViolated, NotFound, ValidationFailed
+from usefirst.kit.ids import new_id
+from usefirst.kit.money import basis_points_of, check_currency
+from usefirst.kit.settings import Settings
+from usefirst.ledger import accounts
+from usefirst.ledger.accounts import AccountRef, EntryKind
+from usefirst.ledger.service import balance_of, post_transfer
+from usefirst.merchants.models import Merchant, Settlement, SettlementHold, SettlementLine
+from usefirst.merchants.repository import MerchantRepository, PayablePosting, SettlementRepository
+from usefirst.notify.service import publish_event
+
+HOLDING_STATUSES = ("suspended", "banned")
+REFUND_KINDS = frozenset({EntryKind.REFUND_REDUCING_DEBT.value, EntryKind.REFUND_TO_SHOPPER.value})
+FINE_KINDS = frozenset({EntryKind.MERCHANT_FINE.value, EntryKind.MERCHANT_FINE_REVERSAL.value})
+# Entries a payout posts itself; they are recorded in their settlement when posted.
+SETTLEMENT_KINDS = frozenset({EntryKind.MERCHANT_PAYOUT.value, EntryKind.RESERVE_WITHHELD.value})
+
+
+class HoldNotAllowed(Conflict):
+    code = "settlement_hold_not_allowed"
+    default_message = "This order cannot be held."
+
+
+# Holds (contract: risk cases and disputes call these)
+
+
+def _check_source(source: str) -> str:
+    source = source.strip()
+    if not 1 <= len(source) <= 80:
+        raise ValidationFailed("source must have 1 to 80 characters.", field="source")
+    return source
+
+
+def hold_order_settlement(
+    session: Session, *, merchant_id: str, order_id: str, source: str, reason: str, now: datetime
+) -> None:
+    """Keep an order out of payouts until ``source`` releases it. Idempotent per (order, source):
+    holding again while the hold is active changes nothing."""
+    from usefirst.orders.service import find_order
+
+    source = _check_source(source)
+    find_order(session, order_id=order_id, merchant_id=merchant_id)
+    repository = SettlementRepository(session)
+    if any(hold.source == source for hold in repository.active_holds(merchant_id, order_id)):
+        return
+    repository.add(
+        SettlementHold(
+            merchant_id=merchant_id,
+            id=new_id("settlement_hold"),
+            order_id=order_id,
+            source=source,
+            reason=reason.strip()[:500] or source,
+            created_at=now,
+            released_at=None,
+        )
+    )
+    session.flush()
+
+
+def release_order_settlement_hold(
+    session: Session, *, merchant_id: str, order_id: str, source: str, now: datetime
+) -> None:
+    """Lift ``source``'s hold on an order; other sources' holds stay. Idempotent: releasing a hold
+    that is not active changes nothing."""
+    source = _check_source(source)
+    for hold in SettlementRepository(session).active_holds(merchant_id, order_id):
+        if hold.source == source:
+            hold.released_at = now
+    session.flush()
+
+
+def claw_back(
+    session: Session,
+    *,
+    merchant_id: str,
+    order_id: str | None,
+    amount_minor: int,
+    currency: str,
+    reason: str,
+    now: datetime,
+    credit: AccountRef | None = None,
+) -> str:
+    """Charge a merchant for money the platform lost or returned on its order (a dispute decided
+    for the shopper, say): its payable is debited, and may go negative; the next payouts net it.
+
+    ``credit`` is the account the money goes to; by default the platform's merchant recoveries
+    (the loss was booked elsewhere). A dispute that cancels the shopper's debt passes the shopper's
+    receivable instead. Returns the journal entry id.
+    """
+    if amount_minor <= 0:
+        raise ValidationFailed("amount_minor must be a positive integer.", field="amount_minor")
+    check_currency(currency)
+    if not reason.strip():
+        raise ValidationFailed("reason must not be empty.", field="reason")
+    return post_transfer(
+        session,
+        kind=EntryKind.MERCHANT_CLAWBACK,
+        debit=accounts.merchant_payable(merchant_id),
+        credit=credit or accounts.MERCHANT_RECOVERIES,
+        amount_minor=amount_minor,
+        currency=currency,
+        now=now,
+        merchant_id=merchant_id,
+        order_id=order_id,
+        memo=f"clawback: {reason.strip()}",
+    )
+
+
+# Payout rails
+
+
+@dataclass(frozen=True)
+class PayoutReceipt:
+    reference: str
+    entry_id: str
+
+
+class PayoutRail(Protocol):
+    """Moves a settled amount to the merchant. Must post the payout to the ledger (debiting the
+    merchant payable) in the caller's transaction and be idempotent per settlement id."""
+
+    name: str
+
+    def pay(
+        self,
+        session: Session,
+        *,
+        merchant_id: str,
+        settlement_id: str,
+        amount_minor: int,
+        currency: str,
+        now: datetime,
+    ) -> PayoutReceipt: ...
+
+
+class LedgerPayoutRail:
+    """The default rail: a local ledger transfer from the merchant payable to platform cash. A bank
+    integration would instead credit a clearing account and settle it when the bank confirms."""
+
+    name = "ledger"
+
+    def pay(
+        self,
+        session: Session,
+        *,
+        merchant_id: str,
+        settlement_id: str,
+        amount_minor: int,
+        currency: str,
+        now: datetime,
+    ) -> PayoutReceipt:
+        entry_id = post_transfer(
+            session,
+            kind=EntryKind.MERCHANT_PAYOUT,
+            debit=accounts.merchant_payable(merchant_id),
+            credit=accounts.PLATFORM_CASH,
+            amount_minor=amount_minor,
+            currency=currency,
+            now=now,
+            merchant_id=merchant_id,
+            reference_id=settlement_id,
+            memo="merchant payout",
+        )
+        return PayoutReceipt(reference=entry_id, entry_id=entry_id)
+
+
+# Settling one business date
+
+
+@dataclass
+class SettlementSummary:
+    paid: int = 0
+    paid_minor: int = 0
+    carried_forward: int = 0  # debits exceed what is due: nothing paid, balance carried
+    held_merchants: int = 0  # suspended or banned: nothing paid
+    already_settled: int = 0
+    reserves_released: int = 0
+    settlement_ids: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "settlements_paid": self.paid,
+            "settled_minor": self.paid_minor,
+            "settlements_carried_forward": self.carried_forward,
+            "settlements_held": self.held_merchants,
+            "settlements_already_done": self.already_settled,
+            "reserves_released": self.reserves_released,
+        }
+
+
+@dataclass
+class _Plan:
+    lines: list[tuple[PayablePosting, str]] = field(default_factory=list)
+    orders: set[str] = field(default_factory=set)
+
+    def total(self, component: str) -> int:
+        return sum(posting.owed_minor for posting, kind in self.lines if kind == component)
+
+
+def _plan_payout(
+    postings: list[PayablePosting],
+    *,
+    sales_before: datetime,
+    held_order_ids: set[str],
+    previously_sold: set[str],
+) -> _Plan:
+    sale_by_order = {
+        posting.order_id: posting
+        for posting in postings
+        if posting.entry_kind == EntryKind.ORDER_ACTIVATION.value and posting.order_id
+    }
+    paying = {
+        order_id
+        for order_id, sale in sale_by_order.items()
+        if sale.created_at < sales_before and order_id not in held_order_ids
+    }
+    plan = _Plan(orders=paying)
+    for posting in postings:
+        order_id = posting.order_id
+        if posting.entry_kind in SETTLEMENT_KINDS:
+            raise InvariantViolated(f"payout entry {posting.entry_id} is not in its settlement")
+        if posting.entry_kind == EntryKind.RESERVE_RELEASED.value:
+            plan.lines.append((posting, "reserve_release"))
+        elif posting.entry_kind in FINE_KINDS:
+            plan.lines.append((posting, "fine"))
+        elif order_id is None or order_id in previously_sold:
+            plan.lines.append((posting, "clawback"))
+        elif order_id in paying:
+            if posting.entry_kind == EntryKind.ORDER_ACTIVATION.value:
+                plan.lines.append((posting, "sale"))
+            elif posting.entry_kind == EntryKind.MERCHANT_FEE.value:
+                plan.lines.append((posting, "fee"))
+            elif posting.entry_kind in REFUND_KINDS:
+                plan.lines.append((posting, "refund"))
+            else:
+                plan.lines.append((posting, "clawback"))
+        elif order_id not in sale_by_order:
+            # Charged on an order whose sale never reached this merchant's payable here (or was
+            # settled under another currency): nothing to wait for.
+            plan.lines.append((posting, "clawback"))
+        # else: travels with its order's sale, which is not due yet or is held.
+    return plan
+
+
+def reserve_rate_bps(merchant: Merchant, settings: Settings) -> int:
+    if merchant.status == "on_watch":
+        return max(settings.settlement_reserve_on_watch_bps, settings.settlement_reserve_bps)
+    return settings.settlement_reserve_bps
+
+
+def release_due_reserves(
+    session: Session, *, merchant: Merchant, business_on: date, settings: Settings, now: datetime
+) -> int:
+    """Release reserves withheld ``settlement_reserve_days`` ago back to the payable, where the
+    payout of the day picks them up. A suspended or banned merchant's reserve stays: it is what
+    covers the clawbacks its investigation may bring."""
+    if merchant.status in HOLDING_STATUSES:
+        return 0
+    released = 0
+    for settlement in SettlementRepository(session).reserves_due(merchant.id, due_on=business_on):
+        settlement.reserve_release_entry_id = post_transfer(
+            session,
+            kind=EntryKind.RESERVE_RELEASED,
+            debit=accounts.merchant_reserve(merchant.id),
+            credit=accounts.merchant_payable(merchant.id),
+            amount_minor=settlement.reserve_minor,
+            currency=settlement.currency,
+            now=now,
+            merchant_id=merchant.id,
+            reference_id=settlement.id,
+            memo=f"reserve of {settlement.settled_on.isoformat()} released",
+        )
+        settlement.reserve_released_at = now
+        released += 1
+    session.flush()
+    return released
+
+
+def settle_merchant(
+    session: Session,
+    *,
+    merchant_id: str,
+    business_on: date,
+    settings: Settings,
+    now: datetime,
+    rail: PayoutRail | None = None,
+    summary: SettlementSummary | None = None,
+) -> SettlementSummary:
+    """Pay one merchant what is due on ``business_on``, once per (merchant, currency, date)."""
+    summary = summary if summary is not None else SettlementSummary()
+    rail = rail or LedgerPayoutRail()
+    merchant = MerchantRepository(session).get(merchant_id, for_update=True)
+    if merchant is None:
+        raise NotFound("No such merchant.")
+    repository = SettlementRepository(session)
+    summary.reserves_released += release_due_reserves(
+        session, merchant=merchant, business_on=business_on, settings=settings, now=now
+    )
+    if merchant.status in HOLDING_STATUSES:
+        summary.held_merchants += 1
+        return summary
+    day_end = business_day_start(business_on + timedelta(days=1), settings.time_zone)
+    sales_before = business_day_start(
+        business_on - timedelta(days=merchant.settlement_days - 1), settings.time_zone
+    )
+    held_order_ids = repository.held_order_ids(merchant.id)
+    for currency in repository.payable_currencies(merchant.id):
+        if repository.settlement_on(merchant.id, currency, business_on) is not None:
+            summary.already_settled += 1
+            continue
+        postings = repository.payable_postings(
+            merchant_id=merchant.id,
+            account_code=accounts.merchant_payable(merchant.id).code(currency),
+            created_before=day_end,
+            pending_only=True,
+        )
+        if not postings:
+            continue
+        previously_sold = repository.sold_order_ids_settled(
+            merchant.id, {p.order_id for p in postings if p.order_id is not None}
+        )
+        plan = _plan_payout(
+            postings,
+            sales_before=sales_before,
+            held_order_ids=held_order_ids,
+            previously_sold=previously_sold,
+        )
+        settlement = _pay(
+            session,
+            merchant=merchant,
+            currency=currency,
+            business_on=business_on,
+            plan=plan,
+            rail=rail,
+            settings=settings,
+            now=now,
+        )
+        if settlement is None:
+            summary.carried_forward += 1
+            continue
+        summary.paid += 1
+        summary.paid_minor += settlement.net_minor
+        summary.settlement_ids.append(settlement.id)
+    return summary
+
+
+def _pay(
+    session: Session,
+    *,
+    merchant: Merchant,
+    currency: str,
+    business_on: date,
+    plan: _Plan,
+    rail: PayoutRail,
+    settings: Settings,
+    now: datetime,
+) -> Settlement | None:
+    gross = plan.total("sale")
+    refunded = -plan.total("refund")
+    fee = -plan.total("fee")
+    clawback = -plan.total("clawback")
+    fines = -plan.total("fine")
+    released = plan.total("reserve_release")
+    due = gross - refunded - fee - clawback - fines + released
+    if due <= 0:
+        return None
+    reserve = min(
+        basis_points_of(max(gross - refunded, 0), reserve_rate_bps(merchant, settings)), due
+    )
+    net = due - reserve
+    if net <= 0:
+        return None
+    settlement_id = new_id("settlement")
+    reserve_entry_id = post_transfer(
+        session,
+        kind=EntryKind.RESERVE_WITHHELD,
+        debit=accounts.merchant_payable(merchant.id),
+        credit=accounts.merchant_reserve(merchant.id),
+        amount_minor=reserve,
+        currency=currency,
+        now=now,
+        merchant_id=merchant.id,
+        reference_id=settlement_id,
+        memo=f"rolling reserve of payout {business_on.isoformat()}",
+    )
+    receipt = rail.pay(
+        session,
+        merchant_id=merchant.id,
+        settlement_id=settlement_id,
+        amount_minor=net,
+        currency=currency,
+        now=now,
+    )
+    settlement = Settlement(
+        merchant_id=merchant.id,
+        id=settlement_id,
+        currency=currency,
+        settled_on=business_on,
+        status="paid",
+        order_count=len({p.order_id for p, component in plan.lines if component == "sale"}),
+        gross_minor=gross,
+        refunded_minor=refunded,
+        fee_minor=fee,
+        reserve_minor=reserve,
+        reserve_released_minor=released,
+        clawback_minor=clawback,
+        fines_minor=fines,
+        net_minor=net,
+        payout_rail=rail.name,
+        payout_reference=receipt.reference,
+        payout_entry_id=receipt.entry_id,
+        reserve_entry_id=reserve_entry_id or None,
+        reserve_release_on=(
+            business_on + timedelta(days=settings.settlement_reserve_days) if reserve else None
+        ),
+        reserve_release_entry_id=None,
+        reserve_released_at=None,
+        paid_at=now,
+    )
+    repository = SettlementRepository(session)
+    repository.add(settlement)
+    lines: list[dict[str, object]] = [
+        {
+            "merchant_id": merchant.id,
+            "entry_id": posting.entry_id,
+            "settlement_id": settlement_id,
+            "order_id": posting.order_id,
+            "entry_kind": posting.entry_kind,
+            "component": component,
+            "amount_minor": posting.owed_minor,
+        }
+        for posting, component in plan.lines
+    ]
+    own_entries = ((reserve_entry_id, EntryKind.RESERVE_WITHHELD, "reserve", reserve),
+                   (receipt.entry_id, EntryKind.MERCHANT_PAYOUT, "payout", net))  # fmt: skip
+    for entry_id, kind, component, amount in own_entries:
+        if entry_id:
+            lines.append(
+                {
+                    "merchant_id": merchant.id,
+                    "entry_id": entry_id,
+                    "settlement_id": settlement_id,
+                    "order_id": None,
+                    "entry_kind": kind.value,
+                    "component": component,
+                    "amount_minor": -amount,
+                }
+            )
+    if sum(posting.owed_minor for posting, _ in plan.lines) != reserve + net:
+        raise InvariantViolated(f"settlement {settlement_id} does not pay out what it settles")
+    repository.add_lines(lines)
+    session.flush()
+    publish_event(
+        session,
+        event_type="settlement.paid",
+        data={"settlement": settlement_view(settlement)},
+        now=now,
+        settings=settings,
+        merchant_id=merchant.id,
+    )
+    return settlement
+
+
+def settle(
+    session: Session,
+    *,
+    business_on: date,
+    settings: Settings,
+    now: datetime,
+    rail: PayoutRail | None = None,
+    merchant_ids: Iterable[str] | None = None,
+) -> SettlementSummary:
+    """Settle every merchant with a payable (or the given ones) for ``business_on``; merchants in
+    id order so concurrent runs lock them in the same order."""
+    repository = SettlementRepository(session)
+    if merchant_ids is None:
+        candidates = set(repository.merchants_with_payable())
+        candidates.update(repository.merchants_with_reserve_due(due_on=business_on))
+    else:
+        candidates = set(merchant_ids)
+    summary = SettlementSummary()
+    for merchant_id in sorted(candidates):
+        settle_merchant(
+            session,
+            merchant_id=merchant_id,
+            business_on=business_on,
+            settings=settings,
+            now=now,
+            rail=rail,
+            summary=summary,
+        )
+    return summary
+
+
+def settle_daily(session: Session, context: DailyContext) -> dict[str, int]:
+    """The daily sweep's job (after collections): pay out for the business date."""
+    return settle(
+        session, business_on=context.business_on, settings=context.settings, now=context.now
+    ).counts()
+
+
+# Reading: balances, settlements, statements
+
+
+@dataclass(frozen=True)
+class MerchantBalance:
+    currency: str
+    payable_minor: int  # owed to the merchant now (negative: the merchant owes the platform)
+    held_minor: int  # part of payable that holds or a suspension keep from payouts
+    reserve_minor: int  # withheld as rolling reserve, not part of payable
+
+
+def merchant_balance(session: Session, *, merchant_id: str, currency: str) -> MerchantBalance:
+    from usefirst.merchants.service import get_merchant
+
+    merchant = get_merchant(session, merchant_id=merchant_id)
+    repository = SettlementRepository(session)
+    payable = -balance_of(session, accounts.merchant_payable(merchant_id), currency)
+    reserve = -balance_of(session, accounts.merchant_reserve(merchant_id), currency)
+    if merchant.status in HOLDING_STATUSES:
+        held = max(payable, 0)
+    else:
+        held_orders = repository.held_order_ids(merchant_id)
+        pending = repository.payable_postings(
+            merchant_id=merchant_id,
+            account_code=accounts.merchant_payable(merchant_id).code(currency),
+            pending_only=True,
+        )
+        held = sum(p.owed_minor for p in pending if p.order_id in held_orders)
+    return MerchantBalance(
+        currency=currency, payable_minor=payable, held_minor=held, reserve_minor=reserve
+    )
+
+
+def list_settlements(
+    session: Session, *, merchant_id: str, limit: int, starting_after: str | None
+) -> list[Settlement]:
+    return SettlementRepository(session).settlements_page(
+        merchant_id, limit=limit, starting_after=starting_after
+    )
+
+
+def get_settlement(session: Session, *, merchant_id: str, settlement_id: str) -> Settlement:
+    settlement = SettlementRepository(session).get_settlement(merchant_id, settlement_id)
+    if settlement is None:
+        raise NotFound("No such settlement.")
+    return settlement
+
+
+def settlement_lines(session: Session, *, settlement: Settlement) -> list[SettlementLine]:
+    return SettlementRepository(session).lines_of(settlement.merchant_id, settlement.id)
+
+
+def settlement_view(settlement: Settlement) -> dict[str, Any]:
+    return {
+        "id": settlement.id,
+        "merchant_id": settlement.merchant_id,
+        "currency": settlement.currency,
+        "settled_on": settlement.settled_on,
+        "status": settlement.status,
+        "order_count": settlement.order_count,
+        "gross_minor": settlement.gross_minor,
+        "refunded_minor": settlement.refunded_minor,
+        "fee_minor": settlement.fee_minor,
+        "reserve_minor": settlement.reserve_minor,
+        "reserve_released_minor": settlement.reserve_released_minor,
+        "clawback_minor": settlement.clawback_minor,
+        "fines_minor": settlement.fines_minor,
+        "net_minor": settlement.net_minor,
+        "reserve_release_on": settlement.reserve_release_on,
+        "reserve_released_at": settlement.reserve_released_at,
+        "payout_rail": settlement.payout_rail,
+        "payout_reference": settlement.payout_reference,
+        "paid_at": settlement.paid_at,
+    }
+
+
+def line_view(line: SettlementLine) -> dict[str, Any]:
+    return {
+        "entry_id": line.entry_id,
+        "entry_kind": line.entry_kind,
+        "component": line.component,
+        "order_id": line.order_id,
+        "amount_minor": line.amount_minor,
+    }
+
+
+# Each settlement column is the sum of its lines of one component; payout and reserve lines are
+# debits of the payable, the rest keep the sign of what they did to it.
+HEADER_COMPONENTS = (
+    ("gross_minor", "sale", 1),
+    ("refunded_minor", "refund", -1),
+    ("fee_minor", "fee", -1),
+    ("clawback_minor", "clawback", -1),
+    ("fines_minor", "fine", -1),
+    ("reserve_released_minor", "reserve_release", 1),
+    ("reserve_minor", "reserve", -1),
+    ("net_minor", "payout", -1),
+)
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    entry_id: str
+    entry_kind: str
+    order_id: str | None
+    amount_minor: int  # what it did to the amount owed to the merchant
+    created_at: datetime
+    settlement_id: str | None
+    is_held: bool
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A merchant payable, entry by entry, checked against the ledger and its payouts."""
+
+    merchant_id: str
+    currency: str
+    ledger_payable_minor: int
+    pending_minor: int  # entries no payout has settled yet
+    settled_minor: int  # all settled lines together: zero when every payout balanced
+    lines: list[StatementLine]
+    problems: list[str]
+
+    @property
+    def is_reconciled(self) -> bool:
+        return not self.problems
+
+
+def statement(session: Session, *, merchant_id: str, currency: str) -> Statement:
+    """Every posting on the merchant's payable is either in exactly one settlement, whose lines
+    sum to zero and add up to its columns, or pending; pending sums to the ledger balance."""
+    repository = SettlementRepository(session)
+    postings = repository.payable_postings(
+        merchant_id=merchant_id,
+        account_code=accounts.merchant_payable(merchant_id).code(currency),
+        pending_only=False,
+    )
+    held_orders = repository.held_order_ids(merchant_id)
+    ledger_payable = -balance_of(session, accounts.merchant_payable(merchant_id), currency)
+    problems: list[str] = []
+    by_settlement: dict[str, int] = defaultdict(int)
+    for posting in postings:
+        if posting.settlement_id is not None:
+            by_settlement[posting.settlement_id] += posting.owed_minor
+    pending = sum(p.owed_minor for p in postings if p.settlement_id is None)
+    if pending != ledger_payable:
+        problems.append(f"pending entries {pending} != ledger payable {ledger_payable}")
+    for settlement_id, total in sorted(by_settlement.items()):
+        if total != 0:
+            problems.append(f"settlement {settlement_id}: its entries sum to {total}, not 0")
+    owed_by_entry = {posting.entry_id: posting.owed_minor for posting in postings}
+    for settlement in repository.settlements_of(merchant_id, currency):
+        lines = repository.lines_of(merchant_id, settlement.id)
+        by_component: dict[str, int] = defaultdict(int)
+        for line in lines:
+            by_component[line.component] += line.amount_minor
+            if owed_by_entry.get(line.entry_id) != line.amount_minor:
+                problems.append(f"settlement {settlement.id}: line {line.entry_id} != its posting")
+        for column, component, sign in HEADER_COMPONENTS:
+            if getattr(settlement, column) != sign * by_component.get(component, 0):
+                problems.append(f"settlement {settlement.id}: {column} != its {component} lines")
+    return Statement(
+        merchant_id=merchant_id,
+        currency=currency,
+        ledger_payable_minor=ledger_payable,
+        pending_minor=pending,
+        settled_minor=sum(by_settlement.values()),
+        lines=[
+            StatementLine(
+                entry_id=p.entry_id,
+                entry_kind=p.entry_kind,
+                order_id=p.order_id,
+                amount_minor=p.owed_minor,
+                created_at=p.created_at,
+                settlement_id=p.settlement_id,
+                is_held=p.settlement_id is None and p.order_id in held_orders,
+            )
+            for p in postings
+        ],
+        problems=problems,
+    )

@@ -1,0 +1,202 @@
+"""Privacy over HTTP: data export and erasure (compliance), complaints (platform and operators)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from usefirst.api.deps import (
+    IdempotencyKey,
+    PrincipalDep,
+    RuntimeDep,
+    idempotent_response,
+    page,
+    require,
+)
+from usefirst.api.schemas import Strict
+from usefirst.identity.service import Principal
+from usefirst.privacy import complaints as complaint_service
+from usefirst.privacy import service as privacy_service
+
+router = APIRouter(tags=["privacy"])
+
+COMPLIANCE = ("compliance",)
+COMPLAINT_HANDLERS = ("support", "compliance", "admin")
+# Who may see the audit trail of reads attached to a privacy complaint.
+ACCESS_TRAIL_ROLES = ("compliance", "admin")
+
+
+class ComplaintIn(Strict):
+    shopper_id: str = Field(min_length=1, max_length=40)
+    category: Literal["privacy", "collection_conduct", "billing", "other"]
+    description: str = Field(min_length=1, max_length=5_000)
+
+
+class ComplaintResponseIn(Strict):
+    message: str = Field(min_length=1, max_length=5_000)
+    closes: bool = False
+
+
+def actor_of(principal: Principal) -> str:
+    if principal.kind == "operator" and principal.operator_id is not None:
+        return principal.operator_id
+    return f"{principal.kind}:{principal.key_id}"
+
+
+@router.get("/v1/shoppers/{shopper_id}/export")
+def export_shopper(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, roles=COMPLIANCE)
+    # A write transaction: the export is recorded in the audit chain before it is returned.
+    with runtime.work() as work:
+        return privacy_service.export_shopper(
+            work.session,
+            shopper_id=shopper_id,
+            cipher=runtime.cipher,
+            actor=actor_of(principal),
+            now=work.now,
+        )
+
+
+@router.post("/v1/shoppers/{shopper_id}/erasure")
+def erase_shopper(
+    shopper_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    require(principal, roles=COMPLIANCE)
+    with runtime.work() as work:
+
+        def handler() -> tuple[int, Any]:
+            result = privacy_service.erase_shopper(
+                work.session, shopper_id=shopper_id, actor=actor_of(principal), now=work.now
+            )
+            return 200, result.as_dict()
+
+        return idempotent_response(
+            runtime,
+            work,
+            request=request,
+            principal=principal,
+            idempotency_key=idempotency_key,
+            body=None,
+            handler=handler,
+        )
+
+
+@router.post("/v1/complaints", status_code=201)
+def file_complaint(
+    body: ComplaintIn,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    require(principal, platform=True)
+    with runtime.work() as work:
+
+        def handler() -> tuple[int, Any]:
+            complaint = complaint_service.file_complaint(
+                work.session,
+                shopper_id=body.shopper_id,
+                category=body.category,
+                description=body.description,
+                cipher=runtime.cipher,
+                response_days=runtime.settings.complaint_response_days,
+                now=work.now,
+            )
+            return 201, {
+                "id": complaint.id,
+                "shopper_id": complaint.shopper_id,
+                "category": complaint.category,
+                "status": complaint.status,
+                "respond_by": complaint.respond_by,
+                "created_at": complaint.created_at,
+            }
+
+        return idempotent_response(
+            runtime,
+            work,
+            request=request,
+            principal=principal,
+            idempotency_key=idempotency_key,
+            body=body,
+            handler=handler,
+        )
+
+
+@router.get("/v1/complaints")
+def list_complaints(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    overdue: bool = False,
+    status: Annotated[Literal["open", "answered", "closed"] | None, Query()] = None,
+    starting_after: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    require(principal, roles=COMPLAINT_HANDLERS)
+    with runtime.work(read_only=True) as work:
+        rows = complaint_service.list_complaints(
+            work.session,
+            overdue_only=overdue,
+            status=status,
+            starting_after=starting_after,
+            limit=limit + 1,
+            now=work.now,
+        )
+        return page(
+            rows,
+            limit,
+            lambda row: complaint_service.complaint_view(
+                work.session,
+                row,
+                cipher=runtime.cipher,
+                now=work.now,
+                include_access_trail=False,
+            ),
+        )
+
+
+@router.get("/v1/complaints/{complaint_id}")
+def get_complaint(
+    complaint_id: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, platform=True, roles=COMPLAINT_HANDLERS)
+    with runtime.work(read_only=True) as work:
+        complaint = complaint_service.get_complaint(work.session, complaint_id=complaint_id)
+        return complaint_service.complaint_view(
+            work.session,
+            complaint,
+            cipher=runtime.cipher,
+            now=work.now,
+            include_access_trail=principal.role in ACCESS_TRAIL_ROLES,
+        )
+
+
+@router.post("/v1/complaints/{complaint_id}/responses", status_code=201)
+def respond_to_complaint(
+    complaint_id: str, body: ComplaintResponseIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, roles=COMPLAINT_HANDLERS)
+    assert principal.operator_id is not None
+    with runtime.work() as work:
+        complaint = complaint_service.respond(
+            work.session,
+            complaint_id=complaint_id,
+            operator_id=principal.operator_id,
+            message=body.message,
+            closes=body.closes,
+            cipher=runtime.cipher,
+            now=work.now,
+        )
+        return complaint_service.complaint_view(
+            work.session,
+            complaint,
+            cipher=runtime.cipher,
+            now=work.now,
+            include_access_trail=principal.role in ACCESS_TRAIL_ROLES,
+        )

@@ -1,0 +1,385 @@
+"""Cases analysts work: an order, a shopper, a merchant or a ring, with the evidence that opened
+it. A new signal about a subject that already has an open case joins that case. Resolving a case
+acts on its orders (a cleared held order proceeds, a confirmed one is declined or cancelled and
+its credit released), records training labels and remembers confirmed fraudsters so later
+checkouts linked to them are caught."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic_core import to_jsonable_python
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
+
+from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
+from usefirst.kit.ids import new_id
+from usefirst.kit.settings import Settings
+from usefirst.risk import actions
+from usefirst.risk.models import KnownFraudSubject, RiskCase, RiskLabel
+from usefirst.risk.repository import RiskRepository
+
+CaseType = Literal["order", "shopper", "merchant", "ring"]
+CASE_TYPES = ("order", "shopper", "merchant", "ring")
+CASE_STATUSES = ("open", "assigned", "resolved")
+OUTCOMES = ("confirmed_fraud", "legitimate")
+MAX_SIGNALS = 200
+
+
+class CaseAlreadyResolved(Conflict):
+    code = "case_already_resolved"
+    default_message = "This case is already resolved."
+
+
+def _subject_key(case_type: str, subject_ids: list[str]) -> str:
+    return f"{case_type}:{subject_ids[0]}"
+
+
+def open_or_update_case(
+    session: Session,
+    *,
+    case_type: CaseType | str,
+    subject_ids: list[str],
+    amount_at_risk_minor: int,
+    evidence: dict[str, Any],
+    reason: str,
+    now: datetime,
+) -> RiskCase:
+    """Open a case, or add this signal to the open case of the same type whose first subject is
+    the same (the first subject id is the case's primary subject: the order of an order case, the
+    merchant or shopper of theirs, a ring's anchor). Subjects are united, the amount at risk is
+    the largest seen, and the signal (``reason`` with ``evidence``) is appended once.
+    ``evidence["order_ids"]`` names orders the case covers besides ``ord_`` subjects: resolving
+    the case acts on and labels them all."""
+    if case_type not in CASE_TYPES:
+        raise ValueError(f"case_type must be one of {CASE_TYPES}")
+    subjects = [subject for subject in dict.fromkeys(subject_ids) if subject]
+    if not subjects:
+        raise ValueError("a case needs at least one subject")
+    if amount_at_risk_minor < 0:
+        raise ValueError("amount_at_risk_minor must not be negative")
+    repository = RiskRepository(session)
+    key = _subject_key(case_type, subjects)
+    signal = to_jsonable_python({"reason": reason, "observed_at": now, "evidence": evidence})
+    order_ids = [str(order_id) for order_id in evidence.get("order_ids", [])]
+    order_ids += [subject for subject in subjects if subject.startswith("ord_")]
+    case = repository.open_case_for(key)
+    if case is None:
+        case = RiskCase(
+            id=new_id("case"),
+            case_type=case_type,
+            status="open",
+            subject_key=key,
+            subject_ids=subjects,
+            amount_at_risk_minor=amount_at_risk_minor,
+            reason=reason[:500],
+            evidence={"order_ids": list(dict.fromkeys(order_ids)), "signals": [signal]},
+            opened_at=now,
+            updated_at=now,
+        )
+        repository.add(case)
+        session.flush()
+        return case
+    merged_subjects = list(dict.fromkeys([*case.subject_ids, *subjects]))
+    merged_orders = list(dict.fromkeys([*case.evidence.get("order_ids", []), *order_ids]))
+    signals = list(case.evidence.get("signals", []))
+    known = [(item["reason"], item["evidence"]) for item in signals]
+    if (signal["reason"], signal["evidence"]) not in known and len(signals) < MAX_SIGNALS:
+        signals.append(signal)
+    case.subject_ids = merged_subjects
+    case.evidence = {**case.evidence, "order_ids": merged_orders, "signals": signals}
+    flag_modified(case, "subject_ids")
+    flag_modified(case, "evidence")
+    case.amount_at_risk_minor = max(case.amount_at_risk_minor, amount_at_risk_minor)
+    case.updated_at = now
+    session.flush()
+    return case
+
+
+def get_case(session: Session, *, case_id: str) -> RiskCase:
+    case = RiskRepository(session).get_case(case_id)
+    if case is None:
+        raise NotFound("No such case.")
+    return case
+
+
+def list_cases(
+    session: Session,
+    *,
+    status: str | None,
+    case_type: str | None,
+    starting_after: str | None,
+    limit: int,
+) -> list[RiskCase]:
+    if status is not None and status not in CASE_STATUSES:
+        raise ValidationFailed(f"status must be one of {', '.join(CASE_STATUSES)}.", field="status")
+    if case_type is not None and case_type not in CASE_TYPES:
+        raise ValidationFailed(f"type must be one of {', '.join(CASE_TYPES)}.", field="type")
+    return RiskRepository(session).cases(
+        status=status, case_type=case_type, starting_after=starting_after, limit=limit
+    )
+
+
+def assign_case(
+    session: Session, *, case_id: str, operator_id: str, assigned_by: str, now: datetime
+) -> RiskCase:
+    from usefirst.identity.repository import IdentityRepository
+
+    operator = IdentityRepository(session).get_operator(operator_id)
+    if operator is None or operator.role not in ("risk_analyst", "admin"):
+        raise ValidationFailed(
+            "operator_id must name a risk analyst or an admin.", field="operator_id"
+        )
+    repository = RiskRepository(session)
+    case = repository.get_case(case_id, for_update=True)
+    if case is None:
+        raise NotFound("No such case.")
+    if case.status == "resolved":
+        raise CaseAlreadyResolved()
+    case.status = "assigned"
+    case.assignee = operator_id
+    case.assigned_at = now
+    case.updated_at = now
+    actions.log_action(
+        session,
+        action="assign_case",
+        subject_id=case.subject_ids[0],
+        case_id=case.id,
+        decided_by=f"operator:{assigned_by}",
+        reason=f"assigned to {operator_id}",
+        now=now,
+    )
+    session.flush()
+    return case
+
+
+def resolve_case(
+    session: Session,
+    *,
+    case_id: str,
+    outcome: str,
+    note: str,
+    resolved_by: str,
+    settings: Settings,
+    now: datetime,
+) -> RiskCase:
+    """Close a case as confirmed fraud or legitimate and act on it.
+
+    Legitimate: held orders proceed (approved), this case's settlement holds are released.
+    Confirmed fraud: orders not yet shipped are declined (held) or cancelled (approved) and
+    their credit released; orders already shipped stay held from settlement; the shoppers'
+    credit lines close; merchants go on watch; every subject is remembered as known fraud.
+    Either way every order of the case becomes a training label."""
+    if outcome not in OUTCOMES:
+        raise ValidationFailed(f"outcome must be one of {', '.join(OUTCOMES)}.", field="outcome")
+    note = note.strip()
+    if not 1 <= len(note) <= 2000:
+        raise ValidationFailed("note must have 1 to 2000 characters.", field="note")
+    repository = RiskRepository(session)
+    case = repository.get_case(case_id, for_update=True)
+    if case is None:
+        raise NotFound("No such case.")
+    if case.status == "resolved":
+        raise CaseAlreadyResolved()
+    decided_by = f"operator:{resolved_by}"
+    order_ids = list(case.evidence.get("order_ids", []))
+    if outcome == "legitimate":
+        _clear(session, case=case, order_ids=order_ids, decided_by=decided_by, settings=settings,
+               now=now)  # fmt: skip
+    else:
+        _confirm(session, case=case, order_ids=order_ids, decided_by=decided_by,
+                 settings=settings, now=now)  # fmt: skip
+    case.status = "resolved"
+    case.resolution = outcome
+    case.note = note
+    case.resolved_by = resolved_by
+    case.resolved_at = now
+    case.updated_at = now
+    if case.assignee is None:
+        case.assignee = resolved_by
+        case.assigned_at = now
+    actions.log_action(
+        session,
+        action=f"resolve_{outcome}",
+        subject_id=case.subject_ids[0],
+        case_id=case.id,
+        decided_by=decided_by,
+        reason=note,
+        now=now,
+    )
+    session.flush()
+    return case
+
+
+def _label(session: Session, *, shopper_id: str, order_id: str, label: str, case: RiskCase,
+           decided_by: str, now: datetime) -> None:  # fmt: skip
+    RiskRepository(session).upsert_label(
+        RiskLabel(
+            shopper_id=shopper_id,
+            order_id=order_id,
+            label=label,
+            case_id=case.id,
+            decided_by=decided_by,
+            decided_at=now,
+        )
+    )
+
+
+def _clear(
+    session: Session,
+    *,
+    case: RiskCase,
+    order_ids: list[str],
+    decided_by: str,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    # Orders call risk at checkout, so risk reaches orders lazily (no import cycle).
+    from usefirst.orders import service as order_service
+
+    for order_id in order_ids:
+        order = order_service.find_order(session, order_id=order_id)
+        if order.status in ("review", "step_up"):
+            order_service.release_held_order(session, order_id=order.id, settings=settings, now=now)
+            actions.log_action(
+                session,
+                action="approve",
+                subject_id=order.shopper_id,
+                order_id=order.id,
+                case_id=case.id,
+                decided_by=decided_by,
+                reason="the case was cleared as legitimate",
+                now=now,
+            )
+        _label(session, shopper_id=order.shopper_id, order_id=order.id, label="legitimate",
+               case=case, decided_by=decided_by, now=now)  # fmt: skip
+    held = {
+        (action.subject_id, action.order_id)
+        for action in RiskRepository(session).actions_of_case(case.id)
+        if action.action == "hold_settlement" and action.order_id is not None
+    }
+    for merchant_id, order_id in sorted(held):
+        assert order_id is not None
+        actions.release_settlement(
+            session,
+            merchant_id=merchant_id,
+            order_id=order_id,
+            case_id=case.id,
+            decided_by=decided_by,
+            now=now,
+        )
+
+
+def _confirm(
+    session: Session,
+    *,
+    case: RiskCase,
+    order_ids: list[str],
+    decided_by: str,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    from usefirst.credit import service as credit_service
+    from usefirst.orders import service as order_service
+
+    repository = RiskRepository(session)
+    shoppers = [subject for subject in case.subject_ids if subject.startswith("shp_")]
+    merchants = [subject for subject in case.subject_ids if subject.startswith("mer_")]
+    held = {
+        (action.subject_id, action.order_id)
+        for action in repository.actions_of_case(case.id)
+        if action.action == "hold_settlement"
+    }
+    for order_id in order_ids:
+        order = order_service.find_order(session, order_id=order_id)
+        if case.case_type == "order":
+            # Buyers of a merchant's case may be its victims; an order case is about its buyer.
+            shoppers.append(order.shopper_id)
+        if order.status in ("review", "step_up"):
+            order_service.decline_held_order(
+                session,
+                order_id=order.id,
+                reason_code="confirmed_fraud",
+                reason_message="A fraud investigation confirmed this order was not genuine.",
+                settings=settings,
+                now=now,
+            )
+            action = "decline"
+        elif order.status == "approved":
+            order_service.cancel(
+                session, order_id=order.id, merchant_id=None, settings=settings, now=now
+            )
+            action = "cancel"
+        else:
+            action = "keep_held"
+            if (order.merchant_id, order.id) not in held and order.status != "declined":
+                actions.hold_settlement(
+                    session,
+                    merchant_id=order.merchant_id,
+                    order_id=order.id,
+                    case_id=case.id,
+                    reason="confirmed fraud: do not pay out this order",
+                    decided_by=decided_by,
+                    now=now,
+                )
+        actions.log_action(
+            session,
+            action=action,
+            subject_id=order.shopper_id,
+            order_id=order.id,
+            case_id=case.id,
+            decided_by=decided_by,
+            reason="the case was confirmed as fraud",
+            now=now,
+        )
+        _label(session, shopper_id=order.shopper_id, order_id=order.id, label="fraud",
+               case=case, decided_by=decided_by, now=now)  # fmt: skip
+    for shopper_id in dict.fromkeys(shoppers):
+        repository.mark_known_fraud(
+            KnownFraudSubject(subject_id=shopper_id, case_id=case.id, confirmed_at=now)
+        )
+        if credit_service.close_for_fraud(session, shopper_id=shopper_id, now=now):
+            actions.log_action(
+                session,
+                action="close_credit",
+                subject_id=shopper_id,
+                case_id=case.id,
+                decided_by=decided_by,
+                reason="credit closed after confirmed fraud",
+                now=now,
+            )
+    for merchant_id in dict.fromkeys(merchants):
+        repository.mark_known_fraud(
+            KnownFraudSubject(subject_id=merchant_id, case_id=case.id, confirmed_at=now)
+        )
+        actions.put_merchant_on_watch(
+            session,
+            merchant_id=merchant_id,
+            reason=f"confirmed fraud in case {case.id}",
+            evidence=[case.id],
+            decided_by=decided_by,
+            case_id=case.id,
+            now=now,
+        )
+
+
+def case_view(case: RiskCase, *, with_evidence: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": case.id,
+        "type": case.case_type,
+        "status": case.status,
+        "subject_ids": list(case.subject_ids),
+        "amount_at_risk_minor": case.amount_at_risk_minor,
+        "reason": case.reason,
+        "opened_at": case.opened_at,
+        "updated_at": case.updated_at,
+        "assignee": case.assignee,
+        "resolution": case.resolution,
+        "resolved_by": case.resolved_by,
+        "resolved_at": case.resolved_at,
+    }
+    if with_evidence:
+        body["evidence"] = case.evidence
+        body["note"] = case.note
+    return body

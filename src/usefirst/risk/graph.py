@@ -1,0 +1,663 @@
+"""Link analysis: rings of shoppers tied together by what they share, scored and turned into cases.
+
+The graph is bipartite: shoppers on one side, identifiers on the other — devices, IPs, phones and
+shipping addresses (keyed hashes from the checkout link observations and the enrolment record),
+tracking numbers used on more than one order, and merchants' own phone and address. An identifier
+seen with one shopper only links nothing and is left out; one seen with very many shoppers (a
+carrier's NAT address, a campus parcel locker) is common infrastructure and is left out too.
+
+Connected components give the groups; a component too large to be one ring is split into
+communities with the Leiden algorithm (modularity). Each group with enough members is scored from
+what cash-out rings look like, each part in 0..1 and stated in the case evidence:
+
+* ``cash_out``: share of members with resellable high-value orders at one merchant (at any
+  merchant counts half: a ring needs a merchant, a synthetic cluster does not); the merchant is
+  named a subject of the ring only when its shipping looks fake too, or it shares identifiers
+  with the members — otherwise it is the cluster's victim;
+* ``links``: how densely members share identifiers;
+* ``size``: rings have several mules; three shoppers on one device may be a family;
+* ``shipping``: share of those orders "shipped" with a reused tracking number or "delivered" within
+  a day;
+* ``unpaid``: share of members with an order overdue or charged off.
+
+Groups scoring at or above the threshold are rings. A ring is kept across runs (matched by shared
+members) so the same ring updates its case instead of opening another; its case lists the
+members and merchant, the shared identifiers, the orders and the money at risk, and the ring's
+delivered but unsettled orders at its merchant are held from settlement.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import igraph
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from usefirst.daily_jobs import DailyContext
+from usefirst.identity.models import Shopper
+from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.ids import new_id
+from usefirst.merchants.models import Merchant
+from usefirst.orders.models import Order
+from usefirst.repayment.models import Instalment
+from usefirst.risk import actions, cases
+from usefirst.risk.analytics_models import GraphRun, Ring
+from usefirst.risk.features import DEFAULT_RESELLABLE_CATEGORIES, identifier_hash
+from usefirst.risk.models import LinkObservation, RiskCase
+from usefirst.risk.repository import RiskRepository
+
+SCORE_WEIGHTS = {"cash_out": 0.35, "links": 0.15, "size": 0.15, "shipping": 0.20, "unpaid": 0.15}
+# Orders on which the engine has money out or would have if released.
+EXPOSED_STATUSES = ("review", "step_up", "approved", "shipped", "delivered", "overdue")
+LENT_BALANCE_STATUSES = ("delivered", "overdue", "charged_off")
+UNPAID_STATUSES = ("overdue", "charged_off")
+DECIDED_BY = "graph"
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class GraphParameters:
+    ring_threshold: float = 0.5
+    min_ring_members: int = 3
+    # An identifier shared by more shoppers than this is infrastructure, not a tie.
+    max_link_shoppers: int = 40
+    # Components with more shoppers than this are split into communities.
+    community_split_shoppers: int = 15
+    window_days: int = 180
+    cash_out_min_amount_minor: int = 30_000
+    cash_out_min_resellable_share: float = 0.5
+    fast_delivery_hours: int = 24
+    seed: int = 20_261_123
+
+
+@dataclass
+class RingFinding:
+    """A scored group of linked shoppers."""
+
+    members: list[str]
+    merchant_id: str | None
+    score: float
+    parts: dict[str, float]
+    shared_links: list[dict[str, Any]]
+    order_ids: list[str]
+    amount_at_risk_minor: int
+    ring_id: str | None = None
+    case_id: str | None = None
+
+    @property
+    def subject_ids(self) -> list[str]:
+        return ([self.merchant_id] if self.merchant_id else []) + self.members
+
+
+@dataclass
+class GraphRunSummary:
+    run_id: str
+    shoppers: int = 0
+    link_values: int = 0
+    edges: int = 0
+    components: int = 0
+    communities: int = 0
+    rings_scored: int = 0
+    rings_flagged: int = 0
+    cases_opened: int = 0
+    cases_updated: int = 0
+    settlement_holds: int = 0
+    rings: list[RingFinding] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "graph_shoppers": self.shoppers,
+            "graph_link_values": self.link_values,
+            "graph_components": self.components,
+            "graph_communities": self.communities,
+            "rings_flagged": self.rings_flagged,
+            "ring_cases_opened": self.cases_opened,
+            "ring_cases_updated": self.cases_updated,
+            "ring_settlement_holds": self.settlement_holds,
+        }
+
+
+@dataclass(frozen=True)
+class _OrderFacts:
+    shopper_id: str
+    order_id: str
+    merchant_id: str
+    status: str
+    amount_minor: int
+    exposure_minor: int
+    is_cash_out_shaped: bool
+    tracking_number: str | None
+    delivered_within_minutes: float | None
+
+
+# -- the graph ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LinkGraph:
+    """Shopper → identifier edges, identifiers named ``kind:value``; merchants' own identifiers."""
+
+    shopper_links: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    merchant_links: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def add(self, shopper_id: str, kind: str, value: str | None) -> None:
+        if value:
+            self.shopper_links[shopper_id].add(f"{kind}:{value}")
+
+
+def load_link_graph(
+    session: Session, *, cipher: FieldCipher, since: datetime, parameters: GraphParameters
+) -> LinkGraph:
+    graph = LinkGraph()
+    observations = session.execute(
+        select(LinkObservation.shopper_id, LinkObservation.kind, LinkObservation.value_hash)
+        .where(LinkObservation.observed_at >= since)
+        .distinct()
+    )
+    for shopper_id, kind, value_hash in observations:
+        graph.add(shopper_id, kind, value_hash)
+    active = select(LinkObservation.shopper_id).where(LinkObservation.observed_at >= since)
+    enrolment = session.execute(
+        select(
+            Shopper.id, Shopper.phone_hash, Shopper.enrolment_device_id, Shopper.enrolment_ip
+        ).where(Shopper.id.in_(active.distinct().scalar_subquery()))
+    )
+    for shopper_id, phone_hash, device_id, ip in enrolment:
+        graph.add(shopper_id, "phone", phone_hash)
+        if device_id and device_id.strip():
+            graph.add(shopper_id, "device", identifier_hash(cipher, "device", device_id))
+        if ip and ip.strip():
+            graph.add(shopper_id, "ip", identifier_hash(cipher, "ip", ip))
+    reused = (
+        select(Order.tracking_number)
+        .where(Order.tracking_number.is_not(None), Order.shipped_at >= since)
+        .group_by(Order.tracking_number)
+        .having(func.count() > 1)
+    )
+    for shopper_id, tracking_number in session.execute(
+        select(Order.shopper_id, Order.tracking_number).where(
+            Order.tracking_number.in_(reused.scalar_subquery())
+        )
+    ):
+        graph.add(shopper_id, "tracking", (tracking_number or "").strip())
+    for merchant_id, merchant_phone, merchant_address in session.execute(
+        select(Merchant.id, Merchant.phone_hash, Merchant.address_hash).where(
+            (Merchant.phone_hash.is_not(None)) | (Merchant.address_hash.is_not(None))
+        )
+    ):
+        if merchant_phone:
+            graph.merchant_links[merchant_id].add(f"phone:{merchant_phone}")
+        if merchant_address:
+            graph.merchant_links[merchant_id].add(f"address:{merchant_address}")
+    return graph
+
+
+@dataclass(frozen=True)
+class _Group:
+    shoppers: list[str]
+    merchants: list[str]
+    shared_links: list[tuple[str, int]]  # (identifier, member shoppers holding it)
+
+
+def find_groups(
+    link_graph: LinkGraph, parameters: GraphParameters, summary: GraphRunSummary
+) -> list[_Group]:
+    """Connected components of the shopper–identifier graph, large ones split into Leiden
+    communities; only groups with at least ``min_ring_members`` shoppers."""
+    holders: dict[str, set[str]] = defaultdict(set)
+    for shopper_id, values in link_graph.shopper_links.items():
+        for value in values:
+            holders[value].add(shopper_id)
+    merchant_holders: dict[str, set[str]] = defaultdict(set)
+    for merchant_id, values in link_graph.merchant_links.items():
+        for value in values:
+            merchant_holders[value].add(merchant_id)
+    kept = {
+        value
+        for value, shoppers in holders.items()
+        if len(shoppers) <= parameters.max_link_shoppers
+        and (len(shoppers) >= 2 or value in merchant_holders)
+    }
+    names: list[str] = []
+    index: dict[str, int] = {}
+
+    def vertex(name: str) -> int:
+        if name not in index:
+            index[name] = len(names)
+            names.append(name)
+        return index[name]
+
+    edges: list[tuple[int, int]] = []
+    for value in sorted(kept):
+        link_vertex = vertex(f"link|{value}")
+        for shopper_id in sorted(holders[value]):
+            edges.append((vertex(f"shopper|{shopper_id}"), link_vertex))
+        for merchant_id in sorted(merchant_holders.get(value, ())):
+            edges.append((vertex(f"merchant|{merchant_id}"), link_vertex))
+    graph = igraph.Graph(n=len(names), edges=edges)
+    graph.vs["name"] = names
+    summary.shoppers = sum(name.startswith("shopper|") for name in names)
+    summary.link_values = len(kept)
+    summary.edges = len(edges)
+    components = graph.connected_components()
+    summary.components = len(components)
+    groups: list[_Group] = []
+    for component in components:
+        shopper_count = sum(names[v].startswith("shopper|") for v in component)
+        if shopper_count < parameters.min_ring_members:
+            continue
+        if shopper_count <= parameters.community_split_shoppers:
+            parts = [list(component)]
+        else:
+            parts = _communities(graph.subgraph(component), component, parameters.seed)
+        for vertices in parts:
+            summary.communities += 1
+            group = _group(graph, names, vertices)
+            if len(group.shoppers) >= parameters.min_ring_members:
+                groups.append(group)
+    return groups
+
+
+def _communities(subgraph: igraph.Graph, component: Sequence[int], seed: int) -> list[list[int]]:
+    # igraph draws from Python's random module: seed it for reproducible runs, then put it back.
+    previous = random.getstate()
+    random.seed(seed)
+    try:
+        clustering = subgraph.community_leiden(objective_function="modularity", n_iterations=-1)
+    finally:
+        random.setstate(previous)
+    return [[component[v] for v in community] for community in clustering]
+
+
+def _group(graph: igraph.Graph, names: list[str], vertices: Iterable[int]) -> _Group:
+    members = set(vertices)
+    shoppers, merchants, shared = [], [], []
+    for v in members:
+        kind, _, value = names[v].partition("|")
+        if kind == "shopper":
+            shoppers.append(value)
+        elif kind == "merchant":
+            merchants.append(value)
+        else:
+            inside = [n for n in graph.neighbors(v) if n in members]
+            holders = sum(names[n].startswith("shopper|") for n in inside)
+            if len(inside) >= 2:
+                shared.append((value, holders))
+    return _Group(sorted(shoppers), sorted(merchants), sorted(shared))
+
+
+# -- scoring -----------------------------------------------------------------------------------
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _resellable_share(items: Any, amount_minor: int) -> float:
+    resellable = 0
+    for item in items or []:
+        if str(item.get("category", "")).strip().casefold() in DEFAULT_RESELLABLE_CATEGORIES:
+            resellable += int(item.get("quantity", 0)) * int(item.get("unit_price_minor", 0))
+    return resellable / amount_minor if amount_minor > 0 else 0.0
+
+
+def load_order_facts(
+    session: Session, *, shopper_ids: Sequence[str], since: datetime, parameters: GraphParameters
+) -> dict[str, list[_OrderFacts]]:
+    facts: dict[str, list[_OrderFacts]] = defaultdict(list)
+    for chunk in _chunks(sorted(shopper_ids)):
+        paid = dict(
+            session.execute(
+                select(Instalment.order_id, func.sum(Instalment.paid_principal_minor))
+                .where(Instalment.shopper_id.in_(chunk))
+                .group_by(Instalment.order_id)
+            ).all()
+        )
+        rows = session.scalars(
+            select(Order)
+            .where(Order.shopper_id.in_(chunk), Order.created_at >= since)
+            .order_by(Order.shopper_id, Order.id)
+        )
+        for order in rows:
+            balance = order.amount_minor - order.refunded_minor
+            if order.status in LENT_BALANCE_STATUSES:
+                exposure = max(balance - int(paid.get(order.id) or 0), 0)
+            elif order.status in EXPOSED_STATUSES:
+                exposure = balance
+            else:
+                exposure = 0
+            delivered_within = None
+            if order.shipped_at is not None and order.delivered_at is not None:
+                delivered_within = (order.delivered_at - order.shipped_at).total_seconds() / 60
+            facts[order.shopper_id].append(
+                _OrderFacts(
+                    shopper_id=order.shopper_id,
+                    order_id=order.id,
+                    merchant_id=order.merchant_id,
+                    status=order.status,
+                    amount_minor=order.amount_minor,
+                    exposure_minor=exposure,
+                    is_cash_out_shaped=(
+                        order.amount_minor >= parameters.cash_out_min_amount_minor
+                        and _resellable_share(order.items, order.amount_minor)
+                        >= parameters.cash_out_min_resellable_share
+                    ),
+                    tracking_number=(order.tracking_number or "").strip() or None,
+                    delivered_within_minutes=delivered_within,
+                )
+            )
+    return facts
+
+
+def score_group(
+    group: _Group,
+    facts: Mapping[str, list[_OrderFacts]],
+    reused_tracking: set[str],
+    parameters: GraphParameters,
+) -> RingFinding:
+    members = group.shoppers
+    count = len(members)
+    cash_out_members_at: dict[str, set[str]] = defaultdict(set)
+    cash_out_members: set[str] = set()
+    for shopper_id in members:
+        for order in facts.get(shopper_id, []):
+            if order.is_cash_out_shaped:
+                cash_out_members_at[order.merchant_id].add(shopper_id)
+                cash_out_members.add(shopper_id)
+    merchant_id: str | None = None
+    concentration = 0.0
+    if cash_out_members_at:
+        merchant_id = min(cash_out_members_at, key=lambda m: (-len(cash_out_members_at[m]), m))
+        concentration = len(cash_out_members_at[merchant_id]) / count
+    cash_out = max(concentration, 0.5 * len(cash_out_members) / count)
+    tie_strength = sum(holders - 1 for _, holders in group.shared_links if holders >= 2)
+    links = min(1.0, tie_strength / (2 * (count - 1)))
+    size = min(1.0, (count - 2) / 5)
+    shipped = [
+        order
+        for shopper_id in members
+        for order in facts.get(shopper_id, [])
+        if order.is_cash_out_shaped and order.tracking_number is not None
+    ]
+    suspicious_shipping = [
+        order
+        for order in shipped
+        if order.tracking_number in reused_tracking
+        or (
+            order.delivered_within_minutes is not None
+            and order.delivered_within_minutes <= parameters.fast_delivery_hours * 60
+        )
+    ]
+    shipping = len(suspicious_shipping) / len(shipped) if shipped else 0.0
+    unpaid_members = {
+        shopper_id
+        for shopper_id in members
+        if any(order.status in UNPAID_STATUSES for order in facts.get(shopper_id, []))
+    }
+    unpaid = len(unpaid_members) / count
+    parts = {
+        "cash_out": round(cash_out, 4),
+        "links": round(links, 4),
+        "size": round(size, 4),
+        "shipping": round(shipping, 4),
+        "unpaid": round(unpaid, 4),
+    }
+    score = round(sum(SCORE_WEIGHTS[name] * value for name, value in parts.items()), 4)
+    is_merchant_complicit = shipping >= 0.5 or merchant_id in group.merchants
+    if concentration < 0.5 or not is_merchant_complicit:
+        # Not gathered around one merchant, or around one whose shipping looks genuine (a
+        # victim of an identity cluster, not its accomplice): the merchant is no subject.
+        merchant_id = None
+    ring_orders = sorted(
+        order.order_id
+        for shopper_id in members
+        for order in facts.get(shopper_id, [])
+        if order.is_cash_out_shaped and (merchant_id is None or order.merchant_id == merchant_id)
+    )
+    at_risk = sum(
+        order.exposure_minor for shopper_id in members for order in facts.get(shopper_id, [])
+    )
+    shared_links = [
+        {
+            "kind": value.partition(":")[0],
+            "value_ref": value.partition(":")[2][:12],
+            "shoppers": holders,
+        }
+        for value, holders in group.shared_links
+    ]
+    return RingFinding(
+        members=members,
+        merchant_id=merchant_id,
+        score=score,
+        parts=parts,
+        shared_links=shared_links,
+        order_ids=ring_orders,
+        amount_at_risk_minor=at_risk,
+    )
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def run_graph(
+    session: Session,
+    *,
+    cipher: FieldCipher,
+    now: datetime,
+    trigger: str = "on_demand",
+    business_on: date | None = None,
+    parameters: GraphParameters | None = None,
+) -> GraphRunSummary:
+    """Build the graph, score its groups, keep rings and open or update their cases."""
+    parameters = parameters or GraphParameters()
+    since = now - timedelta(days=parameters.window_days)
+    summary = GraphRunSummary(run_id=new_id("graph_run"))
+    link_graph = load_link_graph(session, cipher=cipher, since=since, parameters=parameters)
+    groups = find_groups(link_graph, parameters, summary)
+    shopper_ids = sorted({shopper for group in groups for shopper in group.shoppers})
+    facts = load_order_facts(session, shopper_ids=shopper_ids, since=since, parameters=parameters)
+    reused_tracking = {
+        value.partition(":")[2]
+        for values in link_graph.shopper_links.values()
+        for value in values
+        if value.startswith("tracking:")
+    }
+    findings = [score_group(group, facts, reused_tracking, parameters) for group in groups]
+    summary.rings_scored = len(findings)
+    flagged = sorted(
+        (finding for finding in findings if finding.score >= parameters.ring_threshold),
+        key=lambda finding: (-finding.score, finding.members),
+    )
+    summary.rings_flagged = len(flagged)
+    known = list(session.scalars(select(Ring).order_by(Ring.first_seen_at, Ring.id)))
+    for finding in flagged:
+        _keep_ring(
+            session, finding=finding, known=known, run_id=summary.run_id, now=now, summary=summary
+        )
+    summary.rings = flagged
+    session.add(
+        GraphRun(
+            id=summary.run_id,
+            trigger=trigger,
+            business_on=business_on,
+            shoppers=summary.shoppers,
+            link_values=summary.link_values,
+            edges=summary.edges,
+            components=summary.components,
+            communities=summary.communities,
+            rings_scored=summary.rings_scored,
+            rings_flagged=summary.rings_flagged,
+            cases_opened=summary.cases_opened,
+            cases_updated=summary.cases_updated,
+            parameters=asdict(parameters),
+            started_at=now,
+            finished_at=now,
+        )
+    )
+    session.flush()
+    return summary
+
+
+def _match(finding: RingFinding, known: list[Ring]) -> Ring | None:
+    members = set(finding.members)
+    best: tuple[float, Ring] | None = None
+    for ring in known:
+        shared = len(members & set(ring.members))
+        overlap = shared / min(len(members), len(ring.members)) if shared else 0.0
+        if overlap >= 0.5 and (best is None or overlap > best[0]):
+            best = (overlap, ring)
+    return best[1] if best else None
+
+
+def _keep_ring(
+    session: Session,
+    *,
+    finding: RingFinding,
+    known: list[Ring],
+    run_id: str,
+    now: datetime,
+    summary: GraphRunSummary,
+) -> None:
+    ring = _match(finding, known)
+    evidence = {
+        "score": finding.score,
+        "score_parts": finding.parts,
+        "members": finding.members,
+        "merchant_id": finding.merchant_id,
+        "shared_links": finding.shared_links,
+        "order_ids": finding.order_ids,
+    }
+    if ring is None:
+        ring = Ring(
+            id=new_id("ring"),
+            anchor_id=finding.merchant_id or finding.members[0],
+            merchant_id=finding.merchant_id,
+            members=finding.members,
+            member_count=len(finding.members),
+            score=finding.score,
+            evidence=evidence,
+            amount_at_risk_minor=finding.amount_at_risk_minor,
+            case_id=None,
+            first_run_id=run_id,
+            last_run_id=run_id,
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+        session.add(ring)
+        known.append(ring)
+        is_changed = True
+    else:
+        merged = sorted(set(ring.members) | set(finding.members))
+        is_changed = merged != sorted(ring.members) or ring.evidence != evidence
+        ring.members = merged
+        ring.member_count = len(merged)
+        ring.merchant_id = ring.merchant_id or finding.merchant_id
+        ring.score = finding.score
+        ring.evidence = evidence
+        ring.amount_at_risk_minor = finding.amount_at_risk_minor
+        ring.last_run_id = run_id
+        ring.last_seen_at = now
+    finding.ring_id = ring.id
+    case = session.get(RiskCase, ring.case_id) if ring.case_id else None
+    case_is_open = case is not None and case.status != "resolved"
+    # A resolved case is reopened (as a new case) only when the ring changed since.
+    if case is None or case_is_open or is_changed:
+        subjects = [
+            ring.anchor_id,
+            *([ring.merchant_id] if ring.merchant_id else []),
+            *ring.members,
+        ]
+        before = case.id if case_is_open and case is not None else None
+        opened = cases.open_or_update_case(
+            session,
+            case_type="ring",
+            subject_ids=subjects,
+            amount_at_risk_minor=finding.amount_at_risk_minor,
+            evidence={"ring_id": ring.id, **evidence},
+            reason=_reason(finding),
+            now=now,
+        )
+        if before == opened.id:
+            summary.cases_updated += 1
+        else:
+            summary.cases_opened += 1
+        ring.case_id = opened.id
+        _hold_unsettled(session, finding=finding, case_id=opened.id, now=now, summary=summary)
+    finding.case_id = ring.case_id
+    session.flush()
+
+
+def _hold_unsettled(
+    session: Session,
+    *,
+    finding: RingFinding,
+    case_id: str,
+    now: datetime,
+    summary: GraphRunSummary,
+) -> None:
+    """A ring's orders at its merchant that the merchant could be paid for are held."""
+    if finding.merchant_id is None or not finding.order_ids:
+        return
+    orders = session.scalars(
+        select(Order).where(
+            Order.id.in_(finding.order_ids),
+            Order.merchant_id == finding.merchant_id,
+            Order.status.in_(("shipped", "delivered", "overdue")),
+        )
+    )
+    already_held = {
+        action.order_id
+        for action in RiskRepository(session).actions_of_case(case_id)
+        if action.action == "hold_settlement"
+    }
+    for order in orders:
+        if order.id in already_held:
+            continue
+        actions.hold_settlement(
+            session,
+            merchant_id=order.merchant_id,
+            order_id=order.id,
+            case_id=case_id,
+            reason="ring under investigation: do not pay out this order",
+            decided_by=DECIDED_BY,
+            now=now,
+        )
+        summary.settlement_holds += 1
+
+
+def _reason(finding: RingFinding) -> str:
+    around = (
+        f"around merchant {finding.merchant_id}" if finding.merchant_id else "(no one merchant)"
+    )
+    kinds = Counter(link["kind"] for link in finding.shared_links)
+    shared = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "none"
+    return (
+        f"{len(finding.members)} linked shoppers {around} share identifiers ({shared}); "
+        f"ring score {finding.score:.2f}"
+    )
+
+
+def nightly_graph(session: Session, context: DailyContext) -> dict[str, int]:
+    """Daily job (after collections): one graph run per business date."""
+    exists = session.scalar(
+        select(GraphRun.id).where(
+            GraphRun.trigger == "nightly", GraphRun.business_on == context.business_on
+        )
+    )
+    if exists is not None:
+        return {"graph_runs": 0}
+    summary = run_graph(
+        session,
+        cipher=context.cipher,
+        now=context.now,
+        trigger="nightly",
+        business_on=context.business_on,
+    )
+    return {"graph_runs": 1, **summary.counts()}

@@ -1,0 +1,292 @@
+"""Training the fraud model: LightGBM on labelled checkout history, exported to ONNX.
+
+Rows are the feature vectors every checkout decision recorded (``risk_decisions.features``), so
+the model learns from exactly what it will be served. Labels come from one of two places:
+
+* production: analysts' case resolutions (``risk_labels``: confirmed fraud = 1, legitimate = 0),
+  then orders charged off (1) and orders repaid (0) that no analyst labelled; orders still open
+  carry no label yet and are left out;
+* the simulator's ground truth (every order a fraud actor placed as part of its scheme = 1,
+  every other order = 0): how the shipped default model is trained.
+
+The export is checked before it is written: the ONNX graph must give LightGBM's own
+probabilities (within 1e-5) on every training row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import lightgbm
+import numpy as np
+from onnxmltools import convert_lightgbm
+from onnxmltools.convert.common.data_types import FloatTensorType
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from usefirst.orders.models import Order
+from usefirst.risk.analytics_models import FraudModelVersion
+from usefirst.risk.features import FEATURE_NAMES
+from usefirst.risk.model import METADATA_FILE, MODEL_FILE, ModelMetadata, load_model
+from usefirst.risk.models import RiskDecision, RiskLabel
+
+PARITY_TOLERANCE = 1e-5
+DEFAULT_PARAMETERS: dict[str, Any] = {
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_child_samples": 10,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+}
+
+
+class NotEnoughLabels(ValueError):
+    """Training needs both classes, with enough rows of each to hold some out."""
+
+
+@dataclass(frozen=True)
+class LabelledRows:
+    order_ids: list[str]
+    matrix: np.ndarray[Any, np.dtype[np.float64]]
+    labels: np.ndarray[Any, np.dtype[np.int64]]
+    feature_names: tuple[str, ...]
+    label_source: str
+
+    @property
+    def positives(self) -> int:
+        return int(self.labels.sum())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows": len(self.order_ids),
+            "fraud_rows": self.positives,
+            "legitimate_rows": len(self.order_ids) - self.positives,
+            "label_source": self.label_source,
+        }
+
+
+@dataclass
+class TrainedModel:
+    # Thresholds rounded down to float32 values (see ``float32_safe``): this booster and its
+    # ONNX export take the same branch for every float32 row.
+    booster: lightgbm.Booster
+    rows: LabelledRows
+    auc_holdout: float
+    holdout_rows: int
+    parameters: dict[str, Any]
+    seed: int
+
+
+def production_labels(session: Session) -> dict[str, int]:
+    """Analysts' labels first; then charged-off orders are fraud-or-loss (1) and repaid ones 0."""
+    labels: dict[str, int] = {}
+    for order_id, label in session.execute(select(RiskLabel.order_id, RiskLabel.label)):
+        labels[order_id] = 1 if label == "fraud" else 0
+    for order_id, charged_off_on in session.execute(
+        select(Order.id, Order.charged_off_on).where(
+            (Order.charged_off_on.is_not(None)) | (Order.status == "repaid")
+        )
+    ):
+        if order_id not in labels:
+            labels[order_id] = 1 if charged_off_on is not None else 0
+    return labels
+
+
+def labelled_rows(
+    session: Session,
+    *,
+    labels: Mapping[str, int],
+    label_source: str,
+    feature_names: Sequence[str] = FEATURE_NAMES,
+) -> LabelledRows:
+    """Recorded checkout features of the labelled orders, oldest first."""
+    order_ids: list[str] = []
+    vectors: list[list[float]] = []
+    targets: list[int] = []
+    rows = session.execute(
+        select(RiskDecision.order_id, RiskDecision.features).order_by(
+            RiskDecision.decided_at, RiskDecision.order_id
+        )
+    )
+    for order_id, features in rows:
+        if order_id not in labels:
+            continue
+        order_ids.append(order_id)
+        vectors.append([float(features.get(name, 0.0)) for name in feature_names])
+        targets.append(int(labels[order_id]))
+    return LabelledRows(
+        order_ids=order_ids,
+        matrix=np.array(vectors, dtype=np.float64).reshape(len(vectors), len(feature_names)),
+        labels=np.array(targets, dtype=np.int64),
+        feature_names=tuple(feature_names),
+        label_source=label_source,
+    )
+
+
+def _classifier(parameters: Mapping[str, Any], seed: int) -> lightgbm.LGBMClassifier:
+    return lightgbm.LGBMClassifier(
+        **parameters,
+        random_state=seed,
+        n_jobs=1,
+        deterministic=True,
+        force_col_wise=True,
+        verbose=-1,
+    )
+
+
+def _as_float32(matrix: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    # Served rows are float32: train on the same values so split thresholds agree exactly.
+    return matrix.astype(np.float32).astype(np.float64)
+
+
+def train_model(
+    rows: LabelledRows,
+    *,
+    seed: int = 7,
+    holdout_fraction: float = 0.25,
+    parameters: Mapping[str, Any] | None = None,
+) -> TrainedModel:
+    """Fit on a stratified split to measure AUC on the held-out part, then refit on every row."""
+    parameters = dict(parameters or DEFAULT_PARAMETERS)
+    positives = rows.positives
+    negatives = len(rows.order_ids) - positives
+    if min(positives, negatives) < 8:
+        raise NotEnoughLabels(
+            f"training needs at least 8 fraud and 8 legitimate labelled orders; "
+            f"have {positives} and {negatives}"
+        )
+    matrix = _as_float32(rows.matrix)
+    train_x, test_x, train_y, test_y = train_test_split(
+        matrix, rows.labels, test_size=holdout_fraction, stratify=rows.labels, random_state=seed
+    )
+    trial = _classifier(parameters, seed).fit(train_x, train_y)
+    auc = float(roc_auc_score(test_y, np.asarray(trial.predict_proba(test_x))[:, 1]))
+    final = _classifier(parameters, seed).fit(matrix, rows.labels)
+    return TrainedModel(
+        booster=float32_safe(final.booster_),
+        rows=rows,
+        auc_holdout=auc,
+        holdout_rows=len(test_y),
+        parameters=parameters,
+        seed=seed,
+    )
+
+
+def _floor_float32(value: float) -> float:
+    rounded = np.float32(value)
+    if float(rounded) > value:
+        rounded = np.nextafter(rounded, np.float32(-np.inf))
+    return float(rounded)
+
+
+def float32_safe(booster: lightgbm.Booster) -> lightgbm.Booster:
+    """The same trees with every split threshold rounded down to a float32 value.
+
+    ONNX tree ensembles compare float32 inputs with float32 thresholds; LightGBM keeps doubles.
+    A float32 input ``x`` satisfies ``x <= t`` exactly when ``x <= floor32(t)``, so on float32
+    rows (all the engine serves) the rounded trees decide exactly as the originals do, and the
+    export decides exactly as the rounded trees — instead of flipping a branch whenever a value
+    equals a threshold's float32 neighbour."""
+
+    def round_thresholds(match: re.Match[str]) -> str:
+        values = (repr(_floor_float32(float(text))) for text in match.group(1).split(" "))
+        return "threshold=" + " ".join(values)
+
+    text = booster.model_to_string()
+    text = re.sub(r"^threshold=(.*)$", round_thresholds, text, flags=re.MULTILINE)
+    # Tree byte sizes change with the new numbers; without them LightGBM parses sequentially.
+    text = re.sub(r"^tree_sizes=.*\n", "", text, flags=re.MULTILINE)
+    return lightgbm.Booster(model_str=text)
+
+
+def predict(trained: TrainedModel, matrix: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """LightGBM's own fraud probabilities for float32 rows."""
+    return np.asarray(trained.booster.predict(_as_float32(matrix)), dtype=np.float64)
+
+
+def to_onnx(trained: TrainedModel) -> bytes:
+    width = len(trained.rows.feature_names)
+    onnx_model = convert_lightgbm(
+        trained.booster,
+        initial_types=[("features", FloatTensorType([None, width]))],
+        zipmap=False,
+        target_opset=15,
+    )
+    return bytes(onnx_model.SerializeToString())
+
+
+def export_model(
+    trained: TrainedModel,
+    directory: Path,
+    *,
+    now: datetime,
+    extra_summary: Mapping[str, Any] | None = None,
+) -> ModelMetadata:
+    """Write ``model.onnx`` and ``metadata.json``; refuses an export that disagrees with
+    LightGBM on the training rows."""
+    payload = to_onnx(trained)
+    # Named after the trees and features (the ONNX bytes carry generated node names).
+    fingerprint = hashlib.sha256(
+        (trained.booster.model_to_string() + "|".join(trained.rows.feature_names)).encode()
+    ).hexdigest()
+    version = f"fraud-{now:%Y%m%d}-{fingerprint[:10]}"
+    metadata = ModelMetadata(
+        version=version,
+        feature_names=trained.rows.feature_names,
+        trained_at=now.isoformat(),
+        auc=round(trained.auc_holdout, 6),
+        training_summary={
+            **trained.rows.summary(),
+            "holdout_rows": trained.holdout_rows,
+            **dict(extra_summary or {}),
+        },
+        parameters={**trained.parameters, "seed": trained.seed},
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    model_path = directory / MODEL_FILE
+    model_path.write_bytes(payload)
+    (directory / METADATA_FILE).write_text(
+        json.dumps(metadata.as_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    served = load_model(directory)
+    difference = parity_difference(trained, served.score_matrix(trained.rows.matrix))
+    if difference > PARITY_TOLERANCE:
+        model_path.unlink()
+        raise ValueError(f"the ONNX export differs from LightGBM by {difference:.2e}")
+    return metadata
+
+
+def parity_difference(trained: TrainedModel, served_scores: np.ndarray[Any, Any]) -> float:
+    expected = predict(trained, trained.rows.matrix)
+    return float(np.max(np.abs(expected - served_scores))) if len(expected) else 0.0
+
+
+def register_model(
+    session: Session, *, metadata: ModelMetadata, directory: Path, now: datetime
+) -> FraudModelVersion:
+    """Record a trained model in the registry (idempotent per version)."""
+    row = session.get(FraudModelVersion, metadata.version)
+    if row is None:
+        row = FraudModelVersion(
+            version=metadata.version,
+            artefact_path=str(directory.resolve()),
+            feature_names=list(metadata.feature_names),
+            training_summary=metadata.training_summary,
+            auc=metadata.auc,
+            trained_at=now,
+        )
+        session.add(row)
+        session.flush()
+    return row

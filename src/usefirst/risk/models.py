@@ -1,0 +1,149 @@
+"""Risk tables: checkout decision records, link observations, cases, training labels, step-up
+challenges and the log of every risk action."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from usefirst.kit.db import Base, BigIntegerKey, JSONDocument, UTCDateTime
+
+
+class RiskDecision(Base):
+    """Everything a checkout decision was made from, kept so analysts can see why and rule
+    changes can be replayed (``usefirst risk backtest``)."""
+
+    __tablename__ = "risk_decisions"
+    __table_args__ = (
+        Index("ix_risk_decisions_order_id", "order_id"),
+        Index("ix_risk_decisions_decided_at", "decided_at"),
+    )
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    outcome: Mapped[str] = mapped_column(String(16))  # approved | step_up | review | declined
+    risk_outcome: Mapped[str] = mapped_column(String(16))  # what risk alone decided
+    risk_score: Mapped[int] = mapped_column(Integer)
+    credit_score: Mapped[int | None] = mapped_column(Integer)
+    model_score: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    rule_set_version: Mapped[str] = mapped_column(String(64))
+    rule_hits: Mapped[Any] = mapped_column(JSONDocument)
+    reasons: Mapped[Any] = mapped_column(JSONDocument)
+    features: Mapped[Any] = mapped_column(JSONDocument)
+    links: Mapped[Any] = mapped_column(JSONDocument)
+    latency_micros: Mapped[int] = mapped_column(Integer)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LinkObservation(Base):
+    """One identifier (device, IP, phone, shipping address; keyed hashes, never raw values) seen
+    at one checkout. The checkout links and the nightly graph both read these."""
+
+    __tablename__ = "risk_link_observations"
+    __table_args__ = (Index("ix_risk_link_observations_value", "kind", "value_hash"),)
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # device|ip|phone|address
+    value_hash: Mapped[str] = mapped_column(String(64))
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RiskCase(Base):
+    """An analyst's unit of work. ``subject_key`` (type and primary subject) lets a new signal
+    about the same subject join the open case instead of opening another."""
+
+    __tablename__ = "risk_cases"
+    __table_args__ = (
+        Index("ix_risk_cases_status_type", "status", "case_type", "id"),
+        Index("ix_risk_cases_subject_key", "subject_key", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    case_type: Mapped[str] = mapped_column(String(16))  # order | shopper | merchant | ring
+    status: Mapped[str] = mapped_column(String(16))  # open | assigned | resolved
+    subject_key: Mapped[str] = mapped_column(String(80))
+    subject_ids: Mapped[Any] = mapped_column(JSONDocument)
+    amount_at_risk_minor: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500))
+    evidence: Mapped[Any] = mapped_column(JSONDocument)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    assignee: Mapped[str | None] = mapped_column(String(40))
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolution: Mapped[str | None] = mapped_column(String(24))  # confirmed_fraud | legitimate
+    note: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[str | None] = mapped_column(String(40))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class KnownFraudSubject(Base):
+    """Shoppers and merchants in confirmed-fraud cases: links to them are a checkout signal."""
+
+    __tablename__ = "risk_known_fraud"
+
+    subject_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(40))
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RiskLabel(Base):
+    """Training labels for the fraud model: an order an analyst confirmed or cleared."""
+
+    __tablename__ = "risk_labels"
+    __table_args__ = (Index("ix_risk_labels_decided_at", "decided_at"),)
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    label: Mapped[str] = mapped_column(String(16))  # fraud | legitimate
+    case_id: Mapped[str] = mapped_column(String(40))
+    decided_by: Mapped[str] = mapped_column(String(40))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StepUpChallenge(Base):
+    """A one-time code the shopper must enter before a step-up order proceeds. Only a keyed
+    hash of the code is kept."""
+
+    __tablename__ = "risk_step_up_challenges"
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # pending | verified | failed | expired
+    attempts: Mapped[int] = mapped_column(Integer)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivery_status: Mapped[str] = mapped_column(String(16))  # queued | sent | failed
+    delivery_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RiskAction(Base):
+    """Every risk action with who or what decided it (``rules:<version>``, ``monitor:<name>``,
+    ``operator:<id>``)."""
+
+    __tablename__ = "risk_actions"
+    __table_args__ = (
+        Index("ix_risk_actions_subject", "subject_id", "id"),
+        Index("ix_risk_actions_case_id", "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(40))
+    order_id: Mapped[str | None] = mapped_column(String(40))
+    case_id: Mapped[str | None] = mapped_column(String(40))
+    decided_by: Mapped[str] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(String(500))
+    details: Mapped[Any] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

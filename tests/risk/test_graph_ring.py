@@ -1,0 +1,216 @@
+"""Link analysis end to end: a ring built through the HTTP API ends as one ring case listing
+exactly its merchant and mules; a family sharing a device and an honest buyer at the same
+merchant stay out; a second run updates the ring instead of duplicating it."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from tests.factories import bearer, create_merchant, enrol
+from usefirst.daily_jobs import DailyContext
+from usefirst.risk import cases, graph
+from usefirst.risk.analytics_models import GraphRun, Ring
+from usefirst.risk.models import RiskCase
+from usefirst.runtime import Runtime
+
+RING_DEVICE = "ring-device-1"
+RING_IP = "198.51.100.7"
+RING_ADDRESS = "深圳市南山区科技园路 88 号 3 栋 1201 室"
+REUSED_TRACKING = "SF100000000001"
+
+
+def _checkout(
+    client: TestClient,
+    headers: dict[str, str],
+    *,
+    shopper_id: str,
+    merchant_id: str,
+    category: str,
+    unit_price_minor: int,
+    device_id: str,
+    ip: str,
+    address: str,
+) -> dict[str, Any]:
+    response = client.post(
+        "/v1/checkouts",
+        headers=headers,
+        json={
+            "shopper_id": shopper_id,
+            "merchant_id": merchant_id,
+            "currency": "CNY",
+            "items": [
+                {
+                    "sku": f"{category}-1",
+                    "name": category,
+                    "category": category,
+                    "quantity": 1,
+                    "unit_price_minor": unit_price_minor,
+                }
+            ],
+            "plan": "pay_after_delivery",
+            "shipping_address": address,
+            "device_id": device_id,
+            "ip": ip,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json()["order"])
+
+
+def _ring_cases(runtime: Runtime) -> list[dict[str, Any]]:
+    with runtime.work(read_only=True) as work:
+        return [
+            cases.case_view(case, with_evidence=True)
+            for case in work.session.scalars(select(RiskCase).where(RiskCase.case_type == "ring"))
+        ]
+
+
+def _run(runtime: Runtime) -> graph.GraphRunSummary:
+    with runtime.work() as work:
+        return graph.run_graph(work.session, cipher=runtime.cipher, now=work.now)
+
+
+def _build_ring(
+    client: TestClient, platform_headers: dict[str, str]
+) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
+    colluding = create_merchant(client, platform_headers, name="数码回收", category="electronics")
+    mules = [
+        enrol(client, platform_headers, device_id=RING_DEVICE, ip=RING_IP)["id"] for _ in range(5)
+    ]
+    ring_orders = [
+        _checkout(
+            client,
+            platform_headers,
+            shopper_id=mule,
+            merchant_id=colluding["id"],
+            category="phones" if index % 2 else "gold",
+            unit_price_minor=89_900,
+            device_id=RING_DEVICE,
+            ip=RING_IP,
+            address=RING_ADDRESS,
+        )
+        for index, mule in enumerate(mules)
+    ]
+    merchant_headers = bearer(colluding["api_key"])
+    for order in ring_orders:
+        if order["status"] == "approved":
+            shipped = client.post(
+                f"/v1/orders/{order['id']}/ship",
+                headers=merchant_headers,
+                json={"carrier": "SF", "tracking_number": REUSED_TRACKING},
+            )
+            assert shipped.status_code == 200, shipped.text
+            confirmed = client.post(
+                f"/v1/orders/{order['id']}/confirm-receipt", headers=platform_headers
+            )
+            assert confirmed.status_code == 200, confirmed.text
+    return colluding, mules, ring_orders
+
+
+def test_ring_built_over_the_api_ends_as_one_case_with_exactly_its_members(
+    client: TestClient, runtime: Runtime, platform_headers: dict[str, str]
+) -> None:
+    colluding, mules, ring_orders = _build_ring(client, platform_headers)
+    honest = create_merchant(client, platform_headers, name="生活百货", category="home")
+    # A family: three shoppers on one device, IP and address, everyday goods at an honest shop.
+    family = [
+        enrol(client, platform_headers, device_id="family-tablet", ip="203.0.113.20")["id"]
+        for _ in range(3)
+    ]
+    for member in family:
+        _checkout(
+            client,
+            platform_headers,
+            shopper_id=member,
+            merchant_id=honest["id"],
+            category="groceries",
+            unit_price_minor=9_900,
+            device_id="family-tablet",
+            ip="203.0.113.20",
+            address="杭州市西湖区文三路 5 号 2 栋 301 室",
+        )
+    # An honest buyer of a phone at the colluding merchant, on its own device.
+    outsider = enrol(client, platform_headers, device_id="own-phone", ip="192.0.2.44")["id"]
+    _checkout(
+        client,
+        platform_headers,
+        shopper_id=outsider,
+        merchant_id=colluding["id"],
+        category="phones",
+        unit_price_minor=69_900,
+        device_id="own-phone",
+        ip="192.0.2.44",
+        address="上海市浦东新区世纪大道 100 号 1 栋 808 室",
+    )
+
+    first = _run(runtime)
+
+    assert first.rings_scored == 2  # the ring and the family; the outsider links to no one
+    assert first.rings_flagged == 1
+    assert (first.cases_opened, first.cases_updated) == (1, 0)
+    ring = first.rings[0]
+    assert ring.merchant_id == colluding["id"]
+    assert ring.members == sorted(mules)
+    assert ring.order_ids == sorted(order["id"] for order in ring_orders)
+    assert ring.parts["cash_out"] == 1.0
+    assert ring.parts["links"] == 1.0
+    assert ring.parts["size"] == 0.6
+    found = _ring_cases(runtime)
+    assert len(found) == 1
+    case = found[0]
+    assert case["subject_ids"] == [colluding["id"], *sorted(mules)]
+    assert case["status"] == "open"
+    assert case["evidence"]["order_ids"] == sorted(order["id"] for order in ring_orders)
+    signal = case["evidence"]["signals"][0]["evidence"]
+    assert signal["members"] == sorted(mules)
+    assert signal["merchant_id"] == colluding["id"]
+    assert {link["kind"] for link in signal["shared_links"]} >= {"device", "ip", "address"}
+    exposed = sum(order["amount_minor"] for order in ring_orders if order["status"] != "declined")
+    assert case["amount_at_risk_minor"] == exposed
+
+    second = _run(runtime)
+
+    assert second.rings_flagged == 1
+    assert (second.cases_opened, second.cases_updated) == (0, 1)
+    assert second.rings[0].ring_id == ring.ring_id
+    assert [found["id"] for found in _ring_cases(runtime)] == [case["id"]]
+    with runtime.work(read_only=True) as work:
+        assert work.session.scalar(select(func.count()).select_from(Ring)) == 1
+        assert work.session.scalar(select(func.count()).select_from(GraphRun)) == 2
+
+
+def test_nightly_graph_runs_once_per_business_date_and_keeps_one_ring(
+    client: TestClient, runtime: Runtime, platform_headers: dict[str, str]
+) -> None:
+    colluding, mules, _ = _build_ring(client, platform_headers)
+    with runtime.work() as work:
+        today, now = work.today, work.now
+
+    def nightly(business_on: date) -> dict[str, int]:
+        with runtime.work() as work:
+            context = DailyContext(
+                business_on=business_on, now=now, settings=runtime.settings, cipher=runtime.cipher
+            )
+            return graph.nightly_graph(work.session, context)
+
+    first = nightly(today)
+    assert first["graph_runs"] == 1
+    assert first["rings_flagged"] == 1
+    assert first["ring_cases_opened"] == 1
+    assert nightly(today) == {"graph_runs": 0}
+    later = nightly(today + timedelta(days=1))
+    assert (later["ring_cases_opened"], later["ring_cases_updated"]) == (0, 1)
+    found = _ring_cases(runtime)
+    assert [case["subject_ids"] for case in found] == [[colluding["id"], *sorted(mules)]]
+    with runtime.work(read_only=True) as work:
+        runs = work.session.execute(
+            select(GraphRun.trigger, GraphRun.business_on).order_by(GraphRun.business_on)
+        ).all()
+    assert [tuple(run) for run in runs] == [
+        ("nightly", today),
+        ("nightly", today + timedelta(days=1)),
+    ]
