@@ -93,6 +93,17 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+def register(messages: dict[str, dict[str, str]]) -> None:
+    """Add a page module's words; a key may be defined once only."""
+    clashes = sorted(set(messages) & set(MESSAGES))
+    if clashes:
+        raise ValueError(f"console messages defined twice: {', '.join(clashes)}")
+    for key, texts in messages.items():
+        if set(texts) != set(LANGUAGES):
+            raise ValueError(f"console message {key!r} needs exactly {LANGUAGES}")
+    MESSAGES.update(messages)
+
+
 def translate(key: str, language: str, **values: str) -> str:
     text = MESSAGES[key].get(language) or MESSAGES[key][DEFAULT_LANGUAGE]
     return text.format(**values) if values else text

@@ -8,6 +8,7 @@ token. Responses carry a Content-Security-Policy without inline scripts or style
 from __future__ import annotations
 
 import hmac
+import importlib
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -58,6 +59,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+# Modules with a ``router`` of more console pages (each registers its words with i18n.register).
+PAGE_MODULES = ("collections_pages",)
 # Who may open which page. Merchants' staff have a portal of their own.
 PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "dashboard": OPERATOR_ROLES,
@@ -437,10 +440,10 @@ def dashboard(request: Request) -> Response:
 
 def install(app: FastAPI) -> None:
     """Mount the console on the API's app: pages, static files, headers, error pages."""
-    from usefirst.console import collections_pages
-
     app.include_router(router)
-    app.include_router(collections_pages.router)
+    for module_name in PAGE_MODULES:
+        module = importlib.import_module(f"usefirst.console.{module_name}")
+        app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
     @app.middleware("http")
