@@ -60,11 +60,16 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 # Modules with a ``router`` of more console pages (each registers its words with i18n.register).
-PAGE_MODULES = ("collections_pages",)
+PAGE_MODULES = ("collections_pages", "compliance_pages", "risk_pages", "merchant_pages")
 # Who may open which page. Merchants' staff have a portal of their own.
 PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "dashboard": OPERATOR_ROLES,
+    "merchant": ("merchant",),
     "collections": ("collector", "admin"),
+    "risk": ("risk_analyst", "admin"),
+    "compliance": ("compliance", "admin"),
+    # Export and erasure: compliance only, as the API allows (/v1/shoppers/{id}/export, /erasure).
+    "compliance_shopper": ("compliance",),
 }
 
 
@@ -208,8 +213,22 @@ def signed_in(request: Request, *, page: str) -> Iterator[Page]:
 
 @router.get("", response_class=HTMLResponse)
 @router.get("/", response_class=HTMLResponse)
-def console_home() -> RedirectResponse:
-    return _redirect("/console/dashboard")
+def console_home(request: Request) -> RedirectResponse:
+    """Each person's own start page: the portal for merchants' staff, the dashboard for
+    operators (sign-in first, if needed)."""
+    runtime = runtime_of(request)
+    with runtime.work() as work:
+        row = auth.find_session(
+            work.session,
+            token=request.cookies.get(auth.SESSION_COOKIE),
+            settings=runtime.settings,
+            now=system_now(),
+        )
+        account = work.session.get(ConsoleAccount, row.account_id) if row is not None else None
+        if row is None or row.stage != "active" or account is None:
+            return _redirect("/console/login")
+        start = "/console/merchant" if account.kind == "merchant" else "/console/dashboard"
+        return _redirect(start)
 
 
 def _login_page(
@@ -370,7 +389,9 @@ def second_factor(
                 error=_failure_text(failure, language),
                 status_code=401,
             )
-    return _redirect("/console/dashboard")
+        account = work.session.get(ConsoleAccount, pending.account_id)
+        merchant = account is not None and account.kind == "merchant"
+    return _redirect("/console/merchant" if merchant else "/console/dashboard")
 
 
 @router.post("/logout")

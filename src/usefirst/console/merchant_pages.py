@@ -1,0 +1,353 @@
+"""The merchant portal: a merchant's staff see their own orders (with risk's early warnings on
+held ones), their balance and payouts, and their disputes, where they upload evidence.
+
+Everything is looked up with the signed-in merchant's id, so another merchant's order, dispute or
+payout id in the URL is simply not found (404, the same answer as an id that does not exist).
+Evidence goes through the disputes service exactly as POST /v1/disputes/{id}/evidence does:
+the same size limit, type detection, SHA-256 and content-addressed storage."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from usefirst.console import i18n
+from usefirst.console.merchant_repository import MerchantPortalRepository
+from usefirst.console.web import Page, check_csrf, signed_in, templates
+from usefirst.disputes import service as dispute_service
+from usefirst.disputes.endpoints import MULTIPART_OVERHEAD_BYTES, evidence_store
+from usefirst.disputes.errors import EvidenceTooLarge
+from usefirst.disputes.storage import CheckedFile, check_upload
+from usefirst.kit.errors import NotFound, UsefirstError, ValidationFailed
+from usefirst.merchants import settlement
+from usefirst.orders import service as order_service
+
+router = APIRouter(prefix="/console/merchant", include_in_schema=False)
+
+PAGE = "merchant"
+LIST_LENGTH = 200
+RECENT_LENGTH = 20
+
+i18n.register(
+    {
+        "merchant_orders": {"zh": "订单", "en": "Orders"},
+        "merchant_order": {"zh": "订单", "en": "Order"},
+        "merchant_settlements": {"zh": "结算与余额", "en": "Settlements and balance"},
+        "merchant_disputes": {"zh": "争议", "en": "Disputes"},
+        "merchant_dispute": {"zh": "争议", "en": "Dispute"},
+        "merchant_not_found": {"zh": "没有找到该记录。", "en": "Not found."},
+        "merchant_payable": {"zh": "应付给您", "en": "Owed to you"},
+        "merchant_held": {"zh": "其中暂扣", "en": "Of which held"},
+        "merchant_reserve": {"zh": "滚动保证金", "en": "Rolling reserve"},
+        "merchant_amount": {"zh": "金额", "en": "Amount"},
+        "merchant_status": {"zh": "状态", "en": "Status"},
+        "merchant_created": {"zh": "创建时间", "en": "Created"},
+        "merchant_items": {"zh": "商品", "en": "Items"},
+        "merchant_item_name": {"zh": "名称", "en": "Name"},
+        "merchant_quantity": {"zh": "数量", "en": "Quantity"},
+        "merchant_unit_price": {"zh": "单价", "en": "Unit price"},
+        "merchant_shipment": {"zh": "物流", "en": "Shipment"},
+        "merchant_not_shipped": {"zh": "尚未发货。", "en": "Not shipped yet."},
+        "merchant_carrier": {"zh": "承运商", "en": "Carrier"},
+        "merchant_tracking": {"zh": "运单号", "en": "Tracking number"},
+        "merchant_shipped_at": {"zh": "发货时间", "en": "Shipped"},
+        "merchant_delivered_at": {"zh": "签收时间", "en": "Delivered"},
+        "merchant_refunded": {"zh": "已退款", "en": "Refunded"},
+        "merchant_held_orders": {"zh": "风险提醒", "en": "Early warnings"},
+        "merchant_warning_title": {
+            "zh": "请暂缓发货：我们正在审核此订单，审核完成后会通知您。",
+            "en": "Please do not ship this order yet: we are checking it and will tell you "
+            "when we are done.",
+        },
+        "merchant_warning_no_reason": {
+            "zh": "订单正在审核中。",
+            "en": "The order is being checked.",
+        },
+        "merchant_no_warnings": {"zh": "没有待审核的订单。", "en": "No orders are held."},
+        "merchant_none": {"zh": "暂无记录。", "en": "Nothing yet."},
+        "merchant_settled_on": {"zh": "结算日", "en": "Settled on"},
+        "merchant_gross": {"zh": "订单金额", "en": "Gross"},
+        "merchant_refunds": {"zh": "退款", "en": "Refunds"},
+        "merchant_fees": {"zh": "手续费", "en": "Fees"},
+        "merchant_reserve_withheld": {"zh": "保证金", "en": "Reserve"},
+        "merchant_reserve_released": {"zh": "释放保证金", "en": "Reserve released"},
+        "merchant_clawback": {"zh": "追回", "en": "Clawbacks"},
+        "merchant_fines": {"zh": "罚款", "en": "Fines"},
+        "merchant_net": {"zh": "实付", "en": "Net paid"},
+        "merchant_order_count": {"zh": "订单数", "en": "Orders"},
+        "merchant_payout": {"zh": "结算单", "en": "Payout"},
+        "merchant_lines": {"zh": "明细", "en": "Lines"},
+        "merchant_component": {"zh": "项目", "en": "Component"},
+        "merchant_reason": {"zh": "原因", "en": "Reason"},
+        "merchant_opened_by": {"zh": "发起方", "en": "Opened by"},
+        "merchant_respond_by": {"zh": "答复截止", "en": "Answer by"},
+        "merchant_description": {"zh": "说明", "en": "Description"},
+        "merchant_evidence": {"zh": "证据", "en": "Evidence"},
+        "merchant_upload": {"zh": "上传证据", "en": "Upload evidence"},
+        "merchant_upload_hint": {
+            "zh": "PDF、PNG、JPEG、纯文本或 JSON 文件，最大 {size}。",
+            "en": "A PDF, PNG, JPEG, plain-text or JSON file of at most {size}.",
+        },
+        "merchant_file": {"zh": "文件", "en": "File"},
+        "merchant_uploaded": {"zh": "证据已保存。", "en": "The evidence was stored."},
+        "merchant_upload_too_large": {
+            "zh": "文件太大，未保存。",
+            "en": "The file is too large; nothing was stored.",
+        },
+        "merchant_upload_bad_type": {
+            "zh": "只接受 PDF、PNG、JPEG、纯文本或 JSON 文件，未保存。",
+            "en": "Only PDF, PNG, JPEG, plain-text or JSON files are accepted; nothing was stored.",
+        },
+        "merchant_upload_missing": {"zh": "请选择一个文件。", "en": "Choose a file."},
+        "merchant_history": {"zh": "记录", "en": "History"},
+        "merchant_size": {"zh": "大小", "en": "Size"},
+        "merchant_type": {"zh": "类型", "en": "Type"},
+        "merchant_submitted_by": {"zh": "提交方", "en": "Submitted by"},
+    }
+)
+
+
+def _not_found(page: Page) -> HTMLResponse:
+    return page.render(
+        "merchant_message.html",
+        status_code=404,
+        message=i18n.translate("merchant_not_found", page.language),
+    )
+
+
+def _merchant_id(page: Page) -> str:
+    merchant_id = page.identity.merchant_id
+    assert merchant_id is not None  # PAGE_ROLES lets only merchants' staff in
+    return merchant_id
+
+
+def _balance(page: Page) -> settlement.MerchantBalance:
+    return settlement.merchant_balance(
+        page.work.session,
+        merchant_id=_merchant_id(page),
+        currency=page.runtime.settings.currency,
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(request: Request) -> Response:
+    with signed_in(request, page=PAGE) as page:
+        repository = MerchantPortalRepository(page.work.session, merchant_id=_merchant_id(page))
+        held = repository.orders(status="review", limit=LIST_LENGTH)
+        disputes = dispute_service.list_disputes(
+            page.work.session,
+            merchant_id=_merchant_id(page),
+            status=None,
+            starting_after=None,
+            limit=RECENT_LENGTH,
+        )
+        return page.render(
+            "merchant_home.html",
+            balance=_balance(page),
+            held=held,
+            warnings=repository.warnings([order.id for order in held]),
+            counts=repository.order_counts(),
+            recent=repository.orders(status=None, limit=RECENT_LENGTH),
+            disputes=[row for row in disputes if row.status != "resolved"],
+        )
+
+
+@router.get("/orders", response_class=HTMLResponse)
+def orders(request: Request, status: str | None = None) -> Response:
+    with signed_in(request, page=PAGE) as page:
+        repository = MerchantPortalRepository(page.work.session, merchant_id=_merchant_id(page))
+        rows = repository.orders(status=status or None, limit=LIST_LENGTH)
+        return page.render(
+            "merchant_orders.html",
+            orders=rows,
+            warnings=repository.warnings([row.id for row in rows if row.status == "review"]),
+        )
+
+
+@router.get("/orders/{order_id}", response_class=HTMLResponse)
+def order(request: Request, order_id: str) -> Response:
+    with signed_in(request, page=PAGE) as page:
+        try:
+            found = order_service.find_order(
+                page.work.session, order_id=order_id, merchant_id=_merchant_id(page)
+            )
+        except NotFound:
+            return _not_found(page)
+        repository = MerchantPortalRepository(page.work.session, merchant_id=_merchant_id(page))
+        warnings = repository.warnings([found.id]).get(found.id, [])
+        return page.render(
+            "merchant_order.html",
+            order=order_service.order_view(page.work.session, found),
+            held=found.status == "review",
+            warnings=warnings,
+        )
+
+
+@router.get("/settlements", response_class=HTMLResponse)
+def settlements(request: Request) -> Response:
+    with signed_in(request, page=PAGE) as page:
+        rows = settlement.list_settlements(
+            page.work.session,
+            merchant_id=_merchant_id(page),
+            limit=LIST_LENGTH,
+            starting_after=None,
+        )
+        return page.render(
+            "merchant_settlements.html",
+            balance=_balance(page),
+            settlements=[settlement.settlement_view(row) for row in rows],
+        )
+
+
+@router.get("/settlements/{settlement_id}", response_class=HTMLResponse)
+def payout(request: Request, settlement_id: str) -> Response:
+    with signed_in(request, page=PAGE) as page:
+        try:
+            row = settlement.get_settlement(
+                page.work.session, merchant_id=_merchant_id(page), settlement_id=settlement_id
+            )
+        except NotFound:
+            return _not_found(page)
+        return page.render(
+            "merchant_payout.html",
+            payout=settlement.settlement_view(row),
+            lines=settlement.settlement_lines(page.work.session, settlement=row),
+        )
+
+
+@router.get("/disputes", response_class=HTMLResponse)
+def disputes(request: Request) -> Response:
+    with signed_in(request, page=PAGE) as page:
+        rows = dispute_service.list_disputes(
+            page.work.session,
+            merchant_id=_merchant_id(page),
+            status=None,
+            starting_after=None,
+            limit=LIST_LENGTH,
+        )
+        return page.render("merchant_disputes.html", disputes=rows)
+
+
+def _dispute_page(
+    page: Page, *, dispute_id: str, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    try:
+        dispute = dispute_service.find_dispute(
+            page.work.session, dispute_id=dispute_id, merchant_id=_merchant_id(page)
+        )
+    except NotFound:
+        return _not_found(page)
+    max_bytes = page.runtime.settings.dispute_evidence_max_bytes
+    return page.render(
+        "merchant_dispute.html",
+        status_code=status_code,
+        dispute=dispute_service.dispute_view(page.work.session, dispute),
+        error=error,
+        max_size=f"{max_bytes / (1024 * 1024):.0f} MB"
+        if max_bytes >= 1024 * 1024
+        else f"{max_bytes} B",
+    )
+
+
+@router.get("/disputes/{dispute_id}", response_class=HTMLResponse)
+def dispute(request: Request, dispute_id: str) -> Response:
+    with signed_in(request, page=PAGE) as page:
+        return _dispute_page(page, dispute_id=dispute_id)
+
+
+def _upload_error_key(error: UsefirstError) -> str:
+    if error.status_code == 413:
+        return "merchant_upload_too_large"
+    if error.status_code == 415:
+        return "merchant_upload_bad_type"
+    return ""
+
+
+@router.post("/disputes/{dispute_id}/evidence", response_class=HTMLResponse)
+async def upload_evidence(request: Request, dispute_id: str) -> Response:
+    """One file (multipart field ``file``) and the CSRF token; checked and stored as the API
+    does. A refused file leaves nothing behind: no row, no bytes on disk."""
+    max_bytes = request.app.state.runtime.settings.dispute_evidence_max_bytes
+    csrf_token = ""
+    checked: CheckedFile | None = None
+    refused: UsefirstError | None = None
+    declared_length = request.headers.get("content-length", "")
+    if declared_length.isdigit() and int(declared_length) > max_bytes + MULTIPART_OVERHEAD_BYTES:
+        # Refused before the body is read, let alone spooled to disk.
+        refused = EvidenceTooLarge(f"Evidence files may be at most {max_bytes} bytes.")
+    else:
+        form = await request.form(max_files=1, max_fields=1)
+        try:
+            token = form.get("csrf_token")
+            csrf_token = token if isinstance(token, str) else ""
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile) or not upload.filename:
+                refused = ValidationFailed("Choose a file.", field="file")
+            else:
+                content = await upload.read(max_bytes + 1)
+                try:
+                    checked = check_upload(
+                        content=content,
+                        declared_content_type=upload.content_type,
+                        filename=upload.filename,
+                        max_bytes=max_bytes,
+                    )
+                except UsefirstError as error:
+                    refused = error
+        finally:
+            await form.close()
+
+    def store() -> Response:
+        with signed_in(request, page=PAGE) as page:
+            if refused is None:
+                check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
+            error: UsefirstError | None = refused
+            if error is None:
+                assert checked is not None
+                savepoint = page.work.session.begin_nested()
+                try:
+                    dispute_service.add_evidence(
+                        page.work.session,
+                        dispute_id=dispute_id,
+                        checked=checked,
+                        caller=dispute_service.Caller(
+                            side="merchant",
+                            actor_id=page.identity.account_id,
+                            merchant_id=_merchant_id(page),
+                        ),
+                        store=evidence_store(page.runtime),
+                        settings=page.runtime.settings,
+                        now=page.work.now,
+                    )
+                except NotFound:
+                    savepoint.rollback()
+                    return _not_found(page)
+                except UsefirstError as caught:
+                    savepoint.rollback()
+                    error = caught
+                else:
+                    savepoint.commit()
+            if error is not None:
+                key = _upload_error_key(error)
+                text = i18n.translate(key, page.language) if key else error.message
+                return _dispute_page(
+                    page, dispute_id=dispute_id, error=text, status_code=error.status_code
+                )
+        return RedirectResponse(
+            f"/console/merchant/disputes/{dispute_id}?uploaded=1", status_code=303
+        )
+
+    return await run_in_threadpool(store)
+
+
+def money(minor: int | None) -> str:
+    """¥1,234.56 from minor units (negative amounts as -¥1,234.56)."""
+    value = minor or 0
+    sign = "-" if value < 0 else ""
+    units, cents = divmod(abs(value), 100)
+    return f"{sign}¥{units:,}.{cents:02d}"
+
+
+templates.env.filters.setdefault("merchant_money", money)
