@@ -115,3 +115,17 @@ def test_merchant_staff_is_refused_operator_pages(browser_runtime: Runtime, brow
         response = page.goto(f"{base_url}/console/dashboard?lang=en")
         assert response is not None and response.status == 403
         assert "does not give access" in page.inner_text("p.error")
+
+
+def test_collector_cannot_open_a_risk_case(browser_runtime: Runtime, browser: Any) -> None:
+    add_operator(browser_runtime, "collector@example.com", "collector")
+    with serve(browser_runtime) as base_url:
+        page = browser.new_page()
+        sign_in_with_enrolment(page, base_url, "collector@example.com", PASSWORD)
+        page.wait_for_url(f"{base_url}/console/dashboard")
+        assert page.locator("nav a[href='/console/risk']").count() == 0
+        response = page.goto(f"{base_url}/console/risk/cases/cas_01ANYCASE?lang=en")
+        assert response is not None and response.status == 403
+        assert "does not give access" in page.inner_text("p.error")
+        response = page.goto(f"{base_url}/console/risk?lang=en")
+        assert response is not None and response.status == 403

@@ -264,3 +264,32 @@ def test_cookies_are_secure_behind_tls(database_url: str) -> None:
         assert "SameSite=strict" in session_cookie[0] or "SameSite=Strict" in session_cookie[0]
     finally:
         runtime.database.dispose()
+
+
+def test_dashboard_counts_complaints_awaiting_a_response(
+    runtime: Runtime, console: TestClient, platform_headers: dict[str, str]
+) -> None:
+    from tests.factories import enrol
+
+    api = TestClient(create_app(runtime))
+    shopper = enrol(api, platform_headers)
+    filed = api.post(
+        "/v1/complaints",
+        json={"shopper_id": shopper["id"], "category": "billing", "description": "double charge"},
+        headers=platform_headers,
+    )
+    assert filed.status_code == 201, filed.text
+    add_operator(runtime, "admin@example.com", "admin")
+    sign_in(console, "admin@example.com")
+    page = console.get("/console/dashboard?lang=en")
+    assert '<strong id="complaints-waiting">1</strong>' in page.text
+    assert '<span id="complaints-overdue">0 past their deadline</span>' in page.text
+    assert '<strong id="open-risk-cases">0</strong>' in page.text
+    assert (
+        api.post(
+            "/v1/sandbox/clock/advance", json={"days": 16}, headers=platform_headers
+        ).status_code
+        == 200
+    )
+    page = console.get("/console/dashboard?lang=en")
+    assert '<span id="complaints-overdue">1 past their deadline</span>' in page.text

@@ -48,6 +48,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "overdue": {"zh": "逾期金额", "en": "Overdue"},
     "overdue_orders": {"zh": "逾期订单", "en": "Overdue orders"},
     "open_legal_cases": {"zh": "法务案件（未结）", "en": "Open legal cases"},
+    "open_risk_cases": {"zh": "风险案件（未结）", "en": "Open risk cases"},
+    "complaints_waiting": {"zh": "待回复投诉", "en": "Complaints awaiting a response"},
+    "complaints_overdue": {"zh": "其中超期 {count} 件", "en": "{count} past their deadline"},
     "decisions_30d": {"zh": "近 30 天审批结果", "en": "Decisions, last 30 days"},
     "delinquency_by_bucket": {
         "zh": "逾期分布（按月末）",

@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session
 
 from usefirst.collections.models import LegalCase
 from usefirst.orders.models import Order
+from usefirst.privacy.models import Complaint
 from usefirst.repayment.models import Instalment
+from usefirst.risk.models import RiskCase
 
 _OWED = (
     Instalment.principal_minor
@@ -49,3 +51,18 @@ class DashboardRepository:
         return int(
             self.session.scalar(select(func.count()).where(LegalCase.status != "closed")) or 0
         )
+
+    def open_risk_cases(self) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count()).where(RiskCase.status.in_(("open", "assigned")))
+            )
+            or 0
+        )
+
+    def unanswered_complaints(self, now: datetime) -> tuple[int, int]:
+        """Complaints still awaiting a first response: all of them, and those past their SLA."""
+        waiting = Complaint.responded_at.is_(None) & (Complaint.status == "open")
+        total = self.session.scalar(select(func.count()).where(waiting)) or 0
+        late = self.session.scalar(select(func.count()).where(waiting, Complaint.respond_by < now))
+        return int(total), int(late or 0)

@@ -453,6 +453,8 @@ def dashboard(request: Request) -> Response:
             overdue_minor=owed.get("overdue", 0),
             overdue_orders=repository.overdue_order_count(),
             open_legal_cases=repository.open_legal_cases(),
+            open_risk_cases=repository.open_risk_cases(),
+            complaints=repository.unanswered_complaints(page.work.now),
             decisions_total=sum(decisions.values()),
             charts=[decision_chart, bucket_chart, history_chart],
             buckets=list(charts.BUCKET_COLOURS.items()),
