@@ -7,7 +7,8 @@ What one run does, on SQLite and then PostgreSQL (``--skip-postgres`` to leave i
    ``--postgres-database`` database) and migrates it;
 2. builds a history through the real services: ``--merchants`` merchants, ``--shoppers``
    shoppers and ``--history`` checkouts (about a third of them on devices, IPs and addresses
-   shared by small groups, so link look-ups find something; half shipped and delivered);
+   shared by small groups, so link look-ups find something; half shipped and delivered), then
+   on PostgreSQL runs ``VACUUM ANALYZE`` as autovacuum would on a live server;
 3. times ``risk.decision.assess_checkout`` — the whole risk half of a checkout: the feature
    queries (shopper history, merchant book, links, known fraud), the rule set, the ONNX fraud
    model (the shipped artefact) and the link signals — for ``--samples`` new checkouts, each in
@@ -16,7 +17,9 @@ What one run does, on SQLite and then PostgreSQL (``--skip-postgres`` to leave i
    reserved, order and schedule written) for context;
 4. prints p50 / p90 / p99 / max per database, with the goal (p99 ≤ 5 ms), as wall time and as
    this thread's CPU time (on a shared machine wall time includes waiting for a core; SQLite
-   runs in process, so there CPU time is the decision's own compute).
+   runs in process, so there CPU time is the decision's own compute). On PostgreSQL on the same
+   machine it also reads the server backend's CPU for each decision (``/proc/<pid>/schedstat``),
+   and it prints the load average (and CPU pressure) before and after the timed decisions.
 
 Run from the repository root::
 
@@ -220,6 +223,39 @@ def checkout_request(population: Population, rng: random.Random) -> order_servic
     )
 
 
+def backend_cpu_reader(work_session: Any) -> Callable[[], float] | None:
+    """A reader of the on-CPU time (seconds) of this session's PostgreSQL backend, from
+    ``/proc/<pid>/schedstat`` (nanosecond resolution); None on SQLite or when the server's
+    processes cannot be read (another machine, no permission)."""
+    connection = work_session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    path = Path(f"/proc/{pid}/schedstat")
+
+    def read() -> float:
+        return int(path.read_text().split()[0]) / 1e9
+
+    try:
+        read()
+    except OSError:
+        return None
+    return read
+
+
+def machine_load() -> str:
+    """The load average and, where the kernel reports it, CPU pressure (share of time some
+    runnable task waited for a core), to print beside the figures."""
+    one, five, fifteen = os.getloadavg()
+    text = f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        text += f"; CPU pressure {some.split()[2].replace('avg60=', 'some avg60 = ')} %"
+    except (OSError, IndexError):
+        pass
+    return text
+
+
 def time_calls(count: int, call: Callable[[], Any]) -> list[float]:
     elapsed = []
     for _ in range(count):
@@ -240,6 +276,8 @@ def measure(
             line = credit_service.get_credit_line(work.session, shopper_id=request.shopper_id)
             items = [item.__dict__ for item in request.items]
             amount = sum(item.quantity * item.unit_price_minor for item in request.items)
+            read_backend_cpu = backend_cpu_reader(work.session)
+            backend_started = read_backend_cpu() if read_backend_cpu else 0.0
             started, cpu_started = time.perf_counter(), time.thread_time()
             risk_decision.assess_checkout(
                 work.session,
@@ -258,6 +296,8 @@ def measure(
             )
             timings.append(time.perf_counter() - started)
             cpu_timings.append(time.thread_time() - cpu_started)
+            if read_backend_cpu:
+                backend_timings.append(read_backend_cpu() - backend_started)
 
     def full_checkout() -> None:
         with runtime.work() as work:
@@ -271,18 +311,28 @@ def measure(
 
     timings: list[float] = []
     cpu_timings: list[float] = []
+    backend_timings: list[float] = []
     for _ in range(warmup):
         assess()
     timings.clear()
     cpu_timings.clear()
+    backend_timings.clear()
+    print(f"  before the timed decisions: {machine_load()}", flush=True)
     for _ in range(samples):
         assess()
+    print(f"  after the timed decisions:  {machine_load()}", flush=True)
     results = {
         "decision (features + rules + model + links)": Percentiles.of(timings),
         # CPU of this thread only: on a shared machine the wall time above includes waiting
         # for a core; for SQLite (in process) this is the decision's own compute.
         "decision, CPU of this thread": Percentiles.of(cpu_timings),
     }
+    if backend_timings:
+        # PostgreSQL runs the queries in its own process: its CPU for the same decisions.
+        results["decision, CPU of the PostgreSQL backend"] = Percentiles.of(backend_timings)
+        results["decision, CPU of this thread + backend"] = Percentiles.of(
+            [mine + theirs for mine, theirs in zip(cpu_timings, backend_timings, strict=True)]
+        )
     if model is not None:
         features = dict.fromkeys(FEATURE_NAMES, 1.0)
         results[f"model alone ({model.version})"] = Percentiles.of(
@@ -304,6 +354,12 @@ def run(label: str, url: str, directory: Path, args: argparse.Namespace) -> dict
             runtime, shoppers=args.shoppers, merchants=args.merchants, history=args.history, rng=rng
         )
         print(f"{label}: history built in {time.perf_counter() - started:.0f} s", flush=True)
+        if runtime.database.is_postgresql:
+            # As autovacuum would have by now on a live server: statistics for the planner and
+            # a visibility map, so index-only scans need not visit the table.
+            engine = runtime.database.engine
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql("VACUUM ANALYZE")
         return measure(runtime, population, samples=args.samples, warmup=args.warmup, rng=rng)
     finally:
         runtime.database.dispose()
@@ -355,8 +411,18 @@ def main() -> None:
             )
     decision_rows = [rows[next(iter(rows))] for rows in results.values()]
     met = all(row.p99_ms <= GOAL_P99_MS for row in decision_rows)
-    print(f"\ngoal p99 <= {GOAL_P99_MS} ms for the decision: {'met' if met else 'NOT met'}")
-    print(f"(median of medians: {statistics.median(r.p50_ms for r in decision_rows):.2f} ms)")
+    cpu_rows = [
+        rows.get("decision, CPU of this thread + backend", rows["decision, CPU of this thread"])
+        for rows in results.values()
+    ]
+    cpu_met = all(row.p99_ms <= GOAL_P99_MS for row in cpu_rows)
+    print(f"\ngoal p99 <= {GOAL_P99_MS} ms for the decision, wall: {'met' if met else 'NOT met'}")
+    print(
+        f"goal p99 <= {GOAL_P99_MS} ms for the decision, CPU (this thread, + backend on "
+        f"PostgreSQL): {'met' if cpu_met else 'NOT met'}"
+    )
+    print(f"(median of medians, wall: {statistics.median(r.p50_ms for r in decision_rows):.2f} ms)")
+    print(machine_load())
 
 
 if __name__ == "__main__":

@@ -93,6 +93,7 @@ from sqlalchemy import text
 from usefirst import daily_jobs
 from usefirst.collections import service as collections_service
 from usefirst.collections import tasks as sweep_tasks
+from usefirst.collections.ladder import load_ladder
 from usefirst.credit.service import FROZEN_OVERDUE
 from usefirst.identity import validation
 from usefirst.kit.clock import business_day_start
@@ -284,7 +285,7 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
         masked=(secrets.phone_masked, secrets.email_masked),
     )
     counts = book.counts
-    ladder = collections_service.ladder_of(settings)
+    ladder = load_ladder(settings.dunning_ladder_file)
     reminder_days = {today - timedelta(days=step.day): step for step in ladder.reminder_steps()}
     call_day = ladder.action_day("call_queue") or 10**6
     bureau_day = ladder.action_day("bureau_report") or 10**6
@@ -774,7 +775,7 @@ def contact_history(book: Book) -> Iterator[tuple[Row, Row | None]]:
     orders, instalments = book.rows["orders"], book.rows["instalments"]
     settings = book.settings
     policy = collections_service.ContactPolicy.from_settings(settings)
-    steps = collections_service.ladder_of(settings).reminder_steps()
+    steps = load_ladder(settings.dunning_ladder_file).reminder_steps()
     yesterday = book.spec.business_on - timedelta(days=1)
     phone_masked, email_masked = book.masked
     for order_index, start, end in book.delivered:

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from usefirst.config_cli import config_app
 from usefirst.credit import cli as credit_cli
 from usefirst.kit.settings import Settings, get_settings
 from usefirst.privacy import cli as privacy_cli
@@ -35,6 +36,7 @@ app.add_typer(risk_app, name="risk")
 risk_model_cli.register(risk_app)
 app.add_typer(privacy_cli.audit_app, name="audit")
 app.add_typer(privacy_cli.keys_app, name="keys")
+app.add_typer(config_app, name="config")
 console = Console()
 
 

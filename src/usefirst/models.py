@@ -13,7 +13,14 @@ from usefirst.identity.models import (
     Shopper,
 )
 from usefirst.kit.db import Base
-from usefirst.kit.models import Event, IdempotencyRecord, OutboxMessage, SandboxClock, SweepRun
+from usefirst.kit.models import (
+    ConfigVersion,
+    Event,
+    IdempotencyRecord,
+    OutboxMessage,
+    SandboxClock,
+    SweepRun,
+)
 from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
 from usefirst.merchants.models import (
     Merchant,
@@ -54,6 +61,7 @@ __all__ = [
     "BureauFile",
     "Complaint",
     "ComplaintResponse",
+    "ConfigVersion",
     "Consent",
     "ConsoleAccount",
     "ConsoleSession",

@@ -20,11 +20,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from usefirst.collections import bureau_format, evidence, portfolio
-from usefirst.collections.ladder import Ladder, load_ladder
+from usefirst.collections.ladder import LADDER_CONFIG_KIND, Ladder, load_ladder, parse_ladder
 from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
 from usefirst.collections.repository import CollectionsRepository, ReminderStep
 from usefirst.credit import service as credit_service
 from usefirst.identity import service as identity_service
+from usefirst.kit import config_versions
 from usefirst.kit.clock import as_utc, business_day_start
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
@@ -51,8 +52,15 @@ class ContactNotAllowed(Conflict):
     default_message = "The contact policy forbids contacting this shopper now."
 
 
-def ladder_of(settings: Settings) -> Ladder:
-    return load_ladder(settings.dunning_ladder_file)
+def ladder_of(session: Session, settings: Settings) -> Ladder:
+    """The ladder in force: the newest version saved in the console, else the ladder file."""
+    return config_versions.in_force(
+        session,
+        kind=LADDER_CONFIG_KIND,
+        parse=lambda version: parse_ladder(version.content, source=f"version {version.number}"),
+        fallback=lambda: load_ladder(settings.dunning_ladder_file),
+        max_age_seconds=settings.config_refresh_seconds,
+    )
 
 
 def template_catalog_of(settings: Settings) -> TemplateCatalog:
@@ -450,7 +458,7 @@ class ContactDeliverer:
             "final_notice_bureau",
         ):
             variables["bureau_reporting_days"] = (
-                ladder_of(settings).action_day("bureau_report") or 30
+                ladder_of(session, settings).action_day("bureau_report") or 30
             )
         channel = attempt.channel
         rendered = self.templates.render(attempt.template, channel=channel, variables=variables)

@@ -93,7 +93,7 @@ def run_sweep(
     summary.late_fees_minor = collections_service.accrue_late_fees(
         session, business_on=business_on, settings=settings, now=now
     )
-    ladder = collections_service.ladder_of(settings)
+    ladder = collections_service.ladder_of(session, settings)
     escalation = collections_service.escalate(
         session, business_on=business_on, ladder=ladder, settings=settings, now=now
     )

@@ -60,7 +60,13 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 # Modules with a ``router`` of more console pages (each registers its words with i18n.register).
-PAGE_MODULES = ("collections_pages", "compliance_pages", "risk_pages", "merchant_pages")
+PAGE_MODULES = (
+    "collections_pages",
+    "compliance_pages",
+    "risk_pages",
+    "merchant_pages",
+    "config_pages",
+)
 # Who may open which page. Merchants' staff have a portal of their own.
 PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "dashboard": OPERATOR_ROLES,
@@ -70,6 +76,9 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "compliance": ("compliance", "admin"),
     # Export and erasure: compliance only, as the API allows (/v1/shoppers/{id}/export, /erasure).
     "compliance_shopper": ("compliance",),
+    # The rules decide checkouts (risk); the ladder decides how shoppers are contacted (compliance).
+    "config_rules": ("risk_analyst", "admin"),
+    "config_ladder": ("compliance", "admin"),
 }
 
 

@@ -42,6 +42,7 @@ PREFIXES = {
     "merchant_appeal": "apl",
     "graph_run": "grr",
     "ring": "rng",
+    "config_version": "cfg",
 }
 
 

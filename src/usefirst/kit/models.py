@@ -1,11 +1,12 @@
-"""Tables of the shared plumbing: sandbox clock, idempotency records, outbox, events, sweep runs."""
+"""Tables of the shared plumbing: sandbox clock, idempotency records, outbox, events, sweep runs,
+and the versions of operator-edited configuration (risk rules, dunning ladder)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Index, Integer, String, Text
+from sqlalchemy import Date, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from usefirst.kit.db import Base, JSONDocument, UTCDateTime
@@ -65,3 +66,21 @@ class SweepRun(Base):
     business_on: Mapped[date] = mapped_column(Date, primary_key=True)
     completed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     summary: Mapped[Any] = mapped_column(JSONDocument)
+
+
+class ConfigVersion(Base):
+    """One saved version of an operator-edited configuration document. Append-only: a change is
+    a new version with the next number; the highest number is in force."""
+
+    __tablename__ = "config_versions"
+    __table_args__ = (UniqueConstraint("kind", "number"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # risk_rules | dunning_ladder
+    number: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(120))  # e.g. the rule file's own version string
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(40))  # operator id, or "cli"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

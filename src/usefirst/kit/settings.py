@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     # Risk: the rule file (default: the rules shipped in usefirst/risk/rules.toml) and the
     # one-time codes of step-up checkouts.
     risk_rules_file: Path | None = None
+    # The rules and the dunning ladder saved in the console (or with `usefirst config publish`)
+    # are versioned in the database and replace the files above; each process looks for a newer
+    # version at most this often.
+    config_refresh_seconds: float = Field(default=5.0, ge=0, le=300)
     step_up_code_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     step_up_max_attempts: int = Field(default=5, ge=1, le=10)
 

@@ -28,6 +28,17 @@ class Order(Base):
         CheckConstraint("refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refunds"),
         Index("ix_orders_id", "id"),
         Index("ix_orders_merchant_id", "merchant_id", "id"),
+        # Covers the checkout decision's merchant book (risk.features): no table reads.
+        Index(
+            "ix_orders_merchant_book",
+            "merchant_id",
+            "created_at",
+            "status",
+            "shopper_id",
+            "amount_minor",
+            "refunded_minor",
+            "first_delinquent_on",
+        ),
         Index("ix_orders_status", "status", "shipped_at"),
         Index(
             "ix_orders_dispute_paused",

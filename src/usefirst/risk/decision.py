@@ -19,13 +19,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.orm import Session
 
 from usefirst.credit.policy import Reason
+from usefirst.kit import config_versions
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.settings import Settings
 from usefirst.risk import actions, cases
 from usefirst.risk.features import FEATURE_NAMES, CheckoutFeatures, compute_checkout_features
 from usefirst.risk.models import LinkObservation, RiskDecision
 from usefirst.risk.repository import RiskRepository
-from usefirst.risk.rules import Evaluation, RuleSet, active_rule_set
+from usefirst.risk.rules import (
+    RULES_CONFIG_KIND,
+    Evaluation,
+    RuleSet,
+    active_rule_set,
+    parse_rule_set,
+)
 
 if TYPE_CHECKING:
     from usefirst.orders.models import Order
@@ -55,8 +62,15 @@ def default_model() -> FraudModel | None:
     return loaded
 
 
-def rule_set_of(settings: Settings) -> RuleSet:
-    return active_rule_set(settings.risk_rules_file)
+def rule_set_of(session: Session, settings: Settings) -> RuleSet:
+    """The rules in force: the newest version saved in the console, else the rule file."""
+    return config_versions.in_force(
+        session,
+        kind=RULES_CONFIG_KIND,
+        parse=lambda version: parse_rule_set(version.content, source=f"version {version.number}"),
+        fallback=lambda: active_rule_set(settings.risk_rules_file),
+        max_age_seconds=settings.config_refresh_seconds,
+    )
 
 
 @dataclass(frozen=True)
@@ -100,7 +114,7 @@ def assess_checkout(
     """Decide what risk thinks of a checkout. ``model=True`` uses the shipped model; pass a
     model (or None for none) to override."""
     started_ns = time.perf_counter_ns()
-    rule_set = rule_set_of(settings)
+    rule_set = rule_set_of(session, settings)
     features = compute_checkout_features(
         session,
         shopper_id=shopper_id,
@@ -288,6 +302,7 @@ class BacktestReport:
     decisions: int = 0
     transitions: dict[tuple[str, str], int] = field(default_factory=dict)
     examples: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    rule_hits: dict[str, int] = field(default_factory=dict)  # decisions each rule would hit
 
     @property
     def changed(self) -> int:
@@ -303,7 +318,10 @@ def backtest(session: Session, *, rule_set: RuleSet) -> BacktestReport:
     report = BacktestReport(rule_set_version=rule_set.version)
     for row in RiskRepository(session).decisions():
         values = {name: float(row.features.get(name, 0.0)) for name in FEATURE_NAMES}
-        new = rule_set.evaluate(values, model_score=row.model_score).outcome
+        evaluation = rule_set.evaluate(values, model_score=row.model_score)
+        new = evaluation.outcome
+        for hit in evaluation.hits:
+            report.rule_hits[hit.rule_id] = report.rule_hits.get(hit.rule_id, 0) + 1
         key = (row.risk_outcome, new)
         report.decisions += 1
         report.transitions[key] = report.transitions.get(key, 0) + 1

@@ -1,8 +1,8 @@
-"""Checkout features, computed online inside the checkout transaction from a handful of indexed
-queries: the shopper's own history (one aggregate over the shopper's orders), the merchant's recent
-book (one aggregate and one top-buyer query over the merchant's orders), shared identifiers (one
-query over link observations, one over shoppers' phone hashes) and known-fraud subjects (one key
-lookup).
+"""Checkout features, computed online inside the checkout transaction from two indexed
+statements: one row with the shopper's own history (one aggregate over the shopper's orders), the
+merchant's recent book (one aggregate and its top buyer over the merchant's orders), late
+instalments and known fraud; and one row per other shopper seen with this checkout's device, IP,
+address or phone, with whether it is known fraud.
 
 Every feature is a float so the rules and the model read one flat mapping. ``FEATURE_NAMES`` is
 the fixed order the model is trained and served with.
@@ -14,20 +14,14 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, and_, bindparam, case, func, or_, select
+from sqlalchemy import Connection, Row, bindparam, column, text
 from sqlalchemy.orm import Session
 
 from usefirst.credit.models import CreditLine
-from usefirst.identity.models import Shopper
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import UTCDateTime
-from usefirst.merchants.models import Merchant
-from usefirst.orders.models import Order
-from usefirst.repayment.models import Instalment
-from usefirst.risk.models import KnownFraudSubject, LinkObservation
 
 FEATURE_NAMES: tuple[str, ...] = (
     # the order
@@ -140,6 +134,7 @@ def normalise_address(address: str) -> str:
 
 
 def address_hash(cipher: FieldCipher, address: str) -> str:
+    # compute_checkout_features inlines this (it normalises once): keep the two alike.
     return cipher.blind_index(normalise_address(address), field="address")
 
 
@@ -177,22 +172,31 @@ def compute_checkout_features(
     # The queries below run on the connection (no ORM layer: the budget is a few ms), so
     # pending changes must reach the database first.
     session.flush()
-    shopper = session.get(Shopper, shopper_id)
-    merchant = session.get(Merchant, merchant_id)
-    if shopper is None or merchant is None:
+    connection = session.connection()
+    history = connection.execute(
+        _HISTORY_STATEMENT,
+        {
+            "shopper_id": shopper_id,
+            "merchant_id": merchant_id,
+            "device_id": device_id,
+            "hour_ago": now - _HOUR,
+            "day_ago": now - _DAY,
+            "week_ago": now - _WEEK,
+            "since": now - MERCHANT_WINDOW,
+            "yes": True,
+        },
+    ).first()
+    if history is None:
         raise LookupError("features need an existing shopper and merchant")
     if credit_limit_minor is None or credit_used_minor is None:
         line = session.get(CreditLine, shopper_id)
         credit_limit_minor = line.limit_minor if line is not None else 0
         credit_used_minor = line.used_minor if line is not None else 0
 
-    values: dict[str, float] = {}
-    values.update(_order_features(amount_minor, items, resellable_categories))
+    values = _order_features(amount_minor, items, resellable_categories)
     values.update(
         _shopper_features(
-            session,
-            shopper=shopper,
-            merchant_id=merchant_id,
+            history,
             amount_minor=amount_minor,
             device_id=device_id,
             credit_limit_minor=credit_limit_minor,
@@ -202,22 +206,28 @@ def compute_checkout_features(
     )
     values.update(
         _merchant_features(
-            session,
-            merchant=merchant,
+            history,
             amount_minor=amount_minor,
             resellable_categories=resellable_categories,
             now=now,
         )
     )
-    link_hashes: dict[str, str] = {"phone": shopper.phone_hash}
+    link_hashes: dict[str, str] = {"phone": history.shopper_phone_hash}
     if device_id and device_id.strip():
         link_hashes["device"] = identifier_hash(cipher, "device", device_id)
     if ip and ip.strip():
         link_hashes["ip"] = identifier_hash(cipher, "ip", ip)
-    if shipping_address and normalise_address(shipping_address):
-        link_hashes["address"] = address_hash(cipher, shipping_address)
-    links, known_fraud_subjects = _links(
-        session, shopper=shopper, merchant=merchant, link_hashes=link_hashes
+    normalised_address = normalise_address(shipping_address) if shipping_address else ""
+    if normalised_address:
+        link_hashes["address"] = cipher.blind_index(normalised_address, field="address")
+    links = _links(
+        connection,
+        shopper_id=shopper_id,
+        merchant_hashes={
+            "phone": history.merchant_phone_hash,
+            "address": history.merchant_address_hash,
+        },
+        link_hashes=link_hashes,
     )
     by_kind = {link.kind: link for link in links}
     for kind in LINK_KINDS:
@@ -225,8 +235,8 @@ def compute_checkout_features(
         values[f"link_{kind}_shoppers"] = float(link.shopper_count) if link else 0.0
     values["link_merchant_own"] = float(sum(link.shared_with_merchant for link in links))
     values["link_known_fraud"] = float(sum(link.with_known_fraud for link in links))
-    values["merchant_known_fraud"] = 1.0 if merchant.id in known_fraud_subjects else 0.0
-    if shopper.id in known_fraud_subjects:
+    values["merchant_known_fraud"] = 1.0 if history.merchant_known_fraud else 0.0
+    if history.shopper_known_fraud:
         # The shopper was in a confirmed-fraud case: the strongest link of all.
         values["link_known_fraud"] += 1.0
     missing = set(FEATURE_NAMES) - set(values)
@@ -258,210 +268,257 @@ def _order_features(
     }
 
 
-@cache
-def _shopper_statement() -> Executable:
-    """One aggregate over the shopper's own orders (its primary key range), built once: building
-    SQLAlchemy expressions costs more than running this query."""
-    lent = Order.status.in_(LENT_STATUSES)
-    counted = Order.status.not_in(("declined", "cancelled"))
-    hour_ago, day_ago, week_ago = (bindparam("hour_ago", type_=UTCDateTime()),
-                                   bindparam("day_ago", type_=UTCDateTime()),
-                                   bindparam("week_ago", type_=UTCDateTime()))  # fmt: skip
-    late_instalments = (
-        select(func.count())
-        .select_from(Instalment)
-        .where(Instalment.shopper_id == bindparam("shopper_id"), Instalment.was_overdue.is_(True))
-        .scalar_subquery()
+# --- the two statements -----------------------------------------------------------------------
+#
+# Plain SQL, written once: no expression building, no "expanding" IN parameters (the status
+# lists are constants, inlined), and SQLAlchemy caches the compiled form. The same text runs on
+# SQLite and PostgreSQL.
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
+def _compact(statement: str) -> str:
+    """One line, single spaces: shorter to send and to parse, and short enough (under 4 kB) for
+    psycopg to cache its conversion of the parameters."""
+    return " ".join(statement.split())
+
+
+_LENT = _sql_list(LENT_STATUSES)
+_DELIVERED = _sql_list(DELIVERED_STATUSES)
+_SHIPPED = _sql_list(SHIPPED_STATUSES)
+_HOUR, _DAY, _WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
+
+
+# The history statement's columns, in the order of its SELECT list.
+_HISTORY_COLUMNS = (
+    "shopper_created_at",
+    "shopper_phone_hash",
+    "merchant_created_at",
+    "merchant_category",
+    "merchant_status",
+    "merchant_phone_hash",
+    "merchant_address_hash",
+    "lent_orders",
+    "lent_amount_minor",
+    "lent_max_minor",
+    "orders_1h",
+    "orders_24h",
+    "orders_7d",
+    "amount_24h_minor",
+    "merchants_7d",
+    "pair_lent_orders",
+    "device_orders",
+    "orders_seen",
+    "book_lent_orders",
+    "book_lent_amount_minor",
+    "book_delivered",
+    "book_defaulted",
+    "book_shipped",
+    "book_refunded",
+    "late_instalments",
+    "top_buyer_orders",
+    "shopper_known_fraud",
+    "merchant_known_fraud",
+)
+
+# One row: the shopper and the merchant, the shopper's own history (its primary key range), the
+# merchant's recent book and top buyer (one range of the covering ``ix_orders_merchant_book``),
+# late instalments and known fraud. No row when the shopper or the merchant does not exist.
+# ``device_orders``: = NULL is never true, so without a device it counts 0.
+_HISTORY_STATEMENT = (
+    text(
+        _compact(f"""
+SELECT
+    s.created_at AS shopper_created_at,
+    s.phone_hash AS shopper_phone_hash,
+    m.created_at AS merchant_created_at,
+    m.category AS merchant_category,
+    m.status AS merchant_status,
+    m.phone_hash AS merchant_phone_hash,
+    m.address_hash AS merchant_address_hash,
+    h.lent_orders, h.lent_amount_minor, h.lent_max_minor,
+    h.orders_1h, h.orders_24h, h.orders_7d, h.amount_24h_minor, h.merchants_7d,
+    h.pair_lent_orders, h.device_orders, h.orders_seen,
+    b.book_lent_orders, b.book_lent_amount_minor, b.book_delivered, b.book_defaulted,
+    b.book_shipped, b.book_refunded,
+    (SELECT count(*) FROM instalments i
+        WHERE i.shopper_id = :shopper_id AND i.was_overdue = :yes) AS late_instalments,
+    (SELECT count(*) FROM orders t
+        WHERE t.merchant_id = :merchant_id AND t.created_at >= :since AND t.status IN {_LENT}
+        GROUP BY t.shopper_id ORDER BY count(*) DESC LIMIT 1) AS top_buyer_orders,
+    EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = :shopper_id)
+        AS shopper_known_fraud,
+    EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = :merchant_id)
+        AS merchant_known_fraud
+FROM shoppers s
+JOIN merchants m ON m.id = :merchant_id
+CROSS JOIN (
+    SELECT
+        sum(CASE WHEN o.status IN {_LENT} THEN 1 ELSE 0 END) AS lent_orders,
+        sum(CASE WHEN o.status IN {_LENT} THEN o.amount_minor ELSE 0 END) AS lent_amount_minor,
+        max(CASE WHEN o.status IN {_LENT} THEN o.amount_minor END) AS lent_max_minor,
+        sum(CASE WHEN o.created_at >= :hour_ago THEN 1 ELSE 0 END) AS orders_1h,
+        sum(CASE WHEN o.created_at >= :day_ago THEN 1 ELSE 0 END) AS orders_24h,
+        sum(CASE WHEN o.created_at >= :week_ago THEN 1 ELSE 0 END) AS orders_7d,
+        sum(CASE WHEN o.created_at >= :day_ago AND o.status NOT IN ('declined', 'cancelled')
+            THEN o.amount_minor ELSE 0 END) AS amount_24h_minor,
+        count(DISTINCT CASE WHEN o.created_at >= :week_ago THEN o.merchant_id END)
+            AS merchants_7d,
+        sum(CASE WHEN o.status IN {_LENT} AND o.merchant_id = :merchant_id THEN 1 ELSE 0 END)
+            AS pair_lent_orders,
+        sum(CASE WHEN o.device_id = :device_id THEN 1 ELSE 0 END) AS device_orders,
+        count(*) AS orders_seen
+    FROM orders o
+    WHERE o.shopper_id = :shopper_id
+) h
+CROSS JOIN (
+    SELECT
+        sum(CASE WHEN o.status IN {_LENT} THEN 1 ELSE 0 END) AS book_lent_orders,
+        sum(CASE WHEN o.status IN {_LENT} THEN o.amount_minor ELSE 0 END)
+            AS book_lent_amount_minor,
+        sum(CASE WHEN o.status IN {_DELIVERED} THEN 1 ELSE 0 END) AS book_delivered,
+        sum(CASE WHEN o.status IN {_DELIVERED} AND (o.first_delinquent_on IS NOT NULL
+            OR o.status IN ('overdue', 'charged_off')) THEN 1 ELSE 0 END) AS book_defaulted,
+        sum(CASE WHEN o.status IN {_SHIPPED} THEN 1 ELSE 0 END) AS book_shipped,
+        sum(CASE WHEN o.status IN {_SHIPPED} AND o.refunded_minor > 0 THEN 1 ELSE 0 END)
+            AS book_refunded
+    FROM orders o
+    WHERE o.merchant_id = :merchant_id AND o.created_at >= :since
+) b
+WHERE s.id = :shopper_id
+""")
     )
-    return select(
-        func.sum(case((lent, 1), else_=0)),
-        func.sum(case((lent, Order.amount_minor), else_=0)),
-        func.max(case((lent, Order.amount_minor), else_=None)),
-        func.sum(case((Order.created_at >= hour_ago, 1), else_=0)),
-        func.sum(case((Order.created_at >= day_ago, 1), else_=0)),
-        func.sum(case((Order.created_at >= week_ago, 1), else_=0)),
-        func.sum(case((and_(Order.created_at >= day_ago, counted), Order.amount_minor), else_=0)),
-        func.count(func.distinct(case((Order.created_at >= week_ago, Order.merchant_id)))),
-        func.sum(case((and_(lent, Order.merchant_id == bindparam("merchant_id")), 1), else_=0)),
-        # = NULL is never true: without a device this counts 0
-        func.sum(case((Order.device_id == bindparam("device_id"), 1), else_=0)),
-        late_instalments,
-        func.count(),
-    ).where(Order.shopper_id == bindparam("shopper_id"))
+    .bindparams(
+        *(
+            bindparam(name, type_=UTCDateTime())
+            for name in ("hour_ago", "day_ago", "week_ago", "since")
+        )
+    )
+    # Every column, in order: the result then maps by position and its metadata is cached
+    # with the compiled statement instead of being matched by name on each execution.
+    .columns(
+        *(
+            column(name, UTCDateTime()) if name.endswith("_created_at") else column(name)
+            for name in _HISTORY_COLUMNS
+        )
+    )
+)
+
+# Other shoppers seen with the checkout's device, IP or address (the ``(kind, value_hash)``
+# index; an absent identifier binds NULL and matches nothing), and with its phone; each with
+# whether it is known fraud.
+_LINKS_STATEMENT = text(
+    _compact("""
+SELECT l.kind, l.shopper_id,
+    EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = l.shopper_id) AS known_fraud
+FROM (
+    SELECT observed.kind, observed.shopper_id FROM (
+        SELECT DISTINCT kind, shopper_id FROM risk_link_observations
+        WHERE ((kind = 'device' AND value_hash = :device)
+            OR (kind = 'ip' AND value_hash = :ip)
+            OR (kind = 'address' AND value_hash = :address))
+            AND shopper_id <> :shopper_id
+        LIMIT 1000
+    ) observed
+    UNION ALL
+    SELECT 'phone', phone.id FROM (
+        SELECT id FROM shoppers WHERE phone_hash = :phone AND id <> :shopper_id LIMIT 200
+    ) phone
+) l
+""")
+).columns(column("kind"), column("shopper_id"), column("known_fraud"))
 
 
 def _shopper_features(
-    session: Session,
+    history: Row[Any],
     *,
-    shopper: Shopper,
-    merchant_id: str,
     amount_minor: int,
     device_id: str | None,
     credit_limit_minor: int,
     credit_used_minor: int,
     now: datetime,
 ) -> dict[str, float]:
-    row = (
-        session.connection()
-        .execute(
-            _shopper_statement(),
-            {
-                "shopper_id": shopper.id,
-                "merchant_id": merchant_id,
-                "device_id": device_id,
-                "hour_ago": now - timedelta(hours=1),
-                "day_ago": now - timedelta(days=1),
-                "week_ago": now - timedelta(days=7),
-            },
-        )
-        .one()
-    )
-    prior_orders = int(row[0] or 0)
-    prior_amount = int(row[1] or 0)
-    prior_max = int(row[2] or 0)
+    prior_orders = int(history.lent_orders or 0)
+    prior_amount = int(history.lent_amount_minor or 0)
+    prior_max = int(history.lent_max_minor or 0)
     average = prior_amount / prior_orders if prior_orders else 0.0
-    orders_seen = int(row[11] or 0)
+    orders_seen = int(history.orders_seen or 0)
     limit_use = _ratio(credit_used_minor + amount_minor, credit_limit_minor)
     return {
-        "shopper_account_age_days": _days_between(shopper.created_at, now),
+        "shopper_account_age_days": _days_between(history.shopper_created_at, now),
         "shopper_limit_use_after": limit_use,
         "shopper_prior_orders": float(prior_orders),
         "shopper_amount_vs_average": _ratio(amount_minor, average),
         "shopper_amount_vs_max": _ratio(amount_minor, prior_max),
-        "shopper_orders_1h": float(row[3] or 0),
-        "shopper_orders_24h": float(row[4] or 0),
-        "shopper_orders_7d": float(row[5] or 0),
-        "shopper_amount_24h_minor": float(row[6] or 0),
-        "shopper_distinct_merchants_7d": float(row[7] or 0),
-        "pair_prior_orders": float(row[8] or 0),
+        "shopper_orders_1h": float(history.orders_1h or 0),
+        "shopper_orders_24h": float(history.orders_24h or 0),
+        "shopper_orders_7d": float(history.orders_7d or 0),
+        "shopper_amount_24h_minor": float(history.amount_24h_minor or 0),
+        "shopper_distinct_merchants_7d": float(history.merchants_7d or 0),
+        "pair_prior_orders": float(history.pair_lent_orders or 0),
         # A device never used by a shopper who has ordered before (a new shopper has no
         # "usual" device, so this stays 0 for a first order).
-        "shopper_new_device": 1.0 if device_id and orders_seen and not row[9] else 0.0,
-        "shopper_late_instalments": float(row[10] or 0),
+        "shopper_new_device": 1.0
+        if device_id and orders_seen and not history.device_orders
+        else 0.0,
+        "shopper_late_instalments": float(history.late_instalments or 0),
     }
 
 
-@cache
-def _merchant_statements() -> tuple[Executable, Executable]:
-    """The merchant's recent book (its ``(merchant_id, id)`` index range) and its top buyer."""
-    lent = Order.status.in_(LENT_STATUSES)
-    delivered = Order.status.in_(DELIVERED_STATUSES)
-    defaulted = and_(
-        delivered,
-        or_(Order.first_delinquent_on.is_not(None), Order.status.in_(("overdue", "charged_off"))),
-    )
-    shipped = Order.status.in_(SHIPPED_STATUSES)
-    in_window = and_(
-        Order.merchant_id == bindparam("merchant_id"),
-        Order.created_at >= bindparam("since", type_=UTCDateTime()),
-    )
-    book = select(
-        func.sum(case((lent, 1), else_=0)),
-        func.sum(case((lent, Order.amount_minor), else_=0)),
-        func.sum(case((delivered, 1), else_=0)),
-        func.sum(case((defaulted, 1), else_=0)),
-        func.sum(case((shipped, 1), else_=0)),
-        func.sum(case((and_(shipped, Order.refunded_minor > 0), 1), else_=0)),
-    ).where(in_window)
-    top_buyer = (
-        select(func.count())
-        .where(in_window, lent)
-        .group_by(Order.shopper_id)
-        .order_by(func.count().desc())
-        .limit(1)
-    )
-    return book, top_buyer
-
-
 def _merchant_features(
-    session: Session,
+    history: Row[Any],
     *,
-    merchant: Merchant,
     amount_minor: int,
     resellable_categories: frozenset[str],
     now: datetime,
 ) -> dict[str, float]:
-    book, top_buyer = _merchant_statements()
-    parameters = {"merchant_id": merchant.id, "since": now - MERCHANT_WINDOW}
-    connection = session.connection()
-    row = connection.execute(book, parameters).one()
-    orders = int(row[0] or 0)
-    top_buyer_orders = connection.scalar(top_buyer, parameters) if orders else 0
-    average = int(row[1] or 0) / orders if orders else 0.0
+    orders = int(history.book_lent_orders or 0)
+    top_buyer_orders = int(history.top_buyer_orders or 0) if orders else 0
+    average = int(history.book_lent_amount_minor or 0) / orders if orders else 0.0
     return {
-        "merchant_age_days": _days_between(merchant.created_at, now),
+        "merchant_age_days": _days_between(history.merchant_created_at, now),
         "merchant_orders_90d": float(orders),
         "merchant_amount_vs_average": _ratio(amount_minor, average),
-        "merchant_default_rate": _ratio(int(row[3] or 0), int(row[2] or 0)),
-        "merchant_refund_rate": _ratio(int(row[5] or 0), int(row[4] or 0)),
-        "merchant_top_buyer_share": _ratio(int(top_buyer_orders or 0), orders),
+        "merchant_default_rate": _ratio(
+            int(history.book_defaulted or 0), int(history.book_delivered or 0)
+        ),
+        "merchant_refund_rate": _ratio(
+            int(history.book_refunded or 0), int(history.book_shipped or 0)
+        ),
+        "merchant_top_buyer_share": _ratio(top_buyer_orders, orders),
         "merchant_resellable_category": 1.0
-        if merchant.category.casefold() in resellable_categories
+        if history.merchant_category.casefold() in resellable_categories
         else 0.0,
-        "merchant_on_watch": 1.0 if merchant.status == "on_watch" else 0.0,
+        "merchant_on_watch": 1.0 if history.merchant_status == "on_watch" else 0.0,
     }
 
 
-@cache
-def _link_statements() -> tuple[Executable, Executable, Executable]:
-    """Other shoppers seen with the checkout's device, IP or address (the ``(kind, value_hash)``
-    index; an absent identifier binds NULL and matches nothing), and with its phone."""
-    observed = (
-        select(LinkObservation.kind, LinkObservation.shopper_id)
-        .where(
-            or_(
-                *(
-                    and_(
-                        LinkObservation.kind == kind, LinkObservation.value_hash == bindparam(kind)
-                    )
-                    for kind in ("device", "ip", "address")
-                )
-            ),
-            LinkObservation.shopper_id != bindparam("shopper_id"),
-        )
-        .distinct()
-        .limit(1000)
-    )
-    phone = (
-        select(Shopper.id)
-        .where(Shopper.phone_hash == bindparam("phone"), Shopper.id != bindparam("shopper_id"))
-        .limit(200)
-    )
-    known = select(KnownFraudSubject.subject_id).where(
-        KnownFraudSubject.subject_id.in_(bindparam("subject_ids", expanding=True))
-    )
-    return observed, phone, known
-
-
 def _links(
-    session: Session, *, shopper: Shopper, merchant: Merchant, link_hashes: dict[str, str]
-) -> tuple[list[Link], set[str]]:
+    connection: Connection,
+    *,
+    shopper_id: str,
+    merchant_hashes: Mapping[str, str | None],
+    link_hashes: Mapping[str, str],
+) -> list[Link]:
     """Other shoppers seen with this checkout's identifiers, whether the merchant registered
     the same phone or address, and which of them are known fraud."""
     shared: dict[str, set[str]] = {kind: set() for kind in link_hashes}
-    observed, phone, known_fraud = _link_statements()
-    parameters = {kind: link_hashes.get(kind) for kind in ("device", "ip", "address")}
-    connection = session.connection()
-    for kind, other in connection.execute(observed, {**parameters, "shopper_id": shopper.id}):
+    known: set[str] = set()
+    parameters = {kind: link_hashes.get(kind) for kind in LINK_KINDS}
+    parameters["shopper_id"] = shopper_id
+    for kind, other, is_known_fraud in connection.execute(_LINKS_STATEMENT, parameters):
         shared[kind].add(other)
-    shared["phone"].update(
-        connection.scalars(phone, {"phone": shopper.phone_hash, "shopper_id": shopper.id})
-    )
-    everyone = {other for others in shared.values() for other in others}
-    known = set(
-        connection.scalars(
-            known_fraud, {"subject_ids": sorted(everyone | {shopper.id, merchant.id})}
-        ).all()
-    )
-    merchant_hashes = {"phone": merchant.phone_hash, "address": merchant.address_hash}
+        if is_known_fraud:
+            known.add(other)
     links = []
     for kind in LINK_KINDS:
         if kind not in link_hashes:
             continue
         others = shared[kind]
-        with_merchant = merchant_hashes.get(kind) is not None and (
-            merchant_hashes.get(kind) == link_hashes[kind]
-        )
+        merchant_hash = merchant_hashes.get(kind)
+        with_merchant = merchant_hash is not None and merchant_hash == link_hashes[kind]
         if others or with_merchant:
             links.append(
                 Link(
@@ -472,4 +529,4 @@ def _links(
                     with_known_fraud=bool(others & known),
                 )
             )
-    return links, known
+    return links

@@ -23,9 +23,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from usefirst.kit.toml_lines import toml_error_line, toml_lines
 from usefirst.risk.features import DEFAULT_RESELLABLE_CATEGORIES, FEATURE_NAMES
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("rules.toml")
+# Versions saved in the console live in config_versions under this kind.
+RULES_CONFIG_KIND = "risk_rules"
 # Besides the features, conditions may read the fraud model's probability (0 without a model).
 EXTRA_NAMES = ("model_score", "has_model")
 OUTCOME_SEVERITY = {"approved": 0, "step_up": 1, "review": 2, "declined": 3}
@@ -250,45 +253,16 @@ def _compile(node: ast.AST, names: frozenset[str]) -> Condition:
 # --- loading -------------------------------------------------------------------------------
 
 
-def _key_lines(text: str) -> tuple[list[int], list[dict[str, int]], dict[str, int]]:
-    """Line numbers of each ``[[rules]]`` header, of each key inside each rule, and of top-level
-    keys and tables: tomllib reports no positions for well-formed files."""
-    headers: list[int] = []
-    rule_keys: list[dict[str, int]] = []
-    top: dict[str, int] = {}
-    key_pattern = re.compile(r"\s*([A-Za-z0-9_\-]+)\s*=")
-    in_rule = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if stripped.startswith("[[") and stripped.endswith("]]"):
-            in_rule = stripped[2:-2].strip() == "rules"
-            if in_rule:
-                headers.append(number)
-                rule_keys.append({})
-            continue
-        if stripped.startswith("["):
-            in_rule = False
-            top.setdefault(stripped.strip("[] "), number)
-            continue
-        match = key_pattern.match(line)
-        if match:
-            if in_rule:
-                rule_keys[-1].setdefault(match.group(1), number)
-            else:
-                top.setdefault(match.group(1), number)
-    return headers, rule_keys, top
-
-
 def parse_rule_set(text: str, *, source: str = "rules.toml") -> RuleSet:
     """Parse and validate a rule file; every problem is reported with its line."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        match = re.search(r"line (\d+)", str(error))
         raise RuleFileError(
-            source, [(int(match.group(1)) if match else None, f"not valid TOML: {error}")]
+            source, [(toml_error_line(error, text), f"not valid TOML: {error}")]
         ) from None
-    headers, rule_keys, top = _key_lines(text)
+    positions = toml_lines(text, array_table="rules")
+    headers, rule_keys, top = positions.entries, positions.entry_keys, positions.top
     problems: list[tuple[int | None, str]] = []
     for key in document:
         if key not in TOP_LEVEL_KEYS:
