@@ -136,7 +136,7 @@ def test_a_rule_change_is_backtested_then_saved_and_decides_the_next_checkout(
     diff = preview.text.split('id="diff"')[1].split("</pre>")[0]
     assert '<span class="removed">-version = &#34;2026-11-23.1&#34;</span>' in diff
     assert '<span class="added">+id = &#34;big_orders&#34;</span>' in diff
-    assert "The 3 stored checkout decisions replayed through the new rules" in preview.text
+    assert "The 3 checkout decisions stored in the last 90 days, replayed through" in preview.text
     assert "Orders whose outcome would change: 3 of 3" in preview.text
     transitions = preview.text.split('id="transitions"')[1].split("</table>")[0]
     assert re.findall(r"<td>(\w+)</td><td>(\w+)</td><td>(\d+)</td>", transitions) == [
@@ -242,3 +242,25 @@ def test_ladder_editor_backtests_and_saves_for_compliance_only(
     with runtime.work(read_only=True) as work:
         ladder = collections_service.ladder_of(work.session, runtime.settings)
     assert ladder.action_day("call_queue") == 10
+
+
+def test_the_rules_check_replays_the_last_90_days_only(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    merchant = create_merchant(client, platform_headers)
+    checkout(client, platform_headers, merchant)
+    runtime.advance_test_clock(seconds=91 * 86_400)
+    recent = checkout(client, platform_headers, merchant)
+    add_operator(runtime, "analyst@example.com", "risk_analyst")
+    sign_in(client, "analyst@example.com")
+    editor = client.get("/console/config/rules?lang=en")
+    preview = client.post(
+        "/console/config/rules/check",
+        data={"csrf_token": csrf_of(editor.text), "based_on": "0", "content": NEW_RULES},
+    )
+    assert "The 1 checkout decisions stored in the last 90 days" in preview.text
+    transitions = preview.text.split('id="transitions"')[1].split("</table>")[0]
+    assert re.findall(r"<td>(\w+)</td><td>(\w+)</td><td>(\d+)</td>", transitions) == [
+        ("approved", "review", "1")
+    ]
+    assert recent["id"] in transitions

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -33,6 +34,8 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 MAX_UPLOAD_BYTES = config_versions.MAX_CONTENT_CHARS
 HISTORY_LENGTH = 20
 DIFF_CONTEXT_LINES = 2
+# The check replays this much decision history (the CLI's backtest replays all of it).
+RULES_BACKTEST_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -96,9 +99,9 @@ i18n.register(
         },
         "cfg_backtest": {"zh": "回测", "en": "Backtest"},
         "cfg_rules_backtest_intro": {
-            "zh": "用新规则重放已存储的 {count} 个审批决策（特征与模型分按当时记录）：",
-            "en": "The {count} stored checkout decisions replayed through the new rules "
-            "(features and model score as recorded then):",
+            "zh": "用新规则重放近 {days} 天存储的 {count} 个审批决策（特征与模型分按当时记录）：",
+            "en": "The {count} checkout decisions stored in the last {days} days, replayed "
+            "through the new rules (features and model score as recorded then):",
         },
         "cfg_changed_outcomes": {
             "zh": "结果会改变的订单：{changed} / {count}",
@@ -221,16 +224,21 @@ def _rules_backtest(page: Page, text: str) -> dict[str, Any]:
     session = page.work.session
     proposed = parse_rule_set(text, source="proposed")
     current = risk_decision.rule_set_of(session, page.runtime.settings)
-    report = risk_decision.backtest(session, rule_set=proposed)
-    now = risk_decision.backtest(session, rule_set=current)
-    rule_ids = [rule.id for rule in proposed.rules] + [
-        rule.id for rule in current.rules if rule.id not in {r.id for r in proposed.rules}
-    ]
+    report = risk_decision.backtest(
+        session,
+        rule_set=proposed,
+        baseline=current,
+        since=page.work.now - timedelta(days=RULES_BACKTEST_DAYS),
+    )
+    proposed_ids = [rule.id for rule in proposed.rules]
+    # The proposed rules in their order, then the ones the change removes.
+    rule_ids = proposed_ids + [rule.id for rule in current.rules if rule.id not in proposed_ids]
     return {
         "report": report,
         "transitions": sorted(report.transitions.items()),
+        "backtest_days": RULES_BACKTEST_DAYS,
         "rule_hits": [
-            (rule_id, now.rule_hits.get(rule_id, 0), report.rule_hits.get(rule_id, 0))
+            (rule_id, report.baseline_hits.get(rule_id, 0), report.rule_hits.get(rule_id, 0))
             for rule_id in rule_ids
         ],
     }

@@ -303,6 +303,7 @@ class BacktestReport:
     transitions: dict[tuple[str, str], int] = field(default_factory=dict)
     examples: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     rule_hits: dict[str, int] = field(default_factory=dict)  # decisions each rule would hit
+    baseline_hits: dict[str, int] = field(default_factory=dict)  # the same for ``baseline``
 
     @property
     def changed(self) -> int:
@@ -312,12 +313,23 @@ class BacktestReport:
 EXAMPLES_PER_TRANSITION = 5
 
 
-def backtest(session: Session, *, rule_set: RuleSet) -> BacktestReport:
+def backtest(
+    session: Session,
+    *,
+    rule_set: RuleSet,
+    baseline: RuleSet | None = None,
+    since: datetime | None = None,
+) -> BacktestReport:
     """Replay every stored decision's features (and model score) through ``rule_set`` and count
-    how risk's outcome would move. Features missing from old records count as 0."""
+    how risk's outcome would move. Features missing from old records count as 0. With a
+    ``baseline`` (the rules in force), its rule hits are counted in the same pass to compare;
+    with ``since``, only decisions made from then on are replayed."""
     report = BacktestReport(rule_set_version=rule_set.version)
-    for row in RiskRepository(session).decisions():
+    for row in RiskRepository(session).decisions(since=since):
         values = {name: float(row.features.get(name, 0.0)) for name in FEATURE_NAMES}
+        if baseline is not None:
+            for hit in baseline.evaluate(values, model_score=row.model_score).hits:
+                report.baseline_hits[hit.rule_id] = report.baseline_hits.get(hit.rule_id, 0) + 1
         evaluation = rule_set.evaluate(values, model_score=row.model_score)
         new = evaluation.outcome
         for hit in evaluation.hits:

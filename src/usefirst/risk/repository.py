@@ -4,6 +4,7 @@ step-up challenges and the action log."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -33,13 +34,18 @@ class RiskRepository:
             select(RiskDecision).where(RiskDecision.order_id == order_id)
         ).first()
 
-    def decisions(self, *, batch_size: int = 1000) -> Iterator[RiskDecision]:
-        """Every stored decision, oldest first, read in batches (backtests replay them all)."""
+    def decisions(
+        self, *, since: datetime | None = None, batch_size: int = 1000
+    ) -> Iterator[RiskDecision]:
+        """Every stored decision (made at or after ``since``), oldest first, read in batches
+        (backtests replay them all)."""
         after: tuple[Any, str] | None = None
         while True:
             statement = select(RiskDecision).order_by(
                 RiskDecision.decided_at, RiskDecision.order_id
             )
+            if since is not None:
+                statement = statement.where(RiskDecision.decided_at >= since)
             if after is not None:
                 statement = statement.where(
                     (RiskDecision.decided_at > after[0])
