@@ -1295,14 +1295,25 @@ from datetime import date
 from pathlib import Path
 from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.runtime import Runtime
+if sys.argv[4:] == ["no-daily-jobs"]:
+    try:
+        from usefirst import daily_jobs
+    except ImportError:  # an engine older than the daily jobs
+        pass
+    else:
+        daily_jobs.BEFORE_COLLECTIONS.clear()
+        daily_jobs.AFTER_COLLECTIONS.clear()
 settings = Settings(database_url=sys.argv[1], keys_file=Path(sys.argv[2]))
 runtime = Runtime(settings, cipher=load_field_cipher(settings))
 print(runtime.sweep(date.fromisoformat(sys.argv[3])).as_dict(with_jobs=False))
 """
 
 
-def reference_sweep(*, commit: str, url: str, keys_file: Path, business_on: date) -> float:
-    """Sweep ``url`` with the engine of ``commit``; the seconds it took."""
+def reference_sweep(
+    *, commit: str, url: str, keys_file: Path, business_on: date, daily_jobs_on: bool = True
+) -> float:
+    """Sweep ``url`` with the engine of ``commit`` (without other domains' daily jobs unless
+    ``daily_jobs_on``, as the engine's sweep here); the seconds it took."""
     source = Path(tempfile.mkdtemp(prefix="usefirst-reference-"))
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", commit, "src"], check=True, capture_output=True
@@ -1310,7 +1321,8 @@ def reference_sweep(*, commit: str, url: str, keys_file: Path, business_on: date
     subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
     started = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, "-c", REFERENCE_SWEEP, url, str(keys_file), business_on.isoformat()],
+        [sys.executable, "-c", REFERENCE_SWEEP, url, str(keys_file), business_on.isoformat()]
+        + ([] if daily_jobs_on else ["no-daily-jobs"]),
         env={**os.environ, "PYTHONPATH": str(source / "src")},
         check=True,
         capture_output=True,
@@ -1486,19 +1498,53 @@ def sweep_and_check(
     }
 
 
-def bench_backend(
-    *,
-    label: str,
-    url: str,
-    spec: BookSpec,
-    keys_file: Path,
-    py_spy_dir: Path | None,
-    rerun: bool,
-    history: bool,
-    reference_commit: str | None,
+# --------------------------------------------------------------------------------------------
+# A loaded book kept for later runs (``--book-database``)
+#
+# Generating and loading the 1M book takes far longer than the sweep. With ``--book-database B``
+# the book is loaded once into ``B`` and every run sweeps a fresh file copy of it (``CREATE
+# DATABASE … TEMPLATE``), migrated to the current head first. What the run needs besides the
+# rows (the spec it was made from, the generator's counts and expectations, the field keys its
+# ciphertexts were made with) is kept as the comment of ``B``.
+# --------------------------------------------------------------------------------------------
+
+
+def _spec_document(spec: BookSpec, *, history: bool) -> dict[str, Any]:
+    return {**spec.__dict__, "business_on": spec.business_on.isoformat(), "history": history}
+
+
+def read_kept_book(url: str) -> dict[str, Any] | None:
+    """The description of the book kept in ``url``'s database, if that database exists."""
+    name = str(conninfo_to_dict(url)["dbname"])
+    with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (name,),
+        ).fetchone()
+    if row is None or not row[0]:
+        return None
+    try:
+        document = json.loads(row[0])
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) and "spec" in document else None
+
+
+def keep_book(url: str, document: dict[str, Any]) -> None:
+    name = str(conninfo_to_dict(url)["dbname"])
+    with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(name), sql.Literal(json.dumps(document))
+            )
+        )
+
+
+def load_book(
+    *, label: str, url: str, spec: BookSpec, settings: Settings, history: bool
 ) -> dict[str, Any]:
+    """Generate the book and load it into ``url`` (recreated); its description."""
     is_sqlite = url.startswith("sqlite")
-    settings = Settings(database_url=url, keys_file=keys_file)
     cipher = load_field_cipher(settings)
     log(f"{label}: generating the book ({spec.instalments:,} instalments in the window)")
     started = time.perf_counter()
@@ -1526,18 +1572,64 @@ def bench_backend(
             f"{table} {rows:,} rows {seconds:.1f} s" for table, (rows, seconds) in loaded.items()
         )
     )
-    result: dict[str, Any] = {
-        "label": label,
-        "backend": "sqlite" if is_sqlite else "postgresql",
-        "spec": {**spec.__dict__, "business_on": spec.business_on.isoformat()},
+    return {
+        "spec": _spec_document(spec, history=history),
         "book": dict(book.counts),
         "expected": dict(book.expected),
         "generate_seconds": generate_seconds,
         "load_seconds": load_seconds,
         "load": {table: {"rows": rows, "seconds": sec} for table, (rows, sec) in loaded.items()},
+        "keys": json.loads(settings.keys_file.read_text()),
+    }
+
+
+def bench_backend(
+    *,
+    label: str,
+    url: str,
+    spec: BookSpec,
+    keys_file: Path,
+    py_spy_dir: Path | None,
+    rerun: bool,
+    history: bool,
+    reference_commit: str | None,
+    book_url: str | None = None,
+) -> dict[str, Any]:
+    is_sqlite = url.startswith("sqlite")
+    settings = Settings(database_url=url, keys_file=keys_file)
+    if book_url is None:
+        loaded = load_book(label=label, url=url, spec=spec, settings=settings, history=history)
+    else:
+        kept = read_kept_book(book_url)
+        if kept is not None and kept["spec"] == _spec_document(spec, history=history):
+            log(f"{label}: reusing the book kept in {conninfo_to_dict(book_url)['dbname']}")
+        else:
+            if kept is not None:
+                log(f"{label}: the kept book was made from another spec; loading it again")
+            kept = load_book(
+                label=label, url=book_url, spec=spec, settings=settings, history=history
+            )
+            keep_book(book_url, kept)
+        loaded = kept
+        if not keys_file.exists():
+            keys_file.write_text(json.dumps(loaded["keys"]))
+        started = time.perf_counter()
+        clone_postgresql(book_url, str(conninfo_to_dict(url)["dbname"]))
+        upgrade(url)  # migrations added since the book was loaded
+        log(f"{label}: copied and migrated the kept book in {time.perf_counter() - started:.1f} s")
+    cipher = load_field_cipher(settings)
+    result: dict[str, Any] = {
+        "label": label,
+        "backend": "sqlite" if is_sqlite else "postgresql",
+        "spec": {**spec.__dict__, "business_on": spec.business_on.isoformat()},
+        "book": loaded["book"],
+        "expected": loaded["expected"],
+        "generate_seconds": loaded["generate_seconds"],
+        "load_seconds": loaded["load_seconds"],
+        "load": loaded["load"],
+        "reused_book": book_url is not None,
         "sweeps": {},
     }
-    del book
     if not is_sqlite:
         result["postgresql"] = postgresql_settings(url)
     reference_url = None
@@ -1565,6 +1657,7 @@ def bench_backend(
             url=reference_url,
             keys_file=keys_file,
             business_on=spec.business_on,
+            daily_jobs_on=bool(daily_jobs.BEFORE_COLLECTIONS or daily_jobs.AFTER_COLLECTIONS),
         )
         now = business_day_start(spec.business_on, settings.time_zone)
         comparison = compare_databases(url, reference_url, now=now)
@@ -1768,6 +1861,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="sweep without other domains' daily jobs (risk, settlement, disputes, privacy)",
     )
+    parser.add_argument(
+        "--book-database",
+        help="PostgreSQL database name that keeps the loaded book: loaded once (again when the "
+        "spec changes), then every run sweeps a fresh copy of it (CREATE DATABASE … TEMPLATE)",
+    )
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     arguments = parser.parse_args(argv)
     past_days = arguments.days - arguments.future_days
@@ -1822,6 +1920,11 @@ def main(argv: list[str] | None = None) -> int:
                 rerun=not arguments.no_rerun,
                 history=not arguments.no_history,
                 reference_commit=arguments.reference_commit,
+                book_url=(
+                    urlunsplit(urlsplit(url)._replace(path=f"/{arguments.book_database}"))
+                    if arguments.book_database and not url.startswith("sqlite")
+                    else None
+                ),
             )
         )
     results["machine"]["load_average_after"] = os.getloadavg()

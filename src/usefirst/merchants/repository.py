@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -19,6 +19,9 @@ from usefirst.merchants.models import (
     SettlementLine,
     StandingChange,
 )
+
+# Bound lists stay well below the drivers' parameter limits.
+CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,19 @@ class MerchantRepository:
         return self.session.scalars(
             select(Merchant).where(Merchant.id == merchant_id).with_for_update()
         ).one_or_none()
+
+    def many(self, merchant_ids: Sequence[str]) -> list[Merchant]:
+        """The merchants of those ids (one query per chunk), as they are in the database now."""
+        found: list[Merchant] = []
+        for start in range(0, len(merchant_ids), CHUNK):
+            found.extend(
+                self.session.scalars(
+                    select(Merchant)
+                    .where(Merchant.id.in_(merchant_ids[start : start + CHUNK]))
+                    .execution_options(populate_existing=True)
+                )
+            )
+        return found
 
 
 class SettlementRepository:

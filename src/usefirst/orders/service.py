@@ -623,10 +623,9 @@ def auto_confirm_shipped(
     confirmed = set(repository.shipped_to_delivered(keys, confirmation="automatic", now=now))
     orders = repository.many([key for key in keys if key in confirmed])
     # Held here so that the monitors and events below find them in the session.
-    merchants = {
-        merchant_id: merchant_service.get_merchant(session, merchant_id=merchant_id)
-        for merchant_id in sorted({order.merchant_id for order in orders})
-    }
+    merchants = merchant_service.merchants_by_id(
+        session, merchant_ids=(order.merchant_id for order in orders)
+    )
     with_held_credit = repayment_service.activate_schedules(
         session,
         activations=[
@@ -699,11 +698,11 @@ def _publish_many(
     instalments = repayment_service.instalments_of_many(
         session, keys=[(order.shopper_id, order.id) for order in orders]
     )
-    # Keep the merchants loaded: publish_event looks each order's merchant up by key.
-    merchants = [
-        merchant_service.get_merchant(session, merchant_id=merchant_id)
-        for merchant_id in sorted({order.merchant_id for order in orders})
-    ]
+    # Keep the merchants loaded (one query, fresh even after ``expire_all``): publish_event
+    # looks each order's merchant up by key.
+    merchants = merchant_service.merchants_by_id(
+        session, merchant_ids=(order.merchant_id for order in orders)
+    )
     for order in orders:
         publish_event(
             session,
