@@ -255,13 +255,14 @@ def _ladder_backtest(page: Page, text: str) -> dict[str, Any]:
     return {"comparison": comparison}
 
 
-async def _submitted_text(
+def _submitted_text(
     page: Page, content: str, upload: UploadFile | None
 ) -> tuple[str | None, str | None]:
-    """(text, error): an uploaded file wins over the text area."""
+    """(text, error): an uploaded file wins over the text area. Read synchronously: the page is a
+    plain ``def`` so that its database work runs in the thread pool, not on the event loop."""
     if upload is None or not upload.filename:
         return editable_config.normalise(content), None
-    data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    data = upload.file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
         return None, i18n.translate("cfg_too_large", page.language, limit=f"{MAX_UPLOAD_BYTES:,}")
     try:
@@ -278,7 +279,7 @@ def editor_form(request: Request, slug: str) -> Response:
 
 
 @router.post("/config/{slug}/check", response_class=HTMLResponse)
-async def check(
+def check(
     request: Request,
     slug: str,
     based_on: Annotated[int, Form(ge=0)],
@@ -289,7 +290,7 @@ async def check(
     editor = _editor(slug)
     with signed_in(request, page=editor.page) as page:
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
-        text, error = await _submitted_text(page, content, upload)
+        text, error = _submitted_text(page, content, upload)
         if text is None:
             return _editor_page(page, editor, error=error, status_code=422)
         try:
