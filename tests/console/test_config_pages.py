@@ -10,6 +10,7 @@ from html import unescape
 from typing import Any
 
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import func, select
 
 from tests.console.test_risk_pages import csrf_of, no_model
@@ -62,6 +63,16 @@ def checkout(
     assert response.status_code == 201, response.text
     order: dict[str, Any] = response.json()["order"]
     return order
+
+
+def check_in_editor(client: TestClient, slug: str, content: str) -> Response:
+    """Open the editor (for its CSRF token) and submit ``content`` to the check step."""
+    editor = client.get(f"/console/config/{slug}?lang=en")
+    assert editor.status_code == 200
+    return client.post(
+        f"/console/config/{slug}/check",
+        data={"csrf_token": csrf_of(editor.text), "based_on": "0", "content": content},
+    )
 
 
 def problems_of(html: str) -> list[str]:
@@ -125,12 +136,7 @@ def test_a_rule_change_is_backtested_then_saved_and_decides_the_next_checkout(
     assert [order["status"] for order in earlier] == ["approved"] * 3
     add_operator(runtime, "analyst@example.com", "risk_analyst")
     sign_in(client, "analyst@example.com")
-    editor = client.get("/console/config/rules?lang=en")
-
-    preview = client.post(
-        "/console/config/rules/check",
-        data={"csrf_token": csrf_of(editor.text), "based_on": "0", "content": NEW_RULES},
-    )
+    preview = check_in_editor(client, "rules", NEW_RULES)
     assert preview.status_code == 200
     assert "The document is valid: ops-big-orders." in preview.text
     diff = preview.text.split('id="diff"')[1].split("</pre>")[0]
@@ -205,16 +211,10 @@ def test_ladder_editor_backtests_and_saves_for_compliance_only(
     client.cookies.clear()
     sign_in(client, "compliance@example.com")
     assert client.get("/console/config/rules").status_code == 403
-    editor = client.get("/console/config/ladder?lang=en")
-    assert editor.status_code == 200
-
     later_call = DEFAULT_LADDER_FILE.read_text(encoding="utf-8").replace(
         'day = 7\naction = "call_queue"', 'day = 10\naction = "call_queue"'
     )
-    preview = client.post(
-        "/console/config/ladder/check",
-        data={"csrf_token": csrf_of(editor.text), "based_on": "0", "content": later_call},
-    )
+    preview = check_in_editor(client, "ladder", later_call)
     assert preview.status_code == 200
     assert "The document is valid: 10 steps, day -3 to 180." in preview.text
     totals = preview.text.split('id="ladder-totals"')[1].split("</table>")[0]
@@ -253,11 +253,7 @@ def test_the_rules_check_replays_the_last_90_days_only(
     recent = checkout(client, platform_headers, merchant)
     add_operator(runtime, "analyst@example.com", "risk_analyst")
     sign_in(client, "analyst@example.com")
-    editor = client.get("/console/config/rules?lang=en")
-    preview = client.post(
-        "/console/config/rules/check",
-        data={"csrf_token": csrf_of(editor.text), "based_on": "0", "content": NEW_RULES},
-    )
+    preview = check_in_editor(client, "rules", NEW_RULES)
     assert "The 1 checkout decisions stored in the last 90 days" in preview.text
     transitions = preview.text.split('id="transitions"')[1].split("</table>")[0]
     assert re.findall(r"<td>(\w+)</td><td>(\w+)</td><td>(\d+)</td>", transitions) == [

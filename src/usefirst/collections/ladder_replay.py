@@ -14,11 +14,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from usefirst.collections.ladder import CHANNELS, Ladder, StepConfig
-from usefirst.repayment.models import Instalment
+from usefirst.collections.repository import CollectionsRepository
 
 DEFAULT_WINDOW_DAYS = 90
 # Instalments a reminder could have been about: scheduled ones have no due date yet, cancelled
@@ -83,20 +82,11 @@ def replay_ladder(
         return replay
     days = [step.day for step in ladder.steps]
     # (due date, settled date) -> instalments, for every due date any step could reach.
-    statement = (
-        select(Instalment.due_on, Instalment.settled_on, func.count())
-        .where(
-            Instalment.status.in_(OWED_STATUSES),
-            Instalment.due_on >= start - timedelta(days=max(days)),
-            Instalment.due_on <= end - timedelta(days=min(days)),
-        )
-        .group_by(Instalment.due_on, Instalment.settled_on)
+    groups = CollectionsRepository(session).owed_instalments_by_due_and_settled(
+        statuses=OWED_STATUSES,
+        due_from=start - timedelta(days=max(days)),
+        due_to=end - timedelta(days=min(days)),
     )
-    groups: list[tuple[date, date | None, int]] = [
-        (due_on, settled_on, count)
-        for due_on, settled_on, count in session.execute(statement)
-        if due_on is not None
-    ]
     for step in ladder.steps:
         reached = 0
         for due_on, settled_on, count in groups:

@@ -18,6 +18,7 @@ from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
 from usefirst.kit.db import UTCDateTime
 from usefirst.kit.ids import new_id
 from usefirst.kit.models import SweepRun
+from usefirst.repayment.models import Instalment
 
 # work_mem of the daily sweep's transaction on PostgreSQL (see ``raise_work_mem_for_sweep``).
 SWEEP_WORK_MEM = "64MB"
@@ -370,3 +371,23 @@ JOIN {ids_of("outbox_ids", "m")} ON m.n = r.m
                 self.session.execute(text("DROP TABLE reminder_outbox_ids"))
         self.session.execute(text("DROP TABLE reminder_run"))
         return attempts, to_send
+
+    def owed_instalments_by_due_and_settled(
+        self, *, statuses: Sequence[str], due_from: date, due_to: date
+    ) -> list[tuple[date, date | None, int]]:
+        """How many instalments of ``statuses`` fell due on each day of the range and were
+        settled on each later day (None: not yet): what a ladder backtest replays."""
+        statement = (
+            select(Instalment.due_on, Instalment.settled_on, func.count())
+            .where(
+                Instalment.status.in_(statuses),
+                Instalment.due_on >= due_from,
+                Instalment.due_on <= due_to,
+            )
+            .group_by(Instalment.due_on, Instalment.settled_on)
+        )
+        return [
+            (due_on, settled_on, count)
+            for due_on, settled_on, count in self.session.execute(statement)
+            if due_on is not None
+        ]

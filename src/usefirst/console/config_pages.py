@@ -24,6 +24,7 @@ from usefirst.collections import service as collections_service
 from usefirst.collections.ladder import LADDER_CONFIG_KIND, parse_ladder
 from usefirst.console import i18n
 from usefirst.console.web import Page, check_csrf, signed_in
+from usefirst.identity import service as identity_service
 from usefirst.kit import config_versions
 from usefirst.kit.errors import NotFound, UsefirstError
 from usefirst.risk import decision as risk_decision
@@ -171,16 +172,6 @@ def _editor(slug: str) -> EditorKind:
     return editor
 
 
-def _operator_emails(page: Page, operator_ids: set[str]) -> dict[str, str]:
-    from usefirst.identity.models import Operator
-
-    emails = {}
-    for operator_id in operator_ids:
-        operator = page.work.session.get(Operator, operator_id)
-        emails[operator_id] = operator.email if operator is not None else operator_id
-    return emails
-
-
 def _editor_page(
     page: Page,
     editor: EditorKind,
@@ -202,7 +193,9 @@ def _editor_page(
         problems=problems or [],
         error=error,
         versions=versions,
-        authors=_operator_emails(page, {version.created_by for version in versions}),
+        authors=identity_service.operator_emails(
+            session, operator_ids={version.created_by for version in versions}
+        ),
     )
 
 

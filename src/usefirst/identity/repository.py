@@ -67,3 +67,9 @@ class IdentityRepository:
 
     def operator_by_email(self, email: str) -> Operator | None:
         return self.session.scalars(select(Operator).where(Operator.email == email)).one_or_none()
+
+    def operator_emails(self, operator_ids: set[str]) -> dict[str, str]:
+        rows = self.session.execute(
+            select(Operator.id, Operator.email).where(Operator.id.in_(sorted(operator_ids)))
+        )
+        return {operator_id: email for operator_id, email in rows}

@@ -240,6 +240,13 @@ class LegalIdentity:
     enrolled_at: datetime
 
 
+def operator_emails(session: Session, *, operator_ids: set[str]) -> dict[str, str]:
+    """Operator id -> email, for showing who did something (unknown ids are left out)."""
+    if not operator_ids:
+        return {}
+    return IdentityRepository(session).operator_emails(operator_ids)
+
+
 def is_erased(shopper: Shopper) -> bool:
     return shopper.status == "erased"
 
