@@ -1446,13 +1446,33 @@ def machine() -> dict[str, Any]:
 
 
 def postgresql_settings(url: str) -> dict[str, str]:
-    names = ("server_version", "shared_buffers", "work_mem", "synchronous_commit", "max_wal_size")
+    names = (
+        "server_version",
+        "shared_buffers",
+        "work_mem",
+        "synchronous_commit",
+        "max_wal_size",
+        "checkpoint_timeout",
+    )
     with psycopg.connect(url) as conn:
         values = {}
         for name in names:
             row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
             values[name] = str(row[0]) if row else ""
         return values
+
+
+def server_activity(url: str) -> tuple[int, int] | None:
+    """PostgreSQL: (WAL position in bytes, checkpoints so far), to tell what a sweep wrote."""
+    if url.startswith("sqlite"):
+        return None
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        row = conn.execute(
+            "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn,"
+            " checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
 
 
 def sweep_and_check(
@@ -1468,8 +1488,20 @@ def sweep_and_check(
     """One measured sweep, the idempotent re-run, and the ledger audit afterwards."""
     runtime = Runtime(settings, cipher=cipher)
     log(f"{label}: sweeping {business_on} …")
+    server_before = server_activity(settings.database_url)
     first = run_measured_sweep(runtime, business_on, py_spy=py_spy)
+    server_after = server_activity(settings.database_url)
     log(f"{label}: first sweep {first.seconds:.2f} s")
+    wal = None
+    if server_before is not None and server_after is not None:
+        wal = {
+            "wal_bytes": server_after[0] - server_before[0],
+            "checkpoints": server_after[1] - server_before[1],
+        }
+        log(
+            f"{label}: the sweep wrote {wal['wal_bytes'] / 2**20:,.0f} MiB of WAL;"
+            f" checkpoints during it: {wal['checkpoints']}"
+        )
     second = None
     if rerun:
         second = run_measured_sweep(runtime, business_on)
@@ -1493,6 +1525,7 @@ def sweep_and_check(
     runtime.database.dispose()
     return {
         "sweep": _result_dict(first),
+        "wal": wal,
         "rerun": _result_dict(second) if second else None,
         "ledger_audit": ledger_audit,
     }
@@ -1632,6 +1665,10 @@ def bench_backend(
     }
     if not is_sqlite:
         result["postgresql"] = postgresql_settings(url)
+        log(
+            f"{label}: server settings "
+            + ", ".join(f"{name} {value}" for name, value in result["postgresql"].items())
+        )
     reference_url = None
     if reference_commit and is_sqlite:
         log(f"{label}: the reference comparison is PostgreSQL only; skipped")

@@ -17,7 +17,7 @@ from tests.factories import enrol_in_work
 from usefirst.kit.errors import InvariantViolated
 from usefirst.ledger import accounts
 from usefirst.ledger.accounts import AccountKind, AccountRef, EntryKind, Leg, transfer
-from usefirst.ledger.service import audit, balance_of, post_entry
+from usefirst.ledger.service import audit, balance_of, post_entry, post_receivable_charges
 from usefirst.runtime import Runtime
 
 SUSPENSE = AccountRef(AccountKind.SUSPENSE)
@@ -341,6 +341,62 @@ def test_zero_posting_refused(runtime: Runtime, seeded: str) -> None:
     assert journal(runtime) == before
 
 
+@pytest.mark.parametrize(
+    "legs",
+    [
+        [(CASH_CODE, "CNY", 100), ("no_such_account::CNY", "CNY", -100)],
+        [("no_such_account::CNY", "CNY", 100), (SUSPENSE_CODE, "CNY", -100)],
+    ],
+    ids=["second-leg", "first-leg"],
+)
+def test_posting_to_an_unknown_account_is_refused(
+    runtime: Runtime, seeded: str, legs: list[tuple[str, str, int]]
+) -> None:
+    now = db_now(runtime)
+    before = journal(runtime)
+    with pytest.raises(IntegrityError, match="account does not exist"), runtime.work() as work:
+        insert_postings(work.session, "jen_raw_unknown_account", legs)
+        insert_header(work.session, "jen_raw_unknown_account", 2, now)
+    assert journal(runtime) == before
+
+
+def test_one_unknown_account_refuses_a_whole_multi_row_insert(
+    runtime: Runtime, seeded: str
+) -> None:
+    """PostgreSQL checks the accounts once per statement: one bad row among many fails it all."""
+    before = journal(runtime)
+    with pytest.raises(IntegrityError, match="account does not exist"), runtime.work() as work:
+        work.session.execute(
+            text(
+                "INSERT INTO ledger_postings (entry_id, seq, account_code, currency, amount_minor)"
+                " VALUES ('jen_raw_many', 1, :cash, 'CNY', 300),"
+                " ('jen_raw_many', 2, :suspense, 'CNY', -100),"
+                " ('jen_raw_many', 3, 'suspense:typo:CNY', 'CNY', -200)"
+            ),
+            {"cash": CASH_CODE, "suspense": SUSPENSE_CODE},
+        )
+    assert journal(runtime) == before
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger_accounts SET code = 'renamed::CNY' WHERE code = :code",
+        "UPDATE ledger_accounts SET kind = 'platform_cash' WHERE code = :code",
+        "DELETE FROM ledger_accounts WHERE code = :code",
+        "DELETE FROM ledger_accounts",
+    ],
+)
+def test_ledger_accounts_are_append_only(runtime: Runtime, seeded: str, statement: str) -> None:
+    """Postings are not share-locking their account any more (0015): an account, once made, must
+    stay as it is for every posting that names it."""
+    before = journal(runtime)
+    assert SUSPENSE_CODE in before["accounts"]
+    with pytest.raises(DBAPIError, match="append-only"), runtime.work() as work:
+        work.session.execute(text(statement), {"code": SUSPENSE_CODE})
+    assert journal(runtime) == before
+
+
 # --- the audit ---------------------------------------------------------------------------------
 
 
@@ -391,3 +447,85 @@ def test_audit_of_a_clean_ledger_counts_entries_debits_and_credits(runtime: Runt
         report = audit(work.session)
     assert report.problems == []
     assert (report.entries, report.debits_minor, report.credits_minor) == (3, 60, 60)
+
+
+# --- charges posted from a query (the daily sweep's late fees) -----------------------------------
+
+
+def charges_query(rows: list[tuple[str, str, int]]) -> str:
+    return " UNION ALL ".join(
+        f"SELECT '{shopper}' AS shopper_id, '{order}' AS order_id, 'CNY' AS currency,"
+        f" {amount} AS amount_minor"
+        for shopper, order, amount in rows
+    )
+
+
+def test_receivable_charges_post_one_entry_per_row(runtime: Runtime, seeded: str) -> None:
+    before = journal(runtime)
+    with runtime.work() as work:
+        posted = post_receivable_charges(
+            work.session,
+            kind=EntryKind.LATE_FEE,
+            charges_sql=charges_query(
+                [("shp_b", "ord_2", 50), ("shp_a", "ord_1", 120), ("shp_a", "ord_3", 0)]
+            ),
+            credit=accounts.LATE_FEE_INCOME,
+            memo="daily late fee",
+            now=work.now,
+        )
+    assert (posted.entries, posted.total_minor) == (2, 170)
+    after = journal(runtime)
+    new_entries = [entry for entry in after["entries"] if entry not in before["entries"]]
+    assert sorted(entry[1:] for entry in new_entries) == [
+        ("late_fee", 2, "daily late fee"),
+        ("late_fee", 2, "daily late fee"),
+    ]
+    with runtime.work(read_only=True) as work:
+        rows = work.session.execute(
+            text(
+                "SELECT e.shopper_id, e.order_id, p.seq, p.account_code, p.amount_minor"
+                " FROM journal_entries e JOIN ledger_postings p ON p.entry_id = e.id"
+                " WHERE e.kind = 'late_fee' ORDER BY e.order_id, p.seq"
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("shp_a", "ord_1", 1, "shopper_receivable:shp_a:CNY", 120),
+        ("shp_a", "ord_1", 2, "late_fee_income::CNY", -120),
+        ("shp_b", "ord_2", 1, "shopper_receivable:shp_b:CNY", 50),
+        ("shp_b", "ord_2", 2, "late_fee_income::CNY", -50),
+    ]
+    assert set(after["accounts"]) - set(before["accounts"]) == {
+        "shopper_receivable:shp_a:CNY",
+        "shopper_receivable:shp_b:CNY",
+        "late_fee_income::CNY",
+    }
+
+
+def test_receivable_charges_refuse_a_negative_amount_and_post_nothing(
+    runtime: Runtime, seeded: str
+) -> None:
+    before = journal(runtime)
+    with pytest.raises(InvariantViolated, match="negative"), runtime.work() as work:
+        post_receivable_charges(
+            work.session,
+            kind=EntryKind.LATE_FEE,
+            charges_sql=charges_query([("shp_a", "ord_1", 10), ("shp_b", "ord_2", -5)]),
+            credit=accounts.LATE_FEE_INCOME,
+            memo="daily late fee",
+            now=work.now,
+        )
+    assert journal(runtime) == before
+
+
+def test_receivable_charges_credit_only_an_unowned_account(runtime: Runtime, seeded: str) -> None:
+    before = journal(runtime)
+    with pytest.raises(InvariantViolated, match="unowned"), runtime.work() as work:
+        post_receivable_charges(
+            work.session,
+            kind=EntryKind.LATE_FEE,
+            charges_sql=charges_query([("shp_a", "ord_1", 10)]),
+            credit=accounts.merchant_payable("mer_x"),
+            memo="daily late fee",
+            now=work.now,
+        )
+    assert journal(runtime) == before

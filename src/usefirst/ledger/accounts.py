@@ -64,6 +64,13 @@ class AccountRef:
         return f"{self.kind.value}:{self.owner_id or ''}:{currency}"
 
 
+def code_sql(kind: AccountKind, *, owner_column: str | None, currency_column: str) -> str:
+    """SQL building ``AccountRef(kind, owner).code(currency)`` from columns (for entries posted
+    on the server from a query; ``kind`` is one of ours, so it is safe to inline)."""
+    owner = f" || {owner_column} || " if owner_column is not None else " || "
+    return f"'{kind.value}:'{owner}':' || {currency_column}"
+
+
 def shopper_receivable(shopper_id: str) -> AccountRef:
     return AccountRef(AccountKind.SHOPPER_RECEIVABLE, shopper_id)
 

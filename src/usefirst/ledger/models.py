@@ -55,6 +55,8 @@ class LedgerPosting(Base):
         primary_key=True,
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_code: Mapped[str] = mapped_column(String(120), ForeignKey("ledger_accounts.code"))
+    # Not a foreign key: the account is checked once per INSERT statement, and accounts are
+    # append-only (migration 0015; the daily sweep posts ~166,000 postings at a time).
+    account_code: Mapped[str] = mapped_column(String(120))
     currency: Mapped[str] = mapped_column(String(3))
     amount_minor: Mapped[int] = mapped_column(BigInteger)

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from usefirst.ledger.accounts import AccountKind, code_sql
 from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
 
 # Bulk lists go to PostgreSQL as one delimited string each, split by the server: psycopg turns a
@@ -161,6 +162,103 @@ class LedgerRepository:
             ),
             {**parameters, "created_at": entries[0]["created_at"]},
         )
+
+    # --- charges built on the server from a query (see ``service.post_receivable_charges``) --
+
+    def charges_of(self, charges_sql: str) -> list[tuple[str, str, str, int]]:
+        """The rows (shopper_id, order_id, currency, amount_minor) of ``charges_sql`` by shopper
+        and order."""
+        rows = self.session.execute(
+            text(
+                "SELECT c.shopper_id, c.order_id, c.currency, c.amount_minor"
+                f" FROM ({charges_sql}) AS c ORDER BY c.shopper_id, c.order_id"
+            )
+        ).all()
+        return [(row[0], row[1], row[2], int(row[3])) for row in rows]
+
+    def stage_charges(self, charges_sql: str) -> tuple[int, int, int | None]:
+        """PostgreSQL: number the non-zero rows of ``charges_sql`` by shopper and order into the
+        temporary table ``ledger_charge_batch``; return (rows, total, smallest amount)."""
+        self.session.execute(
+            text(
+                "CREATE TEMPORARY TABLE ledger_charge_batch ON COMMIT DROP AS"
+                " SELECT row_number() OVER (ORDER BY c.shopper_id, c.order_id) AS n,"
+                " c.shopper_id, c.order_id, c.currency, c.amount_minor"
+                f" FROM ({charges_sql}) AS c WHERE c.amount_minor <> 0"
+            )
+        )
+        count, total, smallest = self.session.execute(
+            text(
+                "SELECT count(*), coalesce(sum(amount_minor), 0), min(amount_minor)"
+                " FROM ledger_charge_batch"
+            )
+        ).one()
+        return int(count), int(total), None if smallest is None else int(smallest)
+
+    def insert_staged_charges(
+        self,
+        *,
+        entry_ids: Sequence[str],
+        kind: str,
+        credit_kind: AccountKind,
+        memo: str,
+        now: datetime,
+    ) -> None:
+        """PostgreSQL: one entry per row of ``ledger_charge_batch`` (row n gets ``entry_ids[n-1]``):
+        the shopper's receivable debited, the unowned ``credit_kind`` account credited. Accounts
+        first, then postings before headers, as ``insert_entries`` does."""
+        ids_sql, parameters = _bulk_text("entry_ids", entry_ids)
+        receivable = AccountKind.SHOPPER_RECEIVABLE
+        debit_code = code_sql(receivable, owner_column="b.shopper_id", currency_column="b.currency")
+        credit_code = code_sql(credit_kind, owner_column=None, currency_column="b.currency")
+        batch = (
+            f"ledger_charge_batch AS b JOIN unnest({ids_sql}) WITH ORDINALITY AS e(id, n)"
+            " ON e.n = b.n"
+        )
+        parameters |= {
+            "kind": kind,
+            "memo": memo,
+            "now": now,
+            "receivable": AccountKind.SHOPPER_RECEIVABLE.value,
+            "credit_kind": credit_kind.value,
+        }
+        # The accounts that are missing (nearly all exist: a shopper's receivable is opened by
+        # the order's activation), found by one anti-join: ON CONFLICT alone tried to insert every
+        # one of them (~70,000) and took twice as long. It stays for a racing insert.
+        self.session.execute(
+            text(
+                "INSERT INTO ledger_accounts (code, kind, owner_id, currency, created_at)"
+                " SELECT c.code, c.kind, c.owner_id, c.currency, CAST(:now AS timestamptz)"
+                f" FROM (SELECT DISTINCT {debit_code} AS code, CAST(:receivable AS text) AS kind,"
+                " b.shopper_id AS owner_id, b.currency FROM ledger_charge_batch AS b"
+                f" UNION SELECT DISTINCT {credit_code}, CAST(:credit_kind AS text), NULL,"
+                " b.currency FROM ledger_charge_batch AS b) AS c"
+                " WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts AS a WHERE a.code = c.code)"
+                " ON CONFLICT DO NOTHING"
+            ),
+            parameters,
+        )
+        self.session.execute(
+            text(
+                "INSERT INTO ledger_postings (entry_id, seq, account_code, currency, amount_minor)"
+                f" SELECT e.id, leg.seq, CASE leg.seq WHEN 1 THEN {debit_code} ELSE {credit_code}"
+                " END, b.currency, CASE leg.seq WHEN 1 THEN b.amount_minor ELSE -b.amount_minor"
+                f" END FROM {batch} CROSS JOIN (VALUES (1), (2)) AS leg(seq)"
+            ),
+            parameters,
+        )
+        self.session.execute(
+            text(
+                "INSERT INTO journal_entries (id, kind, shopper_id, merchant_id, order_id,"
+                " reference_id, posting_count, memo, created_at)"
+                " SELECT e.id, CAST(:kind AS text), b.shopper_id, NULL, b.order_id, NULL, 2,"
+                f" CAST(:memo AS text), CAST(:now AS timestamptz) FROM {batch}"
+            ),
+            parameters,
+        )
+
+    def drop_staged_charges(self) -> None:
+        self.session.execute(text("DROP TABLE ledger_charge_batch"))
 
     def balance_of(self, account_code: str) -> int:
         total = self.session.scalar(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Date, bindparam, select, text, tuple_, update
 from sqlalchemy.orm import Session
@@ -213,7 +213,11 @@ RETURNING orders.call_queue_since_on, orders.bureau_reported_on
 
     def past_due_at_least(self, *, business_on: date, days: int) -> list[tuple[str, str, int]]:
         """(shopper_id, order_id, days past due) of the undisputed overdue orders at least
-        ``days`` past due (since the oldest overdue instalment, less the paused days)."""
+        ``days`` past due (since the oldest overdue instalment, less the paused days).
+
+        Paused days only lower the count, so such an order has an overdue instalment due on or
+        before ``business_on - days``: reading only those (an index range) keeps the many
+        recently overdue orders out, and the order's oldest instalment is always among them."""
         is_postgresql = self.session.get_bind().dialect.name == "postgresql"
         if is_postgresql:
             days_since_due = "CAST(:today AS date) - min(i.due_on)"
@@ -224,11 +228,18 @@ RETURNING orders.call_queue_since_on, orders.bureau_reported_on
 SELECT o.shopper_id, o.id, {days_since_due} - o.dispute_paused_days AS days_past_due
 FROM instalments i
 JOIN orders o ON o.shopper_id = i.shopper_id AND o.id = i.order_id
-WHERE i.status = 'overdue' AND i.due_on IS NOT NULL AND NOT o.is_disputed
+WHERE i.status = 'overdue' AND i.due_on <= :latest_due_on AND NOT o.is_disputed
 GROUP BY o.shopper_id, o.id, o.dispute_paused_days
 HAVING {days_since_due} - o.dispute_paused_days >= :days
 ORDER BY o.shopper_id, o.id
 """
-        ).bindparams(bindparam("today", type_=Date()))
-        rows = self.session.execute(statement, {"today": business_on, "days": days}).all()
+        ).bindparams(bindparam("today", type_=Date()), bindparam("latest_due_on", type_=Date()))
+        rows = self.session.execute(
+            statement,
+            {
+                "today": business_on,
+                "days": days,
+                "latest_due_on": business_on - timedelta(days=days),
+            },
+        ).all()
         return [(row[0], row[1], int(row[2])) for row in rows]

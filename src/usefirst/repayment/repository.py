@@ -204,10 +204,15 @@ JOIN rooms r ON r.shopper_id = v.shopper_id AND r.order_id = v.order_id
         if is_postgresql:  # planner statistics for the joins that follow
             self.session.execute(text("ANALYZE late_fee_run"))
 
-    def apply_late_fees(self) -> list[tuple[str, str, str, int, int]]:
-        """Add the fees of ``late_fee_run`` to the instalments, drop the table and return
-        (shopper_id, order_id, currency, total fee, instalments charged) per charged order,
-        ordered by shopper and order."""
+    # The day's fee of each charged order, as ``ledger.service.post_receivable_charges`` reads it.
+    LATE_FEE_CHARGES = (
+        "SELECT shopper_id, order_id, currency, sum(fee) AS amount_minor"
+        " FROM late_fee_run WHERE fee > 0 GROUP BY shopper_id, order_id, currency"
+    )
+
+    def apply_late_fees(self) -> tuple[int, int, int]:
+        """Add the fees of ``late_fee_run`` to the instalments; return (instalments charged,
+        orders charged, total fee)."""
         self.session.execute(
             text(
                 """
@@ -218,18 +223,16 @@ WHERE f.fee > 0 AND instalments.shopper_id = f.shopper_id
 """
             )
         )
-        rows = self.session.execute(
+        instalments, orders, total = self.session.execute(
             text(
-                """
-SELECT shopper_id, order_id, currency, sum(fee), count(*)
-FROM late_fee_run WHERE fee > 0
-GROUP BY shopper_id, order_id, currency
-ORDER BY shopper_id, order_id
-"""
+                "SELECT count(*), count(DISTINCT shopper_id || ' ' || order_id),"
+                " coalesce(sum(fee), 0) FROM late_fee_run WHERE fee > 0"
             )
-        ).all()
+        ).one()
+        return int(instalments), int(orders), int(total)
+
+    def drop_late_fee_run(self) -> None:
         self.session.execute(text("DROP TABLE late_fee_run"))
-        return [(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
 
     def has_overdue_before(self, before_on: date) -> bool:
         return (

@@ -22,6 +22,7 @@ from usefirst.ledger.service import (
     balance_of,
     balances_of,
     post_entry,
+    post_receivable_charges,
     post_transfer,
     post_transfers,
 )
@@ -685,31 +686,23 @@ def charge_daily_late_fees(
         cap_bps_of_principal=settings.late_fee_cap_bps_of_principal,
         apr_cap_bps=settings.apr_cap_bps,
     )
-    charged = repository.apply_late_fees()
+    instalments, orders, total_minor = repository.apply_late_fees()
     # Instalments loaded earlier in this transaction must not keep their old late fees.
     session.expire_all()
-    post_transfers(
+    posted = post_receivable_charges(
         session,
         kind=EntryKind.LATE_FEE,
-        transfers=[
-            Transfer(
-                debit=accounts.shopper_receivable(shopper_id),
-                credit=accounts.LATE_FEE_INCOME,
-                amount_minor=total_minor,
-                currency=currency,
-                shopper_id=shopper_id,
-                order_id=order_id,
-                memo="daily late fee",
-            )
-            for shopper_id, order_id, currency, total_minor, _ in charged
-        ],
+        charges_sql=repository.LATE_FEE_CHARGES,
+        credit=accounts.LATE_FEE_INCOME,
+        memo="daily late fee",
         now=now,
     )
-    return LateFeeRun(
-        total_minor=sum(row[3] for row in charged),
-        orders=len(charged),
-        instalments=sum(row[4] for row in charged),
-    )
+    repository.drop_late_fee_run()
+    if (posted.entries, posted.total_minor) != (orders, total_minor):
+        raise InvariantViolated(
+            f"late fees posted {posted} differ from those charged ({orders}, {total_minor})"
+        )
+    return LateFeeRun(total_minor=total_minor, orders=orders, instalments=instalments)
 
 
 @dataclass(frozen=True)
