@@ -18,8 +18,9 @@ What one run does, on SQLite and then PostgreSQL (``--skip-postgres`` to leave i
 4. prints p50 / p90 / p99 / max per database, with the goal (p99 ≤ 5 ms), as wall time and as
    this thread's CPU time (on a shared machine wall time includes waiting for a core; SQLite
    runs in process, so there CPU time is the decision's own compute). On PostgreSQL on the same
-   machine it also reads the server backend's CPU for each decision (``/proc/<pid>/schedstat``),
-   and it prints the load average (and CPU pressure) before and after the timed decisions.
+   machine it also reads the server backend's CPU for each decision (``/proc/<pid>/schedstat``).
+   It prints the load average (and CPU pressure) before and after the timed decisions, and how
+   many statements one decision sends (counted during the warm-up; one round trip each).
 
 Run from the repository root::
 
@@ -43,6 +44,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -278,6 +280,7 @@ def measure(
             amount = sum(item.quantity * item.unit_price_minor for item in request.items)
             read_backend_cpu = backend_cpu_reader(work.session)
             backend_started = read_backend_cpu() if read_backend_cpu else 0.0
+            counting[0] = True
             started, cpu_started = time.perf_counter(), time.thread_time()
             risk_decision.assess_checkout(
                 work.session,
@@ -296,6 +299,9 @@ def measure(
             )
             timings.append(time.perf_counter() - started)
             cpu_timings.append(time.thread_time() - cpu_started)
+            counting[0] = False
+            statement_counts.append(statements[0])
+            statements[0] = 0
             if read_backend_cpu:
                 backend_timings.append(read_backend_cpu() - backend_started)
 
@@ -312,11 +318,32 @@ def measure(
     timings: list[float] = []
     cpu_timings: list[float] = []
     backend_timings: list[float] = []
-    for _ in range(warmup):
-        assess()
+    # Statements the decision sends (each one round trip on PostgreSQL: its transaction has
+    # already begun), counted during the warm-up only so the timed calls carry no listener.
+    counting, statements = [False], [0]
+    statement_counts: list[int] = []
+
+    def count_statement(*_: Any) -> None:
+        if counting[0]:
+            statements[0] += 1
+
+    engine = runtime.database.engine
+    event.listen(engine, "before_cursor_execute", count_statement)
+    try:
+        for _ in range(warmup):
+            assess()
+    finally:
+        event.remove(engine, "before_cursor_execute", count_statement)
+    if statement_counts:
+        print(
+            f"  statements per decision (warm-up): {min(statement_counts)} to "
+            f"{max(statement_counts)}, mean {statistics.fmean(statement_counts):.2f}",
+            flush=True,
+        )
     timings.clear()
     cpu_timings.clear()
     backend_timings.clear()
+    statement_counts.clear()
     print(f"  before the timed decisions: {machine_load()}", flush=True)
     for _ in range(samples):
         assess()

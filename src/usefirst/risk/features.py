@@ -1,8 +1,8 @@
-"""Checkout features, computed online inside the checkout transaction from two indexed
-statements: one row with the shopper's own history (one aggregate over the shopper's orders), the
-merchant's recent book (one aggregate and its top buyer over the merchant's orders), late
-instalments and known fraud; and one row per other shopper seen with this checkout's device, IP,
-address or phone, with whether it is known fraud.
+"""Checkout features, computed online inside the checkout transaction from one indexed
+statement (one round trip on PostgreSQL): one row with the shopper's own history (one aggregate
+over the shopper's orders), the merchant's recent book (one aggregate and its top buyer over the
+merchant's orders), late instalments, known fraud, and the other shoppers seen with this
+checkout's device, IP, address or phone, each with whether it is known fraud.
 
 Every feature is a float so the rules and the model read one flat mapping. ``FEATURE_NAMES`` is
 the fixed order the model is trained and served with.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, column, text
+from sqlalchemy import JSON, Row, TextualSelect, bindparam, column, text
 from sqlalchemy.orm import Session
 
 from usefirst.credit.models import CreditLine
@@ -169,12 +169,21 @@ def compute_checkout_features(
     """Features of a checkout about to be decided. The order itself must not be stored yet: every
     history feature counts what happened before it. ``credit_used_minor`` is what the shopper
     used before this order (read from the credit line when not given)."""
-    # The queries below run on the connection (no ORM layer: the budget is a few ms), so
-    # pending changes must reach the database first.
+    # The identifiers' hashes are bound into the one statement below.
+    link_hashes: dict[str, str] = {}
+    if device_id and device_id.strip():
+        link_hashes["device"] = identifier_hash(cipher, "device", device_id)
+    if ip and ip.strip():
+        link_hashes["ip"] = identifier_hash(cipher, "ip", ip)
+    normalised_address = normalise_address(shipping_address) if shipping_address else ""
+    if normalised_address:
+        link_hashes["address"] = cipher.blind_index(normalised_address, field="address")
+    # The statement runs on the connection (no ORM layer: the budget is a few ms), so pending
+    # changes must reach the database first.
     session.flush()
     connection = session.connection()
     history = connection.execute(
-        _HISTORY_STATEMENT,
+        _FEATURES_STATEMENTS[connection.dialect.name],
         {
             "shopper_id": shopper_id,
             "merchant_id": merchant_id,
@@ -184,6 +193,9 @@ def compute_checkout_features(
             "week_ago": now - _WEEK,
             "since": now - MERCHANT_WINDOW,
             "yes": True,
+            "device": link_hashes.get("device"),
+            "ip": link_hashes.get("ip"),
+            "address": link_hashes.get("address"),
         },
     ).first()
     if history is None:
@@ -212,17 +224,9 @@ def compute_checkout_features(
             now=now,
         )
     )
-    link_hashes: dict[str, str] = {"phone": history.shopper_phone_hash}
-    if device_id and device_id.strip():
-        link_hashes["device"] = identifier_hash(cipher, "device", device_id)
-    if ip and ip.strip():
-        link_hashes["ip"] = identifier_hash(cipher, "ip", ip)
-    normalised_address = normalise_address(shipping_address) if shipping_address else ""
-    if normalised_address:
-        link_hashes["address"] = cipher.blind_index(normalised_address, field="address")
+    link_hashes = {"phone": history.shopper_phone_hash, **link_hashes}
     links = _links(
-        connection,
-        shopper_id=shopper_id,
+        history.links or (),
         merchant_hashes={
             "phone": history.merchant_phone_hash,
             "address": history.merchant_address_hash,
@@ -268,11 +272,11 @@ def _order_features(
     }
 
 
-# --- the two statements -----------------------------------------------------------------------
+# --- the statement ----------------------------------------------------------------------------
 #
 # Plain SQL, written once: no expression building, no "expanding" IN parameters (the status
-# lists are constants, inlined), and SQLAlchemy caches the compiled form. The same text runs on
-# SQLite and PostgreSQL.
+# lists are constants, inlined), and SQLAlchemy caches the compiled form. SQLite and PostgreSQL
+# run the same text but for the JSON aggregate of the links.
 
 
 def _sql_list(values: Sequence[str]) -> str:
@@ -291,8 +295,8 @@ _SHIPPED = _sql_list(SHIPPED_STATUSES)
 _HOUR, _DAY, _WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
 
 
-# The history statement's columns, in the order of its SELECT list.
-_HISTORY_COLUMNS = (
+# The statement's columns, in the order of its SELECT list: the result maps them by position.
+_FEATURES_COLUMNS = (
     "shopper_created_at",
     "shopper_phone_hash",
     "merchant_created_at",
@@ -321,37 +325,47 @@ _HISTORY_COLUMNS = (
     "top_buyer_orders",
     "shopper_known_fraud",
     "merchant_known_fraud",
+    "links",
 )
 
-# One row: the shopper and the merchant, the shopper's own history (its primary key range), the
-# merchant's recent book and top buyer (one range of the covering ``ix_orders_merchant_book``),
-# late instalments and known fraud. No row when the shopper or the merchant does not exist.
-# ``device_orders``: = NULL is never true, so without a device it counts 0.
-_HISTORY_STATEMENT = (
-    text(
-        _compact(f"""
-SELECT
-    s.created_at AS shopper_created_at,
-    s.phone_hash AS shopper_phone_hash,
-    m.created_at AS merchant_created_at,
-    m.category AS merchant_category,
-    m.status AS merchant_status,
-    m.phone_hash AS merchant_phone_hash,
-    m.address_hash AS merchant_address_hash,
-    h.lent_orders, h.lent_amount_minor, h.lent_max_minor,
-    h.orders_1h, h.orders_24h, h.orders_7d, h.amount_24h_minor, h.merchants_7d,
-    h.pair_lent_orders, h.device_orders, h.orders_seen,
-    b.book_lent_orders, b.book_lent_amount_minor, b.book_delivered, b.book_defaulted,
-    b.book_shipped, b.book_refunded,
-    (SELECT count(*) FROM instalments i
-        WHERE i.shopper_id = :shopper_id AND i.was_overdue = :yes) AS late_instalments,
+# One statement, one round trip, one row: the shopper and the merchant, the shopper's own
+# history (its primary key range), the merchant's recent book and top buyer (one range of the
+# covering ``ix_orders_merchant_book``), late instalments, known fraud, and the linked shoppers
+# folded into one JSON array of ``[kind, shopper_id, known_fraud]``. No row when the shopper or
+# the merchant does not exist.
+# - ``h.*`` and ``b.*`` are the columns of the two aggregates in the order written; the result
+#   maps by position, so the outer list needs no names (and the text stays under psycopg's
+#   4 kB cache limit: its parse of a longer statement costs about 60 µs on every execution).
+# - ``device_orders``: = NULL is never true, so without a device it counts 0.
+# - Links: other shoppers seen with the checkout's device, IP or address (the
+#   ``(kind, value_hash)`` index; an absent identifier binds NULL and matches nothing), and
+#   other shoppers with the shopper's phone, each with whether it is known fraud.
+_FEATURES_SQL = f"""
+SELECT s.created_at, s.phone_hash, m.created_at, m.category, m.status, m.phone_hash,
+    m.address_hash, h.*, b.*,
+    (SELECT count(*) FROM instalments i WHERE i.shopper_id = :shopper_id AND i.was_overdue = :yes),
     (SELECT count(*) FROM orders t
         WHERE t.merchant_id = :merchant_id AND t.created_at >= :since AND t.status IN {_LENT}
-        GROUP BY t.shopper_id ORDER BY count(*) DESC LIMIT 1) AS top_buyer_orders,
-    EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = :shopper_id)
-        AS shopper_known_fraud,
-    EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = :merchant_id)
-        AS merchant_known_fraud
+        GROUP BY t.shopper_id ORDER BY count(*) DESC LIMIT 1),
+    EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = :shopper_id),
+    EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = :merchant_id),
+    (SELECT {{links}}(l.kind, l.shopper_id,
+        EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = l.shopper_id)))
+    FROM (
+        SELECT observed.kind, observed.shopper_id FROM (
+            SELECT DISTINCT kind, shopper_id FROM risk_link_observations
+            WHERE ((kind = 'device' AND value_hash = :device)
+                OR (kind = 'ip' AND value_hash = :ip)
+                OR (kind = 'address' AND value_hash = :address))
+                AND shopper_id <> :shopper_id
+            LIMIT 1000
+        ) observed
+        UNION ALL
+        SELECT 'phone', phone.id FROM (
+            SELECT id FROM shoppers WHERE phone_hash = s.phone_hash AND id <> :shopper_id
+            LIMIT 200
+        ) phone
+    ) l)
 FROM shoppers s
 JOIN merchants m ON m.id = :merchant_id
 CROSS JOIN (
@@ -388,47 +402,43 @@ CROSS JOIN (
     WHERE o.merchant_id = :merchant_id AND o.created_at >= :since
 ) b
 WHERE s.id = :shopper_id
-""")
-    )
-    .bindparams(
-        *(
-            bindparam(name, type_=UTCDateTime())
-            for name in ("hour_ago", "day_ago", "week_ago", "since")
-        )
-    )
-    # Every column, in order: the result then maps by position and its metadata is cached
-    # with the compiled statement instead of being matched by name on each execution.
-    .columns(
-        *(
-            column(name, UTCDateTime()) if name.endswith("_created_at") else column(name)
-            for name in _HISTORY_COLUMNS
-        )
-    )
-)
+"""
 
-# Other shoppers seen with the checkout's device, IP or address (the ``(kind, value_hash)``
-# index; an absent identifier binds NULL and matches nothing), and with its phone; each with
-# whether it is known fraud.
-_LINKS_STATEMENT = text(
-    _compact("""
-SELECT l.kind, l.shopper_id,
-    EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = l.shopper_id) AS known_fraud
-FROM (
-    SELECT observed.kind, observed.shopper_id FROM (
-        SELECT DISTINCT kind, shopper_id FROM risk_link_observations
-        WHERE ((kind = 'device' AND value_hash = :device)
-            OR (kind = 'ip' AND value_hash = :ip)
-            OR (kind = 'address' AND value_hash = :address))
-            AND shopper_id <> :shopper_id
-        LIMIT 1000
-    ) observed
-    UNION ALL
-    SELECT 'phone', phone.id FROM (
-        SELECT id FROM shoppers WHERE phone_hash = :phone AND id <> :shopper_id LIMIT 200
-    ) phone
-) l
-""")
-).columns(column("kind"), column("shopper_id"), column("known_fraud"))
+# The JSON aggregate of the link rows, per database (SQLite's gives "[]" for none, PostgreSQL's
+# NULL).
+_LINKS_AGGREGATE = {
+    "postgresql": "json_agg(json_build_array",
+    "sqlite": "json_group_array(json_array",
+}
+
+
+def _features_statement(links_aggregate: str) -> TextualSelect:
+    return (
+        text(_compact(_FEATURES_SQL.format(links=links_aggregate)))
+        .bindparams(
+            *(
+                bindparam(name, type_=UTCDateTime())
+                for name in ("hour_ago", "day_ago", "week_ago", "since")
+            )
+        )
+        # Every column, in order: the result then maps by position and its metadata is cached
+        # with the compiled statement instead of being matched by name on each execution.
+        .columns(
+            *(
+                column(name, UTCDateTime())
+                if name.endswith("_created_at")
+                else column(name, JSON())
+                if name == "links"
+                else column(name)
+                for name in _FEATURES_COLUMNS
+            )
+        )
+    )
+
+
+_FEATURES_STATEMENTS: dict[str, TextualSelect] = {
+    dialect: _features_statement(aggregate) for dialect, aggregate in _LINKS_AGGREGATE.items()
+}
 
 
 def _shopper_features(
@@ -496,19 +506,17 @@ def _merchant_features(
 
 
 def _links(
-    connection: Connection,
+    rows: Sequence[Sequence[Any]],
     *,
-    shopper_id: str,
     merchant_hashes: Mapping[str, str | None],
     link_hashes: Mapping[str, str],
 ) -> list[Link]:
-    """Other shoppers seen with this checkout's identifiers, whether the merchant registered
-    the same phone or address, and which of them are known fraud."""
+    """Other shoppers seen with this checkout's identifiers (``rows`` of ``[kind, shopper_id,
+    known_fraud]``), whether the merchant registered the same phone or address, and which of
+    them are known fraud."""
     shared: dict[str, set[str]] = {kind: set() for kind in link_hashes}
     known: set[str] = set()
-    parameters = {kind: link_hashes.get(kind) for kind in LINK_KINDS}
-    parameters["shopper_id"] = shopper_id
-    for kind, other, is_known_fraud in connection.execute(_LINKS_STATEMENT, parameters):
+    for kind, other, is_known_fraud in rows:
         shared[kind].add(other)
         if is_known_fraud:
             known.add(other)
