@@ -89,13 +89,16 @@ def simulate_history(
 ) -> None:
     """Simulate a marketplace history (every applicant on the cold-start limit, so the data is
     not filtered by an earlier scorecard) and export who defaulted, for ``credit train``."""
+    from usefirst.kit.db import Database
     from usefirst.kit.settings import get_settings
     from usefirst.runtime import Runtime
     from usefirst.sim.applicants import export_applications
     from usefirst.sim.marketplace import simulate
 
     settings = get_settings().model_copy(update={"sandbox": True, "credit_policy": "cold_start"})
-    runtime = Runtime(settings)
+    # One process drives every transaction: keep SQLite connections rather than reopen them.
+    database = Database(settings.database_url, keep_sqlite_connections=True)
+    runtime = Runtime(settings, database=database)
     summary = simulate(
         runtime, shoppers=shoppers, merchants=merchants, days=days, seed=seed, console=console
     )

@@ -68,7 +68,17 @@ class Base(DeclarativeBase):
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 20, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 20,
+        echo: bool = False,
+        keep_sqlite_connections: bool = False,
+    ) -> None:
+        """``keep_sqlite_connections``: pool SQLite connections instead of opening one per
+        transaction (opening, configuring and closing a WAL connection costs milliseconds; a
+        single-process batch such as the simulator keeps them)."""
         self.url = normalize_database_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.is_postgresql = self.url.startswith("postgresql")
@@ -77,7 +87,8 @@ class Database:
             options["connect_args"] = {"check_same_thread": False, "timeout": 60}
             if ":memory:" in self.url or self.url in ("sqlite://", "sqlite:///"):
                 raise ValueError("use a file for SQLite: every request needs the same database")
-            options["poolclass"] = NullPool
+            if not keep_sqlite_connections:
+                options["poolclass"] = NullPool
         else:
             options["pool_size"] = pool_size
             options["max_overflow"] = pool_size

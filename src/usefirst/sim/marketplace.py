@@ -8,12 +8,14 @@ truth (each shopper's behaviour) to itself.
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from rich.console import Console
 from rich.progress import Progress
+from sqlalchemy import select
 
 from usefirst.credit.service import policy_from_settings
 from usefirst.identity import service as identity_service
@@ -23,6 +25,7 @@ from usefirst.ledger.service import audit
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
+from usefirst.repayment import service as repayment_service
 from usefirst.runtime import Runtime, Work
 from usefirst.sim.applicants import SimulatedApplicant, draw_applicant
 from usefirst.sim.fraud import (
@@ -47,6 +50,10 @@ class SimulatedShopper:
     device_id: str | None = None
     ip: str | None = None
     address: str = "模拟地址"
+    # The simulator's memory of the shopper's last statement: the first day something of it is
+    # payable by the shopper's habit, and which orders could fall due then.
+    pay_check_on: date | None = None
+    due_orders_seen: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -179,7 +186,8 @@ def simulate(
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("simulating days", total=days)
-        for _ in range(days):
+        started, started_cpu = time.monotonic(), time.process_time()
+        for day_index in range(days):
             _simulate_day(runtime, rng, population, merchant_ids, summary)
             if world is not None:
                 day = world.simulate_day()
@@ -188,6 +196,11 @@ def simulate(
                 summary.payments += day.payments
             runtime.advance_test_clock(days=1)
             progress.advance(task)
+            if console is not None and not console.is_terminal and (day_index + 1) % 5 == 0:
+                console.print(
+                    f"day {day_index + 1}/{days}: {time.monotonic() - started:.0f} s wall, "
+                    f"{time.process_time() - started_cpu:.0f} s CPU, {summary.checkouts} orders"
+                )
 
     with runtime.work(read_only=True) as work:
         report = audit(work.session)
@@ -201,6 +214,67 @@ def simulate(
     return summary
 
 
+# The order statuses the simulated platform acts on (ship, cancel, confirm receipt, refund).
+ACTED_ON_STATUSES = ("approved", "shipped", "delivered", "overdue")
+# Orders whose instalments can fall due; a change in this set is when due dates appear.
+DUE_STATUSES = frozenset({"delivered", "overdue"})
+PLANS = ["pay_after_delivery", "pay_after_delivery", "instalments_3", "instalments_6"]
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """What the simulated platform knows of one of its shopper's orders at the start of a day."""
+
+    id: str
+    merchant_id: str
+    status: str
+    created_on: date
+    amount_minor: int
+    refunded_minor: int
+
+
+@dataclass(frozen=True)
+class OrderAction:
+    kind: str  # cancel | ship | confirm_receipt | refund
+    order: OrderFacts
+    tracking_number: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutPlan:
+    amount_minor: int
+    merchant_id: str
+    sku: str
+    category: str
+    plan: str
+
+
+def _orders_acted_on(runtime: Runtime) -> tuple[date, dict[str, list[OrderFacts]]]:
+    """Every order in a status the platform acts on, by shopper, in id order: one read a day
+    instead of one per shopper (most shoppers have nothing to do on most days)."""
+    by_shopper: dict[str, list[OrderFacts]] = {}
+    with runtime.work(read_only=True) as work:
+        today = work.today
+        rows = work.session.execute(
+            select(
+                Order.shopper_id,
+                Order.id,
+                Order.merchant_id,
+                Order.status,
+                Order.created_at,
+                Order.amount_minor,
+                Order.refunded_minor,
+            )
+            .where(Order.status.in_(ACTED_ON_STATUSES))
+            .order_by(Order.shopper_id, Order.id)
+        ).all()
+    for shopper_id, order_id, merchant_id, status, created_at, amount, refunded in rows:
+        by_shopper.setdefault(shopper_id, []).append(
+            OrderFacts(order_id, merchant_id, status, created_at.date(), amount, refunded)
+        )
+    return today, by_shopper
+
+
 def _simulate_day(
     runtime: Runtime,
     rng: random.Random,
@@ -208,87 +282,108 @@ def _simulate_day(
     merchant_ids: list[str],
     summary: SimulationSummary,
 ) -> None:
-    settings = runtime.settings
+    """Each shopper's day: the platform moves their orders on, the shopper may buy, and pays
+    what has fallen due by their habit.
+
+    The random draws are planned before any service is called, in the same order as they are
+    used, so a shopper with nothing to do costs no transaction and the same seed still gives the
+    same marketplace.
+    """
+    today, orders_by_shopper = _orders_acted_on(runtime)
     for shopper in population:
+        orders = orders_by_shopper.get(shopper.shopper_id, [])
+        actions = [
+            action
+            for action in (_plan_order_action(rng, order, today) for order in orders)
+            if action is not None
+        ]
+        checkout = _plan_checkout(rng, merchant_ids) if rng.random() < 0.08 else None
+        due_orders = frozenset(order.id for order in orders if order.status in DUE_STATUSES)
+        needs_statement = _needs_statement(shopper, today, due_orders, actions)
+        if not actions and checkout is None and not needs_statement:
+            continue
         step_up_order_id = None
         with runtime.work() as work:
-            session, now, today = work.session, work.now, work.today
-            orders = order_service.orders_of_shopper(session, shopper_id=shopper.shopper_id)
-            for order in orders:
-                age_days = (today - order.created_at.date()).days
-                _advance_order(runtime, rng, work, order, age_days, summary)
-            if rng.random() < 0.08:
-                amount = rng.choice([4_900, 9_900, 19_900, 29_900, 59_900, 89_900, 129_900])
-                order, decision = order_service.checkout(
-                    session,
-                    request=order_service.CheckoutRequest(
-                        shopper_id=shopper.shopper_id,
-                        merchant_id=rng.choice(merchant_ids),
-                        currency=settings.currency,
-                        items=[
-                            order_service.Item(
-                                sku=f"sku-{rng.randrange(1000)}",
-                                name="商品",
-                                category=rng.choice(CATEGORIES),
-                                quantity=1,
-                                unit_price_minor=amount,
-                            )
-                        ],
-                        plan=rng.choice(
-                            [
-                                "pay_after_delivery",
-                                "pay_after_delivery",
-                                "instalments_3",
-                                "instalments_6",
-                            ]
-                        ),
-                        shipping_address=shopper.address,
-                        device_id=shopper.device_id,
-                        ip=shopper.ip,
-                    ),
-                    cipher=runtime.cipher,
-                    settings=settings,
-                    now=now,
-                )
-                summary.checkouts += 1
-                summary.outcomes[decision.outcome] += 1
-                if decision.outcome == "step_up":
-                    step_up_order_id = order.id
-            _pay(runtime, work, shopper, summary)
+            for action in actions:
+                _act(runtime, work, action, summary)
+            if checkout is not None:
+                step_up_order_id = _checkout(runtime, work, shopper, checkout, summary)
+            if needs_statement:
+                delivered_today = {
+                    action.order.id for action in actions if action.kind == "confirm_receipt"
+                }
+                _pay(runtime, work, shopper, summary, due_orders=due_orders | delivered_today)
         if step_up_order_id is not None:
             confirm_step_up(runtime, order_id=step_up_order_id)
 
 
-def _advance_order(
-    runtime: Runtime,
-    rng: random.Random,
-    work: Work,
-    order: Order,
-    age_days: int,
-    summary: SimulationSummary,
-) -> None:
-    settings = runtime.settings
+def _plan_order_action(rng: random.Random, order: OrderFacts, today: date) -> OrderAction | None:
+    age_days = (today - order.created_on).days
     if order.status == "approved":
         if rng.random() < 0.03:
-            order_service.cancel(
-                work.session,
-                order_id=order.id,
-                merchant_id=order.merchant_id,
-                settings=settings,
-                now=work.now,
-            )
-            summary.cancellations += 1
-        elif age_days >= 1:
-            order_service.ship(
-                work.session,
-                order_id=order.id,
-                merchant_id=order.merchant_id,
-                carrier="SF",
-                tracking_number=f"SF{rng.randrange(10**12):012d}",
-                settings=settings,
-                now=work.now,
-            )
+            return OrderAction("cancel", order)
+        if age_days >= 1:
+            return OrderAction("ship", order, tracking_number=f"SF{rng.randrange(10**12):012d}")
     elif order.status == "shipped" and age_days >= 3 and rng.random() < 0.6:
+        return OrderAction("confirm_receipt", order)
+    elif order.status in DUE_STATUSES and rng.random() < 0.01:
+        return OrderAction("refund", order)
+    return None
+
+
+def _plan_checkout(rng: random.Random, merchant_ids: list[str]) -> CheckoutPlan:
+    amount = rng.choice([4_900, 9_900, 19_900, 29_900, 59_900, 89_900, 129_900])
+    merchant_id = rng.choice(merchant_ids)
+    sku = f"sku-{rng.randrange(1000)}"
+    category = rng.choice(CATEGORIES)
+    plan = rng.choice(
+        ["pay_after_delivery", "pay_after_delivery", "instalments_3", "instalments_6"]
+    )
+    return CheckoutPlan(amount, merchant_id, sku, category, plan)
+
+
+def _needs_statement(
+    shopper: SimulatedShopper,
+    today: date,
+    due_orders: frozenset[str],
+    actions: list[OrderAction],
+) -> bool:
+    """Whether anything can have fallen due for this shopper since their statement was last read:
+    a payment date of theirs has come, or due dates may have changed (an order was delivered —
+    by the shopper or automatically — refunded, repaid or charged off)."""
+    if shopper.behaviour == "never":
+        return False
+    if shopper.pay_check_on is not None and today >= shopper.pay_check_on:
+        return True
+    if due_orders != shopper.due_orders_seen:
+        return True
+    return any(action.kind in ("confirm_receipt", "refund") for action in actions)
+
+
+def _act(runtime: Runtime, work: Work, action: OrderAction, summary: SimulationSummary) -> None:
+    settings = runtime.settings
+    order = action.order
+    if action.kind == "cancel":
+        order_service.cancel(
+            work.session,
+            order_id=order.id,
+            merchant_id=order.merchant_id,
+            settings=settings,
+            now=work.now,
+        )
+        summary.cancellations += 1
+    elif action.kind == "ship":
+        assert action.tracking_number is not None
+        order_service.ship(
+            work.session,
+            order_id=order.id,
+            merchant_id=order.merchant_id,
+            carrier="SF",
+            tracking_number=action.tracking_number,
+            settings=settings,
+            now=work.now,
+        )
+    elif action.kind == "confirm_receipt":
         order_service.confirm_receipt(
             work.session,
             order_id=order.id,
@@ -296,7 +391,7 @@ def _advance_order(
             settings=settings,
             now=work.now,
         )
-    elif order.status in ("delivered", "overdue") and rng.random() < 0.01:
+    else:
         remaining = order.amount_minor - order.refunded_minor
         order_service.refund(
             work.session,
@@ -311,31 +406,81 @@ def _advance_order(
         summary.refunds += 1
 
 
+def _checkout(
+    runtime: Runtime,
+    work: Work,
+    shopper: SimulatedShopper,
+    plan: CheckoutPlan,
+    summary: SimulationSummary,
+) -> str | None:
+    """Place the order; returns its id when the shopper must confirm it with a texted code."""
+    settings = runtime.settings
+    order, decision = order_service.checkout(
+        work.session,
+        request=order_service.CheckoutRequest(
+            shopper_id=shopper.shopper_id,
+            merchant_id=plan.merchant_id,
+            currency=settings.currency,
+            items=[
+                order_service.Item(
+                    sku=plan.sku,
+                    name="商品",
+                    category=plan.category,
+                    quantity=1,
+                    unit_price_minor=plan.amount_minor,
+                )
+            ],
+            plan=plan.plan,
+            shipping_address=shopper.address,
+            device_id=shopper.device_id,
+            ip=shopper.ip,
+        ),
+        cipher=runtime.cipher,
+        settings=settings,
+        now=work.now,
+    )
+    summary.checkouts += 1
+    summary.outcomes[decision.outcome] += 1
+    return order.id if decision.outcome == "step_up" else None
+
+
 def _pay(
-    runtime: Runtime, work: Work, shopper: SimulatedShopper, summary: SimulationSummary
+    runtime: Runtime,
+    work: Work,
+    shopper: SimulatedShopper,
+    summary: SimulationSummary,
+    *,
+    due_orders: frozenset[str],
 ) -> None:
+    """Pay whatever has fallen due by the shopper's habit on the orders that can fall due (those
+    delivered, or overdue), and note the next day that can happen, so that the instalments are
+    not read again before then unless due dates change."""
     if shopper.behaviour == "never":
         return
     offset = {"early": -5, "on_time": 0, "late": shopper.late_days}[shopper.behaviour]
-    statement = order_service.statement(
-        work.session, shopper_id=shopper.shopper_id, today=work.today
+    lines = repayment_service.statement_lines(
+        work.session, shopper_id=shopper.shopper_id, order_ids=sorted(due_orders), today=work.today
     )
     due_now = 0
-    for order in statement["orders"]:
-        for instalment in order["instalments"]:
-            due_on = instalment["due_on"]
-            if (
-                instalment["amount_due_minor"]
-                and due_on is not None
-                and work.today >= due_on + timedelta(days=offset)
-            ):
-                due_now += instalment["amount_due_minor"]
+    next_check: date | None = None
+    for order_lines in lines.values():
+        for line in order_lines:
+            due_on = line["due_on"]
+            if line["amount_due_minor"] and due_on is not None:
+                pay_on = due_on + timedelta(days=offset)
+                if work.today >= pay_on:
+                    due_now += line["amount_due_minor"]
+                next_check = pay_on if next_check is None else min(next_check, pay_on)
+    # What is paid now makes the shopper look again tomorrow; orders delivered later change
+    # the orders that can fall due, which makes them look too.
+    shopper.pay_check_on = next_check
+    shopper.due_orders_seen = due_orders
     if due_now:
         order_service.pay(
             work.session,
             shopper_id=shopper.shopper_id,
             amount_minor=due_now,
-            currency=statement["currency"],
+            currency=runtime.settings.currency,
             order_id=None,
             method="alipay",
             external_ref=None,
