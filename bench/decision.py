@@ -20,7 +20,9 @@ What one run does, on SQLite and then PostgreSQL (``--skip-postgres`` to leave i
    runs in process, so there CPU time is the decision's own compute). On PostgreSQL on the same
    machine it also reads the server backend's CPU for each decision (``/proc/<pid>/schedstat``).
    It prints the load average (and CPU pressure) before and after the timed decisions, and how
-   many statements one decision sends (counted during the warm-up; one round trip each).
+   many statements one decision sends (counted during the warm-up; one round trip each). On
+   PostgreSQL it also times one bare round trip (``SELECT 1``) the same way: the floor under
+   the decision's wall time on this machine.
 
 Run from the repository root::
 
@@ -368,6 +370,21 @@ def measure(
     results["full checkout service call (incl. commit)"] = Percentiles.of(
         time_calls(max(samples // 4, 50), full_checkout)
     )
+    if runtime.database.is_postgresql:
+        # The floor under the decision's wall time: one bare round trip to the server, timed
+        # the same way (its own transaction, begun by a read first).
+        round_trips: list[float] = []
+
+        def round_trip() -> None:
+            with runtime.work() as work:
+                connection = work.session.connection()
+                started = time.perf_counter()
+                connection.exec_driver_sql("SELECT 1").scalar()
+                round_trips.append(time.perf_counter() - started)
+
+        for _ in range(samples):
+            round_trip()
+        results["one bare round trip (SELECT 1)"] = Percentiles.of(round_trips)
     return results
 
 

@@ -368,6 +368,36 @@ def test_for_shopper_before_delivery_cancels_the_order_without_ledger_entries(
         d.env.assert_ledger_clean()
 
 
+def test_an_open_dispute_stops_automatic_confirmation_until_decided(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Shipped on 03-02 with auto_confirm_days 10: the sweep of 03-12 would confirm receipt. A
+    "not received" dispute keeps the order shipped (nothing owed, nothing posted) for as long as
+    it is open; decided for the merchant, the next sweep confirms it."""
+    with open_dispute_env(database_url, tmp_path) as d:
+        shopper = d.env.enrol()
+        order = d.buy_shipped(shopper["id"], 30_000)
+        # The merchant answers with its waybill: the dispute stays open until an operator
+        # decides (decision deadline 03-17).
+        dispute = under_review(d, order["id"], reason="not_received")
+        before = d.env.account_balances()
+        d.env.advance_to_day(date(2027, 3, 14))
+        after = d.env.order(order["id"])
+        assert (after["status"], [row["status"] for row in after["instalments"]]) == (
+            "shipped",
+            ["scheduled"],
+        )
+        assert d.env.account_balances() == before
+        assert d.resolve(dispute["id"], "for_merchant").status_code == 200
+        d.env.advance_to_day(date(2027, 3, 15))
+        after = d.env.order(order["id"])
+        assert (after["status"], [row["status"] for row in after["instalments"]]) == (
+            "delivered",
+            ["pending"],
+        )
+        d.env.assert_ledger_clean()
+
+
 def merchant_money(d: DisputeEnv) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     merchant_id = d.env.merchant()["id"]
     headers = d.merchant_headers()

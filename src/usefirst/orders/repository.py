@@ -47,9 +47,14 @@ class OrderRepository:
         )
 
     def shipped_before(self, moment: datetime) -> list[tuple[str, str]]:
+        """Orders shipped before ``moment`` and not yet confirmed, except those with an open
+        dispute: a shopper who says the parcel never came is not made to owe for it by the
+        clock (the countdown resumes when the dispute is decided for the merchant)."""
         rows = self.session.execute(
             select(Order.shopper_id, Order.id)
-            .where(Order.status == "shipped", Order.shipped_at < moment)
+            .where(
+                Order.status == "shipped", Order.shipped_at < moment, Order.is_disputed.is_(False)
+            )
             .order_by(Order.shipped_at)
         ).all()
         return [(r[0], r[1]) for r in rows]
