@@ -212,7 +212,7 @@ def bureau_report(
     """Write a credit-bureau file for a month (also kept for GET /v1/bureau/files)."""
     from pathlib import Path
 
-    from usefirst.collections.service import create_bureau_file
+    from usefirst.collections.service import bureau_file_text, create_bureau_file
     from usefirst.kit.errors import UsefirstError
 
     runtime = _runtime()
@@ -227,7 +227,8 @@ def bureau_report(
                 today=work.today,
                 now=work.now,
             )
-            content, file_id, records = row.content, row.id, row.records
+            content = bureau_file_text(row, runtime.cipher)
+            file_id, records = row.id, row.records
     except UsefirstError as error:
         console.print(f"[red]{error.message}[/red]")
         raise typer.Exit(code=2) from None

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from tests.factories import bearer, checkout_body, create_merchant, national_id
+from usefirst.collections.service import bureau_file_text, create_bureau_file
 from usefirst.runtime import Runtime
 
 NAME = "欧阳明月"
@@ -105,6 +106,31 @@ def test_no_plaintext_pii_is_stored(
         "repaid"
     )
 
+    # A credit-bureau file reporting the account (both formats) holds the name, national ID and
+    # phone as the bureau needs them: stored encrypted too. (The account is marked as reported,
+    # as the +30 days step of the dunning ladder would have, so that it is in the files.)
+    with runtime.work() as work:
+        work.session.execute(
+            text("UPDATE orders SET bureau_reported_on = :today WHERE id = :order_id"),
+            {"today": work.today, "order_id": order_id},
+        )
+    with runtime.work() as work:
+        for file_format in ("metro2", "jsonl"):
+            made = create_bureau_file(
+                work.session,
+                period=f"{work.today:%Y-%m}",
+                file_format=file_format,
+                cipher=runtime.cipher,
+                settings=runtime.settings,
+                today=work.today,
+                now=work.now,
+            )
+            assert made.records == 1
+            # Metro 2 carries the romanised name in full (and the birth date); JSON lines the
+            # shopper id beside masked identifiers.
+            expected = "OUYANG" if file_format == "metro2" else shopper["id"]
+            assert expected in bureau_file_text(made, runtime.cipher)
+
     stored = raw_database(runtime)
     # The scan does see the data: the shopper, its masks and ciphertexts are there.
     assert shopper["id"].encode() in stored
@@ -112,6 +138,7 @@ def test_no_plaintext_pii_is_stored(
     assert shopper["phone_masked"].encode() in stored
     assert b"v1:k1:" in stored
     assert order_id.encode() in stored
+    assert b"OUYANG" not in stored, "the bureau file's romanised name found at rest"
     for what, forms in plaintexts(the_national_id).items():
         for form in forms:
             assert form not in stored, f"plaintext {what} found at rest: {form!r}"

@@ -18,6 +18,8 @@ from tests.factories import checkout_body, create_merchant, enrol
 from tests.privacy.privacy_env import operator_headers
 from usefirst.api.app import create_app
 from usefirst.cli import app
+from usefirst.collections.models import BureauFile
+from usefirst.collections.service import bureau_file_text
 from usefirst.identity.service import create_api_key
 from usefirst.kit.crypto import FieldCipher, new_key
 from usefirst.kit.settings import get_settings
@@ -208,3 +210,41 @@ def test_cli_keys_add_and_rotate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     assert plaintexts(runtime, new_only) == before
     assert new_key() != NEW_KEY
+
+
+def test_rotation_encrypts_a_bureau_file_stored_as_text_before_0016(
+    client: TestClient, platform_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """Bureau files made before they were encrypted at rest keep their text in the renamed column
+    (a migration has no keys): they are served as they are, and rotation encrypts them."""
+    populate(client, platform_headers, runtime)
+    text_file = "0426HEADER legacy bureau file, stored before migration 0016\n"
+    with runtime.work() as work:
+        work.session.add(
+            BureauFile(
+                id="bur_legacy",
+                period="2026-10",
+                format="metro2",
+                records=0,
+                content_encrypted=text_file,
+                created_at=work.now,
+            )
+        )
+    with runtime.work(read_only=True) as work:
+        legacy = work.session.get(BureauFile, "bur_legacy")
+        assert legacy is not None
+        assert bureau_file_text(legacy, runtime.cipher) == text_file
+        ciphertexts = count_by_key(work.session, active_key_id="k1")["k1"]
+        assert count_by_key(work.session, active_key_id="k1") == {
+            "k1": ciphertexts,
+            "older keys": 1,
+        }
+    result = rotate_all(runtime.database, cipher=runtime.cipher, clock=runtime.clock)
+    assert result.rotated == 1  # the text alone: everything else is under k1 already
+    with runtime.work(read_only=True) as work:
+        encrypted = work.session.get(BureauFile, "bur_legacy")
+        assert encrypted is not None
+        assert encrypted.content_encrypted.startswith("v1:k1:")
+        assert "legacy" not in encrypted.content_encrypted
+        assert bureau_file_text(encrypted, runtime.cipher) == text_file
+        assert count_by_key(work.session, active_key_id="k1") == {"k1": ciphertexts + 1}

@@ -157,12 +157,15 @@ def bureau_file_content(
         record_bureau_file_read(
             work.session,
             bureau_file=row,
+            cipher=runtime.cipher,
             actor=principal.operator_id or principal.key_id,
             purpose=f"download of credit-bureau file {row.id} ({row.period}, {row.format})",
             now=work.now,
         )
         media_type = "application/x-ndjson" if row.format == "jsonl" else "text/plain"
-        return PlainTextResponse(row.content, media_type=media_type)
+        return PlainTextResponse(
+            collections_service.bureau_file_text(row, runtime.cipher), media_type=media_type
+        )
 
 
 @router.get("/v1/legal/cases")

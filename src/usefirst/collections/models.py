@@ -67,5 +67,7 @@ class BureauFile(Base):
     period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
     format: Mapped[str] = mapped_column(String(8))  # metro2 | jsonl
     records: Mapped[int] = mapped_column(Integer)
-    content: Mapped[str] = mapped_column(Text)
+    # The file as sent to the bureau (names, national IDs, phones), encrypted at rest under the
+    # field name "content"; files made before migration 0016 hold their text until key rotation.
+    content_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

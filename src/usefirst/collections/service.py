@@ -1020,6 +1020,20 @@ def payment_history_profile(order: Order, rows: list[Instalment], *, period_end:
     return "".join(codes)
 
 
+# The associated data of a bureau file's ciphertext: its column's name without "_encrypted", as
+# for every encrypted column (key rotation finds and re-encrypts them by that rule).
+BUREAU_FILE_FIELD = "content"
+
+
+def bureau_file_text(row: BureauFile, cipher: FieldCipher) -> str:
+    """The file as sent to the bureau. A file stored before encryption at rest (migration 0016)
+    is still its text until ``usefirst keys rotate`` encrypts it."""
+    stored = row.content_encrypted
+    if cipher.is_ciphertext(stored):
+        return cipher.decrypt(stored, field=BUREAU_FILE_FIELD)
+    return stored
+
+
 def create_bureau_file(
     session: Session,
     *,
@@ -1052,7 +1066,7 @@ def create_bureau_file(
         period=period,
         format=file_format,
         records=len(accounts),
-        content=content,
+        content_encrypted=cipher.encrypt(content, field=BUREAU_FILE_FIELD),
         created_at=now,
     )
     CollectionsRepository(session).add(row)

@@ -274,6 +274,7 @@ def erase(
             result = privacy_service.erase_shopper(
                 page.work.session,
                 shopper_id=shopper_id,
+                cipher=page.runtime.cipher,
                 actor=page.identity.operator_id,
                 now=page.work.now,
             )

@@ -54,6 +54,10 @@ class FieldCipher:
         raw = base64.urlsafe_b64decode(token.encode("ascii"))
         return AESGCM(key).decrypt(raw[:12], raw[12:], field.encode("utf-8")).decode("utf-8")
 
+    @staticmethod
+    def is_ciphertext(value: str) -> bool:
+        return value.startswith(f"{_VERSION}:")
+
     def key_id_of(self, ciphertext: str) -> str:
         return ciphertext.split(":", 2)[1]
 

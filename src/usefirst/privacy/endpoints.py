@@ -73,7 +73,11 @@ def erase_shopper(
 
         def handler() -> tuple[int, Any]:
             result = privacy_service.erase_shopper(
-                work.session, shopper_id=shopper_id, actor=actor_of(principal), now=work.now
+                work.session,
+                shopper_id=shopper_id,
+                cipher=runtime.cipher,
+                actor=actor_of(principal),
+                now=work.now,
             )
             return 200, result.as_dict()
 

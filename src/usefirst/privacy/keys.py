@@ -11,7 +11,9 @@ keys can be removed from the key ring.
 
 Columns are found from the schema: every column named ``*_encrypted``, whose field name (bound as
 associated data) is the column name without the suffix. Tombstones left by erasure are not
-ciphertexts and are skipped.
+ciphertexts and are skipped, except in the columns of ``TEXT_BEFORE_ENCRYPTION``: those were
+plain text before they were encrypted (no erasure writes them), and rotation encrypts what text
+is left in them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ from usefirst.privacy.repository import ENCRYPTED_SUFFIX, all_tables, encrypted_
 
 CIPHERTEXT_PREFIX = "v1:"
 
+# (table, column) of encrypted columns that held plain text before a migration renamed them
+# (a migration has no keys): a value there that is not a ciphertext is that text.
+TEXT_BEFORE_ENCRYPTION = {("bureau_files", "content_encrypted")}  # migration 0016
+
 
 class KeyFileError(Exception):
     pass
@@ -53,6 +59,10 @@ class EncryptedColumn:
     def label(self) -> str:
         return f"{self.table.name}.{self.column}"
 
+    @property
+    def may_hold_text(self) -> bool:
+        return (self.table.name, self.column) in TEXT_BEFORE_ENCRYPTION
+
 
 def encrypted_targets() -> list[EncryptedColumn]:
     return [
@@ -63,11 +73,12 @@ def encrypted_targets() -> list[EncryptedColumn]:
 
 
 def _under_other_key(target: EncryptedColumn, active_key_id: str) -> object:
+    """Values to re-encrypt: ciphertexts under another key, and text where text may be left."""
     column = target.table.c[target.column]
-    return and_(
-        column.startswith(CIPHERTEXT_PREFIX, autoescape=True),
-        ~column.startswith(f"{CIPHERTEXT_PREFIX}{active_key_id}:", autoescape=True),
-    )
+    not_active = ~column.startswith(f"{CIPHERTEXT_PREFIX}{active_key_id}:", autoescape=True)
+    if target.may_hold_text:
+        return and_(column.is_not(None), not_active)
+    return and_(column.startswith(CIPHERTEXT_PREFIX, autoescape=True), not_active)
 
 
 def count_by_key(session: Session, *, active_key_id: str) -> dict[str, int]:
@@ -118,7 +129,10 @@ def rotate_column_batch(
     rotated = 0
     for row in rows:
         old_value: str = row[-1]
-        plaintext = cipher.decrypt(old_value, field=target.field)
+        if target.may_hold_text and not cipher.is_ciphertext(old_value):
+            plaintext = old_value
+        else:
+            plaintext = cipher.decrypt(old_value, field=target.field)
         new_value = cipher.encrypt(plaintext, field=target.field)
         result = session.execute(
             update(table)

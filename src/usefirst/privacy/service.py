@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from usefirst.collections import bureau_format
+from usefirst.collections import service as collections_service
 from usefirst.collections.models import BureauFile
 from usefirst.credit import service as credit_service
 from usefirst.identity import service as identity_service
@@ -236,39 +237,45 @@ def _ledger_section(session: Session, context: ExportContext) -> list[dict[str, 
 
 
 def _bureau_section(session: Session, context: ExportContext) -> list[dict[str, Any]]:
-    return bureau_lines_about(session, shopper_id=context.shopper.id)
+    return bureau_lines_about(session, shopper_id=context.shopper.id, cipher=context.cipher)
 
 
 BUREAU_FILE_FIELDS = ["name", "birth_date", "phone"]
 
 
-def shoppers_in_bureau_file(session: Session, *, bureau_file: BureauFile) -> set[str]:
+def shoppers_in_bureau_file(
+    session: Session, *, bureau_file: BureauFile, cipher: FieldCipher
+) -> set[str]:
     """Whose data a stored bureau file holds (JSON lines name the shopper; Metro 2 lines carry
     the order id as the account number)."""
+    content = collections_service.bureau_file_text(bureau_file, cipher)
     if bureau_file.format == "jsonl":
-        return {
-            str(json.loads(line)["shopper_id"])
-            for line in bureau_file.content.splitlines()
-            if line.strip()
-        }
+        lines = [line for line in content.splitlines() if line.strip()]
+        return {str(json.loads(line)["shopper_id"]) for line in lines}
     # Base segments start with a digit after the record length (header and trailer with a word);
     # the consumer account number is field 7, positions 43-72.
-    account_numbers = {
-        line[42:72].strip() for line in bureau_file.content.splitlines() if line[4:5].isdigit()
-    }
+    account_numbers = {line[42:72].strip() for line in content.splitlines() if line[4:5].isdigit()}
     return PrivacyRepository(session).shopper_ids_of_orders(
         [f"ord_{number[3:]}" for number in account_numbers if number.startswith("ORD")]
     )
 
 
 def record_bureau_file_read(
-    session: Session, *, bureau_file: BureauFile, actor: str, purpose: str, now: datetime
+    session: Session,
+    *,
+    bureau_file: BureauFile,
+    cipher: FieldCipher,
+    actor: str,
+    purpose: str,
+    now: datetime,
 ) -> int:
     return audit.record_accesses(
         session,
         actor=actor,
         action="bureau_file.read",
-        subject_shopper_ids=shoppers_in_bureau_file(session, bureau_file=bureau_file),
+        subject_shopper_ids=shoppers_in_bureau_file(
+            session, bureau_file=bureau_file, cipher=cipher
+        ),
         fields=BUREAU_FILE_FIELDS,
         purpose=purpose,
         now=now,
@@ -276,7 +283,9 @@ def record_bureau_file_read(
     )
 
 
-def bureau_lines_about(session: Session, *, shopper_id: str) -> list[dict[str, Any]]:
+def bureau_lines_about(
+    session: Session, *, shopper_id: str, cipher: FieldCipher
+) -> list[dict[str, Any]]:
     """The lines of each credit-bureau file that report this shopper's accounts."""
     account_numbers = {
         bureau_format.metro2_account_number(order.id)
@@ -285,7 +294,7 @@ def bureau_lines_about(session: Session, *, shopper_id: str) -> list[dict[str, A
     found = []
     for bureau_file in PrivacyRepository(session).bureau_files():
         lines = []
-        for line in bureau_file.content.splitlines():
+        for line in collections_service.bureau_file_text(bureau_file, cipher).splitlines():
             if bureau_file.format == "jsonl":
                 if json.loads(line).get("shopper_id") == shopper_id:
                     lines.append(line)
@@ -382,7 +391,9 @@ def _refuse_while_owed(session: Session, *, shopper: Shopper) -> None:
         )
 
 
-def erase_shopper(session: Session, *, shopper_id: str, actor: str, now: datetime) -> ErasureResult:
+def erase_shopper(
+    session: Session, *, shopper_id: str, cipher: FieldCipher, actor: str, now: datetime
+) -> ErasureResult:
     """Erase the shopper's personal data where no legal duty to keep it remains.
 
     Refused (and nothing changes) while any debt or order is open. Afterwards no plaintext or
@@ -456,7 +467,7 @@ def erase_shopper(session: Session, *, shopper_id: str, actor: str, now: datetim
                 "reason": RETENTION_REASONS["journal_entries"],
             }
         )
-    bureau_files = bureau_lines_about(session, shopper_id=shopper_id)
+    bureau_files = bureau_lines_about(session, shopper_id=shopper_id, cipher=cipher)
     if bureau_files:
         result.retained.append(
             {
