@@ -103,3 +103,41 @@ def test_paid_after_reporting_shows_paid_in_the_next_months_file(
 
         assert env.order(early["id"])["status"] == "repaid"
         env.assert_ledger_clean()
+
+
+def test_a_new_delinquency_after_the_account_was_brought_current_has_its_own_first_date(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Metro 2's Date of First Delinquency starts the bureau's seven-year clock: an account brought
+    current and late again later reports the start of the new delinquency, not of the cured one."""
+    with open_env(database_url, tmp_path) as env:
+        gina = env.enrol()
+        order = env.buy(gina["id"], plan="instalments_3")
+        first_due, second_due, _ = (
+            date.fromisoformat(row["due_on"]) for row in env.order(order["id"])["instalments"]
+        )
+        assert (first_due, second_due) == (date(2027, 4, 2), date(2027, 5, 2))
+
+        # The first instalment is paid two days late: delinquent from 3 April, current on the 4th.
+        env.advance_to_day(first_due + timedelta(days=2))
+        [first] = [row for row in env.order(order["id"])["instalments"] if row["seq"] == 1]
+        owed = first["amount_minor"] + first["late_fees_minor"] - first["paid_minor"]
+        # 10,000 principal, 160 instalment fee, two days of 0.05 % of the principal late
+        assert owed == 10_000 + 160 + 2 * 5
+        env.pay(gina["id"], owed, order_id=order["id"])
+        [first] = [row for row in env.order(order["id"])["instalments"] if row["seq"] == 1]
+        assert first["status"] == "paid"
+
+        # The second is never paid: 59 days late when June's file is written on 1 July.
+        env.advance_to_day(date(2027, 7, 1))
+        june = jsonl_records(month_end_file(env, "2027-06", "jsonl", date(2027, 7, 1)))
+        record = june[order["id"]]
+        assert (record["account_status_code"], record["date_of_first_delinquency"]) == (
+            "71",
+            (second_due + timedelta(days=1)).isoformat(),
+        )
+        [base] = parse_metro2(month_end_file(env, "2027-06", "metro2", date(2027, 7, 1))).bases
+        assert (base["account_status"], base["date_of_first_delinquency"]) == (
+            "71",
+            second_due + timedelta(days=1),
+        )

@@ -958,7 +958,7 @@ def bureau_accounts(
                 else 0,
                 days_past_due=days_past_due,
                 status=standing,
-                date_of_first_delinquency=order.first_delinquent_on,
+                date_of_first_delinquency=date_of_first_delinquency(order, rows, as_of=period_end),
                 date_closed=closed_on,
                 date_last_payment=as_utc(last_payment).date() if last_payment else None,
                 charge_off_amount_minor=order.charged_off_minor,
@@ -1002,6 +1002,32 @@ def _history_code(order: Order, rows: list[Instalment], *, month_end: date) -> s
         default=0,
     )
     return bureau_format.payment_history_code_for_days(max(days_past_due, 0))
+
+
+def date_of_first_delinquency(order: Order, rows: list[Instalment], *, as_of: date) -> date | None:
+    """The Metro 2 Date of First Delinquency as of ``as_of``: the first day of the latest run of
+    days on which some instalment was unpaid past its due date. An account brought current and
+    later late again starts a new run (the bureau's seven-year clock runs from it); a run still
+    open, or the one that ended in payment in full or charge-off, is the one reported. An
+    instalment is unpaid until settled in full."""
+    if order.first_delinquent_on is None:
+        return None
+    late_spans = sorted(
+        (row.due_on + timedelta(days=1), row.settled_on)
+        for row in rows
+        if row.status != "cancelled"
+        and row.due_on is not None
+        and row.due_on < as_of
+        and (row.settled_on is None or row.settled_on > row.due_on + timedelta(days=1))
+    )
+    run_start: date | None = None
+    run_end: date | None = None  # exclusive; None while an instalment of the run is unpaid
+    for starts_on, settled_on in late_spans:
+        if run_start is None or (run_end is not None and starts_on > run_end):
+            run_start, run_end = starts_on, settled_on
+        elif run_end is not None:
+            run_end = None if settled_on is None else max(run_end, settled_on)
+    return run_start or order.first_delinquent_on
 
 
 def payment_history_profile(order: Order, rows: list[Instalment], *, period_end: date) -> str:
