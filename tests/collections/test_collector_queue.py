@@ -226,3 +226,31 @@ def test_queue_priority_calls_and_promises(database_url: str, tmp_path: Path) ->
         assert [entry["order_id"] for entry in env.queue()] == [y_order["id"]]
         assert_error(env.call(x_order["id"], outcome="reached"), 409, "contact_not_allowed")
         env.assert_ledger_clean()
+
+
+def test_a_number_reported_wrong_is_not_called_or_sent_sms_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Only the shopper may be contacted: once a collector reaches someone else on the phone on
+    file, that number gets no SMS and no call; the other channels go on."""
+    with open_env(database_url, tmp_path) as env:
+        xena = env.enrol()
+        x_order = env.buy(xena["id"], 30_000)
+        env.advance_to_day(X_DUE + timedelta(days=7), 10)
+        sms_before = len(env.sms_lines())
+        call = env.call(x_order["id"], outcome="wrong_number", note="a stranger answered")
+        assert call.status_code == 201, call.text
+
+        env.advance_to_day(X_DUE + timedelta(days=15), 20)
+        final = [c for c in env.contacts(xena["id"]) if c["step"] == "day_+15"]
+        assert sorted((c["channel"], c["status"], c["status_reason"]) for c in final) == [
+            ("email", "suppressed", "no_verified_email"),  # enrolled without an email
+            ("sms", "suppressed", "phone_reported_wrong"),
+        ]
+        assert len(env.sms_lines()) == sms_before
+
+        before = env.contacts(xena["id"])
+        refused = env.call(x_order["id"], outcome="reached")
+        assert_error(refused, 409, "contact_not_allowed")
+        assert "wrong number" in refused.json()["error"]["message"]
+        assert env.contacts(xena["id"]) == before

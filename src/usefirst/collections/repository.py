@@ -112,6 +112,22 @@ class CollectionsRepository:
             statement = statement.where(ContactAttempt.channel == channel)
         return int(self.session.scalar(statement) or 0)
 
+    def phone_reported_wrong(self, shopper_id: str, phone_masked: str) -> bool:
+        """Whether a collector's call to the phone masked as ``phone_masked`` hit a wrong number."""
+        return (
+            self.session.scalar(
+                select(ContactAttempt.id)
+                .where(
+                    ContactAttempt.shopper_id == shopper_id,
+                    ContactAttempt.channel == "call",
+                    ContactAttempt.outcome == "wrong_number",
+                    ContactAttempt.destination_masked == phone_masked,
+                )
+                .limit(1)
+            )
+            is not None
+        )
+
     def latest_promise(self, shopper_id: str, order_id: str) -> ContactAttempt | None:
         return self.session.scalars(
             select(ContactAttempt)

@@ -150,6 +150,16 @@ def _refusal_to_contact(
     return None
 
 
+PHONE_REPORTED_WRONG = "phone_reported_wrong"
+
+
+def _phone_reported_wrong(session: Session, shopper_id: str) -> bool:
+    """A number a collector found to be someone else's is not used again: SMS and calls to it
+    stop. The report is matched by the phone's mask, the only form the call log keeps."""
+    shopper = identity_service.get_shopper(session, shopper_id=shopper_id)
+    return CollectionsRepository(session).phone_reported_wrong(shopper_id, shopper.phone_masked)
+
+
 # --- late fees -------------------------------------------------------------------------------
 
 
@@ -471,6 +481,9 @@ class ContactDeliverer:
                 return None
             destination, masked = details.email, details.email_masked or ""
         elif channel == "sms":
+            if _phone_reported_wrong(session, attempt.shopper_id):
+                attempt.status, attempt.status_reason = "suppressed", PHONE_REPORTED_WRONG
+                return None
             destination, masked = details.phone_e164, details.phone_masked
         else:
             destination, masked = details.external_id, f"app:{details.external_id}"
@@ -606,6 +619,11 @@ def record_call(
         raise ContactNotAllowed("The order is disputed: collection contacts are paused.")
     if order.status != "overdue":
         raise ContactNotAllowed(f"The order is {order.status}, not overdue: no call is needed.")
+    if _phone_reported_wrong(session, order.shopper_id):
+        raise ContactNotAllowed(
+            "A collector reported the shopper's phone on file as a wrong number: it is not called "
+            "or sent SMS again (only the shopper's own number may be contacted)."
+        )
     refusal = _refusal_to_contact(
         session,
         policy=ContactPolicy.from_settings(settings),
