@@ -17,6 +17,7 @@ from usefirst.ledger.models import JournalEntry
 from usefirst.merchants.models import Settlement, SettlementHold, SettlementLine
 from usefirst.merchants.settlement import (
     claw_back,
+    claw_back_paid_order,
     hold_order_settlement,
     release_order_settlement_hold,
     settle,
@@ -317,3 +318,37 @@ def test_the_statement_reconciles_and_catches_a_tampered_payout(database_url: st
                 f"settlement {payout['id']}: net_minor != its payout lines",
             ]
         )
+
+
+def test_clawing_back_a_paid_order_takes_what_the_merchant_kept_of_it_once(
+    database_url: str,
+) -> None:
+    with open_env(database_url) as env:
+        merchant = env.merchant()
+        merchant_id = merchant["id"]
+        unpaid = env.deliver(merchant, 5_000)
+        hold(env, merchant_id, unpaid, "risk:cas_1")
+        paid = env.deliver(merchant, 10_000)
+        env.advance_to_day(date(2027, 3, 3))
+        assert env.settlements(merchant_id)[0]["net_minor"] == 9_940
+        env.refund(merchant, paid, 4_000)  # after the payout: netted from the next one
+        before = env.balance(merchant_id)["payable_minor"]
+
+        def claw(order_id: str) -> tuple[str, int] | None:
+            with env.runtime.work() as work:
+                return claw_back_paid_order(
+                    work.session,
+                    merchant_id=merchant_id,
+                    order_id=order_id,
+                    currency="CNY",
+                    reason="confirmed fraud in case cas_1",
+                    now=work.now,
+                )
+
+        assert claw(unpaid) is None  # never paid out: the hold keeps it so
+        clawed = claw(paid)
+        assert clawed is not None and clawed[1] == 9_940 - 4_000
+        assert claw(paid) is None
+        assert env.balance(merchant_id)["payable_minor"] == before - (9_940 - 4_000)
+        assert env.account_balances()["merchant_recoveries::CNY"] == -(9_940 - 4_000)
+        env.assert_reconciled(merchant_id)

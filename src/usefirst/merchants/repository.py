@@ -107,6 +107,7 @@ class SettlementRepository:
         merchant_id: str,
         account_code: str,
         created_before: datetime | None = None,
+        order_id: str | None = None,
         pending_only: bool,
     ) -> list[PayablePosting]:
         statement = (
@@ -130,6 +131,8 @@ class SettlementRepository:
         )
         if created_before is not None:
             statement = statement.where(JournalEntry.created_at < created_before)
+        if order_id is not None:
+            statement = statement.where(JournalEntry.order_id == order_id)
         if pending_only:
             statement = statement.where(SettlementLine.entry_id.is_(None))
         rows = self.session.execute(

@@ -135,6 +135,48 @@ def claw_back(
     )
 
 
+def claw_back_paid_order(
+    session: Session,
+    *,
+    merchant_id: str,
+    order_id: str,
+    currency: str,
+    reason: str,
+    now: datetime,
+) -> tuple[str, int] | None:
+    """Take back what a merchant kept of an order it was already paid for (a sale confirmed as
+    fraud with the merchant's part in it): the order's entries on its payable (the sale, less the
+    fee, refunds and earlier clawbacks) are clawed back to zero. Returns the entry id and amount;
+    None when the sale was not paid out yet (a hold keeps it so) or nothing is left to take, so a
+    retry or a second case about the order claws nothing twice."""
+    # Locked like a payout locks it: a payout or another clawback of the order waits for this one.
+    if MerchantRepository(session).get(merchant_id, for_update=True) is None:
+        raise NotFound("No such merchant.")
+    postings = SettlementRepository(session).payable_postings(
+        merchant_id=merchant_id,
+        account_code=accounts.merchant_payable(merchant_id).code(currency),
+        order_id=order_id,
+        pending_only=False,
+    )
+    is_paid = any(
+        posting.entry_kind == EntryKind.ORDER_ACTIVATION.value and posting.settlement_id
+        for posting in postings
+    )
+    kept_minor = sum(posting.owed_minor for posting in postings)
+    if not is_paid or kept_minor <= 0:
+        return None
+    entry_id = claw_back(
+        session,
+        merchant_id=merchant_id,
+        order_id=order_id,
+        amount_minor=kept_minor,
+        currency=currency,
+        reason=reason,
+        now=now,
+    )
+    return entry_id, kept_minor
+
+
 # Payout rails
 
 

@@ -119,6 +119,37 @@ def change_standing(
     return change
 
 
+def lift_watch(
+    session: Session,
+    *,
+    merchant_id: str,
+    placed_for: list[str],
+    reason: str,
+    decided_by: str,
+    now: datetime,
+) -> StandingChange | None:
+    """Return a merchant on watch to active when its current watch was placed for one of
+    ``placed_for`` (cases named in that change's evidence); None otherwise. A later decision, an
+    admin's or another case's, is not theirs to undo."""
+    merchant = _lock_merchant(session, merchant_id)
+    changes = StandingRepository(session).changes_of(merchant_id)
+    if merchant.status != "on_watch" or not changes:
+        return None
+    latest = changes[-1]
+    placed_by = [link for link in latest.evidence if link in placed_for]
+    if latest.to_status != "on_watch" or not placed_by:
+        return None
+    return change_standing(
+        session,
+        merchant_id=merchant_id,
+        status="active",
+        reason=reason,
+        evidence=placed_by,
+        decided_by=decided_by,
+        now=now,
+    )
+
+
 def impose_fine(
     session: Session,
     *,

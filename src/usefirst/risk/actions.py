@@ -1,5 +1,6 @@
 """Risk actions, each logged with who or what decided it: decline, review, step-up, holding a
-merchant's settlement for an order, putting a merchant on watch, closing a shopper's credit."""
+merchant's settlement for an order, clawing back a paid order, putting a merchant on watch and
+lifting that watch, closing a shopper's credit."""
 
 from __future__ import annotations
 
@@ -132,6 +133,82 @@ def put_merchant_on_watch(
         decided_by=decided_by,
         reason=reason,
         details={"evidence": evidence},
+        now=now,
+    )
+    return True
+
+
+def claw_back_paid_order(
+    session: Session,
+    *,
+    merchant_id: str,
+    order_id: str,
+    currency: str,
+    case_id: str,
+    decided_by: str,
+    now: datetime,
+) -> int:
+    """Take back what a colluding merchant kept of an order it was already paid for; the amount
+    clawed back (0 when the order was not paid out or was clawed back before)."""
+    from usefirst.merchants import settlement
+
+    reason = f"confirmed fraud in case {case_id}"
+    clawed = settlement.claw_back_paid_order(
+        session,
+        merchant_id=merchant_id,
+        order_id=order_id,
+        currency=currency,
+        reason=reason,
+        now=now,
+    )
+    if clawed is None:
+        return 0
+    entry_id, amount_minor = clawed
+    log_action(
+        session,
+        action="claw_back_settlement",
+        subject_id=merchant_id,
+        order_id=order_id,
+        case_id=case_id,
+        decided_by=decided_by,
+        reason=reason,
+        details={"amount_minor": amount_minor, "currency": currency, "entry_id": entry_id},
+        now=now,
+    )
+    return amount_minor
+
+
+def lift_merchant_watch(
+    session: Session,
+    *,
+    merchant_id: str,
+    case_ids: list[str],
+    reason: str,
+    decided_by: str,
+    now: datetime,
+) -> bool:
+    """Return a merchant to active standing when the watch it is under was placed for one of
+    ``case_ids`` (cleared cases, the one being resolved first). True when the standing changed."""
+    from usefirst.merchants import standing
+
+    change = standing.lift_watch(
+        session,
+        merchant_id=merchant_id,
+        placed_for=case_ids,
+        reason=reason,
+        decided_by=decided_by,
+        now=now,
+    )
+    if change is None:
+        return False
+    log_action(
+        session,
+        action="unwatch_merchant",
+        subject_id=merchant_id,
+        case_id=case_ids[0],
+        decided_by=decided_by,
+        reason=reason,
+        details={"evidence": list(change.evidence)},
         now=now,
     )
     return True

@@ -2,7 +2,8 @@
 it. A new signal about a subject that already has an open case joins that case. Resolving a case
 acts on its orders (a cleared held order proceeds, a confirmed one is declined or cancelled and
 its credit released), records training labels and remembers confirmed fraudsters so later
-checkouts linked to them are caught."""
+checkouts linked to them are caught. A merchant counts as a fraudster only when the case is about
+it or its own acts are in the evidence; otherwise it is the fraudster's victim."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ CASE_TYPES = ("order", "shopper", "merchant", "ring")
 CASE_STATUSES = ("open", "assigned", "resolved")
 OUTCOMES = ("confirmed_fraud", "legitimate")
 MAX_SIGNALS = 200
+# Monitor hits on what the merchant itself did with the order: a waybill it reused for another
+# shopper or took from another merchant, goods it sent to its own address. A shopper cannot
+# produce them, so confirming the fraud confirms the merchant's part in it. A missed first payment
+# or a quick "received" tap is the shopper's doing, and a malformed waybill may be a typo.
+MERCHANT_IMPLICATING_MONITORS = frozenset(
+    {"delivered_to_merchant", "tracking_reused", "tracking_reused_by_other_merchant"}
+)
 
 
 class CaseAlreadyResolved(Conflict):
@@ -166,10 +174,15 @@ def resolve_case(
 ) -> RiskCase:
     """Close a case as confirmed fraud or legitimate and act on it.
 
-    Legitimate: held orders proceed (approved), this case's settlement holds are released.
+    Legitimate: held orders proceed (approved), this case's settlement holds are released, and a
+    watch this case put a merchant under is lifted unless something else keeps the merchant
+    suspected (another open or confirmed case about it, or a confirmed fraud of its own).
     Confirmed fraud: orders not yet shipped are declined (held) or cancelled (approved) and
     their credit released; orders already shipped stay held from settlement; the shoppers'
-    credit lines close; merchants go on watch; every subject is remembered as known fraud.
+    credit lines close and they are remembered as known fraud. A merchant is treated as a
+    fraudster only when implicated (see :func:`implicated_merchants`): it goes on watch, is
+    remembered as known fraud, and what it was already paid for the case's orders is clawed
+    back. A merchant that was only the fraudster's victim keeps its standing and its money.
     Either way every order of the case becomes a training label."""
     if outcome not in OUTCOMES:
         raise ValidationFailed(f"outcome must be one of {', '.join(OUTCOMES)}.", field="outcome")
@@ -254,9 +267,11 @@ def _clear(
             )
         _label(session, shopper_id=order.shopper_id, order_id=order.id, label="legitimate",
                case=case, decided_by=decided_by, now=now)  # fmt: skip
+    repository = RiskRepository(session)
+    case_actions = repository.actions_of_case(case.id)
     held = {
         (action.subject_id, action.order_id)
-        for action in RiskRepository(session).actions_of_case(case.id)
+        for action in case_actions
         if action.action == "hold_settlement" and action.order_id is not None
     }
     for merchant_id, order_id in sorted(held):
@@ -269,6 +284,54 @@ def _clear(
             decided_by=decided_by,
             now=now,
         )
+    _lift_watches(session, case=case, decided_by=decided_by, now=now)
+
+
+def _lift_watches(session: Session, *, case: RiskCase, decided_by: str, now: datetime) -> None:
+    """A merchant this case put on watch, or that it is about, goes back to active when nothing
+    else keeps it suspected: no other case about it is open or was confirmed, and it is no
+    confirmed fraudster. Only a watch that one of its cleared cases placed is lifted."""
+    repository = RiskRepository(session)
+    merchant_ids = {
+        action.subject_id
+        for action in repository.actions_of_case(case.id)
+        if action.action == "watch_merchant"
+    }
+    if case.case_type in ("merchant", "ring"):
+        merchant_ids.update(subject for subject in case.subject_ids if subject.startswith("mer_"))
+    for merchant_id in sorted(merchant_ids):
+        others = [
+            other for other in repository.cases_about_merchant(merchant_id) if other.id != case.id
+        ]
+        # An open case has no resolution yet: it keeps the watch as a confirmed one does.
+        if repository.is_known_fraud(merchant_id) or any(
+            other.resolution != "legitimate" for other in others
+        ):
+            continue
+        actions.lift_merchant_watch(
+            session,
+            merchant_id=merchant_id,
+            case_ids=[case.id, *(other.id for other in others)],
+            reason=f"case {case.id} was cleared as legitimate",
+            decided_by=decided_by,
+            now=now,
+        )
+
+
+def implicated_merchants(case: RiskCase, *, order_merchant_ids: set[str]) -> set[str]:
+    """The merchants a confirmed fraud in this case is also about: the merchant of a merchant case
+    or the one a ring buys from, and in an order case the merchant whose own acts a monitor
+    recorded (:data:`MERCHANT_IMPLICATING_MONITORS`). ``order_merchant_ids`` are the merchants of
+    the case's orders, for signals recorded before monitors named the merchant."""
+    if case.case_type in ("merchant", "ring"):
+        return {subject for subject in case.subject_ids if subject.startswith("mer_")}
+    implicated: set[str] = set()
+    for signal in case.evidence.get("signals", []):
+        evidence = signal.get("evidence") or {}
+        if evidence.get("monitor") in MERCHANT_IMPLICATING_MONITORS:
+            merchant_id = evidence.get("merchant_id")
+            implicated.update([str(merchant_id)] if merchant_id else order_merchant_ids)
+    return implicated
 
 
 def _confirm(
@@ -285,14 +348,16 @@ def _confirm(
 
     repository = RiskRepository(session)
     shoppers = [subject for subject in case.subject_ids if subject.startswith("shp_")]
-    merchants = [subject for subject in case.subject_ids if subject.startswith("mer_")]
+    orders = [order_service.find_order(session, order_id=order_id) for order_id in order_ids]
+    merchants = sorted(
+        implicated_merchants(case, order_merchant_ids={order.merchant_id for order in orders})
+    )
     held = {
         (action.subject_id, action.order_id)
         for action in repository.actions_of_case(case.id)
         if action.action == "hold_settlement"
     }
-    for order_id in order_ids:
-        order = order_service.find_order(session, order_id=order_id)
+    for order in orders:
         if case.case_type == "order":
             # Buyers of a merchant's case may be its victims; an order case is about its buyer.
             shoppers.append(order.shopper_id)
@@ -313,6 +378,16 @@ def _confirm(
             action = "cancel"
         else:
             action = "keep_held"
+            if order.merchant_id in merchants and order.status != "declined":
+                actions.claw_back_paid_order(
+                    session,
+                    merchant_id=order.merchant_id,
+                    order_id=order.id,
+                    currency=order.currency,
+                    case_id=case.id,
+                    decided_by=decided_by,
+                    now=now,
+                )
             if (order.merchant_id, order.id) not in held and order.status != "declined":
                 actions.hold_settlement(
                     session,
@@ -349,7 +424,7 @@ def _confirm(
                 reason="credit closed after confirmed fraud",
                 now=now,
             )
-    for merchant_id in dict.fromkeys(merchants):
+    for merchant_id in merchants:
         repository.mark_known_fraud(
             KnownFraudSubject(subject_id=merchant_id, case_id=case.id, confirmed_at=now)
         )

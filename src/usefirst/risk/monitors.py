@@ -170,12 +170,14 @@ def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> R
         return None
     risk_case: RiskCase | None = None
     for hit in hits:
+        # The merchant is context, not a subject: it may be the fraudster's victim. Resolving the
+        # case decides from the monitors' hits whether it is implicated too.
         risk_case = cases.open_or_update_case(
             session,
             case_type="order",
-            subject_ids=[order.id, order.shopper_id, order.merchant_id],
+            subject_ids=[order.id, order.shopper_id],
             amount_at_risk_minor=order.amount_minor - order.refunded_minor,
-            evidence={"monitor": hit.monitor, **hit.evidence},
+            evidence={"monitor": hit.monitor, "merchant_id": order.merchant_id, **hit.evidence},
             reason=hit.reason,
             now=now,
         )

@@ -93,6 +93,16 @@ class RiskRepository:
             statement = statement.where(RiskCase.id > starting_after)
         return list(self.session.scalars(statement.limit(limit)))
 
+    def cases_about_merchant(self, merchant_id: str) -> list[RiskCase]:
+        """The merchant's own cases and those of rings around it."""
+        return list(
+            self.session.scalars(
+                select(RiskCase)
+                .where(RiskCase.subject_key.in_((f"merchant:{merchant_id}", f"ring:{merchant_id}")))
+                .order_by(RiskCase.id)
+            )
+        )
+
     # labels and known fraud
     def upsert_label(self, row: RiskLabel) -> None:
         existing = self.session.get(RiskLabel, (row.shopper_id, row.order_id))
@@ -106,6 +116,9 @@ class RiskRepository:
 
     def labels(self) -> list[RiskLabel]:
         return list(self.session.scalars(select(RiskLabel).order_by(RiskLabel.decided_at)))
+
+    def is_known_fraud(self, subject_id: str) -> bool:
+        return self.session.get(KnownFraudSubject, subject_id) is not None
 
     def mark_known_fraud(self, row: KnownFraudSubject) -> None:
         if self.session.get(KnownFraudSubject, row.subject_id) is None:
