@@ -141,6 +141,72 @@ def test_confirming_a_buyers_first_payment_default_spares_the_honest_merchant(
     assert (decision["outcome"], codes) == ("approved", ["within_credit_limit"])
 
 
+def test_confirming_fraud_releases_a_hold_on_an_honest_merchants_order(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    """The merchant shipped in good faith: once the fraud is the shopper's alone, the hold the
+    case placed while it was open ends and the merchant is paid as usual."""
+    honest = create_merchant(client, platform_headers)
+    shopper = enrol(client, platform_headers)
+    created = client.post(
+        "/v1/checkouts", headers=platform_headers, json=checkout_body(shopper["id"], honest["id"])
+    )
+    order = created.json()["order"]
+    client.post(
+        f"/v1/orders/{order['id']}/ship",
+        headers=bearer(honest["api_key"]),
+        json={"carrier": "SF", "tracking_number": "SF1234567890555"},
+    )
+    received = client.post(f"/v1/orders/{order['id']}/confirm-receipt", headers=platform_headers)
+    assert received.status_code == 200, received.text
+    analyst_id, headers = analyst(runtime)
+    [case] = client.get("/v1/risk/cases", headers=headers).json()["data"]
+    detail = client.get(f"/v1/risk/cases/{case['id']}", headers=headers).json()
+    signals = detail["evidence"]["signals"]
+    assert [signal["evidence"]["monitor"] for signal in signals] == ["delivered_too_fast"]
+    with runtime.work() as work:  # as a second weak signal would while the case is open
+        actions.hold_settlement(
+            work.session,
+            merchant_id=honest["id"],
+            order_id=order["id"],
+            case_id=case["id"],
+            reason="two signals",
+            decided_by="monitor:test",
+            now=work.now,
+        )
+    balance = client.get(f"/v1/merchants/{honest['id']}/balance", headers=platform_headers).json()
+    assert (balance["payable_minor"], balance["held_minor"]) == (29_820, 29_820)
+
+    resolve(client, headers, case["id"], "confirmed_fraud")
+
+    assert known_fraud(runtime) == [shopper["id"]]
+    with runtime.work(read_only=True) as work:
+        [hold_released_at] = work.session.scalars(select(SettlementHold.released_at)).all()
+        released = [
+            (row.action, row.subject_id, row.order_id, row.decided_by, row.reason)
+            for row in work.session.scalars(
+                select(RiskAction).where(
+                    RiskAction.action.in_(("release_settlement", "pay_merchant"))
+                )
+            )
+        ]
+    assert hold_released_at is not None
+    operator = f"operator:{analyst_id}"
+    assert sorted(released) == [
+        ("pay_merchant", shopper["id"], order["id"], operator, "the case was confirmed as fraud"),
+        (
+            "release_settlement",
+            honest["id"],
+            order["id"],
+            operator,
+            "the merchant is not implicated: it is paid for goods it shipped",
+        ),
+    ]
+    assert risk_actions(runtime, "watch_merchant", "claw_back_settlement") == []
+    balance = client.get(f"/v1/merchants/{honest['id']}/balance", headers=platform_headers).json()
+    assert (balance["payable_minor"], balance["held_minor"]) == (29_820, 0)  # 30,000 less the fee
+
+
 def test_confirming_goods_sent_to_the_merchants_own_address_marks_the_merchant(
     runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
 ) -> None:

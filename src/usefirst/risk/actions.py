@@ -80,6 +80,7 @@ def release_settlement(
     case_id: str,
     decided_by: str,
     now: datetime,
+    reason: str = "the case was cleared",
 ) -> None:
     from usefirst.merchants import settlement
 
@@ -93,7 +94,7 @@ def release_settlement(
         order_id=order_id,
         case_id=case_id,
         decided_by=decided_by,
-        reason="the case was cleared",
+        reason=reason,
         now=now,
     )
 

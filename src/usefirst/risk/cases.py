@@ -30,8 +30,15 @@ MAX_SIGNALS = 200
 # shopper or took from another merchant, goods it sent to its own address. A shopper cannot
 # produce them, so confirming the fraud confirms the merchant's part in it. A missed first payment
 # or a quick "received" tap is the shopper's doing, and a malformed waybill may be a typo.
+# The merchant enters the waybill and ships: a fake, reused or foreign tracking number in an order
+# confirmed as fraud is its own act (an honest typo is cleared as legitimate instead).
 MERCHANT_IMPLICATING_MONITORS = frozenset(
-    {"delivered_to_merchant", "tracking_reused", "tracking_reused_by_other_merchant"}
+    {
+        "delivered_to_merchant",
+        "tracking_reused",
+        "tracking_reused_by_other_merchant",
+        "tracking_malformed",
+    }
 )
 
 
@@ -376,9 +383,23 @@ def _confirm(
                 session, order_id=order.id, merchant_id=None, settings=settings, now=now
             )
             action = "cancel"
+        elif order.merchant_id not in merchants:
+            # An honest merchant that shipped in good faith is paid for the goods: the unpaid debt
+            # is the shopper's, in collections. A hold this case placed while it was open ends.
+            action = "pay_merchant"
+            if (order.merchant_id, order.id) in held:
+                actions.release_settlement(
+                    session,
+                    merchant_id=order.merchant_id,
+                    order_id=order.id,
+                    case_id=case.id,
+                    decided_by=decided_by,
+                    now=now,
+                    reason="the merchant is not implicated: it is paid for goods it shipped",
+                )
         else:
             action = "keep_held"
-            if order.merchant_id in merchants and order.status != "declined":
+            if order.status != "declined":
                 actions.claw_back_paid_order(
                     session,
                     merchant_id=order.merchant_id,
