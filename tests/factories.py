@@ -13,6 +13,10 @@ from usefirst.credit.service import policy_from_settings
 from usefirst.identity.models import Shopper
 from usefirst.identity.service import EnrolmentRequest, enrol_shopper
 from usefirst.identity.validation import national_id_check_character
+from usefirst.merchants import service as merchant_service
+from usefirst.merchants.models import Merchant
+from usefirst.orders import service as order_service
+from usefirst.orders.models import Order
 from usefirst.runtime import Runtime, Work
 
 _serial = itertools.count(1)
@@ -103,3 +107,48 @@ def enrol_in_work(
         today=work.today,
         now=work.now,
     )
+
+
+def merchant_in_work(
+    runtime: Runtime, work: Work, *, name: str = "Shop", category: str = "electronics"
+) -> Merchant:
+    """Onboard a merchant through the service with default terms, inside the caller's
+    transaction."""
+    return merchant_service.create_merchant(
+        work.session,
+        name=name,
+        category=category,
+        webhook_url=None,
+        settlement_days=None,
+        fee_rate_bps=None,
+        cipher=runtime.cipher,
+        now=work.now,
+    ).merchant
+
+
+def checkout_in_work(
+    runtime: Runtime,
+    work: Work,
+    *,
+    shopper_id: str,
+    merchant_id: str,
+    amount_minor: int,
+    category: str = "electronics",
+    shipping_address: str = "北京市朝阳区建国路 1 号",
+) -> Order:
+    """One item checked out through the service, inside the caller's transaction."""
+    order, _ = order_service.checkout(
+        work.session,
+        request=order_service.CheckoutRequest(
+            shopper_id=shopper_id,
+            merchant_id=merchant_id,
+            currency="CNY",
+            items=[order_service.Item("sku-1", "耳机", category, 1, amount_minor)],
+            plan="pay_after_delivery",
+            shipping_address=shipping_address,
+        ),
+        cipher=runtime.cipher,
+        settings=runtime.settings,
+        now=work.now,
+    )
+    return order

@@ -11,10 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from tests.factories import bearer, create_merchant, enrol
+from usefirst import editable_config
 from usefirst.daily_jobs import DailyContext
 from usefirst.risk import cases, graph
 from usefirst.risk.analytics_models import GraphRun, Ring
 from usefirst.risk.models import RiskCase
+from usefirst.risk.rules import DEFAULT_RULES_FILE
 from usefirst.runtime import Runtime
 
 RING_DEVICE = "ring-device-1"
@@ -71,7 +73,9 @@ def _ring_cases(runtime: Runtime) -> list[dict[str, Any]]:
 
 def _run(runtime: Runtime) -> graph.GraphRunSummary:
     with runtime.work() as work:
-        return graph.run_graph(work.session, cipher=runtime.cipher, now=work.now)
+        return graph.run_graph(
+            work.session, cipher=runtime.cipher, settings=runtime.settings, now=work.now
+        )
 
 
 def _build_ring(
@@ -214,3 +218,41 @@ def test_nightly_graph_runs_once_per_business_date_and_keeps_one_ring(
         ("nightly", today),
         ("nightly", today + timedelta(days=1)),
     ]
+
+
+def test_the_graph_counts_as_resellable_the_categories_of_the_rules_in_force(
+    client: TestClient, runtime: Runtime, platform_headers: dict[str, str]
+) -> None:
+    _build_ring(client, platform_headers)
+    first = _run(runtime)
+    assert first.rings_flagged == 1
+    assert first.rings[0].parts["cash_out"] == 1.0
+
+    shipped_rules = DEFAULT_RULES_FILE.read_text(encoding="utf-8")
+    start = shipped_rules.index("resellable = [")
+    end = shipped_rules.index("]", start) + 1
+    edited = (shipped_rules[:start] + 'resellable = ["furniture"]' + shipped_rules[end:]).replace(
+        'version = "2026-11-23.1"', 'version = "ops-furniture"'
+    )
+    with runtime.work() as work:
+        editable_config.publish(
+            work.session,
+            kind="risk_rules",
+            text=edited,
+            based_on=0,
+            note="phones and gold are no longer resold here",
+            created_by="op_test",
+            now=work.now,
+        )
+
+    second = _run(runtime)
+
+    # Same members, links and orders; with no resellable order left the group is no ring.
+    assert second.rings_scored == first.rings_scored
+    assert second.rings_flagged == 0
+    with runtime.work(read_only=True) as work:
+        runs = {run.id: run.parameters for run in work.session.scalars(select(GraphRun))}
+    assert runs[first.run_id]["rule_set_version"] == "2026-11-23.1"
+    assert "phones" in runs[first.run_id]["resellable_categories"]
+    assert runs[second.run_id]["rule_set_version"] == "ops-furniture"
+    assert runs[second.run_id]["resellable_categories"] == ["furniture"]

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from tests.factories import enrol_in_work
-from usefirst.merchants import service as merchant_service
-from usefirst.orders import service as order_service
+from tests.factories import checkout_in_work, enrol_in_work, merchant_in_work
 from usefirst.orders.models import Order
 from usefirst.risk import cases
 from usefirst.risk.features import FEATURE_NAMES
@@ -17,36 +15,15 @@ from usefirst.runtime import Runtime
 
 def _checkout(runtime: Runtime, shopper_id: str, merchant_id: str, amount_minor: int) -> str:
     with runtime.work() as work:
-        order, _ = order_service.checkout(
-            work.session,
-            request=order_service.CheckoutRequest(
-                shopper_id=shopper_id,
-                merchant_id=merchant_id,
-                currency="CNY",
-                items=[order_service.Item("sku-1", "耳机", "electronics", 1, amount_minor)],
-                plan="pay_after_delivery",
-                shipping_address="北京市朝阳区建国路 1 号",
-            ),
-            cipher=runtime.cipher,
-            settings=runtime.settings,
-            now=work.now,
-        )
-        return order.id
+        return checkout_in_work(
+            runtime, work, shopper_id=shopper_id, merchant_id=merchant_id, amount_minor=amount_minor
+        ).id
 
 
 def test_labels_come_from_cases_then_charge_offs_and_repayments(runtime: Runtime) -> None:
     with runtime.work() as work:
         shopper, _ = enrol_in_work(runtime, work, external_id="label-1")
-        merchant = merchant_service.create_merchant(
-            work.session,
-            name="Shop",
-            category="electronics",
-            webhook_url=None,
-            settlement_days=None,
-            fee_rate_bps=None,
-            cipher=runtime.cipher,
-            now=work.now,
-        ).merchant
+        merchant = merchant_in_work(runtime, work)
         operator_id = "op_analyst"
     confirmed, charged_off, repaid, open_order = (
         _checkout(runtime, shopper.id, merchant.id, amount)

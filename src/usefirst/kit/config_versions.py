@@ -1,6 +1,6 @@
-"""Operator-edited configuration documents (the risk rules, the dunning ladder), versioned in the
-database so that a change made in the console reaches every process: the API servers, the
-worker and the sweep.
+"""Operator-edited configuration documents (the risk rules, the dunning ladder, and which fraud
+model is promoted), versioned in the database so that a change made in the console or the CLI
+reaches every process: the API servers, the worker and the sweep.
 
 A document is saved as a new version with the next number after it was validated by its
 domain's parser; nothing is ever edited in place (PostgreSQL refuses it with a trigger). The
@@ -30,7 +30,7 @@ from usefirst.kit.errors import Conflict, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.models import ConfigVersion
 
-KINDS = ("risk_rules", "dunning_ladder")
+KINDS = ("risk_rules", "dunning_ladder", "fraud_model")
 MAX_CONTENT_CHARS = 200_000
 MAX_NOTE_CHARS = 500
 

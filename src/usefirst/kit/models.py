@@ -76,7 +76,7 @@ class ConfigVersion(Base):
     __table_args__ = (UniqueConstraint("kind", "number"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))  # risk_rules | dunning_ladder
+    kind: Mapped[str] = mapped_column(String(32))  # risk_rules | dunning_ladder | fraud_model
     number: Mapped[int] = mapped_column(Integer)
     content: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))

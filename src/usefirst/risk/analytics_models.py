@@ -7,14 +7,26 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, Float, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from usefirst.kit.db import Base, JSONDocument, UTCDateTime
 
 
 class FraudModelVersion(Base):
-    """A fraud model trained by ``usefirst risk train``: where its artefact is and what it is."""
+    """A fraud model trained by ``usefirst risk train``: what it is and the artefact itself, so
+    that every process can serve it once promoted (``usefirst risk model promote``; the
+    promotions are versions of the ``fraud_model`` configuration). ``artefact_path`` is where
+    the training run also wrote it, for the operator's reference only."""
 
     __tablename__ = "risk_model_versions"
 
@@ -24,6 +36,10 @@ class FraudModelVersion(Base):
     training_summary: Mapped[Any] = mapped_column(JSONDocument)
     auc: Mapped[float] = mapped_column(Float)
     trained_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # None on rows registered before the artefact was kept in the database: not servable.
+    onnx_model: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    onnx_sha256: Mapped[str | None] = mapped_column(String(64))
+    artefact_metadata: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
 
 
 class GraphRun(Base):

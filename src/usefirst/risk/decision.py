@@ -22,7 +22,7 @@ from usefirst.credit.policy import Reason
 from usefirst.kit import config_versions
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.settings import Settings
-from usefirst.risk import actions, cases
+from usefirst.risk import actions, cases, model_registry
 from usefirst.risk.features import FEATURE_NAMES, CheckoutFeatures, compute_checkout_features
 from usefirst.risk.models import LinkObservation, RiskDecision
 from usefirst.risk.repository import RiskRepository
@@ -60,6 +60,19 @@ def default_model() -> FraudModel | None:
         return None
     loaded: FraudModel | None = model_module.load_default_model()
     return loaded
+
+
+def model_of(session: Session, settings: Settings) -> FraudModel | None:
+    """The fraud model in force: the newest promoted version, else the shipped artefact."""
+    return config_versions.in_force(
+        session,
+        kind=model_registry.MODEL_CONFIG_KIND,
+        parse=lambda version: model_registry.load_promoted(
+            session, version.content, shipped=default_model
+        ),
+        fallback=default_model,
+        max_age_seconds=settings.config_refresh_seconds,
+    )
 
 
 def rule_set_of(session: Session, settings: Settings) -> RuleSet:
@@ -111,8 +124,8 @@ def assess_checkout(
     now: datetime,
     model: FraudModel | bool | None = True,
 ) -> Assessment:
-    """Decide what risk thinks of a checkout. ``model=True`` uses the shipped model; pass a
-    model (or None for none) to override."""
+    """Decide what risk thinks of a checkout. ``model=True`` uses the model in force
+    (:func:`model_of`); pass a model (or None for none) to override."""
     started_ns = time.perf_counter_ns()
     rule_set = rule_set_of(session, settings)
     features = compute_checkout_features(
@@ -130,7 +143,7 @@ def assess_checkout(
         credit_used_minor=credit_used_minor,
         resellable_categories=rule_set.resellable_categories,
     )
-    fraud_model = default_model() if model is True else (model or None)
+    fraud_model = model_of(session, settings) if model is True else (model or None)
     model_score = None
     if fraud_model is not None and not isinstance(fraud_model, bool):
         model_score = min(max(float(fraud_model.score(features.values)), 0.0), 1.0)

@@ -43,12 +43,14 @@ from usefirst.daily_jobs import DailyContext
 from usefirst.identity.models import Shopper
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.ids import new_id
+from usefirst.kit.settings import Settings
 from usefirst.merchants.models import Merchant
 from usefirst.orders.models import Order
 from usefirst.repayment.models import Instalment
 from usefirst.risk import actions, cases
 from usefirst.risk.analytics_models import GraphRun, Ring
-from usefirst.risk.features import DEFAULT_RESELLABLE_CATEGORIES, identifier_hash
+from usefirst.risk.decision import rule_set_of
+from usefirst.risk.features import identifier_hash
 from usefirst.risk.models import LinkObservation, RiskCase
 from usefirst.risk.repository import RiskRepository
 
@@ -300,16 +302,21 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start : start + _CHUNK]
 
 
-def _resellable_share(items: Any, amount_minor: int) -> float:
+def _resellable_share(items: Any, amount_minor: int, categories: frozenset[str]) -> float:
     resellable = 0
     for item in items or []:
-        if str(item.get("category", "")).strip().casefold() in DEFAULT_RESELLABLE_CATEGORIES:
+        if str(item.get("category", "")).strip().casefold() in categories:
             resellable += int(item.get("quantity", 0)) * int(item.get("unit_price_minor", 0))
     return resellable / amount_minor if amount_minor > 0 else 0.0
 
 
 def load_order_facts(
-    session: Session, *, shopper_ids: Sequence[str], since: datetime, parameters: GraphParameters
+    session: Session,
+    *,
+    shopper_ids: Sequence[str],
+    since: datetime,
+    parameters: GraphParameters,
+    resellable_categories: frozenset[str],
 ) -> dict[str, list[_OrderFacts]]:
     facts: dict[str, list[_OrderFacts]] = defaultdict(list)
     for chunk in _chunks(sorted(shopper_ids)):
@@ -346,7 +353,9 @@ def load_order_facts(
                     exposure_minor=exposure,
                     is_cash_out_shaped=(
                         order.amount_minor >= parameters.cash_out_min_amount_minor
-                        and _resellable_share(order.items, order.amount_minor)
+                        and _resellable_share(
+                            order.items, order.amount_minor, resellable_categories
+                        )
                         >= parameters.cash_out_min_resellable_share
                     ),
                     tracking_number=(order.tracking_number or "").strip() or None,
@@ -450,19 +459,28 @@ def run_graph(
     session: Session,
     *,
     cipher: FieldCipher,
+    settings: Settings,
     now: datetime,
     trigger: str = "on_demand",
     business_on: date | None = None,
     parameters: GraphParameters | None = None,
 ) -> GraphRunSummary:
-    """Build the graph, score its groups, keep rings and open or update their cases."""
+    """Build the graph, score its groups, keep rings and open or update their cases. Resellable
+    goods are the categories of the rules in force, as at checkout."""
     parameters = parameters or GraphParameters()
+    rule_set = rule_set_of(session, settings)
     since = now - timedelta(days=parameters.window_days)
     summary = GraphRunSummary(run_id=new_id("graph_run"))
     link_graph = load_link_graph(session, cipher=cipher, since=since, parameters=parameters)
     groups = find_groups(link_graph, parameters, summary)
     shopper_ids = sorted({shopper for group in groups for shopper in group.shoppers})
-    facts = load_order_facts(session, shopper_ids=shopper_ids, since=since, parameters=parameters)
+    facts = load_order_facts(
+        session,
+        shopper_ids=shopper_ids,
+        since=since,
+        parameters=parameters,
+        resellable_categories=rule_set.resellable_categories,
+    )
     reused_tracking = {
         value.partition(":")[2]
         for values in link_graph.shopper_links.values()
@@ -496,7 +514,11 @@ def run_graph(
             rings_flagged=summary.rings_flagged,
             cases_opened=summary.cases_opened,
             cases_updated=summary.cases_updated,
-            parameters=asdict(parameters),
+            parameters={
+                **asdict(parameters),
+                "rule_set_version": rule_set.version,
+                "resellable_categories": sorted(rule_set.resellable_categories),
+            },
             started_at=now,
             finished_at=now,
         )
@@ -656,6 +678,7 @@ def nightly_graph(session: Session, context: DailyContext) -> dict[str, int]:
     summary = run_graph(
         session,
         cipher=context.cipher,
+        settings=context.settings,
         now=context.now,
         trigger="nightly",
         business_on=context.business_on,

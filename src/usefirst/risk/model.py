@@ -4,7 +4,8 @@ One ``InferenceSession`` per process (loaded once, single-threaded so checkouts 
 cores); a checkout scores one row as a float32 vector in the artefact's feature order — no
 training library, no per-row wrapper. An artefact is a directory with ``model.onnx`` and
 ``metadata.json`` (version, feature order, training data summary, AUC); the default one ships in
-``usefirst/risk/artefacts/`` and is trained by ``usefirst risk train``.
+``usefirst/risk/artefacts/`` (made by ``usefirst risk train --simulate``). Models trained on a
+database's labels are kept in that database and served once promoted (``model_registry``).
 """
 
 from __future__ import annotations
@@ -132,10 +133,17 @@ def load_model(directory: Path) -> FraudModel:
         raw = json.loads(metadata_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ModelArtefactError(f"{metadata_path} is not JSON: {error}") from None
-    metadata = ModelMetadata.from_dict(raw)
-    session = onnxruntime.InferenceSession(
-        str(model_path), sess_options=_session_options(), providers=["CPUExecutionProvider"]
-    )
+    return load_model_bytes(model_path.read_bytes(), ModelMetadata.from_dict(raw))
+
+
+def load_model_bytes(payload: bytes, metadata: ModelMetadata) -> FraudModel:
+    """Load an ONNX graph held in memory (a registered model's bytes from the database)."""
+    try:
+        session = onnxruntime.InferenceSession(
+            payload, sess_options=_session_options(), providers=["CPUExecutionProvider"]
+        )
+    except Exception as error:  # onnxruntime raises its own classes for any unreadable graph
+        raise ModelArtefactError(f"the ONNX graph cannot be loaded: {error}") from None
     return FraudModel(session=session, metadata=metadata)
 
 

@@ -1,4 +1,5 @@
-"""``usefirst risk train | graph | evaluate``: fraud model, link graph, evaluation."""
+"""``usefirst risk train | model list | model promote | graph | evaluate``: fraud model, the
+registry of trained models and which one is served, link graph, evaluation."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -15,6 +17,10 @@ if TYPE_CHECKING:
     from usefirst.risk.evaluate import EvaluationReport, SimulationSize
 
 console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+model_app = typer.Typer(
+    help="Trained fraud models: list them, promote one into service.", no_args_is_help=True
+)
 
 
 def _money(amount_minor: int) -> str:
@@ -47,24 +53,39 @@ def train(
     output: Annotated[Path, typer.Option(help="Artefact directory to write.")] = Path(
         "fraud-model"
     ),
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="Also put the new model in force (as `usefirst risk model promote` does).",
+        ),
+    ] = False,
 ) -> None:
-    """Train the LightGBM fraud model on labelled history and export it to ONNX."""
+    """Train the LightGBM fraud model on labelled history, export it to ONNX and register it in
+    the database (served once promoted)."""
     import tempfile
 
     from usefirst.kit.settings import get_settings
     from usefirst.risk.evaluate import sandbox_runtime, simulate_history
+    from usefirst.risk.model_registry import register_model
     from usefirst.risk.model_training import (
         NotEnoughLabels,
         export_model,
         labelled_rows,
         production_labels,
-        register_model,
         train_model,
     )
     from usefirst.runtime import Runtime
 
+    if simulate and promote:
+        errors.print(
+            "[red]--promote: a model trained with --simulate is not registered in this "
+            "database (it is how the shipped artefact is made); nothing was trained[/red]"
+        )
+        raise typer.Exit(code=2)
     now = datetime.now(UTC)
     extra: dict[str, object] = {}
+    promotion = ""
     try:
         if simulate:
             size = _size(shoppers, merchants, days, scale)
@@ -103,6 +124,10 @@ def train(
             metadata = export_model(trained, output, now=now)
             with runtime.work() as work:
                 register_model(work.session, metadata=metadata, directory=output, now=work.now)
+                if promote:
+                    promotion = _promote(
+                        work.session, metadata.version, note="risk train --promote"
+                    )
     except NotEnoughLabels as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from None
@@ -115,6 +140,102 @@ def train(
     table.add_row("AUC (held-out)", f"{metadata.auc:.4f}")
     table.add_row("artefact", str(output))
     console.print(table)
+    if not simulate:
+        console.print(
+            promotion
+            or f"registered {metadata.version}; serve it with "
+            f"`usefirst risk model promote {metadata.version}`",
+            highlight=False,
+        )
+
+
+def _promote(session: object, version: str, *, note: str | None) -> str:
+    """Promote in the caller's transaction; what to tell the operator."""
+    from sqlalchemy.orm import Session
+
+    from usefirst.kit.clock import system_now
+    from usefirst.risk.decision import default_model
+    from usefirst.risk.model_registry import promote
+
+    assert isinstance(session, Session)
+    promotion = promote(
+        session,
+        version=version,
+        shipped=default_model(),
+        note=note,
+        created_by="cli",
+        now=system_now(),
+    )
+    if promotion is None:
+        return f"{version} is already in force"
+    return (
+        f"promoted {version} (promotion {promotion.number}): in force in every process "
+        "within USEFIRST_CONFIG_REFRESH_SECONDS"
+    )
+
+
+@model_app.command("promote")
+def promote_model(
+    version: Annotated[str, typer.Argument(help="A version `usefirst risk model list` shows.")],
+    note: Annotated[str, typer.Option(help="Why (kept with the promotion).")] = "",
+) -> None:
+    """Serve this model at checkout from now on, in every process (exit 2, changing nothing, for
+    an unknown version or a model whose features are not the engine's)."""
+    from usefirst.kit.errors import UsefirstError
+    from usefirst.kit.settings import get_settings
+    from usefirst.risk.model_registry import ModelNotServable, ModelVersionUnknown
+    from usefirst.runtime import Runtime
+
+    runtime = Runtime(get_settings())
+    try:
+        with runtime.work() as work:
+            message = _promote(work.session, version, note=note)
+    except (ModelVersionUnknown, ModelNotServable) as refused:
+        errors.print(f"[red]{refused.message}; nothing was changed[/red]", highlight=False)
+        raise typer.Exit(code=2) from None
+    except UsefirstError as refused:
+        errors.print(f"[red]{refused.message}[/red]", highlight=False)
+        raise typer.Exit(code=1) from None
+    console.print(f"[green]{message}[/green]", highlight=False)
+
+
+@model_app.command("list")
+def list_models() -> None:
+    """Registered models, newest first, with their metrics, and which one is in force."""
+    from usefirst.kit.settings import get_settings
+    from usefirst.risk.decision import default_model
+    from usefirst.risk.model_registry import registered_models
+    from usefirst.runtime import Runtime
+
+    runtime = Runtime(get_settings())
+    with runtime.work(read_only=True) as work:
+        models = registered_models(work.session, shipped=default_model())
+    table = Table(title="fraud models (* in force)", box=box.SIMPLE, pad_edge=False)
+    for column in ("", "version", "trained", "AUC", "fraud/legit", "labels"):
+        table.add_column(
+            column,
+            justify="right" if column in ("AUC", "fraud/legit") else "left",
+            no_wrap=column != "labels",
+        )
+    for model in models:
+        summary = model.training_summary
+        if model.is_shipped:
+            labels = "shipped"
+        elif not model.is_servable:
+            labels = "no artefact stored: train again"
+        else:
+            labels = str(summary.get("label_source", ""))
+        table.add_row(
+            "*" if model.is_in_force else "",
+            model.version,
+            f"{model.trained_at:%Y-%m-%d}" if model.trained_at else "",
+            f"{model.auc:.4f}",
+            f"{summary.get('fraud_rows', '?')}/{summary.get('legitimate_rows', '?')}",
+            labels,
+        )
+    console.print(table)
+    in_force = next((model.version for model in models if model.is_in_force), None)
+    console.print(f"in force: {in_force or 'no fraud model'}", highlight=False)
 
 
 def _decided_order_ids(session: object) -> list[str]:
@@ -135,7 +256,9 @@ def graph() -> None:
 
     runtime = Runtime(get_settings())
     with runtime.work() as work:
-        summary = run_graph(work.session, cipher=runtime.cipher, now=work.now)
+        summary = run_graph(
+            work.session, cipher=runtime.cipher, settings=runtime.settings, now=work.now
+        )
     console.print(
         f"graph run {summary.run_id}: {summary.shoppers} linked shoppers, "
         f"{summary.link_values} shared identifiers, {summary.components} components, "
@@ -239,5 +362,6 @@ def print_report(report: EvaluationReport) -> None:
 
 def register(risk_app: typer.Typer) -> None:
     risk_app.command("train")(train)
+    risk_app.add_typer(model_app, name="model")
     risk_app.command("graph")(graph)
     risk_app.command("evaluate")(evaluate)

@@ -34,7 +34,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from usefirst.orders.models import Order
-from usefirst.risk.analytics_models import FraudModelVersion
 from usefirst.risk.features import FEATURE_NAMES
 from usefirst.risk.model import METADATA_FILE, MODEL_FILE, ModelMetadata, load_model
 from usefirst.risk.models import RiskDecision, RiskLabel
@@ -271,22 +270,3 @@ def export_model(
 def parity_difference(trained: TrainedModel, served_scores: np.ndarray[Any, Any]) -> float:
     expected = predict(trained, trained.rows.matrix)
     return float(np.max(np.abs(expected - served_scores))) if len(expected) else 0.0
-
-
-def register_model(
-    session: Session, *, metadata: ModelMetadata, directory: Path, now: datetime
-) -> FraudModelVersion:
-    """Record a trained model in the registry (idempotent per version)."""
-    row = session.get(FraudModelVersion, metadata.version)
-    if row is None:
-        row = FraudModelVersion(
-            version=metadata.version,
-            artefact_path=str(directory.resolve()),
-            feature_names=list(metadata.feature_names),
-            training_summary=metadata.training_summary,
-            auc=metadata.auc,
-            trained_at=now,
-        )
-        session.add(row)
-        session.flush()
-    return row
