@@ -476,3 +476,93 @@ def test_a_watch_stays_while_another_case_about_the_merchant_is_open(
             select(RiskAction).where(RiskAction.action == "unwatch_merchant")
         ).all()
         assert (lifted.case_id, lifted.details) == (ring_case_id, {"evidence": [merchant_case_id]})
+
+
+def credit_of(client: TestClient, platform: dict[str, str], shopper_id: str) -> tuple[str, int]:
+    credit = client.get(f"/v1/shoppers/{shopper_id}/credit", headers=platform).json()
+    return credit["status"], credit["available_minor"]
+
+
+def test_a_strong_monitor_hit_freezes_the_shoppers_credit_until_the_case_is_cleared(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    merchant = create_merchant(client, platform_headers)
+    shopper = enrol(client, platform_headers)
+    first = client.post(
+        "/v1/checkouts", headers=platform_headers, json=checkout_body(shopper["id"], merchant["id"])
+    ).json()["order"]
+    status, available = credit_of(client, platform_headers, shopper["id"])
+    assert status == "active"
+    shipped = client.post(
+        f"/v1/orders/{first['id']}/ship",
+        headers=bearer(merchant["api_key"]),
+        json={"carrier": "SF", "tracking_number": "NOT-A-WAYBILL"},
+    )
+    assert shipped.status_code == 200, shipped.text
+
+    assert credit_of(client, platform_headers, shopper["id"]) == ("frozen", 0)
+    second = client.post(
+        "/v1/checkouts",
+        headers=platform_headers,
+        json=checkout_body(shopper["id"], merchant["id"], amount_minor=1_000),
+    ).json()
+    assert second["decision"]["outcome"] == "declined"
+    assert [reason["code"] for reason in second["decision"]["reasons"]] == ["frozen_for_review"]
+    assert credit_of(client, platform_headers, shopper["id"]) == ("frozen", 0)
+    analyst_id, headers = analyst(runtime)
+    [case] = client.get("/v1/risk/cases", headers=headers).json()["data"]
+    assert risk_actions(runtime, "freeze_limit", "unfreeze_limit") == [
+        ("freeze_limit", shopper["id"], None, "monitor:tracking_malformed")
+    ]
+
+    resolve(client, headers, case["id"], "legitimate")
+
+    assert credit_of(client, platform_headers, shopper["id"]) == ("active", available)
+    assert risk_actions(runtime, "freeze_limit", "unfreeze_limit") == [
+        ("freeze_limit", shopper["id"], None, "monitor:tracking_malformed"),
+        ("unfreeze_limit", shopper["id"], None, f"operator:{analyst_id}"),
+    ]
+    third = client.post(
+        "/v1/checkouts",
+        headers=platform_headers,
+        json=checkout_body(shopper["id"], merchant["id"], amount_minor=1_000),
+    ).json()
+    assert third["decision"]["outcome"] == "approved"
+
+
+def test_paying_an_overdue_does_not_lift_a_review_freeze(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    """Overdue and review holds are separate: paying ends the first, only the review the second,
+    and a cleared review leaves the line frozen while a payment is still overdue."""
+    from usefirst.credit import service as credit_service
+
+    shopper = enrol(client, platform_headers)
+    with runtime.work() as work:
+        assert credit_service.freeze_for_overdue(
+            work.session, shopper_id=shopper["id"], now=work.now
+        )
+        assert credit_service.freeze_for_review(
+            work.session, shopper_id=shopper["id"], now=work.now
+        )
+        assert not credit_service.unfreeze_after_overdue_cleared(
+            work.session, shopper_id=shopper["id"], now=work.now
+        )
+        line = credit_service.get_credit_line(work.session, shopper_id=shopper["id"])
+        assert (line.status, credit_service.frozen_reason(line).code) == (
+            "frozen",
+            "frozen_for_review",
+        )
+        assert credit_service.lift_review_freeze(
+            work.session, shopper_id=shopper["id"], still_overdue=True, now=work.now
+        )
+        line = credit_service.get_credit_line(work.session, shopper_id=shopper["id"])
+        assert (line.status, credit_service.frozen_reason(line).code) == (
+            "frozen",
+            "frozen_overdue",
+        )
+        assert credit_service.unfreeze_after_overdue_cleared(
+            work.session, shopper_id=shopper["id"], now=work.now
+        )
+        line = credit_service.get_credit_line(work.session, shopper_id=shopper["id"])
+        assert line.status == "active"

@@ -30,6 +30,10 @@ from usefirst.kit.settings import Settings
 FROZEN_OVERDUE = Reason(
     "frozen_overdue", "Credit is frozen while a payment is overdue; paying it unfreezes it."
 )
+FROZEN_FOR_REVIEW = Reason(
+    "frozen_for_review",
+    "Credit is on hold while a risk review of the shopper's orders is open.",
+)
 
 
 def policy_from_settings(settings: Settings) -> CreditPolicy:
@@ -169,7 +173,19 @@ def freeze_for_overdue(session: Session, *, shopper_id: str, now: datetime) -> b
     )
 
 
+def _frozen_for_review(line: CreditLine) -> bool:
+    return any(reason.get("code") == FROZEN_FOR_REVIEW.code for reason in line.reasons or [])
+
+
+def frozen_reason(line: CreditLine) -> Reason:
+    """Why a frozen line takes no new orders, in the checkout's words."""
+    return FROZEN_FOR_REVIEW if _frozen_for_review(line) else FROZEN_OVERDUE
+
+
 def unfreeze_after_overdue_cleared(session: Session, *, shopper_id: str, now: datetime) -> bool:
+    line = CreditRepository(session).get(shopper_id, for_update=True)
+    if line is None or _frozen_for_review(line):
+        return False  # a risk review's hold outlasts the overdue; the review lifts it
     return _change_status(
         session,
         shopper_id=shopper_id,
@@ -306,6 +322,49 @@ def close_after_charge_off(session: Session, *, shopper_id: str, now: datetime) 
         )
     )
     session.expire(line)
+
+
+def freeze_for_review(session: Session, *, shopper_id: str, now: datetime) -> bool:
+    """Hold the shopper's credit while a risk case about them is open: no new pay-later orders,
+    and paying an overdue does not lift it. True when the hold started now."""
+    line = CreditRepository(session).get(shopper_id, for_update=True)
+    if line is None or line.status == "closed" or _frozen_for_review(line):
+        return False
+    return _change_status(
+        session,
+        shopper_id=shopper_id,
+        to_status="frozen",
+        from_status=line.status,
+        reasons=[FROZEN_FOR_REVIEW],
+        now=now,
+    )
+
+
+def lift_review_freeze(
+    session: Session, *, shopper_id: str, still_overdue: bool, now: datetime
+) -> bool:
+    """End a risk review's hold: credit is available again, or stays frozen for the overdue
+    payment if one is still open. True when the hold ended now."""
+    line = CreditRepository(session).get(shopper_id, for_update=True)
+    if line is None or line.status != "frozen" or not _frozen_for_review(line):
+        return False
+    if still_overdue:
+        return _change_status(
+            session,
+            shopper_id=shopper_id,
+            to_status="frozen",
+            from_status="frozen",
+            reasons=[FROZEN_OVERDUE],
+            now=now,
+        )
+    return _change_status(
+        session,
+        shopper_id=shopper_id,
+        to_status="active",
+        from_status="frozen",
+        reasons=[Reason("review_cleared", "The risk review was cleared; credit is available.")],
+        now=now,
+    )
 
 
 def close_for_fraud(session: Session, *, shopper_id: str, now: datetime) -> bool:

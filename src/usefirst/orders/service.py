@@ -154,7 +154,7 @@ def checkout(
             Reason("merchant_not_accepting", "This merchant cannot take pay-later orders now.")
         )
     elif line.status == "frozen":
-        reasons.append(credit_service.FROZEN_OVERDUE)
+        reasons.append(credit_service.frozen_reason(line))
     elif assessment.outcome == "declined":
         reasons.extend(assessment.reasons)
     elif not credit_service.try_reserve(session, shopper_id=shopper.id, amount_minor=amount):

@@ -1,6 +1,6 @@
 """Risk actions, each logged with who or what decided it: decline, review, step-up, holding a
 merchant's settlement for an order, clawing back a paid order, putting a merchant on watch and
-lifting that watch, closing a shopper's credit."""
+lifting that watch, freezing a shopper's credit while a case is open, closing it."""
 
 from __future__ import annotations
 
@@ -213,3 +213,64 @@ def lift_merchant_watch(
         now=now,
     )
     return True
+
+
+FREEZE_LIMIT = "freeze_limit"
+
+
+def freeze_shopper_limit(
+    session: Session, *, shopper_id: str, case_id: str, reason: str, decided_by: str, now: datetime
+) -> bool:
+    """No new pay-later orders for the shopper while the case is open. Logged once per case
+    (another open case may already hold the shopper: each case's hold counts until it is
+    cleared). True when this case placed its hold now."""
+    from usefirst.credit import service as credit_service
+
+    repository = RiskRepository(session)
+    if shopper_id in repository.subjects_of_actions(case_id, action=FREEZE_LIMIT):
+        return False
+    if credit_service.get_credit_line(session, shopper_id=shopper_id).status == "closed":
+        return False
+    credit_service.freeze_for_review(session, shopper_id=shopper_id, now=now)
+    log_action(
+        session,
+        action=FREEZE_LIMIT,
+        subject_id=shopper_id,
+        case_id=case_id,
+        decided_by=decided_by,
+        reason=reason,
+        now=now,
+    )
+    return True
+
+
+def lift_shopper_freezes(
+    session: Session, *, case_id: str, decided_by: str, now: datetime
+) -> list[str]:
+    """Lift the credit holds this case placed, except where another open case holds the shopper
+    too. The shoppers whose hold ended."""
+    from usefirst.credit import service as credit_service
+    from usefirst.repayment import service as repayment_service
+
+    repository = RiskRepository(session)
+    lifted = []
+    for shopper_id in repository.subjects_of_actions(case_id, action=FREEZE_LIMIT):
+        if repository.open_cases_with_action(shopper_id, action=FREEZE_LIMIT, other_than=case_id):
+            continue
+        if credit_service.lift_review_freeze(
+            session,
+            shopper_id=shopper_id,
+            still_overdue=repayment_service.has_overdue(session, shopper_id=shopper_id),
+            now=now,
+        ):
+            log_action(
+                session,
+                action="unfreeze_limit",
+                subject_id=shopper_id,
+                case_id=case_id,
+                decided_by=decided_by,
+                reason=f"case {case_id} was cleared as legitimate",
+                now=now,
+            )
+            lifted.append(shopper_id)
+    return lifted

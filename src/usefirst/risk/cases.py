@@ -292,6 +292,7 @@ def _clear(
             now=now,
         )
     _lift_watches(session, case=case, decided_by=decided_by, now=now)
+    actions.lift_shopper_freezes(session, case_id=case.id, decided_by=decided_by, now=now)
 
 
 def _lift_watches(session: Session, *, case: RiskCase, decided_by: str, now: datetime) -> None:

@@ -612,6 +612,15 @@ def _keep_ring(
             summary.cases_opened += 1
         ring.case_id = opened.id
         _hold_unsettled(session, finding=finding, case_id=opened.id, now=now, summary=summary)
+        for shopper_id in (member for member in ring.members if member.startswith("shp_")):
+            actions.freeze_shopper_limit(
+                session,
+                shopper_id=shopper_id,
+                case_id=opened.id,
+                reason=_reason(finding),
+                decided_by="graph",
+                now=now,
+            )
     finding.case_id = ring.case_id
     session.flush()
 

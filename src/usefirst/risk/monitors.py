@@ -214,6 +214,14 @@ def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> R
                 decided_by=f"monitor:{hits[0].monitor}",
                 now=now,
             )
+        actions.freeze_shopper_limit(
+            session,
+            shopper_id=order.shopper_id,
+            case_id=risk_case.id,
+            reason="; ".join(hit.reason for hit in hits),
+            decided_by=f"monitor:{hits[0].monitor}",
+            now=now,
+        )
     return risk_case
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from usefirst.risk.models import (
@@ -149,5 +149,32 @@ class RiskRepository:
         return list(
             self.session.scalars(
                 select(RiskAction).where(RiskAction.case_id == case_id).order_by(RiskAction.id)
+            )
+        )
+
+    def subjects_of_actions(self, case_id: str, *, action: str) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(RiskAction.subject_id)
+                .where(RiskAction.case_id == case_id, RiskAction.action == action)
+                .distinct()
+                .order_by(RiskAction.subject_id)
+            )
+        )
+
+    def open_cases_with_action(self, subject_id: str, *, action: str, other_than: str) -> bool:
+        """Whether a case other than ``other_than`` that is still open took ``action`` on the
+        subject."""
+        return bool(
+            self.session.scalar(
+                select(
+                    exists().where(
+                        RiskAction.subject_id == subject_id,
+                        RiskAction.action == action,
+                        RiskAction.case_id != other_than,
+                        RiskCase.id == RiskAction.case_id,
+                        RiskCase.status != "resolved",
+                    )
+                )
             )
         )
