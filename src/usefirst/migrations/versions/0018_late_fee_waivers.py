@@ -3,8 +3,8 @@
 The reason (up to 500 characters) was cut to the journal entry's 200-character memo, where
 erasure cannot clear it either. Shopper-side (keyed by shopper_id first, like refunds).
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-03
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
