@@ -248,6 +248,17 @@ class _Clock:
         return local.astimezone(UTC)
 
 
+class _StartOfBusinessDay:
+    """The engine's clock for the measured sweep: the first instant of the swept date, so the
+    synthetic book's date is "today" whenever the benchmark runs (a later date is refused)."""
+
+    def __init__(self, business_on: date, time_zone: str) -> None:
+        self.moment = business_day_start(business_on, time_zone)
+
+    def now(self, session: Any) -> datetime:
+        return self.moment
+
+
 class _Ciphertexts:
     """One real ciphertext per PII field, made once and reused for every row."""
 
@@ -1293,6 +1304,7 @@ REFERENCE_SWEEP = """
 import sys
 from datetime import date
 from pathlib import Path
+from usefirst.kit.clock import business_day_start
 from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.runtime import Runtime
 if sys.argv[4:] == ["no-daily-jobs"]:
@@ -1305,7 +1317,10 @@ if sys.argv[4:] == ["no-daily-jobs"]:
         daily_jobs.AFTER_COLLECTIONS.clear()
 settings = Settings(database_url=sys.argv[1], keys_file=Path(sys.argv[2]))
 runtime = Runtime(settings, cipher=load_field_cipher(settings))
-print(runtime.sweep(date.fromisoformat(sys.argv[3])).as_dict(with_jobs=False))
+business_on = date.fromisoformat(sys.argv[3])
+start = business_day_start(business_on, settings.time_zone)
+runtime.clock = type("StartOfBusinessDay", (), {"now": lambda self, session: start})()
+print(runtime.sweep(business_on).as_dict(with_jobs=False))
 """
 
 
@@ -1487,6 +1502,7 @@ def sweep_and_check(
 ) -> dict[str, Any]:
     """One measured sweep, the idempotent re-run, and the ledger audit afterwards."""
     runtime = Runtime(settings, cipher=cipher)
+    runtime.clock = _StartOfBusinessDay(business_on, settings.time_zone)
     log(f"{label}: sweeping {business_on} …")
     server_before = server_activity(settings.database_url)
     first = run_measured_sweep(runtime, business_on, py_spy=py_spy)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner, Result
 
+from tests.collections.metro2_parser import split_records
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst import daily_jobs
 from usefirst.api.app import create_app
 from usefirst.cli import app
 from usefirst.identity.service import authenticate
+from usefirst.kit.clock import TestClock
 from usefirst.kit.db import Database
 from usefirst.kit.migrate import alembic_config
 from usefirst.kit.settings import get_settings
@@ -283,3 +286,113 @@ def test_ledger_audit_fails_when_a_receivable_is_tampered_with(environment: Path
     assert result.exit_code == 1
     assert "ledger balanced: no" in result.stdout
     assert "shopper shp_ghost: receivable 700 != statement 0" in " ".join(result.stdout.split())
+
+
+def count_rows(environment: Path, table: str) -> int:
+    database = Database(f"sqlite:///{environment}")
+    try:
+        with database.transaction(read_only=True) as session:
+            return int(session.scalar(text(f"SELECT COUNT(*) FROM {table}")) or 0)
+    finally:
+        database.dispose()
+
+
+def swept_dates(environment: Path) -> list[str]:
+    database = Database(f"sqlite:///{environment}")
+    try:
+        with database.transaction(read_only=True) as session:
+            rows = session.scalars(text("SELECT business_on FROM sweep_runs ORDER BY business_on"))
+            return [str(row) for row in rows]
+    finally:
+        database.dispose()
+
+
+def test_sweep_refuses_a_date_after_today_and_catch_up_still_sweeps_every_day(
+    environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USEFIRST_SANDBOX", "true")
+    migrated(environment)
+    get_settings.cache_clear()
+    runtime = Runtime(get_settings())
+    try:
+        with runtime.work() as work:
+            clock = runtime.clock
+            assert isinstance(clock, TestClock)
+            # 2027-03-05 12:00 in Asia/Shanghai.
+            clock.set(work.session, datetime(2027, 3, 5, 4, 0, tzinfo=UTC))
+    finally:
+        runtime.database.dispose()
+    assert run("sweep", "--date", "2027-03-02").exit_code == 0
+
+    refused = run("sweep", "--date", "2027-03-06")
+    assert refused.exit_code == 2
+    assert "2027-03-06 is in the future (today is 2027-03-05)" in refused.output
+    assert swept_dates(environment) == ["2027-03-02"]
+
+    caught_up = run("sweep")
+    assert caught_up.exit_code == 0, caught_up.output
+    assert swept_dates(environment) == ["2027-03-02", "2027-03-03", "2027-03-04", "2027-03-05"]
+
+
+@pytest.mark.parametrize("period", ["0000-01", "1800-01", "1999-12", "2026-13", "2026-00"])
+def test_bureau_report_refuses_a_period_out_of_range(environment: Path, period: str) -> None:
+    migrated(environment)
+    output = environment.parent / "bureau.txt"
+    result = run("bureau", "report", "--period", period, "--output", str(output))
+    assert result.exit_code == 2
+    assert "period must" in result.output or "must not be before 2000-01" in result.output
+    assert "Traceback" not in result.output
+    assert count_rows(environment, "bureau_files") == 0
+    assert not output.exists()
+
+
+def test_bureau_report_writes_a_metro2_file_with_header_and_trailer(environment: Path) -> None:
+    migrated(environment)
+    output = environment.parent / "bureau-2026-10.txt"
+    result = run("bureau", "report", "--period", "2026-10", "--output", str(output))
+    assert result.exit_code == 0, result.output
+    assert "2026-10, metro2, 0 account(s)" in result.output
+    content = output.read_text("ascii")
+    records = split_records(content)
+    assert [len(record) for record in records] == [426, 426]
+    assert records[0][4:10] == "HEADER"
+    assert records[1][4:11] == "TRAILER"
+    assert count_rows(environment, "bureau_files") == 1
+
+
+def test_bureau_report_refuses_an_output_in_a_missing_directory(environment: Path) -> None:
+    migrated(environment)
+    output = environment.parent / "missing" / "bureau.txt"
+    result = run("bureau", "report", "--period", "2026-10", "--output", str(output))
+    assert result.exit_code == 2
+    assert "no directory" in result.output
+    assert count_rows(environment, "bureau_files") == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"), [("portfolio.png", b"\x89PNG\r\n\x1a\n"), ("p.svg", b"")]
+)
+def test_portfolio_report_writes_the_chart(environment: Path, name: str, magic: bytes) -> None:
+    migrated(environment)
+    chart = environment.parent / name
+    result = run("report", "portfolio", "--chart", str(chart))
+    assert result.exit_code == 0, result.output
+    assert "delinquency on" in result.output
+    assert f"chart written to {chart}" in result.output.replace("\n", "")
+    content = chart.read_bytes()
+    if magic:
+        assert content.startswith(magic)
+    else:
+        assert b"<svg" in content[:1000]
+
+
+@pytest.mark.parametrize("name", ["portfolio.txt", "missing/portfolio.png"])
+def test_portfolio_report_refuses_a_bad_chart_path(environment: Path, name: str) -> None:
+    migrated(environment)
+    chart = environment.parent / name
+    result = run("report", "portfolio", "--chart", str(chart))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert ".png or .svg" in result.output or "no directory" in result.output
+    assert not chart.exists()
+    assert not chart.parent.exists() or list(chart.parent.glob("portfolio*")) == []

@@ -129,6 +129,8 @@ def sweep(
     ] = None,
 ) -> None:
     """Run the daily sweep for a business date (idempotent: a second run changes nothing)."""
+    from usefirst.kit.errors import UsefirstError
+
     runtime = _runtime()
     if on is None:
         summaries = runtime.run_due_sweeps()
@@ -137,7 +139,11 @@ def sweep(
             business_on = date.fromisoformat(on)
         except ValueError:
             raise typer.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
-        summaries = [runtime.sweep(business_on)]
+        try:
+            summaries = [runtime.sweep(business_on)]
+        except UsefirstError as error:
+            console.print(f"[red]{error.message}[/red]")
+            raise typer.Exit(code=2) from None
     for summary in summaries:
         console.print(summary.as_dict())
 
@@ -215,6 +221,9 @@ def bureau_report(
     from usefirst.collections.service import bureau_file_text, create_bureau_file
     from usefirst.kit.errors import UsefirstError
 
+    # Checked before the file is made: a stored file whose copy could not be written is confusing.
+    if output and not Path(output).parent.is_dir():
+        raise typer.BadParameter(f"no directory {Path(output).parent}", param_hint="--output")
     runtime = _runtime()
     try:
         with runtime.work() as work:
@@ -248,6 +257,11 @@ def portfolio_report(
     from usefirst.collections.service import portfolio_report as build
     from usefirst.kit.money import Money
 
+    chart_path = Path(chart)
+    if chart_path.suffix.lower() not in (".png", ".svg"):
+        raise typer.BadParameter("the chart must be a .png or .svg file", param_hint="--chart")
+    if not chart_path.parent.is_dir():
+        raise typer.BadParameter(f"no directory {chart_path.parent}", param_hint="--chart")
     runtime = _runtime()
     with runtime.work(read_only=True) as work:
         report = build(work.session, as_of=work.today)
@@ -272,7 +286,7 @@ def portfolio_report(
     for vintage, curve in report.vintages.items():
         vintages.add_row(vintage, "  ".join(f"{share:.1%}" for share in curve))
     console.print(vintages)
-    path = write_chart(report, Path(chart))
+    path = write_chart(report, chart_path)
     console.print(f"chart written to {path}")
 
 

@@ -60,8 +60,13 @@ class Runtime:
 
     def sweep(self, business_on: date) -> sweep_tasks.SweepSummary:
         with self.database.transaction() as session:
+            today = business_date(self.clock.now(session), self.settings.time_zone)
             return sweep_tasks.run_sweep(
-                session, business_on=business_on, settings=self.settings, cipher=self.cipher
+                session,
+                business_on=business_on,
+                today=today,
+                settings=self.settings,
+                cipher=self.cipher,
             )
 
     def outbox_handlers(self) -> dict[str, Handler]:

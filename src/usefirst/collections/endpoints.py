@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import Field
 
-from usefirst.api.deps import PrincipalDep, RuntimeDep, page, require
+from usefirst.api.deps import (
+    IdempotencyKey,
+    PrincipalDep,
+    RuntimeDep,
+    idempotent_response,
+    page,
+    require,
+)
 from usefirst.api.schemas import Strict
 from usefirst.collections import service as collections_service
 from usefirst.orders import service as order_service
@@ -96,21 +103,42 @@ def record_call(
 
 @router.post("/v1/orders/{order_id}/late-fees/waive")
 def waive_late_fees(
-    order_id: str, body: WaiveLateFeesIn, runtime: RuntimeDep, principal: PrincipalDep
-) -> dict[str, Any]:
+    order_id: str,
+    body: WaiveLateFeesIn,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     require(principal, roles=COLLECTORS)
     with runtime.work() as work:
-        waived = order_service.waive_late_fees(
-            work.session,
-            order_id=order_id,
-            amount_minor=body.amount_minor,
-            reason=body.reason,
-            operator_id=principal.operator_id,
-            settings=runtime.settings,
-            now=work.now,
+
+        def handler() -> tuple[int, Any]:
+            waiver = order_service.waive_late_fees(
+                work.session,
+                order_id=order_id,
+                amount_minor=body.amount_minor,
+                reason=body.reason,
+                operator_id=principal.operator_id,
+                settings=runtime.settings,
+                now=work.now,
+            )
+            order = order_service.find_order(work.session, order_id=order_id)
+            return 200, {
+                "waived_minor": waiver.amount_minor,
+                "waiver": order_service.late_fee_waiver_view(waiver),
+                "order": order_service.order_view(work.session, order),
+            }
+
+        return idempotent_response(
+            runtime,
+            work,
+            request=request,
+            principal=principal,
+            idempotency_key=idempotency_key,
+            body=body,
+            handler=handler,
         )
-        order = order_service.find_order(work.session, order_id=order_id)
-        return {"waived_minor": waived, "order": order_service.order_view(work.session, order)}
 
 
 @router.post("/v1/bureau/files", status_code=201)

@@ -52,6 +52,11 @@ class ContactNotAllowed(Conflict):
     default_message = "The contact policy forbids contacting this shopper now."
 
 
+class PromiseExceedsOutstanding(ValidationFailed):
+    code = "promise_exceeds_outstanding"
+    default_message = "A promise to pay cannot be more than the order still owes."
+
+
 def ladder_of(session: Session, settings: Settings) -> Ladder:
     """The ladder in force: the newest version saved in the console, else the ladder file."""
     return config_versions.in_force(
@@ -624,6 +629,18 @@ def record_call(
             "A collector reported the shopper's phone on file as a wrong number: it is not called "
             "or sent SMS again (only the shopper's own number may be contacted)."
         )
+    if promise_minor is not None:
+        owed_minor = sum(
+            row.remaining_minor
+            for row in repayment_service.instalments_of(
+                session, shopper_id=order.shopper_id, order_id=order.id
+            )
+        )
+        if promise_minor > owed_minor:
+            raise PromiseExceedsOutstanding(
+                f"promise_minor is more than the {owed_minor} the order still owes.",
+                field="promise_minor",
+            )
     refusal = _refusal_to_contact(
         session,
         policy=ContactPolicy.from_settings(settings),
@@ -852,13 +869,20 @@ def evidence_pdf(
 # --- credit-bureau files ---------------------------------------------------------------------
 
 PERIOD_PATTERN = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+# A fixed floor, not the month of the first order: an engine with no orders yet still writes its
+# (empty) monthly files. A period before 2000 can only be a typo ("0000-01" is not even a date).
+EARLIEST_PERIOD_YEAR = 2000
 
 
 def period_end_of(period: str, *, today: date) -> date:
     match = PERIOD_PATTERN.fullmatch(period)
     if match is None:
-        raise ValidationFailed("period must be YYYY-MM.", field="period")
+        raise ValidationFailed("period must be YYYY-MM with a month from 01 to 12.", field="period")
     year, month = int(match.group(1)), int(match.group(2))
+    if year < EARLIEST_PERIOD_YEAR:
+        raise ValidationFailed(
+            f"The period must not be before {EARLIEST_PERIOD_YEAR}-01.", field="period"
+        )
     first = date(year, month, 1)
     if first > today:
         raise ValidationFailed("The period has not started yet.", field="period")

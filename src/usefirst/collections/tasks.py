@@ -25,8 +25,14 @@ from usefirst.collections import service as collections_service
 from usefirst.collections.repository import CollectionsRepository
 from usefirst.kit.clock import business_date, business_day_start
 from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.errors import ValidationFailed
 from usefirst.kit.settings import Settings
 from usefirst.orders import service as order_service
+
+
+class SweepDateInFuture(ValidationFailed):
+    code = "sweep_date_in_future"
+    default_message = "A business date after today cannot be swept yet."
 
 
 @dataclass
@@ -64,8 +70,14 @@ class SweepSummary:
 
 
 def run_sweep(
-    session: Session, *, business_on: date, settings: Settings, cipher: FieldCipher
+    session: Session, *, business_on: date, today: date, settings: Settings, cipher: FieldCipher
 ) -> SweepSummary:
+    # Catch-up starts the day after the latest swept date, so sweeping ahead of today would make
+    # it skip every day in between (no late fees, reminders or escalation for them).
+    if business_on > today:
+        raise SweepDateInFuture(
+            f"{business_on} is in the future (today is {today}).", field="business_on"
+        )
     # The sweep for D acts at the first instant of D, whenever it actually runs (catch-up).
     now = business_day_start(business_on, settings.time_zone)
     # Claim the date first: a concurrent sweep of the same date waits on this row, then finds it

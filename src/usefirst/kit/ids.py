@@ -43,6 +43,7 @@ PREFIXES = {
     "graph_run": "grr",
     "ring": "rng",
     "config_version": "cfg",
+    "late_fee_waiver": "lfw",
 }
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Date, bindparam, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import UTCDateTime
-from usefirst.orders.models import Order, Refund
+from usefirst.orders.models import LateFeeWaiver, Order, Refund
 
 # Bound lists stay well below the drivers' parameter limits.
 CHUNK = 1000
@@ -19,7 +19,7 @@ class OrderRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: Order | Refund) -> None:
+    def add(self, row: Order | Refund | LateFeeWaiver) -> None:
         self.session.add(row)
 
     def find(self, order_id: str) -> Order | None:

@@ -23,7 +23,7 @@ from usefirst.ledger.accounts import EntryKind
 from usefirst.ledger.service import post_transfer
 from usefirst.merchants import service as merchant_service
 from usefirst.notify.service import publish_event
-from usefirst.orders.models import Order, Refund
+from usefirst.orders.models import LateFeeWaiver, Order, Refund
 from usefirst.orders.repository import OrderRepository
 from usefirst.repayment import schedule
 from usefirst.repayment import service as repayment_service
@@ -1033,9 +1033,10 @@ def waive_late_fees(
     operator_id: str | None,
     settings: Settings,
     now: datetime,
-) -> int:
+) -> LateFeeWaiver:
     """An operator waives unpaid late fees (all, or up to an amount), by a reversing entry."""
-    if not 1 <= len(reason.strip()) <= 500:
+    reason = reason.strip()
+    if not 1 <= len(reason) <= 500:
         raise ValidationFailed("reason must have 1 to 500 characters.", field="reason")
     if amount_minor is not None and amount_minor <= 0:
         raise ValidationFailed("amount_minor must be positive.", field="amount_minor")
@@ -1045,7 +1046,8 @@ def waive_late_fees(
     )
     if waived == 0:
         raise OrderStateConflict("The order has no unpaid late fees to waive.")
-    post_transfer(
+    waiver_id = new_id("late_fee_waiver")
+    entry_id = post_transfer(
         session,
         kind=EntryKind.LATE_FEE_WAIVER,
         debit=accounts.LATE_FEE_INCOME,
@@ -1055,14 +1057,40 @@ def waive_late_fees(
         now=now,
         shopper_id=order.shopper_id,
         order_id=order.id,
-        reference_id=operator_id,
-        memo=f"late fees waived: {reason.strip()}"[:200],
+        reference_id=waiver_id,
+        # The reason stays in the waiver alone: erasure can clear it there, never in the ledger.
+        memo=f"late fees waived ({waiver_id})",
     )
+    waiver = LateFeeWaiver(
+        shopper_id=order.shopper_id,
+        id=waiver_id,
+        order_id=order.id,
+        entry_id=entry_id,
+        currency=order.currency,
+        amount_minor=waived,
+        reason=reason,
+        operator_id=operator_id,
+        created_at=now,
+    )
+    OrderRepository(session).add(waiver)
     session.flush()
     _follow_schedules(
         session, shopper_id=order.shopper_id, order_ids=[order.id], settings=settings, now=now
     )
-    return waived
+    return waiver
+
+
+def late_fee_waiver_view(row: LateFeeWaiver) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "order_id": row.order_id,
+        "amount_minor": row.amount_minor,
+        "currency": row.currency,
+        "reason": row.reason,
+        "operator_id": row.operator_id,
+        "entry_id": row.entry_id,
+        "created_at": row.created_at,
+    }
 
 
 def orders_in_call_queue(session: Session) -> list[Order]:

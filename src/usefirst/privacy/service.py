@@ -96,6 +96,7 @@ PLAINTEXT_PII_COLUMNS: dict[str, tuple[str, ...]] = {
     "risk_link_observations": ("value_hash",),
     "disputes": ("description", "resolution_note"),
     "dispute_evidence": ("filename",),
+    "late_fee_waivers": ("reason",),
 }
 
 # What erasure keeps, and the duty that requires it. Records hold ids, amounts and dates only
@@ -121,6 +122,10 @@ RETENTION_REASONS: dict[str, str] = {
     "payments": "Transaction records (AML retention: 5 years).",
     "allocations": "How each payment was applied (AML retention, accounting records).",
     "refunds": "Transaction records (AML retention: 5 years).",
+    "late_fee_waivers": (
+        "Record of the late fees forgiven on a credit agreement (accounting records); the "
+        "operator's reason is erased."
+    ),
     "contact_attempts": (
         "Record of collection conduct, kept to answer complaints and regulators; the contact "
         "destination and collector notes are erased."
