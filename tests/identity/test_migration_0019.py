@@ -1,4 +1,4 @@
-"""Migration 0017: shoppers enrolled before it get the default language and the operator's time
+"""Migration 0019: shoppers enrolled before it get the default language and the operator's time
 zone (``USEFIRST_TIME_ZONE`` as the migration runs)."""
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ def test_existing_shoppers_get_the_defaults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'before.db'}"
-    upgrade(url, "0016")
+    upgrade(url, "0018")
     _insert_shopper(url, "shp_old")
     monkeypatch.setenv("USEFIRST_TIME_ZONE", "Europe/Berlin")
     upgrade(url)
     assert _preferences(url) == [("shp_old", "zh-CN", "Europe/Berlin")]
 
-    downgrade(url, "0016")
+    downgrade(url, "0018")
     monkeypatch.delenv("USEFIRST_TIME_ZONE")
     upgrade(url)
     assert _preferences(url) == [("shp_old", "zh-CN", "Asia/Shanghai")]
@@ -58,13 +58,13 @@ def test_a_bad_operator_time_zone_stops_the_migration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'bad.db'}"
-    upgrade(url, "0016")
+    upgrade(url, "0018")
     monkeypatch.setenv("USEFIRST_TIME_ZONE", "Asia/Shanghia")
     with pytest.raises(RuntimeError, match="Asia/Shanghia"):
         upgrade(url)
     engine = create_engine(url)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
-            "0016"
+            "0018"
         )
     engine.dispose()

@@ -5,8 +5,8 @@ the shopper's language. Shoppers enrolled before this get the default language (
 operator's time zone: ``USEFIRST_TIME_ZONE`` as the migration runs (the setting enrolment defaults
 to), else Asia/Shanghai.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-10
 """
 
@@ -18,8 +18,8 @@ from zoneinfo import available_timezones
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
