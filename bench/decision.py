@@ -165,6 +165,7 @@ def build_history(
                             cipher=runtime.cipher,
                             policy=policy_from_settings(runtime.settings),
                             currency="CNY",
+                            default_time_zone=runtime.settings.time_zone,
                             today=work.today,
                             now=work.now,
                         )

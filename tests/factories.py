@@ -104,6 +104,7 @@ def enrol_in_work(
         cipher=runtime.cipher,
         policy=policy_from_settings(runtime.settings),
         currency="CNY",
+        default_time_zone=runtime.settings.time_zone,
         today=work.today,
         now=work.now,
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from tests.collections.dunning_env import open_env
 from tests.factories import checkout_body, create_merchant, enrol, national_id, phone
 from usefirst.credit.models import CreditLine, CreditLineChange
 from usefirst.identity.models import Consent, ExternalIdLookup, NationalIdLookup, Shopper
@@ -335,3 +337,80 @@ def test_enrol_needs_the_platform(client: TestClient, platform_headers: dict[str
     )
     assert_error(response, 403, "forbidden")
     assert_error(client.post("/v1/shoppers", json=enrol_body()), 401, "unauthenticated")
+
+
+def test_language_and_time_zone_default_and_can_be_given(
+    client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    default = client.post("/v1/shoppers", headers=platform_headers, json=enrol_body())
+    assert default.status_code == 201, default.text
+    assert (default.json()["language"], default.json()["time_zone"]) == (
+        "zh-CN",
+        "Asia/Shanghai",
+    )
+    chosen = client.post(
+        "/v1/shoppers",
+        headers=platform_headers,
+        json=enrol_body(language="en", time_zone="America/New_York"),
+    )
+    assert chosen.status_code == 201, chosen.text
+    shown = client.get(f"/v1/shoppers/{chosen.json()['id']}", headers=platform_headers)
+    assert shown.status_code == 200, shown.text
+    assert (shown.json()["language"], shown.json()["time_zone"]) == ("en", "America/New_York")
+
+
+def test_operator_time_zone_is_the_default(database_url: str, tmp_path: Path) -> None:
+    with open_env(database_url, tmp_path, time_zone="Europe/London") as env:
+        shopper = env.enrol()
+    assert (shopper["language"], shopper["time_zone"]) == ("zh-CN", "Europe/London")
+
+
+def test_bad_language_or_time_zone_is_422_and_stores_nothing(
+    client: TestClient, platform_headers: dict[str, str], runtime: Runtime
+) -> None:
+    before = row_counts(runtime)
+    for extra, code, field in [
+        ({"time_zone": "Mars/Olympus_Mons"}, "invalid_time_zone", "time_zone"),
+        ({"time_zone": "../../etc/passwd"}, "invalid_time_zone", "time_zone"),
+        ({"time_zone": "localtime"}, "invalid_time_zone", "time_zone"),
+        ({"time_zone": "america/new_york"}, "invalid_time_zone", "time_zone"),
+        ({"time_zone": ""}, "invalid_time_zone", "time_zone"),
+        ({"language": "fr"}, "unsupported_language", "language"),
+        ({"language": "zh"}, "unsupported_language", "language"),
+        ({"language": "en", "time_zone": "Nowhere"}, "invalid_time_zone", "time_zone"),
+    ]:
+        response = client.post("/v1/shoppers", headers=platform_headers, json=enrol_body(**extra))
+        assert_error(response, 422, code, field)
+    assert row_counts(runtime) == before
+
+
+def test_preferences_can_be_changed_and_a_bad_value_changes_nothing(
+    client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    shopper = enrol(client, platform_headers)
+    path = f"/v1/shoppers/{shopper['id']}/preferences"
+
+    def preferences() -> tuple[str, str]:
+        shown = client.get(f"/v1/shoppers/{shopper['id']}", headers=platform_headers).json()
+        return shown["language"], shown["time_zone"]
+
+    for body, code, field in [
+        ({"language": "en", "time_zone": "Europe/Lndon"}, "invalid_time_zone", "time_zone"),
+        ({"language": "de", "time_zone": "Europe/London"}, "unsupported_language", "language"),
+    ]:
+        assert_error(client.patch(path, headers=platform_headers, json=body), 422, code, field)
+        assert preferences() == ("zh-CN", "Asia/Shanghai")
+    response = client.patch(path, headers=platform_headers, json={"colour": "red"})
+    assert_error(response, 422, "validation_error", "colour")
+
+    changed = client.patch(path, headers=platform_headers, json={"language": "en"})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["language"], changed.json()["time_zone"]) == ("en", "Asia/Shanghai")
+    changed = client.patch(path, headers=platform_headers, json={"time_zone": "Europe/London"})
+    assert changed.status_code == 200, changed.text
+    assert preferences() == ("en", "Europe/London")
+
+    missing = client.patch(
+        "/v1/shoppers/shp_missing/preferences", headers=platform_headers, json={"language": "en"}
+    )
+    assert missing.status_code == 404, missing.text

@@ -1,6 +1,7 @@
-"""Issue 3: the contact policy over the API. Quiet hours (21:00–08:00 in Asia/Shanghai) defer a
-reminder to 08:00, never drop it; at most three contacts a day per shopper across channels, the
-rest deferred to the next morning; calls count towards the cap."""
+"""Issue 3: the contact policy over the API. Quiet hours (21:00–08:00 in the shopper's time zone,
+Asia/Shanghai by default) defer a reminder to 08:00, never drop it; at most three contacts a day
+per shopper across channels, the rest deferred to the next morning; calls count towards the cap.
+A reminder that goes out later than planned says what is true when it is sent."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.collections.dunning_env import (
     parse_time,
 )
 
+HOW_TO_PAY = "在商城 App 的“先用后付”页面还款 / pay in the marketplace app"
 DUE = date(2027, 3, 9)  # bought and delivered on the start day, 2027-03-02
 
 QUIET_LADDER = """
@@ -134,27 +136,57 @@ def test_at_most_three_contacts_a_day_the_rest_the_next_morning(
                 instant(c["sent_at"]).astimezone(TIME_ZONE).strftime("%m-%d %H:%M")
                 if c["sent_at"]
                 else None,
+                c["template"],
             )
             for c in contacts
         ]
+        # A reminder pushed to a later day by the cap is sent with the template true on that day
+        # (and the log says which): day -1's "due on 03-09" goes out on 03-09 as "due today",
+        # day 0's "due today" goes out on 03-10 as an overdue notice.
         assert sorted(timeline, key=lambda row: (row[4] or "99", row[0], row[1])) == [
-            ("first", "day_-3", "push", "sent", "03-06 10:00"),
-            ("second", "day_-3", "push", "sent", "03-06 10:00"),
-            ("first", "day_-1", "push", "sent", "03-08 10:00"),
-            ("first", "day_-1", "sms", "sent", "03-08 10:00"),
-            ("second", "day_-1", "push", "sent", "03-08 10:00"),
-            ("second", "day_-1", "sms", "sent", "03-09 08:00"),
-            ("first", "day_+0", "push", "sent", "03-09 10:00"),
-            ("first", "day_+0", "sms", "sent", "03-09 10:00"),
-            ("second", "day_+0", "push", "sent", "03-10 08:00"),
-            ("second", "day_+0", "sms", "sent", "03-10 08:00"),
-            ("first", "day_+1", "sms", "sent", "03-10 10:00"),
-            ("second", "day_+1", "sms", "sent", "03-11 08:00"),
-            ("first", "day_+3", "sms", "sent", "03-12 10:00"),
-            ("second", "day_+3", "sms", "sent", "03-12 10:00"),
-            ("first", "day_+3", "email", "suppressed", None),
-            ("second", "day_+3", "email", "suppressed", None),
+            ("first", "day_-3", "push", "sent", "03-06 10:00", "reminder_upcoming"),
+            ("second", "day_-3", "push", "sent", "03-06 10:00", "reminder_upcoming"),
+            ("first", "day_-1", "push", "sent", "03-08 10:00", "reminder_upcoming"),
+            ("first", "day_-1", "sms", "sent", "03-08 10:00", "reminder_upcoming"),
+            ("second", "day_-1", "push", "sent", "03-08 10:00", "reminder_upcoming"),
+            ("second", "day_-1", "sms", "sent", "03-09 08:00", "reminder_due_today"),
+            ("first", "day_+0", "push", "sent", "03-09 10:00", "reminder_due_today"),
+            ("first", "day_+0", "sms", "sent", "03-09 10:00", "reminder_due_today"),
+            ("second", "day_+0", "push", "sent", "03-10 08:00", "overdue_notice"),
+            ("second", "day_+0", "sms", "sent", "03-10 08:00", "overdue_notice"),
+            ("first", "day_+1", "sms", "sent", "03-10 10:00", "overdue_notice"),
+            ("second", "day_+1", "sms", "sent", "03-11 08:00", "overdue_notice"),
+            ("first", "day_+3", "sms", "sent", "03-12 10:00", "overdue_notice"),
+            ("second", "day_+3", "sms", "sent", "03-12 10:00", "overdue_notice"),
+            ("first", "day_+3", "email", "suppressed", None, "overdue_notice"),
+            ("second", "day_+3", "email", "suppressed", None, "overdue_notice"),
         ]
+        sms_text = {line["reference"]: line["text"] for line in env.sms_lines()}
+        second_sms = {
+            c["step"]: sms_text[c["id"]]
+            for c in contacts
+            if c["order_id"] == second["id"] and c["channel"] == "sms" and c["status"] == "sent"
+        }
+        assert second_sms == {
+            "day_-1": "张*您好，您在Test Shop的先用后付账单¥100.00今天（2027年3月9日）到期。"
+            f"还款方式：{HOW_TO_PAY}。逾期将按协议收取逾期费用，逾期满30天将报送征信。如已还款请忽略。",
+            "day_+0": "张*您好，您在Test Shop的先用后付账单¥100.05（还款日2027年3月9日）已逾期1天。"
+            f"逾期费用按协议计收；逾期满30天将报送征信。还款方式：{HOW_TO_PAY}。如已还款请忽略。",
+            "day_+1": "张*您好，您在Test Shop的先用后付账单¥100.10（还款日2027年3月9日）已逾期2天。"
+            f"逾期费用按协议计收；逾期满30天将报送征信。还款方式：{HOW_TO_PAY}。如已还款请忽略。",
+            "day_+3": "张*您好，您在Test Shop的先用后付账单¥100.15（还款日2027年3月9日）已逾期3天。"
+            f"逾期费用按协议计收；逾期满30天将报送征信。还款方式：{HOW_TO_PAY}。如已还款请忽略。",
+        }
+        [deferred_push] = [
+            event["data"]
+            for event in env.push_events()
+            if event["data"]["order_id"] == second["id"]
+            and event["data"]["template"] == "overdue_notice"
+        ]
+        assert deferred_push["text"] == (
+            f"张*您好，您在Test Shop的订单{second['id']}应还¥100.05（还款日2027年3月9日）"
+            f"已逾期1天，请尽快还款。还款方式：{HOW_TO_PAY}。"
+        )
         per_day = Counter(local_day(c["sent_at"]) for c in contacts if c["sent_at"])
         assert max(per_day.values()) == 3
         assert per_day == {

@@ -119,6 +119,7 @@ def test_export_labels_shoppers_by_their_repayment_history(
                 cipher=runtime.cipher,
                 policy=policy_from_settings(runtime.settings),
                 currency="CNY",
+                default_time_zone=runtime.settings.time_zone,
                 today=work.today,
                 now=work.now,
             )

@@ -18,6 +18,7 @@ from usefirst.notify.templates import (
     TemplateCatalog,
     format_amount,
     render,
+    template_language_of,
     validate_template_set,
 )
 
@@ -440,3 +441,9 @@ def test_validation_does_not_change_the_overrides() -> None:
 def test_not_a_mapping_is_refused() -> None:
     with pytest.raises(ValueError, match="maps template ids"):
         validate_template_set(["overdue_notice"])  # type: ignore[arg-type]
+
+
+def test_a_shoppers_language_tag_picks_the_template_language() -> None:
+    assert [
+        template_language_of(tag) for tag in ("zh-CN", "zh", "en", "en-GB", "EN", "fr", "ja-JP")
+    ] == ["zh", "zh", "en", "en", "en", "zh", "zh"]

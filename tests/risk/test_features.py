@@ -33,6 +33,7 @@ def enrol(runtime: Runtime, work: Work, *, external_id: str, phone: str) -> str:
         cipher=runtime.cipher,
         policy=policy_from_settings(runtime.settings),
         currency="CNY",
+        default_time_zone=runtime.settings.time_zone,
         today=work.today,
         now=work.now,
     )

@@ -38,6 +38,15 @@ class EnrolShopperIn(Strict):
     ip: str | None = Field(default=None, max_length=64)
     # Optional: with it the scorecard sets the starting limit; without it, the cold-start limit.
     application: ApplicationIn | None = None
+    # Reminders: "zh-CN" (default) or "en"; an IANA time zone (default: the operator's). Checked
+    # by the service, so a bad value is a 422 with its own code.
+    language: str | None = Field(default=None, max_length=64)
+    time_zone: str | None = Field(default=None, max_length=64)
+
+
+class ContactPreferencesIn(Strict):
+    language: str | None = Field(default=None, max_length=64)
+    time_zone: str | None = Field(default=None, max_length=64)
 
 
 class CreateMerchantIn(Strict):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
+from usefirst.identity.models import Shopper
 from usefirst.kit.db import UTCDateTime
 from usefirst.kit.ids import new_id
 from usefirst.kit.models import SweepRun
@@ -27,7 +28,8 @@ SWEEP_WORK_MEM = "64MB"
 @dataclass(frozen=True)
 class ReminderStep:
     """One (ladder step, channel) whose reminders fall on the business date: instalments due on
-    ``due_on`` (for a step after the due date: ``due_on`` less the order's paused days)."""
+    ``due_on`` (for a step after the due date: ``due_on`` less the order's paused days) of
+    shoppers in ``time_zone``, whose clock ``scheduled_at`` was worked out on."""
 
     step_index: int
     channel_index: int
@@ -39,6 +41,7 @@ class ReminderStep:
     scheduled_at: datetime
     status: str  # scheduled | deferred (the contact policy's quiet hours)
     status_reason: str | None
+    time_zone: str
 
 
 class CollectionsRepository:
@@ -212,6 +215,10 @@ class CollectionsRepository:
 
     # --- the daily sweep's reminders, set-based -----------------------------------------------
 
+    def shopper_time_zones(self) -> list[str]:
+        """The time zones shoppers live in (one for most books)."""
+        return sorted(self.session.scalars(select(Shopper.time_zone).distinct()))
+
     def plan_reminders(
         self,
         *,
@@ -220,7 +227,8 @@ class CollectionsRepository:
         now: datetime,
     ) -> tuple[int, int]:
         """Plan every reminder of ``steps`` not planned before, in a few statements: select the
-        unpaid instalments each step reaches into a temporary table, then insert the contact
+        unpaid instalments each step reaches (of shoppers in the step's time zone) into a
+        temporary table, then insert the contact
         attempts and, for those to send, their outbox messages. A step after the due date skips
         an order whose dispute is open (its days past due are paused: the step comes once they
         run again); a step before or on the due date is logged as suppressed (``dispute_open``).
@@ -244,6 +252,7 @@ class CollectionsRepository:
                 "scheduled_at": (step.scheduled_at, UTCDateTime(), "TIMESTAMP WITH TIME ZONE"),
                 "status": (step.status, String(), "VARCHAR"),
                 "status_reason": (step.status_reason, String(), "VARCHAR"),
+                "time_zone": (step.time_zone, String(), "VARCHAR"),
             }
             cells = []
             for name, (value, type_, postgresql_type) in values.items():
@@ -266,7 +275,7 @@ class CollectionsRepository:
         candidate_columns = (
             f"i.shopper_id, i.order_id, i.seq, {remaining} AS remaining_minor, o.is_disputed,"
             " p.step_index, p.channel_index, p.step_day, p.step, p.channel, p.template,"
-            " p.scheduled_at, p.status, p.status_reason"
+            " p.scheduled_at, p.status, p.status_reason, p.time_zone"
         )
         no_email = "c.channel = 'email' AND COALESCE(s.email_encrypted, '') = ''"
         self.session.execute(
@@ -274,7 +283,7 @@ class CollectionsRepository:
                 f"""
 CREATE TEMPORARY TABLE reminder_run{on_commit} AS
 WITH p (step_index, channel_index, step_day, step, due_on, channel, template, scheduled_at,
-        status, status_reason) AS (
+        status, status_reason, time_zone) AS (
     VALUES {", ".join(value_rows)}
 ),
 candidates AS (
@@ -301,7 +310,7 @@ SELECT c.shopper_id, c.order_id, c.seq, c.step_day, c.step, c.channel, c.templat
            ORDER BY c.step_index, c.shopper_id, c.order_id, c.seq, c.channel_index
        ) AS n
 FROM candidates c
-JOIN shoppers s ON s.id = c.shopper_id
+JOIN shoppers s ON s.id = c.shopper_id AND s.time_zone = c.time_zone
 WHERE c.remaining_minor <> 0
   AND NOT EXISTS (
       SELECT 1 FROM contact_attempts a

@@ -3,13 +3,15 @@ credit-bureau files, legal referral and charge-off.
 
 The contact policy holds for every channel: only the shopper's own verified phone, email and app;
 never between the quiet hours (deferred to the next allowed time, never dropped); at most
-``max_contacts_per_day`` contacts and ``max_calls_per_day`` calls per shopper per local day;
-nothing once the instalment is paid, the order cancelled or disputed. Every attempt is logged.
+``max_contacts_per_day`` contacts and ``max_calls_per_day`` calls per shopper per day, both on
+the shopper's own clock (their time zone); nothing once the instalment is paid, the order
+cancelled or disputed. Every attempt is logged. A reminder says what is true when it goes out.
 """
 
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ from usefirst.kit.outbox import enqueue
 from usefirst.kit.settings import Settings
 from usefirst.merchants import service as merchant_service
 from usefirst.notify.service import publish_event
-from usefirst.notify.templates import TemplateCatalog
+from usefirst.notify.templates import TemplateCatalog, template_language_of
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.privacy.audit import record_accesses
@@ -104,6 +106,10 @@ class ContactPolicy:
             max_calls_per_day=settings.max_calls_per_day,
         )
 
+    def in_zone(self, time_zone: str) -> ContactPolicy:
+        """The same policy on another clock: the shopper's (see ``policy_for_shopper``)."""
+        return dataclasses.replace(self, time_zone=time_zone)
+
     def local(self, moment: datetime) -> datetime:
         return as_utc(moment).astimezone(ZoneInfo(self.time_zone))
 
@@ -134,6 +140,12 @@ class ContactPolicy:
 
     def next_day_opening(self, moment: datetime) -> datetime:
         return self.at(self.local(moment).date() + timedelta(days=1), self.quiet_end)
+
+
+def policy_for_shopper(session: Session, *, settings: Settings, shopper_id: str) -> ContactPolicy:
+    """The contact policy on the shopper's own clock: their quiet hours and their day."""
+    shopper = identity_service.get_shopper(session, shopper_id=shopper_id)
+    return ContactPolicy.from_settings(settings).in_zone(shopper.time_zone)
 
 
 def _refusal_to_contact(
@@ -186,7 +198,8 @@ def reminder_steps_on(
     *, business_on: date, ladder: Ladder, policy: ContactPolicy, now: datetime
 ) -> list[ReminderStep]:
     """The (step, channel) pairs of the ladder whose reminders fall on ``business_on``, with the
-    time each goes out under the quiet hours (the same for every instalment of a step)."""
+    time each goes out under the quiet hours of the policy's time zone (the same for every
+    instalment of a step whose shopper lives in that zone)."""
     steps = []
     for step_index, step in enumerate(ladder.reminder_steps()):
         wanted_at = max(policy.at(business_on, step.send_at), now)
@@ -205,6 +218,7 @@ def reminder_steps_on(
                     scheduled_at=scheduled_at,
                     status="deferred" if is_deferred else "scheduled",
                     status_reason="quiet_hours" if is_deferred else None,
+                    time_zone=policy.time_zone,
                 )
             )
     return steps
@@ -220,17 +234,20 @@ def plan_reminders(
     now: datetime,
 ) -> int:
     """Plan every reminder step that falls on ``business_on``, once per instalment and channel,
-    set-based (see ``CollectionsRepository.plan_reminders``). Returns how many go out."""
-    steps = reminder_steps_on(
-        business_on=business_on,
-        ladder=ladder,
-        policy=ContactPolicy.from_settings(settings),
-        now=now,
-    )
+    set-based (see ``CollectionsRepository.plan_reminders``), at the step's time on the
+    shopper's clock: the steps are worked out once per time zone shoppers live in (a handful).
+    Returns how many go out."""
+    policy = ContactPolicy.from_settings(settings)
     session.flush()
-    _, to_send = CollectionsRepository(session).plan_reminders(
-        steps=steps, topic=CONTACT_TOPIC, now=now
-    )
+    repository = CollectionsRepository(session)
+    steps = [
+        step
+        for time_zone in repository.shopper_time_zones()
+        for step in reminder_steps_on(
+            business_on=business_on, ladder=ladder, policy=policy.in_zone(time_zone), now=now
+        )
+    ]
+    _, to_send = repository.plan_reminders(steps=steps, topic=CONTACT_TOPIC, now=now)
     return to_send
 
 
@@ -404,7 +421,6 @@ class ContactDeliverer:
 
     def _prepare(self, payload: dict[str, Any]) -> OutgoingMessage | None:
         settings = self.runtime.settings
-        policy = ContactPolicy.from_settings(settings)
         with self.runtime.work() as work:
             session, now = work.session, work.now
             repository = CollectionsRepository(session)
@@ -415,6 +431,7 @@ class ContactDeliverer:
             if reason is not None:
                 attempt.status, attempt.status_reason = "suppressed", reason
                 return None
+            policy = policy_for_shopper(session, settings=settings, shopper_id=attempt.shopper_id)
             refusal = _refusal_to_contact(
                 session,
                 policy=policy,
@@ -435,10 +452,14 @@ class ContactDeliverer:
                 )
                 enqueue(session, topic=CONTACT_TOPIC, payload=payload, now=now, available_at=later)
                 return None
-            return self._render(session, attempt)
+            return self._render(session, attempt, today=policy.local(now).date())
 
-    def _render(self, session: Session, attempt: ContactAttempt) -> OutgoingMessage | None:
+    def _render(
+        self, session: Session, attempt: ContactAttempt, *, today: date
+    ) -> OutgoingMessage | None:
+        """The message as true on ``today`` (the shopper's date when it goes out)."""
         settings = self.runtime.settings
+        shopper = identity_service.get_shopper(session, shopper_id=attempt.shopper_id)
         details = identity_service.contact_details(
             session, shopper_id=attempt.shopper_id, cipher=self.runtime.cipher
         )
@@ -452,7 +473,7 @@ class ContactDeliverer:
             if row.seq == attempt.seq
         )
         assert instalment.due_on is not None and attempt.template is not None
-        today = ContactPolicy.from_settings(settings).local(self.runtime.clock.now(session)).date()
+        template = template_true_on(attempt.template, due_on=instalment.due_on, on=today)
         variables: dict[str, object] = {
             "shopper_name": details.display_name,
             "merchant_name": merchant.name,
@@ -462,11 +483,11 @@ class ContactDeliverer:
             "how_to_pay": settings.how_to_pay,
             "currency": order.currency,
         }
-        if attempt.template in ("overdue_notice", "final_notice_bureau", "bureau_reported"):
+        if template in ("overdue_notice", "final_notice_bureau", "bureau_reported"):
             variables["days_past_due"] = max(
                 order_service.days_past_due_on(order, due_on=instalment.due_on, on=today), 1
             )
-        if attempt.template in (
+        if template in (
             "reminder_upcoming",
             "reminder_due_today",
             "overdue_notice",
@@ -476,7 +497,12 @@ class ContactDeliverer:
                 ladder_of(session, settings).action_day("bureau_report") or 30
             )
         channel = attempt.channel
-        rendered = self.templates.render(attempt.template, channel=channel, variables=variables)
+        rendered = self.templates.render(
+            template,
+            channel=channel,
+            language=template_language_of(shopper.language),
+            variables=variables,
+        )
         if channel == "email":
             if details.email is None or self.email_sender is None:
                 attempt.status = "suppressed"
@@ -498,9 +524,10 @@ class ContactDeliverer:
                 "shopper_id": details.shopper_id,
                 "external_id": details.external_id,
                 "order_id": order.id,
-                "template": attempt.template,
+                "template": template,
                 "text": rendered.text,
             }
+        attempt.template = template  # the log shows what the shopper was actually told
         return OutgoingMessage(
             attempt_id=attempt.id,
             shopper_id=attempt.shopper_id,
@@ -511,6 +538,19 @@ class ContactDeliverer:
             text=rendered.text,
             push_payload=push_payload,
         )
+
+
+def template_true_on(template: str, *, due_on: date, on: date) -> str:
+    """The reminder template whose wording is true when sent on ``on``. A reminder planned for
+    before or on the due date can go out later (deferred by quiet hours or the daily cap): it
+    must not then say "due on D" or "due today" once D has passed, but say what is overdue."""
+    if template == "reminder_upcoming" and on == due_on:
+        return "reminder_due_today"
+    if template in ("reminder_upcoming", "reminder_due_today") and on > due_on:
+        return "overdue_notice"
+    if template == "reminder_due_today" and on < due_on:
+        return "reminder_upcoming"
+    return template
 
 
 # --- the collector queue ---------------------------------------------------------------------
@@ -643,7 +683,7 @@ def record_call(
             )
     refusal = _refusal_to_contact(
         session,
-        policy=ContactPolicy.from_settings(settings),
+        policy=policy_for_shopper(session, settings=settings, shopper_id=order.shopper_id),
         shopper_id=order.shopper_id,
         channel="call",
         now=now,

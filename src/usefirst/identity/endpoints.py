@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from usefirst.api.deps import IdempotencyKey, PrincipalDep, RuntimeDep, idempotent_response, require
-from usefirst.api.schemas import EnrolShopperIn
+from usefirst.api.schemas import ContactPreferencesIn, EnrolShopperIn
 from usefirst.credit import service as credit_service
 from usefirst.credit.application import Application
 from usefirst.credit.service import policy_from_settings
@@ -29,6 +29,8 @@ def shopper_view(shopper: Shopper, credit: dict[str, Any]) -> dict[str, Any]:
         "national_id_masked": shopper.national_id_masked,
         "phone_masked": shopper.phone_masked,
         "email_masked": shopper.email_masked,
+        "language": shopper.language,
+        "time_zone": shopper.time_zone,
         "credit": credit,
         "created_at": shopper.created_at,
     }
@@ -61,10 +63,13 @@ def enrol_shopper(
                     application=Application(**body.application.model_dump())
                     if body.application is not None
                     else None,
+                    language=body.language,
+                    time_zone=body.time_zone,
                 ),
                 cipher=runtime.cipher,
                 policy=policy_from_settings(runtime.settings),
                 currency=runtime.settings.currency,
+                default_time_zone=runtime.settings.time_zone,
                 today=work.today,
                 now=work.now,
             )
@@ -113,6 +118,19 @@ def get_shopper(
             return view
     with runtime.work(read_only=True) as work:
         shopper = identity_service.get_shopper(work.session, shopper_id=shopper_id)
+        line = credit_service.get_credit_line(work.session, shopper_id=shopper_id)
+        return shopper_view(shopper, credit_service.credit_view(line))
+
+
+@router.patch("/{shopper_id}/preferences")
+def change_preferences(
+    shopper_id: str, body: ContactPreferencesIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, platform=True, roles=("admin", "support"))
+    with runtime.work() as work:
+        shopper = identity_service.change_contact_preferences(
+            work.session, shopper_id=shopper_id, language=body.language, time_zone=body.time_zone
+        )
         line = credit_service.get_credit_line(work.session, shopper_id=shopper_id)
         return shopper_view(shopper, credit_service.credit_view(line))
 

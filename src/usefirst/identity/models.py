@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import Boolean, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from usefirst.kit.db import Base, UTCDateTime
@@ -28,6 +28,11 @@ class Shopper(Base):
     phone_hash: Mapped[str] = mapped_column(String(64), index=True)
     enrolment_device_id: Mapped[str | None] = mapped_column(String(128))
     enrolment_ip: Mapped[str | None] = mapped_column(String(64))
+    # How reminders reach the shopper: their language ("zh-CN" | "en") and the IANA time zone whose
+    # clock decides quiet hours and the daily contact cap. Enrolment sets both (the time zone
+    # defaults to the operator's); the server defaults are for rows made before migration 0017.
+    language: Mapped[str] = mapped_column(String(16), server_default=text("'zh-CN'"))
+    time_zone: Mapped[str] = mapped_column(String(64), server_default=text("'Asia/Shanghai'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -45,6 +45,9 @@ class EnrolmentRequest:
     ip: str | None = None
     # Marketplace facts for the scorecard; without them the cold-start policy decides.
     application: Application | None = None
+    # How reminders reach the shopper; None: the default language, the operator's time zone.
+    language: str | None = None
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ def enrol_shopper(
     cipher: FieldCipher,
     policy: CreditPolicy,
     currency: str,
+    default_time_zone: str,
     today: date,
     now: datetime,
 ) -> tuple[Shopper, CreditLine]:
@@ -72,6 +76,14 @@ def enrol_shopper(
     national_id = validation.validate_national_id(request.national_id, today=today)
     phone = validation.validate_phone(request.phone)
     email = validation.validate_email(request.email) if request.email is not None else None
+    language = (
+        validation.validate_language(request.language)
+        if request.language is not None
+        else validation.DEFAULT_SHOPPER_LANGUAGE
+    )
+    time_zone = validation.validate_time_zone(
+        request.time_zone if request.time_zone is not None else default_time_zone
+    )
     external_id = request.external_id.strip()
     if not 1 <= len(external_id) <= 128:
         raise ValidationFailed("external_id must have 1 to 128 characters.", field="external_id")
@@ -113,6 +125,8 @@ def enrol_shopper(
         phone_hash=cipher.blind_index(phone, field="phone"),
         enrolment_device_id=request.device_id,
         enrolment_ip=request.ip,
+        language=language,
+        time_zone=time_zone,
         created_at=now,
     )
     repository.add(shopper)
@@ -145,6 +159,23 @@ def get_shopper(session: Session, *, shopper_id: str) -> Shopper:
     shopper = IdentityRepository(session).get_shopper(shopper_id)
     if shopper is None:
         raise NotFound("No such shopper.")
+    return shopper
+
+
+def change_contact_preferences(
+    session: Session, *, shopper_id: str, language: str | None, time_zone: str | None
+) -> Shopper:
+    """Set the shopper's reminder language and/or time zone; both are checked before either is
+    stored. Reminders already planned follow the new time zone when they are (re)checked at send
+    time; the sweep plans later ones in it."""
+    shopper = get_shopper(session, shopper_id=shopper_id)
+    new_language = validation.validate_language(language) if language is not None else None
+    new_time_zone = validation.validate_time_zone(time_zone) if time_zone is not None else None
+    if new_language is not None:
+        shopper.language = new_language
+    if new_time_zone is not None:
+        shopper.time_zone = new_time_zone
+    session.flush()
     return shopper
 
 

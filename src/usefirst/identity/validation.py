@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
+from functools import lru_cache
+from zoneinfo import available_timezones
 
 import phonenumbers
 
@@ -13,6 +15,19 @@ from usefirst.kit.errors import ValidationFailed
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARACTERS = "10X98765432"
 MINIMUM_AGE_YEARS = 18
+# The languages reminders are written in, as BCP 47 tags; the first is the default.
+SHOPPER_LANGUAGES = ("zh-CN", "en")
+DEFAULT_SHOPPER_LANGUAGE = SHOPPER_LANGUAGES[0]
+
+
+class InvalidTimeZone(ValidationFailed):
+    code = "invalid_time_zone"
+    default_message = "time_zone must be an IANA time zone name, such as Asia/Shanghai."
+
+
+class UnsupportedLanguage(ValidationFailed):
+    code = "unsupported_language"
+    default_message = f"language must be one of {', '.join(SHOPPER_LANGUAGES)}."
 
 
 def national_id_check_character(first_seventeen: str) -> str:
@@ -91,6 +106,28 @@ def validate_email(raw: str, *, field: str = "email") -> str:
     value = raw.strip()
     if len(value) > 254 or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
         raise ValidationFailed("The email address is not valid.", field=field)
+    return value
+
+
+@lru_cache(maxsize=1)
+def _time_zone_names() -> frozenset[str]:
+    # "localtime" and "Factory" are files of the system's zone directory, not places.
+    return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
+
+
+def validate_time_zone(raw: str, *, field: str = "time_zone") -> str:
+    """An IANA time zone name known to zoneinfo (exact spelling), or 422 ``invalid_time_zone``.
+    Checked against the list rather than by loading it: ``ZoneInfo`` also reads file paths."""
+    value = raw.strip()
+    if value not in _time_zone_names():
+        raise InvalidTimeZone(field=field)
+    return value
+
+
+def validate_language(raw: str, *, field: str = "language") -> str:
+    value = raw.strip()
+    if value not in SHOPPER_LANGUAGES:
+        raise UnsupportedLanguage(field=field)
     return value
 
 

@@ -451,6 +451,13 @@ def format_date(on: date, *, language: str) -> str:
     return f"{on.day} {_ENGLISH_MONTHS[on.month - 1]} {on.year}"
 
 
+def template_language_of(language_tag: str) -> str:
+    """The template language for a shopper's BCP 47 tag ("zh-CN" → "zh", "en-GB" → "en");
+    the default language when there are no templates in it."""
+    primary = language_tag.split("-", 1)[0].lower()
+    return primary if primary in LANGUAGES else DEFAULT_LANGUAGE
+
+
 def _shorten(value: str, *, max_characters: int) -> str:
     if len(value) <= max_characters:
         return value
@@ -737,8 +744,11 @@ class TemplateCatalog:
             raise ValueError(f"template {template_id!r} needs the variables {missing}")
         for name, value in variables.items():
             _check_variable(name, value)
+        languages = self._templates[template_id]
+        if channel not in languages.get(language, {}):
+            language = DEFAULT_LANGUAGE  # a template missing in a language is sent in the default
         values = _placeholder_values(variables, language=language, channel=channel)
-        parts = self._templates[template_id][language][channel]
+        parts = languages[language][channel]
         subject = parts["subject"].format_map(values) if "subject" in parts else None
         text = parts["text"].format_map(values)
         if language == "en":

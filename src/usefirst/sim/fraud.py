@@ -340,6 +340,7 @@ class FraudWorld:
                         cipher=self.runtime.cipher,
                         policy=policy_from_settings(settings),
                         currency=settings.currency,
+                        default_time_zone=settings.time_zone,
                         today=work.today,
                         now=work.now,
                     )

@@ -161,6 +161,7 @@ def simulate(
                         cipher=runtime.cipher,
                         policy=policy_from_settings(settings),
                         currency=settings.currency,
+                        default_time_zone=settings.time_zone,
                         today=work.today,
                         now=work.now,
                     )
