@@ -100,13 +100,14 @@ class CollectionsRepository:
     def contacts_between(
         self, shopper_id: str, start: datetime, end: datetime, *, channel: str | None = None
     ) -> int:
-        """Attempts that reached (or tried to reach) the shopper in [start, end)."""
+        """Attempts that reached (or tried to reach) the shopper in [start, end), and those a
+        worker claimed for sending (``sent_at`` set before the outcome is known)."""
         statement = (
             select(func.count())
             .select_from(ContactAttempt)
             .where(
                 ContactAttempt.shopper_id == shopper_id,
-                ContactAttempt.status.in_(("sent", "failed")),
+                ContactAttempt.status.in_(("sent", "failed", "scheduled", "deferred")),
                 ContactAttempt.sent_at >= start,
                 ContactAttempt.sent_at < end,
             )

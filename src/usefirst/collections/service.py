@@ -365,6 +365,11 @@ class OutgoingMessage:
     push_payload: dict[str, Any] | None
 
 
+# A failed SMS or email is tried this many times in all, the n-th retry n x this long after.
+DELIVERY_TRIES = 3
+DELIVERY_RETRY_AFTER = timedelta(minutes=30)
+
+
 class ContactDeliverer:
     """Outbox handler for planned reminders: re-checks the contact policy at send time, then
     sends through the channel and records the outcome. Delivery failures are recorded, not
@@ -415,6 +420,21 @@ class ContactDeliverer:
             elif delivery is not None and delivery.status == "sent":
                 attempt.status = "sent"
                 attempt.provider_reference = delivery.provider_reference
+            elif int(payload.get("try", 1)) < DELIVERY_TRIES:
+                # A gateway or mail server that failed is tried again later; the contact policy
+                # is checked afresh then (the shopper may have paid, or it may be night).
+                retry_at = work.now + DELIVERY_RETRY_AFTER * int(payload.get("try", 1))
+                attempt.status, attempt.sent_at, attempt.scheduled_at = "deferred", None, retry_at
+                attempt.status_reason = (
+                    f"delivery_failed: {delivery.error if delivery else 'no channel'}"[:200]
+                )
+                enqueue(
+                    work.session,
+                    topic=CONTACT_TOPIC,
+                    payload={**payload, "try": int(payload.get("try", 1)) + 1},
+                    now=work.now,
+                    available_at=retry_at,
+                )
             else:
                 attempt.status = "failed"
                 attempt.status_reason = (delivery.error if delivery else "no channel")[:200]
@@ -431,6 +451,9 @@ class ContactDeliverer:
             if reason is not None:
                 attempt.status, attempt.status_reason = "suppressed", reason
                 return None
+            # One worker at a time counts and claims a shopper's contacts of the day: two workers
+            # sending two of the shopper's reminders at once would both see room under the cap.
+            credit_service.lock_credit_line(session, shopper_id=attempt.shopper_id)
             policy = policy_for_shopper(session, settings=settings, shopper_id=attempt.shopper_id)
             refusal = _refusal_to_contact(
                 session,
@@ -452,7 +475,10 @@ class ContactDeliverer:
                 )
                 enqueue(session, topic=CONTACT_TOPIC, payload=payload, now=now, available_at=later)
                 return None
-            return self._render(session, attempt, today=policy.local(now).date())
+            message = self._render(session, attempt, today=policy.local(now).date())
+            if message is not None:
+                attempt.sent_at = now  # claimed: counts towards the day's cap until the outcome
+            return message
 
     def _render(
         self, session: Session, attempt: ContactAttempt, *, today: date

@@ -214,12 +214,15 @@ def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> R
                 decided_by=f"monitor:{hits[0].monitor}",
                 now=now,
             )
+    if any(hit.holds for hit in hits):
+        # Weak signals together hold the merchant's money, but only a strong one the shopper's
+        # credit: a quick "received" and a late first payment are common among honest shoppers.
         actions.freeze_shopper_limit(
             session,
             shopper_id=order.shopper_id,
             case_id=risk_case.id,
-            reason="; ".join(hit.reason for hit in hits),
-            decided_by=f"monitor:{hits[0].monitor}",
+            reason="; ".join(hit.reason for hit in hits if hit.holds),
+            decided_by=f"monitor:{next(hit.monitor for hit in hits if hit.holds)}",
             now=now,
         )
     return risk_case
