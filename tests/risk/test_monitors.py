@@ -115,6 +115,52 @@ def test_shipment_and_delivery_monitors(
     assert first not in [order_id for order_id, _ in holds]
 
 
+def test_tracking_number_reused_in_other_letter_case_or_spacing(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    merchant = create_merchant(client, platform_headers)
+    first, second, third = (order_for(client, platform_headers, merchant) for _ in range(3))
+    ship(client, merchant, first, "SF", "SF1234567890123")
+    ship(client, merchant, second, "SF", "sf1234567890123")
+    ship(client, merchant, third, "SF", " Sf-1234 5678 90123 ")
+    with runtime.work(read_only=True) as work:
+        stored = {
+            order.id: order.tracking_number
+            for order in work.session.scalars(
+                select(Order).where(Order.merchant_id == merchant["id"])
+            )
+        }
+        evidence = {
+            case.subject_ids[0]: (case.subject_ids, case.evidence["signals"][0]["evidence"])
+            for case in work.session.scalars(select(RiskCase).order_by(RiskCase.id))
+        }
+    assert stored == dict.fromkeys((first, second, third), "SF1234567890123")
+    # the last order's case names all three orders
+    assert sorted(evidence) == sorted([second, third])
+    subjects, third_evidence = evidence[third]
+    assert third_evidence["monitor"] == "tracking_reused"
+    assert third_evidence["other_order_ids"] == sorted([first, second])
+    assert third_evidence["tracking_number"] == "SF1234567890123"
+    assert subjects[0] == third
+    assert evidence[second][1]["other_order_ids"] == [first]
+
+
+def test_tracking_number_stored_before_normalising_is_compared_normalised(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    merchant = create_merchant(client, platform_headers)
+    first, second = (order_for(client, platform_headers, merchant) for _ in range(2))
+    ship(client, merchant, first, "SF", "SF1234567890123")
+    with runtime.work() as work:  # as an engine before this one stored it
+        order = work.session.scalar(select(Order).where(Order.id == first))
+        assert order is not None
+        order.tracking_number = "sf-1234567890123"
+    ship(client, merchant, second, "SF", "SF1234567890123")
+    found, holds = cases_and_holds(runtime)
+    assert found == {second: ["tracking_reused"]}
+    assert [order_id for order_id, _ in holds] == [second]
+
+
 def test_delivery_to_merchant_address_holds(
     runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
 ) -> None:
