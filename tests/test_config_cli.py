@@ -84,3 +84,37 @@ def test_rules_python_cannot_parse_are_reported_not_crashed(
     backtest = run("risk", "backtest", "--rules", str(hostile))
     assert backtest.exit_code == 2
     assert f"{hostile}:{when_line}: {message}" in backtest.stdout.replace("\n", "")
+
+
+def test_a_changed_rule_file_needs_a_version_of_its_own(environment: Path, tmp_path: Path) -> None:
+    migrated(environment)
+    version_line = RULES.splitlines().index('version = "2026-11-23.1"') + 1
+    stricter = RULES.replace("review_at = 70", "review_at = 65")
+    same_as_file = tmp_path / "same-as-file.toml"
+    same_as_file.write_text(stricter)
+    refused = run("config", "publish", "risk_rules", str(same_as_file))
+    assert refused.exit_code == 2
+    assert (
+        f"{same_as_file}:{version_line}: version '2026-11-23.1' already names other content "
+        f"(the file {DEFAULT_RULES_FILE}); a changed document needs a new version"
+    ) in refused.stderr.replace("\n", "")
+    assert "rejected: nothing was saved" in refused.stderr
+    assert "no version saved yet" in run("config", "history", "risk_rules").stdout
+
+    first = tmp_path / "ops-1.toml"
+    first.write_text(stricter.replace('version = "2026-11-23.1"', 'version = "ops-1"'))
+    assert run("config", "publish", "risk_rules", str(first)).exit_code == 0
+    again = tmp_path / "ops-1-again.toml"
+    again.write_text(first.read_text().replace("review_at = 65", "review_at = 60"))
+    reused = run("config", "publish", "risk_rules", str(again))
+    assert reused.exit_code == 2
+    assert (
+        f"{again}:{version_line}: version 'ops-1' already names other content "
+        "(saved version 1); a changed document needs a new version"
+    ) in reused.stderr.replace("\n", "")
+    assert run("config", "show", "risk_rules").stdout == first.read_text()
+
+    # Back to the file exactly: its version names that content, so it may be saved again.
+    back = run("config", "publish", "risk_rules", str(DEFAULT_RULES_FILE))
+    assert back.exit_code == 0, back.output
+    assert "saved risk_rules version 2 (2026-11-23.1)" in back.stdout

@@ -199,9 +199,7 @@ def compile_condition(text: str, *, names: frozenset[str]) -> Condition:
     except SyntaxError as error:
         raise ConditionError(f"not a valid expression ({error.msg})", error.offset) from None
     except (RecursionError, MemoryError):
-        raise ConditionError(
-            f"nests deeper than {MAX_CONDITION_DEPTH} levels"
-        ) from None
+        raise ConditionError(f"nests deeper than {MAX_CONDITION_DEPTH} levels") from None
     except ValueError as error:  # a null character, an integer too long to read
         raise ConditionError(f"not a valid expression ({error})") from None
     _check_depth(tree.body)
