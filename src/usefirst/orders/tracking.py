@@ -8,6 +8,7 @@ merchant typed (stripped), so comparisons go through the same form in SQL as wel
 from __future__ import annotations
 
 from sqlalchemy import func
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 # The only characters dropped (tracking numbers are ASCII): whitespace and the hyphen.
@@ -19,9 +20,11 @@ def normalise_tracking_number(tracking_number: str) -> str:
     return tracking_number.translate(_DROP).upper()
 
 
-def normalised_in_sql(column: ColumnElement[str | None]) -> ColumnElement[str | None]:
+def normalised_in_sql(
+    column: InstrumentedAttribute[str | None],
+) -> ColumnElement[str | None]:
     """The stored column in the form of ``normalise_tracking_number``."""
-    expression: ColumnElement[str | None] = column
+    expression: ColumnElement[str | None] = column.expression
     for character in IGNORED_CHARACTERS:
         expression = func.replace(expression, character, "")
     return func.upper(expression)
