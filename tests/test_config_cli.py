@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.test_cli import environment, migrated, run
 from usefirst.collections.ladder import DEFAULT_LADDER_FILE
+from usefirst.risk.rules import DEFAULT_RULES_FILE
 
 __all__ = ["environment"]
 
@@ -44,3 +47,74 @@ def test_show_check_publish_and_history(environment: Path, tmp_path: Path) -> No
     listed = run("config", "history", "dunning_ladder").stdout
     assert "call sooner" in listed and "cli" in listed
     assert run("config", "show", "nonsense").exit_code == 2
+
+
+RULES = DEFAULT_RULES_FILE.read_text(encoding="utf-8")
+# A rule whose condition Python itself cannot take (a number no float holds, nesting deeper than
+# the parser goes): a line-numbered problem, never a traceback.
+HOSTILE_CONDITIONS = {
+    "overflow": (
+        "order_amount_minor > 1" + "0" * 400,
+        "rule 'hostile': condition numbers must lie between -10**15 and 10**15 (column 22)",
+    ),
+    "deep": ("not " * 5_000 + "has_model", "rule 'hostile': condition is longer than 2000"),
+    "deep_but_short": (
+        "not " * 40 + "has_model",
+        "rule 'hostile': condition nests deeper than 32 levels",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_CONDITIONS))
+def test_rules_python_cannot_parse_are_reported_not_crashed(
+    environment: Path, tmp_path: Path, name: str
+) -> None:
+    migrated(environment)
+    condition, message = HOSTILE_CONDITIONS[name]
+    hostile = tmp_path / f"{name}.toml"
+    hostile.write_text(
+        RULES + f'\n[[rules]]\nid = "hostile"\nwhen = "{condition}"\nscore = 10\nreason = "r"\n'
+    )
+    when_line = len(RULES.splitlines()) + 4
+    rejected = run("config", "publish", "risk_rules", str(hostile))
+    assert rejected.exit_code == 2
+    assert f"{hostile}:{when_line}: {message}" in rejected.stderr
+    assert "rejected: nothing was saved" in rejected.stderr
+    assert "no version saved yet" in run("config", "history", "risk_rules").stdout
+    backtest = run("risk", "backtest", "--rules", str(hostile))
+    assert backtest.exit_code == 2
+    assert f"{hostile}:{when_line}: {message}" in backtest.stdout.replace("\n", "")
+
+
+def test_a_changed_rule_file_needs_a_version_of_its_own(environment: Path, tmp_path: Path) -> None:
+    migrated(environment)
+    version_line = RULES.splitlines().index('version = "2026-11-23.1"') + 1
+    stricter = RULES.replace("review_at = 70", "review_at = 65")
+    same_as_file = tmp_path / "same-as-file.toml"
+    same_as_file.write_text(stricter)
+    refused = run("config", "publish", "risk_rules", str(same_as_file))
+    assert refused.exit_code == 2
+    assert (
+        f"{same_as_file}:{version_line}: version '2026-11-23.1' already names other content "
+        f"(the file {DEFAULT_RULES_FILE}); a changed document needs a new version"
+    ) in refused.stderr.replace("\n", "")
+    assert "rejected: nothing was saved" in refused.stderr
+    assert "no version saved yet" in run("config", "history", "risk_rules").stdout
+
+    first = tmp_path / "ops-1.toml"
+    first.write_text(stricter.replace('version = "2026-11-23.1"', 'version = "ops-1"'))
+    assert run("config", "publish", "risk_rules", str(first)).exit_code == 0
+    again = tmp_path / "ops-1-again.toml"
+    again.write_text(first.read_text().replace("review_at = 65", "review_at = 60"))
+    reused = run("config", "publish", "risk_rules", str(again))
+    assert reused.exit_code == 2
+    assert (
+        f"{again}:{version_line}: version 'ops-1' already names other content "
+        "(saved version 1); a changed document needs a new version"
+    ) in reused.stderr.replace("\n", "")
+    assert run("config", "show", "risk_rules").stdout == first.read_text()
+
+    # Back to the file exactly: its version names that content, so it may be saved again.
+    back = run("config", "publish", "risk_rules", str(DEFAULT_RULES_FILE))
+    assert back.exit_code == 0, back.output
+    assert "saved risk_rules version 2 (2026-11-23.1)" in back.stdout

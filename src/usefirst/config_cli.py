@@ -124,6 +124,7 @@ def publish(
                 based_on=base,
                 note=note,
                 created_by="cli",
+                settings=runtime.settings,
                 now=system_now(),
             )
             number, label = version.number, version.label

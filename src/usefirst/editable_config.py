@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from usefirst.collections.ladder import (
@@ -22,6 +23,7 @@ from usefirst.kit import config_versions
 from usefirst.kit.errors import ValidationFailed
 from usefirst.kit.models import ConfigVersion
 from usefirst.kit.settings import Settings
+from usefirst.kit.toml_lines import toml_lines
 from usefirst.risk.rules import (
     DEFAULT_RULES_FILE,
     RULES_CONFIG_KIND,
@@ -53,6 +55,9 @@ class Editable:
     # ConfigInvalid.
     check: Callable[[str], str]
     file_of: Callable[[Settings], Path]
+    # For a document whose label is the version it names itself (recorded with every decision
+    # made under it): the line of that name. Such a version may stand for one content only.
+    version_line: Callable[[str], int | None] | None = None
 
 
 def _check_rules(text: str) -> str:
@@ -60,6 +65,10 @@ def _check_rules(text: str) -> str:
         return parse_rule_set(text, source="rules").version
     except RuleFileError as error:
         raise ConfigInvalid(error.problems) from None
+
+
+def _rules_version_line(text: str) -> int | None:
+    return toml_lines(text, array_table="rules").top.get("version")
 
 
 def _check_ladder(text: str) -> str:
@@ -75,6 +84,7 @@ EDITABLE: dict[str, Editable] = {
         kind=RULES_CONFIG_KIND,
         check=_check_rules,
         file_of=lambda settings: settings.risk_rules_file or DEFAULT_RULES_FILE,
+        version_line=_rules_version_line,
     ),
     LADDER_CONFIG_KIND: Editable(
         kind=LADDER_CONFIG_KIND,
@@ -129,6 +139,45 @@ def normalise(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def check(session: Session, *, kind: str, text: str, settings: Settings) -> str:
+    """Parse ``text`` (normalised) and return its label, or raise ConfigInvalid. A document
+    that names its own version must not reuse the version of another content: not of a saved
+    version, nor of the file (in force until the first save), since decisions record only the
+    version's name."""
+    document = editable(kind)
+    label = document.check(text)
+    if document.version_line is None:
+        return label
+    taken_by = [
+        f"saved version {row.number}"
+        for row in session.scalars(
+            select(ConfigVersion)
+            .where(ConfigVersion.kind == kind, ConfigVersion.label == label)
+            .order_by(ConfigVersion.number)
+        )
+        if row.content != text
+    ]
+    path = document.file_of(settings)
+    try:
+        file_text = normalise(path.read_text(encoding="utf-8"))
+        file_label: str | None = document.check(file_text)
+    except (OSError, UnicodeDecodeError, ConfigInvalid):
+        file_label = None  # a file that cannot be used never recorded its version
+    if file_label == label and file_text != text:
+        taken_by.insert(0, f"the file {path}")
+    if taken_by:
+        raise ConfigInvalid(
+            [
+                (
+                    document.version_line(text),
+                    f"version {label!r} already names other content ({', '.join(taken_by)}); "
+                    "a changed document needs a new version",
+                )
+            ]
+        )
+    return label
+
+
 def publish(
     session: Session,
     *,
@@ -137,12 +186,12 @@ def publish(
     based_on: int,
     note: str | None,
     created_by: str,
+    settings: Settings,
     now: datetime,
 ) -> ConfigVersion:
     """Check ``text`` and save it as the next version (refused, saving nothing, if invalid)."""
-    document = editable(kind)
     text = normalise(text)
-    label = document.check(text)
+    label = check(session, kind=kind, text=text, settings=settings)
     return config_versions.publish(
         session,
         kind=kind,

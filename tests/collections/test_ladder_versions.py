@@ -89,6 +89,7 @@ def test_the_sweep_follows_a_saved_ladder(database_url: str, tmp_path: Path) -> 
                 based_on=0,
                 note="first overdue SMS a day later",
                 created_by="op_test",
+                settings=env.runtime.settings,
                 now=work.now,
             )
         env.advance_to_day(DUE + timedelta(days=3), 12)

@@ -260,3 +260,35 @@ def test_the_rules_check_replays_the_last_90_days_only(
         ("approved", "review", "1")
     ]
     assert recent["id"] in transitions
+
+
+def test_rules_saved_in_the_console_need_a_new_version_and_a_condition_python_can_take(
+    runtime: Runtime, client: TestClient
+) -> None:
+    add_operator(runtime, "analyst@example.com", "risk_analyst")
+    sign_in(client, "analyst@example.com")
+    token = csrf_of(client.get("/console/config/rules?lang=en").text)
+    same_version = DEFAULT_RULES + BIG_ORDERS_RULE
+    version_line = DEFAULT_RULES.splitlines().index('version = "2026-11-23.1"') + 1
+    for action in ("check", "save"):
+        refused = client.post(
+            f"/console/config/rules/{action}",
+            data={"csrf_token": token, "based_on": "0", "content": same_version},
+        )
+        assert refused.status_code == 422
+        assert problems_of(refused.text) == [
+            f"line {version_line}: version '2026-11-23.1' already names other content (the file "
+            f"{DEFAULT_RULES_FILE}); a changed document needs a new version"
+        ]
+    hostile = NEW_RULES.replace("order_amount_minor >= 25000", "not " * 40 + "has_model")
+    when_line = hostile.splitlines().index(f'when = "{"not " * 40}has_model"') + 1
+    refused = client.post(
+        "/console/config/rules/save",
+        data={"csrf_token": token, "based_on": "0", "content": hostile},
+    )
+    assert refused.status_code == 422
+    assert problems_of(refused.text) == [
+        f"line {when_line}: rule 'big_orders': condition nests deeper than 32 levels (column 129)"
+    ]
+    assert version_count(runtime) == 0
+    assert rules_in_force(runtime) == "2026-11-23.1"

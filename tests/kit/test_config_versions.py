@@ -35,6 +35,7 @@ def publish(runtime: Runtime, content: str, *, based_on: int, note: str | None =
             based_on=based_on,
             note=note,
             created_by="op_test",
+            settings=runtime.settings,
             now=NOW,
         )
         return version.number
@@ -99,6 +100,7 @@ def test_refusals_save_nothing(runtime: Runtime) -> None:
             based_on=0,
             note=None,
             created_by="op_test",
+            settings=runtime.settings,
             now=NOW,
         )
     assert empty_ladder.value.problems == [(None, "the ladder needs at least one [[step]]")]

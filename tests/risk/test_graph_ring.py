@@ -8,11 +8,12 @@ from datetime import date, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.factories import bearer, create_merchant, enrol
 from usefirst import editable_config
 from usefirst.daily_jobs import DailyContext
+from usefirst.orders.models import Order
 from usefirst.risk import cases, graph
 from usefirst.risk.analytics_models import GraphRun, Ring
 from usefirst.risk.models import RiskCase
@@ -242,6 +243,7 @@ def test_the_graph_counts_as_resellable_the_categories_of_the_rules_in_force(
             based_on=0,
             note="phones and gold are no longer resold here",
             created_by="op_test",
+            settings=runtime.settings,
             now=work.now,
         )
 
@@ -256,3 +258,55 @@ def test_the_graph_counts_as_resellable_the_categories_of_the_rules_in_force(
     assert "phones" in runs[first.run_id]["resellable_categories"]
     assert runs[second.run_id]["rule_set_version"] == "ops-furniture"
     assert runs[second.run_id]["resellable_categories"] == ["furniture"]
+
+
+def test_reused_tracking_links_shoppers_however_the_number_was_stored(
+    client: TestClient, runtime: Runtime, platform_headers: dict[str, str]
+) -> None:
+    merchant = create_merchant(client, platform_headers, name="数码回收", category="electronics")
+    shoppers = [enrol(client, platform_headers)["id"] for _ in range(3)]
+    orders = [
+        _checkout(
+            client,
+            platform_headers,
+            shopper_id=shopper,
+            merchant_id=merchant["id"],
+            category="phones",
+            unit_price_minor=9_900,
+            device_id=f"device-{index}",
+            ip=f"198.51.100.{index}",
+            address=f"上海市浦东新区世纪大道 {index} 号",
+        )
+        for index, shopper in enumerate(shoppers)
+    ]
+    for order, number in zip(
+        orders, ["SF100000000009", "sf100000000009", "SF100000000008"], strict=True
+    ):
+        shipped = client.post(
+            f"/v1/orders/{order['id']}/ship",
+            headers=bearer(merchant["api_key"]),
+            json={"carrier": "SF", "tracking_number": number},
+        )
+        assert shipped.status_code == 200, shipped.text
+    with runtime.work() as work:  # as an engine that did not normalise on write stored it
+        work.session.execute(
+            update(Order)
+            .where(Order.id == orders[1]["id"])
+            .values(tracking_number="sf-1000 0000 0009")
+        )
+    with runtime.work(read_only=True) as work:
+        link_graph = graph.load_link_graph(
+            work.session,
+            cipher=runtime.cipher,
+            since=work.now - timedelta(days=1),
+            parameters=graph.GraphParameters(),
+        )
+    tracking_links = {
+        shopper: sorted(value for value in values if value.startswith("tracking:"))
+        for shopper, values in link_graph.shopper_links.items()
+    }
+    assert {shopper: tracking_links.get(shopper, []) for shopper in shoppers} == {
+        shoppers[0]: ["tracking:SF100000000009"],
+        shoppers[1]: ["tracking:SF100000000009"],
+        shoppers[2]: [],
+    }

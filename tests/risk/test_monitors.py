@@ -1,6 +1,6 @@
 """Post-event monitors on crafted cases: reused and malformed tracking numbers at shipment,
 impossible delivery and delivery to the merchant at receipt, the first instalment missed, and
-a merchant whose pay-later volume jumps."""
+a merchant whose pay-later volume or buyers' default rate jumps."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from sqlalchemy import select
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.daily_jobs import DailyContext
 from usefirst.merchants.models import Merchant, SettlementHold
+from usefirst.orders.models import Order
+from usefirst.repayment.models import Instalment
 from usefirst.risk import decision as risk_decision
 from usefirst.risk import monitors
 from usefirst.risk.features import address_hash
@@ -113,6 +115,52 @@ def test_shipment_and_delivery_monitors(
     assert first not in [order_id for order_id, _ in holds]
 
 
+def test_tracking_number_reused_in_other_letter_case_or_spacing(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    merchant = create_merchant(client, platform_headers)
+    first, second, third = (order_for(client, platform_headers, merchant) for _ in range(3))
+    ship(client, merchant, first, "SF", "SF1234567890123")
+    ship(client, merchant, second, "SF", "sf1234567890123")
+    ship(client, merchant, third, "SF", " Sf-1234 5678 90123 ")
+    with runtime.work(read_only=True) as work:
+        stored = {
+            order.id: order.tracking_number
+            for order in work.session.scalars(
+                select(Order).where(Order.merchant_id == merchant["id"])
+            )
+        }
+        evidence = {
+            case.subject_ids[0]: (case.subject_ids, case.evidence["signals"][0]["evidence"])
+            for case in work.session.scalars(select(RiskCase).order_by(RiskCase.id))
+        }
+    assert stored == dict.fromkeys((first, second, third), "SF1234567890123")
+    # the last order's case names all three orders
+    assert sorted(evidence) == sorted([second, third])
+    subjects, third_evidence = evidence[third]
+    assert third_evidence["monitor"] == "tracking_reused"
+    assert third_evidence["other_order_ids"] == sorted([first, second])
+    assert third_evidence["tracking_number"] == "SF1234567890123"
+    assert subjects[0] == third
+    assert evidence[second][1]["other_order_ids"] == [first]
+
+
+def test_tracking_number_stored_before_normalising_is_compared_normalised(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    merchant = create_merchant(client, platform_headers)
+    first, second = (order_for(client, platform_headers, merchant) for _ in range(2))
+    ship(client, merchant, first, "SF", "SF1234567890123")
+    with runtime.work() as work:  # as an engine before this one stored it
+        order = work.session.scalar(select(Order).where(Order.id == first))
+        assert order is not None
+        order.tracking_number = "sf-1234567890123"
+    ship(client, merchant, second, "SF", "SF1234567890123")
+    found, holds = cases_and_holds(runtime)
+    assert found == {second: ["tracking_reused"]}
+    assert [order_id for order_id, _ in holds] == [second]
+
+
 def test_delivery_to_merchant_address_holds(
     runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
 ) -> None:
@@ -150,20 +198,147 @@ def test_first_instalment_missed_opens_one_case(
     assert found == {order_id: ["first_payment_default"]}
 
 
-def test_merchant_whose_volume_jumps_goes_on_watch(
-    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
-) -> None:
-    merchant = create_merchant(client, platform_headers)
-    for _ in range(20):
-        order_for(client, platform_headers, merchant)
-    with runtime.work() as work:
-        context = DailyContext(
+def drift_context(runtime: Runtime) -> DailyContext:
+    with runtime.work(read_only=True) as work:
+        return DailyContext(
             business_on=work.today, now=work.now + timedelta(hours=1),
             settings=runtime.settings, cipher=runtime.cipher,
         )  # fmt: skip
+
+
+def backdate(
+    runtime: Runtime,
+    order_ids: list[str],
+    *,
+    days: int,
+    delivered: bool = False,
+    due: bool = False,
+    defaulted: bool = False,
+) -> None:
+    """Move orders ``days`` into the past; ``delivered`` a day later; ``due``: delivered and
+    their first instalment fell due three days ago (``defaulted``: and was missed)."""
+    with runtime.work() as work:
+        for order_id in order_ids:
+            order = work.session.scalar(select(Order).where(Order.id == order_id))
+            assert order is not None
+            order.created_at = work.now - timedelta(days=days)
+            if due:
+                instalment = work.session.get(Instalment, (order.shopper_id, order.id, 1))
+                assert instalment is not None
+                instalment.due_on = work.today - timedelta(days=3)
+                instalment.status = "overdue" if defaulted else "paid"
+            if delivered or due:
+                order.status = "delivered"
+                order.delivered_at = work.now - timedelta(days=days - 1)
+                if defaulted:
+                    order.first_delinquent_on = work.today - timedelta(days=2)
+
+
+def merchant_since(runtime: Runtime, merchant_id: str, *, days: int) -> None:
+    with runtime.work() as work:
+        row = work.session.get(Merchant, merchant_id)
+        assert row is not None
+        row.created_at = work.now - timedelta(days=days)
+
+
+def watch_status(runtime: Runtime, merchant_id: str) -> str:
+    with runtime.work(read_only=True) as work:
+        row = work.session.get(Merchant, merchant_id)
+        assert row is not None
+        return row.status
+
+
+def drift_findings(runtime: Runtime) -> dict[str, list[str]]:
+    with runtime.work(read_only=True) as work:
+        return {
+            case.subject_ids[0]: [
+                finding
+                for signal in case.evidence["signals"]
+                for finding in signal["evidence"]["findings"]
+            ]
+            for case in work.session.scalars(
+                select(RiskCase).where(RiskCase.case_type == "merchant").order_by(RiskCase.id)
+            )
+        }
+
+
+def test_new_merchant_busy_first_month_is_not_a_volume_jump(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    # Before: with no history any merchant with 20 orders in its first month was "a jump".
+    merchant = create_merchant(client, platform_headers)
+    for _ in range(20):
+        order_for(client, platform_headers, merchant)
+    context = drift_context(runtime)
+    with runtime.work() as work:
+        assert monitors.merchant_drift(work.session, context) == {"merchants_flagged": 0}
+    assert watch_status(runtime, merchant["id"]) == "active"
+    assert drift_findings(runtime) == {}
+
+
+def test_merchant_whose_volume_jumps_against_a_real_baseline_goes_on_watch(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    merchant = create_merchant(client, platform_headers)
+    thin = create_merchant(client, platform_headers)  # with us long, but too few orders before
+    merchant_since(runtime, merchant["id"], days=121)
+    merchant_since(runtime, thin["id"], days=121)
+    baseline = [order_for(client, platform_headers, merchant) for _ in range(20)]
+    backdate(runtime, baseline, days=60)
+    thin_baseline = [order_for(client, platform_headers, thin) for _ in range(19)]
+    backdate(runtime, thin_baseline, days=60)
+    for _ in range(20):
+        order_for(client, platform_headers, merchant)
+        order_for(client, platform_headers, thin)
+    context = drift_context(runtime)
+    with runtime.work() as work:
         assert monitors.merchant_drift(work.session, context) == {"merchants_flagged": 1}
         assert monitors.merchant_drift(work.session, context) == {"merchants_flagged": 0}
-        row = work.session.get(Merchant, merchant["id"])
-        assert row is not None and row.status == "on_watch"
-    found, _ = cases_and_holds(runtime)
-    assert found == {merchant["id"]: ["merchant_drift"]}
+    assert watch_status(runtime, merchant["id"]) == "on_watch"
+    assert watch_status(runtime, thin["id"]) == "active"
+    # 20 x 300.00 now against 20 x 300.00 over 90 days (200,000 a month): a triple
+    assert drift_findings(runtime) == {
+        merchant["id"]: ["pay-later volume 600000 in 30 days vs 200000 a month before"]
+    }
+
+
+def test_merchant_whose_buyers_default_rate_jumps_goes_on_watch(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    young = create_merchant(client, platform_headers)
+    settled = create_merchant(client, platform_headers)
+    steady = create_merchant(client, platform_headers)
+    honest = create_merchant(client, platform_headers)
+    for merchant in (settled, steady):
+        merchant_since(runtime, merchant["id"], days=121)
+
+    def due_orders(merchant: dict[str, Any], *, count: int, missed: int, days: int) -> None:
+        order_ids = [order_for(client, platform_headers, merchant) for _ in range(count)]
+        backdate(runtime, order_ids[:missed], days=days, due=True, defaulted=True)
+        backdate(runtime, order_ids[missed:], days=days, due=True)
+
+    # young: 10 orders due, 2 missed (20 %) and no history: the floor alone decides; 5 more
+    # delivered but not yet due do not dilute the rate (2 in 15 delivered would be 13 %)
+    due_orders(young, count=10, missed=2, days=20)
+    not_yet_due = [order_for(client, platform_headers, young) for _ in range(5)]
+    backdate(runtime, not_yet_due, days=5, delivered=True)
+    # settled: 1 in 10 missed before, 3 in 10 now (three times the rate and above the floor)
+    due_orders(settled, count=10, missed=1, days=60)
+    due_orders(settled, count=10, missed=3, days=20)
+    # steady: 2 in 10 before, 3 in 10 now: above the floor but not a jump
+    due_orders(steady, count=10, missed=2, days=60)
+    due_orders(steady, count=10, missed=3, days=20)
+    # honest and young: 20 orders, 9 due of which 2 missed: too few due to judge a rate
+    due_orders(honest, count=9, missed=2, days=20)
+    for _ in range(11):
+        order_for(client, platform_headers, honest)
+    context = drift_context(runtime)
+    with runtime.work() as work:
+        assert monitors.merchant_drift(work.session, context) == {"merchants_flagged": 2}
+    assert drift_findings(runtime) == {
+        young["id"]: ["buyers' default rate 20% in 30 days vs 0% before"],
+        settled["id"]: ["buyers' default rate 30% in 30 days vs 10% before"],
+    }
+    assert [
+        watch_status(runtime, merchant["id"]) for merchant in (young, settled, steady, honest)
+    ] == ["on_watch", "on_watch", "active", "active"]

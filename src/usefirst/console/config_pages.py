@@ -287,7 +287,9 @@ def check(
         if text is None:
             return _editor_page(page, editor, error=error, status_code=422)
         try:
-            label = editable_config.editable(editor.kind).check(text)
+            label = editable_config.check(
+                page.work.session, kind=editor.kind, text=text, settings=page.runtime.settings
+            )
         except editable_config.ConfigInvalid as invalid:
             return _editor_page(page, editor, text=text, problems=invalid.problems, status_code=422)
         current = editable_config.in_force(
@@ -334,6 +336,7 @@ def save(
                 based_on=based_on,
                 note=note,
                 created_by=created_by,
+                settings=page.runtime.settings,
                 now=page.work.now,
             )
         except editable_config.ConfigInvalid as invalid:

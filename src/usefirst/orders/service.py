@@ -25,6 +25,7 @@ from usefirst.merchants import service as merchant_service
 from usefirst.notify.service import publish_event
 from usefirst.orders.models import LateFeeWaiver, Order, Refund
 from usefirst.orders.repository import OrderRepository
+from usefirst.orders.tracking import normalise_tracking_number
 from usefirst.repayment import schedule
 from usefirst.repayment import service as repayment_service
 from usefirst.repayment.models import Instalment
@@ -300,7 +301,7 @@ def ship(
     settings: Settings,
     now: datetime,
 ) -> Order:
-    carrier, tracking_number = carrier.strip(), tracking_number.strip()
+    carrier, tracking_number = carrier.strip(), normalise_tracking_number(tracking_number)
     if not 1 <= len(carrier) <= 64:
         raise ValidationFailed("carrier must have 1 to 64 characters.", field="carrier")
     if not 4 <= len(tracking_number) <= 64 or not tracking_number.isascii():

@@ -46,6 +46,7 @@ from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
 from usefirst.merchants.models import Merchant
 from usefirst.orders.models import Order
+from usefirst.orders.tracking import normalise_tracking_number, normalised_in_sql
 from usefirst.repayment.models import Instalment
 from usefirst.risk import actions, cases
 from usefirst.risk.analytics_models import GraphRun, Ring
@@ -176,18 +177,20 @@ def load_link_graph(
             graph.add(shopper_id, "device", identifier_hash(cipher, "device", device_id))
         if ip and ip.strip():
             graph.add(shopper_id, "ip", identifier_hash(cipher, "ip", ip))
+    # Compared normalised: rows stored before the engine normalised on write may differ in case.
+    tracking_number = normalised_in_sql(Order.tracking_number)
     reused = (
-        select(Order.tracking_number)
+        select(tracking_number)
         .where(Order.tracking_number.is_not(None), Order.shipped_at >= since)
-        .group_by(Order.tracking_number)
+        .group_by(tracking_number)
         .having(func.count() > 1)
     )
-    for shopper_id, tracking_number in session.execute(
-        select(Order.shopper_id, Order.tracking_number).where(
-            Order.tracking_number.in_(reused.scalar_subquery())
+    for shopper_id, reused_number in session.execute(
+        select(Order.shopper_id, tracking_number).where(
+            tracking_number.in_(reused.scalar_subquery())
         )
     ):
-        graph.add(shopper_id, "tracking", (tracking_number or "").strip())
+        graph.add(shopper_id, "tracking", reused_number or "")
     for merchant_id, merchant_phone, merchant_address in session.execute(
         select(Merchant.id, Merchant.phone_hash, Merchant.address_hash).where(
             (Merchant.phone_hash.is_not(None)) | (Merchant.address_hash.is_not(None))
@@ -358,7 +361,7 @@ def load_order_facts(
                         )
                         >= parameters.cash_out_min_resellable_share
                     ),
-                    tracking_number=(order.tracking_number or "").strip() or None,
+                    tracking_number=normalise_tracking_number(order.tracking_number or "") or None,
                     delivered_within_minutes=delivered_within,
                 )
             )

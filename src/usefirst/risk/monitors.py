@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.merchants.models import Merchant
 from usefirst.orders.models import Order
+from usefirst.orders.tracking import normalise_tracking_number, normalised_in_sql
 from usefirst.repayment.models import Instalment
 from usefirst.risk import actions, cases
 from usefirst.risk.models import RiskAction, RiskCase
@@ -59,7 +60,14 @@ RECENT = timedelta(days=30)
 BASELINE = timedelta(days=90)
 MIN_RECENT_ORDERS = 20
 VOLUME_JUMP = 3.0
-MIN_DELIVERED_FOR_DEFAULT_RATE = 10
+# A volume jump needs a real baseline: the merchant was with us for the whole 90 days and had at
+# least as many pay-later orders in them as a jump needs in 30 days. Against a thinner or shorter
+# history any first busy month of an honest new merchant would look like a jump.
+MIN_BASELINE_ORDERS = 20
+# Default rates count only orders whose first instalment has come due (and was not cancelled):
+# an order not yet due cannot have defaulted, so counting it would dilute the rate, and a young
+# merchant is judged by this rate alone once enough of its buyers' instalments are due.
+MIN_DUE_FOR_DEFAULT_RATE = 10
 DEFAULT_RATE_FLOOR = 0.2
 DEFAULT_RATE_JUMP = 2.0
 
@@ -82,7 +90,7 @@ def tracking_number_fits(carrier: str, tracking_number: str) -> bool | None:
     code = carrier_code(carrier)
     if code is None:
         return None
-    return CARRIER_FORMATS[code].fullmatch(tracking_number.strip().upper()) is not None
+    return CARRIER_FORMATS[code].fullmatch(normalise_tracking_number(tracking_number)) is not None
 
 
 # --- at shipment ---------------------------------------------------------------------------
@@ -91,9 +99,12 @@ def tracking_number_fits(carrier: str, tracking_number: str) -> bool | None:
 def after_shipment(session: Session, *, order: Order, now: datetime) -> list[Hit]:
     assert order.carrier is not None and order.tracking_number is not None
     hits: list[Hit] = []
+    # Stored numbers are compared in their normalised form: rows written before the engine
+    # normalised on write may differ from this one in case, spaces or hyphens only.
+    tracking_number = normalise_tracking_number(order.tracking_number)
     others = session.execute(
         select(Order.id, Order.shopper_id, Order.merchant_id)
-        .where(Order.tracking_number == order.tracking_number, Order.id != order.id)
+        .where(normalised_in_sql(Order.tracking_number) == tracking_number, Order.id != order.id)
         .order_by(Order.id)
         .limit(50)
     ).all()
@@ -284,27 +295,45 @@ def first_instalment_missed(session: Session, context: DailyContext) -> dict[str
 def merchant_drift(session: Session, context: DailyContext) -> dict[str, int]:
     """Merchants whose pay-later volume or buyers' default rate jumped: the last 30 days against
     the 90 before. (The engine sees only its own orders, not a merchant's other sales, so the
-    jump in pay-later volume stands for a jump in its share.) A hit opens a merchant case and
-    puts the merchant on watch; a merchant is flagged at most once per 30 days."""
+    jump in pay-later volume stands for a jump in its share.) Volume is compared only against a
+    real baseline (``MIN_BASELINE_ORDERS``); a merchant without one is judged by its buyers'
+    default rate alone, once enough of their first instalments have come due. A hit opens a
+    merchant case and puts the merchant on watch; a merchant is flagged at most once per 30
+    days."""
     now = context.now
     recent_from, baseline_from = now - RECENT, now - RECENT - BASELINE
     lent = Order.status.not_in(("declined", "cancelled", "review", "step_up"))
     is_recent = Order.created_at >= recent_from
-    delivered = Order.delivered_at.is_not(None)
-    defaulted = and_(delivered, Order.first_delinquent_on.is_not(None))
+    came_due = and_(
+        Instalment.due_on.is_not(None),
+        Instalment.due_on < context.business_on,
+        Instalment.status != "cancelled",
+    )
+    defaulted = and_(came_due, Order.first_delinquent_on.is_not(None))
     rows = session.execute(
         select(
             Order.merchant_id,
+            Merchant.created_at,
             func.sum(case((and_(lent, is_recent), 1), else_=0)),
             func.sum(case((and_(lent, is_recent), Order.amount_minor), else_=0)),
+            func.sum(case((and_(lent, ~is_recent), 1), else_=0)),
             func.sum(case((and_(lent, ~is_recent), Order.amount_minor), else_=0)),
-            func.sum(case((and_(delivered, is_recent), 1), else_=0)),
+            func.sum(case((and_(came_due, is_recent), 1), else_=0)),
             func.sum(case((and_(defaulted, is_recent), 1), else_=0)),
-            func.sum(case((and_(delivered, ~is_recent), 1), else_=0)),
+            func.sum(case((and_(came_due, ~is_recent), 1), else_=0)),
             func.sum(case((and_(defaulted, ~is_recent), 1), else_=0)),
         )
+        .join(Merchant, Merchant.id == Order.merchant_id)
+        .outerjoin(
+            Instalment,
+            and_(
+                Instalment.shopper_id == Order.shopper_id,
+                Instalment.order_id == Order.id,
+                Instalment.seq == 1,
+            ),
+        )
         .where(Order.created_at >= baseline_from)
-        .group_by(Order.merchant_id)
+        .group_by(Order.merchant_id, Merchant.created_at)
         .order_by(Order.merchant_id)
     ).all()
     flagged_recently = set(
@@ -316,22 +345,28 @@ def merchant_drift(session: Session, context: DailyContext) -> dict[str, int]:
         ).all()
     )
     flagged = 0
-    for merchant_id, orders, recent_minor, base_minor, delivered_recent, defaulted_recent, \
-            delivered_base, defaulted_base in rows:  # fmt: skip
+    for row in rows:
+        merchant_id, merchant_since = row[0], row[1]
+        orders, recent_minor, base_orders, base_minor, due_recent, defaulted_recent, \
+            due_base, defaulted_base = (int(value or 0) for value in row[2:])  # fmt: skip
         if merchant_id in flagged_recently:
             continue
         findings: list[str] = []
-        baseline_monthly = int(base_minor or 0) * RECENT.days / BASELINE.days
-        if int(orders or 0) >= MIN_RECENT_ORDERS and int(recent_minor or 0) >= VOLUME_JUMP * max(
-            baseline_monthly, 1
+        has_volume_baseline = merchant_since <= baseline_from and base_orders >= MIN_BASELINE_ORDERS
+        baseline_monthly = base_minor * RECENT.days / BASELINE.days
+        if (
+            has_volume_baseline
+            and orders >= MIN_RECENT_ORDERS
+            and recent_minor >= VOLUME_JUMP * baseline_monthly
         ):
             findings.append(
-                f"pay-later volume {int(recent_minor or 0)} in 30 days vs "
+                f"pay-later volume {recent_minor} in 30 days vs "
                 f"{round(baseline_monthly)} a month before"
             )
-        if int(delivered_recent or 0) >= MIN_DELIVERED_FOR_DEFAULT_RATE:
-            recent_rate = int(defaulted_recent or 0) / int(delivered_recent)
-            base_rate = int(defaulted_base or 0) / int(delivered_base) if delivered_base else 0.0
+        if due_recent >= MIN_DUE_FOR_DEFAULT_RATE:
+            recent_rate = defaulted_recent / due_recent
+            # Too few due orders before: no rate to compare with, the floor alone decides.
+            base_rate = defaulted_base / due_base if due_base >= MIN_DUE_FOR_DEFAULT_RATE else 0.0
             if recent_rate >= DEFAULT_RATE_FLOOR and recent_rate >= DEFAULT_RATE_JUMP * base_rate:
                 findings.append(
                     f"buyers' default rate {recent_rate:.0%} in 30 days vs {base_rate:.0%} before"
@@ -343,7 +378,7 @@ def merchant_drift(session: Session, context: DailyContext) -> dict[str, int]:
             session,
             case_type="merchant",
             subject_ids=[merchant_id],
-            amount_at_risk_minor=int(recent_minor or 0),
+            amount_at_risk_minor=recent_minor,
             evidence={"monitor": "merchant_drift", "findings": findings},
             reason=reason,
             now=now,

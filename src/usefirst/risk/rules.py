@@ -179,15 +179,45 @@ class ConditionError(ValueError):
         self.column = column
 
 
+# Limits that keep a hostile or mistyped file a reported problem rather than a crash (Python's
+# parser and the recursive compiler give up on deep nesting; a huge integer does not fit a float).
+# They are far beyond any sensible rule: the shipped rules nest 3 deep and stay under 140
+# characters, and amounts in minor units stay far below 10**15.
+MAX_CONDITION_CHARACTERS = 2_000
+MAX_CONDITION_DEPTH = 32
+MAX_NUMBER = 10**15
+
+
 def compile_condition(text: str, *, names: frozenset[str]) -> Condition:
     """Compile a condition to a closure over a mapping of names to numbers."""
     if not text.strip():
         raise ConditionError("the condition is empty")
+    if len(text) > MAX_CONDITION_CHARACTERS:
+        raise ConditionError(f"is longer than {MAX_CONDITION_CHARACTERS} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
         raise ConditionError(f"not a valid expression ({error.msg})", error.offset) from None
+    except (RecursionError, MemoryError):
+        raise ConditionError(f"nests deeper than {MAX_CONDITION_DEPTH} levels") from None
+    except ValueError as error:  # a null character, an integer too long to read
+        raise ConditionError(f"not a valid expression ({error})") from None
+    _check_depth(tree.body)
     return _compile(tree.body, names)
+
+
+def _check_depth(root: ast.AST) -> None:
+    """Iteratively, so that the check itself cannot exhaust the stack."""
+    pending = [(root, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_CONDITION_DEPTH:
+            column = getattr(node, "col_offset", None)
+            raise ConditionError(
+                f"nests deeper than {MAX_CONDITION_DEPTH} levels",
+                column + 1 if column is not None else None,
+            )
+        pending.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def _compile(node: ast.AST, names: frozenset[str]) -> Condition:
@@ -196,6 +226,8 @@ def _compile(node: ast.AST, names: frozenset[str]) -> Condition:
     if isinstance(node, ast.Constant):
         value = node.value
         if isinstance(value, int | float):  # bool is an int
+            if not -MAX_NUMBER <= value <= MAX_NUMBER:  # also inf and nan, from 1e400
+                raise ConditionError("numbers must lie between -10**15 and 10**15", column)
             number = float(value)
             return lambda values: number
         raise ConditionError(f"only numbers and true/false are allowed, not {value!r}", column)

@@ -25,6 +25,7 @@ late payers and defaulters without fraud.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections import Counter
@@ -193,6 +194,19 @@ def _national_id(rng: random.Random) -> str:
     return first + national_id_check_character(first)
 
 
+def shopper_external_id(seed: int, *parts: object) -> str:
+    """The platform's id for a simulated shopper, the same shape for every shopper: a hash of
+    numbers the simulator drew anyway (no extra draw, so the marketplace stays the same per seed),
+    naming no role. The roles stay in the simulator's ground truth, never in the engine."""
+    digest = hashlib.sha256(":".join(str(part) for part in (seed, *parts)).encode()).hexdigest()
+    return f"sim-{seed}-{digest[:16]}"
+
+
+def merchant_name(number: int) -> str:
+    """Every simulated merchant, honest or colluding, is named the same way."""
+    return f"模拟商户 {number}"
+
+
 def _phone(rng: random.Random) -> str:
     return f"+86{rng.choice(['135', '138', '150', '186', '199'])}{rng.randrange(10**8):08d}"
 
@@ -259,7 +273,7 @@ class FraudWorld:
         rng = self.rng
         merchant = merchant_service.create_merchant(
             work.session,
-            name=f"模拟数码 {ring_index + 1}",
+            name=merchant_name(len(self.honest_merchant_ids) + ring_index + 1),
             category=rng.choice(["electronics", "jewellery", "digital_goods"]),
             webhook_url=None,
             settlement_days=None,
@@ -321,7 +335,7 @@ class FraudWorld:
         settings = self.runtime.settings
         while True:
             request = identity_service.EnrolmentRequest(
-                external_id=f"sim-{self.truth.seed}-{role}-{self.rng.getrandbits(40)}",
+                external_id=shopper_external_id(self.truth.seed, "world", self.rng.getrandbits(40)),
                 name=self.rng.choice(SURNAMES) + self.rng.choice(GIVEN) + self.rng.choice(GIVEN),
                 national_id=_national_id(self.rng),
                 phone=phone,

@@ -34,6 +34,8 @@ from usefirst.sim.fraud import (
     GroundTruth,
     confirm_step_up,
     honest_signals,
+    merchant_name,
+    shopper_external_id,
 )
 
 BEHAVIOURS = {"early": 0.25, "on_time": 0.5, "late": 0.17, "never": 0.08}
@@ -118,7 +120,7 @@ def simulate(
         for index in range(merchants):
             created = merchant_service.create_merchant(
                 work.session,
-                name=f"模拟商户 {index + 1}",
+                name=merchant_name(index + 1),
                 category=rng.choice(CATEGORIES),
                 webhook_url=None,
                 settlement_days=None,
@@ -141,7 +143,7 @@ def simulate(
             behaviour = applicant.behaviour
             signals = honest_signals(seed, enrolled)
             request = identity_service.EnrolmentRequest(
-                external_id=f"sim-{seed}-{enrolled}-{rng.randrange(10**9)}",
+                external_id=shopper_external_id(seed, enrolled, rng.randrange(10**9)),
                 name=rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
                 national_id=national_id,
                 phone=f"+86139{rng.randrange(10**8):08d}",
