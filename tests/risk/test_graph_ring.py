@@ -8,12 +8,11 @@ from datetime import date, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from tests.factories import bearer, create_merchant, enrol
 from usefirst import editable_config
 from usefirst.daily_jobs import DailyContext
-from usefirst.orders.models import Order
 from usefirst.risk import cases, graph
 from usefirst.risk.analytics_models import GraphRun, Ring
 from usefirst.risk.models import RiskCase
@@ -260,7 +259,7 @@ def test_the_graph_counts_as_resellable_the_categories_of_the_rules_in_force(
     assert runs[second.run_id]["resellable_categories"] == ["furniture"]
 
 
-def test_reused_tracking_links_shoppers_however_the_number_was_stored(
+def test_reused_tracking_links_shoppers_however_the_number_was_typed(
     client: TestClient, runtime: Runtime, platform_headers: dict[str, str]
 ) -> None:
     merchant = create_merchant(client, platform_headers, name="数码回收", category="electronics")
@@ -280,7 +279,7 @@ def test_reused_tracking_links_shoppers_however_the_number_was_stored(
         for index, shopper in enumerate(shoppers)
     ]
     for order, number in zip(
-        orders, ["SF100000000009", "sf100000000009", "SF100000000008"], strict=True
+        orders, ["SF100000000009", "sf-1000 0000 0009", "SF100000000008"], strict=True
     ):
         shipped = client.post(
             f"/v1/orders/{order['id']}/ship",
@@ -288,12 +287,6 @@ def test_reused_tracking_links_shoppers_however_the_number_was_stored(
             json={"carrier": "SF", "tracking_number": number},
         )
         assert shipped.status_code == 200, shipped.text
-    with runtime.work() as work:  # as an engine that did not normalise on write stored it
-        work.session.execute(
-            update(Order)
-            .where(Order.id == orders[1]["id"])
-            .values(tracking_number="sf-1000 0000 0009")
-        )
     with runtime.work(read_only=True) as work:
         link_graph = graph.load_link_graph(
             work.session,

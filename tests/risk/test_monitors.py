@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.daily_jobs import DailyContext
+from usefirst.kit.migrate import downgrade, upgrade
 from usefirst.merchants.models import Merchant, SettlementHold
 from usefirst.orders.models import Order
 from usefirst.repayment.models import Instalment
@@ -145,8 +146,8 @@ def test_tracking_number_reused_in_other_letter_case_or_spacing(
     assert evidence[second][1]["other_order_ids"] == [first]
 
 
-def test_tracking_number_stored_before_normalising_is_compared_normalised(
-    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+def test_tracking_numbers_stored_before_normalising_are_normalised_by_migration_0020(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str], database_url: str
 ) -> None:
     merchant = create_merchant(client, platform_headers)
     first, second = (order_for(client, platform_headers, merchant) for _ in range(2))
@@ -154,7 +155,12 @@ def test_tracking_number_stored_before_normalising_is_compared_normalised(
     with runtime.work() as work:  # as an engine before this one stored it
         order = work.session.scalar(select(Order).where(Order.id == first))
         assert order is not None
-        order.tracking_number = "sf-1234567890123"
+        order.tracking_number = "sf-1234 5678\t90123"
+    downgrade(database_url, "0019")  # 0020 has nothing to undo
+    upgrade(database_url)
+    with runtime.work(read_only=True) as work:
+        stored = work.session.scalar(select(Order.tracking_number).where(Order.id == first))
+    assert stored == "SF1234567890123"
     ship(client, merchant, second, "SF", "SF1234567890123")
     found, holds = cases_and_holds(runtime)
     assert found == {second: ["tracking_reused"]}

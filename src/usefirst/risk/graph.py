@@ -46,7 +46,7 @@ from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
 from usefirst.merchants.models import Merchant
 from usefirst.orders.models import Order
-from usefirst.orders.tracking import normalise_tracking_number, normalised_in_sql
+from usefirst.orders.tracking import normalise_tracking_number
 from usefirst.repayment.models import Instalment
 from usefirst.risk import actions, cases
 from usefirst.risk.analytics_models import GraphRun, Ring
@@ -177,8 +177,7 @@ def load_link_graph(
             graph.add(shopper_id, "device", identifier_hash(cipher, "device", device_id))
         if ip and ip.strip():
             graph.add(shopper_id, "ip", identifier_hash(cipher, "ip", ip))
-    # Compared normalised: rows stored before the engine normalised on write may differ in case.
-    tracking_number = normalised_in_sql(Order.tracking_number)
+    tracking_number = Order.tracking_number  # stored normalised (migration 0020)
     reused = (
         select(tracking_number)
         .where(Order.tracking_number.is_not(None), Order.shipped_at >= since)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.merchants.models import Merchant
 from usefirst.orders.models import Order
-from usefirst.orders.tracking import normalise_tracking_number, normalised_in_sql
+from usefirst.orders.tracking import normalise_tracking_number
 from usefirst.repayment.models import Instalment
 from usefirst.risk import actions, cases
 from usefirst.risk.models import RiskAction, RiskCase
@@ -99,12 +99,11 @@ def tracking_number_fits(carrier: str, tracking_number: str) -> bool | None:
 def after_shipment(session: Session, *, order: Order, now: datetime) -> list[Hit]:
     assert order.carrier is not None and order.tracking_number is not None
     hits: list[Hit] = []
-    # Stored numbers are compared in their normalised form: rows written before the engine
-    # normalised on write may differ from this one in case, spaces or hyphens only.
+    # Stored normalised (migration 0020 for numbers stored before): equality on the index.
     tracking_number = normalise_tracking_number(order.tracking_number)
     others = session.execute(
         select(Order.id, Order.shopper_id, Order.merchant_id)
-        .where(normalised_in_sql(Order.tracking_number) == tracking_number, Order.id != order.id)
+        .where(Order.tracking_number == tracking_number, Order.id != order.id)
         .order_by(Order.id)
         .limit(50)
     ).all()
