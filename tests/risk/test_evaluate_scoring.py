@@ -3,7 +3,7 @@ review budget."""
 
 from __future__ import annotations
 
-from usefirst.risk.evaluate import DecidedOrder, _typologies, score_systems
+from usefirst.risk.evaluate import DecidedOrder, _typologies, engine_risk_outcome, score_systems
 
 
 def _order(
@@ -76,3 +76,14 @@ def test_typology_table_counts_engine_stops() -> None:
             "stopped_minor": 240_000,
         }
     }
+
+
+def test_a_decline_by_a_risk_freeze_counts_as_the_engines_and_a_credit_decline_not_at_all() -> None:
+    frozen_for_review = [{"code": "frozen_for_review", "message": "…"}]
+    frozen_overdue = [{"code": "frozen_overdue", "message": "…"}]
+    over_limit = [{"code": "credit_limit_exceeded", "message": "…"}]
+    assert engine_risk_outcome("declined", "approved", frozen_for_review) == "declined"
+    assert engine_risk_outcome("declined", "approved", frozen_overdue) is None
+    assert engine_risk_outcome("declined", "approved", over_limit) is None
+    assert engine_risk_outcome("declined", "declined", []) == "declined"
+    assert engine_risk_outcome("review", "review", None) == "review"

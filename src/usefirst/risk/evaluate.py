@@ -33,6 +33,7 @@ import numpy as np
 from rich.console import Console
 from sqlalchemy import select
 
+from usefirst.credit.service import FROZEN_FOR_REVIEW
 from usefirst.kit.settings import Settings
 from usefirst.merchants.models import SettlementHold, SettlementLine
 from usefirst.orders.models import Order
@@ -191,6 +192,18 @@ def simulate_history(
 # -- scoring ------------------------------------------------------------------------------------
 
 
+def engine_risk_outcome(
+    outcome: str, risk_outcome: str, reasons: list[dict[str, Any]] | None
+) -> str | None:
+    """What the engine's risk side decided of a checkout; None when credit alone declined it (no
+    credit, limit exceeded, frozen for an overdue). Credit a risk case froze is risk's decline."""
+    if any(reason.get("code") == FROZEN_FOR_REVIEW.code for reason in reasons or []):
+        return "declined"
+    if outcome == "declined" and risk_outcome != "declined":
+        return None
+    return risk_outcome
+
+
 def decided_orders(runtime: Runtime, truth: GroundTruth) -> list[DecidedOrder]:
     """Every order put to a risk decision that credit alone did not settle, with its fate."""
     with runtime.work(read_only=True) as work:
@@ -208,7 +221,7 @@ def decided_orders(runtime: Runtime, truth: GroundTruth) -> list[DecidedOrder]:
             )
         )
         rows = session.execute(
-            select(RiskDecision, Order.status)
+            select(RiskDecision, Order.status, Order.decision_reasons)
             .join(
                 Order,
                 (Order.shopper_id == RiskDecision.shopper_id) & (Order.id == RiskDecision.order_id),
@@ -216,8 +229,9 @@ def decided_orders(runtime: Runtime, truth: GroundTruth) -> list[DecidedOrder]:
             .order_by(RiskDecision.decided_at, RiskDecision.order_id)
         ).all()
         decided = []
-        for decision, status in rows:
-            if decision.outcome == "declined" and decision.risk_outcome != "declined":
+        for decision, status, reasons in rows:
+            risk_outcome = engine_risk_outcome(decision.outcome, decision.risk_outcome, reasons)
+            if risk_outcome is None:
                 continue  # declined for credit: never at risk
             decided.append(
                 DecidedOrder(
@@ -225,7 +239,7 @@ def decided_orders(runtime: Runtime, truth: GroundTruth) -> list[DecidedOrder]:
                     amount_minor=decision.amount_minor,
                     is_fraud=truth.is_fraud_order(decision.order_id),
                     typology=truth.fraud_orders.get(decision.order_id),
-                    risk_outcome=decision.risk_outcome,
+                    risk_outcome=risk_outcome,
                     outcome=decision.outcome,
                     status=status,
                     risk_score=decision.risk_score,
