@@ -4,8 +4,10 @@ Rows are the feature vectors every checkout decision recorded (``risk_decisions.
 the model learns from exactly what it will be served. Labels come from one of two places:
 
 * production: analysts' case resolutions (``risk_labels``: confirmed fraud = 1, legitimate = 0),
-  then orders charged off (1) and orders repaid (0) that no analyst labelled; orders still open
-  carry no label yet and are left out;
+  then orders repaid (0) that no analyst labelled. A charged-off order no analyst confirmed is
+  left out, like an open one: an unpaid debt is credit loss or fraud, and teaching the model
+  that honest defaulters are fraudsters would send them to review (the credit scorecard prices
+  default risk);
 * the simulator's ground truth (every order a fraud actor placed as part of its scheme = 1,
   every other order = 0): how the shipped default model is trained.
 
@@ -89,17 +91,15 @@ class TrainedModel:
 
 
 def production_labels(session: Session) -> dict[str, int]:
-    """Analysts' labels first; then charged-off orders are fraud-or-loss (1) and repaid ones 0."""
+    """Analysts' labels first; then repaid orders are legitimate (0). Charged-off orders nobody
+    confirmed as fraud carry no label."""
     labels: dict[str, int] = {}
     for order_id, label in session.execute(select(RiskLabel.order_id, RiskLabel.label)):
         labels[order_id] = 1 if label == "fraud" else 0
-    for order_id, charged_off_on in session.execute(
-        select(Order.id, Order.charged_off_on).where(
-            (Order.charged_off_on.is_not(None)) | (Order.status == "repaid")
-        )
+    for order_id in session.scalars(
+        select(Order.id).where(Order.status == "repaid", Order.charged_off_on.is_(None))
     ):
-        if order_id not in labels:
-            labels[order_id] = 1 if charged_off_on is not None else 0
+        labels.setdefault(order_id, 0)
     return labels
 
 
