@@ -398,10 +398,27 @@ def test_clearing_a_merchant_case_lifts_its_watch_and_the_watch_reserve(
     with open_env(database_url) as env:
         merchant = env.merchant()
         merchant_id = merchant["id"]
-        for _ in range(20):
-            assert env.checkout(merchant, 1_000)["decision"]["outcome"] == "approved"
+        with env.runtime.work() as work:  # as the drift monitor flags a merchant
+            drift_case = cases.open_or_update_case(
+                work.session,
+                case_type="merchant",
+                subject_ids=[merchant_id],
+                amount_at_risk_minor=20_000,
+                evidence={"monitor": "merchant_drift", "findings": ["volume ×4"]},
+                reason="Merchant's book changed abruptly: volume ×4",
+                now=work.now,
+            )
+            actions.put_merchant_on_watch(
+                work.session,
+                merchant_id=merchant_id,
+                reason=drift_case.reason,
+                evidence=[drift_case.id],
+                decided_by="monitor:merchant_drift",
+                case_id=drift_case.id,
+                now=work.now,
+            )
         env.deliver(merchant, 10_000)
-        env.advance_to_day(date(2027, 3, 3))  # the sweep flags the jump, then pays out
+        env.advance_to_day(date(2027, 3, 3))  # paid out with the watch's reserve
         [watched_payout] = env.settlements(merchant_id)
         assert (watched_payout["reserve_minor"], watched_payout["net_minor"]) == (1_000, 8_940)
         assert standing_changes(env, merchant_id) == [
@@ -483,7 +500,7 @@ def credit_of(client: TestClient, platform: dict[str, str], shopper_id: str) -> 
     return credit["status"], credit["available_minor"]
 
 
-def test_a_strong_monitor_hit_freezes_the_shoppers_credit_until_the_case_is_cleared(
+def test_goods_sent_to_the_merchants_address_freeze_the_shoppers_credit_until_cleared(
     runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
 ) -> None:
     merchant = create_merchant(client, platform_headers)
@@ -493,41 +510,44 @@ def test_a_strong_monitor_hit_freezes_the_shoppers_credit_until_the_case_is_clea
     ).json()["order"]
     status, available = credit_of(client, platform_headers, shopper["id"])
     assert status == "active"
+    # A merchant's bad waybill holds its money but may befall an honest buyer: no freeze.
     shipped = client.post(
         f"/v1/orders/{first['id']}/ship",
         headers=bearer(merchant["api_key"]),
         json={"carrier": "SF", "tracking_number": "NOT-A-WAYBILL"},
     )
     assert shipped.status_code == 200, shipped.text
+    assert credit_of(client, platform_headers, shopper["id"]) == ("active", available)
+    with runtime.work() as work:
+        row = work.session.get(Merchant, merchant["id"])
+        assert row is not None
+        row.address_hash = address_hash(runtime.cipher, "北京市朝阳区建国路 1 号")
+    client.post("/v1/sandbox/clock/advance", headers=platform_headers, json={"days": 1})
+    received = client.post(f"/v1/orders/{first['id']}/confirm-receipt", headers=platform_headers)
+    assert received.status_code == 200, received.text
 
     assert credit_of(client, platform_headers, shopper["id"]) == ("frozen", 0)
-    second = client.post(
-        "/v1/checkouts",
-        headers=platform_headers,
-        json=checkout_body(shopper["id"], merchant["id"], amount_minor=1_000),
-    ).json()
+    elsewhere = create_merchant(client, platform_headers)
+    body = {**checkout_body(shopper["id"], elsewhere["id"], 1_000), "shipping_address": OWN_ADDRESS}
+    second = client.post("/v1/checkouts", headers=platform_headers, json=body).json()
     assert second["decision"]["outcome"] == "declined"
     assert [reason["code"] for reason in second["decision"]["reasons"]] == ["frozen_for_review"]
     assert credit_of(client, platform_headers, shopper["id"]) == ("frozen", 0)
     analyst_id, headers = analyst(runtime)
     [case] = client.get("/v1/risk/cases", headers=headers).json()["data"]
     assert risk_actions(runtime, "freeze_limit", "unfreeze_limit") == [
-        ("freeze_limit", shopper["id"], None, "monitor:tracking_malformed")
+        ("freeze_limit", shopper["id"], None, "monitor:delivered_to_merchant")
     ]
 
     resolve(client, headers, case["id"], "legitimate")
 
     assert credit_of(client, platform_headers, shopper["id"]) == ("active", available)
     assert risk_actions(runtime, "freeze_limit", "unfreeze_limit") == [
-        ("freeze_limit", shopper["id"], None, "monitor:tracking_malformed"),
+        ("freeze_limit", shopper["id"], None, "monitor:delivered_to_merchant"),
         ("unfreeze_limit", shopper["id"], None, f"operator:{analyst_id}"),
     ]
-    third = client.post(
-        "/v1/checkouts",
-        headers=platform_headers,
-        json=checkout_body(shopper["id"], merchant["id"], amount_minor=1_000),
-    ).json()
-    assert third["decision"]["outcome"] == "approved"
+    third = client.post("/v1/checkouts", headers=platform_headers, json=body).json()
+    assert third["decision"]["outcome"] == "approved", third
 
 
 def test_paying_an_overdue_does_not_lift_a_review_freeze(

@@ -174,6 +174,13 @@ def after_delivery(session: Session, *, order: Order, now: datetime) -> list[Hit
     return hits
 
 
+# Hits that speak of the shopper's part as well, and freeze their credit while the case is open:
+# goods "delivered" to the merchant's own address. A merchant's fake or reused waybill, a quick
+# "received" or a late first payment may befall an honest buyer; those hold the merchant's money
+# only (and the link graph freezes the shoppers of a ring).
+SHOPPER_IMPLICATING_MONITORS = frozenset({"delivered_to_merchant"})
+
+
 def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> RiskCase | None:
     """Open or join the order's case with the hits, hold settlement when warranted."""
     if not hits:
@@ -224,15 +231,14 @@ def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> R
                 decided_by=f"monitor:{hits[0].monitor}",
                 now=now,
             )
-    if any(hit.holds for hit in hits):
-        # Weak signals together hold the merchant's money, but only a strong one the shopper's
-        # credit: a quick "received" and a late first payment are common among honest shoppers.
+    implicating = [hit for hit in hits if hit.monitor in SHOPPER_IMPLICATING_MONITORS]
+    if implicating:
         actions.freeze_shopper_limit(
             session,
             shopper_id=order.shopper_id,
             case_id=risk_case.id,
-            reason="; ".join(hit.reason for hit in hits if hit.holds),
-            decided_by=f"monitor:{next(hit.monitor for hit in hits if hit.holds)}",
+            reason="; ".join(hit.reason for hit in implicating),
+            decided_by=f"monitor:{implicating[0].monitor}",
             now=now,
         )
     return risk_case
