@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from tests.factories import bearer, create_merchant, enrol
 from usefirst import editable_config
 from usefirst.daily_jobs import DailyContext
+from usefirst.identity.service import create_operator
 from usefirst.risk import cases, graph
 from usefirst.risk.analytics_models import GraphRun, Ring
 from usefirst.risk.models import RiskCase
@@ -175,6 +176,27 @@ def test_ring_built_over_the_api_ends_as_one_case_with_exactly_its_members(
     assert {link["kind"] for link in signal["shared_links"]} >= {"device", "ip", "address"}
     exposed = sum(order["amount_minor"] for order in ring_orders if order["status"] != "declined")
     assert case["amount_at_risk_minor"] == exposed
+    # What an analyst sees over the API, and the ring's shoppers can buy nothing more meanwhile.
+    with runtime.work() as work:
+        _, token = create_operator(
+            work.session, email="analyst@example.com", role="risk_analyst", now=work.now
+        )
+    listed = client.get("/v1/risk/cases", headers=bearer(token), params={"type": "ring"})
+    assert [(c["id"], c["subject_ids"]) for c in listed.json()["data"]] == [
+        (case["id"], [colluding["id"], *sorted(mules)])
+    ]
+    detail = client.get(f"/v1/risk/cases/{case['id']}", headers=bearer(token)).json()
+    assert detail["evidence"]["order_ids"] == case["evidence"]["order_ids"]
+    credit = {
+        shopper: client.get(f"/v1/shoppers/{shopper}/credit", headers=platform_headers).json()[
+            "status"
+        ]
+        for shopper in [*mules, *family, outsider]
+    }
+    assert credit == {
+        **dict.fromkeys(mules, "frozen"),
+        **dict.fromkeys([*family, outsider], "active"),
+    }
 
     second = _run(runtime)
 

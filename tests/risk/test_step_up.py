@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.factories import checkout_body, create_merchant, enrol
+from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.risk import decision as risk_decision
 from usefirst.risk.models import StepUpChallenge
 from usefirst.risk.service import STEP_UP_TOPIC
@@ -111,12 +111,27 @@ def test_right_code_approves_once_and_wrong_codes_count(
     replay = verify(client, platform_headers, order["id"], code)
     assert replay.status_code == 409
     assert replay.json()["error"]["code"] == "order_state_conflict"
-    merchant_key = client.post(
+    unknown_key = client.post(
         f"/v1/orders/{order['id']}/step-up/verify",
         headers={"Authorization": "Bearer nope"},
         json={"code": code},
     )
-    assert merchant_key.status_code == 401
+    assert unknown_key.status_code == 401
+
+
+def test_only_the_platform_verifies_a_code(
+    runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    """A merchant (any merchant, the order's own too) must not confirm the shopper's code."""
+    order, code = step_up_order(runtime, client, platform_headers)
+    before = challenge(runtime, order["id"])
+    merchant = create_merchant(client, platform_headers)
+    refused = verify(client, bearer(merchant["api_key"]), order["id"], code)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "forbidden"
+    assert challenge(runtime, order["id"]) == before
+    after = client.get(f"/v1/orders/{order['id']}", headers=platform_headers).json()
+    assert after["status"] == "step_up"
 
 
 def test_too_many_wrong_codes_decline_and_release_credit(
