@@ -13,10 +13,12 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 from sqlalchemy import create_engine, text
 
 from usefirst.api.app import create_app
@@ -28,22 +30,41 @@ from usefirst.kit.settings import Settings
 from usefirst.runtime import Runtime
 
 DEFAULT_POSTGRES_URL = "postgresql://usefirst:usefirst@127.0.0.1:5432/usefirst_test"
-POSTGRES_URL = os.environ.get("USEFIRST_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+BASE_POSTGRES_URL = os.environ.get("USEFIRST_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+# Under pytest-xdist (`-n 2`, as CI runs) each worker gets a database of its own, named after the
+# configured one with the worker's id (usefirst_test_gw0, …), made on first use: the role needs
+# CREATEDB for that, as the CI's has.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 TEST_KEYS = {"k1": bytes(range(32))}
 TEST_BLIND_INDEX_KEY = bytes(range(32, 96))
 
 
-def _postgres_reachable() -> str | None:
+def _worker_url(base_url: str, worker: str) -> str:
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(path=f"{parts.path}_{worker}"))
+
+
+def _postgres_reachable() -> tuple[str, str | None]:
+    """The database URL this process tests with, and why PostgreSQL cannot be used (or None)."""
+    url = BASE_POSTGRES_URL
     try:
-        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
-            return None
+        with psycopg.connect(BASE_POSTGRES_URL, connect_timeout=3, autocommit=True) as connection:
+            if XDIST_WORKER is not None:
+                url = _worker_url(BASE_POSTGRES_URL, XDIST_WORKER)
+                name = urlsplit(url).path.lstrip("/")
+                exists = connection.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+                ).fetchone()
+                if exists is None:
+                    connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return url, None
     except Exception as error:  # any failure means: no PostgreSQL for this run
-        return f"{type(error).__name__}: {error}".strip()
+        return url, f"{type(error).__name__}: {error}".strip()
 
 
-POSTGRES_PROBLEM = _postgres_reachable()
+POSTGRES_URL, POSTGRES_PROBLEM = _postgres_reachable()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
