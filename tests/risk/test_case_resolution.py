@@ -43,21 +43,29 @@ def analyst(runtime: Runtime) -> tuple[str, dict[str, str]]:
         return row.id, bearer(token)
 
 
-def shipped_and_received(
+def shipped(
     client: TestClient, platform: dict[str, str], merchant: dict[str, Any], tracking: str
 ) -> dict[str, Any]:
+    """A new shopper's approved order, shipped by the merchant with ``tracking``."""
     shopper = enrol(client, platform)
     created = client.post(
         "/v1/checkouts", headers=platform, json=checkout_body(shopper["id"], merchant["id"])
     )
     assert created.json()["decision"]["outcome"] == "approved", created.text
     order = dict(created.json()["order"])
-    shipped = client.post(
+    response = client.post(
         f"/v1/orders/{order['id']}/ship",
         headers=bearer(merchant["api_key"]),
         json={"carrier": "SF", "tracking_number": tracking},
     )
-    assert shipped.status_code == 200, shipped.text
+    assert response.status_code == 200, response.text
+    return order
+
+
+def shipped_and_received(
+    client: TestClient, platform: dict[str, str], merchant: dict[str, Any], tracking: str
+) -> dict[str, Any]:
+    order = shipped(client, platform, merchant, tracking)
     client.post("/v1/sandbox/clock/advance", headers=platform, json={"days": 1})
     received = client.post(f"/v1/orders/{order['id']}/confirm-receipt", headers=platform)
     assert received.status_code == 200, received.text
@@ -147,16 +155,8 @@ def test_confirming_fraud_releases_a_hold_on_an_honest_merchants_order(
     """The merchant shipped in good faith: once the fraud is the shopper's alone, the hold the
     case placed while it was open ends and the merchant is paid as usual."""
     honest = create_merchant(client, platform_headers)
-    shopper = enrol(client, platform_headers)
-    created = client.post(
-        "/v1/checkouts", headers=platform_headers, json=checkout_body(shopper["id"], honest["id"])
-    )
-    order = created.json()["order"]
-    client.post(
-        f"/v1/orders/{order['id']}/ship",
-        headers=bearer(honest["api_key"]),
-        json={"carrier": "SF", "tracking_number": "SF1234567890555"},
-    )
+    order = shipped(client, platform_headers, honest, "SF1234567890555")
+    shopper = {"id": order["shopper_id"]}
     received = client.post(f"/v1/orders/{order['id']}/confirm-receipt", headers=platform_headers)
     assert received.status_code == 200, received.text
     analyst_id, headers = analyst(runtime)
@@ -211,16 +211,8 @@ def test_confirming_goods_sent_to_the_merchants_own_address_marks_the_merchant(
     runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
 ) -> None:
     merchant = create_merchant(client, platform_headers)
-    shopper = enrol(client, platform_headers)
-    created = client.post(
-        "/v1/checkouts", headers=platform_headers, json=checkout_body(shopper["id"], merchant["id"])
-    )
-    order = created.json()["order"]
-    client.post(
-        f"/v1/orders/{order['id']}/ship",
-        headers=bearer(merchant["api_key"]),
-        json={"carrier": "SF", "tracking_number": "SF1234567890999"},
-    )
+    order = shipped(client, platform_headers, merchant, "SF1234567890999")
+    shopper = {"id": order["shopper_id"]}
     with runtime.work() as work:
         row = work.session.get(Merchant, merchant["id"])
         assert row is not None
@@ -504,20 +496,11 @@ def test_goods_sent_to_the_merchants_address_freeze_the_shoppers_credit_until_cl
     runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
 ) -> None:
     merchant = create_merchant(client, platform_headers)
-    shopper = enrol(client, platform_headers)
-    first = client.post(
-        "/v1/checkouts", headers=platform_headers, json=checkout_body(shopper["id"], merchant["id"])
-    ).json()["order"]
-    status, available = credit_of(client, platform_headers, shopper["id"])
-    assert status == "active"
     # A merchant's bad waybill holds its money but may befall an honest buyer: no freeze.
-    shipped = client.post(
-        f"/v1/orders/{first['id']}/ship",
-        headers=bearer(merchant["api_key"]),
-        json={"carrier": "SF", "tracking_number": "NOT-A-WAYBILL"},
-    )
-    assert shipped.status_code == 200, shipped.text
-    assert credit_of(client, platform_headers, shopper["id"]) == ("active", available)
+    first = shipped(client, platform_headers, merchant, "NOT-A-WAYBILL")
+    shopper = {"id": first["shopper_id"]}
+    status, available = credit_of(client, platform_headers, shopper["id"])
+    assert (status, available) == ("active", 100_000 - first["amount_minor"])
     with runtime.work() as work:
         row = work.session.get(Merchant, merchant["id"])
         assert row is not None

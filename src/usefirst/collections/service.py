@@ -27,6 +27,7 @@ from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
 from usefirst.collections.repository import CollectionsRepository, ReminderStep
 from usefirst.credit import service as credit_service
 from usefirst.identity import service as identity_service
+from usefirst.identity.models import Shopper
 from usefirst.kit import config_versions
 from usefirst.kit.clock import as_utc, business_day_start
 from usefirst.kit.crypto import FieldCipher
@@ -170,11 +171,10 @@ def _refusal_to_contact(
 PHONE_REPORTED_WRONG = "phone_reported_wrong"
 
 
-def _phone_reported_wrong(session: Session, shopper_id: str) -> bool:
+def _phone_reported_wrong(session: Session, shopper: Shopper) -> bool:
     """A number a collector found to be someone else's is not used again: SMS and calls to it
     stop. The report is matched by the phone's mask, the only form the call log keeps."""
-    shopper = identity_service.get_shopper(session, shopper_id=shopper_id)
-    return CollectionsRepository(session).phone_reported_wrong(shopper_id, shopper.phone_masked)
+    return CollectionsRepository(session).phone_reported_wrong(shopper.id, shopper.phone_masked)
 
 
 # --- late fees -------------------------------------------------------------------------------
@@ -538,7 +538,7 @@ class ContactDeliverer:
                 return None
             destination, masked = details.email, details.email_masked or ""
         elif channel == "sms":
-            if _phone_reported_wrong(session, attempt.shopper_id):
+            if _phone_reported_wrong(session, shopper):
                 attempt.status, attempt.status_reason = "suppressed", PHONE_REPORTED_WRONG
                 return None
             destination, masked = details.phone_e164, details.phone_masked
@@ -690,7 +690,9 @@ def record_call(
         raise ContactNotAllowed("The order is disputed: collection contacts are paused.")
     if order.status != "overdue":
         raise ContactNotAllowed(f"The order is {order.status}, not overdue: no call is needed.")
-    if _phone_reported_wrong(session, order.shopper_id):
+    if _phone_reported_wrong(
+        session, identity_service.get_shopper(session, shopper_id=order.shopper_id)
+    ):
         raise ContactNotAllowed(
             "A collector reported the shopper's phone on file as a wrong number: it is not called "
             "or sent SMS again (only the shopper's own number may be contacted)."
