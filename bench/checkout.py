@@ -739,7 +739,7 @@ LIBRARIES = (
 
 # Inclusive-time probes: (label, function name, substring of its file path).
 PROBES = (
-    ("checkout endpoint (create_checkout)", "create_checkout", "usefirst/orders/endpoints.py"),
+    ("checkout endpoint (create_checkout)", "create_checkout", "usefirst/api/routers/orders.py"),
     ("  orders.service.checkout", "checkout", "usefirst/orders/service.py"),
     ("    order_view (twice: event + response)", "order_view", "usefirst/orders/service.py"),
     ("    publish_event", "publish_event", "usefirst/notify/service.py"),

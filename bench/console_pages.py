@@ -31,8 +31,8 @@ from usefirst.console.models import ConsoleAccount
 from usefirst.identity.service import create_operator
 from usefirst.kit.migrate import upgrade
 from usefirst.kit.settings import Settings
+from usefirst.lab.sim.marketplace import simulate
 from usefirst.runtime import Runtime
-from usefirst.sim.marketplace import simulate
 
 # (label, path, pattern of a link to follow next or None)
 PAGES: list[tuple[str, str]] = [

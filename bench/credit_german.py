@@ -32,7 +32,7 @@ from lightgbm import LGBMClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from usefirst.credit.scorecard_training import (
+from usefirst.lab.scorecard_training import (
     TrainingOptions,
     categorical_columns,
     rows_of,

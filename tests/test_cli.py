@@ -17,7 +17,7 @@ from tests.collections.metro2_parser import split_records
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst import daily_jobs
 from usefirst.api.app import create_app
-from usefirst.cli import app
+from usefirst.cli.main import app
 from usefirst.identity.service import authenticate
 from usefirst.kit.clock import TestClock
 from usefirst.kit.db import Database

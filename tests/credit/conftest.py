@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from usefirst.credit.scorecard import ARTEFACT_FORMAT
-from usefirst.credit.scorecard_training import TrainedScorecard, TrainingOptions, train_scorecard
+from usefirst.lab.scorecard_training import TrainedScorecard, TrainingOptions, train_scorecard
 
 SPECIAL_CODE = -1.0
 

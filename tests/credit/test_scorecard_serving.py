@@ -18,7 +18,7 @@ from usefirst.credit.scorecard import (
     load_default_scorecard,
     load_scorecard,
 )
-from usefirst.credit.scorecard_training import TrainedScorecard, rows_of
+from usefirst.lab.scorecard_training import TrainedScorecard, rows_of
 
 
 def test_served_points_equal_optbinning_for_every_row(

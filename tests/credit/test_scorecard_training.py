@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.credit.conftest import synthetic_applications
-from usefirst.cli import app
+from usefirst.cli.main import app
 from usefirst.credit.scorecard import load_scorecard
-from usefirst.credit.scorecard_training import (
+from usefirst.lab.scorecard_training import (
     TrainingDataInvalid,
     TrainingOptions,
     discrimination,

@@ -15,10 +15,10 @@ from tests.factories import national_id, phone
 from usefirst.credit.application import APPLICATION_FIELDS, Application
 from usefirst.credit.service import policy_from_settings
 from usefirst.identity.service import EnrolmentRequest, enrol_shopper
+from usefirst.lab.sim.applicants import draw_applicant, export_applications
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.runtime import Runtime
-from usefirst.sim.applicants import draw_applicant, export_applications
 
 
 def test_applicants_are_reproducible_and_independent_of_each_other() -> None:
@@ -229,8 +229,8 @@ def test_export_labels_shoppers_by_their_repayment_history(
 
 
 def test_drawn_applicants_are_labelled_by_their_simulated_behaviour(tmp_path: Path) -> None:
-    from usefirst.sim.applicants import write_drawn_applicants
-    from usefirst.sim.marketplace import _national_id
+    from usefirst.lab.sim.applicants import write_drawn_applicants
+    from usefirst.lab.sim.marketplace import _national_id
 
     path = tmp_path / "drawn.csv"
     summary = write_drawn_applicants(path=path, count=200, seed=5, today=date(2026, 11, 23))

@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.api.app import create_app
-from usefirst.cli import app
+from usefirst.cli.main import app
 from usefirst.identity.service import create_api_key
 from usefirst.kit.clock import TestClock
 from usefirst.kit.settings import get_settings

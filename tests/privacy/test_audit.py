@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
-from usefirst.cli import app
+from usefirst.cli.main import app
 from usefirst.kit.settings import get_settings
 from usefirst.privacy import audit
 from usefirst.privacy.models import AuditChainHead, AuditEntry

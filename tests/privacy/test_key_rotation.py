@@ -17,7 +17,7 @@ from tests.conftest import TEST_BLIND_INDEX_KEY, TEST_KEYS, make_runtime
 from tests.factories import checkout_body, create_merchant, enrol
 from tests.privacy.privacy_env import operator_headers
 from usefirst.api.app import create_app
-from usefirst.cli import app
+from usefirst.cli.main import app
 from usefirst.collections.models import BureauFile
 from usefirst.collections.service import bureau_file_text
 from usefirst.identity.service import create_api_key

@@ -3,7 +3,12 @@ review budget."""
 
 from __future__ import annotations
 
-from usefirst.risk.evaluate import DecidedOrder, _typologies, engine_risk_outcome, score_systems
+from usefirst.lab.risk_evaluation import (
+    DecidedOrder,
+    _typologies,
+    engine_risk_outcome,
+    score_systems,
+)
 
 
 def _order(

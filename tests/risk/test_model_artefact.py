@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from usefirst.risk.features import FEATURE_NAMES
-from usefirst.risk.model import load_default_model, load_model
-from usefirst.risk.model_training import (
+from usefirst.lab.fraud_model_training import (
     LabelledRows,
     NotEnoughLabels,
     export_model,
     predict,
     train_model,
 )
+from usefirst.risk.features import FEATURE_NAMES
+from usefirst.risk.model import load_default_model, load_model
 
 TRAINED_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -21,11 +21,11 @@ from tests.factories import checkout_in_work, enrol_in_work, merchant_in_work
 from tests.test_cli import run
 from usefirst.kit.models import ConfigVersion
 from usefirst.kit.settings import get_settings
+from usefirst.lab.fraud_model_training import LabelledRows, export_model, train_model
 from usefirst.risk import decision as risk_decision
 from usefirst.risk.analytics_models import FraudModelVersion
 from usefirst.risk.features import FEATURE_NAMES
 from usefirst.risk.model_registry import MODEL_CONFIG_KIND, register_model
-from usefirst.risk.model_training import LabelledRows, export_model, train_model
 from usefirst.risk.models import RiskDecision, RiskLabel
 from usefirst.runtime import Runtime
 

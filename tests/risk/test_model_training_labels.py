@@ -6,10 +6,10 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from tests.factories import checkout_in_work, enrol_in_work, merchant_in_work
+from usefirst.lab.fraud_model_training import labelled_rows, production_labels
 from usefirst.orders.models import Order
 from usefirst.risk import cases
 from usefirst.risk.features import FEATURE_NAMES
-from usefirst.risk.model_training import labelled_rows, production_labels
 from usefirst.runtime import Runtime
 
 

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from tests.conftest import make_runtime
 from usefirst.identity.models import Shopper
 from usefirst.kit.migrate import upgrade
+from usefirst.lab.sim.fraud import RESELLABLE_CATEGORIES, FraudScenario, GroundTruth
+from usefirst.lab.sim.marketplace import SimulationSummary, simulate
 from usefirst.orders.models import Order
 from usefirst.runtime import Runtime
-from usefirst.sim.fraud import RESELLABLE_CATEGORIES, FraudScenario, GroundTruth
-from usefirst.sim.marketplace import SimulationSummary, simulate
 
 SCENARIO = FraudScenario(
     rings=1,

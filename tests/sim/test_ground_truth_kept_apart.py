@@ -76,7 +76,7 @@ def test_engine_modules_do_not_import_the_simulator() -> None:
         "import importlib, sys\n"
         f"for name in {ENGINE_MODULES!r}:\n"
         "    importlib.import_module(name)\n"
-        "print(sorted(m for m in sys.modules if m.startswith('usefirst.sim')))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('usefirst.lab.sim')))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120

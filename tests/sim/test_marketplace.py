@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import make_runtime
+from usefirst.lab.sim.marketplace import simulate
 from usefirst.orders import service as order_service
 from usefirst.runtime import Runtime
-from usefirst.sim.marketplace import simulate
 
 # The latest a "late" shopper pays: late_days is drawn from 2..20.
 LATEST_LATE_DAYS = 20

@@ -20,19 +20,19 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usefirst import __version__
-from usefirst.api import sandbox
-from usefirst.collections import endpoints as collections_endpoints
+from usefirst.api.routers import collections as collections_endpoints
+from usefirst.api.routers import disputes as dispute_endpoints
+from usefirst.api.routers import identity as identity_endpoints
+from usefirst.api.routers import ledger as ledger_endpoints
+from usefirst.api.routers import merchants as merchant_endpoints
+from usefirst.api.routers import notify as notify_endpoints
+from usefirst.api.routers import orders as order_endpoints
+from usefirst.api.routers import privacy as privacy_endpoints
+from usefirst.api.routers import repayment as repayment_endpoints
+from usefirst.api.routers import risk as risk_endpoints
+from usefirst.api.routers import sandbox
 from usefirst.console import web as console_web
-from usefirst.disputes import endpoints as dispute_endpoints
-from usefirst.identity import endpoints as identity_endpoints
 from usefirst.kit.errors import UsefirstError, ValidationFailed
-from usefirst.ledger import endpoints as ledger_endpoints
-from usefirst.merchants import endpoints as merchant_endpoints
-from usefirst.notify import endpoints as notify_endpoints
-from usefirst.orders import endpoints as order_endpoints
-from usefirst.privacy import endpoints as privacy_endpoints
-from usefirst.repayment import endpoints as repayment_endpoints
-from usefirst.risk import endpoints as risk_endpoints
 from usefirst.runtime import Runtime
 
 FORBIDDEN_FIELDS = {"contacts", "contact_list", "address_book", "emergency_contacts"}

@@ -13,11 +13,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from usefirst.api.routers.disputes import MULTIPART_OVERHEAD_BYTES, evidence_store
 from usefirst.console import i18n
 from usefirst.console.merchant_repository import MerchantPortalRepository
 from usefirst.console.web import Page, check_csrf, signed_in, templates
 from usefirst.disputes import service as dispute_service
-from usefirst.disputes.endpoints import MULTIPART_OVERHEAD_BYTES, evidence_store
 from usefirst.disputes.errors import EvidenceTooLarge
 from usefirst.disputes.storage import CheckedFile, check_upload
 from usefirst.kit.errors import NotFound, UsefirstError, ValidationFailed

@@ -1,7 +1,7 @@
 """How well the engine stops cash-out fraud, measured on a simulated marketplace.
 
 ``usefirst risk evaluate --seed S`` runs the simulator (honest shoppers, honest noise and the fraud
-typologies of ``usefirst.sim.fraud``) on a fresh sandbox database through the real engine —
+typologies of ``usefirst.lab.sim.fraud``) on a fresh sandbox database through the real engine —
 checkout decisions with rules, model and links, post-event monitors, the nightly graph,
 settlement — and then scores the outcome against the simulator's ground truth, which the engine
 never saw. The same orders are scored by two baselines:
@@ -35,12 +35,12 @@ from sqlalchemy import select
 
 from usefirst.credit.service import FROZEN_FOR_REVIEW
 from usefirst.kit.settings import Settings
+from usefirst.lab.sim.fraud import FraudScenario, GroundTruth
 from usefirst.merchants.models import SettlementHold, SettlementLine
 from usefirst.orders.models import Order
 from usefirst.risk.features import FEATURE_NAMES
 from usefirst.risk.models import RiskDecision
 from usefirst.runtime import Runtime
-from usefirst.sim.fraud import FraudScenario, GroundTruth
 
 HELD_STATUSES = ("review", "step_up", "declined", "cancelled")
 RISK_FLAGS = ("review", "declined")
@@ -172,7 +172,7 @@ def sandbox_runtime(directory: Path, *, settings: Settings | None = None) -> Run
 def simulate_history(
     runtime: Runtime, *, seed: int, size: SimulationSize, console: Console | None = None
 ) -> GroundTruth:
-    from usefirst.sim.marketplace import simulate
+    from usefirst.lab.sim.marketplace import simulate
 
     summary = simulate(
         runtime,

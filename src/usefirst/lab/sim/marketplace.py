@@ -21,14 +21,8 @@ from usefirst.credit.service import policy_from_settings
 from usefirst.identity import service as identity_service
 from usefirst.identity.validation import national_id_check_character
 from usefirst.kit.errors import UsefirstError
-from usefirst.ledger.service import audit
-from usefirst.merchants import service as merchant_service
-from usefirst.orders import service as order_service
-from usefirst.orders.models import Order
-from usefirst.repayment import service as repayment_service
-from usefirst.runtime import Runtime, Work
-from usefirst.sim.applicants import SimulatedApplicant, draw_applicant
-from usefirst.sim.fraud import (
+from usefirst.lab.sim.applicants import SimulatedApplicant, draw_applicant
+from usefirst.lab.sim.fraud import (
     FraudScenario,
     FraudWorld,
     GroundTruth,
@@ -37,6 +31,12 @@ from usefirst.sim.fraud import (
     merchant_name,
     shopper_external_id,
 )
+from usefirst.ledger.service import audit
+from usefirst.merchants import service as merchant_service
+from usefirst.orders import service as order_service
+from usefirst.orders.models import Order
+from usefirst.repayment import service as repayment_service
+from usefirst.runtime import Runtime, Work
 
 BEHAVIOURS = {"early": 0.25, "on_time": 0.5, "late": 0.17, "never": 0.08}
 CATEGORIES = ["electronics", "apparel", "home", "beauty", "books", "groceries"]

@@ -46,12 +46,12 @@ def train(
     """Train a scorecard (monotonic WOE bins, logistic regression, integer points) and write the
     versioned points table and a report (AUC, KS, Gini, PSI train vs test)."""
     from usefirst.credit.application import REASON_TEXTS
-    from usefirst.credit.scorecard_training import (
+    from usefirst.kit.clock import system_now
+    from usefirst.lab.scorecard_training import (
         TrainingDataInvalid,
         TrainingOptions,
         train_from_csv,
     )
-    from usefirst.kit.clock import system_now
 
     options = TrainingOptions(
         target=target,
@@ -91,9 +91,9 @@ def simulate_history(
     not filtered by an earlier scorecard) and export who defaulted, for ``credit train``."""
     from usefirst.kit.db import Database
     from usefirst.kit.settings import get_settings
+    from usefirst.lab.sim.applicants import export_applications
+    from usefirst.lab.sim.marketplace import simulate
     from usefirst.runtime import Runtime
-    from usefirst.sim.applicants import export_applications
-    from usefirst.sim.marketplace import simulate
 
     settings = get_settings().model_copy(update={"sandbox": True, "credit_policy": "cold_start"})
     # One process drives every transaction: keep SQLite connections rather than reopen them.
@@ -125,7 +125,7 @@ def draw_applicants(
     (no marketplace run: fast, but the label is the simulator's, not the engine's record)."""
     from datetime import date
 
-    from usefirst.sim.applicants import write_drawn_applicants
+    from usefirst.lab.sim.applicants import write_drawn_applicants
 
     try:
         today = date.fromisoformat(on)

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from usefirst.risk.evaluate import EvaluationReport, SimulationSize
+    from usefirst.lab.risk_evaluation import EvaluationReport, SimulationSize
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -28,8 +28,8 @@ def _money(amount_minor: int) -> str:
 
 
 def _size(shoppers: int, merchants: int, days: int, scale: float) -> SimulationSize:
-    from usefirst.risk.evaluate import SimulationSize
-    from usefirst.sim.fraud import FraudScenario
+    from usefirst.lab.risk_evaluation import SimulationSize
+    from usefirst.lab.sim.fraud import FraudScenario
 
     return SimulationSize(
         shoppers=shoppers, merchants=merchants, days=days, scenario=FraudScenario().scaled(scale)
@@ -66,15 +66,15 @@ def train(
     import tempfile
 
     from usefirst.kit.settings import get_settings
-    from usefirst.risk.evaluate import sandbox_runtime, simulate_history
-    from usefirst.risk.model_registry import register_model
-    from usefirst.risk.model_training import (
+    from usefirst.lab.fraud_model_training import (
         NotEnoughLabels,
         export_model,
         labelled_rows,
         production_labels,
         train_model,
     )
+    from usefirst.lab.risk_evaluation import sandbox_runtime, simulate_history
+    from usefirst.risk.model_registry import register_model
     from usefirst.runtime import Runtime
 
     if simulate and promote:
@@ -301,7 +301,7 @@ def evaluate(
     ] = None,
 ) -> None:
     """Simulate a marketplace with fraud through the engine; compare with baselines."""
-    from usefirst.risk.evaluate import evaluate as run_evaluation
+    from usefirst.lab.risk_evaluation import evaluate as run_evaluation
 
     report = run_evaluation(
         seed=seed,

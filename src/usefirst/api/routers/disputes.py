@@ -19,9 +19,9 @@ from usefirst.api.deps import (
     page,
     require,
 )
+from usefirst.api.dispute_schemas import OpenDisputeIn, ResolveDisputeIn
 from usefirst.disputes import service
 from usefirst.disputes.errors import EvidenceTooLarge
-from usefirst.disputes.schemas import OpenDisputeIn, ResolveDisputeIn
 from usefirst.disputes.storage import EvidenceStore, check_upload
 from usefirst.identity.service import Principal
 from usefirst.kit.errors import ValidationFailed

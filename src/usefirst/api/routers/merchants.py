@@ -16,6 +16,7 @@ from usefirst.api.deps import (
     page,
     require,
 )
+from usefirst.api.merchant_schemas import AppealDecisionIn, AppealIn, FineIn, StandingChangeIn
 from usefirst.api.schemas import CreateMerchantIn
 from usefirst.identity.service import Principal
 from usefirst.kit.errors import NotFound
@@ -23,7 +24,6 @@ from usefirst.kit.money import check_currency
 from usefirst.merchants import service as merchant_service
 from usefirst.merchants import settlement, standing
 from usefirst.merchants.models import Merchant
-from usefirst.merchants.schemas import AppealDecisionIn, AppealIn, FineIn, StandingChangeIn
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 

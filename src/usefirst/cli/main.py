@@ -12,11 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from usefirst.config_cli import config_app
-from usefirst.credit import cli as credit_cli
+from usefirst.cli import credit as credit_cli
+from usefirst.cli import privacy as privacy_cli
+from usefirst.cli import risk_models as risk_model_cli
+from usefirst.cli.config import config_app
 from usefirst.kit.settings import Settings, get_settings
-from usefirst.privacy import cli as privacy_cli
-from usefirst.risk import model_cli as risk_model_cli
 
 if TYPE_CHECKING:
     from usefirst.runtime import Runtime
@@ -397,7 +397,7 @@ def simulate(
     merchants: Annotated[int, typer.Option(min=1, max=1000)] = 5,
 ) -> None:
     """Run a simulated marketplace history through the real services (sandbox clock)."""
-    from usefirst.sim.marketplace import simulate as run_simulation
+    from usefirst.lab.sim.marketplace import simulate as run_simulation
 
     runtime = _runtime(sandbox=True)
     summary = run_simulation(

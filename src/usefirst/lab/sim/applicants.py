@@ -183,7 +183,7 @@ def write_drawn_applicants(*, path: Path, count: int, seed: int, today: date) ->
     long enough to observe defaults: the label is the simulator's own outcome, not one the engine
     recorded, so every drawn applicant is "mature".
     """
-    from usefirst.sim.marketplace import _national_id
+    from usefirst.lab.sim.marketplace import _national_id
 
     rng = random.Random(seed)
     defaulted = 0
