@@ -57,41 +57,70 @@ def require(
     raise PermissionDenied()
 
 
-def idempotent_response(
-    runtime: Runtime,
-    work: Work,
-    *,
-    request: Request,
-    principal: Principal,
-    idempotency_key: str | None,
-    body: BaseModel | None,
-    handler: Callable[[], tuple[int, Any]],
-) -> JSONResponse:
-    request_fingerprint = fingerprint(
-        request.method,
-        request.url.path,
-        body.model_dump(mode="json") if body is not None else None,
-    )
-
-    def encoded() -> tuple[int, Any]:
-        status, payload = handler()
-        # The same encoder FastAPI uses for returned dicts, so a POST and a GET of one object
-        # render times identically (RFC 3339 with "Z").
-        return status, to_jsonable_python(payload)
-
-    status, payload, replayed = run_idempotent(
-        work.session,
-        principal_id=principal.key_id if principal.kind != "platform" else "platform",
-        key=idempotency_key,
-        request_fingerprint=request_fingerprint,
-        now=work.now,
-        handler=encoded,
-    )
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return JSONResponse(status_code=status, content=payload, headers=headers)
-
-
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+class IdempotentCall:
+    """One money-moving POST: its caller, its ``Idempotency-Key`` and the request it fingerprints.
+
+    ``run`` opens the request's unit of work and runs the action at most once per key: a retry with
+    the same key and body gets the stored response (status included) without running it again.
+    """
+
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        request: Request,
+        principal: Principal,
+        idempotency_key: str | None,
+    ) -> None:
+        self.runtime = runtime
+        self.request = request
+        self.principal = principal
+        self.idempotency_key = idempotency_key
+
+    def run(
+        self, body: BaseModel | None, action: Callable[[Work], tuple[int, Any]]
+    ) -> JSONResponse:
+        request_fingerprint = fingerprint(
+            self.request.method,
+            self.request.url.path,
+            body.model_dump(mode="json") if body is not None else None,
+        )
+        principal = self.principal
+        with self.runtime.work() as work:
+
+            def encoded() -> tuple[int, Any]:
+                status, payload = action(work)
+                # The same encoder FastAPI uses for returned dicts, so a POST and a GET of one
+                # object render times identically (RFC 3339 with "Z").
+                return status, to_jsonable_python(payload)
+
+            status, payload, replayed = run_idempotent(
+                work.session,
+                principal_id=principal.key_id if principal.kind != "platform" else "platform",
+                key=self.idempotency_key,
+                request_fingerprint=request_fingerprint,
+                now=work.now,
+                handler=encoded,
+            )
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        return JSONResponse(status_code=status, content=payload, headers=headers)
+
+
+def get_idempotent_call(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> IdempotentCall:
+    return IdempotentCall(
+        runtime=runtime, request=request, principal=principal, idempotency_key=idempotency_key
+    )
+
+
+IdempotentCallDep = Annotated[IdempotentCall, Depends(get_idempotent_call)]
 
 
 def page(rows: list[Any], limit: int, view: Callable[[Any], Any]) -> dict[str, Any]:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import Field
 
 from usefirst.api.deps import (
-    IdempotencyKey,
+    IdempotentCallDep,
     PrincipalDep,
     RuntimeDep,
-    idempotent_response,
     page,
     require,
 )
@@ -22,6 +21,7 @@ from usefirst.collections import service as collections_service
 from usefirst.orders import service as order_service
 from usefirst.privacy.audit import record_access
 from usefirst.privacy.service import record_bureau_file_read
+from usefirst.runtime import Work
 
 router = APIRouter(tags=["collections"])
 
@@ -105,40 +105,30 @@ def record_call(
 def waive_late_fees(
     order_id: str,
     body: WaiveLateFeesIn,
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    idempotency_key: IdempotencyKey = None,
+    call: IdempotentCallDep,
 ) -> JSONResponse:
     require(principal, roles=COLLECTORS)
-    with runtime.work() as work:
 
-        def handler() -> tuple[int, Any]:
-            waiver = order_service.waive_late_fees(
-                work.session,
-                order_id=order_id,
-                amount_minor=body.amount_minor,
-                reason=body.reason,
-                operator_id=principal.operator_id,
-                settings=runtime.settings,
-                now=work.now,
-            )
-            order = order_service.find_order(work.session, order_id=order_id)
-            return 200, {
-                "waived_minor": waiver.amount_minor,
-                "waiver": order_service.late_fee_waiver_view(waiver),
-                "order": order_service.order_view(work.session, order),
-            }
-
-        return idempotent_response(
-            runtime,
-            work,
-            request=request,
-            principal=principal,
-            idempotency_key=idempotency_key,
-            body=body,
-            handler=handler,
+    def respond(work: Work) -> tuple[int, Any]:
+        waiver = order_service.waive_late_fees(
+            work.session,
+            order_id=order_id,
+            amount_minor=body.amount_minor,
+            reason=body.reason,
+            operator_id=principal.operator_id,
+            settings=runtime.settings,
+            now=work.now,
         )
+        order = order_service.find_order(work.session, order_id=order_id)
+        return 200, {
+            "waived_minor": waiver.amount_minor,
+            "waiver": order_service.late_fee_waiver_view(waiver),
+            "order": order_service.order_view(work.session, order),
+        }
+
+    return call.run(body, respond)
 
 
 @router.post("/v1/bureau/files", status_code=201)

@@ -12,10 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from usefirst.api.deps import (
-    IdempotencyKey,
+    IdempotentCallDep,
     PrincipalDep,
     RuntimeDep,
-    idempotent_response,
     page,
     require,
 )
@@ -25,7 +24,7 @@ from usefirst.disputes.errors import EvidenceTooLarge
 from usefirst.disputes.storage import EvidenceStore, check_upload
 from usefirst.identity.service import Principal
 from usefirst.kit.errors import ValidationFailed
-from usefirst.runtime import Runtime
+from usefirst.runtime import Runtime, Work
 
 router = APIRouter(tags=["disputes"])
 
@@ -54,37 +53,27 @@ def evidence_store(runtime: Runtime) -> EvidenceStore:
 @router.post("/v1/disputes", status_code=201)
 def open_dispute(
     body: OpenDisputeIn,
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    idempotency_key: IdempotencyKey = None,
+    call: IdempotentCallDep,
 ) -> JSONResponse:
     require(principal, platform=True, merchant=True)
     caller = caller_of(principal)
-    with runtime.work() as work:
 
-        def handler() -> tuple[int, Any]:
-            dispute = service.open_dispute(
-                work.session,
-                order_id=body.order_id,
-                opened_by=body.opened_by,
-                reason=body.reason,
-                description=body.description,
-                caller=caller,
-                settings=runtime.settings,
-                now=work.now,
-            )
-            return 201, service.dispute_view(work.session, dispute)
-
-        return idempotent_response(
-            runtime,
-            work,
-            request=request,
-            principal=principal,
-            idempotency_key=idempotency_key,
-            body=body,
-            handler=handler,
+    def respond(work: Work) -> tuple[int, Any]:
+        dispute = service.open_dispute(
+            work.session,
+            order_id=body.order_id,
+            opened_by=body.opened_by,
+            reason=body.reason,
+            description=body.description,
+            caller=caller,
+            settings=runtime.settings,
+            now=work.now,
         )
+        return 201, service.dispute_view(work.session, dispute)
+
+    return call.run(body, respond)
 
 
 @router.get("/v1/disputes")
@@ -212,36 +201,26 @@ def evidence_content(
 def resolve_dispute(
     dispute_id: str,
     body: ResolveDisputeIn,
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    idempotency_key: IdempotencyKey = None,
+    call: IdempotentCallDep,
 ) -> JSONResponse:
     require(principal, roles=DECIDE_ROLES)
     assert principal.operator_id is not None
     operator_id = principal.operator_id
-    with runtime.work() as work:
 
-        def handler() -> tuple[int, Any]:
-            dispute = service.resolve(
-                work.session,
-                dispute_id=dispute_id,
-                outcome=body.outcome,
-                shopper_refund_minor=body.shopper_refund_minor,
-                note=body.note,
-                operator_id=operator_id,
-                today=work.today,
-                settings=runtime.settings,
-                now=work.now,
-            )
-            return 200, service.dispute_view(work.session, dispute)
-
-        return idempotent_response(
-            runtime,
-            work,
-            request=request,
-            principal=principal,
-            idempotency_key=idempotency_key,
-            body=body,
-            handler=handler,
+    def respond(work: Work) -> tuple[int, Any]:
+        dispute = service.resolve(
+            work.session,
+            dispute_id=dispute_id,
+            outcome=body.outcome,
+            shopper_refund_minor=body.shopper_refund_minor,
+            note=body.note,
+            operator_id=operator_id,
+            today=work.today,
+            settings=runtime.settings,
+            now=work.now,
         )
+        return 200, service.dispute_view(work.session, dispute)
+
+    return call.run(body, respond)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from usefirst.api.deps import IdempotencyKey, PrincipalDep, RuntimeDep, idempotent_response, require
+from usefirst.api.deps import IdempotentCallDep, PrincipalDep, RuntimeDep, require
 from usefirst.api.schemas import ContactPreferencesIn, EnrolShopperIn
 from usefirst.credit import service as credit_service
 from usefirst.credit.application import Application
@@ -16,6 +16,7 @@ from usefirst.identity import service as identity_service
 from usefirst.identity.models import Shopper
 from usefirst.orders import service as order_service
 from usefirst.privacy.audit import record_access
+from usefirst.runtime import Work
 
 router = APIRouter(prefix="/v1/shoppers", tags=["shoppers"])
 
@@ -39,51 +40,41 @@ def shopper_view(shopper: Shopper, credit: dict[str, Any]) -> dict[str, Any]:
 @router.post("", status_code=201)
 def enrol_shopper(
     body: EnrolShopperIn,
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    idempotency_key: IdempotencyKey = None,
+    call: IdempotentCallDep,
 ) -> JSONResponse:
     require(principal, platform=True)
-    with runtime.work() as work:
 
-        def handler() -> tuple[int, Any]:
-            shopper, line = identity_service.enrol_shopper(
-                work.session,
-                request=identity_service.EnrolmentRequest(
-                    external_id=body.external_id,
-                    name=body.name,
-                    national_id=body.national_id,
-                    phone=body.phone,
-                    email=body.email,
-                    privacy_policy_version=body.consent.privacy_policy_version,
-                    credit_report_authorized=body.consent.credit_report_authorized,
-                    device_id=body.device_id,
-                    ip=body.ip,
-                    application=Application(**body.application.model_dump())
-                    if body.application is not None
-                    else None,
-                    language=body.language,
-                    time_zone=body.time_zone,
-                ),
-                cipher=runtime.cipher,
-                policy=policy_from_settings(runtime.settings),
-                currency=runtime.settings.currency,
-                default_time_zone=runtime.settings.time_zone,
-                today=work.today,
-                now=work.now,
-            )
-            return 201, shopper_view(shopper, credit_service.credit_view(line))
-
-        return idempotent_response(
-            runtime,
-            work,
-            request=request,
-            principal=principal,
-            idempotency_key=idempotency_key,
-            body=body,
-            handler=handler,
+    def respond(work: Work) -> tuple[int, Any]:
+        shopper, line = identity_service.enrol_shopper(
+            work.session,
+            request=identity_service.EnrolmentRequest(
+                external_id=body.external_id,
+                name=body.name,
+                national_id=body.national_id,
+                phone=body.phone,
+                email=body.email,
+                privacy_policy_version=body.consent.privacy_policy_version,
+                credit_report_authorized=body.consent.credit_report_authorized,
+                device_id=body.device_id,
+                ip=body.ip,
+                application=Application(**body.application.model_dump())
+                if body.application is not None
+                else None,
+                language=body.language,
+                time_zone=body.time_zone,
+            ),
+            cipher=runtime.cipher,
+            policy=policy_from_settings(runtime.settings),
+            currency=runtime.settings.currency,
+            default_time_zone=runtime.settings.time_zone,
+            today=work.today,
+            now=work.now,
         )
+        return 201, shopper_view(shopper, credit_service.credit_view(line))
+
+    return call.run(body, respond)
 
 
 # Unmasked PII goes only to these operator roles, and every such read is audited.

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from usefirst.api.deps import (
-    IdempotencyKey,
+    IdempotentCallDep,
     PrincipalDep,
     RuntimeDep,
-    idempotent_response,
     page,
     require,
 )
@@ -24,6 +23,7 @@ from usefirst.kit.money import check_currency
 from usefirst.merchants import service as merchant_service
 from usefirst.merchants import settlement, standing
 from usefirst.merchants.models import Merchant
+from usefirst.runtime import Work
 
 router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 
@@ -230,37 +230,27 @@ def change_standing(
 def impose_fine(
     merchant_id: str,
     body: FineIn,
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    idempotency_key: IdempotencyKey = None,
+    call: IdempotentCallDep,
 ) -> JSONResponse:
     require(principal, roles=("admin",))
-    with runtime.work() as work:
 
-        def handler() -> tuple[int, Any]:
-            fine = standing.impose_fine(
-                work.session,
-                merchant_id=merchant_id,
-                amount_minor=body.amount_minor,
-                currency=check_currency(body.currency),
-                reason=body.reason,
-                evidence=body.evidence,
-                decided_by=_actor(principal),
-                settings=runtime.settings,
-                now=work.now,
-            )
-            return 201, standing.fine_view(fine)
-
-        return idempotent_response(
-            runtime,
-            work,
-            request=request,
-            principal=principal,
-            idempotency_key=idempotency_key,
-            body=body,
-            handler=handler,
+    def respond(work: Work) -> tuple[int, Any]:
+        fine = standing.impose_fine(
+            work.session,
+            merchant_id=merchant_id,
+            amount_minor=body.amount_minor,
+            currency=check_currency(body.currency),
+            reason=body.reason,
+            evidence=body.evidence,
+            decided_by=_actor(principal),
+            settings=runtime.settings,
+            now=work.now,
         )
+        return 201, standing.fine_view(fine)
+
+    return call.run(body, respond)
 
 
 @router.post("/{merchant_id}/appeals", status_code=201)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from usefirst.api.deps import IdempotencyKey, PrincipalDep, RuntimeDep, idempotent_response, require
+from usefirst.api.deps import IdempotentCallDep, PrincipalDep, RuntimeDep, require
 from usefirst.api.schemas import CheckoutIn, EmptyIn, RefundIn, ShipIn
 from usefirst.orders import service as order_service
+from usefirst.runtime import Work
 
 router = APIRouter(tags=["orders"])
 
@@ -17,45 +18,35 @@ router = APIRouter(tags=["orders"])
 @router.post("/v1/checkouts", status_code=201)
 def create_checkout(
     body: CheckoutIn,
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    idempotency_key: IdempotencyKey = None,
+    call: IdempotentCallDep,
 ) -> JSONResponse:
     require(principal, platform=True)
-    with runtime.work() as work:
 
-        def handler() -> tuple[int, Any]:
-            order, decision = order_service.checkout(
-                work.session,
-                request=order_service.CheckoutRequest(
-                    shopper_id=body.shopper_id,
-                    merchant_id=body.merchant_id,
-                    currency=body.currency,
-                    items=[order_service.Item(**item.model_dump()) for item in body.items],
-                    plan=body.plan,
-                    shipping_address=body.shipping_address,
-                    device_id=body.device_id,
-                    ip=body.ip,
-                ),
-                cipher=runtime.cipher,
-                settings=runtime.settings,
-                now=work.now,
-            )
-            return 201, {
-                "order": order_service.order_view(work.session, order),
-                "decision": decision.as_dict(),
-            }
-
-        return idempotent_response(
-            runtime,
-            work,
-            request=request,
-            principal=principal,
-            idempotency_key=idempotency_key,
-            body=body,
-            handler=handler,
+    def respond(work: Work) -> tuple[int, Any]:
+        order, decision = order_service.checkout(
+            work.session,
+            request=order_service.CheckoutRequest(
+                shopper_id=body.shopper_id,
+                merchant_id=body.merchant_id,
+                currency=body.currency,
+                items=[order_service.Item(**item.model_dump()) for item in body.items],
+                plan=body.plan,
+                shipping_address=body.shipping_address,
+                device_id=body.device_id,
+                ip=body.ip,
+            ),
+            cipher=runtime.cipher,
+            settings=runtime.settings,
+            now=work.now,
         )
+        return 201, {
+            "order": order_service.order_view(work.session, order),
+            "decision": decision.as_dict(),
+        }
+
+    return call.run(body, respond)
 
 
 @router.get("/v1/orders/{order_id}")
@@ -123,37 +114,27 @@ def cancel_order(
 def refund_order(
     order_id: str,
     body: RefundIn,
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    idempotency_key: IdempotencyKey = None,
+    call: IdempotentCallDep,
 ) -> JSONResponse:
     require(principal, merchant=True)
     assert principal.merchant_id is not None
     merchant_id = principal.merchant_id
-    with runtime.work() as work:
 
-        def handler() -> tuple[int, Any]:
-            order, refund = order_service.refund(
-                work.session,
-                order_id=order_id,
-                merchant_id=merchant_id,
-                amount_minor=body.amount_minor,
-                reason=body.reason,
-                today=work.today,
-                settings=runtime.settings,
-                now=work.now,
-            )
-            view = order_service.refund_view(refund)
-            view["order"] = order_service.order_view(work.session, order)
-            return 201, view
-
-        return idempotent_response(
-            runtime,
-            work,
-            request=request,
-            principal=principal,
-            idempotency_key=idempotency_key,
-            body=body,
-            handler=handler,
+    def respond(work: Work) -> tuple[int, Any]:
+        order, refund = order_service.refund(
+            work.session,
+            order_id=order_id,
+            merchant_id=merchant_id,
+            amount_minor=body.amount_minor,
+            reason=body.reason,
+            today=work.today,
+            settings=runtime.settings,
+            now=work.now,
         )
+        view = order_service.refund_view(refund)
+        view["order"] = order_service.order_view(work.session, order)
+        return 201, view
+
+    return call.run(body, respond)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from usefirst.api.deps import (
-    IdempotencyKey,
+    IdempotentCallDep,
     PrincipalDep,
     RuntimeDep,
-    idempotent_response,
     page,
     require,
 )
@@ -20,6 +19,7 @@ from usefirst.api.schemas import Strict
 from usefirst.identity.service import Principal
 from usefirst.privacy import complaints as complaint_service
 from usefirst.privacy import service as privacy_service
+from usefirst.runtime import Work
 
 router = APIRouter(tags=["privacy"])
 
@@ -63,74 +63,54 @@ def export_shopper(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep
 @router.post("/v1/shoppers/{shopper_id}/erasure")
 def erase_shopper(
     shopper_id: str,
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    idempotency_key: IdempotencyKey = None,
+    call: IdempotentCallDep,
 ) -> JSONResponse:
     require(principal, roles=COMPLIANCE)
-    with runtime.work() as work:
 
-        def handler() -> tuple[int, Any]:
-            result = privacy_service.erase_shopper(
-                work.session,
-                shopper_id=shopper_id,
-                cipher=runtime.cipher,
-                actor=actor_of(principal),
-                now=work.now,
-            )
-            return 200, result.as_dict()
-
-        return idempotent_response(
-            runtime,
-            work,
-            request=request,
-            principal=principal,
-            idempotency_key=idempotency_key,
-            body=None,
-            handler=handler,
+    def respond(work: Work) -> tuple[int, Any]:
+        result = privacy_service.erase_shopper(
+            work.session,
+            shopper_id=shopper_id,
+            cipher=runtime.cipher,
+            actor=actor_of(principal),
+            now=work.now,
         )
+        return 200, result.as_dict()
+
+    return call.run(None, respond)
 
 
 @router.post("/v1/complaints", status_code=201)
 def file_complaint(
     body: ComplaintIn,
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    idempotency_key: IdempotencyKey = None,
+    call: IdempotentCallDep,
 ) -> JSONResponse:
     require(principal, platform=True)
-    with runtime.work() as work:
 
-        def handler() -> tuple[int, Any]:
-            complaint = complaint_service.file_complaint(
-                work.session,
-                shopper_id=body.shopper_id,
-                category=body.category,
-                description=body.description,
-                cipher=runtime.cipher,
-                response_days=runtime.settings.complaint_response_days,
-                now=work.now,
-            )
-            return 201, {
-                "id": complaint.id,
-                "shopper_id": complaint.shopper_id,
-                "category": complaint.category,
-                "status": complaint.status,
-                "respond_by": complaint.respond_by,
-                "created_at": complaint.created_at,
-            }
-
-        return idempotent_response(
-            runtime,
-            work,
-            request=request,
-            principal=principal,
-            idempotency_key=idempotency_key,
-            body=body,
-            handler=handler,
+    def respond(work: Work) -> tuple[int, Any]:
+        complaint = complaint_service.file_complaint(
+            work.session,
+            shopper_id=body.shopper_id,
+            category=body.category,
+            description=body.description,
+            cipher=runtime.cipher,
+            response_days=runtime.settings.complaint_response_days,
+            now=work.now,
         )
+        return 201, {
+            "id": complaint.id,
+            "shopper_id": complaint.shopper_id,
+            "category": complaint.category,
+            "status": complaint.status,
+            "respond_by": complaint.respond_by,
+            "created_at": complaint.created_at,
+        }
+
+    return call.run(body, respond)
 
 
 @router.get("/v1/complaints")
