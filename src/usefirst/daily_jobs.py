@@ -12,23 +12,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
-from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.settings import Settings
-
-
-@dataclass(frozen=True)
-class DailyContext:
-    business_on: date
-    # The first instant of the business date: the sweep acts then, whenever it actually runs.
-    now: datetime
-    settings: Settings
-    cipher: FieldCipher
-
+from usefirst.kit.business_day import DailyContext
 
 DailyJob = Callable[[Session, DailyContext], dict[str, int]]
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from tests.factories import bearer, create_merchant, enrol
 from usefirst import editable_config
-from usefirst.daily_jobs import DailyContext
 from usefirst.identity.service import create_operator
+from usefirst.kit.business_day import DailyContext
 from usefirst.risk import cases, graph
 from usefirst.risk.analytics_models import GraphRun, Ring
 from usefirst.risk.models import RiskCase

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.factories import bearer, checkout_body, create_merchant, enrol
-from usefirst.daily_jobs import DailyContext
+from usefirst.kit.business_day import DailyContext
 from usefirst.kit.migrate import downgrade, upgrade
 from usefirst.merchants.models import Merchant, SettlementHold
 from usefirst.orders.models import Order

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from usefirst import daily_jobs
 from usefirst.collections import service as collections_service
 from usefirst.collections.repository import CollectionsRepository
+from usefirst.kit.business_day import DailyContext
 from usefirst.kit.clock import business_date, business_day_start
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import ValidationFailed
@@ -86,9 +87,7 @@ def run_sweep(
         return SweepSummary(business_on=business_on, already_ran=True)
     CollectionsRepository(session).raise_work_mem_for_sweep()
     summary = SweepSummary(business_on=business_on, already_ran=False)
-    context = daily_jobs.DailyContext(
-        business_on=business_on, now=now, settings=settings, cipher=cipher
-    )
+    context = DailyContext(business_on=business_on, now=now, settings=settings, cipher=cipher)
     summary.jobs.update(daily_jobs.run_jobs(session, context, daily_jobs.BEFORE_COLLECTIONS))
     confirm_shipped_before = business_day_start(
         business_on - timedelta(days=settings.auto_confirm_days - 1), settings.time_zone

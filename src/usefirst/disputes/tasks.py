@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from usefirst.daily_jobs import DailyContext
 from usefirst.disputes import service
+from usefirst.kit.business_day import DailyContext
 
 
 def enforce_deadlines(session: Session, context: DailyContext) -> dict[str, int]:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from usefirst.daily_jobs import DailyContext
+from usefirst.kit.business_day import DailyContext
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.errors import Conflict, InvariantViolated, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from usefirst.daily_jobs import DailyContext
 from usefirst.identity import service as identity_service
+from usefirst.kit.business_day import DailyContext
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id

@@ -39,8 +39,8 @@ import igraph
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from usefirst.daily_jobs import DailyContext
 from usefirst.identity.models import Shopper
+from usefirst.kit.business_day import DailyContext
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings

@@ -26,7 +26,7 @@ from usefirst.risk import actions, cases
 from usefirst.risk.models import RiskAction, RiskCase
 
 if TYPE_CHECKING:
-    from usefirst.daily_jobs import DailyContext
+    from usefirst.kit.business_day import DailyContext
 
 # Waybill formats of common Chinese carriers. Lenient on length (formats grew over the years),
 # strict on shape: letters where letters go, digits where digits go.

@@ -22,7 +22,7 @@ from usefirst.risk.models import RiskDecision, StepUpChallenge
 from usefirst.risk.repository import RiskRepository
 
 if TYPE_CHECKING:
-    from usefirst.daily_jobs import DailyContext
+    from usefirst.kit.business_day import DailyContext
     from usefirst.orders.models import Order
 
 STEP_UP_TOPIC = "risk_step_up_sms"
