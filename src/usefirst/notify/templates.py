@@ -1,5 +1,9 @@
 """Reminder messages for each step of the dunning ladder, in Chinese (default) and English.
 
+The texts are data, in ``templates.toml`` beside this module, read and validated on import (a bad
+file stops the start with the file and the message named); this module holds what each message
+must carry, the rules every text is held to, and the rendering.
+
 A template set maps ``template id → language → channel → {"text"}`` (email adds ``"subject"``).
 Placeholders are ``{name}`` fields; a literal brace is written twice (``{{``). Operators may
 override any part of the set from a file; :func:`validate_template_set` holds overrides to the same
@@ -16,22 +20,18 @@ from __future__ import annotations
 
 import re
 import string
+import tomllib
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from usefirst.kit.money import SUPPORTED_CURRENCIES
 
-TEMPLATE_IDS = (
-    "reminder_upcoming",
-    "reminder_due_today",
-    "overdue_notice",
-    "final_notice_bureau",
-    "bureau_reported",
-    "legal_referral_notice",
-)
+DEFAULT_TEMPLATES_FILE = Path(__file__).with_name("templates.toml")
+
 CHANNELS = ("push", "sms", "email")
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
@@ -108,311 +108,53 @@ class RenderedMessage:
     text: str
 
 
-# --- Built-in texts -------------------------------------------------------------------------
+# --- What each message says ------------------------------------------------------------------
 
-_ZH_EMAIL_FOOTER = (
-    "如您已还款，请忽略本通知。如有疑问，请联系客服。\n此邮件由系统自动发送，请勿直接回复。"
-)
-_EN_EMAIL_FOOTER = (
-    "If you have already paid, please ignore this message. If you have any questions, please "
-    "contact customer service.\nThis message was sent automatically; please do not reply to it."
-)
 
-DEFAULT_TEMPLATES: dict[str, dict[str, dict[str, dict[str, str]]]] = {
+def _placeholders(*particular: str) -> frozenset[str]:
+    return frozenset(
+        ("shopper_name", "merchant_name", "amount_due", "due_date", "how_to_pay", *particular)
+    )
+
+
+# The placeholders of each message, the same in every language: who owes what, by when and how to
+# pay, and what the step must say besides. A push or an email names the order; an SMS leaves the
+# order reference out to stay short. They also decide which variables a caller must give.
+_MESSAGE_PLACEHOLDERS: dict[str, dict[str, frozenset[str]]] = {
     "reminder_upcoming": {
-        "zh": {
-            "push": {
-                "text": "{shopper_name}您好，您在{merchant_name}的订单{order_reference}"
-                "应还{amount_due}，还款日为{due_date}。还款方式：{how_to_pay}。"
-            },
-            "sms": {
-                "text": "{shopper_name}您好，您在{merchant_name}的先用后付账单{amount_due}"
-                "将于{due_date}到期。还款方式：{how_to_pay}。逾期将按协议收取逾期费用，"
-                "逾期满{bureau_reporting_days}天将报送征信。"
-            },
-            "email": {
-                "subject": "还款提醒：{amount_due}将于{due_date}到期",
-                "text": "{shopper_name}您好：\n\n"
-                "您在{merchant_name}的订单（订单号 {order_reference}）使用了先用后付，"
-                "应还金额为{amount_due}，还款日为{due_date}。\n\n"
-                "还款方式：{how_to_pay}\n\n"
-                "请在还款日前完成还款。如逾期未还，将按您签署的协议收取逾期费用；"
-                "逾期满{bureau_reporting_days}天仍未还清的，将依您的授权向征信机构报送逾期记录。"
-                "\n\n" + _ZH_EMAIL_FOOTER + "\n",
-            },
-        },
-        "en": {
-            "push": {
-                "text": "Hi {shopper_name}, {amount_due} for your {merchant_name} order "
-                "{order_reference} is due on {due_date}. How to pay: {how_to_pay}"
-            },
-            "sms": {
-                "text": "Hi {shopper_name}, your {merchant_name} pay-later bill of {amount_due} "
-                "is due on {due_date}. Pay: {how_to_pay}. Late payment incurs fees per your "
-                "agreement; at {bureau_reporting_days} days overdue it is reported to the "
-                "credit bureau."
-            },
-            "email": {
-                "subject": "Payment reminder: {amount_due} due on {due_date}",
-                "text": "Dear {shopper_name},\n\n"
-                "Your pay-later purchase from {merchant_name} (order {order_reference}) has "
-                "{amount_due} due on {due_date}.\n\n"
-                "How to pay: {how_to_pay}\n\n"
-                "Please pay by the due date. Late payment incurs late fees as set out in your "
-                "agreement, and a balance still unpaid {bureau_reporting_days} days after the due "
-                "date is reported to the credit bureau under the authorisation you gave us."
-                "\n\n" + _EN_EMAIL_FOOTER + "\n",
-            },
-        },
+        "push": _placeholders("order_reference"),
+        "sms": _placeholders("bureau_reporting_days"),
+        "email": _placeholders("order_reference", "bureau_reporting_days"),
     },
     "reminder_due_today": {
-        "zh": {
-            "push": {
-                "text": "{shopper_name}您好，您在{merchant_name}的订单{order_reference}"
-                "应还{amount_due}，今天（{due_date}）是还款日。还款方式：{how_to_pay}。"
-            },
-            "sms": {
-                "text": "{shopper_name}您好，您在{merchant_name}的先用后付账单{amount_due}"
-                "今天（{due_date}）到期。还款方式：{how_to_pay}。逾期将按协议收取逾期费用，"
-                "逾期满{bureau_reporting_days}天将报送征信。如已还款请忽略。"
-            },
-            "email": {
-                "subject": "今日到期：{amount_due}（还款日{due_date}）",
-                "text": "{shopper_name}您好：\n\n"
-                "您在{merchant_name}的订单（订单号 {order_reference}）应还{amount_due}，"
-                "今天（{due_date}）是还款日。\n\n"
-                "还款方式：{how_to_pay}\n\n"
-                "请在今天内完成还款。如逾期未还，将按您签署的协议收取逾期费用；"
-                "逾期满{bureau_reporting_days}天仍未还清的，将依您的授权向征信机构报送逾期记录。"
-                "\n\n" + _ZH_EMAIL_FOOTER + "\n",
-            },
-        },
-        "en": {
-            "push": {
-                "text": "Hi {shopper_name}, {amount_due} for your {merchant_name} order "
-                "{order_reference} is due today ({due_date}). How to pay: {how_to_pay}"
-            },
-            "sms": {
-                "text": "Hi {shopper_name}, your {merchant_name} pay-later bill of {amount_due} "
-                "is due today ({due_date}). Pay: {how_to_pay}. Late payment incurs fees per your "
-                "agreement; at {bureau_reporting_days} days overdue it is reported to the "
-                "credit bureau."
-            },
-            "email": {
-                "subject": "Due today: {amount_due} (due date {due_date})",
-                "text": "Dear {shopper_name},\n\n"
-                "Your pay-later purchase from {merchant_name} (order {order_reference}) has "
-                "{amount_due} due today, {due_date}.\n\n"
-                "How to pay: {how_to_pay}\n\n"
-                "Please pay today. Late payment incurs late fees as set out in your agreement, "
-                "and a balance still unpaid {bureau_reporting_days} days after the due date is "
-                "reported to the credit bureau under the authorisation you gave us."
-                "\n\n" + _EN_EMAIL_FOOTER + "\n",
-            },
-        },
+        "push": _placeholders("order_reference"),
+        "sms": _placeholders("bureau_reporting_days"),
+        "email": _placeholders("order_reference", "bureau_reporting_days"),
     },
     "overdue_notice": {
-        "zh": {
-            "push": {
-                "text": "{shopper_name}您好，您在{merchant_name}的订单{order_reference}"
-                "应还{amount_due}（还款日{due_date}）已逾期{days_past_due}天，请尽快还款。"
-                "还款方式：{how_to_pay}。"
-            },
-            "sms": {
-                "text": "{shopper_name}您好，您在{merchant_name}的先用后付账单{amount_due}"
-                "（还款日{due_date}）已逾期{days_past_due}天。逾期费用按协议计收；"
-                "逾期满{bureau_reporting_days}天将报送征信。还款方式：{how_to_pay}。如已还款请忽略。"
-            },
-            "email": {
-                "subject": "逾期提醒：{amount_due}已逾期{days_past_due}天",
-                "text": "{shopper_name}您好：\n\n"
-                "您在{merchant_name}的订单（订单号 {order_reference}）应还{amount_due}，"
-                "还款日为{due_date}，目前已逾期{days_past_due}天。\n\n"
-                "还款方式：{how_to_pay}\n\n"
-                "逾期期间将按您签署的协议收取逾期费用；逾期满{bureau_reporting_days}天仍未还清的，"
-                "将依您的授权向征信机构报送逾期记录。如您暂时无法全额还款，可联系客服了解还款安排。"
-                "\n\n" + _ZH_EMAIL_FOOTER + "\n",
-            },
-        },
-        "en": {
-            "push": {
-                "text": "Hi {shopper_name}, {amount_due} for your {merchant_name} order "
-                "{order_reference} (due {due_date}) is {days_past_due} days overdue. "
-                "Please pay soon. How to pay: {how_to_pay}"
-            },
-            "sms": {
-                "text": "Hi {shopper_name}, your {merchant_name} bill of {amount_due} (due "
-                "{due_date}) is {days_past_due} days overdue. Late fees apply per your agreement; "
-                "at {bureau_reporting_days} days overdue it is reported to the credit bureau. "
-                "Pay: {how_to_pay}"
-            },
-            "email": {
-                "subject": "Overdue: {amount_due} is {days_past_due} days past due",
-                "text": "Dear {shopper_name},\n\n"
-                "Your pay-later purchase from {merchant_name} (order {order_reference}) had "
-                "{amount_due} due on {due_date}; it is now {days_past_due} days overdue.\n\n"
-                "How to pay: {how_to_pay}\n\n"
-                "Late fees apply while the balance is overdue, as set out in your agreement, and "
-                "a balance still unpaid {bureau_reporting_days} days after the due date is "
-                "reported to the credit bureau under the authorisation you gave us. If you cannot "
-                "pay in full right now, please contact customer service about a repayment "
-                "arrangement.\n\n" + _EN_EMAIL_FOOTER + "\n",
-            },
-        },
+        "push": _placeholders("order_reference", "days_past_due"),
+        "sms": _placeholders("days_past_due", "bureau_reporting_days"),
+        "email": _placeholders("order_reference", "days_past_due", "bureau_reporting_days"),
     },
     "final_notice_bureau": {
-        "zh": {
-            "push": {
-                "text": "{shopper_name}您好，您在{merchant_name}的订单{order_reference}"
-                "应还{amount_due}（还款日{due_date}）已逾期{days_past_due}天。"
-                "逾期满{bureau_reporting_days}天仍未还清的，将报送征信。还款方式：{how_to_pay}。"
-            },
-            "sms": {
-                "text": "{shopper_name}您好，您在{merchant_name}的先用后付账单{amount_due}"
-                "（还款日{due_date}）已逾期{days_past_due}天。如逾期满{bureau_reporting_days}天"
-                "仍未还清，我们将依您的授权向征信机构报送逾期记录。还款方式：{how_to_pay}。"
-            },
-            "email": {
-                "subject": "征信报送前通知：{amount_due}已逾期{days_past_due}天",
-                "text": "{shopper_name}您好：\n\n"
-                "您在{merchant_name}的订单（订单号 {order_reference}）应还{amount_due}，"
-                "还款日为{due_date}，目前已逾期{days_past_due}天。\n\n"
-                "如逾期满{bureau_reporting_days}天仍未还清，我们将依您的授权向征信机构报送逾期记录，"
-                "这可能影响您今后申请贷款或信用卡。在此之前还清，则不会报送。\n\n"
-                "还款方式：{how_to_pay}\n\n"
-                "逾期费用按您签署的协议计收。如您暂时无法全额还款，可联系客服了解还款安排。"
-                "\n\n" + _ZH_EMAIL_FOOTER + "\n",
-            },
-        },
-        "en": {
-            "push": {
-                "text": "Hi {shopper_name}, {amount_due} for your {merchant_name} order "
-                "{order_reference} (due {due_date}) is {days_past_due} days overdue. At "
-                "{bureau_reporting_days} days overdue it is reported to the credit bureau. "
-                "How to pay: {how_to_pay}"
-            },
-            "sms": {
-                "text": "Hi {shopper_name}, your {merchant_name} bill of {amount_due} (due "
-                "{due_date}) is {days_past_due} days overdue. If unpaid at "
-                "{bureau_reporting_days} days overdue, we will report it to the credit bureau as "
-                "you authorised. Pay: {how_to_pay}"
-            },
-            "email": {
-                "subject": "Before credit bureau reporting: {amount_due} is {days_past_due} days "
-                "overdue",
-                "text": "Dear {shopper_name},\n\n"
-                "Your pay-later purchase from {merchant_name} (order {order_reference}) had "
-                "{amount_due} due on {due_date}; it is now {days_past_due} days overdue.\n\n"
-                "If the balance is still unpaid {bureau_reporting_days} days after the due date, "
-                "we will report the late payment to the credit bureau under the authorisation you "
-                "gave us. This may affect future applications for loans or credit cards. Nothing "
-                "is reported if you pay in full before then.\n\n"
-                "How to pay: {how_to_pay}\n\n"
-                "Late fees apply as set out in your agreement. If you cannot pay in full right "
-                "now, please contact customer service about a repayment arrangement."
-                "\n\n" + _EN_EMAIL_FOOTER + "\n",
-            },
-        },
+        "push": _placeholders("order_reference", "days_past_due", "bureau_reporting_days"),
+        "sms": _placeholders("days_past_due", "bureau_reporting_days"),
+        "email": _placeholders("order_reference", "days_past_due", "bureau_reporting_days"),
     },
     "bureau_reported": {
-        "zh": {
-            "push": {
-                "text": "{shopper_name}您好，您在{merchant_name}的订单{order_reference}"
-                "应还{amount_due}（还款日{due_date}）已逾期{days_past_due}天，"
-                "逾期记录已报送征信。还款方式：{how_to_pay}。"
-            },
-            "sms": {
-                "text": "{shopper_name}您好，您在{merchant_name}的先用后付账单{amount_due}"
-                "（还款日{due_date}）已逾期{days_past_due}天，已依您的授权向征信机构报送逾期记录。"
-                "还清后我们将按规定更新报送信息。还款方式：{how_to_pay}。"
-            },
-            "email": {
-                "subject": "逾期记录已报送征信：{amount_due}（还款日{due_date}）",
-                "text": "{shopper_name}您好：\n\n"
-                "您在{merchant_name}的订单（订单号 {order_reference}）应还{amount_due}，"
-                "还款日为{due_date}，目前已逾期{days_past_due}天。我们已依您的授权，"
-                "向征信机构报送了这笔逾期记录。\n\n"
-                "您还清后，我们将按规定向征信机构更新报送信息。\n\n"
-                "还款方式：{how_to_pay}\n\n"
-                "如您对报送信息有异议，可联系客服提出异议申请，我们将依法核查并答复。"
-                "\n\n" + _ZH_EMAIL_FOOTER + "\n",
-            },
-        },
-        "en": {
-            "push": {
-                "text": "Hi {shopper_name}, {amount_due} for your {merchant_name} order "
-                "{order_reference} (due {due_date}) is {days_past_due} days overdue and has been "
-                "reported to the credit bureau. How to pay: {how_to_pay}"
-            },
-            "sms": {
-                "text": "Hi {shopper_name}, your {merchant_name} bill of {amount_due} (due "
-                "{due_date}) is {days_past_due} days overdue and, as you authorised, was reported "
-                "to the credit bureau. We update the report once paid. Pay: {how_to_pay}"
-            },
-            "email": {
-                "subject": "Reported to the credit bureau: {amount_due} (due {due_date})",
-                "text": "Dear {shopper_name},\n\n"
-                "Your pay-later purchase from {merchant_name} (order {order_reference}) had "
-                "{amount_due} due on {due_date}; it is now {days_past_due} days overdue. Under the "
-                "authorisation you gave us, we have reported this late payment to the credit "
-                "bureau.\n\n"
-                "Once you have paid in full, we will update the report with the credit bureau as "
-                "the rules require.\n\n"
-                "How to pay: {how_to_pay}\n\n"
-                "If you believe the reported information is wrong, please contact customer "
-                "service to raise an objection; we will check it and reply as the law requires."
-                "\n\n" + _EN_EMAIL_FOOTER + "\n",
-            },
-        },
+        "push": _placeholders("order_reference", "days_past_due"),
+        "sms": _placeholders("days_past_due"),
+        "email": _placeholders("order_reference", "days_past_due"),
     },
     "legal_referral_notice": {
-        "zh": {
-            "push": {
-                "text": "{shopper_name}您好，您在{merchant_name}的订单{order_reference}"
-                "应还{amount_due}（还款日{due_date}）已逾期{days_past_due}天。"
-                "如仍未还款，我们可能依法通过法律途径追偿。还款方式：{how_to_pay}。"
-            },
-            "sms": {
-                "text": "{shopper_name}您好，您在{merchant_name}的先用后付账单{amount_due}"
-                "（还款日{due_date}）已逾期{days_past_due}天。如仍未还款，我们可能依法通过诉讼"
-                "或仲裁等法律途径追偿。还款方式：{how_to_pay}。如有疑问请联系客服。"
-            },
-            "email": {
-                "subject": "转交法律程序前通知：{amount_due}已逾期{days_past_due}天",
-                "text": "{shopper_name}您好：\n\n"
-                "您在{merchant_name}的订单（订单号 {order_reference}）应还{amount_due}，"
-                "还款日为{due_date}，目前已逾期{days_past_due}天。\n\n"
-                "如仍未还款，我们可能依法将这笔欠款转交法律程序处理，通过诉讼或仲裁等途径追偿。"
-                "在此之前，您可以随时还款，或联系客服协商还款安排。\n\n"
-                "还款方式：{how_to_pay}"
-                "\n\n" + _ZH_EMAIL_FOOTER + "\n",
-            },
-        },
-        "en": {
-            "push": {
-                "text": "Hi {shopper_name}, {amount_due} for your {merchant_name} order "
-                "{order_reference} (due {due_date}) is {days_past_due} days overdue. If it stays "
-                "unpaid, we may recover it through legal proceedings. How to pay: {how_to_pay}"
-            },
-            "sms": {
-                "text": "Hi {shopper_name}, your {merchant_name} bill of {amount_due} (due "
-                "{due_date}) is {days_past_due} days overdue. If it stays unpaid, we may recover "
-                "it through legal proceedings. Pay: {how_to_pay}"
-            },
-            "email": {
-                "subject": "Before legal referral: {amount_due} is {days_past_due} days overdue",
-                "text": "Dear {shopper_name},\n\n"
-                "Your pay-later purchase from {merchant_name} (order {order_reference}) had "
-                "{amount_due} due on {due_date}; it is now {days_past_due} days overdue.\n\n"
-                "If it stays unpaid, we may refer the debt for legal proceedings, such as a court "
-                "claim or arbitration, to recover it. Until then you can pay at any time, or "
-                "contact customer service to agree a repayment arrangement.\n\n"
-                "How to pay: {how_to_pay}"
-                "\n\n" + _EN_EMAIL_FOOTER + "\n",
-            },
-        },
+        "push": _placeholders("order_reference", "days_past_due"),
+        "sms": _placeholders("days_past_due"),
+        "email": _placeholders("order_reference", "days_past_due"),
     },
 }
+TEMPLATE_IDS = tuple(_MESSAGE_PLACEHOLDERS)
+# Every message's text (not just an email's subject) must state these.
+_ESSENTIAL_PLACEHOLDERS = ("amount_due", "due_date", "how_to_pay")
 
 
 # --- Variables ------------------------------------------------------------------------------
@@ -590,14 +332,6 @@ def _forbidden_phrase_in(text: str) -> str | None:
     return None
 
 
-def _default_placeholders(template_id: str, channel: str) -> set[str]:
-    parts = DEFAULT_TEMPLATES[template_id][DEFAULT_LANGUAGE][channel]
-    names: set[str] = set()
-    for text in parts.values():
-        names |= _placeholders_of(text)
-    return names
-
-
 def _check_part_names(parts: Mapping[str, Any], *, channel: str) -> None:
     expected = {"subject", "text"} if channel == "email" else {"text"}
     if set(parts) != expected:
@@ -612,7 +346,9 @@ def _check_part_names(parts: Mapping[str, Any], *, channel: str) -> None:
         raise _TemplateProblem("the subject must be one line")
 
 
-def _check_message(template_id: str, language: str, channel: str, parts: Any) -> None:
+def _check_message(
+    template_id: str, language: str, channel: str, parts: Any, *, placeholders_named_by: str
+) -> None:
     if not isinstance(parts, Mapping):
         raise _TemplateProblem("must be a mapping of fields to text")
     _check_part_names(parts, channel=channel)
@@ -627,7 +363,7 @@ def _check_message(template_id: str, language: str, channel: str, parts: Any) ->
             raise _TemplateProblem(
                 f"{part_name}: contains {phrase!r}, which the contact policy forbids"
             )
-    expected = _default_placeholders(template_id, channel)
+    expected = _MESSAGE_PLACEHOLDERS[template_id][channel]
     if used != expected:
         missing, extra = sorted(expected - used), sorted(used - expected)
         details = []
@@ -636,7 +372,7 @@ def _check_message(template_id: str, language: str, channel: str, parts: Any) ->
         if extra:
             details.append(f"not expected {', '.join('{' + name + '}' for name in extra)}")
         raise _TemplateProblem(
-            f"must use the same placeholders as the built-in text ({'; '.join(details)})"
+            f"must use the same placeholders as {placeholders_named_by} ({'; '.join(details)})"
         )
     if channel == "sms":
         values = _placeholder_values(_LONGEST_VARIABLES, language=language, channel=channel)
@@ -654,6 +390,10 @@ def validate_template_set(templates: Mapping[str, Any]) -> None:
     ``templates`` has the shape of :data:`DEFAULT_TEMPLATES` but may hold any part of it, as
     operator overrides do.
     """
+    _validate_template_set(templates, placeholders_named_by="the built-in text")
+
+
+def _validate_template_set(templates: Mapping[str, Any], *, placeholders_named_by: str) -> None:
     if not isinstance(templates, Mapping):
         raise ValueError("a template set maps template ids to languages")
     for template_id, languages in templates.items():
@@ -678,11 +418,74 @@ def validate_template_set(templates: Mapping[str, Any]) -> None:
                         f"known: {list(CHANNELS)}"
                     )
                 try:
-                    _check_message(template_id, language, channel, parts)
+                    _check_message(
+                        template_id,
+                        language,
+                        channel,
+                        parts,
+                        placeholders_named_by=placeholders_named_by,
+                    )
                 except _TemplateProblem as problem:
                     raise ValueError(
                         f"template {template_id!r} ({language}, {channel}): {problem}"
                     ) from None
+
+
+# --- The built-in texts -----------------------------------------------------------------------
+
+
+def load_template_file(path: Path) -> dict[str, dict[str, dict[str, dict[str, str]]]]:
+    """Every message in every language and channel, from a TOML file shaped like
+    ``templates.toml``: a ``[template_id.language.channel]`` table per message and an
+    ``[email_footer]`` per language, which ends every email's text.
+
+    Raises ``ValueError`` naming the file, then the message (id, language, channel) and its problem.
+    """
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from None
+    try:
+        return _complete_template_set(raw)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def _complete_template_set(raw: dict[str, Any]) -> dict[str, dict[str, dict[str, dict[str, str]]]]:
+    footers = raw.pop("email_footer", None)
+    _validate_template_set(raw, placeholders_named_by="the list in templates.py")
+    if not isinstance(footers, dict) or set(footers) != set(LANGUAGES):
+        raise ValueError(f"[email_footer] needs a footer for each language of {list(LANGUAGES)}")
+    for language, footer in footers.items():
+        try:
+            if not isinstance(footer, str) or not footer.strip():
+                raise _TemplateProblem("must be non-empty text")
+            if _placeholders_of(footer):
+                raise _TemplateProblem("must not have placeholders")
+            phrase = _forbidden_phrase_in(footer)
+            if phrase is not None:
+                raise _TemplateProblem(f"contains {phrase!r}, which the contact policy forbids")
+        except _TemplateProblem as problem:
+            raise ValueError(f"email_footer.{language}: {problem}") from None
+    templates: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
+    for template_id in TEMPLATE_IDS:
+        for language in LANGUAGES:
+            for channel in CHANNELS:
+                where = f"template {template_id!r} ({language}, {channel})"
+                parts = raw.get(template_id, {}).get(language, {}).get(channel)
+                if parts is None:
+                    raise ValueError(
+                        f"{where}: missing; the file needs every message in every language"
+                    )
+                for essential in _ESSENTIAL_PLACEHOLDERS:
+                    if "{" + essential + "}" not in parts["text"]:
+                        raise ValueError(f"{where}: the text lacks {{{essential}}}")
+                message = dict(parts)
+                if channel == "email":
+                    message["text"] += "\n\n" + footers[language] + "\n"
+                templates.setdefault(template_id, {}).setdefault(language, {})[channel] = message
+    return templates
 
 
 # --- Rendering ------------------------------------------------------------------------------
@@ -695,7 +498,7 @@ def _required_variables(template_id: str) -> frozenset[str]:
     """
     names: set[str] = set()
     for channel in CHANNELS:
-        names |= _default_placeholders(template_id, channel)
+        names |= _MESSAGE_PLACEHOLDERS[template_id][channel]
     return frozenset(_PLACEHOLDER_SOURCES[name] for name in names)
 
 
@@ -763,29 +566,7 @@ class TemplateCatalog:
         return RenderedMessage(subject=subject, text=text)
 
 
-def _check_defaults() -> None:
-    for template_id in TEMPLATE_IDS:
-        for language in LANGUAGES:
-            for channel in CHANNELS:
-                parts = DEFAULT_TEMPLATES[template_id][language][channel]
-                names: set[str] = set()
-                for text in parts.values():
-                    names |= _placeholders_of(text)
-                if names != _default_placeholders(template_id, channel):
-                    raise AssertionError(
-                        f"built-in template {template_id} ({language}, {channel}) uses other "
-                        f"placeholders than its {DEFAULT_LANGUAGE} text"
-                    )
-                for essential in ("amount_due", "due_date", "how_to_pay"):
-                    if "{" + essential + "}" not in parts["text"]:
-                        raise AssertionError(
-                            f"built-in template {template_id} ({language}, {channel}) "
-                            f"lacks {{{essential}}}"
-                        )
-    validate_template_set(DEFAULT_TEMPLATES)
-
-
-_check_defaults()
+DEFAULT_TEMPLATES = load_template_file(DEFAULT_TEMPLATES_FILE)
 DEFAULT_CATALOG = TemplateCatalog()
 
 
