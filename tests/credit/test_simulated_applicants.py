@@ -15,7 +15,12 @@ from tests.factories import national_id, phone
 from usefirst.credit.application import APPLICATION_FIELDS, Application
 from usefirst.credit.service import policy_from_settings
 from usefirst.identity.service import EnrolmentRequest, enrol_shopper
-from usefirst.lab.sim.applicants import draw_applicant, export_applications
+from usefirst.lab.sim.applicants import (
+    draw_applicant,
+    export_applications,
+    write_drawn_applicants,
+)
+from usefirst.lab.sim.identities import draw_shopper_national_id
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.runtime import Runtime
@@ -229,16 +234,15 @@ def test_export_labels_shoppers_by_their_repayment_history(
 
 
 def test_drawn_applicants_are_labelled_by_their_simulated_behaviour(tmp_path: Path) -> None:
-    from usefirst.lab.sim.applicants import write_drawn_applicants
-    from usefirst.lab.sim.marketplace import _national_id
-
     path = tmp_path / "drawn.csv"
     summary = write_drawn_applicants(path=path, count=200, seed=5, today=date(2026, 11, 23))
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     rng = __import__("random").Random(5)
     expected = [
-        draw_applicant(seed=5, index=index, national_id=_national_id(rng), today=date(2026, 11, 23))
+        draw_applicant(
+            seed=5, index=index, national_id=draw_shopper_national_id(rng), today=date(2026, 11, 23)
+        )
         for index in range(200)
     ]
     assert [row["defaulted"] for row in rows] == [

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from usefirst.credit.application import APPLICATION_FIELDS, Application
 from usefirst.identity.validation import age_on, birth_date_of
+from usefirst.lab.sim.identities import draw_shopper_national_id
 from usefirst.orders import service as order_service
 from usefirst.repayment import service as repayment_service
 from usefirst.runtime import Runtime
@@ -183,8 +184,6 @@ def write_drawn_applicants(*, path: Path, count: int, seed: int, today: date) ->
     long enough to observe defaults: the label is the simulator's own outcome, not one the engine
     recorded, so every drawn applicant is "mature".
     """
-    from usefirst.lab.sim.marketplace import _national_id
-
     rng = random.Random(seed)
     defaulted = 0
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +192,7 @@ def write_drawn_applicants(*, path: Path, count: int, seed: int, today: date) ->
         writer.writerow(["age_years", *APPLICATION_FIELDS, "defaulted"])
         for index in range(count):
             applicant = draw_applicant(
-                seed=seed, index=index, national_id=_national_id(rng), today=today
+                seed=seed, index=index, national_id=draw_shopper_national_id(rng), today=today
             )
             is_defaulted = applicant.behaviour == "never"
             row = applicant.application.as_dict()

@@ -39,11 +39,13 @@ from sqlalchemy import select
 from usefirst.credit import service as credit_service
 from usefirst.credit.service import policy_from_settings
 from usefirst.identity import service as identity_service
-from usefirst.identity.validation import national_id_check_character
 from usefirst.kit.errors import UsefirstError
+from usefirst.kit.models import OutboxMessage
+from usefirst.lab.sim.identities import draw_national_id
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
+from usefirst.risk import service as risk_service
 from usefirst.runtime import Runtime, Work
 
 # Goods that turn into cash at once; what cash-out rings buy. The names are item categories as a
@@ -185,13 +187,6 @@ def _address(rng: random.Random) -> str:
         f"{rng.choice(CITIES)}{rng.choice(ROADS)}{rng.randint(1, 999)}号"
         f"{rng.randint(1, 30)}栋{rng.randint(101, 2802)}室"
     )
-
-
-def _national_id(rng: random.Random) -> str:
-    birth = date(1965, 1, 1) + timedelta(days=rng.randrange(0, 365 * 38))
-    first = f"{rng.choice(['110105', '310104', '440305', '330106', '510107'])}{birth:%Y%m%d}"
-    first += f"{rng.randrange(0, 1000):03d}"
-    return first + national_id_check_character(first)
 
 
 def shopper_external_id(seed: int, *parts: object) -> str:
@@ -337,7 +332,9 @@ class FraudWorld:
             request = identity_service.EnrolmentRequest(
                 external_id=shopper_external_id(self.truth.seed, "world", self.rng.getrandbits(40)),
                 name=self.rng.choice(SURNAMES) + self.rng.choice(GIVEN) + self.rng.choice(GIVEN),
-                national_id=_national_id(self.rng),
+                national_id=draw_national_id(
+                    self.rng, born_from=date(1965, 1, 1), born_within_years=38
+                ),
                 phone=phone,
                 email=None,
                 privacy_policy_version="2026-01",
@@ -571,9 +568,6 @@ class FraudWorld:
 def confirm_step_up(runtime: Runtime, *, order_id: str) -> bool:
     """The shopper reads the one-time code texted for the order and enters it (the simulator
     plays the phone: it opens the queued text meant for the shopper's own number)."""
-    from usefirst.kit.models import OutboxMessage
-    from usefirst.risk import service as risk_service
-
     with runtime.work() as work:
         messages = work.session.scalars(
             select(OutboxMessage).where(

@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from usefirst.credit.service import policy_from_settings
 from usefirst.identity import service as identity_service
-from usefirst.identity.validation import national_id_check_character
 from usefirst.kit.errors import UsefirstError
 from usefirst.lab.sim.applicants import SimulatedApplicant, draw_applicant
 from usefirst.lab.sim.fraud import (
@@ -31,6 +30,7 @@ from usefirst.lab.sim.fraud import (
     merchant_name,
     shopper_external_id,
 )
+from usefirst.lab.sim.identities import draw_shopper_national_id
 from usefirst.ledger.service import audit
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
@@ -94,13 +94,6 @@ class SimulationSummary:
         return rows
 
 
-def _national_id(rng: random.Random) -> str:
-    birth = date(1960, 1, 1) + timedelta(days=rng.randrange(0, 365 * 40))
-    first = f"{rng.choice(['110105', '310104', '440305', '330106', '510107'])}{birth:%Y%m%d}"
-    first += f"{rng.randrange(0, 1000):03d}"
-    return first + national_id_check_character(first)
-
-
 def simulate(
     runtime: Runtime,
     *,
@@ -136,7 +129,7 @@ def simulate(
             summary.ground_truth = world.truth
         enrolled = 0
         while enrolled < shoppers:
-            national_id = _national_id(rng)
+            national_id = draw_shopper_national_id(rng)
             applicant = draw_applicant(
                 seed=seed, index=enrolled, national_id=national_id, today=work.today
             )
