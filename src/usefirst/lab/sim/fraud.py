@@ -63,7 +63,6 @@ EVERYDAY_PRICES_MINOR = (2_900, 4_900, 7_900, 9_900, 15_900, 19_900, 29_900)
 # Carriers honest merchants ship with, and the prefix of their waybill numbers.
 HONEST_CARRIERS = (("SF", "SF"), ("YTO", "YT"), ("ZTO", "ZT"), ("JD", "JD"))
 FRAUD_ROLES = ("ring_mule", "bust_out", "synthetic")
-CASH_OUT_TYPOLOGIES = ("ring_cash_out", "bust_out", "synthetic_bust_out")
 
 CITIES = ("北京市朝阳区", "上海市浦东新区", "深圳市南山区", "杭州市西湖区", "成都市武侯区")
 ROADS = ("建国路", "世纪大道", "科技园路", "文三路", "人民南路", "中山路", "解放路")

@@ -38,7 +38,6 @@ from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
 from usefirst.runtime import Runtime, Work
 
-BEHAVIOURS = {"early": 0.25, "on_time": 0.5, "late": 0.17, "never": 0.08}
 CATEGORIES = ["electronics", "apparel", "home", "beauty", "books", "groceries"]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚"
@@ -214,7 +213,8 @@ def simulate(
 ACTED_ON_STATUSES = ("approved", "shipped", "delivered", "overdue")
 # Orders whose instalments can fall due; a change in this set is when due dates appear.
 DUE_STATUSES = frozenset({"delivered", "overdue"})
-PLANS = ["pay_after_delivery", "pay_after_delivery", "instalments_3", "instalments_6"]
+# Plans a simulated checkout picks from: pay after delivery twice as often as each instalment plan.
+CHECKOUT_PLANS = ("pay_after_delivery", "pay_after_delivery", "instalments_3", "instalments_6")
 
 
 @dataclass(frozen=True)
@@ -332,9 +332,7 @@ def _plan_checkout(rng: random.Random, merchant_ids: list[str]) -> CheckoutPlan:
     merchant_id = rng.choice(merchant_ids)
     sku = f"sku-{rng.randrange(1000)}"
     category = rng.choice(CATEGORIES)
-    plan = rng.choice(
-        ["pay_after_delivery", "pay_after_delivery", "instalments_3", "instalments_6"]
-    )
+    plan = rng.choice(CHECKOUT_PLANS)
     return CheckoutPlan(amount, merchant_id, sku, category, plan)
 
 
