@@ -161,6 +161,7 @@ def read_training_data(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Read CSVs with the same columns: the target (0/1, true/false), every other column a
     feature."""
+    # A heavy optional dependency (the train extra): imported only when training.
     import pandas as pd
 
     frames = []
@@ -182,6 +183,7 @@ def read_training_data(
 
 
 def prepare_frame(frame: pd.DataFrame, options: TrainingOptions) -> tuple[pd.DataFrame, np.ndarray]:
+    # A heavy optional dependency (the train extra): imported only when training.
     import numpy as np
     import pandas as pd
 
@@ -229,6 +231,7 @@ def is_protected_attribute(name: str) -> bool:
 
 
 def categorical_columns(X: pd.DataFrame) -> list[str]:
+    # A heavy optional dependency (the train extra): imported only when training.
     import pandas as pd
 
     return [name for name in X.columns if not pd.api.types.is_numeric_dtype(X[name])]
@@ -237,6 +240,7 @@ def categorical_columns(X: pd.DataFrame) -> list[str]:
 def train_scorecard(
     X: pd.DataFrame, y: np.ndarray, options: TrainingOptions, *, created_at: datetime
 ) -> TrainedScorecard:
+    # A heavy optional dependency (the train extra): imported only when training.
     from optbinning import BinningProcess
     from optbinning import Scorecard as OptimalScorecard
     from sklearn.linear_model import LogisticRegression
@@ -357,6 +361,7 @@ def rows_of(X: pd.DataFrame) -> list[dict[str, Any]]:
 
 def discrimination(scores: Sequence[int] | np.ndarray, y: np.ndarray) -> Metrics:
     """AUC, KS and Gini of a score where higher means safer and ``y == 1`` is the bad outcome."""
+    # A heavy optional dependency (the train extra): imported only when training.
     import numpy as np
     from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -374,6 +379,7 @@ def population_stability_index(
     bins: int = PSI_BINS,
 ) -> float:
     """PSI of ``actual`` against ``expected``, on the expected sample's score deciles."""
+    # A heavy optional dependency (the train extra): imported only when training.
     import numpy as np
 
     expected_array = np.asarray(expected, dtype=float)
@@ -410,6 +416,7 @@ def train_from_csv(
     artefact_path: Path | None = None,
 ) -> TrainingResult:
     """Split (stratified), train, evaluate on both samples, write the artefact and the report."""
+    # A heavy optional dependency (the train extra): imported only when training.
     from sklearn.model_selection import train_test_split
 
     X, y = read_training_data(data, options)
