@@ -25,10 +25,10 @@ START = datetime(2027, 3, 2, 4, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    database = tmp_path / "cli.db"
+def environment(long_tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    database = long_tmp_path / "cli.db"
     monkeypatch.setenv("USEFIRST_DATABASE_URL", f"sqlite:///{database}")
-    monkeypatch.setenv("USEFIRST_KEYS_FILE", str(tmp_path / "keys.json"))
+    monkeypatch.setenv("USEFIRST_KEYS_FILE", str(long_tmp_path / "keys.json"))
     monkeypatch.setenv("USEFIRST_SANDBOX", "true")
     for name in ("USEFIRST_ENCRYPTION_KEYS", "USEFIRST_BLIND_INDEX_KEY"):
         monkeypatch.delenv(name, raising=False)
@@ -125,10 +125,12 @@ def test_settle_refuses_bad_dates(environment: Path) -> None:
     before = counts(environment)
     future = run("settle", "--date", "2027-03-04")
     assert future.exit_code == 2
-    assert "in the future" in future.stdout
+    assert future.stderr.splitlines() == ["2027-03-04 is in the future (today is 2027-03-03)."]
     malformed = CliRunner().invoke(app, ["settle", "--date", "2027-02-30"])
     assert malformed.exit_code == 2
+    assert malformed.stderr.splitlines() == ["--date: use YYYY-MM-DD, not '2027-02-30'"]
     unknown = run("settle", "--date", "2027-03-03", "--merchant", "mer_nope")
     assert unknown.exit_code == 2
-    assert "No such merchant" in unknown.stdout
+    assert "No such merchant" in unknown.stderr
+    assert future.stdout == malformed.stdout == unknown.stdout == ""
     assert counts(environment) == before

@@ -163,13 +163,13 @@ def test_an_interrupted_rotation_resumes_without_losing_a_record(
     assert plaintexts(runtime, both) == before
 
 
-def test_cli_keys_add_and_rotate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_keys_add_and_rotate(long_tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from usefirst.kit.migrate import upgrade
     from usefirst.kit.settings import Settings, load_field_cipher
 
-    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    url = f"sqlite:///{long_tmp_path / 'keys.db'}"
     upgrade(url)
-    keys_file = tmp_path / "usefirst-keys.json"
+    keys_file = long_tmp_path / "usefirst-keys.json"
     monkeypatch.setenv("USEFIRST_DATABASE_URL", url)
     monkeypatch.setenv("USEFIRST_KEYS_FILE", str(keys_file))
     for name in ("USEFIRST_ENCRYPTION_KEYS", "USEFIRST_BLIND_INDEX_KEY", "USEFIRST_SANDBOX"):
@@ -191,7 +191,8 @@ def test_cli_keys_add_and_rotate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert material["active_key_id"] == "k2" and set(material["keys"]) == {"k1", "k2"}
         assert oct(keys_file.stat().st_mode & 0o777) == "0o600"
         duplicate = CliRunner().invoke(app, ["keys", "add", "--key-id", "k2"])
-        assert duplicate.exit_code == 2 and "already exists" in duplicate.stdout
+        assert duplicate.exit_code == 2
+        assert duplicate.stderr.splitlines() == [f"Key 'k2' already exists in {keys_file}."]
         get_settings.cache_clear()
         rotated = CliRunner().invoke(
             app, ["keys", "rotate", "--batch-size", "3"], catch_exceptions=False
