@@ -158,6 +158,23 @@ def sweep_summary(result: Result) -> dict[str, object]:
     return summary
 
 
+# What the sweep of 2026-12-01 reports on an empty database, but for its jobs.
+FIRST_SWEEP_OF_DECEMBER = {
+    "business_on": "2026-12-01",
+    "already_ran": False,
+    "auto_confirmed": 0,
+    "newly_overdue_orders": 0,
+    "late_fees_minor": 0,
+    "reminders_planned": 0,
+    "call_queue": 0,
+    "bureau_reported": 0,
+    "legal_referred": 0,
+    "charged_off": 0,
+    # The first of the month writes last month's bureau files (Metro 2 and JSON Lines).
+    "bureau_files": 2,
+}
+
+
 def test_sweep_for_a_date_runs_once(environment: Path) -> None:
     migrated(environment)
     first = run("sweep", "--date", "2026-12-01")
@@ -166,20 +183,7 @@ def test_sweep_for_a_date_runs_once(environment: Path) -> None:
     assert set(summary.pop("jobs")) == set(
         daily_jobs.BEFORE_COLLECTIONS + daily_jobs.AFTER_COLLECTIONS
     )
-    assert summary == {
-        "business_on": "2026-12-01",
-        "already_ran": False,
-        "auto_confirmed": 0,
-        "newly_overdue_orders": 0,
-        "late_fees_minor": 0,
-        "reminders_planned": 0,
-        "call_queue": 0,
-        "bureau_reported": 0,
-        "legal_referred": 0,
-        "charged_off": 0,
-        # The first of the month writes last month's bureau files (Metro 2 and JSON Lines).
-        "bureau_files": 2,
-    }
+    assert summary == FIRST_SWEEP_OF_DECEMBER
     second = run("sweep", "--date", "2026-12-01")
     assert second.exit_code == 0, second.output
     assert sweep_summary(second)["already_ran"] is True
@@ -203,12 +207,8 @@ def test_sweep_rejects_a_malformed_date(environment: Path) -> None:
     assert result.stdout == ""
 
 
-def test_ledger_audit_on_a_fresh_and_a_busy_database(environment: Path) -> None:
-    migrated(environment)
-    fresh = run("ledger", "audit")
-    assert fresh.exit_code == 0, fresh.output
-    assert "ledger balanced: yes" in fresh.stdout
-
+def add_a_paid_instalment_order() -> None:
+    """A shopper's 300.00 order in three instalments, delivered, and a payment of 123.45."""
     platform_key = last_line(run("admin", "create-platform-key"))
     get_settings.cache_clear()
     runtime = Runtime(get_settings())
@@ -244,14 +244,24 @@ def test_ledger_audit_on_a_fresh_and_a_busy_database(environment: Path) -> None:
     finally:
         runtime.database.dispose()
 
+
+def test_ledger_audit_on_a_fresh_and_a_busy_database(environment: Path) -> None:
+    migrated(environment)
+    fresh = run("ledger", "audit")
+    assert fresh.exit_code == 0, fresh.output
+    assert "ledger balanced: yes" in fresh.stdout
+
+    add_a_paid_instalment_order()
+
     busy = run("ledger", "audit")
     assert busy.exit_code == 0, busy.output
     assert "ledger balanced: yes" in busy.stdout
     assert "problem" not in busy.stdout
 
 
-def test_ledger_audit_fails_when_a_receivable_is_tampered_with(environment: Path) -> None:
-    migrated(environment)
+def post_a_receivable_without_a_statement(environment: Path) -> None:
+    """A balanced journal entry owing 700 from a shopper no statement knows of: the audit's
+    receivables-equal-statements check fails on it."""
     database = Database(f"sqlite:///{environment}")
     try:
         with database.transaction() as session:
@@ -284,6 +294,11 @@ def test_ledger_audit_fails_when_a_receivable_is_tampered_with(environment: Path
             )
     finally:
         database.dispose()
+
+
+def test_ledger_audit_fails_when_a_receivable_is_tampered_with(environment: Path) -> None:
+    migrated(environment)
+    post_a_receivable_without_a_statement(environment)
     result = run("ledger", "audit")
     assert result.exit_code == 1
     lines = result.stdout.splitlines()

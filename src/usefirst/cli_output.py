@@ -89,8 +89,15 @@ def print_json(document: Mapping[str, object]) -> None:
 
 def json_text(document: Mapping[str, object]) -> str:
     """Keys sorted, dates as ISO strings; money stays in integer minor units as the engine keeps
-    it."""
-    return json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True, default=_json_value)
+    it. NaN is refused: it is not JSON, and a reader's parser would fail on it."""
+    return json.dumps(
+        document,
+        ensure_ascii=False,
+        indent=2,
+        sort_keys=True,
+        allow_nan=False,
+        default=_json_value,
+    )
 
 
 def _json_value(value: object) -> str:

@@ -3,6 +3,7 @@ D once, a second run for D changes nothing, a future date or a malformed one is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +118,35 @@ def test_settle_pays_once_per_date(environment: Path) -> None:
     assert "'settlements_paid': 0" in again.stdout
     assert "'settlements_already_done': 1" in again.stdout
     assert counts(environment) == (settlements, lines, entries)
+
+
+def test_settle_json(environment: Path) -> None:
+    assert run("migrate").exit_code == 0
+    deliver_two_orders(days_later=1)
+    before = counts(environment)
+    future = run("settle", "--date", "2027-03-04", "--json")
+    assert future.exit_code == 2
+    assert future.stdout == ""
+    assert counts(environment) == before
+
+    paid = run("settle", "--date", "2027-03-03", "--json")
+    assert paid.exit_code == 0, paid.output
+    runtime = Runtime(get_settings())
+    try:
+        with runtime.work(read_only=True) as work:
+            (settlement_id,) = work.session.scalars(text("SELECT id FROM settlements"))
+    finally:
+        runtime.database.dispose()
+    assert json.loads(paid.stdout) == {
+        "business_on": "2027-03-03",
+        "reserves_released": 0,
+        "settled_minor": 42_345 - 254,
+        "settlement_ids": [settlement_id],
+        "settlements_already_done": 0,
+        "settlements_carried_forward": 0,
+        "settlements_held": 0,
+        "settlements_paid": 1,
+    }
 
 
 def test_settle_refuses_bad_dates(environment: Path) -> None:

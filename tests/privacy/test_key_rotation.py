@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -197,12 +198,28 @@ def test_cli_keys_add_and_rotate(long_tmp_path: Path, monkeypatch: pytest.Monkey
         rotated = CliRunner().invoke(
             app, ["keys", "rotate", "--batch-size", "3"], catch_exceptions=False
         )
+        again = CliRunner().invoke(app, ["keys", "rotate", "--json"], catch_exceptions=False)
     finally:
         get_settings.cache_clear()
         runtime.database.dispose()
     assert rotated.exit_code == 0, rotated.output
-    assert f"rotated {len(before)} value(s)" in rotated.stdout
-    assert "every PII value is under the active key k2" in rotated.stdout
+    starting, rotation, now, verdict = rotated.stdout.splitlines()
+    assert starting == f"active key: k2; values by key: {{'k2': 0, 'older keys': {len(before)}}}"
+    assert re.fullmatch(rf"rotated {len(before)} value\(s\) in \d+ batch\(es\)", rotation)
+    assert now == f"values by key now: {{'k2': {len(before)}}}"
+    assert verdict == (
+        "every PII value is under the active key k2; the older keys are no longer needed for "
+        "reading and may be removed from the key ring"
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == {
+        "active_key_id": "k2",
+        "batches": 0,
+        "rotated": 0,
+        "values_by_key_after": {"k2": len(before)},
+        "values_by_key_before": {"k2": len(before)},
+        "values_under_other_keys": {},
+    }
     assert ciphertext_key_ids(runtime) == {"k2"}
     new_only = FieldCipher(
         keys={"k2": base64.urlsafe_b64decode(material["keys"]["k2"])},

@@ -3,6 +3,7 @@ registry of trained models and which one is served, link graph, evaluation."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -222,7 +223,7 @@ def list_models(as_json: JsonOption = False) -> None:
                     {
                         "version": model.version,
                         "trained_at": model.trained_at,
-                        "auc": model.auc,
+                        "auc": None if math.isnan(model.auc) else model.auc,
                         "training_summary": model.training_summary,
                         "servable": model.is_servable,
                         "shipped": model.is_shipped,
