@@ -148,7 +148,9 @@ def sweep(
 ) -> None:
     """Run the daily sweep for a business date (idempotent: a second run changes nothing).
 
-    Exit codes: 0 swept (or swept before); 2 a malformed date or one after today."""
+    Exit codes:
+    0 swept (or swept before);
+    2 a malformed date or one after today: nothing is swept."""
     from usefirst.kit.errors import UsefirstError
 
     business_on = None if on is None else iso_date(on, option="--date")
@@ -178,8 +180,9 @@ def settle(
 ) -> None:
     """Pay merchants what is due on a business date (idempotent per merchant and date).
 
-    Exit codes: 0 settled (or settled before); 2 a malformed date, one after today or an unknown
-    merchant: nothing is paid."""
+    Exit codes:
+    0 settled (or settled before);
+    2 a malformed date, one after today or an unknown merchant: nothing is paid."""
     from usefirst.kit.errors import UsefirstError
     from usefirst.merchants.settlement import settle as settle_merchants
 
@@ -217,7 +220,9 @@ def settle(
 def ledger_audit(as_json: JsonOption = False) -> None:
     """Prove the ledger: entries balance, debits = credits, receivables = statements.
 
-    Exit codes: 0 balanced; 1 a problem found (each is listed)."""
+    Exit codes:
+    0 balanced;
+    1 a problem found (each is listed)."""
     from usefirst.ledger.service import audit
 
     runtime = _runtime()
@@ -267,8 +272,9 @@ def bureau_report(
 ) -> None:
     """Write a credit-bureau file for a month (also kept for GET /v1/bureau/files).
 
-    Exit codes: 0 written; 2 a bad period or format, or no directory for --output: no file is
-    made."""
+    Exit codes:
+    0 written;
+    2 a bad period or format, or no directory for --output: no file is made."""
     from usefirst.collections.service import bureau_file_text, create_bureau_file
     from usefirst.kit.errors import UsefirstError
 
@@ -314,8 +320,9 @@ def portfolio_report(
 ) -> None:
     """Delinquency by bucket, month-end roll rates and vintage curves, with a chart.
 
-    Exit codes: 0 reported and the chart written; 2 a chart path that is not .png or .svg, or
-    in no directory."""
+    Exit codes:
+    0 reported and the chart written;
+    2 a chart path that is not .png or .svg, or in no directory."""
     from usefirst.collections.portfolio import BUCKET_ORDER, write_chart
     from usefirst.collections.service import portfolio_report as build
 
@@ -400,7 +407,11 @@ def create_operator(
     email: Annotated[str, typer.Option()],
     role: Annotated[str, typer.Option(help="admin, risk_analyst, collector, compliance, support")],
 ) -> None:
-    """Create an operator; its API token is printed alone on the last line."""
+    """Create an operator; its API token is printed alone on the last line.
+
+    Exit codes:
+    0 created;
+    2 refused (an email in use, an unknown role): nothing is created."""
     from usefirst.identity.service import create_operator as create
     from usefirst.kit.errors import UsefirstError
 
@@ -427,7 +438,12 @@ def console_login(
         bool, typer.Option(help="Generate a password and print it alone on the last line.")
     ] = False,
 ) -> None:
-    """Give an operator (or a merchant's staff member) a console sign-in: password + TOTP."""
+    """Give an operator (or a merchant's staff member) a console sign-in: password + TOTP.
+
+    Exit codes:
+    0 ready;
+    2 refused (no such operator, merchant or account to reset, a sign-in that
+    exists already, a password of the wrong length): nothing changes."""
     import secrets
 
     from sqlalchemy import select
@@ -489,7 +505,9 @@ def simulate(
     """Run a simulated marketplace history through the real services (sandbox clock); progress
     goes to standard error.
 
-    Exit codes: 0 done and the ledger balances; 1 it does not."""
+    Exit codes:
+    0 done and the ledger balances;
+    1 it does not balance."""
     from usefirst.sim.marketplace import simulate as run_simulation
 
     runtime = _runtime(sandbox=True)
@@ -512,8 +530,10 @@ def risk_backtest(
 ) -> None:
     """Replay stored checkout decisions through a rule file and show what would change.
 
-    Exit codes: 0 replayed; 2 the file cannot be used (each problem on standard error as
-    FILE:LINE: message)."""
+    Exit codes:
+    0 replayed;
+    2 the file cannot be used (each problem on standard error as FILE:LINE:
+    message)."""
     from usefirst.risk.decision import backtest
     from usefirst.risk.rules import RuleFileError, load_rule_file
 

@@ -54,7 +54,9 @@ def show(kind: Annotated[str, typer.Argument(help=KIND_HELP)], as_json: JsonOpti
     """Print the document in force (to edit it and publish it back); where it comes from goes to
     standard error.
 
-    Exit codes: 0 shown; 2 an unknown kind."""
+    Exit codes:
+    0 shown;
+    2 an unknown kind."""
     from usefirst.editable_config import in_force
 
     runtime = _runtime()
@@ -80,7 +82,9 @@ def history(
 ) -> None:
     """List the saved versions, newest first (the newest 100).
 
-    Exit codes: 0 listed; 2 an unknown kind."""
+    Exit codes:
+    0 listed;
+    2 an unknown kind."""
     from usefirst.kit import config_versions
 
     runtime = _runtime()
@@ -129,9 +133,13 @@ def publish(
 ) -> None:
     """Check a document and save it as the next version, in force everywhere from now on.
 
-    Exit codes: 0 saved; 1 refused because another version was saved since --based-on; 2 an
-    unknown kind or a document with problems (each on standard error as FILE:LINE: message):
-    nothing is saved."""
+    Exit codes:
+    0 saved;
+    1 refused (a version was saved after the one it is based on, a note too
+    long);
+    2 an unknown kind, an unreadable file or a document with problems (each on
+    standard error as FILE:LINE: message).
+    Nothing is saved unless 0."""
     from usefirst import editable_config
     from usefirst.kit import config_versions
     from usefirst.kit.clock import system_now

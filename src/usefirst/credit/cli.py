@@ -44,7 +44,12 @@ def train(
     ] = 0.02,
 ) -> None:
     """Train a scorecard (monotonic WOE bins, logistic regression, integer points) and write the
-    versioned points table and a report (AUC, KS, Gini, PSI train vs test)."""
+    versioned points table and a report (AUC, KS, Gini, PSI train vs test).
+
+    Exit codes:
+    0 trained;
+    2 data that cannot be used (a missing file or column, a protected
+    attribute): nothing is written."""
     from usefirst.credit.application import REASON_TEXTS
     from usefirst.credit.scorecard_training import (
         TrainingDataInvalid,
@@ -88,7 +93,12 @@ def simulate_history(
     merchants: Annotated[int, typer.Option(min=1, max=1000)] = 10,
 ) -> None:
     """Simulate a marketplace history (every applicant on the cold-start limit, so the data is
-    not filtered by an earlier scorecard) and export who defaulted, for ``credit train``."""
+    not filtered by an earlier scorecard) and export who defaulted, for ``credit train``;
+    progress goes to standard error.
+
+    Exit codes:
+    0 exported and the simulated ledger balances;
+    1 it does not balance."""
     from usefirst.kit.db import Database
     from usefirst.kit.settings import get_settings
     from usefirst.runtime import Runtime
@@ -122,7 +132,11 @@ def draw_applicants(
     ),
 ) -> None:
     """Draw simulated applicants labelled by the repayment behaviour the simulator gives them
-    (no marketplace run: fast, but the label is the simulator's, not the engine's record)."""
+    (no marketplace run: fast, but the label is the simulator's, not the engine's record).
+
+    Exit codes:
+    0 written;
+    2 a malformed --date."""
     from usefirst.sim.applicants import write_drawn_applicants
 
     today = iso_date(on, option="--date")

@@ -27,7 +27,9 @@ def _runtime() -> Runtime:
 def audit_verify(as_json: JsonOption = False) -> None:
     """Recompute the hash chain of the audit log; report the first broken row.
 
-    Exit codes: 0 the chain is intact; 1 it is broken."""
+    Exit codes:
+    0 the chain is intact;
+    1 it is broken."""
     from usefirst.privacy.audit import verify_chain
 
     runtime = _runtime()
@@ -70,7 +72,10 @@ def keys_add(
 
     Restart the serving processes, then run ``usefirst keys rotate``.
 
-    Exit codes: 0 added; 2 refused (the key file cannot take it): nothing changes."""
+    Exit codes:
+    0 added;
+    2 refused (keys set in the environment, a key id in use or not allowed):
+    nothing changes."""
     from usefirst.kit.settings import get_settings
     from usefirst.privacy.keys import KeyFileError, add_key_to_file
 
@@ -93,8 +98,10 @@ def keys_rotate(
     """Re-encrypt every PII value not under the active key, in batches (resumable, online);
     progress goes to standard error.
 
-    Exit codes: 0 every value is under the active key; 1 some are still under other keys (written
-    meanwhile by a process that had not reloaded the keys): run it again."""
+    Exit codes:
+    0 every value is under the active key;
+    1 some are still under other keys (written meanwhile by a process that had
+    not reloaded the keys): run it again."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from usefirst.privacy.keys import count_by_key, rotate_all

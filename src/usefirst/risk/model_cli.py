@@ -63,8 +63,9 @@ def train(
     """Train the LightGBM fraud model on labelled history, export it to ONNX and register it in
     the database (served once promoted); progress goes to standard error.
 
-    Exit codes: 0 trained; 2 too few labels, or --promote with --simulate: nothing is
-    registered."""
+    Exit codes:
+    0 trained;
+    2 too few labels, or --promote with --simulate: nothing is registered."""
     import tempfile
 
     from usefirst.kit.settings import get_settings
@@ -183,9 +184,12 @@ def promote_model(
 ) -> None:
     """Serve this model at checkout from now on, in every process.
 
-    Exit codes: 0 promoted (or in force already); 1 refused for another reason (shown); 2 an
-    unknown version or a model that cannot be served (features not the engine's, bytes not
-    matching their checksum). Refused, nothing changes."""
+    Exit codes:
+    0 promoted (or in force already);
+    1 refused (another promotion came first, a note too long);
+    2 an unknown version or a model that cannot be served (features not the
+    engine's, bytes not matching their checksum).
+    Nothing changes unless 0."""
     from usefirst.kit.errors import UsefirstError
     from usefirst.kit.settings import get_settings
     from usefirst.risk.model_registry import ModelNotServable, ModelVersionUnknown
@@ -206,7 +210,8 @@ def promote_model(
 def list_models(as_json: JsonOption = False) -> None:
     """Registered models, newest first, with their metrics, and which one is in force.
 
-    Exit codes: 0 listed."""
+    Exit codes:
+    0 listed."""
     from usefirst.kit.settings import get_settings
     from usefirst.risk.decision import default_model
     from usefirst.risk.model_registry import registered_models
@@ -274,7 +279,10 @@ def _decided_order_ids(session: object) -> list[str]:
 
 
 def graph() -> None:
-    """Run link analysis now: score groups of linked shoppers, open or update ring cases."""
+    """Run link analysis now: score groups of linked shoppers, open or update ring cases.
+
+    Exit codes:
+    0 done."""
     from usefirst.kit.settings import get_settings
     from usefirst.risk.graph import run_graph
     from usefirst.runtime import Runtime
@@ -330,7 +338,8 @@ def evaluate(
     """Simulate a marketplace with fraud through the engine; compare with baselines. Progress goes
     to standard error.
 
-    Exit codes: 0 evaluated."""
+    Exit codes:
+    0 evaluated."""
     from usefirst.risk.evaluate import evaluate as run_evaluation
 
     report = run_evaluation(
