@@ -1,12 +1,12 @@
 """How every ``usefirst`` command writes, so that scripts and people can rely on it.
 
-What a command reports goes to standard output; errors, warnings and progress go to standard
-error. On a terminal rich lays lines out to its width, in colour. Anywhere else (a pipe, a file,
-a log, a test's captured output) every line is written whole and plain: rich at 80 columns would
-cut ``FILE:LINE: message`` in pieces that ``grep FILE:LINE`` no longer finds. An error is one line:
-``FILE:LINE: message`` for a problem in a file, ``--OPTION: message`` for a bad option, otherwise
-the message alone. With ``--json`` a command prints one JSON document on standard output instead,
-and ends with the same exit code.
+What a command reports goes to standard output, a check's findings included; errors and progress
+go to standard error. On a terminal rich lays lines out to its width, in colour. Anywhere else (a
+pipe, a file, a log, a test's captured output) every line is written whole and plain: rich at 80
+columns would cut ``FILE:LINE: message`` in pieces that ``grep FILE:LINE`` no longer finds. An
+error is one line: ``FILE:LINE: message`` for a problem in a file, ``--OPTION: message`` for a bad
+option, otherwise the message alone. With ``--json`` a command prints one JSON document on
+standard output instead, and ends with the same exit code.
 """
 
 from __future__ import annotations
