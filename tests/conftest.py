@@ -78,6 +78,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(f"CI=true but PostgreSQL is not reachable: {POSTGRES_PROBLEM}")
 
 
+# The temporary directory is deeper on some machines than on others; a command that prints a path
+# must print it whole at any depth (issue 22: rich cut such lines at 80 columns).
+LONG_PATH_LENGTH = 250
+
+
+@pytest.fixture
+def long_tmp_path(tmp_path: Path) -> Path:
+    """A fresh directory whose path is at least 250 characters long, for the command-line tests."""
+    missing = max(LONG_PATH_LENGTH - len(str(tmp_path)) - 1, 8)
+    directory = tmp_path / ("a-long-directory-" * 16)[:missing]
+    directory.mkdir()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"

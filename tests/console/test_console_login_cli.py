@@ -57,7 +57,8 @@ def test_unknown_operator_is_refused_and_nothing_is_created(environment: Path) -
     migrated(environment)
     result = run("admin", "console-login", "--email", "ghost@example.com", "--generate-password")
     assert result.exit_code == 2
-    assert "No operator with this email" in result.output
+    assert result.stderr.splitlines() == ["No operator with this email: create it first."]
+    assert result.stdout == ""
     database = Database(f"sqlite:///{environment}")
     try:
         with database.transaction(read_only=True) as session:

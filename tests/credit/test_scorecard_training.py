@@ -72,12 +72,12 @@ def test_a_bad_target_is_refused(target: list[object], message: str) -> None:
         prepare_frame(frame, TrainingOptions(target="defaulted"))
 
 
-def test_cli_train_writes_a_versioned_artefact_and_reports(tmp_path: Path) -> None:
+def test_cli_train_writes_a_versioned_artefact_and_reports(long_tmp_path: Path) -> None:
     X, y = synthetic_applications(3_000, seed=11)
     data = X.assign(defaulted=y)
-    csv_path = tmp_path / "applications.csv"
+    csv_path = long_tmp_path / "applications.csv"
     data.to_csv(csv_path, index=False)
-    output_dir = tmp_path / "scorecards"
+    output_dir = long_tmp_path / "scorecards"
     result = CliRunner().invoke(
         app,
         [
@@ -97,6 +97,11 @@ def test_cli_train_writes_a_versioned_artefact_and_reports(tmp_path: Path) -> No
     (artefact,) = output_dir.glob("scorecard-*[0-9a-f].json")
     scorecard = load_scorecard(artefact)
     assert artefact.name == f"{scorecard.version}.json"
+    assert result.stdout.splitlines()[-2:] == [
+        f"artefact: {artefact}",
+        f"report:   {output_dir / scorecard.version}.report.json, "
+        f"{output_dir / scorecard.version}.report.txt",
+    ]
     report = json.loads((output_dir / f"{scorecard.version}.report.json").read_text())
     assert report["version"] == scorecard.version
     assert set(report) == {
@@ -123,10 +128,10 @@ def test_cli_train_writes_a_versioned_artefact_and_reports(tmp_path: Path) -> No
     assert f"{report['test']['auc']:.4f}" in text
 
 
-def test_cli_train_refuses_unusable_data_and_writes_nothing(tmp_path: Path) -> None:
-    csv_path = tmp_path / "applications.csv"
+def test_cli_train_refuses_unusable_data_and_writes_nothing(long_tmp_path: Path) -> None:
+    csv_path = long_tmp_path / "applications.csv"
     csv_path.write_text("orders_12m,sex,defaulted\n1,f,0\n2,m,1\n")
-    output_dir = tmp_path / "scorecards"
+    output_dir = long_tmp_path / "scorecards"
     result = CliRunner().invoke(
         app,
         [
@@ -141,7 +146,9 @@ def test_cli_train_refuses_unusable_data_and_writes_nothing(tmp_path: Path) -> N
         ],
     )
     assert result.exit_code == 2
-    assert "protected attributes" in result.output
+    (refusal,) = result.stderr.splitlines()
+    assert "protected attributes" in refusal
+    assert result.stdout == ""
     assert not output_dir.exists()
     missing = CliRunner().invoke(
         app,
@@ -157,4 +164,6 @@ def test_cli_train_refuses_unusable_data_and_writes_nothing(tmp_path: Path) -> N
         ],
     )
     assert missing.exit_code == 2
-    assert "target column 'bad'" in missing.output
+    (refusal,) = missing.stderr.splitlines()
+    assert "target column 'bad'" in refusal
+    assert missing.stdout == ""

@@ -3,6 +3,7 @@ D once, a second run for D changes nothing, a future date or a malformed one is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,10 +26,10 @@ START = datetime(2027, 3, 2, 4, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    database = tmp_path / "cli.db"
+def environment(long_tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    database = long_tmp_path / "cli.db"
     monkeypatch.setenv("USEFIRST_DATABASE_URL", f"sqlite:///{database}")
-    monkeypatch.setenv("USEFIRST_KEYS_FILE", str(tmp_path / "keys.json"))
+    monkeypatch.setenv("USEFIRST_KEYS_FILE", str(long_tmp_path / "keys.json"))
     monkeypatch.setenv("USEFIRST_SANDBOX", "true")
     for name in ("USEFIRST_ENCRYPTION_KEYS", "USEFIRST_BLIND_INDEX_KEY"):
         monkeypatch.delenv(name, raising=False)
@@ -119,16 +120,47 @@ def test_settle_pays_once_per_date(environment: Path) -> None:
     assert counts(environment) == (settlements, lines, entries)
 
 
+def test_settle_json(environment: Path) -> None:
+    assert run("migrate").exit_code == 0
+    deliver_two_orders(days_later=1)
+    before = counts(environment)
+    future = run("settle", "--date", "2027-03-04", "--json")
+    assert future.exit_code == 2
+    assert future.stdout == ""
+    assert counts(environment) == before
+
+    paid = run("settle", "--date", "2027-03-03", "--json")
+    assert paid.exit_code == 0, paid.output
+    runtime = Runtime(get_settings())
+    try:
+        with runtime.work(read_only=True) as work:
+            (settlement_id,) = work.session.scalars(text("SELECT id FROM settlements"))
+    finally:
+        runtime.database.dispose()
+    assert json.loads(paid.stdout) == {
+        "business_on": "2027-03-03",
+        "reserves_released": 0,
+        "settled_minor": 42_345 - 254,
+        "settlement_ids": [settlement_id],
+        "settlements_already_done": 0,
+        "settlements_carried_forward": 0,
+        "settlements_held": 0,
+        "settlements_paid": 1,
+    }
+
+
 def test_settle_refuses_bad_dates(environment: Path) -> None:
     assert run("migrate").exit_code == 0
     deliver_two_orders(days_later=1)
     before = counts(environment)
     future = run("settle", "--date", "2027-03-04")
     assert future.exit_code == 2
-    assert "in the future" in future.stdout
+    assert future.stderr.splitlines() == ["2027-03-04 is in the future (today is 2027-03-03)."]
     malformed = CliRunner().invoke(app, ["settle", "--date", "2027-02-30"])
     assert malformed.exit_code == 2
+    assert malformed.stderr.splitlines() == ["--date: use YYYY-MM-DD, not '2027-02-30'"]
     unknown = run("settle", "--date", "2027-03-03", "--merchant", "mer_nope")
     assert unknown.exit_code == 2
-    assert "No such merchant" in unknown.stdout
+    assert "No such merchant" in unknown.stderr
+    assert future.stdout == malformed.stdout == unknown.stdout == ""
     assert counts(environment) == before

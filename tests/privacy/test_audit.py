@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -207,13 +208,36 @@ def test_cli_audit_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     try:
         intact = CliRunner().invoke(app, ["audit", "verify"], catch_exceptions=False)
         assert intact.exit_code == 0, intact.output
-        assert "audit rows checked: 3; chain head: 3" in intact.stdout
-        assert "audit chain intact: yes" in intact.stdout
+        assert intact.stdout.splitlines() == [
+            "audit rows checked: 3; chain head: 3",
+            "audit chain intact: yes",
+        ]
+        intact_json = CliRunner().invoke(app, ["audit", "verify", "--json"])
+        assert intact_json.exit_code == 0, intact_json.output
+        assert json.loads(intact_json.stdout) == {
+            "first_break": None,
+            "head_seq": 3,
+            "intact": True,
+            "rows_checked": 3,
+        }
         tamper(runtime, "UPDATE audit_log SET subject_shopper_id = 'shp_B' WHERE seq = 2")
         broken = CliRunner().invoke(app, ["audit", "verify"], catch_exceptions=False)
+        broken_json = CliRunner().invoke(app, ["audit", "verify", "--json"])
+        with runtime.work(read_only=True) as work:
+            altered = work.session.scalars(select(AuditEntry.id).where(AuditEntry.seq == 2)).one()
     finally:
         get_settings.cache_clear()
         runtime.database.dispose()
     assert broken.exit_code == 1
-    assert "audit chain broken at row 2" in broken.stdout
-    assert "the row was altered" in broken.stdout
+    altered_reason = "row content does not match its hash (the row was altered)"
+    assert broken.stdout.splitlines() == [
+        "audit rows checked: 1; chain head: 3",
+        f"audit chain broken at row 2 ({altered}): {altered_reason}",
+    ]
+    assert broken_json.exit_code == 1
+    assert json.loads(broken_json.stdout) == {
+        "first_break": {"entry_id": altered, "reason": altered_reason, "seq": 2},
+        "head_seq": 3,
+        "intact": False,
+        "rows_checked": 1,
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -163,13 +164,13 @@ def test_an_interrupted_rotation_resumes_without_losing_a_record(
     assert plaintexts(runtime, both) == before
 
 
-def test_cli_keys_add_and_rotate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_keys_add_and_rotate(long_tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from usefirst.kit.migrate import upgrade
     from usefirst.kit.settings import Settings, load_field_cipher
 
-    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    url = f"sqlite:///{long_tmp_path / 'keys.db'}"
     upgrade(url)
-    keys_file = tmp_path / "usefirst-keys.json"
+    keys_file = long_tmp_path / "usefirst-keys.json"
     monkeypatch.setenv("USEFIRST_DATABASE_URL", url)
     monkeypatch.setenv("USEFIRST_KEYS_FILE", str(keys_file))
     for name in ("USEFIRST_ENCRYPTION_KEYS", "USEFIRST_BLIND_INDEX_KEY", "USEFIRST_SANDBOX"):
@@ -191,17 +192,34 @@ def test_cli_keys_add_and_rotate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert material["active_key_id"] == "k2" and set(material["keys"]) == {"k1", "k2"}
         assert oct(keys_file.stat().st_mode & 0o777) == "0o600"
         duplicate = CliRunner().invoke(app, ["keys", "add", "--key-id", "k2"])
-        assert duplicate.exit_code == 2 and "already exists" in duplicate.stdout
+        assert duplicate.exit_code == 2
+        assert duplicate.stderr.splitlines() == [f"Key 'k2' already exists in {keys_file}."]
         get_settings.cache_clear()
         rotated = CliRunner().invoke(
             app, ["keys", "rotate", "--batch-size", "3"], catch_exceptions=False
         )
+        again = CliRunner().invoke(app, ["keys", "rotate", "--json"], catch_exceptions=False)
     finally:
         get_settings.cache_clear()
         runtime.database.dispose()
     assert rotated.exit_code == 0, rotated.output
-    assert f"rotated {len(before)} value(s)" in rotated.stdout
-    assert "every PII value is under the active key k2" in rotated.stdout
+    starting, rotation, now, verdict = rotated.stdout.splitlines()
+    assert starting == f"active key: k2; values by key: {{'k2': 0, 'older keys': {len(before)}}}"
+    assert re.fullmatch(rf"rotated {len(before)} value\(s\) in \d+ batch\(es\)", rotation)
+    assert now == f"values by key now: {{'k2': {len(before)}}}"
+    assert verdict == (
+        "every PII value is under the active key k2; the older keys are no longer needed for "
+        "reading and may be removed from the key ring"
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == {
+        "active_key_id": "k2",
+        "batches": 0,
+        "rotated": 0,
+        "values_by_key_after": {"k2": len(before)},
+        "values_by_key_before": {"k2": len(before)},
+        "values_under_other_keys": {},
+    }
     assert ciphertext_key_ids(runtime) == {"k2"}
     new_only = FieldCipher(
         keys={"k2": base64.urlsafe_b64decode(material["keys"]["k2"])},

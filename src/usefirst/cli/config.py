@@ -7,8 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from usefirst.cli.output import (
+    JsonOption,
+    fail,
+    print_json,
+    report_file_problems,
+    stderr,
+    stdout,
+)
 
 if TYPE_CHECKING:
     from usefirst.runtime import Runtime
@@ -16,8 +24,6 @@ if TYPE_CHECKING:
 config_app = typer.Typer(
     help="Risk rules and dunning ladder: show, check and publish versions.", no_args_is_help=True
 )
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)  # a "file:line: reason" stays on one line
 KIND_HELP = "risk_rules or dunning_ladder"
 
 
@@ -32,8 +38,7 @@ def _kind(kind: str) -> str:
     from usefirst.editable_config import EDITABLE
 
     if kind not in EDITABLE:
-        errors.print(f"[red]unknown kind {kind!r}; use {KIND_HELP}[/red]", highlight=False)
-        raise typer.Exit(code=2)
+        fail(f"unknown kind {kind!r}; use {KIND_HELP}", code=2)
     return kind
 
 
@@ -41,51 +46,77 @@ def _read(file: Path) -> str:
     try:
         return file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        errors.print(f"[red]cannot read {file}: {error}[/red]", highlight=False)
-        raise typer.Exit(code=2) from None
-
-
-def _print_problems(file: Path, problems: list[tuple[int | None, str]]) -> None:
-    for line, message in problems:
-        where = f"{file}:{line}" if line is not None else str(file)
-        errors.print(f"[red]{where}: {message}[/red]", highlight=False)
+        fail(f"cannot read {file}: {error}", code=2)
 
 
 @config_app.command("show")
-def show(kind: Annotated[str, typer.Argument(help=KIND_HELP)]) -> None:
+def show(kind: Annotated[str, typer.Argument(help=KIND_HELP)], as_json: JsonOption = False) -> None:
     """Print the document in force (to edit it and publish it back); where it comes from goes to
-    standard error."""
+    standard error.
+
+    Exit codes:
+    0 shown;
+    2 an unknown kind."""
     from usefirst.editable_config import in_force
 
     runtime = _runtime()
     with runtime.work(read_only=True) as work:
         document = in_force(work.session, kind=_kind(kind), settings=runtime.settings)
-    errors.print(f"in force: {document.source}", highlight=False)
+    if as_json:
+        print_json(
+            {
+                "kind": document.kind,
+                "version": document.number,
+                "source": document.source,
+                "content": document.content,
+            }
+        )
+        return
+    stderr().print(f"in force: {document.source}")
     typer.echo(document.content, nl=False)
 
 
 @config_app.command("history")
-def history(kind: Annotated[str, typer.Argument(help=KIND_HELP)]) -> None:
-    """List the saved versions, newest first."""
+def history(
+    kind: Annotated[str, typer.Argument(help=KIND_HELP)], as_json: JsonOption = False
+) -> None:
+    """List the saved versions, newest first (the newest 100).
+
+    Exit codes:
+    0 listed;
+    2 an unknown kind."""
     from usefirst.kit import config_versions
 
     runtime = _runtime()
+    with runtime.work(read_only=True) as work:
+        versions = [
+            {
+                "version": row.number,
+                "summary": row.label,
+                "saved_by": row.created_by,
+                "saved_at": row.created_at,
+                "note": row.note,
+            }
+            for row in config_versions.history(work.session, kind=_kind(kind), limit=100)
+        ]
+    if as_json:
+        print_json({"kind": kind, "versions": versions})
+        return
     table = Table(title=f"{kind} versions")
     for column in ("version", "summary", "saved by", "saved at (UTC)", "note"):
         table.add_column(column)
-    with runtime.work(read_only=True) as work:
-        rows = config_versions.history(work.session, kind=_kind(kind), limit=100)
-        for row in rows:
-            table.add_row(
-                str(row.number),
-                row.label,
-                row.created_by,
-                f"{row.created_at:%Y-%m-%d %H:%M}",
-                row.note or "",
-            )
-    console.print(table)
-    if not rows:
-        console.print("no version saved yet: the file is in force")
+    for version in versions:
+        table.add_row(
+            str(version["version"]),
+            str(version["summary"]),
+            str(version["saved_by"]),
+            f"{version['saved_at']:%Y-%m-%d %H:%M}",
+            str(version["note"] or ""),
+        )
+    out = stdout()
+    out.print(table)
+    if not versions:
+        out.print("no version saved yet: the file is in force")
 
 
 @config_app.command("publish")
@@ -100,8 +131,15 @@ def publish(
         ),
     ] = None,
 ) -> None:
-    """Check a document and save it as the next version, in force everywhere from now on (exit 2,
-    saving nothing, if it has problems)."""
+    """Check a document and save it as the next version, in force everywhere from now on.
+
+    Exit codes:
+    0 saved;
+    1 refused (a version was saved after the one it is based on, a note too
+    long);
+    2 an unknown kind, an unreadable file or a document with problems (each on
+    standard error as FILE:LINE: message).
+    Nothing is saved unless 0."""
     from usefirst import editable_config
     from usefirst.kit import config_versions
     from usefirst.kit.clock import system_now
@@ -129,10 +167,8 @@ def publish(
             )
             number, label = version.number, version.label
     except editable_config.ConfigInvalid as invalid:
-        _print_problems(file, invalid.problems)
-        errors.print("[red]rejected: nothing was saved[/red]")
-        raise typer.Exit(code=2) from None
+        report_file_problems(file, invalid.problems)
+        fail("rejected: nothing was saved", code=2)
     except UsefirstError as refused:
-        errors.print(f"[red]{refused.message}[/red]", highlight=False)
-        raise typer.Exit(code=1) from None
-    console.print(f"[green]saved {kind} version {number}[/green] ({label})", highlight=False)
+        fail(refused.message, code=1)
+    stdout().print(f"saved {kind} version {number} ({label})", style="green")

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from usefirst.cli.output import fail, iso_date, stderr, stdout
 
 credit_app = typer.Typer(
     help="Credit scorecards: training data and training.", no_args_is_help=True
 )
-console = Console()
 
 
 @credit_app.command("train")
@@ -44,7 +44,12 @@ def train(
     ] = 0.02,
 ) -> None:
     """Train a scorecard (monotonic WOE bins, logistic regression, integer points) and write the
-    versioned points table and a report (AUC, KS, Gini, PSI train vs test)."""
+    versioned points table and a report (AUC, KS, Gini, PSI train vs test).
+
+    Exit codes:
+    0 trained;
+    2 data that cannot be used (a missing file or column, a protected
+    attribute): nothing is written."""
     from usefirst.credit.application import REASON_TEXTS
     from usefirst.kit.clock import system_now
     from usefirst.lab.scorecard_training import (
@@ -72,11 +77,11 @@ def train(
             artefact_path=artefact,
         )
     except (TrainingDataInvalid, FileNotFoundError) as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(code=2) from None
-    console.print(result.report.as_text(), highlight=False)
-    console.print(f"artefact: {result.artefact_path}")
-    console.print(f"report:   {result.report_json_path}, {result.report_text_path}")
+        fail(str(error), code=2)
+    out = stdout()
+    out.print(result.report.as_text(), highlight=False)
+    out.print(f"artefact: {result.artefact_path}")
+    out.print(f"report:   {result.report_json_path}, {result.report_text_path}")
 
 
 @credit_app.command("simulate-history")
@@ -88,7 +93,12 @@ def simulate_history(
     merchants: Annotated[int, typer.Option(min=1, max=1000)] = 10,
 ) -> None:
     """Simulate a marketplace history (every applicant on the cold-start limit, so the data is
-    not filtered by an earlier scorecard) and export who defaulted, for ``credit train``."""
+    not filtered by an earlier scorecard) and export who defaulted, for ``credit train``;
+    progress goes to standard error.
+
+    Exit codes:
+    0 exported and the simulated ledger balances;
+    1 it does not balance."""
     from usefirst.kit.db import Database
     from usefirst.kit.settings import get_settings
     from usefirst.lab.sim.applicants import export_applications
@@ -100,10 +110,10 @@ def simulate_history(
     database = Database(settings.database_url, keep_sqlite_connections=True)
     runtime = Runtime(settings, database=database)
     summary = simulate(
-        runtime, shoppers=shoppers, merchants=merchants, days=days, seed=seed, console=console
+        runtime, shoppers=shoppers, merchants=merchants, days=days, seed=seed, console=stderr()
     )
     exported = export_applications(runtime, applicants=summary.applicants, path=output)
-    console.print(
+    stdout().print(
         f"{exported.exported} applicants exported to {output} ({exported.defaulted} defaulted); "
         f"left out: {exported.immature} too recent to judge, "
         f"{exported.without_orders} without orders"
@@ -122,16 +132,15 @@ def draw_applicants(
     ),
 ) -> None:
     """Draw simulated applicants labelled by the repayment behaviour the simulator gives them
-    (no marketplace run: fast, but the label is the simulator's, not the engine's record)."""
-    from datetime import date
+    (no marketplace run: fast, but the label is the simulator's, not the engine's record).
 
+    Exit codes:
+    0 written;
+    2 a malformed --date."""
     from usefirst.lab.sim.applicants import write_drawn_applicants
 
-    try:
-        today = date.fromisoformat(on)
-    except ValueError:
-        raise typer.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
+    today = iso_date(on, option="--date")
     written = write_drawn_applicants(path=output, count=count, seed=seed, today=today)
-    console.print(
+    stdout().print(
         f"{written.exported} applicants written to {output} ({written.defaulted} never pay)"
     )

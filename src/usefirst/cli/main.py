@@ -4,24 +4,41 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from usefirst.cli import credit as credit_cli
 from usefirst.cli import privacy as privacy_cli
 from usefirst.cli import risk_models as risk_model_cli
 from usefirst.cli.config import config_app
+from usefirst.cli.output import (
+    JsonOption,
+    fail,
+    iso_date,
+    print_json,
+    report_file_problems,
+    stderr,
+    stdout,
+)
 from usefirst.kit.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from usefirst.collections.portfolio import PortfolioReport
+    from usefirst.ledger.service import AuditReport
     from usefirst.runtime import Runtime
 
-app = typer.Typer(help="usefirst — Buy Now, Pay Later engine.", no_args_is_help=True)
+app = typer.Typer(
+    help="usefirst — Buy Now, Pay Later engine.",
+    epilog="Results go to standard output, errors and progress to standard error; when either is "
+    "not a terminal every line is written whole and plain. --json prints one JSON document "
+    "instead, with the same exit code: 0 done; 1 a check found problems, or another change "
+    "came first (each command's --help says which); 2 bad input or refused: nothing changed.",
+    no_args_is_help=True,
+)
 admin_app = typer.Typer(help="Credentials for the platform and operators.", no_args_is_help=True)
 ledger_app = typer.Typer(help="Ledger checks and reports.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
@@ -37,7 +54,6 @@ risk_model_cli.register(risk_app)
 app.add_typer(privacy_cli.audit_app, name="audit")
 app.add_typer(privacy_cli.keys_app, name="keys")
 app.add_typer(config_app, name="config")
-console = Console()
 
 
 def _settings(sandbox: bool | None = None) -> Settings:
@@ -60,7 +76,7 @@ def migrate() -> None:
 
     settings = _settings()
     upgrade(settings.database_url)
-    console.print(f"[green]migrated[/green] {_safe_url(settings.database_url)}")
+    stdout().print(Text.assemble(("migrated", "green"), f" {_safe_url(settings.database_url)}"))
 
 
 @app.command()
@@ -80,7 +96,7 @@ def serve(
     from usefirst.api.app import create_app
 
     runtime = _runtime(sandbox or None)
-    console.print(
+    stdout().print(
         f"usefirst on http://{host}:{port}  (docs: /docs, database: "
         f"{_safe_url(runtime.settings.database_url)}, sandbox: {runtime.settings.sandbox})"
     )
@@ -108,12 +124,13 @@ def worker(
     """Deliver the outbox (webhooks) and run the daily sweep when a business day begins."""
     logging.basicConfig(level=logging.INFO)
     runtime = _runtime()
+    out = stdout()
     while True:
         for summary in runtime.run_due_sweeps():
-            console.print(f"swept {summary.as_dict()}")
+            out.print(f"swept {summary.as_dict()}")
         result = runtime.deliver_outbox()
         if result.delivered or result.retried or result.failed:
-            console.print(
+            out.print(
                 f"outbox: {result.delivered} delivered, {result.retried} to retry, "
                 f"{result.failed} failed"
             )
@@ -127,25 +144,30 @@ def sweep(
     on: Annotated[
         str | None, typer.Option("--date", help="Business date YYYY-MM-DD (default: catch up).")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Run the daily sweep for a business date (idempotent: a second run changes nothing)."""
+    """Run the daily sweep for a business date (idempotent: a second run changes nothing).
+
+    Exit codes:
+    0 swept (or swept before);
+    2 a malformed date or one after today: nothing is swept."""
     from usefirst.kit.errors import UsefirstError
 
+    business_on = None if on is None else iso_date(on, option="--date")
     runtime = _runtime()
-    if on is None:
+    if business_on is None:
         summaries = runtime.run_due_sweeps()
     else:
         try:
-            business_on = date.fromisoformat(on)
-        except ValueError:
-            raise typer.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
-        try:
             summaries = [runtime.sweep(business_on)]
         except UsefirstError as error:
-            console.print(f"[red]{error.message}[/red]")
-            raise typer.Exit(code=2) from None
+            fail(error.message, code=2)
+    if as_json:
+        print_json({"sweeps": [summary.as_dict() for summary in summaries]})
+        return
+    out = stdout()
     for summary in summaries:
-        console.print(summary.as_dict())
+        out.print(summary.as_dict())
 
 
 @app.command()
@@ -154,21 +176,22 @@ def settle(
     merchant: Annotated[
         str | None, typer.Option("--merchant", help="Only this merchant (default: all).")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Pay merchants what is due on a business date (idempotent per merchant and date)."""
+    """Pay merchants what is due on a business date (idempotent per merchant and date).
+
+    Exit codes:
+    0 settled (or settled before);
+    2 a malformed date, one after today or an unknown merchant: nothing is paid."""
     from usefirst.kit.errors import UsefirstError
     from usefirst.merchants.settlement import settle as settle_merchants
 
-    try:
-        business_on = date.fromisoformat(on)
-    except ValueError:
-        raise typer.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
+    business_on = iso_date(on, option="--date")
     runtime = _runtime()
     try:
         with runtime.work() as work:
             if business_on > work.today:
-                console.print(f"[red]{business_on} is in the future (today is {work.today}).[/red]")
-                raise typer.Exit(code=2)
+                fail(f"{business_on} is in the future (today is {work.today}).", code=2)
             summary = settle_merchants(
                 work.session,
                 business_on=business_on,
@@ -177,21 +200,52 @@ def settle(
                 merchant_ids=None if merchant is None else [merchant],
             )
     except UsefirstError as error:
-        console.print(f"[red]{error.message}[/red]")
-        raise typer.Exit(code=2) from None
-    console.print(summary.counts())
+        fail(error.message, code=2)
+    if as_json:
+        print_json(
+            {
+                "business_on": business_on,
+                **summary.counts(),
+                "settlement_ids": summary.settlement_ids,
+            }
+        )
+        return
+    out = stdout()
+    out.print(summary.counts())
     for settlement_id in summary.settlement_ids:
-        console.print(f"paid {settlement_id}")
+        out.print(f"paid {settlement_id}")
 
 
 @ledger_app.command("audit")
-def ledger_audit() -> None:
-    """Prove the ledger: entries balance, debits = credits, receivables = statements."""
+def ledger_audit(as_json: JsonOption = False) -> None:
+    """Prove the ledger: entries balance, debits = credits, receivables = statements.
+
+    Exit codes:
+    0 balanced;
+    1 a problem found (each is listed)."""
     from usefirst.ledger.service import audit
 
     runtime = _runtime()
     with runtime.work(read_only=True) as work:
         report = audit(work.session)
+    if as_json:
+        print_json(
+            {
+                "entries": report.entries,
+                "debits_minor": report.debits_minor,
+                "credits_minor": report.credits_minor,
+                "shoppers_checked": report.shoppers_checked,
+                "problems": report.problems,
+                "balanced": report.is_balanced,
+            }
+        )
+    else:
+        _print_ledger_audit(report)
+    if not report.is_balanced:
+        raise typer.Exit(code=1)
+
+
+def _print_ledger_audit(report: AuditReport) -> None:
     table = Table(title="ledger audit")
     table.add_column("check")
     table.add_column("value", justify="right")
@@ -199,14 +253,14 @@ def ledger_audit() -> None:
     table.add_row("total debits (minor)", str(report.debits_minor))
     table.add_row("total credits (minor)", str(report.credits_minor))
     table.add_row("shoppers reconciled", str(report.shoppers_checked))
-    console.print(table)
+    out = stdout()
+    out.print(table)
     for problem in report.problems:
-        console.print(f"[red]problem:[/red] {problem}")
+        out.print(Text.assemble(("problem:", "red"), f" {problem}"))
     if report.is_balanced:
-        console.print("[green]ledger balanced: yes[/green]")
+        out.print("ledger balanced: yes", style="green")
     else:
-        console.print("[red]ledger balanced: no[/red]")
-        raise typer.Exit(code=1)
+        out.print("ledger balanced: no", style="red")
 
 
 @bureau_app.command("report")
@@ -214,16 +268,19 @@ def bureau_report(
     period: Annotated[str, typer.Option(help="The month to report, YYYY-MM.")],
     file_format: Annotated[str, typer.Option("--format", help="metro2 or jsonl.")] = "metro2",
     output: Annotated[str | None, typer.Option(help="Also write the file here.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Write a credit-bureau file for a month (also kept for GET /v1/bureau/files)."""
-    from pathlib import Path
+    """Write a credit-bureau file for a month (also kept for GET /v1/bureau/files).
 
+    Exit codes:
+    0 written;
+    2 a bad period or format, or no directory for --output: no file is made."""
     from usefirst.collections.service import bureau_file_text, create_bureau_file
     from usefirst.kit.errors import UsefirstError
 
     # Checked before the file is made: a stored file whose copy could not be written is confusing.
     if output and not Path(output).parent.is_dir():
-        raise typer.BadParameter(f"no directory {Path(output).parent}", param_hint="--output")
+        fail(f"--output: no directory {Path(output).parent}", code=2)
     runtime = _runtime()
     try:
         with runtime.work() as work:
@@ -239,55 +296,98 @@ def bureau_report(
             content = bureau_file_text(row, runtime.cipher)
             file_id, records = row.id, row.records
     except UsefirstError as error:
-        console.print(f"[red]{error.message}[/red]")
-        raise typer.Exit(code=2) from None
+        fail(error.message, code=2)
     if output:
         Path(output).write_text(content, encoding="ascii" if file_format == "metro2" else "utf-8")
-    console.print(f"bureau file {file_id}: {period}, {file_format}, {records} account(s)")
+    if as_json:
+        print_json(
+            {
+                "file_id": file_id,
+                "period": period,
+                "format": file_format,
+                "records": records,
+                "output": output,
+            }
+        )
+        return
+    stdout().print(f"bureau file {file_id}: {period}, {file_format}, {records} account(s)")
 
 
 @report_app.command("portfolio")
 def portfolio_report(
     chart: Annotated[str, typer.Option(help="Chart file (.png or .svg).")] = "portfolio.png",
+    as_json: JsonOption = False,
 ) -> None:
-    """Delinquency by bucket, month-end roll rates and vintage curves, with a chart."""
-    from pathlib import Path
+    """Delinquency by bucket, month-end roll rates and vintage curves, with a chart.
 
+    Exit codes:
+    0 reported and the chart written;
+    2 a chart path that is not .png or .svg, or in no directory."""
     from usefirst.collections.portfolio import BUCKET_ORDER, write_chart
     from usefirst.collections.service import portfolio_report as build
-    from usefirst.kit.money import Money
 
     chart_path = Path(chart)
     if chart_path.suffix.lower() not in (".png", ".svg"):
-        raise typer.BadParameter("the chart must be a .png or .svg file", param_hint="--chart")
+        fail("--chart: the chart must be a .png or .svg file", code=2)
     if not chart_path.parent.is_dir():
-        raise typer.BadParameter(f"no directory {chart_path.parent}", param_hint="--chart")
+        fail(f"--chart: no directory {chart_path.parent}", code=2)
     runtime = _runtime()
     with runtime.work(read_only=True) as work:
         report = build(work.session, as_of=work.today)
+    currency = runtime.settings.currency
+    path = write_chart(report, chart_path)
+    if as_json:
+        print_json(
+            {
+                "as_of": report.as_of,
+                "currency": currency,
+                "buckets": [
+                    {
+                        "bucket": bucket,
+                        "accounts": report.bucket_counts[bucket],
+                        "outstanding_minor": report.bucket_amounts_minor[bucket],
+                    }
+                    for bucket in BUCKET_ORDER
+                ],
+                "roll_rates": [
+                    {"from": source, "to": target, "share": share}
+                    for (source, target), share in report.roll_rates.items()
+                ],
+                "vintages": report.vintages,
+                "chart": path,
+            }
+        )
+        return
+    _print_portfolio(report, currency)
+    stdout().print(f"chart written to {path}")
+
+
+def _print_portfolio(report: PortfolioReport, currency: str) -> None:
+    from usefirst.collections.portfolio import BUCKET_ORDER
+    from usefirst.kit.money import Money
+
     buckets = Table(title=f"delinquency on {report.as_of}")
     buckets.add_column("bucket")
     buckets.add_column("accounts", justify="right")
     buckets.add_column("outstanding", justify="right")
     for bucket in BUCKET_ORDER:
-        amount = Money(report.bucket_amounts_minor[bucket], runtime.settings.currency)
+        amount = Money(report.bucket_amounts_minor[bucket], currency)
         buckets.add_row(bucket, str(report.bucket_counts[bucket]), amount.format())
-    console.print(buckets)
+    out = stdout()
+    out.print(buckets)
     rolls = Table(title="roll rates between month ends")
     rolls.add_column("from")
     rolls.add_column("to")
     rolls.add_column("share", justify="right")
     for (source, target), share in report.roll_rates.items():
         rolls.add_row(source, target, f"{share:.1%}")
-    console.print(rolls)
+    out.print(rolls)
     vintages = Table(title="vintages: share of principal ever 30+ days past due")
     vintages.add_column("delivered")
     vintages.add_column("by month on book")
     for vintage, curve in report.vintages.items():
         vintages.add_row(vintage, "  ".join(f"{share:.1%}" for share in curve))
-    console.print(vintages)
-    path = write_chart(report, chart_path)
-    console.print(f"chart written to {path}")
+    out.print(vintages)
 
 
 @admin_app.command("create-platform-key")
@@ -298,7 +398,7 @@ def create_platform_key(label: Annotated[str, typer.Option()] = "platform") -> N
     runtime = _runtime()
     with runtime.work() as work:
         secret = create_api_key(work.session, kind="platform", now=work.now, label=label)
-    console.print("Platform API key (store it now; it is not shown again):", soft_wrap=True)
+    stdout().print("Platform API key (store it now; it is not shown again):")
     print(secret)
 
 
@@ -307,7 +407,11 @@ def create_operator(
     email: Annotated[str, typer.Option()],
     role: Annotated[str, typer.Option(help="admin, risk_analyst, collector, compliance, support")],
 ) -> None:
-    """Create an operator; its API token is printed alone on the last line."""
+    """Create an operator; its API token is printed alone on the last line.
+
+    Exit codes:
+    0 created;
+    2 refused (an email in use, an unknown role): nothing is created."""
     from usefirst.identity.service import create_operator as create
     from usefirst.kit.errors import UsefirstError
 
@@ -316,9 +420,8 @@ def create_operator(
         with runtime.work() as work:
             operator, token = create(work.session, email=email, role=role, now=work.now)
     except UsefirstError as error:
-        console.print(f"[red]{error.message}[/red]")
-        raise typer.Exit(code=2) from None
-    console.print(f"Operator {operator.id} ({operator.role}). API token (shown once):")
+        fail(error.message, code=2)
+    stdout().print(f"Operator {operator.id} ({operator.role}). API token (shown once):")
     print(token)
 
 
@@ -335,7 +438,12 @@ def console_login(
         bool, typer.Option(help="Generate a password and print it alone on the last line.")
     ] = False,
 ) -> None:
-    """Give an operator (or a merchant's staff member) a console sign-in: password + TOTP."""
+    """Give an operator (or a merchant's staff member) a console sign-in: password + TOTP.
+
+    Exit codes:
+    0 ready;
+    2 refused (no such operator, merchant or account to reset, a sign-in that
+    exists already, a password of the wrong length): nothing changes."""
     import secrets
 
     from sqlalchemy import select
@@ -370,8 +478,7 @@ def console_login(
                     select(Operator).where(Operator.email == email.strip().lower())
                 )
                 if operator is None:
-                    console.print("[red]No operator with this email: create it first.[/red]")
-                    raise typer.Exit(code=2)
+                    fail("No operator with this email: create it first.", code=2)
                 auth.create_account(
                     work.session,
                     email=email,
@@ -380,9 +487,8 @@ def console_login(
                     now=work.now,
                 )
     except UsefirstError as error:
-        console.print(f"[red]{error.message}[/red]")
-        raise typer.Exit(code=2) from None
-    console.print(
+        fail(error.message, code=2)
+    stdout().print(
         f"Console sign-in ready for {email.strip().lower()}; TOTP is set up at first sign-in."
     )
     if generate_password:
@@ -396,19 +502,24 @@ def simulate(
     seed: Annotated[int, typer.Option()] = 1,
     merchants: Annotated[int, typer.Option(min=1, max=1000)] = 5,
 ) -> None:
-    """Run a simulated marketplace history through the real services (sandbox clock)."""
+    """Run a simulated marketplace history through the real services (sandbox clock); progress
+    goes to standard error.
+
+    Exit codes:
+    0 done and the ledger balances;
+    1 it does not balance."""
     from usefirst.lab.sim.marketplace import simulate as run_simulation
 
     runtime = _runtime(sandbox=True)
     summary = run_simulation(
-        runtime, shoppers=shoppers, merchants=merchants, days=days, seed=seed, console=console
+        runtime, shoppers=shoppers, merchants=merchants, days=days, seed=seed, console=stderr()
     )
     table = Table(title=f"simulation (seed {seed})")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for name, value in summary.rows():
         table.add_row(name, value)
-    console.print(table)
+    stdout().print(table)
     if not summary.ledger_balanced:
         raise typer.Exit(code=1)
 
@@ -417,14 +528,19 @@ def simulate(
 def risk_backtest(
     rules: Annotated[Path, typer.Option("--rules", help="The rule file (TOML) to try.")],
 ) -> None:
-    """Replay stored checkout decisions through a rule file and show what would change."""
+    """Replay stored checkout decisions through a rule file and show what would change.
+
+    Exit codes:
+    0 replayed;
+    2 the file cannot be used (each problem on standard error as FILE:LINE:
+    message)."""
     from usefirst.risk.decision import backtest
     from usefirst.risk.rules import RuleFileError, load_rule_file
 
     try:
         rule_set = load_rule_file(rules)
     except RuleFileError as error:
-        console.print(f"[red]{error}[/red]", highlight=False)
+        report_file_problems(rules, error.problems)
         raise typer.Exit(code=2) from None
     runtime = _runtime()
     with runtime.work(read_only=True) as work:
@@ -437,8 +553,9 @@ def risk_backtest(
     for (old, new), count in sorted(report.transitions.items()):
         examples = ", ".join(report.examples.get((old, new), []))
         table.add_row(old, new, str(count), examples)
-    console.print(table)
-    console.print(f"changed: {report.changed} of {report.decisions}")
+    out = stdout()
+    out.print(table)
+    out.print(f"changed: {report.changed} of {report.decisions}")
 
 
 def _safe_url(url: str) -> str:

@@ -3,21 +3,20 @@ registry of trained models and which one is served, link graph, evaluation."""
 
 from __future__ import annotations
 
-import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
+
+from usefirst.cli.output import JsonOption, fail, json_text, print_json, stderr, stdout
 
 if TYPE_CHECKING:
     from usefirst.lab.risk_evaluation import EvaluationReport, SimulationSize
 
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
 model_app = typer.Typer(
     help="Trained fraud models: list them, promote one into service.", no_args_is_help=True
 )
@@ -62,7 +61,11 @@ def train(
     ] = False,
 ) -> None:
     """Train the LightGBM fraud model on labelled history, export it to ONNX and register it in
-    the database (served once promoted)."""
+    the database (served once promoted); progress goes to standard error.
+
+    Exit codes:
+    0 trained;
+    2 too few labels, or --promote with --simulate: nothing is registered."""
     import tempfile
 
     from usefirst.kit.settings import get_settings
@@ -78,11 +81,11 @@ def train(
     from usefirst.runtime import Runtime
 
     if simulate and promote:
-        errors.print(
-            "[red]--promote: a model trained with --simulate is not registered in this "
-            "database (it is how the shipped artefact is made); nothing was trained[/red]"
+        fail(
+            "--promote: a model trained with --simulate is not registered in this database "
+            "(it is how the shipped artefact is made); nothing was trained",
+            code=2,
         )
-        raise typer.Exit(code=2)
     now = datetime.now(UTC)
     extra: dict[str, object] = {}
     promotion = ""
@@ -91,7 +94,7 @@ def train(
             size = _size(shoppers, merchants, days, scale)
             with tempfile.TemporaryDirectory(prefix="usefirst-train-") as scratch:
                 runtime = sandbox_runtime(Path(scratch))
-                truth = simulate_history(runtime, seed=seed, size=size, console=console)
+                truth = simulate_history(runtime, seed=seed, size=size, console=stderr())
                 with runtime.work(read_only=True) as work:
                     labels = {
                         order_id: int(truth.is_fraud_order(order_id))
@@ -129,8 +132,7 @@ def train(
                         work.session, metadata.version, note="risk train --promote"
                     )
     except NotEnoughLabels as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(code=2) from None
+        fail(str(error), code=2)
     table = Table(title=f"fraud model {metadata.version}")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -139,9 +141,10 @@ def train(
         table.add_row(name, str(summary[name]))
     table.add_row("AUC (held-out)", f"{metadata.auc:.4f}")
     table.add_row("artefact", str(output))
-    console.print(table)
+    out = stdout()
+    out.print(table)
     if not simulate:
-        console.print(
+        out.print(
             promotion
             or f"registered {metadata.version}; serve it with "
             f"`usefirst risk model promote {metadata.version}`",
@@ -179,8 +182,14 @@ def promote_model(
     version: Annotated[str, typer.Argument(help="A version `usefirst risk model list` shows.")],
     note: Annotated[str, typer.Option(help="Why (kept with the promotion).")] = "",
 ) -> None:
-    """Serve this model at checkout from now on, in every process (exit 2, changing nothing, for
-    an unknown version or a model whose features are not the engine's)."""
+    """Serve this model at checkout from now on, in every process.
+
+    Exit codes:
+    0 promoted (or in force already);
+    1 refused (another promotion came first, a note too long);
+    2 an unknown version or a model that cannot be served (features not the
+    engine's, bytes not matching their checksum).
+    Nothing changes unless 0."""
     from usefirst.kit.errors import UsefirstError
     from usefirst.kit.settings import get_settings
     from usefirst.risk.model_registry import ModelNotServable, ModelVersionUnknown
@@ -191,17 +200,18 @@ def promote_model(
         with runtime.work() as work:
             message = _promote(work.session, version, note=note)
     except (ModelVersionUnknown, ModelNotServable) as refused:
-        errors.print(f"[red]{refused.message}; nothing was changed[/red]", highlight=False)
-        raise typer.Exit(code=2) from None
+        fail(f"{refused.message}; nothing was changed", code=2)
     except UsefirstError as refused:
-        errors.print(f"[red]{refused.message}[/red]", highlight=False)
-        raise typer.Exit(code=1) from None
-    console.print(f"[green]{message}[/green]", highlight=False)
+        fail(refused.message, code=1)
+    stdout().print(message, style="green", highlight=False)
 
 
 @model_app.command("list")
-def list_models() -> None:
-    """Registered models, newest first, with their metrics, and which one is in force."""
+def list_models(as_json: JsonOption = False) -> None:
+    """Registered models, newest first, with their metrics, and which one is in force.
+
+    Exit codes:
+    0 listed."""
     from usefirst.kit.settings import get_settings
     from usefirst.risk.decision import default_model
     from usefirst.risk.model_registry import registered_models
@@ -210,6 +220,26 @@ def list_models() -> None:
     runtime = Runtime(get_settings())
     with runtime.work(read_only=True) as work:
         models = registered_models(work.session, shipped=default_model())
+    in_force = next((model.version for model in models if model.is_in_force), None)
+    if as_json:
+        print_json(
+            {
+                "models": [
+                    {
+                        "version": model.version,
+                        "trained_at": model.trained_at,
+                        "auc": None if math.isnan(model.auc) else model.auc,
+                        "training_summary": model.training_summary,
+                        "servable": model.is_servable,
+                        "shipped": model.is_shipped,
+                        "in_force": model.is_in_force,
+                    }
+                    for model in models
+                ],
+                "in_force": in_force,
+            }
+        )
+        return
     table = Table(title="fraud models (* in force)", box=box.SIMPLE, pad_edge=False)
     for column in ("", "version", "trained", "AUC", "fraud/legit", "labels"):
         table.add_column(
@@ -233,9 +263,9 @@ def list_models() -> None:
             f"{summary.get('fraud_rows', '?')}/{summary.get('legitimate_rows', '?')}",
             labels,
         )
-    console.print(table)
-    in_force = next((model.version for model in models if model.is_in_force), None)
-    console.print(f"in force: {in_force or 'no fraud model'}", highlight=False)
+    out = stdout()
+    out.print(table)
+    out.print(f"in force: {in_force or 'no fraud model'}", highlight=False)
 
 
 def _decided_order_ids(session: object) -> list[str]:
@@ -249,7 +279,10 @@ def _decided_order_ids(session: object) -> list[str]:
 
 
 def graph() -> None:
-    """Run link analysis now: score groups of linked shoppers, open or update ring cases."""
+    """Run link analysis now: score groups of linked shoppers, open or update ring cases.
+
+    Exit codes:
+    0 done."""
     from usefirst.kit.settings import get_settings
     from usefirst.risk.graph import run_graph
     from usefirst.runtime import Runtime
@@ -259,7 +292,8 @@ def graph() -> None:
         summary = run_graph(
             work.session, cipher=runtime.cipher, settings=runtime.settings, now=work.now
         )
-    console.print(
+    out = stdout()
+    out.print(
         f"graph run {summary.run_id}: {summary.shoppers} linked shoppers, "
         f"{summary.link_values} shared identifiers, {summary.components} components, "
         f"{summary.rings_scored} groups scored, {summary.rings_flagged} rings "
@@ -279,7 +313,7 @@ def graph() -> None:
                 str(len(ring.members)),
                 _money(ring.amount_at_risk_minor),
             )
-        console.print(table)
+        out.print(table)
 
 
 def evaluate(
@@ -290,8 +324,9 @@ def evaluate(
     merchants: Annotated[int, typer.Option(min=1, max=1000)] = 6,
     days: Annotated[int, typer.Option(min=10, max=3650)] = 36,
     scale: Annotated[float, typer.Option(help="Fraud scenario size factor.")] = 0.8,
-    json_output: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report as JSON.")
+    as_json: JsonOption = False,
+    json_file: Annotated[
+        Path | None, typer.Option(help="Also write the report as JSON to this file.")
     ] = None,
     keep: Annotated[
         Path | None, typer.Option(help="Keep the simulated database in this directory.")
@@ -300,23 +335,31 @@ def evaluate(
         Path | None, typer.Option(help="Write the simulator's ground truth here.")
     ] = None,
 ) -> None:
-    """Simulate a marketplace with fraud through the engine; compare with baselines."""
+    """Simulate a marketplace with fraud through the engine; compare with baselines. Progress goes
+    to standard error.
+
+    Exit codes:
+    0 evaluated."""
     from usefirst.lab.risk_evaluation import evaluate as run_evaluation
 
     report = run_evaluation(
         seed=seed,
         size=_size(shoppers, merchants, days, scale),
         directory=keep,
-        console=console,
+        console=stderr(),
         truth_file=truth_file,
     )
-    print_report(report)
-    if json_output is not None:
-        json_output.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    if json_file is not None:
+        json_file.write_text(json_text(report.as_dict()) + "\n", encoding="utf-8")
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print_report(report)
 
 
 def print_report(report: EvaluationReport) -> None:
-    console.print(
+    out = stdout()
+    out.print(
         f"seed {report.seed}: {report.orders} orders at risk decisions, review budget "
         f"{report.review_budget}, model {report.model_version or 'none'}"
     )
@@ -345,7 +388,7 @@ def print_report(report: EvaluationReport) -> None:
     row("honest orders stepped up", [str(s.honest_stepped_up) for s in systems])
     row("loss prevented", [_money(s.loss_prevented_minor) for s in systems])
     row("loss (settled, unpaid)", [_money(s.loss_minor) for s in systems])
-    console.print(table)
+    out.print(table)
     typologies = Table(title="engine by typology")
     for column in ("typology", "orders", "stopped", "amount", "stopped amount"):
         typologies.add_column(column, justify="right" if column != "typology" else "left")
@@ -357,7 +400,7 @@ def print_report(report: EvaluationReport) -> None:
             _money(counts["amount_minor"]),
             _money(counts["stopped_minor"]),
         )
-    console.print(typologies)
+    out.print(typologies)
 
 
 def register(risk_app: typer.Typer) -> None:

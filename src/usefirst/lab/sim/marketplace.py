@@ -179,7 +179,9 @@ def simulate(
                 world.register_honest(enrolled_shopper.id, behaviour)
             enrolled += 1
 
-    with Progress(console=console, transient=True) as progress:
+    # Off a terminal the day lines below report progress; a bar there would end as a blank line.
+    day_lines = console is not None and not console.is_terminal
+    with Progress(console=console, transient=True, disable=day_lines) as progress:
         task = progress.add_task("simulating days", total=days)
         started, started_cpu = time.monotonic(), time.process_time()
         for day_index in range(days):
@@ -191,7 +193,7 @@ def simulate(
                 summary.payments += day.payments
             runtime.advance_test_clock(days=1)
             progress.advance(task)
-            if console is not None and not console.is_terminal and (day_index + 1) % 5 == 0:
+            if day_lines and console is not None and (day_index + 1) % 5 == 0:
                 console.print(
                     f"day {day_index + 1}/{days}: {time.monotonic() - started:.0f} s wall, "
                     f"{time.process_time() - started_cpu:.0f} s CPU, {summary.checkouts} orders"
