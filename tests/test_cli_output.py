@@ -29,9 +29,9 @@ from usefirst import daily_jobs
 from usefirst.cli.output import console_for
 from usefirst.collections.ladder import DEFAULT_LADDER_FILE
 from usefirst.kit.db import Database
+from usefirst.lab import risk_evaluation as risk_evaluate
 from usefirst.lab.risk_evaluation import EvaluationReport, SimulationSize, SystemResult
 from usefirst.lab.sim.fraud import FraudScenario
-from usefirst.risk import evaluate as risk_evaluate
 from usefirst.risk.decision import default_model
 
 __all__ = ["environment"]
