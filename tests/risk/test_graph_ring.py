@@ -15,8 +15,7 @@ from usefirst import editable_config
 from usefirst.identity.service import create_operator
 from usefirst.kit.business_day import DailyContext
 from usefirst.risk import cases, graph
-from usefirst.risk.analytics_models import GraphRun, Ring
-from usefirst.risk.models import RiskCase
+from usefirst.risk.models import GraphRun, Ring, RiskCase
 from usefirst.risk.rules import DEFAULT_RULES_FILE
 from usefirst.runtime import Runtime
 

@@ -4,7 +4,7 @@ registry of trained models and which one is served, link graph, evaluation."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -83,7 +83,6 @@ def train(
             "database (it is how the shipped artefact is made); nothing was trained[/red]"
         )
         raise typer.Exit(code=2)
-    now = datetime.now(UTC)
     extra: dict[str, object] = {}
     promotion = ""
     try:
@@ -91,6 +90,8 @@ def train(
             size = _size(shoppers, merchants, days, scale)
             with tempfile.TemporaryDirectory(prefix="usefirst-train-") as scratch:
                 runtime = sandbox_runtime(Path(scratch))
+                with runtime.work(read_only=True) as work:
+                    now = work.now  # the sandbox clock starts at the current time
                 truth = simulate_history(runtime, seed=seed, size=size, console=console)
                 with runtime.work(read_only=True) as work:
                     labels = {
@@ -115,6 +116,7 @@ def train(
         else:
             runtime = Runtime(get_settings())
             with runtime.work(read_only=True) as work:
+                now = work.now
                 rows = labelled_rows(
                     work.session,
                     labels=production_labels(work.session),
@@ -126,7 +128,7 @@ def train(
                 register_model(work.session, metadata=metadata, directory=output, now=work.now)
                 if promote:
                     promotion = _promote(
-                        work.session, metadata.version, note="risk train --promote"
+                        work.session, metadata.version, note="risk train --promote", now=work.now
                     )
     except NotEnoughLabels as error:
         console.print(f"[red]{error}[/red]")
@@ -149,11 +151,10 @@ def train(
         )
 
 
-def _promote(session: object, version: str, *, note: str | None) -> str:
+def _promote(session: object, version: str, *, note: str | None, now: datetime) -> str:
     """Promote in the caller's transaction; what to tell the operator."""
     from sqlalchemy.orm import Session
 
-    from usefirst.kit.clock import system_now
     from usefirst.risk.decision import default_model
     from usefirst.risk.model_registry import promote
 
@@ -164,7 +165,7 @@ def _promote(session: object, version: str, *, note: str | None) -> str:
         shipped=default_model(),
         note=note,
         created_by="cli",
-        now=system_now(),
+        now=now,
     )
     if promotion is None:
         return f"{version} is already in force"
@@ -189,7 +190,7 @@ def promote_model(
     runtime = Runtime(get_settings())
     try:
         with runtime.work() as work:
-            message = _promote(work.session, version, note=note)
+            message = _promote(work.session, version, note=note, now=work.now)
     except (ModelVersionUnknown, ModelNotServable) as refused:
         errors.print(f"[red]{refused.message}; nothing was changed[/red]", highlight=False)
         raise typer.Exit(code=2) from None

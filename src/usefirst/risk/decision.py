@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.settings import Settings
 from usefirst.risk import actions, cases, model_registry
 from usefirst.risk.features import FEATURE_NAMES, CheckoutFeatures, compute_checkout_features
+from usefirst.risk.model_registry import FraudScorer
 from usefirst.risk.models import LinkObservation, RiskDecision
 from usefirst.risk.repository import RiskRepository
 from usefirst.risk.rules import (
@@ -45,24 +46,20 @@ REVIEW_REASON = Reason("held_for_review", "The order is held until our team has 
 MODEL_REASON = Reason("model_risk", "Our fraud model rates this order as risky.")
 
 
-class FraudModel(Protocol):
-    version: str
-
-    def score(self, features: Mapping[str, float]) -> float: ...
-
-
 @lru_cache(maxsize=1)
-def default_model() -> FraudModel | None:
+def default_model() -> FraudScorer | None:
     """The shipped fraud model, loaded once per process; None until one is installed."""
     try:
-        from usefirst.risk import model as model_module
+        # Imported on first use: onnxruntime is heavy, and a process that never scores (the
+        # CLI, the worker) should not pay for it.
+        from usefirst.risk import fraud_model
     except ImportError:
         return None
-    loaded: FraudModel | None = model_module.load_default_model()
+    loaded: FraudScorer | None = fraud_model.load_default_model()
     return loaded
 
 
-def model_of(session: Session, settings: Settings) -> FraudModel | None:
+def model_of(session: Session, settings: Settings) -> FraudScorer | None:
     """The fraud model in force: the newest promoted version, else the shipped artefact."""
     return config_versions.in_force(
         session,
@@ -122,7 +119,7 @@ def assess_checkout(
     cipher: FieldCipher,
     settings: Settings,
     now: datetime,
-    model: FraudModel | bool | None = True,
+    model: FraudScorer | bool | None = True,
 ) -> Assessment:
     """Decide what risk thinks of a checkout. ``model=True`` uses the model in force
     (:func:`model_of`); pass a model (or None for none) to override."""

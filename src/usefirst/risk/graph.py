@@ -49,10 +49,9 @@ from usefirst.orders.models import Order
 from usefirst.orders.tracking import normalise_tracking_number
 from usefirst.repayment.models import Instalment
 from usefirst.risk import actions, cases
-from usefirst.risk.analytics_models import GraphRun, Ring
 from usefirst.risk.decision import rule_set_of
 from usefirst.risk.features import identifier_hash
-from usefirst.risk.models import LinkObservation, RiskCase
+from usefirst.risk.models import GraphRun, LinkObservation, Ring, RiskCase
 from usefirst.risk.repository import RiskRepository
 
 SCORE_WEIGHTS = {"cash_out": 0.35, "links": 0.15, "size": 0.15, "shipping": 0.20, "unpaid": 0.15}
