@@ -14,6 +14,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
+from usefirst.identity.repository import IdentityRepository
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
@@ -139,8 +140,6 @@ def list_cases(
 def assign_case(
     session: Session, *, case_id: str, operator_id: str, assigned_by: str, now: datetime
 ) -> RiskCase:
-    from usefirst.identity.repository import IdentityRepository
-
     operator = IdentityRepository(session).get_operator(operator_id)
     if operator is None or operator.role not in ("risk_analyst", "admin"):
         raise ValidationFailed(

@@ -36,22 +36,21 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import igraph
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from usefirst.identity.models import Shopper
+from usefirst.identity.repository import IdentityRepository
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
-from usefirst.merchants.models import Merchant
-from usefirst.orders.models import Order
+from usefirst.merchants.repository import MerchantRepository
+from usefirst.orders.repository import OrderRepository
 from usefirst.orders.tracking import normalise_tracking_number
-from usefirst.repayment.models import Instalment
+from usefirst.repayment.repository import RepaymentRepository
 from usefirst.risk import actions, cases
 from usefirst.risk.decision import rule_set_of
 from usefirst.risk.features import identifier_hash
-from usefirst.risk.models import GraphRun, LinkObservation, Ring, RiskCase
+from usefirst.risk.models import GraphRun, Ring
 from usefirst.risk.repository import RiskRepository
 
 SCORE_WEIGHTS = {"cash_out": 0.35, "links": 0.15, "size": 0.15, "shipping": 0.20, "unpaid": 0.15}
@@ -157,18 +156,11 @@ def load_link_graph(
     session: Session, *, cipher: FieldCipher, since: datetime, parameters: GraphParameters
 ) -> LinkGraph:
     graph = LinkGraph()
-    observations = session.execute(
-        select(LinkObservation.shopper_id, LinkObservation.kind, LinkObservation.value_hash)
-        .where(LinkObservation.observed_at >= since)
-        .distinct()
-    )
-    for shopper_id, kind, value_hash in observations:
+    risk_repository = RiskRepository(session)
+    for shopper_id, kind, value_hash in risk_repository.link_values_since(since):
         graph.add(shopper_id, kind, value_hash)
-    active = select(LinkObservation.shopper_id).where(LinkObservation.observed_at >= since)
-    enrolment = session.execute(
-        select(
-            Shopper.id, Shopper.phone_hash, Shopper.enrolment_device_id, Shopper.enrolment_ip
-        ).where(Shopper.id.in_(active.distinct().scalar_subquery()))
+    enrolment = IdentityRepository(session).enrolment_identifiers(
+        risk_repository.shoppers_observed_since(since)
     )
     for shopper_id, phone_hash, device_id, ip in enrolment:
         graph.add(shopper_id, "phone", phone_hash)
@@ -176,24 +168,12 @@ def load_link_graph(
             graph.add(shopper_id, "device", identifier_hash(cipher, "device", device_id))
         if ip and ip.strip():
             graph.add(shopper_id, "ip", identifier_hash(cipher, "ip", ip))
-    tracking_number = Order.tracking_number  # stored normalised (migration 0020)
-    reused = (
-        select(tracking_number)
-        .where(Order.tracking_number.is_not(None), Order.shipped_at >= since)
-        .group_by(tracking_number)
-        .having(func.count() > 1)
-    )
-    for shopper_id, reused_number in session.execute(
-        select(Order.shopper_id, tracking_number).where(
-            tracking_number.in_(reused.scalar_subquery())
-        )
-    ):
-        graph.add(shopper_id, "tracking", reused_number or "")
-    for merchant_id, merchant_phone, merchant_address in session.execute(
-        select(Merchant.id, Merchant.phone_hash, Merchant.address_hash).where(
-            (Merchant.phone_hash.is_not(None)) | (Merchant.address_hash.is_not(None))
-        )
-    ):
+    reused = OrderRepository(session).shoppers_with_reused_tracking_numbers(shipped_since=since)
+    for shopper_id, reused_number in reused:
+        graph.add(shopper_id, "tracking", reused_number)
+    for merchant_id, merchant_phone, merchant_address in MerchantRepository(
+        session
+    ).contact_hashes():
         if merchant_phone:
             graph.merchant_links[merchant_id].add(f"phone:{merchant_phone}")
         if merchant_address:
@@ -321,22 +301,11 @@ def load_order_facts(
 ) -> dict[str, list[_OrderFacts]]:
     facts: dict[str, list[_OrderFacts]] = defaultdict(list)
     for chunk in _chunks(sorted(shopper_ids)):
-        paid = dict(
-            session.execute(
-                select(Instalment.order_id, func.sum(Instalment.paid_principal_minor))
-                .where(Instalment.shopper_id.in_(chunk))
-                .group_by(Instalment.order_id)
-            ).all()
-        )
-        rows = session.scalars(
-            select(Order)
-            .where(Order.shopper_id.in_(chunk), Order.created_at >= since)
-            .order_by(Order.shopper_id, Order.id)
-        )
-        for order in rows:
+        paid = RepaymentRepository(session).paid_principal_by_order(chunk)
+        for order in OrderRepository(session).of_shoppers_created_since(chunk, since=since):
             balance = order.amount_minor - order.refunded_minor
             if order.status in LENT_BALANCE_STATUSES:
-                exposure = max(balance - int(paid.get(order.id) or 0), 0)
+                exposure = max(balance - paid.get(order.id, 0), 0)
             elif order.status in EXPOSED_STATUSES:
                 exposure = balance
             else:
@@ -495,13 +464,19 @@ def run_graph(
         key=lambda finding: (-finding.score, finding.members),
     )
     summary.rings_flagged = len(flagged)
-    known = list(session.scalars(select(Ring).order_by(Ring.first_seen_at, Ring.id)))
+    repository = RiskRepository(session)
+    known = repository.rings()
     for finding in flagged:
         _keep_ring(
-            session, finding=finding, known=known, run_id=summary.run_id, now=now, summary=summary
+            session,
+            finding=finding,
+            known=known,
+            run_id=summary.run_id,
+            now=now,
+            summary=summary,
         )
     summary.rings = flagged
-    session.add(
+    repository.add(
         GraphRun(
             id=summary.run_id,
             trigger=trigger,
@@ -573,7 +548,7 @@ def _keep_ring(
             first_seen_at=now,
             last_seen_at=now,
         )
-        session.add(ring)
+        RiskRepository(session).add(ring)
         known.append(ring)
         is_changed = True
     else:
@@ -588,7 +563,7 @@ def _keep_ring(
         ring.last_run_id = run_id
         ring.last_seen_at = now
     finding.ring_id = ring.id
-    case = session.get(RiskCase, ring.case_id) if ring.case_id else None
+    case = RiskRepository(session).get_case(ring.case_id) if ring.case_id else None
     case_is_open = case is not None and case.status != "resolved"
     # A resolved case is reopened (as a new case) only when the ring changed since.
     if case is None or case_is_open or is_changed:
@@ -612,7 +587,13 @@ def _keep_ring(
         else:
             summary.cases_opened += 1
         ring.case_id = opened.id
-        _hold_unsettled(session, finding=finding, case_id=opened.id, now=now, summary=summary)
+        _hold_unsettled(
+            session,
+            finding=finding,
+            case_id=opened.id,
+            now=now,
+            summary=summary,
+        )
         for shopper_id in (member for member in ring.members if member.startswith("shp_")):
             actions.freeze_shopper_limit(
                 session,
@@ -637,12 +618,10 @@ def _hold_unsettled(
     """A ring's orders at its merchant that the merchant could be paid for are held."""
     if finding.merchant_id is None or not finding.order_ids:
         return
-    orders = session.scalars(
-        select(Order).where(
-            Order.id.in_(finding.order_ids),
-            Order.merchant_id == finding.merchant_id,
-            Order.status.in_(("shipped", "delivered", "overdue")),
-        )
+    orders = OrderRepository(session).of_merchant_among(
+        finding.order_ids,
+        merchant_id=finding.merchant_id,
+        statuses=("shipped", "delivered", "overdue"),
     )
     already_held = {
         action.order_id
@@ -678,12 +657,7 @@ def _reason(finding: RingFinding) -> str:
 
 def nightly_graph(session: Session, context: DailyContext) -> dict[str, int]:
     """Daily job (after collections): one graph run per business date."""
-    exists = session.scalar(
-        select(GraphRun.id).where(
-            GraphRun.trigger == "nightly", GraphRun.business_on == context.business_on
-        )
-    )
-    if exists is not None:
+    if RiskRepository(session).nightly_graph_run(context.business_on) is not None:
         return {"graph_runs": 0}
     summary = run_graph(
         session,

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from usefirst.kit.crypto import FieldCipher
@@ -239,11 +238,7 @@ def expire_step_ups(session: Session, context: DailyContext) -> dict[str, int]:
     """Daily: decline step-up orders whose code was never confirmed, releasing their credit."""
     from usefirst.orders import service as order_service
 
-    pending = session.execute(
-        select(StepUpChallenge.shopper_id, StepUpChallenge.order_id)
-        .where(StepUpChallenge.status == "pending", StepUpChallenge.expires_at <= context.now)
-        .order_by(StepUpChallenge.shopper_id, StepUpChallenge.order_id)
-    ).all()
+    pending = RiskRepository(session).expired_pending_challenges(context.now)
     expired = 0
     for shopper_id, order_id in pending:
         order = order_service.lock_order(session, order_id=order_id)
