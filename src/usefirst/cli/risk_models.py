@@ -251,8 +251,8 @@ def _decided_order_ids(session: object) -> list[str]:
 
 def graph() -> None:
     """Run link analysis now: score groups of linked shoppers, open or update ring cases."""
+    from usefirst.flows.risk_monitoring import run_graph
     from usefirst.kit.settings import get_settings
-    from usefirst.risk.graph import run_graph
     from usefirst.runtime import Runtime
 
     runtime = Runtime(get_settings())

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,10 @@ from usefirst.credit.policy import Reason
 from usefirst.kit import config_versions
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.settings import Settings
+from usefirst.orders.models import Order
 from usefirst.risk import actions, cases, model_registry
+from usefirst.risk import service as risk_service
+from usefirst.risk.effects import RiskEffects
 from usefirst.risk.features import FEATURE_NAMES, CheckoutFeatures, compute_checkout_features
 from usefirst.risk.model_registry import FraudScorer
 from usefirst.risk.models import LinkObservation, RiskDecision
@@ -34,9 +37,6 @@ from usefirst.risk.rules import (
     active_rule_set,
     parse_rule_set,
 )
-
-if TYPE_CHECKING:
-    from usefirst.orders.models import Order
 
 REASONS_SHOWN = 3
 STEP_UP_REASON = Reason(
@@ -196,12 +196,11 @@ def record_checkout_decision(
     cipher: FieldCipher,
     settings: Settings,
     now: datetime,
+    effects: RiskEffects,
 ) -> RiskDecision:
     """Store the decision record and the checkout's identifiers, and carry out what risk
-    decided: a held order opens a case (and warns the merchant when a rule says so), a step-up
-    order sends the shopper a one-time code."""
-    from usefirst.risk import service as risk_service
-
+    decided: a held order opens a case (and warns the merchant through ``effects`` when a rule
+    says so), a step-up order sends the shopper a one-time code."""
     features = assessment.features
     order.shipping_address_hash = features.link_hashes.get("address")
     repository = RiskRepository(session)
@@ -248,7 +247,7 @@ def record_checkout_decision(
             now=now,
         )
         if assessment.merchant_warnings:
-            risk_service.warn_merchant(
+            effects.warn_merchant(
                 session,
                 order=order,
                 case_id=case.id,

@@ -23,7 +23,8 @@ what cash-out rings look like, each part in 0..1 and stated in the case evidence
 Groups scoring at or above the threshold are rings. A ring is kept across runs (matched by shared
 members) so the same ring updates its case instead of opening another; its case lists the
 members and merchant, the shared identifiers, the orders and the money at risk, and the ring's
-delivered but unsettled orders at its merchant are held from settlement.
+delivered but unsettled orders at its merchant are held from settlement and its members' credit
+frozen (through the caller's ``effects``: those are other domains' changes).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from usefirst.orders.tracking import normalise_tracking_number
 from usefirst.repayment.repository import RepaymentRepository
 from usefirst.risk import actions, cases
 from usefirst.risk.decision import rule_set_of
+from usefirst.risk.effects import RiskEffects
 from usefirst.risk.features import identifier_hash
 from usefirst.risk.models import GraphRun, Ring
 from usefirst.risk.repository import RiskRepository
@@ -431,6 +433,7 @@ def run_graph(
     cipher: FieldCipher,
     settings: Settings,
     now: datetime,
+    effects: RiskEffects,
     trigger: str = "on_demand",
     business_on: date | None = None,
     parameters: GraphParameters | None = None,
@@ -474,6 +477,7 @@ def run_graph(
             run_id=summary.run_id,
             now=now,
             summary=summary,
+            effects=effects,
         )
     summary.rings = flagged
     repository.add(
@@ -522,6 +526,7 @@ def _keep_ring(
     run_id: str,
     now: datetime,
     summary: GraphRunSummary,
+    effects: RiskEffects,
 ) -> None:
     ring = _match(finding, known)
     evidence = {
@@ -593,9 +598,10 @@ def _keep_ring(
             case_id=opened.id,
             now=now,
             summary=summary,
+            effects=effects,
         )
         for shopper_id in (member for member in ring.members if member.startswith("shp_")):
-            actions.freeze_shopper_limit(
+            effects.freeze_shopper_limit(
                 session,
                 shopper_id=shopper_id,
                 case_id=opened.id,
@@ -614,6 +620,7 @@ def _hold_unsettled(
     case_id: str,
     now: datetime,
     summary: GraphRunSummary,
+    effects: RiskEffects,
 ) -> None:
     """A ring's orders at its merchant that the merchant could be paid for are held."""
     if finding.merchant_id is None or not finding.order_ids:
@@ -624,14 +631,12 @@ def _hold_unsettled(
         statuses=("shipped", "delivered", "overdue"),
     )
     already_held = {
-        action.order_id
-        for action in RiskRepository(session).actions_of_case(case_id)
-        if action.action == "hold_settlement"
+        order_id for _, order_id in actions.settlement_holds_of_case(session, case_id=case_id)
     }
     for order in orders:
         if order.id in already_held:
             continue
-        actions.hold_settlement(
+        effects.hold_settlement(
             session,
             merchant_id=order.merchant_id,
             order_id=order.id,
@@ -655,7 +660,9 @@ def _reason(finding: RingFinding) -> str:
     )
 
 
-def nightly_graph(session: Session, context: DailyContext) -> dict[str, int]:
+def nightly_graph(
+    session: Session, context: DailyContext, *, effects: RiskEffects
+) -> dict[str, int]:
     """Daily job (after collections): one graph run per business date."""
     if RiskRepository(session).nightly_graph_run(context.business_on) is not None:
         return {"graph_runs": 0}
@@ -664,6 +671,7 @@ def nightly_graph(session: Session, context: DailyContext) -> dict[str, int]:
         cipher=context.cipher,
         settings=context.settings,
         now=context.now,
+        effects=effects,
         trigger="nightly",
         business_on=context.business_on,
     )

@@ -5,7 +5,8 @@ buyers' default rate jumping; daily).
 
 A hit opens or joins a case. Strong hits also hold the merchant's settlement for the order; a
 weak hit (a fast confirmation alone: shoppers do tap "received" early) holds only once the case
-has another signal too. Merchants whose book changes abruptly go on watch.
+has another signal too. Merchants whose book changes abruptly go on watch. Holds, freezes and
+watches are other domains' changes: the caller's ``effects`` carry them out.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from usefirst.orders.repository import OrderRepository
 from usefirst.orders.tracking import normalise_tracking_number
 from usefirst.repayment.repository import RepaymentRepository
 from usefirst.risk import actions, cases
+from usefirst.risk.effects import RiskEffects
 from usefirst.risk.models import RiskCase
 from usefirst.risk.repository import RiskRepository
 
@@ -94,7 +96,9 @@ def tracking_number_fits(carrier: str, tracking_number: str) -> bool | None:
 # --- at shipment ---------------------------------------------------------------------------
 
 
-def after_shipment(session: Session, *, order: Order, now: datetime) -> list[Hit]:
+def after_shipment(
+    session: Session, *, order: Order, now: datetime, effects: RiskEffects
+) -> list[Hit]:
     assert order.carrier is not None and order.tracking_number is not None
     hits: list[Hit] = []
     # Stored normalised (migration 0020 for numbers stored before): equality on the index.
@@ -133,14 +137,16 @@ def after_shipment(session: Session, *, order: Order, now: datetime) -> list[Hit
             {"carrier": order.carrier, "tracking_number": order.tracking_number},
             holds=True,
         ))  # fmt: skip
-    _act(session, order=order, hits=hits, now=now)
+    _act(session, order=order, hits=hits, now=now, effects=effects)
     return hits
 
 
 # --- at delivery ---------------------------------------------------------------------------
 
 
-def after_delivery(session: Session, *, order: Order, now: datetime) -> list[Hit]:
+def after_delivery(
+    session: Session, *, order: Order, now: datetime, effects: RiskEffects
+) -> list[Hit]:
     hits: list[Hit] = []
     if order.shipped_at is not None and order.delivered_at is not None:
         transit = order.delivered_at - order.shipped_at
@@ -165,7 +171,7 @@ def after_delivery(session: Session, *, order: Order, now: datetime) -> list[Hit
             {"merchant_id": merchant.id},
             holds=True,
         ))  # fmt: skip
-    _act(session, order=order, hits=hits, now=now)
+    _act(session, order=order, hits=hits, now=now, effects=effects)
     return hits
 
 
@@ -176,7 +182,9 @@ def after_delivery(session: Session, *, order: Order, now: datetime) -> list[Hit
 SHOPPER_IMPLICATING_MONITORS = frozenset({"delivered_to_merchant"})
 
 
-def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> RiskCase | None:
+def _act(
+    session: Session, *, order: Order, hits: list[Hit], now: datetime, effects: RiskEffects
+) -> RiskCase | None:
     """Open or join the order's case with the hits, hold settlement when warranted."""
     if not hits:
         return None
@@ -208,9 +216,9 @@ def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> R
     signals = len(risk_case.evidence.get("signals", []))
     is_strong = any(hit.holds for hit in hits) or signals >= 2
     if is_strong and not RiskRepository(session).has_order_action(
-        risk_case.id, order.id, action="hold_settlement"
+        risk_case.id, order.id, action=actions.HOLD_SETTLEMENT
     ):
-        actions.hold_settlement(
+        effects.hold_settlement(
             session,
             merchant_id=order.merchant_id,
             order_id=order.id,
@@ -221,7 +229,7 @@ def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> R
         )
     implicating = [hit for hit in hits if hit.monitor in SHOPPER_IMPLICATING_MONITORS]
     if implicating:
-        actions.freeze_shopper_limit(
+        effects.freeze_shopper_limit(
             session,
             shopper_id=order.shopper_id,
             case_id=risk_case.id,
@@ -235,7 +243,9 @@ def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> R
 # --- daily ---------------------------------------------------------------------------------
 
 
-def first_instalment_missed(session: Session, context: DailyContext) -> dict[str, int]:
+def first_instalment_missed(
+    session: Session, context: DailyContext, *, effects: RiskEffects
+) -> dict[str, int]:
     """Orders whose first instalment is overdue with nothing paid: the classic first-payment
     default of a cash-out or a bust-out. Each order is flagged once."""
     missed = RepaymentRepository(session).orders_with_first_instalment_missed()
@@ -259,12 +269,15 @@ def first_instalment_missed(session: Session, context: DailyContext) -> dict[str
                 )
             ],
             now=context.now,
+            effects=effects,
         )
         opened += 1
     return {"first_payment_defaults": opened}
 
 
-def merchant_drift(session: Session, context: DailyContext) -> dict[str, int]:
+def merchant_drift(
+    session: Session, context: DailyContext, *, effects: RiskEffects
+) -> dict[str, int]:
     """Merchants whose pay-later volume or buyers' default rate jumped: the last 30 days against
     the 90 before. (The engine sees only its own orders, not a merchant's other sales, so the
     jump in pay-later volume stands for a jump in its share.) Volume is compared only against a
@@ -341,7 +354,7 @@ def merchant_drift(session: Session, context: DailyContext) -> dict[str, int]:
             reason=reason,
             now=now,
         )
-        actions.put_merchant_on_watch(
+        effects.put_merchant_on_watch(
             session,
             merchant_id=merchant_id,
             reason=reason,
