@@ -21,13 +21,13 @@ DailyJob = Callable[[Session, DailyContext], dict[str, int]]
 
 BEFORE_COLLECTIONS: list[str] = [
     "usefirst.disputes.tasks:enforce_deadlines",
-    "usefirst.risk.service:expire_step_ups",
+    "usefirst.flows.step_up:expire_step_ups",
 ]
 AFTER_COLLECTIONS: list[str] = [
-    "usefirst.risk.monitors:first_instalment_missed",
-    "usefirst.risk.monitors:merchant_drift",
+    "usefirst.flows.risk_monitoring:first_instalment_missed",
+    "usefirst.flows.risk_monitoring:merchant_drift",
     # Before settlement, so that orders of a ring found tonight are held from today's payout.
-    "usefirst.risk.graph:nightly_graph",
+    "usefirst.flows.risk_monitoring:nightly_graph",
     "usefirst.merchants.settlement:settle_daily",
     "usefirst.privacy.complaints:flag_overdue_complaints",
 ]

@@ -40,10 +40,12 @@ from usefirst.privacy.models import (
     PrivacyRequest,
 )
 from usefirst.repayment.models import Allocation, Instalment, Payment
-from usefirst.risk.analytics_models import FraudModelVersion, GraphRun, Ring
 from usefirst.risk.models import (
+    FraudModelVersion,
+    GraphRun,
     KnownFraudSubject,
     LinkObservation,
+    Ring,
     RiskAction,
     RiskCase,
     RiskDecision,

@@ -15,11 +15,12 @@ from sqlalchemy import func, select
 
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from tests.merchants.settlement_env import Env, open_env
+from usefirst.flows import risk_effects
 from usefirst.identity.service import create_operator
 from usefirst.ledger.models import JournalEntry
 from usefirst.merchants import settlement
 from usefirst.merchants.models import Merchant, SettlementHold, StandingChange
-from usefirst.risk import actions, cases
+from usefirst.risk import cases
 from usefirst.risk import decision as risk_decision
 from usefirst.risk.features import address_hash
 from usefirst.risk.models import KnownFraudSubject, RiskAction
@@ -165,7 +166,7 @@ def test_confirming_fraud_releases_a_hold_on_an_honest_merchants_order(
     signals = detail["evidence"]["signals"]
     assert [signal["evidence"]["monitor"] for signal in signals] == ["delivered_too_fast"]
     with runtime.work() as work:  # as a second weak signal would while the case is open
-        actions.hold_settlement(
+        risk_effects.hold_settlement(
             work.session,
             merchant_id=honest["id"],
             order_id=order["id"],
@@ -400,7 +401,7 @@ def test_clearing_a_merchant_case_lifts_its_watch_and_the_watch_reserve(
                 reason="Merchant's book changed abruptly: volume ×4",
                 now=work.now,
             )
-            actions.put_merchant_on_watch(
+            risk_effects.put_merchant_on_watch(
                 work.session,
                 merchant_id=merchant_id,
                 reason=drift_case.reason,
@@ -454,7 +455,7 @@ def test_a_watch_stays_while_another_case_about_the_merchant_is_open(
             amount_at_risk_minor=0, evidence={"monitor": "merchant_drift"},
             reason="Merchant's book changed abruptly", now=work.now,
         )  # fmt: skip
-        actions.put_merchant_on_watch(
+        risk_effects.put_merchant_on_watch(
             work.session, merchant_id=merchant["id"], reason="Merchant's book changed abruptly",
             evidence=[merchant_case.id], decided_by="monitor:merchant_drift",
             case_id=merchant_case.id, now=work.now,

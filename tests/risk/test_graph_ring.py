@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 
 from tests.factories import bearer, create_merchant, enrol
 from usefirst import editable_config
+from usefirst.flows import risk_monitoring
 from usefirst.identity.service import create_operator
 from usefirst.kit.business_day import DailyContext
 from usefirst.risk import cases, graph
-from usefirst.risk.analytics_models import GraphRun, Ring
-from usefirst.risk.models import RiskCase
+from usefirst.risk.models import GraphRun, Ring, RiskCase
 from usefirst.risk.rules import DEFAULT_RULES_FILE
 from usefirst.runtime import Runtime
 
@@ -74,7 +74,7 @@ def _ring_cases(runtime: Runtime) -> list[dict[str, Any]]:
 
 def _run(runtime: Runtime) -> graph.GraphRunSummary:
     with runtime.work() as work:
-        return graph.run_graph(
+        return risk_monitoring.run_graph(
             work.session, cipher=runtime.cipher, settings=runtime.settings, now=work.now
         )
 
@@ -221,7 +221,7 @@ def test_nightly_graph_runs_once_per_business_date_and_keeps_one_ring(
             context = DailyContext(
                 business_on=business_on, now=now, settings=runtime.settings, cipher=runtime.cipher
             )
-            return graph.nightly_graph(work.session, context)
+            return risk_monitoring.nightly_graph(work.session, context)
 
     first = nightly(today)
     assert first["graph_runs"] == 1

@@ -18,7 +18,7 @@ from usefirst.lab.fraud_model_training import (
     train_model,
 )
 from usefirst.risk.features import FEATURE_NAMES
-from usefirst.risk.model import load_default_model, load_model
+from usefirst.risk.fraud_model import load_default_model, load_model
 
 TRAINED_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -23,10 +23,9 @@ from usefirst.kit.models import ConfigVersion
 from usefirst.kit.settings import get_settings
 from usefirst.lab.fraud_model_training import LabelledRows, export_model, train_model
 from usefirst.risk import decision as risk_decision
-from usefirst.risk.analytics_models import FraudModelVersion
 from usefirst.risk.features import FEATURE_NAMES
 from usefirst.risk.model_registry import MODEL_CONFIG_KIND, register_model
-from usefirst.risk.models import RiskDecision, RiskLabel
+from usefirst.risk.models import FraudModelVersion, RiskDecision, RiskLabel
 from usefirst.runtime import Runtime
 
 SHIPPED = risk_decision.default_model()

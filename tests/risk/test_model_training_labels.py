@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from tests.factories import checkout_in_work, enrol_in_work, merchant_in_work
+from usefirst.flows import case_resolution
 from usefirst.lab.fraud_model_training import labelled_rows, production_labels
 from usefirst.orders.models import Order
 from usefirst.risk import cases
@@ -41,7 +42,7 @@ def test_labels_come_from_cases_then_repayments_and_never_from_charge_offs_alone
             reason="crafted",
             now=work.now,
         )
-        cases.resolve_case(
+        case_resolution.resolve_case(
             work.session,
             case_id=case.id,
             outcome="confirmed_fraud",

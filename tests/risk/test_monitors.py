@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.factories import bearer, checkout_body, create_merchant, enrol
+from usefirst.flows import risk_monitoring
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.migrate import downgrade, upgrade
 from usefirst.merchants.models import Merchant, SettlementHold
@@ -277,7 +278,7 @@ def test_new_merchant_busy_first_month_is_not_a_volume_jump(
         order_for(client, platform_headers, merchant)
     context = drift_context(runtime)
     with runtime.work() as work:
-        assert monitors.merchant_drift(work.session, context) == {"merchants_flagged": 0}
+        assert risk_monitoring.merchant_drift(work.session, context) == {"merchants_flagged": 0}
     assert watch_status(runtime, merchant["id"]) == "active"
     assert drift_findings(runtime) == {}
 
@@ -298,8 +299,8 @@ def test_merchant_whose_volume_jumps_against_a_real_baseline_goes_on_watch(
         order_for(client, platform_headers, thin)
     context = drift_context(runtime)
     with runtime.work() as work:
-        assert monitors.merchant_drift(work.session, context) == {"merchants_flagged": 1}
-        assert monitors.merchant_drift(work.session, context) == {"merchants_flagged": 0}
+        assert risk_monitoring.merchant_drift(work.session, context) == {"merchants_flagged": 1}
+        assert risk_monitoring.merchant_drift(work.session, context) == {"merchants_flagged": 0}
     assert watch_status(runtime, merchant["id"]) == "on_watch"
     assert watch_status(runtime, thin["id"]) == "active"
     # 20 x 300.00 now against 20 x 300.00 over 90 days (200,000 a month): a triple
@@ -340,7 +341,7 @@ def test_merchant_whose_buyers_default_rate_jumps_goes_on_watch(
         order_for(client, platform_headers, honest)
     context = drift_context(runtime)
     with runtime.work() as work:
-        assert monitors.merchant_drift(work.session, context) == {"merchants_flagged": 2}
+        assert risk_monitoring.merchant_drift(work.session, context) == {"merchants_flagged": 2}
     assert drift_findings(runtime) == {
         young["id"]: ["buyers' default rate 20% in 30 days vs 0% before"],
         settled["id"]: ["buyers' default rate 30% in 30 days vs 10% before"],

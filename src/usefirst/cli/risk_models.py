@@ -4,7 +4,7 @@ registry of trained models and which one is served, link graph, evaluation."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -86,7 +86,6 @@ def train(
             "(it is how the shipped artefact is made); nothing was trained",
             code=2,
         )
-    now = datetime.now(UTC)
     extra: dict[str, object] = {}
     promotion = ""
     try:
@@ -94,6 +93,8 @@ def train(
             size = _size(shoppers, merchants, days, scale)
             with tempfile.TemporaryDirectory(prefix="usefirst-train-") as scratch:
                 runtime = sandbox_runtime(Path(scratch))
+                with runtime.work(read_only=True) as work:
+                    now = work.now  # the sandbox clock starts at the current time
                 truth = simulate_history(runtime, seed=seed, size=size, console=stderr())
                 with runtime.work(read_only=True) as work:
                     labels = {
@@ -118,6 +119,7 @@ def train(
         else:
             runtime = Runtime(get_settings())
             with runtime.work(read_only=True) as work:
+                now = work.now
                 rows = labelled_rows(
                     work.session,
                     labels=production_labels(work.session),
@@ -129,7 +131,7 @@ def train(
                 register_model(work.session, metadata=metadata, directory=output, now=work.now)
                 if promote:
                     promotion = _promote(
-                        work.session, metadata.version, note="risk train --promote"
+                        work.session, metadata.version, note="risk train --promote", now=work.now
                     )
     except NotEnoughLabels as error:
         fail(str(error), code=2)
@@ -152,11 +154,10 @@ def train(
         )
 
 
-def _promote(session: object, version: str, *, note: str | None) -> str:
+def _promote(session: object, version: str, *, note: str | None, now: datetime) -> str:
     """Promote in the caller's transaction; what to tell the operator."""
     from sqlalchemy.orm import Session
 
-    from usefirst.kit.clock import system_now
     from usefirst.risk.decision import default_model
     from usefirst.risk.model_registry import promote
 
@@ -167,7 +168,7 @@ def _promote(session: object, version: str, *, note: str | None) -> str:
         shipped=default_model(),
         note=note,
         created_by="cli",
-        now=system_now(),
+        now=now,
     )
     if promotion is None:
         return f"{version} is already in force"
@@ -198,7 +199,7 @@ def promote_model(
     runtime = Runtime(get_settings())
     try:
         with runtime.work() as work:
-            message = _promote(work.session, version, note=note)
+            message = _promote(work.session, version, note=note, now=work.now)
     except (ModelVersionUnknown, ModelNotServable) as refused:
         fail(f"{refused.message}; nothing was changed", code=2)
     except UsefirstError as refused:
@@ -283,8 +284,8 @@ def graph() -> None:
 
     Exit codes:
     0 done."""
+    from usefirst.flows.risk_monitoring import run_graph
     from usefirst.kit.settings import get_settings
-    from usefirst.risk.graph import run_graph
     from usefirst.runtime import Runtime
 
     runtime = Runtime(get_settings())

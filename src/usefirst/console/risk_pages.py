@@ -1,7 +1,7 @@
 """Risk review in the console: the queue of held orders and open cases (oldest and largest
 first), and a case page with its evidence, the decision records of its orders, the shopper's and
-merchant's history, the ring as a picture, and assigning and resolving the case through the risk
-service (a cleared held order proceeds, a confirmed one is declined or cancelled)."""
+merchant's history, the ring as a picture, and assigning the case (risk) and resolving it (the case
+resolution flow: a cleared held order proceeds, a confirmed one is declined or cancelled)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from usefirst.console import i18n
 from usefirst.console.risk_graph import build_ring_graph
 from usefirst.console.risk_repository import RiskReviewRepository
 from usefirst.console.web import Page, check_csrf, signed_in
+from usefirst.flows import case_resolution
 from usefirst.identity import service as identity_service
 from usefirst.kit.errors import NotFound, UsefirstError
 from usefirst.merchants import service as merchant_service
@@ -258,7 +259,7 @@ def _act(request: Request, case_id: str, csrf_token: str, action: str, **values:
                     now=page.work.now,
                 )
             else:
-                case_service.resolve_case(
+                case_resolution.resolve_case(
                     page.work.session,
                     case_id=case_id,
                     outcome=values["outcome"],

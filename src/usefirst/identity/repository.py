@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -73,3 +75,17 @@ class IdentityRepository:
             select(Operator.id, Operator.email).where(Operator.id.in_(sorted(operator_ids)))
         )
         return {operator_id: email for operator_id, email in rows}
+
+    # --- reads for risk's link graph -----------------------------------------------------------
+
+    def enrolment_identifiers(
+        self, shopper_ids: Select[Any]
+    ) -> list[tuple[str, str, str | None, str | None]]:
+        """(shopper id, phone hash, enrolment device id, enrolment IP) of the shoppers
+        ``shopper_ids`` (a subquery of shopper ids) selects."""
+        rows = self.session.execute(
+            select(
+                Shopper.id, Shopper.phone_hash, Shopper.enrolment_device_id, Shopper.enrolment_ip
+            ).where(Shopper.id.in_(shopper_ids.scalar_subquery()))
+        ).all()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]

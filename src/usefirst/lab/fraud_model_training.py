@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.orders.models import Order
 from usefirst.risk.features import FEATURE_NAMES
-from usefirst.risk.model import METADATA_FILE, MODEL_FILE, ModelMetadata, load_model
+from usefirst.risk.fraud_model import METADATA_FILE, MODEL_FILE, ModelMetadata, load_model
 from usefirst.risk.models import RiskDecision, RiskLabel
 
 PARITY_TOLERANCE = 1e-5

@@ -34,10 +34,13 @@ from rich.console import Console
 from sqlalchemy import select
 
 from usefirst.credit.service import FROZEN_FOR_REVIEW
+from usefirst.kit.migrate import upgrade
 from usefirst.kit.settings import Settings
 from usefirst.lab.sim.fraud import FraudScenario, GroundTruth
+from usefirst.lab.sim.marketplace import simulate
 from usefirst.merchants.models import SettlementHold, SettlementLine
 from usefirst.orders.models import Order
+from usefirst.risk.decision import default_model
 from usefirst.risk.features import FEATURE_NAMES
 from usefirst.risk.models import RiskDecision
 from usefirst.runtime import Runtime
@@ -150,8 +153,6 @@ class EvaluationReport:
 
 def sandbox_runtime(directory: Path, *, settings: Settings | None = None) -> Runtime:
     """A new, migrated SQLite sandbox in ``directory`` with its own throw-away keys."""
-    from usefirst.kit.migrate import upgrade
-
     directory.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{directory / 'simulation.db'}"
     values: dict[str, Any] = {
@@ -172,8 +173,6 @@ def sandbox_runtime(directory: Path, *, settings: Settings | None = None) -> Run
 def simulate_history(
     runtime: Runtime, *, seed: int, size: SimulationSize, console: Console | None = None
 ) -> GroundTruth:
-    from usefirst.lab.sim.marketplace import simulate
-
     summary = simulate(
         runtime,
         shoppers=size.shoppers,
@@ -291,6 +290,7 @@ def _top(orders: Sequence[DecidedOrder], scores: Sequence[float], budget: int) -
 
 
 def isolation_forest_scores(orders: Sequence[DecidedOrder], *, seed: int) -> list[float]:
+    # Imported here: pyod (the training extra) is heavy and only this baseline needs it.
     from pyod.models.iforest import IForest
 
     matrix = np.array([order.features for order in orders], dtype=np.float64)
@@ -349,8 +349,6 @@ def evaluate(
     truth_file: Path | None = None,
 ) -> EvaluationReport:
     """Simulate a marketplace with ``seed`` through the engine and score it against baselines."""
-    from usefirst.risk.decision import default_model
-
     with tempfile.TemporaryDirectory(prefix="usefirst-evaluate-") as scratch:
         runtime = sandbox_runtime(directory or Path(scratch))
         try:

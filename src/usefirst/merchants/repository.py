@@ -63,6 +63,17 @@ class MerchantRepository:
             )
         return found
 
+    # --- reads for risk's link graph -----------------------------------------------------------
+
+    def contact_hashes(self) -> list[tuple[str, str | None, str | None]]:
+        """(merchant id, phone hash, address hash) of the merchants with either."""
+        rows = self.session.execute(
+            select(Merchant.id, Merchant.phone_hash, Merchant.address_hash).where(
+                (Merchant.phone_hash.is_not(None)) | (Merchant.address_hash.is_not(None))
+            )
+        ).all()
+        return [(row[0], row[1], row[2]) for row in rows]
+
 
 class SettlementRepository:
     def __init__(self, session: Session) -> None:

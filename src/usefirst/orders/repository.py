@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Date, bindparam, select, text, tuple_, update
+from sqlalchemy import Date, Select, and_, bindparam, case, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import UTCDateTime
@@ -248,3 +249,111 @@ ORDER BY o.shopper_id, o.id
             },
         ).all()
         return [(row[0], row[1], int(row[2])) for row in rows]
+
+    # --- reads for risk's monitors and link graph --------------------------------------------
+
+    def others_with_tracking_number(
+        self, tracking_number: str, *, other_than: str, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """Other orders with this (normalised) tracking number, by id: (order id, shopper id,
+        merchant id)."""
+        rows = self.session.execute(
+            select(Order.id, Order.shopper_id, Order.merchant_id)
+            .where(Order.tracking_number == tracking_number, Order.id != other_than)
+            .order_by(Order.id)
+            .limit(limit)
+        ).all()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def shoppers_with_reused_tracking_numbers(
+        self, *, shipped_since: datetime
+    ) -> list[tuple[str, str]]:
+        """(shopper id, tracking number) of the orders whose tracking number is on more than one
+        order shipped since ``shipped_since``."""
+        # Stored normalised (migration 0020): equal numbers compare equal.
+        reused = (
+            select(Order.tracking_number)
+            .where(Order.tracking_number.is_not(None), Order.shipped_at >= shipped_since)
+            .group_by(Order.tracking_number)
+            .having(func.count() > 1)
+        )
+        rows = self.session.execute(
+            select(Order.shopper_id, Order.tracking_number).where(
+                Order.tracking_number.in_(reused.scalar_subquery())
+            )
+        ).all()
+        return [(row[0], row[1] or "") for row in rows]
+
+    def of_shoppers_created_since(
+        self, shopper_ids: Sequence[str], *, since: datetime
+    ) -> list[Order]:
+        """The shoppers' orders created since ``since``, by shopper and id."""
+        return list(
+            self.session.scalars(
+                select(Order)
+                .where(Order.shopper_id.in_(shopper_ids), Order.created_at >= since)
+                .order_by(Order.shopper_id, Order.id)
+            )
+        )
+
+    def of_merchant_among(
+        self, order_ids: Sequence[str], *, merchant_id: str, statuses: Sequence[str]
+    ) -> list[Order]:
+        """Those of the orders that are the merchant's and in one of ``statuses``."""
+        return list(
+            self.session.scalars(
+                select(Order).where(
+                    Order.id.in_(order_ids),
+                    Order.merchant_id == merchant_id,
+                    Order.status.in_(statuses),
+                )
+            )
+        )
+
+    def merchant_books(
+        self, *, since: datetime, recent_from: datetime, first_instalment_due: Select[str, str]
+    ) -> list[MerchantBook]:
+        """Per merchant with orders created since ``since``, by merchant id: its pay-later orders
+        lent (not declined, cancelled or held) and their amounts, and those of its orders whose
+        first instalment came due (``first_instalment_due``: the (shopper id, order id) of those,
+        from the repayment repository) and of them those that became delinquent, each counted
+        from ``recent_from`` on and before it."""
+        due = first_instalment_due.subquery()
+        lent = Order.status.not_in(("declined", "cancelled", "review", "step_up"))
+        is_recent = Order.created_at >= recent_from
+        came_due = due.c.order_id.is_not(None)
+        defaulted = and_(came_due, Order.first_delinquent_on.is_not(None))
+        rows = self.session.execute(
+            select(
+                Order.merchant_id,
+                func.sum(case((and_(lent, is_recent), 1), else_=0)),
+                func.sum(case((and_(lent, is_recent), Order.amount_minor), else_=0)),
+                func.sum(case((and_(lent, ~is_recent), 1), else_=0)),
+                func.sum(case((and_(lent, ~is_recent), Order.amount_minor), else_=0)),
+                func.sum(case((and_(came_due, is_recent), 1), else_=0)),
+                func.sum(case((and_(defaulted, is_recent), 1), else_=0)),
+                func.sum(case((and_(came_due, ~is_recent), 1), else_=0)),
+                func.sum(case((and_(defaulted, ~is_recent), 1), else_=0)),
+            )
+            .outerjoin(due, and_(due.c.shopper_id == Order.shopper_id, due.c.order_id == Order.id))
+            .where(Order.created_at >= since)
+            .group_by(Order.merchant_id)
+            .order_by(Order.merchant_id)
+        ).all()
+        return [MerchantBook(row[0], *(int(value or 0) for value in row[1:])) for row in rows]
+
+
+@dataclass(frozen=True)
+class MerchantBook:
+    """A merchant's pay-later orders over a period, split at a date (see
+    :meth:`OrderRepository.merchant_books`)."""
+
+    merchant_id: str
+    recent_orders: int
+    recent_minor: int
+    earlier_orders: int
+    earlier_minor: int
+    recent_due: int
+    recent_defaulted: int
+    earlier_due: int
+    earlier_defaulted: int

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.credit import service as credit_service
 from usefirst.credit.policy import Reason
+from usefirst.flows import risk_effects
 from usefirst.identity import service as identity_service
 from usefirst.kit.clock import business_date
 from usefirst.kit.crypto import FieldCipher
@@ -216,6 +217,7 @@ def checkout(
         cipher=cipher,
         settings=settings,
         now=now,
+        effects=risk_effects,
     )
     session.flush()
     _publish(session, order, f"order.{outcome}", settings=settings, now=now)
@@ -316,7 +318,7 @@ def ship(
     order.shipped_at = now
     order.updated_at = now
     session.flush()
-    risk_monitors.after_shipment(session, order=order, now=now)
+    risk_monitors.after_shipment(session, order=order, now=now, effects=risk_effects)
     _publish(session, order, "order.shipped", settings=settings, now=now)
     return order
 
@@ -350,7 +352,7 @@ def confirm_receipt(
         now=now,
     )
     session.flush()
-    risk_monitors.after_delivery(session, order=order, now=now)
+    risk_monitors.after_delivery(session, order=order, now=now, effects=risk_effects)
     _publish(
         session,
         order,
@@ -645,7 +647,7 @@ def auto_confirm_shipped(
         now=now,
     )
     for order in orders:
-        risk_monitors.after_delivery(session, order=order, now=now)
+        risk_monitors.after_delivery(session, order=order, now=now, effects=risk_effects)
     _publish_many(
         session,
         orders,

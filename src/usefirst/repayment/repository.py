@@ -337,3 +337,39 @@ WHERE f.fee > 0 AND instalments.shopper_id = f.shopper_id
                 .order_by(Allocation.created_at, Allocation.id)
             )
         )
+
+    # --- reads for risk's monitors and link graph --------------------------------------------
+
+    def orders_with_first_instalment_missed(self) -> list[tuple[str, str]]:
+        """(shopper id, order id) of the orders whose first instalment is overdue with nothing
+        paid, by shopper and order."""
+        rows = self.session.execute(
+            select(Instalment.shopper_id, Instalment.order_id)
+            .where(
+                Instalment.seq == 1,
+                Instalment.status == "overdue",
+                Instalment.paid_principal_minor == 0,
+                Instalment.paid_fees_minor == 0,
+            )
+            .order_by(Instalment.shopper_id, Instalment.order_id)
+        ).all()
+        return [(row[0], row[1]) for row in rows]
+
+    def first_instalments_due_before(self, before_on: date) -> Select[str, str]:
+        """(shopper id, order id) of the orders whose first instalment came due before
+        ``before_on`` and was not cancelled (a subquery)."""
+        return select(Instalment.shopper_id, Instalment.order_id).where(
+            Instalment.seq == 1,
+            Instalment.due_on.is_not(None),
+            Instalment.due_on < before_on,
+            Instalment.status != "cancelled",
+        )
+
+    def paid_principal_by_order(self, shopper_ids: Sequence[str]) -> dict[str, int]:
+        """The principal paid on each of the shoppers' orders (by order id)."""
+        rows = self.session.execute(
+            select(Instalment.order_id, func.sum(Instalment.paid_principal_minor))
+            .where(Instalment.shopper_id.in_(shopper_ids))
+            .group_by(Instalment.order_id)
+        ).all()
+        return {row[0]: int(row[1] or 0) for row in rows}

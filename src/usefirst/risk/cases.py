@@ -1,12 +1,14 @@
 """Cases analysts work: an order, a shopper, a merchant or a ring, with the evidence that opened
 it. A new signal about a subject that already has an open case joins that case. Resolving a case
-acts on its orders (a cleared held order proceeds, a confirmed one is declined or cancelled and
-its credit released), records training labels and remembers confirmed fraudsters so later
-checkouts linked to them are caught. A merchant counts as a fraudster only when the case is about
-it or its own acts are in the evidence; otherwise it is the fraudster's victim."""
+(``usefirst.flows.case_resolution``) acts on its orders (a cleared held order proceeds, a
+confirmed one is declined or cancelled and its credit released); risk's part, here, decides what
+confirming means for each order, records training labels and remembers confirmed fraudsters so
+later checkouts linked to them are caught. A merchant counts as a fraudster only when the case is
+about it or its own acts are in the evidence; otherwise it is the fraudster's victim."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -14,9 +16,10 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
+from usefirst.identity.repository import IdentityRepository
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
-from usefirst.kit.settings import Settings
+from usefirst.orders.models import Order
 from usefirst.risk import actions
 from usefirst.risk.models import KnownFraudSubject, RiskCase, RiskLabel
 from usefirst.risk.repository import RiskRepository
@@ -25,6 +28,8 @@ CaseType = Literal["order", "shopper", "merchant", "ring"]
 CASE_TYPES = ("order", "shopper", "merchant", "ring")
 CASE_STATUSES = ("open", "assigned", "resolved")
 OUTCOMES = ("confirmed_fraud", "legitimate")
+# Orders held at checkout (for an analyst, or for the shopper's one-time code): not yet approved.
+HELD_STATUSES = ("review", "step_up")
 MAX_SIGNALS = 200
 # Monitor hits on what the merchant itself did with the order: a waybill it reused for another
 # shopper or took from another merchant, goods it sent to its own address. A shopper cannot
@@ -139,8 +144,6 @@ def list_cases(
 def assign_case(
     session: Session, *, case_id: str, operator_id: str, assigned_by: str, now: datetime
 ) -> RiskCase:
-    from usefirst.identity.repository import IdentityRepository
-
     operator = IdentityRepository(session).get_operator(operator_id)
     if operator is None or operator.role not in ("risk_analyst", "admin"):
         raise ValidationFailed(
@@ -169,50 +172,39 @@ def assign_case(
     return case
 
 
-def resolve_case(
-    session: Session,
-    *,
-    case_id: str,
-    outcome: str,
-    note: str,
-    resolved_by: str,
-    settings: Settings,
-    now: datetime,
-) -> RiskCase:
-    """Close a case as confirmed fraud or legitimate and act on it.
-
-    Legitimate: held orders proceed (approved), this case's settlement holds are released, and a
-    watch this case put a merchant under is lifted unless something else keeps the merchant
-    suspected (another open or confirmed case about it, or a confirmed fraud of its own).
-    Confirmed fraud: orders not yet shipped are declined (held) or cancelled (approved) and
-    their credit released; orders already shipped stay held from settlement; the shoppers'
-    credit lines close and they are remembered as known fraud. A merchant is treated as a
-    fraudster only when implicated (see :func:`implicated_merchants`): it goes on watch, is
-    remembered as known fraud, and what it was already paid for the case's orders is clawed
-    back. A merchant that was only the fraudster's victim keeps its standing and its money.
-    Either way every order of the case becomes a training label."""
+def case_to_resolve(session: Session, *, case_id: str, outcome: str, note: str) -> RiskCase:
+    """The case, locked, for an analyst to resolve as ``outcome`` (confirmed fraud or legitimate)
+    with ``note``; refused when either is invalid, the case unknown or already resolved."""
     if outcome not in OUTCOMES:
         raise ValidationFailed(f"outcome must be one of {', '.join(OUTCOMES)}.", field="outcome")
-    note = note.strip()
-    if not 1 <= len(note) <= 2000:
+    if not 1 <= len(note.strip()) <= 2000:
         raise ValidationFailed("note must have 1 to 2000 characters.", field="note")
-    repository = RiskRepository(session)
-    case = repository.get_case(case_id, for_update=True)
+    case = RiskRepository(session).get_case(case_id, for_update=True)
     if case is None:
         raise NotFound("No such case.")
     if case.status == "resolved":
         raise CaseAlreadyResolved()
-    decided_by = f"operator:{resolved_by}"
-    order_ids = list(case.evidence.get("order_ids", []))
-    if outcome == "legitimate":
-        _clear(session, case=case, order_ids=order_ids, decided_by=decided_by, settings=settings,
-               now=now)  # fmt: skip
-    else:
-        _confirm(session, case=case, order_ids=order_ids, decided_by=decided_by,
-                 settings=settings, now=now)  # fmt: skip
+    return case
+
+
+def order_ids_of(case: RiskCase) -> list[str]:
+    """The orders the case covers: resolving it acts on and labels them all."""
+    return list(case.evidence.get("order_ids", []))
+
+
+def record_resolution(
+    session: Session,
+    *,
+    case: RiskCase,
+    outcome: str,
+    note: str,
+    resolved_by: str,
+    now: datetime,
+) -> None:
+    """Close the case with the analyst's outcome and note (after its orders were acted on)."""
     case.status = "resolved"
     case.resolution = outcome
-    case.note = note
+    case.note = note.strip()
     case.resolved_by = resolved_by
     case.resolved_at = now
     case.updated_at = now
@@ -224,20 +216,21 @@ def resolve_case(
         action=f"resolve_{outcome}",
         subject_id=case.subject_ids[0],
         case_id=case.id,
-        decided_by=decided_by,
-        reason=note,
+        decided_by=f"operator:{resolved_by}",
+        reason=case.note,
         now=now,
     )
     session.flush()
-    return case
 
 
-def _label(session: Session, *, shopper_id: str, order_id: str, label: str, case: RiskCase,
-           decided_by: str, now: datetime) -> None:  # fmt: skip
+def label_order(
+    session: Session, *, case: RiskCase, order: Order, label: str, decided_by: str, now: datetime
+) -> None:
+    """Record the case's outcome for the order as its training label."""
     RiskRepository(session).upsert_label(
         RiskLabel(
-            shopper_id=shopper_id,
-            order_id=order_id,
+            shopper_id=order.shopper_id,
+            order_id=order.id,
             label=label,
             case_id=case.id,
             decided_by=decided_by,
@@ -246,59 +239,11 @@ def _label(session: Session, *, shopper_id: str, order_id: str, label: str, case
     )
 
 
-def _clear(
-    session: Session,
-    *,
-    case: RiskCase,
-    order_ids: list[str],
-    decided_by: str,
-    settings: Settings,
-    now: datetime,
-) -> None:
-    # Orders call risk at checkout, so risk reaches orders lazily (no import cycle).
-    from usefirst.orders import service as order_service
-
-    for order_id in order_ids:
-        order = order_service.find_order(session, order_id=order_id)
-        if order.status in ("review", "step_up"):
-            order_service.release_held_order(session, order_id=order.id, settings=settings, now=now)
-            actions.log_action(
-                session,
-                action="approve",
-                subject_id=order.shopper_id,
-                order_id=order.id,
-                case_id=case.id,
-                decided_by=decided_by,
-                reason="the case was cleared as legitimate",
-                now=now,
-            )
-        _label(session, shopper_id=order.shopper_id, order_id=order.id, label="legitimate",
-               case=case, decided_by=decided_by, now=now)  # fmt: skip
-    repository = RiskRepository(session)
-    case_actions = repository.actions_of_case(case.id)
-    held = {
-        (action.subject_id, action.order_id)
-        for action in case_actions
-        if action.action == "hold_settlement" and action.order_id is not None
-    }
-    for merchant_id, order_id in sorted(held):
-        assert order_id is not None
-        actions.release_settlement(
-            session,
-            merchant_id=merchant_id,
-            order_id=order_id,
-            case_id=case.id,
-            decided_by=decided_by,
-            now=now,
-        )
-    _lift_watches(session, case=case, decided_by=decided_by, now=now)
-    actions.lift_shopper_freezes(session, case_id=case.id, decided_by=decided_by, now=now)
-
-
-def _lift_watches(session: Session, *, case: RiskCase, decided_by: str, now: datetime) -> None:
-    """A merchant this case put on watch, or that it is about, goes back to active when nothing
-    else keeps it suspected: no other case about it is open or was confirmed, and it is no
-    confirmed fraudster. Only a watch that one of its cleared cases placed is lifted."""
+def watches_to_lift(session: Session, *, case: RiskCase) -> list[tuple[str, list[str]]]:
+    """The merchants whose watch clearing the case may lift, each with the cleared cases whose
+    watch that may be (this case first): a merchant this case put on watch, or that it is about,
+    when nothing else keeps it suspected: no other case about it is open or was confirmed, and it
+    is no confirmed fraudster."""
     repository = RiskRepository(session)
     merchant_ids = {
         action.subject_id
@@ -307,6 +252,7 @@ def _lift_watches(session: Session, *, case: RiskCase, decided_by: str, now: dat
     }
     if case.case_type in ("merchant", "ring"):
         merchant_ids.update(subject for subject in case.subject_ids if subject.startswith("mer_"))
+    liftable = []
     for merchant_id in sorted(merchant_ids):
         others = [
             other for other in repository.cases_about_merchant(merchant_id) if other.id != case.id
@@ -316,14 +262,8 @@ def _lift_watches(session: Session, *, case: RiskCase, decided_by: str, now: dat
             other.resolution != "legitimate" for other in others
         ):
             continue
-        actions.lift_merchant_watch(
-            session,
-            merchant_id=merchant_id,
-            case_ids=[case.id, *(other.id for other in others)],
-            reason=f"case {case.id} was cleared as legitimate",
-            decided_by=decided_by,
-            now=now,
-        )
+        liftable.append((merchant_id, [case.id, *(other.id for other in others)]))
+    return liftable
 
 
 def implicated_merchants(case: RiskCase, *, order_merchant_ids: set[str]) -> set[str]:
@@ -342,123 +282,69 @@ def implicated_merchants(case: RiskCase, *, order_merchant_ids: set[str]) -> set
     return implicated
 
 
-def _confirm(
-    session: Session,
-    *,
-    case: RiskCase,
-    order_ids: list[str],
-    decided_by: str,
-    settings: Settings,
-    now: datetime,
-) -> None:
-    from usefirst.credit import service as credit_service
-    from usefirst.orders import service as order_service
+@dataclass(frozen=True)
+class ConfirmedFraud:
+    """Who a case confirmed as fraud is about and what becomes of each of its orders."""
 
-    repository = RiskRepository(session)
+    shoppers: list[str]  # their credit closes; remembered as known fraud
+    merchants: list[str]  # implicated: on watch, remembered, paid orders clawed back
+    held: set[tuple[str, str]]  # (merchant id, order id) the case already holds from settlement
+
+    def verdict_on(self, order: Order) -> str:
+        """decline (held at checkout), cancel (approved, not shipped), pay_merchant (shipped by a
+        merchant that is not implicated) or keep_held (the implicated merchant's)."""
+        if order.status in HELD_STATUSES:
+            return "decline"
+        if order.status == "approved":
+            return "cancel"
+        if order.merchant_id not in self.merchants:
+            return "pay_merchant"
+        return "keep_held"
+
+    def is_held(self, order: Order) -> bool:
+        return (order.merchant_id, order.id) in self.held
+
+
+def confirmed_fraud(session: Session, *, case: RiskCase, orders: list[Order]) -> ConfirmedFraud:
+    """What confirming the case as fraud is about (see :class:`ConfirmedFraud`). A merchant is a
+    fraudster only when implicated (:func:`implicated_merchants`); otherwise it was the
+    fraudster's victim and keeps its standing and its money."""
     shoppers = [subject for subject in case.subject_ids if subject.startswith("shp_")]
-    orders = [order_service.find_order(session, order_id=order_id) for order_id in order_ids]
-    merchants = sorted(
-        implicated_merchants(case, order_merchant_ids={order.merchant_id for order in orders})
+    if case.case_type == "order":
+        # Buyers of a merchant's case may be its victims; an order case is about its buyer.
+        shoppers += [order.shopper_id for order in orders]
+    merchants = implicated_merchants(
+        case, order_merchant_ids={order.merchant_id for order in orders}
     )
-    held = {
-        (action.subject_id, action.order_id)
-        for action in repository.actions_of_case(case.id)
-        if action.action == "hold_settlement"
-    }
-    for order in orders:
-        if case.case_type == "order":
-            # Buyers of a merchant's case may be its victims; an order case is about its buyer.
-            shoppers.append(order.shopper_id)
-        if order.status in ("review", "step_up"):
-            order_service.decline_held_order(
-                session,
-                order_id=order.id,
-                reason_code="confirmed_fraud",
-                reason_message="A fraud investigation confirmed this order was not genuine.",
-                settings=settings,
-                now=now,
-            )
-            action = "decline"
-        elif order.status == "approved":
-            order_service.cancel(
-                session, order_id=order.id, merchant_id=None, settings=settings, now=now
-            )
-            action = "cancel"
-        elif order.merchant_id not in merchants:
-            # An honest merchant that shipped in good faith is paid for the goods: the unpaid debt
-            # is the shopper's, in collections. A hold this case placed while it was open ends.
-            action = "pay_merchant"
-            if (order.merchant_id, order.id) in held:
-                actions.release_settlement(
-                    session,
-                    merchant_id=order.merchant_id,
-                    order_id=order.id,
-                    case_id=case.id,
-                    decided_by=decided_by,
-                    now=now,
-                    reason="the merchant is not implicated: it is paid for goods it shipped",
-                )
-        else:
-            action = "keep_held"
-            if order.status != "declined":
-                actions.claw_back_paid_order(
-                    session,
-                    merchant_id=order.merchant_id,
-                    order_id=order.id,
-                    currency=order.currency,
-                    case_id=case.id,
-                    decided_by=decided_by,
-                    now=now,
-                )
-            if (order.merchant_id, order.id) not in held and order.status != "declined":
-                actions.hold_settlement(
-                    session,
-                    merchant_id=order.merchant_id,
-                    order_id=order.id,
-                    case_id=case.id,
-                    reason="confirmed fraud: do not pay out this order",
-                    decided_by=decided_by,
-                    now=now,
-                )
-        actions.log_action(
-            session,
-            action=action,
-            subject_id=order.shopper_id,
-            order_id=order.id,
-            case_id=case.id,
-            decided_by=decided_by,
-            reason="the case was confirmed as fraud",
-            now=now,
-        )
-        _label(session, shopper_id=order.shopper_id, order_id=order.id, label="fraud",
-               case=case, decided_by=decided_by, now=now)  # fmt: skip
-    for shopper_id in dict.fromkeys(shoppers):
-        repository.mark_known_fraud(
-            KnownFraudSubject(subject_id=shopper_id, case_id=case.id, confirmed_at=now)
-        )
-        if credit_service.close_for_fraud(session, shopper_id=shopper_id, now=now):
-            actions.log_action(
-                session,
-                action="close_credit",
-                subject_id=shopper_id,
-                case_id=case.id,
-                decided_by=decided_by,
-                reason="credit closed after confirmed fraud",
-                now=now,
-            )
-    for merchant_id in merchants:
-        repository.mark_known_fraud(
-            KnownFraudSubject(subject_id=merchant_id, case_id=case.id, confirmed_at=now)
-        )
-        actions.put_merchant_on_watch(
-            session,
-            merchant_id=merchant_id,
-            reason=f"confirmed fraud in case {case.id}",
-            evidence=[case.id],
-            decided_by=decided_by,
-            case_id=case.id,
-            now=now,
-        )
+    return ConfirmedFraud(
+        shoppers=list(dict.fromkeys(shoppers)),
+        merchants=sorted(merchants),
+        held=actions.settlement_holds_of_case(session, case_id=case.id),
+    )
+
+
+def record_verdict(
+    session: Session, *, case: RiskCase, order: Order, verdict: str, decided_by: str, now: datetime
+) -> None:
+    """Log what confirming the fraud did to the order (after it was done) and label it fraud."""
+    actions.log_action(
+        session,
+        action=verdict,
+        subject_id=order.shopper_id,
+        order_id=order.id,
+        case_id=case.id,
+        decided_by=decided_by,
+        reason="the case was confirmed as fraud",
+        now=now,
+    )
+    label_order(session, case=case, order=order, label="fraud", decided_by=decided_by, now=now)
+
+
+def remember_fraudster(session: Session, *, subject_id: str, case: RiskCase, now: datetime) -> None:
+    """A confirmed fraudster: later checkouts linked to it are caught."""
+    RiskRepository(session).mark_known_fraud(
+        KnownFraudSubject(subject_id=subject_id, case_id=case.id, confirmed_at=now)
+    )
 
 
 def case_view(case: RiskCase, *, with_evidence: bool = False) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -22,8 +22,12 @@ from usefirst.credit.policy import Reason
 from usefirst.kit import config_versions
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.settings import Settings
+from usefirst.orders.models import Order
 from usefirst.risk import actions, cases, model_registry
+from usefirst.risk import service as risk_service
+from usefirst.risk.effects import RiskEffects
 from usefirst.risk.features import FEATURE_NAMES, CheckoutFeatures, compute_checkout_features
+from usefirst.risk.model_registry import FraudScorer
 from usefirst.risk.models import LinkObservation, RiskDecision
 from usefirst.risk.repository import RiskRepository
 from usefirst.risk.rules import (
@@ -34,9 +38,6 @@ from usefirst.risk.rules import (
     parse_rule_set,
 )
 
-if TYPE_CHECKING:
-    from usefirst.orders.models import Order
-
 REASONS_SHOWN = 3
 STEP_UP_REASON = Reason(
     "step_up_required", "Confirm this order with the one-time code sent to your phone."
@@ -45,24 +46,20 @@ REVIEW_REASON = Reason("held_for_review", "The order is held until our team has 
 MODEL_REASON = Reason("model_risk", "Our fraud model rates this order as risky.")
 
 
-class FraudModel(Protocol):
-    version: str
-
-    def score(self, features: Mapping[str, float]) -> float: ...
-
-
 @lru_cache(maxsize=1)
-def default_model() -> FraudModel | None:
+def default_model() -> FraudScorer | None:
     """The shipped fraud model, loaded once per process; None until one is installed."""
     try:
-        from usefirst.risk import model as model_module
+        # Imported on first use: onnxruntime is heavy, and a process that never scores (the
+        # CLI, the worker) should not pay for it.
+        from usefirst.risk import fraud_model
     except ImportError:
         return None
-    loaded: FraudModel | None = model_module.load_default_model()
+    loaded: FraudScorer | None = fraud_model.load_default_model()
     return loaded
 
 
-def model_of(session: Session, settings: Settings) -> FraudModel | None:
+def model_of(session: Session, settings: Settings) -> FraudScorer | None:
     """The fraud model in force: the newest promoted version, else the shipped artefact."""
     return config_versions.in_force(
         session,
@@ -122,7 +119,7 @@ def assess_checkout(
     cipher: FieldCipher,
     settings: Settings,
     now: datetime,
-    model: FraudModel | bool | None = True,
+    model: FraudScorer | bool | None = True,
 ) -> Assessment:
     """Decide what risk thinks of a checkout. ``model=True`` uses the model in force
     (:func:`model_of`); pass a model (or None for none) to override."""
@@ -199,12 +196,11 @@ def record_checkout_decision(
     cipher: FieldCipher,
     settings: Settings,
     now: datetime,
+    effects: RiskEffects,
 ) -> RiskDecision:
     """Store the decision record and the checkout's identifiers, and carry out what risk
-    decided: a held order opens a case (and warns the merchant when a rule says so), a step-up
-    order sends the shopper a one-time code."""
-    from usefirst.risk import service as risk_service
-
+    decided: a held order opens a case (and warns the merchant through ``effects`` when a rule
+    says so), a step-up order sends the shopper a one-time code."""
     features = assessment.features
     order.shipping_address_hash = features.link_hashes.get("address")
     repository = RiskRepository(session)
@@ -251,7 +247,7 @@ def record_checkout_decision(
             now=now,
         )
         if assessment.merchant_warnings:
-            risk_service.warn_merchant(
+            effects.warn_merchant(
                 session,
                 order=order,
                 case_id=case.id,

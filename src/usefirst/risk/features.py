@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, Row, TextualSelect, bindparam, column, text
 from sqlalchemy.orm import Session
 
-from usefirst.credit.models import CreditLine
+from usefirst.credit.repository import CreditRepository
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import UTCDateTime
 
@@ -201,7 +201,7 @@ def compute_checkout_features(
     if history is None:
         raise LookupError("features need an existing shopper and merchant")
     if credit_limit_minor is None or credit_used_minor is None:
-        line = session.get(CreditLine, shopper_id)
+        line = CreditRepository(session).get(shopper_id)
         credit_limit_minor = line.limit_minor if line is not None else 0
         credit_used_minor = line.used_minor if line is not None else 0
 

@@ -23,7 +23,8 @@ what cash-out rings look like, each part in 0..1 and stated in the case evidence
 Groups scoring at or above the threshold are rings. A ring is kept across runs (matched by shared
 members) so the same ring updates its case instead of opening another; its case lists the
 members and merchant, the shared identifiers, the orders and the money at risk, and the ring's
-delivered but unsettled orders at its merchant are held from settlement.
+delivered but unsettled orders at its merchant are held from settlement and its members' credit
+frozen (through the caller's ``effects``: those are other domains' changes).
 """
 
 from __future__ import annotations
@@ -36,23 +37,22 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import igraph
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from usefirst.identity.models import Shopper
+from usefirst.identity.repository import IdentityRepository
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
-from usefirst.merchants.models import Merchant
-from usefirst.orders.models import Order
+from usefirst.merchants.repository import MerchantRepository
+from usefirst.orders.repository import OrderRepository
 from usefirst.orders.tracking import normalise_tracking_number
-from usefirst.repayment.models import Instalment
+from usefirst.repayment.repository import RepaymentRepository
 from usefirst.risk import actions, cases
-from usefirst.risk.analytics_models import GraphRun, Ring
 from usefirst.risk.decision import rule_set_of
+from usefirst.risk.effects import RiskEffects
 from usefirst.risk.features import identifier_hash
-from usefirst.risk.models import LinkObservation, RiskCase
+from usefirst.risk.models import GraphRun, Ring
 from usefirst.risk.repository import RiskRepository
 
 SCORE_WEIGHTS = {"cash_out": 0.35, "links": 0.15, "size": 0.15, "shipping": 0.20, "unpaid": 0.15}
@@ -158,18 +158,11 @@ def load_link_graph(
     session: Session, *, cipher: FieldCipher, since: datetime, parameters: GraphParameters
 ) -> LinkGraph:
     graph = LinkGraph()
-    observations = session.execute(
-        select(LinkObservation.shopper_id, LinkObservation.kind, LinkObservation.value_hash)
-        .where(LinkObservation.observed_at >= since)
-        .distinct()
-    )
-    for shopper_id, kind, value_hash in observations:
+    risk_repository = RiskRepository(session)
+    for shopper_id, kind, value_hash in risk_repository.link_values_since(since):
         graph.add(shopper_id, kind, value_hash)
-    active = select(LinkObservation.shopper_id).where(LinkObservation.observed_at >= since)
-    enrolment = session.execute(
-        select(
-            Shopper.id, Shopper.phone_hash, Shopper.enrolment_device_id, Shopper.enrolment_ip
-        ).where(Shopper.id.in_(active.distinct().scalar_subquery()))
+    enrolment = IdentityRepository(session).enrolment_identifiers(
+        risk_repository.shoppers_observed_since(since)
     )
     for shopper_id, phone_hash, device_id, ip in enrolment:
         graph.add(shopper_id, "phone", phone_hash)
@@ -177,24 +170,12 @@ def load_link_graph(
             graph.add(shopper_id, "device", identifier_hash(cipher, "device", device_id))
         if ip and ip.strip():
             graph.add(shopper_id, "ip", identifier_hash(cipher, "ip", ip))
-    tracking_number = Order.tracking_number  # stored normalised (migration 0020)
-    reused = (
-        select(tracking_number)
-        .where(Order.tracking_number.is_not(None), Order.shipped_at >= since)
-        .group_by(tracking_number)
-        .having(func.count() > 1)
-    )
-    for shopper_id, reused_number in session.execute(
-        select(Order.shopper_id, tracking_number).where(
-            tracking_number.in_(reused.scalar_subquery())
-        )
-    ):
-        graph.add(shopper_id, "tracking", reused_number or "")
-    for merchant_id, merchant_phone, merchant_address in session.execute(
-        select(Merchant.id, Merchant.phone_hash, Merchant.address_hash).where(
-            (Merchant.phone_hash.is_not(None)) | (Merchant.address_hash.is_not(None))
-        )
-    ):
+    reused = OrderRepository(session).shoppers_with_reused_tracking_numbers(shipped_since=since)
+    for shopper_id, reused_number in reused:
+        graph.add(shopper_id, "tracking", reused_number)
+    for merchant_id, merchant_phone, merchant_address in MerchantRepository(
+        session
+    ).contact_hashes():
         if merchant_phone:
             graph.merchant_links[merchant_id].add(f"phone:{merchant_phone}")
         if merchant_address:
@@ -322,22 +303,11 @@ def load_order_facts(
 ) -> dict[str, list[_OrderFacts]]:
     facts: dict[str, list[_OrderFacts]] = defaultdict(list)
     for chunk in _chunks(sorted(shopper_ids)):
-        paid = dict(
-            session.execute(
-                select(Instalment.order_id, func.sum(Instalment.paid_principal_minor))
-                .where(Instalment.shopper_id.in_(chunk))
-                .group_by(Instalment.order_id)
-            ).all()
-        )
-        rows = session.scalars(
-            select(Order)
-            .where(Order.shopper_id.in_(chunk), Order.created_at >= since)
-            .order_by(Order.shopper_id, Order.id)
-        )
-        for order in rows:
+        paid = RepaymentRepository(session).paid_principal_by_order(chunk)
+        for order in OrderRepository(session).of_shoppers_created_since(chunk, since=since):
             balance = order.amount_minor - order.refunded_minor
             if order.status in LENT_BALANCE_STATUSES:
-                exposure = max(balance - int(paid.get(order.id) or 0), 0)
+                exposure = max(balance - paid.get(order.id, 0), 0)
             elif order.status in EXPOSED_STATUSES:
                 exposure = balance
             else:
@@ -463,6 +433,7 @@ def run_graph(
     cipher: FieldCipher,
     settings: Settings,
     now: datetime,
+    effects: RiskEffects,
     trigger: str = "on_demand",
     business_on: date | None = None,
     parameters: GraphParameters | None = None,
@@ -496,13 +467,20 @@ def run_graph(
         key=lambda finding: (-finding.score, finding.members),
     )
     summary.rings_flagged = len(flagged)
-    known = list(session.scalars(select(Ring).order_by(Ring.first_seen_at, Ring.id)))
+    repository = RiskRepository(session)
+    known = repository.rings()
     for finding in flagged:
         _keep_ring(
-            session, finding=finding, known=known, run_id=summary.run_id, now=now, summary=summary
+            session,
+            finding=finding,
+            known=known,
+            run_id=summary.run_id,
+            now=now,
+            summary=summary,
+            effects=effects,
         )
     summary.rings = flagged
-    session.add(
+    repository.add(
         GraphRun(
             id=summary.run_id,
             trigger=trigger,
@@ -548,6 +526,7 @@ def _keep_ring(
     run_id: str,
     now: datetime,
     summary: GraphRunSummary,
+    effects: RiskEffects,
 ) -> None:
     ring = _match(finding, known)
     evidence = {
@@ -574,7 +553,7 @@ def _keep_ring(
             first_seen_at=now,
             last_seen_at=now,
         )
-        session.add(ring)
+        RiskRepository(session).add(ring)
         known.append(ring)
         is_changed = True
     else:
@@ -589,7 +568,7 @@ def _keep_ring(
         ring.last_run_id = run_id
         ring.last_seen_at = now
     finding.ring_id = ring.id
-    case = session.get(RiskCase, ring.case_id) if ring.case_id else None
+    case = RiskRepository(session).get_case(ring.case_id) if ring.case_id else None
     case_is_open = case is not None and case.status != "resolved"
     # A resolved case is reopened (as a new case) only when the ring changed since.
     if case is None or case_is_open or is_changed:
@@ -613,9 +592,16 @@ def _keep_ring(
         else:
             summary.cases_opened += 1
         ring.case_id = opened.id
-        _hold_unsettled(session, finding=finding, case_id=opened.id, now=now, summary=summary)
+        _hold_unsettled(
+            session,
+            finding=finding,
+            case_id=opened.id,
+            now=now,
+            summary=summary,
+            effects=effects,
+        )
         for shopper_id in (member for member in ring.members if member.startswith("shp_")):
-            actions.freeze_shopper_limit(
+            effects.freeze_shopper_limit(
                 session,
                 shopper_id=shopper_id,
                 case_id=opened.id,
@@ -634,26 +620,23 @@ def _hold_unsettled(
     case_id: str,
     now: datetime,
     summary: GraphRunSummary,
+    effects: RiskEffects,
 ) -> None:
     """A ring's orders at its merchant that the merchant could be paid for are held."""
     if finding.merchant_id is None or not finding.order_ids:
         return
-    orders = session.scalars(
-        select(Order).where(
-            Order.id.in_(finding.order_ids),
-            Order.merchant_id == finding.merchant_id,
-            Order.status.in_(("shipped", "delivered", "overdue")),
-        )
+    orders = OrderRepository(session).of_merchant_among(
+        finding.order_ids,
+        merchant_id=finding.merchant_id,
+        statuses=("shipped", "delivered", "overdue"),
     )
     already_held = {
-        action.order_id
-        for action in RiskRepository(session).actions_of_case(case_id)
-        if action.action == "hold_settlement"
+        order_id for _, order_id in actions.settlement_holds_of_case(session, case_id=case_id)
     }
     for order in orders:
         if order.id in already_held:
             continue
-        actions.hold_settlement(
+        effects.hold_settlement(
             session,
             merchant_id=order.merchant_id,
             order_id=order.id,
@@ -677,20 +660,18 @@ def _reason(finding: RingFinding) -> str:
     )
 
 
-def nightly_graph(session: Session, context: DailyContext) -> dict[str, int]:
+def nightly_graph(
+    session: Session, context: DailyContext, *, effects: RiskEffects
+) -> dict[str, int]:
     """Daily job (after collections): one graph run per business date."""
-    exists = session.scalar(
-        select(GraphRun.id).where(
-            GraphRun.trigger == "nightly", GraphRun.business_on == context.business_on
-        )
-    )
-    if exists is not None:
+    if RiskRepository(session).nightly_graph_run(context.business_on) is not None:
         return {"graph_runs": 0}
     summary = run_graph(
         session,
         cipher=context.cipher,
         settings=context.settings,
         now=context.now,
+        effects=effects,
         trigger="nightly",
         business_on=context.business_on,
     )

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,16 +30,24 @@ from sqlalchemy.orm import Session
 from usefirst.kit import config_versions
 from usefirst.kit.errors import NotFound, ValidationFailed
 from usefirst.kit.models import ConfigVersion
-from usefirst.risk.analytics_models import FraudModelVersion
 from usefirst.risk.features import FEATURE_NAMES
+from usefirst.risk.models import FraudModelVersion
 
 if TYPE_CHECKING:
-    from usefirst.risk.decision import FraudModel as ServedModel
-    from usefirst.risk.model import FraudModel, ModelMetadata
+    from usefirst.risk.fraud_model import ModelMetadata, OnnxFraudModel
 
 MODEL_CONFIG_KIND = "fraud_model"
 
 log = logging.getLogger(__name__)
+
+
+class FraudScorer(Protocol):
+    """What checkout needs of a fraud model: its version and a fraud probability for features
+    (the ONNX model served, or any stand-in a test or the simulator passes)."""
+
+    version: str
+
+    def score(self, features: Mapping[str, float]) -> float: ...
 
 
 class ModelVersionUnknown(NotFound):
@@ -60,7 +68,8 @@ def register_model(
     session: Session, *, metadata: ModelMetadata, directory: Path, now: datetime
 ) -> FraudModelVersion:
     """Record a model exported to ``directory``, with its bytes (idempotent per version)."""
-    from usefirst.risk.model import MODEL_FILE
+    # Imported here: onnxruntime is heavy, and only training and promotion need it.
+    from usefirst.risk.fraud_model import MODEL_FILE
 
     payload = (directory / MODEL_FILE).read_bytes()
     row = session.get(FraudModelVersion, metadata.version)
@@ -100,9 +109,10 @@ def feature_problem(feature_names: tuple[str, ...]) -> str | None:
     return "the model " + " and ".join(parts)
 
 
-def load_registered(row: FraudModelVersion) -> FraudModel:
+def load_registered(row: FraudModelVersion) -> OnnxFraudModel:
     """The row's model, ready to serve; ModelNotServable says why not."""
-    from usefirst.risk.model import ModelArtefactError, ModelMetadata, load_model_bytes
+    # Imported here: onnxruntime is heavy, and only a process serving a promoted model needs it.
+    from usefirst.risk.fraud_model import ModelArtefactError, ModelMetadata, load_model_bytes
 
     if row.onnx_model is None or row.artefact_metadata is None:
         raise ModelNotServable(
@@ -131,7 +141,7 @@ def promoted(session: Session) -> ConfigVersion | None:
     return config_versions.newest(session, kind=MODEL_CONFIG_KIND)
 
 
-def _version_in_force(promotion: ConfigVersion | None, shipped: ServedModel | None) -> str | None:
+def _version_in_force(promotion: ConfigVersion | None, shipped: FraudScorer | None) -> str | None:
     if promotion is not None:
         return promotion.content
     return shipped.version if shipped is not None else None
@@ -141,7 +151,7 @@ def promote(
     session: Session,
     *,
     version: str,
-    shipped: ServedModel | None,
+    shipped: FraudScorer | None,
     note: str | None,
     created_by: str,
     now: datetime,
@@ -172,8 +182,8 @@ def promote(
 
 
 def load_promoted(
-    session: Session, version: str, *, shipped: Callable[[], ServedModel | None]
-) -> ServedModel | None:
+    session: Session, version: str, *, shipped: Callable[[], FraudScorer | None]
+) -> FraudScorer | None:
     """The promoted model for the per-process cache; the shipped one if it cannot be served."""
     shipped_model = shipped()
     if shipped_model is not None and version == shipped_model.version:
@@ -199,7 +209,7 @@ class RegisteredModel:
     is_in_force: bool
 
 
-def registered_models(session: Session, *, shipped: ServedModel | None) -> list[RegisteredModel]:
+def registered_models(session: Session, *, shipped: FraudScorer | None) -> list[RegisteredModel]:
     """Every registered model, newest first, then the shipped one; which one is in force."""
     in_force = _version_in_force(promoted(session), shipped)
     rows = session.execute(

@@ -5,7 +5,8 @@ buyers' default rate jumping; daily).
 
 A hit opens or joins a case. Strong hits also hold the merchant's settlement for the order; a
 weak hit (a fast confirmation alone: shoppers do tap "received" early) holds only once the case
-has another signal too. Merchants whose book changes abruptly go on watch.
+has another signal too. Merchants whose book changes abruptly go on watch. Holds, freezes and
+watches are other domains' changes: the caller's ``effects`` carry them out.
 """
 
 from __future__ import annotations
@@ -13,20 +14,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from usefirst.merchants.models import Merchant
+from usefirst.kit.business_day import DailyContext
+from usefirst.merchants.repository import MerchantRepository
 from usefirst.orders.models import Order
+from usefirst.orders.repository import OrderRepository
 from usefirst.orders.tracking import normalise_tracking_number
-from usefirst.repayment.models import Instalment
+from usefirst.repayment.repository import RepaymentRepository
 from usefirst.risk import actions, cases
-from usefirst.risk.models import RiskAction, RiskCase
-
-if TYPE_CHECKING:
-    from usefirst.kit.business_day import DailyContext
+from usefirst.risk.effects import RiskEffects
+from usefirst.risk.models import RiskCase
+from usefirst.risk.repository import RiskRepository
 
 # Waybill formats of common Chinese carriers. Lenient on length (formats grew over the years),
 # strict on shape: letters where letters go, digits where digits go.
@@ -96,17 +96,16 @@ def tracking_number_fits(carrier: str, tracking_number: str) -> bool | None:
 # --- at shipment ---------------------------------------------------------------------------
 
 
-def after_shipment(session: Session, *, order: Order, now: datetime) -> list[Hit]:
+def after_shipment(
+    session: Session, *, order: Order, now: datetime, effects: RiskEffects
+) -> list[Hit]:
     assert order.carrier is not None and order.tracking_number is not None
     hits: list[Hit] = []
     # Stored normalised (migration 0020 for numbers stored before): equality on the index.
     tracking_number = normalise_tracking_number(order.tracking_number)
-    others = session.execute(
-        select(Order.id, Order.shopper_id, Order.merchant_id)
-        .where(Order.tracking_number == tracking_number, Order.id != order.id)
-        .order_by(Order.id)
-        .limit(50)
-    ).all()
+    others = OrderRepository(session).others_with_tracking_number(
+        tracking_number, other_than=order.id, limit=50
+    )
     other_merchants = sorted(
         {merchant for _, _, merchant in others if merchant != order.merchant_id}
     )
@@ -138,14 +137,16 @@ def after_shipment(session: Session, *, order: Order, now: datetime) -> list[Hit
             {"carrier": order.carrier, "tracking_number": order.tracking_number},
             holds=True,
         ))  # fmt: skip
-    _act(session, order=order, hits=hits, now=now)
+    _act(session, order=order, hits=hits, now=now, effects=effects)
     return hits
 
 
 # --- at delivery ---------------------------------------------------------------------------
 
 
-def after_delivery(session: Session, *, order: Order, now: datetime) -> list[Hit]:
+def after_delivery(
+    session: Session, *, order: Order, now: datetime, effects: RiskEffects
+) -> list[Hit]:
     hits: list[Hit] = []
     if order.shipped_at is not None and order.delivered_at is not None:
         transit = order.delivered_at - order.shipped_at
@@ -158,7 +159,7 @@ def after_delivery(session: Session, *, order: Order, now: datetime) -> list[Hit
                  "transit_seconds": int(transit.total_seconds())},
                 holds=False,
             ))  # fmt: skip
-    merchant = session.get(Merchant, order.merchant_id)
+    merchant = MerchantRepository(session).get(order.merchant_id)
     if (
         merchant is not None
         and merchant.address_hash is not None
@@ -170,7 +171,7 @@ def after_delivery(session: Session, *, order: Order, now: datetime) -> list[Hit
             {"merchant_id": merchant.id},
             holds=True,
         ))  # fmt: skip
-    _act(session, order=order, hits=hits, now=now)
+    _act(session, order=order, hits=hits, now=now, effects=effects)
     return hits
 
 
@@ -181,7 +182,9 @@ def after_delivery(session: Session, *, order: Order, now: datetime) -> list[Hit
 SHOPPER_IMPLICATING_MONITORS = frozenset({"delivered_to_merchant"})
 
 
-def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> RiskCase | None:
+def _act(
+    session: Session, *, order: Order, hits: list[Hit], now: datetime, effects: RiskEffects
+) -> RiskCase | None:
     """Open or join the order's case with the hits, hold settlement when warranted."""
     if not hits:
         return None
@@ -211,29 +214,22 @@ def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> R
         )
     assert risk_case is not None
     signals = len(risk_case.evidence.get("signals", []))
-    if any(hit.holds for hit in hits) or signals >= 2:
-        already = session.scalar(
-            select(func.count())
-            .select_from(RiskAction)
-            .where(
-                RiskAction.case_id == risk_case.id,
-                RiskAction.order_id == order.id,
-                RiskAction.action == "hold_settlement",
-            )
+    is_strong = any(hit.holds for hit in hits) or signals >= 2
+    if is_strong and not RiskRepository(session).has_order_action(
+        risk_case.id, order.id, action=actions.HOLD_SETTLEMENT
+    ):
+        effects.hold_settlement(
+            session,
+            merchant_id=order.merchant_id,
+            order_id=order.id,
+            case_id=risk_case.id,
+            reason="; ".join(hit.reason for hit in hits),
+            decided_by=f"monitor:{hits[0].monitor}",
+            now=now,
         )
-        if not already:
-            actions.hold_settlement(
-                session,
-                merchant_id=order.merchant_id,
-                order_id=order.id,
-                case_id=risk_case.id,
-                reason="; ".join(hit.reason for hit in hits),
-                decided_by=f"monitor:{hits[0].monitor}",
-                now=now,
-            )
     implicating = [hit for hit in hits if hit.monitor in SHOPPER_IMPLICATING_MONITORS]
     if implicating:
-        actions.freeze_shopper_limit(
+        effects.freeze_shopper_limit(
             session,
             shopper_id=order.shopper_id,
             case_id=risk_case.id,
@@ -247,35 +243,16 @@ def _act(session: Session, *, order: Order, hits: list[Hit], now: datetime) -> R
 # --- daily ---------------------------------------------------------------------------------
 
 
-def first_instalment_missed(session: Session, context: DailyContext) -> dict[str, int]:
+def first_instalment_missed(
+    session: Session, context: DailyContext, *, effects: RiskEffects
+) -> dict[str, int]:
     """Orders whose first instalment is overdue with nothing paid: the classic first-payment
     default of a cash-out or a bust-out. Each order is flagged once."""
-    rows = (
-        session.execute(
-            select(Order)
-            .join(
-                Instalment,
-                and_(Instalment.shopper_id == Order.shopper_id, Instalment.order_id == Order.id),
-            )
-            .where(
-                Instalment.seq == 1,
-                Instalment.status == "overdue",
-                Instalment.paid_principal_minor == 0,
-                Instalment.paid_fees_minor == 0,
-            )
-            .order_by(Order.shopper_id, Order.id)
-        )
-        .scalars()
-        .all()
+    missed = RepaymentRepository(session).orders_with_first_instalment_missed()
+    rows = OrderRepository(session).many(missed)
+    flagged_before = RiskRepository(session).orders_with_action(
+        [order.id for order in rows], action="monitor:first_payment_default"
     )
-    flagged_before = set(
-        session.scalars(
-            select(RiskAction.order_id).where(
-                RiskAction.action == "monitor:first_payment_default",
-                RiskAction.order_id.in_([order.id for order in rows]),
-            )
-        ).all()
-    ) if rows else set()  # fmt: skip
     opened = 0
     for order in rows:
         if order.id in flagged_before:
@@ -292,12 +269,15 @@ def first_instalment_missed(session: Session, context: DailyContext) -> dict[str
                 )
             ],
             now=context.now,
+            effects=effects,
         )
         opened += 1
     return {"first_payment_defaults": opened}
 
 
-def merchant_drift(session: Session, context: DailyContext) -> dict[str, int]:
+def merchant_drift(
+    session: Session, context: DailyContext, *, effects: RiskEffects
+) -> dict[str, int]:
     """Merchants whose pay-later volume or buyers' default rate jumped: the last 30 days against
     the 90 before. (The engine sees only its own orders, not a merchant's other sales, so the
     jump in pay-later volume stands for a jump in its share.) Volume is compared only against a
@@ -307,71 +287,48 @@ def merchant_drift(session: Session, context: DailyContext) -> dict[str, int]:
     days."""
     now = context.now
     recent_from, baseline_from = now - RECENT, now - RECENT - BASELINE
-    lent = Order.status.not_in(("declined", "cancelled", "review", "step_up"))
-    is_recent = Order.created_at >= recent_from
-    came_due = and_(
-        Instalment.due_on.is_not(None),
-        Instalment.due_on < context.business_on,
-        Instalment.status != "cancelled",
+    books = OrderRepository(session).merchant_books(
+        since=baseline_from,
+        recent_from=recent_from,
+        first_instalment_due=RepaymentRepository(session).first_instalments_due_before(
+            context.business_on
+        ),
     )
-    defaulted = and_(came_due, Order.first_delinquent_on.is_not(None))
-    rows = session.execute(
-        select(
-            Order.merchant_id,
-            Merchant.created_at,
-            func.sum(case((and_(lent, is_recent), 1), else_=0)),
-            func.sum(case((and_(lent, is_recent), Order.amount_minor), else_=0)),
-            func.sum(case((and_(lent, ~is_recent), 1), else_=0)),
-            func.sum(case((and_(lent, ~is_recent), Order.amount_minor), else_=0)),
-            func.sum(case((and_(came_due, is_recent), 1), else_=0)),
-            func.sum(case((and_(defaulted, is_recent), 1), else_=0)),
-            func.sum(case((and_(came_due, ~is_recent), 1), else_=0)),
-            func.sum(case((and_(defaulted, ~is_recent), 1), else_=0)),
-        )
-        .join(Merchant, Merchant.id == Order.merchant_id)
-        .outerjoin(
-            Instalment,
-            and_(
-                Instalment.shopper_id == Order.shopper_id,
-                Instalment.order_id == Order.id,
-                Instalment.seq == 1,
-            ),
-        )
-        .where(Order.created_at >= baseline_from)
-        .group_by(Order.merchant_id, Merchant.created_at)
-        .order_by(Order.merchant_id)
-    ).all()
-    flagged_recently = set(
-        session.scalars(
-            select(RiskAction.subject_id).where(
-                RiskAction.action == "monitor:merchant_drift",
-                RiskAction.created_at >= recent_from,
-            )
-        ).all()
+    merchant_since = {
+        merchant.id: merchant.created_at
+        for merchant in MerchantRepository(session).many([book.merchant_id for book in books])
+    }
+    flagged_recently = RiskRepository(session).subjects_with_action_since(
+        recent_from, action="monitor:merchant_drift"
     )
     flagged = 0
-    for row in rows:
-        merchant_id, merchant_since = row[0], row[1]
-        orders, recent_minor, base_orders, base_minor, due_recent, defaulted_recent, \
-            due_base, defaulted_base = (int(value or 0) for value in row[2:])  # fmt: skip
-        if merchant_id in flagged_recently:
+    for book in books:
+        merchant_id = book.merchant_id
+        if merchant_id in flagged_recently or merchant_id not in merchant_since:
             continue
         findings: list[str] = []
-        has_volume_baseline = merchant_since <= baseline_from and base_orders >= MIN_BASELINE_ORDERS
-        baseline_monthly = base_minor * RECENT.days / BASELINE.days
+        has_volume_baseline = (
+            merchant_since[merchant_id] <= baseline_from
+            and book.earlier_orders >= MIN_BASELINE_ORDERS
+        )
+        baseline_monthly = book.earlier_minor * RECENT.days / BASELINE.days
         if (
             has_volume_baseline
-            and orders >= MIN_RECENT_ORDERS
-            and recent_minor >= VOLUME_JUMP * baseline_monthly
+            and book.recent_orders >= MIN_RECENT_ORDERS
+            and book.recent_minor >= VOLUME_JUMP * baseline_monthly
         ):
             findings.append(
-                f"pay-later volume {recent_minor} in 30 days vs "
+                f"pay-later volume {book.recent_minor} in 30 days vs "
                 f"{round(baseline_monthly)} a month before"
             )
-        if due_recent >= MIN_DUE_FOR_DEFAULT_RATE:
-            recent_rate = defaulted_recent / due_recent
+        if book.recent_due >= MIN_DUE_FOR_DEFAULT_RATE:
+            recent_rate = book.recent_defaulted / book.recent_due
             # Too few due orders before: no rate to compare with, the floor alone decides.
-            base_rate = defaulted_base / due_base if due_base >= MIN_DUE_FOR_DEFAULT_RATE else 0.0
+            base_rate = (
+                book.earlier_defaulted / book.earlier_due
+                if book.earlier_due >= MIN_DUE_FOR_DEFAULT_RATE
+                else 0.0
+            )
             if recent_rate >= DEFAULT_RATE_FLOOR and recent_rate >= DEFAULT_RATE_JUMP * base_rate:
                 findings.append(
                     f"buyers' default rate {recent_rate:.0%} in 30 days vs {base_rate:.0%} before"
@@ -383,7 +340,7 @@ def merchant_drift(session: Session, context: DailyContext) -> dict[str, int]:
             session,
             case_type="merchant",
             subject_ids=[merchant_id],
-            amount_at_risk_minor=recent_minor,
+            amount_at_risk_minor=book.recent_minor,
             evidence={"monitor": "merchant_drift", "findings": findings},
             reason=reason,
             now=now,
@@ -397,7 +354,7 @@ def merchant_drift(session: Session, context: DailyContext) -> dict[str, int]:
             reason=reason,
             now=now,
         )
-        actions.put_merchant_on_watch(
+        effects.put_merchant_on_watch(
             session,
             merchant_id=merchant_id,
             reason=reason,

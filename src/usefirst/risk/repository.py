@@ -1,18 +1,20 @@
 """All SQL of risk: decision records, link observations, cases, labels, known-fraud subjects,
-step-up challenges and the action log."""
+step-up challenges, the action log, and the link graph's runs and rings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from usefirst.risk.models import (
+    GraphRun,
     KnownFraudSubject,
     LinkObservation,
+    Ring,
     RiskAction,
     RiskCase,
     RiskDecision,
@@ -60,6 +62,34 @@ class RiskRepository:
     # links
     def add_observations(self, rows: list[LinkObservation]) -> None:
         self.session.add_all(rows)
+
+    def link_values_since(self, since: datetime) -> list[tuple[str, str, str]]:
+        """(shopper id, kind, value hash) of every identifier observed since ``since``, once."""
+        rows = self.session.execute(
+            select(LinkObservation.shopper_id, LinkObservation.kind, LinkObservation.value_hash)
+            .where(LinkObservation.observed_at >= since)
+            .distinct()
+        ).all()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def shoppers_observed_since(self, since: datetime) -> Select[Any]:
+        """The shoppers with identifiers observed since ``since`` (a subquery of their ids)."""
+        return (
+            select(LinkObservation.shopper_id)
+            .where(LinkObservation.observed_at >= since)
+            .distinct()
+        )
+
+    # the link graph's runs and rings
+    def nightly_graph_run(self, business_on: date) -> str | None:
+        return self.session.scalar(
+            select(GraphRun.id).where(
+                GraphRun.trigger == "nightly", GraphRun.business_on == business_on
+            )
+        )
+
+    def rings(self) -> list[Ring]:
+        return list(self.session.scalars(select(Ring).order_by(Ring.first_seen_at, Ring.id)))
 
     # cases
     def get_case(self, case_id: str, *, for_update: bool = False) -> RiskCase | None:
@@ -135,6 +165,15 @@ class RiskRepository:
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return self.session.scalars(statement).one_or_none()
 
+    def expired_pending_challenges(self, now: datetime) -> list[tuple[str, str]]:
+        """(shopper id, order id) of the pending challenges expired by ``now``."""
+        rows = self.session.execute(
+            select(StepUpChallenge.shopper_id, StepUpChallenge.order_id)
+            .where(StepUpChallenge.status == "pending", StepUpChallenge.expires_at <= now)
+            .order_by(StepUpChallenge.shopper_id, StepUpChallenge.order_id)
+        ).all()
+        return [(row[0], row[1]) for row in rows]
+
     # actions
     def actions_of(self, subject_id: str) -> list[RiskAction]:
         return list(
@@ -175,6 +214,42 @@ class RiskRepository:
                         RiskCase.id == RiskAction.case_id,
                         RiskCase.status != "resolved",
                     )
+                )
+            )
+        )
+
+    def has_order_action(self, case_id: str, order_id: str, *, action: str) -> bool:
+        """Whether the case already took ``action`` on the order."""
+        return bool(
+            self.session.scalar(
+                select(func.count())
+                .select_from(RiskAction)
+                .where(
+                    RiskAction.case_id == case_id,
+                    RiskAction.order_id == order_id,
+                    RiskAction.action == action,
+                )
+            )
+        )
+
+    def orders_with_action(self, order_ids: Sequence[str], *, action: str) -> set[str]:
+        """Those of the orders ``action`` was taken on."""
+        if not order_ids:
+            return set()
+        return set(
+            self.session.scalars(
+                select(RiskAction.order_id).where(
+                    RiskAction.action == action, RiskAction.order_id.in_(order_ids)
+                )
+            )
+        )
+
+    def subjects_with_action_since(self, since: datetime, *, action: str) -> set[str]:
+        """The subjects ``action`` was taken on since ``since``."""
+        return set(
+            self.session.scalars(
+                select(RiskAction.subject_id).where(
+                    RiskAction.action == action, RiskAction.created_at >= since
                 )
             )
         )

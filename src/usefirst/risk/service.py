@@ -1,5 +1,6 @@
-"""Risk use cases beyond the checkout decision itself: the merchant's early warning, step-up
-one-time codes (sent by SMS through the outbox, verified, expired) and reading decision records."""
+"""Risk's part beyond the checkout decision itself: the merchant's early warning, step-up one-time
+codes (sent by SMS through the outbox, checked, expired; ``usefirst.flows.step_up`` moves the
+order along) and reading decision records."""
 
 from __future__ import annotations
 
@@ -7,23 +8,19 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from usefirst.credit.policy import Reason
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, NotFound, UsefirstError
 from usefirst.kit.outbox import enqueue
 from usefirst.kit.settings import Settings
-from usefirst.notify.service import publish_event
+from usefirst.orders.models import Order
 from usefirst.risk import actions
 from usefirst.risk.models import RiskDecision, StepUpChallenge
 from usefirst.risk.repository import RiskRepository
-
-if TYPE_CHECKING:
-    from usefirst.kit.business_day import DailyContext
-    from usefirst.orders.models import Order
 
 STEP_UP_TOPIC = "risk_step_up_sms"
 CODE_DIGITS = 6
@@ -54,49 +51,25 @@ def get_decision(session: Session, *, order_id: str) -> RiskDecision:
 
 # --- merchant early warning ------------------------------------------------------------------
 
+MERCHANT_WARNING_EVENT = "risk.merchant_warning"
 
-def warn_merchant(
-    session: Session,
-    *,
-    order: Order,
-    case_id: str,
-    warnings: list[str],
-    settings: Settings,
-    now: datetime,
-) -> str:
-    """Tell the merchant, before it ships, that an order is held and why, in its own terms."""
-    event_id = publish_event(
-        session,
-        event_type="risk.merchant_warning",
-        data={
-            "order_id": order.id,
-            "amount_minor": order.amount_minor,
-            "currency": order.currency,
-            "order_status": order.status,
-            "action": "do_not_ship",
-            "message": (
-                "Please do not ship this order yet: we are checking it and will tell you "
-                "(order.approved or order.declined) when we are done."
-            ),
-            "reasons": warnings,
-            "case_id": case_id,
-        },
-        now=now,
-        settings=settings,
-        merchant_id=order.merchant_id,
-    )
-    actions.log_action(
-        session,
-        action="merchant_warning",
-        subject_id=order.merchant_id,
-        order_id=order.id,
-        case_id=case_id,
-        decided_by="risk:merchant_warning",
-        reason="; ".join(warnings),
-        details={"event_id": event_id},
-        now=now,
-    )
-    return event_id
+
+def merchant_warning(order: Order, *, case_id: str, warnings: list[str]) -> dict[str, Any]:
+    """What the merchant is told, before it ships, of an order held and why, in its own terms
+    (the data of a ``risk.merchant_warning`` event)."""
+    return {
+        "order_id": order.id,
+        "amount_minor": order.amount_minor,
+        "currency": order.currency,
+        "order_status": order.status,
+        "action": "do_not_ship",
+        "message": (
+            "Please do not ship this order yet: we are checking it and will tell you "
+            "(order.approved or order.declined) when we are done."
+        ),
+        "reasons": warnings,
+        "case_id": case_id,
+    }
 
 
 # --- step-up -------------------------------------------------------------------------------------
@@ -139,171 +112,111 @@ def start_step_up(
 
 
 @dataclass(frozen=True)
-class StepUpResult:
-    order: Order
-    verified: bool
+class CodeCheck:
+    """How a one-time code attempt went: ``declined_for`` says why the order is to be declined
+    (the code expired, or the last allowed attempt was wrong); ``error`` is what to raise once the
+    attempt is committed (None when the code was right)."""
+
+    is_verified: bool
+    declined_for: Reason | None
     error: UsefirstError | None
 
 
-def verify_step_up(
-    session: Session,
-    *,
-    order_id: str,
-    code: str,
-    cipher: FieldCipher,
-    settings: Settings,
-    now: datetime,
-) -> StepUpResult:
-    """Check a one-time code. Right: the order proceeds (approved). Wrong: the attempt counts;
-    the last allowed wrong attempt declines the order. Expired: the order is declined. The
-    result carries the error to raise after the attempt is committed."""
-    from usefirst.orders import service as order_service
+STEP_UP_EXPIRED = Reason("step_up_expired", "The one-time code was not confirmed in time.")
+STEP_UP_FAILED = Reason("step_up_failed", "Too many wrong one-time codes were entered.")
 
-    order = order_service.lock_order(session, order_id=order_id)
-    if order.status != "step_up":
-        raise order_service.OrderStateConflict(
-            f"The order is {order.status}; there is no code to confirm."
-        )
-    repository = RiskRepository(session)
-    challenge = repository.challenge(order.shopper_id, order.id, for_update=True)
+
+def check_step_up_code(
+    session: Session, *, order: Order, code: str, cipher: FieldCipher, now: datetime
+) -> CodeCheck:
+    """Check a one-time code for a step-up order (locked by the caller). Right: the challenge is
+    verified. Wrong: the attempt counts, and the last allowed wrong attempt ends the challenge.
+    Expired: the challenge ends."""
+    challenge = RiskRepository(session).challenge(order.shopper_id, order.id, for_update=True)
     if challenge is None or challenge.status != "pending":
         raise NotFound("No code is waiting for this order.")
     if now >= challenge.expires_at:
-        _finish(session, challenge, order=order, status="expired", settings=settings, now=now)
-        return StepUpResult(order, False, StepUpExpired())
+        _end_challenge(challenge, status="expired", now=now)
+        return CodeCheck(False, STEP_UP_EXPIRED, StepUpExpired())
     expected = challenge.code_hash
     given = _code_hash(cipher, order_id=order.id, code=code.strip())
     if hmac.compare_digest(expected, given):
         challenge.status = "verified"
         challenge.finished_at = now
-        order_service.release_held_order(session, order_id=order.id, settings=settings, now=now)
-        actions.log_action(
-            session,
-            action="approve",
-            subject_id=order.shopper_id,
-            order_id=order.id,
-            decided_by="shopper:step_up_code",
-            reason="the shopper confirmed the order with the one-time code",
-            now=now,
-        )
-        return StepUpResult(order, True, None)
+        return CodeCheck(True, None, None)
     challenge.attempts += 1
     remaining = challenge.max_attempts - challenge.attempts
     if remaining <= 0:
-        _finish(session, challenge, order=order, status="failed", settings=settings, now=now)
-        return StepUpResult(order, False, StepUpFailed())
-    return StepUpResult(
-        order,
+        _end_challenge(challenge, status="failed", now=now)
+        return CodeCheck(False, STEP_UP_FAILED, StepUpFailed())
+    return CodeCheck(
         False,
+        None,
         StepUpCodeIncorrect(f"The code is not correct; {remaining} attempt(s) left.", field="code"),
     )
 
 
-def _finish(
-    session: Session,
-    challenge: StepUpChallenge,
-    *,
-    order: Order,
-    status: str,
-    settings: Settings,
-    now: datetime,
-) -> None:
-    from usefirst.orders import service as order_service
-
+def _end_challenge(challenge: StepUpChallenge, *, status: str, now: datetime) -> None:
+    """The challenge failed or expired: its order is declined."""
     challenge.status = status
     challenge.finished_at = now
-    if status == "expired":
-        code, message = "step_up_expired", "The one-time code was not confirmed in time."
-    else:
-        code, message = "step_up_failed", "Too many wrong one-time codes were entered."
-    order_service.decline_held_order(
+
+
+def expire_challenge(session: Session, *, order: Order, now: datetime) -> bool:
+    """End the order's pending challenge as expired; False when none is pending."""
+    challenge = RiskRepository(session).challenge(order.shopper_id, order.id, for_update=True)
+    if challenge is None or challenge.status != "pending":
+        return False
+    _end_challenge(challenge, status="expired", now=now)
+    return True
+
+
+def record_step_up_approval(session: Session, *, order: Order, now: datetime) -> None:
+    actions.log_action(
         session,
+        action="approve",
+        subject_id=order.shopper_id,
         order_id=order.id,
-        reason_code=code,
-        reason_message=message,
-        settings=settings,
+        decided_by="shopper:step_up_code",
+        reason="the shopper confirmed the order with the one-time code",
         now=now,
     )
+
+
+def record_step_up_decline(
+    session: Session, *, order: Order, declined_for: Reason, now: datetime
+) -> None:
     actions.log_action(
         session,
         action="decline",
         subject_id=order.shopper_id,
         order_id=order.id,
         decided_by="risk:step_up",
-        reason=message,
+        reason=declined_for.message,
         now=now,
     )
 
 
-def expire_step_ups(session: Session, context: DailyContext) -> dict[str, int]:
-    """Daily: decline step-up orders whose code was never confirmed, releasing their credit."""
-    from usefirst.orders import service as order_service
-
-    pending = session.execute(
-        select(StepUpChallenge.shopper_id, StepUpChallenge.order_id)
-        .where(StepUpChallenge.status == "pending", StepUpChallenge.expires_at <= context.now)
-        .order_by(StepUpChallenge.shopper_id, StepUpChallenge.order_id)
-    ).all()
-    expired = 0
-    for shopper_id, order_id in pending:
-        order = order_service.lock_order(session, order_id=order_id)
-        challenge = RiskRepository(session).challenge(shopper_id, order_id, for_update=True)
-        if challenge is None or challenge.status != "pending" or order.status != "step_up":
-            continue
-        _finish(session, challenge, order=order, status="expired", settings=context.settings,
-                now=context.now)  # fmt: skip
-        expired += 1
-    return {"step_ups_expired": expired}
+def expired_step_ups(session: Session, *, now: datetime) -> list[tuple[str, str]]:
+    """(shopper id, order id) of the challenges still pending whose code expired by ``now``."""
+    return RiskRepository(session).expired_pending_challenges(now)
 
 
-class StepUpCodeSender:
-    """Outbox handler: texts the one-time code to the shopper's own verified phone."""
+def pending_challenge(
+    session: Session, *, shopper_id: str, order_id: str, now: datetime
+) -> StepUpChallenge | None:
+    """The order's challenge while its code can still be entered; None otherwise."""
+    challenge = RiskRepository(session).challenge(shopper_id, order_id)
+    if challenge is None or challenge.status != "pending" or now >= challenge.expires_at:
+        return None
+    return challenge
 
-    def __init__(self, *, runtime: Any, sms_gateway: Any) -> None:
-        self.runtime = runtime
-        self.sms_gateway = sms_gateway
 
-    def __call__(self, payload: dict[str, Any]) -> None:
-        from usefirst.identity import service as identity_service
-        from usefirst.merchants import service as merchant_service
-        from usefirst.orders import service as order_service
-
-        cipher: FieldCipher = self.runtime.cipher
-        with self.runtime.work(read_only=True) as work:
-            challenge = RiskRepository(work.session).challenge(
-                payload["shopper_id"], payload["order_id"]
-            )
-            if (
-                challenge is None
-                or challenge.status != "pending"
-                or work.now >= challenge.expires_at
-            ):
-                return
-            order = order_service.find_order(work.session, order_id=payload["order_id"])
-            merchant_name = merchant_service.get_merchant(
-                work.session, merchant_id=order.merchant_id
-            ).name
-            contact = identity_service.contact_details(
-                work.session, shopper_id=order.shopper_id, cipher=cipher
-            )
-            minutes = max(int((challenge.expires_at - work.now).total_seconds() // 60), 1)
-            amount = f"{order.amount_minor // 100}.{order.amount_minor % 100:02d} {order.currency}"
-        code = cipher.decrypt(payload["code_encrypted"], field="step_up_code")
-        text = (
-            f"【{self.runtime.settings.lender_name}】验证码 {code}，用于确认您在{merchant_name}的"
-            f"先用后付订单（{amount}），{minutes} 分钟内有效，请勿告诉他人。"
-            f" Code {code} confirms your pay-later order at {merchant_name} ({amount}); "
-            f"valid {minutes} min. Never share it."
-        )
-        delivery = self.sms_gateway.send(
-            to_e164=contact.phone_e164, text=text, reference=f"stepup-{payload['order_id']}"
-        )
-        with self.runtime.work() as work:
-            row = RiskRepository(work.session).challenge(
-                payload["shopper_id"], payload["order_id"], for_update=True
-            )
-            if row is not None:
-                row.delivery_status = "sent" if delivery.is_sent else "failed"
-                row.delivery_error = None if delivery.is_sent else (delivery.error or "")[:200]
-        if not delivery.is_sent:
-            raise RuntimeError(f"SMS not sent: {delivery.error}")
+def record_code_delivery(
+    session: Session, *, shopper_id: str, order_id: str, is_sent: bool, error: str | None
+) -> None:
+    """Whether the one-time code's text reached the SMS gateway."""
+    row = RiskRepository(session).challenge(shopper_id, order_id, for_update=True)
+    if row is not None:
+        row.delivery_status = "sent" if is_sent else "failed"
+        row.delivery_error = None if is_sent else (error or "")[:200]

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from usefirst.api.deps import PrincipalDep, RuntimeDep, page, require
 from usefirst.api.schemas import Strict
+from usefirst.flows import case_resolution, step_up
 from usefirst.orders import service as order_service
 from usefirst.risk import cases as case_service
 from usefirst.risk import decision as risk_decision
@@ -93,7 +94,7 @@ def resolve_case(
     require(principal, roles=RISK_ROLES)
     assert principal.operator_id is not None
     with runtime.work() as work:
-        case = case_service.resolve_case(
+        case = case_resolution.resolve_case(
             work.session,
             case_id=case_id,
             outcome=body.outcome,
@@ -111,7 +112,7 @@ def verify_step_up(
 ) -> dict[str, Any]:
     require(principal, platform=True)
     with runtime.work() as work:
-        result = risk_service.verify_step_up(
+        result = step_up.verify_step_up(
             work.session,
             order_id=order_id,
             code=body.code,

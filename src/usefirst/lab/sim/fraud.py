@@ -38,6 +38,7 @@ from sqlalchemy import select
 
 from usefirst.credit import service as credit_service
 from usefirst.credit.service import policy_from_settings
+from usefirst.flows import step_up
 from usefirst.identity import service as identity_service
 from usefirst.kit.errors import UsefirstError
 from usefirst.kit.models import OutboxMessage
@@ -584,7 +585,7 @@ def confirm_step_up(runtime: Runtime, *, order_id: str) -> bool:
         )
         if code is None:
             return False
-        result = risk_service.verify_step_up(
+        result = step_up.verify_step_up(
             work.session,
             order_id=order_id,
             code=code,

@@ -63,7 +63,7 @@ class ModelMetadata:
             raise ModelArtefactError(f"metadata.json is not a model's metadata: {error}") from None
 
 
-class FraudModel:
+class OnnxFraudModel:
     """Probability that a checkout is fraud, from its features."""
 
     def __init__(self, *, session: onnxruntime.InferenceSession, metadata: ModelMetadata) -> None:
@@ -124,7 +124,7 @@ def _session_options() -> onnxruntime.SessionOptions:
     return options
 
 
-def load_model(directory: Path) -> FraudModel:
+def load_model(directory: Path) -> OnnxFraudModel:
     """Load an artefact directory (``model.onnx`` + ``metadata.json``)."""
     model_path, metadata_path = directory / MODEL_FILE, directory / METADATA_FILE
     if not model_path.is_file() or not metadata_path.is_file():
@@ -136,7 +136,7 @@ def load_model(directory: Path) -> FraudModel:
     return load_model_bytes(model_path.read_bytes(), ModelMetadata.from_dict(raw))
 
 
-def load_model_bytes(payload: bytes, metadata: ModelMetadata) -> FraudModel:
+def load_model_bytes(payload: bytes, metadata: ModelMetadata) -> OnnxFraudModel:
     """Load an ONNX graph held in memory (a registered model's bytes from the database)."""
     try:
         session = onnxruntime.InferenceSession(
@@ -144,17 +144,17 @@ def load_model_bytes(payload: bytes, metadata: ModelMetadata) -> FraudModel:
         )
     except Exception as error:  # onnxruntime raises its own classes for any unreadable graph
         raise ModelArtefactError(f"the ONNX graph cannot be loaded: {error}") from None
-    return FraudModel(session=session, metadata=metadata)
+    return OnnxFraudModel(session=session, metadata=metadata)
 
 
 @functools.cache
-def _load_default(directory: str) -> FraudModel | None:
+def _load_default(directory: str) -> OnnxFraudModel | None:
     path = Path(directory)
     if not (path / MODEL_FILE).is_file():
         return None
     return load_model(path)
 
 
-def load_default_model() -> FraudModel | None:
+def load_default_model() -> OnnxFraudModel | None:
     """The shipped model (one per process), or None when no artefact is shipped."""
     return _load_default(str(DEFAULT_ARTEFACT_DIR))
