@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from usefirst.credit import service as credit_service  # noqa: E402
 from usefirst.credit.service import policy_from_settings  # noqa: E402
-from usefirst.identity import service as identity_service  # noqa: E402
+from usefirst.flows import enrolment  # noqa: E402
 from usefirst.identity.validation import national_id_check_character  # noqa: E402
 from usefirst.kit.migrate import upgrade  # noqa: E402
 from usefirst.kit.settings import Settings  # noqa: E402
@@ -147,7 +147,7 @@ def build_history(
     while enrolled < shoppers:
         with runtime.work() as work:
             for _ in range(min(200, shoppers - enrolled)):
-                request = identity_service.EnrolmentRequest(
+                request = enrolment.EnrolmentRequest(
                     external_id=f"bench-{rng.getrandbits(48)}",
                     name="张三",
                     national_id=national_id(rng),
@@ -159,7 +159,7 @@ def build_history(
                 )
                 try:
                     with work.session.begin_nested():
-                        shopper, _ = identity_service.enrol_shopper(
+                        shopper, _ = enrolment.enrol_shopper(
                             work.session,
                             request=request,
                             cipher=runtime.cipher,

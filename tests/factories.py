@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from usefirst.credit.models import CreditLine
 from usefirst.credit.service import policy_from_settings
+from usefirst.flows.enrolment import EnrolmentRequest, enrol_shopper
 from usefirst.identity.models import Shopper
-from usefirst.identity.service import EnrolmentRequest, enrol_shopper
 from usefirst.identity.validation import national_id_check_character
 from usefirst.merchants import service as merchant_service
 from usefirst.merchants.models import Merchant

@@ -14,7 +14,7 @@ from tests.conftest import make_runtime
 from tests.factories import national_id, phone
 from usefirst.credit.application import APPLICATION_FIELDS, Application
 from usefirst.credit.service import policy_from_settings
-from usefirst.identity.service import EnrolmentRequest, enrol_shopper
+from usefirst.flows.enrolment import EnrolmentRequest, enrol_shopper
 from usefirst.lab.sim.applicants import draw_applicant, export_applications
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service

@@ -8,7 +8,7 @@ import pytest
 
 from tests.factories import national_id
 from usefirst.credit.service import policy_from_settings
-from usefirst.identity.service import EnrolmentRequest, enrol_shopper
+from usefirst.flows.enrolment import EnrolmentRequest, enrol_shopper
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.risk.features import FEATURE_NAMES, compute_checkout_features, normalise_address

@@ -12,6 +12,7 @@ from usefirst.api.schemas import ContactPreferencesIn, EnrolShopperIn
 from usefirst.credit import service as credit_service
 from usefirst.credit.application import Application
 from usefirst.credit.service import policy_from_settings
+from usefirst.flows import enrolment
 from usefirst.identity import service as identity_service
 from usefirst.identity.models import Shopper
 from usefirst.orders import service as order_service
@@ -47,9 +48,9 @@ def enrol_shopper(
     require(principal, platform=True)
 
     def respond(work: Work) -> tuple[int, Any]:
-        shopper, line = identity_service.enrol_shopper(
+        shopper, line = enrolment.enrol_shopper(
             work.session,
-            request=identity_service.EnrolmentRequest(
+            request=enrolment.EnrolmentRequest(
                 external_id=body.external_id,
                 name=body.name,
                 national_id=body.national_id,

@@ -38,7 +38,7 @@ from sqlalchemy import select
 
 from usefirst.credit import service as credit_service
 from usefirst.credit.service import policy_from_settings
-from usefirst.identity import service as identity_service
+from usefirst.flows import enrolment
 from usefirst.identity.validation import national_id_check_character
 from usefirst.kit.errors import UsefirstError
 from usefirst.merchants import service as merchant_service
@@ -334,7 +334,7 @@ class FraudWorld:
     ) -> Actor:
         settings = self.runtime.settings
         while True:
-            request = identity_service.EnrolmentRequest(
+            request = enrolment.EnrolmentRequest(
                 external_id=shopper_external_id(self.truth.seed, "world", self.rng.getrandbits(40)),
                 name=self.rng.choice(SURNAMES) + self.rng.choice(GIVEN) + self.rng.choice(GIVEN),
                 national_id=_national_id(self.rng),
@@ -348,7 +348,7 @@ class FraudWorld:
             )
             try:
                 with work.session.begin_nested():
-                    shopper, _ = identity_service.enrol_shopper(
+                    shopper, _ = enrolment.enrol_shopper(
                         work.session,
                         request=request,
                         cipher=self.runtime.cipher,

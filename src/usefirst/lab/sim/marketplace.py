@@ -18,7 +18,7 @@ from rich.progress import Progress
 from sqlalchemy import select
 
 from usefirst.credit.service import policy_from_settings
-from usefirst.identity import service as identity_service
+from usefirst.flows import enrolment
 from usefirst.identity.validation import national_id_check_character
 from usefirst.kit.errors import UsefirstError
 from usefirst.lab.sim.applicants import SimulatedApplicant, draw_applicant
@@ -142,7 +142,7 @@ def simulate(
             )
             behaviour = applicant.behaviour
             signals = honest_signals(seed, enrolled)
-            request = identity_service.EnrolmentRequest(
+            request = enrolment.EnrolmentRequest(
                 external_id=shopper_external_id(seed, enrolled, rng.randrange(10**9)),
                 name=rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
                 national_id=national_id,
@@ -157,7 +157,7 @@ def simulate(
             )
             try:
                 with work.session.begin_nested():
-                    enrolled_shopper, _ = identity_service.enrol_shopper(
+                    enrolled_shopper, _ = enrolment.enrol_shopper(
                         work.session,
                         request=request,
                         cipher=runtime.cipher,
