@@ -95,6 +95,7 @@ from usefirst.collections import service as collections_service
 from usefirst.collections import tasks as sweep_tasks
 from usefirst.collections.ladder import load_ladder
 from usefirst.credit.service import FROZEN_OVERDUE
+from usefirst.flows.reconcile import audit
 from usefirst.identity import validation
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.crypto import FieldCipher
@@ -103,7 +104,6 @@ from usefirst.kit.migrate import upgrade
 from usefirst.kit.money import basis_points_of
 from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.ledger import accounts
-from usefirst.ledger.service import audit
 from usefirst.orders import service as order_service
 from usefirst.repayment import schedule
 from usefirst.repayment import service as repayment_service

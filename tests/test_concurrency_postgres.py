@@ -21,10 +21,11 @@ from tests.conftest import make_runtime
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.api.app import create_app
 from usefirst.credit.models import CreditLine
+from usefirst.flows.reconcile import audit
 from usefirst.identity.service import create_api_key
 from usefirst.kit.errors import UsefirstError
 from usefirst.ledger import accounts
-from usefirst.ledger.service import audit, balance_of
+from usefirst.ledger.service import balance_of
 from usefirst.orders import service as orders
 from usefirst.orders.models import Order
 from usefirst.repayment.models import Allocation, Instalment, Payment

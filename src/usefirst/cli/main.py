@@ -187,7 +187,7 @@ def settle(
 @ledger_app.command("audit")
 def ledger_audit() -> None:
     """Prove the ledger: entries balance, debits = credits, receivables = statements."""
-    from usefirst.ledger.service import audit
+    from usefirst.flows.reconcile import audit
 
     runtime = _runtime()
     with runtime.work(read_only=True) as work:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from usefirst.credit.service import policy_from_settings
 from usefirst.flows import enrolment
+from usefirst.flows.reconcile import audit
 from usefirst.identity.validation import national_id_check_character
 from usefirst.kit.errors import UsefirstError
 from usefirst.lab.sim.applicants import SimulatedApplicant, draw_applicant
@@ -31,7 +32,6 @@ from usefirst.lab.sim.fraud import (
     merchant_name,
     shopper_external_id,
 )
-from usefirst.ledger.service import audit
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
