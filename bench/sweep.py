@@ -95,6 +95,7 @@ from usefirst.collections import service as collections_service
 from usefirst.collections import tasks as sweep_tasks
 from usefirst.collections.ladder import load_ladder
 from usefirst.credit.service import FROZEN_OVERDUE
+from usefirst.flows import fulfilment
 from usefirst.flows.reconcile import audit
 from usefirst.identity import validation
 from usefirst.kit.clock import business_day_start
@@ -962,7 +963,7 @@ def load_sqlite(path: Path, book: Book, *, history: bool) -> dict[str, tuple[int
 
 PHASES = (
     ("daily jobs", daily_jobs, "run_jobs"),
-    ("auto-confirm", order_service, "auto_confirm_shipped"),
+    ("auto-confirm", fulfilment, "auto_confirm_shipped"),
     ("mark overdue", order_service, "mark_overdue"),
     ("late fees", collections_service, "accrue_late_fees"),
     ("escalation", collections_service, "escalate"),

@@ -256,12 +256,13 @@ def _clear(
     now: datetime,
 ) -> None:
     # Orders call risk at checkout, so risk reaches orders lazily (no import cycle).
+    from usefirst.flows import held_orders
     from usefirst.orders import service as order_service
 
     for order_id in order_ids:
         order = order_service.find_order(session, order_id=order_id)
         if order.status in ("review", "step_up"):
-            order_service.release_held_order(session, order_id=order.id, settings=settings, now=now)
+            held_orders.release_held_order(session, order_id=order.id, settings=settings, now=now)
             actions.log_action(
                 session,
                 action="approve",
@@ -352,6 +353,7 @@ def _confirm(
     now: datetime,
 ) -> None:
     from usefirst.credit import service as credit_service
+    from usefirst.flows import cancellation, held_orders
     from usefirst.orders import service as order_service
 
     repository = RiskRepository(session)
@@ -370,7 +372,7 @@ def _confirm(
             # Buyers of a merchant's case may be its victims; an order case is about its buyer.
             shoppers.append(order.shopper_id)
         if order.status in ("review", "step_up"):
-            order_service.decline_held_order(
+            held_orders.decline_held_order(
                 session,
                 order_id=order.id,
                 reason_code="confirmed_fraud",
@@ -380,7 +382,7 @@ def _confirm(
             )
             action = "decline"
         elif order.status == "approved":
-            order_service.cancel(
+            cancellation.cancel(
                 session, order_id=order.id, merchant_id=None, settings=settings, now=now
             )
             action = "cancel"

@@ -157,6 +157,7 @@ def verify_step_up(
     """Check a one-time code. Right: the order proceeds (approved). Wrong: the attempt counts;
     the last allowed wrong attempt declines the order. Expired: the order is declined. The
     result carries the error to raise after the attempt is committed."""
+    from usefirst.flows import held_orders
     from usefirst.orders import service as order_service
 
     order = order_service.lock_order(session, order_id=order_id)
@@ -176,7 +177,7 @@ def verify_step_up(
     if hmac.compare_digest(expected, given):
         challenge.status = "verified"
         challenge.finished_at = now
-        order_service.release_held_order(session, order_id=order.id, settings=settings, now=now)
+        held_orders.release_held_order(session, order_id=order.id, settings=settings, now=now)
         actions.log_action(
             session,
             action="approve",
@@ -208,7 +209,7 @@ def _finish(
     settings: Settings,
     now: datetime,
 ) -> None:
-    from usefirst.orders import service as order_service
+    from usefirst.flows import held_orders
 
     challenge.status = status
     challenge.finished_at = now
@@ -216,7 +217,7 @@ def _finish(
         code, message = "step_up_expired", "The one-time code was not confirmed in time."
     else:
         code, message = "step_up_failed", "Too many wrong one-time codes were entered."
-    order_service.decline_held_order(
+    held_orders.decline_held_order(
         session,
         order_id=order.id,
         reason_code=code,

@@ -18,7 +18,8 @@ from rich.progress import Progress
 from sqlalchemy import select
 
 from usefirst.credit.service import policy_from_settings
-from usefirst.flows import enrolment
+from usefirst.flows import cancellation, enrolment, fulfilment, payments, refunds
+from usefirst.flows import checkout as checkout_flow
 from usefirst.flows.reconcile import audit
 from usefirst.identity.validation import national_id_check_character
 from usefirst.kit.errors import UsefirstError
@@ -367,7 +368,7 @@ def _act(runtime: Runtime, work: Work, action: OrderAction, summary: SimulationS
     settings = runtime.settings
     order = action.order
     if action.kind == "cancel":
-        order_service.cancel(
+        cancellation.cancel(
             work.session,
             order_id=order.id,
             merchant_id=order.merchant_id,
@@ -377,7 +378,7 @@ def _act(runtime: Runtime, work: Work, action: OrderAction, summary: SimulationS
         summary.cancellations += 1
     elif action.kind == "ship":
         assert action.tracking_number is not None
-        order_service.ship(
+        fulfilment.ship(
             work.session,
             order_id=order.id,
             merchant_id=order.merchant_id,
@@ -387,7 +388,7 @@ def _act(runtime: Runtime, work: Work, action: OrderAction, summary: SimulationS
             now=work.now,
         )
     elif action.kind == "confirm_receipt":
-        order_service.confirm_receipt(
+        fulfilment.confirm_receipt(
             work.session,
             order_id=order.id,
             delivered_on=work.today,
@@ -396,7 +397,7 @@ def _act(runtime: Runtime, work: Work, action: OrderAction, summary: SimulationS
         )
     else:
         remaining = order.amount_minor - order.refunded_minor
-        order_service.refund(
+        refunds.refund(
             work.session,
             order_id=order.id,
             merchant_id=order.merchant_id,
@@ -418,7 +419,7 @@ def _checkout(
 ) -> str | None:
     """Place the order; returns its id when the shopper must confirm it with a texted code."""
     settings = runtime.settings
-    order, decision = order_service.checkout(
+    order, decision = checkout_flow.checkout(
         work.session,
         request=order_service.CheckoutRequest(
             shopper_id=shopper.shopper_id,
@@ -479,7 +480,7 @@ def _pay(
     shopper.pay_check_on = next_check
     shopper.due_orders_seen = due_orders
     if due_now:
-        order_service.pay(
+        payments.pay(
             work.session,
             shopper_id=shopper.shopper_id,
             amount_minor=due_now,
