@@ -95,7 +95,7 @@ from usefirst.collections import service as collections_service
 from usefirst.collections import tasks as sweep_tasks
 from usefirst.collections.ladder import load_ladder
 from usefirst.credit.service import FROZEN_OVERDUE
-from usefirst.flows import fulfilment
+from usefirst.flows import fulfilment, late_fees
 from usefirst.flows.reconcile import audit
 from usefirst.identity import validation
 from usefirst.kit.clock import business_day_start
@@ -1042,7 +1042,7 @@ class SweepProbe:
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
         run_sweep = sweep_tasks.run_sweep
-        charge_daily_late_fees = repayment_service.charge_daily_late_fees
+        charge_daily_late_fees = late_fees.charge_daily_late_fees
         mark_overdue = repayment_service.mark_overdue
 
         def outer_run_sweep(*args: Any, **kwargs: Any) -> Any:
@@ -1075,7 +1075,7 @@ class SweepProbe:
                 )
             stack.enter_context(mock.patch.object(sweep_tasks, "run_sweep", outer_run_sweep))
             stack.enter_context(
-                mock.patch.object(repayment_service, "charge_daily_late_fees", counting_late_fees)
+                mock.patch.object(late_fees, "charge_daily_late_fees", counting_late_fees)
             )
             stack.enter_context(
                 mock.patch.object(repayment_service, "mark_overdue", counting_mark_overdue)

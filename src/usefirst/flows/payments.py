@@ -10,13 +10,16 @@ from sqlalchemy.orm import Session
 from usefirst.credit import service as credit_service
 from usefirst.flows.order_events import publish_order_event
 from usefirst.identity import service as identity_service
-from usefirst.kit.errors import NotFound
+from usefirst.kit.errors import NotFound, ValidationFailed
 from usefirst.kit.settings import Settings
 from usefirst.ledger import accounts
 from usefirst.ledger import service as ledger_service
+from usefirst.ledger.accounts import EntryKind, Leg
+from usefirst.ledger.service import post_entry
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
+from usefirst.repayment.models import Allocation
 
 
 def pay(
@@ -32,12 +35,17 @@ def pay(
     settings: Settings,
     now: datetime,
 ) -> repayment_service.PaymentOutcome:
-    """A payment from the shopper, with its effect on orders and credit."""
+    """A payment from the shopper, with its effect on orders and credit: late fees, then
+    principal, oldest due first; the rest is held as credit."""
     identity_service.get_shopper(session, shopper_id=shopper_id)
     if order_id is not None:
         order = order_service.find_order(session, order_id=order_id)
         if order.shopper_id != shopper_id:
             raise NotFound("No such order for this shopper.", field="order_id")
+    repayment_service.check_payment(amount_minor=amount_minor, currency=currency, method=method)
+    line = credit_service.lock_credit_line(session, shopper_id=shopper_id)
+    if line.currency != currency:
+        raise ValidationFailed(f"This shopper's account is in {line.currency}.", field="currency")
     outcome = repayment_service.receive_payment(
         session,
         shopper_id=shopper_id,
@@ -49,6 +57,25 @@ def pay(
         today=today,
         now=now,
     )
+    applied = outcome.applied
+    credit_service.release(session, shopper_id=shopper_id, amount_minor=applied.freed_credit_minor)
+    post_entry(
+        session,
+        kind=EntryKind.SHOPPER_PAYMENT,
+        currency=currency,
+        legs=[
+            Leg(accounts.PLATFORM_CASH, amount_minor),
+            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
+            Leg(accounts.RECOVERIES, -applied.recovered_minor),
+            Leg(accounts.shopper_unapplied_credit(shopper_id), -applied.left_minor),
+        ],
+        now=now,
+        shopper_id=shopper_id,
+        order_id=order_id,
+        reference_id=outcome.payment.id,
+        memo=f"payment by {method}",
+    )
+    session.flush()
     follow_schedules(
         session,
         shopper_id=shopper_id,
@@ -108,3 +135,38 @@ def held_credit_of(session: Session, *, shopper_id: str, currency: str) -> int:
     return -ledger_service.balance_of(
         session, accounts.shopper_unapplied_credit(shopper_id), currency
     )
+
+
+def apply_held_credit(
+    session: Session, *, shopper_id: str, currency: str, today: date, now: datetime
+) -> list[Allocation]:
+    """Credit the shopper holds (earlier overpayments) pays their open instalments, oldest due
+    first, as a payment would."""
+    held = held_credit_of(session, shopper_id=shopper_id, currency=currency)
+    if held <= 0:
+        return []
+    applied = repayment_service.apply_to_open_instalments(
+        session,
+        shopper_id=shopper_id,
+        amount_minor=held,
+        order_id=None,
+        source="unapplied_credit",
+        payment_id=None,
+        today=today,
+        now=now,
+    )
+    credit_service.release(session, shopper_id=shopper_id, amount_minor=applied.freed_credit_minor)
+    post_entry(
+        session,
+        kind=EntryKind.UNAPPLIED_CREDIT_APPLIED,
+        legs=[
+            Leg(accounts.shopper_unapplied_credit(shopper_id), held - applied.left_minor),
+            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
+            Leg(accounts.RECOVERIES, -applied.recovered_minor),
+        ],
+        currency=currency,
+        now=now,
+        shopper_id=shopper_id,
+        memo="held credit applied to a new order",
+    )
+    return applied.allocations
