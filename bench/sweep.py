@@ -15,7 +15,7 @@ What one run does (PostgreSQL first, then SQLite unless ``--sqlite-instalments 0
    CPU (``/proc/pressure/cpu``: the machine may be shared);
 3. checks the effects against what the generator expects (newly overdue, late fees, call queue,
    bureau, reminders, auto-confirmations), runs the same date again (the idempotent re-run) and
-   runs ``ledger.service.audit`` (the book's ledger matches its statements, and must still);
+   runs ``flows.reconcile.audit`` (the book's ledger matches its statements, and must still);
 4. ``--py-spy``: samples the sweep with py-spy and splits the wall time by kind (database
    driver, SQLAlchemy, usefirst code) and by phase;
 5. ``--reference-commit C`` (PostgreSQL): copies the loaded database (``CREATE DATABASE …
