@@ -740,7 +740,7 @@ LIBRARIES = (
 # Inclusive-time probes: (label, function name, substring of its file path).
 PROBES = (
     ("checkout endpoint (create_checkout)", "create_checkout", "usefirst/api/routers/orders.py"),
-    ("  orders.service.checkout", "checkout", "usefirst/orders/service.py"),
+    ("  flows.checkout.checkout", "checkout", "usefirst/flows/checkout.py"),
     ("    order_view (twice: event + response)", "order_view", "usefirst/orders/service.py"),
     ("    publish_event", "publish_event", "usefirst/notify/service.py"),
     ("    FieldCipher.encrypt (shipping address)", "encrypt", "usefirst/kit/crypto.py"),

@@ -13,7 +13,7 @@ What one run does, on SQLite and then PostgreSQL (``--skip-postgres`` to leave i
    queries (shopper history, merchant book, links, known fraud), the rule set, the ONNX fraud
    model (the shipped artefact) and the link signals — for ``--samples`` new checkouts, each in
    its own transaction, as the checkout calls it (after ``--warmup`` untimed ones). It also
-   times the model alone and the full ``orders.service.checkout`` (decision recorded, credit
+   times the model alone and the full ``flows.checkout.checkout`` (decision recorded, credit
    reserved, order and schedule written) for context;
 4. prints p50 / p90 / p99 / max per database, with the goal (p99 ≤ 5 ms), as wall time and as
    this thread's CPU time (on a shared machine wall time includes waiting for a core; SQLite
@@ -53,7 +53,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from usefirst.credit import service as credit_service  # noqa: E402
 from usefirst.credit.service import policy_from_settings  # noqa: E402
-from usefirst.identity import service as identity_service  # noqa: E402
+from usefirst.flows import checkout as checkout_flow  # noqa: E402
+from usefirst.flows import enrolment, fulfilment  # noqa: E402
 from usefirst.identity.validation import national_id_check_character  # noqa: E402
 from usefirst.kit.migrate import upgrade  # noqa: E402
 from usefirst.kit.settings import Settings  # noqa: E402
@@ -147,7 +148,7 @@ def build_history(
     while enrolled < shoppers:
         with runtime.work() as work:
             for _ in range(min(200, shoppers - enrolled)):
-                request = identity_service.EnrolmentRequest(
+                request = enrolment.EnrolmentRequest(
                     external_id=f"bench-{rng.getrandbits(48)}",
                     name="张三",
                     national_id=national_id(rng),
@@ -159,7 +160,7 @@ def build_history(
                 )
                 try:
                     with work.session.begin_nested():
-                        shopper, _ = identity_service.enrol_shopper(
+                        shopper, _ = enrolment.enrol_shopper(
                             work.session,
                             request=request,
                             cipher=runtime.cipher,
@@ -176,7 +177,7 @@ def build_history(
     for start in range(0, history, 200):
         with runtime.work() as work:
             for _ in range(min(200, history - start)):
-                order, _decision = order_service.checkout(
+                order, _decision = checkout_flow.checkout(
                     work.session,
                     request=checkout_request(population, rng),
                     cipher=runtime.cipher,
@@ -184,7 +185,7 @@ def build_history(
                     now=work.now,
                 )
                 if order.status == "approved" and rng.random() < 0.5:
-                    order_service.ship(
+                    fulfilment.ship(
                         work.session,
                         order_id=order.id,
                         merchant_id=order.merchant_id,
@@ -193,7 +194,7 @@ def build_history(
                         settings=runtime.settings,
                         now=work.now,
                     )
-                    order_service.confirm_receipt(
+                    fulfilment.confirm_receipt(
                         work.session,
                         order_id=order.id,
                         delivered_on=work.today,
@@ -310,7 +311,7 @@ def measure(
 
     def full_checkout() -> None:
         with runtime.work() as work:
-            order_service.checkout(
+            checkout_flow.checkout(
                 work.session,
                 request=checkout_request(population, rng),
                 cipher=runtime.cipher,

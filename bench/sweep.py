@@ -15,7 +15,7 @@ What one run does (PostgreSQL first, then SQLite unless ``--sqlite-instalments 0
    CPU (``/proc/pressure/cpu``: the machine may be shared);
 3. checks the effects against what the generator expects (newly overdue, late fees, call queue,
    bureau, reminders, auto-confirmations), runs the same date again (the idempotent re-run) and
-   runs ``ledger.service.audit`` (the book's ledger matches its statements, and must still);
+   runs ``flows.reconcile.audit`` (the book's ledger matches its statements, and must still);
 4. ``--py-spy``: samples the sweep with py-spy and splits the wall time by kind (database
    driver, SQLAlchemy, usefirst code) and by phase;
 5. ``--reference-commit C`` (PostgreSQL): copies the loaded database (``CREATE DATABASE …
@@ -95,6 +95,8 @@ from usefirst.collections import service as collections_service
 from usefirst.collections import tasks as sweep_tasks
 from usefirst.collections.ladder import load_ladder
 from usefirst.credit.service import FROZEN_OVERDUE
+from usefirst.flows import fulfilment, late_fees
+from usefirst.flows.reconcile import audit
 from usefirst.identity import validation
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.crypto import FieldCipher
@@ -103,7 +105,6 @@ from usefirst.kit.migrate import upgrade
 from usefirst.kit.money import basis_points_of
 from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.ledger import accounts
-from usefirst.ledger.service import audit
 from usefirst.orders import service as order_service
 from usefirst.repayment import schedule
 from usefirst.repayment import service as repayment_service
@@ -962,7 +963,7 @@ def load_sqlite(path: Path, book: Book, *, history: bool) -> dict[str, tuple[int
 
 PHASES = (
     ("daily jobs", daily_jobs, "run_jobs"),
-    ("auto-confirm", order_service, "auto_confirm_shipped"),
+    ("auto-confirm", fulfilment, "auto_confirm_shipped"),
     ("mark overdue", order_service, "mark_overdue"),
     ("late fees", collections_service, "accrue_late_fees"),
     ("escalation", collections_service, "escalate"),
@@ -1041,7 +1042,7 @@ class SweepProbe:
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
         run_sweep = sweep_tasks.run_sweep
-        charge_daily_late_fees = repayment_service.charge_daily_late_fees
+        charge_daily_late_fees = late_fees.charge_daily_late_fees
         mark_overdue = repayment_service.mark_overdue
 
         def outer_run_sweep(*args: Any, **kwargs: Any) -> Any:
@@ -1074,7 +1075,7 @@ class SweepProbe:
                 )
             stack.enter_context(mock.patch.object(sweep_tasks, "run_sweep", outer_run_sweep))
             stack.enter_context(
-                mock.patch.object(repayment_service, "charge_daily_late_fees", counting_late_fees)
+                mock.patch.object(late_fees, "charge_daily_late_fees", counting_late_fees)
             )
             stack.enter_context(
                 mock.patch.object(repayment_service, "mark_overdue", counting_mark_overdue)

@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 
 from usefirst.credit.models import CreditLine
 from usefirst.credit.service import policy_from_settings
+from usefirst.flows import checkout as checkout_flow
+from usefirst.flows.enrolment import EnrolmentRequest, enrol_shopper
 from usefirst.identity.models import Shopper
-from usefirst.identity.service import EnrolmentRequest, enrol_shopper
 from usefirst.identity.validation import national_id_check_character
 from usefirst.merchants import service as merchant_service
 from usefirst.merchants.models import Merchant
@@ -138,7 +139,7 @@ def checkout_in_work(
     shipping_address: str = "北京市朝阳区建国路 1 号",
 ) -> Order:
     """One item checked out through the service, inside the caller's transaction."""
-    order, _ = order_service.checkout(
+    order, _ = checkout_flow.checkout(
         work.session,
         request=order_service.CheckoutRequest(
             shopper_id=shopper_id,

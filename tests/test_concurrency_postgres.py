@@ -21,10 +21,15 @@ from tests.conftest import make_runtime
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.api.app import create_app
 from usefirst.credit.models import CreditLine
+from usefirst.flows import cancellation, fulfilment
+from usefirst.flows import checkout as checkout_flow
+from usefirst.flows import payments as payment_flow
+from usefirst.flows import refunds as refund_flow
+from usefirst.flows.reconcile import audit
 from usefirst.identity.service import create_api_key
 from usefirst.kit.errors import UsefirstError
 from usefirst.ledger import accounts
-from usefirst.ledger.service import audit, balance_of
+from usefirst.ledger.service import balance_of
 from usefirst.orders import service as orders
 from usefirst.orders.models import Order
 from usefirst.repayment.models import Allocation, Instalment, Payment
@@ -192,7 +197,7 @@ def test_concurrent_checkouts_of_mixed_sizes_fit_greedily(runtime: Runtime) -> N
 
     def checkout(index: int) -> tuple[str, int]:
         with runtime.work() as work:
-            _, decision = orders.checkout(
+            _, decision = checkout_flow.checkout(
                 work.session,
                 request=orders.CheckoutRequest(
                     shopper_id=shopper_id,
@@ -373,7 +378,7 @@ def test_storm_of_mixed_operations_on_two_shoppers(runtime: Runtime) -> None:
     for index in range(9):
         shopper_id, merchant_id = shoppers[index % 2], merchants[index % 2]
         with runtime.work() as work:
-            order, decision = orders.checkout(
+            order, decision = checkout_flow.checkout(
                 work.session,
                 request=orders.CheckoutRequest(
                     shopper_id=shopper_id,
@@ -391,7 +396,7 @@ def test_storm_of_mixed_operations_on_two_shoppers(runtime: Runtime) -> None:
         stage = ("approved", "shipped", "delivered")[index % 3]
         if stage != "approved":
             with runtime.work() as work:
-                orders.ship(
+                fulfilment.ship(
                     work.session,
                     order_id=order.id,
                     merchant_id=merchant_id,
@@ -402,7 +407,7 @@ def test_storm_of_mixed_operations_on_two_shoppers(runtime: Runtime) -> None:
                 )
         if stage == "delivered":
             with runtime.work() as work:
-                orders.confirm_receipt(
+                fulfilment.confirm_receipt(
                     work.session,
                     order_id=order.id,
                     delivered_on=work.today,
@@ -420,7 +425,7 @@ def test_storm_of_mixed_operations_on_two_shoppers(runtime: Runtime) -> None:
     for index in range(12):
         shopper_id, merchant_id = shoppers[index % 2], merchants[index % 2]
         operations.append(
-            lambda work, s=shopper_id, m=merchant_id, i=index: orders.checkout(
+            lambda work, s=shopper_id, m=merchant_id, i=index: checkout_flow.checkout(
                 work.session,
                 request=orders.CheckoutRequest(
                     shopper_id=s,
@@ -437,7 +442,7 @@ def test_storm_of_mixed_operations_on_two_shoppers(runtime: Runtime) -> None:
         )
     for index in range(10):
         operations.append(
-            lambda work, s=shoppers[index % 2], i=index: orders.pay(
+            lambda work, s=shoppers[index % 2], i=index: payment_flow.pay(
                 work.session,
                 shopper_id=s,
                 amount_minor=700 * (i + 1),
@@ -452,7 +457,7 @@ def test_storm_of_mixed_operations_on_two_shoppers(runtime: Runtime) -> None:
         )
     for order_id in book["approved"]:
         operations.append(
-            lambda work, o=order_id: orders.cancel(
+            lambda work, o=order_id: cancellation.cancel(
                 work.session,
                 order_id=o,
                 merchant_id=None,
@@ -461,7 +466,7 @@ def test_storm_of_mixed_operations_on_two_shoppers(runtime: Runtime) -> None:
             )
         )
         operations.append(  # races the cancellation: one of the two must lose
-            lambda work, o=order_id: orders.ship(
+            lambda work, o=order_id: fulfilment.ship(
                 work.session,
                 order_id=o,
                 merchant_id=owners[o],
@@ -473,7 +478,7 @@ def test_storm_of_mixed_operations_on_two_shoppers(runtime: Runtime) -> None:
         )
     for order_id in book["shipped"]:
         operations.append(
-            lambda work, o=order_id: orders.confirm_receipt(
+            lambda work, o=order_id: fulfilment.confirm_receipt(
                 work.session,
                 order_id=o,
                 delivered_on=work.today,
@@ -482,7 +487,7 @@ def test_storm_of_mixed_operations_on_two_shoppers(runtime: Runtime) -> None:
             )
         )
         operations.append(
-            lambda work, o=order_id: orders.refund(
+            lambda work, o=order_id: refund_flow.refund(
                 work.session,
                 order_id=o,
                 merchant_id=owners[o],
@@ -495,7 +500,7 @@ def test_storm_of_mixed_operations_on_two_shoppers(runtime: Runtime) -> None:
         )
     for order_id in book["delivered"]:
         operations.append(
-            lambda work, o=order_id: orders.refund(
+            lambda work, o=order_id: refund_flow.refund(
                 work.session,
                 order_id=o,
                 merchant_id=owners[o],

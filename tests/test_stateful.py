@@ -40,11 +40,17 @@ from sqlalchemy import select, text
 from tests.conftest import _truncate_postgres, make_runtime
 from tests.factories import enrol_in_work
 from usefirst.credit.models import CreditLine
+from usefirst.flows import cancellation, fulfilment
+from usefirst.flows import checkout as checkout_flow
+from usefirst.flows import payments as payment_flow
+from usefirst.flows import refunds as refund_flow
+from usefirst.flows import statement as statement_flow
+from usefirst.flows.reconcile import audit
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.errors import InvariantViolated, NotFound, UsefirstError, ValidationFailed
 from usefirst.ledger import accounts
 from usefirst.ledger.repository import LedgerRepository
-from usefirst.ledger.service import audit, balance_of
+from usefirst.ledger.service import balance_of
 from usefirst.merchants.service import create_merchant
 from usefirst.orders import service as orders
 from usefirst.orders.models import Order, Refund
@@ -242,7 +248,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 shopper_id = self.shoppers[shopper_index % shopper_count]
                 merchant_id = self.merchants[merchant_index]
                 with runtime.work() as work:
-                    order, decision = orders.checkout(
+                    order, decision = checkout_flow.checkout(
                         work.session,
                         request=orders.CheckoutRequest(
                             shopper_id=shopper_id,
@@ -260,7 +266,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 if decision.outcome != "approved" or stage == "approved":
                     continue
                 with runtime.work() as work:
-                    orders.ship(
+                    fulfilment.ship(
                         work.session,
                         order_id=order.id,
                         merchant_id=merchant_id,
@@ -272,7 +278,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 if stage == "shipped":
                     continue
                 with runtime.work() as work:
-                    orders.confirm_receipt(
+                    fulfilment.confirm_receipt(
                         work.session,
                         order_id=order.id,
                         delivered_on=work.today,
@@ -312,7 +318,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 expected_reason = None
 
             def action(work: Any) -> tuple[str, str, list[str]]:
-                order, decision = orders.checkout(
+                order, decision = checkout_flow.checkout(
                     work.session,
                     request=orders.CheckoutRequest(
                         shopper_id=shopper_id,
@@ -348,7 +354,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
             elif picked.status != "approved":
                 expected = orders.OrderStateConflict
             self.attempt(
-                lambda work: orders.ship(
+                lambda work: fulfilment.ship(
                     work.session,
                     order_id=picked.order_id,
                     merchant_id=merchant_id,
@@ -372,7 +378,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
             if held and expected is None:
                 event("delivery applies held credit")
             self.attempt(
-                lambda work: orders.confirm_receipt(
+                lambda work: fulfilment.confirm_receipt(
                     work.session,
                     order_id=picked.order_id,
                     delivered_on=work.today,
@@ -394,7 +400,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
             elif picked.status not in ("approved", "review"):
                 expected = orders.OrderStateConflict
             self.attempt(
-                lambda work: orders.cancel(
+                lambda work: cancellation.cancel(
                     work.session,
                     order_id=picked.order_id,
                     merchant_id=merchant_id,
@@ -434,7 +440,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                 expected = orders.RefundExceedsOrder
 
             def action(work: Any) -> tuple[str, int, int]:
-                order, row = orders.refund(
+                order, row = refund_flow.refund(
                     work.session,
                     order_id=picked.order_id,
                     merchant_id=merchant_id,
@@ -514,7 +520,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
             }[size]
 
             def action(work: Any) -> tuple[int, int, int]:
-                outcome = orders.pay(
+                outcome = payment_flow.pay(
                     work.session,
                     shopper_id=shopper_id,
                     amount_minor=amount,
@@ -767,7 +773,7 @@ def test_held_credit_applied_at_a_delivery_settles_the_orders_it_pays(database_u
         order_ids = []
         for index in range(3):
             with runtime.work() as work:
-                order, decision = orders.checkout(
+                order, decision = checkout_flow.checkout(
                     work.session,
                     request=orders.CheckoutRequest(
                         shopper_id=shopper_id,
@@ -782,7 +788,7 @@ def test_held_credit_applied_at_a_delivery_settles_the_orders_it_pays(database_u
                     now=work.now,
                 )
                 assert decision.outcome == "approved"
-                orders.ship(
+                fulfilment.ship(
                     work.session,
                     order_id=order.id,
                     merchant_id=merchant_id,
@@ -795,7 +801,7 @@ def test_held_credit_applied_at_a_delivery_settles_the_orders_it_pays(database_u
         first, second, third = order_ids
         for order_id in (first, second):
             with runtime.work() as work:
-                orders.confirm_receipt(
+                fulfilment.confirm_receipt(
                     work.session,
                     order_id=order_id,
                     delivered_on=work.today,
@@ -816,7 +822,7 @@ def test_held_credit_applied_at_a_delivery_settles_the_orders_it_pays(database_u
             }
             assert 1_000 <= owed[first] <= 1_500  # late fees, if any, are small
             # Pays the second order and leaves 1 500 held: the first is still overdue.
-            outcome = orders.pay(
+            outcome = payment_flow.pay(
                 work.session,
                 shopper_id=shopper_id,
                 amount_minor=owed[second] + 1_500,
@@ -830,7 +836,7 @@ def test_held_credit_applied_at_a_delivery_settles_the_orders_it_pays(database_u
             )
             assert outcome.payment.unapplied_minor == 1_500
         with runtime.work() as work:
-            orders.confirm_receipt(
+            fulfilment.confirm_receipt(
                 work.session,
                 order_id=third,
                 delivered_on=work.today,
@@ -846,7 +852,9 @@ def test_held_credit_applied_at_a_delivery_settles_the_orders_it_pays(database_u
             assert line is not None
             line_status, used = line.status, line.used_minor
             report = audit(work.session)
-            statement = orders.statement(work.session, shopper_id=shopper_id, today=work.today)
+            statement = statement_flow.statement(
+                work.session, shopper_id=shopper_id, today=work.today
+            )
         assert statuses == {first: "repaid", second: "repaid", third: "delivered"}
         assert line_status == "active"
         left_on_third = 1_000 - (1_500 - owed[first])

@@ -14,7 +14,9 @@ from tests.conftest import make_runtime
 from tests.factories import national_id, phone
 from usefirst.credit.application import APPLICATION_FIELDS, Application
 from usefirst.credit.service import policy_from_settings
-from usefirst.identity.service import EnrolmentRequest, enrol_shopper
+from usefirst.flows import checkout as checkout_flow
+from usefirst.flows import fulfilment, payments
+from usefirst.flows.enrolment import EnrolmentRequest, enrol_shopper
 from usefirst.lab.sim.applicants import (
     draw_applicant,
     export_applications,
@@ -132,7 +134,7 @@ def test_export_labels_shoppers_by_their_repayment_history(
 
     def buy(name: str) -> str:
         with runtime.work() as work:
-            order, decision = order_service.checkout(
+            order, decision = checkout_flow.checkout(
                 work.session,
                 request=order_service.CheckoutRequest(
                     shopper_id=shopper_ids[name],
@@ -155,7 +157,7 @@ def test_export_labels_shoppers_by_their_repayment_history(
                 now=work.now,
             )
             assert decision.outcome == "approved"
-            order_service.ship(
+            fulfilment.ship(
                 work.session,
                 order_id=order.id,
                 merchant_id=merchant.id,
@@ -164,7 +166,7 @@ def test_export_labels_shoppers_by_their_repayment_history(
                 settings=runtime.settings,
                 now=work.now,
             )
-            order_service.confirm_receipt(
+            fulfilment.confirm_receipt(
                 work.session,
                 order_id=order.id,
                 delivered_on=work.today,
@@ -177,7 +179,7 @@ def test_export_labels_shoppers_by_their_repayment_history(
     buy("defaulter")
     runtime.advance_test_clock(days=3)
     with runtime.work() as work:
-        order_service.pay(
+        payments.pay(
             work.session,
             shopper_id=shopper_ids["payer"],
             amount_minor=20_000,

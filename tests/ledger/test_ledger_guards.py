@@ -14,10 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tests.factories import enrol_in_work
+from usefirst.flows.reconcile import audit
 from usefirst.kit.errors import InvariantViolated
 from usefirst.ledger import accounts
 from usefirst.ledger.accounts import AccountKind, AccountRef, EntryKind, Leg, transfer
-from usefirst.ledger.service import audit, balance_of, post_entry, post_receivable_charges
+from usefirst.ledger.service import balance_of, post_entry, post_receivable_charges
 from usefirst.runtime import Runtime
 
 SUSPENSE = AccountRef(AccountKind.SUSPENSE)

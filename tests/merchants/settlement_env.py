@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from tests.conftest import make_runtime
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.api.app import create_app
+from usefirst.flows.reconcile import audit
 from usefirst.identity.service import create_api_key, create_operator
 from usefirst.kit.clock import TestClock
-from usefirst.ledger.service import audit
 from usefirst.merchants.settlement import statement
 from usefirst.runtime import Runtime
 

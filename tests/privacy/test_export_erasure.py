@@ -16,8 +16,8 @@ from tests.privacy.privacy_env import (
     operator_headers,
     shopper_with_repaid_order,
 )
+from usefirst.flows.reconcile import audit as ledger_audit
 from usefirst.identity.models import Shopper
-from usefirst.ledger.service import audit as ledger_audit
 from usefirst.privacy import audit
 from usefirst.privacy.repository import encrypted_columns, shopper_tables
 from usefirst.privacy.service import EXPORTERS, _load

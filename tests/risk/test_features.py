@@ -8,7 +8,8 @@ import pytest
 
 from tests.factories import national_id
 from usefirst.credit.service import policy_from_settings
-from usefirst.identity.service import EnrolmentRequest, enrol_shopper
+from usefirst.flows import checkout as checkout_flow
+from usefirst.flows.enrolment import EnrolmentRequest, enrol_shopper
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.risk.features import FEATURE_NAMES, compute_checkout_features, normalise_address
@@ -51,7 +52,7 @@ def buy(
     device_id: str | None = None,
     ip: str | None = None,
 ) -> None:
-    _order, decision = order_service.checkout(
+    _order, decision = checkout_flow.checkout(
         work.session,
         request=order_service.CheckoutRequest(
             shopper_id=shopper_id,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import make_runtime
+from usefirst.flows import statement as statement_flow
 from usefirst.lab.sim.marketplace import simulate
-from usefirst.orders import service as order_service
 from usefirst.runtime import Runtime
 
 # The latest a "late" shopper pays: late_days is drawn from 2..20.
@@ -33,7 +33,7 @@ def _check_payments_by_habit(runtime: Runtime) -> None:
     with runtime.work(read_only=True) as work:
         yesterday = work.today - timedelta(days=1)
         for shopper_id, behaviour in behaviours.items():
-            statement = order_service.statement(
+            statement = statement_flow.statement(
                 work.session, shopper_id=shopper_id, today=work.today
             )
             for order in statement["orders"]:

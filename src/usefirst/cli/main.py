@@ -223,7 +223,7 @@ def ledger_audit(as_json: JsonOption = False) -> None:
     Exit codes:
     0 balanced;
     1 a problem found (each is listed)."""
-    from usefirst.ledger.service import audit
+    from usefirst.flows.reconcile import audit
 
     runtime = _runtime()
     with runtime.work(read_only=True) as work:

@@ -26,6 +26,7 @@ from usefirst.collections.ladder import LADDER_CONFIG_KIND, Ladder, load_ladder,
 from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
 from usefirst.collections.repository import CollectionsRepository, ReminderStep
 from usefirst.credit import service as credit_service
+from usefirst.flows import late_fees
 from usefirst.identity import service as identity_service
 from usefirst.identity.models import Shopper
 from usefirst.kit import config_versions
@@ -184,9 +185,9 @@ def accrue_late_fees(
     session: Session, *, business_on: date, settings: Settings, now: datetime
 ) -> int:
     """Charge one day of late fees for ``business_on`` (set-based; see
-    ``repayment.service.charge_daily_late_fees`` for the policy and its caps). Returns the total
+    ``flows.late_fees.charge_daily_late_fees`` for the policy and its caps). Returns the total
     charged."""
-    return repayment_service.charge_daily_late_fees(
+    return late_fees.charge_daily_late_fees(
         session, business_on=business_on, settings=settings, now=now
     ).total_minor
 

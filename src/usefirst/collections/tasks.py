@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from usefirst import daily_jobs
 from usefirst.collections import service as collections_service
 from usefirst.collections.repository import CollectionsRepository
+from usefirst.flows import fulfilment
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.clock import business_date, business_day_start
 from usefirst.kit.crypto import FieldCipher
@@ -92,7 +93,7 @@ def run_sweep(
     confirm_shipped_before = business_day_start(
         business_on - timedelta(days=settings.auto_confirm_days - 1), settings.time_zone
     )
-    summary.auto_confirmed = order_service.auto_confirm_shipped(
+    summary.auto_confirmed = fulfilment.auto_confirm_shipped(
         session,
         shipped_before=confirm_shipped_before,
         business_on=business_on,

@@ -44,6 +44,7 @@ from usefirst.disputes.repository import (
     DisputeRepository,
 )
 from usefirst.disputes.storage import CheckedFile, EvidenceStore
+from usefirst.flows import refunds
 from usefirst.kit.errors import NotFound, PermissionDenied, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
@@ -410,7 +411,7 @@ def _settle(
     now: datetime,
 ) -> None:
     if refund_minor > 0:
-        _, refund = order_service.refund(
+        _, refund = refunds.refund(
             session,
             order_id=order.id,
             merchant_id=order.merchant_id,

@@ -26,7 +26,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from usefirst.credit import service as credit_service
-from usefirst.flows import risk_effects
+from usefirst.flows import cancellation, held_orders, risk_effects
 from usefirst.kit.settings import Settings
 from usefirst.merchants import settlement, standing
 from usefirst.orders import service as order_service
@@ -77,7 +77,7 @@ def _clear(
 ) -> None:
     for order in orders:
         if order.status in risk_cases.HELD_STATUSES:
-            order_service.release_held_order(session, order_id=order.id, settings=settings, now=now)
+            held_orders.release_held_order(session, order_id=order.id, settings=settings, now=now)
             risk_actions.log_action(
                 session,
                 action="approve",
@@ -155,7 +155,7 @@ def _confirm(
     for order in orders:
         verdict = fraud.verdict_on(order)
         if verdict == "decline":
-            order_service.decline_held_order(
+            held_orders.decline_held_order(
                 session,
                 order_id=order.id,
                 reason_code="confirmed_fraud",
@@ -164,7 +164,7 @@ def _confirm(
                 now=now,
             )
         elif verdict == "cancel":
-            order_service.cancel(
+            cancellation.cancel(
                 session, order_id=order.id, merchant_id=None, settings=settings, now=now
             )
         elif verdict == "pay_merchant":

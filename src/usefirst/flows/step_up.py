@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from usefirst.credit.policy import Reason
+from usefirst.flows import held_orders
 from usefirst.identity import service as identity_service
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.crypto import FieldCipher
@@ -53,7 +54,7 @@ def verify_step_up(
         )
     check = risk_service.check_step_up_code(session, order=order, code=code, cipher=cipher, now=now)
     if check.is_verified:
-        order_service.release_held_order(session, order_id=order.id, settings=settings, now=now)
+        held_orders.release_held_order(session, order_id=order.id, settings=settings, now=now)
         risk_service.record_step_up_approval(session, order=order, now=now)
     elif check.declined_for is not None:
         _decline(session, order=order, declined_for=check.declined_for, settings=settings, now=now)
@@ -83,7 +84,7 @@ def expire_step_ups(session: Session, context: DailyContext) -> dict[str, int]:
 def _decline(
     session: Session, *, order: Order, declined_for: Reason, settings: Settings, now: datetime
 ) -> None:
-    order_service.decline_held_order(
+    held_orders.decline_held_order(
         session,
         order_id=order.id,
         reason_code=declined_for.code,

@@ -7,10 +7,6 @@ from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
-from usefirst.credit import service as credit_service
-from usefirst.credit.application import Application
-from usefirst.credit.models import CreditLine
-from usefirst.credit.policy import Applicant, CreditPolicy
 from usefirst.identity import validation
 from usefirst.identity.models import ApiKey, Consent, Operator, Shopper
 from usefirst.identity.repository import IdentityRepository
@@ -32,7 +28,9 @@ class ShopperExists(Conflict):
 
 
 @dataclass(frozen=True)
-class EnrolmentRequest:
+class ShopperDetails:
+    """What an enrolment tells about the shopper (the enrolment flow's request extends it)."""
+
     external_id: str
     name: str
     national_id: str
@@ -43,11 +41,15 @@ class EnrolmentRequest:
     consent_source: str = "api"
     device_id: str | None = None
     ip: str | None = None
-    # Marketplace facts for the scorecard; without them the cold-start policy decides.
-    application: Application | None = None
     # How reminders reach the shopper; None: the default language, the operator's time zone.
     language: str | None = None
     time_zone: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisteredShopper:
+    shopper: Shopper
+    age_years: int  # read from the national ID, for the credit review
 
 
 @dataclass(frozen=True)
@@ -61,33 +63,33 @@ class Principal:
     role: str | None = None
 
 
-def enrol_shopper(
+def register_shopper(
     session: Session,
     *,
-    request: EnrolmentRequest,
+    details: ShopperDetails,
     cipher: FieldCipher,
-    policy: CreditPolicy,
-    currency: str,
     default_time_zone: str,
     today: date,
     now: datetime,
-) -> tuple[Shopper, CreditLine]:
-    name = validation.validate_name(request.name)
-    national_id = validation.validate_national_id(request.national_id, today=today)
-    phone = validation.validate_phone(request.phone)
-    email = validation.validate_email(request.email) if request.email is not None else None
+) -> RegisteredShopper:
+    """Validate the shopper's details, claim their national ID and external id, and record the
+    shopper (PII encrypted) with their consent. Their credit is reviewed by the enrolment flow."""
+    name = validation.validate_name(details.name)
+    national_id = validation.validate_national_id(details.national_id, today=today)
+    phone = validation.validate_phone(details.phone)
+    email = validation.validate_email(details.email) if details.email is not None else None
     language = (
-        validation.validate_language(request.language)
-        if request.language is not None
+        validation.validate_language(details.language)
+        if details.language is not None
         else validation.DEFAULT_SHOPPER_LANGUAGE
     )
     time_zone = validation.validate_time_zone(
-        request.time_zone if request.time_zone is not None else default_time_zone
+        details.time_zone if details.time_zone is not None else default_time_zone
     )
-    external_id = request.external_id.strip()
+    external_id = details.external_id.strip()
     if not 1 <= len(external_id) <= 128:
         raise ValidationFailed("external_id must have 1 to 128 characters.", field="external_id")
-    if not request.privacy_policy_version.strip():
+    if not details.privacy_policy_version.strip():
         raise ValidationFailed(
             "The privacy policy version the shopper accepted is required.",
             field="consent.privacy_policy_version",
@@ -103,13 +105,6 @@ def enrol_shopper(
             "A shopper with this external_id is already enrolled.", field="external_id"
         )
 
-    applicant = Applicant(
-        identity_verified=True,
-        privacy_policy_version=request.privacy_policy_version,
-        credit_report_authorized=request.credit_report_authorized,
-        age_years=validation.age_on(validation.birth_date_of(national_id), today),
-        application=request.application,
-    )
     shopper = Shopper(
         id=shopper_id,
         external_id=external_id,
@@ -123,8 +118,8 @@ def enrol_shopper(
         phone_masked=validation.mask_phone(phone),
         email_masked=validation.mask_email(email) if email else None,
         phone_hash=cipher.blind_index(phone, field="phone"),
-        enrolment_device_id=request.device_id,
-        enrolment_ip=request.ip,
+        enrolment_device_id=details.device_id,
+        enrolment_ip=details.ip,
         language=language,
         time_zone=time_zone,
         created_at=now,
@@ -135,24 +130,20 @@ def enrol_shopper(
         Consent(
             shopper_id=shopper_id,
             id=new_id("consent"),
-            privacy_policy_version=request.privacy_policy_version.strip(),
-            credit_report_authorized=request.credit_report_authorized,
-            source=request.consent_source,
+            privacy_policy_version=details.privacy_policy_version.strip(),
+            credit_report_authorized=details.credit_report_authorized,
+            source=details.consent_source,
             recorded_at=now,
         )
     )
-    line, assessment = credit_service.open_credit_line(
-        session,
-        shopper_id=shopper_id,
-        applicant=applicant,
-        policy=policy,
-        currency=currency,
-        now=now,
+    return RegisteredShopper(
+        shopper=shopper, age_years=validation.age_on(validation.birth_date_of(national_id), today)
     )
-    if not assessment.is_approved:
-        shopper.status = "rejected"
-    session.flush()
-    return shopper, line
+
+
+def reject_enrolment(shopper: Shopper) -> None:
+    """The credit review turned the shopper down: they stay on file, rejected."""
+    shopper.status = "rejected"
 
 
 def get_shopper(session: Session, *, shopper_id: str) -> Shopper:

@@ -1,18 +1,17 @@
-"""Checkout and the order lifecycle: review → approved → shipped → delivered → repaid, with
-overdue, declined, cancelled and refunded on the side."""
+"""Orders and their lifecycle on the order's own row: review → approved → shipped → delivered →
+repaid, with overdue, declined, cancelled and refunded on the side. What a checkout, a delivery, a
+payment or a refund also does in other domains is in ``usefirst.flows``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from usefirst.credit import service as credit_service
-from usefirst.credit.policy import Reason
-from usefirst.flows import risk_effects
-from usefirst.identity import service as identity_service
+from usefirst.credit.repository import CreditRepository
 from usefirst.kit.clock import business_date
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, InvariantViolated, NotFound, ValidationFailed
@@ -30,12 +29,13 @@ from usefirst.orders.tracking import normalise_tracking_number
 from usefirst.repayment import schedule
 from usefirst.repayment import service as repayment_service
 from usefirst.repayment.models import Instalment
-from usefirst.risk import decision as risk_decision
-from usefirst.risk import monitors as risk_monitors
+from usefirst.repayment.repository import RepaymentRepository
 
 MAX_ORDER_AMOUNT_MINOR = 10_000_000_00
 ACTIVE_STATUSES = ("delivered", "overdue")
 REFUNDABLE_STATUSES = ("shipped", "delivered", "overdue", "repaid")
+# Held by risk: review (the merchant must not ship) or step_up (the shopper confirms with a code).
+HELD_STATUSES = ("review", "step_up")
 
 
 class OrderStateConflict(Conflict):
@@ -68,23 +68,9 @@ class CheckoutRequest:
     device_id: str | None = None
     ip: str | None = None
 
-
-@dataclass(frozen=True)
-class Decision:
-    outcome: str  # approved | review | step_up | declined
-    reasons: list[Reason]
-    score: int | None
-    decided_at: datetime
-
-    def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "outcome": self.outcome,
-            "reasons": [reason.as_dict() for reason in self.reasons],
-            "decided_at": self.decided_at,
-        }
-        if self.score is not None:
-            body["score"] = self.score
-        return body
+    def item_documents(self) -> list[dict[str, Any]]:
+        """The items as the order stores them and risk reads them."""
+        return [asdict(item) for item in self.items]
 
 
 def _validate_items(items: list[Item]) -> int:
@@ -109,80 +95,37 @@ def _validate_items(items: list[Item]) -> int:
     return total
 
 
-def checkout(
-    session: Session,
-    *,
-    request: CheckoutRequest,
-    cipher: FieldCipher,
-    settings: Settings,
-    now: datetime,
-) -> tuple[Order, Decision]:
-    """Decide a checkout and record the order, approved or not. Approval reserves the amount
-    against the shopper's available credit in one conditional update."""
+def validate_checkout(request: CheckoutRequest) -> int:
+    """Check what the checkout asks for (currency, plan, items, address); the order's total."""
     check_currency(request.currency)
     if request.plan not in schedule.PLANS:
         raise ValidationFailed(f"plan must be one of {', '.join(schedule.PLANS)}.", field="plan")
     amount = _validate_items(request.items)
     if not request.shipping_address.strip():
         raise ValidationFailed("shipping_address must not be empty.", field="shipping_address")
-    shopper = identity_service.get_shopper(session, shopper_id=request.shopper_id)
-    merchant = merchant_service.get_merchant(session, merchant_id=request.merchant_id)
-    line = credit_service.get_credit_line(session, shopper_id=shopper.id)
-    if line.currency != request.currency:
-        raise ValidationFailed(f"This shopper's credit is in {line.currency}.", field="currency")
-    items = [item.__dict__ for item in request.items]
-    # Risk reads history before this order exists and before its credit is reserved.
-    assessment = risk_decision.assess_checkout(
-        session,
-        shopper_id=shopper.id,
-        merchant_id=merchant.id,
-        amount_minor=amount,
-        items=items,
-        device_id=request.device_id,
-        ip=request.ip,
-        shipping_address=request.shipping_address,
-        credit_limit_minor=line.limit_minor,
-        credit_used_minor=line.used_minor,
-        cipher=cipher,
-        settings=settings,
-        now=now,
-    )
+    return amount
 
-    reasons: list[Reason] = []
-    if shopper.status != "active" or line.status == "closed":
-        reasons.append(Reason("credit_line_closed", "The shopper has no open credit line."))
-    elif merchant.status in ("suspended", "banned"):
-        reasons.append(
-            Reason("merchant_not_accepting", "This merchant cannot take pay-later orders now.")
-        )
-    elif line.status == "frozen":
-        reasons.append(credit_service.frozen_reason(line))
-    elif assessment.outcome == "declined":
-        reasons.extend(assessment.reasons)
-    elif not credit_service.try_reserve(session, shopper_id=shopper.id, amount_minor=amount):
-        reasons.append(
-            Reason(
-                "credit_limit_exceeded",
-                "The order is larger than the shopper's available credit.",
-            )
-        )
-    # approved, or held with its credit reserved: review (the merchant must not ship) or
-    # step_up (the shopper confirms with a one-time code first)
-    outcome = "declined" if reasons else assessment.outcome
-    if outcome == "approved":
-        reasons.append(Reason("within_credit_limit", "The order fits the available credit."))
-    elif outcome in ("review", "step_up"):
-        reasons.extend(assessment.reasons)
-    decision = Decision(outcome=outcome, reasons=reasons, score=line.score, decided_at=now)
 
+def create_order(
+    session: Session,
+    *,
+    request: CheckoutRequest,
+    items: list[dict[str, Any]],
+    amount_minor: int,
+    outcome: str,
+    reasons: list[dict[str, str]],
+    cipher: FieldCipher,
+    now: datetime,
+) -> Order:
+    """Record the decided checkout as an order, approved or not (its status is the outcome)."""
     order = Order(
-        shopper_id=shopper.id,
+        shopper_id=request.shopper_id,
         id=new_id("order"),
-        merchant_id=merchant.id,
+        merchant_id=request.merchant_id,
         currency=request.currency,
         plan=request.plan,
         status=outcome,
-        amount_minor=amount,
+        amount_minor=amount_minor,
         refunded_minor=0,
         items=items,
         shipping_address_encrypted=cipher.encrypt(
@@ -191,37 +134,14 @@ def checkout(
         device_id=request.device_id,
         ip=request.ip,
         decision_outcome=outcome,
-        decision_reasons=[reason.as_dict() for reason in reasons],
+        decision_reasons=reasons,
         decided_at=now,
         created_at=now,
         updated_at=now,
     )
     OrderRepository(session).add(order)
     session.flush()
-    if outcome in ("approved", "review", "step_up"):
-        repayment_service.create_schedule(
-            session,
-            shopper_id=shopper.id,
-            order_id=order.id,
-            currency=order.currency,
-            principal_minor=amount,
-            plan=order.plan,
-            settings=settings,
-        )
-    risk_decision.record_checkout_decision(
-        session,
-        order=order,
-        assessment=assessment,
-        reasons=reasons,
-        credit_score=line.score,
-        cipher=cipher,
-        settings=settings,
-        now=now,
-        effects=risk_effects,
-    )
-    session.flush()
-    _publish(session, order, f"order.{outcome}", settings=settings, now=now)
-    return order, decision
+    return order
 
 
 def find_order(session: Session, *, order_id: str, merchant_id: str | None = None) -> Order:
@@ -237,49 +157,32 @@ def lock_order(session: Session, *, order_id: str) -> Order:
     return _lock(session, order_id=order_id)
 
 
-def release_held_order(
-    session: Session, *, order_id: str, settings: Settings, now: datetime
-) -> Order:
+def release_hold(session: Session, *, order_id: str, now: datetime) -> Order:
     """A held order (review or step_up) proceeds: approved, its credit stays reserved."""
     order = _lock(session, order_id=order_id)
-    _require_status(order, ("review", "step_up"), "approve")
+    _require_status(order, HELD_STATUSES, "approve")
     order.status = "approved"
     order.updated_at = now
-    session.flush()
-    _publish(session, order, "order.approved", settings=settings, now=now)
     return order
 
 
-def decline_held_order(
-    session: Session,
-    *,
-    order_id: str,
-    reason_code: str,
-    reason_message: str,
-    settings: Settings,
-    now: datetime,
+def decline_hold(
+    session: Session, *, order_id: str, reason: dict[str, str], now: datetime
 ) -> Order:
-    """A held order (review or step_up) is declined after all: its schedule is dropped and its
-    reserved credit released."""
+    """A held order (review or step_up) is declined after all, with one more reason."""
     order = _lock(session, order_id=order_id)
-    _require_status(order, ("review", "step_up"), "decline")
-    repayment_service.cancel_schedule(session, shopper_id=order.shopper_id, order_id=order.id)
-    credit_service.release(session, shopper_id=order.shopper_id, amount_minor=order.amount_minor)
+    _require_status(order, HELD_STATUSES, "decline")
     order.status = "declined"
-    order.decision_reasons = [
-        *order.decision_reasons,
-        Reason(reason_code, reason_message).as_dict(),
-    ]
+    order.decision_reasons = [*order.decision_reasons, reason]
     order.updated_at = now
-    session.flush()
-    _publish(session, order, "order.declined", settings=settings, now=now)
     return order
 
 
 def _lock(session: Session, *, order_id: str, merchant_id: str | None = None) -> Order:
     found = find_order(session, order_id=order_id, merchant_id=merchant_id)
     # Money movement for a shopper always locks the credit line first, then the order.
-    credit_service.lock_credit_line(session, shopper_id=found.shopper_id)
+    if CreditRepository(session).get(found.shopper_id, for_update=True) is None:
+        raise NotFound("No credit line for this shopper.")
     order = OrderRepository(session).lock(found.shopper_id, order_id)
     if order is None:
         raise NotFound("No such order.")
@@ -293,14 +196,13 @@ def _require_status(order: Order, allowed: tuple[str, ...], action: str) -> None
         )
 
 
-def ship(
+def mark_shipped(
     session: Session,
     *,
     order_id: str,
     merchant_id: str,
     carrier: str,
     tracking_number: str,
-    settings: Settings,
     now: datetime,
 ) -> Order:
     carrier, tracking_number = carrier.strip(), normalise_tracking_number(tracking_number)
@@ -317,127 +219,89 @@ def ship(
     order.tracking_number = tracking_number
     order.shipped_at = now
     order.updated_at = now
-    session.flush()
-    risk_monitors.after_shipment(session, order=order, now=now, effects=risk_effects)
-    _publish(session, order, "order.shipped", settings=settings, now=now)
     return order
 
 
-def confirm_receipt(
-    session: Session,
-    *,
-    order_id: str,
-    delivered_on: date,
-    settings: Settings,
-    now: datetime,
-    automatic: bool = False,
-) -> Order:
+def mark_delivered(session: Session, *, order_id: str, automatic: bool, now: datetime) -> Order:
+    """The shopper confirmed receipt of a shipped order (or the clock did: ``automatic``)."""
     order = _lock(session, order_id=order_id)
     _require_status(order, ("shipped",), "confirm receipt of")
-    merchant = merchant_service.get_merchant(session, merchant_id=order.merchant_id)
     order.status = "delivered"
     order.delivered_at = now
     order.delivery_confirmation = "automatic" if automatic else "shopper"
     order.updated_at = now
-    repayment_service.activate_schedule(
-        session,
-        shopper_id=order.shopper_id,
-        merchant_id=order.merchant_id,
-        order_id=order.id,
-        currency=order.currency,
-        plan=order.plan,
-        merchant_fee_rate_bps=merchant.fee_rate_bps,
-        delivered_on=delivered_on,
-        settings=settings,
-        now=now,
-    )
-    session.flush()
-    risk_monitors.after_delivery(session, order=order, now=now, effects=risk_effects)
-    _publish(
-        session,
-        order,
-        "order.delivered",
-        settings=settings,
-        now=now,
-        extra={"confirmation": "automatic" if automatic else "shopper"},
-    )
-    # Held credit applied at delivery pays the shopper's instalments oldest due first, so it can
-    # settle, or clear the overdue part of, the shopper's other orders as well as this one.
-    active_ids = [
-        row.id for row in OrderRepository(session).of_shopper(order.shopper_id, ACTIVE_STATUSES)
-    ]
-    _follow_schedules(
-        session, shopper_id=order.shopper_id, order_ids=active_ids, settings=settings, now=now
-    )
     return order
 
 
-def cancel(
-    session: Session, *, order_id: str, merchant_id: str | None, settings: Settings, now: datetime
+def shipped_unconfirmed_before(session: Session, *, moment: datetime) -> list[tuple[str, str]]:
+    """(shopper_id, order_id) of the orders shipped before ``moment`` and still unconfirmed,
+    except those with an open dispute."""
+    return OrderRepository(session).shipped_before(moment)
+
+
+def mark_many_delivered_automatically(
+    session: Session, *, keys: list[tuple[str, str]], now: datetime
+) -> list[Order]:
+    """``mark_delivered(automatic=True)`` in one update for those of the orders still shipped
+    (their credit lines locked by the caller); the orders that turned delivered, in key order."""
+    repository = OrderRepository(session)
+    delivered = set(repository.shipped_to_delivered(keys, confirmation="automatic", now=now))
+    return repository.many([key for key in keys if key in delivered])
+
+
+def mark_cancelled(
+    session: Session, *, order_id: str, merchant_id: str | None, now: datetime
 ) -> Order:
     order = _lock(session, order_id=order_id, merchant_id=merchant_id)
-    _require_status(order, ("review", "step_up", "approved"), "cancel")
-    repayment_service.cancel_schedule(session, shopper_id=order.shopper_id, order_id=order.id)
-    credit_service.release(
-        session,
-        shopper_id=order.shopper_id,
-        amount_minor=order.amount_minor - order.refunded_minor,
-    )
+    _require_status(order, (*HELD_STATUSES, "approved"), "cancel")
     order.status = "cancelled"
     order.cancelled_at = now
     order.updated_at = now
-    session.flush()
-    _publish(session, order, "order.cancelled", settings=settings, now=now)
     return order
 
 
-def refund(
+def unrefunded_minor(order: Order) -> int:
+    return order.amount_minor - order.refunded_minor
+
+
+def start_refund(
     session: Session,
     *,
     order_id: str,
     merchant_id: str,
     amount_minor: int,
     reason: str,
-    today: date,
-    settings: Settings,
     now: datetime,
-) -> tuple[Order, Refund]:
+) -> Order:
+    """Check a refund against the order and count it as refunded; the order keeps its status
+    (``finish_refund`` sets it once the schedule took the refund)."""
     if amount_minor <= 0:
         raise ValidationFailed("amount_minor must be a positive integer.", field="amount_minor")
     if not 1 <= len(reason.strip()) <= 500:
         raise ValidationFailed("reason must have 1 to 500 characters.", field="reason")
     order = _lock(session, order_id=order_id, merchant_id=merchant_id)
     _require_status(order, REFUNDABLE_STATUSES, "refund")
-    remaining = order.amount_minor - order.refunded_minor
+    remaining = unrefunded_minor(order)
     if amount_minor > remaining:
         raise RefundExceedsOrder(
             f"At most {remaining} can still be refunded on this order.", field="amount_minor"
         )
     order.refunded_minor += amount_minor
     order.updated_at = now
-    if order.status == "shipped":
-        # Not delivered yet: nothing is owed in the ledger; the schedule simply shrinks.
-        repayment_service.replan_before_delivery(
-            session,
-            shopper_id=order.shopper_id,
-            order_id=order.id,
-            principal_minor=order.amount_minor - order.refunded_minor,
-            plan=order.plan,
-            settings=settings,
-        )
-        split = repayment_service.RefundSplit(amount_minor, 0, 0)
-    else:
-        split = repayment_service.apply_refund(
-            session,
-            shopper_id=order.shopper_id,
-            order_id=order.id,
-            amount_minor=amount_minor,
-            today=today,
-        )
-        _post_refund_entries(session, order=order, split=split, now=now)
-    credit_service.release(
-        session, shopper_id=order.shopper_id, amount_minor=split.reduced_debt_minor
-    )
+    return order
+
+
+def record_refund(
+    session: Session,
+    *,
+    order: Order,
+    amount_minor: int,
+    reduced_debt_minor: int,
+    waived_fees_minor: int,
+    returned_to_shopper_minor: int,
+    reason: str,
+    now: datetime,
+) -> Refund:
     row = Refund(
         shopper_id=order.shopper_id,
         id=new_id("refund"),
@@ -445,63 +309,57 @@ def refund(
         merchant_id=order.merchant_id,
         currency=order.currency,
         amount_minor=amount_minor,
-        reduced_debt_minor=split.reduced_debt_minor,
-        waived_fees_minor=split.waived_fees_minor,
-        returned_to_shopper_minor=split.returned_to_shopper_minor,
+        reduced_debt_minor=reduced_debt_minor,
+        waived_fees_minor=waived_fees_minor,
+        returned_to_shopper_minor=returned_to_shopper_minor,
         reason=reason.strip(),
         created_at=now,
     )
     OrderRepository(session).add(row)
     session.flush()
+    return row
+
+
+def finish_refund(order: Order, *, is_schedule_settled: bool, now: datetime) -> None:
+    """A refund of all of the order refunds it; one that leaves nothing owed repays it."""
     if order.refunded_minor == order.amount_minor:
         order.status = "refunded"
-    elif order.status in ACTIVE_STATUSES and order.id in repayment_service.settled_order_ids(
-        session, order.shopper_id, {order.id}
-    ):
+    elif order.status in ACTIVE_STATUSES and is_schedule_settled:
         order.status = "repaid"
         order.repaid_at = now
-    _refresh_freeze(session, shopper_id=order.shopper_id, now=now)
-    session.flush()
-    _publish(
-        session,
-        order,
-        "order.refunded",
-        settings=settings,
-        now=now,
-        extra={"refund": refund_view(row)},
-    )
-    return order, row
 
 
-def _post_refund_entries(
-    session: Session, *, order: Order, split: repayment_service.RefundSplit, now: datetime
-) -> None:
-    receivable = accounts.shopper_receivable(order.shopper_id)
-    payable = accounts.merchant_payable(order.merchant_id)
-    entries = (
-        (EntryKind.REFUND_REDUCING_DEBT, payable, receivable, split.reduced_debt_minor,
-         "refund reduces what the shopper owes"),
-        (EntryKind.FEE_WAIVER, accounts.INSTALMENT_FEE_INCOME, receivable, split.waived_fees_minor,
-         "plan fee waived on refunded instalments"),
-        (EntryKind.LATE_FEE_WAIVER, accounts.LATE_FEE_INCOME, receivable,
-         split.waived_late_fees_minor, "late fees waived on refunded instalments"),
-        (EntryKind.REFUND_TO_SHOPPER, payable, accounts.PLATFORM_CASH,
-         split.returned_to_shopper_minor, "refund of money the shopper already paid"),
-    )  # fmt: skip
-    for kind, debit, credit, amount_minor, memo in entries:
-        post_transfer(
-            session,
-            kind=kind,
-            debit=debit,
-            credit=credit,
-            amount_minor=amount_minor,
-            currency=order.currency,
-            now=now,
-            order_id=order.id,
-            shopper_id=order.shopper_id,
-            merchant_id=order.merchant_id,
-            memo=memo,
-        )
+def lock_active_order(session: Session, *, shopper_id: str, order_id: str) -> Order | None:
+    """The delivered or overdue order, locked (the caller holds the shopper's credit line);
+    None for an order in any other state."""
+    order = OrderRepository(session).lock(shopper_id, order_id)
+    if order is None or order.status not in ACTIVE_STATUSES:
+        return None
+    return order
+
+
+def clear_overdue(order: Order, *, now: datetime) -> None:
+    """Nothing of the order is overdue any more: an overdue order is delivered again."""
+    if order.status == "overdue":
+        order.status = "delivered"
+        order.updated_at = now
+
+
+def mark_repaid(order: Order, *, now: datetime) -> bool:
+    """Every instalment is paid: a delivered or overdue order is repaid (True when it became)."""
+    if order.status not in ACTIVE_STATUSES:
+        return False
+    order.status = "repaid"
+    order.repaid_at = now
+    order.updated_at = now
+    return True
+
+
+def active_order_ids(session: Session, *, shopper_id: str) -> list[str]:
+    return [row.id for row in OrderRepository(session).of_shopper(shopper_id, ACTIVE_STATUSES)]
+
+
+# --- for the collections functions below until they leave orders (the flows have their own) --
 
 
 def settle_order(session: Session, *, order: Order, settings: Settings, now: datetime) -> None:
@@ -523,22 +381,6 @@ def settle_order(session: Session, *, order: Order, settings: Settings, now: dat
         )
     session.flush()
     _publish(session, order, "order.repaid", settings=settings, now=now)
-
-
-def after_payment(
-    session: Session,
-    *,
-    outcome: repayment_service.PaymentOutcome,
-    settings: Settings,
-    now: datetime,
-) -> None:
-    _follow_schedules(
-        session,
-        shopper_id=outcome.payment.shopper_id,
-        order_ids=sorted({allocation.order_id for allocation in outcome.allocations}),
-        settings=settings,
-        now=now,
-    )
 
 
 def _follow_schedules(
@@ -568,102 +410,7 @@ def _refresh_freeze(session: Session, *, shopper_id: str, now: datetime) -> None
         credit_service.unfreeze_after_overdue_cleared(session, shopper_id=shopper_id, now=now)
 
 
-def pay(
-    session: Session,
-    *,
-    shopper_id: str,
-    amount_minor: int,
-    currency: str,
-    order_id: str | None,
-    method: str,
-    external_ref: str | None,
-    today: date,
-    settings: Settings,
-    now: datetime,
-) -> repayment_service.PaymentOutcome:
-    """A payment from the shopper, with its effect on orders and credit."""
-    identity_service.get_shopper(session, shopper_id=shopper_id)
-    if order_id is not None:
-        order = find_order(session, order_id=order_id)
-        if order.shopper_id != shopper_id:
-            raise NotFound("No such order for this shopper.", field="order_id")
-    outcome = repayment_service.receive_payment(
-        session,
-        shopper_id=shopper_id,
-        amount_minor=amount_minor,
-        currency=currency,
-        order_id=order_id,
-        method=method,
-        external_ref=external_ref,
-        today=today,
-        now=now,
-    )
-    after_payment(session, outcome=outcome, settings=settings, now=now)
-    return outcome
-
-
 # --- daily sweep parts -------------------------------------------------------------------------
-
-
-def auto_confirm_shipped(
-    session: Session,
-    *,
-    shipped_before: datetime,
-    business_on: date,
-    settings: Settings,
-    now: datetime,
-) -> int:
-    """Confirm receipt of every order shipped before ``shipped_before`` and still unconfirmed,
-    as ``confirm_receipt(automatic=True)`` would one by one, in a few statements: the orders in
-    one update, their schedules activated and posted in batches, one ``order.delivered`` event
-    each. Returns how many were confirmed."""
-    repository = OrderRepository(session)
-    keys = repository.shipped_before(shipped_before)
-    if not keys:
-        return 0
-    session.flush()
-    credit_service.lock_credit_lines(session, shopper_ids=sorted({key[0] for key in keys}))
-    confirmed = set(repository.shipped_to_delivered(keys, confirmation="automatic", now=now))
-    orders = repository.many([key for key in keys if key in confirmed])
-    # Held here so that the monitors and events below find them in the session.
-    merchants = merchant_service.merchants_by_id(
-        session, merchant_ids=(order.merchant_id for order in orders)
-    )
-    with_held_credit = repayment_service.activate_schedules(
-        session,
-        activations=[
-            repayment_service.ScheduleActivation(
-                shopper_id=order.shopper_id,
-                merchant_id=order.merchant_id,
-                order_id=order.id,
-                currency=order.currency,
-                plan=order.plan,
-                merchant_fee_rate_bps=merchants[order.merchant_id].fee_rate_bps,
-            )
-            for order in orders
-        ],
-        delivered_on=business_on,
-        settings=settings,
-        now=now,
-    )
-    for order in orders:
-        risk_monitors.after_delivery(session, order=order, now=now, effects=risk_effects)
-    _publish_many(
-        session,
-        orders,
-        "order.delivered",
-        settings=settings,
-        now=now,
-        extra={"confirmation": "automatic"},
-    )
-    # Held credit applied at delivery may settle, or clear the overdue part of, the shopper's
-    # orders (see confirm_receipt); without it nothing else of the shopper's changed.
-    for shopper_id in with_held_credit:
-        active_ids = [row.id for row in repository.of_shopper(shopper_id, ACTIVE_STATUSES)]
-        _follow_schedules(
-            session, shopper_id=shopper_id, order_ids=active_ids, settings=settings, now=now
-        )
-    return len(orders)
 
 
 def mark_overdue(session: Session, *, business_on: date, settings: Settings, now: datetime) -> int:
@@ -725,10 +472,12 @@ def _publish_many(
 # --- views -------------------------------------------------------------------------------------
 
 
-def order_view(session: Session, order: Order) -> dict[str, Any]:
-    instalments = repayment_service.instalments_of(
-        session, shopper_id=order.shopper_id, order_id=order.id
-    )
+def order_view(
+    session: Session, order: Order, instalments: list[Instalment] | None = None
+) -> dict[str, Any]:
+    """The order as the API shows it, with its instalments (read unless given)."""
+    if instalments is None:
+        instalments = RepaymentRepository(session).instalments_of_order(order.shopper_id, order.id)
     return _order_view(order, instalments)
 
 
@@ -783,58 +532,6 @@ def refund_view(row: Refund) -> dict[str, Any]:
     }
 
 
-def statement(session: Session, *, shopper_id: str, today: date) -> dict[str, Any]:
-    identity_service.get_shopper(session, shopper_id=shopper_id)
-    line = credit_service.get_credit_line(session, shopper_id=shopper_id)
-    orders = OrderRepository(session).of_shopper(shopper_id, ACTIVE_STATUSES)
-    lines = repayment_service.statement_lines(
-        session, shopper_id=shopper_id, order_ids=[order.id for order in orders], today=today
-    )
-    outstanding = overdue = 0
-    next_due_on: date | None = None
-    order_views = []
-    for order in orders:
-        instalments = lines.get(order.id, [])
-        for item in instalments:
-            due = item["amount_due_minor"]
-            outstanding += due
-            item_due_on = item["due_on"]
-            if due and item_due_on is not None:
-                if item["status"] == "overdue":
-                    overdue += due
-                elif next_due_on is None or item_due_on < next_due_on:
-                    next_due_on = item_due_on
-        order_views.append(
-            {
-                "order_id": order.id,
-                "merchant_id": order.merchant_id,
-                "plan": order.plan,
-                "status": order.status,
-                "amount_minor": order.amount_minor,
-                "instalments": instalments,
-            }
-        )
-    charged_off = OrderRepository(session).of_shopper(shopper_id, ("charged_off",))
-    charged_off_lines = repayment_service.statement_lines(
-        session, shopper_id=shopper_id, order_ids=[order.id for order in charged_off], today=today
-    )
-    return {
-        "shopper_id": shopper_id,
-        "currency": line.currency,
-        "orders": order_views,
-        # Written off in the ledger but still owed: paying it posts as a recovery.
-        "charged_off_minor": sum(
-            item["amount_due_minor"] for items in charged_off_lines.values() for item in items
-        ),
-        "outstanding_minor": outstanding,
-        "overdue_minor": overdue,
-        "next_due_on": next_due_on,
-        "unapplied_credit_minor": repayment_service.unapplied_credit_of(
-            session, shopper_id=shopper_id, currency=line.currency
-        ),
-    }
-
-
 def _publish(
     session: Session,
     order: Order,
@@ -858,23 +555,25 @@ def _publish(
     )
 
 
-def orders_of_shopper(session: Session, *, shopper_id: str) -> list[Order]:
-    return OrderRepository(session).of_shopper(
-        shopper_id,
-        (
-            "review",
-            "step_up",
-            "approved",
-            "shipped",
-            "delivered",
-            "overdue",
-            "repaid",
-            "declined",
-            "cancelled",
-            "refunded",
-            "charged_off",
-        ),
-    )
+ALL_STATUSES = (
+    "review",
+    "step_up",
+    "approved",
+    "shipped",
+    "delivered",
+    "overdue",
+    "repaid",
+    "declined",
+    "cancelled",
+    "refunded",
+    "charged_off",
+)
+
+
+def orders_of_shopper(
+    session: Session, *, shopper_id: str, statuses: tuple[str, ...] = ALL_STATUSES
+) -> list[Order]:
+    return OrderRepository(session).of_shopper(shopper_id, statuses)
 
 
 # --- collections support ---------------------------------------------------------------------

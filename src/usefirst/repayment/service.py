@@ -1,31 +1,22 @@
 """Repayment: schedules, activation at delivery, payments with the allocation waterfall, refunds
-against the schedule, ageing and statements."""
+against the schedule, ageing and statements. What money movements post to the ledger and what
+they free of the shopper's credit is done by the flows that call these (``usefirst.flows``)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from usefirst.credit import service as credit_service
+from usefirst.credit.repository import CreditRepository
 from usefirst.kit.errors import InvariantViolated, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
-from usefirst.kit.money import basis_points_of, check_currency
+from usefirst.kit.money import check_currency
 from usefirst.kit.settings import Settings
-from usefirst.ledger import accounts
-from usefirst.ledger.accounts import EntryKind, Leg
-from usefirst.ledger.service import (
-    Transfer,
-    balance_of,
-    balances_of,
-    post_entry,
-    post_receivable_charges,
-    post_transfer,
-    post_transfers,
-)
 from usefirst.repayment import schedule
 from usefirst.repayment.models import Allocation, Instalment, Payment
 from usefirst.repayment.repository import RepaymentRepository
@@ -127,25 +118,24 @@ def cancel_schedule(session: Session, *, shopper_id: str, order_id: str) -> None
         row.status = "cancelled"
 
 
+@dataclass(frozen=True)
+class Activation:
+    """What delivery put on the schedule: the debt that now enters the ledger."""
+
+    principal_minor: int
+    fees_minor: int  # the plan fee
+
+
 def activate_schedule(
     session: Session,
     *,
     shopper_id: str,
-    merchant_id: str,
     order_id: str,
-    currency: str,
     plan: str,
-    merchant_fee_rate_bps: int,
     delivered_on: date,
     settings: Settings,
-    now: datetime,
-) -> list[Instalment]:
-    """Delivery starts the repayment clock: due dates are set and the debt enters the ledger.
-
-    Entries: the principal moves from the merchant's payable to the shopper's receivable; the
-    merchant's fee is taken from its payable; the plan fee is added to the receivable. Credit the
-    shopper holds (earlier overpayments) is applied at once.
-    """
+) -> Activation:
+    """Delivery starts the repayment clock: due dates are set."""
     repository = RepaymentRepository(session)
     rows = repository.instalments_of_order(shopper_id, order_id, for_update=True)
     dates = schedule.due_dates(
@@ -156,59 +146,17 @@ def activate_schedule(
             raise InvariantViolated(f"instalment {order_id}/{row.seq} was already activated")
         row.due_on = due_on
         row.status = "pending" if row.principal_minor + row.fees_minor > 0 else "cancelled"
-    principal = sum(row.principal_minor for row in rows)
-    post_transfer(
-        session,
-        kind=EntryKind.ORDER_ACTIVATION,
-        debit=accounts.shopper_receivable(shopper_id),
-        credit=accounts.merchant_payable(merchant_id),
-        amount_minor=principal,
-        shopper_id=shopper_id,
-        merchant_id=merchant_id,
-        memo="order delivered: shopper owes the principal, merchant is owed it",
-        currency=currency,
-        now=now,
-        order_id=order_id,
+    return Activation(
+        principal_minor=sum(row.principal_minor for row in rows),
+        fees_minor=sum(row.fees_minor for row in rows),
     )
-    post_transfer(
-        session,
-        kind=EntryKind.MERCHANT_FEE,
-        debit=accounts.merchant_payable(merchant_id),
-        credit=accounts.MERCHANT_FEE_INCOME,
-        amount_minor=basis_points_of(principal, merchant_fee_rate_bps),
-        merchant_id=merchant_id,
-        memo=f"merchant fee {merchant_fee_rate_bps} bps",
-        currency=currency,
-        now=now,
-        order_id=order_id,
-    )
-    post_transfer(
-        session,
-        kind=EntryKind.INSTALMENT_FEE,
-        debit=accounts.shopper_receivable(shopper_id),
-        credit=accounts.INSTALMENT_FEE_INCOME,
-        amount_minor=sum(row.fees_minor for row in rows),
-        shopper_id=shopper_id,
-        memo=f"{plan} fee",
-        currency=currency,
-        now=now,
-        order_id=order_id,
-    )
-    session.flush()
-    apply_unapplied_credit(
-        session, shopper_id=shopper_id, currency=currency, today=delivered_on, now=now
-    )
-    return rows
 
 
 @dataclass(frozen=True)
 class ScheduleActivation:
     shopper_id: str
-    merchant_id: str
     order_id: str
-    currency: str
     plan: str
-    merchant_fee_rate_bps: int
 
 
 def activate_schedules(
@@ -217,19 +165,15 @@ def activate_schedules(
     activations: list[ScheduleActivation],
     delivered_on: date,
     settings: Settings,
-    now: datetime,
-) -> list[str]:
+) -> list[Activation]:
     """``activate_schedule`` for many orders delivered on the same day (the daily sweep's
-    auto-confirmations): due dates set in one flush, the three entries of each order posted in
-    three batches, held credit applied for the shoppers who have some. The caller holds the
-    shoppers' credit-line locks. Returns the shoppers whose held credit was applied."""
-    if not activations:
-        return []
+    auto-confirmations), due dates set in one flush. The caller holds the shoppers' credit-line
+    locks. Returns what each activation put on the schedule, in the order of ``activations``."""
     rows_by_order = instalments_of_many(
         session, keys=[(item.shopper_id, item.order_id) for item in activations]
     )
     due_dates_by_plan: dict[str, list[date]] = {}
-    activated: list[tuple[ScheduleActivation, int, int]] = []
+    activated: list[Activation] = []
     for item in activations:
         rows = rows_by_order.get((item.shopper_id, item.order_id), [])
         if item.plan not in due_dates_by_plan:
@@ -244,89 +188,13 @@ def activate_schedules(
             row.due_on = due_on
             row.status = "pending" if row.principal_minor + row.fees_minor > 0 else "cancelled"
         activated.append(
-            (item, sum(row.principal_minor for row in rows), sum(row.fees_minor for row in rows))
+            Activation(
+                principal_minor=sum(row.principal_minor for row in rows),
+                fees_minor=sum(row.fees_minor for row in rows),
+            )
         )
     session.flush()
-    post_transfers(
-        session,
-        kind=EntryKind.ORDER_ACTIVATION,
-        transfers=[
-            Transfer(
-                debit=accounts.shopper_receivable(item.shopper_id),
-                credit=accounts.merchant_payable(item.merchant_id),
-                amount_minor=principal,
-                currency=item.currency,
-                shopper_id=item.shopper_id,
-                merchant_id=item.merchant_id,
-                order_id=item.order_id,
-                memo="order delivered: shopper owes the principal, merchant is owed it",
-            )
-            for item, principal, _ in activated
-        ],
-        now=now,
-    )
-    post_transfers(
-        session,
-        kind=EntryKind.MERCHANT_FEE,
-        transfers=[
-            Transfer(
-                debit=accounts.merchant_payable(item.merchant_id),
-                credit=accounts.MERCHANT_FEE_INCOME,
-                amount_minor=basis_points_of(principal, item.merchant_fee_rate_bps),
-                currency=item.currency,
-                merchant_id=item.merchant_id,
-                order_id=item.order_id,
-                memo=f"merchant fee {item.merchant_fee_rate_bps} bps",
-            )
-            for item, principal, _ in activated
-        ],
-        now=now,
-    )
-    post_transfers(
-        session,
-        kind=EntryKind.INSTALMENT_FEE,
-        transfers=[
-            Transfer(
-                debit=accounts.shopper_receivable(item.shopper_id),
-                credit=accounts.INSTALMENT_FEE_INCOME,
-                amount_minor=plan_fees,
-                currency=item.currency,
-                shopper_id=item.shopper_id,
-                order_id=item.order_id,
-                memo=f"{item.plan} fee",
-            )
-            for item, _, plan_fees in activated
-        ],
-        now=now,
-    )
-    session.flush()
-    applied: list[str] = []
-    by_currency: dict[str, set[str]] = defaultdict(set)
-    for item in activations:
-        by_currency[item.currency].add(item.shopper_id)
-    for currency, shopper_ids in sorted(by_currency.items()):
-        held = balances_of(
-            session,
-            [accounts.shopper_unapplied_credit(shopper_id) for shopper_id in sorted(shopper_ids)],
-            currency,
-        )
-        for account, balance in sorted(held.items(), key=lambda item: str(item[0].owner_id)):
-            if balance < 0 and account.owner_id is not None:
-                apply_unapplied_credit(
-                    session,
-                    shopper_id=account.owner_id,
-                    currency=currency,
-                    today=delivered_on,
-                    now=now,
-                )
-                applied.append(account.owner_id)
-    return sorted(set(applied))
-
-
-@dataclass
-class PaymentOutcome:
-    payment: Payment
-    allocations: list[Allocation]
+    return activated
 
 
 @dataclass
@@ -335,9 +203,22 @@ class AppliedMoney:
     left_minor: int
     to_receivable_minor: int  # applied to live debt
     recovered_minor: int  # applied to charged-off debt
+    # Live principal paid: credit it used is free again (charged-off principal released its
+    # credit when it was written off).
+    freed_credit_minor: int
 
 
-def _apply_to_open_instalments(
+@dataclass
+class PaymentOutcome:
+    payment: Payment
+    applied: AppliedMoney
+
+    @property
+    def allocations(self) -> list[Allocation]:
+        return self.applied.allocations
+
+
+def apply_to_open_instalments(
     session: Session,
     *,
     shopper_id: str,
@@ -390,14 +271,23 @@ def _apply_to_open_instalments(
             )
         )
     repository.add_all(allocations)
-    # Charged-off principal released its credit when it was written off.
-    credit_service.release(session, shopper_id=shopper_id, amount_minor=live_principal_paid)
     return AppliedMoney(
         allocations=allocations,
         left_minor=left,
         to_receivable_minor=amount_minor - left - recovered,
         recovered_minor=recovered,
+        freed_credit_minor=live_principal_paid,
     )
+
+
+def check_payment(*, amount_minor: int, currency: str, method: str) -> None:
+    check_currency(currency)
+    if amount_minor <= 0:
+        raise ValidationFailed("amount_minor must be a positive integer.", field="amount_minor")
+    if method not in PAYMENT_METHODS:
+        raise ValidationFailed(
+            f"method must be one of {', '.join(PAYMENT_METHODS)}.", field="method"
+        )
 
 
 def receive_payment(
@@ -412,19 +302,10 @@ def receive_payment(
     today: date,
     now: datetime,
 ) -> PaymentOutcome:
-    """Take a payment: late fees, then principal, oldest due first; the rest is held as credit."""
-    check_currency(currency)
-    if amount_minor <= 0:
-        raise ValidationFailed("amount_minor must be a positive integer.", field="amount_minor")
-    if method not in PAYMENT_METHODS:
-        raise ValidationFailed(
-            f"method must be one of {', '.join(PAYMENT_METHODS)}.", field="method"
-        )
-    line = credit_service.lock_credit_line(session, shopper_id=shopper_id)
-    if line.currency != currency:
-        raise ValidationFailed(f"This shopper's account is in {line.currency}.", field="currency")
+    """Take a payment (checked by ``check_payment``; the caller holds the shopper's credit-line
+    lock): late fees, then principal, oldest due first; the rest is held as credit."""
     payment_id = new_id("payment")
-    applied = _apply_to_open_instalments(
+    applied = apply_to_open_instalments(
         session,
         shopper_id=shopper_id,
         amount_minor=amount_minor,
@@ -446,59 +327,7 @@ def receive_payment(
         created_at=now,
     )
     RepaymentRepository(session).add(payment)
-    post_entry(
-        session,
-        kind=EntryKind.SHOPPER_PAYMENT,
-        currency=currency,
-        legs=[
-            Leg(accounts.PLATFORM_CASH, amount_minor),
-            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
-            Leg(accounts.RECOVERIES, -applied.recovered_minor),
-            Leg(accounts.shopper_unapplied_credit(shopper_id), -applied.left_minor),
-        ],
-        now=now,
-        shopper_id=shopper_id,
-        order_id=order_id,
-        reference_id=payment_id,
-        memo=f"payment by {method}",
-    )
-    session.flush()
-    return PaymentOutcome(
-        payment=payment,
-        allocations=applied.allocations,
-    )
-
-
-def apply_unapplied_credit(
-    session: Session, *, shopper_id: str, currency: str, today: date, now: datetime
-) -> list[Allocation]:
-    held = -balance_of(session, accounts.shopper_unapplied_credit(shopper_id), currency)
-    if held <= 0:
-        return []
-    applied = _apply_to_open_instalments(
-        session,
-        shopper_id=shopper_id,
-        amount_minor=held,
-        order_id=None,
-        source="unapplied_credit",
-        payment_id=None,
-        today=today,
-        now=now,
-    )
-    post_entry(
-        session,
-        kind=EntryKind.UNAPPLIED_CREDIT_APPLIED,
-        legs=[
-            Leg(accounts.shopper_unapplied_credit(shopper_id), held - applied.left_minor),
-            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
-            Leg(accounts.RECOVERIES, -applied.recovered_minor),
-        ],
-        currency=currency,
-        now=now,
-        shopper_id=shopper_id,
-        memo="held credit applied to a new order",
-    )
-    return applied.allocations
+    return PaymentOutcome(payment=payment, applied=applied)
 
 
 def settled_order_ids(session: Session, shopper_id: str, order_ids: set[str]) -> list[str]:
@@ -636,10 +465,6 @@ def days_past_due(row: Instalment, today: date) -> int:
     return max((today - row.due_on).days, 0)
 
 
-def unapplied_credit_of(session: Session, *, shopper_id: str, currency: str) -> int:
-    return -balance_of(session, accounts.shopper_unapplied_credit(shopper_id), currency)
-
-
 def payment_of(session: Session, *, shopper_id: str, payment_id: str) -> Payment:
     for payment in RepaymentRepository(session).payments_of(shopper_id):
         if payment.id == payment_id:
@@ -657,30 +482,31 @@ class LateFeeRun:
     instalments: int
 
 
-def charge_daily_late_fees(
-    session: Session, *, business_on: date, settings: Settings, now: datetime
-) -> LateFeeRun:
-    """Charge one day of late fees for ``business_on``, set-based, and post them.
+# Columns shopper_id, order_id, currency, amount_minor: the late fees ``charge_late_fees`` just
+# charged, one row per order, for the ledger to post (until ``end_late_fee_run``).
+LATE_FEE_CHARGES_SQL = RepaymentRepository.LATE_FEE_CHARGES
 
-    The fee is ``late_fee_bps_per_day`` of an overdue instalment's unpaid principal, once the
-    grace days have passed. Per order it is capped twice: all late fees ever charged (waived ones
-    included) stay within ``late_fee_cap_bps_of_principal`` of the principal, and plan fee plus
-    late fees never exceed the APR cap on the principal over the days since delivery; the order's
-    instalments take the room left lowest seq first. Disputed and undelivered orders accrue
-    nothing. Each charged order gets one ``late_fee`` journal entry for the day (the order's id on
-    the entry), posted in one batch.
-    """
+
+def shoppers_owing_late_fees(
+    session: Session, *, business_on: date, settings: Settings
+) -> Select[Any] | None:
+    """A query selecting the shoppers with an instalment overdue beyond the grace days on
+    ``business_on`` (whose credit lines a late-fee run locks first), or None when none is."""
     repository = RepaymentRepository(session)
     before_on = business_on - timedelta(days=settings.grace_days)
     session.flush()
     if not repository.has_overdue_before(before_on):
-        return LateFeeRun(total_minor=0, orders=0, instalments=0)
-    # Lock order: credit lines first, as payments and checkouts take them.
-    credit_service.lock_credit_lines_selected(
-        session, shopper_ids=repository.overdue_shoppers_query(before_on)
-    )
+        return None
+    return repository.overdue_shoppers_query(before_on)
+
+
+def charge_late_fees(session: Session, *, business_on: date, settings: Settings) -> LateFeeRun:
+    """Charge one day of late fees for ``business_on`` on the instalments, set-based (the policy
+    and its caps: ``flows.late_fees.charge_daily_late_fees``). The charges stay readable by
+    ``LATE_FEE_CHARGES_SQL`` until ``end_late_fee_run``."""
+    repository = RepaymentRepository(session)
     repository.compute_late_fees(
-        before_on=before_on,
+        before_on=business_on - timedelta(days=settings.grace_days),
         business_on=business_on,
         fee_bps_per_day=settings.late_fee_bps_per_day,
         cap_bps_of_principal=settings.late_fee_cap_bps_of_principal,
@@ -689,20 +515,11 @@ def charge_daily_late_fees(
     instalments, orders, total_minor = repository.apply_late_fees()
     # Instalments loaded earlier in this transaction must not keep their old late fees.
     session.expire_all()
-    posted = post_receivable_charges(
-        session,
-        kind=EntryKind.LATE_FEE,
-        charges_sql=repository.LATE_FEE_CHARGES,
-        credit=accounts.LATE_FEE_INCOME,
-        memo="daily late fee",
-        now=now,
-    )
-    repository.drop_late_fee_run()
-    if (posted.entries, posted.total_minor) != (orders, total_minor):
-        raise InvariantViolated(
-            f"late fees posted {posted} differ from those charged ({orders}, {total_minor})"
-        )
     return LateFeeRun(total_minor=total_minor, orders=orders, instalments=instalments)
+
+
+def end_late_fee_run(session: Session) -> None:
+    RepaymentRepository(session).drop_late_fee_run()
 
 
 @dataclass(frozen=True)
@@ -724,7 +541,11 @@ def charge_off_schedule(session: Session, *, shopper_id: str, order_id: str) -> 
             principal += row.unpaid_principal_minor
             fees += row.unpaid_fees_minor
             row.status = "charged_off"
-    credit_service.release(session, shopper_id=shopper_id, amount_minor=principal)
+    # Written-off principal frees its credit. Only for orders.charge_off, which moves out of
+    # orders with the collections state: the charge-off flow should release it through
+    # credit.service, as payments do, and this write on credit's table go.
+    if principal:
+        CreditRepository(session).release(shopper_id, principal)
     return ChargeOff(principal_minor=principal, fees_minor=fees)
 
 

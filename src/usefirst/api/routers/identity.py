@@ -12,9 +12,9 @@ from usefirst.api.schemas import ContactPreferencesIn, EnrolShopperIn
 from usefirst.credit import service as credit_service
 from usefirst.credit.application import Application
 from usefirst.credit.service import policy_from_settings
+from usefirst.flows import enrolment, statement
 from usefirst.identity import service as identity_service
 from usefirst.identity.models import Shopper
-from usefirst.orders import service as order_service
 from usefirst.privacy.audit import record_access
 from usefirst.runtime import Work
 
@@ -47,9 +47,9 @@ def enrol_shopper(
     require(principal, platform=True)
 
     def respond(work: Work) -> tuple[int, Any]:
-        shopper, line = identity_service.enrol_shopper(
+        shopper, line = enrolment.enrol_shopper(
             work.session,
-            request=identity_service.EnrolmentRequest(
+            request=enrolment.EnrolmentRequest(
                 external_id=body.external_id,
                 name=body.name,
                 national_id=body.national_id,
@@ -139,4 +139,4 @@ def get_credit(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) ->
 def get_statement(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, platform=True, roles=("admin", "support", "collector"))
     with runtime.work(read_only=True) as work:
-        return order_service.statement(work.session, shopper_id=shopper_id, today=work.today)
+        return statement.statement(work.session, shopper_id=shopper_id, today=work.today)

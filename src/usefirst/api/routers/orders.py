@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from usefirst.api.deps import IdempotentCallDep, PrincipalDep, RuntimeDep, require
 from usefirst.api.schemas import CheckoutIn, EmptyIn, RefundIn, ShipIn
+from usefirst.flows import cancellation, checkout, fulfilment, refunds
 from usefirst.orders import service as order_service
 from usefirst.runtime import Work
 
@@ -25,7 +26,7 @@ def create_checkout(
     require(principal, platform=True)
 
     def respond(work: Work) -> tuple[int, Any]:
-        order, decision = order_service.checkout(
+        order, decision = checkout.checkout(
             work.session,
             request=order_service.CheckoutRequest(
                 shopper_id=body.shopper_id,
@@ -66,7 +67,7 @@ def ship_order(
     require(principal, merchant=True)
     assert principal.merchant_id is not None
     with runtime.work() as work:
-        order = order_service.ship(
+        order = fulfilment.ship(
             work.session,
             order_id=order_id,
             merchant_id=principal.merchant_id,
@@ -84,7 +85,7 @@ def confirm_receipt(
 ) -> dict[str, Any]:
     require(principal, platform=True)
     with runtime.work() as work:
-        order = order_service.confirm_receipt(
+        order = fulfilment.confirm_receipt(
             work.session,
             order_id=order_id,
             delivered_on=work.today,
@@ -100,7 +101,7 @@ def cancel_order(
 ) -> dict[str, Any]:
     require(principal, platform=True, merchant=True)
     with runtime.work() as work:
-        order = order_service.cancel(
+        order = cancellation.cancel(
             work.session,
             order_id=order_id,
             merchant_id=principal.merchant_id,
@@ -123,7 +124,7 @@ def refund_order(
     merchant_id = principal.merchant_id
 
     def respond(work: Work) -> tuple[int, Any]:
-        order, refund = order_service.refund(
+        order, refund = refunds.refund(
             work.session,
             order_id=order_id,
             merchant_id=merchant_id,

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from usefirst.api.deps import IdempotentCallDep, PrincipalDep, RuntimeDep, require
 from usefirst.api.schemas import PaymentIn
-from usefirst.orders import service as order_service
+from usefirst.flows import payments
 from usefirst.runtime import Work
 
 router = APIRouter(tags=["payments"])
@@ -25,7 +25,7 @@ def create_payment(
     require(principal, platform=True)
 
     def respond(work: Work) -> tuple[int, Any]:
-        outcome = order_service.pay(
+        outcome = payments.pay(
             work.session,
             shopper_id=body.shopper_id,
             amount_minor=body.amount_minor,

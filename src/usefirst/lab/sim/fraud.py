@@ -38,8 +38,9 @@ from sqlalchemy import select
 
 from usefirst.credit import service as credit_service
 from usefirst.credit.service import policy_from_settings
-from usefirst.flows import step_up
-from usefirst.identity import service as identity_service
+from usefirst.flows import checkout as checkout_flow
+from usefirst.flows import enrolment, fulfilment, payments, step_up
+from usefirst.flows import statement as statement_flow
 from usefirst.kit.errors import UsefirstError
 from usefirst.kit.models import OutboxMessage
 from usefirst.lab.sim.identities import draw_national_id
@@ -329,7 +330,7 @@ class FraudWorld:
     ) -> Actor:
         settings = self.runtime.settings
         while True:
-            request = identity_service.EnrolmentRequest(
+            request = enrolment.EnrolmentRequest(
                 external_id=shopper_external_id(self.truth.seed, "world", self.rng.getrandbits(40)),
                 name=self.rng.choice(SURNAMES) + self.rng.choice(GIVEN) + self.rng.choice(GIVEN),
                 national_id=draw_national_id(
@@ -345,7 +346,7 @@ class FraudWorld:
             )
             try:
                 with work.session.begin_nested():
-                    shopper, _ = identity_service.enrol_shopper(
+                    shopper, _ = enrolment.enrol_shopper(
                         work.session,
                         request=request,
                         cipher=self.runtime.cipher,
@@ -469,8 +470,8 @@ class FraudWorld:
         items: list[order_service.Item],
         plan: str,
         typology: str | None,
-    ) -> tuple[Order, order_service.Decision]:
-        order, decision = order_service.checkout(
+    ) -> tuple[Order, checkout_flow.Decision]:
+        order, decision = checkout_flow.checkout(
             work.session,
             request=order_service.CheckoutRequest(
                 shopper_id=actor.shopper_id,
@@ -498,7 +499,7 @@ class FraudWorld:
         if order.status == "approved":
             if is_colluding:
                 # Nothing is sent: a reused or malformed tracking number, the same day.
-                order_service.ship(
+                fulfilment.ship(
                     work.session,
                     order_id=order.id,
                     merchant_id=order.merchant_id,
@@ -509,7 +510,7 @@ class FraudWorld:
                 )
             elif age_days >= 1:
                 carrier, prefix = rng.choice(HONEST_CARRIERS)
-                order_service.ship(
+                fulfilment.ship(
                     work.session,
                     order_id=order.id,
                     merchant_id=order.merchant_id,
@@ -524,7 +525,7 @@ class FraudWorld:
             # A mule confirms "delivery" at once so the merchant is settled fast.
             due = 0 if is_colluding and actor.role == "ring_mule" else rng.randint(2, 5)
             if shipped_days >= due:
-                order_service.confirm_receipt(
+                fulfilment.confirm_receipt(
                     work.session,
                     order_id=order.id,
                     delivered_on=work.today,
@@ -535,7 +536,7 @@ class FraudWorld:
     def _pay(self, work: Work, actor: Actor) -> int:
         if actor.pay_offset_days is None or actor.has_turned:
             return 0
-        statement = order_service.statement(
+        statement = statement_flow.statement(
             work.session, shopper_id=actor.shopper_id, today=work.today
         )
         due_now = 0
@@ -550,7 +551,7 @@ class FraudWorld:
                     due_now += instalment["amount_due_minor"]
         if not due_now:
             return 0
-        order_service.pay(
+        payments.pay(
             work.session,
             shopper_id=actor.shopper_id,
             amount_minor=due_now,

@@ -18,7 +18,9 @@ from rich.progress import Progress
 from sqlalchemy import select
 
 from usefirst.credit.service import policy_from_settings
-from usefirst.identity import service as identity_service
+from usefirst.flows import cancellation, enrolment, fulfilment, payments, refunds
+from usefirst.flows import checkout as checkout_flow
+from usefirst.flows.reconcile import audit
 from usefirst.kit.errors import UsefirstError
 from usefirst.lab.sim.applicants import SimulatedApplicant, draw_applicant
 from usefirst.lab.sim.fraud import (
@@ -31,7 +33,6 @@ from usefirst.lab.sim.fraud import (
     shopper_external_id,
 )
 from usefirst.lab.sim.identities import draw_shopper_national_id
-from usefirst.ledger.service import audit
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
@@ -134,7 +135,7 @@ def simulate(
             )
             behaviour = applicant.behaviour
             signals = honest_signals(seed, enrolled)
-            request = identity_service.EnrolmentRequest(
+            request = enrolment.EnrolmentRequest(
                 external_id=shopper_external_id(seed, enrolled, rng.randrange(10**9)),
                 name=rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
                 national_id=national_id,
@@ -149,7 +150,7 @@ def simulate(
             )
             try:
                 with work.session.begin_nested():
-                    enrolled_shopper, _ = identity_service.enrol_shopper(
+                    enrolled_shopper, _ = enrolment.enrol_shopper(
                         work.session,
                         request=request,
                         cipher=runtime.cipher,
@@ -360,7 +361,7 @@ def _act(runtime: Runtime, work: Work, action: OrderAction, summary: SimulationS
     settings = runtime.settings
     order = action.order
     if action.kind == "cancel":
-        order_service.cancel(
+        cancellation.cancel(
             work.session,
             order_id=order.id,
             merchant_id=order.merchant_id,
@@ -370,7 +371,7 @@ def _act(runtime: Runtime, work: Work, action: OrderAction, summary: SimulationS
         summary.cancellations += 1
     elif action.kind == "ship":
         assert action.tracking_number is not None
-        order_service.ship(
+        fulfilment.ship(
             work.session,
             order_id=order.id,
             merchant_id=order.merchant_id,
@@ -380,7 +381,7 @@ def _act(runtime: Runtime, work: Work, action: OrderAction, summary: SimulationS
             now=work.now,
         )
     elif action.kind == "confirm_receipt":
-        order_service.confirm_receipt(
+        fulfilment.confirm_receipt(
             work.session,
             order_id=order.id,
             delivered_on=work.today,
@@ -389,7 +390,7 @@ def _act(runtime: Runtime, work: Work, action: OrderAction, summary: SimulationS
         )
     else:
         remaining = order.amount_minor - order.refunded_minor
-        order_service.refund(
+        refunds.refund(
             work.session,
             order_id=order.id,
             merchant_id=order.merchant_id,
@@ -411,7 +412,7 @@ def _checkout(
 ) -> str | None:
     """Place the order; returns its id when the shopper must confirm it with a texted code."""
     settings = runtime.settings
-    order, decision = order_service.checkout(
+    order, decision = checkout_flow.checkout(
         work.session,
         request=order_service.CheckoutRequest(
             shopper_id=shopper.shopper_id,
@@ -472,7 +473,7 @@ def _pay(
     shopper.pay_check_on = next_check
     shopper.due_orders_seen = due_orders
     if due_now:
-        order_service.pay(
+        payments.pay(
             work.session,
             shopper_id=shopper.shopper_id,
             amount_minor=due_now,

@@ -1,0 +1,76 @@
+"""Order events: each change of an order is published with the order as the API shows it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from usefirst.kit.settings import Settings
+from usefirst.merchants import service as merchant_service
+from usefirst.notify.service import publish_event
+from usefirst.orders import service as order_service
+from usefirst.orders.models import Order
+from usefirst.repayment import service as repayment_service
+
+
+def publish_order_event(
+    session: Session,
+    *,
+    order: Order,
+    event_type: str,
+    settings: Settings,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    data = {"order": order_service.order_view(session, order)}
+    if extra:
+        data.update(extra)
+    publish_event(
+        session,
+        event_type=event_type,
+        data=data,
+        now=now,
+        settings=settings,
+        merchant_id=order.merchant_id,
+        shopper_id=order.shopper_id,
+    )
+
+
+def publish_order_events(
+    session: Session,
+    *,
+    orders: list[Order],
+    event_type: str,
+    settings: Settings,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """``publish_order_event`` for many orders, their instalments read in one query per chunk."""
+    if not orders:
+        return
+    instalments = repayment_service.instalments_of_many(
+        session, keys=[(order.shopper_id, order.id) for order in orders]
+    )
+    # Keep the merchants loaded (one query, fresh even after ``expire_all``): publish_event
+    # looks each order's merchant up by key.
+    merchants = merchant_service.merchants_by_id(
+        session, merchant_ids=(order.merchant_id for order in orders)
+    )
+    for order in orders:
+        publish_event(
+            session,
+            event_type=event_type,
+            data={
+                "order": order_service.order_view(
+                    session, order, instalments.get((order.shopper_id, order.id), [])
+                ),
+                **(extra or {}),
+            },
+            now=now,
+            settings=settings,
+            merchant_id=order.merchant_id,
+            shopper_id=order.shopper_id,
+        )
+    del merchants

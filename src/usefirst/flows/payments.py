@@ -1,0 +1,172 @@
+"""Payments: money from the shopper reaches their instalments, and their orders and credit
+follow. Held credit applied at delivery takes the same path (flows/fulfilment.py)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy.orm import Session
+
+from usefirst.credit import service as credit_service
+from usefirst.flows.order_events import publish_order_event
+from usefirst.identity import service as identity_service
+from usefirst.kit.errors import NotFound, ValidationFailed
+from usefirst.kit.settings import Settings
+from usefirst.ledger import accounts
+from usefirst.ledger import service as ledger_service
+from usefirst.ledger.accounts import EntryKind, Leg
+from usefirst.ledger.service import post_entry
+from usefirst.orders import service as order_service
+from usefirst.orders.models import Order
+from usefirst.repayment import service as repayment_service
+from usefirst.repayment.models import Allocation
+
+
+def pay(
+    session: Session,
+    *,
+    shopper_id: str,
+    amount_minor: int,
+    currency: str,
+    order_id: str | None,
+    method: str,
+    external_ref: str | None,
+    today: date,
+    settings: Settings,
+    now: datetime,
+) -> repayment_service.PaymentOutcome:
+    """A payment from the shopper, with its effect on orders and credit: late fees, then
+    principal, oldest due first; the rest is held as credit."""
+    identity_service.get_shopper(session, shopper_id=shopper_id)
+    if order_id is not None:
+        order = order_service.find_order(session, order_id=order_id)
+        if order.shopper_id != shopper_id:
+            raise NotFound("No such order for this shopper.", field="order_id")
+    repayment_service.check_payment(amount_minor=amount_minor, currency=currency, method=method)
+    line = credit_service.lock_credit_line(session, shopper_id=shopper_id)
+    if line.currency != currency:
+        raise ValidationFailed(f"This shopper's account is in {line.currency}.", field="currency")
+    outcome = repayment_service.receive_payment(
+        session,
+        shopper_id=shopper_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        order_id=order_id,
+        method=method,
+        external_ref=external_ref,
+        today=today,
+        now=now,
+    )
+    applied = outcome.applied
+    credit_service.release(session, shopper_id=shopper_id, amount_minor=applied.freed_credit_minor)
+    post_entry(
+        session,
+        kind=EntryKind.SHOPPER_PAYMENT,
+        currency=currency,
+        legs=[
+            Leg(accounts.PLATFORM_CASH, amount_minor),
+            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
+            Leg(accounts.RECOVERIES, -applied.recovered_minor),
+            Leg(accounts.shopper_unapplied_credit(shopper_id), -applied.left_minor),
+        ],
+        now=now,
+        shopper_id=shopper_id,
+        order_id=order_id,
+        reference_id=outcome.payment.id,
+        memo=f"payment by {method}",
+    )
+    session.flush()
+    follow_schedules(
+        session,
+        shopper_id=shopper_id,
+        order_ids=sorted({allocation.order_id for allocation in outcome.allocations}),
+        settings=settings,
+        now=now,
+    )
+    return outcome
+
+
+def follow_schedules(
+    session: Session, *, shopper_id: str, order_ids: list[str], settings: Settings, now: datetime
+) -> None:
+    """Bring delivered or overdue orders in line with their instalments after money reached
+    them: an order with nothing overdue left is delivered again, a fully paid one is repaid,
+    and the shopper's credit unfreezes once nothing is overdue."""
+    grouped = repayment_service.instalments_of_orders(
+        session, shopper_id=shopper_id, order_ids=sorted(order_ids)
+    )
+    for order_id, rows in grouped.items():
+        order = order_service.lock_active_order(session, shopper_id=shopper_id, order_id=order_id)
+        if order is None:
+            continue
+        if not any(row.status == "overdue" for row in rows):
+            order_service.clear_overdue(order, now=now)
+        if all(row.status in ("paid", "cancelled") for row in rows):
+            settle_order(session, order=order, settings=settings, now=now)
+    refresh_freeze(session, shopper_id=shopper_id, now=now)
+
+
+def settle_order(session: Session, *, order: Order, settings: Settings, now: datetime) -> None:
+    """Every instalment is paid: the order is repaid; on time, it grows the shopper's limit."""
+    if not order_service.mark_repaid(order, now=now):
+        return
+    if repayment_service.was_repaid_on_time(
+        session, shopper_id=order.shopper_id, order_id=order.id
+    ):
+        credit_service.record_on_time_repayment(
+            session,
+            shopper_id=order.shopper_id,
+            order_id=order.id,
+            policy=credit_service.policy_from_settings(settings),
+            now=now,
+        )
+    session.flush()
+    publish_order_event(session, order=order, event_type="order.repaid", settings=settings, now=now)
+
+
+def refresh_freeze(session: Session, *, shopper_id: str, now: datetime) -> None:
+    """Credit frozen for an overdue payment unfreezes once nothing is overdue."""
+    if not repayment_service.has_overdue(session, shopper_id=shopper_id):
+        credit_service.unfreeze_after_overdue_cleared(session, shopper_id=shopper_id, now=now)
+
+
+def held_credit_of(session: Session, *, shopper_id: str, currency: str) -> int:
+    """What the shopper paid beyond what they owed, held to pay their next instalments."""
+    return -ledger_service.balance_of(
+        session, accounts.shopper_unapplied_credit(shopper_id), currency
+    )
+
+
+def apply_held_credit(
+    session: Session, *, shopper_id: str, currency: str, today: date, now: datetime
+) -> list[Allocation]:
+    """Credit the shopper holds (earlier overpayments) pays their open instalments, oldest due
+    first, as a payment would."""
+    held = held_credit_of(session, shopper_id=shopper_id, currency=currency)
+    if held <= 0:
+        return []
+    applied = repayment_service.apply_to_open_instalments(
+        session,
+        shopper_id=shopper_id,
+        amount_minor=held,
+        order_id=None,
+        source="unapplied_credit",
+        payment_id=None,
+        today=today,
+        now=now,
+    )
+    credit_service.release(session, shopper_id=shopper_id, amount_minor=applied.freed_credit_minor)
+    post_entry(
+        session,
+        kind=EntryKind.UNAPPLIED_CREDIT_APPLIED,
+        legs=[
+            Leg(accounts.shopper_unapplied_credit(shopper_id), held - applied.left_minor),
+            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
+            Leg(accounts.RECOVERIES, -applied.recovered_minor),
+        ],
+        currency=currency,
+        now=now,
+        shopper_id=shopper_id,
+        memo="held credit applied to a new order",
+    )
+    return applied.allocations
