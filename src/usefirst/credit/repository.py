@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, insert, select, update
@@ -109,6 +108,3 @@ class CreditRepository:
                 .order_by(CreditLineChange.id)
             )
         )
-
-    def set_reviewed_at(self, shopper_id: str, now: datetime) -> None:
-        self.update_line(shopper_id, reviewed_at=now)

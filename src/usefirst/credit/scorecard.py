@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -95,7 +95,7 @@ class _Feature:
 
 
 class Scorecard:
-    """A loaded points table. Build it with :func:`load_scorecard` or :meth:`from_document`."""
+    """A loaded points table. Build it with :func:`load_scorecard`."""
 
     def __init__(self, document: Mapping[str, Any]) -> None:
         self.document: dict[str, Any] = json.loads(json.dumps(document))
@@ -108,10 +108,6 @@ class Scorecard:
             _build_feature(feature) for feature in self.document["features"]
         )
         self.feature_names: tuple[str, ...] = tuple(feature.name for feature in self.features)
-
-    @classmethod
-    def from_document(cls, document: Mapping[str, Any]) -> Scorecard:
-        return cls(document)
 
     def to_json(self) -> str:
         return json.dumps(self.document, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
@@ -275,7 +271,3 @@ def load_default_scorecard() -> Scorecard:
         .read_text(encoding="utf-8")
     )
     return Scorecard(json.loads(text))
-
-
-def scores_of(scorecard: Scorecard, rows: Sequence[Mapping[str, FeatureValue]]) -> list[int]:
-    return [scorecard.score(row) for row in rows]

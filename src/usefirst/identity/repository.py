@@ -40,12 +40,6 @@ class IdentityRepository:
             return False
         return True
 
-    def national_id_taken(self, national_id_hash: str) -> bool:
-        return self.session.get(NationalIdLookup, national_id_hash) is not None
-
-    def external_id_taken(self, external_id: str) -> bool:
-        return self.session.get(ExternalIdLookup, external_id) is not None
-
     def add(self, row: Shopper | Consent | Operator | ApiKey) -> None:
         self.session.add(row)
 

@@ -170,10 +170,6 @@ def change_contact_preferences(
     return shopper
 
 
-def consents_of(session: Session, *, shopper_id: str) -> list[Consent]:
-    return IdentityRepository(session).consents(shopper_id)
-
-
 def create_api_key(
     session: Session,
     *,

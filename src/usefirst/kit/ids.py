@@ -47,22 +47,15 @@ PREFIXES = {
 }
 
 
-def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
-
-
 # Crockford digits two at a time (10 bits): the daily sweep makes ~200,000 ids at a time, and
-# this is about three times quicker than ``_encode`` digit by digit.
+# this is about three times quicker than encoding digit by digit.
 _DIGIT_PAIRS = [high + low for high in _CROCKFORD for low in _CROCKFORD]
 _PAIR_SHIFTS = tuple(range(120, -1, -10))
 
 
 def _encode_time_and_random(millis: int, random_part: int) -> str:
-    """``_encode(millis, 10) + _encode(random_part, 16)``: 26 digits of 130 bits."""
+    """The 10 Crockford digits of the milliseconds, then the 16 of the random part: 26 digits of
+    130 bits, most significant first."""
     value = ((millis & (2**50 - 1)) << _RANDOM_BITS) | random_part
     return "".join([_DIGIT_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
 

@@ -60,15 +60,6 @@ class OrderRepository:
         ).all()
         return [(r[0], r[1]) for r in rows]
 
-    def refunds_of(self, shopper_id: str, order_id: str) -> list[Refund]:
-        return list(
-            self.session.scalars(
-                select(Refund)
-                .where(Refund.shopper_id == shopper_id, Refund.order_id == order_id)
-                .order_by(Refund.id)
-            )
-        )
-
     def in_call_queue(self) -> list[Order]:
         return list(
             self.session.scalars(

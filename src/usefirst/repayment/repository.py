@@ -95,17 +95,6 @@ class RepaymentRepository:
             statement = statement.with_for_update()
         return list(self.session.scalars(statement))
 
-    def overdue_for_fees(self, before_on: date) -> list[Instalment]:
-        """Overdue instalments due before ``before_on``, locked, oldest first."""
-        return list(
-            self.session.scalars(
-                select(Instalment)
-                .where(Instalment.status == "overdue", Instalment.due_on < before_on)
-                .order_by(Instalment.shopper_id, Instalment.order_id, Instalment.seq)
-                .with_for_update()
-            )
-        )
-
     # --- the daily sweep's late fees, set-based ---------------------------------------------
 
     def compute_late_fees(
@@ -259,14 +248,6 @@ WHERE f.fee > 0 AND instalments.shopper_id = f.shopper_id
             )
         )
 
-    def oldest_overdue_due_on(self) -> list[tuple[str, str, date]]:
-        rows = self.session.execute(
-            select(Instalment.shopper_id, Instalment.order_id, func.min(Instalment.due_on))
-            .where(Instalment.status == "overdue")
-            .group_by(Instalment.shopper_id, Instalment.order_id)
-        ).all()
-        return [(r[0], r[1], r[2]) for r in rows if r[2] is not None]
-
     def has_overdue(self, shopper_id: str) -> bool:
         return (
             self.session.scalar(
@@ -317,15 +298,6 @@ WHERE f.fee > 0 AND instalments.shopper_id = f.shopper_id
         return list(
             self.session.scalars(
                 select(Payment).where(Payment.shopper_id == shopper_id).order_by(Payment.id)
-            )
-        )
-
-    def allocations_of_payment(self, shopper_id: str, payment_id: str) -> list[Allocation]:
-        return list(
-            self.session.scalars(
-                select(Allocation)
-                .where(Allocation.shopper_id == shopper_id, Allocation.payment_id == payment_id)
-                .order_by(Allocation.id)
             )
         )
 

@@ -13,7 +13,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from usefirst.credit.repository import CreditRepository
-from usefirst.kit.errors import InvariantViolated, NotFound, ValidationFailed
+from usefirst.kit.errors import InvariantViolated, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
 from usefirst.kit.settings import Settings
@@ -463,13 +463,6 @@ def days_past_due(row: Instalment, today: date) -> int:
     if row.status != "overdue" or row.due_on is None:
         return 0
     return max((today - row.due_on).days, 0)
-
-
-def payment_of(session: Session, *, shopper_id: str, payment_id: str) -> Payment:
-    for payment in RepaymentRepository(session).payments_of(shopper_id):
-        if payment.id == payment_id:
-            return payment
-    raise NotFound("No such payment.")
 
 
 # --- collections support ---------------------------------------------------------------------

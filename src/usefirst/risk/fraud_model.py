@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,15 +100,6 @@ class OnnxFraudModel:
         matrix = np.ascontiguousarray(rows, dtype=np.float32)
         probabilities = self._session.run(self._outputs, {self._input_name: matrix})[0]
         return np.asarray(probabilities, dtype=np.float64)[:, 1]
-
-    def score_many(self, rows: Sequence[Mapping[str, float]]) -> list[float]:
-        if not rows:
-            return []
-        matrix = np.array(
-            [[float(row.get(name, 0.0)) for name in self.feature_names] for row in rows],
-            dtype=np.float32,
-        )
-        return [float(value) for value in self.score_matrix(matrix)]
 
 
 def _session_options() -> onnxruntime.SessionOptions:
