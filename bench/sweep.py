@@ -23,8 +23,9 @@ What one run does (PostgreSQL first, then SQLite unless ``--sqlite-instalments 0
    subprocess) and compares every row the two sweeps touched: the set-based sweep must give
    exactly what the per-row one gave (use ``--no-daily-jobs`` then: other domains' daily jobs
    are not part of that comparison);
-6. other domains' daily jobs (``usefirst.daily_jobs``) run inside the sweep and are timed as
-   their own phase; ``--no-daily-jobs`` leaves them out, to time collections alone.
+6. other domains' daily jobs (those ``usefirst.flows.daily_sweep`` calls) run inside the sweep
+   and are timed as their own phase; ``--no-daily-jobs`` leaves them out, to time collections
+   alone.
 
 The book, as it stands after the previous business day's sweep:
 
@@ -90,11 +91,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import text
 
-from usefirst import daily_jobs
 from usefirst.collections import service as collections_service
-from usefirst.collections import tasks as sweep_tasks
 from usefirst.collections.ladder import load_ladder
 from usefirst.credit.service import FROZEN_OVERDUE
+from usefirst.flows import daily_sweep
 from usefirst.identity import validation
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.crypto import FieldCipher
@@ -960,15 +960,38 @@ def load_sqlite(path: Path, book: Book, *, history: bool) -> dict[str, tuple[int
 # Measuring one sweep
 # --------------------------------------------------------------------------------------------
 
+# Other domains' jobs, as the daily sweep flow calls them (one phase, "daily jobs", for all).
+DAILY_JOBS = (
+    ("dispute_tasks", "enforce_deadlines"),
+    ("risk_service", "expire_step_ups"),
+    ("risk_monitors", "first_instalment_missed"),
+    ("risk_monitors", "merchant_drift"),
+    ("risk_graph", "nightly_graph"),
+    ("settlement", "settle_daily"),
+    ("complaints", "flag_overdue_complaints"),
+)
 PHASES = (
-    ("daily jobs", daily_jobs, "run_jobs"),
+    *(("daily jobs", getattr(daily_sweep, module), function) for module, function in DAILY_JOBS),
     ("auto-confirm", order_service, "auto_confirm_shipped"),
-    ("mark overdue", order_service, "mark_overdue"),
-    ("late fees", collections_service, "accrue_late_fees"),
-    ("escalation", collections_service, "escalate"),
+    ("mark overdue", daily_sweep, "mark_overdue"),
+    ("late fees", daily_sweep, "accrue_late_fees"),
+    ("escalation", daily_sweep, "escalate"),
     ("reminders", collections_service, "plan_reminders"),
     ("bureau files", collections_service, "monthly_bureau_files"),
 )
+
+
+def _no_job(session: Any, context: Any) -> dict[str, int]:
+    return {}
+
+
+@contextlib.contextmanager
+def without_daily_jobs() -> Iterator[None]:
+    """The sweep without other domains' jobs (``--no-daily-jobs``), to time collections alone."""
+    with contextlib.ExitStack() as stack:
+        for module, function in DAILY_JOBS:
+            stack.enter_context(mock.patch.object(getattr(daily_sweep, module), function, _no_job))
+        yield
 
 
 @dataclass
@@ -1040,7 +1063,7 @@ class SweepProbe:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        run_sweep = sweep_tasks.run_sweep
+        run_sweep = daily_sweep.run_sweep
         charge_daily_late_fees = repayment_service.charge_daily_late_fees
         mark_overdue = repayment_service.mark_overdue
 
@@ -1072,7 +1095,7 @@ class SweepProbe:
                 stack.enter_context(
                     mock.patch.object(module, attribute, self._phase(name, function))
                 )
-            stack.enter_context(mock.patch.object(sweep_tasks, "run_sweep", outer_run_sweep))
+            stack.enter_context(mock.patch.object(daily_sweep, "run_sweep", outer_run_sweep))
             stack.enter_context(
                 mock.patch.object(repayment_service, "charge_daily_late_fees", counting_late_fees)
             )
@@ -1301,20 +1324,27 @@ def run_measured_sweep(
 # --------------------------------------------------------------------------------------------
 
 REFERENCE_SWEEP = """
+import json
 import sys
 from datetime import date
 from pathlib import Path
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.runtime import Runtime
-if sys.argv[4:] == ["no-daily-jobs"]:
+if sys.argv[4:5] == ["no-daily-jobs"]:
     try:
-        from usefirst import daily_jobs
-    except ImportError:  # an engine older than the daily jobs
-        pass
+        from usefirst.flows import daily_sweep
+    except ImportError:  # an engine whose sweep ran jobs registered by name
+        try:
+            from usefirst import daily_jobs
+        except ImportError:  # an engine older than the daily jobs
+            pass
+        else:
+            daily_jobs.BEFORE_COLLECTIONS.clear()
+            daily_jobs.AFTER_COLLECTIONS.clear()
     else:
-        daily_jobs.BEFORE_COLLECTIONS.clear()
-        daily_jobs.AFTER_COLLECTIONS.clear()
+        for module, function in json.loads(sys.argv[5]):
+            setattr(getattr(daily_sweep, module), function, lambda session, context: {})
 settings = Settings(database_url=sys.argv[1], keys_file=Path(sys.argv[2]))
 runtime = Runtime(settings, cipher=load_field_cipher(settings))
 business_on = date.fromisoformat(sys.argv[3])
@@ -1337,7 +1367,7 @@ def reference_sweep(
     started = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, "-c", REFERENCE_SWEEP, url, str(keys_file), business_on.isoformat()]
-        + ([] if daily_jobs_on else ["no-daily-jobs"]),
+        + ([] if daily_jobs_on else ["no-daily-jobs", json.dumps(DAILY_JOBS)]),
         env={**os.environ, "PYTHONPATH": str(source / "src")},
         check=True,
         capture_output=True,
@@ -1642,6 +1672,7 @@ def bench_backend(
     rerun: bool,
     history: bool,
     reference_commit: str | None,
+    daily_jobs_on: bool,
     book_url: str | None = None,
 ) -> dict[str, Any]:
     is_sqlite = url.startswith("sqlite")
@@ -1710,7 +1741,7 @@ def bench_backend(
             url=reference_url,
             keys_file=keys_file,
             business_on=spec.business_on,
-            daily_jobs_on=bool(daily_jobs.BEFORE_COLLECTIONS or daily_jobs.AFTER_COLLECTIONS),
+            daily_jobs_on=daily_jobs_on,
         )
         now = business_day_start(spec.business_on, settings.time_zone)
         comparison = compare_databases(url, reference_url, now=now)
@@ -1944,9 +1975,11 @@ def spec_for(arguments: argparse.Namespace, instalments: int) -> BookSpec:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
-    if arguments.no_daily_jobs:
-        daily_jobs.BEFORE_COLLECTIONS.clear()
-        daily_jobs.AFTER_COLLECTIONS.clear()
+    with without_daily_jobs() if arguments.no_daily_jobs else contextlib.nullcontext():
+        return bench_all(arguments)
+
+
+def bench_all(arguments: argparse.Namespace) -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="usefirst-bench-sweep-"))
     keys_file = work_dir / "keys.json"
     py_spy_dir = work_dir if arguments.py_spy else None
@@ -1973,6 +2006,7 @@ def main(argv: list[str] | None = None) -> int:
                 rerun=not arguments.no_rerun,
                 history=not arguments.no_history,
                 reference_commit=arguments.reference_commit,
+                daily_jobs_on=not arguments.no_daily_jobs,
                 book_url=(
                     urlunsplit(urlsplit(url)._replace(path=f"/{arguments.book_database}"))
                     if arguments.book_database and not url.startswith("sqlite")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.collections.dunning_env import open_env
-from usefirst.collections.service import accrue_late_fees
+from usefirst.flows.daily_sweep import accrue_late_fees
 from usefirst.ledger.models import JournalEntry, LedgerPosting
 from usefirst.ledger.repository import LedgerRepository
 from usefirst.orders.models import Order

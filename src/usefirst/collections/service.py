@@ -40,9 +40,11 @@ from usefirst.notify.service import publish_event
 from usefirst.notify.templates import TemplateCatalog, template_language_of
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
+from usefirst.orders.repository import OrderRepository
 from usefirst.privacy.audit import record_accesses
 from usefirst.repayment import service as repayment_service
 from usefirst.repayment.models import Instalment
+from usefirst.repayment.repository import RepaymentRepository
 
 CONTACT_TOPIC = "contact"
 CALL_OUTCOMES = ("reached", "no_answer", "wrong_number", "promise_to_pay", "refused")
@@ -177,20 +179,6 @@ def _phone_reported_wrong(session: Session, shopper: Shopper) -> bool:
     return CollectionsRepository(session).phone_reported_wrong(shopper.id, shopper.phone_masked)
 
 
-# --- late fees -------------------------------------------------------------------------------
-
-
-def accrue_late_fees(
-    session: Session, *, business_on: date, settings: Settings, now: datetime
-) -> int:
-    """Charge one day of late fees for ``business_on`` (set-based; see
-    ``repayment.service.charge_daily_late_fees`` for the policy and its caps). Returns the total
-    charged."""
-    return repayment_service.charge_daily_late_fees(
-        session, business_on=business_on, settings=settings, now=now
-    ).total_minor
-
-
 # --- the dunning ladder ----------------------------------------------------------------------
 
 
@@ -259,55 +247,72 @@ class EscalationSummary:
     charged_off: int = 0
 
 
-def escalate(
-    session: Session,
-    *,
-    business_on: date,
-    ladder: Ladder,
-    settings: Settings,
-    now: datetime,
+def escalate_overdue(
+    session: Session, *, business_on: date, ladder: Ladder, now: datetime
 ) -> EscalationSummary:
-    """Order-level steps, by the order's days past due (since its oldest overdue instalment fell
-    due, less the days a dispute paused). Each happens once per order (a flag or a case records
-    it); none happens while a dispute is open. The call queue and bureau report are one
-    set-based update; legal referral and charge-off (rare, with cases, events and ledger
-    entries) go order by order."""
-    summary = EscalationSummary()
-    summary.call_queue, summary.bureau_reported = order_service.escalate_overdue(
-        session,
+    """Set-based: first delinquency, call queue and bureau report for every overdue order that
+    reaches them today (see ``CollectionsRepository.escalate_overdue``): the summary counts the
+    orders that entered the call queue and were reported to the bureau."""
+    session.flush()
+    call_queue, bureau_reported = CollectionsRepository(session).escalate_overdue(
         business_on=business_on,
         call_queue_day=ladder.action_day("call_queue"),
         bureau_report_day=ladder.action_day("bureau_report"),
         now=now,
     )
+    session.expire_all()
+    return EscalationSummary(call_queue=call_queue, bureau_reported=bureau_reported)
+
+
+@dataclass(frozen=True)
+class PastDueOrder:
+    """An undisputed overdue order far enough past due for one of the ladder's later steps."""
+
+    order: Order
+    days_past_due: int
+    reaches_legal_referral: bool
+    reaches_charge_off: bool
+
+
+def orders_due_for_legal_or_charge_off(
+    session: Session, *, business_on: date, ladder: Ladder
+) -> list[PastDueOrder]:
+    """The orders whose days past due reach legal referral or charge-off today (each step still
+    happens once per order: ``refer_to_legal`` and the charge-off record it)."""
     legal_day = ladder.action_day("legal_referral")
     charge_off_day = ladder.action_day("charge_off")
     later_days = [day for day in (legal_day, charge_off_day) if day is not None]
     if not later_days:
-        return summary
-    for order, days_past_due in order_service.orders_past_due(
-        session, business_on=business_on, days=min(later_days)
-    ):
-        if legal_day is not None and days_past_due >= legal_day:
-            summary.legal_referred += _refer_to_legal(
-                session, order=order, business_on=business_on, settings=settings, now=now
-            )
-        if charge_off_day is not None and days_past_due >= charge_off_day:
-            order_service.charge_off(
-                session, order=order, business_on=business_on, settings=settings, now=now
-            )
-            summary.charged_off += 1
-    return summary
+        return []
+    repository = CollectionsRepository(session)
+    rows = repository.past_due_at_least(business_on=business_on, days=min(later_days))
+    orders = {
+        (order.shopper_id, order.id): order
+        for order in OrderRepository(session).many(
+            [(shopper_id, order_id) for shopper_id, order_id, _ in rows]
+        )
+    }
+    return [
+        PastDueOrder(
+            order=orders[(shopper_id, order_id)],
+            days_past_due=days_past_due,
+            reaches_legal_referral=legal_day is not None and days_past_due >= legal_day,
+            reaches_charge_off=charge_off_day is not None and days_past_due >= charge_off_day,
+        )
+        for shopper_id, order_id, days_past_due in rows
+    ]
 
 
-def _refer_to_legal(
-    session: Session, *, order: Order, business_on: date, settings: Settings, now: datetime
-) -> int:
-    if not order_service.mark_collections_step(
-        session, order=order, flag="legal_referred_on", business_on=business_on, now=now
-    ):
-        return 0
-    rows = repayment_service.instalments_of(session, shopper_id=order.shopper_id, order_id=order.id)
+def refer_to_legal(
+    session: Session, *, order: Order, business_on: date, now: datetime
+) -> LegalCase | None:
+    """Open the order's legal case, claiming what it still owes; None if it was referred
+    before."""
+    if order.legal_referred_on is not None:
+        return None
+    order.legal_referred_on = business_on
+    order.updated_at = now
+    rows = RepaymentRepository(session).instalments_of_order(order.shopper_id, order.id)
     case = LegalCase(
         shopper_id=order.shopper_id,
         id=new_id("legal_case"),
@@ -321,16 +326,38 @@ def _refer_to_legal(
     )
     CollectionsRepository(session).add(case)
     session.flush()
-    publish_event(
-        session,
-        event_type="legal.referred",
-        data=legal_case_view(case),
-        now=now,
-        settings=settings,
-        merchant_id=None,
-        shopper_id=order.shopper_id,
-    )
-    return 1
+    return case
+
+
+def record_charge_off(
+    session: Session, *, order: Order, business_on: date, amount_minor: int, now: datetime
+) -> None:
+    """Record that the order was charged off on ``business_on``, ``amount_minor`` written off."""
+    order.charged_off_on = business_on
+    order.charged_off_minor = amount_minor
+    order.updated_at = now
+
+
+# --- the sweep's record of swept dates -------------------------------------------------------
+
+
+def claim_sweep_date(session: Session, *, business_on: date, now: datetime) -> bool:
+    """Record that the sweep of ``business_on`` runs; False when it already has."""
+    return CollectionsRepository(session).claim_sweep_date(business_on, now=now)
+
+
+def raise_work_mem_for_sweep(session: Session) -> None:
+    CollectionsRepository(session).raise_work_mem_for_sweep()
+
+
+def record_sweep_summary(
+    session: Session, *, business_on: date, summary: dict[str, object]
+) -> None:
+    CollectionsRepository(session).record_sweep_summary(business_on, summary)
+
+
+def last_swept_on(session: Session) -> date | None:
+    return CollectionsRepository(session).last_swept_on()
 
 
 # --- delivering reminders --------------------------------------------------------------------

@@ -14,7 +14,7 @@ from usefirst.credit.policy import Reason
 from usefirst.identity import service as identity_service
 from usefirst.kit.clock import business_date
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.errors import Conflict, InvariantViolated, NotFound, ValidationFailed
+from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
 from usefirst.kit.settings import Settings
@@ -664,24 +664,15 @@ def auto_confirm_shipped(
     return len(orders)
 
 
-def mark_overdue(session: Session, *, business_on: date, settings: Settings, now: datetime) -> int:
-    """Instalments due before ``business_on`` and unpaid turn overdue, their shoppers' credit
-    freezes and their delivered orders turn overdue (one ``order.overdue`` event each). Returns
-    how many orders had an instalment turn overdue."""
-    pairs = sorted(repayment_service.overdue_candidates(session, business_on=business_on))
-    if not pairs:
-        return 0
-    shopper_ids = sorted({shopper for shopper, _ in pairs})
-    session.flush()
-    # Same lock order as payments and checkouts: credit lines first, then instalments and orders.
-    credit_service.lock_credit_lines(session, shopper_ids=shopper_ids)
-    repayment_service.mark_overdue(session, business_on=business_on, shopper_ids=shopper_ids)
-    credit_service.freeze_many_for_overdue(session, shopper_ids=shopper_ids, now=now)
+def mark_overdue(
+    session: Session, *, keys: list[tuple[str, str]], settings: Settings, now: datetime
+) -> None:
+    """The delivered orders among ``keys`` (an instalment of each just turned overdue) turn
+    overdue, one ``order.overdue`` event each."""
     repository = OrderRepository(session)
-    turned = repository.delivered_to_overdue(pairs, now=now)
+    turned = repository.delivered_to_overdue(keys, now=now)
     session.expire_all()
     _publish_many(session, repository.many(turned), "order.overdue", settings=settings, now=now)
-    return len(pairs)
 
 
 def _publish_many(
@@ -877,8 +868,6 @@ def orders_of_shopper(session: Session, *, shopper_id: str) -> list[Order]:
 
 # --- collections support ---------------------------------------------------------------------
 
-COLLECTIONS_FLAGS = ("call_queue_since_on", "bureau_reported_on", "legal_referred_on")
-
 
 def orders_by_key(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Order]:
     repository = OrderRepository(session)
@@ -888,50 +877,6 @@ def orders_by_key(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[s
         if order is not None:
             found[(shopper_id, order_id)] = order
     return found
-
-
-def mark_collections_step(
-    session: Session, *, order: Order, flag: str, business_on: date, now: datetime
-) -> bool:
-    """Record that a one-time collections step reached the order. False if it already had."""
-    if flag not in COLLECTIONS_FLAGS:
-        raise InvariantViolated(f"unknown collections flag {flag!r}")
-    if getattr(order, flag) is not None:
-        return False
-    setattr(order, flag, business_on)
-    order.updated_at = now
-    return True
-
-
-def escalate_overdue(
-    session: Session,
-    *,
-    business_on: date,
-    call_queue_day: int | None,
-    bureau_report_day: int | None,
-    now: datetime,
-) -> tuple[int, int]:
-    """Set-based: first delinquency, call queue and bureau report for every overdue order that
-    reaches them today (see ``OrderRepository.escalate_overdue``). Returns (entered the call
-    queue, reported to the bureau)."""
-    session.flush()
-    reached = OrderRepository(session).escalate_overdue(
-        business_on=business_on,
-        call_queue_day=call_queue_day,
-        bureau_report_day=bureau_report_day,
-        now=now,
-    )
-    session.expire_all()
-    return reached
-
-
-def orders_past_due(session: Session, *, business_on: date, days: int) -> list[tuple[Order, int]]:
-    """The undisputed overdue orders at least ``days`` past due, with their days past due."""
-    repository = OrderRepository(session)
-    rows = repository.past_due_at_least(business_on=business_on, days=days)
-    keys = [(shopper_id, order_id) for shopper_id, order_id, _ in rows]
-    orders = {(order.shopper_id, order.id): order for order in repository.many(keys)}
-    return [(orders[(shopper_id, order_id)], dpd) for shopper_id, order_id, dpd in rows]
 
 
 def set_dispute_flag(
@@ -993,36 +938,12 @@ def days_past_due_on(order: Order, *, due_on: date, on: date) -> int:
     return max((on - due_on).days - paused_days_on(order, on), 0)
 
 
-def charge_off(
-    session: Session, *, order: Order, business_on: date, settings: Settings, now: datetime
-) -> int:
-    """Write off what is left of a long-unpaid order. The debt stays owed: later payments are
-    recoveries. The shopper's credit line closes."""
-    credit_service.lock_credit_line(session, shopper_id=order.shopper_id)
-    written_off = repayment_service.charge_off_schedule(
-        session, shopper_id=order.shopper_id, order_id=order.id
-    )
-    if written_off.total_minor:
-        post_transfer(
-            session,
-            kind=EntryKind.CHARGE_OFF,
-            debit=accounts.WRITE_OFF_EXPENSE,
-            credit=accounts.shopper_receivable(order.shopper_id),
-            amount_minor=written_off.total_minor,
-            currency=order.currency,
-            now=now,
-            shopper_id=order.shopper_id,
-            order_id=order.id,
-            memo="charge-off of a long-unpaid order",
-        )
+def charge_off(session: Session, *, order: Order, settings: Settings, now: datetime) -> None:
+    """The order is charged off (the daily sweep's charge-off wrote off what was left of it)."""
     order.status = "charged_off"
-    order.charged_off_on = business_on
-    order.charged_off_minor = written_off.total_minor
     order.updated_at = now
-    credit_service.close_after_charge_off(session, shopper_id=order.shopper_id, now=now)
     session.flush()
     _publish(session, order, "order.charged_off", settings=settings, now=now)
-    return written_off.total_minor
 
 
 def waive_late_fees(
