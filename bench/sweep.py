@@ -962,7 +962,7 @@ def load_sqlite(path: Path, book: Book, *, history: bool) -> dict[str, tuple[int
 
 # Other domains' jobs, as the daily sweep flow calls them (one phase, "daily jobs", for all).
 DAILY_JOBS = (
-    ("dispute_tasks", "enforce_deadlines"),
+    ("dispute_resolution", "enforce_deadlines"),
     ("risk_service", "expire_step_ups"),
     ("risk_monitors", "first_instalment_missed"),
     ("risk_monitors", "merchant_drift"),

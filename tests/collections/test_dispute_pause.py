@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tests.collections.dunning_env import Env, jsonl_records, open_env
 from tests.collections.metro2_parser import parse_metro2
-from usefirst.orders.service import find_order, set_dispute_flag
+from usefirst.flows.dispute_resolution import set_dispute_flag
+from usefirst.orders.service import find_order
 
 DUE = date(2027, 3, 9)  # bought and delivered on the start day, 2027-03-02
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from usefirst.collections import service as collections_service
 from usefirst.collections.ladder import Ladder
 from usefirst.credit import service as credit_service
-from usefirst.disputes import tasks as dispute_tasks
+from usefirst.flows import dispute_resolution
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.crypto import FieldCipher
@@ -125,7 +125,7 @@ def run_sweep(
     summary = SweepSummary(business_on=business_on, already_ran=False)
     context = DailyContext(business_on=business_on, now=now, settings=settings, cipher=cipher)
 
-    summary.jobs[DISPUTE_DEADLINES] = dispute_tasks.enforce_deadlines(session, context)
+    summary.jobs[DISPUTE_DEADLINES] = dispute_resolution.enforce_deadlines(session, context)
     summary.jobs[STEP_UP_EXPIRY] = risk_service.expire_step_ups(session, context)
     summary.auto_confirmed = order_service.auto_confirm_shipped(
         session,

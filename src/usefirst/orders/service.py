@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from usefirst.credit import service as credit_service
 from usefirst.credit.policy import Reason
 from usefirst.identity import service as identity_service
-from usefirst.kit.clock import business_date
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
@@ -877,50 +876,6 @@ def orders_by_key(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[s
         if order is not None:
             found[(shopper_id, order_id)] = order
     return found
-
-
-def set_dispute_flag(
-    session: Session,
-    *,
-    order_id: str,
-    is_disputed: bool,
-    settings: Settings,
-    now: datetime,
-    today: date | None = None,
-) -> Order:
-    """Open or close the order's shopper dispute (the disputes workflow calls this; idempotent).
-
-    While a dispute is open the order's days past due stop counting: no late fee, no reminder
-    after the due date and no escalation step happens, and the bureau file carries compliance
-    code XB. On closing, the past-due days the dispute covered (those of its business dates,
-    ``today`` excluded at the start and included at the end, after the order's oldest unpaid
-    instalment fell due) are added to ``dispute_paused_days``: days past due = days since due −
-    paused days, so dunning resumes where it stopped. The file of the period the dispute closed in
-    carries XH. ``today`` is the business date (default: that of ``now``)."""
-    on = today if today is not None else business_date(now, settings.time_zone)
-    order = _lock(session, order_id=order_id)
-    if order.is_disputed == is_disputed:
-        return order
-    if is_disputed:
-        order.disputed_since_on = on
-    else:
-        opened_on = order.disputed_since_on or on
-        unpaid_due_ons = [
-            row.due_on
-            for row in repayment_service.instalments_of(
-                session, shopper_id=order.shopper_id, order_id=order.id
-            )
-            if row.due_on is not None and row.due_on < on and row.remaining_minor > 0
-        ]
-        if unpaid_due_ons:
-            paused_from = max(opened_on, min(unpaid_due_ons))
-            order.dispute_paused_days += max((on - paused_from).days, 0)
-        order.disputed_since_on = None
-        order.dispute_resolved_on = on
-    order.is_disputed = is_disputed
-    order.updated_at = now
-    session.flush()
-    return order
 
 
 def paused_days_on(order: Order, on: date) -> int:
