@@ -94,7 +94,7 @@ from sqlalchemy import text
 from usefirst.collections import service as collections_service
 from usefirst.collections.ladder import load_ladder
 from usefirst.credit.service import FROZEN_OVERDUE
-from usefirst.flows import daily_sweep
+from usefirst.flows import bureau_reporting, daily_sweep
 from usefirst.identity import validation
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.crypto import FieldCipher
@@ -977,7 +977,7 @@ PHASES = (
     ("late fees", daily_sweep, "accrue_late_fees"),
     ("escalation", daily_sweep, "escalate"),
     ("reminders", collections_service, "plan_reminders"),
-    ("bureau files", collections_service, "monthly_bureau_files"),
+    ("bureau files", bureau_reporting, "monthly_bureau_files"),
 )
 
 
@@ -1333,7 +1333,7 @@ from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.runtime import Runtime
 if sys.argv[4:5] == ["no-daily-jobs"]:
     try:
-        from usefirst.flows import daily_sweep
+        from usefirst.flows import bureau_reporting, daily_sweep
     except ImportError:  # an engine whose sweep ran jobs registered by name
         try:
             from usefirst import daily_jobs

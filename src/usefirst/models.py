@@ -1,6 +1,12 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
-from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
+from usefirst.collections.models import (
+    BureauFile,
+    ContactAttempt,
+    LateFeeWaiver,
+    LegalCase,
+    SweepRun,
+)
 from usefirst.console.models import ConsoleAccount, ConsoleSession
 from usefirst.credit.models import CreditLine, CreditLineChange
 from usefirst.disputes.models import Dispute, DisputeAction, DisputeEvidence
@@ -19,7 +25,6 @@ from usefirst.kit.models import (
     IdempotencyRecord,
     OutboxMessage,
     SandboxClock,
-    SweepRun,
 )
 from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
 from usefirst.merchants.models import (
@@ -79,6 +84,7 @@ __all__ = [
     "Instalment",
     "JournalEntry",
     "KnownFraudSubject",
+    "LateFeeWaiver",
     "LedgerAccount",
     "LedgerPosting",
     "LegalCase",

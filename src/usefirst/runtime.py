@@ -71,7 +71,8 @@ class Runtime:
 
     def outbox_handlers(self) -> dict[str, Handler]:
         """What the worker delivers: signed webhooks and planned reminders."""
-        from usefirst.collections.service import CONTACT_TOPIC, ContactDeliverer
+        from usefirst.collections.service import CONTACT_TOPIC
+        from usefirst.flows.reminder_delivery import ContactDeliverer
         from usefirst.notify.channels import ChannelSettings, build_channels
         from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
         from usefirst.risk.service import STEP_UP_TOPIC, StepUpCodeSender

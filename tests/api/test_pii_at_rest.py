@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from tests.factories import bearer, checkout_body, create_merchant, national_id
-from usefirst.collections.service import bureau_file_text, create_bureau_file
+from usefirst.collections.bureau import bureau_file_text
+from usefirst.flows.bureau_reporting import create_bureau_file
 from usefirst.runtime import Runtime
 
 NAME = "欧阳明月"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tests.collections.dunning_env import open_env
 from tests.collections.metro2_parser import parse_metro2
+from usefirst.collections.bureau import payment_history_profile
 from usefirst.collections.bureau_format import metro2_account_number
-from usefirst.collections.service import payment_history_profile
 from usefirst.orders.models import Order
 from usefirst.repayment.models import Instalment
 

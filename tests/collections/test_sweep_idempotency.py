@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.collections.dunning_env import SHIPMENT, dump_tables, local_at, open_env
 from tests.factories import bearer, checkout_body
+from usefirst.collections.models import SweepRun
 from usefirst.flows import daily_sweep
 from usefirst.kit.clock import TestClock
-from usefirst.kit.models import SweepRun
 
 COMPRESSED_LADDER = """
 [[step]]

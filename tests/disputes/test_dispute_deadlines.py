@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.disputes.dispute_env import JPEG_BYTES, PDF_BYTES, DisputeEnv, open_dispute_env
-from usefirst.kit.models import SweepRun
+from usefirst.collections.models import SweepRun
 from usefirst.orders.models import Order, Refund
 
 

@@ -218,7 +218,8 @@ def bureau_report(
     """Write a credit-bureau file for a month (also kept for GET /v1/bureau/files)."""
     from pathlib import Path
 
-    from usefirst.collections.service import bureau_file_text, create_bureau_file
+    from usefirst.collections.bureau import bureau_file_text
+    from usefirst.flows.bureau_reporting import create_bureau_file
     from usefirst.kit.errors import UsefirstError
 
     # Checked before the file is made: a stored file whose copy could not be written is confusing.

@@ -1,13 +1,25 @@
-"""Collections: every contact attempt, legal cases and credit-bureau files."""
+"""Collections: every contact attempt, legal cases, credit-bureau files, operators' waivers of late
+fees, and the record of the business dates the daily sweep ran."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from usefirst.kit.db import Base, UTCDateTime
+from usefirst.kit.db import Base, JSONDocument, UTCDateTime
 
 
 class ContactAttempt(Base):
@@ -71,3 +83,31 @@ class BureauFile(Base):
     # field name "content"; files made before migration 0016 hold their text until key rotation.
     content_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LateFeeWaiver(Base):
+    """An operator's waiver of an order's late fees with its reason in full: the journal entry's
+    memo has room for 200 characters, and the ledger is never erased."""
+
+    __tablename__ = "late_fee_waivers"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    entry_id: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500))
+    operator_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SweepRun(Base):
+    """A business date the daily sweep ran, and its summary."""
+
+    __tablename__ = "sweep_runs"
+
+    business_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    summary: Mapped[Any] = mapped_column(JSONDocument)

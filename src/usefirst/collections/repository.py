@@ -14,11 +14,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
-from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
+from usefirst.collections.models import (
+    BureauFile,
+    ContactAttempt,
+    LateFeeWaiver,
+    LegalCase,
+    SweepRun,
+)
 from usefirst.identity.models import Shopper
 from usefirst.kit.db import UTCDateTime
 from usefirst.kit.ids import new_id
-from usefirst.kit.models import SweepRun
 from usefirst.repayment.models import Instalment
 
 # work_mem of the daily sweep's transaction on PostgreSQL (see ``raise_work_mem_for_sweep``).
@@ -48,7 +53,7 @@ class CollectionsRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: ContactAttempt | LegalCase | BureauFile) -> None:
+    def add(self, row: ContactAttempt | LegalCase | BureauFile | LateFeeWaiver) -> None:
         self.session.add(row)
 
     def step_already_planned(

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from usefirst.collections import service as collections_service
 from usefirst.collections.ladder import Ladder
 from usefirst.credit import service as credit_service
-from usefirst.flows import dispute_resolution
+from usefirst.flows import bureau_reporting, dispute_resolution
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.crypto import FieldCipher
@@ -153,7 +153,7 @@ def run_sweep(
     summary.reminders_planned = collections_service.plan_reminders(
         session, business_on=business_on, ladder=ladder, settings=settings, cipher=cipher, now=now
     )
-    summary.bureau_files = collections_service.monthly_bureau_files(
+    summary.bureau_files = bureau_reporting.monthly_bureau_files(
         session, business_on=business_on, cipher=cipher, settings=settings, now=now
     )
 

@@ -1,4 +1,4 @@
-"""Orders bought on credit, refunds against them, and operators' waivers of their late fees."""
+"""Orders bought on credit and refunds against them."""
 
 from __future__ import annotations
 
@@ -104,22 +104,4 @@ class Refund(Base):
     waived_fees_minor: Mapped[int] = mapped_column(BigInteger)
     returned_to_shopper_minor: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class LateFeeWaiver(Base):
-    """An operator's waiver of an order's late fees with its reason in full: the journal entry's
-    memo has room for 200 characters, and the ledger is never erased."""
-
-    __tablename__ = "late_fee_waivers"
-    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
-
-    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(40))
-    entry_id: Mapped[str] = mapped_column(String(40))
-    currency: Mapped[str] = mapped_column(String(3))
-    amount_minor: Mapped[int] = mapped_column(BigInteger)
-    reason: Mapped[str] = mapped_column(String(500))
-    operator_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

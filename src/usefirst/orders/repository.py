@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
-from usefirst.orders.models import LateFeeWaiver, Order, Refund
+from usefirst.orders.models import Order, Refund
 
 # Bound lists stay well below the drivers' parameter limits.
 CHUNK = 1000
@@ -18,7 +18,7 @@ class OrderRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: Order | Refund | LateFeeWaiver) -> None:
+    def add(self, row: Order | Refund) -> None:
         self.session.add(row)
 
     def find(self, order_id: str) -> Order | None:

@@ -22,7 +22,7 @@ from usefirst.ledger.accounts import EntryKind
 from usefirst.ledger.service import post_transfer
 from usefirst.merchants import service as merchant_service
 from usefirst.notify.service import publish_event
-from usefirst.orders.models import LateFeeWaiver, Order, Refund
+from usefirst.orders.models import Order, Refund
 from usefirst.orders.repository import OrderRepository
 from usefirst.orders.tracking import normalise_tracking_number
 from usefirst.repayment import schedule
@@ -878,21 +878,6 @@ def orders_by_key(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[s
     return found
 
 
-def paused_days_on(order: Order, on: date) -> int:
-    """The days an order's disputes paused its days past due, as of ``on`` (an open dispute
-    pauses every day since it opened)."""
-    paused = order.dispute_paused_days or 0
-    if order.is_disputed and order.disputed_since_on is not None:
-        paused += max((on - order.disputed_since_on).days, 0)
-    return paused
-
-
-def days_past_due_on(order: Order, *, due_on: date, on: date) -> int:
-    """Days past due of an instalment of the order due on ``due_on``, as of ``on``: days since
-    it fell due less the days disputes paused, never negative."""
-    return max((on - due_on).days - paused_days_on(order, on), 0)
-
-
 def charge_off(session: Session, *, order: Order, settings: Settings, now: datetime) -> None:
     """The order is charged off (the daily sweep's charge-off wrote off what was left of it)."""
     order.status = "charged_off"
@@ -901,81 +886,14 @@ def charge_off(session: Session, *, order: Order, settings: Settings, now: datet
     _publish(session, order, "order.charged_off", settings=settings, now=now)
 
 
-def waive_late_fees(
-    session: Session,
-    *,
-    order_id: str,
-    amount_minor: int | None,
-    reason: str,
-    operator_id: str | None,
-    settings: Settings,
-    now: datetime,
-) -> LateFeeWaiver:
-    """An operator waives unpaid late fees (all, or up to an amount), by a reversing entry."""
-    reason = reason.strip()
-    if not 1 <= len(reason) <= 500:
-        raise ValidationFailed("reason must have 1 to 500 characters.", field="reason")
-    if amount_minor is not None and amount_minor <= 0:
-        raise ValidationFailed("amount_minor must be positive.", field="amount_minor")
-    order = _lock(session, order_id=order_id)
-    waived = repayment_service.waive_unpaid_late_fees(
-        session, shopper_id=order.shopper_id, order_id=order.id, amount_minor=amount_minor
-    )
-    if waived == 0:
-        raise OrderStateConflict("The order has no unpaid late fees to waive.")
-    waiver_id = new_id("late_fee_waiver")
-    entry_id = post_transfer(
-        session,
-        kind=EntryKind.LATE_FEE_WAIVER,
-        debit=accounts.LATE_FEE_INCOME,
-        credit=accounts.shopper_receivable(order.shopper_id),
-        amount_minor=waived,
-        currency=order.currency,
-        now=now,
-        shopper_id=order.shopper_id,
-        order_id=order.id,
-        reference_id=waiver_id,
-        # The reason stays in the waiver alone: erasure can clear it there, never in the ledger.
-        memo=f"late fees waived ({waiver_id})",
-    )
-    waiver = LateFeeWaiver(
-        shopper_id=order.shopper_id,
-        id=waiver_id,
-        order_id=order.id,
-        entry_id=entry_id,
-        currency=order.currency,
-        amount_minor=waived,
-        reason=reason,
-        operator_id=operator_id,
-        created_at=now,
-    )
-    OrderRepository(session).add(waiver)
-    session.flush()
+def after_late_fees_waived(
+    session: Session, *, order: Order, settings: Settings, now: datetime
+) -> None:
+    """Late fees of the (locked) order were waived: with them gone it may have nothing overdue
+    left, or nothing left to pay."""
     _follow_schedules(
         session, shopper_id=order.shopper_id, order_ids=[order.id], settings=settings, now=now
     )
-    return waiver
-
-
-def late_fee_waiver_view(row: LateFeeWaiver) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "order_id": row.order_id,
-        "amount_minor": row.amount_minor,
-        "currency": row.currency,
-        "reason": row.reason,
-        "operator_id": row.operator_id,
-        "entry_id": row.entry_id,
-        "created_at": row.created_at,
-    }
-
-
-def orders_in_call_queue(session: Session) -> list[Order]:
-    return OrderRepository(session).in_call_queue()
-
-
-def orders_reported_to_bureau(session: Session, *, reported_by: date) -> list[Order]:
-    return OrderRepository(session).reported_to_bureau(reported_by)
 
 
 def delivery_confirmation(session: Session, *, order: Order) -> Literal["shopper", "automatic"]:
