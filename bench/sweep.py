@@ -39,8 +39,9 @@ The book, as it stands after the previous business day's sweep:
   ones are ``overdue`` (``pending`` if due yesterday: today's sweep turns them overdue) and carry
   the late fees of the earlier sweeps. ``--early-paid-share`` of future instalments are paid
   early. ``--miss-rate 1`` leaves every past-due instalment unpaid;
-* orders are ``delivered``, ``overdue`` or ``repaid``, with the flags the earlier sweeps set
-  (first delinquency, call queue at 7 days, bureau report at 30 days); 0.5 % are disputed.
+* orders are ``delivered``, ``overdue`` or ``repaid``, with the collections state the earlier
+  sweeps recorded (``delinquent_orders``: first delinquency, call queue at 7 days, bureau report
+  at 30 days); 0.5 % are disputed (``disputed_orders``).
   Credit lines are frozen exactly for the shoppers with overdue instalments;
 * ``--unconfirmed-share`` of the daily order volume is shipped and never confirmed, for each of
   the last 10 days: one day's worth is auto-confirmed today;
@@ -143,8 +144,14 @@ ORDER_COLUMNS = _columns(
     "shopper_id id merchant_id currency plan status amount_minor refunded_minor items "
     "shipping_address_encrypted device_id ip decision_outcome decision_reasons decided_at "
     "carrier tracking_number shipped_at delivered_at delivery_confirmation cancelled_at "
-    "repaid_at is_disputed first_delinquent_on call_queue_since_on bureau_reported_on "
-    "legal_referred_on charged_off_on charged_off_minor created_at updated_at"
+    "repaid_at created_at updated_at"
+)
+DELINQUENT_ORDER_COLUMNS = _columns(
+    "shopper_id order_id first_delinquent_on call_queue_since_on bureau_reported_on "
+    "charged_off_minor updated_at"
+)
+DISPUTED_ORDER_COLUMNS = _columns(
+    "shopper_id order_id is_disputed disputed_since_on dispute_paused_days updated_at"
 )
 INSTALMENT_COLUMNS = _columns(
     "shopper_id order_id seq currency status due_on principal_minor fees_minor "
@@ -170,7 +177,6 @@ DECISION_REASONS = json.dumps(
 ORDER_SHOPPER, ORDER_ID, ORDER_MERCHANT = range(3)
 ORDER_AMOUNT = ORDER_COLUMNS.index("amount_minor")
 ORDER_DELIVERED_AT = ORDER_COLUMNS.index("delivered_at")
-ORDER_DISPUTED = ORDER_COLUMNS.index("is_disputed")
 INSTALMENT = {name: index for index, name in enumerate(INSTALMENT_COLUMNS)}
 # Load order respects the foreign keys.
 TABLES = (
@@ -178,6 +184,8 @@ TABLES = (
     ("credit_lines", CREDIT_LINE_COLUMNS),
     ("merchants", MERCHANT_COLUMNS),
     ("orders", ORDER_COLUMNS),
+    ("delinquent_orders", DELINQUENT_ORDER_COLUMNS),
+    ("disputed_orders", DISPUTED_ORDER_COLUMNS),
     ("instalments", INSTALMENT_COLUMNS),
     ("ledger_accounts", LEDGER_ACCOUNT_COLUMNS),
     ("sweep_runs", SWEEP_RUN_COLUMNS),
@@ -219,6 +227,7 @@ class Book:
     window: tuple[date, date] = (date.min, date.min)
     # (order row, first instalment row, end) of every delivered order, for the history streams
     delivered: list[tuple[int, int, int]] = field(default_factory=list)
+    disputed: set[str] = field(default_factory=set)  # ids of the orders with a dispute open
     email_of: dict[str, bool] = field(default_factory=dict)
     masked: tuple[str, str] = ("", "")  # phone, email
 
@@ -369,14 +378,19 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
             "delivered_at": delivered_at,
             "delivery_confirmation": "shopper" if delivered_at is not None else None,
             "repaid_at": repaid_at,
-            "is_disputed": disputed,
-            "first_delinquent_on": flags[0],
-            "call_queue_since_on": flags[1],
-            "bureau_reported_on": flags[2],
-            "charged_off_minor": 0,
             "created_at": created,
             "updated_at": updated,
         }
+        # The state collections and disputes keep of the order, in their own tables.
+        if any(flag is not None for flag in flags):
+            book.rows["delinquent_orders"].append(
+                (shopper_ids[shopper], order_id, *flags, 0, updated)
+            )
+        if disputed:
+            book.disputed.add(order_id)
+            book.rows["disputed_orders"].append(
+                (shopper_ids[shopper], order_id, True, None, 0, updated)
+            )
         return tuple(values.get(column) for column in ORDER_COLUMNS)
 
     # Delivered orders, at a constant daily rate, until the window holds the wanted rows.
@@ -792,7 +806,7 @@ def contact_history(book: Book) -> Iterator[tuple[Row, Row | None]]:
     for order_index, start, end in book.delivered:
         order = orders[order_index]
         shopper_id, order_id = order[ORDER_SHOPPER], order[ORDER_ID]
-        disputed = order[ORDER_DISPUTED]
+        disputed = order_id in book.disputed
         delivered_on = policy.local(order[ORDER_DELIVERED_AT]).date()
         has_email = book.email_of[shopper_id]
         suffix = order_id.partition("_")[2]
@@ -979,6 +993,8 @@ PHASES = (
     ("reminders", collections_service, "plan_reminders"),
     ("bureau files", bureau_reporting, "monthly_bureau_files"),
 )
+
+PHASE_NAMES = tuple(dict.fromkeys(name for name, _, _ in PHASES))
 
 
 def _no_job(session: Any, context: Any) -> dict[str, int]:
@@ -1287,7 +1303,7 @@ def run_measured_sweep(
     inner_started, inner_ended = probe.inner
     phases = dict(probe.stats)
     phases.setdefault("commit", PhaseStats()).seconds = ended - inner_ended
-    phase_total = sum(phases[name].seconds for name, _, _ in PHASES if name in phases)
+    phase_total = sum(phases[name].seconds for name in PHASE_NAMES if name in phases)
     phases.setdefault("guard + final flush", PhaseStats()).seconds = (
         inner_ended - inner_started - phase_total
     )
@@ -1406,9 +1422,11 @@ COMPARISONS = {
     "instalments": (
         "SELECT shopper_id, order_id, seq, status, late_fees_minor, was_overdue FROM instalments"
     ),
-    "orders": (
-        "SELECT shopper_id, id, status, first_delinquent_on, call_queue_since_on,"
-        " bureau_reported_on, legal_referred_on, charged_off_on, updated_at FROM orders"
+    "orders": "SELECT shopper_id, id, status, updated_at FROM orders",
+    "delinquent orders": (
+        "SELECT shopper_id, order_id, first_delinquent_on, call_queue_since_on,"
+        " bureau_reported_on, legal_referred_on, charged_off_on, charged_off_minor"
+        " FROM delinquent_orders"
     ),
     "credit lines": "SELECT shopper_id, status, used_minor FROM credit_lines",
     "late-fee postings": (
@@ -1778,7 +1796,7 @@ def _result_dict(result: SweepResult) -> dict[str, Any]:
     }
 
 
-PHASE_ORDER = ("begin", *(name for name, _, _ in PHASES), "guard + final flush", "commit")
+PHASE_ORDER = ("begin", *PHASE_NAMES, "guard + final flush", "commit")
 
 
 def print_book(result: dict[str, Any]) -> None:

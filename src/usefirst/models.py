@@ -3,13 +3,14 @@
 from usefirst.collections.models import (
     BureauFile,
     ContactAttempt,
+    DelinquentOrder,
     LateFeeWaiver,
     LegalCase,
     SweepRun,
 )
 from usefirst.console.models import ConsoleAccount, ConsoleSession
 from usefirst.credit.models import CreditLine, CreditLineChange
-from usefirst.disputes.models import Dispute, DisputeAction, DisputeEvidence
+from usefirst.disputes.models import Dispute, DisputeAction, DisputedOrder, DisputeEvidence
 from usefirst.identity.models import (
     ApiKey,
     Consent,
@@ -73,9 +74,11 @@ __all__ = [
     "ContactAttempt",
     "CreditLine",
     "CreditLineChange",
+    "DelinquentOrder",
     "Dispute",
     "DisputeAction",
     "DisputeEvidence",
+    "DisputedOrder",
     "Event",
     "ExternalIdLookup",
     "FraudModelVersion",

@@ -18,9 +18,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from usefirst.collections import bureau_format
-from usefirst.collections.models import BureauFile
+from usefirst.collections.models import BureauFile, DelinquentOrder
 from usefirst.collections.repository import CollectionsRepository
 from usefirst.disputes import pauses
+from usefirst.disputes.models import DisputedOrder
+from usefirst.disputes.repository import DisputeRepository
 from usefirst.kit.clock import as_utc
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import NotFound, ValidationFailed
@@ -63,9 +65,32 @@ def check_file_format(file_format: str) -> None:
         raise ValidationFailed("format must be metro2 or jsonl.", field="format")
 
 
-def orders_reported_to_bureau(session: Session, *, reported_by: date) -> list[Order]:
-    """The orders reported to the bureau on or before ``reported_by``, by id."""
-    return OrderRepository(session).reported_to_bureau(reported_by)
+@dataclass(frozen=True)
+class ReportedOrder:
+    """An order collections reported to the bureau: the order, its record in collections, and
+    how its shopper's disputes paused it (None: never disputed)."""
+
+    order: Order
+    delinquency: DelinquentOrder
+    pause: DisputedOrder | None
+
+
+def orders_reported_to_bureau(session: Session, *, reported_by: date) -> list[ReportedOrder]:
+    """The orders reported to the bureau on or before ``reported_by``, by order id."""
+    delinquencies = {
+        (row.shopper_id, row.order_id): row
+        for row in CollectionsRepository(session).reported_to_bureau(reported_by)
+    }
+    orders = OrderRepository(session).many(list(delinquencies))
+    disputes = DisputeRepository(session)
+    return [
+        ReportedOrder(
+            order=order,
+            delinquency=delinquencies[(order.shopper_id, order.id)],
+            pause=disputes.pause_of(order.shopper_id, order.id),
+        )
+        for order in sorted(orders, key=lambda order: order.id)
+    ]
 
 
 # --- one account of a file -------------------------------------------------------------------
@@ -91,7 +116,7 @@ class _Standing:
 
 
 def bureau_account(
-    order: Order,
+    reported: ReportedOrder,
     *,
     identity: ReportedIdentity,
     credit_limit_minor: int,
@@ -101,9 +126,9 @@ def bureau_account(
 ) -> bureau_format.BureauAccount:
     """The order's account in the file of the period ending ``period_end``. ``payments`` are
     (when, amount) of every payment or held credit applied to the order."""
-    rows = instalments
+    order, pause, rows = reported.order, reported.pause, instalments
     period_start = period_end.replace(day=1)
-    standing = _standing(order, rows, period_end=period_end)
+    standing = _standing(reported, rows, period_end=period_end)
     surname, given_name = _split_name(identity.name)
     last_payment = max((at for at, _ in payments), default=None)
     return bureau_format.BureauAccount(
@@ -130,21 +155,22 @@ def bureau_account(
         else 0,
         days_past_due=standing.days_past_due,
         status=standing.status,
-        date_of_first_delinquency=date_of_first_delinquency(order, rows, as_of=period_end),
+        date_of_first_delinquency=date_of_first_delinquency(reported, rows, as_of=period_end),
         date_closed=_closed_on(order, rows, standing=standing, period_end=period_end),
         date_last_payment=as_utc(last_payment).date() if last_payment else None,
-        charge_off_amount_minor=order.charged_off_minor,
-        is_disputed=order.is_disputed,
-        is_dispute_resolved=not order.is_disputed
-        and order.dispute_resolved_on is not None
-        and period_start <= order.dispute_resolved_on <= period_end,
+        charge_off_amount_minor=reported.delinquency.charged_off_minor,
+        is_disputed=pauses.is_open(pause),
+        is_dispute_resolved=pause is not None
+        and not pause.is_disputed
+        and pause.dispute_resolved_on is not None
+        and period_start <= pause.dispute_resolved_on <= period_end,
         account_information_on=period_end,
         currency=order.currency,
-        payment_history_profile=payment_history_profile(order, rows, period_end=period_end),
+        payment_history_profile=payment_history_profile(reported, rows, period_end=period_end),
     )
 
 
-def _standing(order: Order, rows: list[Instalment], *, period_end: date) -> _Standing:
+def _standing(reported: ReportedOrder, rows: list[Instalment], *, period_end: date) -> _Standing:
     balance = sum(
         row.remaining_minor for row in rows if row.status in ("pending", "overdue", "charged_off")
     )
@@ -158,14 +184,14 @@ def _standing(order: Order, rows: list[Instalment], *, period_end: date) -> _Sta
     ]
     days_past_due = max(
         (
-            pauses.days_past_due_on(order, due_on=row.due_on, on=period_end)
+            pauses.days_past_due_on(reported.pause, due_on=row.due_on, on=period_end)
             for row in late_rows
             if row.due_on
         ),
         default=0,
     )
     status: bureau_format.AccountStanding
-    if order.status == "charged_off":
+    if reported.order.status == "charged_off":
         status = "charged_off"
     elif balance == 0:
         status = "paid"
@@ -224,9 +250,10 @@ def _month_end_before(day: date) -> date:
     return day.replace(day=1) - timedelta(days=1)
 
 
-def _history_code(order: Order, rows: list[Instalment], *, month_end: date) -> str:
+def _history_code(reported: ReportedOrder, rows: list[Instalment], *, month_end: date) -> str:
     """The account's Metro 2 payment history code as it stood at ``month_end``."""
-    if order.charged_off_on is not None and order.charged_off_on <= month_end:
+    charged_off_on = reported.delinquency.charged_off_on
+    if charged_off_on is not None and charged_off_on <= month_end:
         return "L"
     live = [row for row in rows if row.status != "cancelled" and row.due_on is not None]
     unpaid = [row for row in live if row.settled_on is None or row.settled_on > month_end]
@@ -235,10 +262,12 @@ def _history_code(order: Order, rows: list[Instalment], *, month_end: date) -> s
     # Disputes count as of what was known then: a closed one once it closed, an open one since it
     # opened (the windows of closed disputes are not kept, only their total).
     paused = 0
-    if order.dispute_resolved_on is not None and order.dispute_resolved_on <= month_end:
-        paused = order.dispute_paused_days or 0
-    if order.disputed_since_on is not None and order.disputed_since_on <= month_end:
-        paused += (month_end - order.disputed_since_on).days
+    pause = reported.pause
+    if pause is not None:
+        if pause.dispute_resolved_on is not None and pause.dispute_resolved_on <= month_end:
+            paused = pause.dispute_paused_days or 0
+        if pause.disputed_since_on is not None and pause.disputed_since_on <= month_end:
+            paused += (month_end - pause.disputed_since_on).days
     days_past_due = max(
         (
             (month_end - row.due_on).days - paused
@@ -250,13 +279,16 @@ def _history_code(order: Order, rows: list[Instalment], *, month_end: date) -> s
     return bureau_format.payment_history_code_for_days(max(days_past_due, 0))
 
 
-def date_of_first_delinquency(order: Order, rows: list[Instalment], *, as_of: date) -> date | None:
+def date_of_first_delinquency(
+    reported: ReportedOrder, rows: list[Instalment], *, as_of: date
+) -> date | None:
     """The Metro 2 Date of First Delinquency as of ``as_of``: the first day of the latest run of
     days on which some instalment was unpaid past its due date. An account brought current and
     later late again starts a new run (the bureau's seven-year clock runs from it); a run still
     open, or the one that ended in payment in full or charge-off, is the one reported. An
     instalment is unpaid until settled in full."""
-    if order.first_delinquent_on is None:
+    first_delinquent_on = reported.delinquency.first_delinquent_on
+    if first_delinquent_on is None:
         return None
     late_spans = sorted(
         (row.due_on + timedelta(days=1), row.settled_on)
@@ -273,21 +305,23 @@ def date_of_first_delinquency(order: Order, rows: list[Instalment], *, as_of: da
             run_start, run_end = starts_on, settled_on
         elif run_end is not None:
             run_end = None if settled_on is None else max(run_end, settled_on)
-    return run_start or order.first_delinquent_on
+    return run_start or first_delinquent_on
 
 
-def payment_history_profile(order: Order, rows: list[Instalment], *, period_end: date) -> str:
+def payment_history_profile(
+    reported: ReportedOrder, rows: list[Instalment], *, period_end: date
+) -> str:
     """The Metro 2 24-month payment history profile: the account's code at the end of each of
     the 24 months before the reported one, most recent first, from the instalments' due and
     settlement dates (an instalment counts as unpaid until settled in full). It stops at the
     month the account opened; the format pads the months before with ``B``."""
-    opened_on = as_utc(order.created_at).date()
+    opened_on = as_utc(reported.order.created_at).date()
     codes: list[str] = []
     month_end = _month_end_before(period_end)
     while len(codes) < bureau_format.PAYMENT_HISTORY_MONTHS and month_end >= opened_on.replace(
         day=1
     ):
-        codes.append(_history_code(order, rows, month_end=month_end))
+        codes.append(_history_code(reported, rows, month_end=month_end))
         month_end = _month_end_before(month_end)
     return "".join(codes)
 

@@ -1,5 +1,6 @@
-"""Collections: every contact attempt, legal cases, credit-bureau files, operators' waivers of late
-fees, and the record of the business dates the daily sweep ran."""
+"""Collections: the orders that fell behind, every contact attempt, legal cases, credit-bureau
+files, operators' waivers of late fees, and the record of the business dates the daily sweep
+ran."""
 
 from __future__ import annotations
 
@@ -54,6 +55,25 @@ class ContactAttempt(Base):
     destination_masked: Mapped[str | None] = mapped_column(String(320))
     provider_reference: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DelinquentOrder(Base):
+    """Collections' record of an order that fell behind: the day it first became delinquent and
+    the day it reached each one-time step of the ladder (call queue, credit-bureau report, legal
+    referral, charge-off, with the amount written off). Made the first time the daily sweep finds
+    the order overdue; each step is set once."""
+
+    __tablename__ = "delinquent_orders"
+
+    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    first_delinquent_on: Mapped[date | None] = mapped_column(Date)
+    call_queue_since_on: Mapped[date | None] = mapped_column(Date)
+    bureau_reported_on: Mapped[date | None] = mapped_column(Date)
+    legal_referred_on: Mapped[date | None] = mapped_column(Date)
+    charged_off_on: Mapped[date | None] = mapped_column(Date)
+    charged_off_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class LegalCase(Base):

@@ -1,4 +1,7 @@
-"""All SQL of collections: contact attempts, legal cases, bureau files."""
+"""All SQL of collections: orders in collections, contact attempts, legal cases, bureau files,
+late-fee waivers and the sweep's record of swept dates; and how other domains read whether an
+order ever fell behind or was charged off (``ever_delinquent``, ``ever_delinquent_sql``,
+``charged_off``)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,20 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Date, Integer, String, bindparam, func, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    ColumnExpressionArgument,
+    Date,
+    Integer,
+    String,
+    bindparam,
+    exists,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -17,10 +33,12 @@ from sqlalchemy.types import TypeEngine
 from usefirst.collections.models import (
     BureauFile,
     ContactAttempt,
+    DelinquentOrder,
     LateFeeWaiver,
     LegalCase,
     SweepRun,
 )
+from usefirst.disputes.repository import DISPUTE_PAUSES
 from usefirst.identity.models import Shopper
 from usefirst.kit.db import UTCDateTime
 from usefirst.kit.ids import new_id
@@ -28,6 +46,40 @@ from usefirst.repayment.models import Instalment
 
 # work_mem of the daily sweep's transaction on PostgreSQL (see ``raise_work_mem_for_sweep``).
 SWEEP_WORK_MEM = "64MB"
+
+
+def ever_delinquent(
+    shopper_id: ColumnExpressionArgument[str], order_id: ColumnExpressionArgument[str]
+) -> ColumnElement[bool]:
+    """Whether the order of these columns ever fell behind (it has a date of first delinquency),
+    as a clause for other domains' queries."""
+    return exists().where(
+        DelinquentOrder.shopper_id == shopper_id,
+        DelinquentOrder.order_id == order_id,
+        DelinquentOrder.first_delinquent_on.is_not(None),
+    )
+
+
+def ever_delinquent_sql(order_alias: str) -> str:
+    """``ever_delinquent`` for other domains' set-based SQL, on the order row ``order_alias``
+    (its ``shopper_id`` and ``id``)."""
+    return (
+        "EXISTS (SELECT 1 FROM delinquent_orders c"
+        f" WHERE c.shopper_id = {order_alias}.shopper_id AND c.order_id = {order_alias}.id"
+        " AND c.first_delinquent_on IS NOT NULL)"
+    )
+
+
+def charged_off(
+    shopper_id: ColumnExpressionArgument[str], order_id: ColumnExpressionArgument[str]
+) -> ColumnElement[bool]:
+    """Whether the order of these columns was ever charged off, as a clause for other domains'
+    queries."""
+    return exists().where(
+        DelinquentOrder.shopper_id == shopper_id,
+        DelinquentOrder.order_id == order_id,
+        DelinquentOrder.charged_off_on.is_not(None),
+    )
 
 
 @dataclass(frozen=True)
@@ -53,7 +105,9 @@ class CollectionsRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: ContactAttempt | LegalCase | BureauFile | LateFeeWaiver) -> None:
+    def add(
+        self, row: ContactAttempt | LegalCase | BureauFile | LateFeeWaiver | DelinquentOrder
+    ) -> None:
         self.session.add(row)
 
     def step_already_planned(
@@ -229,26 +283,26 @@ class CollectionsRepository:
         bureau_report_day: int | None,
         now: datetime,
     ) -> tuple[int, int]:
-        """One UPDATE for the order-level steps every overdue order may reach today: the date of
-        first delinquency (the day after the oldest overdue instalment fell due), the call queue
-        and the bureau report, each by the order's days past due (since its oldest overdue
-        instalment fell due, less the days a dispute paused). Disputed orders reach no step.
-        Only orders where something changes are written. Returns (entered the call queue,
-        reported to the bureau)."""
+        """One upsert of ``delinquent_orders`` for the order-level steps every overdue order may
+        reach today: the date of first delinquency (the day after the oldest overdue instalment
+        fell due), the call queue and the bureau report, each by the order's days past due
+        (since its oldest overdue instalment fell due, less the days a dispute paused). Disputed
+        orders reach no step. Only orders where something changes are written. Returns (entered
+        the call queue, reported to the bureau)."""
         is_postgresql = self.session.get_bind().dialect.name == "postgresql"
         if is_postgresql:
             days_since_due = "CAST(:today AS date) - x.due_on"
-            day_after_due = "s.due_on + 1"
+            day_after_due = "r.due_on + 1"
         else:
             days_since_due = "CAST(julianday(:today) - julianday(x.due_on) AS INTEGER)"
-            day_after_due = "date(s.due_on, '+1 day')"
+            day_after_due = "date(r.due_on, '+1 day')"
 
-        def reached(flag: str, day: int | None) -> str:
+        def reached(step: str, day: int | None) -> str:
             if day is None:
                 return "1 = 0"
             return (
-                f"NOT o.is_disputed AND o.{flag} IS NULL"
-                f" AND {days_since_due} - o.dispute_paused_days >= {int(day)}"
+                f"d.is_disputed IS NOT TRUE AND c.{step} IS NULL"
+                f" AND {days_since_due} - COALESCE(d.dispute_paused_days, 0) >= {int(day)}"
             )
 
         statement = text(
@@ -258,25 +312,32 @@ WITH oldest AS (
     FROM instalments
     WHERE status = 'overdue' AND due_on IS NOT NULL
     GROUP BY shopper_id, order_id
-)
-UPDATE orders SET
-    first_delinquent_on = COALESCE(orders.first_delinquent_on, {day_after_due}),
-    call_queue_since_on = CASE WHEN s.reaches_call_queue THEN :today
-                               ELSE orders.call_queue_since_on END,
-    bureau_reported_on = CASE WHEN s.reaches_bureau THEN :today
-                              ELSE orders.bureau_reported_on END,
-    updated_at = CASE WHEN s.reaches_call_queue OR s.reaches_bureau THEN :now
-                      ELSE orders.updated_at END
-FROM (
-    SELECT o.shopper_id, o.id, x.due_on,
+),
+r AS (
+    SELECT x.shopper_id, x.order_id, x.due_on, c.first_delinquent_on,
            {reached("call_queue_since_on", call_queue_day)} AS reaches_call_queue,
            {reached("bureau_reported_on", bureau_report_day)} AS reaches_bureau
     FROM oldest x
-    JOIN orders o ON o.shopper_id = x.shopper_id AND o.id = x.order_id
-) s
-WHERE orders.shopper_id = s.shopper_id AND orders.id = s.id
-  AND (orders.first_delinquent_on IS NULL OR s.reaches_call_queue OR s.reaches_bureau)
-RETURNING orders.call_queue_since_on, orders.bureau_reported_on
+    LEFT JOIN delinquent_orders c ON c.shopper_id = x.shopper_id AND c.order_id = x.order_id
+    LEFT JOIN {DISPUTE_PAUSES} d ON d.shopper_id = x.shopper_id AND d.order_id = x.order_id
+)
+INSERT INTO delinquent_orders (shopper_id, order_id, first_delinquent_on, call_queue_since_on,
+                               bureau_reported_on, charged_off_minor, updated_at)
+SELECT r.shopper_id, r.order_id, {day_after_due},
+       CASE WHEN r.reaches_call_queue THEN :today END,
+       CASE WHEN r.reaches_bureau THEN :today END,
+       0, :now
+FROM r
+WHERE r.first_delinquent_on IS NULL OR r.reaches_call_queue OR r.reaches_bureau
+ON CONFLICT (shopper_id, order_id) DO UPDATE SET
+    first_delinquent_on = COALESCE(delinquent_orders.first_delinquent_on,
+                                   excluded.first_delinquent_on),
+    call_queue_since_on = COALESCE(delinquent_orders.call_queue_since_on,
+                                   excluded.call_queue_since_on),
+    bureau_reported_on = COALESCE(delinquent_orders.bureau_reported_on,
+                                  excluded.bureau_reported_on),
+    updated_at = excluded.updated_at
+RETURNING call_queue_since_on, bureau_reported_on
 """
         ).bindparams(bindparam("today", type_=Date()), bindparam("now", type_=UTCDateTime()))
         rows = self.session.execute(statement, {"today": business_on, "now": now}).all()
@@ -298,15 +359,16 @@ RETURNING orders.call_queue_since_on, orders.bureau_reported_on
             days_since_due = "CAST(:today AS date) - min(i.due_on)"
         else:
             days_since_due = "CAST(julianday(:today) - julianday(min(i.due_on)) AS INTEGER)"
+        days_past_due = f"{days_since_due} - COALESCE(d.dispute_paused_days, 0)"
         statement = text(
             f"""
-SELECT o.shopper_id, o.id, {days_since_due} - o.dispute_paused_days AS days_past_due
+SELECT i.shopper_id, i.order_id, {days_past_due} AS days_past_due
 FROM instalments i
-JOIN orders o ON o.shopper_id = i.shopper_id AND o.id = i.order_id
-WHERE i.status = 'overdue' AND i.due_on <= :latest_due_on AND NOT o.is_disputed
-GROUP BY o.shopper_id, o.id, o.dispute_paused_days
-HAVING {days_since_due} - o.dispute_paused_days >= :days
-ORDER BY o.shopper_id, o.id
+LEFT JOIN {DISPUTE_PAUSES} d ON d.shopper_id = i.shopper_id AND d.order_id = i.order_id
+WHERE i.status = 'overdue' AND i.due_on <= :latest_due_on AND d.is_disputed IS NOT TRUE
+GROUP BY i.shopper_id, i.order_id, d.dispute_paused_days
+HAVING {days_past_due} >= :days
+ORDER BY i.shopper_id, i.order_id
 """
         ).bindparams(bindparam("today", type_=Date()), bindparam("latest_due_on", type_=Date()))
         rows = self.session.execute(
@@ -318,6 +380,31 @@ ORDER BY o.shopper_id, o.id
             },
         ).all()
         return [(row[0], row[1], int(row[2])) for row in rows]
+
+    # --- orders in collections ------------------------------------------------------------------
+
+    def delinquency(self, shopper_id: str, order_id: str) -> DelinquentOrder | None:
+        return self.session.get(DelinquentOrder, (shopper_id, order_id))
+
+    def in_call_queue(self) -> list[tuple[str, str]]:
+        """(shopper_id, order_id) of the orders that entered the call queue."""
+        rows = self.session.execute(
+            select(DelinquentOrder.shopper_id, DelinquentOrder.order_id).where(
+                DelinquentOrder.call_queue_since_on.is_not(None)
+            )
+        ).all()
+        return [(row[0], row[1]) for row in rows]
+
+    def reported_to_bureau(self, reported_by: date) -> list[DelinquentOrder]:
+        """The orders reported to the bureau on or before ``reported_by``."""
+        return list(
+            self.session.scalars(
+                select(DelinquentOrder).where(
+                    DelinquentOrder.bureau_reported_on.is_not(None),
+                    DelinquentOrder.bureau_reported_on <= reported_by,
+                )
+            )
+        )
 
     # --- the daily sweep's reminders, set-based -----------------------------------------------
 
@@ -370,16 +457,17 @@ ORDER BY o.shopper_id, o.id
             value_rows.append(f"({', '.join(cells)})")
         if is_postgresql:
             on_commit = " ON COMMIT DROP"
-            paused_due_on = "p.due_on - o.dispute_paused_days"
+            paused_due_on = "p.due_on - d.dispute_paused_days"
         else:
             on_commit = ""
-            paused_due_on = "date(p.due_on, '-' || o.dispute_paused_days || ' days')"
+            paused_due_on = "date(p.due_on, '-' || d.dispute_paused_days || ' days')"
         remaining = (
             "i.principal_minor + i.fees_minor + i.late_fees_minor"
             " - i.paid_principal_minor - i.paid_fees_minor"
         )
         candidate_columns = (
-            f"i.shopper_id, i.order_id, i.seq, {remaining} AS remaining_minor, o.is_disputed,"
+            f"i.shopper_id, i.order_id, i.seq, {remaining} AS remaining_minor,"
+            " d.is_disputed IS TRUE AS is_disputed,"
             " p.step_index, p.channel_index, p.step_day, p.step, p.channel, p.template,"
             " p.scheduled_at, p.status, p.status_reason, p.time_zone"
         )
@@ -396,15 +484,16 @@ candidates AS (
     SELECT {candidate_columns}
     FROM p
     JOIN instalments i ON i.due_on = p.due_on AND i.status IN ('pending', 'overdue')
-    JOIN orders o ON o.shopper_id = i.shopper_id AND o.id = i.order_id
-    WHERE p.step_day <= 0 OR (o.dispute_paused_days = 0 AND NOT o.is_disputed)
+    LEFT JOIN {DISPUTE_PAUSES} d ON d.shopper_id = i.shopper_id AND d.order_id = i.order_id
+    WHERE p.step_day <= 0
+       OR (COALESCE(d.dispute_paused_days, 0) = 0 AND d.is_disputed IS NOT TRUE)
     UNION ALL
     SELECT {candidate_columns}
-    FROM orders o
-    JOIN instalments i ON i.shopper_id = o.shopper_id AND i.order_id = o.id
+    FROM {DISPUTE_PAUSES} d
+    JOIN instalments i ON i.shopper_id = d.shopper_id AND i.order_id = d.order_id
                       AND i.status IN ('pending', 'overdue')
     JOIN p ON p.step_day > 0 AND i.due_on = {paused_due_on}
-    WHERE o.dispute_paused_days > 0 AND NOT o.is_disputed
+    WHERE d.dispute_paused_days > 0 AND d.is_disputed IS NOT TRUE
 )
 SELECT c.shopper_id, c.order_id, c.seq, c.step_day, c.step, c.channel, c.template,
        c.scheduled_at,

@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 
 from usefirst.collections import portfolio
 from usefirst.collections.ladder import LADDER_CONFIG_KIND, Ladder, load_ladder, parse_ladder
-from usefirst.collections.models import ContactAttempt, LateFeeWaiver, LegalCase
+from usefirst.collections.models import ContactAttempt, DelinquentOrder, LateFeeWaiver, LegalCase
 from usefirst.collections.repository import CollectionsRepository, ReminderStep
 from usefirst.disputes import pauses
+from usefirst.disputes.repository import DisputeRepository
 from usefirst.identity.models import Shopper
 from usefirst.identity.repository import IdentityRepository
 from usefirst.kit import config_versions
@@ -305,10 +306,11 @@ def refer_to_legal(
 ) -> LegalCase | None:
     """Open the order's legal case, claiming what it still owes; None if it was referred
     before."""
-    if order.legal_referred_on is not None:
+    delinquency = _delinquency_of(session, order=order, now=now)
+    if delinquency.legal_referred_on is not None:
         return None
-    order.legal_referred_on = business_on
-    order.updated_at = now
+    delinquency.legal_referred_on = business_on
+    delinquency.updated_at = now
     rows = RepaymentRepository(session).instalments_of_order(order.shopper_id, order.id)
     case = LegalCase(
         shopper_id=order.shopper_id,
@@ -330,9 +332,23 @@ def record_charge_off(
     session: Session, *, order: Order, business_on: date, amount_minor: int, now: datetime
 ) -> None:
     """Record that the order was charged off on ``business_on``, ``amount_minor`` written off."""
-    order.charged_off_on = business_on
-    order.charged_off_minor = amount_minor
-    order.updated_at = now
+    delinquency = _delinquency_of(session, order=order, now=now)
+    delinquency.charged_off_on = business_on
+    delinquency.charged_off_minor = amount_minor
+    delinquency.updated_at = now
+
+
+def _delinquency_of(session: Session, *, order: Order, now: datetime) -> DelinquentOrder:
+    """The order's record in collections (made by the sweep's escalation; made here for an
+    order that reaches a later step without one)."""
+    repository = CollectionsRepository(session)
+    delinquency = repository.delinquency(order.shopper_id, order.id)
+    if delinquency is None:
+        delinquency = DelinquentOrder(
+            shopper_id=order.shopper_id, order_id=order.id, charged_off_minor=0, updated_at=now
+        )
+        repository.add(delinquency)
+    return delinquency
 
 
 # --- the sweep's record of swept dates -------------------------------------------------------
@@ -385,9 +401,10 @@ def overdue_facts(session: Session, order: Order, today: date) -> tuple[int, int
     rows = RepaymentRepository(session).instalments_of_order(order.shopper_id, order.id)
     overdue = [row for row in rows if row.status == "overdue" and row.due_on is not None]
     overdue_minor = sum(row.remaining_minor for row in overdue)
+    pause = DisputeRepository(session).pause_of(order.shopper_id, order.id)
     days = max(
         (
-            pauses.days_past_due_on(order, due_on=row.due_on, on=today)
+            pauses.days_past_due_on(pause, due_on=row.due_on, on=today)
             for row in overdue
             if row.due_on
         ),
@@ -424,10 +441,16 @@ def _promise_state(
     )
 
 
+def orders_in_call_queue(session: Session) -> list[Order]:
+    """The overdue orders that entered the call queue, by id."""
+    orders = OrderRepository(session).many(CollectionsRepository(session).in_call_queue())
+    return sorted((order for order in orders if order.status == "overdue"), key=lambda o: o.id)
+
+
 def collection_queue(session: Session, *, today: date, limit: int) -> list[dict[str, Any]]:
     entries = []
-    for order in OrderRepository(session).in_call_queue():
-        if order.is_disputed:
+    for order in orders_in_call_queue(session):
+        if pauses.is_open(DisputeRepository(session).pause_of(order.shopper_id, order.id)):
             continue
         overdue_minor, days_past_due = overdue_facts(session, order, today)
         if overdue_minor == 0:
@@ -487,7 +510,7 @@ def check_call_allowed(
     """Refuse a collector's call the contact policy forbids: the order disputed or not overdue,
     the phone reported wrong, quiet hours or the day's caps; and a promise larger than the debt.
     The caller holds the shopper's credit-line lock (the day's contacts are counted under it)."""
-    if order.is_disputed:
+    if pauses.is_open(DisputeRepository(session).pause_of(order.shopper_id, order.id)):
         raise ContactNotAllowed("The order is disputed: collection contacts are paused.")
     if order.status != "overdue":
         raise ContactNotAllowed(f"The order is {order.status}, not overdue: no call is needed.")

@@ -39,7 +39,7 @@ from usefirst.disputes.errors import (
     DisputeNotAllowed,
     RespondentDeadlinePassed,
 )
-from usefirst.disputes.models import Dispute, DisputeAction, DisputeEvidence
+from usefirst.disputes.models import Dispute, DisputeAction, DisputedOrder, DisputeEvidence
 from usefirst.disputes.repository import (
     AWAITING_RESPONDENT_STATUSES,
     UNRESOLVED_STATUSES,
@@ -414,12 +414,25 @@ def flag_order(
     instalment fell due) are added to ``dispute_paused_days``: days past due = days since due −
     paused days, so dunning resumes where it stopped. The file of the period the dispute closed in
     carries XH."""
-    if order.is_disputed == is_disputed:
+    repository = DisputeRepository(session)
+    pause = repository.pause_of(order.shopper_id, order.id)
+    if pause is None:
+        if not is_disputed:
+            return
+        pause = DisputedOrder(
+            shopper_id=order.shopper_id,
+            order_id=order.id,
+            is_disputed=False,
+            dispute_paused_days=0,
+            updated_at=now,
+        )
+        repository.add(pause)
+    if pause.is_disputed == is_disputed:
         return
     if is_disputed:
-        order.disputed_since_on = on
+        pause.disputed_since_on = on
     else:
-        opened_on = order.disputed_since_on or on
+        opened_on = pause.disputed_since_on or on
         unpaid_due_ons = [
             row.due_on
             for row in RepaymentRepository(session).instalments_of_order(order.shopper_id, order.id)
@@ -427,12 +440,17 @@ def flag_order(
         ]
         if unpaid_due_ons:
             paused_from = max(opened_on, min(unpaid_due_ons))
-            order.dispute_paused_days += max((on - paused_from).days, 0)
-        order.disputed_since_on = None
-        order.dispute_resolved_on = on
-    order.is_disputed = is_disputed
-    order.updated_at = now
+            pause.dispute_paused_days += max((on - paused_from).days, 0)
+        pause.disputed_since_on = None
+        pause.dispute_resolved_on = on
+    pause.is_disputed = is_disputed
+    pause.updated_at = now
     session.flush()
+
+
+def pause_of(session: Session, *, shopper_id: str, order_id: str) -> DisputedOrder | None:
+    """How the shopper's disputes paused the order's dunning; None if it never disputed it."""
+    return DisputeRepository(session).pause_of(shopper_id, order_id)
 
 
 # --- deadlines (daily sweep) -------------------------------------------------------------------

@@ -63,7 +63,8 @@ def bureau_accounts(
     session: Session, *, period_end: date, cipher: FieldCipher
 ) -> list[BureauAccount]:
     accounts = []
-    for order in bureau.orders_reported_to_bureau(session, reported_by=period_end):
+    for reported in bureau.orders_reported_to_bureau(session, reported_by=period_end):
+        order = reported.order
         shopper = identity_service.get_shopper(session, shopper_id=order.shopper_id)
         if identity_service.is_erased(shopper):
             # Erasure needs every account settled; an erased shopper is no longer reported.
@@ -71,7 +72,7 @@ def bureau_accounts(
         identity = identity_service.legal_identity(session, shopper_id=shopper.id, cipher=cipher)
         accounts.append(
             bureau.bureau_account(
-                order,
+                reported,
                 identity=bureau.ReportedIdentity(
                     name=identity.name,
                     national_id=identity.national_id,

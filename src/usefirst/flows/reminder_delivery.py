@@ -21,6 +21,7 @@ from usefirst.collections import service as collections_service
 from usefirst.collections.models import ContactAttempt
 from usefirst.credit import service as credit_service
 from usefirst.disputes import pauses
+from usefirst.disputes import service as dispute_service
 from usefirst.identity import service as identity_service
 from usefirst.kit.outbox import enqueue
 from usefirst.merchants import service as merchant_service
@@ -33,7 +34,9 @@ from usefirst.repayment import service as repayment_service
 def _still_due(session: Session, attempt: ContactAttempt) -> str | None:
     """Why a planned reminder must not go out any more, or None."""
     order = order_service.find_order(session, order_id=attempt.order_id)
-    if order.is_disputed:
+    if pauses.is_open(
+        dispute_service.pause_of(session, shopper_id=order.shopper_id, order_id=order.id)
+    ):
         return "dispute_open"
     # A repaid order has every instalment paid: its reminders stop for the reason "paid" below.
     if order.status in ("cancelled", "refunded", "charged_off"):
@@ -216,7 +219,14 @@ class ContactDeliverer:
         }
         if template in ("overdue_notice", "final_notice_bureau", "bureau_reported"):
             variables["days_past_due"] = max(
-                pauses.days_past_due_on(order, due_on=instalment.due_on, on=today), 1
+                pauses.days_past_due_on(
+                    dispute_service.pause_of(
+                        session, shopper_id=order.shopper_id, order_id=order.id
+                    ),
+                    due_on=instalment.due_on,
+                    on=today,
+                ),
+                1,
             )
         if template in (
             "reminder_upcoming",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
+from usefirst.disputes.repository import open_dispute_on
 from usefirst.orders.models import Order, Refund
 
 # Bound lists stay well below the drivers' parameter limits.
@@ -52,7 +53,9 @@ class OrderRepository:
         rows = self.session.execute(
             select(Order.shopper_id, Order.id)
             .where(
-                Order.status == "shipped", Order.shipped_at < moment, Order.is_disputed.is_(False)
+                Order.status == "shipped",
+                Order.shipped_at < moment,
+                ~open_dispute_on(Order.shopper_id, Order.id),
             )
             .order_by(Order.shipped_at)
         ).all()
@@ -64,26 +67,6 @@ class OrderRepository:
                 select(Refund)
                 .where(Refund.shopper_id == shopper_id, Refund.order_id == order_id)
                 .order_by(Refund.id)
-            )
-        )
-
-    def in_call_queue(self) -> list[Order]:
-        return list(
-            self.session.scalars(
-                select(Order)
-                .where(Order.status == "overdue", Order.call_queue_since_on.is_not(None))
-                .order_by(Order.id)
-            )
-        )
-
-    def reported_to_bureau(self, reported_by: date) -> list[Order]:
-        return list(
-            self.session.scalars(
-                select(Order)
-                .where(
-                    Order.bureau_reported_on.is_not(None), Order.bureau_reported_on <= reported_by
-                )
-                .order_by(Order.id)
             )
         )
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from usefirst.collections.repository import ever_delinquent
 from usefirst.merchants.models import Merchant
 from usefirst.orders.models import Order
 from usefirst.orders.tracking import normalise_tracking_number
@@ -314,7 +315,7 @@ def merchant_drift(session: Session, context: DailyContext) -> dict[str, int]:
         Instalment.due_on < context.business_on,
         Instalment.status != "cancelled",
     )
-    defaulted = and_(came_due, Order.first_delinquent_on.is_not(None))
+    defaulted = and_(came_due, ever_delinquent(Order.shopper_id, Order.id))
     rows = session.execute(
         select(
             Order.merchant_id,
