@@ -93,6 +93,7 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import text
 
 from usefirst.collections import service as collections_service
+from usefirst.collections.contact_policy import ContactPolicy
 from usefirst.collections.ladder import load_ladder
 from usefirst.credit.service import FROZEN_OVERDUE
 from usefirst.flows import bureau_reporting, daily_sweep
@@ -799,7 +800,7 @@ def contact_history(book: Book) -> Iterator[tuple[Row, Row | None]]:
     fell on a past business day while the instalment was unpaid, with its outbox message."""
     orders, instalments = book.rows["orders"], book.rows["instalments"]
     settings = book.settings
-    policy = collections_service.ContactPolicy.from_settings(settings)
+    policy = ContactPolicy.from_settings(settings)
     steps = load_ladder(settings.dunning_ladder_file).reminder_steps()
     yesterday = book.spec.business_on - timedelta(days=1)
     phone_masked, email_masked = book.masked

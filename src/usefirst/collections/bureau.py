@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from usefirst.collections import bureau_format
+from usefirst.collections import bureau_format, bureau_jsonl
 from usefirst.collections.models import BureauFile, DelinquentOrder
 from usefirst.collections.repository import CollectionsRepository
 from usefirst.disputes import pauses
@@ -367,7 +367,7 @@ def store_file(
             activity_on=today,
         )
     else:
-        content = bureau_format.write_jsonl(accounts, period_end)
+        content = bureau_jsonl.write_jsonl(accounts, period_end)
     row = BureauFile(
         id=new_id("bureau_file"),
         period=period,

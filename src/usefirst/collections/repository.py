@@ -101,6 +101,38 @@ class ReminderStep:
     time_zone: str
 
 
+def _steps_as_values(
+    steps: Sequence[ReminderStep], *, is_postgresql: bool
+) -> tuple[str, list[BindParameter[object]], dict[str, object]]:
+    """The steps as the rows of a SQL ``VALUES`` list: its text, bound parameters and values."""
+    parameters: dict[str, object] = {}
+    bound: list[BindParameter[object]] = []
+    value_rows = []
+    for index, step in enumerate(steps):
+        values: dict[str, tuple[object, TypeEngine[Any], str]] = {
+            "step_index": (step.step_index, Integer(), "INTEGER"),
+            "channel_index": (step.channel_index, Integer(), "INTEGER"),
+            "step_day": (step.step_day, Integer(), "INTEGER"),
+            "step": (step.step, String(), "VARCHAR"),
+            "due_on": (step.due_on, Date(), "DATE"),
+            "channel": (step.channel, String(), "VARCHAR"),
+            "template": (step.template, String(), "VARCHAR"),
+            "scheduled_at": (step.scheduled_at, UTCDateTime(), "TIMESTAMP WITH TIME ZONE"),
+            "status": (step.status, String(), "VARCHAR"),
+            "status_reason": (step.status_reason, String(), "VARCHAR"),
+            "time_zone": (step.time_zone, String(), "VARCHAR"),
+        }
+        cells = []
+        for name, (value, type_, postgresql_type) in values.items():
+            key = f"{name}_{index}"
+            parameters[key] = value
+            bound.append(bindparam(key, type_=type_))
+            # SQLite must not CAST: a date or timestamp CAST there turns into a number.
+            cells.append(f"CAST(:{key} AS {postgresql_type})" if is_postgresql else f":{key}")
+        value_rows.append(f"({', '.join(cells)})")
+    return ", ".join(value_rows), bound, parameters
+
+
 class CollectionsRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -430,31 +462,23 @@ ORDER BY i.shopper_id, i.order_id
         if not steps:
             return 0, 0
         is_postgresql = self.session.get_bind().dialect.name == "postgresql"
-        parameters: dict[str, object] = {}
-        bound: list[BindParameter[object]] = []
-        value_rows = []
-        for index, step in enumerate(steps):
-            values: dict[str, tuple[object, TypeEngine[Any], str]] = {
-                "step_index": (step.step_index, Integer(), "INTEGER"),
-                "channel_index": (step.channel_index, Integer(), "INTEGER"),
-                "step_day": (step.step_day, Integer(), "INTEGER"),
-                "step": (step.step, String(), "VARCHAR"),
-                "due_on": (step.due_on, Date(), "DATE"),
-                "channel": (step.channel, String(), "VARCHAR"),
-                "template": (step.template, String(), "VARCHAR"),
-                "scheduled_at": (step.scheduled_at, UTCDateTime(), "TIMESTAMP WITH TIME ZONE"),
-                "status": (step.status, String(), "VARCHAR"),
-                "status_reason": (step.status_reason, String(), "VARCHAR"),
-                "time_zone": (step.time_zone, String(), "VARCHAR"),
-            }
-            cells = []
-            for name, (value, type_, postgresql_type) in values.items():
-                key = f"{name}_{index}"
-                parameters[key] = value
-                bound.append(bindparam(key, type_=type_))
-                # SQLite must not CAST: a date or timestamp CAST there turns into a number.
-                cells.append(f"CAST(:{key} AS {postgresql_type})" if is_postgresql else f":{key}")
-            value_rows.append(f"({', '.join(cells)})")
+        self._select_reminders(steps, is_postgresql=is_postgresql)
+        attempts, to_send = self._count_reminders()
+        if attempts:
+            self._insert_reminders(
+                attempts=attempts,
+                to_send=to_send,
+                topic=topic,
+                now=now,
+                is_postgresql=is_postgresql,
+            )
+        self.session.execute(text("DROP TABLE reminder_run"))
+        return attempts, to_send
+
+    def _select_reminders(self, steps: Sequence[ReminderStep], *, is_postgresql: bool) -> None:
+        """The reminders of ``steps`` still to plan, into the temporary table ``reminder_run``:
+        the unpaid instalments each step reaches, one row per channel, numbered."""
+        value_rows, bound, parameters = _steps_as_values(steps, is_postgresql=is_postgresql)
         if is_postgresql:
             on_commit = " ON COMMIT DROP"
             paused_due_on = "p.due_on - d.dispute_paused_days"
@@ -478,7 +502,7 @@ ORDER BY i.shopper_id, i.order_id
 CREATE TEMPORARY TABLE reminder_run{on_commit} AS
 WITH p (step_index, channel_index, step_day, step, due_on, channel, template, scheduled_at,
         status, status_reason, time_zone) AS (
-    VALUES {", ".join(value_rows)}
+    VALUES {value_rows}
 ),
 candidates AS (
     SELECT {candidate_columns}
@@ -516,50 +540,58 @@ WHERE c.remaining_minor <> 0
             ).bindparams(*bound),
             parameters,
         )
+
+    def _count_reminders(self) -> tuple[int, int]:
+        """(attempts to log, reminders to send) in ``reminder_run``."""
         attempts, to_send = self.session.execute(
             text(
                 "SELECT count(*), coalesce(sum(CASE WHEN status IN ('scheduled', 'deferred')"
                 " THEN 1 ELSE 0 END), 0) FROM reminder_run"
             )
         ).one()
-        attempts, to_send = int(attempts), int(to_send)
-        if attempts:
-            attempt_ids = [new_id("contact") for _ in range(attempts)]
-            outbox_ids = [new_id("outbox") for _ in range(to_send)]
-            if is_postgresql:
-                payload = "jsonb_build_object('shopper_id', r.shopper_id, 'attempt_id', a.id)"
-                # One comma-separated string per list (ids have no commas), split by the server:
-                # far quicker for the driver than an array of ~100,000 elements.
-                id_lists = {"ids": ",".join(attempt_ids), "outbox_ids": ",".join(outbox_ids)}
+        return int(attempts), int(to_send)
 
-                def ids_of(name: str, alias: str) -> str:
-                    return (
-                        f"unnest(string_to_array(CAST(:{name} AS text), ','))"
-                        f" WITH ORDINALITY AS {alias}(id, n)"
-                    )
-            else:
-                payload = "json_object('shopper_id', r.shopper_id, 'attempt_id', a.id)"
-                id_lists = {}
-                # Keyed tables: joining json_each directly would rescan the list for every row.
-                for name, ids in (("ids", attempt_ids), ("outbox_ids", outbox_ids)):
-                    self.session.execute(
-                        text(f"CREATE TEMPORARY TABLE reminder_{name} (n INTEGER PRIMARY KEY, id)")
-                    )
-                    self.session.execute(
-                        text(
-                            f"INSERT INTO reminder_{name} (n, id)"
-                            " SELECT key + 1, value FROM json_each(:ids)"
-                        ),
-                        {"ids": json.dumps(ids)},
-                    )
+    def _insert_reminders(
+        self, *, attempts: int, to_send: int, topic: str, now: datetime, is_postgresql: bool
+    ) -> None:
+        """The contact attempts of ``reminder_run`` and, for those to send, their outbox
+        messages, with new ids matched to the rows by number."""
+        attempt_ids = [new_id("contact") for _ in range(attempts)]
+        outbox_ids = [new_id("outbox") for _ in range(to_send)]
+        if is_postgresql:
+            payload = "jsonb_build_object('shopper_id', r.shopper_id, 'attempt_id', a.id)"
+            # One comma-separated string per list (ids have no commas), split by the server:
+            # far quicker for the driver than an array of ~100,000 elements.
+            id_lists = {"ids": ",".join(attempt_ids), "outbox_ids": ",".join(outbox_ids)}
 
-                def ids_of(name: str, alias: str) -> str:
-                    return f"reminder_{name} AS {alias}"
+            def ids_of(name: str, alias: str) -> str:
+                return (
+                    f"unnest(string_to_array(CAST(:{name} AS text), ','))"
+                    f" WITH ORDINALITY AS {alias}(id, n)"
+                )
+        else:
+            payload = "json_object('shopper_id', r.shopper_id, 'attempt_id', a.id)"
+            id_lists = {}
+            # Keyed tables: joining json_each directly would rescan the list for every row.
+            for name, ids in (("ids", attempt_ids), ("outbox_ids", outbox_ids)):
+                self.session.execute(
+                    text(f"CREATE TEMPORARY TABLE reminder_{name} (n INTEGER PRIMARY KEY, id)")
+                )
+                self.session.execute(
+                    text(
+                        f"INSERT INTO reminder_{name} (n, id)"
+                        " SELECT key + 1, value FROM json_each(:ids)"
+                    ),
+                    {"ids": json.dumps(ids)},
+                )
 
-            stamp = bindparam("now", type_=UTCDateTime())
-            self.session.execute(
-                text(
-                    f"""
+            def ids_of(name: str, alias: str) -> str:
+                return f"reminder_{name} AS {alias}"
+
+        stamp = bindparam("now", type_=UTCDateTime())
+        self.session.execute(
+            text(
+                f"""
 INSERT INTO contact_attempts (shopper_id, id, order_id, seq, channel, step_day, step, template,
                               scheduled_at, status, status_reason, created_at)
 SELECT r.shopper_id, a.id, r.order_id, r.seq, r.channel, r.step_day, r.step, r.template,
@@ -567,13 +599,13 @@ SELECT r.shopper_id, a.id, r.order_id, r.seq, r.channel, r.step_day, r.step, r.t
 FROM reminder_run r
 JOIN {ids_of("ids", "a")} ON a.n = r.n
 """
-                ).bindparams(stamp),
-                {"now": now, **{k: v for k, v in id_lists.items() if k == "ids"}},
-            )
-            if to_send:
-                self.session.execute(
-                    text(
-                        f"""
+            ).bindparams(stamp),
+            {"now": now, **{k: v for k, v in id_lists.items() if k == "ids"}},
+        )
+        if to_send:
+            self.session.execute(
+                text(
+                    f"""
 INSERT INTO outbox_messages (id, topic, payload, available_at, attempts, created_at)
 SELECT m.id, :topic, {payload}, r.scheduled_at, 0, :now
 FROM (
@@ -583,14 +615,12 @@ FROM (
 JOIN {ids_of("ids", "a")} ON a.n = r.n
 JOIN {ids_of("outbox_ids", "m")} ON m.n = r.m
 """
-                    ).bindparams(stamp),
-                    {"topic": topic, "now": now, **id_lists},
-                )
-            if not is_postgresql:
-                self.session.execute(text("DROP TABLE reminder_ids"))
-                self.session.execute(text("DROP TABLE reminder_outbox_ids"))
-        self.session.execute(text("DROP TABLE reminder_run"))
-        return attempts, to_send
+                ).bindparams(stamp),
+                {"topic": topic, "now": now, **id_lists},
+            )
+        if not is_postgresql:
+            self.session.execute(text("DROP TABLE reminder_ids"))
+            self.session.execute(text("DROP TABLE reminder_outbox_ids"))
 
     def owed_instalments_by_due_and_settled(
         self, *, statuses: Sequence[str], due_from: date, due_to: date

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from usefirst.collections import contact_policy
 from usefirst.collections import service as collections_service
 from usefirst.collections.models import ContactAttempt
 from usefirst.credit import service as credit_service
@@ -24,11 +25,14 @@ from usefirst.disputes import pauses
 from usefirst.disputes import service as dispute_service
 from usefirst.identity import service as identity_service
 from usefirst.kit.outbox import enqueue
+from usefirst.kit.settings import Settings
 from usefirst.merchants import service as merchant_service
 from usefirst.notify.service import publish_event
 from usefirst.notify.templates import template_language_of
 from usefirst.orders import service as order_service
+from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
+from usefirst.repayment.models import Instalment
 
 
 def _still_due(session: Session, attempt: ContactAttempt) -> str | None:
@@ -155,7 +159,7 @@ class ContactDeliverer:
             policy = collections_service.policy_for_shopper(
                 session, settings=settings, shopper_id=attempt.shopper_id
             )
-            refusal = collections_service.refusal_to_contact(
+            refusal = contact_policy.refusal_to_contact(
                 session,
                 policy=policy,
                 shopper_id=attempt.shopper_id,
@@ -208,35 +212,16 @@ class ContactDeliverer:
         template = collections_service.template_true_on(
             attempt.template, due_on=instalment.due_on, on=today
         )
-        variables: dict[str, object] = {
-            "shopper_name": details.display_name,
-            "merchant_name": merchant.name,
-            "order_reference": order.id,
-            "amount_due_minor": instalment.remaining_minor,
-            "due_on": instalment.due_on,
-            "how_to_pay": settings.how_to_pay,
-            "currency": order.currency,
-        }
-        if template in ("overdue_notice", "final_notice_bureau", "bureau_reported"):
-            variables["days_past_due"] = max(
-                pauses.days_past_due_on(
-                    dispute_service.pause_of(
-                        session, shopper_id=order.shopper_id, order_id=order.id
-                    ),
-                    due_on=instalment.due_on,
-                    on=today,
-                ),
-                1,
-            )
-        if template in (
-            "reminder_upcoming",
-            "reminder_due_today",
-            "overdue_notice",
-            "final_notice_bureau",
-        ):
-            variables["bureau_reporting_days"] = (
-                collections_service.ladder_of(session, settings).action_day("bureau_report") or 30
-            )
+        variables = _variables(
+            session,
+            template,
+            shopper_name=details.display_name,
+            merchant_name=merchant.name,
+            order=order,
+            instalment=instalment,
+            settings=settings,
+            today=today,
+        )
         channel = attempt.channel
         rendered = self.templates.render(
             template,
@@ -253,10 +238,10 @@ class ContactDeliverer:
                 return None
             destination, masked = details.email, details.email_masked or ""
         elif channel == "sms":
-            if collections_service.phone_reported_wrong(session, shopper):
+            if contact_policy.phone_reported_wrong(session, shopper):
                 attempt.status, attempt.status_reason = (
                     "suppressed",
-                    collections_service.PHONE_REPORTED_WRONG,
+                    contact_policy.PHONE_REPORTED_WRONG,
                 )
                 return None
             destination, masked = details.phone_e164, details.phone_masked
@@ -282,3 +267,47 @@ class ContactDeliverer:
             text=rendered.text,
             push_payload=push_payload,
         )
+
+
+def _variables(
+    session: Session,
+    template: str,
+    *,
+    shopper_name: str,
+    merchant_name: str,
+    order: Order,
+    instalment: Instalment,
+    settings: Settings,
+    today: date,
+) -> dict[str, object]:
+    """What the template says, as true on ``today``: the days past due only where it speaks of
+    them, the days until bureau reporting only where it warns of it."""
+    assert instalment.due_on is not None
+    variables: dict[str, object] = {
+        "shopper_name": shopper_name,
+        "merchant_name": merchant_name,
+        "order_reference": order.id,
+        "amount_due_minor": instalment.remaining_minor,
+        "due_on": instalment.due_on,
+        "how_to_pay": settings.how_to_pay,
+        "currency": order.currency,
+    }
+    if template in ("overdue_notice", "final_notice_bureau", "bureau_reported"):
+        variables["days_past_due"] = max(
+            pauses.days_past_due_on(
+                dispute_service.pause_of(session, shopper_id=order.shopper_id, order_id=order.id),
+                due_on=instalment.due_on,
+                on=today,
+            ),
+            1,
+        )
+    if template in (
+        "reminder_upcoming",
+        "reminder_due_today",
+        "overdue_notice",
+        "final_notice_bureau",
+    ):
+        variables["bureau_reporting_days"] = (
+            collections_service.ladder_of(session, settings).action_day("bureau_report") or 30
+        )
+    return variables
