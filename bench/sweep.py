@@ -1350,7 +1350,7 @@ from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.runtime import Runtime
 if sys.argv[4:5] == ["no-daily-jobs"]:
     try:
-        from usefirst.flows import bureau_reporting, daily_sweep
+        from usefirst.flows import daily_sweep
     except ImportError:  # an engine whose sweep ran jobs registered by name
         try:
             from usefirst import daily_jobs

@@ -125,6 +125,7 @@ def run_sweep(
     summary = SweepSummary(business_on=business_on, already_ran=False)
     context = DailyContext(business_on=business_on, now=now, settings=settings, cipher=cipher)
 
+    # Before collections: a dispute settled today for a missed deadline resumes dunning today.
     summary.jobs[DISPUTE_DEADLINES] = dispute_resolution.enforce_deadlines(session, context)
     summary.jobs[STEP_UP_EXPIRY] = risk_service.expire_step_ups(session, context)
     summary.auto_confirmed = order_service.auto_confirm_shipped(
@@ -157,6 +158,8 @@ def run_sweep(
         session, business_on=business_on, cipher=cipher, settings=settings, now=now
     )
 
+    # After collections, on the day's book: the graph before settlement, so that the orders of a
+    # ring found tonight are held from today's payout.
     summary.jobs[FIRST_INSTALMENT_MISSED] = risk_monitors.first_instalment_missed(session, context)
     summary.jobs[MERCHANT_DRIFT] = risk_monitors.merchant_drift(session, context)
     summary.jobs[NIGHTLY_GRAPH] = risk_graph.nightly_graph(session, context)
