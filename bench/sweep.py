@@ -23,8 +23,9 @@ What one run does (PostgreSQL first, then SQLite unless ``--sqlite-instalments 0
    subprocess) and compares every row the two sweeps touched: the set-based sweep must give
    exactly what the per-row one gave (use ``--no-daily-jobs`` then: other domains' daily jobs
    are not part of that comparison);
-6. other domains' daily jobs (``usefirst.daily_jobs``) run inside the sweep and are timed as
-   their own phase; ``--no-daily-jobs`` leaves them out, to time collections alone.
+6. other domains' daily jobs (those ``usefirst.flows.daily_sweep`` calls) run inside the sweep
+   and are timed as their own phase; ``--no-daily-jobs`` leaves them out, to time collections
+   alone.
 
 The book, as it stands after the previous business day's sweep:
 
@@ -38,8 +39,9 @@ The book, as it stands after the previous business day's sweep:
   ones are ``overdue`` (``pending`` if due yesterday: today's sweep turns them overdue) and carry
   the late fees of the earlier sweeps. ``--early-paid-share`` of future instalments are paid
   early. ``--miss-rate 1`` leaves every past-due instalment unpaid;
-* orders are ``delivered``, ``overdue`` or ``repaid``, with the flags the earlier sweeps set
-  (first delinquency, call queue at 7 days, bureau report at 30 days); 0.5 % are disputed.
+* orders are ``delivered``, ``overdue`` or ``repaid``, with the collections state the earlier
+  sweeps recorded (``delinquent_orders``: first delinquency, call queue at 7 days, bureau report
+  at 30 days); 0.5 % are disputed (``disputed_orders``).
   Credit lines are frozen exactly for the shoppers with overdue instalments;
 * ``--unconfirmed-share`` of the daily order volume is shipped and never confirmed, for each of
   the last 10 days: one day's worth is auto-confirmed today;
@@ -90,12 +92,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import text
 
-from usefirst import daily_jobs
 from usefirst.collections import service as collections_service
-from usefirst.collections import tasks as sweep_tasks
+from usefirst.collections.contact_policy import ContactPolicy
 from usefirst.collections.ladder import load_ladder
 from usefirst.credit.service import FROZEN_OVERDUE
-from usefirst.flows import fulfilment, late_fees
+from usefirst.flows import bureau_reporting, daily_sweep, fulfilment, late_fees
 from usefirst.flows.reconcile import audit
 from usefirst.identity import validation
 from usefirst.kit.clock import business_day_start
@@ -105,7 +106,6 @@ from usefirst.kit.migrate import upgrade
 from usefirst.kit.money import basis_points_of
 from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.ledger import accounts
-from usefirst.orders import service as order_service
 from usefirst.repayment import schedule
 from usefirst.repayment import service as repayment_service
 from usefirst.runtime import Runtime
@@ -144,8 +144,14 @@ ORDER_COLUMNS = _columns(
     "shopper_id id merchant_id currency plan status amount_minor refunded_minor items "
     "shipping_address_encrypted device_id ip decision_outcome decision_reasons decided_at "
     "carrier tracking_number shipped_at delivered_at delivery_confirmation cancelled_at "
-    "repaid_at is_disputed first_delinquent_on call_queue_since_on bureau_reported_on "
-    "legal_referred_on charged_off_on charged_off_minor created_at updated_at"
+    "repaid_at created_at updated_at"
+)
+DELINQUENT_ORDER_COLUMNS = _columns(
+    "shopper_id order_id first_delinquent_on call_queue_since_on bureau_reported_on "
+    "charged_off_minor updated_at"
+)
+DISPUTED_ORDER_COLUMNS = _columns(
+    "shopper_id order_id is_disputed disputed_since_on dispute_paused_days updated_at"
 )
 INSTALMENT_COLUMNS = _columns(
     "shopper_id order_id seq currency status due_on principal_minor fees_minor "
@@ -171,7 +177,6 @@ DECISION_REASONS = json.dumps(
 ORDER_SHOPPER, ORDER_ID, ORDER_MERCHANT = range(3)
 ORDER_AMOUNT = ORDER_COLUMNS.index("amount_minor")
 ORDER_DELIVERED_AT = ORDER_COLUMNS.index("delivered_at")
-ORDER_DISPUTED = ORDER_COLUMNS.index("is_disputed")
 INSTALMENT = {name: index for index, name in enumerate(INSTALMENT_COLUMNS)}
 # Load order respects the foreign keys.
 TABLES = (
@@ -179,6 +184,8 @@ TABLES = (
     ("credit_lines", CREDIT_LINE_COLUMNS),
     ("merchants", MERCHANT_COLUMNS),
     ("orders", ORDER_COLUMNS),
+    ("delinquent_orders", DELINQUENT_ORDER_COLUMNS),
+    ("disputed_orders", DISPUTED_ORDER_COLUMNS),
     ("instalments", INSTALMENT_COLUMNS),
     ("ledger_accounts", LEDGER_ACCOUNT_COLUMNS),
     ("sweep_runs", SWEEP_RUN_COLUMNS),
@@ -220,6 +227,7 @@ class Book:
     window: tuple[date, date] = (date.min, date.min)
     # (order row, first instalment row, end) of every delivered order, for the history streams
     delivered: list[tuple[int, int, int]] = field(default_factory=list)
+    disputed: set[str] = field(default_factory=set)  # ids of the orders with a dispute open
     email_of: dict[str, bool] = field(default_factory=dict)
     masked: tuple[str, str] = ("", "")  # phone, email
 
@@ -370,14 +378,19 @@ def build_book(spec: BookSpec, *, settings: Settings, cipher: FieldCipher) -> Bo
             "delivered_at": delivered_at,
             "delivery_confirmation": "shopper" if delivered_at is not None else None,
             "repaid_at": repaid_at,
-            "is_disputed": disputed,
-            "first_delinquent_on": flags[0],
-            "call_queue_since_on": flags[1],
-            "bureau_reported_on": flags[2],
-            "charged_off_minor": 0,
             "created_at": created,
             "updated_at": updated,
         }
+        # The state collections and disputes keep of the order, in their own tables.
+        if any(flag is not None for flag in flags):
+            book.rows["delinquent_orders"].append(
+                (shopper_ids[shopper], order_id, *flags, 0, updated)
+            )
+        if disputed:
+            book.disputed.add(order_id)
+            book.rows["disputed_orders"].append(
+                (shopper_ids[shopper], order_id, True, None, 0, updated)
+            )
         return tuple(values.get(column) for column in ORDER_COLUMNS)
 
     # Delivered orders, at a constant daily rate, until the window holds the wanted rows.
@@ -786,14 +799,14 @@ def contact_history(book: Book) -> Iterator[tuple[Row, Row | None]]:
     fell on a past business day while the instalment was unpaid, with its outbox message."""
     orders, instalments = book.rows["orders"], book.rows["instalments"]
     settings = book.settings
-    policy = collections_service.ContactPolicy.from_settings(settings)
+    policy = ContactPolicy.from_settings(settings)
     steps = load_ladder(settings.dunning_ladder_file).reminder_steps()
     yesterday = book.spec.business_on - timedelta(days=1)
     phone_masked, email_masked = book.masked
     for order_index, start, end in book.delivered:
         order = orders[order_index]
         shopper_id, order_id = order[ORDER_SHOPPER], order[ORDER_ID]
-        disputed = order[ORDER_DISPUTED]
+        disputed = order_id in book.disputed
         delivered_on = policy.local(order[ORDER_DELIVERED_AT]).date()
         has_email = book.email_of[shopper_id]
         suffix = order_id.partition("_")[2]
@@ -961,15 +974,40 @@ def load_sqlite(path: Path, book: Book, *, history: bool) -> dict[str, tuple[int
 # Measuring one sweep
 # --------------------------------------------------------------------------------------------
 
-PHASES = (
-    ("daily jobs", daily_jobs, "run_jobs"),
-    ("auto-confirm", fulfilment, "auto_confirm_shipped"),
-    ("mark overdue", order_service, "mark_overdue"),
-    ("late fees", collections_service, "accrue_late_fees"),
-    ("escalation", collections_service, "escalate"),
-    ("reminders", collections_service, "plan_reminders"),
-    ("bureau files", collections_service, "monthly_bureau_files"),
+# Other domains' jobs, as the daily sweep flow calls them (one phase, "daily jobs", for all).
+DAILY_JOBS = (
+    ("dispute_resolution", "enforce_deadlines"),
+    ("step_up", "expire_step_ups"),
+    ("risk_monitoring", "first_instalment_missed"),
+    ("risk_monitoring", "merchant_drift"),
+    ("risk_monitoring", "nightly_graph"),
+    ("settlement", "settle_daily"),
+    ("complaints", "flag_overdue_complaints"),
 )
+PHASES = (
+    *(("daily jobs", getattr(daily_sweep, module), function) for module, function in DAILY_JOBS),
+    ("auto-confirm", fulfilment, "auto_confirm_shipped"),
+    ("mark overdue", daily_sweep, "mark_overdue"),
+    ("late fees", daily_sweep, "accrue_late_fees"),
+    ("escalation", daily_sweep, "escalate"),
+    ("reminders", collections_service, "plan_reminders"),
+    ("bureau files", bureau_reporting, "monthly_bureau_files"),
+)
+
+PHASE_NAMES = tuple(dict.fromkeys(name for name, _, _ in PHASES))
+
+
+def _no_job(session: Any, context: Any) -> dict[str, int]:
+    return {}
+
+
+@contextlib.contextmanager
+def without_daily_jobs() -> Iterator[None]:
+    """The sweep without other domains' jobs (``--no-daily-jobs``), to time collections alone."""
+    with contextlib.ExitStack() as stack:
+        for module, function in DAILY_JOBS:
+            stack.enter_context(mock.patch.object(getattr(daily_sweep, module), function, _no_job))
+        yield
 
 
 @dataclass
@@ -1041,7 +1079,7 @@ class SweepProbe:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        run_sweep = sweep_tasks.run_sweep
+        run_sweep = daily_sweep.run_sweep
         charge_daily_late_fees = late_fees.charge_daily_late_fees
         mark_overdue = repayment_service.mark_overdue
 
@@ -1073,7 +1111,7 @@ class SweepProbe:
                 stack.enter_context(
                     mock.patch.object(module, attribute, self._phase(name, function))
                 )
-            stack.enter_context(mock.patch.object(sweep_tasks, "run_sweep", outer_run_sweep))
+            stack.enter_context(mock.patch.object(daily_sweep, "run_sweep", outer_run_sweep))
             stack.enter_context(
                 mock.patch.object(late_fees, "charge_daily_late_fees", counting_late_fees)
             )
@@ -1265,7 +1303,7 @@ def run_measured_sweep(
     inner_started, inner_ended = probe.inner
     phases = dict(probe.stats)
     phases.setdefault("commit", PhaseStats()).seconds = ended - inner_ended
-    phase_total = sum(phases[name].seconds for name, _, _ in PHASES if name in phases)
+    phase_total = sum(phases[name].seconds for name in PHASE_NAMES if name in phases)
     phases.setdefault("guard + final flush", PhaseStats()).seconds = (
         inner_ended - inner_started - phase_total
     )
@@ -1302,20 +1340,27 @@ def run_measured_sweep(
 # --------------------------------------------------------------------------------------------
 
 REFERENCE_SWEEP = """
+import json
 import sys
 from datetime import date
 from pathlib import Path
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.runtime import Runtime
-if sys.argv[4:] == ["no-daily-jobs"]:
+if sys.argv[4:5] == ["no-daily-jobs"]:
     try:
-        from usefirst import daily_jobs
-    except ImportError:  # an engine older than the daily jobs
-        pass
+        from usefirst.flows import daily_sweep
+    except ImportError:  # an engine whose sweep ran jobs registered by name
+        try:
+            from usefirst import daily_jobs
+        except ImportError:  # an engine older than the daily jobs
+            pass
+        else:
+            daily_jobs.BEFORE_COLLECTIONS.clear()
+            daily_jobs.AFTER_COLLECTIONS.clear()
     else:
-        daily_jobs.BEFORE_COLLECTIONS.clear()
-        daily_jobs.AFTER_COLLECTIONS.clear()
+        for module, function in json.loads(sys.argv[5]):
+            setattr(getattr(daily_sweep, module), function, lambda session, context: {})
 settings = Settings(database_url=sys.argv[1], keys_file=Path(sys.argv[2]))
 runtime = Runtime(settings, cipher=load_field_cipher(settings))
 business_on = date.fromisoformat(sys.argv[3])
@@ -1338,7 +1383,7 @@ def reference_sweep(
     started = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, "-c", REFERENCE_SWEEP, url, str(keys_file), business_on.isoformat()]
-        + ([] if daily_jobs_on else ["no-daily-jobs"]),
+        + ([] if daily_jobs_on else ["no-daily-jobs", json.dumps(DAILY_JOBS)]),
         env={**os.environ, "PYTHONPATH": str(source / "src")},
         check=True,
         capture_output=True,
@@ -1377,9 +1422,11 @@ COMPARISONS = {
     "instalments": (
         "SELECT shopper_id, order_id, seq, status, late_fees_minor, was_overdue FROM instalments"
     ),
-    "orders": (
-        "SELECT shopper_id, id, status, first_delinquent_on, call_queue_since_on,"
-        " bureau_reported_on, legal_referred_on, charged_off_on, updated_at FROM orders"
+    "orders": "SELECT shopper_id, id, status, updated_at FROM orders",
+    "delinquent orders": (
+        "SELECT shopper_id, order_id, first_delinquent_on, call_queue_since_on,"
+        " bureau_reported_on, legal_referred_on, charged_off_on, charged_off_minor"
+        " FROM delinquent_orders"
     ),
     "credit lines": "SELECT shopper_id, status, used_minor FROM credit_lines",
     "late-fee postings": (
@@ -1643,6 +1690,7 @@ def bench_backend(
     rerun: bool,
     history: bool,
     reference_commit: str | None,
+    daily_jobs_on: bool,
     book_url: str | None = None,
 ) -> dict[str, Any]:
     is_sqlite = url.startswith("sqlite")
@@ -1711,7 +1759,7 @@ def bench_backend(
             url=reference_url,
             keys_file=keys_file,
             business_on=spec.business_on,
-            daily_jobs_on=bool(daily_jobs.BEFORE_COLLECTIONS or daily_jobs.AFTER_COLLECTIONS),
+            daily_jobs_on=daily_jobs_on,
         )
         now = business_day_start(spec.business_on, settings.time_zone)
         comparison = compare_databases(url, reference_url, now=now)
@@ -1748,7 +1796,7 @@ def _result_dict(result: SweepResult) -> dict[str, Any]:
     }
 
 
-PHASE_ORDER = ("begin", *(name for name, _, _ in PHASES), "guard + final flush", "commit")
+PHASE_ORDER = ("begin", *PHASE_NAMES, "guard + final flush", "commit")
 
 
 def print_book(result: dict[str, Any]) -> None:
@@ -1945,9 +1993,11 @@ def spec_for(arguments: argparse.Namespace, instalments: int) -> BookSpec:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
-    if arguments.no_daily_jobs:
-        daily_jobs.BEFORE_COLLECTIONS.clear()
-        daily_jobs.AFTER_COLLECTIONS.clear()
+    with without_daily_jobs() if arguments.no_daily_jobs else contextlib.nullcontext():
+        return bench_all(arguments)
+
+
+def bench_all(arguments: argparse.Namespace) -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="usefirst-bench-sweep-"))
     keys_file = work_dir / "keys.json"
     py_spy_dir = work_dir if arguments.py_spy else None
@@ -1974,6 +2024,7 @@ def main(argv: list[str] | None = None) -> int:
                 rerun=not arguments.no_rerun,
                 history=not arguments.no_history,
                 reference_commit=arguments.reference_commit,
+                daily_jobs_on=not arguments.no_daily_jobs,
                 book_url=(
                     urlunsplit(urlsplit(url)._replace(path=f"/{arguments.book_database}"))
                     if arguments.book_database and not url.startswith("sqlite")

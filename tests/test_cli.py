@@ -16,9 +16,9 @@ from typer.testing import CliRunner, Result
 
 from tests.collections.metro2_parser import split_records
 from tests.factories import bearer, checkout_body, create_merchant, enrol
-from usefirst import daily_jobs
 from usefirst.api.app import create_app
 from usefirst.cli.main import app
+from usefirst.flows import daily_sweep
 from usefirst.identity.service import authenticate
 from usefirst.kit.clock import TestClock
 from usefirst.kit.db import Database
@@ -180,9 +180,7 @@ def test_sweep_for_a_date_runs_once(environment: Path) -> None:
     first = run("sweep", "--date", "2026-12-01")
     assert first.exit_code == 0, first.output
     summary = sweep_summary(first)
-    assert set(summary.pop("jobs")) == set(
-        daily_jobs.BEFORE_COLLECTIONS + daily_jobs.AFTER_COLLECTIONS
-    )
+    assert set(summary.pop("jobs")) == set(daily_sweep.JOB_NAMES)
     assert summary == FIRST_SWEEP_OF_DECEMBER
     second = run("sweep", "--date", "2026-12-01")
     assert second.exit_code == 0, second.output

@@ -25,9 +25,9 @@ from tests.test_cli import (
     run,
     swept_dates,
 )
-from usefirst import daily_jobs
 from usefirst.cli.output import console_for
 from usefirst.collections.ladder import DEFAULT_LADDER_FILE
+from usefirst.flows import daily_sweep
 from usefirst.kit.db import Database
 from usefirst.lab import risk_evaluation as risk_evaluate
 from usefirst.lab.risk_evaluation import EvaluationReport, SimulationSize, SystemResult
@@ -147,9 +147,7 @@ def test_sweep_json_and_a_refused_date(environment: Path) -> None:
     swept = run("sweep", "--date", "2026-12-01", "--json")
     assert swept.exit_code == 0, swept.output
     (summary,) = document(swept)["sweeps"]
-    assert set(summary.pop("jobs")) == set(
-        daily_jobs.BEFORE_COLLECTIONS + daily_jobs.AFTER_COLLECTIONS
-    )
+    assert set(summary.pop("jobs")) == set(daily_sweep.JOB_NAMES)
     assert summary == FIRST_SWEEP_OF_DECEMBER
 
     again = run("sweep", "--date", "2026-12-01", "--json")

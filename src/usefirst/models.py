@@ -1,9 +1,16 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
-from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
+from usefirst.collections.models import (
+    BureauFile,
+    ContactAttempt,
+    DelinquentOrder,
+    LateFeeWaiver,
+    LegalCase,
+    SweepRun,
+)
 from usefirst.console.models import ConsoleAccount, ConsoleSession
 from usefirst.credit.models import CreditLine, CreditLineChange
-from usefirst.disputes.models import Dispute, DisputeAction, DisputeEvidence
+from usefirst.disputes.models import Dispute, DisputeAction, DisputedOrder, DisputeEvidence
 from usefirst.identity.models import (
     ApiKey,
     Consent,
@@ -19,7 +26,6 @@ from usefirst.kit.models import (
     IdempotencyRecord,
     OutboxMessage,
     SandboxClock,
-    SweepRun,
 )
 from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
 from usefirst.merchants.models import (
@@ -70,9 +76,11 @@ __all__ = [
     "ContactAttempt",
     "CreditLine",
     "CreditLineChange",
+    "DelinquentOrder",
     "Dispute",
     "DisputeAction",
     "DisputeEvidence",
+    "DisputedOrder",
     "Event",
     "ExternalIdLookup",
     "FraudModelVersion",
@@ -81,6 +89,7 @@ __all__ = [
     "Instalment",
     "JournalEntry",
     "KnownFraudSubject",
+    "LateFeeWaiver",
     "LedgerAccount",
     "LedgerPosting",
     "LegalCase",

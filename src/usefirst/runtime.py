@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from usefirst.collections import tasks as sweep_tasks
+from usefirst.flows import daily_sweep
 from usefirst.kit.clock import Clock, SystemClock, TestClock, business_date, business_day_start
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Database
@@ -47,21 +47,21 @@ class Runtime:
             now = self.clock.now(session)
             yield Work(session=session, now=now, today=business_date(now, self.settings.time_zone))
 
-    def run_due_sweeps(self) -> list[sweep_tasks.SweepSummary]:
+    def run_due_sweeps(self) -> list[daily_sweep.SweepSummary]:
         """Sweep every business date from the last swept one through today, one transaction each."""
         with self.work() as work:
-            dates = sweep_tasks.dates_to_sweep(
-                last_swept=sweep_tasks.last_swept_on(work.session), through=work.today
+            dates = daily_sweep.dates_to_sweep(
+                last_swept=daily_sweep.last_swept_on(work.session), through=work.today
             )
         summaries = []
         for business_on in dates:
             summaries.append(self.sweep(business_on))
         return summaries
 
-    def sweep(self, business_on: date) -> sweep_tasks.SweepSummary:
+    def sweep(self, business_on: date) -> daily_sweep.SweepSummary:
         with self.database.transaction() as session:
             today = business_date(self.clock.now(session), self.settings.time_zone)
-            return sweep_tasks.run_sweep(
+            return daily_sweep.run_sweep(
                 session,
                 business_on=business_on,
                 today=today,
@@ -71,7 +71,8 @@ class Runtime:
 
     def outbox_handlers(self) -> dict[str, Handler]:
         """What the worker delivers: signed webhooks and planned reminders."""
-        from usefirst.collections.service import CONTACT_TOPIC, ContactDeliverer
+        from usefirst.collections.service import CONTACT_TOPIC
+        from usefirst.flows.reminder_delivery import ContactDeliverer
         from usefirst.flows.step_up import StepUpCodeSender
         from usefirst.notify.channels import ChannelSettings, build_channels
         from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender

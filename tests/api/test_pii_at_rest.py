@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from tests.factories import bearer, checkout_body, create_merchant, national_id
-from usefirst.collections.service import bureau_file_text, create_bureau_file
+from usefirst.collections.bureau import bureau_file_text
+from usefirst.flows.bureau_reporting import create_bureau_file
 from usefirst.runtime import Runtime
 
 NAME = "欧阳明月"
@@ -111,7 +112,11 @@ def test_no_plaintext_pii_is_stored(
     # as the +30 days step of the dunning ladder would have, so that it is in the files.)
     with runtime.work() as work:
         work.session.execute(
-            text("UPDATE orders SET bureau_reported_on = :today WHERE id = :order_id"),
+            text(
+                "INSERT INTO delinquent_orders (shopper_id, order_id, bureau_reported_on,"
+                " charged_off_minor, updated_at) SELECT shopper_id, id, :today, 0, updated_at"
+                " FROM orders WHERE id = :order_id"
+            ),
             {"today": work.today, "order_id": order_id},
         )
     with runtime.work() as work:

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from tests.conftest import make_runtime
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.api.app import create_app
+from usefirst.collections.models import SweepRun
 from usefirst.identity.service import create_api_key
 from usefirst.kit.clock import business_day_start
-from usefirst.kit.models import SweepRun
 from usefirst.repayment.schedule import add_months
 from usefirst.runtime import Runtime
 

@@ -27,9 +27,9 @@ from usefirst.collections.bureau_format import (
     metro2_payment_rating,
     transliterate_name,
     whole_units,
-    write_jsonl,
     write_metro2,
 )
+from usefirst.collections.bureau_jsonl import write_jsonl
 from usefirst.identity.validation import national_id_check_character
 
 PERIOD_END = date(2026, 3, 31)

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.collections.dunning_env import dump_tables, open_env
+from usefirst.collections.models import LateFeeWaiver
 from usefirst.ledger.models import JournalEntry
-from usefirst.orders.models import LateFeeWaiver
 
 # Delivered on 2027-03-02, due 03-09: swept through 03-12, three days of late fees (3 x 15).
 LATE_DAY = date(2027, 3, 12)

@@ -10,9 +10,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from tests.collections.dunning_env import Env, jsonl_records, open_env
 from tests.collections.metro2_parser import parse_metro2
-from usefirst.orders.service import find_order, set_dispute_flag
+from usefirst.disputes.service import pause_of
+from usefirst.flows.dispute_resolution import set_dispute_flag
+from usefirst.orders.service import find_order
 
 DUE = date(2027, 3, 9)  # bought and delivered on the start day, 2027-03-02
 
@@ -26,6 +30,13 @@ def flag(env: Env, order_id: str, *, is_disputed: bool) -> None:
             settings=env.runtime.settings,
             now=work.now,
         )
+
+
+def paused_days(session: Session, order_id: str) -> int:
+    order = find_order(session, order_id=order_id)
+    pause = pause_of(session, shopper_id=order.shopper_id, order_id=order.id)
+    assert pause is not None
+    return pause.dispute_paused_days
 
 
 def steps(env: Env, shopper_id: str) -> list[tuple[str, str, str, str | None]]:
@@ -96,7 +107,7 @@ def test_a_dispute_pauses_the_days_past_due_and_closing_it_resumes_them(
         flag(env, reported["id"], is_disputed=False)
         with env.runtime.work() as work:
             paused = {
-                order_id: find_order(work.session, order_id=order_id).dispute_paused_days
+                order_id: paused_days(work.session, order_id)
                 for order_id in (disputed["id"], reported["id"])
             }
         assert paused == {disputed["id"]: 29, reported["id"]: 2}
@@ -164,7 +175,7 @@ def test_a_dispute_opened_before_the_due_date_pauses_nothing_until_then(
         flag(env, order["id"], is_disputed=False)
         with env.runtime.work() as work:
             # Past due from day +1: the days +1 … +5 are paused, the two before due are not.
-            assert find_order(work.session, order_id=order["id"]).dispute_paused_days == 5
+            assert paused_days(work.session, order["id"]) == 5
         env.advance_to_day(DUE + timedelta(days=6), 12)
         assert env.late_fees(order["id"]) == 15  # day 1 past due, its first fee
         env.advance_to_day(DUE + timedelta(days=13), 12)

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.collections.dunning_env import open_env
-from usefirst.collections.service import accrue_late_fees
+from usefirst.disputes.models import DisputedOrder
+from usefirst.flows.daily_sweep import accrue_late_fees
 from usefirst.ledger.models import JournalEntry, LedgerPosting
 from usefirst.ledger.repository import LedgerRepository
 from usefirst.orders.models import Order
@@ -30,7 +31,16 @@ def make_overdue(
     fees and principals. ``waived_minor`` of late fees were charged and waived before."""
     order = session.scalars(select(Order).where(Order.id == order_id)).one()
     order.delivered_at = DELIVERED_AT
-    order.is_disputed = disputed
+    if disputed:
+        session.add(
+            DisputedOrder(
+                shopper_id=order.shopper_id,
+                order_id=order.id,
+                is_disputed=True,
+                dispute_paused_days=0,
+                updated_at=order.updated_at,
+            )
+        )
     rows = list(
         session.scalars(
             select(Instalment).where(Instalment.order_id == order_id).order_by(Instalment.seq)

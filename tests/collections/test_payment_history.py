@@ -10,8 +10,10 @@ from pathlib import Path
 
 from tests.collections.dunning_env import open_env
 from tests.collections.metro2_parser import parse_metro2
+from usefirst.collections.bureau import ReportedOrder, payment_history_profile
 from usefirst.collections.bureau_format import metro2_account_number
-from usefirst.collections.service import payment_history_profile
+from usefirst.collections.models import DelinquentOrder
+from usefirst.disputes.models import DisputedOrder
 from usefirst.orders.models import Order
 from usefirst.repayment.models import Instalment
 
@@ -19,7 +21,8 @@ OPENED_AT = datetime(2027, 3, 1, 16, 0, tzinfo=UTC)  # 2 March 2027 in Shanghai,
 DUE = date(2027, 3, 9)
 
 
-def order(**overrides: object) -> Order:
+def order(**overrides: object) -> ReportedOrder:
+    """The order with its collections and dispute state (each kept by its own domain)."""
     values: dict[str, object] = {
         "shopper_id": "shp_1",
         "id": "ord_1",
@@ -31,7 +34,18 @@ def order(**overrides: object) -> Order:
         "charged_off_on": None,
     }
     values.update(overrides)
-    return Order(**values)
+    keys = {"shopper_id": values["shopper_id"], "order_id": values["id"]}
+    return ReportedOrder(
+        order=Order(shopper_id=values["shopper_id"], id=values["id"], created_at=OPENED_AT),
+        delinquency=DelinquentOrder(**keys, charged_off_on=values["charged_off_on"]),
+        pause=DisputedOrder(
+            **keys,
+            is_disputed=values["is_disputed"],
+            disputed_since_on=values["disputed_since_on"],
+            dispute_paused_days=values["dispute_paused_days"],
+            dispute_resolved_on=values["dispute_resolved_on"],
+        ),
+    )
 
 
 def instalment(

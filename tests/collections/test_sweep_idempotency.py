@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.collections.dunning_env import SHIPMENT, dump_tables, local_at, open_env
 from tests.factories import bearer, checkout_body
-from usefirst import daily_jobs
+from usefirst.collections.models import SweepRun
+from usefirst.flows import daily_sweep
 from usefirst.kit.clock import TestClock
-from usefirst.kit.models import SweepRun
 
 COMPRESSED_LADDER = """
 [[step]]
@@ -109,7 +109,7 @@ def test_sweeping_a_date_twice_changes_nothing_the_second_time(
         before = dump_tables(env.runtime)
         first = env.runtime.sweep(SWEPT_ON)
         # Other domains' daily jobs report on their own; their effects are tested with them.
-        assert set(first.jobs) == set(daily_jobs.BEFORE_COLLECTIONS + daily_jobs.AFTER_COLLECTIONS)
+        assert set(first.jobs) == set(daily_sweep.JOB_NAMES)
         assert first.as_dict(with_jobs=False) == {
             "business_on": SWEPT_ON.isoformat(),
             "already_ran": False,

@@ -21,7 +21,9 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.disputes.dispute_env import JPEG_BYTES, PDF_BYTES, DisputeEnv, open_dispute_env
-from usefirst.kit.models import SweepRun
+from usefirst.collections.models import SweepRun
+from usefirst.disputes import pauses
+from usefirst.disputes.service import pause_of
 from usefirst.orders.models import Order, Refund
 
 
@@ -29,7 +31,9 @@ def order_state(d: DisputeEnv, order_id: str) -> tuple[str, bool]:
     """(status, is_disputed) of the order."""
     with d.env.runtime.work(read_only=True) as work:
         row = work.session.scalars(select(Order).where(Order.id == order_id)).one()
-        return row.status, row.is_disputed
+        return row.status, pauses.is_open(
+            pause_of(work.session, shopper_id=row.shopper_id, order_id=row.id)
+        )
 
 
 def refunds(d: DisputeEnv, order_id: str) -> list[tuple[int, int, int]]:

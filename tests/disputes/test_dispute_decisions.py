@@ -15,6 +15,8 @@ from sqlalchemy import select
 from tests.collections.dunning_env import SHIPMENT, balance
 from tests.disputes.dispute_env import JPEG_BYTES, PDF_BYTES, DisputeEnv, open_dispute_env
 from tests.factories import bearer, checkout_body, create_merchant
+from usefirst.disputes import pauses
+from usefirst.disputes.service import pause_of
 from usefirst.kit.models import OutboxMessage
 from usefirst.merchants.models import SettlementHold
 from usefirst.orders.models import Order, Refund
@@ -40,7 +42,9 @@ def holds(d: DisputeEnv, order_id: str) -> list[tuple[str, bool]]:
 def is_disputed(d: DisputeEnv, order_id: str) -> bool:
     with d.env.runtime.work(read_only=True) as work:
         order = work.session.scalars(select(Order).where(Order.id == order_id)).one()
-        return order.is_disputed
+        return pauses.is_open(
+            pause_of(work.session, shopper_id=order.shopper_id, order_id=order.id)
+        )
 
 
 def refunds(d: DisputeEnv, order_id: str) -> list[tuple[int, int, int]]:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from tests.privacy.privacy_env import operator_headers, shopper_with_repaid_order
-from usefirst.collections.models import LegalCase
+from usefirst.collections.models import DelinquentOrder, LegalCase
 from usefirst.identity.models import Operator
 from usefirst.orders.models import Order
 from usefirst.privacy import audit
@@ -100,11 +100,18 @@ def test_bureau_files_are_audited_when_made_and_when_downloaded(
     )
     with runtime.work() as work:
         today = work.today
-        work.session.execute(
-            update(Order)
-            .where(Order.id.in_([first_order, second_order, erased.order_id]))
-            .values(bureau_reported_on=today)
-        )
+        for order in work.session.scalars(
+            select(Order).where(Order.id.in_([first_order, second_order, erased.order_id]))
+        ):
+            work.session.add(
+                DelinquentOrder(
+                    shopper_id=order.shopper_id,
+                    order_id=order.id,
+                    bureau_reported_on=today,
+                    charged_off_minor=0,
+                    updated_at=work.now,
+                )
+            )
     compliance = operator_headers(runtime, "compliance")
     response = client.post(f"/v1/shoppers/{erased.shopper['id']}/erasure", headers=compliance)
     assert response.status_code == 200, response.text

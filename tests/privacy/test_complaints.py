@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from tests.factories import enrol
 from tests.privacy.privacy_env import operator_headers
-from usefirst.kit.models import SweepRun
+from usefirst.collections.models import SweepRun
 from usefirst.privacy.models import Complaint, ComplaintResponse
 from usefirst.runtime import Runtime
 

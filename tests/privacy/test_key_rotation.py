@@ -19,8 +19,8 @@ from tests.factories import checkout_body, create_merchant, enrol
 from tests.privacy.privacy_env import operator_headers
 from usefirst.api.app import create_app
 from usefirst.cli.main import app
+from usefirst.collections.bureau import bureau_file_text
 from usefirst.collections.models import BureauFile
-from usefirst.collections.service import bureau_file_text
 from usefirst.identity.service import create_api_key
 from usefirst.kit.crypto import FieldCipher, new_key
 from usefirst.kit.settings import get_settings

@@ -3,9 +3,10 @@ case resolutions first, then by charge-off (fraud or loss) and repayment (legiti
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tests.factories import checkout_in_work, enrol_in_work, merchant_in_work
+from usefirst.collections.models import DelinquentOrder
 from usefirst.flows import case_resolution
 from usefirst.lab.fraud_model_training import labelled_rows, production_labels
 from usefirst.orders.models import Order
@@ -52,8 +53,15 @@ def test_labels_come_from_cases_then_repayments_and_never_from_charge_offs_alone
             now=work.now,
         )
         # Outcomes the lifecycle would reach weeks later, set directly for this test.
-        work.session.execute(
-            update(Order).where(Order.id == charged_off).values(charged_off_on=work.today)
+        charged_off_order = work.session.scalars(select(Order).where(Order.id == charged_off)).one()
+        work.session.add(
+            DelinquentOrder(
+                shopper_id=charged_off_order.shopper_id,
+                order_id=charged_off,
+                charged_off_on=work.today,
+                charged_off_minor=0,
+                updated_at=work.now,
+            )
         )
         work.session.execute(update(Order).where(Order.id == repaid).values(status="repaid"))
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.factories import bearer, checkout_body, create_merchant, enrol
+from usefirst.collections.models import DelinquentOrder
 from usefirst.flows import risk_monitoring
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.migrate import downgrade, upgrade
@@ -238,7 +239,15 @@ def backdate(
                 order.status = "delivered"
                 order.delivered_at = work.now - timedelta(days=days - 1)
                 if defaulted:
-                    order.first_delinquent_on = work.today - timedelta(days=2)
+                    work.session.add(
+                        DelinquentOrder(
+                            shopper_id=order.shopper_id,
+                            order_id=order.id,
+                            first_delinquent_on=work.today - timedelta(days=2),
+                            charged_off_minor=0,
+                            updated_at=work.now,
+                        )
+                    )
 
 
 def merchant_since(runtime: Runtime, merchant_id: str, *, days: int) -> None:

@@ -275,7 +275,8 @@ def bureau_report(
     Exit codes:
     0 written;
     2 a bad period or format, or no directory for --output: no file is made."""
-    from usefirst.collections.service import bureau_file_text, create_bureau_file
+    from usefirst.collections.bureau import bureau_file_text
+    from usefirst.flows.bureau_reporting import create_bureau_file
     from usefirst.kit.errors import UsefirstError
 
     # Checked before the file is made: a stored file whose copy could not be written is confusing.

@@ -1,13 +1,26 @@
-"""Collections: every contact attempt, legal cases and credit-bureau files."""
+"""Collections: the orders that fell behind, every contact attempt, legal cases, credit-bureau
+files, operators' waivers of late fees, and the record of the business dates the daily sweep
+ran."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from usefirst.kit.db import Base, UTCDateTime
+from usefirst.kit.db import Base, JSONDocument, UTCDateTime
 
 
 class ContactAttempt(Base):
@@ -44,6 +57,25 @@ class ContactAttempt(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class DelinquentOrder(Base):
+    """Collections' record of an order that fell behind: the day it first became delinquent and
+    the day it reached each one-time step of the ladder (call queue, credit-bureau report, legal
+    referral, charge-off, with the amount written off). Made the first time the daily sweep finds
+    the order overdue; each step is set once."""
+
+    __tablename__ = "delinquent_orders"
+
+    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    first_delinquent_on: Mapped[date | None] = mapped_column(Date)
+    call_queue_since_on: Mapped[date | None] = mapped_column(Date)
+    bureau_reported_on: Mapped[date | None] = mapped_column(Date)
+    legal_referred_on: Mapped[date | None] = mapped_column(Date)
+    charged_off_on: Mapped[date | None] = mapped_column(Date)
+    charged_off_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class LegalCase(Base):
     __tablename__ = "legal_cases"
     __table_args__ = (UniqueConstraint("shopper_id", "order_id", name="uq_legal_case_order"),)
@@ -71,3 +103,31 @@ class BureauFile(Base):
     # field name "content"; files made before migration 0016 hold their text until key rotation.
     content_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LateFeeWaiver(Base):
+    """An operator's waiver of an order's late fees with its reason in full: the journal entry's
+    memo has room for 200 characters, and the ledger is never erased."""
+
+    __tablename__ = "late_fee_waivers"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    entry_id: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500))
+    operator_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SweepRun(Base):
+    """A business date the daily sweep ran, and its summary."""
+
+    __tablename__ = "sweep_runs"
+
+    business_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    summary: Mapped[Any] = mapped_column(JSONDocument)

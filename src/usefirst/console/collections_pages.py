@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from usefirst.collections import service as collections_service
 from usefirst.console import i18n
 from usefirst.console.web import Page, check_csrf, signed_in
+from usefirst.flows import collector_calls
 from usefirst.identity import service as identity_service
 from usefirst.kit.errors import UsefirstError
 from usefirst.orders import service as order_service
@@ -106,7 +107,7 @@ def record_call(
             # The call is checked and recorded in a savepoint: a refusal leaves nothing behind.
             savepoint = page.work.session.begin_nested()
             try:
-                collections_service.record_call(
+                collector_calls.record_call(
                     page.work.session,
                     order_id=order_id,
                     outcome=outcome,

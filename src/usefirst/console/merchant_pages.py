@@ -20,6 +20,7 @@ from usefirst.console.web import Page, check_csrf, signed_in, templates
 from usefirst.disputes import service as dispute_service
 from usefirst.disputes.errors import EvidenceTooLarge
 from usefirst.disputes.storage import CheckedFile, check_upload
+from usefirst.flows import dispute_resolution
 from usefirst.kit.errors import NotFound, UsefirstError, ValidationFailed
 from usefirst.merchants import settlement
 from usefirst.orders import service as order_service
@@ -308,7 +309,7 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
                 assert checked is not None
                 savepoint = page.work.session.begin_nested()
                 try:
-                    dispute_service.add_evidence(
+                    dispute_resolution.add_evidence(
                         page.work.session,
                         dispute_id=dispute_id,
                         checked=checked,

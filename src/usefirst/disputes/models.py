@@ -1,4 +1,5 @@
-"""Disputes, the evidence files behind them and every step of their history.
+"""Disputes, the evidence files behind them, every step of their history, and how a shopper's
+disputes paused the dunning of each order.
 
 Disputes belong to an order and so to its shopper: every key starts with ``shopper_id`` (the
 distribution column); ``merchant_id`` is carried for the merchant's own look-ups.
@@ -6,12 +7,14 @@ distribution column); ``merchant_id`` is carried for the merchant's own look-ups
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
+    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -109,3 +112,21 @@ class DisputeAction(Base):
     status_after: Mapped[str] = mapped_column(String(24))
     detail: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DisputedOrder(Base):
+    """How a shopper's disputes paused the dunning of an order: whether one is open (it pauses
+    reminders, late fees and escalation, and the bureau file flags it), since which business
+    date, the days past due the closed ones paused, and when the last one closed. Made when the
+    order's first shopper dispute opens."""
+
+    __tablename__ = "disputed_orders"
+
+    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    is_disputed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    disputed_since_on: Mapped[date | None] = mapped_column(Date)
+    # Days past due = days since due - paused days (see ``disputes.pauses``).
+    dispute_paused_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dispute_resolved_on: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

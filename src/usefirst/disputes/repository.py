@@ -1,24 +1,45 @@
-"""All SQL of disputes."""
+"""All SQL of disputes, and how other domains read the pause of dunning a shopper's dispute puts on
+an order: ``open_dispute_on`` (a clause for their queries) and ``DISPUTE_PAUSES`` (a derived
+table for their set-based SQL)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, ColumnExpressionArgument, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from usefirst.disputes.models import Dispute, DisputeAction, DisputeEvidence
+from usefirst.disputes.models import Dispute, DisputeAction, DisputedOrder, DisputeEvidence
 
 UNRESOLVED_STATUSES = ("open", "awaiting_evidence", "under_review")
 # The respondent has not answered yet.
 AWAITING_RESPONDENT_STATUSES = ("open", "awaiting_evidence")
+
+# The pause of each order a shopper disputed, for other domains' set-based SQL: LEFT JOIN it on
+# (shopper_id, order_id); an order without a row was never disputed by its shopper (no dispute
+# open: ``d.is_disputed IS NOT TRUE``, no paused days: ``COALESCE(d.dispute_paused_days, 0)``).
+DISPUTE_PAUSES = (
+    "(SELECT shopper_id, order_id, is_disputed, dispute_paused_days FROM disputed_orders)"
+)
+
+
+def open_dispute_on(
+    shopper_id: ColumnExpressionArgument[str], order_id: ColumnExpressionArgument[str]
+) -> ColumnElement[bool]:
+    """Whether the order of these columns has a shopper's dispute open, as a clause for other
+    domains' queries."""
+    return exists().where(
+        DisputedOrder.shopper_id == shopper_id,
+        DisputedOrder.order_id == order_id,
+        DisputedOrder.is_disputed.is_(True),
+    )
 
 
 class DisputeRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: Dispute | DisputeEvidence | DisputeAction) -> None:
+    def add(self, row: Dispute | DisputeEvidence | DisputeAction | DisputedOrder) -> None:
         self.session.add(row)
 
     def find(self, dispute_id: str) -> Dispute | None:
@@ -140,3 +161,6 @@ class DisputeRepository:
             )
         )
         return (last or 0) + 1
+
+    def pause_of(self, shopper_id: str, order_id: str) -> DisputedOrder | None:
+        return self.session.get(DisputedOrder, (shopper_id, order_id))

@@ -7,7 +7,7 @@ decides) → ``resolved``. The respondent is the other side: the merchant for a 
 the shopper for a merchant's. Deadlines count from filing: the respondent answers by
 ``respond_by``, the operator decides by ``decide_by``. The daily sweep settles a dispute whose
 deadline passed in the opener's favour: a respondent who did not answer loses, and a claim the
-platform failed to rule on in time stands (see ``enforce_deadlines``).
+platform failed to rule on in time stands (see ``deadline_decision``).
 
 While a dispute is unresolved the order's settlement to the merchant is held. A shopper's
 dispute also pauses dunning: reminders and late fees stop, days past due stop counting and the
@@ -18,11 +18,13 @@ orders refund path (it reduces what the shopper owes first, then returns what wa
 fees on refunded instalments and releases credit); either way the merchant's payable is debited
 for it, so the merchant bears the refund and, if it was already paid out, the next payout nets it.
 ``for_merchant`` moves no money: the debt stands and dunning resumes.
+
+This module does the dispute's own work; ``usefirst.flows.dispute_resolution`` files, decides and
+settles a dispute with the other domains (the order, its refund, the settlement hold, events).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -37,23 +39,18 @@ from usefirst.disputes.errors import (
     DisputeNotAllowed,
     RespondentDeadlinePassed,
 )
-from usefirst.disputes.models import Dispute, DisputeAction, DisputeEvidence
+from usefirst.disputes.models import Dispute, DisputeAction, DisputedOrder, DisputeEvidence
 from usefirst.disputes.repository import (
     AWAITING_RESPONDENT_STATUSES,
     UNRESOLVED_STATUSES,
     DisputeRepository,
 )
 from usefirst.disputes.storage import CheckedFile, EvidenceStore
-from usefirst.flows import refunds
 from usefirst.kit.errors import NotFound, PermissionDenied, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
-from usefirst.merchants import settlement
-from usefirst.notify.service import publish_event
-from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
-
-logger = logging.getLogger(__name__)
+from usefirst.repayment.repository import RepaymentRepository
 
 OPENERS = ("merchant", "shopper")
 REASONS_BY_OPENER = {
@@ -97,17 +94,8 @@ def default_outcome(dispute: Dispute) -> str:
 # --- filing ------------------------------------------------------------------------------------
 
 
-def open_dispute(
-    session: Session,
-    *,
-    order_id: str,
-    opened_by: str,
-    reason: str,
-    description: str,
-    caller: Caller,
-    settings: Settings,
-    now: datetime,
-) -> Dispute:
+def check_filing(*, opened_by: str, reason: str, description: str, caller: Caller) -> str:
+    """Refuse a filing that is malformed or made by the wrong side; the description, trimmed."""
     if opened_by not in OPENERS:
         raise ValidationFailed("opened_by must be merchant or shopper.", field="opened_by")
     if caller.side != opened_by:
@@ -126,7 +114,22 @@ def open_dispute(
             f"description must have 1 to {MAX_DESCRIPTION_CHARACTERS} characters.",
             field="description",
         )
-    order = order_service.find_order(session, order_id=order_id, merchant_id=caller.merchant_id)
+    return description
+
+
+def file_dispute(
+    session: Session,
+    *,
+    order: Order,
+    opened_by: str,
+    reason: str,
+    description: str,
+    caller: Caller,
+    settings: Settings,
+    now: datetime,
+) -> Dispute:
+    """The dispute on ``order``, filed (``check_filing`` passed): one unresolved per order, one
+    per side and order."""
     if order.status not in DISPUTABLE_STATUSES[reason]:
         raise DisputeNotAllowed(
             f"An order that is {order.status} cannot be disputed as {reason}; allowed from: "
@@ -177,19 +180,6 @@ def open_dispute(
         detail=f"{reason}; {disputed_minor} {dispute.currency} disputed",
         now=now,
     )
-    if dispute.is_pausing_collections:
-        order_service.set_dispute_flag(
-            session, order_id=order.id, is_disputed=True, settings=settings, now=now
-        )
-    settlement.hold_order_settlement(
-        session,
-        merchant_id=order.merchant_id,
-        order_id=order.id,
-        source=_hold_source(dispute),
-        reason=f"dispute {reason}",
-        now=now,
-    )
-    _publish(session, dispute, settings=settings, now=now)
     return dispute
 
 
@@ -254,7 +244,6 @@ def add_evidence(
     checked: CheckedFile,
     caller: Caller,
     store: EvidenceStore,
-    settings: Settings,
     now: datetime,
 ) -> EvidenceOutcome:
     """Attach a checked file to an unresolved dispute. The same bytes sent again to the same
@@ -315,26 +304,14 @@ def add_evidence(
     # Bytes last: a failure before this point stores nothing; a failure after it (the commit)
     # leaves at most an unreferenced content-addressed file, never a row without its file.
     store.save(checked)
-    _publish(session, dispute, settings=settings, now=now)
     return EvidenceOutcome(dispute=dispute, evidence=evidence, is_new=True)
 
 
 # --- decision ----------------------------------------------------------------------------------
 
 
-def resolve(
-    session: Session,
-    *,
-    dispute_id: str,
-    outcome: str,
-    shopper_refund_minor: int | None,
-    note: str,
-    operator_id: str,
-    today: date,
-    settings: Settings,
-    now: datetime,
-) -> Dispute:
-    """An operator decides. Money moves in the same transaction (see the module docstring)."""
+def check_decision(*, outcome: str, shopper_refund_minor: int | None, note: str) -> str:
+    """Refuse a malformed decision; the note, trimmed."""
     if outcome not in OUTCOMES:
         raise ValidationFailed(
             "outcome must be for_shopper, for_merchant or split.", field="outcome"
@@ -354,32 +331,21 @@ def resolve(
         raise ValidationFailed(
             f"note must have 1 to {MAX_NOTE_CHARACTERS} characters.", field="note"
         )
+    return note
+
+
+def lock_unresolved(session: Session, *, dispute_id: str) -> Dispute:
+    """The dispute, locked for a decision; 404 if there is none, a conflict if it is decided."""
     found = find_dispute(session, dispute_id=dispute_id, merchant_id=None)
     dispute = DisputeRepository(session).lock(found.shopper_id, found.id)
     if dispute is None:
         raise NotFound("No such dispute.")
     if dispute.status == "resolved":
         raise DisputeClosed()
-    order = order_service.find_order(session, order_id=dispute.order_id)
-    refund_minor = _refund_amount(order, outcome=outcome, split_minor=shopper_refund_minor)
-    _settle(
-        session,
-        dispute,
-        order=order,
-        outcome=outcome,
-        refund_minor=refund_minor,
-        basis="decision",
-        resolved_by=operator_id,
-        actor="operator",
-        note=note,
-        today=today,
-        settings=settings,
-        now=now,
-    )
     return dispute
 
 
-def _refund_amount(order: Order, *, outcome: str, split_minor: int | None) -> int:
+def refund_amount(order: Order, *, outcome: str, split_minor: int | None) -> int:
     remaining = order.amount_minor - order.refunded_minor
     if outcome == "for_merchant":
         return 0
@@ -395,49 +361,22 @@ def _refund_amount(order: Order, *, outcome: str, split_minor: int | None) -> in
     return split_minor
 
 
-def _settle(
+def record_resolution(
     session: Session,
     dispute: Dispute,
     *,
-    order: Order,
     outcome: str,
     refund_minor: int,
+    refund_id: str | None,
     basis: str,
     resolved_by: str,
     actor: str,
     note: str,
-    today: date,
-    settings: Settings,
     now: datetime,
 ) -> None:
-    if refund_minor > 0:
-        _, refund = refunds.refund(
-            session,
-            order_id=order.id,
-            merchant_id=order.merchant_id,
-            amount_minor=refund_minor,
-            reason=f"dispute {dispute.id} resolved {outcome}",
-            today=today,
-            settings=settings,
-            now=now,
-        )
-        dispute.refund_id = refund.id
-    if dispute.is_pausing_collections:
-        order_service.set_dispute_flag(
-            session,
-            order_id=order.id,
-            is_disputed=False,
-            settings=settings,
-            now=now,
-            today=today,
-        )
-    settlement.release_order_settlement_hold(
-        session,
-        merchant_id=dispute.merchant_id,
-        order_id=dispute.order_id,
-        source=_hold_source(dispute),
-        now=now,
-    )
+    """The dispute is resolved (its money has moved and its hold is released)."""
+    if refund_id is not None:
+        dispute.refund_id = refund_id
     dispute.status = "resolved"
     dispute.open_order_id = None
     dispute.outcome = outcome
@@ -457,90 +396,114 @@ def _settle(
         detail=f"{outcome} ({basis}); refund {refund_minor} {dispute.currency}",
         now=now,
     )
-    _publish(session, dispute, settings=settings, now=now)
+
+
+# --- the pause of dunning ------------------------------------------------------------------------
+
+
+def flag_order(
+    session: Session, *, order: Order, is_disputed: bool, on: date, now: datetime
+) -> None:
+    """Open or close the order's shopper dispute as of the business date ``on`` (idempotent; the
+    caller holds the order's lock).
+
+    While a dispute is open the order's days past due stop counting: no late fee, no reminder
+    after the due date and no escalation step happens, and the bureau file carries compliance
+    code XB. On closing, the past-due days the dispute covered (those of its business dates,
+    ``on`` excluded at the start and included at the end, after the order's oldest unpaid
+    instalment fell due) are added to ``dispute_paused_days``: days past due = days since due −
+    paused days, so dunning resumes where it stopped. The file of the period the dispute closed in
+    carries XH."""
+    repository = DisputeRepository(session)
+    pause = repository.pause_of(order.shopper_id, order.id)
+    if pause is None:
+        if not is_disputed:
+            return
+        pause = DisputedOrder(
+            shopper_id=order.shopper_id,
+            order_id=order.id,
+            is_disputed=False,
+            dispute_paused_days=0,
+            updated_at=now,
+        )
+        repository.add(pause)
+    if pause.is_disputed == is_disputed:
+        return
+    if is_disputed:
+        pause.disputed_since_on = on
+    else:
+        opened_on = pause.disputed_since_on or on
+        unpaid_due_ons = [
+            row.due_on
+            for row in RepaymentRepository(session).instalments_of_order(order.shopper_id, order.id)
+            if row.due_on is not None and row.due_on < on and row.remaining_minor > 0
+        ]
+        if unpaid_due_ons:
+            paused_from = max(opened_on, min(unpaid_due_ons))
+            pause.dispute_paused_days += max((on - paused_from).days, 0)
+        pause.disputed_since_on = None
+        pause.dispute_resolved_on = on
+    pause.is_disputed = is_disputed
+    pause.updated_at = now
+    session.flush()
+
+
+def pause_of(session: Session, *, shopper_id: str, order_id: str) -> DisputedOrder | None:
+    """How the shopper's disputes paused the order's dunning; None if it never disputed it."""
+    return DisputeRepository(session).pause_of(shopper_id, order_id)
 
 
 # --- deadlines (daily sweep) -------------------------------------------------------------------
 
 
-@dataclass
-class DeadlineCounts:
-    respondent_missed: int = 0
-    decision_missed: int = 0
-    blocked: int = 0
+@dataclass(frozen=True)
+class DefaultDecision:
+    """A dispute whose deadline passed, settled in its opener's favour (see
+    ``deadline_decision``)."""
+
+    dispute: Dispute
+    outcome: str
+    basis: str  # respondent_missed_deadline | decision_deadline_missed
+    note: str
 
 
-def enforce_deadlines(
-    session: Session, *, business_on: date, settings: Settings, now: datetime
-) -> DeadlineCounts:
-    """Settle disputes whose deadline passed before ``now``, in the opener's favour.
+def past_deadline(session: Session, *, now: datetime) -> list[tuple[str, str]]:
+    """(shopper_id, dispute_id) of the unresolved disputes with a deadline before ``now``."""
+    return DisputeRepository(session).past_deadline(now=now)
+
+
+def deadline_decision(
+    session: Session, *, shopper_id: str, dispute_id: str, now: datetime
+) -> DefaultDecision | None:
+    """The dispute, locked, and how its passed deadline settles it, in the opener's favour:
 
     - The respondent gave no evidence by ``respond_by``: it loses by default.
     - No operator decided by ``decide_by``: the claim stands as filed. For a shopper's dispute
       that refunds the shopper (the shopper must not stay in limbo, with dunning paused, because
       the platform did not rule); for a merchant's dispute the debt stands and dunning goes on,
-      which is where it was anyway. Both are logged (warning) and recorded on the dispute with
-      their basis, so operators can see every decision the system took for them.
+      which is where it was anyway.
 
-    A dispute whose refund cannot be made any more (say the order was charged off meanwhile) is
-    left for an operator and counted as blocked. Idempotent: a settled dispute is no longer
-    unresolved.
-    """
-    counts = DeadlineCounts()
-    repository = DisputeRepository(session)
-    for shopper_id, dispute_id in repository.past_deadline(now=now):
-        dispute = repository.lock(shopper_id, dispute_id)
-        if dispute is None or dispute.status == "resolved":
-            continue
-        if dispute.status in AWAITING_RESPONDENT_STATUSES and dispute.respond_by <= now:
-            basis = "respondent_missed_deadline"
-            note = (
-                f"The {respondent_of(dispute)} gave no evidence by "
-                f"{dispute.respond_by.isoformat()}; it loses by default."
-            )
-        elif dispute.decide_by <= now:
-            basis = "decision_deadline_missed"
-            note = (
-                f"No decision by {dispute.decide_by.isoformat()}; the {dispute.opened_by}'s "
-                "claim stands by default."
-            )
-        else:
-            continue
-        outcome = default_outcome(dispute)
-        order = order_service.find_order(session, order_id=dispute.order_id)
-        refund_minor = _refund_amount(order, outcome=outcome, split_minor=None)
-        if refund_minor > 0 and order.status not in order_service.REFUNDABLE_STATUSES:
-            counts.blocked += 1
-            logger.warning(
-                "dispute %s: %s, but order %s is %s and cannot be refunded; left for an operator",
-                dispute.id,
-                basis,
-                order.id,
-                order.status,
-            )
-            continue
-        logger.warning(
-            "dispute %s resolved %s by default on %s: %s", dispute.id, outcome, business_on, basis
+    None when it is resolved meanwhile or no deadline of its passed."""
+    dispute = DisputeRepository(session).lock(shopper_id, dispute_id)
+    if dispute is None or dispute.status == "resolved":
+        return None
+    if dispute.status in AWAITING_RESPONDENT_STATUSES and dispute.respond_by <= now:
+        basis = "respondent_missed_deadline"
+        note = (
+            f"The {respondent_of(dispute)} gave no evidence by "
+            f"{dispute.respond_by.isoformat()}; it loses by default."
         )
-        _settle(
-            session,
-            dispute,
-            order=order,
-            outcome=outcome,
-            refund_minor=refund_minor,
-            basis=basis,
-            resolved_by=SYSTEM,
-            actor=SYSTEM,
-            note=note,
-            today=business_on,
-            settings=settings,
-            now=now,
+    elif dispute.decide_by <= now:
+        basis = "decision_deadline_missed"
+        note = (
+            f"No decision by {dispute.decide_by.isoformat()}; the {dispute.opened_by}'s "
+            "claim stands by default."
         )
-        if basis == "respondent_missed_deadline":
-            counts.respondent_missed += 1
-        else:
-            counts.decision_missed += 1
-    return counts
+    else:
+        return None
+    return DefaultDecision(
+        dispute=dispute, outcome=default_outcome(dispute), basis=basis, note=note
+    )
 
 
 # --- views and plumbing ------------------------------------------------------------------------
@@ -606,7 +569,8 @@ def dispute_view(session: Session, dispute: Dispute) -> dict[str, Any]:
     }
 
 
-def _hold_source(dispute: Dispute) -> str:
+def hold_source(dispute: Dispute) -> str:
+    """The source of the settlement hold the dispute puts on its order."""
     return f"dispute:{dispute.id}"
 
 
@@ -635,17 +599,3 @@ def _log(
         )
     )
     session.flush()
-
-
-def _publish(session: Session, dispute: Dispute, *, settings: Settings, now: datetime) -> None:
-    view = dispute_view(session, dispute)
-    view.pop("history")
-    publish_event(
-        session,
-        event_type="dispute.updated",
-        data={"dispute": view},
-        now=now,
-        settings=settings,
-        merchant_id=dispute.merchant_id,
-        shopper_id=dispute.shopper_id,
-    )

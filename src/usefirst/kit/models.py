@@ -1,12 +1,12 @@
-"""Tables of the shared plumbing: sandbox clock, idempotency records, outbox, events, sweep runs,
-and the versions of operator-edited configuration (risk rules, dunning ladder)."""
+"""Tables of the shared plumbing: sandbox clock, idempotency records, outbox, events, and the
+versions of operator-edited configuration (risk rules, dunning ladder)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Date, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from usefirst.kit.db import Base, JSONDocument, UTCDateTime
@@ -58,14 +58,6 @@ class Event(Base):
     shopper_id: Mapped[str | None] = mapped_column(String(40))
     data: Mapped[Any] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class SweepRun(Base):
-    __tablename__ = "sweep_runs"
-
-    business_on: Mapped[date] = mapped_column(Date, primary_key=True)
-    completed_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    summary: Mapped[Any] = mapped_column(JSONDocument)
 
 
 class ConfigVersion(Base):

@@ -35,6 +35,7 @@ from sklearn.model_selection import train_test_split
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from usefirst.collections.repository import charged_off
 from usefirst.orders.models import Order
 from usefirst.risk.features import FEATURE_NAMES
 from usefirst.risk.fraud_model import METADATA_FILE, MODEL_FILE, ModelMetadata, load_model
@@ -97,7 +98,7 @@ def production_labels(session: Session) -> dict[str, int]:
     for order_id, label in session.execute(select(RiskLabel.order_id, RiskLabel.label)):
         labels[order_id] = 1 if label == "fraud" else 0
     for order_id in session.scalars(
-        select(Order.id).where(Order.status == "repaid", Order.charged_off_on.is_(None))
+        select(Order.id).where(Order.status == "repaid", ~charged_off(Order.shopper_id, Order.id))
     ):
         labels.setdefault(order_id, 0)
     return labels

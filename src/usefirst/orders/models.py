@@ -1,20 +1,16 @@
-"""Orders bought on credit, refunds against them, and operators' waivers of their late fees."""
+"""Orders bought on credit and refunds against them."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     CheckConstraint,
-    Date,
     ForeignKey,
     Index,
-    Integer,
     String,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -28,25 +24,19 @@ class Order(Base):
         CheckConstraint("refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refunds"),
         Index("ix_orders_id", "id"),
         Index("ix_orders_merchant_id", "merchant_id", "id"),
-        # Covers the checkout decision's merchant book (risk.features): no table reads.
+        # Covers the checkout decision's merchant book (risk.features): no table reads; the order's
+        # key finds whether it ever fell behind (collections' delinquent_orders).
         Index(
             "ix_orders_merchant_book",
             "merchant_id",
             "created_at",
             "status",
             "shopper_id",
+            "id",
             "amount_minor",
             "refunded_minor",
-            "first_delinquent_on",
         ),
         Index("ix_orders_status", "status", "shipped_at"),
-        Index(
-            "ix_orders_dispute_paused",
-            "shopper_id",
-            "id",
-            postgresql_where=text("dispute_paused_days > 0"),
-            sqlite_where=text("dispute_paused_days > 0"),
-        ),
         Index("ix_orders_tracking_number", "tracking_number"),
     )
 
@@ -74,18 +64,6 @@ class Order(Base):
     delivery_confirmation: Mapped[str | None] = mapped_column(String(16))  # shopper | automatic
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     repaid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Collections: an open dispute pauses dunning and late fees and is flagged to the bureau.
-    is_disputed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
-    # An open dispute pauses the days past due: days past due = days since due - paused days.
-    disputed_since_on: Mapped[date | None] = mapped_column(Date)
-    dispute_paused_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    dispute_resolved_on: Mapped[date | None] = mapped_column(Date)
-    first_delinquent_on: Mapped[date | None] = mapped_column(Date)
-    call_queue_since_on: Mapped[date | None] = mapped_column(Date)
-    bureau_reported_on: Mapped[date | None] = mapped_column(Date)
-    legal_referred_on: Mapped[date | None] = mapped_column(Date)
-    charged_off_on: Mapped[date | None] = mapped_column(Date)
-    charged_off_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -104,22 +82,4 @@ class Refund(Base):
     waived_fees_minor: Mapped[int] = mapped_column(BigInteger)
     returned_to_shopper_minor: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class LateFeeWaiver(Base):
-    """An operator's waiver of an order's late fees with its reason in full: the journal entry's
-    memo has room for 200 characters, and the ledger is never erased."""
-
-    __tablename__ = "late_fee_waivers"
-    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
-
-    shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(40))
-    entry_id: Mapped[str] = mapped_column(String(40))
-    currency: Mapped[str] = mapped_column(String(3))
-    amount_minor: Mapped[int] = mapped_column(BigInteger)
-    reason: Mapped[str] = mapped_column(String(500))
-    operator_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import Date, Select, and_, bindparam, case, func, select, text, tuple_, update
+from sqlalchemy import Select, and_, case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import UTCDateTime
-from usefirst.orders.models import LateFeeWaiver, Order, Refund
+from usefirst.collections.repository import ever_delinquent
+from usefirst.disputes.repository import open_dispute_on
+from usefirst.orders.models import Order, Refund
 
 # Bound lists stay well below the drivers' parameter limits.
 CHUNK = 1000
@@ -20,7 +21,7 @@ class OrderRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: Order | Refund | LateFeeWaiver) -> None:
+    def add(self, row: Order | Refund) -> None:
         self.session.add(row)
 
     def find(self, order_id: str) -> Order | None:
@@ -54,31 +55,13 @@ class OrderRepository:
         rows = self.session.execute(
             select(Order.shopper_id, Order.id)
             .where(
-                Order.status == "shipped", Order.shipped_at < moment, Order.is_disputed.is_(False)
+                Order.status == "shipped",
+                Order.shipped_at < moment,
+                ~open_dispute_on(Order.shopper_id, Order.id),
             )
             .order_by(Order.shipped_at)
         ).all()
         return [(r[0], r[1]) for r in rows]
-
-    def in_call_queue(self) -> list[Order]:
-        return list(
-            self.session.scalars(
-                select(Order)
-                .where(Order.status == "overdue", Order.call_queue_since_on.is_not(None))
-                .order_by(Order.id)
-            )
-        )
-
-    def reported_to_bureau(self, reported_by: date) -> list[Order]:
-        return list(
-            self.session.scalars(
-                select(Order)
-                .where(
-                    Order.bureau_reported_on.is_not(None), Order.bureau_reported_on <= reported_by
-                )
-                .order_by(Order.id)
-            )
-        )
 
     def delivered(self) -> list[Order]:
         return list(
@@ -142,104 +125,6 @@ class OrderRepository:
             ).all()
             turned.extend((row[0], row[1]) for row in rows)
         return sorted(turned)
-
-    def escalate_overdue(
-        self,
-        *,
-        business_on: date,
-        call_queue_day: int | None,
-        bureau_report_day: int | None,
-        now: datetime,
-    ) -> tuple[int, int]:
-        """One UPDATE for the order-level steps every overdue order may reach today: the date of
-        first delinquency (the day after the oldest overdue instalment fell due), the call queue
-        and the bureau report, each by the order's days past due (since its oldest overdue
-        instalment fell due, less the days a dispute paused). Disputed orders reach no step.
-        Only orders where something changes are written. Returns (entered the call queue,
-        reported to the bureau)."""
-        is_postgresql = self.session.get_bind().dialect.name == "postgresql"
-        if is_postgresql:
-            days_since_due = "CAST(:today AS date) - x.due_on"
-            day_after_due = "s.due_on + 1"
-        else:
-            days_since_due = "CAST(julianday(:today) - julianday(x.due_on) AS INTEGER)"
-            day_after_due = "date(s.due_on, '+1 day')"
-
-        def reached(flag: str, day: int | None) -> str:
-            if day is None:
-                return "1 = 0"
-            return (
-                f"NOT o.is_disputed AND o.{flag} IS NULL"
-                f" AND {days_since_due} - o.dispute_paused_days >= {int(day)}"
-            )
-
-        statement = text(
-            f"""
-WITH oldest AS (
-    SELECT shopper_id, order_id, min(due_on) AS due_on
-    FROM instalments
-    WHERE status = 'overdue' AND due_on IS NOT NULL
-    GROUP BY shopper_id, order_id
-)
-UPDATE orders SET
-    first_delinquent_on = COALESCE(orders.first_delinquent_on, {day_after_due}),
-    call_queue_since_on = CASE WHEN s.reaches_call_queue THEN :today
-                               ELSE orders.call_queue_since_on END,
-    bureau_reported_on = CASE WHEN s.reaches_bureau THEN :today
-                              ELSE orders.bureau_reported_on END,
-    updated_at = CASE WHEN s.reaches_call_queue OR s.reaches_bureau THEN :now
-                      ELSE orders.updated_at END
-FROM (
-    SELECT o.shopper_id, o.id, x.due_on,
-           {reached("call_queue_since_on", call_queue_day)} AS reaches_call_queue,
-           {reached("bureau_reported_on", bureau_report_day)} AS reaches_bureau
-    FROM oldest x
-    JOIN orders o ON o.shopper_id = x.shopper_id AND o.id = x.order_id
-) s
-WHERE orders.shopper_id = s.shopper_id AND orders.id = s.id
-  AND (orders.first_delinquent_on IS NULL OR s.reaches_call_queue OR s.reaches_bureau)
-RETURNING orders.call_queue_since_on, orders.bureau_reported_on
-"""
-        ).bindparams(bindparam("today", type_=Date()), bindparam("now", type_=UTCDateTime()))
-        rows = self.session.execute(statement, {"today": business_on, "now": now}).all()
-        today = business_on.isoformat()  # SQLite returns the dates of a text() as text
-        return (
-            sum(1 for row in rows if str(row[0]) == today),
-            sum(1 for row in rows if str(row[1]) == today),
-        )
-
-    def past_due_at_least(self, *, business_on: date, days: int) -> list[tuple[str, str, int]]:
-        """(shopper_id, order_id, days past due) of the undisputed overdue orders at least
-        ``days`` past due (since the oldest overdue instalment, less the paused days).
-
-        Paused days only lower the count, so such an order has an overdue instalment due on or
-        before ``business_on - days``: reading only those (an index range) keeps the many
-        recently overdue orders out, and the order's oldest instalment is always among them."""
-        is_postgresql = self.session.get_bind().dialect.name == "postgresql"
-        if is_postgresql:
-            days_since_due = "CAST(:today AS date) - min(i.due_on)"
-        else:
-            days_since_due = "CAST(julianday(:today) - julianday(min(i.due_on)) AS INTEGER)"
-        statement = text(
-            f"""
-SELECT o.shopper_id, o.id, {days_since_due} - o.dispute_paused_days AS days_past_due
-FROM instalments i
-JOIN orders o ON o.shopper_id = i.shopper_id AND o.id = i.order_id
-WHERE i.status = 'overdue' AND i.due_on <= :latest_due_on AND NOT o.is_disputed
-GROUP BY o.shopper_id, o.id, o.dispute_paused_days
-HAVING {days_since_due} - o.dispute_paused_days >= :days
-ORDER BY o.shopper_id, o.id
-"""
-        ).bindparams(bindparam("today", type_=Date()), bindparam("latest_due_on", type_=Date()))
-        rows = self.session.execute(
-            statement,
-            {
-                "today": business_on,
-                "days": days,
-                "latest_due_on": business_on - timedelta(days=days),
-            },
-        ).all()
-        return [(row[0], row[1], int(row[2])) for row in rows]
 
     # --- reads for risk's monitors and link graph --------------------------------------------
 
@@ -313,7 +198,7 @@ ORDER BY o.shopper_id, o.id
         lent = Order.status.not_in(("declined", "cancelled", "review", "step_up"))
         is_recent = Order.created_at >= recent_from
         came_due = due.c.order_id.is_not(None)
-        defaulted = and_(came_due, Order.first_delinquent_on.is_not(None))
+        defaulted = and_(came_due, ever_delinquent(Order.shopper_id, Order.id))
         rows = self.session.execute(
             select(
                 Order.merchant_id,

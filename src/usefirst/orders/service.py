@@ -5,29 +5,20 @@ payment or a refund also does in other domains is in ``usefirst.flows``."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from usefirst.credit import service as credit_service
 from usefirst.credit.repository import CreditRepository
-from usefirst.kit.clock import business_date
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.errors import Conflict, InvariantViolated, NotFound, ValidationFailed
+from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
-from usefirst.kit.settings import Settings
-from usefirst.ledger import accounts
-from usefirst.ledger.accounts import EntryKind
-from usefirst.ledger.service import post_transfer
-from usefirst.merchants import service as merchant_service
-from usefirst.notify.service import publish_event
-from usefirst.orders.models import LateFeeWaiver, Order, Refund
+from usefirst.orders.models import Order, Refund
 from usefirst.orders.repository import OrderRepository
 from usefirst.orders.tracking import normalise_tracking_number
 from usefirst.repayment import schedule
-from usefirst.repayment import service as repayment_service
 from usefirst.repayment.models import Instalment
 from usefirst.repayment.repository import RepaymentRepository
 
@@ -359,114 +350,23 @@ def active_order_ids(session: Session, *, shopper_id: str) -> list[str]:
     return [row.id for row in OrderRepository(session).of_shopper(shopper_id, ACTIVE_STATUSES)]
 
 
-# --- for the collections functions below until they leave orders (the flows have their own) --
-
-
-def settle_order(session: Session, *, order: Order, settings: Settings, now: datetime) -> None:
-    """Every instalment is paid: the order is repaid; on time, it grows the shopper's limit."""
-    if order.status not in ACTIVE_STATUSES:
-        return
-    order.status = "repaid"
-    order.repaid_at = now
-    order.updated_at = now
-    if repayment_service.was_repaid_on_time(
-        session, shopper_id=order.shopper_id, order_id=order.id
-    ):
-        credit_service.record_on_time_repayment(
-            session,
-            shopper_id=order.shopper_id,
-            order_id=order.id,
-            policy=credit_service.policy_from_settings(settings),
-            now=now,
-        )
-    session.flush()
-    _publish(session, order, "order.repaid", settings=settings, now=now)
-
-
-def _follow_schedules(
-    session: Session, *, shopper_id: str, order_ids: list[str], settings: Settings, now: datetime
-) -> None:
-    """Bring delivered or overdue orders in line with their instalments after money reached
-    them: an order with nothing overdue left is delivered again, a fully paid one is repaid,
-    and the shopper's credit unfreezes once nothing is overdue."""
-    repository = OrderRepository(session)
-    grouped = repayment_service.instalments_of_orders(
-        session, shopper_id=shopper_id, order_ids=sorted(order_ids)
-    )
-    for order_id, rows in grouped.items():
-        order = repository.lock(shopper_id, order_id)
-        if order is None or order.status not in ACTIVE_STATUSES:
-            continue
-        if order.status == "overdue" and not any(row.status == "overdue" for row in rows):
-            order.status = "delivered"
-            order.updated_at = now
-        if all(row.status in ("paid", "cancelled") for row in rows):
-            settle_order(session, order=order, settings=settings, now=now)
-    _refresh_freeze(session, shopper_id=shopper_id, now=now)
-
-
-def _refresh_freeze(session: Session, *, shopper_id: str, now: datetime) -> None:
-    if not repayment_service.has_overdue(session, shopper_id=shopper_id):
-        credit_service.unfreeze_after_overdue_cleared(session, shopper_id=shopper_id, now=now)
-
-
 # --- daily sweep parts -------------------------------------------------------------------------
 
 
-def mark_overdue(session: Session, *, business_on: date, settings: Settings, now: datetime) -> int:
-    """Instalments due before ``business_on`` and unpaid turn overdue, their shoppers' credit
-    freezes and their delivered orders turn overdue (one ``order.overdue`` event each). Returns
-    how many orders had an instalment turn overdue."""
-    pairs = sorted(repayment_service.overdue_candidates(session, business_on=business_on))
-    if not pairs:
-        return 0
-    shopper_ids = sorted({shopper for shopper, _ in pairs})
-    session.flush()
-    # Same lock order as payments and checkouts: credit lines first, then instalments and orders.
-    credit_service.lock_credit_lines(session, shopper_ids=shopper_ids)
-    repayment_service.mark_overdue(session, business_on=business_on, shopper_ids=shopper_ids)
-    credit_service.freeze_many_for_overdue(session, shopper_ids=shopper_ids, now=now)
+def mark_overdue(session: Session, *, keys: list[tuple[str, str]], now: datetime) -> list[Order]:
+    """The delivered orders among ``keys`` (an instalment of each just turned overdue) turn
+    overdue; returns them, read afresh."""
     repository = OrderRepository(session)
-    turned = repository.delivered_to_overdue(pairs, now=now)
+    turned = repository.delivered_to_overdue(keys, now=now)
     session.expire_all()
-    _publish_many(session, repository.many(turned), "order.overdue", settings=settings, now=now)
-    return len(pairs)
+    return repository.many(turned)
 
 
-def _publish_many(
-    session: Session,
-    orders: list[Order],
-    event_type: str,
-    *,
-    settings: Settings,
-    now: datetime,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """``_publish`` for many orders, their instalments read in one query per chunk."""
-    if not orders:
-        return
-    instalments = repayment_service.instalments_of_many(
-        session, keys=[(order.shopper_id, order.id) for order in orders]
-    )
-    # Keep the merchants loaded (one query, fresh even after ``expire_all``): publish_event
-    # looks each order's merchant up by key.
-    merchants = merchant_service.merchants_by_id(
-        session, merchant_ids=(order.merchant_id for order in orders)
-    )
-    for order in orders:
-        publish_event(
-            session,
-            event_type=event_type,
-            data={
-                "order": _order_view(order, instalments.get((order.shopper_id, order.id), [])),
-                **(extra or {}),
-            },
-            now=now,
-            settings=settings,
-            merchant_id=order.merchant_id,
-            shopper_id=order.shopper_id,
-        )
-    del merchants
+def mark_charged_off(session: Session, *, order: Order, now: datetime) -> None:
+    """The daily sweep wrote off what was left of the order."""
+    order.status = "charged_off"
+    order.updated_at = now
+    session.flush()
 
 
 # --- views -------------------------------------------------------------------------------------
@@ -532,29 +432,6 @@ def refund_view(row: Refund) -> dict[str, Any]:
     }
 
 
-def _publish(
-    session: Session,
-    order: Order,
-    event_type: str,
-    *,
-    settings: Settings,
-    now: datetime,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    data = {"order": order_view(session, order)}
-    if extra:
-        data.update(extra)
-    publish_event(
-        session,
-        event_type=event_type,
-        data=data,
-        now=now,
-        settings=settings,
-        merchant_id=order.merchant_id,
-        shopper_id=order.shopper_id,
-    )
-
-
 ALL_STATUSES = (
     "review",
     "step_up",
@@ -574,233 +451,6 @@ def orders_of_shopper(
     session: Session, *, shopper_id: str, statuses: tuple[str, ...] = ALL_STATUSES
 ) -> list[Order]:
     return OrderRepository(session).of_shopper(shopper_id, statuses)
-
-
-# --- collections support ---------------------------------------------------------------------
-
-COLLECTIONS_FLAGS = ("call_queue_since_on", "bureau_reported_on", "legal_referred_on")
-
-
-def orders_by_key(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Order]:
-    repository = OrderRepository(session)
-    found: dict[tuple[str, str], Order] = {}
-    for shopper_id, order_id in keys:
-        order = repository.get(shopper_id, order_id)
-        if order is not None:
-            found[(shopper_id, order_id)] = order
-    return found
-
-
-def mark_collections_step(
-    session: Session, *, order: Order, flag: str, business_on: date, now: datetime
-) -> bool:
-    """Record that a one-time collections step reached the order. False if it already had."""
-    if flag not in COLLECTIONS_FLAGS:
-        raise InvariantViolated(f"unknown collections flag {flag!r}")
-    if getattr(order, flag) is not None:
-        return False
-    setattr(order, flag, business_on)
-    order.updated_at = now
-    return True
-
-
-def escalate_overdue(
-    session: Session,
-    *,
-    business_on: date,
-    call_queue_day: int | None,
-    bureau_report_day: int | None,
-    now: datetime,
-) -> tuple[int, int]:
-    """Set-based: first delinquency, call queue and bureau report for every overdue order that
-    reaches them today (see ``OrderRepository.escalate_overdue``). Returns (entered the call
-    queue, reported to the bureau)."""
-    session.flush()
-    reached = OrderRepository(session).escalate_overdue(
-        business_on=business_on,
-        call_queue_day=call_queue_day,
-        bureau_report_day=bureau_report_day,
-        now=now,
-    )
-    session.expire_all()
-    return reached
-
-
-def orders_past_due(session: Session, *, business_on: date, days: int) -> list[tuple[Order, int]]:
-    """The undisputed overdue orders at least ``days`` past due, with their days past due."""
-    repository = OrderRepository(session)
-    rows = repository.past_due_at_least(business_on=business_on, days=days)
-    keys = [(shopper_id, order_id) for shopper_id, order_id, _ in rows]
-    orders = {(order.shopper_id, order.id): order for order in repository.many(keys)}
-    return [(orders[(shopper_id, order_id)], dpd) for shopper_id, order_id, dpd in rows]
-
-
-def set_dispute_flag(
-    session: Session,
-    *,
-    order_id: str,
-    is_disputed: bool,
-    settings: Settings,
-    now: datetime,
-    today: date | None = None,
-) -> Order:
-    """Open or close the order's shopper dispute (the disputes workflow calls this; idempotent).
-
-    While a dispute is open the order's days past due stop counting: no late fee, no reminder
-    after the due date and no escalation step happens, and the bureau file carries compliance
-    code XB. On closing, the past-due days the dispute covered (those of its business dates,
-    ``today`` excluded at the start and included at the end, after the order's oldest unpaid
-    instalment fell due) are added to ``dispute_paused_days``: days past due = days since due −
-    paused days, so dunning resumes where it stopped. The file of the period the dispute closed in
-    carries XH. ``today`` is the business date (default: that of ``now``)."""
-    on = today if today is not None else business_date(now, settings.time_zone)
-    order = _lock(session, order_id=order_id)
-    if order.is_disputed == is_disputed:
-        return order
-    if is_disputed:
-        order.disputed_since_on = on
-    else:
-        opened_on = order.disputed_since_on or on
-        unpaid_due_ons = [
-            row.due_on
-            for row in repayment_service.instalments_of(
-                session, shopper_id=order.shopper_id, order_id=order.id
-            )
-            if row.due_on is not None and row.due_on < on and row.remaining_minor > 0
-        ]
-        if unpaid_due_ons:
-            paused_from = max(opened_on, min(unpaid_due_ons))
-            order.dispute_paused_days += max((on - paused_from).days, 0)
-        order.disputed_since_on = None
-        order.dispute_resolved_on = on
-    order.is_disputed = is_disputed
-    order.updated_at = now
-    session.flush()
-    return order
-
-
-def paused_days_on(order: Order, on: date) -> int:
-    """The days an order's disputes paused its days past due, as of ``on`` (an open dispute
-    pauses every day since it opened)."""
-    paused = order.dispute_paused_days or 0
-    if order.is_disputed and order.disputed_since_on is not None:
-        paused += max((on - order.disputed_since_on).days, 0)
-    return paused
-
-
-def days_past_due_on(order: Order, *, due_on: date, on: date) -> int:
-    """Days past due of an instalment of the order due on ``due_on``, as of ``on``: days since
-    it fell due less the days disputes paused, never negative."""
-    return max((on - due_on).days - paused_days_on(order, on), 0)
-
-
-def charge_off(
-    session: Session, *, order: Order, business_on: date, settings: Settings, now: datetime
-) -> int:
-    """Write off what is left of a long-unpaid order. The debt stays owed: later payments are
-    recoveries. The shopper's credit line closes."""
-    credit_service.lock_credit_line(session, shopper_id=order.shopper_id)
-    written_off = repayment_service.charge_off_schedule(
-        session, shopper_id=order.shopper_id, order_id=order.id
-    )
-    if written_off.total_minor:
-        post_transfer(
-            session,
-            kind=EntryKind.CHARGE_OFF,
-            debit=accounts.WRITE_OFF_EXPENSE,
-            credit=accounts.shopper_receivable(order.shopper_id),
-            amount_minor=written_off.total_minor,
-            currency=order.currency,
-            now=now,
-            shopper_id=order.shopper_id,
-            order_id=order.id,
-            memo="charge-off of a long-unpaid order",
-        )
-    order.status = "charged_off"
-    order.charged_off_on = business_on
-    order.charged_off_minor = written_off.total_minor
-    order.updated_at = now
-    credit_service.close_after_charge_off(session, shopper_id=order.shopper_id, now=now)
-    session.flush()
-    _publish(session, order, "order.charged_off", settings=settings, now=now)
-    return written_off.total_minor
-
-
-def waive_late_fees(
-    session: Session,
-    *,
-    order_id: str,
-    amount_minor: int | None,
-    reason: str,
-    operator_id: str | None,
-    settings: Settings,
-    now: datetime,
-) -> LateFeeWaiver:
-    """An operator waives unpaid late fees (all, or up to an amount), by a reversing entry."""
-    reason = reason.strip()
-    if not 1 <= len(reason) <= 500:
-        raise ValidationFailed("reason must have 1 to 500 characters.", field="reason")
-    if amount_minor is not None and amount_minor <= 0:
-        raise ValidationFailed("amount_minor must be positive.", field="amount_minor")
-    order = _lock(session, order_id=order_id)
-    waived = repayment_service.waive_unpaid_late_fees(
-        session, shopper_id=order.shopper_id, order_id=order.id, amount_minor=amount_minor
-    )
-    if waived == 0:
-        raise OrderStateConflict("The order has no unpaid late fees to waive.")
-    waiver_id = new_id("late_fee_waiver")
-    entry_id = post_transfer(
-        session,
-        kind=EntryKind.LATE_FEE_WAIVER,
-        debit=accounts.LATE_FEE_INCOME,
-        credit=accounts.shopper_receivable(order.shopper_id),
-        amount_minor=waived,
-        currency=order.currency,
-        now=now,
-        shopper_id=order.shopper_id,
-        order_id=order.id,
-        reference_id=waiver_id,
-        # The reason stays in the waiver alone: erasure can clear it there, never in the ledger.
-        memo=f"late fees waived ({waiver_id})",
-    )
-    waiver = LateFeeWaiver(
-        shopper_id=order.shopper_id,
-        id=waiver_id,
-        order_id=order.id,
-        entry_id=entry_id,
-        currency=order.currency,
-        amount_minor=waived,
-        reason=reason,
-        operator_id=operator_id,
-        created_at=now,
-    )
-    OrderRepository(session).add(waiver)
-    session.flush()
-    _follow_schedules(
-        session, shopper_id=order.shopper_id, order_ids=[order.id], settings=settings, now=now
-    )
-    return waiver
-
-
-def late_fee_waiver_view(row: LateFeeWaiver) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "order_id": row.order_id,
-        "amount_minor": row.amount_minor,
-        "currency": row.currency,
-        "reason": row.reason,
-        "operator_id": row.operator_id,
-        "entry_id": row.entry_id,
-        "created_at": row.created_at,
-    }
-
-
-def orders_in_call_queue(session: Session) -> list[Order]:
-    return OrderRepository(session).in_call_queue()
-
-
-def orders_reported_to_bureau(session: Session, *, reported_by: date) -> list[Order]:
-    return OrderRepository(session).reported_to_bureau(reported_by)
 
 
 def delivery_confirmation(session: Session, *, order: Order) -> Literal["shopper", "automatic"]:

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from usefirst.collections import bureau as collections_bureau
 from usefirst.collections import bureau_format
-from usefirst.collections import service as collections_service
 from usefirst.collections.models import BureauFile
 from usefirst.credit import service as credit_service
 from usefirst.identity import service as identity_service
@@ -253,7 +253,7 @@ def shoppers_in_bureau_file(
 ) -> set[str]:
     """Whose data a stored bureau file holds (JSON lines name the shopper; Metro 2 lines carry
     the order id as the account number)."""
-    content = collections_service.bureau_file_text(bureau_file, cipher)
+    content = collections_bureau.bureau_file_text(bureau_file, cipher)
     if bureau_file.format == "jsonl":
         lines = [line for line in content.splitlines() if line.strip()]
         return {str(json.loads(line)["shopper_id"]) for line in lines}
@@ -299,7 +299,7 @@ def bureau_lines_about(
     found = []
     for bureau_file in PrivacyRepository(session).bureau_files():
         lines = []
-        for line in collections_service.bureau_file_text(bureau_file, cipher).splitlines():
+        for line in collections_bureau.bureau_file_text(bureau_file, cipher).splitlines():
             if bureau_file.format == "jsonl":
                 if json.loads(line).get("shopper_id") == shopper_id:
                     lines.append(line)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, Select, bindparam, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
+from usefirst.disputes.repository import DISPUTE_PAUSES
 from usefirst.repayment.models import Allocation, Instalment, Payment
 
 OPEN_STATUSES = ("pending", "overdue")
@@ -164,7 +165,8 @@ rooms AS (
            ) AS room
     FROM totals t
     JOIN orders o ON o.shopper_id = t.shopper_id AND o.id = t.order_id
-    WHERE NOT o.is_disputed AND o.delivered_at IS NOT NULL
+    LEFT JOIN {DISPUTE_PAUSES} d ON d.shopper_id = o.shopper_id AND d.order_id = o.id
+    WHERE d.is_disputed IS NOT TRUE AND o.delivered_at IS NOT NULL
 )
 SELECT v.shopper_id, v.order_id, v.seq, r.currency,
        {greatest}(0, {least}(v.wanted, r.room - (

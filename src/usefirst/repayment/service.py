@@ -12,7 +12,6 @@ from typing import Any, TypedDict
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from usefirst.credit.repository import CreditRepository
 from usefirst.kit.errors import InvariantViolated, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
@@ -534,11 +533,6 @@ def charge_off_schedule(session: Session, *, shopper_id: str, order_id: str) -> 
             principal += row.unpaid_principal_minor
             fees += row.unpaid_fees_minor
             row.status = "charged_off"
-    # Written-off principal frees its credit. Only for orders.charge_off, which moves out of
-    # orders with the collections state: the charge-off flow should release it through
-    # credit.service, as payments do, and this write on credit's table go.
-    if principal:
-        CreditRepository(session).release(shopper_id, principal)
     return ChargeOff(principal_minor=principal, fees_minor=fees)
 
 

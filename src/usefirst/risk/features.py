@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, Row, TextualSelect, bindparam, column, text
 from sqlalchemy.orm import Session
 
+from usefirst.collections.repository import ever_delinquent_sql
 from usefirst.credit.repository import CreditRepository
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import UTCDateTime
@@ -393,8 +394,8 @@ CROSS JOIN (
         sum(CASE WHEN o.status IN {_LENT} THEN o.amount_minor ELSE 0 END)
             AS book_lent_amount_minor,
         sum(CASE WHEN o.status IN {_DELIVERED} THEN 1 ELSE 0 END) AS book_delivered,
-        sum(CASE WHEN o.status IN {_DELIVERED} AND (o.first_delinquent_on IS NOT NULL
-            OR o.status IN ('overdue', 'charged_off')) THEN 1 ELSE 0 END) AS book_defaulted,
+        sum(CASE WHEN o.status IN {_DELIVERED} AND (o.status IN ('overdue', 'charged_off')
+            OR {ever_delinquent_sql("o")}) THEN 1 ELSE 0 END) AS book_defaulted,
         sum(CASE WHEN o.status IN {_SHIPPED} THEN 1 ELSE 0 END) AS book_shipped,
         sum(CASE WHEN o.status IN {_SHIPPED} AND o.refunded_minor > 0 THEN 1 ELSE 0 END)
             AS book_refunded

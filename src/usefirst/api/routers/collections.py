@@ -17,7 +17,10 @@ from usefirst.api.deps import (
     require,
 )
 from usefirst.api.schemas import Strict
+from usefirst.collections import bureau
 from usefirst.collections import service as collections_service
+from usefirst.flows import bureau_reporting, collector_calls, late_fee_waivers
+from usefirst.flows.legal_evidence import evidence_pdf
 from usefirst.orders import service as order_service
 from usefirst.privacy.audit import record_access
 from usefirst.privacy.service import record_bureau_file_read
@@ -85,7 +88,7 @@ def record_call(
 ) -> dict[str, Any]:
     require(principal, roles=COLLECTORS)
     with runtime.work() as work:
-        attempt = collections_service.record_call(
+        attempt = collector_calls.record_call(
             work.session,
             order_id=order_id,
             outcome=body.outcome,
@@ -112,7 +115,7 @@ def waive_late_fees(
     require(principal, roles=COLLECTORS)
 
     def respond(work: Work) -> tuple[int, Any]:
-        waiver = order_service.waive_late_fees(
+        waiver = late_fee_waivers.waive_late_fees(
             work.session,
             order_id=order_id,
             amount_minor=body.amount_minor,
@@ -124,7 +127,7 @@ def waive_late_fees(
         order = order_service.find_order(work.session, order_id=order_id)
         return 200, {
             "waived_minor": waiver.amount_minor,
-            "waiver": order_service.late_fee_waiver_view(waiver),
+            "waiver": collections_service.late_fee_waiver_view(waiver),
             "order": order_service.order_view(work.session, order),
         }
 
@@ -137,7 +140,7 @@ def create_bureau_file(
 ) -> dict[str, Any]:
     require(principal, roles=COLLECTORS)
     with runtime.work() as work:
-        row = collections_service.create_bureau_file(
+        row = bureau_reporting.create_bureau_file(
             work.session,
             period=body.period,
             file_format=body.format,
@@ -146,7 +149,7 @@ def create_bureau_file(
             today=work.today,
             now=work.now,
         )
-        return collections_service.bureau_file_view(row)
+        return bureau.bureau_file_view(row)
 
 
 @router.get("/v1/bureau/files")
@@ -158,10 +161,10 @@ def list_bureau_files(
 ) -> dict[str, Any]:
     require(principal, roles=COLLECTORS)
     with runtime.work(read_only=True) as work:
-        rows = collections_service.list_bureau_files(
+        rows = bureau.list_bureau_files(
             work.session, starting_after=starting_after, limit=limit + 1
         )
-        return page(rows, limit, collections_service.bureau_file_view)
+        return page(rows, limit, bureau.bureau_file_view)
 
 
 @router.get("/v1/bureau/files/{file_id}/content")
@@ -171,7 +174,7 @@ def bureau_file_content(
     require(principal, roles=COLLECTORS)
     # A write transaction: the download is recorded in the PII audit chain.
     with runtime.work() as work:
-        row = collections_service.get_bureau_file(work.session, file_id=file_id)
+        row = bureau.get_bureau_file(work.session, file_id=file_id)
         record_bureau_file_read(
             work.session,
             bureau_file=row,
@@ -182,7 +185,7 @@ def bureau_file_content(
         )
         media_type = "application/x-ndjson" if row.format == "jsonl" else "text/plain"
         return PlainTextResponse(
-            collections_service.bureau_file_text(row, runtime.cipher), media_type=media_type
+            bureau.bureau_file_text(row, runtime.cipher), media_type=media_type
         )
 
 
@@ -226,7 +229,7 @@ def legal_evidence(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -
     require(principal, roles=COLLECTORS)
     # A write transaction: the pack shows the shopper's full name, so the read is audited.
     with runtime.work() as work:
-        pdf = collections_service.evidence_pdf(
+        pdf = evidence_pdf(
             work.session,
             case_id=case_id,
             cipher=runtime.cipher,

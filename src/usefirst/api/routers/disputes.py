@@ -22,6 +22,7 @@ from usefirst.api.dispute_schemas import OpenDisputeIn, ResolveDisputeIn
 from usefirst.disputes import service
 from usefirst.disputes.errors import EvidenceTooLarge
 from usefirst.disputes.storage import EvidenceStore, check_upload
+from usefirst.flows import dispute_resolution
 from usefirst.identity.service import Principal
 from usefirst.kit.errors import ValidationFailed
 from usefirst.runtime import Runtime, Work
@@ -61,7 +62,7 @@ def open_dispute(
     caller = caller_of(principal)
 
     def respond(work: Work) -> tuple[int, Any]:
-        dispute = service.open_dispute(
+        dispute = dispute_resolution.open_dispute(
             work.session,
             order_id=body.order_id,
             opened_by=body.opened_by,
@@ -153,7 +154,7 @@ async def add_evidence(
 
     def store() -> tuple[int, dict[str, Any]]:
         with runtime.work() as work:
-            outcome = service.add_evidence(
+            outcome = dispute_resolution.add_evidence(
                 work.session,
                 dispute_id=dispute_id,
                 checked=checked,
@@ -210,7 +211,7 @@ def resolve_dispute(
     operator_id = principal.operator_id
 
     def respond(work: Work) -> tuple[int, Any]:
-        dispute = service.resolve(
+        dispute = dispute_resolution.resolve(
             work.session,
             dispute_id=dispute_id,
             outcome=body.outcome,

@@ -1,0 +1,419 @@
+"""Credit-bureau reporting in collections: the account each reported order makes in a period's
+file, built from the order's facts (the flow ``usefirst.flows.bureau_reporting`` gathers them
+from the domains that hold them), and the files themselves, encrypted at rest.
+
+An order is reported once collections reported it to the bureau (the ladder's ``bureau_report``
+step) and in every month after, until the file of the month it was settled or charged off.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from usefirst.collections import bureau_format, bureau_jsonl
+from usefirst.collections.models import BureauFile, DelinquentOrder
+from usefirst.collections.repository import CollectionsRepository
+from usefirst.disputes import pauses
+from usefirst.disputes.models import DisputedOrder
+from usefirst.disputes.repository import DisputeRepository
+from usefirst.kit.clock import as_utc
+from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.errors import NotFound, ValidationFailed
+from usefirst.kit.ids import new_id
+from usefirst.kit.settings import Settings
+from usefirst.orders.models import Order
+from usefirst.orders.repository import OrderRepository
+from usefirst.repayment.models import Instalment
+
+FILE_FORMATS = ("metro2", "jsonl")
+COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙")
+
+
+# --- the period of a file ------------------------------------------------------------------
+
+PERIOD_PATTERN = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+# A fixed floor, not the month of the first order: an engine with no orders yet still writes its
+# (empty) monthly files. A period before 2000 can only be a typo ("0000-01" is not even a date).
+EARLIEST_PERIOD_YEAR = 2000
+
+
+def period_end_of(period: str, *, today: date) -> date:
+    match = PERIOD_PATTERN.fullmatch(period)
+    if match is None:
+        raise ValidationFailed("period must be YYYY-MM with a month from 01 to 12.", field="period")
+    year, month = int(match.group(1)), int(match.group(2))
+    if year < EARLIEST_PERIOD_YEAR:
+        raise ValidationFailed(
+            f"The period must not be before {EARLIEST_PERIOD_YEAR}-01.", field="period"
+        )
+    first = date(year, month, 1)
+    if first > today:
+        raise ValidationFailed("The period has not started yet.", field="period")
+    last = date(year, month, calendar.monthrange(year, month)[1])
+    return min(last, today)
+
+
+def check_file_format(file_format: str) -> None:
+    if file_format not in FILE_FORMATS:
+        raise ValidationFailed("format must be metro2 or jsonl.", field="format")
+
+
+@dataclass(frozen=True)
+class ReportedOrder:
+    """An order collections reported to the bureau: the order, its record in collections, and
+    how its shopper's disputes paused it (None: never disputed)."""
+
+    order: Order
+    delinquency: DelinquentOrder
+    pause: DisputedOrder | None
+
+
+def orders_reported_to_bureau(session: Session, *, reported_by: date) -> list[ReportedOrder]:
+    """The orders reported to the bureau on or before ``reported_by``, by order id."""
+    delinquencies = {
+        (row.shopper_id, row.order_id): row
+        for row in CollectionsRepository(session).reported_to_bureau(reported_by)
+    }
+    orders = OrderRepository(session).many(list(delinquencies))
+    disputes = DisputeRepository(session)
+    return [
+        ReportedOrder(
+            order=order,
+            delinquency=delinquencies[(order.shopper_id, order.id)],
+            pause=disputes.pause_of(order.shopper_id, order.id),
+        )
+        for order in sorted(orders, key=lambda order: order.id)
+    ]
+
+
+# --- one account of a file -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportedIdentity:
+    """Who the account belongs to, as the file names them (decrypted by the caller)."""
+
+    name: str
+    national_id: str
+    phone_e164: str
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """Where the account stands at the period's end."""
+
+    status: bureau_format.AccountStanding
+    balance_minor: int
+    past_due_minor: int
+    days_past_due: int
+
+
+def bureau_account(
+    reported: ReportedOrder,
+    *,
+    identity: ReportedIdentity,
+    credit_limit_minor: int,
+    instalments: list[Instalment],
+    payments: list[tuple[datetime, int]],
+    period_end: date,
+) -> bureau_format.BureauAccount:
+    """The order's account in the file of the period ending ``period_end``. ``payments`` are
+    (when, amount) of every payment or held credit applied to the order."""
+    order, pause, rows = reported.order, reported.pause, instalments
+    period_start = period_end.replace(day=1)
+    standing = _standing(reported, rows, period_end=period_end)
+    surname, given_name = _split_name(identity.name)
+    last_payment = max((at for at, _ in payments), default=None)
+    return bureau_format.BureauAccount(
+        account_number=order.id,
+        shopper_id=order.shopper_id,
+        surname=surname,
+        given_name=given_name,
+        birth_on=_birth_on(identity.national_id),
+        national_id=identity.national_id,
+        phone_e164=identity.phone_e164,
+        opened_on=as_utc(order.created_at).date(),
+        credit_limit_minor=credit_limit_minor,
+        highest_credit_minor=order.amount_minor,
+        original_amount_minor=order.amount_minor,
+        terms_duration=len(rows),
+        terms_frequency="P" if order.plan == "pay_after_delivery" else "M",
+        scheduled_monthly_payment_minor=rows[0].principal_minor + rows[0].fees_minor if rows else 0,
+        actual_payment_minor=sum(
+            amount for at, amount in payments if period_start <= as_utc(at).date() <= period_end
+        ),
+        current_balance_minor=standing.balance_minor,
+        amount_past_due_minor=standing.past_due_minor
+        if standing.status in ("past_due", "current", "charged_off")
+        else 0,
+        days_past_due=standing.days_past_due,
+        status=standing.status,
+        date_of_first_delinquency=date_of_first_delinquency(reported, rows, as_of=period_end),
+        date_closed=_closed_on(order, rows, standing=standing, period_end=period_end),
+        date_last_payment=as_utc(last_payment).date() if last_payment else None,
+        charge_off_amount_minor=reported.delinquency.charged_off_minor,
+        is_disputed=pauses.is_open(pause),
+        is_dispute_resolved=pause is not None
+        and not pause.is_disputed
+        and pause.dispute_resolved_on is not None
+        and period_start <= pause.dispute_resolved_on <= period_end,
+        account_information_on=period_end,
+        currency=order.currency,
+        payment_history_profile=payment_history_profile(reported, rows, period_end=period_end),
+    )
+
+
+def _standing(reported: ReportedOrder, rows: list[Instalment], *, period_end: date) -> _Standing:
+    balance = sum(
+        row.remaining_minor for row in rows if row.status in ("pending", "overdue", "charged_off")
+    )
+    late_rows = [
+        row
+        for row in rows
+        if row.remaining_minor
+        and row.due_on is not None
+        and row.due_on < period_end
+        and row.status in ("overdue", "charged_off")
+    ]
+    days_past_due = max(
+        (
+            pauses.days_past_due_on(reported.pause, due_on=row.due_on, on=period_end)
+            for row in late_rows
+            if row.due_on
+        ),
+        default=0,
+    )
+    status: bureau_format.AccountStanding
+    if reported.order.status == "charged_off":
+        status = "charged_off"
+    elif balance == 0:
+        status = "paid"
+        days_past_due = _days_late_when_paid_off(rows, period_end=period_end)
+    elif days_past_due >= 30:
+        status = "past_due"
+    else:
+        status = "current"
+    return _Standing(
+        status=status,
+        balance_minor=balance,
+        past_due_minor=sum(row.remaining_minor for row in late_rows),
+        days_past_due=days_past_due,
+    )
+
+
+def _days_late_when_paid_off(rows: list[Instalment], *, period_end: date) -> int:
+    """For a paid account the days past due are how late it was when paid off in this period:
+    the Payment Rating of status 13 reports them (0 when paid in time or in an earlier
+    period)."""
+    period_start = period_end.replace(day=1)
+    days_late = max(
+        (
+            (row.settled_on - row.due_on).days
+            for row in rows
+            if row.settled_on is not None
+            and row.due_on is not None
+            and period_start <= row.settled_on <= period_end
+        ),
+        default=0,
+    )
+    return max(days_late, 0)
+
+
+def _closed_on(
+    order: Order, rows: list[Instalment], *, standing: _Standing, period_end: date
+) -> date | None:
+    if standing.status == "paid" or (order.status == "charged_off" and standing.balance_minor == 0):
+        return max((row.settled_on for row in rows if row.settled_on), default=period_end)
+    return None
+
+
+def _birth_on(national_id: str) -> date:
+    """The date of birth a PRC resident ID carries (digits 7 to 14)."""
+    return date(int(national_id[6:10]), int(national_id[10:12]), int(national_id[12:14]))
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    surname_length = 2 if name[:2] in COMPOUND_SURNAMES and len(name) > 2 else 1
+    if len(name) <= surname_length:
+        return name, name
+    return name[:surname_length], name[surname_length:]
+
+
+def _month_end_before(day: date) -> date:
+    return day.replace(day=1) - timedelta(days=1)
+
+
+def _history_code(reported: ReportedOrder, rows: list[Instalment], *, month_end: date) -> str:
+    """The account's Metro 2 payment history code as it stood at ``month_end``."""
+    charged_off_on = reported.delinquency.charged_off_on
+    if charged_off_on is not None and charged_off_on <= month_end:
+        return "L"
+    live = [row for row in rows if row.status != "cancelled" and row.due_on is not None]
+    unpaid = [row for row in live if row.settled_on is None or row.settled_on > month_end]
+    if live and not unpaid:
+        return "E"  # zero balance and current
+    # Disputes count as of what was known then: a closed one once it closed, an open one since it
+    # opened (the windows of closed disputes are not kept, only their total).
+    paused = 0
+    pause = reported.pause
+    if pause is not None:
+        if pause.dispute_resolved_on is not None and pause.dispute_resolved_on <= month_end:
+            paused = pause.dispute_paused_days or 0
+        if pause.disputed_since_on is not None and pause.disputed_since_on <= month_end:
+            paused += (month_end - pause.disputed_since_on).days
+    days_past_due = max(
+        (
+            (month_end - row.due_on).days - paused
+            for row in unpaid
+            if row.due_on is not None and row.due_on < month_end
+        ),
+        default=0,
+    )
+    return bureau_format.payment_history_code_for_days(max(days_past_due, 0))
+
+
+def date_of_first_delinquency(
+    reported: ReportedOrder, rows: list[Instalment], *, as_of: date
+) -> date | None:
+    """The Metro 2 Date of First Delinquency as of ``as_of``: the first day of the latest run of
+    days on which some instalment was unpaid past its due date. An account brought current and
+    later late again starts a new run (the bureau's seven-year clock runs from it); a run still
+    open, or the one that ended in payment in full or charge-off, is the one reported. An
+    instalment is unpaid until settled in full."""
+    first_delinquent_on = reported.delinquency.first_delinquent_on
+    if first_delinquent_on is None:
+        return None
+    late_spans = sorted(
+        (row.due_on + timedelta(days=1), row.settled_on)
+        for row in rows
+        if row.status != "cancelled"
+        and row.due_on is not None
+        and row.due_on < as_of
+        and (row.settled_on is None or row.settled_on > row.due_on + timedelta(days=1))
+    )
+    run_start: date | None = None
+    run_end: date | None = None  # exclusive; None while an instalment of the run is unpaid
+    for starts_on, settled_on in late_spans:
+        if run_start is None or (run_end is not None and starts_on > run_end):
+            run_start, run_end = starts_on, settled_on
+        elif run_end is not None:
+            run_end = None if settled_on is None else max(run_end, settled_on)
+    return run_start or first_delinquent_on
+
+
+def payment_history_profile(
+    reported: ReportedOrder, rows: list[Instalment], *, period_end: date
+) -> str:
+    """The Metro 2 24-month payment history profile: the account's code at the end of each of
+    the 24 months before the reported one, most recent first, from the instalments' due and
+    settlement dates (an instalment counts as unpaid until settled in full). It stops at the
+    month the account opened; the format pads the months before with ``B``."""
+    opened_on = as_utc(reported.order.created_at).date()
+    codes: list[str] = []
+    month_end = _month_end_before(period_end)
+    while len(codes) < bureau_format.PAYMENT_HISTORY_MONTHS and month_end >= opened_on.replace(
+        day=1
+    ):
+        codes.append(_history_code(reported, rows, month_end=month_end))
+        month_end = _month_end_before(month_end)
+    return "".join(codes)
+
+
+# --- the files -------------------------------------------------------------------------------
+
+# The associated data of a bureau file's ciphertext: its column's name without "_encrypted", as
+# for every encrypted column (key rotation finds and re-encrypts them by that rule).
+BUREAU_FILE_FIELD = "content"
+
+
+def bureau_file_text(row: BureauFile, cipher: FieldCipher) -> str:
+    """The file as sent to the bureau. A file stored before encryption at rest (migration 0016)
+    is still its text until ``usefirst keys rotate`` encrypts it."""
+    stored = row.content_encrypted
+    if cipher.is_ciphertext(stored):
+        return cipher.decrypt(stored, field=BUREAU_FILE_FIELD)
+    return stored
+
+
+def store_file(
+    session: Session,
+    *,
+    period: str,
+    file_format: str,
+    accounts: Sequence[bureau_format.BureauAccount],
+    period_end: date,
+    cipher: FieldCipher,
+    settings: Settings,
+    today: date,
+    now: datetime,
+) -> BureauFile:
+    """Write the accounts as a file of ``file_format`` and keep it, encrypted."""
+    if file_format == "metro2":
+        content = bureau_format.write_metro2(
+            reporter=bureau_format.ReporterInfo(
+                identification_number=settings.bureau_reporter_id,
+                reporter_name=settings.lender_name,
+                reporter_address=settings.bureau_reporter_address,
+            ),
+            accounts=accounts,
+            period_end=period_end,
+            activity_on=today,
+        )
+    else:
+        content = bureau_jsonl.write_jsonl(accounts, period_end)
+    row = BureauFile(
+        id=new_id("bureau_file"),
+        period=period,
+        format=file_format,
+        records=len(accounts),
+        content_encrypted=cipher.encrypt(content, field=BUREAU_FILE_FIELD),
+        created_at=now,
+    )
+    CollectionsRepository(session).add(row)
+    session.flush()
+    return row
+
+
+def has_month_end_file(session: Session, *, period: str, file_format: str, now: datetime) -> bool:
+    """Whether the file of ``period`` in ``file_format`` was made once the month ended (at
+    ``now``, the first instant of the next month, or later). A file made before the month ended
+    (on demand, mid-month) covers only part of it and does not stand in for the month-end
+    file."""
+    return any(
+        as_utc(row.created_at) >= now
+        for row in CollectionsRepository(session).bureau_files(
+            period=period, file_format=file_format
+        )
+    )
+
+
+def bureau_file_view(row: BureauFile) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "period": row.period,
+        "format": row.format,
+        "records": row.records,
+        "created_at": row.created_at,
+    }
+
+
+def get_bureau_file(session: Session, *, file_id: str) -> BureauFile:
+    row = CollectionsRepository(session).bureau_file(file_id)
+    if row is None:
+        raise NotFound("No such bureau file.")
+    return row
+
+
+def list_bureau_files(
+    session: Session, *, starting_after: str | None = None, limit: int | None = None
+) -> list[BureauFile]:
+    return list(
+        CollectionsRepository(session).bureau_files(starting_after=starting_after, limit=limit)
+    )

@@ -1,0 +1,295 @@
+"""The daily sweep of a business date: every domain's nightly work, step by step, in one
+transaction, idempotent per date.
+
+Each business date D is swept once, in this order: disputes whose deadline passed are settled
+(so that one settled today resumes dunning today) and expired step-up checks lapse; orders shipped
+more than ``auto_confirm_days`` ago are confirmed; instalments due before D and unpaid turn
+overdue (freezing the shopper's credit); one day of late fees is charged; order-level collections
+steps happen (call queue, credit-bureau reporting, legal referral, charge-off); the reminders of
+the dunning ladder that fall on D are planned; on the first of a month the bureau files of the
+month just ended are written. Then the risk monitors and the nightly graph look at the day's book
+(before settlement, so that orders of a ring found tonight are held from today's payout), merchants
+are settled, and complaints past their deadline are flagged.
+
+Every collections step is set-based: a handful of statements over the whole book (``UPDATE …
+FROM``, ``INSERT … SELECT``, journal entries posted in batches), not a loop over rows in Python, so
+a day costs about the same number of statements for a hundred instalments as for a million. Only
+the rare per-order steps (legal referral, charge-off, held credit at auto-confirmation) go one by
+one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from usefirst.collections import service as collections_service
+from usefirst.collections.ladder import Ladder
+from usefirst.credit import service as credit_service
+from usefirst.flows import (
+    bureau_reporting,
+    dispute_resolution,
+    fulfilment,
+    late_fees,
+    risk_monitoring,
+    step_up,
+)
+from usefirst.flows.order_events import publish_order_event, publish_order_events
+from usefirst.kit.business_day import DailyContext
+from usefirst.kit.clock import business_day_start
+from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.errors import ValidationFailed
+from usefirst.kit.settings import Settings
+from usefirst.ledger import accounts
+from usefirst.ledger.accounts import EntryKind
+from usefirst.ledger.service import post_transfer
+from usefirst.merchants import settlement
+from usefirst.notify.service import publish_event
+from usefirst.orders import service as order_service
+from usefirst.orders.models import Order
+from usefirst.privacy import complaints
+from usefirst.repayment import service as repayment_service
+
+# The summary names other domains' jobs as "module:function" where each was first registered:
+# the names are part of the stored summary and of the CLI's output, so they stay when a job moves.
+DISPUTE_DEADLINES = "usefirst.disputes.tasks:enforce_deadlines"
+STEP_UP_EXPIRY = "usefirst.risk.service:expire_step_ups"
+FIRST_INSTALMENT_MISSED = "usefirst.risk.monitors:first_instalment_missed"
+MERCHANT_DRIFT = "usefirst.risk.monitors:merchant_drift"
+NIGHTLY_GRAPH = "usefirst.risk.graph:nightly_graph"
+MERCHANT_SETTLEMENT = "usefirst.merchants.settlement:settle_daily"
+OVERDUE_COMPLAINTS = "usefirst.privacy.complaints:flag_overdue_complaints"
+JOB_NAMES = (
+    DISPUTE_DEADLINES,
+    STEP_UP_EXPIRY,
+    FIRST_INSTALMENT_MISSED,
+    MERCHANT_DRIFT,
+    NIGHTLY_GRAPH,
+    MERCHANT_SETTLEMENT,
+    OVERDUE_COMPLAINTS,
+)
+
+
+class SweepDateInFuture(ValidationFailed):
+    code = "sweep_date_in_future"
+    default_message = "A business date after today cannot be swept yet."
+
+
+@dataclass
+class SweepSummary:
+    business_on: date
+    already_ran: bool
+    auto_confirmed: int = 0
+    newly_overdue_orders: int = 0
+    late_fees_minor: int = 0
+    reminders_planned: int = 0
+    call_queue: int = 0
+    bureau_reported: int = 0
+    legal_referred: int = 0
+    charged_off: int = 0
+    bureau_files: int = 0
+    jobs: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def as_dict(self, *, with_jobs: bool = True) -> dict[str, object]:
+        summary: dict[str, object] = {
+            "business_on": self.business_on.isoformat(),
+            "already_ran": self.already_ran,
+            "auto_confirmed": self.auto_confirmed,
+            "newly_overdue_orders": self.newly_overdue_orders,
+            "late_fees_minor": self.late_fees_minor,
+            "reminders_planned": self.reminders_planned,
+            "call_queue": self.call_queue,
+            "bureau_reported": self.bureau_reported,
+            "legal_referred": self.legal_referred,
+            "charged_off": self.charged_off,
+            "bureau_files": self.bureau_files,
+        }
+        if with_jobs:
+            summary["jobs"] = self.jobs
+        return summary
+
+
+def run_sweep(
+    session: Session, *, business_on: date, today: date, settings: Settings, cipher: FieldCipher
+) -> SweepSummary:
+    # Catch-up starts the day after the latest swept date, so sweeping ahead of today would make
+    # it skip every day in between (no late fees, reminders or escalation for them).
+    if business_on > today:
+        raise SweepDateInFuture(
+            f"{business_on} is in the future (today is {today}).", field="business_on"
+        )
+    # The sweep for D acts at the first instant of D, whenever it actually runs (catch-up).
+    now = business_day_start(business_on, settings.time_zone)
+    # Claim the date first: a concurrent sweep of the same date waits on this row, then finds it
+    # taken and does nothing.
+    if not collections_service.claim_sweep_date(session, business_on=business_on, now=now):
+        return SweepSummary(business_on=business_on, already_ran=True)
+    collections_service.raise_work_mem_for_sweep(session)
+    summary = SweepSummary(business_on=business_on, already_ran=False)
+    context = DailyContext(business_on=business_on, now=now, settings=settings, cipher=cipher)
+
+    # Before collections: a dispute settled today for a missed deadline resumes dunning today.
+    summary.jobs[DISPUTE_DEADLINES] = dispute_resolution.enforce_deadlines(session, context)
+    summary.jobs[STEP_UP_EXPIRY] = step_up.expire_step_ups(session, context)
+    summary.auto_confirmed = fulfilment.auto_confirm_shipped(
+        session,
+        shipped_before=business_day_start(
+            business_on - timedelta(days=settings.auto_confirm_days - 1), settings.time_zone
+        ),
+        business_on=business_on,
+        settings=settings,
+        now=now,
+    )
+    summary.newly_overdue_orders = mark_overdue(
+        session, business_on=business_on, settings=settings, now=now
+    )
+    summary.late_fees_minor = accrue_late_fees(
+        session, business_on=business_on, settings=settings, now=now
+    )
+    ladder = collections_service.ladder_of(session, settings)
+    escalation = escalate(
+        session, business_on=business_on, ladder=ladder, settings=settings, now=now
+    )
+    summary.call_queue = escalation.call_queue
+    summary.bureau_reported = escalation.bureau_reported
+    summary.legal_referred = escalation.legal_referred
+    summary.charged_off = escalation.charged_off
+    summary.reminders_planned = collections_service.plan_reminders(
+        session, business_on=business_on, ladder=ladder, settings=settings, cipher=cipher, now=now
+    )
+    summary.bureau_files = bureau_reporting.monthly_bureau_files(
+        session, business_on=business_on, cipher=cipher, settings=settings, now=now
+    )
+
+    # After collections, on the day's book: the graph before settlement, so that the orders of a
+    # ring found tonight are held from today's payout.
+    summary.jobs[FIRST_INSTALMENT_MISSED] = risk_monitoring.first_instalment_missed(
+        session, context
+    )
+    summary.jobs[MERCHANT_DRIFT] = risk_monitoring.merchant_drift(session, context)
+    summary.jobs[NIGHTLY_GRAPH] = risk_monitoring.nightly_graph(session, context)
+    summary.jobs[MERCHANT_SETTLEMENT] = settlement.settle_daily(session, context)
+    summary.jobs[OVERDUE_COMPLAINTS] = complaints.flag_overdue_complaints(session, context)
+    collections_service.record_sweep_summary(
+        session, business_on=business_on, summary=summary.as_dict()
+    )
+    return summary
+
+
+def mark_overdue(session: Session, *, business_on: date, settings: Settings, now: datetime) -> int:
+    """Instalments due before ``business_on`` and unpaid turn overdue, their shoppers' credit
+    freezes and their delivered orders turn overdue (one ``order.overdue`` event each). Returns
+    how many orders had an instalment turn overdue."""
+    keys = sorted(repayment_service.overdue_candidates(session, business_on=business_on))
+    if not keys:
+        return 0
+    shopper_ids = sorted({shopper_id for shopper_id, _ in keys})
+    session.flush()
+    # Same lock order as payments and checkouts: credit lines first, then instalments and orders.
+    credit_service.lock_credit_lines(session, shopper_ids=shopper_ids)
+    repayment_service.mark_overdue(session, business_on=business_on, shopper_ids=shopper_ids)
+    credit_service.freeze_many_for_overdue(session, shopper_ids=shopper_ids, now=now)
+    turned_overdue = order_service.mark_overdue(session, keys=keys, now=now)
+    publish_order_events(
+        session, orders=turned_overdue, event_type="order.overdue", settings=settings, now=now
+    )
+    return len(keys)
+
+
+def accrue_late_fees(
+    session: Session, *, business_on: date, settings: Settings, now: datetime
+) -> int:
+    """Charge one day of late fees for ``business_on`` (set-based; see
+    ``flows.late_fees.charge_daily_late_fees`` for the policy and its caps). Returns the total
+    charged."""
+    return late_fees.charge_daily_late_fees(
+        session, business_on=business_on, settings=settings, now=now
+    ).total_minor
+
+
+def escalate(
+    session: Session, *, business_on: date, ladder: Ladder, settings: Settings, now: datetime
+) -> collections_service.EscalationSummary:
+    """Order-level steps, by the order's days past due (since its oldest overdue instalment fell
+    due, less the days a dispute paused). Each happens once per order; none happens while a
+    dispute is open. The call queue and the bureau report are one set-based statement; legal
+    referral and charge-off (rare, with cases, events and ledger entries) go order by order."""
+    summary = collections_service.escalate_overdue(
+        session, business_on=business_on, ladder=ladder, now=now
+    )
+    for due in collections_service.orders_due_for_legal_or_charge_off(
+        session, business_on=business_on, ladder=ladder
+    ):
+        if due.reaches_legal_referral:
+            case = collections_service.refer_to_legal(
+                session, order=due.order, business_on=business_on, now=now
+            )
+            if case is not None:
+                publish_event(
+                    session,
+                    event_type="legal.referred",
+                    data=collections_service.legal_case_view(case),
+                    now=now,
+                    settings=settings,
+                    merchant_id=None,
+                    shopper_id=case.shopper_id,
+                )
+                summary.legal_referred += 1
+        if due.reaches_charge_off:
+            charge_off(
+                session, order=due.order, business_on=business_on, settings=settings, now=now
+            )
+            summary.charged_off += 1
+    return summary
+
+
+def charge_off(
+    session: Session, *, order: Order, business_on: date, settings: Settings, now: datetime
+) -> int:
+    """Write off what is left of a long-unpaid order. The debt stays owed: later payments are
+    recoveries. The shopper's credit line closes. Returns the amount written off."""
+    credit_service.lock_credit_line(session, shopper_id=order.shopper_id)
+    written_off = repayment_service.charge_off_schedule(
+        session, shopper_id=order.shopper_id, order_id=order.id
+    )
+    # Written-off principal frees its credit (the line closes below, so nothing is lent on it).
+    credit_service.release(
+        session, shopper_id=order.shopper_id, amount_minor=written_off.principal_minor
+    )
+    if written_off.total_minor:
+        post_transfer(
+            session,
+            kind=EntryKind.CHARGE_OFF,
+            debit=accounts.WRITE_OFF_EXPENSE,
+            credit=accounts.shopper_receivable(order.shopper_id),
+            amount_minor=written_off.total_minor,
+            currency=order.currency,
+            now=now,
+            shopper_id=order.shopper_id,
+            order_id=order.id,
+            memo="charge-off of a long-unpaid order",
+        )
+    collections_service.record_charge_off(
+        session,
+        order=order,
+        business_on=business_on,
+        amount_minor=written_off.total_minor,
+        now=now,
+    )
+    credit_service.close_after_charge_off(session, shopper_id=order.shopper_id, now=now)
+    order_service.mark_charged_off(session, order=order, now=now)
+    publish_order_event(
+        session, order=order, event_type="order.charged_off", settings=settings, now=now
+    )
+    return written_off.total_minor
+
+
+def last_swept_on(session: Session) -> date | None:
+    return collections_service.last_swept_on(session)
+
+
+def dates_to_sweep(*, last_swept: date | None, through: date) -> list[date]:
+    start = through if last_swept is None else last_swept + timedelta(days=1)
+    return [start + timedelta(days=offset) for offset in range((through - start).days + 1)]
