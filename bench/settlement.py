@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from usefirst.flows.merchant_onboarding import create_merchant
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Database, normalize_database_url
@@ -36,7 +37,6 @@ from usefirst.ledger.accounts import AccountKind, AccountRef, EntryKind
 from usefirst.ledger.service import post_transfer
 from usefirst.merchants import settlement
 from usefirst.merchants.models import SettlementHold
-from usefirst.merchants.service import create_merchant
 
 TIME_ZONE = "Asia/Shanghai"
 # Stands in for the shopper receivables of the real flow.

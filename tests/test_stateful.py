@@ -40,12 +40,12 @@ from sqlalchemy import select, text
 from tests.conftest import _truncate_postgres, make_runtime
 from tests.factories import enrol_in_work
 from usefirst.credit.models import CreditLine
+from usefirst.flows.merchant_onboarding import create_merchant
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.errors import InvariantViolated, NotFound, UsefirstError, ValidationFailed
 from usefirst.ledger import accounts
 from usefirst.ledger.repository import LedgerRepository
 from usefirst.ledger.service import audit, balance_of
-from usefirst.merchants.service import create_merchant
 from usefirst.orders import service as orders
 from usefirst.orders.models import Order, Refund
 from usefirst.repayment.models import Allocation, Instalment, Payment

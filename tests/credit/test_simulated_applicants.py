@@ -14,9 +14,9 @@ from tests.conftest import make_runtime
 from tests.factories import national_id, phone
 from usefirst.credit.application import APPLICATION_FIELDS, Application
 from usefirst.credit.service import policy_from_settings
+from usefirst.flows import merchant_onboarding
 from usefirst.identity.service import EnrolmentRequest, enrol_shopper
 from usefirst.lab.sim.applicants import draw_applicant, export_applications
-from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.runtime import Runtime
 
@@ -93,7 +93,7 @@ def test_export_labels_shoppers_by_their_repayment_history(
     }
     shopper_ids: dict[str, str] = {}
     with runtime.work() as work:
-        merchant = merchant_service.create_merchant(
+        merchant = merchant_onboarding.create_merchant(
             work.session,
             name="Shop",
             category="electronics",

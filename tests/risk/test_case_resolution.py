@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from tests.merchants.settlement_env import Env, open_env
 from usefirst.identity.service import create_operator
+from usefirst.identity.validation import address_hash
 from usefirst.ledger.models import JournalEntry
 from usefirst.merchants import settlement
 from usefirst.merchants.models import Merchant, SettlementHold, StandingChange
 from usefirst.risk import actions, cases
 from usefirst.risk import decision as risk_decision
-from usefirst.risk.features import address_hash
 from usefirst.risk.models import KnownFraudSubject, RiskAction
 from usefirst.runtime import Runtime
 

@@ -17,6 +17,7 @@ from usefirst.api.deps import (
 )
 from usefirst.api.merchant_schemas import AppealDecisionIn, AppealIn, FineIn, StandingChangeIn
 from usefirst.api.schemas import CreateMerchantIn
+from usefirst.flows import merchant_onboarding
 from usefirst.identity.service import Principal
 from usefirst.kit.errors import NotFound
 from usefirst.kit.money import check_currency
@@ -49,7 +50,7 @@ def create_merchant(
     # which must never be stored.
     require(principal, platform=True, roles=("admin",))
     with runtime.work() as work:
-        created = merchant_service.create_merchant(
+        created = merchant_onboarding.create_merchant(
             work.session,
             name=body.name,
             category=body.category,

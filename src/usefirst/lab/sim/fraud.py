@@ -38,10 +38,10 @@ from sqlalchemy import select
 
 from usefirst.credit import service as credit_service
 from usefirst.credit.service import policy_from_settings
+from usefirst.flows import merchant_onboarding
 from usefirst.identity import service as identity_service
 from usefirst.identity.validation import national_id_check_character
 from usefirst.kit.errors import UsefirstError
-from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.runtime import Runtime, Work
@@ -271,7 +271,7 @@ class FraudWorld:
 
     def _create_ring(self, work: Work, ring_index: int) -> None:
         rng = self.rng
-        merchant = merchant_service.create_merchant(
+        merchant = merchant_onboarding.create_merchant(
             work.session,
             name=merchant_name(len(self.honest_merchant_ids) + ring_index + 1),
             category=rng.choice(["electronics", "jewellery", "digital_goods"]),

@@ -18,6 +18,7 @@ from rich.progress import Progress
 from sqlalchemy import select
 
 from usefirst.credit.service import policy_from_settings
+from usefirst.flows import merchant_onboarding
 from usefirst.identity import service as identity_service
 from usefirst.identity.validation import national_id_check_character
 from usefirst.kit.errors import UsefirstError
@@ -32,7 +33,6 @@ from usefirst.lab.sim.fraud import (
     shopper_external_id,
 )
 from usefirst.ledger.service import audit
-from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
@@ -118,7 +118,7 @@ def simulate(
     merchant_ids: list[str] = []
     with runtime.work() as work:
         for index in range(merchants):
-            created = merchant_service.create_merchant(
+            created = merchant_onboarding.create_merchant(
                 work.session,
                 name=merchant_name(index + 1),
                 category=rng.choice(CATEGORIES),
