@@ -28,7 +28,7 @@ AFTER_COLLECTIONS: list[str] = [
     "usefirst.risk.monitors:merchant_drift",
     # Before settlement, so that orders of a ring found tonight are held from today's payout.
     "usefirst.risk.graph:nightly_graph",
-    "usefirst.merchants.settlement:settle_daily",
+    "usefirst.flows.settlement_run:settle_daily",
     "usefirst.privacy.complaints:flag_overdue_complaints",
 ]
 

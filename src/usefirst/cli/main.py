@@ -156,8 +156,8 @@ def settle(
     ] = None,
 ) -> None:
     """Pay merchants what is due on a business date (idempotent per merchant and date)."""
+    from usefirst.flows.settlement_run import settle as settle_merchants
     from usefirst.kit.errors import UsefirstError
-    from usefirst.merchants.settlement import settle as settle_merchants
 
     try:
         business_on = date.fromisoformat(on)

@@ -151,10 +151,10 @@ def claw_back_paid_order(
 ) -> int:
     """Take back what a colluding merchant kept of an order it was already paid for; the amount
     clawed back (0 when the order was not paid out or was clawed back before)."""
-    from usefirst.merchants import settlement
+    from usefirst.flows import merchant_clawbacks
 
     reason = f"confirmed fraud in case {case_id}"
-    clawed = settlement.claw_back_paid_order(
+    clawed = merchant_clawbacks.claw_back_paid_order(
         session,
         merchant_id=merchant_id,
         order_id=order_id,
