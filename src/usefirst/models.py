@@ -1,4 +1,6 @@
-"""Every table, imported in one place so Alembic and tests see the whole schema."""
+"""Every table, imported in one place so Alembic, key rotation and tests see the whole schema."""
+
+from sqlalchemy import Table
 
 from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
 from usefirst.console.models import ConsoleAccount, ConsoleSession
@@ -21,6 +23,7 @@ from usefirst.kit.models import (
     SandboxClock,
     SweepRun,
 )
+from usefirst.kit.personal_data import SHOPPER_COLUMN
 from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
 from usefirst.merchants.models import (
     Merchant,
@@ -52,6 +55,12 @@ from usefirst.risk.models import (
 )
 
 metadata = Base.metadata
+
+
+def shopper_tables() -> list[Table]:
+    """Every table keyed (distributed) by shopper: the rows about one shopper carry its id."""
+    return [table for table in metadata.sorted_tables if SHOPPER_COLUMN in table.c]
+
 
 __all__ = [
     "Allocation",
@@ -107,4 +116,5 @@ __all__ = [
     "StepUpChallenge",
     "SweepRun",
     "metadata",
+    "shopper_tables",
 ]

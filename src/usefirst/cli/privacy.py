@@ -72,12 +72,15 @@ def keys_rotate(
     """Re-encrypt every PII value not under the active key, in batches (resumable, online)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from usefirst.models import metadata
     from usefirst.privacy.keys import count_by_key, rotate_all
 
     runtime = _runtime()
     cipher = runtime.cipher
     with runtime.work(read_only=True) as work:
-        before = count_by_key(work.session, active_key_id=cipher.active_key_id)
+        before = count_by_key(
+            work.session, active_key_id=cipher.active_key_id, tables=metadata.sorted_tables
+        )
     to_rotate = sum(before.values()) - before.get(cipher.active_key_id, 0)
     console.print(
         f"active key: {cipher.active_key_id}; values by key: {dict(sorted(before.items()))}"
@@ -93,13 +96,16 @@ def keys_rotate(
             runtime.database,
             cipher=cipher,
             clock=runtime.clock,
+            tables=metadata.sorted_tables,
             batch_size=batch_size,
             on_batch=lambda column, rotated: progress.update(
                 task, advance=rotated, description=column
             ),
         )
     with runtime.work(read_only=True) as work:
-        after = count_by_key(work.session, active_key_id=cipher.active_key_id)
+        after = count_by_key(
+            work.session, active_key_id=cipher.active_key_id, tables=metadata.sorted_tables
+        )
     console.print(f"rotated {result.rotated} value(s) in {result.batches} batch(es)")
     console.print(f"values by key now: {dict(sorted(after.items()))}")
     leftover = {key: count for key, count in after.items() if key != cipher.active_key_id}

@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session
 
+from usefirst.credit import models
 from usefirst.credit.models import CreditLine, CreditLineChange
+from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
 class CreditRepository:
@@ -112,3 +114,7 @@ class CreditRepository:
 
     def set_reviewed_at(self, shopper_id: str, now: datetime) -> None:
         self.update_line(shopper_id, reviewed_at=now)
+
+    def shopper_records(self) -> ShopperRecords:
+        """credit's rows about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(self.session, tables_of(models))

@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from usefirst.disputes import models
 from usefirst.disputes.models import Dispute, DisputeAction, DisputeEvidence
+from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 UNRESOLVED_STATUSES = ("open", "awaiting_evidence", "under_review")
 # The respondent has not answered yet.
@@ -140,3 +142,14 @@ class DisputeRepository:
             )
         )
         return (last or 0) + 1
+
+    def shopper_records(self) -> ShopperRecords:
+        """disputes' rows about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(
+            self.session,
+            tables_of(models),
+            plaintext_pii={
+                "disputes": ("description", "resolution_note"),
+                "dispute_evidence": ("filename",),
+            },
+        )

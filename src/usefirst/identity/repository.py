@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from usefirst.identity import models
 from usefirst.identity.models import (
     ApiKey,
     Consent,
@@ -14,6 +15,7 @@ from usefirst.identity.models import (
     Operator,
     Shopper,
 )
+from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
 class IdentityRepository:
@@ -73,3 +75,39 @@ class IdentityRepository:
             select(Operator.id, Operator.email).where(Operator.id.in_(sorted(operator_ids)))
         )
         return {operator_id: email for operator_id, email in rows}
+
+    # A shopper's personal data, for the privacy flow's export and erasure.
+
+    def shopper_records(self) -> ShopperRecords:
+        return ShopperRecords.of(self.session, tables_of(models))
+
+    def erase_personal_data(self, shopper: Shopper, *, status: str, tombstone: str) -> None:
+        """Overwrite the shopper's PII with ``status`` (not a ciphertext, so no key decrypts it)
+        and clear its masks and enrolment device; the row stays as a tombstone."""
+        shopper.status = status
+        shopper.external_id = tombstone
+        shopper.name_encrypted = status
+        shopper.national_id_encrypted = status
+        shopper.phone_encrypted = status
+        shopper.email_encrypted = None
+        shopper.name_masked = status
+        shopper.national_id_masked = status
+        shopper.phone_masked = status
+        shopper.email_masked = None
+        # Unique per shopper: erased shoppers must not look linked to each other by a shared value.
+        shopper.phone_hash = tombstone
+        shopper.enrolment_device_id = None
+        shopper.enrolment_ip = None
+        self.session.flush()
+
+    def release_lookups(self, shopper_id: str) -> int:
+        """Free the shopper's national ID and external id, so the person may enrol again."""
+        removed = 0
+        for model in (NationalIdLookup, ExternalIdLookup):
+            result = self.session.execute(
+                delete(model)
+                .where(model.shopper_id == shopper_id)
+                .execution_options(synchronize_session=False)
+            )
+            removed += int(getattr(result, "rowcount", 0) or 0)
+        return removed

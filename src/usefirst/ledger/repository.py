@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Select, case, exists, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from usefirst.kit.personal_data import ShopperRecords, tables_of
+from usefirst.ledger import models
 from usefirst.ledger.accounts import AccountKind, code_sql
 from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
 
@@ -423,6 +425,32 @@ class LedgerRepository:
             )
             for row in rows
         ]
+
+    def postings_of_owner(self, owner_id: str) -> list[dict[str, Any]]:
+        """Every posting to an account ``owner_id`` owns (a shopper's, say), with its entry."""
+        rows = self.session.execute(
+            select(
+                LedgerAccount.code,
+                LedgerAccount.kind,
+                LedgerPosting.entry_id,
+                LedgerPosting.seq,
+                LedgerPosting.currency,
+                LedgerPosting.amount_minor,
+                JournalEntry.kind.label("entry_kind"),
+                JournalEntry.order_id,
+                JournalEntry.memo,
+                JournalEntry.created_at,
+            )
+            .join(LedgerPosting, LedgerPosting.account_code == LedgerAccount.code)
+            .join(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
+            .where(LedgerAccount.owner_id == owner_id)
+            .order_by(LedgerAccount.code, JournalEntry.created_at, LedgerPosting.entry_id)
+        )
+        return [dict(row._mapping) for row in rows]
+
+    def shopper_records(self) -> ShopperRecords:
+        """The ledger's rows keyed by shopper (journal entries), for the privacy flow."""
+        return ShopperRecords.of(self.session, tables_of(models))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from sqlalchemy import Date, bindparam, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import UTCDateTime
+from usefirst.kit.personal_data import ShopperRecords, tables_of
+from usefirst.orders import models
 from usefirst.orders.models import LateFeeWaiver, Order, Refund
 
 # Bound lists stay well below the drivers' parameter limits.
@@ -248,3 +250,22 @@ ORDER BY o.shopper_id, o.id
             },
         ).all()
         return [(row[0], row[1], int(row[2])) for row in rows]
+
+    def shopper_records(self) -> ShopperRecords:
+        """orders' rows about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(
+            self.session,
+            tables_of(models),
+            plaintext_pii={"orders": ("device_id", "ip"), "late_fee_waivers": ("reason",)},
+        )
+
+    def shopper_ids_of_orders(self, order_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        ordered = sorted(set(order_ids))
+        for start in range(0, len(ordered), 1_000):
+            found.update(
+                self.session.scalars(
+                    select(Order.shopper_id).where(Order.id.in_(ordered[start : start + 1_000]))
+                )
+            )
+        return found

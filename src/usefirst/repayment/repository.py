@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, Select, bindparam, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
+from usefirst.kit.personal_data import ShopperRecords, tables_of
+from usefirst.repayment import models
 from usefirst.repayment.models import Allocation, Instalment, Payment
 
 OPEN_STATUSES = ("pending", "overdue")
@@ -337,3 +339,7 @@ WHERE f.fee > 0 AND instalments.shopper_id = f.shopper_id
                 .order_by(Allocation.created_at, Allocation.id)
             )
         )
+
+    def shopper_records(self) -> ShopperRecords:
+        """repayment's rows about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(self.session, tables_of(models))

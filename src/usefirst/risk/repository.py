@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from usefirst.kit.personal_data import ShopperRecords, tables_of
+from usefirst.risk import models
 from usefirst.risk.models import (
     KnownFraudSubject,
     LinkObservation,
@@ -177,4 +179,12 @@ class RiskRepository:
                     )
                 )
             )
+        )
+
+    def shopper_records(self) -> ShopperRecords:
+        """risk's rows about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(
+            self.session,
+            tables_of(models),
+            plaintext_pii={"risk_link_observations": ("value_hash",)},
         )

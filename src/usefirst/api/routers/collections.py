@@ -18,9 +18,9 @@ from usefirst.api.deps import (
 )
 from usefirst.api.schemas import Strict
 from usefirst.collections import service as collections_service
+from usefirst.flows.privacy_requests import record_bureau_file_read
 from usefirst.orders import service as order_service
 from usefirst.privacy.audit import record_access
-from usefirst.privacy.service import record_bureau_file_read
 from usefirst.runtime import Work
 
 router = APIRouter(tags=["collections"])
