@@ -3,12 +3,13 @@
 from sqlalchemy import Table
 
 from usefirst.collections.models import BureauFile, ContactAttempt, LegalCase
-from usefirst.console.models import ConsoleAccount, ConsoleSession
 from usefirst.credit.models import CreditLine, CreditLineChange
 from usefirst.disputes.models import Dispute, DisputeAction, DisputeEvidence
 from usefirst.identity.models import (
     ApiKey,
     Consent,
+    ConsoleAccount,
+    ConsoleSession,
     ExternalIdLookup,
     NationalIdLookup,
     Operator,

@@ -31,7 +31,7 @@ from usefirst.api.routers import privacy as privacy_endpoints
 from usefirst.api.routers import repayment as repayment_endpoints
 from usefirst.api.routers import risk as risk_endpoints
 from usefirst.api.routers import sandbox
-from usefirst.console import web as console_web
+from usefirst.console import site as console_site
 from usefirst.kit.errors import UsefirstError, ValidationFailed
 from usefirst.runtime import Runtime
 
@@ -126,7 +126,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         sandbox.router,
     ):
         app.include_router(router)
-    console_web.install(app)
+    console_site.install(app)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -10,6 +10,8 @@ from usefirst.identity import models
 from usefirst.identity.models import (
     ApiKey,
     Consent,
+    ConsoleAccount,
+    ConsoleSession,
     ExternalIdLookup,
     NationalIdLookup,
     Operator,
@@ -111,3 +113,19 @@ class IdentityRepository:
             )
             removed += int(getattr(result, "rowcount", 0) or 0)
         return removed
+
+    # Console sign-in: people's accounts and their browser sessions.
+
+    def add_console_row(self, row: ConsoleAccount | ConsoleSession) -> None:
+        self.session.add(row)
+
+    def console_account(self, account_id: str) -> ConsoleAccount | None:
+        return self.session.get(ConsoleAccount, account_id)
+
+    def console_account_by_email(self, email: str) -> ConsoleAccount | None:
+        return self.session.scalars(
+            select(ConsoleAccount).where(ConsoleAccount.email == email)
+        ).one_or_none()
+
+    def console_session(self, token_hash: str) -> ConsoleSession | None:
+        return self.session.get(ConsoleSession, token_hash)
