@@ -29,7 +29,7 @@ def _runtime() -> Runtime:
 
 
 def _kind(kind: str) -> str:
-    from usefirst.editable_config import EDITABLE
+    from usefirst.flows.config_publishing import EDITABLE
 
     if kind not in EDITABLE:
         errors.print(f"[red]unknown kind {kind!r}; use {KIND_HELP}[/red]", highlight=False)
@@ -55,7 +55,7 @@ def _print_problems(file: Path, problems: list[tuple[int | None, str]]) -> None:
 def show(kind: Annotated[str, typer.Argument(help=KIND_HELP)]) -> None:
     """Print the document in force (to edit it and publish it back); where it comes from goes to
     standard error."""
-    from usefirst.editable_config import in_force
+    from usefirst.flows.config_publishing import in_force
 
     runtime = _runtime()
     with runtime.work(read_only=True) as work:
@@ -102,7 +102,7 @@ def publish(
 ) -> None:
     """Check a document and save it as the next version, in force everywhere from now on (exit 2,
     saving nothing, if it has problems)."""
-    from usefirst import editable_config
+    from usefirst.flows import config_publishing
     from usefirst.kit import config_versions
     from usefirst.kit.clock import system_now
     from usefirst.kit.errors import UsefirstError
@@ -117,7 +117,7 @@ def publish(
                 if based_on is None
                 else based_on
             )
-            version = editable_config.publish(
+            version = config_publishing.publish(
                 work.session,
                 kind=kind,
                 text=text,
@@ -128,7 +128,7 @@ def publish(
                 now=system_now(),
             )
             number, label = version.number, version.label
-    except editable_config.ConfigInvalid as invalid:
+    except config_publishing.ConfigInvalid as invalid:
         _print_problems(file, invalid.problems)
         errors.print("[red]rejected: nothing was saved[/red]")
         raise typer.Exit(code=2) from None
