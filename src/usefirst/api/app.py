@@ -33,6 +33,7 @@ from usefirst.api.routers import risk as risk_endpoints
 from usefirst.api.routers import sandbox
 from usefirst.console import site as console_site
 from usefirst.kit.errors import UsefirstError, ValidationFailed
+from usefirst.kit.settings import get_settings
 from usefirst.runtime import Runtime
 
 FORBIDDEN_FIELDS = {"contacts", "contact_list", "address_book", "emergency_contacts"}
@@ -144,6 +145,4 @@ def create_app(runtime: Runtime) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` (one app per worker process), configured from
     ``USEFIRST_*`` environment variables."""
-    from usefirst.kit.settings import get_settings
-
     return create_app(Runtime(get_settings()))
