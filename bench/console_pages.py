@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from usefirst.api.app import create_app
 from usefirst.console import auth
-from usefirst.console.models import ConsoleAccount
+from usefirst.identity.models import ConsoleAccount
 from usefirst.identity.service import create_operator
 from usefirst.kit.migrate import upgrade
 from usefirst.kit.settings import Settings

@@ -54,11 +54,14 @@ sys.path.insert(0, str(ROOT / "src"))
 from usefirst.credit import service as credit_service  # noqa: E402
 from usefirst.credit.service import policy_from_settings  # noqa: E402
 from usefirst.flows import checkout as checkout_flow  # noqa: E402
-from usefirst.flows import enrolment, fulfilment  # noqa: E402
+from usefirst.flows import (  # noqa: E402
+    enrolment,
+    fulfilment,
+    merchant_onboarding,
+)
 from usefirst.identity.validation import national_id_check_character  # noqa: E402
 from usefirst.kit.migrate import upgrade  # noqa: E402
 from usefirst.kit.settings import Settings  # noqa: E402
-from usefirst.merchants import service as merchant_service  # noqa: E402
 from usefirst.orders import service as order_service  # noqa: E402
 from usefirst.risk import decision as risk_decision  # noqa: E402
 from usefirst.risk.features import FEATURE_NAMES  # noqa: E402
@@ -133,7 +136,7 @@ def build_history(
     with runtime.work() as work:
         for index in range(merchants):
             population.merchant_ids.append(
-                merchant_service.create_merchant(
+                merchant_onboarding.create_merchant(
                     work.session,
                     name=f"bench merchant {index}",
                     category=rng.choice(CATEGORIES),

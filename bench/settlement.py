@@ -5,9 +5,10 @@ A fresh, migrated database (SQLite file, or the PostgreSQL URL given with ``--po
 ``--merchants`` merchants. Each simulated day, every merchant gets ``--orders-per-day`` deliveries
 posted to the ledger exactly as delivery posts them (order activation, then the merchant fee),
 a refund on ``--refund-share`` of the previous day's orders, and a hold on ``--hold-share`` of
-them; then ``settlement.settle`` runs for the day in its own transaction, as the daily sweep does,
-and is timed. The orders are ledger entries only (no shopper, no order row): settlement reads the
-ledger and its own tables, nothing else, so this measures exactly the settlement path.
+them; then the settlement run (``settlement_run.settle``) pays out for the day in its own
+transaction, as the daily sweep does, and is timed. The orders are ledger entries only (no
+shopper, no order row): settlement reads the ledger and its own tables, nothing else, so this
+measures exactly the settlement path.
 
 Prints, for a few days along the way: postings on one merchant's payable so far, payouts made,
 milliseconds for the day's settlement, and whether every merchant's statement reconciles.
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from usefirst.flows import settlement_run
+from usefirst.flows.merchant_onboarding import create_merchant
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Database, normalize_database_url
@@ -36,7 +39,6 @@ from usefirst.ledger.accounts import AccountKind, AccountRef, EntryKind
 from usefirst.ledger.service import post_transfer
 from usefirst.merchants import settlement
 from usefirst.merchants.models import SettlementHold
-from usefirst.merchants.service import create_merchant
 
 TIME_ZONE = "Asia/Shanghai"
 # Stands in for the shopper receivables of the real flow.
@@ -151,7 +153,7 @@ def main() -> None:
         settle_on = today + timedelta(days=1)
         began = time.perf_counter()
         with database.transaction() as session:
-            summary = settlement.settle(
+            summary = settlement_run.settle(
                 session,
                 business_on=settle_on,
                 settings=settings,

@@ -981,7 +981,7 @@ DAILY_JOBS = (
     ("risk_monitoring", "first_instalment_missed"),
     ("risk_monitoring", "merchant_drift"),
     ("risk_monitoring", "nightly_graph"),
-    ("settlement", "settle_daily"),
+    ("settlement_run", "settle_daily"),
     ("complaints", "flag_overdue_complaints"),
 )
 PHASES = (

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from usefirst.credit.models import CreditLine
 from usefirst.credit.service import policy_from_settings
 from usefirst.flows import checkout as checkout_flow
+from usefirst.flows import merchant_onboarding
 from usefirst.flows.enrolment import EnrolmentRequest, enrol_shopper
 from usefirst.identity.models import Shopper
 from usefirst.identity.validation import national_id_check_character
-from usefirst.merchants import service as merchant_service
 from usefirst.merchants.models import Merchant
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
@@ -116,7 +116,7 @@ def merchant_in_work(
 ) -> Merchant:
     """Onboard a merchant through the service with default terms, inside the caller's
     transaction."""
-    return merchant_service.create_merchant(
+    return merchant_onboarding.create_merchant(
         work.session,
         name=name,
         category=category,

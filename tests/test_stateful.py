@@ -45,13 +45,13 @@ from usefirst.flows import checkout as checkout_flow
 from usefirst.flows import payments as payment_flow
 from usefirst.flows import refunds as refund_flow
 from usefirst.flows import statement as statement_flow
+from usefirst.flows.merchant_onboarding import create_merchant
 from usefirst.flows.reconcile import audit
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.errors import InvariantViolated, NotFound, UsefirstError, ValidationFailed
 from usefirst.ledger import accounts
 from usefirst.ledger.repository import LedgerRepository
 from usefirst.ledger.service import balance_of
-from usefirst.merchants.service import create_merchant
 from usefirst.orders import service as orders
 from usefirst.orders.models import Order, Refund
 from usefirst.repayment.models import Allocation, Instalment, Payment

@@ -1,4 +1,6 @@
-"""Every table, imported in one place so Alembic and tests see the whole schema."""
+"""Every table, imported in one place so Alembic, key rotation and tests see the whole schema."""
+
+from sqlalchemy import Table
 
 from usefirst.collections.models import (
     BureauFile,
@@ -8,12 +10,13 @@ from usefirst.collections.models import (
     LegalCase,
     SweepRun,
 )
-from usefirst.console.models import ConsoleAccount, ConsoleSession
 from usefirst.credit.models import CreditLine, CreditLineChange
 from usefirst.disputes.models import Dispute, DisputeAction, DisputedOrder, DisputeEvidence
 from usefirst.identity.models import (
     ApiKey,
     Consent,
+    ConsoleAccount,
+    ConsoleSession,
     ExternalIdLookup,
     NationalIdLookup,
     Operator,
@@ -27,6 +30,7 @@ from usefirst.kit.models import (
     OutboxMessage,
     SandboxClock,
 )
+from usefirst.kit.personal_data import SHOPPER_COLUMN
 from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
 from usefirst.merchants.models import (
     Merchant,
@@ -60,6 +64,12 @@ from usefirst.risk.models import (
 )
 
 metadata = Base.metadata
+
+
+def shopper_tables() -> list[Table]:
+    """Every table keyed (distributed) by shopper: the rows about one shopper carry its id."""
+    return [table for table in metadata.sorted_tables if SHOPPER_COLUMN in table.c]
+
 
 __all__ = [
     "Allocation",
@@ -118,4 +128,5 @@ __all__ = [
     "StepUpChallenge",
     "SweepRun",
     "metadata",
+    "shopper_tables",
 ]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.collections.dunning_env import open_env
-from usefirst import editable_config
 from usefirst.collections import ladder_replay
 from usefirst.collections.ladder import DEFAULT_LADDER_FILE, LadderError, load_ladder, parse_ladder
+from usefirst.flows import config_publishing
 from usefirst.notify.templates import TEMPLATE_IDS
 
 DUE = date(2027, 3, 9)  # bought and delivered on the start day, 2027-03-02
@@ -82,7 +82,7 @@ def test_the_sweep_follows_a_saved_ladder(database_url: str, tmp_path: Path) -> 
         shopper = env.enrol()
         env.buy(shopper["id"])
         with env.runtime.work() as work:
-            editable_config.publish(
+            config_publishing.publish(
                 work.session,
                 kind="dunning_ladder",
                 text=moved,

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from tests.test_cli import environment, last_line, migrated, run
 from usefirst.console import auth
-from usefirst.console.models import ConsoleAccount
+from usefirst.identity.models import ConsoleAccount
 from usefirst.kit.clock import system_now
 from usefirst.kit.db import Database
 from usefirst.kit.settings import get_settings

@@ -15,8 +15,8 @@ from tests.conftest import make_runtime
 from tests.factories import create_merchant
 from usefirst.api.app import create_app
 from usefirst.console import auth
-from usefirst.console.models import ConsoleAccount, ConsoleSession
 from usefirst.console.web import CONTENT_SECURITY_POLICY
+from usefirst.identity.models import ConsoleAccount, ConsoleSession
 from usefirst.identity.service import create_operator
 from usefirst.kit.clock import system_now
 from usefirst.runtime import Runtime

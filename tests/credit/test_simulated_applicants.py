@@ -15,7 +15,7 @@ from tests.factories import national_id, phone
 from usefirst.credit.application import APPLICATION_FIELDS, Application
 from usefirst.credit.service import policy_from_settings
 from usefirst.flows import checkout as checkout_flow
-from usefirst.flows import fulfilment, payments
+from usefirst.flows import fulfilment, merchant_onboarding, payments
 from usefirst.flows.enrolment import EnrolmentRequest, enrol_shopper
 from usefirst.lab.sim.applicants import (
     draw_applicant,
@@ -23,7 +23,6 @@ from usefirst.lab.sim.applicants import (
     write_drawn_applicants,
 )
 from usefirst.lab.sim.identities import draw_shopper_national_id
-from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.runtime import Runtime
 
@@ -100,7 +99,7 @@ def test_export_labels_shoppers_by_their_repayment_history(
     }
     shopper_ids: dict[str, str] = {}
     with runtime.work() as work:
-        merchant = merchant_service.create_merchant(
+        merchant = merchant_onboarding.create_merchant(
             work.session,
             name="Shop",
             category="electronics",

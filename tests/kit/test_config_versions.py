@@ -11,7 +11,7 @@ import sqlalchemy.exc
 from sqlalchemy import func, select, text
 
 from tests.conftest import make_runtime
-from usefirst import editable_config
+from usefirst.flows import config_publishing
 from usefirst.kit import config_versions
 from usefirst.kit.models import ConfigVersion
 from usefirst.risk import decision as risk_decision
@@ -28,7 +28,7 @@ def rules_with_version(version: str) -> str:
 
 def publish(runtime: Runtime, content: str, *, based_on: int, note: str | None = None) -> int:
     with runtime.work() as work:
-        version = editable_config.publish(
+        version = config_publishing.publish(
             work.session,
             kind="risk_rules",
             text=content,
@@ -86,14 +86,14 @@ def test_refusals_save_nothing(runtime: Runtime) -> None:
     )
     with pytest.raises(config_versions.ConfigUnchanged):
         publish(runtime, rules_with_version("ops-1"), based_on=1)
-    with pytest.raises(editable_config.ConfigInvalid) as invalid:
+    with pytest.raises(config_publishing.ConfigInvalid) as invalid:
         publish(runtime, rules_with_version("ops-2").replace("review_at = 70", "review_at = -1"),
                 based_on=1)  # fmt: skip
     assert invalid.value.problems == [
         (17, "thresholds.review_at must be a positive integer"),
     ]
-    with pytest.raises(editable_config.ConfigInvalid) as empty_ladder, runtime.work() as work:
-        editable_config.publish(
+    with pytest.raises(config_publishing.ConfigInvalid) as empty_ladder, runtime.work() as work:
+        config_publishing.publish(
             work.session,
             kind="dunning_ladder",
             text="# nothing\n",

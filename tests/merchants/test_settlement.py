@@ -11,17 +11,13 @@ from sqlalchemy import func, select, text
 
 from tests.factories import bearer
 from tests.merchants.settlement_env import Env, open_env
+from usefirst.flows.merchant_clawbacks import claw_back, claw_back_paid_order
+from usefirst.flows.settlement_run import settle
 from usefirst.identity.service import create_operator
 from usefirst.kit.errors import NotFound, ValidationFailed
 from usefirst.ledger.models import JournalEntry
 from usefirst.merchants.models import Settlement, SettlementHold, SettlementLine
-from usefirst.merchants.settlement import (
-    claw_back,
-    claw_back_paid_order,
-    hold_order_settlement,
-    release_order_settlement_hold,
-    settle,
-)
+from usefirst.merchants.settlement import hold_order_settlement, release_order_settlement_hold
 
 
 def hold(env: Env, merchant_id: str, order_id: str, source: str) -> None:

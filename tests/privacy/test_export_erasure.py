@@ -16,11 +16,12 @@ from tests.privacy.privacy_env import (
     operator_headers,
     shopper_with_repaid_order,
 )
+from usefirst.flows.privacy_requests import EXPORTERS
 from usefirst.flows.reconcile import audit as ledger_audit
 from usefirst.identity.models import Shopper
+from usefirst.kit.personal_data import encrypted_columns
+from usefirst.models import shopper_tables
 from usefirst.privacy import audit
-from usefirst.privacy.repository import encrypted_columns, shopper_tables
-from usefirst.privacy.service import EXPORTERS, _load
 from usefirst.runtime import Runtime
 
 ADDRESS_A = "上海市浦东新区世纪大道 88 号 1201 室"
@@ -73,7 +74,7 @@ def test_export_holds_everything_about_the_shopper_and_nothing_else(
     assert response.status_code == 200, response.text
     export = response.json()
     sections = export["sections"]
-    exporters = [_load(reference) for reference in EXPORTERS]
+    exporters = list(EXPORTERS)
     claimed = {table for exporter in exporters for table in exporter.tables}
     assert set(sections) == {exporter.section for exporter in exporters} | {
         table.name for table in shopper_tables() if table.name not in claimed

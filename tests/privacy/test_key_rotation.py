@@ -24,6 +24,7 @@ from usefirst.collections.models import BureauFile
 from usefirst.identity.service import create_api_key
 from usefirst.kit.crypto import FieldCipher, new_key
 from usefirst.kit.settings import get_settings
+from usefirst.models import metadata
 from usefirst.privacy import audit
 from usefirst.privacy.keys import count_by_key, encrypted_targets, rotate_all
 from usefirst.runtime import Runtime
@@ -60,7 +61,7 @@ def plaintexts(runtime: Runtime, cipher: FieldCipher) -> dict[tuple[str, str, An
     """Every encrypted value, decrypted, by (table.column, primary key)."""
     values: dict[tuple[str, str, Any], str] = {}
     with runtime.database.engine.connect() as connection:
-        for target in encrypted_targets():
+        for target in encrypted_targets(metadata.sorted_tables):
             keys = list(target.table.primary_key.columns)
             column = target.table.c[target.column]
             for row in connection.execute(select(*keys, column).where(column.is_not(None))):
@@ -73,7 +74,7 @@ def plaintexts(runtime: Runtime, cipher: FieldCipher) -> dict[tuple[str, str, An
 def ciphertext_key_ids(runtime: Runtime) -> set[str]:
     found = set()
     with runtime.database.engine.connect() as connection:
-        for target in encrypted_targets():
+        for target in encrypted_targets(metadata.sorted_tables):
             column = target.table.c[target.column]
             for (value,) in connection.execute(select(column).where(column.is_not(None))):
                 found.add(value.split(":")[1])
@@ -106,6 +107,7 @@ def test_rotation_round_trip(
         runtime.database,
         cipher=both,
         clock=runtime.clock,
+        tables=metadata.sorted_tables,
         batch_size=2,
         on_batch=lambda label, rotated: progress.append((label, rotated)),
     )
@@ -118,11 +120,19 @@ def test_rotation_round_trip(
     )
     assert plaintexts(runtime, only_new) == before
     with runtime.work(read_only=True) as work:
-        assert count_by_key(work.session, active_key_id="k2") == {"k2": len(before)}
+        assert count_by_key(work.session, active_key_id="k2", tables=metadata.sorted_tables) == {
+            "k2": len(before)
+        }
         [entry] = [e for e in audit.entries_about_action(work.session, action="keys.rotate")]
         assert entry.actor == "system:keys-rotate"
         assert audit.verify_chain(work.session).is_intact
-    again = rotate_all(runtime.database, cipher=both, clock=runtime.clock, batch_size=2)
+    again = rotate_all(
+        runtime.database,
+        cipher=both,
+        clock=runtime.clock,
+        tables=metadata.sorted_tables,
+        batch_size=2,
+    )
     assert (again.rotated, again.batches) == (0, 0)
 
 
@@ -146,6 +156,7 @@ def test_an_interrupted_rotation_resumes_without_losing_a_record(
             runtime.database,
             cipher=both,
             clock=runtime.clock,
+            tables=metadata.sorted_tables,
             batch_size=2,
             on_batch=crash_after_three,
         )
@@ -153,12 +164,18 @@ def test_an_interrupted_rotation_resumes_without_losing_a_record(
     # Mid-rotation the engine serves both: a reader holding both keys sees every record.
     assert plaintexts(runtime, both) == before
     with runtime.work(read_only=True) as work:
-        assert count_by_key(work.session, active_key_id="k2") == {
+        assert count_by_key(work.session, active_key_id="k2", tables=metadata.sorted_tables) == {
             "k2": sum(done),
             "older keys": len(before) - sum(done),
         }
     assert 3 <= sum(done) <= 6
-    resumed = rotate_all(runtime.database, cipher=both, clock=runtime.clock, batch_size=2)
+    resumed = rotate_all(
+        runtime.database,
+        cipher=both,
+        clock=runtime.clock,
+        tables=metadata.sorted_tables,
+        batch_size=2,
+    )
     assert resumed.rotated == len(before) - sum(done)
     assert ciphertext_key_ids(runtime) == {"k2"}
     assert plaintexts(runtime, both) == before
@@ -252,12 +269,19 @@ def test_rotation_encrypts_a_bureau_file_stored_as_text_before_0016(
         legacy = work.session.get(BureauFile, "bur_legacy")
         assert legacy is not None
         assert bureau_file_text(legacy, runtime.cipher) == text_file
-        ciphertexts = count_by_key(work.session, active_key_id="k1")["k1"]
-        assert count_by_key(work.session, active_key_id="k1") == {
+        ciphertexts = count_by_key(work.session, active_key_id="k1", tables=metadata.sorted_tables)[
+            "k1"
+        ]
+        assert count_by_key(work.session, active_key_id="k1", tables=metadata.sorted_tables) == {
             "k1": ciphertexts,
             "older keys": 1,
         }
-    result = rotate_all(runtime.database, cipher=runtime.cipher, clock=runtime.clock)
+    result = rotate_all(
+        runtime.database,
+        cipher=runtime.cipher,
+        clock=runtime.clock,
+        tables=metadata.sorted_tables,
+    )
     assert result.rotated == 1  # the text alone: everything else is under k1 already
     with runtime.work(read_only=True) as work:
         encrypted = work.session.get(BureauFile, "bur_legacy")
@@ -265,4 +289,6 @@ def test_rotation_encrypts_a_bureau_file_stored_as_text_before_0016(
         assert encrypted.content_encrypted.startswith("v1:k1:")
         assert "legacy" not in encrypted.content_encrypted
         assert bureau_file_text(encrypted, runtime.cipher) == text_file
-        assert count_by_key(work.session, active_key_id="k1") == {"k1": ciphertexts + 1}
+        assert count_by_key(work.session, active_key_id="k1", tables=metadata.sorted_tables) == {
+            "k1": ciphertexts + 1
+        }

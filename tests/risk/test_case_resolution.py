@@ -15,14 +15,13 @@ from sqlalchemy import func, select
 
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from tests.merchants.settlement_env import Env, open_env
-from usefirst.flows import risk_effects
+from usefirst.flows import merchant_clawbacks, risk_effects
 from usefirst.identity.service import create_operator
+from usefirst.identity.validation import address_hash
 from usefirst.ledger.models import JournalEntry
-from usefirst.merchants import settlement
 from usefirst.merchants.models import Merchant, SettlementHold, StandingChange
 from usefirst.risk import cases
 from usefirst.risk import decision as risk_decision
-from usefirst.risk.features import address_hash
 from usefirst.risk.models import KnownFraudSubject, RiskAction
 from usefirst.runtime import Runtime
 
@@ -351,7 +350,7 @@ def test_a_confirmed_ring_claws_back_what_its_merchant_was_paid_exactly_once(
                 reason="The merchant used this tracking number for another shopper's order.",
                 now=work.now,
             )
-            assert settlement.claw_back_paid_order(
+            assert merchant_clawbacks.claw_back_paid_order(
                 work.session,
                 merchant_id=merchant_id,
                 order_id=first,

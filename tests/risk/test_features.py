@@ -9,10 +9,11 @@ import pytest
 from tests.factories import national_id
 from usefirst.credit.service import policy_from_settings
 from usefirst.flows import checkout as checkout_flow
+from usefirst.flows import merchant_onboarding
 from usefirst.flows.enrolment import EnrolmentRequest, enrol_shopper
-from usefirst.merchants import service as merchant_service
+from usefirst.identity.validation import normalise_address
 from usefirst.orders import service as order_service
-from usefirst.risk.features import FEATURE_NAMES, compute_checkout_features, normalise_address
+from usefirst.risk.features import FEATURE_NAMES, compute_checkout_features
 from usefirst.risk.models import KnownFraudSubject
 from usefirst.runtime import Runtime, Work
 
@@ -81,11 +82,11 @@ def test_features_of_a_crafted_history_are_exact(runtime: Runtime) -> None:
     with runtime.work() as work:
         alice = enrol(runtime, work, external_id="alice", phone="+8613800000001")
         bob = enrol(runtime, work, external_id="bob", phone="+8613800000002")
-        shop = merchant_service.create_merchant(
+        shop = merchant_onboarding.create_merchant(
             work.session, name="Shop", category="electronics", webhook_url=None,
             settlement_days=None, fee_rate_bps=None, cipher=runtime.cipher, now=work.now,
         ).merchant  # fmt: skip
-        other_shop = merchant_service.create_merchant(
+        other_shop = merchant_onboarding.create_merchant(
             work.session, name="Other", category="phones", webhook_url=None,
             settlement_days=None, fee_rate_bps=None, cipher=runtime.cipher, now=work.now,
         ).merchant  # fmt: skip

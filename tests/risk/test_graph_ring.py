@@ -11,8 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from tests.factories import bearer, create_merchant, enrol
-from usefirst import editable_config
-from usefirst.flows import risk_monitoring
+from usefirst.flows import config_publishing, risk_monitoring
 from usefirst.identity.service import create_operator
 from usefirst.kit.business_day import DailyContext
 from usefirst.risk import cases, graph
@@ -257,7 +256,7 @@ def test_the_graph_counts_as_resellable_the_categories_of_the_rules_in_force(
         'version = "2026-12-03.1"', 'version = "ops-furniture"'
     )
     with runtime.work() as work:
-        editable_config.publish(
+        config_publishing.publish(
             work.session,
             kind="risk_rules",
             text=edited,

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.collections.models import DelinquentOrder
 from usefirst.flows import risk_monitoring
+from usefirst.identity.validation import address_hash
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.migrate import downgrade, upgrade
 from usefirst.merchants.models import Merchant, SettlementHold
@@ -22,7 +23,6 @@ from usefirst.orders.models import Order
 from usefirst.repayment.models import Instalment
 from usefirst.risk import decision as risk_decision
 from usefirst.risk import monitors
-from usefirst.risk.features import address_hash
 from usefirst.risk.models import RiskCase
 from usefirst.runtime import Runtime
 

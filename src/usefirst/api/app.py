@@ -31,8 +31,9 @@ from usefirst.api.routers import privacy as privacy_endpoints
 from usefirst.api.routers import repayment as repayment_endpoints
 from usefirst.api.routers import risk as risk_endpoints
 from usefirst.api.routers import sandbox
-from usefirst.console import web as console_web
+from usefirst.console import site as console_site
 from usefirst.kit.errors import UsefirstError, ValidationFailed
+from usefirst.kit.settings import get_settings
 from usefirst.runtime import Runtime
 
 FORBIDDEN_FIELDS = {"contacts", "contact_list", "address_book", "emergency_contacts"}
@@ -126,7 +127,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         sandbox.router,
     ):
         app.include_router(router)
-    console_web.install(app)
+    console_site.install(app)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -144,6 +145,4 @@ def create_app(runtime: Runtime) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` (one app per worker process), configured from
     ``USEFIRST_*`` environment variables."""
-    from usefirst.kit.settings import get_settings
-
     return create_app(Runtime(get_settings()))

@@ -35,7 +35,7 @@ def _runtime() -> Runtime:
 
 
 def _kind(kind: str) -> str:
-    from usefirst.editable_config import EDITABLE
+    from usefirst.flows.config_publishing import EDITABLE
 
     if kind not in EDITABLE:
         fail(f"unknown kind {kind!r}; use {KIND_HELP}", code=2)
@@ -57,7 +57,7 @@ def show(kind: Annotated[str, typer.Argument(help=KIND_HELP)], as_json: JsonOpti
     Exit codes:
     0 shown;
     2 an unknown kind."""
-    from usefirst.editable_config import in_force
+    from usefirst.flows.config_publishing import in_force
 
     runtime = _runtime()
     with runtime.work(read_only=True) as work:
@@ -140,7 +140,7 @@ def publish(
     2 an unknown kind, an unreadable file or a document with problems (each on
     standard error as FILE:LINE: message).
     Nothing is saved unless 0."""
-    from usefirst import editable_config
+    from usefirst.flows import config_publishing
     from usefirst.kit import config_versions
     from usefirst.kit.clock import system_now
     from usefirst.kit.errors import UsefirstError
@@ -155,7 +155,7 @@ def publish(
                 if based_on is None
                 else based_on
             )
-            version = editable_config.publish(
+            version = config_publishing.publish(
                 work.session,
                 kind=kind,
                 text=text,
@@ -166,7 +166,7 @@ def publish(
                 now=system_now(),
             )
             number, label = version.number, version.label
-    except editable_config.ConfigInvalid as invalid:
+    except config_publishing.ConfigInvalid as invalid:
         report_file_problems(file, invalid.problems)
         fail("rejected: nothing was saved", code=2)
     except UsefirstError as refused:

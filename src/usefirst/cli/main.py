@@ -183,8 +183,8 @@ def settle(
     Exit codes:
     0 settled (or settled before);
     2 a malformed date, one after today or an unknown merchant: nothing is paid."""
+    from usefirst.flows.settlement_run import settle as settle_merchants
     from usefirst.kit.errors import UsefirstError
-    from usefirst.merchants.settlement import settle as settle_merchants
 
     business_on = iso_date(on, option="--date")
     runtime = _runtime()

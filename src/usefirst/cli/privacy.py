@@ -104,13 +104,18 @@ def keys_rotate(
     not reloaded the keys): run it again."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from usefirst.models import metadata
     from usefirst.privacy.keys import count_by_key, rotate_all
 
     runtime = _runtime()
     cipher = runtime.cipher
     with runtime.work(read_only=True) as work:
         before = dict(
-            sorted(count_by_key(work.session, active_key_id=cipher.active_key_id).items())
+            sorted(
+                count_by_key(
+                    work.session, active_key_id=cipher.active_key_id, tables=metadata.sorted_tables
+                ).items()
+            )
         )
     to_rotate = sum(before.values()) - before.get(cipher.active_key_id, 0)
     out = stdout()
@@ -129,13 +134,20 @@ def keys_rotate(
             runtime.database,
             cipher=cipher,
             clock=runtime.clock,
+            tables=metadata.sorted_tables,
             batch_size=batch_size,
             on_batch=lambda column, rotated: progress.update(
                 task, advance=rotated, description=column
             ),
         )
     with runtime.work(read_only=True) as work:
-        after = dict(sorted(count_by_key(work.session, active_key_id=cipher.active_key_id).items()))
+        after = dict(
+            sorted(
+                count_by_key(
+                    work.session, active_key_id=cipher.active_key_id, tables=metadata.sorted_tables
+                ).items()
+            )
+        )
     leftover = {key: count for key, count in after.items() if key != cipher.active_key_id}
     if as_json:
         print_json(

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
+from usefirst.collections import models
 from usefirst.collections.models import (
     BureauFile,
     ContactAttempt,
@@ -42,6 +43,7 @@ from usefirst.disputes.repository import DISPUTE_PAUSES
 from usefirst.identity.models import Shopper
 from usefirst.kit.db import UTCDateTime
 from usefirst.kit.ids import new_id
+from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.repayment.models import Instalment
 
 # work_mem of the daily sweep's transaction on PostgreSQL (see ``raise_work_mem_for_sweep``).
@@ -641,3 +643,14 @@ JOIN {ids_of("outbox_ids", "m")} ON m.n = r.m
             for due_on, settled_on, count in self.session.execute(statement)
             if due_on is not None
         ]
+
+    def shopper_records(self) -> ShopperRecords:
+        """collections' rows about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(
+            self.session,
+            tables_of(models),
+            plaintext_pii={
+                "contact_attempts": ("destination_masked", "note", "provider_reference"),
+                "late_fee_waivers": ("reason",),
+            },
+        )

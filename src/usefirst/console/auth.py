@@ -27,12 +27,11 @@ from datetime import datetime, timedelta
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from usefirst.console.models import ConsoleAccount, ConsoleSession
 from usefirst.identity import validation
-from usefirst.identity.models import Operator
+from usefirst.identity.models import ConsoleAccount, ConsoleSession
+from usefirst.identity.repository import IdentityRepository
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
@@ -104,7 +103,7 @@ def create_account(
         raise ValueError("a console account belongs to an operator or to a merchant")
     email = validation.validate_email(email).lower()
     _check_password_rules(password)
-    if session.scalar(select(ConsoleAccount.id).where(ConsoleAccount.email == email)):
+    if IdentityRepository(session).console_account_by_email(email) is not None:
         raise Conflict("A console account with this email exists.", field="email")
     account = ConsoleAccount(
         id=new_id("console_account"),
@@ -121,14 +120,14 @@ def create_account(
         created_at=now,
         disabled_at=None,
     )
-    session.add(account)
+    IdentityRepository(session).add_console_row(account)
     session.flush()
     return account
 
 
 def set_password(session: Session, *, email: str, password: str) -> ConsoleAccount:
     _check_password_rules(password)
-    account = session.scalar(select(ConsoleAccount).where(ConsoleAccount.email == email.lower()))
+    account = IdentityRepository(session).console_account_by_email(email.lower())
     if account is None:
         raise NotFound("No console account with this email.")
     account.password_hash = _hasher.hash(password)
@@ -137,10 +136,14 @@ def set_password(session: Session, *, email: str, password: str) -> ConsoleAccou
     return account
 
 
+def account_of(session: Session, account_id: str) -> ConsoleAccount | None:
+    return IdentityRepository(session).console_account(account_id)
+
+
 def identity_of(session: Session, account: ConsoleAccount) -> Identity:
     role = "merchant"
     if account.operator_id is not None:
-        operator = session.get(Operator, account.operator_id)
+        operator = IdentityRepository(session).get_operator(account.operator_id)
         if operator is None:
             raise NotFound("The operator of this console account no longer exists.")
         role = operator.role
@@ -185,7 +188,7 @@ def _new_session(
         expires_at=now + lifetime,
         ended_at=None,
     )
-    session.add(row)
+    IdentityRepository(session).add_console_row(row)
     session.flush()
     return NewSession(token=token, session=row)
 
@@ -194,9 +197,7 @@ def check_password(
     session: Session, *, email: str, password: str, settings: Settings, now: datetime
 ) -> NewSession:
     """First factor. Success opens a session that can only finish the second factor."""
-    account = session.scalar(
-        select(ConsoleAccount).where(ConsoleAccount.email == email.strip().lower())
-    )
+    account = IdentityRepository(session).console_account_by_email(email.strip().lower())
     if account is None or account.disabled_at is not None:
         with contextlib.suppress(VerificationError):
             _hasher.verify(_UNKNOWN_ACCOUNT_HASH, password)
@@ -264,7 +265,7 @@ def check_totp(
     """Second factor (or the code that completes enrolment). Success activates the session."""
     if pending.stage != "second_factor" or pending.ended_at is not None:
         raise SignInFailed("expired")
-    account = session.get(ConsoleAccount, pending.account_id)
+    account = account_of(session, pending.account_id)
     if account is None or account.disabled_at is not None or account.totp_secret_encrypted is None:
         raise SignInFailed("expired")
     if _is_locked(account, now):
@@ -298,7 +299,7 @@ def find_session(
     """The live session of this cookie, touched; None if absent, ended or expired."""
     if not token or len(token) > 100:
         return None
-    row = session.get(ConsoleSession, hash_token(token))
+    row = IdentityRepository(session).console_session(hash_token(token))
     if row is None or row.ended_at is not None:
         return None
     idle_limit = timedelta(minutes=settings.console_session_idle_minutes)
@@ -312,6 +313,6 @@ def find_session(
 def end_session(session: Session, *, token: str | None, now: datetime) -> None:
     if not token or len(token) > 100:
         return
-    row = session.get(ConsoleSession, hash_token(token))
+    row = IdentityRepository(session).console_session(hash_token(token))
     if row is not None and row.ended_at is None:
         row.ended_at = now

@@ -17,11 +17,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from usefirst.console import i18n
 from usefirst.console.compliance_repository import ComplianceRepository
 from usefirst.console.web import Page, check_csrf, signed_in
+from usefirst.flows import privacy_requests
 from usefirst.identity import service as identity_service
 from usefirst.kit.errors import UsefirstError
 from usefirst.privacy import audit
 from usefirst.privacy import complaints as complaint_service
-from usefirst.privacy import service as privacy_service
 
 router = APIRouter(prefix="/console/compliance", include_in_schema=False)
 
@@ -235,7 +235,7 @@ def export(
     with signed_in(request, page="compliance_shopper") as page:
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
         assert page.identity.operator_id is not None
-        document = privacy_service.export_shopper(
+        document = privacy_requests.export_shopper(
             page.work.session,
             shopper_id=shopper_id,
             cipher=page.runtime.cipher,
@@ -271,7 +271,7 @@ def erase(
         # A refusal must leave nothing behind, not even the partial work before it was refused.
         savepoint = page.work.session.begin_nested()
         try:
-            result = privacy_service.erase_shopper(
+            result = privacy_requests.erase_shopper(
                 page.work.session,
                 shopper_id=shopper_id,
                 cipher=page.runtime.cipher,

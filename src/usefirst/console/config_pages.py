@@ -18,12 +18,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from usefirst import editable_config
 from usefirst.collections import ladder_replay
 from usefirst.collections import service as collections_service
 from usefirst.collections.ladder import LADDER_CONFIG_KIND, parse_ladder
 from usefirst.console import i18n
 from usefirst.console.web import Page, check_csrf, signed_in
+from usefirst.flows import config_publishing
 from usefirst.identity import service as identity_service
 from usefirst.kit import config_versions
 from usefirst.kit.errors import NotFound, UsefirstError
@@ -182,7 +182,7 @@ def _editor_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     session = page.work.session
-    current = editable_config.in_force(session, kind=editor.kind, settings=page.runtime.settings)
+    current = config_publishing.in_force(session, kind=editor.kind, settings=page.runtime.settings)
     versions = config_versions.history(session, kind=editor.kind, limit=HISTORY_LENGTH)
     return page.render(
         "config_editor.html",
@@ -254,12 +254,12 @@ def _submitted_text(
     """(text, error): an uploaded file wins over the text area. Read synchronously: the page is a
     plain ``def`` so that its database work runs in the thread pool, not on the event loop."""
     if upload is None or not upload.filename:
-        return editable_config.normalise(content), None
+        return config_publishing.normalise(content), None
     data = upload.file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
         return None, i18n.translate("cfg_too_large", page.language, limit=f"{MAX_UPLOAD_BYTES:,}")
     try:
-        return editable_config.normalise(data.decode("utf-8-sig")), None
+        return config_publishing.normalise(data.decode("utf-8-sig")), None
     except UnicodeDecodeError:
         return None, i18n.translate("cfg_not_utf8", page.language)
 
@@ -287,12 +287,12 @@ def check(
         if text is None:
             return _editor_page(page, editor, error=error, status_code=422)
         try:
-            label = editable_config.check(
+            label = config_publishing.check(
                 page.work.session, kind=editor.kind, text=text, settings=page.runtime.settings
             )
-        except editable_config.ConfigInvalid as invalid:
+        except config_publishing.ConfigInvalid as invalid:
             return _editor_page(page, editor, text=text, problems=invalid.problems, status_code=422)
-        current = editable_config.in_force(
+        current = config_publishing.in_force(
             page.work.session, kind=editor.kind, settings=page.runtime.settings
         )
         backtest = (
@@ -329,7 +329,7 @@ def save(
         # Checked and saved in a savepoint: a refusal leaves nothing behind.
         savepoint = page.work.session.begin_nested()
         try:
-            version = editable_config.publish(
+            version = config_publishing.publish(
                 page.work.session,
                 kind=editor.kind,
                 text=content,
@@ -339,7 +339,7 @@ def save(
                 settings=page.runtime.settings,
                 now=page.work.now,
             )
-        except editable_config.ConfigInvalid as invalid:
+        except config_publishing.ConfigInvalid as invalid:
             savepoint.rollback()
             return _editor_page(
                 page, editor, text=content, problems=invalid.problems, status_code=422

@@ -8,9 +8,8 @@ token. Responses carry a Content-Security-Policy without inline scripts or style
 from __future__ import annotations
 
 import hmac
-import importlib
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,17 +18,16 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import segno
-from fastapi import APIRouter, FastAPI, Form, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from usefirst.collections import service as collections_service
 from usefirst.console import auth, charts, i18n
-from usefirst.console.models import ConsoleAccount, ConsoleSession
 from usefirst.console.repository import DashboardRepository
+from usefirst.identity.models import ConsoleSession
 from usefirst.identity.service import OPERATOR_ROLES
-from usefirst.kit.clock import as_utc, system_now
+from usefirst.kit.clock import Clock, SystemClock, as_utc
 from usefirst.runtime import Runtime, Work
 
 HERE = Path(__file__).resolve().parent
@@ -59,14 +57,10 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-# Modules with a ``router`` of more console pages (each registers its words with i18n.register).
-PAGE_MODULES = (
-    "collections_pages",
-    "compliance_pages",
-    "risk_pages",
-    "merchant_pages",
-    "config_pages",
-)
+# Signing in runs on wall time, not on the runtime's clock: TOTP codes come from a phone that keeps
+# real time, and sessions and lock-outs last real minutes even after a sandbox test clock moved
+# business time forward (webhooks are signed with wall time likewise).
+SIGN_IN_CLOCK: Clock = SystemClock()
 # Who may open which page. Merchants' staff have a portal of their own.
 PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "dashboard": OPERATOR_ROLES,
@@ -175,13 +169,23 @@ def _set_session_cookie(request: Request, response: Response, token: str) -> Non
     )
 
 
-def _redirect(path: str) -> RedirectResponse:
+def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
 def check_csrf(expected: str | None, submitted: str | None, *, language: str) -> None:
     if not expected or not submitted or not hmac.compare_digest(expected, submitted):
         raise CsrfRejected(language)
+
+
+def _session_of(work: Work, request: Request, runtime: Runtime) -> ConsoleSession | None:
+    """The live session of the request's cookie, touched (see ``auth.find_session``)."""
+    return auth.find_session(
+        work.session,
+        token=request.cookies.get(auth.SESSION_COOKIE),
+        settings=runtime.settings,
+        now=SIGN_IN_CLOCK.now(work.session),
+    )
 
 
 @contextmanager
@@ -191,13 +195,8 @@ def signed_in(request: Request, *, page: str) -> Iterator[Page]:
     language = language_of(request)
     forbidden = False
     with runtime.work() as work:
-        row = auth.find_session(
-            work.session,
-            token=request.cookies.get(auth.SESSION_COOKIE),
-            settings=runtime.settings,
-            now=system_now(),
-        )
-        account = work.session.get(ConsoleAccount, row.account_id) if row is not None else None
+        row = _session_of(work, request, runtime)
+        account = auth.account_of(work.session, row.account_id) if row is not None else None
         if row is not None and row.stage == "active" and account and not account.disabled_at:
             identity = auth.identity_of(work.session, account)
             if identity.role in PAGE_ROLES[page]:
@@ -227,17 +226,12 @@ def console_home(request: Request) -> RedirectResponse:
     operators (sign-in first, if needed)."""
     runtime = runtime_of(request)
     with runtime.work() as work:
-        row = auth.find_session(
-            work.session,
-            token=request.cookies.get(auth.SESSION_COOKIE),
-            settings=runtime.settings,
-            now=system_now(),
-        )
-        account = work.session.get(ConsoleAccount, row.account_id) if row is not None else None
+        row = _session_of(work, request, runtime)
+        account = auth.account_of(work.session, row.account_id) if row is not None else None
         if row is None or row.stage != "active" or account is None:
-            return _redirect("/console/login")
+            return redirect("/console/login")
         start = "/console/merchant" if account.kind == "merchant" else "/console/dashboard"
-        return _redirect(start)
+        return redirect(start)
 
 
 def _login_page(
@@ -296,12 +290,12 @@ def login(
                 email=email,
                 password=password,
                 settings=runtime.settings,
-                now=system_now(),
+                now=SIGN_IN_CLOCK.now(work.session),
             )
         except auth.SignInFailed as caught:
             failure = caught
         else:
-            account = work.session.get(ConsoleAccount, started.session.account_id)
+            account = auth.account_of(work.session, started.session.account_id)
             assert account is not None
             if auth.needs_totp_enrolment(account):
                 auth.start_totp_enrolment(work.session, account=account, cipher=runtime.cipher)
@@ -309,19 +303,14 @@ def login(
         return _login_page(
             request, error=_failure_text(failure, language), status_code=401, email=email
         )
-    response = _redirect("/console/second-factor")
+    response = redirect("/console/second-factor")
     _set_session_cookie(request, response, started.token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
     return response
 
 
 def _pending(work: Work, request: Request, runtime: Runtime) -> ConsoleSession | None:
-    row = auth.find_session(
-        work.session,
-        token=request.cookies.get(auth.SESSION_COOKIE),
-        settings=runtime.settings,
-        now=system_now(),
-    )
+    row = _session_of(work, request, runtime)
     return row if row is not None and row.stage == "second_factor" else None
 
 
@@ -334,7 +323,7 @@ def _second_factor_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    account = work.session.get(ConsoleAccount, pending.account_id)
+    account = auth.account_of(work.session, pending.account_id)
     assert account is not None and account.totp_secret_encrypted is not None
     enrolment: dict[str, str] | None = None
     if auth.needs_totp_enrolment(account):
@@ -361,7 +350,7 @@ def second_factor_form(request: Request) -> Response:
     with runtime.work() as work:
         pending = _pending(work, request, runtime)
         if pending is None:
-            return _redirect("/console/login")
+            return redirect("/console/login")
         return _second_factor_page(request, work=work, runtime=runtime, pending=pending)
 
 
@@ -376,7 +365,7 @@ def second_factor(
     with runtime.work() as work:
         pending = _pending(work, request, runtime)
         if pending is None:
-            return _redirect("/console/login")
+            return redirect("/console/login")
         check_csrf(pending.csrf_token, csrf_token, language=language)
         try:
             auth.check_totp(
@@ -385,7 +374,7 @@ def second_factor(
                 code=code,
                 cipher=runtime.cipher,
                 settings=runtime.settings,
-                now=system_now(),
+                now=SIGN_IN_CLOCK.now(work.session),
             )
         except auth.SignInFailed as failure:
             if failure.reason in ("locked", "expired"):
@@ -398,25 +387,21 @@ def second_factor(
                 error=_failure_text(failure, language),
                 status_code=401,
             )
-        account = work.session.get(ConsoleAccount, pending.account_id)
+        account = auth.account_of(work.session, pending.account_id)
         merchant = account is not None and account.kind == "merchant"
-    return _redirect("/console/merchant" if merchant else "/console/dashboard")
+    return redirect("/console/merchant" if merchant else "/console/dashboard")
 
 
 @router.post("/logout")
 def logout(request: Request, csrf_token: Annotated[str, Form(max_length=100)] = "") -> Response:
     runtime = runtime_of(request)
+    token = request.cookies.get(auth.SESSION_COOKIE)
     with runtime.work() as work:
-        row = auth.find_session(
-            work.session,
-            token=request.cookies.get(auth.SESSION_COOKIE),
-            settings=runtime.settings,
-            now=system_now(),
-        )
+        row = _session_of(work, request, runtime)
         if row is not None:
             check_csrf(row.csrf_token, csrf_token, language=language_of(request))
-            row.ended_at = system_now()
-    response = _redirect("/console/login")
+            auth.end_session(work.session, token=token, now=SIGN_IN_CLOCK.now(work.session))
+    response = redirect("/console/login")
     response.delete_cookie(auth.SESSION_COOKIE, path="/console")
     return response
 
@@ -467,47 +452,4 @@ def dashboard(request: Request) -> Response:
             decisions_total=sum(decisions.values()),
             charts=[decision_chart, bucket_chart, history_chart],
             buckets=list(charts.BUCKET_COLOURS.items()),
-        )
-
-
-def install(app: FastAPI) -> None:
-    """Mount the console on the API's app: pages, static files, headers, error pages."""
-    app.include_router(router)
-    for module_name in PAGE_MODULES:
-        module = importlib.import_module(f"usefirst.console.{module_name}")
-        app.include_router(module.router)
-    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
-
-    @app.middleware("http")
-    async def console_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.url.path.startswith("/console"):
-            for name, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(name, value)
-        return response
-
-    @app.exception_handler(SignInRequired)
-    async def on_sign_in_required(request: Request, exc: SignInRequired) -> Response:
-        return _redirect("/console/login")
-
-    @app.exception_handler(PageForbidden)
-    async def on_forbidden(request: Request, exc: PageForbidden) -> Response:
-        return render(
-            request,
-            "message.html",
-            status_code=403,
-            language=exc.language,
-            message=i18n.translate("forbidden", exc.language),
-        )
-
-    @app.exception_handler(CsrfRejected)
-    async def on_csrf(request: Request, exc: CsrfRejected) -> Response:
-        return render(
-            request,
-            "message.html",
-            status_code=403,
-            language=exc.language,
-            message=i18n.translate("csrf_failed", exc.language),
         )

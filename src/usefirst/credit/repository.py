@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session
 
+from usefirst.credit import models
 from usefirst.credit.models import CreditLine, CreditLineChange
+from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
 class CreditRepository:
@@ -108,3 +110,7 @@ class CreditRepository:
                 .order_by(CreditLineChange.id)
             )
         )
+
+    def shopper_records(self) -> ShopperRecords:
+        """credit's rows about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(self.session, tables_of(models))

@@ -9,7 +9,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, ColumnExpressionArgument, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from usefirst.disputes import models
 from usefirst.disputes.models import Dispute, DisputeAction, DisputedOrder, DisputeEvidence
+from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 UNRESOLVED_STATUSES = ("open", "awaiting_evidence", "under_review")
 # The respondent has not answered yet.
@@ -164,3 +166,14 @@ class DisputeRepository:
 
     def pause_of(self, shopper_id: str, order_id: str) -> DisputedOrder | None:
         return self.session.get(DisputedOrder, (shopper_id, order_id))
+
+    def shopper_records(self) -> ShopperRecords:
+        """disputes' rows about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(
+            self.session,
+            tables_of(models),
+            plaintext_pii={
+                "disputes": ("description", "resolution_note"),
+                "dispute_evidence": ("filename",),
+            },
+        )

@@ -26,7 +26,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from usefirst.credit import service as credit_service
-from usefirst.flows import cancellation, held_orders, risk_effects
+from usefirst.flows import cancellation, held_orders, merchant_clawbacks, risk_effects
 from usefirst.kit.settings import Settings
 from usefirst.merchants import settlement, standing
 from usefirst.orders import service as order_service
@@ -255,7 +255,7 @@ def _claw_back(
     """Take back what a colluding merchant kept of an order it was already paid for (nothing when
     the order was not paid out or was clawed back before)."""
     reason = f"confirmed fraud in case {case.id}"
-    clawed = settlement.claw_back_paid_order(
+    clawed = merchant_clawbacks.claw_back_paid_order(
         session,
         merchant_id=order.merchant_id,
         order_id=order.id,

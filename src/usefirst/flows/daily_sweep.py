@@ -34,6 +34,7 @@ from usefirst.flows import (
     fulfilment,
     late_fees,
     risk_monitoring,
+    settlement_run,
     step_up,
 )
 from usefirst.flows.order_events import publish_order_event, publish_order_events
@@ -45,7 +46,6 @@ from usefirst.kit.settings import Settings
 from usefirst.ledger import accounts
 from usefirst.ledger.accounts import EntryKind
 from usefirst.ledger.service import post_transfer
-from usefirst.merchants import settlement
 from usefirst.notify.service import publish_event
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
@@ -170,7 +170,7 @@ def run_sweep(
     )
     summary.jobs[MERCHANT_DRIFT] = risk_monitoring.merchant_drift(session, context)
     summary.jobs[NIGHTLY_GRAPH] = risk_monitoring.nightly_graph(session, context)
-    summary.jobs[MERCHANT_SETTLEMENT] = settlement.settle_daily(session, context)
+    summary.jobs[MERCHANT_SETTLEMENT] = settlement_run.settle_daily(session, context)
     summary.jobs[OVERDUE_COMPLAINTS] = complaints.flag_overdue_complaints(session, context)
     collections_service.record_sweep_summary(
         session, business_on=business_on, summary=summary.as_dict()

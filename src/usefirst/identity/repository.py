@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from usefirst.identity import models
 from usefirst.identity.models import (
     ApiKey,
     Consent,
+    ConsoleAccount,
+    ConsoleSession,
     ExternalIdLookup,
     NationalIdLookup,
     Operator,
     Shopper,
 )
+from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
 class IdentityRepository:
@@ -83,3 +87,55 @@ class IdentityRepository:
             ).where(Shopper.id.in_(shopper_ids.scalar_subquery()))
         ).all()
         return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    # A shopper's personal data, for the privacy flow's export and erasure.
+
+    def shopper_records(self) -> ShopperRecords:
+        return ShopperRecords.of(self.session, tables_of(models))
+
+    def erase_personal_data(self, shopper: Shopper, *, status: str, tombstone: str) -> None:
+        """Overwrite the shopper's PII with ``status`` (not a ciphertext, so no key decrypts it)
+        and clear its masks and enrolment device; the row stays as a tombstone."""
+        shopper.status = status
+        shopper.external_id = tombstone
+        shopper.name_encrypted = status
+        shopper.national_id_encrypted = status
+        shopper.phone_encrypted = status
+        shopper.email_encrypted = None
+        shopper.name_masked = status
+        shopper.national_id_masked = status
+        shopper.phone_masked = status
+        shopper.email_masked = None
+        # Unique per shopper: erased shoppers must not look linked to each other by a shared value.
+        shopper.phone_hash = tombstone
+        shopper.enrolment_device_id = None
+        shopper.enrolment_ip = None
+        self.session.flush()
+
+    def release_lookups(self, shopper_id: str) -> int:
+        """Free the shopper's national ID and external id, so the person may enrol again."""
+        removed = 0
+        for model in (NationalIdLookup, ExternalIdLookup):
+            result = self.session.execute(
+                delete(model)
+                .where(model.shopper_id == shopper_id)
+                .execution_options(synchronize_session=False)
+            )
+            removed += int(getattr(result, "rowcount", 0) or 0)
+        return removed
+
+    # Console sign-in: people's accounts and their browser sessions.
+
+    def add_console_row(self, row: ConsoleAccount | ConsoleSession) -> None:
+        self.session.add(row)
+
+    def console_account(self, account_id: str) -> ConsoleAccount | None:
+        return self.session.get(ConsoleAccount, account_id)
+
+    def console_account_by_email(self, email: str) -> ConsoleAccount | None:
+        return self.session.scalars(
+            select(ConsoleAccount).where(ConsoleAccount.email == email)
+        ).one_or_none()
+
+    def console_session(self, token_hash: str) -> ConsoleSession | None:
+        return self.session.get(ConsoleSession, token_hash)

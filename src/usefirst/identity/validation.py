@@ -1,4 +1,5 @@
-"""Validation and masking of identity data: PRC resident ID (GB 11643-1999), phone, name, email."""
+"""Validation and masking of identity data: PRC resident ID (GB 11643-1999), phone, name, email;
+addresses normalised and hashed for exact-match look-ups."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from zoneinfo import available_timezones
 
 import phonenumbers
 
+from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import ValidationFailed
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -107,6 +109,22 @@ def validate_email(raw: str, *, field: str = "email") -> str:
     if len(value) > 254 or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
         raise ValidationFailed("The email address is not valid.", field=field)
     return value
+
+
+def normalise_address(address: str) -> str:
+    """Two spellings of one address hash alike: width and case folded, spaces and punctuation
+    dropped (``北京市 朝阳区，建国路1号`` = ``北京市朝阳区建国路1号``)."""
+    folded = unicodedata.normalize("NFKC", address).casefold()
+    return "".join(
+        character
+        for character in folded
+        if not unicodedata.category(character).startswith(("P", "Z", "C", "S"))
+    )
+
+
+def address_hash(cipher: FieldCipher, address: str) -> str:
+    # risk's compute_checkout_features inlines this (it normalises once): keep the two alike.
+    return cipher.blind_index(normalise_address(address), field="address")
 
 
 @lru_cache(maxsize=1)

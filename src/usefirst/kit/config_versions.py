@@ -93,6 +93,17 @@ def get_version(session: Session, *, kind: str, number: int) -> ConfigVersion | 
     ).first()
 
 
+def labelled(session: Session, *, kind: str, label: str) -> list[ConfigVersion]:
+    """The saved versions of ``kind`` with this label, oldest first."""
+    return list(
+        session.scalars(
+            select(ConfigVersion)
+            .where(ConfigVersion.kind == kind, ConfigVersion.label == label)
+            .order_by(ConfigVersion.number)
+        )
+    )
+
+
 def publish(
     session: Session,
     *,

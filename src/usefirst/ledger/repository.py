@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import case, func, insert, select, text
+from sqlalchemy import Select, case, exists, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from usefirst.kit.personal_data import ShopperRecords, tables_of
+from usefirst.ledger import models
 from usefirst.ledger.accounts import AccountKind, code_sql
 from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
 
@@ -354,3 +357,108 @@ class LedgerRepository:
                 .order_by(JournalEntry.id)
             )
         )
+
+    # Reads for other domains (a merchant's payable, for its settlements and statements).
+
+    def account_owners(self, kind: str) -> list[str]:
+        """The owners of accounts of ``kind`` (in any currency), in id order."""
+        return list(
+            self.session.scalars(
+                select(LedgerAccount.owner_id)
+                .where(LedgerAccount.kind == kind)
+                .distinct()
+                .order_by(LedgerAccount.owner_id)
+            )
+        )
+
+    def account_currencies(self, kind: str, owner_id: str) -> list[str]:
+        """The currencies of ``owner_id``'s accounts of ``kind``."""
+        return list(
+            self.session.scalars(
+                select(LedgerAccount.currency)
+                .where(LedgerAccount.kind == kind, LedgerAccount.owner_id == owner_id)
+                .order_by(LedgerAccount.currency)
+            )
+        )
+
+    def account_postings(
+        self,
+        account_code: str,
+        *,
+        created_before: datetime | None = None,
+        order_id: str | None = None,
+        excluding_entries: Select[str] | None = None,
+    ) -> list[AccountPosting]:
+        """The postings to one account with their entries, oldest first. ``excluding_entries``
+        (a query of entry ids, such as the entries a merchant's payouts already settled) leaves
+        those entries out."""
+        statement = (
+            select(
+                LedgerPosting.entry_id,
+                JournalEntry.kind,
+                JournalEntry.order_id,
+                LedgerPosting.amount_minor,
+                JournalEntry.created_at,
+            )
+            .join(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
+            .where(LedgerPosting.account_code == account_code)
+        )
+        if created_before is not None:
+            statement = statement.where(JournalEntry.created_at < created_before)
+        if order_id is not None:
+            statement = statement.where(JournalEntry.order_id == order_id)
+        if excluding_entries is not None:
+            excluded = excluding_entries.subquery()
+            statement = statement.where(
+                ~exists(select(excluded).where(excluded.c[0] == LedgerPosting.entry_id))
+            )
+        rows = self.session.execute(
+            statement.order_by(JournalEntry.created_at, LedgerPosting.entry_id)
+        ).all()
+        return [
+            AccountPosting(
+                entry_id=row[0],
+                entry_kind=row[1],
+                order_id=row[2],
+                amount_minor=int(row[3]),
+                created_at=row[4],
+            )
+            for row in rows
+        ]
+
+    def postings_of_owner(self, owner_id: str) -> list[dict[str, Any]]:
+        """Every posting to an account ``owner_id`` owns (a shopper's, say), with its entry."""
+        rows = self.session.execute(
+            select(
+                LedgerAccount.code,
+                LedgerAccount.kind,
+                LedgerPosting.entry_id,
+                LedgerPosting.seq,
+                LedgerPosting.currency,
+                LedgerPosting.amount_minor,
+                JournalEntry.kind.label("entry_kind"),
+                JournalEntry.order_id,
+                JournalEntry.memo,
+                JournalEntry.created_at,
+            )
+            .join(LedgerPosting, LedgerPosting.account_code == LedgerAccount.code)
+            .join(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
+            .where(LedgerAccount.owner_id == owner_id)
+            .order_by(LedgerAccount.code, JournalEntry.created_at, LedgerPosting.entry_id)
+        )
+        return [dict(row._mapping) for row in rows]
+
+    def shopper_records(self) -> ShopperRecords:
+        """The ledger's rows keyed by shopper (journal entries), for the privacy flow."""
+        return ShopperRecords.of(self.session, tables_of(models))
+
+
+@dataclass(frozen=True)
+class AccountPosting:
+    """One posting to an account (debit-positive) and what its entry was."""
+
+    entry_id: str
+    entry_kind: str
+    order_id: str | None
+    amount_minor: int
+    created_at: datetime

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
+from usefirst.ledger.repository import LedgerRepository
 from usefirst.merchants.models import (
     Merchant,
     MerchantAppeal,
@@ -110,7 +110,7 @@ class SettlementRepository:
         if values:
             self.session.execute(insert(SettlementLine), values)
 
-    # Ledger postings of a merchant's payable, read-only, joined to what settled them.
+    # A merchant's payable, read through the ledger's repository, with what settled each entry.
 
     def payable_postings(
         self,
@@ -121,67 +121,41 @@ class SettlementRepository:
         order_id: str | None = None,
         pending_only: bool,
     ) -> list[PayablePosting]:
-        statement = (
-            select(
-                LedgerPosting.entry_id,
-                JournalEntry.kind,
-                JournalEntry.order_id,
-                LedgerPosting.amount_minor,
-                JournalEntry.created_at,
-                SettlementLine.settlement_id,
-            )
-            .join(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
-            .outerjoin(
-                SettlementLine,
-                and_(
-                    SettlementLine.merchant_id == merchant_id,
-                    SettlementLine.entry_id == LedgerPosting.entry_id,
-                ),
-            )
-            .where(LedgerPosting.account_code == account_code)
+        settled = select(SettlementLine.entry_id).where(SettlementLine.merchant_id == merchant_id)
+        postings = LedgerRepository(self.session).account_postings(
+            account_code,
+            created_before=created_before,
+            order_id=order_id,
+            excluding_entries=settled if pending_only else None,
         )
-        if created_before is not None:
-            statement = statement.where(JournalEntry.created_at < created_before)
-        if order_id is not None:
-            statement = statement.where(JournalEntry.order_id == order_id)
-        if pending_only:
-            statement = statement.where(SettlementLine.entry_id.is_(None))
-        rows = self.session.execute(
-            statement.order_by(JournalEntry.created_at, LedgerPosting.entry_id)
-        ).all()
+        settlement_of = {} if pending_only else self._settlements_of_entries(merchant_id, order_id)
         return [
             PayablePosting(
-                entry_id=row[0],
-                entry_kind=row[1],
-                order_id=row[2],
-                owed_minor=-int(row[3]),
-                created_at=row[4],
-                settlement_id=row[5],
+                entry_id=posting.entry_id,
+                entry_kind=posting.entry_kind,
+                order_id=posting.order_id,
+                owed_minor=-posting.amount_minor,
+                created_at=posting.created_at,
+                settlement_id=settlement_of.get(posting.entry_id),
             )
-            for row in rows
+            for posting in postings
         ]
 
-    def payable_currencies(self, merchant_id: str) -> list[str]:
-        return list(
-            self.session.scalars(
-                select(LedgerAccount.currency)
-                .where(
-                    LedgerAccount.kind == "merchant_payable",
-                    LedgerAccount.owner_id == merchant_id,
-                )
-                .order_by(LedgerAccount.currency)
-            )
+    def _settlements_of_entries(self, merchant_id: str, order_id: str | None) -> dict[str, str]:
+        statement = select(SettlementLine.entry_id, SettlementLine.settlement_id).where(
+            SettlementLine.merchant_id == merchant_id
         )
+        if order_id is not None:
+            statement = statement.where(SettlementLine.order_id == order_id)
+        return {
+            entry_id: settlement_id for entry_id, settlement_id in self.session.execute(statement)
+        }
+
+    def payable_currencies(self, merchant_id: str) -> list[str]:
+        return LedgerRepository(self.session).account_currencies("merchant_payable", merchant_id)
 
     def merchants_with_payable(self) -> list[str]:
-        return list(
-            self.session.scalars(
-                select(LedgerAccount.owner_id)
-                .where(LedgerAccount.kind == "merchant_payable")
-                .distinct()
-                .order_by(LedgerAccount.owner_id)
-            )
-        )
+        return LedgerRepository(self.session).account_owners("merchant_payable")
 
     def sold_order_ids_settled(self, merchant_id: str, order_ids: Iterable[str]) -> set[str]:
         wanted = sorted(set(order_ids))

@@ -2,41 +2,31 @@
 
 from __future__ import annotations
 
-import base64
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlparse
 
 from sqlalchemy.orm import Session
 
-from usefirst.identity.service import create_api_key
+from usefirst.identity.validation import address_hash, normalise_address, validate_phone
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.merchants.models import Merchant
 from usefirst.merchants.repository import MerchantRepository
+from usefirst.merchants.webhooks import SECRET_FIELD, new_webhook_secret, validate_webhook_url
 
 DEFAULT_SETTLEMENT_DAYS = 1
 DEFAULT_FEE_RATE_BPS = 60
 
 
 @dataclass(frozen=True)
-class NewMerchant:
+class RegisteredMerchant:
     merchant: Merchant
-    api_key: str
-    webhook_secret: str
+    webhook_secret: str  # shown once, at onboarding
 
 
-def validate_webhook_url(url: str, *, field: str = "webhook_url") -> str:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValidationFailed("webhook_url must be an http(s) URL.", field=field)
-    return url
-
-
-def create_merchant(
+def register_merchant(
     session: Session,
     *,
     name: str,
@@ -48,7 +38,8 @@ def create_merchant(
     now: datetime,
     phone: str | None = None,
     address: str | None = None,
-) -> NewMerchant:
+) -> RegisteredMerchant:
+    """Check and store a new merchant with a fresh webhook secret (its API key is identity's)."""
     if not name.strip():
         raise ValidationFailed("name must not be empty.", field="name")
     if not category.strip():
@@ -57,20 +48,17 @@ def create_merchant(
         validate_webhook_url(webhook_url)
     # The merchant's own phone and address, kept so risk can tell when an order goes to the
     # merchant itself (encrypted, with keyed hashes matching shoppers' phones and addresses).
-    from usefirst.identity.validation import validate_phone
-    from usefirst.risk.features import address_hash, normalise_address
-
     phone = validate_phone(phone) if phone is not None else None
     if address is not None and not normalise_address(address):
         raise ValidationFailed("address must not be empty.", field="address")
-    webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    webhook_secret = new_webhook_secret()
     merchant = Merchant(
         id=new_id("merchant"),
         name=name.strip(),
         category=category.strip().lower(),
         status="active",
         webhook_url=webhook_url,
-        webhook_secret_encrypted=cipher.encrypt(webhook_secret, field="webhook_secret"),
+        webhook_secret_encrypted=cipher.encrypt(webhook_secret, field=SECRET_FIELD),
         settlement_days=DEFAULT_SETTLEMENT_DAYS if settlement_days is None else settlement_days,
         fee_rate_bps=DEFAULT_FEE_RATE_BPS if fee_rate_bps is None else fee_rate_bps,
         created_at=now,
@@ -83,14 +71,19 @@ def create_merchant(
     )
     MerchantRepository(session).add(merchant)
     session.flush()
-    api_key = create_api_key(
-        session, kind="merchant", merchant_id=merchant.id, now=now, label=merchant.name
-    )
-    return NewMerchant(merchant=merchant, api_key=api_key, webhook_secret=webhook_secret)
+    return RegisteredMerchant(merchant=merchant, webhook_secret=webhook_secret)
 
 
 def get_merchant(session: Session, *, merchant_id: str) -> Merchant:
     merchant = MerchantRepository(session).get(merchant_id)
+    if merchant is None:
+        raise NotFound("No such merchant.")
+    return merchant
+
+
+def lock_merchant(session: Session, *, merchant_id: str) -> Merchant:
+    """The merchant, locked: its payouts, clawbacks and standing changes take turns."""
+    merchant = MerchantRepository(session).get(merchant_id, for_update=True)
     if merchant is None:
         raise NotFound("No such merchant.")
     return merchant
@@ -103,7 +96,3 @@ def merchants_by_id(session: Session, *, merchant_ids: Iterable[str]) -> dict[st
     if len(found) != len(wanted):
         raise NotFound("No such merchant.")
     return found
-
-
-def webhook_secret_of(merchant: Merchant, *, cipher: FieldCipher) -> str:
-    return cipher.decrypt(merchant.webhook_secret_encrypted, field="webhook_secret")

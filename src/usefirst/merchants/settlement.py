@@ -13,6 +13,10 @@ active hold; its fee and any refund before the payout travel with it. Debits tha
 order was paid (a refund, a dispute clawback), fines and released reserve are netted from the next
 payout. When the debits exceed what is due, nothing is paid and everything stays pending, so a
 negative balance carries forward until new sales cover it; it never disappears.
+
+This module plans payouts and records them; the run that posts them to the ledger and tells the
+merchant is the flow ``usefirst.flows.settlement_run``, and clawbacks are posted by
+``usefirst.flows.merchant_clawbacks``.
 """
 
 from __future__ import annotations
@@ -25,29 +29,24 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from usefirst.kit.business_day import DailyContext
 from usefirst.kit.clock import business_day_start
-from usefirst.kit.errors import Conflict, InvariantViolated, NotFound, ValidationFailed
+from usefirst.kit.errors import InvariantViolated, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import basis_points_of, check_currency
 from usefirst.kit.settings import Settings
 from usefirst.ledger import accounts
-from usefirst.ledger.accounts import AccountRef, EntryKind
-from usefirst.ledger.service import balance_of, post_transfer
+from usefirst.ledger.accounts import EntryKind
+from usefirst.ledger.repository import LedgerRepository
 from usefirst.merchants.models import Merchant, Settlement, SettlementHold, SettlementLine
-from usefirst.merchants.repository import MerchantRepository, PayablePosting, SettlementRepository
-from usefirst.notify.service import publish_event
+from usefirst.merchants.repository import PayablePosting, SettlementRepository
+from usefirst.merchants.service import get_merchant, lock_merchant
+from usefirst.orders.repository import OrderRepository
 
 HOLDING_STATUSES = ("suspended", "banned")
 REFUND_KINDS = frozenset({EntryKind.REFUND_REDUCING_DEBT.value, EntryKind.REFUND_TO_SHOPPER.value})
 FINE_KINDS = frozenset({EntryKind.MERCHANT_FINE.value, EntryKind.MERCHANT_FINE_REVERSAL.value})
 # Entries a payout posts itself; they are recorded in their settlement when posted.
 SETTLEMENT_KINDS = frozenset({EntryKind.MERCHANT_PAYOUT.value, EntryKind.RESERVE_WITHHELD.value})
-
-
-class HoldNotAllowed(Conflict):
-    code = "settlement_hold_not_allowed"
-    default_message = "This order cannot be held."
 
 
 # Holds (contract: risk cases and disputes call these)
@@ -65,10 +64,10 @@ def hold_order_settlement(
 ) -> None:
     """Keep an order out of payouts until ``source`` releases it. Idempotent per (order, source):
     holding again while the hold is active changes nothing."""
-    from usefirst.orders.service import find_order
-
     source = _check_source(source)
-    find_order(session, order_id=order_id, merchant_id=merchant_id)
+    order = OrderRepository(session).find(order_id)
+    if order is None or order.merchant_id != merchant_id:
+        raise NotFound("No such order.")
     repository = SettlementRepository(session)
     if any(hold.source == source for hold in repository.active_holds(merchant_id, order_id)):
         return
@@ -98,60 +97,28 @@ def release_order_settlement_hold(
     session.flush()
 
 
-def claw_back(
-    session: Session,
-    *,
-    merchant_id: str,
-    order_id: str | None,
-    amount_minor: int,
-    currency: str,
-    reason: str,
-    now: datetime,
-    credit: AccountRef | None = None,
-) -> str:
-    """Charge a merchant for money the platform lost or returned on its order (a dispute decided
-    for the shopper, say): its payable is debited, and may go negative; the next payouts net it.
+# Clawbacks: what to take back (the flow posts it).
 
-    ``credit`` is the account the money goes to; by default the platform's merchant recoveries
-    (the loss was booked elsewhere). A dispute that cancels the shopper's debt passes the shopper's
-    receivable instead. Returns the journal entry id.
-    """
+
+def check_clawback(*, amount_minor: int, currency: str, reason: str) -> str:
+    """The clawback's reason, trimmed, once its amount, currency and reason are valid."""
     if amount_minor <= 0:
         raise ValidationFailed("amount_minor must be a positive integer.", field="amount_minor")
     check_currency(currency)
     if not reason.strip():
         raise ValidationFailed("reason must not be empty.", field="reason")
-    return post_transfer(
-        session,
-        kind=EntryKind.MERCHANT_CLAWBACK,
-        debit=accounts.merchant_payable(merchant_id),
-        credit=credit or accounts.MERCHANT_RECOVERIES,
-        amount_minor=amount_minor,
-        currency=currency,
-        now=now,
-        merchant_id=merchant_id,
-        order_id=order_id,
-        memo=f"clawback: {reason.strip()}",
-    )
+    return reason.strip()
 
 
-def claw_back_paid_order(
-    session: Session,
-    *,
-    merchant_id: str,
-    order_id: str,
-    currency: str,
-    reason: str,
-    now: datetime,
-) -> tuple[str, int] | None:
-    """Take back what a merchant kept of an order it was already paid for (a sale confirmed as
-    fraud with the merchant's part in it): the order's entries on its payable (the sale, less the
-    fee, refunds and earlier clawbacks) are clawed back to zero. Returns the entry id and amount;
-    None when the sale was not paid out yet (a hold keeps it so) or nothing is left to take, so a
-    retry or a second case about the order claws nothing twice."""
+def kept_of_paid_order(
+    session: Session, *, merchant_id: str, order_id: str, currency: str
+) -> int | None:
+    """What a merchant kept of an order it was already paid for: the order's entries on its
+    payable (the sale, less the fee, refunds and earlier clawbacks). None when the sale was not
+    paid out yet (a hold keeps it so) or nothing is left to take, so a retry or a second case
+    about the order claws nothing twice."""
     # Locked like a payout locks it: a payout or another clawback of the order waits for this one.
-    if MerchantRepository(session).get(merchant_id, for_update=True) is None:
-        raise NotFound("No such merchant.")
+    lock_merchant(session, merchant_id=merchant_id)
     postings = SettlementRepository(session).payable_postings(
         merchant_id=merchant_id,
         account_code=accounts.merchant_payable(merchant_id).code(currency),
@@ -165,16 +132,7 @@ def claw_back_paid_order(
     kept_minor = sum(posting.owed_minor for posting in postings)
     if not is_paid or kept_minor <= 0:
         return None
-    entry_id = claw_back(
-        session,
-        merchant_id=merchant_id,
-        order_id=order_id,
-        amount_minor=kept_minor,
-        currency=currency,
-        reason=reason,
-        now=now,
-    )
-    return entry_id, kept_minor
+    return kept_minor
 
 
 # Payout rails
@@ -204,37 +162,6 @@ class PayoutRail(Protocol):
     ) -> PayoutReceipt: ...
 
 
-class LedgerPayoutRail:
-    """The default rail: a local ledger transfer from the merchant payable to platform cash. A bank
-    integration would instead credit a clearing account and settle it when the bank confirms."""
-
-    name = "ledger"
-
-    def pay(
-        self,
-        session: Session,
-        *,
-        merchant_id: str,
-        settlement_id: str,
-        amount_minor: int,
-        currency: str,
-        now: datetime,
-    ) -> PayoutReceipt:
-        entry_id = post_transfer(
-            session,
-            kind=EntryKind.MERCHANT_PAYOUT,
-            debit=accounts.merchant_payable(merchant_id),
-            credit=accounts.PLATFORM_CASH,
-            amount_minor=amount_minor,
-            currency=currency,
-            now=now,
-            merchant_id=merchant_id,
-            reference_id=settlement_id,
-            memo="merchant payout",
-        )
-        return PayoutReceipt(reference=entry_id, entry_id=entry_id)
-
-
 # Settling one business date
 
 
@@ -259,22 +186,91 @@ class SettlementSummary:
         }
 
 
-@dataclass
-class _Plan:
-    lines: list[tuple[PayablePosting, str]] = field(default_factory=list)
-    orders: set[str] = field(default_factory=set)
+def settlement_candidates(
+    session: Session, *, business_on: date, merchant_ids: Iterable[str] | None
+) -> list[str]:
+    """Every merchant with a payable or a reserve due (or the given ones), in id order so
+    concurrent runs lock them in the same order."""
+    repository = SettlementRepository(session)
+    if merchant_ids is None:
+        candidates = set(repository.merchants_with_payable())
+        candidates.update(repository.merchants_with_reserve_due(due_on=business_on))
+    else:
+        candidates = set(merchant_ids)
+    return sorted(candidates)
 
-    def total(self, component: str) -> int:
-        return sum(posting.owed_minor for posting, kind in self.lines if kind == component)
+
+def is_held_from_payouts(merchant: Merchant) -> bool:
+    return merchant.status in HOLDING_STATUSES
 
 
-def _plan_payout(
+def reserve_rate_bps(merchant: Merchant, settings: Settings) -> int:
+    if merchant.status == "on_watch":
+        return max(settings.settlement_reserve_on_watch_bps, settings.settlement_reserve_bps)
+    return settings.settlement_reserve_bps
+
+
+def reserves_due(session: Session, *, merchant: Merchant, business_on: date) -> list[Settlement]:
+    """Settlements whose reserve, withheld ``settlement_reserve_days`` ago, goes back to the
+    payable today (locked). None for a suspended or banned merchant: its reserve is what covers
+    the clawbacks its investigation may bring."""
+    if is_held_from_payouts(merchant):
+        return []
+    return SettlementRepository(session).reserves_due(merchant.id, due_on=business_on)
+
+
+def mark_reserve_released(withheld: Settlement, *, entry_id: str, now: datetime) -> None:
+    withheld.reserve_release_entry_id = entry_id
+    withheld.reserve_released_at = now
+
+
+def payable_currencies(session: Session, *, merchant_id: str) -> list[str]:
+    return SettlementRepository(session).payable_currencies(merchant_id)
+
+
+def is_settled(session: Session, *, merchant_id: str, currency: str, business_on: date) -> bool:
+    """Whether the payout of this merchant, currency and date was made (at most one is)."""
+    return (
+        SettlementRepository(session).settlement_on(merchant_id, currency, business_on) is not None
+    )
+
+
+@dataclass(frozen=True)
+class PayoutPlan:
+    """One payout of a merchant in one currency for a business date: the entries it settles, each
+    as a component, and what they add up to. Amounts are owed to the merchant and add up exactly:
+    net = gross - refunded - fee - clawback - fines + reserve_released - reserve."""
+
+    currency: str
+    business_on: date
+    lines: list[tuple[PayablePosting, str]]
+    gross_minor: int
+    refunded_minor: int
+    fee_minor: int
+    clawback_minor: int
+    fines_minor: int
+    reserve_released_minor: int
+    reserve_minor: int
+    net_minor: int
+
+    @property
+    def is_payable(self) -> bool:
+        """False when the debits use up what is due: nothing is paid, the balance carries."""
+        return self.net_minor > 0
+
+    @property
+    def order_count(self) -> int:
+        return len({posting.order_id for posting, component in self.lines if component == "sale"})
+
+
+def _components(
     postings: list[PayablePosting],
     *,
     sales_before: datetime,
     held_order_ids: set[str],
     previously_sold: set[str],
-) -> _Plan:
+) -> list[tuple[PayablePosting, str]]:
+    """The pending entries a payout settles now, each with its component."""
     sale_by_order = {
         posting.order_id: posting
         for posting in postings
@@ -285,204 +281,126 @@ def _plan_payout(
         for order_id, sale in sale_by_order.items()
         if sale.created_at < sales_before and order_id not in held_order_ids
     }
-    plan = _Plan(orders=paying)
+    lines: list[tuple[PayablePosting, str]] = []
     for posting in postings:
         order_id = posting.order_id
         if posting.entry_kind in SETTLEMENT_KINDS:
             raise InvariantViolated(f"payout entry {posting.entry_id} is not in its settlement")
         if posting.entry_kind == EntryKind.RESERVE_RELEASED.value:
-            plan.lines.append((posting, "reserve_release"))
+            lines.append((posting, "reserve_release"))
         elif posting.entry_kind in FINE_KINDS:
-            plan.lines.append((posting, "fine"))
+            lines.append((posting, "fine"))
         elif order_id is None or order_id in previously_sold:
-            plan.lines.append((posting, "clawback"))
+            lines.append((posting, "clawback"))
         elif order_id in paying:
             if posting.entry_kind == EntryKind.ORDER_ACTIVATION.value:
-                plan.lines.append((posting, "sale"))
+                lines.append((posting, "sale"))
             elif posting.entry_kind == EntryKind.MERCHANT_FEE.value:
-                plan.lines.append((posting, "fee"))
+                lines.append((posting, "fee"))
             elif posting.entry_kind in REFUND_KINDS:
-                plan.lines.append((posting, "refund"))
+                lines.append((posting, "refund"))
             else:
-                plan.lines.append((posting, "clawback"))
+                lines.append((posting, "clawback"))
         elif order_id not in sale_by_order:
             # Charged on an order whose sale never reached this merchant's payable here (or was
             # settled under another currency): nothing to wait for.
-            plan.lines.append((posting, "clawback"))
+            lines.append((posting, "clawback"))
         # else: travels with its order's sale, which is not due yet or is held.
-    return plan
+    return lines
 
 
-def reserve_rate_bps(merchant: Merchant, settings: Settings) -> int:
-    if merchant.status == "on_watch":
-        return max(settings.settlement_reserve_on_watch_bps, settings.settlement_reserve_bps)
-    return settings.settlement_reserve_bps
-
-
-def release_due_reserves(
-    session: Session, *, merchant: Merchant, business_on: date, settings: Settings, now: datetime
-) -> int:
-    """Release reserves withheld ``settlement_reserve_days`` ago back to the payable, where the
-    payout of the day picks them up. A suspended or banned merchant's reserve stays: it is what
-    covers the clawbacks its investigation may bring."""
-    if merchant.status in HOLDING_STATUSES:
-        return 0
-    released = 0
-    for settlement in SettlementRepository(session).reserves_due(merchant.id, due_on=business_on):
-        settlement.reserve_release_entry_id = post_transfer(
-            session,
-            kind=EntryKind.RESERVE_RELEASED,
-            debit=accounts.merchant_reserve(merchant.id),
-            credit=accounts.merchant_payable(merchant.id),
-            amount_minor=settlement.reserve_minor,
-            currency=settlement.currency,
-            now=now,
-            merchant_id=merchant.id,
-            reference_id=settlement.id,
-            memo=f"reserve of {settlement.settled_on.isoformat()} released",
-        )
-        settlement.reserve_released_at = now
-        released += 1
-    session.flush()
-    return released
-
-
-def settle_merchant(
-    session: Session,
-    *,
-    merchant_id: str,
-    business_on: date,
-    settings: Settings,
-    now: datetime,
-    rail: PayoutRail | None = None,
-    summary: SettlementSummary | None = None,
-) -> SettlementSummary:
-    """Pay one merchant what is due on ``business_on``, once per (merchant, currency, date)."""
-    summary = summary if summary is not None else SettlementSummary()
-    rail = rail or LedgerPayoutRail()
-    merchant = MerchantRepository(session).get(merchant_id, for_update=True)
-    if merchant is None:
-        raise NotFound("No such merchant.")
+def plan_payout(
+    session: Session, *, merchant: Merchant, currency: str, business_on: date, settings: Settings
+) -> PayoutPlan | None:
+    """The payout due on ``business_on`` in ``currency``; None when no entry is pending."""
     repository = SettlementRepository(session)
-    summary.reserves_released += release_due_reserves(
-        session, merchant=merchant, business_on=business_on, settings=settings, now=now
-    )
-    if merchant.status in HOLDING_STATUSES:
-        summary.held_merchants += 1
-        return summary
     day_end = business_day_start(business_on + timedelta(days=1), settings.time_zone)
-    sales_before = business_day_start(
-        business_on - timedelta(days=merchant.settlement_days - 1), settings.time_zone
+    postings = repository.payable_postings(
+        merchant_id=merchant.id,
+        account_code=accounts.merchant_payable(merchant.id).code(currency),
+        created_before=day_end,
+        pending_only=True,
     )
-    held_order_ids = repository.held_order_ids(merchant.id)
-    for currency in repository.payable_currencies(merchant.id):
-        if repository.settlement_on(merchant.id, currency, business_on) is not None:
-            summary.already_settled += 1
-            continue
-        postings = repository.payable_postings(
-            merchant_id=merchant.id,
-            account_code=accounts.merchant_payable(merchant.id).code(currency),
-            created_before=day_end,
-            pending_only=True,
-        )
-        if not postings:
-            continue
-        previously_sold = repository.sold_order_ids_settled(
+    if not postings:
+        return None
+    lines = _components(
+        postings,
+        sales_before=business_day_start(
+            business_on - timedelta(days=merchant.settlement_days - 1), settings.time_zone
+        ),
+        held_order_ids=repository.held_order_ids(merchant.id),
+        previously_sold=repository.sold_order_ids_settled(
             merchant.id, {p.order_id for p in postings if p.order_id is not None}
-        )
-        plan = _plan_payout(
-            postings,
-            sales_before=sales_before,
-            held_order_ids=held_order_ids,
-            previously_sold=previously_sold,
-        )
-        settlement = _pay(
-            session,
-            merchant=merchant,
-            currency=currency,
-            business_on=business_on,
-            plan=plan,
-            rail=rail,
-            settings=settings,
-            now=now,
-        )
-        if settlement is None:
-            summary.carried_forward += 1
-            continue
-        summary.paid += 1
-        summary.paid_minor += settlement.net_minor
-        summary.settlement_ids.append(settlement.id)
-    return summary
+        ),
+    )
 
+    def total(component: str) -> int:
+        return sum(posting.owed_minor for posting, kind in lines if kind == component)
 
-def _pay(
-    session: Session,
-    *,
-    merchant: Merchant,
-    currency: str,
-    business_on: date,
-    plan: _Plan,
-    rail: PayoutRail,
-    settings: Settings,
-    now: datetime,
-) -> Settlement | None:
-    gross = plan.total("sale")
-    refunded = -plan.total("refund")
-    fee = -plan.total("fee")
-    clawback = -plan.total("clawback")
-    fines = -plan.total("fine")
-    released = plan.total("reserve_release")
+    gross = total("sale")
+    refunded = -total("refund")
+    fee = -total("fee")
+    clawback = -total("clawback")
+    fines = -total("fine")
+    released = total("reserve_release")
     due = gross - refunded - fee - clawback - fines + released
-    if due <= 0:
-        return None
-    reserve = min(
-        basis_points_of(max(gross - refunded, 0), reserve_rate_bps(merchant, settings)), due
-    )
-    net = due - reserve
-    if net <= 0:
-        return None
-    settlement_id = new_id("settlement")
-    reserve_entry_id = post_transfer(
-        session,
-        kind=EntryKind.RESERVE_WITHHELD,
-        debit=accounts.merchant_payable(merchant.id),
-        credit=accounts.merchant_reserve(merchant.id),
-        amount_minor=reserve,
+    reserve = 0
+    if due > 0:
+        reserve = min(
+            basis_points_of(max(gross - refunded, 0), reserve_rate_bps(merchant, settings)), due
+        )
+    return PayoutPlan(
         currency=currency,
-        now=now,
-        merchant_id=merchant.id,
-        reference_id=settlement_id,
-        memo=f"rolling reserve of payout {business_on.isoformat()}",
-    )
-    receipt = rail.pay(
-        session,
-        merchant_id=merchant.id,
-        settlement_id=settlement_id,
-        amount_minor=net,
-        currency=currency,
-        now=now,
-    )
-    settlement = Settlement(
-        merchant_id=merchant.id,
-        id=settlement_id,
-        currency=currency,
-        settled_on=business_on,
-        status="paid",
-        order_count=len({p.order_id for p, component in plan.lines if component == "sale"}),
+        business_on=business_on,
+        lines=lines,
         gross_minor=gross,
         refunded_minor=refunded,
         fee_minor=fee,
-        reserve_minor=reserve,
-        reserve_released_minor=released,
         clawback_minor=clawback,
         fines_minor=fines,
-        net_minor=net,
-        payout_rail=rail.name,
+        reserve_released_minor=released,
+        reserve_minor=reserve,
+        net_minor=max(due - reserve, 0),
+    )
+
+
+def record_settlement(
+    session: Session,
+    *,
+    merchant: Merchant,
+    plan: PayoutPlan,
+    settlement_id: str,
+    rail_name: str,
+    receipt: PayoutReceipt,
+    reserve_entry_id: str,
+    settings: Settings,
+    now: datetime,
+) -> Settlement:
+    """Record a payout whose reserve and transfer are posted: the settlement, and a line for every
+    entry it settles, its own two included (they must add up to zero)."""
+    settlement = Settlement(
+        merchant_id=merchant.id,
+        id=settlement_id,
+        currency=plan.currency,
+        settled_on=plan.business_on,
+        status="paid",
+        order_count=plan.order_count,
+        gross_minor=plan.gross_minor,
+        refunded_minor=plan.refunded_minor,
+        fee_minor=plan.fee_minor,
+        reserve_minor=plan.reserve_minor,
+        reserve_released_minor=plan.reserve_released_minor,
+        clawback_minor=plan.clawback_minor,
+        fines_minor=plan.fines_minor,
+        net_minor=plan.net_minor,
+        payout_rail=rail_name,
         payout_reference=receipt.reference,
         payout_entry_id=receipt.entry_id,
         reserve_entry_id=reserve_entry_id or None,
         reserve_release_on=(
-            business_on + timedelta(days=settings.settlement_reserve_days) if reserve else None
+            plan.business_on + timedelta(days=settings.settlement_reserve_days)
+            if plan.reserve_minor
+            else None
         ),
         reserve_release_entry_id=None,
         reserve_released_at=None,
@@ -502,8 +420,10 @@ def _pay(
         }
         for posting, component in plan.lines
     ]
-    own_entries = ((reserve_entry_id, EntryKind.RESERVE_WITHHELD, "reserve", reserve),
-                   (receipt.entry_id, EntryKind.MERCHANT_PAYOUT, "payout", net))  # fmt: skip
+    own_entries = (
+        (reserve_entry_id, EntryKind.RESERVE_WITHHELD, "reserve", plan.reserve_minor),
+        (receipt.entry_id, EntryKind.MERCHANT_PAYOUT, "payout", plan.net_minor),
+    )
     for entry_id, kind, component, amount in own_entries:
         if entry_id:
             lines.append(
@@ -517,57 +437,11 @@ def _pay(
                     "amount_minor": -amount,
                 }
             )
-    if sum(posting.owed_minor for posting, _ in plan.lines) != reserve + net:
+    if sum(posting.owed_minor for posting, _ in plan.lines) != plan.reserve_minor + plan.net_minor:
         raise InvariantViolated(f"settlement {settlement_id} does not pay out what it settles")
     repository.add_lines(lines)
     session.flush()
-    publish_event(
-        session,
-        event_type="settlement.paid",
-        data={"settlement": settlement_view(settlement)},
-        now=now,
-        settings=settings,
-        merchant_id=merchant.id,
-    )
     return settlement
-
-
-def settle(
-    session: Session,
-    *,
-    business_on: date,
-    settings: Settings,
-    now: datetime,
-    rail: PayoutRail | None = None,
-    merchant_ids: Iterable[str] | None = None,
-) -> SettlementSummary:
-    """Settle every merchant with a payable (or the given ones) for ``business_on``; merchants in
-    id order so concurrent runs lock them in the same order."""
-    repository = SettlementRepository(session)
-    if merchant_ids is None:
-        candidates = set(repository.merchants_with_payable())
-        candidates.update(repository.merchants_with_reserve_due(due_on=business_on))
-    else:
-        candidates = set(merchant_ids)
-    summary = SettlementSummary()
-    for merchant_id in sorted(candidates):
-        settle_merchant(
-            session,
-            merchant_id=merchant_id,
-            business_on=business_on,
-            settings=settings,
-            now=now,
-            rail=rail,
-            summary=summary,
-        )
-    return summary
-
-
-def settle_daily(session: Session, context: DailyContext) -> dict[str, int]:
-    """The daily sweep's job (after collections): pay out for the business date."""
-    return settle(
-        session, business_on=context.business_on, settings=context.settings, now=context.now
-    ).counts()
 
 
 # Reading: balances, settlements, statements
@@ -581,13 +455,15 @@ class MerchantBalance:
     reserve_minor: int  # withheld as rolling reserve, not part of payable
 
 
-def merchant_balance(session: Session, *, merchant_id: str, currency: str) -> MerchantBalance:
-    from usefirst.merchants.service import get_merchant
+def _balance(session: Session, account: accounts.AccountRef, currency: str) -> int:
+    return LedgerRepository(session).balance_of(account.code(currency))
 
+
+def merchant_balance(session: Session, *, merchant_id: str, currency: str) -> MerchantBalance:
     merchant = get_merchant(session, merchant_id=merchant_id)
     repository = SettlementRepository(session)
-    payable = -balance_of(session, accounts.merchant_payable(merchant_id), currency)
-    reserve = -balance_of(session, accounts.merchant_reserve(merchant_id), currency)
+    payable = -_balance(session, accounts.merchant_payable(merchant_id), currency)
+    reserve = -_balance(session, accounts.merchant_reserve(merchant_id), currency)
     if merchant.status in HOLDING_STATUSES:
         held = max(payable, 0)
     else:
@@ -708,7 +584,7 @@ def statement(session: Session, *, merchant_id: str, currency: str) -> Statement
         pending_only=False,
     )
     held_orders = repository.held_order_ids(merchant_id)
-    ledger_payable = -balance_of(session, accounts.merchant_payable(merchant_id), currency)
+    ledger_payable = -_balance(session, accounts.merchant_payable(merchant_id), currency)
     problems: list[str] = []
     by_settlement: dict[str, int] = defaultdict(int)
     for posting in postings:

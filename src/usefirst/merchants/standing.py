@@ -4,10 +4,14 @@ Standing moves along active → on_watch → suspended → banned and back when 
 says so. Suspended and banned merchants take no new pay-later orders (checkout declines them) and
 are not paid out (settlement holds everything and keeps their reserve). Every change records who
 decided, why, and links to the evidence; a ban is lifted only by granting an appeal.
+
+This module decides and records; posting fines to the ledger and telling the merchant (webhooks)
+is the flow ``usefirst.flows.merchant_standing``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,13 +20,9 @@ from sqlalchemy.orm import Session
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
-from usefirst.kit.settings import Settings
-from usefirst.ledger import accounts
-from usefirst.ledger.accounts import EntryKind
-from usefirst.ledger.service import post_transfer
 from usefirst.merchants.models import Merchant, MerchantAppeal, MerchantFine, StandingChange
-from usefirst.merchants.repository import MerchantRepository, StandingRepository
-from usefirst.notify.service import publish_event
+from usefirst.merchants.repository import StandingRepository
+from usefirst.merchants.service import get_merchant, lock_merchant
 
 STATUSES = ("active", "on_watch", "suspended", "banned")
 MAX_EVIDENCE_LINKS = 50
@@ -61,13 +61,6 @@ def _clean_actor(decided_by: str) -> str:
     return _clean_text(decided_by, field="decided_by", limit=80)
 
 
-def _lock_merchant(session: Session, merchant_id: str) -> Merchant:
-    merchant = MerchantRepository(session).get(merchant_id, for_update=True)
-    if merchant is None:
-        raise NotFound("No such merchant.")
-    return merchant
-
-
 def change_standing(
     session: Session,
     *,
@@ -77,18 +70,17 @@ def change_standing(
     evidence: list[str],
     decided_by: str,
     now: datetime,
-    settings: Settings | None = None,
     appeal_id: str | None = None,
 ) -> StandingChange | None:
     """Move a merchant to ``status`` and record the decision; None when it already has it (a
     monitor raising the same concern twice changes nothing). A banned merchant is reinstated only
-    through a granted appeal. With ``settings`` the merchant and platform get a webhook."""
+    through a granted appeal. The webhook is the flow's (``flows.merchant_standing``)."""
     if status not in STATUSES:
         raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}.", field="status")
     reason = _clean_text(reason, field="reason", limit=1000)
     links = _clean_evidence(evidence)
     decided_by = _clean_actor(decided_by)
-    merchant = _lock_merchant(session, merchant_id)
+    merchant = lock_merchant(session, merchant_id=merchant_id)
     if merchant.status == status:
         return None
     if merchant.status == "banned" and appeal_id is None:
@@ -107,15 +99,6 @@ def change_standing(
     merchant.status = status
     StandingRepository(session).add(change)
     session.flush()
-    if settings is not None:
-        publish_event(
-            session,
-            event_type="merchant.standing_changed",
-            data={"standing_change": standing_change_view(change)},
-            now=now,
-            settings=settings,
-            merchant_id=merchant.id,
-        )
     return change
 
 
@@ -131,7 +114,7 @@ def lift_watch(
     """Return a merchant on watch to active when its current watch was placed for one of
     ``placed_for`` (cases named in that change's evidence); None otherwise. A later decision, an
     admin's or another case's, is not theirs to undo."""
-    merchant = _lock_merchant(session, merchant_id)
+    merchant = lock_merchant(session, merchant_id=merchant_id)
     changes = StandingRepository(session).changes_of(merchant_id)
     if merchant.status != "on_watch" or not changes:
         return None
@@ -150,7 +133,20 @@ def lift_watch(
     )
 
 
-def impose_fine(
+@dataclass(frozen=True)
+class FineDecision:
+    """A fine checked and about to be posted: the id its ledger entry refers to, and what it is."""
+
+    merchant: Merchant
+    fine_id: str
+    amount_minor: int
+    currency: str
+    reason: str
+    evidence: list[str]
+    decided_by: str
+
+
+def decide_fine(
     session: Session,
     *,
     merchant_id: str,
@@ -159,11 +155,8 @@ def impose_fine(
     reason: str,
     evidence: list[str],
     decided_by: str,
-    settings: Settings,
-    now: datetime,
-) -> MerchantFine:
-    """Fine a merchant: its payable is debited (netted from its next payouts, carried forward if
-    that goes negative) and the platform's penalty income credited."""
+) -> FineDecision:
+    """Check a fine (a positive amount, a reason, one evidence link or more); lock its merchant."""
     if isinstance(amount_minor, bool) or amount_minor <= 0:
         raise ValidationFailed("amount_minor must be a positive integer.", field="amount_minor")
     check_currency(currency)
@@ -172,28 +165,29 @@ def impose_fine(
     if not links:
         raise ValidationFailed("A fine needs at least one evidence link.", field="evidence")
     decided_by = _clean_actor(decided_by)
-    merchant = _lock_merchant(session, merchant_id)
-    fine_id = new_id("merchant_fine")
-    entry_id = post_transfer(
-        session,
-        kind=EntryKind.MERCHANT_FINE,
-        debit=accounts.merchant_payable(merchant.id),
-        credit=accounts.MERCHANT_PENALTY_INCOME,
-        amount_minor=amount_minor,
-        currency=currency,
-        now=now,
-        merchant_id=merchant.id,
-        reference_id=fine_id,
-        memo=f"fine: {reason}",
-    )
-    fine = MerchantFine(
-        merchant_id=merchant.id,
-        id=fine_id,
+    return FineDecision(
+        merchant=lock_merchant(session, merchant_id=merchant_id),
+        fine_id=new_id("merchant_fine"),
         amount_minor=amount_minor,
         currency=currency,
         reason=reason,
         evidence=links,
         decided_by=decided_by,
+    )
+
+
+def record_fine(
+    session: Session, *, decision: FineDecision, entry_id: str, now: datetime
+) -> MerchantFine:
+    """Record a fine whose ledger entry (debiting the merchant's payable) is ``entry_id``."""
+    fine = MerchantFine(
+        merchant_id=decision.merchant.id,
+        id=decision.fine_id,
+        amount_minor=decision.amount_minor,
+        currency=decision.currency,
+        reason=decision.reason,
+        evidence=decision.evidence,
+        decided_by=decision.decided_by,
         status="posted",
         entry_id=entry_id,
         reversal_entry_id=None,
@@ -202,30 +196,11 @@ def impose_fine(
     )
     StandingRepository(session).add(fine)
     session.flush()
-    publish_event(
-        session,
-        event_type="merchant.fined",
-        data={"fine": fine_view(fine)},
-        now=now,
-        settings=settings,
-        merchant_id=merchant.id,
-    )
     return fine
 
 
-def _reverse_fine(session: Session, *, fine: MerchantFine, appeal_id: str, now: datetime) -> None:
-    fine.reversal_entry_id = post_transfer(
-        session,
-        kind=EntryKind.MERCHANT_FINE_REVERSAL,
-        debit=accounts.MERCHANT_PENALTY_INCOME,
-        credit=accounts.merchant_payable(fine.merchant_id),
-        amount_minor=fine.amount_minor,
-        currency=fine.currency,
-        now=now,
-        merchant_id=fine.merchant_id,
-        reference_id=fine.id,
-        memo=f"fine reversed on appeal {appeal_id}",
-    )
+def mark_fine_reversed(fine: MerchantFine, *, entry_id: str, now: datetime) -> None:
+    fine.reversal_entry_id = entry_id
     fine.status = "reversed"
     fine.reversed_at = now
 
@@ -238,14 +213,13 @@ def file_appeal(
     grounds: str,
     evidence: list[str],
     filed_by: str,
-    settings: Settings,
     now: datetime,
 ) -> MerchantAppeal:
     """A merchant contests a standing change (the latest one only: an older decision was already
     superseded) or a fine still in force. One open appeal per subject."""
     grounds = _clean_text(grounds, field="grounds", limit=4000)
     links = _clean_evidence(evidence)
-    _lock_merchant(session, merchant_id)
+    lock_merchant(session, merchant_id=merchant_id)
     repository = StandingRepository(session)
     subject_type: str
     if subject_id.startswith("stc_"):
@@ -287,18 +261,28 @@ def file_appeal(
     )
     repository.add(appeal)
     session.flush()
-    publish_event(
-        session,
-        event_type="merchant.appeal_filed",
-        data={"appeal": appeal_view(appeal)},
-        now=now,
-        settings=settings,
-        merchant_id=merchant_id,
-    )
     return appeal
 
 
-def decide_appeal(
+@dataclass(frozen=True)
+class AppealDecision:
+    """An open appeal, locked, with the decision about to be taken on it (checked, trimmed)."""
+
+    appeal: MerchantAppeal
+    outcome: str
+    note: str
+    decided_by: str
+
+    @property
+    def restores_standing(self) -> bool:
+        return self.outcome == "granted" and self.appeal.subject_type == "standing_change"
+
+    @property
+    def reverses_fine(self) -> bool:
+        return self.outcome == "granted" and self.appeal.subject_type == "fine"
+
+
+def take_up_appeal(
     session: Session,
     *,
     merchant_id: str,
@@ -306,67 +290,58 @@ def decide_appeal(
     outcome: str,
     note: str,
     decided_by: str,
-    settings: Settings,
-    now: datetime,
-) -> MerchantAppeal:
-    """Grant or deny an open appeal. Granting a standing appeal restores the status the contested
-    change replaced; granting a fine appeal reverses the fine in the ledger."""
+) -> AppealDecision:
+    """Check a decision on an appeal (granted or denied, with a note) and lock the merchant and
+    the appeal, which must still be open."""
     if outcome not in ("granted", "denied"):
         raise ValidationFailed("outcome must be granted or denied.", field="outcome")
     note = _clean_text(note, field="note", limit=2000)
     decided_by = _clean_actor(decided_by)
-    _lock_merchant(session, merchant_id)
-    repository = StandingRepository(session)
-    appeal = repository.get_appeal(merchant_id, appeal_id, for_update=True)
+    lock_merchant(session, merchant_id=merchant_id)
+    appeal = StandingRepository(session).get_appeal(merchant_id, appeal_id, for_update=True)
     if appeal is None:
         raise NotFound("No such appeal.")
     if appeal.status != "open":
         raise AppealConflict(f"This appeal was already {appeal.status}.")
-    if outcome == "granted":
-        if appeal.subject_type == "standing_change":
-            change = repository.get_change(merchant_id, appeal.subject_id)
-            if change is None:
-                raise NotFound("No such standing change.")
-            if repository.changes_of(merchant_id)[-1].id != change.id:
-                raise AppealConflict(
-                    "The merchant's standing changed since the appeal was filed; decide anew."
-                )
-            change_standing(
-                session,
-                merchant_id=merchant_id,
-                status=change.from_status,
-                reason=f"appeal {appeal.id} granted: {note}",
-                evidence=list(appeal.evidence),
-                decided_by=decided_by,
-                now=now,
-                settings=settings,
-                appeal_id=appeal.id,
-            )
-        else:
-            fine = repository.get_fine(merchant_id, appeal.subject_id, for_update=True)
-            if fine is None:
-                raise NotFound("No such fine.")
-            if fine.status == "posted":
-                _reverse_fine(session, fine=fine, appeal_id=appeal.id, now=now)
-    appeal.status = outcome
-    appeal.decided_by = decided_by
-    appeal.decision_note = note
+    return AppealDecision(appeal=appeal, outcome=outcome, note=note, decided_by=decided_by)
+
+
+def contested_change(session: Session, *, appeal: MerchantAppeal) -> StandingChange:
+    """The standing change an appeal contests, still the merchant's current standing."""
+    repository = StandingRepository(session)
+    change = repository.get_change(appeal.merchant_id, appeal.subject_id)
+    if change is None:
+        raise NotFound("No such standing change.")
+    if repository.changes_of(appeal.merchant_id)[-1].id != change.id:
+        raise AppealConflict(
+            "The merchant's standing changed since the appeal was filed; decide anew."
+        )
+    return change
+
+
+def contested_fine(session: Session, *, appeal: MerchantAppeal) -> MerchantFine:
+    """The fine an appeal contests, locked."""
+    fine = StandingRepository(session).get_fine(
+        appeal.merchant_id, appeal.subject_id, for_update=True
+    )
+    if fine is None:
+        raise NotFound("No such fine.")
+    return fine
+
+
+def record_appeal_decision(
+    session: Session, *, decision: AppealDecision, now: datetime
+) -> MerchantAppeal:
+    appeal = decision.appeal
+    appeal.status = decision.outcome
+    appeal.decided_by = decision.decided_by
+    appeal.decision_note = decision.note
     appeal.decided_at = now
     session.flush()
-    publish_event(
-        session,
-        event_type="merchant.appeal_decided",
-        data={"appeal": appeal_view(appeal)},
-        now=now,
-        settings=settings,
-        merchant_id=merchant_id,
-    )
     return appeal
 
 
 def standing_history(session: Session, *, merchant_id: str) -> dict[str, Any]:
-    from usefirst.merchants.service import get_merchant
-
     merchant = get_merchant(session, merchant_id=merchant_id)
     repository = StandingRepository(session)
     return {

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from usefirst.kit.models import Event
+from usefirst.kit.personal_data import ShopperRecords, table_of
 
 
 class EventRepository:
@@ -34,3 +35,7 @@ class EventRepository:
         if starting_after is not None:
             statement = statement.where(Event.id > starting_after)
         return list(self.session.scalars(statement))
+
+    def shopper_records(self) -> ShopperRecords:
+        """Events about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(self.session, [table_of(Event)])

@@ -19,7 +19,7 @@ from usefirst.kit.models import Event
 from usefirst.kit.outbox import enqueue
 from usefirst.kit.settings import Settings
 from usefirst.merchants.repository import MerchantRepository
-from usefirst.merchants.service import webhook_secret_of
+from usefirst.merchants.webhooks import webhook_secret_of
 from usefirst.notify.repository import EventRepository
 
 WEBHOOK_TOPIC = "webhook"

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent
 from usefirst.disputes.repository import open_dispute_on
+from usefirst.kit.personal_data import ShopperRecords, tables_of
+from usefirst.orders import models
 from usefirst.orders.models import Order, Refund
 
 # Bound lists stay well below the drivers' parameter limits.
@@ -217,6 +219,23 @@ class OrderRepository:
             .order_by(Order.merchant_id)
         ).all()
         return [MerchantBook(row[0], *(int(value or 0) for value in row[1:])) for row in rows]
+
+    def shopper_records(self) -> ShopperRecords:
+        """orders' rows about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(
+            self.session, tables_of(models), plaintext_pii={"orders": ("device_id", "ip")}
+        )
+
+    def shopper_ids_of_orders(self, order_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        ordered = sorted(set(order_ids))
+        for start in range(0, len(ordered), 1_000):
+            found.update(
+                self.session.scalars(
+                    select(Order.shopper_id).where(Order.id.in_(ordered[start : start + 1_000]))
+                )
+            )
+        return found
 
 
 @dataclass(frozen=True)

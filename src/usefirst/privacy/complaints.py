@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from usefirst.identity import service as identity_service
+from usefirst.identity.repository import IdentityRepository
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
@@ -52,7 +52,8 @@ def file_complaint(
             f"category must be one of {', '.join(CATEGORIES)}.", field="category"
         )
     text = _text(description, field="description")
-    identity_service.get_shopper(session, shopper_id=shopper_id)
+    if IdentityRepository(session).get_shopper(shopper_id) is None:
+        raise NotFound("No such shopper.")
     complaint = Complaint(
         shopper_id=shopper_id,
         id=new_id("complaint"),

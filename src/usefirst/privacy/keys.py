@@ -9,8 +9,9 @@ write is never overwritten. Stopping at any point is safe: rerunning picks up wh
 what remains is exactly the values not under the active key. When it reports none left, the old
 keys can be removed from the key ring.
 
-Columns are found from the schema: every column named ``*_encrypted``, whose field name (bound as
-associated data) is the column name without the suffix. Tombstones left by erasure are not
+Columns are found from the schema the caller passes (every table: ``usefirst.models``): every
+column named ``*_encrypted``, whose field name (bound as associated data) is the column name
+without the suffix. Tombstones left by erasure are not
 ciphertexts and are skipped, except in the columns of ``TEXT_BEFORE_ENCRYPTION``: those were
 plain text before they were encrypted (no erasure writes them), and rotation encrypts what text
 is left in them.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +32,9 @@ from sqlalchemy.orm import Session
 from usefirst.kit.clock import Clock
 from usefirst.kit.crypto import FieldCipher, new_key
 from usefirst.kit.db import Database
+from usefirst.kit.personal_data import ENCRYPTED_SUFFIX, encrypted_columns
 from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.privacy import audit
-from usefirst.privacy.repository import ENCRYPTED_SUFFIX, all_tables, encrypted_columns
 
 CIPHERTEXT_PREFIX = "v1:"
 
@@ -64,10 +65,10 @@ class EncryptedColumn:
         return (self.table.name, self.column) in TEXT_BEFORE_ENCRYPTION
 
 
-def encrypted_targets() -> list[EncryptedColumn]:
+def encrypted_targets(tables: Sequence[Table]) -> list[EncryptedColumn]:
     return [
         EncryptedColumn(table=table, column=column)
-        for table in all_tables()
+        for table in tables
         for column in encrypted_columns(table)
     ]
 
@@ -81,10 +82,12 @@ def _under_other_key(target: EncryptedColumn, active_key_id: str) -> object:
     return and_(column.startswith(CIPHERTEXT_PREFIX, autoescape=True), not_active)
 
 
-def count_by_key(session: Session, *, active_key_id: str) -> dict[str, int]:
+def count_by_key(
+    session: Session, *, active_key_id: str, tables: Sequence[Table]
+) -> dict[str, int]:
     """How many ciphertexts are under the active key and under any other key."""
     active = other = 0
-    for target in encrypted_targets():
+    for target in encrypted_targets(tables):
         column = target.table.c[target.column]
         active += int(
             session.scalar(
@@ -149,11 +152,12 @@ def rotate_all(
     *,
     cipher: FieldCipher,
     clock: Clock,
+    tables: Sequence[Table],
     batch_size: int = 500,
     on_batch: Callable[[str, int], None] | None = None,
 ) -> RotationResult:
     result = RotationResult()
-    for target in encrypted_targets():
+    for target in encrypted_targets(tables):
         while True:
             with database.transaction() as session:
                 seen, rotated = rotate_column_batch(

@@ -1,45 +1,16 @@
-"""All SQL of privacy: complaints, privacy requests, and the data map over every table that holds
-something about a shopper (found from the schema, so tables added later are covered too)."""
+"""All SQL of privacy: complaints and privacy requests."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Table, Text, and_, cast, delete, func, or_, select, update
+from sqlalchemy import Text, cast, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from usefirst.collections.models import BureauFile
-from usefirst.identity.models import ExternalIdLookup, NationalIdLookup
-from usefirst.kit.db import Base
 from usefirst.kit.models import IdempotencyRecord
-from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
-from usefirst.orders.models import Order
+from usefirst.kit.personal_data import ShopperRecords, tables_of
+from usefirst.privacy import models
 from usefirst.privacy.models import Complaint, ComplaintResponse, PrivacyRequest
-
-ENCRYPTED_SUFFIX = "_encrypted"
-SHOPPER_COLUMN = "shopper_id"
-
-
-def all_tables() -> list[Table]:
-    import usefirst.models  # noqa: F401  (every table registered on the metadata)
-
-    return list(Base.metadata.sorted_tables)
-
-
-def shopper_tables() -> list[Table]:
-    """Tables keyed (distributed) by shopper: the rows about one shopper carry its id."""
-    return [table for table in all_tables() if SHOPPER_COLUMN in table.c]
-
-
-def encrypted_columns(table: Table) -> list[str]:
-    return [column.name for column in table.c if column.name.endswith(ENCRYPTED_SUFFIX)]
-
-
-def _fitting(tombstone: str, column_type: Any) -> str:
-    length = getattr(column_type, "length", None)
-    return tombstone if length is None or len(tombstone) <= length else tombstone[:length]
 
 
 class PrivacyRepository:
@@ -126,61 +97,7 @@ class PrivacyRepository:
             or 0
         )
 
-    # --- the data map -------------------------------------------------------------------------
-
-    def rows_of(self, table: Table, *, shopper_id: str) -> list[dict[str, Any]]:
-        order = [column for column in table.primary_key.columns]
-        rows = self.session.execute(
-            select(table).where(table.c[SHOPPER_COLUMN] == shopper_id).order_by(*order)
-        )
-        return [dict(row._mapping) for row in rows]
-
-    def count_rows_of(self, table: Table, *, shopper_id: str) -> int:
-        return int(
-            self.session.scalar(
-                select(func.count()).select_from(table).where(table.c[SHOPPER_COLUMN] == shopper_id)
-            )
-            or 0
-        )
-
-    def erase_columns(
-        self, table: Table, *, shopper_id: str, columns: Sequence[str], tombstone: str
-    ) -> int:
-        """Overwrite the given columns of a shopper's rows: NULL where the column allows it, else
-        the tombstone. Returns how many rows held a value there."""
-        present = [name for name in columns if name in table.c]
-        if not present:
-            return 0
-        values = {
-            name: None if table.c[name].nullable else _fitting(tombstone, table.c[name].type)
-            for name in present
-        }
-        holding = or_(
-            *[
-                and_(table.c[name].is_not(None), table.c[name] != values[name])
-                if values[name] is not None
-                else table.c[name].is_not(None)
-                for name in present
-            ]
-        )
-        result = self.session.execute(
-            update(table)
-            .where(table.c[SHOPPER_COLUMN] == shopper_id, holding)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
-
-    def release_lookups(self, *, shopper_id: str) -> int:
-        removed = 0
-        for model in (NationalIdLookup, ExternalIdLookup):
-            result = self.session.execute(
-                delete(model)
-                .where(model.shopper_id == shopper_id)
-                .execution_options(synchronize_session=False)
-            )
-            removed += int(getattr(result, "rowcount", 0) or 0)
-        return removed
+    # --- privacy requests --------------------------------------------------------------------
 
     def forget_idempotent_responses(self, *, shopper_id: str) -> int:
         """Stored responses for replay mention the shopper (masked PII included); a replay after
@@ -192,47 +109,6 @@ class PrivacyRepository:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    def privacy_requests(self, *, shopper_id: str) -> list[PrivacyRequest]:
-        return list(
-            self.session.scalars(
-                select(PrivacyRequest)
-                .where(PrivacyRequest.shopper_id == shopper_id)
-                .order_by(PrivacyRequest.id)
-            )
-        )
-
-    def ledger_lines_of(self, *, owner_id: str) -> list[dict[str, Any]]:
-        """Every posting to an account the shopper owns, with its entry."""
-        rows = self.session.execute(
-            select(
-                LedgerAccount.code,
-                LedgerAccount.kind,
-                LedgerPosting.entry_id,
-                LedgerPosting.seq,
-                LedgerPosting.currency,
-                LedgerPosting.amount_minor,
-                JournalEntry.kind.label("entry_kind"),
-                JournalEntry.order_id,
-                JournalEntry.memo,
-                JournalEntry.created_at,
-            )
-            .join(LedgerPosting, LedgerPosting.account_code == LedgerAccount.code)
-            .join(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
-            .where(LedgerAccount.owner_id == owner_id)
-            .order_by(LedgerAccount.code, JournalEntry.created_at, LedgerPosting.entry_id)
-        )
-        return [dict(row._mapping) for row in rows]
-
-    def bureau_files(self) -> list[BureauFile]:
-        return list(self.session.scalars(select(BureauFile).order_by(BureauFile.id)))
-
-    def shopper_ids_of_orders(self, order_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        ordered = sorted(set(order_ids))
-        for start in range(0, len(ordered), 1_000):
-            found.update(
-                self.session.scalars(
-                    select(Order.shopper_id).where(Order.id.in_(ordered[start : start + 1_000]))
-                )
-            )
-        return found
+    def shopper_records(self) -> ShopperRecords:
+        """privacy's rows about shoppers (complaints, requests), for export and erasure."""
+        return ShopperRecords.of(self.session, tables_of(models))

@@ -10,6 +10,8 @@ from sqlalchemy import BigInteger, Date, Select, bindparam, func, select, text, 
 from sqlalchemy.orm import Session
 
 from usefirst.disputes.repository import DISPUTE_PAUSES
+from usefirst.kit.personal_data import ShopperRecords, tables_of
+from usefirst.repayment import models
 from usefirst.repayment.models import Allocation, Instalment, Payment
 
 OPEN_STATUSES = ("pending", "overdue")
@@ -347,3 +349,7 @@ WHERE f.fee > 0 AND instalments.shopper_id = f.shopper_id
             .group_by(Instalment.order_id)
         ).all()
         return {row[0]: int(row[1] or 0) for row in rows}
+
+    def shopper_records(self) -> ShopperRecords:
+        """repayment's rows about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(self.session, tables_of(models))

@@ -10,7 +10,6 @@ the fixed order the model is trained and served with.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent_sql
 from usefirst.credit.repository import CreditRepository
+from usefirst.identity.validation import normalise_address
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import UTCDateTime
 
@@ -121,22 +121,6 @@ class CheckoutFeatures:
 
     def vector(self) -> list[float]:
         return [self.values[name] for name in FEATURE_NAMES]
-
-
-def normalise_address(address: str) -> str:
-    """Two spellings of one address hash alike: width and case folded, spaces and punctuation
-    dropped (``北京市 朝阳区，建国路1号`` = ``北京市朝阳区建国路1号``)."""
-    folded = unicodedata.normalize("NFKC", address).casefold()
-    return "".join(
-        character
-        for character in folded
-        if not unicodedata.category(character).startswith(("P", "Z", "C", "S"))
-    )
-
-
-def address_hash(cipher: FieldCipher, address: str) -> str:
-    # compute_checkout_features inlines this (it normalises once): keep the two alike.
-    return cipher.blind_index(normalise_address(address), field="address")
 
 
 def identifier_hash(cipher: FieldCipher, kind: str, value: str) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
+from usefirst.kit.personal_data import ShopperRecords, tables_of
+from usefirst.risk import models
 from usefirst.risk.models import (
     GraphRun,
     KnownFraudSubject,
@@ -252,4 +254,12 @@ class RiskRepository:
                     RiskAction.action == action, RiskAction.created_at >= since
                 )
             )
+        )
+
+    def shopper_records(self) -> ShopperRecords:
+        """risk's rows about shoppers, for the privacy flow's export and erasure."""
+        return ShopperRecords.of(
+            self.session,
+            tables_of(models),
+            plaintext_pii={"risk_link_observations": ("value_hash",)},
         )

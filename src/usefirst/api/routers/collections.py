@@ -21,9 +21,9 @@ from usefirst.collections import bureau
 from usefirst.collections import service as collections_service
 from usefirst.flows import bureau_reporting, collector_calls, late_fee_waivers
 from usefirst.flows.legal_evidence import evidence_pdf
+from usefirst.flows.privacy_requests import record_bureau_file_read
 from usefirst.orders import service as order_service
 from usefirst.privacy.audit import record_access
-from usefirst.privacy.service import record_bureau_file_read
 from usefirst.runtime import Work
 
 router = APIRouter(tags=["collections"])

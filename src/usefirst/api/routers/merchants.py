@@ -17,6 +17,7 @@ from usefirst.api.deps import (
 )
 from usefirst.api.merchant_schemas import AppealDecisionIn, AppealIn, FineIn, StandingChangeIn
 from usefirst.api.schemas import CreateMerchantIn
+from usefirst.flows import merchant_onboarding, merchant_standing
 from usefirst.identity.service import Principal
 from usefirst.kit.errors import NotFound
 from usefirst.kit.money import check_currency
@@ -49,7 +50,7 @@ def create_merchant(
     # which must never be stored.
     require(principal, platform=True, roles=("admin",))
     with runtime.work() as work:
-        created = merchant_service.create_merchant(
+        created = merchant_onboarding.create_merchant(
             work.session,
             name=body.name,
             category=body.category,
@@ -208,7 +209,7 @@ def change_standing(
 ) -> dict[str, Any]:
     require(principal, roles=("admin", "risk_analyst"))
     with runtime.work() as work:
-        change = standing.change_standing(
+        change = merchant_standing.change_standing(
             work.session,
             merchant_id=merchant_id,
             status=body.status,
@@ -237,7 +238,7 @@ def impose_fine(
     require(principal, roles=("admin",))
 
     def respond(work: Work) -> tuple[int, Any]:
-        fine = standing.impose_fine(
+        fine = merchant_standing.impose_fine(
             work.session,
             merchant_id=merchant_id,
             amount_minor=body.amount_minor,
@@ -261,7 +262,7 @@ def file_appeal(
     if principal.merchant_id != merchant_id:
         raise NotFound("No such merchant.")
     with runtime.work() as work:
-        appeal = standing.file_appeal(
+        appeal = merchant_standing.file_appeal(
             work.session,
             merchant_id=merchant_id,
             subject_id=body.subject_id,
@@ -284,7 +285,7 @@ def decide_appeal(
 ) -> dict[str, Any]:
     require(principal, roles=("admin",))
     with runtime.work() as work:
-        appeal = standing.decide_appeal(
+        appeal = merchant_standing.decide_appeal(
             work.session,
             merchant_id=merchant_id,
             appeal_id=appeal_id,

@@ -16,9 +16,9 @@ from usefirst.api.deps import (
     require,
 )
 from usefirst.api.schemas import Strict
+from usefirst.flows import privacy_requests
 from usefirst.identity.service import Principal
 from usefirst.privacy import complaints as complaint_service
-from usefirst.privacy import service as privacy_service
 from usefirst.runtime import Work
 
 router = APIRouter(tags=["privacy"])
@@ -51,7 +51,7 @@ def export_shopper(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep
     require(principal, roles=COMPLIANCE)
     # A write transaction: the export is recorded in the audit chain before it is returned.
     with runtime.work() as work:
-        return privacy_service.export_shopper(
+        return privacy_requests.export_shopper(
             work.session,
             shopper_id=shopper_id,
             cipher=runtime.cipher,
@@ -70,7 +70,7 @@ def erase_shopper(
     require(principal, roles=COMPLIANCE)
 
     def respond(work: Work) -> tuple[int, Any]:
-        result = privacy_service.erase_shopper(
+        result = privacy_requests.erase_shopper(
             work.session,
             shopper_id=shopper_id,
             cipher=runtime.cipher,

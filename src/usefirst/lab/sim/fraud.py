@@ -39,12 +39,11 @@ from sqlalchemy import select
 from usefirst.credit import service as credit_service
 from usefirst.credit.service import policy_from_settings
 from usefirst.flows import checkout as checkout_flow
-from usefirst.flows import enrolment, fulfilment, payments, step_up
+from usefirst.flows import enrolment, fulfilment, merchant_onboarding, payments, step_up
 from usefirst.flows import statement as statement_flow
 from usefirst.kit.errors import UsefirstError
 from usefirst.kit.models import OutboxMessage
 from usefirst.lab.sim.identities import draw_national_id
-from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.risk import service as risk_service
@@ -267,7 +266,7 @@ class FraudWorld:
 
     def _create_ring(self, work: Work, ring_index: int) -> None:
         rng = self.rng
-        merchant = merchant_service.create_merchant(
+        merchant = merchant_onboarding.create_merchant(
             work.session,
             name=merchant_name(len(self.honest_merchant_ids) + ring_index + 1),
             category=rng.choice(["electronics", "jewellery", "digital_goods"]),

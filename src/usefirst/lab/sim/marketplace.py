@@ -18,7 +18,14 @@ from rich.progress import Progress
 from sqlalchemy import select
 
 from usefirst.credit.service import policy_from_settings
-from usefirst.flows import cancellation, enrolment, fulfilment, payments, refunds
+from usefirst.flows import (
+    cancellation,
+    enrolment,
+    fulfilment,
+    merchant_onboarding,
+    payments,
+    refunds,
+)
 from usefirst.flows import checkout as checkout_flow
 from usefirst.flows.reconcile import audit
 from usefirst.kit.errors import UsefirstError
@@ -33,7 +40,6 @@ from usefirst.lab.sim.fraud import (
     shopper_external_id,
 )
 from usefirst.lab.sim.identities import draw_shopper_national_id
-from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
@@ -111,7 +117,7 @@ def simulate(
     merchant_ids: list[str] = []
     with runtime.work() as work:
         for index in range(merchants):
-            created = merchant_service.create_merchant(
+            created = merchant_onboarding.create_merchant(
                 work.session,
                 name=merchant_name(index + 1),
                 category=rng.choice(CATEGORIES),

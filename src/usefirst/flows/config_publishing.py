@@ -1,7 +1,8 @@
-"""The configuration documents operators edit without code: the risk rules and the dunning
-ladder. Each is a TOML document checked by its own domain's parser (every problem with its line)
-and saved as a new version in the database (``kit.config_versions``), where it replaces the file
-from then on. The console's editors and ``usefirst config`` both go through here."""
+"""Publishing the configuration documents operators edit without code: the risk rules and the
+dunning ladder. Each is a TOML document checked by its own domain's parser (risk's rules,
+collections' ladder; every problem with its line) and saved as a new version in the database
+(``kit.config_versions``), where it replaces the file from then on. The console's editors and
+``usefirst config`` both go through here."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from usefirst.collections.ladder import (
@@ -150,11 +150,7 @@ def check(session: Session, *, kind: str, text: str, settings: Settings) -> str:
         return label
     taken_by = [
         f"saved version {row.number}"
-        for row in session.scalars(
-            select(ConfigVersion)
-            .where(ConfigVersion.kind == kind, ConfigVersion.label == label)
-            .order_by(ConfigVersion.number)
-        )
+        for row in config_versions.labelled(session, kind=kind, label=label)
         if row.content != text
     ]
     path = document.file_of(settings)

@@ -1,0 +1,53 @@
+"""Onboarding a merchant: merchants registers it (with its webhook secret), then identity issues
+the API key it calls the engine with. Both secrets are shown once, in the answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from usefirst.identity import service as identity_service
+from usefirst.kit.crypto import FieldCipher
+from usefirst.merchants import service as merchant_service
+from usefirst.merchants.models import Merchant
+
+
+@dataclass(frozen=True)
+class NewMerchant:
+    merchant: Merchant
+    api_key: str
+    webhook_secret: str
+
+
+def create_merchant(
+    session: Session,
+    *,
+    name: str,
+    category: str,
+    webhook_url: str | None,
+    settlement_days: int | None,
+    fee_rate_bps: int | None,
+    cipher: FieldCipher,
+    now: datetime,
+    phone: str | None = None,
+    address: str | None = None,
+) -> NewMerchant:
+    registered = merchant_service.register_merchant(
+        session,
+        name=name,
+        category=category,
+        webhook_url=webhook_url,
+        settlement_days=settlement_days,
+        fee_rate_bps=fee_rate_bps,
+        cipher=cipher,
+        now=now,
+        phone=phone,
+        address=address,
+    )
+    merchant = registered.merchant
+    api_key = identity_service.create_api_key(
+        session, kind="merchant", merchant_id=merchant.id, now=now, label=merchant.name
+    )
+    return NewMerchant(merchant=merchant, api_key=api_key, webhook_secret=registered.webhook_secret)

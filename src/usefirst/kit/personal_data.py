@@ -1,0 +1,133 @@
+"""Personal data in a domain's tables, found from its models: the rows about one shopper (tables
+with a ``shopper_id`` column), their encrypted columns (``*_encrypted``, each bound to the field
+named without the suffix), and their erasure.
+
+A domain's repository describes its own tables with :class:`ShopperRecords` (naming the plain
+columns that identify a person, erased with the encrypted ones); the privacy flow exports, erases
+and counts a shopper's records through every domain's part, so no domain runs SQL on another's
+tables, and a table a domain adds to its models is covered without changes elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from usefirst.kit.db import Base
+
+ENCRYPTED_SUFFIX = "_encrypted"
+SHOPPER_COLUMN = "shopper_id"
+
+
+def encrypted_columns(table: Table) -> list[str]:
+    return [column.name for column in table.c if column.name.endswith(ENCRYPTED_SUFFIX)]
+
+
+def table_of(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def tables_of(models: ModuleType) -> list[Table]:
+    """The tables a domain's models module defines (not those it imports)."""
+    return [
+        table_of(value)
+        for value in vars(models).values()
+        if isinstance(value, type)
+        and issubclass(value, Base)
+        and value.__module__ == models.__name__
+        and hasattr(value, "__table__")
+    ]
+
+
+def in_schema_order(tables: Iterable[Table]) -> list[Table]:
+    """Tables in the order of the schema (dependencies first, then by name)."""
+    wanted = set(tables)
+    return [table for table in Base.metadata.sorted_tables if table in wanted]
+
+
+def _fitting(tombstone: str, column_type: Any) -> str:
+    length = getattr(column_type, "length", None)
+    return tombstone if length is None or len(tombstone) <= length else tombstone[:length]
+
+
+@dataclass(frozen=True)
+class ShopperRecords:
+    """One domain's rows about shoppers: its tables keyed by ``shopper_id``, read, counted and
+    erased one shopper at a time."""
+
+    session: Session
+    tables: tuple[Table, ...]
+    # Plain (unencrypted) columns that identify a person or their device, by table name.
+    plaintext_pii: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        session: Session,
+        tables: Iterable[Table],
+        *,
+        plaintext_pii: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> ShopperRecords:
+        return cls(
+            session=session,
+            tables=tuple(table for table in tables if SHOPPER_COLUMN in table.c),
+            plaintext_pii=dict(plaintext_pii or {}),
+        )
+
+    def rows(self, table: Table, *, shopper_id: str) -> list[dict[str, Any]]:
+        order = [column for column in table.primary_key.columns]
+        rows = self.session.execute(
+            select(table).where(table.c[SHOPPER_COLUMN] == shopper_id).order_by(*order)
+        )
+        return [dict(row._mapping) for row in rows]
+
+    def count(self, table: Table, *, shopper_id: str) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count()).select_from(table).where(table.c[SHOPPER_COLUMN] == shopper_id)
+            )
+            or 0
+        )
+
+    def erase(self, table: Table, *, shopper_id: str, tombstone: str) -> int:
+        """Overwrite the shopper's personal data in ``table`` (encrypted columns and the plain
+        ones named): NULL where the column allows it, else the tombstone. Returns how many rows
+        held a value there."""
+        columns = encrypted_columns(table) + list(self.plaintext_pii.get(table.name, ()))
+        return _erase_columns(
+            self.session, table, shopper_id=shopper_id, columns=columns, tombstone=tombstone
+        )
+
+
+def _erase_columns(
+    session: Session, table: Table, *, shopper_id: str, columns: Sequence[str], tombstone: str
+) -> int:
+    present = [name for name in columns if name in table.c]
+    if not present:
+        return 0
+    values = {
+        name: None if table.c[name].nullable else _fitting(tombstone, table.c[name].type)
+        for name in present
+    }
+    holding = or_(
+        *[
+            and_(table.c[name].is_not(None), table.c[name] != values[name])
+            if values[name] is not None
+            else table.c[name].is_not(None)
+            for name in present
+        ]
+    )
+    result = session.execute(
+        update(table)
+        .where(table.c[SHOPPER_COLUMN] == shopper_id, holding)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
