@@ -9,13 +9,19 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from usefirst.collections.service import CONTACT_TOPIC
 from usefirst.flows import daily_sweep
+from usefirst.flows.reminder_delivery import ContactDeliverer
+from usefirst.flows.step_up import StepUpCodeSender
 from usefirst.kit.clock import Clock, SystemClock, TestClock, business_date, business_day_start
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Database
 from usefirst.kit.errors import NotFound
 from usefirst.kit.outbox import DrainResult, Handler, drain, next_available_at
 from usefirst.kit.settings import Settings, load_field_cipher
+from usefirst.notify.channels import ChannelSettings, build_channels
+from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
+from usefirst.risk.service import STEP_UP_TOPIC
 
 
 @dataclass
@@ -71,12 +77,6 @@ class Runtime:
 
     def outbox_handlers(self) -> dict[str, Handler]:
         """What the worker delivers: signed webhooks and planned reminders."""
-        from usefirst.collections.service import CONTACT_TOPIC
-        from usefirst.flows.reminder_delivery import ContactDeliverer
-        from usefirst.flows.step_up import StepUpCodeSender
-        from usefirst.notify.channels import ChannelSettings, build_channels
-        from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
-        from usefirst.risk.service import STEP_UP_TOPIC
 
         if self._handlers is None:
             settings = self.settings
@@ -128,7 +128,6 @@ class Runtime:
         clock = self.clock
         if not isinstance(clock, TestClock):
             raise NotFound("The test clock exists only in sandbox mode.")
-        from usefirst.collections.service import CONTACT_TOPIC
 
         with self.work() as work:
             target = work.now + timedelta(days=days, seconds=seconds)
