@@ -142,7 +142,6 @@ def publish(
     Nothing is saved unless 0."""
     from usefirst.flows import config_publishing
     from usefirst.kit import config_versions
-    from usefirst.kit.clock import system_now
     from usefirst.kit.errors import UsefirstError
 
     kind = _kind(kind)
@@ -163,7 +162,7 @@ def publish(
                 note=note,
                 created_by="cli",
                 settings=runtime.settings,
-                now=system_now(),
+                now=work.now,
             )
             number, label = version.number, version.label
     except config_publishing.ConfigInvalid as invalid:

@@ -18,7 +18,6 @@ DEFAULT_LADDER_FILE = Path(__file__).with_name("ladder.toml")
 # Versions saved in the console live in config_versions under this kind.
 LADDER_CONFIG_KIND = "dunning_ladder"
 CHANNELS = ("push", "sms", "email")
-ACTIONS = ("call_queue", "bureau_report", "legal_referral", "charge_off")
 
 
 class LadderError(ValueError):

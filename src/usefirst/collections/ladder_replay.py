@@ -40,10 +40,6 @@ class LadderReplay:
     messages: Counter[str] = field(default_factory=Counter)  # by channel
     actions: Counter[str] = field(default_factory=Counter)  # instalments reaching each action
 
-    @property
-    def total_messages(self) -> int:
-        return sum(self.messages.values())
-
 
 @dataclass(frozen=True)
 class LadderComparison:

@@ -144,24 +144,6 @@ class CollectionsRepository:
     ) -> None:
         self.session.add(row)
 
-    def step_already_planned(
-        self, shopper_id: str, order_id: str, seq: int, step_day: int, channel: str
-    ) -> bool:
-        return (
-            self.session.scalar(
-                select(func.count())
-                .select_from(ContactAttempt)
-                .where(
-                    ContactAttempt.shopper_id == shopper_id,
-                    ContactAttempt.order_id == order_id,
-                    ContactAttempt.seq == seq,
-                    ContactAttempt.step_day == step_day,
-                    ContactAttempt.channel == channel,
-                )
-            )
-            or 0
-        ) > 0
-
     def attempt(self, shopper_id: str, attempt_id: str) -> ContactAttempt | None:
         return self.session.get(ContactAttempt, (shopper_id, attempt_id))
 
@@ -235,13 +217,6 @@ class CollectionsRepository:
             )
             .order_by(ContactAttempt.created_at.desc(), ContactAttempt.id.desc())
             .limit(1)
-        ).first()
-
-    def legal_case_of_order(self, shopper_id: str, order_id: str) -> LegalCase | None:
-        return self.session.scalars(
-            select(LegalCase).where(
-                LegalCase.shopper_id == shopper_id, LegalCase.order_id == order_id
-            )
         ).first()
 
     def legal_case(self, case_id: str) -> LegalCase | None:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from usefirst.ledger.repository import LedgerRepository
@@ -241,16 +241,6 @@ class SettlementRepository:
                 )
                 .distinct()
             )
-        )
-
-    def count_settlements(self, merchant_id: str) -> int:
-        return int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(Settlement)
-                .where(Settlement.merchant_id == merchant_id)
-            )
-            or 0
         )
 
 
