@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from tests.test_cli import environment, last_line, migrated, run
+from tests.cli.test_cli import environment, last_line, migrated, run
 from usefirst.console import auth
 from usefirst.identity.models import ConsoleAccount
 from usefirst.kit.clock import system_now

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import func, select, update
 from typer.testing import Result
 
+from tests.cli.test_cli import run
 from tests.conftest import TEST_BLIND_INDEX_KEY, TEST_KEYS, make_runtime
 from tests.factories import checkout_in_work, enrol_in_work, merchant_in_work
-from tests.test_cli import run
 from usefirst.kit.models import ConfigVersion
 from usefirst.kit.settings import get_settings
 from usefirst.lab.fraud_model_training import LabelledRows, export_model, train_model

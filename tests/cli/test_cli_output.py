@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 
-from tests.test_cli import (
+from tests.cli.test_cli import (
     FIRST_SWEEP_OF_DECEMBER,
     add_a_paid_instalment_order,
     environment,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import environment, migrated, run
+from tests.cli.test_cli import environment, migrated, run
 from usefirst.collections.ladder import DEFAULT_LADDER_FILE
 from usefirst.risk.rules import DEFAULT_RULES_FILE
 

@@ -10,7 +10,7 @@ import sys
 
 from sqlalchemy import String, select
 
-from tests.sim.test_fraud_typologies import _simulate
+from tests.lab.sim.test_fraud_typologies import _simulate
 from usefirst.identity.models import Shopper
 from usefirst.merchants.models import Merchant
 from usefirst.orders.models import Order
