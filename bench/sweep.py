@@ -22,7 +22,10 @@ What one run does (PostgreSQL first, then SQLite unless ``--sqlite-instalments 0
    TEMPLATE``), sweeps the copy with the engine of commit ``C`` (``git archive``, in a
    subprocess) and compares every row the two sweeps touched: the set-based sweep must give
    exactly what the per-row one gave (use ``--no-daily-jobs`` then: other domains' daily jobs
-   are not part of that comparison);
+   are not part of that comparison). The copy is migrated to this engine's schema, so the other
+   engine must be of the same schema: since migration 0021 (collections' and disputes' state off
+   ``orders``) an earlier engine is compared on a ``pg_dump`` of the book it loaded itself,
+   migrated, as issue 13's report describes;
 6. other domains' daily jobs (those ``usefirst.flows.daily_sweep`` calls) run inside the sweep
    and are timed as their own phase; ``--no-daily-jobs`` leaves them out, to time collections
    alone.
