@@ -163,7 +163,7 @@ def main() -> None:
         if day_index in (0, 1, 9, 29, 59, 89, 179, 364) or day_index == arguments.days - 1:
             with database.transaction(read_only=True) as session:
                 statements = [
-                    settlement.statement(session, merchant_id=m, currency="CNY")
+                    settlement.settlement_statement(session, merchant_id=m, currency="CNY")
                     for m in merchant_ids
                 ]
             postings = len(statements[0].lines)

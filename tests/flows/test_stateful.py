@@ -44,9 +44,9 @@ from usefirst.flows import cancellation, fulfilment
 from usefirst.flows import checkout as checkout_flow
 from usefirst.flows import payments as payment_flow
 from usefirst.flows import refunds as refund_flow
-from usefirst.flows import statement as statement_flow
 from usefirst.flows.merchant_onboarding import create_merchant
 from usefirst.flows.reconcile import audit
+from usefirst.flows.shopper_statement import shopper_statement
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.errors import InvariantViolated, NotFound, UsefirstError, ValidationFailed
 from usefirst.ledger import accounts
@@ -852,9 +852,7 @@ def test_held_credit_applied_at_a_delivery_settles_the_orders_it_pays(database_u
             assert line is not None
             line_status, used = line.status, line.used_minor
             report = audit(work.session)
-            statement = statement_flow.statement(
-                work.session, shopper_id=shopper_id, today=work.today
-            )
+            statement = shopper_statement(work.session, shopper_id=shopper_id, today=work.today)
         assert statuses == {first: "repaid", second: "repaid", third: "delivered"}
         assert line_status == "active"
         left_on_third = 1_000 - (1_500 - owed[first])

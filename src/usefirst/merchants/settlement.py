@@ -558,7 +558,7 @@ class StatementLine:
 
 
 @dataclass(frozen=True)
-class Statement:
+class SettlementStatement:
     """A merchant payable, entry by entry, checked against the ledger and its payouts."""
 
     merchant_id: str
@@ -574,7 +574,9 @@ class Statement:
         return not self.problems
 
 
-def statement(session: Session, *, merchant_id: str, currency: str) -> Statement:
+def settlement_statement(
+    session: Session, *, merchant_id: str, currency: str
+) -> SettlementStatement:
     """Every posting on the merchant's payable is either in exactly one settlement, whose lines
     sum to zero and add up to its columns, or pending; pending sums to the ledger balance."""
     repository = SettlementRepository(session)
@@ -607,7 +609,7 @@ def statement(session: Session, *, merchant_id: str, currency: str) -> Statement
         for column, component, sign in HEADER_COMPONENTS:
             if getattr(settlement, column) != sign * by_component.get(component, 0):
                 problems.append(f"settlement {settlement.id}: {column} != its {component} lines")
-    return Statement(
+    return SettlementStatement(
         merchant_id=merchant_id,
         currency=currency,
         ledger_payable_minor=ledger_payable,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import make_runtime
-from usefirst.flows import statement as statement_flow
+from usefirst.flows.shopper_statement import shopper_statement
 from usefirst.lab.sim.marketplace import simulate
 from usefirst.runtime import Runtime
 
@@ -33,9 +33,7 @@ def _check_payments_by_habit(runtime: Runtime) -> None:
     with runtime.work(read_only=True) as work:
         yesterday = work.today - timedelta(days=1)
         for shopper_id, behaviour in behaviours.items():
-            statement = statement_flow.statement(
-                work.session, shopper_id=shopper_id, today=work.today
-            )
+            statement = shopper_statement(work.session, shopper_id=shopper_id, today=work.today)
             for order in statement["orders"]:
                 for instalment in order["instalments"]:
                     due_on, unpaid = instalment["due_on"], instalment["amount_due_minor"]

@@ -12,7 +12,8 @@ from usefirst.api.schemas import ContactPreferencesIn, EnrolShopperIn
 from usefirst.credit import service as credit_service
 from usefirst.credit.application import Application
 from usefirst.credit.service import policy_from_settings
-from usefirst.flows import enrolment, statement
+from usefirst.flows import enrolment
+from usefirst.flows.shopper_statement import shopper_statement
 from usefirst.identity import service as identity_service
 from usefirst.identity.models import Shopper
 from usefirst.privacy.audit import record_access
@@ -139,4 +140,4 @@ def get_credit(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) ->
 def get_statement(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, platform=True, roles=("admin", "support", "collector"))
     with runtime.work(read_only=True) as work:
-        return statement.statement(work.session, shopper_id=shopper_id, today=work.today)
+        return shopper_statement(work.session, shopper_id=shopper_id, today=work.today)

@@ -161,7 +161,7 @@ def get_statement(
     _require_own_or_staff(principal, merchant_id, ("admin",))
     with runtime.work(read_only=True) as work:
         merchant_service.get_merchant(work.session, merchant_id=merchant_id)
-        found = settlement.statement(
+        found = settlement.settlement_statement(
             work.session,
             merchant_id=merchant_id,
             currency=check_currency(currency or runtime.settings.currency),

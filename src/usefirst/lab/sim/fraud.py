@@ -40,7 +40,7 @@ from usefirst.credit import service as credit_service
 from usefirst.credit.service import policy_from_settings
 from usefirst.flows import checkout as checkout_flow
 from usefirst.flows import enrolment, fulfilment, merchant_onboarding, payments, step_up
-from usefirst.flows import statement as statement_flow
+from usefirst.flows.shopper_statement import shopper_statement
 from usefirst.kit.errors import UsefirstError
 from usefirst.kit.models import OutboxMessage
 from usefirst.lab.sim.identities import draw_national_id
@@ -535,9 +535,7 @@ class FraudWorld:
     def _pay(self, work: Work, actor: Actor) -> int:
         if actor.pay_offset_days is None or actor.has_turned:
             return 0
-        statement = statement_flow.statement(
-            work.session, shopper_id=actor.shopper_id, today=work.today
-        )
+        statement = shopper_statement(work.session, shopper_id=actor.shopper_id, today=work.today)
         due_now = 0
         for order in statement["orders"]:
             for instalment in order["instalments"]:

@@ -15,7 +15,7 @@ from usefirst.orders import service as order_service
 from usefirst.repayment import service as repayment_service
 
 
-def statement(session: Session, *, shopper_id: str, today: date) -> dict[str, Any]:
+def shopper_statement(session: Session, *, shopper_id: str, today: date) -> dict[str, Any]:
     identity_service.get_shopper(session, shopper_id=shopper_id)
     line = credit_service.get_credit_line(session, shopper_id=shopper_id)
     orders = order_service.orders_of_shopper(
