@@ -20,7 +20,7 @@ from usefirst.api.app import create_app
 from usefirst.flows.reconcile import audit
 from usefirst.identity.service import create_api_key, create_operator
 from usefirst.kit.clock import TestClock
-from usefirst.merchants.settlement import statement
+from usefirst.merchants.settlement import settlement_statement
 from usefirst.runtime import Runtime
 
 TIME_ZONE = ZoneInfo("Asia/Shanghai")
@@ -142,7 +142,7 @@ class Env:
         with self.runtime.work(read_only=True) as work:
             report = audit(work.session)
             assert report.problems == []
-            checked = statement(work.session, merchant_id=merchant_id, currency="CNY")
+            checked = settlement_statement(work.session, merchant_id=merchant_id, currency="CNY")
         assert checked.problems == []
         assert checked.pending_minor == checked.ledger_payable_minor
         assert checked.settled_minor == 0
