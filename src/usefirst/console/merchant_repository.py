@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from usefirst.orders.models import Order
 from usefirst.risk.models import RiskAction
 
-# How risk's warning records the reasons it sent the merchant (risk.service.warn_merchant).
+# How risk's warning records the reasons it sent the merchant (flows.risk_effects.warn_merchant).
 WARNING_ACTION = "merchant_warning"
 WARNING_SEPARATOR = "; "
 
