@@ -278,7 +278,7 @@ def bureau_lines_about(
     )
 
 
-def record_bureau_file_read(
+def read_bureau_file(
     session: Session,
     *,
     bureau_file: BureauFile,
@@ -286,14 +286,16 @@ def record_bureau_file_read(
     actor: str,
     purpose: str,
     now: datetime,
-) -> int:
-    """Record in the audit chain that a bureau file was read: a read of the data of every shopper
-    it holds."""
-    return privacy_service.record_bureau_file_read(
+) -> str:
+    """A stored bureau file's text, its reading recorded in the audit chain as a read of the data
+    of every shopper it holds (decrypted once for both)."""
+    content = collections_bureau.bureau_file_text(bureau_file, cipher)
+    privacy_service.record_bureau_file_read(
         session,
         bureau_file=bureau_file,
-        content=collections_bureau.bureau_file_text(bureau_file, cipher),
+        content=content,
         actor=actor,
         purpose=purpose,
         now=now,
     )
+    return content

@@ -21,7 +21,7 @@ from usefirst.collections import bureau
 from usefirst.collections import service as collections_service
 from usefirst.flows import bureau_reporting, collector_calls, late_fee_waivers
 from usefirst.flows.legal_evidence import evidence_pdf
-from usefirst.flows.privacy_requests import record_bureau_file_read
+from usefirst.flows.privacy_requests import read_bureau_file
 from usefirst.orders import service as order_service
 from usefirst.privacy.audit import record_access
 from usefirst.runtime import Work
@@ -175,7 +175,7 @@ def bureau_file_content(
     # A write transaction: the download is recorded in the PII audit chain.
     with runtime.work() as work:
         row = bureau.get_bureau_file(work.session, file_id=file_id)
-        record_bureau_file_read(
+        content = read_bureau_file(
             work.session,
             bureau_file=row,
             cipher=runtime.cipher,
@@ -184,9 +184,7 @@ def bureau_file_content(
             now=work.now,
         )
         media_type = "application/x-ndjson" if row.format == "jsonl" else "text/plain"
-        return PlainTextResponse(
-            bureau.bureau_file_text(row, runtime.cipher), media_type=media_type
-        )
+        return PlainTextResponse(content, media_type=media_type)
 
 
 @router.get("/v1/legal/cases")
