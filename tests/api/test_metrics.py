@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -258,3 +259,13 @@ def test_every_dashboard_panel_queries_metrics_the_engine_exports(
             named = set(re.findall(r"\busefirst_[a-z0-9_]+", expression))
             assert named, (panel["title"], expression)
             assert named <= exported, (panel["title"], named - exported)
+
+
+def test_the_worker_serves_its_job_metrics_on_a_listener_of_its_own(runtime: Runtime) -> None:
+    with runtime.work() as work:
+        today = work.today
+    runtime.sweep(today)
+    port = runtime.job_metrics.serve(host="127.0.0.1", port=0)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert value(text, "usefirst_sweep_seconds_count") == 1
+    assert "usefirst_http_requests_total" not in text  # the API's series stay on the API

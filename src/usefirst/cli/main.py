@@ -137,10 +137,20 @@ def serve(
 def worker(
     once: Annotated[bool, typer.Option("--once", help="Drain once and exit.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve the worker's job metrics (sweeps, deliveries) for Prometheus on this "
+            "port (no token: keep it on a private address)."
+        ),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Deliver the outbox (webhooks) and run the daily sweep when a business day begins."""
     runtime = _runtime(traced=True)
     _configure_logging(runtime.settings)
+    if metrics_port is not None:
+        runtime.job_metrics.serve(host=metrics_host, port=metrics_port)
     out = stdout()
     while True:
         for summary in runtime.run_due_sweeps():

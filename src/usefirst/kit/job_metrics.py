@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 SWEEP_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 DELIVERY_OUTCOMES = ("delivered", "retry", "failed")
@@ -42,6 +42,11 @@ class JobMetrics:
             registry=self.registry,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+
+    def serve(self, *, host: str, port: int) -> int:
+        """Serve these metrics over HTTP from a background thread; returns the bound port."""
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return int(server.server_port)
 
     def record_sweep(self, seconds: float, phases: Mapping[str, Mapping[str, int]]) -> None:
         self.sweep_seconds.observe(seconds)
