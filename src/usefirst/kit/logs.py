@@ -104,6 +104,19 @@ def redact_personal_data(
     return event_dict
 
 
+class _StandardErrorHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each line (a test runner or a
+    supervisor may swap it after logging was configured)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def get_logger(name: str) -> Any:
     return structlog.stdlib.get_logger(name)
 
@@ -128,8 +141,7 @@ def configure_logging(
 ) -> None:
     """Route structlog and the standard library's loggers (uvicorn, alembic, …) through one
     handler: JSON when ``log_format`` is json (or auto and the stream is not a terminal)."""
-    stream = stream or sys.stderr
-    as_json = log_format == "json" or (log_format == "auto" and not stream.isatty())
+    as_json = log_format == "json" or (log_format == "auto" and not (stream or sys.stderr).isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -149,7 +161,7 @@ def configure_logging(
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        else structlog.dev.ConsoleRenderer(colors=(stream or sys.stderr).isatty())
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
@@ -160,7 +172,7 @@ def configure_logging(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(stream) if stream is not None else _StandardErrorHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     root = logging.getLogger()
