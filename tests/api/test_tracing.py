@@ -36,8 +36,10 @@ def spans(database_url: str) -> Iterator[tuple[TestClient, Any]]:
     with TestClient(create_app(traced)) as client:
         yield client, exporter
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     HTTPXClientInstrumentor().uninstrument()
+    SQLAlchemyInstrumentor().uninstrument()
     traced.database.dispose()
 
 

@@ -50,9 +50,12 @@ def instrument_database(engine: Engine, provider: Any) -> None:
 
     # The instrumentation declares "sqlalchemy < 2.1" but works with 2.1's engine events (the test
     # in tests/api/test_tracing.py shows the SQL spans); without skip_dep_check it does nothing.
-    SQLAlchemyInstrumentor().instrument(
-        engine=engine, tracer_provider=provider, skip_dep_check=True
-    )
+    # The instrumentor is a process-wide singleton that ignores a second instrument() call: a
+    # process traces one database, so a new Runtime's engine replaces the previous one's.
+    instrumentor = SQLAlchemyInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    instrumentor.instrument(engine=engine, tracer_provider=provider, skip_dep_check=True)
 
 
 def instrument_outgoing_http(provider: Any) -> None:
