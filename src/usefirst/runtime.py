@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -17,11 +19,16 @@ from usefirst.kit.clock import Clock, SystemClock, TestClock, business_date, bus
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Database
 from usefirst.kit.errors import NotFound
+from usefirst.kit.job_metrics import JobMetrics
+from usefirst.kit.logs import get_logger, job_scope
 from usefirst.kit.outbox import DrainResult, Handler, drain, next_available_at
 from usefirst.kit.settings import Settings, load_field_cipher
+from usefirst.kit.tracing import instrument_database, instrument_outgoing_http
 from usefirst.notify.channels import ChannelSettings, build_channels
 from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
 from usefirst.risk.service import STEP_UP_TOPIC
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -40,12 +47,19 @@ class Runtime:
         *,
         database: Database | None = None,
         cipher: FieldCipher | None = None,
+        tracer_provider: Any | None = None,
     ) -> None:
         self.settings = settings
         self.database = database or Database(settings.database_url)
+        # OpenTelemetry (kit/tracing.py): None unless the process traces.
+        self.tracer_provider = tracer_provider
+        if tracer_provider is not None:
+            instrument_database(self.database.engine, tracer_provider)
+            instrument_outgoing_http(tracer_provider)
         self.cipher = cipher or load_field_cipher(settings)
         self.clock: Clock = TestClock() if settings.sandbox else SystemClock()
         self._handlers: dict[str, Handler] | None = None
+        self.job_metrics = JobMetrics()
 
     @contextmanager
     def work(self, *, read_only: bool = False) -> Iterator[Work]:
@@ -65,15 +79,30 @@ class Runtime:
         return summaries
 
     def sweep(self, business_on: date) -> daily_sweep.SweepSummary:
-        with self.database.transaction() as session:
-            today = business_date(self.clock.now(session), self.settings.time_zone)
-            return daily_sweep.run_sweep(
-                session,
-                business_on=business_on,
-                today=today,
-                settings=self.settings,
-                cipher=self.cipher,
+        with job_scope():
+            started = time.perf_counter()
+            with self.database.transaction() as session:
+                today = business_date(self.clock.now(session), self.settings.time_zone)
+                summary = daily_sweep.run_sweep(
+                    session,
+                    business_on=business_on,
+                    today=today,
+                    settings=self.settings,
+                    cipher=self.cipher,
+                )
+            elapsed = time.perf_counter() - started
+            if not summary.already_ran:
+                counts = summary.as_dict(with_jobs=False)
+                core = {
+                    key: value
+                    for key, value in counts.items()
+                    if isinstance(value, int) and not isinstance(value, bool)
+                }
+                self.job_metrics.record_sweep(elapsed, {"collections": core, **summary.jobs})
+            log.info(
+                "sweep", duration_ms=round(elapsed * 1000, 1), **summary.as_dict(with_jobs=False)
             )
+            return summary
 
     def outbox_handlers(self) -> dict[str, Handler]:
         """What the worker delivers: signed webhooks and planned reminders."""
@@ -115,6 +144,7 @@ class Runtime:
                 clock=self.clock,
                 handlers=handlers,
                 max_attempts=self.settings.webhook_max_attempts,
+                metrics=self.job_metrics,
             )
             total.delivered += result.delivered
             total.retried += result.retried

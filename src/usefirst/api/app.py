@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usefirst import __version__
+from usefirst.api.book_metrics import BookCollector
+from usefirst.api.observability import HttpMetrics, RequestObservability, check_metrics_access
 from usefirst.api.routers import collections as collections_endpoints
 from usefirst.api.routers import disputes as dispute_endpoints
 from usefirst.api.routers import identity as identity_endpoints
@@ -33,7 +27,9 @@ from usefirst.api.routers import risk as risk_endpoints
 from usefirst.api.routers import sandbox
 from usefirst.console import site as console_site
 from usefirst.kit.errors import UsefirstError, ValidationFailed
+from usefirst.kit.logs import configure_logging
 from usefirst.kit.settings import get_settings
+from usefirst.kit.tracing import instrument_app, tracer_provider_from_environment
 from usefirst.runtime import Runtime
 
 FORBIDDEN_FIELDS = {"contacts", "contact_list", "address_book", "emergency_contacts"}
@@ -70,31 +66,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     registry = CollectorRegistry()
-    requests_total = Counter(
-        "usefirst_http_requests_total",
-        "HTTP requests",
-        ["method", "route", "status"],
-        registry=registry,
+    app.add_middleware(RequestObservability, metrics=HttpMetrics(registry))
+    book = CollectorRegistry()
+    book.register(
+        BookCollector(runtime, refresh_seconds=runtime.settings.metrics_book_refresh_seconds)
     )
-    latency = Histogram(
-        "usefirst_http_request_seconds",
-        "HTTP request latency",
-        ["method", "route"],
-        registry=registry,
-        buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-    )
-
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        route_path = getattr(route, "path", "unmatched")
-        latency.labels(request.method, route_path).observe(time.perf_counter() - started)
-        requests_total.labels(request.method, route_path, str(response.status_code)).inc()
-        return response
 
     @app.exception_handler(UsefirstError)
     async def on_usefirst_error(request: Request, exc: UsefirstError) -> JSONResponse:
@@ -128,6 +104,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     ):
         app.include_router(router)
     console_site.install(app)
+    if runtime.tracer_provider is not None:
+        instrument_app(app, runtime.tracer_provider)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -136,8 +114,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/metrics", tags=["operations"])
-    def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    def metrics(authorization: str | None = Header(default=None)) -> PlainTextResponse:
+        check_metrics_access(runtime.settings, authorization)
+        exposition = b"".join(
+            generate_latest(each) for each in (registry, runtime.job_metrics.registry, book)
+        )
+        return PlainTextResponse(exposition, media_type=CONTENT_TYPE_LATEST)
 
     return app
 
@@ -145,4 +127,6 @@ def create_app(runtime: Runtime) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` (one app per worker process), configured from
     ``USEFIRST_*`` environment variables."""
-    return create_app(Runtime(get_settings()))
+    settings = get_settings()
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
+    return create_app(Runtime(settings, tracer_provider=tracer_provider_from_environment()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -63,10 +62,25 @@ def _settings(sandbox: bool | None = None) -> Settings:
     return settings
 
 
-def _runtime(sandbox: bool | None = None) -> Runtime:
+def _configure_logging(settings: Settings) -> None:
+    """Long-running processes (serve, worker) log structured lines to stderr."""
+    from usefirst.kit.logs import configure_logging
+
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
+
+
+def _runtime(sandbox: bool | None = None, *, traced: bool = False) -> Runtime:
     from usefirst.runtime import Runtime
 
-    return Runtime(_settings(sandbox))
+    if not traced:
+        return Runtime(_settings(sandbox))
+    from usefirst.kit.tracing import TracingUnavailable, tracer_provider_from_environment
+
+    try:
+        provider = tracer_provider_from_environment()
+    except TracingUnavailable as error:
+        fail(str(error), code=2)
+    return Runtime(_settings(sandbox), tracer_provider=provider)
 
 
 @app.command()
@@ -95,7 +109,8 @@ def serve(
 
     from usefirst.api.app import create_app
 
-    runtime = _runtime(sandbox or None)
+    runtime = _runtime(sandbox or None, traced=True)
+    _configure_logging(runtime.settings)
     stdout().print(
         f"usefirst on http://{host}:{port}  (docs: /docs, database: "
         f"{_safe_url(runtime.settings.database_url)}, sandbox: {runtime.settings.sandbox})"
@@ -110,20 +125,32 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            log_level="info",
+            log_config=None,
+            access_log=False,
         )
         return
-    uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+    # uvicorn's own logging setup would replace ours; the app logs one line per request itself.
+    uvicorn.run(create_app(runtime), host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command()
 def worker(
     once: Annotated[bool, typer.Option("--once", help="Drain once and exit.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve the worker's job metrics (sweeps, deliveries) for Prometheus on this "
+            "port (no token: keep it on a private address)."
+        ),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Deliver the outbox (webhooks) and run the daily sweep when a business day begins."""
-    logging.basicConfig(level=logging.INFO)
-    runtime = _runtime()
+    runtime = _runtime(traced=True)
+    _configure_logging(runtime.settings)
+    if metrics_port is not None:
+        runtime.job_metrics.serve(host=metrics_host, port=metrics_port)
     out = stdout()
     while True:
         for summary in runtime.run_due_sweeps():

@@ -43,6 +43,8 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The request (or job) that wrote the message: its delivery logs and webhook carry it.
+    request_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class Event(Base):

@@ -8,7 +8,7 @@ dies mid-delivery leaves the lease to expire, so the message is delivered again.
 
 from __future__ import annotations
 
-import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 from usefirst.kit.clock import Clock
 from usefirst.kit.db import Database
 from usefirst.kit.ids import new_id
+from usefirst.kit.job_metrics import JobMetrics
+from usefirst.kit.logs import current_request_id, get_logger, request_scope
 from usefirst.kit.models import OutboxMessage
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 LEASE = timedelta(seconds=120)
 Handler = Callable[[dict[str, Any]], None]
@@ -45,6 +47,7 @@ def enqueue(
             available_at=available_at or now,
             attempts=0,
             created_at=now,
+            request_id=current_request_id(),
         )
     )
     return message_id
@@ -82,6 +85,7 @@ def drain(
     handlers: Mapping[str, Handler],
     max_attempts: int,
     batch_size: int = 100,
+    metrics: JobMetrics | None = None,
 ) -> DrainResult:
     result = DrainResult()
     with database.transaction() as session:
@@ -103,27 +107,76 @@ def drain(
         for message in claimed:
             message.attempts += 1
             message.available_at = now + LEASE
-        work = [(m.id, m.topic, dict(m.payload), m.attempts) for m in claimed]
-    for message_id, topic, payload, attempts in work:
-        error: str | None = None
-        try:
-            handlers[topic](payload)
-        except Exception as exception:  # delivery failures are recorded, never raised
-            error = f"{type(exception).__name__}: {exception}"[:1000]
-            log.warning("outbox %s (%s) attempt %d failed: %s", message_id, topic, attempts, error)
-        with database.transaction() as session:
-            now = clock.now(session)
-            values: dict[str, Any]
-            if error is None:
-                values = {"delivered_at": now, "last_error": None}
-                result.delivered += 1
-            elif attempts >= max_attempts:
-                values = {"failed_at": now, "last_error": error}
-                result.failed += 1
-            else:
-                values = {"available_at": now + backoff(attempts), "last_error": error}
-                result.retried += 1
-            session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values)
+        work = [(m.id, m.topic, dict(m.payload), m.attempts, m.request_id) for m in claimed]
+    for message_id, topic, payload, attempts, request_id in work:
+        with request_scope(request_id):
+            _deliver_one(
+                database,
+                clock,
+                handlers[topic],
+                result,
+                max_attempts=max_attempts,
+                message_id=message_id,
+                topic=topic,
+                payload=payload,
+                attempts=attempts,
+                metrics=metrics,
             )
     return result
+
+
+def _deliver_one(
+    database: Database,
+    clock: Clock,
+    handler: Handler,
+    result: DrainResult,
+    *,
+    max_attempts: int,
+    message_id: str,
+    topic: str,
+    payload: dict[str, Any],
+    attempts: int,
+    metrics: JobMetrics | None,
+) -> None:
+    """Run one message's handler (under the request id that wrote it) and record the outcome."""
+    error: str | None = None
+    error_type: str | None = None
+    started = time.perf_counter()
+    try:
+        handler(payload)
+    except Exception as exception:  # delivery failures are recorded, never raised
+        error = f"{type(exception).__name__}: {exception}"[:1000]
+        error_type = type(exception).__name__
+    with database.transaction() as session:
+        now = clock.now(session)
+        values: dict[str, Any]
+        if error is None:
+            values = {"delivered_at": now, "last_error": None}
+            result.delivered += 1
+            outcome = "delivered"
+        elif attempts >= max_attempts:
+            values = {"failed_at": now, "last_error": error}
+            result.failed += 1
+            outcome = "failed"
+        else:
+            values = {"available_at": now + backoff(attempts), "last_error": error}
+            result.retried += 1
+            outcome = "retry"
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values)
+        )
+    # The error text stays in the row (an exception's message may quote an address or a
+    # phone number); the log line names its type only.
+    elapsed = time.perf_counter() - started
+    if metrics is not None:
+        metrics.record_delivery(topic, outcome, elapsed)
+    report = log.info if error is None else log.warning
+    report(
+        "outbox_delivery",
+        message_id=message_id,
+        topic=topic,
+        attempt=attempts,
+        outcome=outcome,
+        error_type=error_type,
+        duration_ms=round(elapsed * 1000, 1),
+    )

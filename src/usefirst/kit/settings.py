@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     console_lockout_minutes: int = Field(default=15, ge=1)
     console_secure_cookies: bool = False
 
+    # Operations. Logs are JSON lines unless written to a terminal ("auto"); /metrics answers
+    # only requests that carry this bearer token (in sandbox mode without a token it is open, so
+    # the demo can be scraped; in production without one it is off).
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_token: str | None = None
+    # The book's figures on /metrics (overdue amounts, backlog, …) are read at most this often.
+    metrics_book_refresh_seconds: float = Field(default=30.0, ge=0, le=3600)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -15,6 +15,7 @@ from usefirst.kit.clock import system_now
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Database
 from usefirst.kit.ids import new_id
+from usefirst.kit.logs import REQUEST_ID_HEADER, current_request_id, new_request_id
 from usefirst.kit.models import Event
 from usefirst.kit.outbox import enqueue
 from usefirst.kit.settings import Settings
@@ -131,6 +132,8 @@ class WebhookSender:
                 "webhook-id": event_id,
                 "webhook-timestamp": str(int(sent_at.timestamp())),
                 "webhook-signature": signature,
+                # The id of the request that caused the event, for the receiver's logs and ours.
+                REQUEST_ID_HEADER: current_request_id() or new_request_id(),
             },
         )
         if not 200 <= response.status_code < 300:
