@@ -48,6 +48,7 @@ CODE_FAMILIES: dict[str, tuple[str, ...]] = {
     "shopper_status": ("active", "rejected", "erased"),
     "step": ("collector_call",),
     "dispute_side": disputes_service.SIDES,
+    "dispute_action": ("opened", "evidence_added", "resolved"),
     "payout_status": ("paid",),
     "legal_status": ("referred", "filed", "judgment", "closed"),
 }

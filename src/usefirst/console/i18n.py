@@ -80,7 +80,7 @@ def translate_plural(key: str, count: int, language: str, **values: str) -> str:
 
 def label(family: str, code: str | None, language: str) -> Markup:
     """What a person reads for a stored code; an unknown code is marked for the tests to find."""
-    if code is None or code == "":
+    if not code:  # None, "" or a field the row does not have
         return Markup("")
     msgid = f"{family}.{code}"
     if has_entry(msgid, _known(language)):

@@ -5,20 +5,22 @@ resolution flow: a cleared held order proceeds, a confirmed one is declined or c
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from usefirst.console import i18n
 from usefirst.console.risk_graph import build_ring_graph
-from usefirst.console.risk_repository import RiskReviewRepository
+from usefirst.console.risk_repository import CaseFilter, RiskReviewRepository, open_cases_page
 from usefirst.console.web import Page, check_csrf, signed_in
 from usefirst.flows import case_resolution
 from usefirst.identity import service as identity_service
-from usefirst.kit.errors import NotFound, UsefirstError
+from usefirst.kit.errors import NotFound, UsefirstError, ValidationFailed
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.risk import cases as case_service
@@ -29,6 +31,7 @@ from usefirst.risk.repository import RiskRepository
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 QUEUE_LENGTH = 200
+CASE_PAGE_SIZE = 25
 HISTORY_LENGTH = 20
 
 
@@ -45,27 +48,70 @@ def _merchant_names(page: Page, merchant_ids: set[str]) -> dict[str, str]:
 
 
 @router.get("/risk", response_class=HTMLResponse)
-def queue(request: Request) -> Response:
+def queue(
+    request: Request,
+    status: Annotated[Literal["", "open", "assigned"], Query()] = "",
+    case_type: Annotated[Literal["", "order", "shopper", "merchant", "ring"], Query()] = "",
+    mine: Annotated[Literal["", "on"], Query()] = "",
+    min_amount: Annotated[str, Query(max_length=9)] = "",
+    q: Annotated[str, Query(max_length=60)] = "",
+    sort: Annotated[Literal["oldest", "largest"], Query()] = "oldest",
+    after: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    if min_amount.strip() and not min_amount.strip().isdigit():
+        # An empty box means no minimum; anything else must be whole yuan.
+        raise ValidationFailed("min_amount must be a whole number of yuan.", field="min_amount")
+    minimum = int(min_amount) if min_amount.strip() else None
     with signed_in(request, page="risk") as page:
         session = page.work.session
         held = RiskReviewRepository(session).held_orders(limit=QUEUE_LENGTH)
-        cases = [
+        filters = CaseFilter(
+            status=status or None,
+            case_type=case_type or None,
+            assignee=page.identity.operator_id if mine else None,
+            min_amount_minor=minimum * 100 if minimum is not None else None,
+            search=q.strip() or None,
+        )
+        listing = open_cases_page(
+            session, filters=filters, sort=sort, after=after or None, limit=CASE_PAGE_SIZE
+        )
+        cases = listing.cases
+        query = {
+            "status": status,
+            "case_type": case_type,
+            "mine": mine,
+            "min_amount": "" if minimum is None else str(minimum),
+            "q": q,
+            "sort": sort,
+        }
+        chosen = {key: value for key, value in query.items() if value and value != "oldest"}
+        next_page = (
+            "/console/risk?" + urlencode({**chosen, "after": listing.next_cursor})
+            if listing.next_cursor
+            else None
+        )
+        # The held orders link to their case whichever page of the case list it is on.
+        unresolved = [
             case
-            for status in ("open", "assigned")
+            for state in ("open", "assigned")
             for case in case_service.list_cases(
-                session, status=status, case_type=None, starting_after=None, limit=QUEUE_LENGTH
+                session, status=state, case_type=None, starting_after=None, limit=QUEUE_LENGTH
             )
         ]
-        cases.sort(key=lambda case: (case.opened_at, -case.amount_at_risk_minor, case.id))
+        unresolved.sort(key=lambda case: (case.opened_at, -case.amount_at_risk_minor, case.id))
         case_of_order = {
             order_id: case.id
-            for case in reversed(cases)
+            for case in reversed(unresolved)
             for order_id in case.evidence.get("order_ids", [])
         }
         return page.render(
             "risk_queue.html",
             held=held,
             cases=cases,
+            case_total=listing.total,
+            query=query,
+            next_page=next_page,
+            first_page="/console/risk?" + urlencode(chosen) if after else None,
             case_of_order=case_of_order,
             merchants=_merchant_names(page, {order.merchant_id for order in held}),
         )
@@ -177,8 +223,13 @@ def _case_page(
         typed=typed or {},
         reason_text=lambda reason: _reason_text(reason, orders, page.language),
         hit_reason=lambda hit: _hit_reason(hit, page.language),
-        evidence_table=lambda evidence: _evidence_table(evidence, page.language),
+        evidence_table=lambda evidence: _evidence_table(
+            evidence, page.language, page.runtime.settings.time_zone
+        ),
     )
+
+
+_ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)")
 
 
 def _instant(value: object) -> datetime | None:
@@ -216,24 +267,32 @@ def _reason_text(reason: dict[str, Any], orders: list[dict[str, Any]], language:
     return str(reason.get("message", code))
 
 
-def _evidence_value(value: object) -> str:
+def _evidence_value(value: object, time_zone: str = "Asia/Shanghai", language: str = "zh") -> str:
+    """A field of evidence as a person reads it: times in the business time zone, numbers
+    rounded, lists and records spelled out."""
+    if isinstance(value, str) and _ISO_INSTANT.fullmatch(value):
+        moment = _instant(value)
+        if moment is not None:
+            return i18n.local_time(moment, time_zone, language)
     if isinstance(value, float):
         return f"{value:,.3f}".rstrip("0").rstrip(".")
     if isinstance(value, list | tuple):
-        return ", ".join(_evidence_value(item) for item in value)
+        return ", ".join(_evidence_value(item, time_zone, language) for item in value)
     if isinstance(value, dict):
-        return "; ".join(f"{key}: {_evidence_value(item)}" for key, item in value.items())
+        return "; ".join(
+            f"{key}: {_evidence_value(item, time_zone, language)}" for key, item in value.items()
+        )
     return str(value)
 
 
-def _evidence_table(evidence: dict[str, Any], language: str) -> Markup:
+def _evidence_table(evidence: dict[str, Any], language: str, time_zone: str) -> Markup:
     """A signal's evidence as a two-column table, each field named in the operator's language."""
     rows = Markup("").join(
         Markup('<tr><th scope="row">{}</th><td>{}</td></tr>').format(
             i18n.translate(f"evidence.{key}", language)
             if i18n.has_entry(f"evidence.{key}", language)
             else key.replace("_", " "),
-            _evidence_value(value),
+            _evidence_value(value, time_zone, language),
         )
         for key, value in sorted(evidence.items())
     )

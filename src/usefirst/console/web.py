@@ -82,8 +82,24 @@ class Page:
     session_row: ConsoleSession
     language: str
 
+    def nav_counts(self) -> dict[str, int]:
+        """How much work waits behind each menu entry the role sees (one count query each)."""
+        if self.identity.kind != "operator":
+            return {}
+        repository = DashboardRepository(self.work.session)
+        role = self.identity.role
+        counts: dict[str, int] = {}
+        if role in PAGE_ROLES["collections"]:
+            counts["collections"] = repository.overdue_order_count()
+        if role in PAGE_ROLES["risk"]:
+            counts["risk"] = repository.open_risk_cases()
+        if role in PAGE_ROLES["compliance"]:
+            counts["complaints"] = repository.unanswered_complaints(self.work.now)[0]
+        return counts
+
     def render(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         people = PeopleRepository(self.work.session).operator_emails()
+        values.setdefault("nav_counts", self.nav_counts())
 
         def person(operator_id: str | None) -> str:
             """An operator by email, not by id (the id where the operator is unknown)."""
