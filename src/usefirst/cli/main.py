@@ -552,6 +552,53 @@ def simulate(
         raise typer.Exit(code=1)
 
 
+@app.command("sandbox-clock")
+def sandbox_clock(
+    seconds: Annotated[int, typer.Option(min=0, help="Move forward this many seconds.")] = 0,
+    hours: Annotated[int, typer.Option(min=0, help="Move forward this many hours.")] = 0,
+    days: Annotated[int, typer.Option(min=0, help="Move forward this many days.")] = 0,
+    working_hour: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=23,
+            help="Then, outside business hours (before this hour or from 18:00 on, business "
+            "time zone), move on to the next day's (or today's) opening at this hour.",
+        ),
+    ] = None,
+) -> None:
+    """Show or move the sandbox test clock; the daily sweep and planned reminders run as the
+    time passes, as in production. The clock only moves forward.
+
+    Exit codes:
+    0 shown or moved;
+    2 not a sandbox database."""
+    from datetime import datetime, timedelta
+    from datetime import time as time_of_day
+    from zoneinfo import ZoneInfo
+
+    from usefirst.kit.clock import TestClock
+
+    closing_hour = 18  # a working day's end, well before the contact policy's quiet hours
+
+    runtime = _runtime()  # never turns sandbox mode on by itself: USEFIRST_SANDBOX=true
+    if not isinstance(runtime.clock, TestClock):
+        fail("The test clock exists only in sandbox mode (USEFIRST_SANDBOX=true).", code=2)
+    if seconds or hours or days:
+        runtime.advance_test_clock(days=days, seconds=hours * 3600 + seconds)
+    zone = ZoneInfo(runtime.settings.time_zone)
+    if working_hour is not None:
+        with runtime.work(read_only=True) as work:
+            local = work.now.astimezone(zone)
+        if not working_hour <= local.hour < closing_hour:
+            opening_day = local.date() + timedelta(days=1 if local.hour >= closing_hour else 0)
+            opening = datetime.combine(opening_day, time_of_day(working_hour), tzinfo=zone)
+            runtime.advance_test_clock(seconds=int((opening - local).total_seconds()))
+    with runtime.work(read_only=True) as work:
+        now = work.now
+    stdout().print(f"sandbox clock: {now.astimezone(zone):%Y-%m-%d %H:%M:%S %Z} ({now:%H:%M} UTC)")
+
+
 @risk_app.command("backtest")
 def risk_backtest(
     rules: Annotated[Path, typer.Option("--rules", help="The rule file (TOML) to try.")],

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usefirst.collections import service as collections_service
 from usefirst.console import i18n
-from usefirst.console.web import Page, check_csrf, signed_in
+from usefirst.console.web import Page, check_csrf, once, repeated, signed_in
 from usefirst.flows import collector_calls
 from usefirst.identity import service as identity_service
 from usefirst.kit.errors import UsefirstError
@@ -38,7 +38,12 @@ def _yuan_to_minor(text: str) -> int | None:
 
 
 def _account_page(
-    page: Page, *, order_id: str, error: str | None = None, status_code: int = 200
+    page: Page,
+    *,
+    order_id: str,
+    error: str | None = None,
+    status_code: int = 200,
+    typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
     session = page.work.session
     order = order_service.find_order(session, order_id=order_id)
@@ -61,6 +66,7 @@ def _account_page(
         outcomes=collections_service.CALL_OUTCOMES,
         error=error,
         today=page.work.today,
+        typed=typed or {},
     )
 
 
@@ -94,8 +100,15 @@ def record_call(
     promise_on: Annotated[str, Form(max_length=10)] = "",
     promise_amount: Annotated[str, Form(max_length=20)] = "",
     note: Annotated[str, Form(max_length=2000)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     error: str | None = None
+    typed_fields = {
+        "outcome": outcome,
+        "promise_on": promise_on,
+        "promise_amount": promise_amount,
+        "note": note,
+    }
     with signed_in(request, page="collections") as page:
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
         try:
@@ -106,7 +119,8 @@ def record_call(
         if error is None:
             # The call is checked and recorded in a savepoint: a refusal leaves nothing behind.
             savepoint = page.work.session.begin_nested()
-            try:
+
+            def call() -> str:
                 collector_calls.record_call(
                     page.work.session,
                     order_id=order_id,
@@ -120,11 +134,19 @@ def record_call(
                     today=page.work.today,
                     now=page.work.now,
                 )
+                return f"/console/collections/{order_id}?recorded=1"
+
+            try:
+                location, replayed = once(
+                    page, form_token=form_token, fields=typed_fields, work=call
+                )
             except UsefirstError as refused:
                 savepoint.rollback()
-                error = refused.message
+                error = i18n.refusal(refused.code, refused.message, page.language)
             else:
                 savepoint.commit()
         if error is not None:
-            return _account_page(page, order_id=order_id, error=error, status_code=409)
-    return RedirectResponse(f"/console/collections/{order_id}?recorded=1", status_code=303)
+            return _account_page(
+                page, order_id=order_id, error=error, status_code=409, typed=typed_fields
+            )
+    return RedirectResponse(repeated(location) if replayed else location, status_code=303)

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usefirst.console import i18n
 from usefirst.console.compliance_repository import ComplianceRepository
-from usefirst.console.web import Page, check_csrf, signed_in
+from usefirst.console.web import Page, check_csrf, once, repeated, signed_in
 from usefirst.flows import privacy_requests
 from usefirst.identity import service as identity_service
 from usefirst.kit.errors import UsefirstError
@@ -27,71 +27,6 @@ router = APIRouter(prefix="/console/compliance", include_in_schema=False)
 
 AUDIT_PAGE_SIZE = 50
 COMPLAINT_LIST_LIMIT = 200
-
-i18n.register(
-    {
-        "cmp_compliance": {"zh": "合规", "en": "Compliance"},
-        "cmp_audit_log": {"zh": "个人信息访问审计日志", "en": "PII access audit log"},
-        "cmp_chain_ok": {
-            "zh": "审计链完整。已校验行数：{rows}。",
-            "en": "Audit chain intact. Rows checked: {rows}.",
-        },
-        "cmp_chain_broken": {
-            "zh": "审计链已损坏。已校验行数：{rows}。第一处损坏：第 {seq} 行 — {reason}。",
-            "en": "Audit chain broken. Rows checked: {rows}. First broken row: {seq} — {reason}.",
-        },
-        "cmp_audit_seq": {"zh": "序号", "en": "Seq"},
-        "cmp_audit_actor": {"zh": "操作人", "en": "Actor"},
-        "cmp_audit_action": {"zh": "动作", "en": "Action"},
-        "cmp_audit_subject": {"zh": "顾客", "en": "Shopper"},
-        "cmp_audit_fields": {"zh": "字段", "en": "Fields"},
-        "cmp_audit_purpose": {"zh": "目的", "en": "Purpose"},
-        "cmp_filter_shopper": {"zh": "按顾客编号筛选", "en": "Filter by shopper id"},
-        "cmp_apply_filter": {"zh": "筛选", "en": "Filter"},
-        "cmp_older_entries": {"zh": "更早的记录 →", "en": "Older entries →"},
-        "cmp_complaints": {"zh": "投诉", "en": "Complaints"},
-        "cmp_complaint": {"zh": "投诉", "en": "Complaint"},
-        "cmp_respond_by": {"zh": "答复期限", "en": "Respond by"},
-        "cmp_category": {"zh": "类别", "en": "Category"},
-        "cmp_is_overdue": {"zh": "已逾期", "en": "Overdue"},
-        "cmp_description": {"zh": "内容", "en": "Description"},
-        "cmp_response": {"zh": "答复内容", "en": "Response"},
-        "cmp_responses": {"zh": "答复", "en": "Responses"},
-        "cmp_write_response": {"zh": "撰写答复", "en": "Write a response"},
-        "cmp_close_complaint": {"zh": "答复并结案", "en": "Close the complaint with this response"},
-        "cmp_send_response": {"zh": "发送答复", "en": "Send response"},
-        "cmp_response_recorded": {"zh": "答复已记录。", "en": "Response recorded."},
-        "cmp_access_trail": {
-            "zh": "谁读取过该顾客的数据",
-            "en": "Who read this shopper's data",
-        },
-        "cmp_no_complaints": {"zh": "暂无投诉。", "en": "No complaints."},
-        "cmp_shopper_privacy": {
-            "zh": "顾客数据：导出与删除",
-            "en": "Shopper data: export and erasure",
-        },
-        "cmp_export_data": {"zh": "下载数据导出（JSON）", "en": "Download data export (JSON)"},
-        "cmp_export_note": {
-            "zh": "导出包含未脱敏的个人信息，并记入审计日志。",
-            "en": "The export holds unmasked personal data and is recorded in the audit log.",
-        },
-        "cmp_erase_data": {"zh": "删除个人信息", "en": "Erase personal data"},
-        "cmp_erase_confirm": {
-            "zh": "请输入顾客编号 {shopper_id} 以确认删除",
-            "en": "Type the shopper id {shopper_id} to confirm erasure",
-        },
-        "cmp_erase_confirm_mismatch": {
-            "zh": "确认内容与顾客编号不符，未做任何更改。",
-            "en": "The confirmation does not match the shopper id; nothing was changed.",
-        },
-        "cmp_erased_title": {"zh": "已删除个人信息", "en": "Personal data erased"},
-        "cmp_erased_records": {"zh": "已删除", "en": "Erased"},
-        "cmp_retained_records": {"zh": "保留及原因", "en": "Kept, and why"},
-        "cmp_record": {"zh": "记录", "en": "Record"},
-        "cmp_count": {"zh": "数量", "en": "Count"},
-        "cmp_reason": {"zh": "原因", "en": "Reason"},
-    }
-)
 
 
 def _shopper_filter(text: str | None) -> str | None:
@@ -149,7 +84,12 @@ def complaints(request: Request) -> Response:
 
 
 def _complaint_page(
-    page: Page, *, complaint_id: str, error: str | None = None, status_code: int = 200
+    page: Page,
+    *,
+    complaint_id: str,
+    error: str | None = None,
+    status_code: int = 200,
+    typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
     session = page.work.session
     complaint = complaint_service.get_complaint(session, complaint_id=complaint_id)
@@ -161,7 +101,11 @@ def _complaint_page(
         include_access_trail=True,
     )
     return page.render(
-        "compliance_complaint.html", status_code=status_code, complaint=view, error=error
+        "compliance_complaint.html",
+        status_code=status_code,
+        complaint=view,
+        error=error,
+        typed=typed or {},
     )
 
 
@@ -178,30 +122,44 @@ def respond(
     message: Annotated[str, Form(max_length=complaint_service.MAX_TEXT_LENGTH)] = "",
     closes: Annotated[str, Form(max_length=10)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     with signed_in(request, page="compliance") as page:
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
         assert page.identity.operator_id is not None
+        operator_id = page.identity.operator_id
         savepoint = page.work.session.begin_nested()
-        try:
+
+        def reply() -> str:
             complaint_service.respond(
                 page.work.session,
                 complaint_id=complaint_id,
-                operator_id=page.identity.operator_id,
+                operator_id=operator_id,
                 message=message,
                 closes=closes == "on",
                 cipher=page.runtime.cipher,
                 now=page.work.now,
             )
+            return f"/console/compliance/complaints/{complaint_id}?responded=1"
+
+        try:
+            location, replayed = once(
+                page,
+                form_token=form_token,
+                fields={"message": message, "closes": closes},
+                work=reply,
+            )
         except UsefirstError as refused:
             savepoint.rollback()
             return _complaint_page(
-                page, complaint_id=complaint_id, error=refused.message, status_code=409
+                page,
+                complaint_id=complaint_id,
+                error=i18n.refusal(refused.code, refused.message, page.language),
+                status_code=409,
+                typed={"message": message, "closes": closes},
             )
         savepoint.commit()
-    return RedirectResponse(
-        f"/console/compliance/complaints/{complaint_id}?responded=1", status_code=303
-    )
+    return RedirectResponse(repeated(location) if replayed else location, status_code=303)
 
 
 def _shopper_page(
@@ -281,7 +239,10 @@ def erase(
         except UsefirstError as refused:
             savepoint.rollback()
             return _shopper_page(
-                page, shopper_id=shopper_id, error=refused.message, status_code=409
+                page,
+                shopper_id=shopper_id,
+                error=i18n.refusal(refused.code, refused.message, page.language),
+                status_code=409,
             )
         savepoint.commit()
         return _shopper_page(page, shopper_id=shopper_id, erasure=result.as_dict())

@@ -52,118 +52,6 @@ EDITORS = {
     "ladder": EditorKind("ladder", LADDER_CONFIG_KIND, "config_ladder", "cfg_ladder"),
 }
 
-i18n.register(
-    {
-        "cfg_rules": {"zh": "风控规则", "en": "Risk rules"},
-        "cfg_ladder": {"zh": "催收阶梯", "en": "Dunning ladder"},
-        "cfg_in_force": {"zh": "当前生效", "en": "In force"},
-        "cfg_from_file": {
-            "zh": "文件 {path}（尚未在控制台保存过版本）",
-            "en": "the file {path} (no version saved in the console yet)",
-        },
-        "cfg_version_by": {
-            "zh": "版本 {number}，{who} 保存于 {when}",
-            "en": "version {number}, saved by {who} at {when}",
-        },
-        "cfg_edit_hint": {
-            "zh": "在下方修改，或上传一个文件（上传的文件优先）。"
-            "检查通过后会显示回测结果，确认后才会保存。",
-            "en": "Edit below or upload a file (an uploaded file wins). A document that passes the "
-            "check shows a backtest first; nothing is saved until you confirm.",
-        },
-        "cfg_text": {"zh": "内容（TOML）", "en": "Document (TOML)"},
-        "cfg_upload": {"zh": "或上传文件", "en": "Or upload a file"},
-        "cfg_check": {"zh": "检查并回测", "en": "Check and backtest"},
-        "cfg_rejected": {
-            "zh": "文件有误，未做任何更改：",
-            "en": "The document was rejected; nothing was changed:",
-        },
-        "cfg_line": {"zh": "第 {line} 行", "en": "line {line}"},
-        "cfg_whole_file": {"zh": "整个文件", "en": "whole document"},
-        "cfg_not_utf8": {
-            "zh": "文件不是 UTF-8 文本。",
-            "en": "The file is not UTF-8 text.",
-        },
-        "cfg_too_large": {
-            "zh": "文件过大（上限 {limit} 字节）。",
-            "en": "The file is too large (limit {limit} bytes).",
-        },
-        "cfg_preview": {"zh": "保存前确认", "en": "Review before saving"},
-        "cfg_valid": {
-            "zh": "检查通过：{label}。",
-            "en": "The document is valid: {label}.",
-        },
-        "cfg_changes": {"zh": "改动", "en": "Changes"},
-        "cfg_no_changes": {
-            "zh": "与当前生效的版本相同。",
-            "en": "Identical to the version in force.",
-        },
-        "cfg_backtest": {"zh": "回测", "en": "Backtest"},
-        "cfg_rules_backtest_intro": {
-            "zh": "用新规则重放近 {days} 天存储的 {count} 个审批决策（特征与模型分按当时记录）：",
-            "en": "The {count} checkout decisions stored in the last {days} days, replayed "
-            "through the new rules (features and model score as recorded then):",
-        },
-        "cfg_changed_outcomes": {
-            "zh": "结果会改变的订单：{changed} / {count}",
-            "en": "Orders whose outcome would change: {changed} of {count}",
-        },
-        "cfg_stored_outcome": {"zh": "原结果", "en": "Stored outcome"},
-        "cfg_would_be": {"zh": "新结果", "en": "Would be"},
-        "cfg_orders": {"zh": "订单数", "en": "Orders"},
-        "cfg_examples": {"zh": "示例", "en": "Examples"},
-        "cfg_rule": {"zh": "规则", "en": "Rule"},
-        "cfg_hits_now": {"zh": "当前命中", "en": "Hits now"},
-        "cfg_hits_new": {"zh": "新规则命中", "en": "Hits with the new rules"},
-        "cfg_ladder_backtest_intro": {
-            "zh": "按 {start} 至 {end} 的实际还款记录重放两个阶梯"
-            "（未计入免打扰、每日上限与争议暂停，为上限值）：",
-            "en": "Both ladders replayed on the instalments recorded from {start} to {end} "
-            "(before quiet hours, daily caps and dispute pauses: an upper bound):",
-        },
-        "cfg_measure": {"zh": "项目", "en": "What"},
-        "cfg_current": {"zh": "当前", "en": "Current"},
-        "cfg_proposed": {"zh": "新版本", "en": "Proposed"},
-        "cfg_measure_push": {"zh": "App 推送", "en": "App pushes"},
-        "cfg_measure_sms": {"zh": "短信", "en": "SMS"},
-        "cfg_measure_email": {"zh": "邮件", "en": "Emails"},
-        "cfg_measure_call_queue": {
-            "zh": "进入电话催收（分期笔数）",
-            "en": "Into the call queue (instalments)",
-        },
-        "cfg_measure_bureau_report": {
-            "zh": "报送征信（分期笔数）",
-            "en": "Reported to the bureau (instalments)",
-        },
-        "cfg_measure_legal_referral": {
-            "zh": "转法务（分期笔数）",
-            "en": "Referred to legal (instalments)",
-        },
-        "cfg_measure_charge_off": {"zh": "核销（分期笔数）", "en": "Charged off (instalments)"},
-        "cfg_steps": {"zh": "各步骤（新版本）", "en": "Steps (proposed)"},
-        "cfg_day": {"zh": "天", "en": "Day"},
-        "cfg_step": {"zh": "动作", "en": "Does"},
-        "cfg_instalments": {"zh": "触达分期笔数", "en": "Instalments reached"},
-        "cfg_note": {"zh": "修改说明", "en": "Why (note)"},
-        "cfg_save": {"zh": "保存为新版本", "en": "Save as a new version"},
-        "cfg_back": {"zh": "返回修改", "en": "Back to editing"},
-        "cfg_stale": {
-            "zh": "在你编辑期间已有人保存了新版本，保存将被拒绝；请返回查看最新版本。",
-            "en": "Someone saved a newer version while you were editing: saving will be refused. "
-            "Go back to see it.",
-        },
-        "cfg_saved": {
-            "zh": "已保存为版本 {number}，即刻生效。",
-            "en": "Saved as version {number}; it is in force now.",
-        },
-        "cfg_history": {"zh": "版本历史", "en": "Versions"},
-        "cfg_number": {"zh": "版本", "en": "Version"},
-        "cfg_label": {"zh": "摘要", "en": "Summary"},
-        "cfg_saved_by": {"zh": "保存人", "en": "Saved by"},
-        "cfg_saved_at": {"zh": "时间", "en": "When"},
-    }
-)
-
 
 def _editor(slug: str) -> EditorKind:
     editor = EDITORS.get(slug)
@@ -346,7 +234,13 @@ def save(
             )
         except UsefirstError as refused:
             savepoint.rollback()
-            return _editor_page(page, editor, text=content, error=refused.message, status_code=409)
+            return _editor_page(
+                page,
+                editor,
+                text=content,
+                error=i18n.refusal(refused.code, refused.message, page.language),
+                status_code=409,
+            )
         savepoint.commit()
         number = version.number
     return RedirectResponse(f"/console/config/{slug}?saved={number}", status_code=303)

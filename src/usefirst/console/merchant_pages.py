@@ -31,84 +31,6 @@ PAGE = "merchant"
 LIST_LENGTH = 200
 RECENT_LENGTH = 20
 
-i18n.register(
-    {
-        "merchant_orders": {"zh": "订单", "en": "Orders"},
-        "merchant_order": {"zh": "订单", "en": "Order"},
-        "merchant_settlements": {"zh": "结算与余额", "en": "Settlements and balance"},
-        "merchant_disputes": {"zh": "争议", "en": "Disputes"},
-        "merchant_dispute": {"zh": "争议", "en": "Dispute"},
-        "merchant_not_found": {"zh": "没有找到该记录。", "en": "Not found."},
-        "merchant_payable": {"zh": "应付给您", "en": "Owed to you"},
-        "merchant_held": {"zh": "其中暂扣", "en": "Of which held"},
-        "merchant_reserve": {"zh": "滚动保证金", "en": "Rolling reserve"},
-        "merchant_amount": {"zh": "金额", "en": "Amount"},
-        "merchant_status": {"zh": "状态", "en": "Status"},
-        "merchant_created": {"zh": "创建时间", "en": "Created"},
-        "merchant_items": {"zh": "商品", "en": "Items"},
-        "merchant_item_name": {"zh": "名称", "en": "Name"},
-        "merchant_quantity": {"zh": "数量", "en": "Quantity"},
-        "merchant_unit_price": {"zh": "单价", "en": "Unit price"},
-        "merchant_shipment": {"zh": "物流", "en": "Shipment"},
-        "merchant_not_shipped": {"zh": "尚未发货。", "en": "Not shipped yet."},
-        "merchant_carrier": {"zh": "承运商", "en": "Carrier"},
-        "merchant_tracking": {"zh": "运单号", "en": "Tracking number"},
-        "merchant_shipped_at": {"zh": "发货时间", "en": "Shipped"},
-        "merchant_delivered_at": {"zh": "签收时间", "en": "Delivered"},
-        "merchant_refunded": {"zh": "已退款", "en": "Refunded"},
-        "merchant_held_orders": {"zh": "风险提醒", "en": "Early warnings"},
-        "merchant_warning_title": {
-            "zh": "请暂缓发货：我们正在审核此订单，审核完成后会通知您。",
-            "en": "Please do not ship this order yet: we are checking it and will tell you "
-            "when we are done.",
-        },
-        "merchant_warning_no_reason": {
-            "zh": "订单正在审核中。",
-            "en": "The order is being checked.",
-        },
-        "merchant_no_warnings": {"zh": "没有待审核的订单。", "en": "No orders are held."},
-        "merchant_none": {"zh": "暂无记录。", "en": "Nothing yet."},
-        "merchant_settled_on": {"zh": "结算日", "en": "Settled on"},
-        "merchant_gross": {"zh": "订单金额", "en": "Gross"},
-        "merchant_refunds": {"zh": "退款", "en": "Refunds"},
-        "merchant_fees": {"zh": "手续费", "en": "Fees"},
-        "merchant_reserve_withheld": {"zh": "保证金", "en": "Reserve"},
-        "merchant_reserve_released": {"zh": "释放保证金", "en": "Reserve released"},
-        "merchant_clawback": {"zh": "追回", "en": "Clawbacks"},
-        "merchant_fines": {"zh": "罚款", "en": "Fines"},
-        "merchant_net": {"zh": "实付", "en": "Net paid"},
-        "merchant_order_count": {"zh": "订单数", "en": "Orders"},
-        "merchant_payout": {"zh": "结算单", "en": "Payout"},
-        "merchant_lines": {"zh": "明细", "en": "Lines"},
-        "merchant_component": {"zh": "项目", "en": "Component"},
-        "merchant_reason": {"zh": "原因", "en": "Reason"},
-        "merchant_opened_by": {"zh": "发起方", "en": "Opened by"},
-        "merchant_respond_by": {"zh": "答复截止", "en": "Answer by"},
-        "merchant_description": {"zh": "说明", "en": "Description"},
-        "merchant_evidence": {"zh": "证据", "en": "Evidence"},
-        "merchant_upload": {"zh": "上传证据", "en": "Upload evidence"},
-        "merchant_upload_hint": {
-            "zh": "PDF、PNG、JPEG、纯文本或 JSON 文件，最大 {size}。",
-            "en": "A PDF, PNG, JPEG, plain-text or JSON file of at most {size}.",
-        },
-        "merchant_file": {"zh": "文件", "en": "File"},
-        "merchant_uploaded": {"zh": "证据已保存。", "en": "The evidence was stored."},
-        "merchant_upload_too_large": {
-            "zh": "文件太大，未保存。",
-            "en": "The file is too large; nothing was stored.",
-        },
-        "merchant_upload_bad_type": {
-            "zh": "只接受 PDF、PNG、JPEG、纯文本或 JSON 文件，未保存。",
-            "en": "Only PDF, PNG, JPEG, plain-text or JSON files are accepted; nothing was stored.",
-        },
-        "merchant_upload_missing": {"zh": "请选择一个文件。", "en": "Choose a file."},
-        "merchant_history": {"zh": "记录", "en": "History"},
-        "merchant_size": {"zh": "大小", "en": "Size"},
-        "merchant_type": {"zh": "类型", "en": "Type"},
-        "merchant_submitted_by": {"zh": "提交方", "en": "Submitted by"},
-    }
-)
-
 
 def _not_found(page: Page) -> HTMLResponse:
     return page.render(
@@ -332,7 +254,11 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
                     savepoint.commit()
             if error is not None:
                 key = _upload_error_key(error)
-                text = i18n.translate(key, page.language) if key else error.message
+                text = (
+                    i18n.translate(key, page.language)
+                    if key
+                    else i18n.refusal(error.code, error.message, page.language)
+                )
                 return _dispute_page(
                     page, dispute_id=dispute_id, error=text, status_code=error.status_code
                 )

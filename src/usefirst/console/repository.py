@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from usefirst.collections.models import LegalCase
+from usefirst.identity.models import Operator
 from usefirst.orders.models import Order
 from usefirst.privacy.models import Complaint
 from usefirst.repayment.models import Instalment
@@ -66,3 +67,14 @@ class DashboardRepository:
         total = self.session.scalar(select(func.count()).where(waiting)) or 0
         late = self.session.scalar(select(func.count()).where(waiting, Complaint.respond_by < now))
         return int(total), int(late or 0)
+
+
+class PeopleRepository:
+    """Who the operators are, so pages name people by email rather than by id."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def operator_emails(self) -> dict[str, str]:
+        rows = self.session.execute(select(Operator.id, Operator.email)).all()
+        return {operator_id: email for operator_id, email in rows}

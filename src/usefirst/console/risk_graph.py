@@ -54,6 +54,17 @@ class RingGraph:
     truncated: bool = False
 
     @property
+    def display_width(self) -> int:
+        """How wide the drawing is shown: a small ring is drawn smaller (the layout's
+        coordinates stay the same; the browser scales the view box)."""
+        count = len(self.nodes)
+        if count <= 3:
+            return self.width // 2
+        if count <= 8:
+            return self.width * 3 // 4
+        return self.width
+
+    @property
     def kinds(self) -> list[tuple[str, str]]:
         present = {node.kind for node in self.nodes}
         return [(kind, COLOURS[kind]) for kind in KIND_ORDER if kind in present]

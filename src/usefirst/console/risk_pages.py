@@ -5,19 +5,22 @@ resolution flow: a cleared held order proceeds, a confirmed one is declined or c
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from usefirst.console import i18n
 from usefirst.console.risk_graph import build_ring_graph
-from usefirst.console.risk_repository import RiskReviewRepository
+from usefirst.console.risk_repository import CaseFilter, RiskReviewRepository, open_cases_page
 from usefirst.console.web import Page, check_csrf, signed_in
 from usefirst.flows import case_resolution
 from usefirst.identity import service as identity_service
-from usefirst.kit.errors import NotFound, UsefirstError
+from usefirst.kit.errors import NotFound, UsefirstError, ValidationFailed
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.risk import cases as case_service
@@ -28,62 +31,8 @@ from usefirst.risk.repository import RiskRepository
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 QUEUE_LENGTH = 200
+CASE_PAGE_SIZE = 25
 HISTORY_LENGTH = 20
-
-i18n.register(
-    {
-        "risk_review": {"zh": "风险审核", "en": "Risk review"},
-        "risk_held_orders": {"zh": "待审核订单", "en": "Held orders"},
-        "risk_open_cases": {"zh": "未结案件", "en": "Open cases"},
-        "risk_case": {"zh": "案件", "en": "Case"},
-        "risk_case_type": {"zh": "类型", "en": "Type"},
-        "risk_amount_at_risk": {"zh": "风险金额", "en": "Amount at risk"},
-        "risk_amount": {"zh": "金额", "en": "Amount"},
-        "risk_case_not_found": {"zh": "没有这个案件。", "en": "There is no such case."},
-        "risk_opened": {"zh": "开立时间", "en": "Opened"},
-        "risk_held_since": {"zh": "挂起时间", "en": "Held since"},
-        "risk_assignee": {"zh": "处理人", "en": "Assignee"},
-        "risk_merchant": {"zh": "商户", "en": "Merchant"},
-        "risk_reason": {"zh": "原因", "en": "Reason"},
-        "risk_nothing_held": {"zh": "没有待审核的订单或案件。", "en": "Nothing is waiting."},
-        "risk_evidence": {"zh": "证据", "en": "Evidence"},
-        "risk_decision_record": {"zh": "决策记录", "en": "Decision record"},
-        "risk_score": {"zh": "风险分", "en": "Risk score"},
-        "risk_model_version": {"zh": "模型版本", "en": "Model version"},
-        "risk_model_score": {"zh": "模型分", "en": "Model score"},
-        "risk_rule_set": {"zh": "规则版本", "en": "Rule set"},
-        "risk_reasons": {"zh": "理由", "en": "Reasons"},
-        "risk_rule_hits": {"zh": "命中规则", "en": "Rule hits"},
-        "risk_features": {"zh": "特征", "en": "Features"},
-        "risk_no_decision": {"zh": "无决策记录。", "en": "No decision record."},
-        "risk_shopper_history": {"zh": "买家历史", "en": "Shopper's history"},
-        "risk_merchant_history": {"zh": "商户历史", "en": "Merchant's history"},
-        "risk_actions": {"zh": "风控操作", "en": "Risk actions"},
-        "risk_ring": {"zh": "关联图", "en": "Ring"},
-        "risk_ring_caption": {
-            "zh": "本案证据中的买家、设备、IP、电话、地址与商户之间的关联。",
-            "en": "Shoppers, devices, IPs, phones, addresses and the merchant linked in this "
-            "case's evidence.",
-        },
-        "risk_ring_truncated": {
-            "zh": "节点过多，仅显示部分。",
-            "en": "Too many nodes: some are left out.",
-        },
-        "risk_assign_to_me": {"zh": "分配给我", "en": "Assign to me"},
-        "risk_resolve": {"zh": "结案", "en": "Resolve"},
-        "risk_outcome_legitimate": {"zh": "正常（放行）", "en": "Legitimate (clear)"},
-        "risk_outcome_confirmed_fraud": {"zh": "确认欺诈", "en": "Confirmed fraud"},
-        "risk_resolution": {"zh": "结论", "en": "Resolution"},
-        "risk_resolved_note": {"zh": "已结案。", "en": "The case is resolved."},
-        "risk_assigned_note": {"zh": "已分配给你。", "en": "The case is assigned to you."},
-        "risk_kind_merchant": {"zh": "商户", "en": "merchant"},
-        "risk_kind_shopper": {"zh": "买家", "en": "shopper"},
-        "risk_kind_device": {"zh": "设备", "en": "device"},
-        "risk_kind_ip": {"zh": "IP", "en": "IP"},
-        "risk_kind_phone": {"zh": "电话", "en": "phone"},
-        "risk_kind_address": {"zh": "地址", "en": "address"},
-    }
-)
 
 
 def _merchant_names(page: Page, merchant_ids: set[str]) -> dict[str, str]:
@@ -99,34 +48,82 @@ def _merchant_names(page: Page, merchant_ids: set[str]) -> dict[str, str]:
 
 
 @router.get("/risk", response_class=HTMLResponse)
-def queue(request: Request) -> Response:
+def queue(
+    request: Request,
+    status: Annotated[Literal["", "open", "assigned"], Query()] = "",
+    case_type: Annotated[Literal["", "order", "shopper", "merchant", "ring"], Query()] = "",
+    mine: Annotated[Literal["", "on"], Query()] = "",
+    min_amount: Annotated[str, Query(max_length=9)] = "",
+    q: Annotated[str, Query(max_length=60)] = "",
+    sort: Annotated[Literal["oldest", "largest"], Query()] = "oldest",
+    after: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    if min_amount.strip() and not min_amount.strip().isdigit():
+        # An empty box means no minimum; anything else must be whole yuan.
+        raise ValidationFailed("min_amount must be a whole number of yuan.", field="min_amount")
+    minimum = int(min_amount) if min_amount.strip() else None
     with signed_in(request, page="risk") as page:
         session = page.work.session
         held = RiskReviewRepository(session).held_orders(limit=QUEUE_LENGTH)
-        cases = [
+        filters = CaseFilter(
+            status=status or None,
+            case_type=case_type or None,
+            assignee=page.identity.operator_id if mine else None,
+            min_amount_minor=minimum * 100 if minimum is not None else None,
+            search=q.strip() or None,
+        )
+        listing = open_cases_page(
+            session, filters=filters, sort=sort, after=after or None, limit=CASE_PAGE_SIZE
+        )
+        cases = listing.cases
+        query = {
+            "status": status,
+            "case_type": case_type,
+            "mine": mine,
+            "min_amount": "" if minimum is None else str(minimum),
+            "q": q,
+            "sort": sort,
+        }
+        chosen = {key: value for key, value in query.items() if value and value != "oldest"}
+        next_page = (
+            "/console/risk?" + urlencode({**chosen, "after": listing.next_cursor})
+            if listing.next_cursor
+            else None
+        )
+        # The held orders link to their case whichever page of the case list it is on.
+        unresolved = [
             case
-            for status in ("open", "assigned")
+            for state in ("open", "assigned")
             for case in case_service.list_cases(
-                session, status=status, case_type=None, starting_after=None, limit=QUEUE_LENGTH
+                session, status=state, case_type=None, starting_after=None, limit=QUEUE_LENGTH
             )
         ]
-        cases.sort(key=lambda case: (case.opened_at, -case.amount_at_risk_minor, case.id))
+        unresolved.sort(key=lambda case: (case.opened_at, -case.amount_at_risk_minor, case.id))
         case_of_order = {
             order_id: case.id
-            for case in reversed(cases)
+            for case in reversed(unresolved)
             for order_id in case.evidence.get("order_ids", [])
         }
         return page.render(
             "risk_queue.html",
             held=held,
             cases=cases,
+            case_total=listing.total,
+            query=query,
+            next_page=next_page,
+            first_page="/console/risk?" + urlencode(chosen) if after else None,
             case_of_order=case_of_order,
             merchants=_merchant_names(page, {order.merchant_id for order in held}),
         )
 
 
 def _case_page(
-    page: Page, *, case_id: str, error: str | None = None, status_code: int = 200
+    page: Page,
+    *,
+    case_id: str,
+    error: str | None = None,
+    status_code: int = 200,
+    typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
     session = page.work.session
     case = case_service.get_case(session, case_id=case_id)
@@ -209,11 +206,9 @@ def _case_page(
         case=view,
         signals=[
             {
-                "observed_at": signal.get("observed_at", ""),
                 "reason": signal.get("reason", ""),
-                "evidence": json.dumps(
-                    signal.get("evidence") or {}, ensure_ascii=False, sort_keys=True
-                ),
+                "observed_at": _instant(signal.get("observed_at")),
+                "evidence": signal.get("evidence") or {},
             }
             for signal in case.evidence.get("signals", [])
         ],
@@ -225,7 +220,83 @@ def _case_page(
         outcomes=case_service.OUTCOMES,
         is_mine=case.assignee == page.identity.operator_id,
         error=error,
+        typed=typed or {},
+        reason_text=lambda reason: _reason_text(reason, orders, page.language),
+        hit_reason=lambda hit: _hit_reason(hit, page.language),
+        evidence_table=lambda evidence: _evidence_table(
+            evidence, page.language, page.runtime.settings.time_zone
+        ),
     )
+
+
+_ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)")
+
+
+def _instant(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _hit_reason(hit: dict[str, Any], language: str) -> str:
+    """A rule's own words: rules carry an English reason and, optionally, a Chinese one."""
+    if language == "zh" and hit.get("reason_zh"):
+        return str(hit["reason_zh"])
+    msgid = f"decision_reason.{hit.get('id')}"
+    if language == "zh" and i18n.has_entry(msgid, language):
+        return i18n.translate(msgid, language)
+    return str(hit.get("reason", ""))
+
+
+def _reason_text(reason: dict[str, Any], orders: list[dict[str, Any]], language: str) -> str:
+    """A decision reason: the catalog's words for the engine's own codes, the rule's words for
+    a rule's id (from the same decision's rule hits)."""
+    code = str(reason.get("code", ""))
+    msgid = f"decision_reason.{code}"
+    if i18n.has_entry(msgid, language):
+        return i18n.translate(msgid, language)
+    for entry in orders:
+        for hit in (entry["decision"] or {}).get("rule_hits", []):
+            if hit.get("id") == code:
+                return _hit_reason(hit, language)
+    return str(reason.get("message", code))
+
+
+def _evidence_value(value: object, time_zone: str = "Asia/Shanghai", language: str = "zh") -> str:
+    """A field of evidence as a person reads it: times in the business time zone, numbers
+    rounded, lists and records spelled out."""
+    if isinstance(value, str) and _ISO_INSTANT.fullmatch(value):
+        moment = _instant(value)
+        if moment is not None:
+            return i18n.local_time(moment, time_zone, language)
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, list | tuple):
+        return ", ".join(_evidence_value(item, time_zone, language) for item in value)
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{key}: {_evidence_value(item, time_zone, language)}" for key, item in value.items()
+        )
+    return str(value)
+
+
+def _evidence_table(evidence: dict[str, Any], language: str, time_zone: str) -> Markup:
+    """A signal's evidence as a two-column table, each field named in the operator's language."""
+    rows = Markup("").join(
+        Markup('<tr><th scope="row">{}</th><td>{}</td></tr>').format(
+            i18n.translate(f"evidence.{key}", language)
+            if i18n.has_entry(f"evidence.{key}", language)
+            else key.replace("_", " "),
+            _evidence_value(value, time_zone, language),
+        )
+        for key, value in sorted(evidence.items())
+    )
+    return Markup('<table class="evidence-fields"><tbody>{}</tbody></table>').format(rows)
 
 
 @router.get("/risk/cases/{case_id}", response_class=HTMLResponse)
@@ -273,11 +344,11 @@ def _act(request: Request, case_id: str, csrf_token: str, action: str, **values:
             raise
         except UsefirstError as refused:
             savepoint.rollback()
-            error = refused.message
+            error = i18n.refusal(refused.code, refused.message, page.language)
         else:
             savepoint.commit()
         if error is not None:
-            return _case_page(page, case_id=case_id, error=error, status_code=409)
+            return _case_page(page, case_id=case_id, error=error, status_code=409, typed=values)
     done = "assigned" if action == "assign" else "resolved"
     return RedirectResponse(f"/console/risk/cases/{case_id}?{done}=1", status_code=303)
 

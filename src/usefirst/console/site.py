@@ -1,13 +1,16 @@
-"""The console as mounted on the API's app: sign-in and dashboard (``web``) and every page module,
-listed here as ordinary imports (each registers its words with ``i18n.register`` when imported),
-then static files, security headers and error pages."""
+"""The console as mounted on the API's app: sign-in and dashboard (``web``) and every page module
+(their words are in the gettext catalogs under ``locale/``, see ``i18n``), then static files,
+security headers and error pages."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usefirst.console import (
     collections_pages,
@@ -18,6 +21,7 @@ from usefirst.console import (
     risk_pages,
     web,
 )
+from usefirst.kit.errors import UsefirstError
 
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     web.router,
@@ -45,6 +49,8 @@ def install(app: FastAPI) -> None:
                 response.headers.setdefault(name, value)
         return response
 
+    _console_error_pages(app)
+
     @app.exception_handler(web.SignInRequired)
     async def on_sign_in_required(request: Request, exc: web.SignInRequired) -> Response:
         return web.redirect("/console/login")
@@ -59,10 +65,54 @@ def install(app: FastAPI) -> None:
 
 
 def _refused(request: Request, *, language: str, message_key: str) -> Response:
-    return web.render(
-        request,
-        "message.html",
-        status_code=403,
-        language=language,
-        message=i18n.translate(message_key, language),
+    return web.error_page(request, status_code=403, message=i18n.translate(message_key, language))
+
+
+def _is_console_page(request: Request) -> bool:
+    path = request.url.path
+    return (path == "/console" or path.startswith("/console/")) and not path.startswith(
+        "/console/static/"
     )
+
+
+def _console_error_pages(app: FastAPI) -> None:
+    """Under /console, unknown paths and ids (404), bad query strings or forms (422) and domain
+    refusals that escape a page answer with a console page, not the API's JSON; everywhere else
+    the API's own handlers (registered before the console is installed) answer as before."""
+    api_handlers: dict[Any, Any] = dict(app.exception_handlers)
+
+    async def delegate(request: Request, exc: Exception) -> Response:
+        handler = api_handlers[type(exc) if type(exc) in api_handlers else _kind_of(exc)]
+        response: Response = await handler(request, exc)
+        return response
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        if not _is_console_page(request):
+            return await delegate(request, exc)
+        language = web.language_of(request)
+        if isinstance(exc, RequestValidationError):
+            return web.error_page(
+                request, status_code=422, message=i18n.translate("bad_request_page", language)
+            )
+        if isinstance(exc, UsefirstError):
+            status = exc.status_code
+            message = (
+                i18n.translate("not_found", language)
+                if status == 404
+                else i18n.refusal(exc.code, exc.message, language)
+            )
+            return web.error_page(request, status_code=status, message=message)
+        status = getattr(exc, "status_code", 500)
+        key = "not_found" if status == 404 else "bad_request_page"
+        return web.error_page(request, status_code=status, message=i18n.translate(key, language))
+
+    for kind in (UsefirstError, RequestValidationError, StarletteHTTPException):
+        if kind in api_handlers:
+            app.add_exception_handler(kind, on_error)
+
+
+def _kind_of(exc: Exception) -> type:
+    for kind in (UsefirstError, RequestValidationError, StarletteHTTPException):
+        if isinstance(exc, kind):
+            return kind
+    raise exc

@@ -9,39 +9,34 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import segno
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from usefirst.collections import service as collections_service
 from usefirst.console import auth, charts, i18n
-from usefirst.console.repository import DashboardRepository
+from usefirst.console.repository import DashboardRepository, PeopleRepository
 from usefirst.identity.models import ConsoleSession
 from usefirst.identity.service import OPERATOR_ROLES
-from usefirst.kit.clock import Clock, SystemClock, as_utc
+from usefirst.kit.clock import Clock, SystemClock
+from usefirst.kit.idempotency import fingerprint, run_idempotent
 from usefirst.runtime import Runtime, Work
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
 
-def _local_time(moment: datetime | None, time_zone: str) -> str:
-    """A UTC instant as the operator's business time zone shows it."""
-    if moment is None:
-        return ""
-    return as_utc(moment).astimezone(ZoneInfo(time_zone)).strftime("%Y-%m-%d %H:%M")
-
-
-templates.env.filters["local_time"] = _local_time
+templates.env.add_extension("jinja2.ext.i18n")
+templates.env.filters["local_time"] = i18n.local_time
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "usefirst_login_csrf"
@@ -87,7 +82,29 @@ class Page:
     session_row: ConsoleSession
     language: str
 
+    def nav_counts(self) -> dict[str, int]:
+        """How much work waits behind each menu entry the role sees (one count query each)."""
+        if self.identity.kind != "operator":
+            return {}
+        repository = DashboardRepository(self.work.session)
+        role = self.identity.role
+        counts: dict[str, int] = {}
+        if role in PAGE_ROLES["collections"]:
+            counts["collections"] = repository.overdue_order_count()
+        if role in PAGE_ROLES["risk"]:
+            counts["risk"] = repository.open_risk_cases()
+        if role in PAGE_ROLES["compliance"]:
+            counts["complaints"] = repository.unanswered_complaints(self.work.now)[0]
+        return counts
+
     def render(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        people = PeopleRepository(self.work.session).operator_emails()
+        values.setdefault("nav_counts", self.nav_counts())
+
+        def person(operator_id: str | None) -> str:
+            """An operator by email, not by id (the id where the operator is unknown)."""
+            return people.get(operator_id, operator_id) if operator_id else ""
+
         return render(
             self.request,
             template,
@@ -96,6 +113,8 @@ class Page:
             identity=self.identity,
             csrf_token=self.session_row.csrf_token,
             time_zone=self.runtime.settings.time_zone,
+            person=person,
+            form_token=secrets.token_urlsafe(18),
             **values,
         )
 
@@ -134,16 +153,65 @@ def is_secure(request: Request) -> bool:
     )
 
 
-def render(
-    request: Request, template: str, *, status_code: int = 200, language: str, **values: Any
-) -> HTMLResponse:
+def words_of(language: str) -> dict[str, Any]:
+    """What every template uses to show words, codes, money and times in ``language``; gettext
+    and ngettext also serve Jinja's ``{% trans %}`` blocks."""
+    catalog = i18n.translations(language)
+
     def t(key: str, **format_values: str) -> str:
         return i18n.translate(key, language, **format_values)
 
+    def tn(key: str, count: int, **format_values: str) -> str:
+        return i18n.translate_plural(key, count, language, **format_values)
+
+    def label(family: str, code: str | None) -> Markup:
+        return i18n.label(family, code, language)
+
+    def badge(family: str, code: str | None, element_id: str = "") -> Markup:
+        """A status as coloured text: the colour comes from the code, the words from the
+        catalog, so the status never rests on colour alone."""
+        if not code:
+            return Markup("")
+        return Markup('<span class="badge {} {}"{}>{}</span>').format(
+            f"badge-{family}",
+            f"badge-{code}",
+            Markup(' id="{}"').format(element_id) if element_id else "",
+            i18n.label(family, code, language),
+        )
+
+    def step_label(step: str | None) -> Markup:
+        return i18n.step_label(step, language)
+
+    def reason_label(reason: str | None) -> Markup:
+        return i18n.contact_reason(reason, language)
+
+    def when(moment: datetime | None, time_zone: str) -> str:
+        return i18n.local_time(moment, time_zone, language)
+
+    return {
+        "t": t,
+        "tn": tn,
+        "code_label": label,
+        "badge": badge,
+        "money": i18n.money,
+        "when": when,
+        "step_label": step_label,
+        "reason_label": reason_label,
+        "day": lambda value: i18n.local_date(value, language),
+        "gettext": catalog.gettext,
+        "ngettext": catalog.ngettext,
+        "lang": language,
+        "other_lang": "en" if language == "zh" else "zh",
+    }
+
+
+def render(
+    request: Request, template: str, *, status_code: int = 200, language: str, **values: Any
+) -> HTMLResponse:
     response = templates.TemplateResponse(
         request,
         template,
-        {"t": t, "lang": language, "other_lang": "en" if language == "zh" else "zh", **values},
+        {**words_of(language), **values},
         status_code=status_code,
     )
     if request.query_params.get("lang") in i18n.LANGUAGES:
@@ -214,6 +282,68 @@ def signed_in(request: Request, *, page: str) -> Iterator[Page]:
     if forbidden:
         raise PageForbidden(language)
     raise SignInRequired()
+
+
+def error_page(request: Request, *, status_code: int, message: str) -> HTMLResponse:
+    """A refusal or a missing page as a console page: the menu of whoever is signed in (links
+    only to pages their role opens) and a way back to their own start page."""
+    runtime = runtime_of(request)
+    language = language_of(request)
+    identity: auth.Identity | None = None
+    csrf_token = ""
+    with runtime.work() as work:
+        row = _session_of(work, request, runtime)
+        account = auth.account_of(work.session, row.account_id) if row is not None else None
+        if row is not None and row.stage == "active" and account and not account.disabled_at:
+            identity = auth.identity_of(work.session, account)
+            csrf_token = row.csrf_token
+    return render(
+        request,
+        "message.html",
+        status_code=status_code,
+        language=language,
+        identity=identity,
+        csrf_token=csrf_token,
+        message=message,
+        person=lambda operator_id: operator_id or "",
+    )
+
+
+def home_of(identity: auth.Identity | None) -> str:
+    if identity is None:
+        return "/console/login"
+    return "/console/merchant" if identity.kind == "merchant" else "/console/dashboard"
+
+
+templates.env.globals["home_of"] = home_of
+
+
+FORM_TOKEN_FIELD = "form_token"
+
+
+def once(
+    page: Page, *, form_token: str, fields: dict[str, str], work: Callable[[], str]
+) -> tuple[str, bool]:
+    """Run a form's ``work`` once per form token (each rendering of a form carries a fresh one):
+    a second post of the same form changes nothing and is told so. Returns where to go next and
+    whether this post was a repeat. The record is kept in the transaction of the work it guards
+    (the API's idempotency records), so a refused form leaves no record and can be sent again.
+    A post without a token (an older page) is simply run."""
+    _status, body, replayed = run_idempotent(
+        page.work.session,
+        principal_id=f"console:{page.session_row.account_id}",
+        key=form_token or None,
+        request_fingerprint=fingerprint("POST", page.request.url.path, fields),
+        now=page.work.now,
+        handler=lambda: (303, {"location": work()}),
+    )
+    return str(body["location"]), replayed
+
+
+def repeated(location: str) -> str:
+    """Where a repeated post goes: the same page, saying that nothing was done again."""
+    path = location.split("?", 1)[0]
+    return f"{path}?repeated=1"
 
 
 # ---- sign-in ----
