@@ -49,6 +49,7 @@ from usefirst.privacy.models import (
     ComplaintResponse,
     PrivacyRequest,
 )
+from usefirst.rails.models import PaymentMandate, RailCallback, RailCharge
 from usefirst.repayment.models import Allocation, Instalment, Payment
 from usefirst.risk.models import (
     FraudModelVersion,
@@ -112,7 +113,10 @@ __all__ = [
     "Order",
     "OutboxMessage",
     "Payment",
+    "PaymentMandate",
     "PrivacyRequest",
+    "RailCallback",
+    "RailCharge",
     "Refund",
     "Ring",
     "RiskAction",

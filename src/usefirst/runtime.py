@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from usefirst.collections.service import CONTACT_TOPIC
-from usefirst.flows import daily_sweep
+from usefirst.flows import auto_debit, daily_sweep
 from usefirst.flows.reminder_delivery import ContactDeliverer
 from usefirst.flows.step_up import StepUpCodeSender
 from usefirst.kit.clock import Clock, SystemClock, TestClock, business_date, business_day_start
@@ -21,6 +21,8 @@ from usefirst.kit.outbox import DrainResult, Handler, drain, next_available_at
 from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.notify.channels import ChannelSettings, build_channels
 from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
+from usefirst.rails.provider import PaymentProvider
+from usefirst.rails.providers import build_provider
 from usefirst.risk.service import STEP_UP_TOPIC
 
 
@@ -46,6 +48,8 @@ class Runtime:
         self.cipher = cipher or load_field_cipher(settings)
         self.clock: Clock = TestClock() if settings.sandbox else SystemClock()
         self._handlers: dict[str, Handler] | None = None
+        # The payment rail auto-debit charges through (None: the engine only records payments).
+        self.payment_provider: PaymentProvider | None = build_provider(settings)
 
     @contextmanager
     def work(self, *, read_only: bool = False) -> Iterator[Work]:
@@ -102,6 +106,15 @@ class Runtime:
                 ),
                 STEP_UP_TOPIC: StepUpCodeSender(runtime=self, sms_gateway=sms_gateway),
             }
+            if self.payment_provider is not None:
+                rail = auto_debit.RailWork(
+                    database=self.database,
+                    clock=self.clock,
+                    settings=settings,
+                    provider=self.payment_provider,
+                )
+                self._handlers[auto_debit.CHARGE_TOPIC] = auto_debit.ChargeSubmitter(rail)
+                self._handlers[auto_debit.QUERY_TOPIC] = auto_debit.ChargeQuerier(rail)
         return self._handlers
 
     def deliver_outbox(self, *, topics: tuple[str, ...] | None = None) -> DrainResult:

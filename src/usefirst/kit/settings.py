@@ -119,6 +119,18 @@ class Settings(BaseSettings):
     console_lockout_minutes: int = Field(default=15, ge=1)
     console_secure_cookies: bool = False
 
+    # Payment rails (issue 18): which provider auto-debits shoppers with a mandate ("none": the
+    # engine only records payments the platform reports). "sandbox" is the local sandbox rail
+    # (`usefirst rails sandbox-provider`, the default of ./dev run); "wechatpay" is WeChat Pay.
+    payment_provider: Literal["none", "sandbox", "wechatpay"] = "none"
+    sandbox_rail_url: str = "http://127.0.0.1:8765"
+    sandbox_rail_secret: str | None = None
+    payment_provider_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # When (local time) and how often a declined charge is tried again (rails/retry.toml).
+    auto_debit_retry_file: Path | None = None
+    # A charge with no callback this long after it was sent is asked about (a query).
+    auto_debit_query_after_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -279,6 +279,12 @@ def apply_to_open_instalments(
     )
 
 
+def due_instalments(session: Session, *, shopper_ids: list[str], on: date) -> list[Instalment]:
+    """Live unpaid instalments of these shoppers due on or before ``on``, by shopper then due
+    date (what auto-debit charges)."""
+    return RepaymentRepository(session).due_instalments(sorted(shopper_ids), on)
+
+
 def check_payment(*, amount_minor: int, currency: str, method: str) -> None:
     check_currency(currency)
     if amount_minor <= 0:
