@@ -49,7 +49,12 @@ from usefirst.privacy.models import (
     ComplaintResponse,
     PrivacyRequest,
 )
-from usefirst.rails.models import PaymentMandate, RailCallback, RailCharge
+from usefirst.rails.models import (
+    PaymentMandate,
+    RailCallback,
+    RailCharge,
+    ReconciliationBreak,
+)
 from usefirst.repayment.models import Allocation, Instalment, Payment
 from usefirst.risk.models import (
     FraudModelVersion,
@@ -117,6 +122,7 @@ __all__ = [
     "PrivacyRequest",
     "RailCallback",
     "RailCharge",
+    "ReconciliationBreak",
     "Refund",
     "Ring",
     "RiskAction",

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from usefirst.collections.service import CONTACT_TOPIC
-from usefirst.flows import auto_debit, daily_sweep
+from usefirst.flows import auto_debit, daily_sweep, rail_reconciliation
 from usefirst.flows.reminder_delivery import ContactDeliverer
 from usefirst.flows.step_up import StepUpCodeSender
 from usefirst.kit.clock import Clock, SystemClock, TestClock, business_date, business_day_start
@@ -115,7 +115,21 @@ class Runtime:
                 )
                 self._handlers[auto_debit.CHARGE_TOPIC] = auto_debit.ChargeSubmitter(rail)
                 self._handlers[auto_debit.QUERY_TOPIC] = auto_debit.ChargeQuerier(rail)
+                self._handlers[auto_debit.RECONCILE_TOPIC] = (
+                    rail_reconciliation.StatementReconciler(rail)
+                )
         return self._handlers
+
+    def rail_work(self) -> auto_debit.RailWork:
+        """What the payment rail's jobs need; an error when no provider is configured."""
+        if self.payment_provider is None:
+            raise auto_debit.NoPaymentProvider()
+        return auto_debit.RailWork(
+            database=self.database,
+            clock=self.clock,
+            settings=self.settings,
+            provider=self.payment_provider,
+        )
 
     def deliver_outbox(self, *, topics: tuple[str, ...] | None = None) -> DrainResult:
         handlers = self.outbox_handlers()

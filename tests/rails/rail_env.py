@@ -33,9 +33,9 @@ MONEY_TABLES = [
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
+def serve(app: FastAPI, port: int | None = None) -> Iterator[str]:
     """The app on a real local port (uvicorn in a thread); yields its base URL."""
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )

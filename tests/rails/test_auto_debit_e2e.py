@@ -6,6 +6,7 @@ found by a query and posted once. Every scenario ends with the ledger audit bala
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from datetime import date, timedelta
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pypdf import PdfReader
 
 from tests.collections.dunning_env import local_at
 from tests.rails.rail_env import SECRET, RailEnv, open_rail_env
@@ -92,6 +94,26 @@ def test_declined_charge_is_retried_then_paid_and_bad_callbacks_post_nothing(
         assert second["confirmed_by"] == "callback" and second["payment_id"] is not None
         [payment] = payments_of(rail_env)
         assert env.order(order["id"])["status"] == "repaid"
+        [failed] = env.events("charge.failed")
+        assert {key: failed["data"][key] for key in ("charge_id", "attempt", "failure_code")} == {
+            "charge_id": first["id"],
+            "attempt": 1,
+            "failure_code": "insufficient_funds",
+        }
+        assert failed["data"]["next_attempt_on"] == (DUE_ON + timedelta(days=1)).isoformat()
+        assert failed["data"]["next_attempt_at"].startswith(
+            f"{(DUE_ON + timedelta(days=1)).isoformat()}T02:00:00"
+        )  # 10:00 in Shanghai
+        [received] = env.events("payment.received")
+        assert received["data"]["charge_id"] == second["id"]
+        assert received["data"]["amount_minor"] == owed
+        assert (
+            sum(
+                item["fees_minor"] + item["principal_minor"]
+                for item in received["data"]["allocations"]
+            )
+            == owed
+        )
         after_payment = rail_env.money()
 
         # Callbacks that must not be believed: each refused, recorded, nothing posted.
@@ -138,6 +160,28 @@ def test_declined_charge_is_retried_then_paid_and_bad_callbacks_post_nothing(
         # No third attempt: the instalment is paid.
         env.advance_to_day(DUE_ON + timedelta(days=3), hour=11)
         assert len(rail_env.charges(order["id"])) == 2
+
+        # The month's statement as PDF shows what fell due, the payment and both attempts.
+        pdf = env.client.get(
+            f"/v1/shoppers/{shopper['id']}/statements/2027-03.pdf", headers=env.platform
+        )
+        assert pdf.status_code == 200, pdf.text
+        assert pdf.headers["content-type"] == "application/pdf"
+        text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+        for expected in (
+            "2027-03",
+            order["id"],
+            payment[1],  # the payment id
+            f"{owed // 100:,}.{owed % 100:02d} CNY",
+            "failed",
+            "succeeded",
+        ):
+            assert expected in text, expected
+        for bad in ("2027-13", "2027-3", "2099-01"):
+            refused = env.client.get(
+                f"/v1/shoppers/{shopper['id']}/statements/{bad}.pdf", headers=env.platform
+            )
+            assert refused.status_code == 422, bad
         env.assert_ledger_clean()
 
 

@@ -33,9 +33,13 @@ from usefirst.identity import service as identity_service
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.clock import Clock, business_date
 from usefirst.kit.db import Database
-from usefirst.kit.errors import Conflict
+from usefirst.kit.errors import Conflict, InvariantViolated, UsefirstError
 from usefirst.kit.outbox import enqueue
 from usefirst.kit.settings import Settings
+from usefirst.ledger import accounts
+from usefirst.ledger.accounts import EntryKind, Leg
+from usefirst.ledger.service import post_entry
+from usefirst.notify.service import publish_event
 from usefirst.orders import service as order_service
 from usefirst.rails import service as rails_service
 from usefirst.rails.models import RailCharge
@@ -45,6 +49,7 @@ from usefirst.rails.provider import (
     ChargeStatus,
     PaymentProvider,
     ProviderRefused,
+    ProviderUnavailable,
 )
 from usefirst.rails.retry import RetrySchedule, load_retry_schedule
 from usefirst.repayment import service as repayment_service
@@ -53,6 +58,8 @@ from usefirst.repayment import service as repayment_service
 AUTO_DEBIT_JOB = "usefirst.flows.auto_debit:run_due_charges"
 CHARGE_TOPIC = "rails.charge"
 QUERY_TOPIC = "rails.query"
+# The day before each swept date is reconciled against the provider's statement (the worker).
+RECONCILE_TOPIC = "rails.reconcile"
 # A charge still processing at the provider is asked about again this many times, then left to
 # the day's reconciliation.
 MAX_QUERIES = 5
@@ -147,6 +154,16 @@ def run_due_charges(session: Session, context: DailyContext) -> dict[str, int]:
             available_at=submit_at,
         )
         counts["charges_scheduled" if attempt == 1 else "retries_scheduled"] += 1
+    enqueue(
+        session,
+        topic=RECONCILE_TOPIC,
+        payload={
+            "provider": settings.payment_provider,
+            "statement_on": (business_on - timedelta(days=1)).isoformat(),
+        },
+        now=context.now,
+        available_at=submit_at,
+    )
     session.flush()
     return counts
 
@@ -210,6 +227,7 @@ def apply_provider_result(
     source: str,
     settings: Settings,
     now: datetime,
+    amount_minor: int = 0,
 ) -> Outcome:
     """What the provider confirmed about a charge (locked by the caller, after the shopper's
     credit line): a success is posted once through the payment waterfall; a decline schedules
@@ -235,6 +253,33 @@ def apply_provider_result(
         rails_service.mark_succeeded(
             charge, payment_id=posted.payment.id, confirmed_by=source, now=now
         )
+        publish_event(
+            session,
+            event_type="payment.received",
+            data={
+                "payment_id": posted.payment.id,
+                "shopper_id": charge.shopper_id,
+                "order_id": charge.order_id,
+                "amount_minor": charge.amount_minor,
+                "currency": charge.currency,
+                "method": provider.payment_method,
+                "provider": provider.name,
+                "charge_id": charge.id,
+                "allocations": [
+                    {
+                        "order_id": allocation.order_id,
+                        "seq": allocation.seq,
+                        "fees_minor": allocation.fees_minor,
+                        "principal_minor": allocation.principal_minor,
+                    }
+                    for allocation in posted.allocations
+                ],
+                "unapplied_minor": posted.payment.unapplied_minor,
+            },
+            now=now,
+            settings=settings,
+            shopper_id=charge.shopper_id,
+        )
         return Outcome("posted")
     if state == "failed":
         if charge.status == "succeeded":
@@ -257,8 +302,117 @@ def apply_provider_result(
             confirmed_by=source,
             now=now,
         )
+        publish_event(
+            session,
+            event_type="charge.failed",
+            data={
+                "charge_id": charge.id,
+                "shopper_id": charge.shopper_id,
+                "order_id": charge.order_id,
+                "seq": charge.seq,
+                "attempt": charge.attempt,
+                "amount_minor": charge.amount_minor,
+                "currency": charge.currency,
+                "failure_code": charge.failure_code,
+                # When it will be tried again (the retry schedule's charge_at, local time), or
+                # None when no attempt is left.
+                "next_attempt_on": next_on,
+                "next_attempt_at": (
+                    local_instant(next_on, schedule.charge_at, settings.time_zone)
+                    if next_on is not None
+                    else None
+                ),
+            },
+            now=now,
+            settings=settings,
+            shopper_id=charge.shopper_id,
+        )
         return Outcome("recorded")
+    if state == "reversed":
+        return reverse_charge(
+            session, charge=charge, amount_minor=amount_minor, settings=settings, now=now
+        )
     return Outcome("rejected", "unsupported_event")
+
+
+def reverse_charge(
+    session: Session, *, charge: RailCharge, amount_minor: int, settings: Settings, now: datetime
+) -> Outcome:
+    """The provider took back a charge it had settled (a chargeback): the payment it posted is
+    undone with a ledger entry, the instalments it paid are owed again (overdue when past due,
+    freezing the shopper's credit), and the charge is not tried again. Only a whole charge is
+    reversed here; a partial reversal, or one whose held credit the shopper has already spent,
+    is left to an operator (reported as a break, nothing posted)."""
+    if charge.status == "reversed":
+        return Outcome("duplicate")
+    if charge.status != "succeeded" or charge.payment_id is None:
+        return Outcome("rejected", "not_settled")
+    if amount_minor != charge.amount_minor:
+        return Outcome("rejected", "partial_reversal")
+    payment = repayment_service.payment_of(
+        session, shopper_id=charge.shopper_id, payment_id=charge.payment_id
+    )
+    assert payment is not None
+    held = payments.held_credit_of(session, shopper_id=charge.shopper_id, currency=charge.currency)
+    if held < payment.unapplied_minor:
+        return Outcome("rejected", "held_credit_spent")
+    today = business_date(now, settings.time_zone)
+    undone = repayment_service.reverse_payment(
+        session, shopper_id=charge.shopper_id, payment_id=payment.id, today=today, now=now
+    )
+    if (
+        undone.to_receivable_minor + undone.recovered_minor + payment.unapplied_minor
+        != payment.amount_minor
+    ):
+        raise InvariantViolated(f"payment {payment.id} does not add up to its allocations")
+    post_entry(
+        session,
+        kind=EntryKind.PAYMENT_REVERSAL,
+        currency=charge.currency,
+        legs=[
+            Leg(accounts.PLATFORM_CASH, -payment.amount_minor),
+            Leg(accounts.shopper_receivable(charge.shopper_id), undone.to_receivable_minor),
+            Leg(accounts.RECOVERIES, undone.recovered_minor),
+            Leg(accounts.shopper_unapplied_credit(charge.shopper_id), payment.unapplied_minor),
+        ],
+        now=now,
+        shopper_id=charge.shopper_id,
+        order_id=charge.order_id,
+        reference_id=payment.id,
+        memo=f"{charge.provider} reversed charge {charge.provider_charge_id}",
+    )
+    credit_service.take_back_after_reversal(
+        session, shopper_id=charge.shopper_id, amount_minor=undone.reopened_principal_minor
+    )
+    grouped = repayment_service.instalments_of_orders(
+        session, shopper_id=charge.shopper_id, order_ids=undone.order_ids
+    )
+    any_overdue = False
+    for order_id, rows in grouped.items():
+        is_overdue = any(row.status == "overdue" for row in rows)
+        any_overdue = any_overdue or is_overdue
+        order = order_service.find_order(session, order_id=order_id)
+        order_service.reopen_after_reversal(order, is_overdue=is_overdue, now=now)
+    if any_overdue:
+        credit_service.freeze_for_overdue(session, shopper_id=charge.shopper_id, now=now)
+    rails_service.mark_reversed(charge, amount_minor=amount_minor, now=now)
+    session.flush()
+    publish_event(
+        session,
+        event_type="payment.reversed",
+        data={
+            "payment_id": payment.id,
+            "shopper_id": charge.shopper_id,
+            "order_id": charge.order_id,
+            "charge_id": charge.id,
+            "amount_minor": amount_minor,
+            "currency": charge.currency,
+        },
+        now=now,
+        settings=settings,
+        shopper_id=charge.shopper_id,
+    )
+    return Outcome("reversed")
 
 
 def receive_callback(
@@ -323,9 +477,11 @@ def receive_callback(
         event.event_type != "charge.reversed" and event.amount_minor != charge.amount_minor
     ):
         return refuse("amount_mismatch", charge)
-    state = {"charge.succeeded": "succeeded", "charge.failed": "failed"}.get(
-        event.event_type, event.event_type
-    )
+    state = {
+        "charge.succeeded": "succeeded",
+        "charge.failed": "failed",
+        "charge.reversed": "reversed",
+    }[event.event_type]
     outcome = apply_provider_result(
         session,
         charge=charge,
@@ -336,6 +492,7 @@ def receive_callback(
         source="callback",
         settings=settings,
         now=now,
+        amount_minor=event.amount_minor,
     )
     rails_service.record_callback(
         session,
@@ -548,6 +705,17 @@ class NoPaymentProvider(Conflict):
     default_message = "This engine has no payment provider configured (USEFIRST_PAYMENT_PROVIDER)."
 
 
+class PaymentProviderUnavailable(UsefirstError):
+    status_code = 503
+    code = "payment_provider_unavailable"
+    default_message = "The payment provider did not answer; try again later."
+
+
+class MandateNotInForce(Conflict):
+    code = "mandate_not_in_force"
+    default_message = "The provider says this mandate is not signed or no longer in force."
+
+
 def authorise_mandate(
     session: Session,
     *,
@@ -555,15 +723,25 @@ def authorise_mandate(
     shopper_id: str,
     idempotency_key: str,
     now: datetime,
+    provider_mandate_id: str | None = None,
 ) -> dict[str, Any]:
     """The shopper authorises the engine to charge them through the provider (the platform
     collected their consent in its app); their due instalments are auto-debited from then on."""
     if provider is None:
         raise NoPaymentProvider()
     identity_service.get_shopper(session, shopper_id=shopper_id)
-    mandate = provider.authorise_mandate(
-        shopper_reference=shopper_id, idempotency_key=f"mandate:{shopper_id}:{idempotency_key}"
-    )
+    try:
+        mandate = provider.authorise_mandate(
+            shopper_reference=shopper_id,
+            idempotency_key=f"mandate:{shopper_id}:{idempotency_key}",
+            provider_mandate_id=provider_mandate_id,
+        )
+    except ProviderRefused as refused:
+        raise MandateNotInForce(f"The provider refused the mandate ({refused.code}).") from None
+    except ProviderUnavailable:
+        raise PaymentProviderUnavailable() from None
+    if not mandate.is_active:
+        raise MandateNotInForce()
     row = rails_service.add_mandate(
         session, shopper_id=shopper_id, provider=provider.name, mandate=mandate, now=now
     )

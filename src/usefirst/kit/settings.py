@@ -130,6 +130,20 @@ class Settings(BaseSettings):
     auto_debit_retry_file: Path | None = None
     # A charge with no callback this long after it was sent is asked about (a query).
     auto_debit_query_after_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
+    # WeChat Pay API v3 (委托代扣, contract deduction): merchant id, app id, the merchant key
+    # (PEM) and its certificate's serial, the APIv3 key (32 characters), the platform
+    # certificates trusted for responses and callbacks (comma-separated PEM files), and the public
+    # URL of POST /v1/rails/wechatpay/callbacks.
+    wechatpay_mchid: str | None = None
+    wechatpay_appid: str | None = None
+    wechatpay_merchant_serial: str | None = None
+    wechatpay_private_key_file: Path | None = None
+    wechatpay_apiv3_key: str | None = None
+    wechatpay_platform_certificate_files: str | None = None
+    wechatpay_notify_url: str | None = None
+    wechatpay_base_url: str = "https://api.mch.weixin.qq.com"
+    # Shopper options: a due date may be moved by at most this many days, once per order.
+    extension_max_days: int = Field(default=10, ge=1, le=60)
 
 
 @lru_cache

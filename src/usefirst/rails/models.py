@@ -100,3 +100,32 @@ class RailCallback(Base):
     reason: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))  # callback | query | statement
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReconciliationBreak(Base):
+    """A difference between a provider's daily statement and our books that reconciliation did
+    not settle by itself: a payment we posted that the provider never settled, an amount that
+    differs, a line for a charge we do not know, a reversal that needs an operator. Found once per
+    statement date, kept until an operator resolves it; its age is what the report shows."""
+
+    __tablename__ = "reconciliation_breaks"
+    __table_args__ = (
+        UniqueConstraint(
+            "provider", "statement_on", "kind", "line_key", name="uq_reconciliation_breaks_line"
+        ),
+        Index("ix_reconciliation_breaks_open", "resolved_at", "statement_on"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    statement_on: Mapped[date] = mapped_column(Date)
+    # missing_on_provider | amount_mismatch | unknown_charge | reversal_needs_review
+    kind: Mapped[str] = mapped_column(String(24))
+    line_key: Mapped[str] = mapped_column(String(160))
+    shopper_id: Mapped[str | None] = mapped_column(String(40))
+    charge_id: Mapped[str | None] = mapped_column(String(40))
+    provider_charge_id: Mapped[str | None] = mapped_column(String(128))
+    our_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    their_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    found_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

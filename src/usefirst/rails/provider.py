@@ -104,7 +104,16 @@ class PaymentProvider(Protocol):
     # The payment method the engine records a confirmed charge under (repayment's methods).
     payment_method: str
 
-    def authorise_mandate(self, *, shopper_reference: str, idempotency_key: str) -> Mandate: ...
+    def authorise_mandate(
+        self,
+        *,
+        shopper_reference: str,
+        idempotency_key: str,
+        provider_mandate_id: str | None = None,
+    ) -> Mandate:
+        """A mandate for the shopper: created by the provider, or (``provider_mandate_id``) one
+        the shopper signed in the provider's own app, checked to be in force."""
+        ...
 
     def revoke_mandate(self, *, mandate_id: str) -> Mandate: ...
 

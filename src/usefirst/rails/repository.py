@@ -9,14 +9,19 @@ from sqlalchemy.orm import Session
 
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.rails import models
-from usefirst.rails.models import PaymentMandate, RailCallback, RailCharge
+from usefirst.rails.models import (
+    PaymentMandate,
+    RailCallback,
+    RailCharge,
+    ReconciliationBreak,
+)
 
 
 class RailRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: PaymentMandate | RailCharge | RailCallback) -> None:
+    def add(self, row: PaymentMandate | RailCharge | RailCallback | ReconciliationBreak) -> None:
         self.session.add(row)
 
     def mandates_of(self, shopper_id: str) -> list[PaymentMandate]:
@@ -109,15 +114,11 @@ class RailRepository:
             )
         )
 
-    def succeeded_on(self, provider: str, on: date) -> list[RailCharge]:
+    def charges_on(self, provider: str, on: date) -> list[RailCharge]:
         return list(
             self.session.scalars(
                 select(RailCharge)
-                .where(
-                    RailCharge.provider == provider,
-                    RailCharge.status == "succeeded",
-                    RailCharge.charge_on == on,
-                )
+                .where(RailCharge.provider == provider, RailCharge.charge_on == on)
                 .order_by(RailCharge.shopper_id, RailCharge.id)
             )
         )
@@ -162,3 +163,28 @@ class RailRepository:
     def shopper_records(self) -> ShopperRecords:
         """rails' rows about shoppers, for the privacy flow's export and erasure."""
         return ShopperRecords.of(self.session, tables_of(models))
+
+    def find_break(
+        self, provider: str, statement_on: date, kind: str, line_key: str
+    ) -> ReconciliationBreak | None:
+        return self.session.scalars(
+            select(ReconciliationBreak).where(
+                ReconciliationBreak.provider == provider,
+                ReconciliationBreak.statement_on == statement_on,
+                ReconciliationBreak.kind == kind,
+                ReconciliationBreak.line_key == line_key,
+            )
+        ).first()
+
+    def breaks(self, *, provider: str | None, include_resolved: bool) -> list[ReconciliationBreak]:
+        query = select(ReconciliationBreak).order_by(
+            ReconciliationBreak.statement_on, ReconciliationBreak.id
+        )
+        if provider is not None:
+            query = query.where(ReconciliationBreak.provider == provider)
+        if not include_resolved:
+            query = query.where(ReconciliationBreak.resolved_at.is_(None))
+        return list(self.session.scalars(query))
+
+    def break_by_id(self, break_id: str) -> ReconciliationBreak | None:
+        return self.session.get(ReconciliationBreak, break_id)

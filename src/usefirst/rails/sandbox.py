@@ -82,7 +82,16 @@ class SandboxProvider:
             raise ProviderRefused(str(payload.get("code", "refused")), response.text)
         return dict(payload)
 
-    def authorise_mandate(self, *, shopper_reference: str, idempotency_key: str) -> Mandate:
+    def authorise_mandate(
+        self,
+        *,
+        shopper_reference: str,
+        idempotency_key: str,
+        provider_mandate_id: str | None = None,
+    ) -> Mandate:
+        # The sandbox creates its mandates itself; an id signed elsewhere means nothing to it.
+        if provider_mandate_id is not None:
+            raise ProviderRefused("unknown_mandate", "the sandbox rail creates its own mandates")
         payload = self._call(
             "POST",
             "/v1/mandates",

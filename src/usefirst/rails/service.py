@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.kit.errors import Conflict, NotFound
 from usefirst.kit.ids import new_id
-from usefirst.rails.models import PaymentMandate, RailCallback, RailCharge
+from usefirst.rails.models import PaymentMandate, RailCallback, RailCharge, ReconciliationBreak
 from usefirst.rails.provider import Mandate
 from usefirst.rails.repository import RailRepository
 
@@ -166,6 +166,90 @@ def mark_succeeded(
     charge.next_attempt_on = None
     charge.confirmed_by = confirmed_by
     charge.decided_at = now
+
+
+def mark_reversed(charge: RailCharge, *, amount_minor: int, now: datetime) -> None:
+    charge.status = "reversed"
+    charge.reversed_minor += amount_minor
+    charge.decided_at = now
+
+
+def succeeded_on(session: Session, *, provider: str, on: date) -> list[RailCharge]:
+    """Charges we posted as paid that were charged on ``on`` (the provider settles them that
+    day), reversed ones included."""
+    return [
+        row
+        for row in RailRepository(session).charges_on(provider, on)
+        if row.status in ("succeeded", "reversed")
+    ]
+
+
+def record_break(
+    session: Session,
+    *,
+    provider: str,
+    statement_on: date,
+    kind: str,
+    line_key: str,
+    now: datetime,
+    charge: RailCharge | None = None,
+    provider_charge_id: str | None = None,
+    our_amount_minor: int | None = None,
+    their_amount_minor: int | None = None,
+) -> tuple[ReconciliationBreak, bool]:
+    """The break, found once per statement line and kind (True when new)."""
+    repository = RailRepository(session)
+    found = repository.find_break(provider, statement_on, kind, line_key)
+    if found is not None:
+        return found, False
+    row = ReconciliationBreak(
+        id=new_id("reconciliation_break"),
+        provider=provider,
+        statement_on=statement_on,
+        kind=kind,
+        line_key=line_key,
+        shopper_id=charge.shopper_id if charge is not None else None,
+        charge_id=charge.id if charge is not None else None,
+        provider_charge_id=provider_charge_id,
+        our_amount_minor=our_amount_minor,
+        their_amount_minor=their_amount_minor,
+        found_at=now,
+    )
+    repository.add(row)
+    session.flush()
+    return row, True
+
+
+def breaks(
+    session: Session, *, provider: str | None, include_resolved: bool = False
+) -> list[ReconciliationBreak]:
+    return RailRepository(session).breaks(provider=provider, include_resolved=include_resolved)
+
+
+def resolve_break(session: Session, *, break_id: str, now: datetime) -> ReconciliationBreak:
+    row = RailRepository(session).break_by_id(break_id)
+    if row is None:
+        raise NotFound("No such reconciliation break.")
+    if row.resolved_at is None:
+        row.resolved_at = now
+    return row
+
+
+def break_view(row: ReconciliationBreak, *, today: date) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "provider": row.provider,
+        "statement_on": row.statement_on,
+        "kind": row.kind,
+        "shopper_id": row.shopper_id,
+        "charge_id": row.charge_id,
+        "provider_charge_id": row.provider_charge_id,
+        "our_amount_minor": row.our_amount_minor,
+        "their_amount_minor": row.their_amount_minor,
+        "found_at": row.found_at,
+        "resolved_at": row.resolved_at,
+        "age_days": (today - row.statement_on).days,
+    }
 
 
 def has_accepted_event(session: Session, *, provider: str, event_id: str) -> bool:

@@ -329,6 +329,15 @@ WHERE f.fee > 0 AND instalments.shopper_id = f.shopper_id
             )
         )
 
+    def allocations_of_payment(self, shopper_id: str, payment_id: str) -> list[Allocation]:
+        return list(
+            self.session.scalars(
+                select(Allocation)
+                .where(Allocation.shopper_id == shopper_id, Allocation.payment_id == payment_id)
+                .order_by(Allocation.created_at, Allocation.id)
+            )
+        )
+
     def allocations_of_order(self, shopper_id: str, order_id: str) -> list[Allocation]:
         return list(
             self.session.scalars(

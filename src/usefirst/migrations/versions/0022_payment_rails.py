@@ -6,7 +6,9 @@ charge attempt (one row per instalment and attempt, unique, so a retried job nev
 and each callback a provider sent (refused ones too, for the operator to see) get a table owned by
 the new ``rails`` domain. Mandates and charges are shopper-side (keyed by shopper_id first, the
 Citus distribution column; their only foreign key is to shoppers). Callbacks arrive before we know
-whose they are, so they are keyed by their own id.
+whose they are, so they are keyed by their own id. Reconciliation breaks (a provider's statement
+and our books disagree) are per provider and statement date, one per line and kind. An instalment
+records the days a shopper moved its due date by (``extended_days``: once per order).
 
 Revision ID: 0022_payment_rails
 Revises: 0021
@@ -101,9 +103,42 @@ def upgrade() -> None:
     op.create_index(
         "ix_rail_callbacks_charge", "rail_callbacks", ["shopper_id", "charge_id"], unique=False
     )
+    op.create_table(
+        "reconciliation_breaks",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("provider", sa.String(length=16), nullable=False),
+        sa.Column("statement_on", sa.Date(), nullable=False),
+        sa.Column("kind", sa.String(length=24), nullable=False),
+        sa.Column("line_key", sa.String(length=160), nullable=False),
+        sa.Column("shopper_id", sa.String(length=40), nullable=True),
+        sa.Column("charge_id", sa.String(length=40), nullable=True),
+        sa.Column("provider_charge_id", sa.String(length=128), nullable=True),
+        sa.Column("our_amount_minor", sa.BigInteger(), nullable=True),
+        sa.Column("their_amount_minor", sa.BigInteger(), nullable=True),
+        sa.Column("found_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reconciliation_breaks")),
+        sa.UniqueConstraint(
+            "provider", "statement_on", "kind", "line_key", name="uq_reconciliation_breaks_line"
+        ),
+    )
+    op.create_index(
+        "ix_reconciliation_breaks_open",
+        "reconciliation_breaks",
+        ["resolved_at", "statement_on"],
+        unique=False,
+    )
+    with op.batch_alter_table("instalments", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("extended_days", sa.Integer(), server_default="0", nullable=False)
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("instalments", schema=None) as batch_op:
+        batch_op.drop_column("extended_days")
+    op.drop_index("ix_reconciliation_breaks_open", table_name="reconciliation_breaks")
+    op.drop_table("reconciliation_breaks")
     op.drop_index("ix_rail_callbacks_charge", table_name="rail_callbacks")
     op.drop_index("ix_rail_callbacks_event", table_name="rail_callbacks")
     op.drop_table("rail_callbacks")
