@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -143,6 +143,11 @@ def assert_balanced(runtime: Runtime) -> None:
 @given(
     succeeds=st.lists(st.booleans(), min_size=SHOPPERS, max_size=SHOPPERS),
     steps=st.lists(step, max_size=10),
+)
+# Found by this test: a provider re-sending a success after the charge was reversed.
+@example(
+    succeeds=[True, False, True],
+    steps=[("callback", 0, "first"), ("reverse", 0, "callback"), ("callback", 0, "new")],
 )
 def test_every_confirmed_charge_is_posted_exactly_once(
     sqlite_template: Path, tmp_path_factory: Any, succeeds: list[bool], steps: list[Any]

@@ -234,7 +234,8 @@ def apply_provider_result(
     the next attempt or ends the tries."""
     today = business_date(now, settings.time_zone)
     if state == "succeeded":
-        if charge.status == "succeeded":
+        # Posted already (and perhaps reversed since): news of the same success posts nothing.
+        if charge.status in ("succeeded", "reversed"):
             return Outcome("duplicate")
         posted = payments.pay(
             session,
@@ -282,7 +283,7 @@ def apply_provider_result(
         )
         return Outcome("posted")
     if state == "failed":
-        if charge.status == "succeeded":
+        if charge.status in ("succeeded", "reversed"):
             return Outcome("rejected", "already_succeeded")
         if charge.status == "failed":
             return Outcome("duplicate")
