@@ -49,6 +49,12 @@ from usefirst.privacy.models import (
     ComplaintResponse,
     PrivacyRequest,
 )
+from usefirst.rails.models import (
+    PaymentMandate,
+    RailCallback,
+    RailCharge,
+    ReconciliationBreak,
+)
 from usefirst.repayment.models import Allocation, Instalment, Payment
 from usefirst.risk.models import (
     FraudModelVersion,
@@ -112,7 +118,11 @@ __all__ = [
     "Order",
     "OutboxMessage",
     "Payment",
+    "PaymentMandate",
     "PrivacyRequest",
+    "RailCallback",
+    "RailCharge",
+    "ReconciliationBreak",
     "Refund",
     "Ring",
     "RiskAction",

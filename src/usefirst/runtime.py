@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from usefirst.collections.service import CONTACT_TOPIC
-from usefirst.flows import daily_sweep
+from usefirst.flows import auto_debit, daily_sweep, rail_reconciliation
 from usefirst.flows.reminder_delivery import ContactDeliverer
 from usefirst.flows.step_up import StepUpCodeSender
 from usefirst.kit.clock import Clock, SystemClock, TestClock, business_date, business_day_start
@@ -26,6 +26,8 @@ from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.kit.tracing import instrument_database, instrument_outgoing_http
 from usefirst.notify.channels import ChannelSettings, build_channels
 from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
+from usefirst.rails.provider import PaymentProvider
+from usefirst.rails.providers import build_provider
 from usefirst.risk.service import STEP_UP_TOPIC
 
 log = get_logger(__name__)
@@ -60,6 +62,8 @@ class Runtime:
         self.clock: Clock = TestClock() if settings.sandbox else SystemClock()
         self._handlers: dict[str, Handler] | None = None
         self.job_metrics = JobMetrics()
+        # The payment rail auto-debit charges through (None: the engine only records payments).
+        self.payment_provider: PaymentProvider | None = build_provider(settings)
 
     @contextmanager
     def work(self, *, read_only: bool = False) -> Iterator[Work]:
@@ -131,7 +135,30 @@ class Runtime:
                 ),
                 STEP_UP_TOPIC: StepUpCodeSender(runtime=self, sms_gateway=sms_gateway),
             }
+            if self.payment_provider is not None:
+                rail = auto_debit.RailWork(
+                    database=self.database,
+                    clock=self.clock,
+                    settings=settings,
+                    provider=self.payment_provider,
+                )
+                self._handlers[auto_debit.CHARGE_TOPIC] = auto_debit.ChargeSubmitter(rail)
+                self._handlers[auto_debit.QUERY_TOPIC] = auto_debit.ChargeQuerier(rail)
+                self._handlers[auto_debit.RECONCILE_TOPIC] = (
+                    rail_reconciliation.StatementReconciler(rail)
+                )
         return self._handlers
+
+    def rail_work(self) -> auto_debit.RailWork:
+        """What the payment rail's jobs need; an error when no provider is configured."""
+        if self.payment_provider is None:
+            raise auto_debit.NoPaymentProvider()
+        return auto_debit.RailWork(
+            database=self.database,
+            clock=self.clock,
+            settings=self.settings,
+            provider=self.payment_provider,
+        )
 
     def deliver_outbox(self, *, topics: tuple[str, ...] | None = None) -> DrainResult:
         handlers = self.outbox_handlers()

@@ -22,6 +22,7 @@ from usefirst.api.routers import merchants as merchant_endpoints
 from usefirst.api.routers import notify as notify_endpoints
 from usefirst.api.routers import orders as order_endpoints
 from usefirst.api.routers import privacy as privacy_endpoints
+from usefirst.api.routers import rails as rail_endpoints
 from usefirst.api.routers import repayment as repayment_endpoints
 from usefirst.api.routers import risk as risk_endpoints
 from usefirst.api.routers import sandbox
@@ -100,6 +101,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         risk_endpoints.router,
         dispute_endpoints.router,
         privacy_endpoints.router,
+        rail_endpoints.router,
         sandbox.router,
     ):
         app.include_router(router)

@@ -642,3 +642,124 @@ def _safe_url(url: str) -> str:
 
 if __name__ == "__main__":
     app()
+
+
+# --- payment rails (issue 18) ----------------------------------------------------------------
+
+
+@app.command("reconcile")
+def reconcile_rail(
+    provider: Annotated[
+        str, typer.Option("--provider", help="The payment provider, e.g. sandbox.")
+    ],
+    on: Annotated[str, typer.Option("--date", help="The statement date, YYYY-MM-DD.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Match the provider's statement of a day to the ledger, line by line: matched lines, a
+    lost callback posted once, breaks flagged (never reversed silently).
+
+    Exit codes:
+    0 every line matched or was posted;
+    1 breaks open for that date (each is listed);
+    2 bad input or no such provider configured: nothing changed."""
+    from usefirst.flows.rail_reconciliation import reconcile_day
+
+    statement_on = iso_date(on, option="--date")
+    runtime = _runtime()
+    if runtime.payment_provider is None or runtime.payment_provider.name != provider:
+        fail(f"--provider: {provider!r} is not the configured payment provider", code=2)
+    report = reconcile_day(runtime.rail_work(), statement_on=statement_on)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        out = stdout()
+        out.print(
+            f"{report.provider} {report.statement_on}: {report.lines} lines, "
+            f"{report.matched} matched, {report.posted} posted, {report.reversed} reversed, "
+            f"{len(report.breaks)} breaks ({report.new_breaks} new)"
+        )
+        for item in report.breaks:
+            out.print(_break_line(item))
+    if report.breaks:
+        raise typer.Exit(code=1)
+
+
+def _break_line(item: dict[str, object]) -> str:
+    return (
+        f"break {item['id']} {item['kind']} {item['statement_on']} age {item['age_days']}d "
+        f"charge {item['charge_id'] or '-'} provider {item['provider_charge_id'] or '-'} "
+        f"ours {item['our_amount_minor']} theirs {item['their_amount_minor']}"
+    )
+
+
+@report_app.command("reconciliation-breaks")
+def reconciliation_breaks(
+    provider: Annotated[str | None, typer.Option("--provider")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every open reconciliation break, oldest first, with its age in days.
+
+    Exit codes:
+    0 none open;
+    1 breaks open (each is listed)."""
+    from usefirst.flows.rail_reconciliation import break_report
+
+    runtime = _runtime()
+    with runtime.work(read_only=True) as work:
+        rows = break_report(work.session, provider=provider, today=work.today)
+    if as_json:
+        print_json({"data": rows})
+    else:
+        out = stdout()
+        for item in rows:
+            out.print(_break_line(item))
+        out.print(f"{len(rows)} open breaks")
+    if rows:
+        raise typer.Exit(code=1)
+
+
+rails_app = typer.Typer(help="Payment rails: the local sandbox provider.", no_args_is_help=True)
+app.add_typer(rails_app, name="rails")
+
+
+@rails_app.command("sandbox-provider")
+def sandbox_provider(
+    port: Annotated[int, typer.Option("--port")] = 8765,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    callback_url: Annotated[
+        str, typer.Option("--callback-url", help="Where to send the signed callbacks.")
+    ] = "http://127.0.0.1:8000/v1/rails/sandbox/callbacks",
+    decline_rate: Annotated[float, typer.Option("--decline-rate", min=0, max=1)] = 0.1,
+    lose_callback_rate: Annotated[float, typer.Option("--lose-callback-rate", min=0, max=1)] = 0.0,
+    min_delay: Annotated[float, typer.Option("--min-delay-seconds", min=0)] = 0.5,
+    max_delay: Annotated[float, typer.Option("--max-delay-seconds", min=0)] = 3.0,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+) -> None:
+    """Serve the local sandbox payment rail (the default provider of ./dev run). Its secret is
+    USEFIRST_SANDBOX_RAIL_SECRET, the same the engine verifies callbacks with."""
+    from usefirst.rails.sandbox_server import SandboxConfig, SandboxRailServer
+
+    settings = _settings()
+    if not settings.sandbox_rail_secret:
+        fail("USEFIRST_SANDBOX_RAIL_SECRET must be set", code=2)
+    if max_delay < min_delay:
+        fail("--max-delay-seconds: must not be below --min-delay-seconds", code=2)
+    server = SandboxRailServer(
+        SandboxConfig(
+            secret=settings.sandbox_rail_secret,
+            callback_url=callback_url,
+            decline_rate=decline_rate,
+            lose_callback_rate=lose_callback_rate,
+            min_delay_seconds=min_delay,
+            max_delay_seconds=max_delay,
+            seed=seed,
+            time_zone=settings.time_zone,
+        ),
+        host=host,
+        port=port,
+    )
+    stderr().print(f"sandbox rail on {server.url}, callbacks to {callback_url}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.stop()

@@ -127,6 +127,21 @@ def release(session: Session, *, shopper_id: str, amount_minor: int) -> None:
         CreditRepository(session).release(shopper_id, amount_minor)
 
 
+def take_back_after_reversal(session: Session, *, shopper_id: str, amount_minor: int) -> int:
+    """A reversed payment owes its principal again: the credit it freed is used again, as far as
+    the limit allows (the shopper may have spent it since; the line never goes over its limit).
+    Returns how much was taken back."""
+    if amount_minor < 0:
+        raise InvariantViolated("a take-back must not be negative")
+    line = CreditRepository(session).get(shopper_id, for_update=True)
+    if line is None or amount_minor == 0:
+        return 0
+    taken = min(amount_minor, line.limit_minor - line.used_minor)
+    if taken > 0:
+        line.used_minor += taken
+    return max(taken, 0)
+
+
 def _change_status(
     session: Session,
     *,

@@ -29,6 +29,7 @@ from usefirst.collections import service as collections_service
 from usefirst.collections.ladder import Ladder
 from usefirst.credit import service as credit_service
 from usefirst.flows import (
+    auto_debit,
     bureau_reporting,
     dispute_resolution,
     fulfilment,
@@ -69,6 +70,7 @@ JOB_NAMES = (
     NIGHTLY_GRAPH,
     MERCHANT_SETTLEMENT,
     OVERDUE_COMPLAINTS,
+    auto_debit.AUTO_DEBIT_JOB,
 )
 
 
@@ -159,6 +161,7 @@ def run_sweep(
     summary.reminders_planned = collections_service.plan_reminders(
         session, business_on=business_on, ladder=ladder, settings=settings, cipher=cipher, now=now
     )
+    summary.jobs[auto_debit.AUTO_DEBIT_JOB] = auto_debit.run_due_charges(session, context)
     summary.bureau_files = bureau_reporting.monthly_bureau_files(
         session, business_on=business_on, cipher=cipher, settings=settings, now=now
     )

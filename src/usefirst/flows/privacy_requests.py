@@ -50,6 +50,7 @@ from usefirst.privacy.service import (
     ErasureResult,
     ShopperAlreadyErased,
 )
+from usefirst.rails.repository import RailRepository
 from usefirst.repayment import service as repayment_service
 from usefirst.repayment.repository import RepaymentRepository
 from usefirst.risk.repository import RiskRepository
@@ -70,6 +71,7 @@ def shopper_records(session: Session) -> list[tuple[Table, ShopperRecords]]:
         RiskRepository(session).shopper_records(),
         EventRepository(session).shopper_records(),
         PrivacyRepository(session).shopper_records(),
+        RailRepository(session).shopper_records(),
     ]
     owner = {table: records for records in every_domains for table in records.tables}
     return [(table, owner[table]) for table in in_schema_order(owner)]

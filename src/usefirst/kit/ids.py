@@ -44,6 +44,10 @@ PREFIXES = {
     "ring": "rng",
     "config_version": "cfg",
     "late_fee_waiver": "lfw",
+    "mandate": "mdt",
+    "charge": "chg",
+    "callback": "cbk",
+    "reconciliation_break": "brk",
 }
 
 

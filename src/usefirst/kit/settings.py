@@ -128,6 +128,32 @@ class Settings(BaseSettings):
     # The book's figures on /metrics (overdue amounts, backlog, …) are read at most this often.
     metrics_book_refresh_seconds: float = Field(default=30.0, ge=0, le=3600)
 
+    # Payment rails (issue 18): which provider auto-debits shoppers with a mandate ("none": the
+    # engine only records payments the platform reports). "sandbox" is the local sandbox rail
+    # (`usefirst rails sandbox-provider`, the default of ./dev run); "wechatpay" is WeChat Pay.
+    payment_provider: Literal["none", "sandbox", "wechatpay"] = "none"
+    sandbox_rail_url: str = "http://127.0.0.1:8765"
+    sandbox_rail_secret: str | None = None
+    payment_provider_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # When (local time) and how often a declined charge is tried again (rails/retry.toml).
+    auto_debit_retry_file: Path | None = None
+    # A charge with no callback this long after it was sent is asked about (a query).
+    auto_debit_query_after_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
+    # WeChat Pay API v3 (委托代扣, contract deduction): merchant id, app id, the merchant key
+    # (PEM) and its certificate's serial, the APIv3 key (32 characters), the platform
+    # certificates trusted for responses and callbacks (comma-separated PEM files), and the public
+    # URL of POST /v1/rails/wechatpay/callbacks.
+    wechatpay_mchid: str | None = None
+    wechatpay_appid: str | None = None
+    wechatpay_merchant_serial: str | None = None
+    wechatpay_private_key_file: Path | None = None
+    wechatpay_apiv3_key: str | None = None
+    wechatpay_platform_certificate_files: str | None = None
+    wechatpay_notify_url: str | None = None
+    wechatpay_base_url: str = "https://api.mch.weixin.qq.com"
+    # Shopper options: a due date may be moved by at most this many days, once per order.
+    extension_max_days: int = Field(default=10, ge=1, le=60)
+
 
 @lru_cache
 def get_settings() -> Settings:

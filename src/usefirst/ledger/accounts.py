@@ -49,6 +49,9 @@ class EntryKind(StrEnum):
     MERCHANT_CLAWBACK = "merchant_clawback"
     MERCHANT_FINE = "merchant_fine"
     MERCHANT_FINE_REVERSAL = "merchant_fine_reversal"
+    PAYMENT_REVERSAL = "payment_reversal"  # a provider reversed a charge (chargeback)
+    CREDIT_BALANCE_REFUND = "credit_balance_refund"  # held overpayment paid back
+    PAYOFF_REBATE = "payoff_rebate"  # unearned plan fee rebated at early payoff
 
 
 @dataclass(frozen=True, slots=True)

@@ -346,6 +346,17 @@ def mark_repaid(order: Order, *, now: datetime) -> bool:
     return True
 
 
+def reopen_after_reversal(order: Order, *, is_overdue: bool, now: datetime) -> None:
+    """A payment that repaid the order was reversed by the provider: it is owed again."""
+    if order.status == "repaid":
+        order.status = "overdue" if is_overdue else "delivered"
+        order.repaid_at = None
+        order.updated_at = now
+    elif order.status == "delivered" and is_overdue:
+        order.status = "overdue"
+        order.updated_at = now
+
+
 def active_order_ids(session: Session, *, shopper_id: str) -> list[str]:
     return [row.id for row in OrderRepository(session).of_shopper(shopper_id, ACTIVE_STATUSES)]
 

@@ -54,6 +54,8 @@ class Instalment(Base):
     paid_fees_minor: Mapped[int] = mapped_column(BigInteger, default=0)  # plan and late fees
     was_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     settled_on: Mapped[date | None] = mapped_column(Date)
+    # Days the shopper moved this instalment's due date by (at most once per order).
+    extended_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def all_fees_minor(self) -> int:

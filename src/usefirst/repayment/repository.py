@@ -72,6 +72,30 @@ class RepaymentRepository:
             )
         return rows
 
+    def due_instalments(self, shopper_ids: list[str], on: date) -> list[Instalment]:
+        """Live unpaid instalments of these shoppers due on or before ``on`` (auto-debit)."""
+        if not shopper_ids:
+            return []
+        return list(
+            self.session.scalars(
+                select(Instalment)
+                .where(
+                    Instalment.shopper_id.in_(shopper_ids),
+                    Instalment.status.in_(("pending", "overdue")),
+                    Instalment.due_on <= on,
+                    (
+                        Instalment.principal_minor
+                        + Instalment.fees_minor
+                        + Instalment.late_fees_minor
+                        - Instalment.paid_principal_minor
+                        - Instalment.paid_fees_minor
+                    )
+                    > 0,
+                )
+                .order_by(Instalment.shopper_id, Instalment.due_on, Instalment.order_id)
+            )
+        )
+
     def open_instalments(
         self, shopper_id: str, *, order_id: str | None = None, for_update: bool = False
     ) -> list[Instalment]:
@@ -302,6 +326,15 @@ WHERE f.fee > 0 AND instalments.shopper_id = f.shopper_id
         return list(
             self.session.scalars(
                 select(Payment).where(Payment.shopper_id == shopper_id).order_by(Payment.id)
+            )
+        )
+
+    def allocations_of_payment(self, shopper_id: str, payment_id: str) -> list[Allocation]:
+        return list(
+            self.session.scalars(
+                select(Allocation)
+                .where(Allocation.shopper_id == shopper_id, Allocation.payment_id == payment_id)
+                .order_by(Allocation.created_at, Allocation.id)
             )
         )
 

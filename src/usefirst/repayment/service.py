@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from usefirst.kit.errors import InvariantViolated, ValidationFailed
+from usefirst.kit.errors import Conflict, InvariantViolated, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
 from usefirst.kit.settings import Settings
@@ -279,6 +279,12 @@ def apply_to_open_instalments(
     )
 
 
+def due_instalments(session: Session, *, shopper_ids: list[str], on: date) -> list[Instalment]:
+    """Live unpaid instalments of these shoppers due on or before ``on``, by shopper then due
+    date (what auto-debit charges)."""
+    return RepaymentRepository(session).due_instalments(sorted(shopper_ids), on)
+
+
 def check_payment(*, amount_minor: int, currency: str, method: str) -> None:
     check_currency(currency)
     if amount_minor <= 0:
@@ -327,6 +333,181 @@ def receive_payment(
     )
     RepaymentRepository(session).add(payment)
     return PaymentOutcome(payment=payment, applied=applied)
+
+
+def payments_of(session: Session, *, shopper_id: str) -> list[Payment]:
+    return RepaymentRepository(session).payments_of(shopper_id)
+
+
+def payment_of(session: Session, *, shopper_id: str, payment_id: str) -> Payment | None:
+    return next(
+        (
+            row
+            for row in RepaymentRepository(session).payments_of(shopper_id)
+            if row.id == payment_id
+        ),
+        None,
+    )
+
+
+@dataclass(frozen=True)
+class ReversedPayment:
+    payment: Payment
+    to_receivable_minor: int  # owed again on live instalments
+    recovered_minor: int  # owed again on charged-off instalments (recoveries undone)
+    reopened_principal_minor: int  # live principal owed again (its credit is used again)
+    order_ids: list[str]
+
+
+def reverse_payment(
+    session: Session, *, shopper_id: str, payment_id: str, today: date, now: datetime
+) -> ReversedPayment:
+    """Undo what a payment paid (the caller holds the shopper's credit-line lock): each of its
+    allocations is answered by a negative one, the instalments owe it again and reopen (overdue
+    when their due date has passed). What the payment left as held credit is the caller's."""
+    repository = RepaymentRepository(session)
+    payment = next(
+        (row for row in repository.payments_of(shopper_id) if row.id == payment_id), None
+    )
+    if payment is None:
+        raise InvariantViolated(f"payment {payment_id} of {shopper_id} does not exist")
+    allocations = [
+        row
+        for row in repository.allocations_of_payment(shopper_id, payment_id)
+        if row.source == "payment"
+    ]
+    rows = {
+        (row.order_id, row.seq): row
+        for row in repository.instalments_of_orders(
+            shopper_id, sorted({allocation.order_id for allocation in allocations})
+        )
+    }
+    to_receivable = recovered = reopened_principal = 0
+    reversing: list[Allocation] = []
+    for allocation in allocations:
+        row = rows[(allocation.order_id, allocation.seq)]
+        row.paid_fees_minor -= allocation.fees_minor
+        row.paid_principal_minor -= allocation.principal_minor
+        amount = allocation.fees_minor + allocation.principal_minor
+        if row.status == "charged_off":
+            recovered += amount
+            row.settled_on = None
+        else:
+            to_receivable += amount
+            reopened_principal += allocation.principal_minor
+            if row.remaining_minor > 0 and row.status in ("paid", "pending", "overdue"):
+                is_late = row.due_on is not None and row.due_on < today
+                row.status = "overdue" if is_late else "pending"
+                row.was_overdue = row.was_overdue or is_late
+                row.settled_on = None
+        reversing.append(
+            Allocation(
+                shopper_id=shopper_id,
+                id=new_id("allocation"),
+                source="reversal",
+                payment_id=payment_id,
+                order_id=allocation.order_id,
+                seq=allocation.seq,
+                fees_minor=-allocation.fees_minor,
+                principal_minor=-allocation.principal_minor,
+                created_at=now,
+            )
+        )
+    repository.add_all(reversing)
+    return ReversedPayment(
+        payment=payment,
+        to_receivable_minor=to_receivable,
+        recovered_minor=recovered,
+        reopened_principal_minor=reopened_principal,
+        order_ids=sorted({allocation.order_id for allocation in allocations}),
+    )
+
+
+@dataclass(frozen=True)
+class PayoffQuote:
+    principal_minor: int  # principal left
+    late_fees_minor: int  # late fees charged and unpaid
+    plan_fees_earned_minor: int  # unpaid plan fee of instalments already due
+    plan_fees_rebated_minor: int  # unpaid plan fee of instalments not yet due: not charged
+
+    @property
+    def payoff_minor(self) -> int:
+        return self.principal_minor + self.late_fees_minor + self.plan_fees_earned_minor
+
+
+def payoff_quote(session: Session, *, shopper_id: str, order_id: str, today: date) -> PayoffQuote:
+    """What closes the order today. Rebate rule: an instalment's plan fee is earned on its due
+    date; paying off early rebates the whole plan fee of every instalment not yet due (and
+    charges nothing for the days of an instalment's period already passed)."""
+    principal = late = earned = rebated = 0
+    for row in RepaymentRepository(session).instalments_of_order(shopper_id, order_id):
+        if row.status not in ("pending", "overdue"):
+            continue
+        unpaid_plan, unpaid_late = unpaid_fee_parts(row)
+        principal += row.unpaid_principal_minor
+        late += unpaid_late
+        if row.due_on is not None and row.due_on > today:
+            rebated += unpaid_plan
+        else:
+            earned += unpaid_plan
+    return PayoffQuote(
+        principal_minor=principal,
+        late_fees_minor=late,
+        plan_fees_earned_minor=earned,
+        plan_fees_rebated_minor=rebated,
+    )
+
+
+def rebate_unearned_plan_fees(
+    session: Session, *, shopper_id: str, order_id: str, today: date
+) -> int:
+    """Take the unpaid plan fee of the order's instalments not yet due off the schedule (early
+    payoff). Returns the amount rebated."""
+    rebated = 0
+    for row in RepaymentRepository(session).instalments_of_order(
+        shopper_id, order_id, for_update=True
+    ):
+        if row.status != "pending" or row.due_on is None or row.due_on <= today:
+            continue
+        unpaid_plan, _ = unpaid_fee_parts(row)
+        row.fees_minor -= unpaid_plan
+        rebated += unpaid_plan
+    return rebated
+
+
+def extend_instalment(
+    session: Session, *, shopper_id: str, order_id: str, seq: int, days: int, today: date
+) -> Instalment:
+    """Move one pending instalment's due date ``days`` later, once per order, before it is past
+    due and not past the next instalment's due date. The plan fee does not change, so the
+    annualised rate only falls (the APR cap holds)."""
+    rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id, for_update=True)
+    if any(row.extended_days for row in rows):
+        raise ExtensionAlreadyUsed()
+    row = next((item for item in rows if item.seq == seq), None)
+    if row is None:
+        raise ValidationFailed("No such instalment on this order.", field="seq")
+    if row.status != "pending" or row.due_on is None or row.due_on < today:
+        raise InstalmentNotExtendable()
+    new_due_on = row.due_on + timedelta(days=days)
+    following = [item for item in rows if item.seq > seq and item.due_on is not None]
+    if following and new_due_on > min(item.due_on for item in following if item.due_on):
+        raise ValidationFailed(
+            "The new due date would fall after the next instalment's.", field="days"
+        )
+    row.due_on = new_due_on
+    row.extended_days = days
+    return row
+
+
+class ExtensionAlreadyUsed(Conflict):
+    code = "extension_already_used"
+    default_message = "This order's due date was already extended once."
+
+
+class InstalmentNotExtendable(Conflict):
+    code = "instalment_not_extendable"
+    default_message = "Only an instalment not yet past due (and not paid) can be extended."
 
 
 def settled_order_ids(session: Session, shopper_id: str, order_ids: set[str]) -> list[str]:

@@ -1,0 +1,342 @@
+"""A local server speaking WeChat Pay API v3 for the tests: it checks the merchant's request
+signatures, signs every answer with a platform key whose certificate it made, sends deduction
+results as signed notifications with AES-256-GCM encrypted resources, and serves trade bills.
+Keys and the certificate are made fresh for each test."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib import request as urllib_request
+from urllib.parse import parse_qs, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.x509.oid import NameOID
+
+from usefirst.rails.wechatpay import AUTH_SCHEME, certificate_serial, sign_message, verify_message
+
+MCHID = "1900000109"
+APPID = "wxd678efh567hg6787"
+APIV3_KEY = "a" * 16 + "B" * 16
+BILL_HEADER = (
+    "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
+    "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
+    "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注"
+)
+
+
+def new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def self_signed(key: rsa.RSAPrivateKey, name: str) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+
+
+@dataclass
+class WeChatKeys:
+    merchant_key: rsa.RSAPrivateKey
+    merchant_certificate: x509.Certificate
+    platform_key: rsa.RSAPrivateKey
+    platform_certificate: x509.Certificate
+
+    @classmethod
+    def make(cls) -> WeChatKeys:
+        merchant, platform = new_key(), new_key()
+        return cls(
+            merchant_key=merchant,
+            merchant_certificate=self_signed(merchant, "merchant"),
+            platform_key=platform,
+            platform_certificate=self_signed(platform, "Tenpay.com Root CA"),
+        )
+
+    @property
+    def merchant_serial(self) -> str:
+        return certificate_serial(self.merchant_certificate)
+
+    @property
+    def platform_serial(self) -> str:
+        return certificate_serial(self.platform_certificate)
+
+    def write(self, directory: Path) -> tuple[Path, Path]:
+        key_file = directory / "apiclient_key.pem"
+        key_file.write_bytes(
+            self.merchant_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        certificate_file = directory / "wechatpay_platform.pem"
+        certificate_file.write_bytes(
+            self.platform_certificate.public_bytes(serialization.Encoding.PEM)
+        )
+        return key_file, certificate_file
+
+
+@dataclass
+class WeChatState:
+    contracts: dict[str, str] = field(default_factory=dict)
+    transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outcomes: list[str] = field(default_factory=list)
+    bills: dict[date, list[dict[str, Any]]] = field(default_factory=dict)
+    notifications: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    refused_requests: int = 0
+    business_on: date = date(2027, 3, 9)
+
+
+class WeChatPayServer:
+    def __init__(self, keys: WeChatKeys) -> None:
+        self.keys = keys
+        self.state = WeChatState()
+        self.lock = threading.Lock()
+        self.timers: list[threading.Timer] = []
+        handler = type("WeChatHandler", (_Handler,), {"server_state": self})
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http.server_address[1]}"
+
+    def signed_headers(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+        stamp = str(timestamp if timestamp is not None else int(time.time()))
+        nonce = secrets.token_hex(16)
+        message = f"{stamp}\n{nonce}\n{body.decode()}\n"
+        return {
+            "Content-Type": "application/json",
+            "Wechatpay-Timestamp": stamp,
+            "Wechatpay-Nonce": nonce,
+            "Wechatpay-Signature": sign_message(self.keys.platform_key, message),
+            "Wechatpay-Serial": self.keys.platform_serial,
+        }
+
+    def notification(self, transaction: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+        nonce = secrets.token_hex(6)
+        associated = "transaction"
+        ciphertext = AESGCM(APIV3_KEY.encode()).encrypt(
+            nonce.encode(), json.dumps(transaction).encode(), associated.encode()
+        )
+        body = json.dumps(
+            {
+                "id": f"EV-{secrets.token_hex(8)}",
+                "create_time": datetime.now(UTC).isoformat(),
+                "resource_type": "encrypt-resource",
+                "event_type": "TRANSACTION.SUCCESS",
+                "summary": "扣款结果",
+                "resource": {
+                    "original_type": "transaction",
+                    "algorithm": "AEAD_AES_256_GCM",
+                    "ciphertext": base64.b64encode(ciphertext).decode(),
+                    "associated_data": associated,
+                    "nonce": nonce,
+                },
+            }
+        ).encode()
+        return self.signed_headers(body), body
+
+    def _decide(self, out_trade_no: str, outcome: str, notify_url: str) -> None:
+        with self.lock:
+            transaction = self.state.transactions[out_trade_no]
+            transaction["trade_state"] = "SUCCESS" if outcome != "decline" else "PAYERROR"
+            transaction["transaction_id"] = f"4200{secrets.token_hex(8)}"
+            if transaction["trade_state"] == "SUCCESS":
+                self.state.bills.setdefault(self.state.business_on, []).append(dict(transaction))
+            headers, body = self.notification(dict(transaction))
+            self.state.notifications.append((headers, body))
+        if outcome == "lose_callback":
+            return
+        call = urllib_request.Request(notify_url, data=body, headers=headers, method="POST")
+        try:
+            with urllib_request.urlopen(call, timeout=10):
+                pass
+        except OSError:
+            pass
+
+    def bill_csv(self, on: date) -> bytes:
+        rows = [BILL_HEADER]
+        for item in self.state.bills.get(on, []):
+            amount = Decimal(item["amount"]["total"]) / 100
+            fields = [""] * 27
+            fields[0] = f"{on} 10:00:00"
+            fields[1] = APPID
+            fields[2] = MCHID
+            fields[5] = item["transaction_id"]
+            fields[6] = item["out_trade_no"]
+            fields[8] = "PAPAY"
+            fields[9] = "SUCCESS"
+            fields[11] = item["amount"]["currency"]
+            fields[12] = f"{amount:.2f}"
+            fields[16] = "0.00"
+            fields[24] = f"{amount:.2f}"
+            rows.append(",".join(f"`{value}" for value in fields))
+        rows.append(
+            "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+        )
+        rows.append(f"`{len(self.state.bills.get(on, []))},`0,`0,`0,`0,`0,`0")
+        return ("\n".join(rows) + "\n").encode()
+
+    def wait_idle(self) -> None:
+        for timer in list(self.timers):
+            timer.join(10)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_state: WeChatPayServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _reply(self, status: int, payload: Any | None, *, raw: bytes | None = None) -> None:
+        body = (
+            raw if raw is not None else (b"" if payload is None else json.dumps(payload).encode())
+        )
+        headers = (
+            {"Content-Type": "text/plain"}
+            if raw is not None
+            else self.server_state.signed_headers(body)
+        )
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _authorised(self, body: bytes) -> bool:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith(AUTH_SCHEME + " "):
+            return self._refuse()
+        fields = dict(part.split("=", 1) for part in header[len(AUTH_SCHEME) + 1 :].split(","))
+        values = {key.strip(): value.strip('"') for key, value in fields.items()}
+        keys = self.server_state.keys
+        if values.get("mchid") != MCHID or values.get("serial_no") != keys.merchant_serial:
+            return self._refuse()
+        message = (
+            f"{self.command}\n{self.path}\n{values['timestamp']}\n{values['nonce_str']}\n"
+            f"{body.decode()}\n"
+        )
+        if not verify_message(keys.merchant_key.public_key(), message, values["signature"]):
+            return self._refuse()
+        return True
+
+    def _refuse(self) -> bool:
+        with self.server_state.lock:
+            self.server_state.state.refused_requests += 1
+        self._reply(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+        return False
+
+    def do_GET(self) -> None:
+        if not self._authorised(b""):
+            return
+        server = self.server_state
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        segments = parts.path.split("/")
+        if parts.path.startswith("/v3/papay/contracts/"):
+            state = server.state.contracts.get(segments[4])
+            if state is None:
+                self._reply(404, {"code": "RESOURCE_NOT_EXISTS", "message": "签约不存在"})
+            else:
+                self._reply(200, {"contract_id": segments[4], "contract_state": state})
+        elif parts.path.startswith("/v3/pay/transactions/out-trade-no/"):
+            transaction = server.state.transactions.get(segments[5])
+            if transaction is None:
+                self._reply(404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"})
+            else:
+                self._reply(200, transaction)
+        elif parts.path == "/v3/bill/tradebill":
+            on = date.fromisoformat(query["bill_date"][0])
+            content = server.bill_csv(on)
+            self._reply(
+                200,
+                {
+                    "download_url": f"{server.url}/v3/billdownload/file?day={on}",
+                    "hash_type": "SHA1",
+                    "hash_value": hashlib.sha1(content).hexdigest(),
+                },
+            )
+        elif parts.path == "/v3/billdownload/file":
+            self._reply(200, None, raw=server.bill_csv(date.fromisoformat(query["day"][0])))
+        else:
+            self._reply(404, {"code": "NOT_FOUND"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if not self._authorised(body):
+            return
+        server = self.server_state
+        payload = json.loads(body or b"{}")
+        path = urlsplit(self.path).path
+        if path == "/v3/papay/pay/transactions/apply":
+            with server.lock:
+                if server.state.contracts.get(payload["contract_id"]) != "SIGNED":
+                    self._reply(403, {"code": "CONTRACT_ERROR", "message": "签约状态异常"})
+                    return
+                known = server.state.transactions.get(payload["out_trade_no"])
+                if known is None:
+                    server.state.transactions[payload["out_trade_no"]] = {
+                        "appid": APPID,
+                        "mchid": MCHID,
+                        "out_trade_no": payload["out_trade_no"],
+                        "trade_state": "ACCEPT",
+                        "amount": dict(payload["amount"]),
+                    }
+                    outcome = server.state.outcomes.pop(0) if server.state.outcomes else "succeed"
+                    timer = threading.Timer(
+                        0.2,
+                        server._decide,
+                        args=(payload["out_trade_no"], outcome, payload["notify_url"]),
+                    )
+                    timer.daemon = True
+                    server.timers.append(timer)
+                    timer.start()
+            self._reply(204, None)
+        elif path.startswith("/v3/papay/contracts/") and path.endswith("/terminate"):
+            with server.lock:
+                server.state.contracts[path.split("/")[4]] = "TERMINATED"
+            self._reply(204, None)
+        elif path == "/v3/refund/domestic/refunds":
+            self._reply(200, {"refund_id": f"5030{secrets.token_hex(6)}", "status": "PROCESSING"})
+        else:
+            self._reply(404, {"code": "NOT_FOUND"})
+
+
+@contextmanager
+def wechatpay_server(keys: WeChatKeys) -> Iterator[WeChatPayServer]:
+    server = WeChatPayServer(keys)
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.http.shutdown()
+        server.http.server_close()
+        for timer in server.timers:
+            timer.cancel()
