@@ -6,7 +6,7 @@ later. The message keeps the request id (nullable: messages written before this 
 jobs, have none of an HTTP request's), the worker logs its delivery under it and sends it as the
 webhook's ``X-Request-Id``. The downgrade drops the column.
 
-Revision ID: 0022_request_ids
+Revision ID: 0022
 Revises: 0021
 Create Date: 2026-12-07
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022_request_ids"
+revision = "0022"
 down_revision = "0021"
 branch_labels = None
 depends_on = None

@@ -10,8 +10,8 @@ whose they are, so they are keyed by their own id. Reconciliation breaks (a prov
 and our books disagree) are per provider and statement date, one per line and kind. An instalment
 records the days a shopper moved its due date by (``extended_days``: once per order).
 
-Revision ID: 0022_payment_rails
-Revises: 0021
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-12-07
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022_payment_rails"
-down_revision = "0021"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
