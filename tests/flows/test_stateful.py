@@ -66,6 +66,8 @@ EXAMPLES = int(os.environ.get("USEFIRST_STATEFUL_EXAMPLES", "20"))
 # (pay within 2 days, auto-confirm after 3) let them reach overdue and auto-confirmation.
 CLOCK_MOVES_DAYS = [1, 1, 2, 3, 5] + ([31] if EXAMPLES > 20 else [])
 TERMS = {"pay_within_days": 2, "auto_confirm_days": 3}
+# Checkouts decided by the credit limit alone (the file says why).
+BANK_MACHINE_RULES = Path(__file__).with_name("bank_machine_rules.toml")
 LIVE = ("scheduled", "pending", "overdue")
 OPEN = ("pending", "overdue")
 SETTLED = ("paid", "cancelled")
@@ -125,7 +127,9 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
     class BankMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.runtime: Runtime = make_runtime(new_database(), **TERMS)
+            self.runtime: Runtime = make_runtime(
+                new_database(), risk_rules_file=BANK_MACHINE_RULES, **TERMS
+            )
             self.shoppers: list[str] = []
             self.merchants: list[str] = []
             self.order_ids: list[str] = []
