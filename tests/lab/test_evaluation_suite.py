@@ -4,6 +4,7 @@ rings, the goals' pass/fail, and one tiny world through the whole machinery."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,7 @@ from usefirst.lab.evaluation_suite import (
     shuffled_worlds,
 )
 from usefirst.lab.risk_evaluation import DecidedOrder
+from usefirst.lab.signal_study import read_rows
 
 BURST = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -233,15 +235,20 @@ def test_scoring_worlds_per_world_worst_and_typology(capsys: pytest.CaptureFixtu
     assert "50.0% / 70.5% [" in printed  # engine's worst / mean money stopped before payout
 
 
-def test_a_tiny_suite_runs_through_the_engine_and_prints_its_goals() -> None:
+def test_a_tiny_suite_runs_through_the_engine_and_writes_its_study_data(tmp_path: Path) -> None:
     worlds = [
         WorldSpec("independent/5", "independent", 5, HELD_OUT),
         WorldSpec("independent/6", "independent", 6, TRAIN),
     ]
-    report = run_suite(split=HELD_OUT, scale=0.12, days=8, worlds=worlds)
+    report = run_suite(split=HELD_OUT, scale=0.12, days=8, worlds=worlds, data_dir=tmp_path)
     assert [world["name"] for world in report.worlds] == ["independent/5"]
     world = report.worlds[0]
     assert world["orders"] == world["fraud_orders"] + world["honest_orders"] > 0
+    rows = read_rows(tmp_path)
+    assert [path.name for path in tmp_path.iterdir()] == ["independent_5.csv"]
+    assert len(rows) == world["orders"]
+    assert sum(row["is_fraud"] for row in rows) == world["fraud_orders"]
+    assert {row["split"] for row in rows} == {HELD_OUT}
     assert set(report.systems) == {ENGINE, "amount rules", "isolation forest"}
     assert [row["goal"] for row in report.goals] == [goal.key for goal in GOALS]
     for row in report.goals:

@@ -42,6 +42,12 @@ from usefirst.lab.risk_evaluation import (
     sandbox_runtime,
     simulate_history,
 )
+from usefirst.lab.signal_study import (
+    point_in_time_signals,
+    recorded_orders,
+    study_rows,
+    write_rows,
+)
 from usefirst.lab.sim.fraud import FraudScenario, GroundTruth
 from usefirst.lab.sim.independent import simulate_independent
 from usefirst.orders.models import Order
@@ -228,9 +234,11 @@ def run_world(
     scale: float = 1.0,
     days: int | None = None,
     console: Console | None = None,
+    data_dir: Path | None = None,
 ) -> WorldRun:
     """Simulate one world in a throw-away sandbox and read back every order's fate (``days``
-    overrides the world's length: tests run short worlds)."""
+    overrides the world's length: tests run short worlds). With ``data_dir``, each order's
+    recorded features, lab signals and label are written there for a signal study."""
     started, started_cpu = time.monotonic(), time.process_time()
     with tempfile.TemporaryDirectory(prefix="usefirst-suite-") as scratch:
         runtime = sandbox_runtime(Path(scratch))
@@ -252,6 +260,13 @@ def run_world(
                 truth = simulate_history(runtime, seed=spec.seed, size=size, console=None)
             orders = decided_orders(runtime, truth)
             rings = _ring_outcomes(runtime, truth)
+            if data_dir is not None:
+                signals = point_in_time_signals(recorded_orders(runtime))
+                data_dir.mkdir(parents=True, exist_ok=True)
+                write_rows(
+                    data_dir / f"{spec.name.replace('/', '_')}.csv",
+                    study_rows(spec.name, spec.split, orders, signals),
+                )
         finally:
             runtime.database.dispose()
     run = WorldRun(
@@ -645,11 +660,17 @@ def run_suite(
     console: Console | None = None,
     seed: int = 0,
     days: int | None = None,
+    data_dir: Path | None = None,
 ) -> SuiteReport:
-    """Run the suite's worlds of ``split`` (train, held_out) and score them."""
+    """Run the suite's worlds of ``split`` (train, held_out, all) and score the held-out ones
+    (all of them when only training worlds ran: figures to tune on)."""
     chosen = [spec for spec in (worlds or default_suite()) if split in ("all", spec.split)]
-    runs = [run_world(spec, scale=scale, days=days, console=console) for spec in chosen]
-    return score_suite(runs, split=split, seed=seed)
+    runs = [
+        run_world(spec, scale=scale, days=days, console=console, data_dir=data_dir)
+        for spec in chosen
+    ]
+    scored = [run for run in runs if run.spec.split == HELD_OUT] if split == "all" else runs
+    return score_suite(scored, split=HELD_OUT if split == "all" else split, seed=seed)
 
 
 def shuffled_worlds(seed: int, count: int) -> list[WorldSpec]:
