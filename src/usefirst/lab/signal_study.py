@@ -460,7 +460,7 @@ def calibration(scores: np.ndarray, labels: np.ndarray, *, bins: int = 5) -> dic
 
 def study(rows: Sequence[Mapping[str, Any]], *, seed: int = 7) -> dict[str, Any]:
     """Base features vs base + new signals, and the ablation; trained on training worlds only."""
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     # One thread: OpenMP workers spin and crawl on a busy shared machine, for no gain at this size.
     with threadpool_limits(limits=1):
