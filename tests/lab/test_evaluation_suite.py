@@ -23,6 +23,7 @@ from usefirst.lab.evaluation_suite import (
     WorldSpec,
     bootstrap_measure,
     default_suite,
+    is_held_after_checkout,
     is_honest_touched,
     is_stopped_at_checkout,
     judge_goals,
@@ -89,7 +90,13 @@ def test_checkout_stops_and_honest_touches() -> None:
     # held after checkout stops before payout, not at checkout
     assert not is_stopped_at_checkout(_order("e", 1, is_risk_held=True))
     assert is_honest_touched(_order("f", 1, risk_outcome="step_up"))
-    assert is_honest_touched(_order("g", 1, is_risk_held=True))
+    assert is_honest_touched(_order("f2", 1, risk_outcome="review", status="review"))
+    # a payout held after checkout is reported apart: the shopper met no friction
+    assert not is_honest_touched(_order("g", 1, is_risk_held=True))
+    assert is_held_after_checkout(_order("g", 1, is_risk_held=True))
+    assert not is_held_after_checkout(
+        _order("g2", 1, risk_outcome="review", status="review", is_risk_held=True)
+    )
     assert not is_honest_touched(_order("h", 1))
 
 
@@ -178,6 +185,7 @@ def test_scoring_worlds_per_world_worst_and_typology(capsys: pytest.CaptureFixtu
             _order("b1", 10_000, typology="bust_out", is_settled=True),
             *[_order(f"h{index}", 5_000 + index) for index in range(9)],
             _order("h9", 5_000, risk_outcome="step_up"),
+            _order("h10", 5_000, is_risk_held=True),
         ],
         [RingOutcome("ring-1", 6, BURST, 1.0, 10.0), RingOutcome("ring-2", 3, BURST, 0.0, None)],
         1.0,
@@ -198,7 +206,8 @@ def test_scoring_worlds_per_world_worst_and_typology(capsys: pytest.CaptureFixtu
     engine = report.systems[ENGINE]
     assert engine["cash_out_before_payout"].per_world == {"w1": 100_000 / 110_000, "w2": 0.5}
     assert engine["cash_out_at_checkout"].per_world == {"w1": 80_000 / 110_000, "w2": 0.5}
-    assert engine["honest_touched"].per_world == {"w1": 0.1, "w2": 0.0}
+    assert engine["honest_touched"].per_world == {"w1": 1 / 11, "w2": 0.0}
+    assert engine["honest_held_after_checkout"].per_world == {"w1": 1 / 11, "w2": 0.0}
     assert engine["bust_out_stopped"].per_world == {"w1": 0.0, "w2": None}
     # ring-2 has too few mules to count; w2's ring holds only 60 % of its mules in one case
     assert engine["rings_surfaced"].per_world == {"w1": 1.0, "w2": 0.0}
@@ -206,7 +215,7 @@ def test_scoring_worlds_per_world_worst_and_typology(capsys: pytest.CaptureFixtu
     goals = {row["goal"]: row for row in report.goals}
     assert goals["cash_out_before_payout"][ENGINE]["worst"] == 0.5
     assert goals["rings_surfaced"]["passes"] is False
-    assert goals["honest_touched"][ENGINE]["worst"] == 0.1
+    assert goals["honest_touched"][ENGINE]["worst"] == 1 / 11
     # the baselines hold as many orders as the engine held or declined at checkout (w1: 1)
     assert report.systems["amount rules"]["cash_out_at_checkout"].per_world["w1"] == (
         80_000 / 110_000
@@ -218,7 +227,8 @@ def test_scoring_worlds_per_world_worst_and_typology(capsys: pytest.CaptureFixtu
     assert report.typologies["bust_out"]["before_payout"].per_world == {"w1": 0.0}
     assert (report.wall_seconds, report.cpu_seconds) == (3.0, 2.5)
     document = report.as_dict()
-    assert document["systems"][ENGINE]["honest_touched"]["worst"] == 0.1
+    assert document["systems"][ENGINE]["honest_touched"]["worst"] == 1 / 11
+    assert document["systems"]["amount rules"]["honest_held_after_checkout"]["worst"] == 0.0
     assert [world["name"] for world in document["worlds"]] == ["w1", "w2"]
     print_suite_report(report, held_out=True)
     printed = capsys.readouterr().out

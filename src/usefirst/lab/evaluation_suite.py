@@ -290,8 +290,18 @@ def is_stopped_at_checkout(order: DecidedOrder) -> bool:
 
 
 def is_honest_touched(order: DecidedOrder) -> bool:
-    """An honest order reviewed, stepped up or declined for risk, or held after checkout."""
-    return order.is_flagged_by_engine or order.risk_outcome == "step_up"
+    """Reviewed, stepped up or declined for risk at checkout (issue 19's "touched")."""
+    return order.risk_outcome in ("review", "step_up", "declined") or order.status in (
+        "review",
+        "step_up",
+        "declined",
+    )
+
+
+def is_held_after_checkout(order: DecidedOrder) -> bool:
+    """Let through at checkout, then its merchant's payout for it held by a risk case: the
+    shopper is not stopped, but an honest merchant waits for its money."""
+    return order.is_risk_held and not is_honest_touched(order)
 
 
 @dataclass(frozen=True)
@@ -301,6 +311,7 @@ class SystemRule:
     before_payout: Callable[[DecidedOrder], bool]
     at_checkout: Callable[[DecidedOrder], bool]
     touched: Callable[[DecidedOrder], bool]
+    held_later: Callable[[DecidedOrder], bool]
 
 
 def system_rules(orders: Sequence[DecidedOrder], *, seed: int) -> dict[str, SystemRule]:
@@ -320,6 +331,7 @@ def system_rules(orders: Sequence[DecidedOrder], *, seed: int) -> dict[str, Syst
             before_payout=lambda order: order.is_stopped_by_engine,
             at_checkout=is_stopped_at_checkout,
             touched=is_honest_touched,
+            held_later=is_held_after_checkout,
         )
     }
     chosen = {
@@ -333,6 +345,7 @@ def system_rules(orders: Sequence[DecidedOrder], *, seed: int) -> dict[str, Syst
             before_payout=lambda order, held=held: order.order_id in held,  # type: ignore[misc]
             at_checkout=lambda order, held=held: order.order_id in held,  # type: ignore[misc]
             touched=lambda order, held=held: order.order_id in held,  # type: ignore[misc]
+            held_later=lambda order: False,
         )
     return rules
 
@@ -487,6 +500,8 @@ HIGHER_IS_BETTER = {
     "honest_touched": False,
     "rings_surfaced": True,
     "bust_out_stopped": True,
+    # Reported beside the goals, not one of them: the issue counts what the shopper meets.
+    "honest_held_after_checkout": False,
 }
 
 
@@ -550,6 +565,9 @@ def score_suite(runs: Sequence[WorldRun], *, split: str, seed: int = 0) -> Suite
             )
             measures.setdefault("honest_touched", {})[name] = _order_arrays(
                 orders, lambda o: not o.is_fraud, rule.touched, by_amount=False
+            )
+            measures.setdefault("honest_held_after_checkout", {})[name] = _order_arrays(
+                orders, lambda o: not o.is_fraud, rule.held_later, by_amount=False
             )
             measures.setdefault("bust_out_stopped", {})[name] = _order_arrays(
                 orders,
