@@ -483,6 +483,10 @@ def _evaluate_suite(
         print_suite_report(report, held_out=split == HELD_OUT)
 
 
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def _share(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:.{digits}%}"
 
@@ -605,7 +609,7 @@ def study_signals(
     for variant in result["variants"]:
         table.add_row(
             variant["variant"],
-            f"{_share(variant['auc_worst'], 3)[:-1]} / {_share(variant['auc_mean'], 3)[:-1]}",
+            f"{_number(variant['auc_worst'])} / {_number(variant['auc_mean'])}",
             f"{_share(variant['caught_money_worst'])} / {_share(variant['caught_money_mean'])}",
             f"{_share(variant['honest_touched_worst'], 2)} / "
             f"{_share(variant['honest_touched_mean'], 2)}",
