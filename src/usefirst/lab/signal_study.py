@@ -427,7 +427,8 @@ def evaluate_variant(
 
     def score(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         matrix = _matrix(rows, features)
-        return np.mean([fold.predict_proba(matrix)[:, 1] for fold in folds], axis=0)
+        scores: np.ndarray = np.mean([fold.predict_proba(matrix)[:, 1] for fold in folds], axis=0)
+        return scores
 
     result = VariantResult(name, list(features), threshold, touched, {}, {}, {})
     for world in sorted({row["world"] for row in held_out}):
