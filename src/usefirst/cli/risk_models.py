@@ -480,7 +480,8 @@ def _evaluate_suite(
     if as_json:
         print_json(report.as_dict())
     else:
-        print_suite_report(report, held_out=split == HELD_OUT)
+        # With --split all only the held-out worlds are scored.
+        print_suite_report(report, held_out=split in (HELD_OUT, "all"))
 
 
 def _number(value: float | None) -> str:
