@@ -24,9 +24,8 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_principal(
-    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
-) -> Principal:
+def authenticate_authorization(runtime: Runtime, authorization: str | None) -> Principal:
+    """The caller of an ``Authorization: Bearer <key>`` header, or AuthenticationRequired."""
     if not authorization or not authorization.startswith("Bearer "):
         raise AuthenticationRequired()
     secret = authorization[len("Bearer ") :].strip()
@@ -35,6 +34,14 @@ def get_principal(
     if principal is None:
         raise AuthenticationRequired("The API key is not valid.")
     return principal
+
+
+def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
+    # A request with a body was authenticated by the request guard before the body was read.
+    checked: Principal | None = request.scope.get("state", {}).get("principal")
+    if checked is not None:
+        return checked
+    return authenticate_authorization(runtime, request.headers.get("authorization"))
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -34,7 +34,7 @@ COLLECTORS = ("collector", "admin")
 class CallOutcomeIn(Strict):
     outcome: Literal["reached", "no_answer", "wrong_number", "promise_to_pay", "refused"]
     promise_on: date | None = None
-    promise_minor: int | None = Field(default=None, gt=0)
+    promise_minor: int | None = Field(default=None, strict=True, gt=0)
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -48,7 +48,7 @@ class LegalStatusIn(Strict):
 
 
 class WaiveLateFeesIn(Strict):
-    amount_minor: int | None = Field(default=None, gt=0)
+    amount_minor: int | None = Field(default=None, strict=True, gt=0)
     reason: str = Field(min_length=1, max_length=500)
 
 
