@@ -96,7 +96,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             upload_bytes=runtime.settings.dispute_evidence_max_bytes + UPLOAD_OVERHEAD_BYTES,
         ),
         authenticate=lambda authorization: authenticate_authorization(runtime, authorization),
-        path_templates=lambda: app.openapi()["paths"].keys(),
+        documented_paths=lambda: app.openapi()["paths"],
     )
     registry = CollectorRegistry()
     requests_total = Counter(

@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from usefirst.api.text_rules import IDEMPOTENCY_KEY_PATTERN
 from usefirst.identity.service import Principal, authenticate
 from usefirst.kit.errors import AuthenticationRequired, PermissionDenied
-from usefirst.kit.idempotency import fingerprint, run_idempotent
+from usefirst.kit.idempotency import MAX_KEY_LENGTH, fingerprint, run_idempotent
 from usefirst.runtime import Runtime, Work
 
 
@@ -64,7 +65,15 @@ def require(
     raise PermissionDenied()
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+    ),
+]
 
 
 class IdempotentCall:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -43,6 +43,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 API_PREFIX = "/v1/"
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 # Deeper than any body of the API (checkout items are three levels down).
 MAX_JSON_DEPTH = 32
 # Larger than any amount or count the API takes (10^18 > 2^59); a 4,300-digit number is refused
@@ -208,23 +209,34 @@ class RequestGuard:
         *,
         limits: BodyLimits,
         authenticate: Authenticator,
-        path_templates: Callable[[], Iterable[str]],
+        documented_paths: Callable[[], Mapping[str, Mapping[str, Any]]],
     ) -> None:
         self.app = app
         self.limits = limits
         self.authenticate = authenticate
-        self.templates_of = path_templates
-        self._compiled: list[re.Pattern[str]] | None = None
+        self.documented_paths = documented_paths
+        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
 
-    def _path_templates(self) -> list[re.Pattern[str]]:
-        """The API's paths (``/v1/orders/{order_id}``) as patterns, to name a refused path
-        parameter; only needed on a refusal, so made then."""
+    def _path_templates(self) -> list[tuple[re.Pattern[str], str]]:
+        """The documented paths (``/v1/orders/{order_id}``) as patterns, with the methods each
+        takes (for ``Allow``); made on first use, which is a refusal or a 405."""
         if self._compiled is None:
             self._compiled = [
-                re.compile(re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]*)", re.escape(template)))
-                for template in self.templates_of()
+                (
+                    re.compile(re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]*)", re.escape(template))),
+                    ", ".join(sorted(method.upper() for method in item if method in HTTP_METHODS)),
+                )
+                for template, item in self.documented_paths().items()
             ]
         return self._compiled
+
+    def allowed_methods(self, path: str) -> str | None:
+        """Every method the path takes: Starlette's 405 names only those of the first route
+        that matched the path (``GET`` for a path that also takes ``POST``)."""
+        for template, methods in self._path_templates():
+            if template.fullmatch(path) is not None:
+                return methods
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -232,7 +244,7 @@ class RequestGuard:
             return
         path: str = scope["path"]
         is_api = path.startswith(API_PREFIX)
-        send_with_headers = _with_security_headers(send, is_api=is_api)
+        send_with_headers = _with_security_headers(send, is_api=is_api, guard=self, path=path)
         try:
             receive = await self._guard(scope, receive, path=path, is_api=is_api)
         except UsefirstError as error:
@@ -294,7 +306,7 @@ class RequestGuard:
         if not breaks_line_rule(path):
             return
         field = "path"
-        for template in self._path_templates():
+        for template, _ in self._path_templates():
             match = template.fullmatch(path)
             if match is not None:
                 named = [
@@ -385,10 +397,15 @@ def _counting(receive: Receive, limit: int) -> Receive:
     return counted
 
 
-def _with_security_headers(send: Send, *, is_api: bool) -> Send:
+def _with_security_headers(send: Send, *, is_api: bool, guard: RequestGuard, path: str) -> Send:
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
+            if message["status"] == 405:
+                allowed = guard.allowed_methods(path)
+                if allowed is not None:
+                    headers = [(name, value) for name, value in headers if name.lower() != b"allow"]
+                    headers.append((b"allow", allowed.encode("ascii")))
             present = {name.lower() for name, _ in headers}
             wanted = [NOSNIFF]
             if is_api or message["status"] >= 400:

@@ -19,6 +19,10 @@ from usefirst.api.text_rules import (
     TrackingNumber,
 )
 
+# The largest amount any one request may name (ten thousand million yuan): far above any real
+# order, well inside a 64-bit integer.
+MAX_MINOR = 10_000_000_000_00
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=4096)
@@ -98,7 +102,7 @@ class ShipIn(Strict):
 
 
 class RefundIn(Strict):
-    amount_minor: int = Field(strict=True, gt=0)
+    amount_minor: int = Field(strict=True, gt=0, le=MAX_MINOR)
     reason: str = Field(min_length=1, max_length=500)
 
 

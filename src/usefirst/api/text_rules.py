@@ -57,6 +57,9 @@ Category = Annotated[str, Field(min_length=1, max_length=64, pattern=CATEGORY_PA
 TRACKING_NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 -]*$"
 TrackingNumber = Annotated[str, Field(min_length=1, max_length=64, pattern=TRACKING_NUMBER_PATTERN)]
 
+# Printable ASCII: what an HTTP header carries without encoding questions.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e][\x20-\x7e]*$"
+
 # A resident identity card number: 17 digits and a check character (identity.validation checks
 # the date and check digit); spaces around it are dropped there.
 NATIONAL_ID_PATTERN = r"^ *[0-9]{17}[0-9Xx] *$"
