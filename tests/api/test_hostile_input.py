@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from tests.console.browser import serve
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.api.app import create_app
-from usefirst.identity.service import create_operator
+from usefirst.identity.service import create_api_key, create_operator
 from usefirst.kit.db import Base
 from usefirst.runtime import Runtime
 
@@ -644,8 +644,11 @@ def test_an_unexpected_error_is_500_in_the_error_shape_on_both_databases(runtime
             work.session.execute(text("SELECT secret_column FROM no_such_table"))
 
     with TestClient(app, raise_server_exceptions=False) as client:
-        # The route asks for no principal; the guard only wants a bearer header on /v1.
-        response = client.get("/v1/broken-for-this-test", headers={"Authorization": "Bearer x"})
+        unknown_key = client.get("/v1/broken-for-this-test", headers=bearer("uf_plat_nope"))
+        assert_error(unknown_key, 401, "unauthenticated")  # the guard answers first
+        with runtime.work() as work:
+            key = create_api_key(work.session, kind="platform", now=work.now)
+        response = client.get("/v1/broken-for-this-test", headers=bearer(key))
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {

@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
+from starlette.concurrency import run_in_threadpool
 
 from usefirst.api.text_rules import IDEMPOTENCY_KEY_PATTERN
 from usefirst.identity.service import Principal, authenticate
@@ -37,12 +38,15 @@ def authenticate_authorization(runtime: Runtime, authorization: str | None) -> P
     return principal
 
 
-def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
-    # A request with a body was authenticated by the request guard before the body was read.
+async def get_principal(request: Request) -> Principal:
+    # The request guard (api.guard) authenticated every /v1/ request before reading its body;
+    # async, so taking its result costs no second trip through the thread pool.
     checked: Principal | None = request.scope.get("state", {}).get("principal")
     if checked is not None:
         return checked
-    return authenticate_authorization(runtime, request.headers.get("authorization"))
+    return await run_in_threadpool(
+        authenticate_authorization, get_runtime(request), request.headers.get("authorization")
+    )
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -277,10 +277,10 @@ class RequestGuard:
         if is_api:
             if authorization is None or not authorization.startswith("Bearer "):
                 raise AuthenticationRequired()
-            if content_length not in (None, "0") or chunked:
-                # The key is looked up before the body is read; the endpoint reuses the result.
-                principal = await run_in_threadpool(self.authenticate, authorization)
-                scope.setdefault("state", {})["principal"] = principal
+            # The key is looked up before the body is read (and before routing: no key, no
+            # knowing which paths exist); the endpoint's dependency reuses the result.
+            principal = await run_in_threadpool(self.authenticate, authorization)
+            scope.setdefault("state", {})["principal"] = principal
         if content_length in (None, "0") and not chunked:
             return receive
         limit = self.limits.for_request(path, content_type)
