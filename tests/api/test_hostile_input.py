@@ -32,6 +32,8 @@ def snapshot(runtime: Runtime) -> dict[str, list[str]]:
         return {
             table.name: sorted(repr(tuple(row)) for row in work.session.execute(select(table)))
             for table in Base.metadata.sorted_tables
+            # The sandbox clock's row follows the wall clock while it is not frozen.
+            if table.name != "sandbox_clock"
         }
 
 
