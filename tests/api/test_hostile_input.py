@@ -595,7 +595,7 @@ def test_bodies_over_the_limit_are_413_by_length_and_by_streamed_bytes(
         content=streamed(),
     )
     assert_error(response, 413, "payload_too_large")
-    form = client.post("/console/login", data={"email": "a" * (70 * 1024), "password": "x"})
+    form = client.post("/console/login", data={"email": "a" * (1100 * 1024), "password": "x"})
     assert_error(form, 413, "payload_too_large")
     assert snapshot(runtime) == before
 

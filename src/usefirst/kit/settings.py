@@ -120,10 +120,11 @@ class Settings(BaseSettings):
     console_secure_cookies: bool = False
 
     # Request bodies, refused with 413 before they are read past this size: JSON bodies of the
-    # API (the largest real one, a 200-item checkout, is under 100 KB) and console forms.
+    # API (the largest real one, a 200-item checkout, is under 100 KB) and console forms (the
+    # largest, a configuration file of up to 200,000 characters, pasted or uploaded).
     # Evidence uploads have dispute_evidence_max_bytes plus room for the multipart framing.
     http_max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    http_max_form_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    http_max_form_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=16 * 1024 * 1024)
 
 
 @lru_cache
