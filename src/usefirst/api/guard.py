@@ -284,10 +284,15 @@ class RequestGuard:
         if content_length in (None, "0") and not chunked:
             return receive
         limit = self.limits.for_request(path, content_type)
+        is_upload = limit == self.limits.upload_bytes and content_type.startswith(
+            "multipart/form-data"
+        )
         if content_length is not None:
             if not content_length.isdigit():
                 raise ValidationFailed("Content-Length must be a number.", field="content-length")
-            if int(content_length) > limit:
+            # An upload endpoint refuses a declared length itself, before reading, with its own
+            # error code (evidence_too_large); the guard still counts what streams in.
+            if int(content_length) > limit and not is_upload:
                 raise _too_large(limit)
         if content_type.startswith("multipart/form-data"):
             return _counting(receive, limit)
