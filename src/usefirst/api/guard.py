@@ -46,9 +46,10 @@ API_PREFIX = "/v1/"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 # Deeper than any body of the API (checkout items are three levels down).
 MAX_JSON_DEPTH = 32
-# Larger than any amount or count the API takes (10^18 > 2^59); a 4,300-digit number is refused
-# before Python spends time converting it.
-MAX_INTEGER_DIGITS = 19
+# Far more digits than any amount or count the API takes (the models bound each field, and a
+# service answers with its own code for a promise or refund above what is owed); a 4,300-digit
+# number is refused before Python spends time converting it.
+MAX_INTEGER_DIGITS = 30
 MAX_NUMBER_CHARACTERS = 40
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")

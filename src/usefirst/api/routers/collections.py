@@ -34,7 +34,7 @@ COLLECTORS = ("collector", "admin")
 class CallOutcomeIn(Strict):
     outcome: Literal["reached", "no_answer", "wrong_number", "promise_to_pay", "refused"]
     promise_on: date | None = None
-    promise_minor: int | None = Field(default=None, strict=True, gt=0, le=MAX_MINOR)
+    promise_minor: int | None = Field(default=None, strict=True, gt=0)
     note: str | None = Field(default=None, max_length=2000)
 
 
