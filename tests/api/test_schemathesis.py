@@ -44,7 +44,7 @@ from usefirst.api.app import create_app
 from usefirst.identity.service import create_api_key, create_operator
 from usefirst.runtime import Runtime
 
-MAX_EXAMPLES = int(os.environ.get("USEFIRST_SCHEMATHESIS_EXAMPLES", "8"))
+MAX_EXAMPLES = int(os.environ.get("USEFIRST_SCHEMATHESIS_EXAMPLES", "3"))
 SEED = 16
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
