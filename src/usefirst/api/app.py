@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -13,7 +13,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usefirst import __version__
 from usefirst.api.book_metrics import BookCollector
+from usefirst.api.deps import authenticate_authorization
+from usefirst.api.docs import install_offline_docs
+from usefirst.api.guard import BodyLimits, RequestGuard, error_response_headers
 from usefirst.api.observability import HttpMetrics, RequestObservability, check_metrics_access
+from usefirst.api.openapi import install_openapi
 from usefirst.api.routers import collections as collections_endpoints
 from usefirst.api.routers import disputes as dispute_endpoints
 from usefirst.api.routers import identity as identity_endpoints
@@ -26,12 +30,16 @@ from usefirst.api.routers import rails as rail_endpoints
 from usefirst.api.routers import repayment as repayment_endpoints
 from usefirst.api.routers import risk as risk_endpoints
 from usefirst.api.routers import sandbox
+from usefirst.api.text_rules import LINE_PATTERN, LINE_RULE_MESSAGE, TEXT_PATTERN, TEXT_RULE_MESSAGE
 from usefirst.console import site as console_site
-from usefirst.kit.errors import UsefirstError, ValidationFailed
+from usefirst.kit.errors import InternalError, UsefirstError, ValidationFailed
 from usefirst.kit.logs import configure_logging
 from usefirst.kit.settings import get_settings
 from usefirst.kit.tracing import instrument_app, tracer_provider_from_environment
 from usefirst.runtime import Runtime
+
+# Room for the multipart boundaries and part headers around an evidence file.
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
 
 FORBIDDEN_FIELDS = {"contacts", "contact_list", "address_book", "emergency_contacts"}
 
@@ -54,6 +62,13 @@ def _validation_error(exc: RequestValidationError) -> ValidationFailed:
         )
     if first.get("type") == "extra_forbidden":
         return ValidationFailed(f"Unknown field {field!r}.", field=field)
+    if first.get("type") == "string_pattern_mismatch":
+        context = first.get("ctx")
+        pattern = context.get("pattern") if isinstance(context, dict) else None
+        if pattern == LINE_PATTERN:
+            return ValidationFailed(f"This field {LINE_RULE_MESSAGE}.", field=field)
+        if pattern == TEXT_PATTERN:
+            return ValidationFailed(f"This field {TEXT_RULE_MESSAGE}.", field=field)
     return ValidationFailed(str(first.get("msg", "invalid request")), field=field)
 
 
@@ -64,8 +79,22 @@ def create_app(runtime: Runtime) -> FastAPI:
         description=(
             "Buy Now, Pay Later (先用后付) engine, v1 API. Money is in integer minor units."
         ),
+        # Served from the installed swagger-ui-bundle package (api.docs), never from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
+    # Added before the metrics middleware, so that one stays outermost and counts refusals too.
+    app.add_middleware(
+        RequestGuard,
+        limits=BodyLimits(
+            json_bytes=runtime.settings.http_max_json_body_bytes,
+            form_bytes=runtime.settings.http_max_form_body_bytes,
+            upload_bytes=runtime.settings.dispute_evidence_max_bytes + UPLOAD_OVERHEAD_BYTES,
+        ),
+        authenticate=lambda authorization: authenticate_authorization(runtime, authorization),
+        documented_paths=lambda: app.openapi()["paths"],
+    )
     registry = CollectorRegistry()
     app.add_middleware(RequestObservability, metrics=HttpMetrics(registry))
     book = CollectorRegistry()
@@ -84,11 +113,32 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        body: dict[str, Any] = {
-            "error": {"code": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)}
+        codes = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            422: "validation_error",
         }
-        return JSONResponse(status_code=exc.status_code, content=body)
+        # A body Starlette could not parse is, by the contract, a 422 like any invalid request.
+        status = 422 if exc.status_code == 400 else exc.status_code
+        body: dict[str, Any] = {
+            "error": {
+                "code": codes.get(status, "http_error"),
+                "message": str(exc.detail),
+            }
+        }
+        # Kept: a 405 names the methods that are allowed (Allow), a 401 its scheme.
+        return JSONResponse(status_code=status, content=body, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected_error(request: Request, exc: Exception) -> Response:
+        # Runs outside the request guard, so the security headers are set here. The message says
+        # nothing of the cause (no SQL, no stack); the log has it.
+        error = InternalError()
+        response = JSONResponse(status_code=500, content=error.to_body())
+        for name, value in error_response_headers():
+            response.headers[name.decode()] = value.decode()
+        return response
 
     for router in (
         identity_endpoints.router,
@@ -108,6 +158,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     console_site.install(app)
     if runtime.tracer_provider is not None:
         instrument_app(app, runtime.tracer_provider)
+    install_offline_docs(app)
+    install_openapi(app)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -9,10 +9,12 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
+from starlette.concurrency import run_in_threadpool
 
+from usefirst.api.text_rules import IDEMPOTENCY_KEY_PATTERN
 from usefirst.identity.service import Principal, authenticate
 from usefirst.kit.errors import AuthenticationRequired, PermissionDenied
-from usefirst.kit.idempotency import fingerprint, run_idempotent
+from usefirst.kit.idempotency import MAX_KEY_LENGTH, fingerprint, run_idempotent
 from usefirst.runtime import Runtime, Work
 
 
@@ -24,9 +26,8 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_principal(
-    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
-) -> Principal:
+def authenticate_authorization(runtime: Runtime, authorization: str | None) -> Principal:
+    """The caller of an ``Authorization: Bearer <key>`` header, or AuthenticationRequired."""
     if not authorization or not authorization.startswith("Bearer "):
         raise AuthenticationRequired()
     secret = authorization[len("Bearer ") :].strip()
@@ -35,6 +36,17 @@ def get_principal(
     if principal is None:
         raise AuthenticationRequired("The API key is not valid.")
     return principal
+
+
+async def get_principal(request: Request) -> Principal:
+    # The request guard (api.guard) authenticated every /v1/ request before reading its body;
+    # async, so taking its result costs no second trip through the thread pool.
+    checked: Principal | None = request.scope.get("state", {}).get("principal")
+    if checked is not None:
+        return checked
+    return await run_in_threadpool(
+        authenticate_authorization, get_runtime(request), request.headers.get("authorization")
+    )
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -57,7 +69,15 @@ def require(
     raise PermissionDenied()
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+    ),
+]
 
 
 class IdempotentCall:

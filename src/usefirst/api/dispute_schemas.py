@@ -6,11 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from usefirst.api.schemas import Strict
+from usefirst.api.schemas import MAX_MINOR, Strict
+from usefirst.api.text_rules import ObjectId
 
 
 class OpenDisputeIn(Strict):
-    order_id: str = Field(min_length=1, max_length=40)
+    order_id: ObjectId
     opened_by: Literal["merchant", "shopper"]
     reason: Literal[
         "unpaid", "suspected_cash_out", "not_received", "not_as_described", "unauthorized"
@@ -20,5 +21,5 @@ class OpenDisputeIn(Strict):
 
 class ResolveDisputeIn(Strict):
     outcome: Literal["for_shopper", "for_merchant", "split"]
-    shopper_refund_minor: int | None = Field(default=None, ge=1)
+    shopper_refund_minor: int | None = Field(default=None, strict=True, ge=1, le=MAX_MINOR)
     note: str = Field(min_length=1, max_length=2000)

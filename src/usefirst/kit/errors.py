@@ -61,3 +61,17 @@ class InvariantViolated(UsefirstError):
     status_code = 500
     code = "invariant_violated"
     default_message = "An internal invariant was violated; nothing was committed."
+
+
+class PayloadTooLarge(UsefirstError):
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "The request body is larger than this endpoint accepts."
+
+
+class InternalError(UsefirstError):
+    """Anything unexpected: answered in the one error shape, saying nothing of the cause."""
+
+    status_code = 500
+    code = "internal_error"
+    default_message = "An internal error occurred; nothing was committed. Try again later."

@@ -154,6 +154,13 @@ class Settings(BaseSettings):
     # Shopper options: a due date may be moved by at most this many days, once per order.
     extension_max_days: int = Field(default=10, ge=1, le=60)
 
+    # Request bodies, refused with 413 before they are read past this size: JSON bodies of the
+    # API (the largest real one, a 200-item checkout, is under 100 KB) and console forms (the
+    # largest, a configuration file of up to 200,000 characters, pasted or uploaded).
+    # Evidence uploads have dispute_evidence_max_bytes plus room for the multipart framing.
+    http_max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    http_max_form_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=16 * 1024 * 1024)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -16,7 +16,7 @@ from usefirst.api.deps import (
     page,
     require,
 )
-from usefirst.api.schemas import Strict
+from usefirst.api.schemas import MAX_MINOR, Strict
 from usefirst.collections import bureau
 from usefirst.collections import service as collections_service
 from usefirst.flows import bureau_reporting, collector_calls, late_fee_waivers
@@ -34,7 +34,7 @@ COLLECTORS = ("collector", "admin")
 class CallOutcomeIn(Strict):
     outcome: Literal["reached", "no_answer", "wrong_number", "promise_to_pay", "refused"]
     promise_on: date | None = None
-    promise_minor: int | None = Field(default=None, gt=0)
+    promise_minor: int | None = Field(default=None, strict=True, gt=0)
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -48,7 +48,7 @@ class LegalStatusIn(Strict):
 
 
 class WaiveLateFeesIn(Strict):
-    amount_minor: int | None = Field(default=None, gt=0)
+    amount_minor: int | None = Field(default=None, strict=True, gt=0, le=MAX_MINOR)
     reason: str = Field(min_length=1, max_length=500)
 
 

@@ -16,6 +16,7 @@ from usefirst.api.deps import (
     require,
 )
 from usefirst.api.schemas import Strict
+from usefirst.api.text_rules import ObjectId
 from usefirst.flows import privacy_requests
 from usefirst.identity.service import Principal
 from usefirst.privacy import complaints as complaint_service
@@ -30,14 +31,14 @@ ACCESS_TRAIL_ROLES = ("compliance", "admin")
 
 
 class ComplaintIn(Strict):
-    shopper_id: str = Field(min_length=1, max_length=40)
+    shopper_id: ObjectId
     category: Literal["privacy", "collection_conduct", "billing", "other"]
     description: str = Field(min_length=1, max_length=5_000)
 
 
 class ComplaintResponseIn(Strict):
     message: str = Field(min_length=1, max_length=5_000)
-    closes: bool = False
+    closes: bool = Field(default=False, strict=True)
 
 
 def actor_of(principal: Principal) -> str:

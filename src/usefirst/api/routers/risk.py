@@ -10,6 +10,7 @@ from pydantic import Field
 
 from usefirst.api.deps import PrincipalDep, RuntimeDep, page, require
 from usefirst.api.schemas import Strict
+from usefirst.api.text_rules import ObjectId
 from usefirst.flows import case_resolution, step_up
 from usefirst.orders import service as order_service
 from usefirst.risk import cases as case_service
@@ -21,7 +22,7 @@ RISK_ROLES = ("risk_analyst", "admin")
 
 
 class AssignCaseIn(Strict):
-    operator_id: str | None = Field(default=None, min_length=1, max_length=40)
+    operator_id: ObjectId | None = None
 
 
 class ResolveCaseIn(Strict):
@@ -30,7 +31,7 @@ class ResolveCaseIn(Strict):
 
 
 class StepUpVerifyIn(Strict):
-    code: str = Field(min_length=4, max_length=12)
+    code: str = Field(min_length=4, max_length=12, pattern=r"^[0-9]+$")
 
 
 @router.get("/v1/risk/decisions/{order_id}")
