@@ -111,9 +111,16 @@ def serve(
             port=port,
             workers=workers,
             log_level="info",
+            access_log=runtime.settings.access_log,
         )
         return
-    uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(runtime),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=runtime.settings.access_log,
+    )
 
 
 @app.command()

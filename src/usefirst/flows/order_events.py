@@ -23,8 +23,10 @@ def publish_order_event(
     settings: Settings,
     now: datetime,
     extra: dict[str, Any] | None = None,
+    view: dict[str, Any] | None = None,
 ) -> None:
-    data = {"order": order_service.order_view(session, order)}
+    """``view``: the order as the API shows it, when the caller has it (else it is read)."""
+    data = {"order": view if view is not None else order_service.order_view(session, order)}
     if extra:
         data.update(extra)
     publish_event(

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     console_lockout_minutes: int = Field(default=15, ge=1)
     console_secure_cookies: bool = False
 
+    # Serving. A process trusts an API key it has authenticated for this many seconds before it
+    # asks the database again (0: every call asks); revoking a key forgets it in the revoking
+    # process at once. The access log costs CPU on every request and is off unless asked for.
+    credential_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    access_log: bool = False
+
 
 @lru_cache
 def get_settings() -> Settings:
