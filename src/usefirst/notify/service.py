@@ -16,7 +16,7 @@ from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Database
 from usefirst.kit.ids import new_id
 from usefirst.kit.models import Event
-from usefirst.kit.outbox import enqueue
+from usefirst.kit.outbox import queued_message
 from usefirst.kit.settings import Settings
 from usefirst.merchants.repository import MerchantRepository
 from usefirst.merchants.webhooks import webhook_secret_of
@@ -37,36 +37,40 @@ def publish_event(
 ) -> str:
     """Record an event and queue its webhooks in the caller's transaction."""
     event_id = new_id("event")
-    EventRepository(session).add(
-        Event(
-            id=event_id,
-            type=event_type,
-            merchant_id=merchant_id,
-            shopper_id=shopper_id,
-            data=to_jsonable_python(data),
-            created_at=now,
-        )
-    )
+    messages = []
     if settings.platform_webhook_url and settings.platform_webhook_secret:
-        enqueue(
-            session,
-            topic=WEBHOOK_TOPIC,
-            payload={"event_id": event_id, "destination": "platform"},
-            now=now,
+        messages.append(
+            queued_message(
+                topic=WEBHOOK_TOPIC,
+                payload={"event_id": event_id, "destination": "platform"},
+                now=now,
+            )
         )
     if merchant_id is not None:
         merchant = MerchantRepository(session).get(merchant_id)
         if merchant is not None and merchant.webhook_url:
-            enqueue(
-                session,
-                topic=WEBHOOK_TOPIC,
-                payload={
-                    "event_id": event_id,
-                    "destination": "merchant",
-                    "merchant_id": merchant_id,
-                },
-                now=now,
+            messages.append(
+                queued_message(
+                    topic=WEBHOOK_TOPIC,
+                    payload={
+                        "event_id": event_id,
+                        "destination": "merchant",
+                        "merchant_id": merchant_id,
+                    },
+                    now=now,
+                )
             )
+    EventRepository(session).add_with_deliveries(
+        {
+            "id": event_id,
+            "type": event_type,
+            "merchant_id": merchant_id,
+            "shopper_id": shopper_id,
+            "data": to_jsonable_python(data),
+            "created_at": now,
+        },
+        messages,
+    )
     return event_id
 
 

@@ -71,7 +71,7 @@ def ship_order(
     require(principal, merchant=True)
     assert principal.merchant_id is not None
     with runtime.work() as work:
-        order = fulfilment.ship(
+        _order, view = fulfilment.ship_with_view(
             work.session,
             order_id=order_id,
             merchant_id=principal.merchant_id,
@@ -80,7 +80,6 @@ def ship_order(
             settings=runtime.settings,
             now=work.now,
         )
-        view = order_service.order_view(work.session, order)
     return json_response(view)
 
 
