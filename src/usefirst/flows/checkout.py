@@ -164,6 +164,12 @@ def checkout_with_view(
     session.flush()
     view = order_service.order_view(session, order, instalments)
     publish_order_event(
-        session, order=order, event_type=f"order.{outcome}", settings=settings, now=now, view=view
+        session,
+        order=order,
+        event_type=f"order.{outcome}",
+        settings=settings,
+        now=now,
+        view=view,
+        one_statement=True,
     )
     return order, decision, view

@@ -72,7 +72,13 @@ def ship_with_view(
     risk_monitors.after_shipment(session, order=order, now=now, effects=risk_effects)
     view = order_service.order_view(session, order)
     publish_order_event(
-        session, order=order, event_type="order.shipped", settings=settings, now=now, view=view
+        session,
+        order=order,
+        event_type="order.shipped",
+        settings=settings,
+        now=now,
+        view=view,
+        one_statement=True,
     )
     return order, view
 

@@ -18,11 +18,14 @@ class EventRepository:
     def add(self, event: Event) -> None:
         self.session.add(event)
 
-    def add_with_deliveries(self, event: dict[str, Any], messages: list[dict[str, Any]]) -> None:
-        """The event and the outbox messages that deliver it. On PostgreSQL one statement (the
-        event inserted by a data-modifying CTE of the messages' insert), sent at once; as ORM
-        rows flushed with the rest of the unit of work elsewhere."""
-        if not messages or self.session.get_bind().dialect.name != "postgresql":
+    def add_with_deliveries(
+        self, event: dict[str, Any], messages: list[dict[str, Any]], *, one_statement: bool
+    ) -> None:
+        """The event and the outbox messages that deliver it. With ``one_statement`` on
+        PostgreSQL one statement (the event inserted by a data-modifying CTE of the messages'
+        insert), sent at once; else ORM rows flushed with the rest of the unit of work."""
+        postgresql = self.session.get_bind().dialect.name == "postgresql"
+        if not (one_statement and messages and postgresql):
             self.session.add(Event(**event))
             self.session.add_all([OutboxMessage(**message) for message in messages])
             return

@@ -34,8 +34,12 @@ def publish_event(
     settings: Settings,
     merchant_id: str | None = None,
     shopper_id: str | None = None,
+    one_statement: bool = False,
 ) -> str:
-    """Record an event and queue its webhooks in the caller's transaction."""
+    """Record an event and queue its webhooks in the caller's transaction. ``one_statement``
+    (a request publishing one event): on PostgreSQL the event and its messages are written at
+    once by one statement; otherwise they are flushed with the unit of work, where many events
+    of a batch (the daily sweep) share multi-row inserts."""
     event_id = new_id("event")
     messages = []
     if settings.platform_webhook_url and settings.platform_webhook_secret:
@@ -70,6 +74,7 @@ def publish_event(
             "created_at": now,
         },
         messages,
+        one_statement=one_statement,
     )
     return event_id
 
