@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usefirst import __version__
 from usefirst.api.book_metrics import BookCollector
-from usefirst.api.deps import authenticate_authorization
+from usefirst.api.deps import authenticate_authorization, credential_cache
 from usefirst.api.docs import install_offline_docs
 from usefirst.api.guard import BodyLimits, RequestGuard, error_response_headers
 from usefirst.api.observability import HttpMetrics, RequestObservability, check_metrics_access
@@ -92,7 +92,9 @@ def create_app(runtime: Runtime) -> FastAPI:
             form_bytes=runtime.settings.http_max_form_body_bytes,
             upload_bytes=runtime.settings.dispute_evidence_max_bytes + UPLOAD_OVERHEAD_BYTES,
         ),
-        authenticate=lambda authorization: authenticate_authorization(runtime, authorization),
+        authenticate=lambda authorization: authenticate_authorization(
+            runtime, credential_cache(app.state), authorization
+        ),
         documented_paths=lambda: app.openapi()["paths"],
     )
     registry = CollectorRegistry()

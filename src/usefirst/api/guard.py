@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
-
 from usefirst.api.text_rules import (
     LINE_RULE_MESSAGE,
     TEXT_RULE_MESSAGE,
@@ -77,7 +75,7 @@ class BodyLimits:
         return self.json_bytes
 
 
-Authenticator = Callable[[str | None], object]
+Authenticator = Callable[[str | None], Awaitable[object]]
 
 
 def _is_json(content_type: str) -> bool:
@@ -280,7 +278,7 @@ class RequestGuard:
                 raise AuthenticationRequired()
             # The key is looked up before the body is read (and before routing: no key, no
             # knowing which paths exist); the endpoint's dependency reuses the result.
-            principal = await run_in_threadpool(self.authenticate, authorization)
+            principal = await self.authenticate(authorization)
             scope.setdefault("state", {})["principal"] = principal
         if content_length in (None, "0") and not chunked:
             return receive

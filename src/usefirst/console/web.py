@@ -28,7 +28,7 @@ from usefirst.console.repository import DashboardRepository, PeopleRepository
 from usefirst.identity.models import ConsoleSession
 from usefirst.identity.service import OPERATOR_ROLES
 from usefirst.kit.clock import Clock, SystemClock
-from usefirst.kit.idempotency import fingerprint, run_idempotent
+from usefirst.kit.idempotency import fingerprint, run_idempotent, stored_response
 from usefirst.runtime import Runtime, Work
 
 HERE = Path(__file__).resolve().parent
@@ -329,15 +329,29 @@ def once(
     whether this post was a repeat. The record is kept in the transaction of the work it guards
     (the API's idempotency records), so a refused form leaves no record and can be sent again.
     A post without a token (an older page) is simply run."""
-    _status, body, replayed = run_idempotent(
+    key = form_token or None
+    principal_id = f"console:{page.session_row.account_id}"
+    request_fingerprint = fingerprint("POST", page.request.url.path, fields)
+    if key is not None:
+        stored = stored_response(
+            page.work.session,
+            principal_id=principal_id,
+            key=key,
+            request_fingerprint=request_fingerprint,
+        )
+        if stored is not None:
+            return str(stored[1]["location"]), True
+    # A twin post racing this one past the check makes run_idempotent raise once it has run:
+    # the page's transaction is rolled back, so the form's work is still done only once.
+    _status, body = run_idempotent(
         page.work.session,
-        principal_id=f"console:{page.session_row.account_id}",
-        key=form_token or None,
-        request_fingerprint=fingerprint("POST", page.request.url.path, fields),
+        principal_id=principal_id,
+        key=key,
+        request_fingerprint=request_fingerprint,
         now=page.work.now,
         handler=lambda: (303, {"location": work()}),
     )
-    return str(body["location"]), replayed
+    return str(body["location"]), False
 
 
 def repeated(location: str) -> str:

@@ -29,6 +29,7 @@ from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.orders.service import CheckoutRequest
 from usefirst.repayment import service as repayment_service
+from usefirst.repayment.models import Instalment
 from usefirst.risk import decision as risk_decision
 
 
@@ -60,6 +61,22 @@ def checkout(
 ) -> tuple[Order, Decision]:
     """Decide a checkout and record the order, approved or not. Approval reserves the amount
     against the shopper's available credit in one conditional update."""
+    order, decision, _view = checkout_with_view(
+        session, request=request, cipher=cipher, settings=settings, now=now
+    )
+    return order, decision
+
+
+def checkout_with_view(
+    session: Session,
+    *,
+    request: CheckoutRequest,
+    cipher: FieldCipher,
+    settings: Settings,
+    now: datetime,
+) -> tuple[Order, Decision, dict[str, Any]]:
+    """``checkout``, and the order as the API shows it, built from the rows just written (the
+    event and the response share it; nothing is read back)."""
     amount = order_service.validate_checkout(request)
     shopper = identity_service.get_shopper(session, shopper_id=request.shopper_id)
     merchant = merchant_service.get_merchant(session, merchant_id=request.merchant_id)
@@ -120,9 +137,11 @@ def checkout(
         reasons=[reason.as_dict() for reason in reasons],
         cipher=cipher,
         now=now,
+        shipping_address_hash=assessment.features.link_hashes.get("address"),
     )
+    instalments: list[Instalment] = []
     if outcome in ("approved", *order_service.HELD_STATUSES):
-        repayment_service.create_schedule(
+        instalments = repayment_service.create_schedule(
             session,
             shopper_id=order.shopper_id,
             order_id=order.id,
@@ -143,7 +162,14 @@ def checkout(
         now=now,
     )
     session.flush()
+    view = order_service.order_view(session, order, instalments)
     publish_order_event(
-        session, order=order, event_type=f"order.{outcome}", settings=settings, now=now
+        session,
+        order=order,
+        event_type=f"order.{outcome}",
+        settings=settings,
+        now=now,
+        view=view,
+        one_statement=True,
     )
-    return order, decision
+    return order, decision, view

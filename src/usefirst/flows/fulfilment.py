@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,30 @@ def ship(
     settings: Settings,
     now: datetime,
 ) -> Order:
+    order, _view = ship_with_view(
+        session,
+        order_id=order_id,
+        merchant_id=merchant_id,
+        carrier=carrier,
+        tracking_number=tracking_number,
+        settings=settings,
+        now=now,
+    )
+    return order
+
+
+def ship_with_view(
+    session: Session,
+    *,
+    order_id: str,
+    merchant_id: str,
+    carrier: str,
+    tracking_number: str,
+    settings: Settings,
+    now: datetime,
+) -> tuple[Order, dict[str, Any]]:
+    """``ship``, and the shipped order as the API shows it (read once: the event and the
+    response share it)."""
     order = order_service.mark_shipped(
         session,
         order_id=order_id,
@@ -45,10 +70,17 @@ def ship(
     )
     session.flush()
     risk_monitors.after_shipment(session, order=order, now=now, effects=risk_effects)
+    view = order_service.order_view(session, order)
     publish_order_event(
-        session, order=order, event_type="order.shipped", settings=settings, now=now
+        session,
+        order=order,
+        event_type="order.shipped",
+        settings=settings,
+        now=now,
+        view=view,
+        one_statement=True,
     )
-    return order
+    return order, view
 
 
 def confirm_receipt(

@@ -23,8 +23,13 @@ def publish_order_event(
     settings: Settings,
     now: datetime,
     extra: dict[str, Any] | None = None,
+    view: dict[str, Any] | None = None,
+    one_statement: bool = False,
 ) -> None:
-    data = {"order": order_service.order_view(session, order)}
+    """``view``: the order as the API shows it, when the caller has it (else it is read).
+    ``one_statement``: a request's single event, written with its messages by one statement on
+    PostgreSQL (see ``notify.service.publish_event``)."""
+    data = {"order": view if view is not None else order_service.order_view(session, order)}
     if extra:
         data.update(extra)
     publish_event(
@@ -35,6 +40,7 @@ def publish_order_event(
         settings=settings,
         merchant_id=order.merchant_id,
         shopper_id=order.shopper_id,
+        one_statement=one_statement,
     )
 
 

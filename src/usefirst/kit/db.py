@@ -92,7 +92,11 @@ class Database:
         else:
             options["pool_size"] = pool_size
             options["max_overflow"] = pool_size
-            options["pool_pre_ping"] = True
+            # No ping before every check-out from the pool (a round trip per request): a
+            # connection the server dropped fails one transaction and is discarded by the pool,
+            # and connections are replaced every half hour, before idle timeouts can cut them.
+            options["pool_pre_ping"] = False
+            options["pool_recycle"] = 1800
         self.engine: Engine = create_engine(self.url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)

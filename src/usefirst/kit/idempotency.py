@@ -1,9 +1,13 @@
 """Idempotency keys for money-moving calls.
 
 Same principal + key + request → the first response is replayed, status included; same key with
-another request → 409 ``idempotency_key_reused``. The record is written in the same transaction as
-the work it guards, so a failed request leaves no record and can be retried. On PostgreSQL a
-concurrent request with the same key waits on the first one's uncommitted insert, then replays it.
+another request → 409 ``idempotency_key_reused``. The record is written once, with the response,
+in the same transaction as the work it guards, so a failed request leaves no record and can be
+retried. The common case (a new key) costs one insert and no look-up: the work runs first and the
+record is inserted at its end. When the key turns out to be recorded already (a retry, or a
+concurrent request with the same key, whose uncommitted insert PostgreSQL makes this one wait
+for), :class:`KeyAlreadyRecorded` is raised, the caller rolls the work back and answers with
+:func:`stored_response` from a fresh transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -35,6 +39,17 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
+class KeyAlreadyRecorded(Exception):
+    """The key has a recorded response: roll this request's work back and replay that."""
+
+
+def check_key(key: str | None) -> None:
+    if key is not None and not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise ValidationFailed(
+            f"Idempotency-Key must have 1 to {MAX_KEY_LENGTH} characters.", field="Idempotency-Key"
+        )
+
+
 def run_idempotent(
     session: Session,
     *,
@@ -43,15 +58,14 @@ def run_idempotent(
     request_fingerprint: str,
     now: datetime,
     handler: Callable[[], tuple[int, Any]],
-) -> tuple[int, Any, bool]:
-    """Run ``handler`` once per key. Returns (status, JSON body, replayed)."""
+) -> tuple[int, Any]:
+    """Run ``handler`` and record its response under the key in the same transaction. Returns
+    (status, JSON body); raises :class:`KeyAlreadyRecorded` when the key has a response already
+    (the transaction must then be rolled back and :func:`stored_response` answered)."""
+    check_key(key)
+    status, body = handler()
     if key is None:
-        status, body = handler()
-        return status, body, False
-    if not 1 <= len(key) <= MAX_KEY_LENGTH:
-        raise ValidationFailed(
-            f"Idempotency-Key must have 1 to {MAX_KEY_LENGTH} characters.", field="Idempotency-Key"
-        )
+        return status, body
     builder = (
         postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     )
@@ -61,28 +75,33 @@ def run_idempotent(
             principal_id=principal_id,
             key=key,
             request_fingerprint=request_fingerprint,
-            status_code=None,
-            response_body=None,
+            status_code=status,
+            response_body=body,
             created_at=now,
         )
         .on_conflict_do_nothing()
         .returning(IdempotencyRecord.key)
     ).first()
     if inserted is None:
-        record = session.scalars(
-            select(IdempotencyRecord)
-            .where(IdempotencyRecord.principal_id == principal_id, IdempotencyRecord.key == key)
-            .execution_options(populate_existing=True)
-        ).one()
-        if record.request_fingerprint != request_fingerprint:
-            raise IdempotencyKeyReused(field="Idempotency-Key")
-        if record.status_code is None:
-            raise IdempotencyKeyInUse(field="Idempotency-Key")
-        return record.status_code, record.response_body, True
-    status, body = handler()
-    session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.principal_id == principal_id, IdempotencyRecord.key == key)
-        .values(status_code=status, response_body=body)
-    )
-    return status, body, False
+        raise KeyAlreadyRecorded()
+    return status, body
+
+
+def stored_response(
+    session: Session, *, principal_id: str, key: str, request_fingerprint: str
+) -> tuple[int, Any] | None:
+    """The recorded (status, JSON body) for the key, None when it has none; 409
+    ``idempotency_key_reused`` when it was recorded for another request."""
+    record = session.scalars(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.principal_id == principal_id, IdempotencyRecord.key == key
+        )
+    ).one_or_none()
+    if record is None:
+        return None
+    if record.request_fingerprint != request_fingerprint:
+        raise IdempotencyKeyReused(field="Idempotency-Key")
+    if record.status_code is None:
+        # Written by an engine before records were written once, with their response.
+        raise IdempotencyKeyInUse(field="Idempotency-Key")
+    return record.status_code, record.response_body

@@ -30,6 +30,21 @@ LEASE = timedelta(seconds=120)
 Handler = Callable[[dict[str, Any]], None]
 
 
+def queued_message(
+    *, topic: str, payload: dict[str, Any], now: datetime, available_at: datetime | None = None
+) -> dict[str, Any]:
+    """The outbox row ``enqueue`` would add, as column values (for a repository that writes it
+    together with what it delivers)."""
+    return {
+        "id": new_id("outbox"),
+        "topic": topic,
+        "payload": payload,
+        "available_at": available_at or now,
+        "attempts": 0,
+        "created_at": now,
+    }
+
+
 def enqueue(
     session: Session,
     *,

@@ -161,6 +161,11 @@ class Settings(BaseSettings):
     http_max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     http_max_form_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=16 * 1024 * 1024)
 
+    # Serving. A process trusts an API key it has authenticated for this many seconds before it
+    # asks the database again (0: every call asks); revoking a key forgets it in the revoking
+    # process at once.
+    credential_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from usefirst.kit.models import Event
+from usefirst.kit.models import Event, OutboxMessage
 from usefirst.kit.personal_data import ShopperRecords, table_of
 
 
@@ -15,6 +17,22 @@ class EventRepository:
 
     def add(self, event: Event) -> None:
         self.session.add(event)
+
+    def add_with_deliveries(
+        self, event: dict[str, Any], messages: list[dict[str, Any]], *, one_statement: bool
+    ) -> None:
+        """The event and the outbox messages that deliver it. With ``one_statement`` on
+        PostgreSQL one statement (the event inserted by a data-modifying CTE of the messages'
+        insert), sent at once; else ORM rows flushed with the rest of the unit of work."""
+        postgresql = self.session.get_bind().dialect.name == "postgresql"
+        if not (one_statement and messages and postgresql):
+            self.session.add(Event(**event))
+            self.session.add_all([OutboxMessage(**message) for message in messages])
+            return
+        events = cast(Table, Event.__table__)
+        written = insert(events).values(**event).returning(events.c.id).cte("written_event")
+        outbox = cast(Table, OutboxMessage.__table__)
+        self.session.execute(insert(outbox).values(messages).add_cte(written))
 
     def get(self, event_id: str) -> Event | None:
         return self.session.get(Event, event_id)

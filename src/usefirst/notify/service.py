@@ -17,7 +17,7 @@ from usefirst.kit.db import Database
 from usefirst.kit.ids import new_id
 from usefirst.kit.logs import REQUEST_ID_HEADER, current_request_id, new_request_id
 from usefirst.kit.models import Event
-from usefirst.kit.outbox import enqueue
+from usefirst.kit.outbox import queued_message
 from usefirst.kit.settings import Settings
 from usefirst.merchants.repository import MerchantRepository
 from usefirst.merchants.webhooks import webhook_secret_of
@@ -35,39 +35,48 @@ def publish_event(
     settings: Settings,
     merchant_id: str | None = None,
     shopper_id: str | None = None,
+    one_statement: bool = False,
 ) -> str:
-    """Record an event and queue its webhooks in the caller's transaction."""
+    """Record an event and queue its webhooks in the caller's transaction. ``one_statement``
+    (a request publishing one event): on PostgreSQL the event and its messages are written at
+    once by one statement; otherwise they are flushed with the unit of work, where many events
+    of a batch (the daily sweep) share multi-row inserts."""
     event_id = new_id("event")
-    EventRepository(session).add(
-        Event(
-            id=event_id,
-            type=event_type,
-            merchant_id=merchant_id,
-            shopper_id=shopper_id,
-            data=to_jsonable_python(data),
-            created_at=now,
-        )
-    )
+    messages = []
     if settings.platform_webhook_url and settings.platform_webhook_secret:
-        enqueue(
-            session,
-            topic=WEBHOOK_TOPIC,
-            payload={"event_id": event_id, "destination": "platform"},
-            now=now,
+        messages.append(
+            queued_message(
+                topic=WEBHOOK_TOPIC,
+                payload={"event_id": event_id, "destination": "platform"},
+                now=now,
+            )
         )
     if merchant_id is not None:
         merchant = MerchantRepository(session).get(merchant_id)
         if merchant is not None and merchant.webhook_url:
-            enqueue(
-                session,
-                topic=WEBHOOK_TOPIC,
-                payload={
-                    "event_id": event_id,
-                    "destination": "merchant",
-                    "merchant_id": merchant_id,
-                },
-                now=now,
+            messages.append(
+                queued_message(
+                    topic=WEBHOOK_TOPIC,
+                    payload={
+                        "event_id": event_id,
+                        "destination": "merchant",
+                        "merchant_id": merchant_id,
+                    },
+                    now=now,
+                )
             )
+    EventRepository(session).add_with_deliveries(
+        {
+            "id": event_id,
+            "type": event_type,
+            "merchant_id": merchant_id,
+            "shopper_id": shopper_id,
+            "data": to_jsonable_python(data),
+            "created_at": now,
+        },
+        messages,
+        one_statement=one_statement,
+    )
     return event_id
 
 

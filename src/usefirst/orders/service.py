@@ -107,8 +107,10 @@ def create_order(
     reasons: list[dict[str, str]],
     cipher: FieldCipher,
     now: datetime,
+    shipping_address_hash: str | None = None,
 ) -> Order:
-    """Record the decided checkout as an order, approved or not (its status is the outcome)."""
+    """Record the decided checkout as an order, approved or not (its status is the outcome).
+    ``shipping_address_hash`` is risk's keyed hash of the address, written with the order."""
     order = Order(
         shopper_id=request.shopper_id,
         id=new_id("order"),
@@ -122,6 +124,7 @@ def create_order(
         shipping_address_encrypted=cipher.encrypt(
             request.shipping_address.strip(), field="shipping_address"
         ),
+        shipping_address_hash=shipping_address_hash,
         device_id=request.device_id,
         ip=request.ip,
         decision_outcome=outcome,

@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from usefirst.api.deps import IdempotentCallDep, PrincipalDep, RuntimeDep, require
+from usefirst.api.deps import (
+    FastJSONResponse,
+    IdempotentCallDep,
+    PrincipalDep,
+    RuntimeDep,
+    json_response,
+    require,
+)
 from usefirst.api.schemas import CheckoutIn, EmptyIn, RefundIn, ShipIn
 from usefirst.flows import cancellation, checkout, fulfilment, refunds
 from usefirst.orders import service as order_service
@@ -26,7 +33,7 @@ def create_checkout(
     require(principal, platform=True)
 
     def respond(work: Work) -> tuple[int, Any]:
-        order, decision = checkout.checkout(
+        _order, decision, view = checkout.checkout_with_view(
             work.session,
             request=order_service.CheckoutRequest(
                 shopper_id=body.shopper_id,
@@ -42,10 +49,7 @@ def create_checkout(
             settings=runtime.settings,
             now=work.now,
         )
-        return 201, {
-            "order": order_service.order_view(work.session, order),
-            "decision": decision.as_dict(),
-        }
+        return 201, {"order": view, "decision": decision.as_dict()}
 
     return call.run(body, respond)
 
@@ -60,14 +64,14 @@ def get_order(order_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> di
         return order_service.order_view(work.session, order)
 
 
-@router.post("/v1/orders/{order_id}/ship")
+@router.post("/v1/orders/{order_id}/ship", response_model=dict[str, Any])
 def ship_order(
     order_id: str, body: ShipIn, runtime: RuntimeDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> FastJSONResponse:
     require(principal, merchant=True)
     assert principal.merchant_id is not None
     with runtime.work() as work:
-        order = fulfilment.ship(
+        _order, view = fulfilment.ship_with_view(
             work.session,
             order_id=order_id,
             merchant_id=principal.merchant_id,
@@ -76,13 +80,13 @@ def ship_order(
             settings=runtime.settings,
             now=work.now,
         )
-        return order_service.order_view(work.session, order)
+    return json_response(view)
 
 
-@router.post("/v1/orders/{order_id}/confirm-receipt")
+@router.post("/v1/orders/{order_id}/confirm-receipt", response_model=dict[str, Any])
 def confirm_receipt(
     order_id: str, runtime: RuntimeDep, principal: PrincipalDep, body: EmptyIn | None = None
-) -> dict[str, Any]:
+) -> FastJSONResponse:
     require(principal, platform=True)
     with runtime.work() as work:
         order = fulfilment.confirm_receipt(
@@ -92,7 +96,8 @@ def confirm_receipt(
             settings=runtime.settings,
             now=work.now,
         )
-        return order_service.order_view(work.session, order)
+        view = order_service.order_view(work.session, order)
+    return json_response(view)
 
 
 @router.post("/v1/orders/{order_id}/cancel")
