@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usefirst import __version__
 from usefirst.api.routers import collections as collections_endpoints
+from usefirst.api.routers import credentials as credential_endpoints
 from usefirst.api.routers import disputes as dispute_endpoints
 from usefirst.api.routers import identity as identity_endpoints
 from usefirst.api.routers import ledger as ledger_endpoints
@@ -98,7 +99,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(UsefirstError)
     async def on_usefirst_error(request: Request, exc: UsefirstError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content=exc.to_body())
+        return JSONResponse(
+            status_code=exc.status_code, content=exc.to_body(), headers=exc.headers()
+        )
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -125,6 +128,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         dispute_endpoints.router,
         privacy_endpoints.router,
         sandbox.router,
+        credential_endpoints.router,
     ):
         app.include_router(router)
     console_site.install(app)

@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from usefirst.identity.service import Principal, authenticate
-from usefirst.kit.errors import AuthenticationRequired, PermissionDenied
+from usefirst.identity.service import Principal, authenticate, record_key_use
+from usefirst.kit.clock import system_now
+from usefirst.kit.errors import AuthenticationRequired, PermissionDenied, TooManyFailedAttempts
 from usefirst.kit.idempotency import fingerprint, run_idempotent
 from usefirst.runtime import Runtime, Work
 
@@ -24,16 +25,38 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+def client_address(request: Request) -> str:
+    """The caller's address as the server sees it (behind a reverse proxy, run the server with
+    the proxy's address in --forwarded-allow-ips so that this is the client's, not the proxy's)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 def get_principal(
-    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+    request: Request, runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
+    """The caller of the key in ``Authorization``. A wrong, revoked or expired key is 401 and
+    counts against the client address; past the limit every key from it is 429 until the
+    window moves on (refused before the key is looked at, so a throttled guess learns nothing)."""
     if not authorization or not authorization.startswith("Bearer "):
         raise AuthenticationRequired()
+    throttle = runtime.auth_throttles.api_keys
+    address = client_address(request)
+    retry_after = throttle.retry_after_seconds(address)
+    if retry_after is not None:
+        raise TooManyFailedAttempts(retry_after_seconds=retry_after)
     secret = authorization[len("Bearer ") :].strip()
-    with runtime.database.transaction(read_only=True) as session:
-        principal = authenticate(session, secret=secret)
+    try:
+        with runtime.database.transaction(read_only=True) as session:
+            principal = authenticate(session, secret=secret)
+    except AuthenticationRequired:
+        throttle.record_failure(address)
+        raise
     if principal is None:
+        throttle.record_failure(address)
         raise AuthenticationRequired("The API key is not valid.")
+    if principal.needs_last_used_update:
+        with runtime.database.transaction() as session:
+            record_key_use(session, key_id=principal.key_id, now=system_now())
     return principal
 
 

@@ -30,6 +30,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "错误次数过多，账户已暂时锁定，请于 {until} 后再试。",
         "en": "Too many wrong attempts: the account is locked until {until}.",
     },
+    "throttled": {
+        "zh": "此网络地址登录失败次数过多，请 {seconds} 秒后再试。",
+        "en": "Too many failed sign-ins from this address. Try again in {seconds} seconds.",
+    },
     "expired": {
         "zh": "登录已过期，请重新登录。",
         "en": "The sign-in expired. Please sign in again.",
