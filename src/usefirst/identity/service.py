@@ -454,6 +454,19 @@ def operator_by_email(session: Session, *, email: str) -> Operator:
     return operator
 
 
+def check_operator_token_request(
+    *, operator: Operator, role: str | None, lifetime: timedelta | None
+) -> str:
+    """The role a new token of ``operator`` would carry; 422 for a role or lifetime it may not
+    have (checked before a second-factor code is spent on the request)."""
+    bound_role = role or operator.role
+    if bound_role != operator.role and operator.role != "admin":
+        raise ValidationFailed("An operator's token carries the operator's own role.", field="role")
+    if lifetime is not None and not timedelta(0) < lifetime <= OPERATOR_TOKEN_MAX_LIFETIME:
+        raise ValidationFailed("An operator token lives 1 to 90 days.", field="expires_in_days")
+    return bound_role
+
+
 def issue_operator_token(
     session: Session,
     *,
@@ -465,11 +478,7 @@ def issue_operator_token(
 ) -> tuple[ApiKey, str]:
     """A personal API token of ``operator``: bound to its role (an admin may bind a token to a
     narrower role), expiring after ``lifetime`` (default 30 days, at most 90)."""
-    bound_role = role or operator.role
-    if bound_role != operator.role and operator.role != "admin":
-        raise ValidationFailed("An operator's token carries the operator's own role.", field="role")
-    if lifetime is not None and not timedelta(0) < lifetime <= OPERATOR_TOKEN_MAX_LIFETIME:
-        raise ValidationFailed("An operator token lives 1 to 90 days.", field="expires_in_days")
+    bound_role = check_operator_token_request(operator=operator, role=role, lifetime=lifetime)
     return issue_api_key(
         session,
         kind="operator",

@@ -186,8 +186,12 @@ def create_operator_token(
     )
     refusal: console_auth.SignInFailed | None = None
     view: dict[str, Any] = {}
+    lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
     with runtime.work() as work:
         operator = identity_service.get_operator(work.session, operator_id=principal.operator_id)
+        identity_service.check_operator_token_request(
+            operator=operator, role=body.role, lifetime=lifetime
+        )
         try:
             console_auth.confirm_fresh_code(
                 work.session,
@@ -207,7 +211,7 @@ def create_operator_token(
                 actor=actor_of(principal),
                 now=now,
                 role=body.role,
-                lifetime=timedelta(days=body.expires_in_days) if body.expires_in_days else None,
+                lifetime=lifetime,
                 label=body.label,
             )
             view = {**identity_service.api_key_view(issued.key, now=now), "secret": issued.secret}
