@@ -237,6 +237,12 @@ def test_secret_rotation_signs_with_both_secrets_during_the_overlap(
             row.webhook_secret_encrypted,
             row.previous_webhook_secret_encrypted,
         )
+        assert row.previous_webhook_secret_encrypted is not None
+        # Bound to its own column's field, as key rotation (`usefirst keys`) expects.
+        previous = runtime.cipher.decrypt(
+            row.previous_webhook_secret_encrypted, field="previous_webhook_secret"
+        )
+        assert previous == old_secret
 
     shopper = enrol(client, platform_headers)
     place(client, platform_headers, shopper["id"], merchant["id"], 1_000)

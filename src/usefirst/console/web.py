@@ -73,6 +73,8 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     # The rules decide checkouts (risk); the ladder decides how shoppers are contacted (compliance).
     "config_rules": ("risk_analyst", "admin"),
     "config_ladder": ("compliance", "admin"),
+    # API keys and operator tokens: admins only (revocation is theirs on the API too).
+    "credentials": ("admin",),
 }
 
 

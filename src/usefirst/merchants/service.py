@@ -14,7 +14,13 @@ from usefirst.kit.errors import NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.merchants.models import Merchant
 from usefirst.merchants.repository import MerchantRepository
-from usefirst.merchants.webhooks import SECRET_FIELD, check_webhook_url, new_webhook_secret
+from usefirst.merchants.webhooks import (
+    PREVIOUS_SECRET_FIELD,
+    SECRET_FIELD,
+    check_webhook_url,
+    new_webhook_secret,
+    webhook_secret_of,
+)
 
 # The previous webhook secret signs too for this long after a rotation unless told otherwise.
 DEFAULT_WEBHOOK_SECRET_OVERLAP = timedelta(hours=24)
@@ -134,7 +140,9 @@ def rotate_webhook_secret(
         raise ValidationFailed("The overlap must be between 0 and 30 days.", field="overlap_hours")
     merchant = lock_merchant(session, merchant_id=merchant_id)
     secret = new_webhook_secret()
-    merchant.previous_webhook_secret_encrypted = merchant.webhook_secret_encrypted
+    merchant.previous_webhook_secret_encrypted = cipher.encrypt(
+        webhook_secret_of(merchant, cipher=cipher), field=PREVIOUS_SECRET_FIELD
+    )
     merchant.previous_webhook_secret_expires_at = now + overlap
     merchant.webhook_secret_encrypted = cipher.encrypt(secret, field=SECRET_FIELD)
     session.flush()

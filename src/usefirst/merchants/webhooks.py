@@ -28,6 +28,9 @@ from usefirst.kit.errors import ValidationFailed
 from usefirst.merchants.models import Merchant
 
 SECRET_FIELD = "webhook_secret"
+# Each *_encrypted column is bound to the field named without the suffix (key rotation relies on
+# it), so the previous secret is encrypted anew under its own column's field.
+PREVIOUS_SECRET_FIELD = "previous_webhook_secret"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -150,5 +153,5 @@ def signing_secrets_of(merchant: Merchant, *, cipher: FieldCipher, now: datetime
     previous = merchant.previous_webhook_secret_encrypted
     ends = merchant.previous_webhook_secret_expires_at
     if previous is not None and ends is not None and ends > now:
-        found.append(cipher.decrypt(previous, field=SECRET_FIELD))
+        found.append(cipher.decrypt(previous, field=PREVIOUS_SECRET_FIELD))
     return found
