@@ -105,3 +105,6 @@ def test_operator_tokens_from_the_command_line(environment: Path) -> None:
     assert refused.exit_code == 2
     assert run("admin", "rotate-key", str(support["id"])).exit_code == 2
     assert len(listed("--kind", "operator")) == 2
+    verified = run("audit", "verify", "--json")
+    # The operator's first token and the support token were recorded.
+    assert json.loads(verified.stdout)["rows_checked"] == 2

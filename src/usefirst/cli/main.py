@@ -440,17 +440,27 @@ def create_operator(
     Exit codes:
     0 created;
     2 refused (an email in use, an unknown role): nothing is created."""
-    from usefirst.identity.service import create_operator as create
+    from usefirst.flows.credentials import create_operator as create
+    from usefirst.kit.clock import system_now
     from usefirst.kit.errors import UsefirstError
 
     runtime = _runtime()
     try:
         with runtime.work() as work:
-            operator, token = create(work.session, email=email, role=role, now=work.now)
+            operator, issued = create(
+                work.session,
+                email=email,
+                role=role,
+                actor=credentials_cli.cli_actor(),
+                now=system_now(),
+            )
     except UsefirstError as error:
         fail(error.message, code=2)
-    stdout().print(f"Operator {operator.id} ({operator.role}). API token (shown once):")
-    print(token)
+    stdout().print(
+        f"Operator {operator.id} ({operator.role}). API token (shown once; expires "
+        f"{issued.key.expires_at:%Y-%m-%d}):"
+    )
+    print(issued.secret)
 
 
 @admin_app.command("console-login")

@@ -153,6 +153,23 @@ def issue_operator_token(
     return IssuedKey(key=key, secret=secret)
 
 
+def create_operator(
+    session: Session, *, email: str, role: str, actor: str, now: datetime
+) -> tuple[Operator, IssuedKey]:
+    """A new operator and its first token (which follows the operator's role), recorded."""
+    operator, secret = identity_service.create_operator(session, email=email, role=role, now=now)
+    [key] = identity_service.list_api_keys(session, operator_id=operator.id)
+    _record(
+        session,
+        actor=actor,
+        action="credential.issued",
+        reference_id=key.id,
+        now=now,
+        fields=_key_fields(key),
+    )
+    return operator, IssuedKey(key=key, secret=secret)
+
+
 def rotate_key(
     session: Session,
     *,
