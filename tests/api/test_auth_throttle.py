@@ -5,6 +5,7 @@ other addresses are not affected. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,8 +14,10 @@ from sqlalchemy import func, select
 from tests.conftest import make_runtime
 from tests.factories import bearer
 from usefirst.api.app import create_app
+from usefirst.identity import service
 from usefirst.identity.models import Shopper
 from usefirst.identity.service import create_api_key
+from usefirst.kit.clock import system_now
 from usefirst.runtime import Runtime
 
 SHOPPER = {
@@ -77,11 +80,6 @@ def test_wrong_keys_from_one_address_are_throttled_with_retry_after(
 
 
 def test_revoked_and_expired_keys_count_as_failures(throttled_runtime: Runtime) -> None:
-    from datetime import timedelta
-
-    from usefirst.identity import service
-    from usefirst.kit.clock import system_now
-
     runtime = throttled_runtime
     issued_at = system_now() - timedelta(days=2)
     with runtime.work() as work:
