@@ -8,8 +8,8 @@ Rules a reviewer should be able to check here:
   whether an account has the email or not, so its message is the same for a real account and an
   unknown email (no enumeration), and someone failing on purpose from their own address does not
   lock the real owner out at theirs. The account row keeps the count and the latest lockout's
-  end for the record. Failures from one address across all emails are throttled as well
-  (``sign_in_failures_per_address``), which stops spraying many emails;
+  end (at the address that caused it) for the record. Failures from one address across all
+  emails are throttled as well (``sign_in_failures_per_address``), which stops spraying emails;
 - a TOTP code is accepted once: the step it belongs to is stored, and that step or an older one is
   refused afterwards (no replay inside the 90-second window);
 - the first sign-in enrols TOTP: the secret is shown once (QR code and text), and enrolment
@@ -111,8 +111,9 @@ class SignInGuard:
 
     def _locked_until(self, email_key: str) -> datetime:
         moment = self.throttles.sign_in_account.reset_at(email_key, self.client_address)
-        # Whole seconds, so every page shows the same minute for the same lockout.
-        return datetime.fromtimestamp(int(moment) + 1, tz=UTC)
+        # Whole seconds (never past the true end), so every page shows the same minute for the
+        # same lockout.
+        return datetime.fromtimestamp(int(moment), tz=UTC)
 
 
 @dataclass(frozen=True)
@@ -213,13 +214,10 @@ def identity_of(session: Session, account: ConsoleAccount) -> Identity:
     )
 
 
-def _register_failure(account: ConsoleAccount, *, settings: Settings, now: datetime) -> None:
-    """For the record (and admins' eyes): failures in a row, and when the latest lockout ends.
-    Refusals are decided per email and address by the SignInGuard, never by this row alone."""
+def _register_failure(account: ConsoleAccount) -> None:
+    """For the record (and admins' eyes): failures since the last success, from any address.
+    Refusals are decided per email and address by the SignInGuard, never by this row."""
     account.failed_attempts += 1
-    if account.failed_attempts >= settings.console_max_failed_attempts:
-        account.locked_until = now + timedelta(minutes=settings.console_lockout_minutes)
-        account.failed_attempts = 0
 
 
 def _new_session(
@@ -264,12 +262,12 @@ def check_password(
     if account is None or account.disabled_at is not None:
         with contextlib.suppress(VerificationError):
             _hasher.verify(_UNKNOWN_ACCOUNT_HASH, password)
-        _fail(guard, email, None, settings=settings, now=now, reason="wrong_credentials")
+        _fail(guard, email, None, reason="wrong_credentials")
     assert account is not None
     try:
         _hasher.verify(account.password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
-        _fail(guard, email, account, settings=settings, now=now, reason="wrong_credentials")
+        _fail(guard, email, account, reason="wrong_credentials")
     account.failed_attempts = 0
     if _hasher.check_needs_rehash(account.password_hash):
         account.password_hash = _hasher.hash(password)
@@ -281,13 +279,11 @@ def _fail(
     email: str,
     account: ConsoleAccount | None,
     *,
-    settings: Settings,
-    now: datetime,
     reason: str,
 ) -> None:
     """Count the failure and raise: "locked" when it started a lockout, else ``reason``."""
     if account is not None:
-        _register_failure(account, settings=settings, now=now)
+        _register_failure(account)
     locked_until = guard.record_failure(email) if guard is not None else None
     if locked_until is not None:
         if account is not None:
@@ -358,7 +354,7 @@ def check_totp(
     if step is None:
         pending.second_factor_failures += 1
         try:
-            _fail(guard, account.email, account, settings=settings, now=now, reason="wrong_code")
+            _fail(guard, account.email, account, reason="wrong_code")
         except SignInFailed as failure:
             if failure.reason == "locked":
                 pending.ended_at = now
@@ -398,7 +394,7 @@ def confirm_fresh_code(
     secret = cipher.decrypt(account.totp_secret_encrypted, field="totp_secret")
     step = _accepted_step(secret, code, after_step=account.last_totp_step, now=now)
     if step is None:
-        _fail(guard, account.email, account, settings=settings, now=now, reason="wrong_code")
+        _fail(guard, account.email, account, reason="wrong_code")
     assert step is not None
     account.last_totp_step = step
     account.failed_attempts = 0
