@@ -367,3 +367,30 @@ def test_admins_issue_keys_that_may_expire(
         # Only admins issue platform keys.
         refused = client.post("/v1/api-keys", headers=platform_headers, json=body)
         assert refused.status_code == 403
+
+
+def test_an_operator_revokes_their_own_token_but_no_one_elses(
+    client: TestClient, runtime: Runtime, platform_headers: dict[str, str]
+) -> None:
+    collector_id, collector_token = new_operator(runtime, "collector")
+    _, other_token = new_operator(runtime, "risk_analyst")
+    own_id = key_id_of(runtime, collector_token)
+    other_id = key_id_of(runtime, other_token)
+    refused = client.post(
+        f"/v1/api-keys/{other_id}/revoke",
+        headers=bearer(collector_token),
+        json={"reason": "not mine"},
+    )
+    assert refused.status_code == 404
+    assert key_row(runtime, other_id).revoked_at is None
+    done = client.post(
+        f"/v1/api-keys/{own_id}/revoke",
+        headers=bearer(collector_token),
+        json={"reason": "leaving the team"},
+    )
+    assert done.status_code == 200, done.text
+    assert_refused(
+        client.get("/v1/collections/queue", headers=bearer(collector_token)), "api_key_revoked"
+    )
+    assert client.get("/v1/risk/cases", headers=bearer(other_token)).status_code == 200
+    assert audit_trail(runtime) == [(f"operator:{collector_id}", "credential.revoked", own_id)]
