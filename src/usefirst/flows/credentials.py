@@ -197,9 +197,8 @@ def revoke_key(
 ) -> RevokedKey:
     """Revoke a key from its next use: the only place keys are revoked. Revoking a revoked key
     changes nothing and records nothing."""
-    before = identity_service.get_api_key(session, key_id=key_id).revoked_at
-    key = identity_service.revoke_api_key(session, key_id=key_id, reason=reason, now=now)
-    if before is None:
+    key, is_new = identity_service.revoke_api_key(session, key_id=key_id, reason=reason, now=now)
+    if is_new:
         _record(
             session,
             actor=actor,

@@ -361,20 +361,23 @@ def key_state(key: ApiKey, *, now: datetime) -> str:
     return "active"
 
 
-def revoke_api_key(session: Session, *, key_id: str, reason: str, now: datetime) -> ApiKey:
-    """Revoke the key now (it is refused from its next use). Revoking a revoked key changes
-    nothing and keeps the first reason."""
+def revoke_api_key(
+    session: Session, *, key_id: str, reason: str, now: datetime
+) -> tuple[ApiKey, bool]:
+    """Revoke the key now (it is refused from its next use); the key, and whether this call
+    revoked it. Revoking a revoked key changes nothing and keeps the first reason."""
     reason = reason.strip()
     if not reason or len(reason) > 500:
         raise ValidationFailed("A reason (1 to 500 characters) is required.", field="reason")
     key = IdentityRepository(session).get_api_key(key_id, for_update=True)
     if key is None:
         raise NotFound("No such API key.")
-    if key.revoked_at is None:
-        key.revoked_at = now
-        key.revoked_reason = reason
-        session.flush()
-    return key
+    if key.revoked_at is not None:
+        return key, False
+    key.revoked_at = now
+    key.revoked_reason = reason
+    session.flush()
+    return key, True
 
 
 def rotate_api_key(
