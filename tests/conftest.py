@@ -159,6 +159,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "active_key_id": "k1",
         "blind_index_key": base64.urlsafe_b64encode(TEST_BLIND_INDEX_KEY).decode(),
         "sms_log_path": Path(tempfile.gettempdir()) / f"usefirst-test-sms-{os.getpid()}.jsonl",
+        # The suite's webhook receivers listen on 127.0.0.1 (tests of the guard turn it off).
+        "webhook_allow_private_destinations": True,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

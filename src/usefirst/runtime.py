@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -23,6 +23,7 @@ from usefirst.kit.job_metrics import JobMetrics
 from usefirst.kit.logs import get_logger, job_scope
 from usefirst.kit.outbox import DrainResult, Handler, drain, next_available_at
 from usefirst.kit.settings import Settings, load_field_cipher
+from usefirst.kit.throttle import AuthThrottles
 from usefirst.kit.tracing import instrument_database, instrument_outgoing_http
 from usefirst.notify.channels import ChannelSettings, build_channels
 from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
@@ -64,6 +65,21 @@ class Runtime:
         self.job_metrics = JobMetrics()
         # The payment rail auto-debit charges through (None: the engine only records payments).
         self.payment_provider: PaymentProvider | None = build_provider(settings)
+        # Called with a key's secret hash after a revocation (or an immediate expiry) commits:
+        # whatever remembers authenticated keys in this process forgets that one.
+        self.credential_listeners: list[Callable[[str], None]] = []
+        self.auth_throttles = AuthThrottles(
+            storage_uri=settings.auth_throttle_storage,
+            api_key_failures=settings.api_key_failures_per_address,
+            sign_in_failures_per_address=settings.sign_in_failures_per_address,
+            sign_in_failures_per_account=(
+                f"{settings.console_max_failed_attempts}/{settings.console_lockout_minutes} minutes"
+            ),
+        )
+
+    def forget_credential(self, secret_hash: str) -> None:
+        for listener in self.credential_listeners:
+            listener(secret_hash)
 
     @contextmanager
     def work(self, *, read_only: bool = False) -> Iterator[Work]:

@@ -13,12 +13,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usefirst import __version__
 from usefirst.api.book_metrics import BookCollector
-from usefirst.api.deps import authenticate_authorization, credential_cache
+from usefirst.api.credential_cache import CredentialCache
+from usefirst.api.deps import authenticate_authorization, client_address, credential_cache
 from usefirst.api.docs import install_offline_docs
 from usefirst.api.guard import BodyLimits, RequestGuard, error_response_headers
 from usefirst.api.observability import HttpMetrics, RequestObservability, check_metrics_access
 from usefirst.api.openapi import install_openapi
 from usefirst.api.routers import collections as collections_endpoints
+from usefirst.api.routers import credentials as credential_endpoints
 from usefirst.api.routers import disputes as dispute_endpoints
 from usefirst.api.routers import identity as identity_endpoints
 from usefirst.api.routers import ledger as ledger_endpoints
@@ -84,6 +86,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    # API keys this process has authenticated, remembered briefly; a revocation in this process
+    # forgets the key at once (Runtime.forget_credential), other processes within the TTL.
+    app.state.credential_cache = CredentialCache(
+        ttl_seconds=runtime.settings.credential_cache_seconds
+    )
+    runtime.credential_listeners.append(app.state.credential_cache.forget_secret_hash)
     # Added before the metrics middleware, so that one stays outermost and counts refusals too.
     app.add_middleware(
         RequestGuard,
@@ -92,8 +100,8 @@ def create_app(runtime: Runtime) -> FastAPI:
             form_bytes=runtime.settings.http_max_form_body_bytes,
             upload_bytes=runtime.settings.dispute_evidence_max_bytes + UPLOAD_OVERHEAD_BYTES,
         ),
-        authenticate=lambda authorization: authenticate_authorization(
-            runtime, credential_cache(app.state), authorization
+        authenticate=lambda authorization, client: authenticate_authorization(
+            runtime, credential_cache(app.state), authorization, client_address(client)
         ),
         documented_paths=lambda: app.openapi()["paths"],
     )
@@ -106,7 +114,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(UsefirstError)
     async def on_usefirst_error(request: Request, exc: UsefirstError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content=exc.to_body())
+        return JSONResponse(
+            status_code=exc.status_code, content=exc.to_body(), headers=exc.headers()
+        )
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -155,6 +165,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         privacy_endpoints.router,
         rail_endpoints.router,
         sandbox.router,
+        credential_endpoints.router,
     ):
         app.include_router(router)
     console_site.install(app)

@@ -79,6 +79,12 @@ class CredentialCache:
             for digest in [d for d, (_, p) in self._entries.items() if p.key_id == key_id]:
                 del self._entries[digest]
 
+    def forget_secret_hash(self, secret_hash: str) -> None:
+        """Forget the key whose secret hashes to ``secret_hash`` (kit.crypto.hash_api_key: the
+        hex SHA-256 this cache keys its entries by), as Runtime.forget_credential tells it."""
+        with self._lock:
+            self._entries.pop(bytes.fromhex(secret_hash), None)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

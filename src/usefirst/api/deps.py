@@ -14,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from usefirst.api.credential_cache import CredentialCache
 from usefirst.api.text_rules import IDEMPOTENCY_KEY_PATTERN
-from usefirst.identity.service import Principal, authenticate
-from usefirst.kit.errors import AuthenticationRequired, PermissionDenied
+from usefirst.identity.service import Principal, authenticate, record_key_use
+from usefirst.kit.clock import system_now
+from usefirst.kit.errors import AuthenticationRequired, PermissionDenied, TooManyFailedAttempts
 from usefirst.kit.idempotency import (
     MAX_KEY_LENGTH,
     check_key,
@@ -49,35 +50,51 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def credential_cache(app_state: Any) -> CredentialCache:
-    """The app's per-process memory of authenticated keys (made on first use)."""
-    cache: CredentialCache | None = getattr(app_state, "credential_cache", None)
-    if cache is None:
-        runtime: Runtime = app_state.runtime
-        cache = CredentialCache(ttl_seconds=runtime.settings.credential_cache_seconds)
-        app_state.credential_cache = cache
+    """The app's per-process memory of authenticated keys (made with the app, see api.app)."""
+    cache: CredentialCache = app_state.credential_cache
     return cache
 
 
-def _look_up(runtime: Runtime, secret: str) -> Principal | None:
-    with runtime.database.transaction(read_only=True) as session:
-        return authenticate(session, secret=secret)
+def client_address(scope_client: tuple[str, int] | None) -> str:
+    """The caller's address as the server sees it (behind a reverse proxy, run the server with
+    the proxy's address in --forwarded-allow-ips so that this is the client's, not the proxy's)."""
+    return scope_client[0] if scope_client is not None else "unknown"
+
+
+def _look_up(runtime: Runtime, secret: str, address: str) -> Principal:
+    throttle = runtime.auth_throttles.api_keys
+    try:
+        with runtime.database.transaction(read_only=True) as session:
+            principal = authenticate(session, secret=secret)
+    except AuthenticationRequired:
+        throttle.record_failure(address)
+        raise
+    if principal is None:
+        throttle.record_failure(address)
+        raise AuthenticationRequired("The API key is not valid.")
+    if principal.needs_last_used_update:
+        with runtime.database.transaction() as session:
+            record_key_use(session, key_id=principal.key_id, now=system_now())
+    return principal
 
 
 async def authenticate_authorization(
-    runtime: Runtime, cache: CredentialCache, authorization: str | None
+    runtime: Runtime, cache: CredentialCache, authorization: str | None, address: str
 ) -> Principal:
-    """The caller of an ``Authorization: Bearer <key>`` header, or AuthenticationRequired.
-
-    Async so that a remembered key costs no hop to the thread pool; only a look-up does.
-    """
+    """The caller of the key in ``Authorization: Bearer <key>``. A wrong, revoked or expired key
+    is 401 and counts against the client address; past the limit every key from it is 429 until
+    the window moves on (refused before the key is looked at, so a throttled guess learns
+    nothing). Async so that a remembered key costs no hop to the thread pool; only a look-up
+    does (and records the key's use at most once a minute)."""
     if not authorization or not authorization.startswith("Bearer "):
         raise AuthenticationRequired()
+    retry_after = runtime.auth_throttles.api_keys.retry_after_seconds(address)
+    if retry_after is not None:
+        raise TooManyFailedAttempts(retry_after_seconds=retry_after)
     secret = authorization[len("Bearer ") :].strip()
     principal = cache.get(secret)
     if principal is None:
-        principal = await run_in_threadpool(_look_up, runtime, secret)
-        if principal is None:
-            raise AuthenticationRequired("The API key is not valid.")
+        principal = await run_in_threadpool(_look_up, runtime, secret, address)
         cache.remember(secret, principal)
     return principal
 
@@ -92,6 +109,7 @@ async def get_principal(request: Request) -> Principal:
         get_runtime(request),
         credential_cache(request.app.state),
         request.headers.get("authorization"),
+        client_address(request.scope.get("client")),
     )
 
 

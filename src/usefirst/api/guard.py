@@ -75,7 +75,8 @@ class BodyLimits:
         return self.json_bytes
 
 
-Authenticator = Callable[[str | None], Awaitable[object]]
+# (the Authorization header, the client (host, port) as the server saw it) -> the principal
+Authenticator = Callable[[str | None, tuple[str, int] | None], Awaitable[object]]
 
 
 def _is_json(content_type: str) -> bool:
@@ -278,7 +279,7 @@ class RequestGuard:
                 raise AuthenticationRequired()
             # The key is looked up before the body is read (and before routing: no key, no
             # knowing which paths exist); the endpoint's dependency reuses the result.
-            principal = await self.authenticate(authorization)
+            principal = await self.authenticate(authorization, scope.get("client"))
             scope.setdefault("state", {})["principal"] = principal
         if content_length in (None, "0") and not chunked:
             return receive
@@ -438,6 +439,10 @@ async def _send_error(send: Send, error: UsefirstError) -> None:
     ]
     if isinstance(error, AuthenticationRequired):
         headers.append((b"www-authenticate", b"Bearer"))
+    headers += [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in error.headers().items()
+    ]
     # The security headers come from the send wrapper.
     await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})

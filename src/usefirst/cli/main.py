@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from usefirst.cli import credentials as credentials_cli
 from usefirst.cli import credit as credit_cli
 from usefirst.cli import privacy as privacy_cli
 from usefirst.cli import risk_models as risk_model_cli
@@ -41,6 +42,7 @@ app = typer.Typer(
 admin_app = typer.Typer(help="Credentials for the platform and operators.", no_args_is_help=True)
 ledger_app = typer.Typer(help="Ledger checks and reports.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+credentials_cli.register(admin_app)
 app.add_typer(ledger_app, name="ledger")
 bureau_app = typer.Typer(help="Credit-bureau reporting.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
@@ -419,15 +421,40 @@ def _print_portfolio(report: PortfolioReport, currency: str) -> None:
 
 
 @admin_app.command("create-platform-key")
-def create_platform_key(label: Annotated[str, typer.Option()] = "platform") -> None:
-    """Create a platform API key; the key is printed alone on the last line, shown once."""
-    from usefirst.identity.service import create_api_key
+def create_platform_key(
+    label: Annotated[str, typer.Option()] = "platform",
+    expires_in_days: Annotated[
+        int | None, typer.Option(help="Expire after this many days (default: never).")
+    ] = None,
+) -> None:
+    """Create a platform API key; the key is printed alone on the last line, shown once.
 
+    Exit codes:
+    0 created;
+    2 a label or an expiry out of range: nothing is created."""
+    from datetime import timedelta
+
+    from usefirst.flows.credentials import issue_platform_key
+    from usefirst.kit.clock import system_now
+    from usefirst.kit.errors import UsefirstError
+
+    if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
+        fail("--expires-in-days must be 1 to 3650.", code=2)
     runtime = _runtime()
-    with runtime.work() as work:
-        secret = create_api_key(work.session, kind="platform", now=work.now, label=label)
+    now = system_now()
+    try:
+        with runtime.work() as work:
+            issued = issue_platform_key(
+                work.session,
+                actor=credentials_cli.cli_actor(),
+                label=label,
+                now=now,
+                expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+            )
+    except UsefirstError as error:
+        fail(error.message, code=2)
     stdout().print("Platform API key (store it now; it is not shown again):")
-    print(secret)
+    print(issued.secret)
 
 
 @admin_app.command("create-operator")
@@ -440,17 +467,27 @@ def create_operator(
     Exit codes:
     0 created;
     2 refused (an email in use, an unknown role): nothing is created."""
-    from usefirst.identity.service import create_operator as create
+    from usefirst.flows.credentials import create_operator as create
+    from usefirst.kit.clock import system_now
     from usefirst.kit.errors import UsefirstError
 
     runtime = _runtime()
     try:
         with runtime.work() as work:
-            operator, token = create(work.session, email=email, role=role, now=work.now)
+            operator, issued = create(
+                work.session,
+                email=email,
+                role=role,
+                actor=credentials_cli.cli_actor(),
+                now=system_now(),
+            )
     except UsefirstError as error:
         fail(error.message, code=2)
-    stdout().print(f"Operator {operator.id} ({operator.role}). API token (shown once):")
-    print(token)
+    stdout().print(
+        f"Operator {operator.id} ({operator.role}). API token (shown once; expires "
+        f"{issued.key.expires_at:%Y-%m-%d}):"
+    )
+    print(issued.secret)
 
 
 @admin_app.command("console-login")

@@ -2,8 +2,14 @@
 
 Rules a reviewer should be able to check here:
 - a wrong email and a wrong password look the same, and cost the same (argon2 runs either way);
-- ``console_max_failed_attempts`` wrong passwords or codes in a row lock the account for
-  ``console_lockout_minutes``; a locked account is refused even with the right password;
+- ``console_max_failed_attempts`` wrong passwords or codes for one email from one client address
+  within ``console_lockout_minutes`` lock that email at that address until the oldest of them is
+  that old: the right password is refused there too. The lockout is kept per email and address,
+  whether an account has the email or not, so its message is the same for a real account and an
+  unknown email (no enumeration), and someone failing on purpose from their own address does not
+  lock the real owner out at theirs. The account row keeps the count and the latest lockout's
+  end (at the address that caused it) for the record. Failures from one address across all
+  emails are throttled as well (``sign_in_failures_per_address``), which stops spraying emails;
 - a TOTP code is accepted once: the step it belongs to is stored, and that step or an older one is
   refused afterwards (no replay inside the 90-second window);
 - the first sign-in enrols TOTP: the secret is shown once (QR code and text), and enrolment
@@ -22,7 +28,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyotp
 from argon2 import PasswordHasher
@@ -36,6 +42,7 @@ from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
+from usefirst.kit.throttle import AuthThrottles
 
 TOTP_STEP_SECONDS = 30
 TOTP_ISSUER = "usefirst"
@@ -53,10 +60,60 @@ _UNKNOWN_ACCOUNT_HASH = _hasher.hash(secrets.token_urlsafe(24))
 class SignInFailed(Exception):
     """Shown to the person as one sentence; never says which of email or password was wrong."""
 
-    def __init__(self, reason: str, *, locked_until: datetime | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        locked_until: datetime | None = None,
+        retry_after_seconds: int | None = None,
+    ) -> None:
         super().__init__(reason)
-        self.reason = reason  # wrong_credentials | locked | wrong_code | expired
+        # wrong_credentials | locked | wrong_code | expired | throttled
+        self.reason = reason
         self.locked_until = locked_until
+        self.retry_after_seconds = retry_after_seconds
+
+
+@dataclass(frozen=True)
+class SignInGuard:
+    """Where a sign-in comes from, and the throttles that count its failures."""
+
+    throttles: AuthThrottles
+    client_address: str
+
+    def _email_key(self, email: str) -> str:
+        # The email as typed (normalised), known or not: a real and an unknown email are alike.
+        return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+
+    def refuse_if_throttled(self, email: str) -> None:
+        """Raise before any password is checked while this address or this email at this
+        address is over its limit."""
+        retry_after = self.throttles.sign_in_address.retry_after_seconds(self.client_address)
+        if retry_after is not None:
+            raise SignInFailed("throttled", retry_after_seconds=retry_after)
+        email_key = self._email_key(email)
+        lockouts = self.throttles.sign_in_account
+        retry_after = lockouts.retry_after_seconds(email_key, self.client_address)
+        if retry_after is not None:
+            raise SignInFailed(
+                "locked",
+                locked_until=self._locked_until(email_key),
+                retry_after_seconds=retry_after,
+            )
+
+    def record_failure(self, email: str) -> datetime | None:
+        """Count a wrong password or code; the end of the lockout if this failure started one."""
+        self.throttles.sign_in_address.record_failure(self.client_address)
+        email_key = self._email_key(email)
+        if self.throttles.sign_in_account.record_failure(email_key, self.client_address) is None:
+            return None
+        return self._locked_until(email_key)
+
+    def _locked_until(self, email_key: str) -> datetime:
+        moment = self.throttles.sign_in_account.reset_at(email_key, self.client_address)
+        # Whole seconds (never past the true end), so every page shows the same minute for the
+        # same lockout.
+        return datetime.fromtimestamp(int(moment), tz=UTC)
 
 
 @dataclass(frozen=True)
@@ -157,15 +214,10 @@ def identity_of(session: Session, account: ConsoleAccount) -> Identity:
     )
 
 
-def _register_failure(account: ConsoleAccount, *, settings: Settings, now: datetime) -> None:
+def _register_failure(account: ConsoleAccount) -> None:
+    """For the record (and admins' eyes): failures since the last success, from any address.
+    Refusals are decided per email and address by the SignInGuard, never by this row."""
     account.failed_attempts += 1
-    if account.failed_attempts >= settings.console_max_failed_attempts:
-        account.locked_until = now + timedelta(minutes=settings.console_lockout_minutes)
-        account.failed_attempts = 0
-
-
-def _is_locked(account: ConsoleAccount, now: datetime) -> bool:
-    return account.locked_until is not None and account.locked_until > now
 
 
 def _new_session(
@@ -194,28 +246,50 @@ def _new_session(
 
 
 def check_password(
-    session: Session, *, email: str, password: str, settings: Settings, now: datetime
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    settings: Settings,
+    now: datetime,
+    guard: SignInGuard | None = None,
 ) -> NewSession:
-    """First factor. Success opens a session that can only finish the second factor."""
+    """First factor. Success opens a session that can only finish the second factor. With a
+    ``guard`` (the console always passes one) failures count per address and per email."""
+    if guard is not None:
+        guard.refuse_if_throttled(email)
     account = IdentityRepository(session).console_account_by_email(email.strip().lower())
     if account is None or account.disabled_at is not None:
         with contextlib.suppress(VerificationError):
             _hasher.verify(_UNKNOWN_ACCOUNT_HASH, password)
-        raise SignInFailed("wrong_credentials")
-    if _is_locked(account, now):
-        raise SignInFailed("locked", locked_until=account.locked_until)
+        _fail(guard, email, None, reason="wrong_credentials")
+    assert account is not None
     try:
         _hasher.verify(account.password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
-        _register_failure(account, settings=settings, now=now)
-        if _is_locked(account, now):
-            raise SignInFailed("locked", locked_until=account.locked_until) from None
-        raise SignInFailed("wrong_credentials") from None
+        _fail(guard, email, account, reason="wrong_credentials")
     account.failed_attempts = 0
-    account.locked_until = None
     if _hasher.check_needs_rehash(account.password_hash):
         account.password_hash = _hasher.hash(password)
     return _new_session(session, account=account, stage="second_factor", settings=settings, now=now)
+
+
+def _fail(
+    guard: SignInGuard | None,
+    email: str,
+    account: ConsoleAccount | None,
+    *,
+    reason: str,
+) -> None:
+    """Count the failure and raise: "locked" when it started a lockout, else ``reason``."""
+    if account is not None:
+        _register_failure(account)
+    locked_until = guard.record_failure(email) if guard is not None else None
+    if locked_until is not None:
+        if account is not None:
+            account.locked_until = locked_until
+        raise SignInFailed("locked", locked_until=locked_until)
+    raise SignInFailed(reason)
 
 
 def needs_totp_enrolment(account: ConsoleAccount) -> bool:
@@ -261,6 +335,7 @@ def check_totp(
     cipher: FieldCipher,
     settings: Settings,
     now: datetime,
+    guard: SignInGuard | None = None,
 ) -> ConsoleAccount:
     """Second factor (or the code that completes enrolment). Success activates the session."""
     if pending.stage != "second_factor" or pending.ended_at is not None:
@@ -268,18 +343,23 @@ def check_totp(
     account = account_of(session, pending.account_id)
     if account is None or account.disabled_at is not None or account.totp_secret_encrypted is None:
         raise SignInFailed("expired")
-    if _is_locked(account, now):
-        pending.ended_at = now
-        raise SignInFailed("locked", locked_until=account.locked_until)
+    if guard is not None:
+        try:
+            guard.refuse_if_throttled(account.email)
+        except SignInFailed:
+            pending.ended_at = now
+            raise
     secret = cipher.decrypt(account.totp_secret_encrypted, field="totp_secret")
     step = _accepted_step(secret, code, after_step=account.last_totp_step, now=now)
     if step is None:
         pending.second_factor_failures += 1
-        _register_failure(account, settings=settings, now=now)
-        if _is_locked(account, now):
-            pending.ended_at = now
-            raise SignInFailed("locked", locked_until=account.locked_until)
-        raise SignInFailed("wrong_code")
+        try:
+            _fail(guard, account.email, account, reason="wrong_code")
+        except SignInFailed as failure:
+            if failure.reason == "locked":
+                pending.ended_at = now
+            raise
+    assert step is not None
     account.last_totp_step = step
     account.failed_attempts = 0
     if account.totp_enrolled_at is None:
@@ -289,6 +369,35 @@ def check_totp(
     pending.expires_at = now + timedelta(hours=settings.console_session_max_hours)
     # A fresh CSRF token at the privilege change: nothing seen before sign-in stays valid.
     pending.csrf_token = secrets.token_urlsafe(32)
+    session.flush()
+    return account
+
+
+def confirm_fresh_code(
+    session: Session,
+    *,
+    operator_id: str,
+    code: str,
+    cipher: FieldCipher,
+    settings: Settings,
+    now: datetime,
+    guard: SignInGuard,
+) -> ConsoleAccount:
+    """Step-up for a sensitive act (issuing an API token): a TOTP code from the operator's own
+    console sign-in, never used before (replays are refused as at sign-in). Failures count like
+    sign-in failures. Raises SignInFailed("wrong_code") when the operator has no enrolled TOTP."""
+    account = IdentityRepository(session).console_account_of_operator(operator_id)
+    if account is None or account.disabled_at is not None or account.totp_enrolled_at is None:
+        raise SignInFailed("wrong_code")
+    assert account.totp_secret_encrypted is not None
+    guard.refuse_if_throttled(account.email)
+    secret = cipher.decrypt(account.totp_secret_encrypted, field="totp_secret")
+    step = _accepted_step(secret, code, after_step=account.last_totp_step, now=now)
+    if step is None:
+        _fail(guard, account.email, account, reason="wrong_code")
+    assert step is not None
+    account.last_totp_step = step
+    account.failed_attempts = 0
     session.flush()
     return account
 

@@ -8,7 +8,7 @@ from usefirst.collections import portfolio as collections_portfolio
 from usefirst.collections import service as collections_service
 from usefirst.collections.contact_policy import PHONE_REPORTED_WRONG
 from usefirst.disputes import service as disputes_service
-from usefirst.identity.service import OPERATOR_ROLES
+from usefirst.identity.service import API_KEY_KINDS, OPERATOR_ROLES
 from usefirst.merchants import standing as merchant_standing
 from usefirst.orders import service as orders_service
 from usefirst.privacy import complaints as privacy_complaints
@@ -51,4 +51,6 @@ CODE_FAMILIES: dict[str, tuple[str, ...]] = {
     "dispute_action": ("opened", "evidence_added", "resolved"),
     "payout_status": ("paid",),
     "legal_status": ("referred", "filed", "judgment", "closed"),
+    "key_kind": API_KEY_KINDS,
+    "key_state": ("active", "expiring", "expired", "revoked"),
 }

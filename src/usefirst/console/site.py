@@ -16,6 +16,7 @@ from usefirst.console import (
     collections_pages,
     compliance_pages,
     config_pages,
+    credential_pages,
     i18n,
     merchant_pages,
     risk_pages,
@@ -30,6 +31,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     risk_pages.router,
     merchant_pages.router,
     config_pages.router,
+    credential_pages.router,
 )
 
 

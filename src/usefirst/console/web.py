@@ -68,6 +68,8 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     # The rules decide checkouts (risk); the ladder decides how shoppers are contacted (compliance).
     "config_rules": ("risk_analyst", "admin"),
     "config_ladder": ("compliance", "admin"),
+    # API keys and operator tokens: admins only (revocation is theirs on the API too).
+    "credentials": ("admin",),
 }
 
 
@@ -412,7 +414,31 @@ def _failure_text(failure: auth.SignInFailed, language: str) -> str:
         return i18n.translate(
             "locked", language, until=f"{failure.locked_until:%Y-%m-%d %H:%M} UTC"
         )
+    if failure.reason == "throttled":
+        return i18n.translate("throttled", language, seconds=str(failure.retry_after_seconds or 1))
     return i18n.translate(failure.reason, language)
+
+
+def _failure_page(
+    request: Request, failure: auth.SignInFailed, *, language: str, email: str = ""
+) -> HTMLResponse:
+    """The sign-in page again with the failure: 401 (a lockout says until when, and carries
+    Retry-After), or 429 with Retry-After when the address is throttled whatever the email."""
+    retry_after = failure.retry_after_seconds
+    response = _login_page(
+        request,
+        error=_failure_text(failure, language),
+        status_code=429 if failure.reason == "throttled" else 401,
+        email=email,
+    )
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def sign_in_guard(request: Request, runtime: Runtime) -> auth.SignInGuard:
+    address = request.client.host if request.client is not None else "unknown"
+    return auth.SignInGuard(throttles=runtime.auth_throttles, client_address=address)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -435,6 +461,7 @@ def login(
                 password=password,
                 settings=runtime.settings,
                 now=SIGN_IN_CLOCK.now(work.session),
+                guard=sign_in_guard(request, runtime),
             )
         except auth.SignInFailed as caught:
             failure = caught
@@ -444,9 +471,7 @@ def login(
             if auth.needs_totp_enrolment(account):
                 auth.start_totp_enrolment(work.session, account=account, cipher=runtime.cipher)
     if failure is not None:
-        return _login_page(
-            request, error=_failure_text(failure, language), status_code=401, email=email
-        )
+        return _failure_page(request, failure, language=language, email=email)
     response = redirect("/console/second-factor")
     _set_session_cookie(request, response, started.token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
@@ -519,10 +544,11 @@ def second_factor(
                 cipher=runtime.cipher,
                 settings=runtime.settings,
                 now=SIGN_IN_CLOCK.now(work.session),
+                guard=sign_in_guard(request, runtime),
             )
         except auth.SignInFailed as failure:
-            if failure.reason in ("locked", "expired"):
-                return _login_page(request, error=_failure_text(failure, language), status_code=401)
+            if failure.reason in ("locked", "expired", "throttled"):
+                return _failure_page(request, failure, language=language)
             return _second_factor_page(
                 request,
                 work=work,

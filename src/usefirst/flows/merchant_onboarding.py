@@ -33,6 +33,7 @@ def create_merchant(
     now: datetime,
     phone: str | None = None,
     address: str | None = None,
+    allow_private_destinations: bool = False,
 ) -> NewMerchant:
     registered = merchant_service.register_merchant(
         session,
@@ -45,6 +46,7 @@ def create_merchant(
         now=now,
         phone=phone,
         address=address,
+        allow_private_destinations=allow_private_destinations,
     )
     merchant = registered.merchant
     api_key = identity_service.create_api_key(

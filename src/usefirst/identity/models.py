@@ -76,8 +76,13 @@ class Operator(Base):
 
 
 class ApiKey(Base):
+    """A platform key, a merchant key or an operator's personal API token (only its hash kept)."""
+
     __tablename__ = "api_keys"
-    __table_args__ = (Index("ix_api_keys_merchant_id", "merchant_id"),)
+    __table_args__ = (
+        Index("ix_api_keys_merchant_id", "merchant_id"),
+        Index("ix_api_keys_operator_id", "operator_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -87,6 +92,14 @@ class ApiKey(Base):
     label: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Wall time, like TOTP: a sandbox test clock moving business time never expires a key.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Written at most once a minute, so authenticating stays a read on the hot path.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # An operator token acts with this role (its operator's, or a narrower one an admin chose).
+    role: Mapped[str | None] = mapped_column(String(32))
+    revoked_reason: Mapped[str | None] = mapped_column(String(500))
+    replaced_by_key_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class ConsoleAccount(Base):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,9 +59,46 @@ class IdentityRepository:
         )
 
     def api_key_by_hash(self, secret_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not (the caller refuses a revoked one by name)."""
         return self.session.scalars(
-            select(ApiKey).where(ApiKey.secret_hash == secret_hash, ApiKey.revoked_at.is_(None))
+            select(ApiKey).where(ApiKey.secret_hash == secret_hash)
         ).one_or_none()
+
+    def get_api_key(self, key_id: str, *, for_update: bool = False) -> ApiKey | None:
+        statement = select(ApiKey).where(ApiKey.id == key_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return self.session.scalars(statement).one_or_none()
+
+    def api_keys(
+        self,
+        *,
+        kind: str | None,
+        merchant_id: str | None,
+        operator_id: str | None,
+        include_revoked: bool,
+    ) -> list[ApiKey]:
+        statement = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+        if kind is not None:
+            statement = statement.where(ApiKey.kind == kind)
+        if merchant_id is not None:
+            statement = statement.where(ApiKey.merchant_id == merchant_id)
+        if operator_id is not None:
+            statement = statement.where(ApiKey.operator_id == operator_id)
+        if not include_revoked:
+            statement = statement.where(ApiKey.revoked_at.is_(None))
+        return list(self.session.scalars(statement))
+
+    def touch_api_key(self, key_id: str, *, now: datetime, unless_after: datetime) -> None:
+        self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < unless_after),
+            )
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
     def get_operator(self, operator_id: str) -> Operator | None:
         return self.session.get(Operator, operator_id)
@@ -136,6 +174,11 @@ class IdentityRepository:
         return self.session.scalars(
             select(ConsoleAccount).where(ConsoleAccount.email == email)
         ).one_or_none()
+
+    def console_account_of_operator(self, operator_id: str) -> ConsoleAccount | None:
+        return self.session.scalars(
+            select(ConsoleAccount).where(ConsoleAccount.operator_id == operator_id)
+        ).first()
 
     def console_session(self, token_hash: str) -> ConsoleSession | None:
         return self.session.get(ConsoleSession, token_hash)

@@ -3,18 +3,47 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from usefirst.identity import validation
 from usefirst.identity.models import ApiKey, Consent, Operator, Shopper
 from usefirst.identity.repository import IdentityRepository
+from usefirst.kit.clock import system_now
 from usefirst.kit.crypto import FieldCipher, hash_api_key, new_api_secret
-from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
+from usefirst.kit.errors import AuthenticationRequired, Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 
 OPERATOR_ROLES = ("admin", "risk_analyst", "collector", "compliance", "support")
+API_KEY_KINDS = ("platform", "merchant", "operator")
+API_KEY_PREFIXES = {"platform": "uf_plat", "merchant": "uf_mer", "operator": "uf_op"}
+# Operator tokens belong to people, who leave, change roles and paste tokens into scripts and
+# shell histories; a month bounds how long a forgotten one stays useful while sparing a person
+# who scripts daily work more than a monthly renewal. No token lives longer than 90 days.
+OPERATOR_TOKEN_DEFAULT_LIFETIME = timedelta(days=30)
+OPERATOR_TOKEN_MAX_LIFETIME = timedelta(days=90)
+# How long the replaced key keeps working after a rotation unless told otherwise: a day is enough
+# to deploy the new key everywhere, and at most 30 days is allowed.
+DEFAULT_ROTATION_OVERLAP = timedelta(hours=24)
+MAX_ROTATION_OVERLAP = timedelta(days=30)
+# last_used_at is written when it is older than this, so authenticating stays a read.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class ApiKeyRevoked(AuthenticationRequired):
+    code = "api_key_revoked"
+    default_message = "This API key was revoked."
+
+
+class ApiKeyExpired(AuthenticationRequired):
+    code = "api_key_expired"
+    default_message = "This API key has expired."
+
+
+class ApiKeyNotUsable(Conflict):
+    code = "api_key_not_usable"
+    default_message = "This API key is revoked or expired."
 
 
 class ShopperErased(Conflict):
@@ -61,6 +90,16 @@ class Principal:
     merchant_id: str | None = None
     operator_id: str | None = None
     role: str | None = None
+    # When the key was last seen to be used (minute resolution), to decide whether to record it.
+    last_used_at: datetime | None = None
+
+    @property
+    def needs_last_used_update(self) -> bool:
+        return needs_last_used_update(self.last_used_at, now=system_now())
+
+
+def needs_last_used_update(last_used_at: datetime | None, *, now: datetime) -> bool:
+    return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
 
 
 def register_shopper(
@@ -178,41 +217,279 @@ def create_api_key(
     merchant_id: str | None = None,
     operator_id: str | None = None,
     label: str = "",
+    expires_at: datetime | None = None,
+    role: str | None = None,
 ) -> str:
     """Create a key and return its secret; only its hash is stored, so it is shown once."""
-    prefixes = {"platform": "uf_plat", "merchant": "uf_mer", "operator": "uf_op"}
-    secret = new_api_secret(prefixes[kind])
-    IdentityRepository(session).add(
-        ApiKey(
-            id=new_id("api_key"),
-            secret_hash=hash_api_key(secret),
-            kind=kind,
-            merchant_id=merchant_id,
-            operator_id=operator_id,
-            label=label,
-            created_at=now,
-        )
+    _, secret = issue_api_key(
+        session,
+        kind=kind,
+        now=now,
+        merchant_id=merchant_id,
+        operator_id=operator_id,
+        label=label,
+        expires_at=expires_at,
+        role=role,
     )
     return secret
 
 
-def authenticate(session: Session, *, secret: str) -> Principal | None:
+def issue_api_key(
+    session: Session,
+    *,
+    kind: str,
+    now: datetime,
+    merchant_id: str | None = None,
+    operator_id: str | None = None,
+    label: str = "",
+    expires_at: datetime | None = None,
+    role: str | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key and its secret. Operator tokens expire (30 days unless an earlier expiry is
+    given, never later than 90 days); platform and merchant keys only when given an expiry."""
+    if kind not in API_KEY_KINDS:
+        raise ValidationFailed(f"kind must be one of {', '.join(API_KEY_KINDS)}.", field="kind")
+    if len(label) > 120:
+        raise ValidationFailed("label must have at most 120 characters.", field="label")
+    if expires_at is not None and expires_at <= now:
+        raise ValidationFailed("expires_at must be in the future.", field="expires_at")
+    if kind == "operator":
+        latest = now + OPERATOR_TOKEN_MAX_LIFETIME
+        if expires_at is None:
+            expires_at = now + OPERATOR_TOKEN_DEFAULT_LIFETIME
+        elif expires_at > latest:
+            raise ValidationFailed(
+                "An operator token lives at most 90 days.", field="expires_in_days"
+            )
+    if role is not None and role not in OPERATOR_ROLES:
+        raise ValidationFailed(f"role must be one of {', '.join(OPERATOR_ROLES)}.", field="role")
+    secret = new_api_secret(API_KEY_PREFIXES[kind])
+    key = ApiKey(
+        id=new_id("api_key"),
+        secret_hash=hash_api_key(secret),
+        kind=kind,
+        merchant_id=merchant_id,
+        operator_id=operator_id,
+        label=label,
+        created_at=now,
+        expires_at=expires_at,
+        role=role,
+    )
+    IdentityRepository(session).add(key)
+    session.flush()
+    return key, secret
+
+
+def authenticate(session: Session, *, secret: str, now: datetime | None = None) -> Principal | None:
+    """The caller holding ``secret``; None when no key has it. A revoked or expired key, or an
+    operator token bound to a role its operator no longer holds, is refused (401, its own code).
+
+    Expiry is judged on wall time (``now`` defaults to it): a sandbox test clock that moves
+    business time forward never expires an integrator's keys."""
+    if now is None:
+        now = system_now()
     repository = IdentityRepository(session)
     key = repository.api_key_by_hash(hash_api_key(secret))
     if key is None:
         return None
+    if key.revoked_at is not None:
+        raise ApiKeyRevoked()
+    if key.expires_at is not None and key.expires_at <= now:
+        raise ApiKeyExpired()
     role = None
-    if key.kind == "operator" and key.operator_id is not None:
-        operator = repository.get_operator(key.operator_id)
+    if key.kind == "operator":
+        operator = repository.get_operator(key.operator_id) if key.operator_id else None
         if operator is None:
-            return None
+            raise ApiKeyRevoked("The operator of this token no longer exists.")
         role = operator.role
+        if key.role is not None and key.role != operator.role:
+            # Bound to another role: an admin's token narrowed to a smaller role keeps working;
+            # anyone else's stops when their role changes.
+            if operator.role != "admin":
+                raise ApiKeyRevoked("This token's role is no longer its operator's.")
+            role = key.role
     return Principal(
         kind=key.kind,
         key_id=key.id,
         merchant_id=key.merchant_id,
         operator_id=key.operator_id,
         role=role,
+        last_used_at=key.last_used_at,
+    )
+
+
+def record_key_use(session: Session, *, key_id: str, now: datetime) -> None:
+    """Remember that the key was used now (skipped when already recorded this minute)."""
+    IdentityRepository(session).touch_api_key(
+        key_id, now=now, unless_after=now - LAST_USED_RESOLUTION
+    )
+
+
+def get_api_key(session: Session, *, key_id: str) -> ApiKey:
+    key = IdentityRepository(session).get_api_key(key_id)
+    if key is None:
+        raise NotFound("No such API key.")
+    return key
+
+
+def list_api_keys(
+    session: Session,
+    *,
+    kind: str | None = None,
+    merchant_id: str | None = None,
+    operator_id: str | None = None,
+    include_revoked: bool = True,
+) -> list[ApiKey]:
+    if kind is not None and kind not in API_KEY_KINDS:
+        raise ValidationFailed(f"kind must be one of {', '.join(API_KEY_KINDS)}.", field="kind")
+    return IdentityRepository(session).api_keys(
+        kind=kind,
+        merchant_id=merchant_id,
+        operator_id=operator_id,
+        include_revoked=include_revoked,
+    )
+
+
+def key_state(key: ApiKey, *, now: datetime) -> str:
+    """active | expiring (rotated away, still valid) | expired | revoked."""
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    if key.replaced_by_key_id is not None:
+        return "expiring"
+    return "active"
+
+
+def revoke_api_key(
+    session: Session, *, key_id: str, reason: str, now: datetime
+) -> tuple[ApiKey, bool]:
+    """Revoke the key now (it is refused from its next use); the key, and whether this call
+    revoked it. Revoking a revoked key changes nothing and keeps the first reason."""
+    reason = reason.strip()
+    if not reason or len(reason) > 500:
+        raise ValidationFailed("A reason (1 to 500 characters) is required.", field="reason")
+    key = IdentityRepository(session).get_api_key(key_id, for_update=True)
+    if key is None:
+        raise NotFound("No such API key.")
+    if key.revoked_at is not None:
+        return key, False
+    key.revoked_at = now
+    key.revoked_reason = reason
+    session.flush()
+    return key, True
+
+
+def rotate_api_key(
+    session: Session,
+    *,
+    key_id: str,
+    now: datetime,
+    overlap: timedelta = DEFAULT_ROTATION_OVERLAP,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, ApiKey, str]:
+    """A new key for the same holder (kind, merchant, operator, role, label); the old one keeps
+    working for ``overlap`` (0 to 30 days), then expires. Returns (old, new, new secret)."""
+    if not timedelta(0) <= overlap <= MAX_ROTATION_OVERLAP:
+        raise ValidationFailed("The overlap must be between 0 and 30 days.", field="overlap_hours")
+    repository = IdentityRepository(session)
+    old = repository.get_api_key(key_id, for_update=True)
+    if old is None:
+        raise NotFound("No such API key.")
+    if key_state(old, now=now) in ("revoked", "expired"):
+        raise ApiKeyNotUsable("A revoked or expired key cannot be rotated; issue a new one.")
+    if old.kind == "operator":
+        raise ApiKeyNotUsable(
+            "Operator tokens are not rotated (a token must not prolong itself): issue a new one "
+            "with a fresh code, then revoke this one."
+        )
+    if old.replaced_by_key_id is not None:
+        raise ApiKeyNotUsable(
+            "This key was rotated already; rotate its replacement instead.",
+        )
+    new, secret = issue_api_key(
+        session,
+        kind=old.kind,
+        now=now,
+        merchant_id=old.merchant_id,
+        operator_id=old.operator_id,
+        label=old.label,
+        expires_at=expires_at,
+        role=old.role,
+    )
+    ends = now + overlap
+    old.expires_at = ends if old.expires_at is None else min(old.expires_at, ends)
+    old.replaced_by_key_id = new.id
+    session.flush()
+    return old, new, secret
+
+
+def api_key_view(key: ApiKey, *, now: datetime) -> dict[str, object]:
+    """What anyone may see of a key: never its secret or hash."""
+    return {
+        "id": key.id,
+        "kind": key.kind,
+        "label": key.label,
+        "merchant_id": key.merchant_id,
+        "operator_id": key.operator_id,
+        "role": key.role,
+        "state": key_state(key, now=now),
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "last_used_at": key.last_used_at,
+        "revoked_at": key.revoked_at,
+        "revoked_reason": key.revoked_reason,
+        "replaced_by_key_id": key.replaced_by_key_id,
+    }
+
+
+def get_operator(session: Session, *, operator_id: str) -> Operator:
+    operator = IdentityRepository(session).get_operator(operator_id)
+    if operator is None:
+        raise NotFound("No such operator.")
+    return operator
+
+
+def operator_by_email(session: Session, *, email: str) -> Operator:
+    operator = IdentityRepository(session).operator_by_email(email.strip().lower())
+    if operator is None:
+        raise NotFound("No operator with this email.")
+    return operator
+
+
+def check_operator_token_request(
+    *, operator: Operator, role: str | None, lifetime: timedelta | None
+) -> str:
+    """The role a new token of ``operator`` would carry; 422 for a role or lifetime it may not
+    have (checked before a second-factor code is spent on the request)."""
+    bound_role = role or operator.role
+    if bound_role != operator.role and operator.role != "admin":
+        raise ValidationFailed("An operator's token carries the operator's own role.", field="role")
+    if lifetime is not None and not timedelta(0) < lifetime <= OPERATOR_TOKEN_MAX_LIFETIME:
+        raise ValidationFailed("An operator token lives 1 to 90 days.", field="expires_in_days")
+    return bound_role
+
+
+def issue_operator_token(
+    session: Session,
+    *,
+    operator: Operator,
+    now: datetime,
+    role: str | None = None,
+    lifetime: timedelta | None = None,
+    label: str = "",
+) -> tuple[ApiKey, str]:
+    """A personal API token of ``operator``: bound to its role (an admin may bind a token to a
+    narrower role), expiring after ``lifetime`` (default 30 days, at most 90)."""
+    bound_role = check_operator_token_request(operator=operator, role=role, lifetime=lifetime)
+    return issue_api_key(
+        session,
+        kind="operator",
+        now=now,
+        operator_id=operator.id,
+        label=label or operator.email,
+        expires_at=now + lifetime if lifetime is not None else None,
+        role=bound_role,
     )
 
 

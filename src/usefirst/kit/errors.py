@@ -13,6 +13,10 @@ class UsefirstError(Exception):
         self.field = field
         super().__init__(self.message)
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that belong with this error (e.g. Retry-After)."""
+        return {}
+
     def to_body(self) -> dict[str, object]:
         error: dict[str, object] = {"code": self.code, "message": self.message}
         if self.field is not None:
@@ -24,6 +28,21 @@ class AuthenticationRequired(UsefirstError):
     status_code = 401
     code = "unauthenticated"
     default_message = "A valid API key is required (Authorization: Bearer <key>)."
+
+
+class TooManyFailedAttempts(UsefirstError):
+    """Too many failed authentications from one client address: wait ``retry_after_seconds``."""
+
+    status_code = 429
+    code = "too_many_failed_attempts"
+    default_message = "Too many failed authentication attempts from this address; retry later."
+
+    def __init__(self, *, retry_after_seconds: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class PermissionDenied(UsefirstError):

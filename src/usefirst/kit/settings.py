@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     platform_webhook_secret: str | None = None
     webhook_timeout_seconds: float = 5.0
     webhook_max_attempts: int = 12
+    # Webhook destinations given through the API may not be loopback, link-local, private or
+    # metadata addresses (checked when set and at every delivery) unless this allows them, for
+    # local development and tests only. The platform's own webhook URL above is the operator's
+    # setting and is not checked.
+    webhook_allow_private_destinations: bool = False
 
     # Credit policy (cold start).
     currency: str = "CNY"
@@ -165,6 +170,14 @@ class Settings(BaseSettings):
     # asks the database again (0: every call asks); revoking a key forgets it in the revoking
     # process at once.
     credential_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # Failed authentication per client address (``limits`` notation; counted in
+    # ``auth_throttle_storage``: memory:// per process, or a redis:// / memcached:// URI shared
+    # by every process). Past a limit the answer is 429 with Retry-After. A sign-in fails for one
+    # email from one address at most console_max_failed_attempts times per
+    # console_lockout_minutes; the real owner signing in from elsewhere is not locked out.
+    auth_throttle_storage: str = "memory://"
+    api_key_failures_per_address: str = "30/5 minutes"
+    sign_in_failures_per_address: str = "20/15 minutes"
 
 
 @lru_cache

@@ -19,6 +19,10 @@ class Merchant(Base):
     status: Mapped[str] = mapped_column(String(16))  # active | on_watch | suspended | banned
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     webhook_secret_encrypted: Mapped[str] = mapped_column(String(512))
+    # After a rotation the previous secret signs too, until it expires (Standard Webhooks allows
+    # several signatures), so the receiver can switch secrets without dropping a delivery.
+    previous_webhook_secret_encrypted: Mapped[str | None] = mapped_column(String(512))
+    previous_webhook_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     settlement_days: Mapped[int] = mapped_column(Integer)
     fee_rate_bps: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

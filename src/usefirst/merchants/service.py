@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -14,7 +14,17 @@ from usefirst.kit.errors import NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.merchants.models import Merchant
 from usefirst.merchants.repository import MerchantRepository
-from usefirst.merchants.webhooks import SECRET_FIELD, new_webhook_secret, validate_webhook_url
+from usefirst.merchants.webhooks import (
+    PREVIOUS_SECRET_FIELD,
+    SECRET_FIELD,
+    check_webhook_url,
+    new_webhook_secret,
+    webhook_secret_of,
+)
+
+# The previous webhook secret signs too for this long after a rotation unless told otherwise.
+DEFAULT_WEBHOOK_SECRET_OVERLAP = timedelta(hours=24)
+MAX_WEBHOOK_SECRET_OVERLAP = timedelta(days=30)
 
 DEFAULT_SETTLEMENT_DAYS = 1
 DEFAULT_FEE_RATE_BPS = 60
@@ -38,6 +48,7 @@ def register_merchant(
     now: datetime,
     phone: str | None = None,
     address: str | None = None,
+    allow_private_destinations: bool = False,
 ) -> RegisteredMerchant:
     """Check and store a new merchant with a fresh webhook secret (its API key is identity's)."""
     if not name.strip():
@@ -45,7 +56,7 @@ def register_merchant(
     if not category.strip():
         raise ValidationFailed("category must not be empty.", field="category")
     if webhook_url is not None:
-        validate_webhook_url(webhook_url)
+        check_webhook_url(webhook_url, allow_private_destinations=allow_private_destinations)
     # The merchant's own phone and address, kept so risk can tell when an order goes to the
     # merchant itself (encrypted, with keyed hashes matching shoppers' phones and addresses).
     phone = validate_phone(phone) if phone is not None else None
@@ -96,3 +107,43 @@ def merchants_by_id(session: Session, *, merchant_ids: Iterable[str]) -> dict[st
     if len(found) != len(wanted):
         raise NotFound("No such merchant.")
     return found
+
+
+def change_webhook_url(
+    session: Session,
+    *,
+    merchant_id: str,
+    webhook_url: str | None,
+    allow_private_destinations: bool,
+) -> Merchant:
+    """Point the merchant's webhooks elsewhere (None stops them). Events already queued go to
+    the new URL, which is read at delivery."""
+    if webhook_url is not None:
+        check_webhook_url(webhook_url, allow_private_destinations=allow_private_destinations)
+    merchant = lock_merchant(session, merchant_id=merchant_id)
+    merchant.webhook_url = webhook_url
+    session.flush()
+    return merchant
+
+
+def rotate_webhook_secret(
+    session: Session,
+    *,
+    merchant_id: str,
+    overlap: timedelta,
+    cipher: FieldCipher,
+    now: datetime,
+) -> tuple[Merchant, str]:
+    """A new signing secret; the current one keeps signing beside it for ``overlap`` (0 to 30
+    days). A rotation during an overlap ends the older overlap: at most two secrets sign."""
+    if not timedelta(0) <= overlap <= MAX_WEBHOOK_SECRET_OVERLAP:
+        raise ValidationFailed("The overlap must be between 0 and 30 days.", field="overlap_hours")
+    merchant = lock_merchant(session, merchant_id=merchant_id)
+    secret = new_webhook_secret()
+    merchant.previous_webhook_secret_encrypted = cipher.encrypt(
+        webhook_secret_of(merchant, cipher=cipher), field=PREVIOUS_SECRET_FIELD
+    )
+    merchant.previous_webhook_secret_expires_at = now + overlap
+    merchant.webhook_secret_encrypted = cipher.encrypt(secret, field=SECRET_FIELD)
+    session.flush()
+    return merchant, secret

@@ -14,13 +14,14 @@ from standardwebhooks.webhooks import Webhook
 from usefirst.kit.clock import system_now
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Database
+from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.logs import REQUEST_ID_HEADER, current_request_id, new_request_id
 from usefirst.kit.models import Event
-from usefirst.kit.outbox import queued_message
+from usefirst.kit.outbox import enqueue, queued_message
 from usefirst.kit.settings import Settings
 from usefirst.merchants.repository import MerchantRepository
-from usefirst.merchants.webhooks import webhook_secret_of
+from usefirst.merchants.webhooks import check_destination, signing_secrets_of
 from usefirst.notify.repository import EventRepository
 
 WEBHOOK_TOPIC = "webhook"
@@ -80,6 +81,57 @@ def publish_event(
     return event_id
 
 
+WEBHOOK_DESTINATIONS = ("merchant", "platform")
+
+
+def redeliver_event(
+    session: Session,
+    *,
+    event_id: str,
+    merchant_id: str | None,
+    destinations: tuple[str, ...],
+    settings: Settings,
+    now: datetime,
+) -> list[str]:
+    """Queue the event's webhook once more to each of ``destinations`` that has an endpoint now;
+    the receiver gets the same event id (``webhook-id``), so it can tell a redelivery from a new
+    event. ``merchant_id`` scopes the look-up to one merchant's events (404 for another's).
+    Returns the destinations queued; none at all is a 409."""
+    event = EventRepository(session).get(event_id)
+    if event is None or (merchant_id is not None and event.merchant_id != merchant_id):
+        raise NotFound("No such event.")
+    for destination in destinations:
+        if destination not in WEBHOOK_DESTINATIONS:
+            raise ValidationFailed("destination must be merchant or platform.", field="destination")
+    queued: list[str] = []
+    if "platform" in destinations and settings.platform_webhook_url:
+        enqueue(
+            session,
+            topic=WEBHOOK_TOPIC,
+            payload={"event_id": event.id, "destination": "platform", "redelivery": True},
+            now=now,
+        )
+        queued.append("platform")
+    if "merchant" in destinations and event.merchant_id is not None:
+        merchant = MerchantRepository(session).get(event.merchant_id)
+        if merchant is not None and merchant.webhook_url:
+            enqueue(
+                session,
+                topic=WEBHOOK_TOPIC,
+                payload={
+                    "event_id": event.id,
+                    "destination": "merchant",
+                    "merchant_id": event.merchant_id,
+                    "redelivery": True,
+                },
+                now=now,
+            )
+            queued.append("merchant")
+    if not queued:
+        raise Conflict("No webhook endpoint to redeliver this event to.", field="destination")
+    return queued
+
+
 def event_body(event: Event) -> dict[str, Any]:
     return {
         "id": event.id,
@@ -112,38 +164,52 @@ class WebhookSender:
         self.client = httpx.Client(timeout=settings.webhook_timeout_seconds)
 
     def __call__(self, payload: dict[str, Any]) -> None:
+        # Receivers check the timestamp against their real clock, so this is wall time even when
+        # a sandbox test clock has moved business time forward; so is the secrets' overlap.
+        sent_at = system_now()
         with self.database.transaction(read_only=True) as session:
             event = EventRepository(session).get(payload["event_id"])
             if event is None:
                 raise LookupError(f"event {payload['event_id']} is gone")
+            is_guarded = False
             if payload["destination"] == "platform":
                 url = self.settings.platform_webhook_url
                 secret = self.settings.platform_webhook_secret
+                signing_secrets = [secret] if secret else []
             else:
                 merchant = MerchantRepository(session).get(payload["merchant_id"])
                 if merchant is None:
                     raise LookupError(f"merchant {payload['merchant_id']} is gone")
                 url = merchant.webhook_url
-                secret = webhook_secret_of(merchant, cipher=self.cipher)
+                signing_secrets = signing_secrets_of(merchant, cipher=self.cipher, now=sent_at)
+                # A merchant's URL came through the API: guarded unless the operator allows it.
+                is_guarded = not self.settings.webhook_allow_private_destinations
             body = json.dumps(event_body(event), ensure_ascii=False)
             event_id = event.id
-        # Receivers check the timestamp against their real clock, so this is wall time even when
-        # a sandbox test clock has moved business time forward.
-        sent_at = system_now()
-        if not url or not secret:
+        if not url or not signing_secrets:
             return  # destination removed its webhook after the event: nothing to deliver
-        signature = Webhook(secret).sign(event_id, sent_at, body)
+        signature = " ".join(
+            Webhook(secret).sign(event_id, sent_at, body) for secret in signing_secrets
+        )
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": event_id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": signature,
+            # The id of the request that caused the event, for the receiver's logs and ours.
+            REQUEST_ID_HEADER: current_request_id() or new_request_id(),
+        }
+        extensions: dict[str, Any] = {}
+        if is_guarded:
+            # Resolved again now, and the request goes to the very address checked: a name that
+            # was public when the URL was set and points inward since (DNS rebinding) is refused.
+            destination = check_destination(url)
+            if url.startswith("https://"):
+                extensions["sni_hostname"] = destination.host
+            headers["host"] = destination.host_header()
+            url = destination.connect_url()
         response = self.client.post(
-            url,
-            content=body.encode("utf-8"),
-            headers={
-                "content-type": "application/json",
-                "webhook-id": event_id,
-                "webhook-timestamp": str(int(sent_at.timestamp())),
-                "webhook-signature": signature,
-                # The id of the request that caused the event, for the receiver's logs and ours.
-                REQUEST_ID_HEADER: current_request_id() or new_request_id(),
-            },
+            url, content=body.encode("utf-8"), headers=headers, extensions=extensions
         )
         if not 200 <= response.status_code < 300:
             raise RuntimeError(f"{url} answered {response.status_code}")

@@ -3,11 +3,13 @@ suspension, ban, fines, appeals)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
+from usefirst.api.credential_schemas import RotateWebhookSecretIn, WebhookEndpointIn
 from usefirst.api.deps import (
     IdempotentCallDep,
     PrincipalDep,
@@ -17,8 +19,9 @@ from usefirst.api.deps import (
 )
 from usefirst.api.merchant_schemas import AppealDecisionIn, AppealIn, FineIn, StandingChangeIn
 from usefirst.api.schemas import CreateMerchantIn
-from usefirst.flows import merchant_onboarding, merchant_standing
+from usefirst.flows import credentials, merchant_onboarding, merchant_standing
 from usefirst.identity.service import Principal
+from usefirst.kit.clock import system_now
 from usefirst.kit.errors import NotFound
 from usefirst.kit.money import check_currency
 from usefirst.merchants import service as merchant_service
@@ -61,6 +64,7 @@ def create_merchant(
             now=work.now,
             phone=body.phone,
             address=body.address,
+            allow_private_destinations=runtime.settings.webhook_allow_private_destinations,
         )
         view = merchant_view(created.merchant)
     view["api_key"] = created.api_key
@@ -75,6 +79,54 @@ def get_merchant(merchant_id: str, runtime: RuntimeDep, principal: PrincipalDep)
         raise NotFound("No such merchant.")
     with runtime.work(read_only=True) as work:
         return merchant_view(merchant_service.get_merchant(work.session, merchant_id=merchant_id))
+
+
+# The webhook endpoint: its URL and its signing secret (platform, admins, the merchant itself).
+
+
+@router.put("/{merchant_id}/webhook-endpoint")
+def change_webhook_endpoint(
+    merchant_id: str, body: WebhookEndpointIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Send the merchant's webhooks to another URL (null stops them); events not delivered yet
+    go to the new one. Loopback, link-local, private and metadata addresses are refused (422
+    ``webhook_destination_refused``) unless the operator allows them for local development."""
+    _require_own_or_staff(principal, merchant_id, ("admin",))
+    with runtime.work() as work:
+        merchant = credentials.change_webhook_url(
+            work.session,
+            merchant_id=merchant_id,
+            webhook_url=body.webhook_url,
+            actor=_actor(principal),
+            allow_private_destinations=runtime.settings.webhook_allow_private_destinations,
+            now=system_now(),
+        )
+        return merchant_view(merchant)
+
+
+@router.post("/{merchant_id}/webhook-secret/rotate", status_code=201)
+def rotate_webhook_secret(
+    merchant_id: str, body: RotateWebhookSecretIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """A new signing secret (in this answer only). For ``overlap_hours`` webhooks carry two
+    signatures, one with each secret, so the receiver can switch when it likes."""
+    _require_own_or_staff(principal, merchant_id, ("admin",))
+    # Wall time: receivers and the overlap run on real time, whatever a sandbox clock says.
+    now = system_now()
+    with runtime.work() as work:
+        merchant, secret = credentials.rotate_webhook_secret(
+            work.session,
+            merchant_id=merchant_id,
+            overlap=timedelta(hours=body.overlap_hours),
+            actor=_actor(principal),
+            cipher=runtime.cipher,
+            now=now,
+        )
+        return {
+            "merchant_id": merchant.id,
+            "webhook_secret": secret,
+            "previous_secret_valid_until": merchant.previous_webhook_secret_expires_at,
+        }
 
 
 # Settlement: balance and payouts (platform, admins, and the merchant itself for its own id).

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from usefirst.api.credential_schemas import RedeliverEventIn
 from usefirst.api.deps import PrincipalDep, RuntimeDep, page, require
-from usefirst.notify.service import event_body, list_events
+from usefirst.notify.service import WEBHOOK_DESTINATIONS, event_body, list_events, redeliver_event
 
 router = APIRouter(tags=["events"])
 
@@ -30,3 +31,32 @@ def get_events(
             limit=limit + 1,
         )
         return page(rows, limit, event_body)
+
+
+@router.post("/v1/events/{event_id}/redeliver", status_code=202)
+def redeliver(
+    event_id: str,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    body: RedeliverEventIn | None = None,
+) -> dict[str, Any]:
+    """Queue the event's webhook once more, with the same event id. A merchant redelivers its own
+    events to itself; the platform and admins choose ``destinations`` (default: every endpoint
+    the event has)."""
+    require(principal, platform=True, merchant=True, roles=("admin", "support"))
+    if principal.kind == "merchant":
+        destinations: tuple[str, ...] = ("merchant",)
+    elif body is not None and body.destinations is not None:
+        destinations = tuple(body.destinations)
+    else:
+        destinations = WEBHOOK_DESTINATIONS
+    with runtime.work() as work:
+        queued = redeliver_event(
+            work.session,
+            event_id=event_id,
+            merchant_id=principal.merchant_id,
+            destinations=destinations,
+            settings=runtime.settings,
+            now=work.now,
+        )
+    return {"event_id": event_id, "destinations": queued}
