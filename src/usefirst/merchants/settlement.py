@@ -513,6 +513,9 @@ def record_settlements(
     repository = SettlementRepository(session)
     settlements: list[Settlement] = []
     lines: list[dict[str, object]] = []
+    # The payouts' own lines (no order) go after all the others: the executemany is sent as one
+    # multi-row INSERT per run of rows with the same columns, not two per settlement.
+    own_lines: list[dict[str, object]] = []
     for payout in payouts:
         merchant, plan, settlement_id = payout.merchant, payout.plan, payout.settlement_id
         receipt, reserve_entry_id = payout.receipt, payout.reserve_entry_id
@@ -564,7 +567,7 @@ def record_settlements(
         )
         for entry_id, kind, component, amount in own_entries:
             if entry_id:
-                lines.append(
+                own_lines.append(
                     {
                         "merchant_id": merchant.id,
                         "entry_id": entry_id,
@@ -579,7 +582,7 @@ def record_settlements(
         if settled_total != plan.reserve_minor + plan.net_minor:
             raise InvariantViolated(f"settlement {settlement_id} does not pay out what it settles")
     session.flush()
-    repository.add_lines(lines)
+    repository.add_lines([*lines, *own_lines])
     session.flush()
     return settlements
 
