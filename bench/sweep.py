@@ -7,10 +7,13 @@ What one run does (PostgreSQL first, then SQLite unless ``--sqlite-instalments 0
    the book without going through the services (PostgreSQL: ``COPY``, the journal guards off
    while the balanced history is copied; SQLite: one ``executemany`` transaction), then
    ``VACUUM ANALYZE`` / ``ANALYZE``;
-2. runs one ``Runtime.sweep(business_on)`` and times the whole and each phase (the functions
-   ``run_sweep`` calls are wrapped in this process only): auto-confirm, mark overdue, late fees,
-   escalation, reminders, bureau files, the guard and final flush, the commit. For each phase:
-   SQL statements, time waiting on them, and the statements that waited longest. For the sweep:
+2. runs one ``Runtime.sweep(business_on)``: the full nightly run as the worker and ``usefirst
+   sweep`` run it (``daily_sweep.run_stepped_sweep``: every step in its own transaction), and
+   times the whole and each step (the functions the steps call are wrapped in this process
+   only): dispute deadlines, step-up expiry, auto-confirm, mark overdue, late fees, escalation,
+   reminders, bureau files, the first-payment monitor, merchant drift, the nightly graph,
+   settlement, complaints, and the stepped run's own claims and commits. For each: SQL
+   statements, time waiting on them, and the statements that waited longest. For the sweep:
    this process's CPU, the PostgreSQL backend's CPU (``/proc``) and how long tasks waited for a
    CPU (``/proc/pressure/cpu``: the machine may be shared);
 3. checks the effects against what the generator expects (newly overdue, late fees, call queue,
@@ -26,9 +29,8 @@ What one run does (PostgreSQL first, then SQLite unless ``--sqlite-instalments 0
    engine must be of the same schema: since migration 0021 (collections' and disputes' state off
    ``orders``) an earlier engine is compared on a ``pg_dump`` of the book it loaded itself,
    migrated, as issue 13's report describes;
-6. other domains' daily jobs (those ``usefirst.flows.daily_sweep`` calls) run inside the sweep
-   and are timed as their own phase; ``--no-daily-jobs`` leaves them out, to time collections
-   alone.
+6. other domains' daily jobs run by default, each timed as its own step; ``--collections-only``
+   (formerly ``--no-daily-jobs``) leaves them out, to time collections alone.
 
 The book, as it stands after the previous business day's sweep:
 
@@ -977,7 +979,7 @@ def load_sqlite(path: Path, book: Book, *, history: bool) -> dict[str, tuple[int
 # Measuring one sweep
 # --------------------------------------------------------------------------------------------
 
-# Other domains' jobs, as the daily sweep flow calls them (one phase, "daily jobs", for all).
+# Other domains' jobs, as the daily sweep's steps call them, each timed as its own phase.
 DAILY_JOBS = (
     ("dispute_resolution", "enforce_deadlines"),
     ("step_up", "expire_step_ups"),
@@ -987,15 +989,35 @@ DAILY_JOBS = (
     ("settlement_run", "settle_daily"),
     ("complaints", "flag_overdue_complaints"),
 )
+JOB_PHASES = {
+    "enforce_deadlines": "dispute deadlines",
+    "expire_step_ups": "step-up expiry",
+    "first_instalment_missed": "first-payment monitor",
+    "merchant_drift": "merchant drift",
+    "nightly_graph": "nightly graph",
+    "settle_daily": "settlement",
+    "flag_overdue_complaints": "complaints",
+}
+# In the order of daily_sweep.STEPS: the two jobs before collections, collections, the rest.
 PHASES = (
-    *(("daily jobs", getattr(daily_sweep, module), function) for module, function in DAILY_JOBS),
+    *(
+        (JOB_PHASES[function], getattr(daily_sweep, module), function)
+        for module, function in DAILY_JOBS[:2]
+    ),
     ("auto-confirm", fulfilment, "auto_confirm_shipped"),
     ("mark overdue", daily_sweep, "mark_overdue"),
     ("late fees", daily_sweep, "accrue_late_fees"),
     ("escalation", daily_sweep, "escalate"),
     ("reminders", collections_service, "plan_reminders"),
     ("bureau files", bureau_reporting, "monthly_bureau_files"),
+    *(
+        (JOB_PHASES[function], getattr(daily_sweep, module), function)
+        for module, function in DAILY_JOBS[2:]
+    ),
 )
+# What the stepped run does around the steps: the date's lock and check, each step's claim of its
+# row in sweep_steps and its commit, the summary at the end.
+STEP_OVERHEAD = "step claims + commits"
 
 PHASE_NAMES = tuple(dict.fromkeys(name for name, _, _ in PHASES))
 
@@ -1082,13 +1104,13 @@ class SweepProbe:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        run_sweep = daily_sweep.run_sweep
+        run_sweep = daily_sweep.run_stepped_sweep
         charge_daily_late_fees = late_fees.charge_daily_late_fees
         mark_overdue = repayment_service.mark_overdue
 
         def outer_run_sweep(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
-            self.current = "guard + final flush"
+            self.current = STEP_OVERHEAD
             try:
                 return run_sweep(*args, **kwargs)
             finally:
@@ -1114,7 +1136,9 @@ class SweepProbe:
                 stack.enter_context(
                     mock.patch.object(module, attribute, self._phase(name, function))
                 )
-            stack.enter_context(mock.patch.object(daily_sweep, "run_sweep", outer_run_sweep))
+            stack.enter_context(
+                mock.patch.object(daily_sweep, "run_stepped_sweep", outer_run_sweep)
+            )
             stack.enter_context(
                 mock.patch.object(late_fees, "charge_daily_late_fees", counting_late_fees)
             )
@@ -1227,8 +1251,8 @@ def _frame_phase(frames: list[str]) -> str:
     for index, frame in enumerate(frames[:-1]):
         if frame.startswith("SweepProbe._phase.<locals>.timed "):
             return frames[index + 1].partition(" (")[0]
-    if any(frame.startswith("run_sweep ") for frame in frames):
-        return "run_sweep (guard, final flush)"
+    if any(frame.startswith("run_stepped_sweep ") for frame in frames):
+        return "run_stepped_sweep (step claims, commits)"
     return "begin / commit"
 
 
@@ -1307,7 +1331,7 @@ def run_measured_sweep(
     phases = dict(probe.stats)
     phases.setdefault("commit", PhaseStats()).seconds = ended - inner_ended
     phase_total = sum(phases[name].seconds for name in PHASE_NAMES if name in phases)
-    phases.setdefault("guard + final flush", PhaseStats()).seconds = (
+    phases.setdefault(STEP_OVERHEAD, PhaseStats()).seconds = (
         inner_ended - inner_started - phase_total
     )
     phases.setdefault("begin", PhaseStats()).seconds = inner_started - started
@@ -1799,7 +1823,7 @@ def _result_dict(result: SweepResult) -> dict[str, Any]:
     }
 
 
-PHASE_ORDER = ("begin", *PHASE_NAMES, "guard + final flush", "commit")
+PHASE_ORDER = ("begin", *PHASE_NAMES, STEP_OVERHEAD, "commit")
 
 
 def print_book(result: dict[str, Any]) -> None:
@@ -1962,9 +1986,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "c997c98, the last per-row sweep) and compare every row the two sweeps touched",
     )
     parser.add_argument(
+        "--collections-only",
         "--no-daily-jobs",
+        dest="no_daily_jobs",
         action="store_true",
-        help="sweep without other domains' daily jobs (risk, settlement, disputes, privacy)",
+        help="time collections alone: sweep without other domains' daily jobs (risk, "
+        "settlement, disputes, privacy); by default the full nightly run, as the worker runs it",
     )
     parser.add_argument(
         "--book-database",

@@ -88,7 +88,8 @@ class Runtime:
             yield Work(session=session, now=now, today=business_date(now, self.settings.time_zone))
 
     def run_due_sweeps(self) -> list[daily_sweep.SweepSummary]:
-        """Sweep every business date from the last swept one through today, one transaction each."""
+        """Sweep every business date after the last fully swept one through today (a date whose
+        sweep crashed part-way is resumed), each step of each date in a transaction of its own."""
         with self.work() as work:
             dates = daily_sweep.dates_to_sweep(
                 last_swept=daily_sweep.last_swept_on(work.session), through=work.today
@@ -99,17 +100,18 @@ class Runtime:
         return summaries
 
     def sweep(self, business_on: date) -> daily_sweep.SweepSummary:
+        """The nightly run of ``business_on``, step by step (each step commits on its own)."""
         with job_scope():
             started = time.perf_counter()
-            with self.database.transaction() as session:
-                today = business_date(self.clock.now(session), self.settings.time_zone)
-                summary = daily_sweep.run_sweep(
-                    session,
-                    business_on=business_on,
-                    today=today,
-                    settings=self.settings,
-                    cipher=self.cipher,
-                )
+            with self.work(read_only=True) as work:
+                today = work.today
+            summary = daily_sweep.run_stepped_sweep(
+                self.database,
+                business_on=business_on,
+                today=today,
+                settings=self.settings,
+                cipher=self.cipher,
+            )
             elapsed = time.perf_counter() - started
             if not summary.already_ran:
                 counts = summary.as_dict(with_jobs=False)

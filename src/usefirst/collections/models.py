@@ -131,3 +131,15 @@ class SweepRun(Base):
     business_on: Mapped[date] = mapped_column(Date, primary_key=True)
     completed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     summary: Mapped[Any] = mapped_column(JSONDocument)
+
+
+class SweepStep(Base):
+    """A step of a business date's sweep that is done (committed with the step's own work), and
+    what it did. The sweep resumes after a crash at the first step without a row."""
+
+    __tablename__ = "sweep_steps"
+
+    business_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    step: Mapped[str] = mapped_column(String(100), primary_key=True)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    counts: Mapped[Any] = mapped_column(JSONDocument)

@@ -38,6 +38,7 @@ from usefirst.collections.models import (
     LateFeeWaiver,
     LegalCase,
     SweepRun,
+    SweepStep,
 )
 from usefirst.disputes.repository import DISPUTE_PAUSES
 from usefirst.identity.models import Shopper
@@ -278,6 +279,37 @@ class CollectionsRepository:
         self.session.execute(
             update(SweepRun).where(SweepRun.business_on == business_on).values(summary=summary)
         )
+
+    def is_swept(self, business_on: date) -> bool:
+        return self.session.get(SweepRun, business_on) is not None
+
+    def claim_sweep_step(self, business_on: date, step: str, *, now: datetime) -> bool:
+        """Record that a step of the sweep of ``business_on`` runs in this transaction; False
+        when it is already done. A concurrent claim of the same step waits on this row."""
+        is_postgresql = self.session.get_bind().dialect.name == "postgresql"
+        builder = postgresql_insert if is_postgresql else sqlite_insert
+        claimed = self.session.execute(
+            builder(SweepStep)
+            .values(business_on=business_on, step=step, completed_at=now, counts={})
+            .on_conflict_do_nothing()
+            .returning(SweepStep.step)
+        ).first()
+        return claimed is not None
+
+    def record_sweep_step_counts(
+        self, business_on: date, step: str, counts: dict[str, int]
+    ) -> None:
+        self.session.execute(
+            update(SweepStep)
+            .where(SweepStep.business_on == business_on, SweepStep.step == step)
+            .values(counts=counts)
+        )
+
+    def sweep_steps_done(self, business_on: date) -> dict[str, dict[str, int]]:
+        rows = self.session.execute(
+            select(SweepStep.step, SweepStep.counts).where(SweepStep.business_on == business_on)
+        ).all()
+        return {step: dict(counts) for step, counts in rows}
 
     def last_swept_on(self) -> date | None:
         return self.session.scalar(select(func.max(SweepRun.business_on)))

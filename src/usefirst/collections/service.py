@@ -289,6 +289,28 @@ def record_sweep_summary(
     CollectionsRepository(session).record_sweep_summary(business_on, summary)
 
 
+def is_swept(session: Session, *, business_on: date) -> bool:
+    """Whether every step of the sweep of ``business_on`` is done (its summary is recorded)."""
+    return CollectionsRepository(session).is_swept(business_on)
+
+
+def claim_sweep_step(session: Session, *, business_on: date, step: str, now: datetime) -> bool:
+    """Record that ``step`` of the sweep of ``business_on`` runs in this transaction; False when
+    it is already done."""
+    return CollectionsRepository(session).claim_sweep_step(business_on, step, now=now)
+
+
+def record_sweep_step_counts(
+    session: Session, *, business_on: date, step: str, counts: dict[str, int]
+) -> None:
+    CollectionsRepository(session).record_sweep_step_counts(business_on, step, counts)
+
+
+def sweep_steps_done(session: Session, *, business_on: date) -> dict[str, dict[str, int]]:
+    """The steps of the sweep of ``business_on`` that are done, with what each did."""
+    return CollectionsRepository(session).sweep_steps_done(business_on)
+
+
 def last_swept_on(session: Session) -> date | None:
     return CollectionsRepository(session).last_swept_on()
 

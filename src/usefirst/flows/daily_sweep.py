@@ -1,5 +1,5 @@
-"""The daily sweep of a business date: every domain's nightly work, step by step, in one
-transaction, idempotent per date.
+"""The daily sweep of a business date: every domain's nightly work, step by step, each step
+committed on its own, idempotent per date and step, resumable after a crash at any step.
 
 Each business date D is swept once, in this order: disputes whose deadline passed are settled
 (so that one settled today resumes dunning today) and expired step-up checks lapse; orders shipped
@@ -9,7 +9,8 @@ steps happen (call queue, credit-bureau reporting, legal referral, charge-off); 
 the dunning ladder that fall on D are planned; on the first of a month the bureau files of the
 month just ended are written. Then the risk monitors and the nightly graph look at the day's book
 (before settlement, so that orders of a ring found tonight are held from today's payout), merchants
-are settled, and complaints past their deadline are flagged.
+are settled, and complaints past their deadline are flagged. ``STEPS`` lists them; the comment
+above it says how to add one.
 
 Every collections step is set-based: a handful of statements over the whole book (``UPDATE …
 FROM``, ``INSERT … SELECT``, journal entries posted in batches), not a loop over rows in Python, so
@@ -20,6 +21,7 @@ one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -42,7 +44,8 @@ from usefirst.flows.order_events import publish_order_event, publish_order_event
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.clock import business_day_start
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.errors import ValidationFailed
+from usefirst.kit.db import Database
+from usefirst.kit.errors import InvariantViolated, ValidationFailed
 from usefirst.kit.settings import Settings
 from usefirst.ledger import accounts
 from usefirst.ledger.accounts import EntryKind
@@ -113,72 +116,273 @@ class SweepSummary:
         return summary
 
 
-def run_sweep(
-    session: Session, *, business_on: date, today: date, settings: Settings, cipher: FieldCipher
-) -> SweepSummary:
+# --- the steps -----------------------------------------------------------------------------
+#
+# The nightly run is a list of steps. Each step is one function ``(session, context) -> counts``
+# that does one domain's part for the whole book in the session it is given; the stepped run
+# (:func:`run_stepped_sweep`) gives each step a transaction of its own and commits it together
+# with the step's row in ``sweep_steps``, so a step is done exactly once per business date and a
+# run that crashed resumes at the first step not done. A step must therefore depend only on the
+# database and the business date (never on what an earlier step returned in memory), and must not
+# commit itself.
+#
+# Adding a step (as auto-debit of the instalments due was added, from the payment rails): write
+# a function ``def run_due_charges(session, context) -> dict[str, int]`` in its flow, and add
+# ``SweepStep(auto_debit.AUTO_DEBIT_JOB, _auto_debits, is_job=True)`` to ``STEPS`` where it
+# belongs in the order. Its counts appear in the summary under ``jobs`` with its name, which is
+# stable once released (it names the step's row in ``sweep_steps`` too). Call the function
+# through its module at run time (as the wrappers below do) so a benchmark or a test can wrap it.
+#
+# Scale-out: every step works on the whole book through set-based statements that filter by
+# nothing but the business date, so the same step can run per shard (one transaction per shard
+# and step, ``sweep_steps`` keyed per shard then) without changing what it does.
+
+COLLECTIONS_AUTO_CONFIRM = "usefirst.flows.fulfilment:auto_confirm_shipped"
+COLLECTIONS_MARK_OVERDUE = "usefirst.flows.daily_sweep:mark_overdue"
+COLLECTIONS_LATE_FEES = "usefirst.flows.daily_sweep:accrue_late_fees"
+COLLECTIONS_ESCALATION = "usefirst.flows.daily_sweep:escalate"
+COLLECTIONS_REMINDERS = "usefirst.collections.service:plan_reminders"
+COLLECTIONS_BUREAU_FILES = "usefirst.flows.bureau_reporting:monthly_bureau_files"
+
+
+@dataclass(frozen=True)
+class SweepStep:
+    """One step of the nightly run. ``name`` is stable (the row in ``sweep_steps``, and for a
+    job the key of its counts in the summary's ``jobs``); ``is_job``: its counts are reported
+    under ``jobs``, otherwise they are the collections fields of the summary."""
+
+    name: str
+    run: Callable[[Session, DailyContext], dict[str, int]]
+    is_job: bool
+
+
+def _enforce_dispute_deadlines(session: Session, context: DailyContext) -> dict[str, int]:
+    return dispute_resolution.enforce_deadlines(session, context)
+
+
+def _expire_step_ups(session: Session, context: DailyContext) -> dict[str, int]:
+    return step_up.expire_step_ups(session, context)
+
+
+def _auto_confirm(session: Session, context: DailyContext) -> dict[str, int]:
+    settings = context.settings
+    confirmed = fulfilment.auto_confirm_shipped(
+        session,
+        shipped_before=business_day_start(
+            context.business_on - timedelta(days=settings.auto_confirm_days - 1),
+            settings.time_zone,
+        ),
+        business_on=context.business_on,
+        settings=settings,
+        now=context.now,
+    )
+    return {"auto_confirmed": confirmed}
+
+
+def _mark_overdue(session: Session, context: DailyContext) -> dict[str, int]:
+    newly_overdue = mark_overdue(
+        session, business_on=context.business_on, settings=context.settings, now=context.now
+    )
+    return {"newly_overdue_orders": newly_overdue}
+
+
+def _late_fees(session: Session, context: DailyContext) -> dict[str, int]:
+    charged = accrue_late_fees(
+        session, business_on=context.business_on, settings=context.settings, now=context.now
+    )
+    return {"late_fees_minor": charged}
+
+
+def _escalate(session: Session, context: DailyContext) -> dict[str, int]:
+    ladder = collections_service.ladder_of(session, context.settings)
+    escalation = escalate(
+        session,
+        business_on=context.business_on,
+        ladder=ladder,
+        settings=context.settings,
+        now=context.now,
+    )
+    return {
+        "call_queue": escalation.call_queue,
+        "bureau_reported": escalation.bureau_reported,
+        "legal_referred": escalation.legal_referred,
+        "charged_off": escalation.charged_off,
+    }
+
+
+def _plan_reminders(session: Session, context: DailyContext) -> dict[str, int]:
+    ladder = collections_service.ladder_of(session, context.settings)
+    planned = collections_service.plan_reminders(
+        session,
+        business_on=context.business_on,
+        ladder=ladder,
+        settings=context.settings,
+        cipher=context.cipher,
+        now=context.now,
+    )
+    return {"reminders_planned": planned}
+
+
+def _auto_debits(session: Session, context: DailyContext) -> dict[str, int]:
+    return auto_debit.run_due_charges(session, context)
+
+
+def _bureau_files(session: Session, context: DailyContext) -> dict[str, int]:
+    written = bureau_reporting.monthly_bureau_files(
+        session,
+        business_on=context.business_on,
+        cipher=context.cipher,
+        settings=context.settings,
+        now=context.now,
+    )
+    return {"bureau_files": written}
+
+
+def _first_instalment_missed(session: Session, context: DailyContext) -> dict[str, int]:
+    return risk_monitoring.first_instalment_missed(session, context)
+
+
+def _merchant_drift(session: Session, context: DailyContext) -> dict[str, int]:
+    return risk_monitoring.merchant_drift(session, context)
+
+
+def _nightly_graph(session: Session, context: DailyContext) -> dict[str, int]:
+    return risk_monitoring.nightly_graph(session, context)
+
+
+def _settle(session: Session, context: DailyContext) -> dict[str, int]:
+    return settlement_run.settle_daily(session, context)
+
+
+def _flag_overdue_complaints(session: Session, context: DailyContext) -> dict[str, int]:
+    return complaints.flag_overdue_complaints(session, context)
+
+
+STEPS: tuple[SweepStep, ...] = (
+    # Before collections: a dispute settled today for a missed deadline resumes dunning today.
+    SweepStep(DISPUTE_DEADLINES, _enforce_dispute_deadlines, is_job=True),
+    SweepStep(STEP_UP_EXPIRY, _expire_step_ups, is_job=True),
+    SweepStep(COLLECTIONS_AUTO_CONFIRM, _auto_confirm, is_job=False),
+    SweepStep(COLLECTIONS_MARK_OVERDUE, _mark_overdue, is_job=False),
+    SweepStep(COLLECTIONS_LATE_FEES, _late_fees, is_job=False),
+    SweepStep(COLLECTIONS_ESCALATION, _escalate, is_job=False),
+    SweepStep(COLLECTIONS_REMINDERS, _plan_reminders, is_job=False),
+    # Charges of the instalments due (payment rails), once the day's overdue and reminders are set.
+    SweepStep(auto_debit.AUTO_DEBIT_JOB, _auto_debits, is_job=True),
+    SweepStep(COLLECTIONS_BUREAU_FILES, _bureau_files, is_job=False),
+    # After collections, on the day's book: the graph before settlement, so that the orders of a
+    # ring found tonight are held from today's payout.
+    SweepStep(FIRST_INSTALMENT_MISSED, _first_instalment_missed, is_job=True),
+    SweepStep(MERCHANT_DRIFT, _merchant_drift, is_job=True),
+    SweepStep(NIGHTLY_GRAPH, _nightly_graph, is_job=True),
+    SweepStep(MERCHANT_SETTLEMENT, _settle, is_job=True),
+    SweepStep(OVERDUE_COMPLAINTS, _flag_overdue_complaints, is_job=True),
+)
+# The namespace of the advisory lock one runner of a date's stepped sweep holds (PostgreSQL).
+SWEEP_LOCK_NAMESPACE = 21_0001
+
+
+def _check_not_future(business_on: date, today: date) -> None:
     # Catch-up starts the day after the latest swept date, so sweeping ahead of today would make
     # it skip every day in between (no late fees, reminders or escalation for them).
     if business_on > today:
         raise SweepDateInFuture(
             f"{business_on} is in the future (today is {today}).", field="business_on"
         )
+
+
+def _context(business_on: date, settings: Settings, cipher: FieldCipher) -> DailyContext:
     # The sweep for D acts at the first instant of D, whenever it actually runs (catch-up).
     now = business_day_start(business_on, settings.time_zone)
-    # Claim the date first: a concurrent sweep of the same date waits on this row, then finds it
-    # taken and does nothing.
-    if not collections_service.claim_sweep_date(session, business_on=business_on, now=now):
-        return SweepSummary(business_on=business_on, already_ran=True)
+    return DailyContext(business_on=business_on, now=now, settings=settings, cipher=cipher)
+
+
+def run_step(session: Session, step: SweepStep, context: DailyContext) -> dict[str, int] | None:
+    """Do one step of the sweep of ``context.business_on`` in ``session`` and record it done;
+    None (and nothing done) when it already is. The caller commits."""
+    if not collections_service.claim_sweep_step(
+        session, business_on=context.business_on, step=step.name, now=context.now
+    ):
+        return None
     collections_service.raise_work_mem_for_sweep(session)
+    counts = step.run(session, context)
+    collections_service.record_sweep_step_counts(
+        session, business_on=context.business_on, step=step.name, counts=counts
+    )
+    return counts
+
+
+def _summary_of(business_on: date, done: dict[str, dict[str, int]]) -> SweepSummary:
     summary = SweepSummary(business_on=business_on, already_ran=False)
-    context = DailyContext(business_on=business_on, now=now, settings=settings, cipher=cipher)
+    for step in STEPS:
+        counts = done.get(step.name, {})
+        if step.is_job:
+            summary.jobs[step.name] = counts
+        else:
+            for name, value in counts.items():
+                setattr(summary, name, value)
+    return summary
 
-    # Before collections: a dispute settled today for a missed deadline resumes dunning today.
-    summary.jobs[DISPUTE_DEADLINES] = dispute_resolution.enforce_deadlines(session, context)
-    summary.jobs[STEP_UP_EXPIRY] = step_up.expire_step_ups(session, context)
-    summary.auto_confirmed = fulfilment.auto_confirm_shipped(
-        session,
-        shipped_before=business_day_start(
-            business_on - timedelta(days=settings.auto_confirm_days - 1), settings.time_zone
-        ),
-        business_on=business_on,
-        settings=settings,
-        now=now,
-    )
-    summary.newly_overdue_orders = mark_overdue(
-        session, business_on=business_on, settings=settings, now=now
-    )
-    summary.late_fees_minor = accrue_late_fees(
-        session, business_on=business_on, settings=settings, now=now
-    )
-    ladder = collections_service.ladder_of(session, settings)
-    escalation = escalate(
-        session, business_on=business_on, ladder=ladder, settings=settings, now=now
-    )
-    summary.call_queue = escalation.call_queue
-    summary.bureau_reported = escalation.bureau_reported
-    summary.legal_referred = escalation.legal_referred
-    summary.charged_off = escalation.charged_off
-    summary.reminders_planned = collections_service.plan_reminders(
-        session, business_on=business_on, ladder=ladder, settings=settings, cipher=cipher, now=now
-    )
-    summary.jobs[auto_debit.AUTO_DEBIT_JOB] = auto_debit.run_due_charges(session, context)
-    summary.bureau_files = bureau_reporting.monthly_bureau_files(
-        session, business_on=business_on, cipher=cipher, settings=settings, now=now
-    )
 
-    # After collections, on the day's book: the graph before settlement, so that the orders of a
-    # ring found tonight are held from today's payout.
-    summary.jobs[FIRST_INSTALMENT_MISSED] = risk_monitoring.first_instalment_missed(
-        session, context
-    )
-    summary.jobs[MERCHANT_DRIFT] = risk_monitoring.merchant_drift(session, context)
-    summary.jobs[NIGHTLY_GRAPH] = risk_monitoring.nightly_graph(session, context)
-    summary.jobs[MERCHANT_SETTLEMENT] = settlement_run.settle_daily(session, context)
-    summary.jobs[OVERDUE_COMPLAINTS] = complaints.flag_overdue_complaints(session, context)
+def _finish(session: Session, context: DailyContext) -> SweepSummary | None:
+    """Record the date swept with the summary of all its steps; None when it already was."""
+    if not collections_service.claim_sweep_date(
+        session, business_on=context.business_on, now=context.now
+    ):
+        return None
+    done = collections_service.sweep_steps_done(session, business_on=context.business_on)
+    missing = [step.name for step in STEPS if step.name not in done]
+    if missing:
+        raise InvariantViolated(f"sweep of {context.business_on} finishing without {missing}")
+    summary = _summary_of(context.business_on, done)
     collections_service.record_sweep_summary(
-        session, business_on=business_on, summary=summary.as_dict()
+        session, business_on=context.business_on, summary=summary.as_dict()
     )
     return summary
+
+
+def run_stepped_sweep(
+    database: Database,
+    *,
+    business_on: date,
+    today: date,
+    settings: Settings,
+    cipher: FieldCipher,
+) -> SweepSummary:
+    """The nightly run of ``business_on`` as the worker and ``usefirst sweep`` run it: every step
+    of ``STEPS`` in its own transaction, committed with its row in ``sweep_steps``, then the
+    date's ``sweep_runs`` row with the summary of all steps. No step holds locks beyond its own
+    work. After a crash at any point, running the date again does the steps not done yet and
+    finishes it; the end state is the one :func:`run_sweep` reaches in one transaction. A second
+    runner of the same date (PostgreSQL) waits for the first one's advisory lock, then finds the
+    date swept."""
+    _check_not_future(business_on, today)
+    context = _context(business_on, settings, cipher)
+    with database.exclusive(SWEEP_LOCK_NAMESPACE, business_on.toordinal()):
+        with database.transaction() as session:
+            if collections_service.is_swept(session, business_on=business_on):
+                return SweepSummary(business_on=business_on, already_ran=True)
+        for step in STEPS:
+            with database.transaction() as session:
+                run_step(session, step, context)
+        with database.transaction() as session:
+            summary = _finish(session, context)
+    return summary or SweepSummary(business_on=business_on, already_ran=True)
+
+
+def run_sweep(
+    session: Session, *, business_on: date, today: date, settings: Settings, cipher: FieldCipher
+) -> SweepSummary:
+    """The whole nightly run of ``business_on`` in the caller's one transaction (steps not yet
+    done, then the date's summary): what :func:`run_stepped_sweep` does step by step."""
+    _check_not_future(business_on, today)
+    context = _context(business_on, settings, cipher)
+    if collections_service.is_swept(session, business_on=business_on):
+        return SweepSummary(business_on=business_on, already_ran=True)
+    for step in STEPS:
+        run_step(session, step, context)
+    summary = _finish(session, context)
+    return summary or SweepSummary(business_on=business_on, already_ran=True)
 
 
 def mark_overdue(session: Session, *, business_on: date, settings: Settings, now: datetime) -> int:

@@ -71,21 +71,141 @@ def settle(
     merchant_ids: Iterable[str] | None = None,
 ) -> SettlementSummary:
     """Settle every merchant with a payable or a reserve due (or the given ones) for
-    ``business_on``."""
+    ``business_on``: what :func:`settle_merchant` does for each, all merchants at once. The
+    merchants are locked in id order; their due reserves go back to the payable in one batch of
+    entries; their payouts are planned from one read of all pending entries, posted in one batch
+    of entries per kind (the ledger rail; another rail pays one by one) and recorded with all
+    their lines in one insert. Same payouts, lines and entries as merchant by merchant."""
     summary = SettlementSummary()
-    for merchant_id in settlement.settlement_candidates(
+    rail = rail or LedgerPayoutRail()
+    candidates = settlement.settlement_candidates(
         session, business_on=business_on, merchant_ids=merchant_ids
-    ):
-        settle_merchant(
-            session,
-            merchant_id=merchant_id,
-            business_on=business_on,
-            settings=settings,
-            now=now,
-            rail=rail,
-            summary=summary,
-        )
+    )
+    merchants = merchant_service.lock_merchants(session, merchant_ids=candidates)
+    due = settlement.reserves_due_many(session, merchants=merchants, business_on=business_on)
+    released = ledger_service.post_transfers(
+        session,
+        kind=EntryKind.RESERVE_RELEASED,
+        transfers=[
+            ledger_service.Transfer(
+                debit=accounts.merchant_reserve(withheld.merchant_id),
+                credit=accounts.merchant_payable(withheld.merchant_id),
+                amount_minor=withheld.reserve_minor,
+                currency=withheld.currency,
+                merchant_id=withheld.merchant_id,
+                reference_id=withheld.id,
+                memo=f"reserve of {withheld.settled_on.isoformat()} released",
+            )
+            for withheld in due
+        ],
+        now=now,
+    )
+    for withheld, entry_id in zip(due, released, strict=True):
+        settlement.mark_reserve_released(withheld, entry_id=entry_id, now=now)
+    summary.reserves_released = len(due)
+    session.flush()
+    paying = [merchant for merchant in merchants if not settlement.is_held_from_payouts(merchant)]
+    summary.held_merchants = len(merchants) - len(paying)
+    day = settlement.plan_payouts(
+        session, merchants=paying, business_on=business_on, settings=settings
+    )
+    summary.already_settled = day.already_settled
+    payable = [(merchant, plan) for merchant, plan in day.plans if plan.is_payable]
+    summary.carried_forward = len(day.plans) - len(payable)
+    paid = _pay_many(session, payable=payable, rail=rail, settings=settings, now=now)
+    summary.paid = len(paid)
+    summary.paid_minor = sum(row.net_minor for row in paid)
+    summary.settlement_ids = [row.id for row in paid]
     return summary
+
+
+def _pay_many(
+    session: Session,
+    *,
+    payable: list[tuple[Merchant, PayoutPlan]],
+    rail: PayoutRail,
+    settings: Settings,
+    now: datetime,
+) -> list[Settlement]:
+    """:func:`_pay` for many payouts: reserves withheld in one batch of entries, the transfers in
+    another (the ledger rail), the settlements and their lines recorded together."""
+    settlement_ids = [new_id("settlement") for _ in payable]
+    reserve_entry_ids = ledger_service.post_transfers(
+        session,
+        kind=EntryKind.RESERVE_WITHHELD,
+        transfers=[
+            ledger_service.Transfer(
+                debit=accounts.merchant_payable(merchant.id),
+                credit=accounts.merchant_reserve(merchant.id),
+                amount_minor=plan.reserve_minor,
+                currency=plan.currency,
+                merchant_id=merchant.id,
+                reference_id=settlement_id,
+                memo=f"rolling reserve of payout {plan.business_on.isoformat()}",
+            )
+            for (merchant, plan), settlement_id in zip(payable, settlement_ids, strict=True)
+        ],
+        now=now,
+    )
+    if isinstance(rail, LedgerPayoutRail):
+        payout_entry_ids = ledger_service.post_transfers(
+            session,
+            kind=EntryKind.MERCHANT_PAYOUT,
+            transfers=[
+                ledger_service.Transfer(
+                    debit=accounts.merchant_payable(merchant.id),
+                    credit=accounts.PLATFORM_CASH,
+                    amount_minor=plan.net_minor,
+                    currency=plan.currency,
+                    merchant_id=merchant.id,
+                    reference_id=settlement_id,
+                    memo="merchant payout",
+                )
+                for (merchant, plan), settlement_id in zip(payable, settlement_ids, strict=True)
+            ],
+            now=now,
+        )
+        receipts = [PayoutReceipt(reference=entry, entry_id=entry) for entry in payout_entry_ids]
+    else:
+        receipts = [
+            rail.pay(
+                session,
+                merchant_id=merchant.id,
+                settlement_id=settlement_id,
+                amount_minor=plan.net_minor,
+                currency=plan.currency,
+                now=now,
+            )
+            for (merchant, plan), settlement_id in zip(payable, settlement_ids, strict=True)
+        ]
+    paid = settlement.record_settlements(
+        session,
+        payouts=[
+            settlement.RecordedPayout(
+                merchant=merchant,
+                plan=plan,
+                settlement_id=settlement_id,
+                rail_name=rail.name,
+                receipt=receipt,
+                reserve_entry_id=reserve_entry_id,
+            )
+            for (merchant, plan), settlement_id, receipt, reserve_entry_id in zip(
+                payable, settlement_ids, receipts, reserve_entry_ids, strict=True
+            )
+        ],
+        settings=settings,
+        now=now,
+    )
+    for row in paid:
+        notify_service.publish_event(
+            session,
+            event_type="settlement.paid",
+            data={"settlement": settlement.settlement_view(row)},
+            now=now,
+            settings=settings,
+            merchant_id=row.merchant_id,
+        )
+    return paid
 
 
 def settle_merchant(

@@ -12,7 +12,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, TypeDecorator, create_engine
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Integer,
+    MetaData,
+    TypeDecorator,
+    create_engine,
+    text,
+)
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
@@ -121,6 +130,31 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def exclusive(self, namespace: int, key: int) -> Iterator[None]:
+        """Run the block while holding a PostgreSQL advisory lock on (namespace, key), taken on a
+        connection of its own: work that commits in several transactions (the stepped daily
+        sweep) excludes a second runner of the same work for its whole length, and a runner that
+        dies releases the lock with its connection. SQLite serialises writers by itself, so the
+        block runs as it is there."""
+        if not self.is_postgresql:
+            yield
+            return
+        with self.engine.connect() as connection:
+            connection.execute(
+                text("SELECT pg_advisory_lock(:namespace, :key)"),
+                {"namespace": namespace, "key": key},
+            )
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:namespace, :key)"),
+                    {"namespace": namespace, "key": key},
+                )
+                connection.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, case, exists, func, insert, select, text
+from sqlalchemy import ColumnElement, Select, case, exists, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -380,6 +380,74 @@ class LedgerRepository:
                 .order_by(LedgerAccount.currency)
             )
         )
+
+    def account_currencies_of_owners(
+        self, kind: str, owner_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """The currencies of each owner's accounts of ``kind`` (one query per thousand owners)."""
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(owner_ids), 1000):
+            for owner_id, currency in self.session.execute(
+                select(LedgerAccount.owner_id, LedgerAccount.currency)
+                .where(
+                    LedgerAccount.kind == kind,
+                    LedgerAccount.owner_id.in_(owner_ids[start : start + 1000]),
+                )
+                .order_by(LedgerAccount.owner_id, LedgerAccount.currency)
+            ):
+                found.setdefault(str(owner_id), []).append(currency)
+        return found
+
+    def owners_account_postings(
+        self,
+        kind: str,
+        owner_ids: Sequence[str],
+        *,
+        created_before: datetime,
+        excluded: Callable[[Any, Any], ColumnElement[bool]],
+    ) -> dict[tuple[str, str], list[AccountPosting]]:
+        """The postings to the accounts of ``kind`` of many owners, by (owner, currency), each
+        list oldest first as :meth:`account_postings` gives it; ``excluded(owner_id, entry_id)``
+        (columns) says which entries to leave out (those a merchant's payouts already
+        settled)."""
+        found: dict[tuple[str, str], list[AccountPosting]] = {}
+        for start in range(0, len(owner_ids), 1000):
+            statement = (
+                select(
+                    LedgerAccount.owner_id,
+                    LedgerAccount.currency,
+                    LedgerPosting.entry_id,
+                    JournalEntry.kind,
+                    JournalEntry.order_id,
+                    LedgerPosting.amount_minor,
+                    JournalEntry.created_at,
+                )
+                .join(LedgerPosting, LedgerPosting.account_code == LedgerAccount.code)
+                .join(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
+                .where(
+                    LedgerAccount.kind == kind,
+                    LedgerAccount.owner_id.in_(owner_ids[start : start + 1000]),
+                    JournalEntry.created_at < created_before,
+                    ~excluded(LedgerAccount.owner_id, LedgerPosting.entry_id),
+                )
+                .order_by(
+                    LedgerAccount.owner_id,
+                    LedgerAccount.currency,
+                    JournalEntry.created_at,
+                    LedgerPosting.entry_id,
+                )
+            )
+            for row in self.session.execute(statement):
+                found.setdefault((str(row[0]), row[1]), []).append(
+                    AccountPosting(
+                        entry_id=row[2],
+                        entry_kind=row[3],
+                        order_id=row[4],
+                        amount_minor=int(row[5]),
+                        created_at=row[6],
+                    )
+                )
+        return found
 
     def account_postings(
         self,

@@ -100,6 +100,15 @@ def lock_merchant(session: Session, *, merchant_id: str) -> Merchant:
     return merchant
 
 
+def lock_merchants(session: Session, *, merchant_ids: list[str]) -> list[Merchant]:
+    """The merchants, locked in id order (as :func:`lock_merchant` locks one); 404 if one is
+    missing."""
+    merchants = MerchantRepository(session).lock_many(sorted(set(merchant_ids)))
+    if len(merchants) != len(set(merchant_ids)):
+        raise NotFound("No such merchant.")
+    return merchants
+
+
 def merchants_by_id(session: Session, *, merchant_ids: Iterable[str]) -> dict[str, Merchant]:
     """Many merchants at once (one query per thousand), by id; 404 if one is missing."""
     wanted = sorted(set(merchant_ids))

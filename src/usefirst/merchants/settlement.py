@@ -314,24 +314,48 @@ def plan_payout(
 ) -> PayoutPlan | None:
     """The payout due on ``business_on`` in ``currency``; None when no entry is pending."""
     repository = SettlementRepository(session)
-    day_end = business_day_start(business_on + timedelta(days=1), settings.time_zone)
     postings = repository.payable_postings(
         merchant_id=merchant.id,
         account_code=accounts.merchant_payable(merchant.id).code(currency),
-        created_before=day_end,
+        created_before=_day_end(business_on, settings),
         pending_only=True,
     )
     if not postings:
         return None
+    return _plan(
+        merchant=merchant,
+        currency=currency,
+        business_on=business_on,
+        settings=settings,
+        postings=postings,
+        held_order_ids=repository.held_order_ids(merchant.id),
+        previously_sold=repository.sold_order_ids_settled(
+            merchant.id, {p.order_id for p in postings if p.order_id is not None}
+        ),
+    )
+
+
+def _day_end(business_on: date, settings: Settings) -> datetime:
+    return business_day_start(business_on + timedelta(days=1), settings.time_zone)
+
+
+def _plan(
+    *,
+    merchant: Merchant,
+    currency: str,
+    business_on: date,
+    settings: Settings,
+    postings: list[PayablePosting],
+    held_order_ids: set[str],
+    previously_sold: set[str],
+) -> PayoutPlan:
     lines = _components(
         postings,
         sales_before=business_day_start(
             business_on - timedelta(days=merchant.settlement_days - 1), settings.time_zone
         ),
-        held_order_ids=repository.held_order_ids(merchant.id),
-        previously_sold=repository.sold_order_ids_settled(
-            merchant.id, {p.order_id for p in postings if p.order_id is not None}
-        ),
+        held_order_ids=held_order_ids,
+        previously_sold=previously_sold,
     )
 
     def total(component: str) -> int:
@@ -364,6 +388,81 @@ def plan_payout(
     )
 
 
+# Settling every merchant of a date at once: the same plans and records as merchant by merchant,
+# with the reads and writes of all merchants batched (a handful of statements for the day).
+
+
+def reserves_due_many(
+    session: Session, *, merchants: list[Merchant], business_on: date
+) -> list[Settlement]:
+    """:func:`reserves_due` of many merchants (locked), by merchant id."""
+    paying = [merchant.id for merchant in merchants if not is_held_from_payouts(merchant)]
+    return SettlementRepository(session).reserves_due_many(paying, due_on=business_on)
+
+
+@dataclass(frozen=True)
+class DayPlans:
+    """The payouts of many merchants for one date: ``plans`` (payable or carried forward), by
+    merchant id then currency, and how many (merchant, currency) were already settled."""
+
+    plans: list[tuple[Merchant, PayoutPlan]]
+    already_settled: int
+
+
+def plan_payouts(
+    session: Session, *, merchants: list[Merchant], business_on: date, settings: Settings
+) -> DayPlans:
+    """:func:`plan_payout` for every currency of every merchant given (none of them held from
+    payouts), with the reads batched. Run after the day's reserves are released."""
+    repository = SettlementRepository(session)
+    merchant_ids = [merchant.id for merchant in merchants]
+    currencies = repository.payable_currencies_many(merchant_ids)
+    settled = repository.settled_on_many(merchant_ids, business_on)
+    wanted = [
+        (merchant, currency)
+        for merchant in merchants
+        for currency in currencies.get(merchant.id, [])
+    ]
+    to_plan = [
+        (merchant, currency)
+        for merchant, currency in wanted
+        if (merchant.id, currency) not in settled
+    ]
+    postings = repository.pending_payable_postings_many(
+        sorted({merchant.id for merchant, _ in to_plan}),
+        created_before=_day_end(business_on, settings),
+    )
+    with_postings = [
+        (merchant, currency)
+        for merchant, currency in to_plan
+        if postings.get((merchant.id, currency))
+    ]
+    paying_ids = sorted({merchant.id for merchant, _ in with_postings})
+    held = repository.held_order_ids_many(paying_ids)
+    order_ids: dict[str, set[str]] = {}
+    for merchant, currency in with_postings:
+        order_ids.setdefault(merchant.id, set()).update(
+            p.order_id for p in postings[(merchant.id, currency)] if p.order_id is not None
+        )
+    sold = repository.sold_order_ids_settled_many(order_ids)
+    plans = [
+        (
+            merchant,
+            _plan(
+                merchant=merchant,
+                currency=currency,
+                business_on=business_on,
+                settings=settings,
+                postings=postings[(merchant.id, currency)],
+                held_order_ids=held.get(merchant.id, set()),
+                previously_sold=sold.get(merchant.id, set()),
+            ),
+        )
+        for merchant, currency in with_postings
+    ]
+    return DayPlans(plans=plans, already_settled=len(wanted) - len(to_plan))
+
+
 def record_settlement(
     session: Session,
     *,
@@ -378,70 +477,114 @@ def record_settlement(
 ) -> Settlement:
     """Record a payout whose reserve and transfer are posted: the settlement, and a line for every
     entry it settles, its own two included (they must add up to zero)."""
-    settlement = Settlement(
-        merchant_id=merchant.id,
-        id=settlement_id,
-        currency=plan.currency,
-        settled_on=plan.business_on,
-        status="paid",
-        order_count=plan.order_count,
-        gross_minor=plan.gross_minor,
-        refunded_minor=plan.refunded_minor,
-        fee_minor=plan.fee_minor,
-        reserve_minor=plan.reserve_minor,
-        reserve_released_minor=plan.reserve_released_minor,
-        clawback_minor=plan.clawback_minor,
-        fines_minor=plan.fines_minor,
-        net_minor=plan.net_minor,
-        payout_rail=rail_name,
-        payout_reference=receipt.reference,
-        payout_entry_id=receipt.entry_id,
-        reserve_entry_id=reserve_entry_id or None,
-        reserve_release_on=(
-            plan.business_on + timedelta(days=settings.settlement_reserve_days)
-            if plan.reserve_minor
-            else None
-        ),
-        reserve_release_entry_id=None,
-        reserve_released_at=None,
-        paid_at=now,
-    )
-    repository = SettlementRepository(session)
-    repository.add(settlement)
-    lines: list[dict[str, object]] = [
-        {
-            "merchant_id": merchant.id,
-            "entry_id": posting.entry_id,
-            "settlement_id": settlement_id,
-            "order_id": posting.order_id,
-            "entry_kind": posting.entry_kind,
-            "component": component,
-            "amount_minor": posting.owed_minor,
-        }
-        for posting, component in plan.lines
-    ]
-    own_entries = (
-        (reserve_entry_id, EntryKind.RESERVE_WITHHELD, "reserve", plan.reserve_minor),
-        (receipt.entry_id, EntryKind.MERCHANT_PAYOUT, "payout", plan.net_minor),
-    )
-    for entry_id, kind, component, amount in own_entries:
-        if entry_id:
-            lines.append(
-                {
-                    "merchant_id": merchant.id,
-                    "entry_id": entry_id,
-                    "settlement_id": settlement_id,
-                    "order_id": None,
-                    "entry_kind": kind.value,
-                    "component": component,
-                    "amount_minor": -amount,
-                }
+    [settlement] = record_settlements(
+        session,
+        payouts=[
+            RecordedPayout(
+                merchant=merchant,
+                plan=plan,
+                settlement_id=settlement_id,
+                rail_name=rail_name,
+                receipt=receipt,
+                reserve_entry_id=reserve_entry_id,
             )
-    if sum(posting.owed_minor for posting, _ in plan.lines) != plan.reserve_minor + plan.net_minor:
-        raise InvariantViolated(f"settlement {settlement_id} does not pay out what it settles")
-    repository.add_lines(lines)
-    session.flush()
+        ],
+        settings=settings,
+        now=now,
+    )
     return settlement
+
+
+@dataclass(frozen=True)
+class RecordedPayout:
+    merchant: Merchant
+    plan: PayoutPlan
+    settlement_id: str
+    rail_name: str
+    receipt: PayoutReceipt
+    reserve_entry_id: str
+
+
+def record_settlements(
+    session: Session, *, payouts: list[RecordedPayout], settings: Settings, now: datetime
+) -> list[Settlement]:
+    """:func:`record_settlement` for many payouts: the settlements, then all their lines in one
+    insert."""
+    repository = SettlementRepository(session)
+    settlements: list[Settlement] = []
+    lines: list[dict[str, object]] = []
+    # The payouts' own lines (no order) go after all the others: the executemany is sent as one
+    # multi-row INSERT per run of rows with the same columns, not two per settlement.
+    own_lines: list[dict[str, object]] = []
+    for payout in payouts:
+        merchant, plan, settlement_id = payout.merchant, payout.plan, payout.settlement_id
+        receipt, reserve_entry_id = payout.receipt, payout.reserve_entry_id
+        settlement = Settlement(
+            merchant_id=merchant.id,
+            id=settlement_id,
+            currency=plan.currency,
+            settled_on=plan.business_on,
+            status="paid",
+            order_count=plan.order_count,
+            gross_minor=plan.gross_minor,
+            refunded_minor=plan.refunded_minor,
+            fee_minor=plan.fee_minor,
+            reserve_minor=plan.reserve_minor,
+            reserve_released_minor=plan.reserve_released_minor,
+            clawback_minor=plan.clawback_minor,
+            fines_minor=plan.fines_minor,
+            net_minor=plan.net_minor,
+            payout_rail=payout.rail_name,
+            payout_reference=receipt.reference,
+            payout_entry_id=receipt.entry_id,
+            reserve_entry_id=reserve_entry_id or None,
+            reserve_release_on=(
+                plan.business_on + timedelta(days=settings.settlement_reserve_days)
+                if plan.reserve_minor
+                else None
+            ),
+            reserve_release_entry_id=None,
+            reserve_released_at=None,
+            paid_at=now,
+        )
+        repository.add(settlement)
+        settlements.append(settlement)
+        lines.extend(
+            {
+                "merchant_id": merchant.id,
+                "entry_id": posting.entry_id,
+                "settlement_id": settlement_id,
+                "order_id": posting.order_id,
+                "entry_kind": posting.entry_kind,
+                "component": component,
+                "amount_minor": posting.owed_minor,
+            }
+            for posting, component in plan.lines
+        )
+        own_entries = (
+            (reserve_entry_id, EntryKind.RESERVE_WITHHELD, "reserve", plan.reserve_minor),
+            (receipt.entry_id, EntryKind.MERCHANT_PAYOUT, "payout", plan.net_minor),
+        )
+        for entry_id, kind, component, amount in own_entries:
+            if entry_id:
+                own_lines.append(
+                    {
+                        "merchant_id": merchant.id,
+                        "entry_id": entry_id,
+                        "settlement_id": settlement_id,
+                        "order_id": None,
+                        "entry_kind": kind.value,
+                        "component": component,
+                        "amount_minor": -amount,
+                    }
+                )
+        settled_total = sum(posting.owed_minor for posting, _ in plan.lines)
+        if settled_total != plan.reserve_minor + plan.net_minor:
+            raise InvariantViolated(f"settlement {settlement_id} does not pay out what it settles")
+    session.flush()
+    repository.add_lines([*lines, *own_lines])
+    session.flush()
+    return settlements
 
 
 # Reading: balances, settlements, statements

@@ -72,35 +72,23 @@ def open_or_update_case(
     the largest seen, and the signal (``reason`` with ``evidence``) is appended once.
     ``evidence["order_ids"]`` names orders the case covers besides ``ord_`` subjects: resolving
     the case acts on and labels them all."""
-    if case_type not in CASE_TYPES:
-        raise ValueError(f"case_type must be one of {CASE_TYPES}")
-    subjects = [subject for subject in dict.fromkeys(subject_ids) if subject]
-    if not subjects:
-        raise ValueError("a case needs at least one subject")
-    if amount_at_risk_minor < 0:
-        raise ValueError("amount_at_risk_minor must not be negative")
+    opening = new_case(
+        case_type=case_type,
+        subject_ids=subject_ids,
+        amount_at_risk_minor=amount_at_risk_minor,
+        evidence=evidence,
+        reason=reason,
+        now=now,
+    )
     repository = RiskRepository(session)
-    key = _subject_key(case_type, subjects)
-    signal = to_jsonable_python({"reason": reason, "observed_at": now, "evidence": evidence})
-    order_ids = [str(order_id) for order_id in evidence.get("order_ids", [])]
-    order_ids += [subject for subject in subjects if subject.startswith("ord_")]
-    case = repository.open_case_for(key)
+    case = repository.open_case_for(opening.subject_key)
     if case is None:
-        case = RiskCase(
-            id=new_id("case"),
-            case_type=case_type,
-            status="open",
-            subject_key=key,
-            subject_ids=subjects,
-            amount_at_risk_minor=amount_at_risk_minor,
-            reason=reason[:500],
-            evidence={"order_ids": list(dict.fromkeys(order_ids)), "signals": [signal]},
-            opened_at=now,
-            updated_at=now,
-        )
-        repository.add(case)
+        repository.add(opening)
         session.flush()
-        return case
+        return opening
+    subjects = opening.subject_ids
+    signal = opening.evidence["signals"][0]
+    order_ids = opening.evidence["order_ids"]
     merged_subjects = list(dict.fromkeys([*case.subject_ids, *subjects]))
     merged_orders = list(dict.fromkeys([*case.evidence.get("order_ids", []), *order_ids]))
     signals = list(case.evidence.get("signals", []))
@@ -115,6 +103,51 @@ def open_or_update_case(
     case.updated_at = now
     session.flush()
     return case
+
+
+def new_case(
+    *,
+    case_type: CaseType | str,
+    subject_ids: list[str],
+    amount_at_risk_minor: int,
+    evidence: dict[str, Any],
+    reason: str,
+    now: datetime,
+) -> RiskCase:
+    """The case a first signal opens (not added to the session): what
+    :func:`open_or_update_case` opens when the subject has no open case, and what a nightly
+    monitor inserts in bulk for the subjects it knows have none
+    (:func:`subjects_with_open_case`)."""
+    if case_type not in CASE_TYPES:
+        raise ValueError(f"case_type must be one of {CASE_TYPES}")
+    subjects = [subject for subject in dict.fromkeys(subject_ids) if subject]
+    if not subjects:
+        raise ValueError("a case needs at least one subject")
+    if amount_at_risk_minor < 0:
+        raise ValueError("amount_at_risk_minor must not be negative")
+    signal = to_jsonable_python({"reason": reason, "observed_at": now, "evidence": evidence})
+    order_ids = [str(order_id) for order_id in evidence.get("order_ids", [])]
+    order_ids += [subject for subject in subjects if subject.startswith("ord_")]
+    return RiskCase(
+        id=new_id("case"),
+        case_type=case_type,
+        status="open",
+        subject_key=_subject_key(case_type, subjects),
+        subject_ids=subjects,
+        amount_at_risk_minor=amount_at_risk_minor,
+        reason=reason[:500],
+        evidence={"order_ids": list(dict.fromkeys(order_ids)), "signals": [signal]},
+        opened_at=now,
+        updated_at=now,
+    )
+
+
+def subjects_with_open_case(
+    session: Session, *, case_type: str, subject_ids: list[str]
+) -> set[str]:
+    """Those of the primary subjects that have an open case of ``case_type`` (one query)."""
+    keys = {_subject_key(case_type, [subject]): subject for subject in subject_ids}
+    return {keys[key] for key in RiskRepository(session).subject_keys_with_open_case(list(keys))}
 
 
 def get_case(session: Session, *, case_id: str) -> RiskCase:

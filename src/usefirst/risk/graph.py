@@ -663,7 +663,16 @@ def _reason(finding: RingFinding) -> str:
 def nightly_graph(
     session: Session, context: DailyContext, *, effects: RiskEffects
 ) -> dict[str, int]:
-    """Daily job (after collections): one graph run per business date."""
+    """Daily job (after collections): one graph run per business date, in a step of the sweep of
+    its own (committed on its own, timed on its own by ``bench/sweep.py``).
+
+    Its cost is bounded by the link window, not by the book: it reads the link values and
+    enrolment identifiers of shoppers observed in the last ``window_days`` and the tracking
+    numbers reused in them (indexed range reads), drops values held by more than
+    ``max_link_shoppers`` shoppers, builds the shopper–identifier graph (O(V + E) in that
+    window's links), finds its connected components (O(V + E)) and runs Leiden only inside
+    components of more than ``community_split_shoppers`` shoppers; order facts are read only
+    for shoppers in groups of at least ``min_ring_members``."""
     if RiskRepository(session).nightly_graph_run(context.business_on) is not None:
         return {"graph_runs": 0}
     summary = run_graph(

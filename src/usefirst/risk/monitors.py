@@ -243,36 +243,63 @@ def _act(
 # --- daily ---------------------------------------------------------------------------------
 
 
+FIRST_PAYMENT_DEFAULT = "first_payment_default"
+
+
 def first_instalment_missed(
     session: Session, context: DailyContext, *, effects: RiskEffects
 ) -> dict[str, int]:
     """Orders whose first instalment is overdue with nothing paid: the classic first-payment
-    default of a cash-out or a bust-out. Each order is flagged once."""
+    default of a cash-out or a bust-out. Each order is flagged once.
+
+    Set-based: on a large book thousands of orders miss their first instalment on the same
+    night. An order without an open case gets its case and its action as the per-order path
+    would make them (a first, weak signal: no hold, no freeze), all inserted together at the end;
+    only an order whose case is already open (another monitor flagged it) joins that case one by
+    one, since the second signal may hold its settlement."""
     missed = RepaymentRepository(session).orders_with_first_instalment_missed()
     rows = OrderRepository(session).many(missed)
     flagged_before = RiskRepository(session).orders_with_action(
-        [order.id for order in rows], action="monitor:first_payment_default"
+        [order.id for order in rows], action=f"monitor:{FIRST_PAYMENT_DEFAULT}"
     )
-    opened = 0
-    for order in rows:
-        if order.id in flagged_before:
+    to_flag = [order for order in rows if order.id not in flagged_before]
+    with_open_case = cases.subjects_with_open_case(
+        session, case_type="order", subject_ids=[order.id for order in to_flag]
+    )
+    hit = Hit(
+        FIRST_PAYMENT_DEFAULT,
+        "The first instalment was missed with nothing paid.",
+        {"business_on": context.business_on.isoformat()},
+        holds=False,
+    )
+    repository = RiskRepository(session)
+    for order in to_flag:
+        if order.id in with_open_case:
+            _act(session, order=order, hits=[hit], now=context.now, effects=effects)
             continue
-        _act(
-            session,
-            order=order,
-            hits=[
-                Hit(
-                    "first_payment_default",
-                    "The first instalment was missed with nothing paid.",
-                    {"business_on": context.business_on.isoformat()},
-                    holds=False,
-                )
-            ],
+        # What _act does for one weak hit on an order without a case, without its lookups.
+        risk_case = cases.new_case(
+            case_type="order",
+            subject_ids=[order.id, order.shopper_id],
+            amount_at_risk_minor=order.amount_minor - order.refunded_minor,
+            evidence={"monitor": hit.monitor, "merchant_id": order.merchant_id, **hit.evidence},
+            reason=hit.reason,
             now=context.now,
-            effects=effects,
         )
-        opened += 1
-    return {"first_payment_defaults": opened}
+        repository.add(risk_case)
+        actions.log_action(
+            session,
+            action=f"monitor:{hit.monitor}",
+            subject_id=order.shopper_id,
+            order_id=order.id,
+            case_id=risk_case.id,
+            decided_by=f"monitor:{hit.monitor}",
+            reason=hit.reason,
+            details=hit.evidence,
+            now=context.now,
+        )
+    session.flush()
+    return {"first_payment_defaults": len(to_flag)}
 
 
 def merchant_drift(

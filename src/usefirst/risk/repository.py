@@ -108,6 +108,20 @@ class RiskRepository:
             .with_for_update()
         ).first()
 
+    def subject_keys_with_open_case(self, subject_keys: Sequence[str]) -> set[str]:
+        """Those of the subject keys that have an open case."""
+        found: set[str] = set()
+        for start in range(0, len(subject_keys), 5000):
+            found.update(
+                self.session.scalars(
+                    select(RiskCase.subject_key).where(
+                        RiskCase.subject_key.in_(subject_keys[start : start + 5000]),
+                        RiskCase.status != "resolved",
+                    )
+                )
+            )
+        return found
+
     def cases(
         self,
         *,
