@@ -80,7 +80,7 @@ def test_a_revoked_key_is_refused_at_once_after_the_forget_hook(
     forget_credential(key_id)
     response = client.get("/v1/orders/order_none", headers=headers)
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "unauthenticated"
+    assert response.json()["error"]["code"] == "api_key_revoked"
 
 
 def test_an_unknown_key_is_never_remembered(

@@ -157,6 +157,11 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             "description": "Prometheus text exposition format.",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         }
+        for status in ("401", "404"):
+            metrics["responses"][status] = {
+                "description": ERROR_DESCRIPTIONS[status],
+                "content": {"application/json": {"schema": ERROR_SCHEMA_REF}},
+            }
     return document
 
 

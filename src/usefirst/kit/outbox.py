@@ -42,6 +42,7 @@ def queued_message(
         "available_at": available_at or now,
         "attempts": 0,
         "created_at": now,
+        "request_id": current_request_id(),
     }
 
 
