@@ -53,8 +53,8 @@ Currency = Annotated[str, Field(min_length=3, max_length=3, pattern=CURRENCY_PAT
 CATEGORY_PATTERN = r"^\w[\w &'./+-]*$"
 Category = Annotated[str, Field(min_length=1, max_length=64, pattern=CATEGORY_PATTERN)]
 # Carriers print tracking numbers as ASCII letters and digits, sometimes grouped with spaces or
-# hyphens (orders.tracking drops those).
-TRACKING_NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 -]*$"
+# hyphens, and pasted with spaces around them (orders.tracking drops those).
+TRACKING_NUMBER_PATTERN = r"^ *[A-Za-z0-9][A-Za-z0-9 -]*$"
 TrackingNumber = Annotated[str, Field(min_length=1, max_length=64, pattern=TRACKING_NUMBER_PATTERN)]
 
 # Printable ASCII: what an HTTP header carries without encoding questions.
