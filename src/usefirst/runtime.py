@@ -99,6 +99,10 @@ class Runtime:
             summaries.append(self.sweep(business_on))
         return summaries
 
+    def _sweep_step_done(self, step: str, seconds: float) -> None:
+        self.job_metrics.record_sweep_step(step, seconds)
+        log.info("sweep_step", step=step, duration_ms=round(seconds * 1000, 1))
+
     def sweep(self, business_on: date) -> daily_sweep.SweepSummary:
         """The nightly run of ``business_on``, step by step (each step commits on its own)."""
         with job_scope():
@@ -111,6 +115,7 @@ class Runtime:
                 today=today,
                 settings=self.settings,
                 cipher=self.cipher,
+                on_step_done=self._sweep_step_done,
             )
             elapsed = time.perf_counter() - started
             if not summary.already_ran:

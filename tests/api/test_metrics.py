@@ -21,6 +21,7 @@ from tests.conftest import make_runtime
 from tests.factories import bearer, checkout_body, create_merchant, enrol
 from usefirst.api.app import create_app
 from usefirst.collections.models import SweepRun
+from usefirst.flows import daily_sweep
 from usefirst.identity.service import create_api_key
 from usefirst.kit.models import OutboxMessage
 from usefirst.merchants.models import Settlement
@@ -269,4 +270,7 @@ def test_the_worker_serves_its_job_metrics_on_a_listener_of_its_own(runtime: Run
     port = runtime.job_metrics.serve(host="127.0.0.1", port=0)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert value(text, "usefirst_sweep_seconds_count") == 1
+    # Each step of the nightly run is timed on its own, once.
+    for step in daily_sweep.STEPS:
+        assert value(text, "usefirst_sweep_step_seconds_count", step=step.name) == 1, step.name
     assert "usefirst_http_requests_total" not in text  # the API's series stay on the API

@@ -21,6 +21,7 @@ one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -348,12 +349,14 @@ def run_stepped_sweep(
     today: date,
     settings: Settings,
     cipher: FieldCipher,
+    on_step_done: Callable[[str, float], None] | None = None,
 ) -> SweepSummary:
     """The nightly run of ``business_on`` as the worker and ``usefirst sweep`` run it: every step
     of ``STEPS`` in its own transaction, committed with its row in ``sweep_steps``, then the
     date's ``sweep_runs`` row with the summary of all steps. No step holds locks beyond its own
     work. After a crash at any point, running the date again does the steps not done yet and
-    finishes it; the end state is the one :func:`run_sweep` reaches in one transaction. A second
+    finishes it; the end state is the one :func:`run_sweep` reaches in one transaction.
+    ``on_step_done`` hears each step this run did, with its wall time (commit included). A second
     runner of the same date (PostgreSQL) waits for the first one's advisory lock, then finds the
     date swept."""
     _check_not_future(business_on, today)
@@ -363,8 +366,11 @@ def run_stepped_sweep(
             if collections_service.is_swept(session, business_on=business_on):
                 return SweepSummary(business_on=business_on, already_ran=True)
         for step in STEPS:
+            started = time.perf_counter()
             with database.transaction() as session:
-                run_step(session, step, context)
+                counts = run_step(session, step, context)
+            if counts is not None and on_step_done is not None:
+                on_step_done(step.name, time.perf_counter() - started)
         with database.transaction() as session:
             summary = _finish(session, context)
     return summary or SweepSummary(business_on=business_on, already_ran=True)

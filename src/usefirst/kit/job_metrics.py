@@ -1,8 +1,9 @@
 """What a process's jobs did, for Prometheus: daily sweeps (duration, what each phase did) and
 outbox deliveries (by topic and outcome). The worker serves these on a listener of its own
 (``usefirst worker --metrics-port``); an API process adds them to its /metrics (sandbox clock
-advances sweep and deliver inside a request). Label values are code-defined: sweep phases are the
-registered sweep jobs, items their summary keys, topics the outbox's, outcomes three words."""
+advances sweep and deliver inside a request). Label values are code-defined: sweep phases and
+steps are the registered sweep steps, items their summary keys, topics the outbox's, outcomes
+three words."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ class JobMetrics:
             ["phase", "item"],
             registry=self.registry,
         )
+        self.sweep_step_seconds = Histogram(
+            "usefirst_sweep_step_seconds",
+            "Wall time of one step of the daily sweep (its own committed transaction)",
+            ["step"],
+            registry=self.registry,
+            buckets=SWEEP_BUCKETS,
+        )
         self.deliveries = Counter(
             "usefirst_outbox_deliveries",
             "Outbox delivery attempts by topic and outcome",
@@ -54,6 +62,9 @@ class JobMetrics:
             for item, count in items.items():
                 if isinstance(count, int) and count > 0:
                     self.sweep_phase_items.labels(phase, item).inc(count)
+
+    def record_sweep_step(self, step: str, seconds: float) -> None:
+        self.sweep_step_seconds.labels(step).observe(seconds)
 
     def record_delivery(self, topic: str, outcome: str, seconds: float) -> None:
         self.deliveries.labels(topic, outcome).inc()
