@@ -81,12 +81,8 @@ def _key_fields(key: ApiKey) -> tuple[str, ...]:
     return (f"kind:{key.kind}", f"holder:{holder}") + ((f"role:{key.role}",) if key.role else ())
 
 
-def issue_platform_key(
-    session: Session, *, actor: str, label: str, now: datetime, expires_at: datetime | None = None
-) -> IssuedKey:
-    key, secret = identity_service.issue_api_key(
-        session, kind="platform", now=now, label=label, expires_at=expires_at
-    )
+def _issued(session: Session, *, key: ApiKey, secret: str, actor: str, now: datetime) -> IssuedKey:
+    """The key just made, its issue recorded in the audit chain."""
     _record(
         session,
         actor=actor,
@@ -96,6 +92,15 @@ def issue_platform_key(
         fields=_key_fields(key),
     )
     return IssuedKey(key=key, secret=secret)
+
+
+def issue_platform_key(
+    session: Session, *, actor: str, label: str, now: datetime, expires_at: datetime | None = None
+) -> IssuedKey:
+    key, secret = identity_service.issue_api_key(
+        session, kind="platform", now=now, label=label, expires_at=expires_at
+    )
+    return _issued(session, key=key, secret=secret, actor=actor, now=now)
 
 
 def issue_merchant_key(
@@ -116,15 +121,7 @@ def issue_merchant_key(
         label=label,
         expires_at=expires_at,
     )
-    _record(
-        session,
-        actor=actor,
-        action="credential.issued",
-        reference_id=key.id,
-        now=now,
-        fields=_key_fields(key),
-    )
-    return IssuedKey(key=key, secret=secret)
+    return _issued(session, key=key, secret=secret, actor=actor, now=now)
 
 
 def issue_operator_token(
@@ -142,15 +139,7 @@ def issue_operator_token(
     key, secret = identity_service.issue_operator_token(
         session, operator=operator, now=now, role=role, lifetime=lifetime, label=label
     )
-    _record(
-        session,
-        actor=actor,
-        action="credential.issued",
-        reference_id=key.id,
-        now=now,
-        fields=_key_fields(key),
-    )
-    return IssuedKey(key=key, secret=secret)
+    return _issued(session, key=key, secret=secret, actor=actor, now=now)
 
 
 def create_operator(
@@ -159,15 +148,7 @@ def create_operator(
     """A new operator and its first token (which follows the operator's role), recorded."""
     operator, secret = identity_service.create_operator(session, email=email, role=role, now=now)
     [key] = identity_service.list_api_keys(session, operator_id=operator.id)
-    _record(
-        session,
-        actor=actor,
-        action="credential.issued",
-        reference_id=key.id,
-        now=now,
-        fields=_key_fields(key),
-    )
-    return operator, IssuedKey(key=key, secret=secret)
+    return operator, _issued(session, key=key, secret=secret, actor=actor, now=now)
 
 
 def rotate_key(
