@@ -1,7 +1,7 @@
 """The settlement run: paying merchants what is due on a business date (the daily sweep's job,
-``usefirst settle``). Per merchant, locked in id order: reserves due go back to its payable
-(ledger), merchants plans the payout, the ledger posts the reserve withheld and the rail the
-payout, merchants records the settlement, notify tells the merchant."""
+``usefirst settle``). For all merchants of the date at once, locked in id order: reserves due go
+back to their payables (ledger), merchants plans the payouts, the ledger posts the reserves
+withheld and the rail the payouts, merchants records the settlements, notify tells each merchant."""
 
 from __future__ import annotations
 
@@ -71,11 +71,12 @@ def settle(
     merchant_ids: Iterable[str] | None = None,
 ) -> SettlementSummary:
     """Settle every merchant with a payable or a reserve due (or the given ones) for
-    ``business_on``: what :func:`settle_merchant` does for each, all merchants at once. The
-    merchants are locked in id order; their due reserves go back to the payable in one batch of
-    entries; their payouts are planned from one read of all pending entries, posted in one batch
-    of entries per kind (the ledger rail; another rail pays one by one) and recorded with all
-    their lines in one insert. Same payouts, lines and entries as merchant by merchant."""
+    ``business_on``, all merchants at once. The merchants are locked in id order; their due
+    reserves go back to the payable in one batch of entries; their payouts are planned from one
+    read of all pending entries, posted in one batch of entries per kind (the ledger rail; another
+    rail pays one by one) and recorded with all their lines in one insert. Same payouts, lines and
+    entries as the merchant-by-merchant settlement it replaced (kept as the tests' oracle in
+    ``tests/merchants/reference_settlement.py``)."""
     summary = SettlementSummary()
     rail = rail or LedgerPayoutRail()
     candidates = settlement.settlement_candidates(
@@ -127,8 +128,9 @@ def _pay_many(
     settings: Settings,
     now: datetime,
 ) -> list[Settlement]:
-    """:func:`_pay` for many payouts: reserves withheld in one batch of entries, the transfers in
-    another (the ledger rail), the settlements and their lines recorded together."""
+    """Pay the planned payouts: each withholds its rolling reserve and transfers the rest (the
+    reserves in one batch of entries, the transfers in another on the ledger rail), then the
+    settlements and their lines are recorded together and each merchant is told."""
     settlement_ids = [new_id("settlement") for _ in payable]
     reserve_entry_ids = ledger_service.post_transfers(
         session,
@@ -205,125 +207,4 @@ def _pay_many(
             settings=settings,
             merchant_id=row.merchant_id,
         )
-    return paid
-
-
-def settle_merchant(
-    session: Session,
-    *,
-    merchant_id: str,
-    business_on: date,
-    settings: Settings,
-    now: datetime,
-    rail: PayoutRail | None = None,
-    summary: SettlementSummary | None = None,
-) -> SettlementSummary:
-    """Pay one merchant what is due on ``business_on``, once per (merchant, currency, date)."""
-    summary = summary if summary is not None else SettlementSummary()
-    rail = rail or LedgerPayoutRail()
-    merchant = merchant_service.lock_merchant(session, merchant_id=merchant_id)
-    summary.reserves_released += _release_due_reserves(
-        session, merchant=merchant, business_on=business_on, now=now
-    )
-    if settlement.is_held_from_payouts(merchant):
-        summary.held_merchants += 1
-        return summary
-    for currency in settlement.payable_currencies(session, merchant_id=merchant.id):
-        if settlement.is_settled(
-            session, merchant_id=merchant.id, currency=currency, business_on=business_on
-        ):
-            summary.already_settled += 1
-            continue
-        plan = settlement.plan_payout(
-            session,
-            merchant=merchant,
-            currency=currency,
-            business_on=business_on,
-            settings=settings,
-        )
-        if plan is None:
-            continue
-        if not plan.is_payable:
-            summary.carried_forward += 1
-            continue
-        paid = _pay(session, merchant=merchant, plan=plan, rail=rail, settings=settings, now=now)
-        summary.paid += 1
-        summary.paid_minor += paid.net_minor
-        summary.settlement_ids.append(paid.id)
-    return summary
-
-
-def _release_due_reserves(
-    session: Session, *, merchant: Merchant, business_on: date, now: datetime
-) -> int:
-    """Reserves withheld ``settlement_reserve_days`` ago go back to the payable, where the payout
-    of the day picks them up."""
-    due = settlement.reserves_due(session, merchant=merchant, business_on=business_on)
-    for withheld in due:
-        entry_id = ledger_service.post_transfer(
-            session,
-            kind=EntryKind.RESERVE_RELEASED,
-            debit=accounts.merchant_reserve(merchant.id),
-            credit=accounts.merchant_payable(merchant.id),
-            amount_minor=withheld.reserve_minor,
-            currency=withheld.currency,
-            now=now,
-            merchant_id=merchant.id,
-            reference_id=withheld.id,
-            memo=f"reserve of {withheld.settled_on.isoformat()} released",
-        )
-        settlement.mark_reserve_released(withheld, entry_id=entry_id, now=now)
-    session.flush()
-    return len(due)
-
-
-def _pay(
-    session: Session,
-    *,
-    merchant: Merchant,
-    plan: PayoutPlan,
-    rail: PayoutRail,
-    settings: Settings,
-    now: datetime,
-) -> Settlement:
-    settlement_id = new_id("settlement")
-    reserve_entry_id = ledger_service.post_transfer(
-        session,
-        kind=EntryKind.RESERVE_WITHHELD,
-        debit=accounts.merchant_payable(merchant.id),
-        credit=accounts.merchant_reserve(merchant.id),
-        amount_minor=plan.reserve_minor,
-        currency=plan.currency,
-        now=now,
-        merchant_id=merchant.id,
-        reference_id=settlement_id,
-        memo=f"rolling reserve of payout {plan.business_on.isoformat()}",
-    )
-    receipt = rail.pay(
-        session,
-        merchant_id=merchant.id,
-        settlement_id=settlement_id,
-        amount_minor=plan.net_minor,
-        currency=plan.currency,
-        now=now,
-    )
-    paid = settlement.record_settlement(
-        session,
-        merchant=merchant,
-        plan=plan,
-        settlement_id=settlement_id,
-        rail_name=rail.name,
-        receipt=receipt,
-        reserve_entry_id=reserve_entry_id,
-        settings=settings,
-        now=now,
-    )
-    notify_service.publish_event(
-        session,
-        event_type="settlement.paid",
-        data={"settlement": settlement.settlement_view(paid)},
-        now=now,
-        settings=settings,
-        merchant_id=merchant.id,
-    )
     return paid
