@@ -1,8 +1,13 @@
-"""Issue 21: the first-payment-default monitor opens its cases set-based. On the same book it
-makes exactly the cases, actions, holds (every row of every table, new ids aside) that the
-per-order monitor made: orders without a case get one each; an order whose case another monitor
+"""Issue 21: the monitors open and join their cases set-based. On the same book each makes
+exactly the cases, actions, holds, freezes and watches (every row of every table, new ids aside)
+that the per-order or per-merchant monitor made (``tests/risk/reference_monitors.py``).
+
+First-payment default: orders without a case get one each; an order whose case another monitor
 opened joins it (and, now with two signals, has its settlement held); an order flagged on an
-earlier night is not flagged again; a paid or not yet overdue order is left alone."""
+earlier night is not flagged again; a paid or not yet overdue order is left alone. Delivery
+checks of many orders at once (the sweep's auto-confirmation): one hit or two on the same order,
+a case already open with a hold or without one, the merchant's own address (hold and freeze).
+Merchant drift: a new merchant case, one joined, a merchant already on watch."""
 
 from __future__ import annotations
 
@@ -12,18 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tests.collections.dunning_env import Env, open_env
-from tests.factories import bearer, checkout_body
+from tests.factories import bearer, checkout_body, create_merchant, enrol
 from tests.flows.snapshots import dump, known_ids, normalised
 from tests.risk import reference_monitors
 from usefirst.flows import risk_effects, risk_monitoring
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.clock import business_day_start
-from usefirst.merchants.models import SettlementHold
-from usefirst.risk import monitors
+from usefirst.merchants.models import Merchant, SettlementHold
+from usefirst.orders.models import Order
+from usefirst.risk import cases, monitors
+from usefirst.risk import decision as risk_decision
 from usefirst.risk.models import RiskAction, RiskCase
+from usefirst.runtime import Runtime
 
 Monitor = Callable[..., dict[str, int]]
 
@@ -163,4 +173,181 @@ def test_set_based_first_payment_default_monitor_matches_the_per_order_one_row_f
         [*orders["plain"], orders["malformed"], orders["too_fast"]]
     )
     # Row for row, in every table, what the per-order monitor made.
+    assert rows == reference_rows
+
+
+# --- delivery checks and merchant drift ----------------------------------------------------
+
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(risk_decision, "default_model", lambda: None)
+
+
+def _outcome(runtime: Runtime, work: Callable[[Session], Any], known: set[str]) -> Any:
+    """What ``work`` returns and makes of the database (every table, normalised), rolled back."""
+    outcome: list[Any] = []
+    with pytest.raises(_RollBack), runtime.database.transaction() as session:
+        result = work(session)
+        session.flush()
+        outcome.extend([result, normalised(dump(session), known)])
+        raise _RollBack
+    return outcome[0], outcome[1]
+
+
+def _known(runtime: Runtime) -> set[str]:
+    with runtime.database.transaction(read_only=True) as session:
+        return known_ids(dump(session))
+
+
+def _approved_order(client: TestClient, headers: dict[str, str], merchant: dict[str, Any]) -> str:
+    shopper = enrol(client, headers)
+    response = client.post(
+        "/v1/checkouts", headers=headers, json=checkout_body(shopper["id"], merchant["id"])
+    )
+    assert response.json()["decision"]["outcome"] == "approved", response.text
+    return str(response.json()["order"]["id"])
+
+
+def _ship(client: TestClient, merchant: dict[str, Any], order_id: str, number: str) -> None:
+    response = client.post(
+        f"/v1/orders/{order_id}/ship",
+        headers=bearer(merchant["api_key"]),
+        json={"carrier": "SF", "tracking_number": number},
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_set_based_delivery_checks_match_the_per_order_ones_row_for_row(
+    no_model: None, runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    own_address = create_merchant(client, platform_headers)
+    other = create_merchant(client, platform_headers)
+    orders = {
+        "to_merchant": _approved_order(client, platform_headers, own_address),
+        "to_merchant_too_fast": _approved_order(client, platform_headers, own_address),
+        "too_fast": _approved_order(client, platform_headers, other),
+        "too_fast_case_held": _approved_order(client, platform_headers, other),
+        "too_fast_case_weak": _approved_order(client, platform_headers, other),
+        "plain": _approved_order(client, platform_headers, other),
+    }
+    for number, order_id in enumerate(orders.values()):
+        # A malformed waybill opens a case and holds it at shipment.
+        malformed = order_id == orders["too_fast_case_held"]
+        _ship(client, own_address if number < 2 else other, order_id,
+              "SF0000" if malformed else f"SF10000000{number:02d}")  # fmt: skip
+    quick = {"to_merchant_too_fast", "too_fast", "too_fast_case_held", "too_fast_case_weak"}
+    with runtime.work() as work:
+        rows = {order.id: order for order in work.session.scalars(select(Order))}
+        merchant = work.session.get(Merchant, own_address["id"])
+        assert merchant is not None
+        merchant.address_hash = rows[orders["to_merchant"]].shipping_address_hash
+        for name, order_id in orders.items():
+            order = rows[order_id]
+            assert order.shipped_at is not None
+            order.status = "delivered"
+            is_quick = name in quick
+            order.delivered_at = order.shipped_at + timedelta(hours=1 if is_quick else 30)
+            order.delivery_confirmation = "shopper" if is_quick else "automatic"
+        # A weak signal of another kind already opened this order's case: no hold yet.
+        weak = rows[orders["too_fast_case_weak"]]
+        cases.open_or_update_case(
+            work.session,
+            case_type="order",
+            subject_ids=[weak.id, weak.shopper_id],
+            amount_at_risk_minor=weak.amount_minor,
+            evidence={"monitor": "first_payment_default", "merchant_id": weak.merchant_id},
+            reason="The first instalment was missed with nothing paid.",
+            now=work.now,
+        )
+        now = work.now
+    known = _known(runtime)
+
+    def delivered(session: Session) -> list[Order]:
+        by_id = {order.id: order for order in session.scalars(select(Order))}
+        return [by_id[order_id] for order_id in orders.values()]
+
+    def per_order(session: Session) -> int:
+        hits = [
+            reference_monitors.after_delivery(session, order=order, now=now, effects=risk_effects)
+            for order in delivered(session)
+        ]
+        return sum(bool(found) for found in hits)
+
+    def set_based(session: Session) -> int:
+        return monitors.after_deliveries(
+            session, orders=delivered(session), now=now, effects=risk_effects
+        )
+
+    reference_count, reference_rows = _outcome(runtime, per_order, known)
+    count, rows_after = _outcome(runtime, set_based, known)
+    assert count == reference_count == 5
+    assert sum("delivered_" in row for row in rows_after["risk_cases"]) == 5
+    holds = [row for row in rows_after["risk_actions"] if "'hold_settlement'" in row]
+    # Held: the merchant's own address twice; the weak case now with two signals; the case held
+    # at shipment is not held again; a quick confirmation alone holds nothing.
+    assert len(holds) == 4
+    freezes = [row for row in rows_after["risk_actions"] if "'freeze_limit'" in row]
+    assert len(freezes) == 2
+    assert rows_after == reference_rows
+
+
+def test_set_based_merchant_drift_matches_the_per_merchant_one_row_for_row(
+    no_model: None, runtime: Runtime, client: TestClient, platform_headers: dict[str, str]
+) -> None:
+    fresh = create_merchant(client, platform_headers)  # no case yet
+    with_case = create_merchant(client, platform_headers)  # a merchant case already open
+    watched = create_merchant(client, platform_headers)  # already on watch
+    quiet = create_merchant(client, platform_headers)  # no jump
+    jumping = (fresh, with_case, watched)
+    orders = {
+        merchant["id"]: [_approved_order(client, platform_headers, merchant) for _ in range(40)]
+        for merchant in jumping
+    }
+    for _ in range(5):
+        _approved_order(client, platform_headers, quiet)
+    with runtime.work() as work:
+        # With us for 121 days; 20 orders 60 days ago, 20 now: the volume triples.
+        for merchant in jumping:
+            row = work.session.get(Merchant, merchant["id"])
+            assert row is not None
+            row.created_at = work.now - timedelta(days=121)
+            for order in work.session.scalars(
+                select(Order).where(Order.id.in_(orders[merchant["id"]][:20]))
+            ):
+                order.created_at = work.now - timedelta(days=60)
+        watched_row = work.session.get(Merchant, watched["id"])
+        assert watched_row is not None
+        watched_row.status = "on_watch"
+        cases.open_or_update_case(
+            work.session,
+            case_type="merchant",
+            subject_ids=[with_case["id"]],
+            amount_at_risk_minor=1_000,
+            evidence={"monitor": "analyst_tip"},
+            reason="A tip from the marketplace.",
+            now=work.now,
+        )
+        context = DailyContext(
+            business_on=work.today, now=work.now + timedelta(hours=1),
+            settings=runtime.settings, cipher=runtime.cipher,
+        )  # fmt: skip
+    known = _known(runtime)
+    reference_counts, reference_rows = _outcome(
+        runtime,
+        lambda session: reference_monitors.merchant_drift(session, context, effects=risk_effects),
+        known,
+    )
+    counts, rows = _outcome(
+        runtime,
+        lambda session: monitors.merchant_drift(session, context, effects=risk_effects),
+        known,
+    )
+    assert counts == reference_counts == {"merchants_flagged": 3}
+    merchant_cases = [row for row in rows["risk_cases"] if "'merchant'" in row]
+    assert len(merchant_cases) == 3
+    joined = [row for row in merchant_cases if "analyst_tip" in row]
+    assert len(joined) == 1 and "pay-later volume" in joined[0]
+    watches = [row for row in rows["risk_actions"] if "'watch_merchant'" in row]
+    assert len(watches) == 2  # the merchant already on watch stays as it is
     assert rows == reference_rows

@@ -178,8 +178,7 @@ def auto_confirm_shipped(
         settings=settings,
         now=now,
     )
-    for order in orders:
-        risk_monitors.after_delivery(session, order=order, now=now, effects=risk_effects)
+    risk_monitors.after_deliveries(session, orders=orders, now=now, effects=risk_effects)
     publish_order_events(
         session,
         orders=orders,

@@ -20,6 +20,31 @@ FREEZE_LIMIT = "freeze_limit"
 HOLD_SETTLEMENT = "hold_settlement"
 
 
+def action_row(
+    *,
+    action: str,
+    subject_id: str,
+    decided_by: str,
+    reason: str,
+    now: datetime,
+    order_id: str | None = None,
+    case_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The row :func:`log_action` logs, for many actions logged in one insert
+    (``RiskRepository.insert_actions``)."""
+    return {
+        "action": action,
+        "subject_id": subject_id,
+        "order_id": order_id,
+        "case_id": case_id,
+        "decided_by": decided_by,
+        "reason": reason[:500],
+        "details": details or {},
+        "created_at": now,
+    }
+
+
 def log_action(
     session: Session,
     *,
@@ -34,14 +59,16 @@ def log_action(
 ) -> None:
     RiskRepository(session).add(
         RiskAction(
-            action=action,
-            subject_id=subject_id,
-            order_id=order_id,
-            case_id=case_id,
-            decided_by=decided_by,
-            reason=reason[:500],
-            details=details or {},
-            created_at=now,
+            **action_row(
+                action=action,
+                subject_id=subject_id,
+                decided_by=decided_by,
+                reason=reason,
+                now=now,
+                order_id=order_id,
+                case_id=case_id,
+                details=details,
+            )
         )
     )
 

@@ -8,6 +8,7 @@ about it or its own acts are in the evidence; otherwise it is the fraudster's vi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -80,12 +81,35 @@ def open_or_update_case(
         reason=reason,
         now=now,
     )
+    return open_or_update_cases(session, openings=[opening], now=now)[0]
+
+
+def open_or_update_cases(
+    session: Session, *, openings: Sequence[RiskCase], now: datetime
+) -> list[RiskCase]:
+    """:func:`open_or_update_case` for many signals at once (each made by :func:`new_case`), in
+    their order: one look-up (and lock) of the open cases of all their subjects, the new cases
+    inserted together and the joined ones updated together at the flush. A later signal about
+    the same subject joins the case an earlier one opened. The case each signal opened or
+    joined, in order."""
     repository = RiskRepository(session)
-    case = repository.open_case_for(opening.subject_key)
-    if case is None:
-        repository.add(opening)
-        session.flush()
-        return opening
+    open_cases = repository.open_cases_for(sorted({opening.subject_key for opening in openings}))
+    touched: list[RiskCase] = []
+    for opening in openings:
+        case = open_cases.get(opening.subject_key)
+        if case is None:
+            repository.add(opening)
+            open_cases[opening.subject_key] = opening
+            touched.append(opening)
+            continue
+        _join(case, opening, now=now)
+        touched.append(case)
+    session.flush()
+    return touched
+
+
+def _join(case: RiskCase, opening: RiskCase, *, now: datetime) -> None:
+    """Add the signal of ``opening`` (a new case about the same subject) to the open ``case``."""
     subjects = opening.subject_ids
     signal = opening.evidence["signals"][0]
     order_ids = opening.evidence["order_ids"]
@@ -99,10 +123,8 @@ def open_or_update_case(
     case.evidence = {**case.evidence, "order_ids": merged_orders, "signals": signals}
     flag_modified(case, "subject_ids")
     flag_modified(case, "evidence")
-    case.amount_at_risk_minor = max(case.amount_at_risk_minor, amount_at_risk_minor)
+    case.amount_at_risk_minor = max(case.amount_at_risk_minor, opening.amount_at_risk_minor)
     case.updated_at = now
-    session.flush()
-    return case
 
 
 def new_case(
@@ -115,9 +137,8 @@ def new_case(
     now: datetime,
 ) -> RiskCase:
     """The case a first signal opens (not added to the session): what
-    :func:`open_or_update_case` opens when the subject has no open case, and what a nightly
-    monitor inserts in bulk for the subjects it knows have none
-    (:func:`subjects_with_open_case`)."""
+    :func:`open_or_update_case` opens when the subject has no open case; when it has one, the
+    signal joins that case instead (:func:`open_or_update_cases`)."""
     if case_type not in CASE_TYPES:
         raise ValueError(f"case_type must be one of {CASE_TYPES}")
     subjects = [subject for subject in dict.fromkeys(subject_ids) if subject]
@@ -140,14 +161,6 @@ def new_case(
         opened_at=now,
         updated_at=now,
     )
-
-
-def subjects_with_open_case(
-    session: Session, *, case_type: str, subject_ids: list[str]
-) -> set[str]:
-    """Those of the primary subjects that have an open case of ``case_type`` (one query)."""
-    keys = {_subject_key(case_type, [subject]): subject for subject in subject_ids}
-    return {keys[key] for key in RiskRepository(session).subject_keys_with_open_case(list(keys))}
 
 
 def get_case(session: Session, *, case_id: str) -> RiskCase:

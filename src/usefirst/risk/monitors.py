@@ -12,12 +12,15 @@ watches are other domains' changes: the caller's ``effects`` carry them out.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from usefirst.kit.business_day import DailyContext
+from usefirst.merchants.models import Merchant
 from usefirst.merchants.repository import MerchantRepository
 from usefirst.orders.models import Order
 from usefirst.orders.repository import OrderRepository
@@ -147,6 +150,30 @@ def after_shipment(
 def after_delivery(
     session: Session, *, order: Order, now: datetime, effects: RiskEffects
 ) -> list[Hit]:
+    hits = _delivery_hits(order, MerchantRepository(session).get(order.merchant_id))
+    _act_on_orders(session, flagged=[(order, hits)], now=now, effects=effects)
+    return hits
+
+
+def after_deliveries(
+    session: Session, *, orders: Sequence[Order], now: datetime, effects: RiskEffects
+) -> int:
+    """:func:`after_delivery` for many orders delivered together (the daily sweep's
+    auto-confirmation): their merchants read at once, their cases and actions written together.
+    Returns how many orders had a hit."""
+    merchants = {
+        merchant.id: merchant
+        for merchant in MerchantRepository(session).many(
+            sorted({order.merchant_id for order in orders})
+        )
+    }
+    flagged = [(order, _delivery_hits(order, merchants.get(order.merchant_id))) for order in orders]
+    flagged = [(order, hits) for order, hits in flagged if hits]
+    _act_on_orders(session, flagged=flagged, now=now, effects=effects)
+    return len(flagged)
+
+
+def _delivery_hits(order: Order, merchant: Merchant | None) -> list[Hit]:
     hits: list[Hit] = []
     if order.shipped_at is not None and order.delivered_at is not None:
         transit = order.delivered_at - order.shipped_at
@@ -159,7 +186,6 @@ def after_delivery(
                  "transit_seconds": int(transit.total_seconds())},
                 holds=False,
             ))  # fmt: skip
-    merchant = MerchantRepository(session).get(order.merchant_id)
     if (
         merchant is not None
         and merchant.address_hash is not None
@@ -171,7 +197,6 @@ def after_delivery(
             {"merchant_id": merchant.id},
             holds=True,
         ))  # fmt: skip
-    _act(session, order=order, hits=hits, now=now, effects=effects)
     return hits
 
 
@@ -184,60 +209,95 @@ SHOPPER_IMPLICATING_MONITORS = frozenset({"delivered_to_merchant"})
 
 def _act(
     session: Session, *, order: Order, hits: list[Hit], now: datetime, effects: RiskEffects
-) -> RiskCase | None:
+) -> None:
     """Open or join the order's case with the hits, hold settlement when warranted."""
-    if not hits:
-        return None
-    risk_case: RiskCase | None = None
-    for hit in hits:
-        # The merchant is context, not a subject: it may be the fraudster's victim. Resolving the
-        # case decides from the monitors' hits whether it is implicated too.
-        risk_case = cases.open_or_update_case(
-            session,
-            case_type="order",
-            subject_ids=[order.id, order.shopper_id],
-            amount_at_risk_minor=order.amount_minor - order.refunded_minor,
-            evidence={"monitor": hit.monitor, "merchant_id": order.merchant_id, **hit.evidence},
-            reason=hit.reason,
-            now=now,
-        )
-        actions.log_action(
-            session,
-            action=f"monitor:{hit.monitor}",
-            subject_id=order.shopper_id,
-            order_id=order.id,
-            case_id=risk_case.id,
-            decided_by=f"monitor:{hit.monitor}",
-            reason=hit.reason,
-            details=hit.evidence,
-            now=now,
-        )
-    assert risk_case is not None
-    signals = len(risk_case.evidence.get("signals", []))
-    is_strong = any(hit.holds for hit in hits) or signals >= 2
-    if is_strong and not RiskRepository(session).has_order_action(
-        risk_case.id, order.id, action=actions.HOLD_SETTLEMENT
-    ):
-        effects.hold_settlement(
-            session,
-            merchant_id=order.merchant_id,
-            order_id=order.id,
-            case_id=risk_case.id,
-            reason="; ".join(hit.reason for hit in hits),
-            decided_by=f"monitor:{hits[0].monitor}",
-            now=now,
-        )
-    implicating = [hit for hit in hits if hit.monitor in SHOPPER_IMPLICATING_MONITORS]
-    if implicating:
-        effects.freeze_shopper_limit(
-            session,
-            shopper_id=order.shopper_id,
-            case_id=risk_case.id,
-            reason="; ".join(hit.reason for hit in implicating),
-            decided_by=f"monitor:{implicating[0].monitor}",
-            now=now,
-        )
-    return risk_case
+    _act_on_orders(session, flagged=[(order, hits)], now=now, effects=effects)
+
+
+def _act_on_orders(
+    session: Session,
+    *,
+    flagged: Sequence[tuple[Order, list[Hit]]],
+    now: datetime,
+    effects: RiskEffects,
+) -> None:
+    """Each order's hits open or join its case (one look-up of the open cases of all the orders,
+    the new cases inserted and the joined ones updated together, every hit's action in one
+    insert); then, order by order, its settlement is held when warranted and the shopper's
+    credit frozen when a hit implicates them (other domains' changes, through ``effects``)."""
+    flagged = [(order, hits) for order, hits in flagged if hits]
+    if not flagged:
+        return
+    # The merchant is context, not a subject: it may be the fraudster's victim. Resolving the
+    # case decides from the monitors' hits whether it is implicated too.
+    touched = cases.open_or_update_cases(
+        session,
+        openings=[
+            cases.new_case(
+                case_type="order",
+                subject_ids=[order.id, order.shopper_id],
+                amount_at_risk_minor=order.amount_minor - order.refunded_minor,
+                evidence={"monitor": hit.monitor, "merchant_id": order.merchant_id, **hit.evidence},
+                reason=hit.reason,
+                now=now,
+            )
+            for order, hits in flagged
+            for hit in hits
+        ],
+        now=now,
+    )
+    case_of: dict[str, RiskCase] = {}
+    action_rows: list[dict[str, Any]] = []
+    signals = iter(touched)
+    for order, hits in flagged:
+        for hit in hits:
+            risk_case = next(signals)
+            case_of[order.id] = risk_case
+            action_rows.append(
+                actions.action_row(
+                    action=f"monitor:{hit.monitor}",
+                    subject_id=order.shopper_id,
+                    order_id=order.id,
+                    case_id=risk_case.id,
+                    decided_by=f"monitor:{hit.monitor}",
+                    reason=hit.reason,
+                    details=hit.evidence,
+                    now=now,
+                )
+            )
+    repository = RiskRepository(session)
+    repository.insert_actions(action_rows)
+    strong = [
+        (order, hits)
+        for order, hits in flagged
+        if any(hit.holds for hit in hits) or len(case_of[order.id].evidence.get("signals", [])) >= 2
+    ]
+    held_before = repository.case_orders_with_action(
+        [(case_of[order.id].id, order.id) for order, _ in strong], action=actions.HOLD_SETTLEMENT
+    )
+    is_strong = {order.id for order, _ in strong}
+    for order, hits in flagged:
+        risk_case = case_of[order.id]
+        if order.id in is_strong and (risk_case.id, order.id) not in held_before:
+            effects.hold_settlement(
+                session,
+                merchant_id=order.merchant_id,
+                order_id=order.id,
+                case_id=risk_case.id,
+                reason="; ".join(hit.reason for hit in hits),
+                decided_by=f"monitor:{hits[0].monitor}",
+                now=now,
+            )
+        implicating = [hit for hit in hits if hit.monitor in SHOPPER_IMPLICATING_MONITORS]
+        if implicating:
+            effects.freeze_shopper_limit(
+                session,
+                shopper_id=order.shopper_id,
+                case_id=risk_case.id,
+                reason="; ".join(hit.reason for hit in implicating),
+                decided_by=f"monitor:{implicating[0].monitor}",
+                now=now,
+            )
 
 
 # --- daily ---------------------------------------------------------------------------------
@@ -253,52 +313,24 @@ def first_instalment_missed(
     default of a cash-out or a bust-out. Each order is flagged once.
 
     Set-based: on a large book thousands of orders miss their first instalment on the same
-    night. An order without an open case gets its case and its action as the per-order path
-    would make them (a first, weak signal: no hold, no freeze), all inserted together at the end;
-    only an order whose case is already open (another monitor flagged it) joins that case one by
-    one, since the second signal may hold its settlement."""
+    night. Their cases are opened or joined together (:func:`_act_on_orders`): a first, weak
+    signal opens a case without a hold; an order whose case is already open (another monitor
+    flagged it) joins it, and with two signals has its settlement held."""
     missed = RepaymentRepository(session).orders_with_first_instalment_missed()
     rows = OrderRepository(session).many(missed)
     flagged_before = RiskRepository(session).orders_with_action(
         [order.id for order in rows], action=f"monitor:{FIRST_PAYMENT_DEFAULT}"
     )
     to_flag = [order for order in rows if order.id not in flagged_before]
-    with_open_case = cases.subjects_with_open_case(
-        session, case_type="order", subject_ids=[order.id for order in to_flag]
-    )
     hit = Hit(
         FIRST_PAYMENT_DEFAULT,
         "The first instalment was missed with nothing paid.",
         {"business_on": context.business_on.isoformat()},
         holds=False,
     )
-    repository = RiskRepository(session)
-    for order in to_flag:
-        if order.id in with_open_case:
-            _act(session, order=order, hits=[hit], now=context.now, effects=effects)
-            continue
-        # What _act does for one weak hit on an order without a case, without its lookups.
-        risk_case = cases.new_case(
-            case_type="order",
-            subject_ids=[order.id, order.shopper_id],
-            amount_at_risk_minor=order.amount_minor - order.refunded_minor,
-            evidence={"monitor": hit.monitor, "merchant_id": order.merchant_id, **hit.evidence},
-            reason=hit.reason,
-            now=context.now,
-        )
-        repository.add(risk_case)
-        actions.log_action(
-            session,
-            action=f"monitor:{hit.monitor}",
-            subject_id=order.shopper_id,
-            order_id=order.id,
-            case_id=risk_case.id,
-            decided_by=f"monitor:{hit.monitor}",
-            reason=hit.reason,
-            details=hit.evidence,
-            now=context.now,
-        )
-    session.flush()
+    _act_on_orders(
+        session, flagged=[(order, [hit]) for order in to_flag], now=context.now, effects=effects
+    )
     return {"first_payment_defaults": len(to_flag)}
 
 
@@ -328,7 +360,7 @@ def merchant_drift(
     flagged_recently = RiskRepository(session).subjects_with_action_since(
         recent_from, action="monitor:merchant_drift"
     )
-    flagged = 0
+    flagged: list[tuple[str, str, list[str], int]] = []  # merchant, reason, findings, amount
     for book in books:
         merchant_id = book.merchant_id
         if merchant_id in flagged_recently or merchant_id not in merchant_since:
@@ -360,27 +392,39 @@ def merchant_drift(
                 findings.append(
                     f"buyers' default rate {recent_rate:.0%} in 30 days vs {base_rate:.0%} before"
                 )
-        if not findings:
-            continue
-        reason = "Merchant's book changed abruptly: " + "; ".join(findings)
-        risk_case = cases.open_or_update_case(
-            session,
-            case_type="merchant",
-            subject_ids=[merchant_id],
-            amount_at_risk_minor=book.recent_minor,
-            evidence={"monitor": "merchant_drift", "findings": findings},
-            reason=reason,
-            now=now,
-        )
-        actions.log_action(
-            session,
-            action="monitor:merchant_drift",
-            subject_id=merchant_id,
-            case_id=risk_case.id,
-            decided_by="monitor:merchant_drift",
-            reason=reason,
-            now=now,
-        )
+        if findings:
+            reason = "Merchant's book changed abruptly: " + "; ".join(findings)
+            flagged.append((merchant_id, reason, findings, book.recent_minor))
+    # The cases opened or joined together, their actions in one insert; then the watches.
+    touched = cases.open_or_update_cases(
+        session,
+        openings=[
+            cases.new_case(
+                case_type="merchant",
+                subject_ids=[merchant_id],
+                amount_at_risk_minor=amount_minor,
+                evidence={"monitor": "merchant_drift", "findings": findings},
+                reason=reason,
+                now=now,
+            )
+            for merchant_id, reason, findings, amount_minor in flagged
+        ],
+        now=now,
+    )
+    RiskRepository(session).insert_actions(
+        [
+            actions.action_row(
+                action="monitor:merchant_drift",
+                subject_id=merchant_id,
+                case_id=risk_case.id,
+                decided_by="monitor:merchant_drift",
+                reason=reason,
+                now=now,
+            )
+            for (merchant_id, reason, _, _), risk_case in zip(flagged, touched, strict=True)
+        ]
+    )
+    for (merchant_id, reason, _, _), risk_case in zip(flagged, touched, strict=True):
         effects.put_merchant_on_watch(
             session,
             merchant_id=merchant_id,
@@ -390,5 +434,4 @@ def merchant_drift(
             case_id=risk_case.id,
             now=now,
         )
-        flagged += 1
-    return {"merchants_flagged": flagged}
+    return {"merchants_flagged": len(flagged)}

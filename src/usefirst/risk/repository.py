@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from usefirst.kit.personal_data import ShopperRecords, tables_of
@@ -100,26 +100,21 @@ class RiskRepository:
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return self.session.scalars(statement).one_or_none()
 
-    def open_case_for(self, subject_key: str) -> RiskCase | None:
-        return self.session.scalars(
-            select(RiskCase)
-            .where(RiskCase.subject_key == subject_key, RiskCase.status != "resolved")
-            .order_by(RiskCase.id)
-            .with_for_update()
-        ).first()
-
-    def subject_keys_with_open_case(self, subject_keys: Sequence[str]) -> set[str]:
-        """Those of the subject keys that have an open case."""
-        found: set[str] = set()
+    def open_cases_for(self, subject_keys: Sequence[str]) -> dict[str, RiskCase]:
+        """The open case of each subject key that has one (the oldest when there are more),
+        locked."""
+        found: dict[str, RiskCase] = {}
         for start in range(0, len(subject_keys), 5000):
-            found.update(
-                self.session.scalars(
-                    select(RiskCase.subject_key).where(
-                        RiskCase.subject_key.in_(subject_keys[start : start + 5000]),
-                        RiskCase.status != "resolved",
-                    )
+            for case in self.session.scalars(
+                select(RiskCase)
+                .where(
+                    RiskCase.subject_key.in_(subject_keys[start : start + 5000]),
+                    RiskCase.status != "resolved",
                 )
-            )
+                .order_by(RiskCase.id)
+                .with_for_update()
+            ):
+                found.setdefault(case.subject_key, case)
         return found
 
     def cases(
@@ -233,6 +228,30 @@ class RiskRepository:
                 )
             )
         )
+
+    def insert_actions(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Log many actions (``RiskAction`` columns but the id) in one insert: a multi-row insert
+        or one ``executemany``, where adding them to the session would insert them one by one on
+        SQLite (it cannot hand back many generated ids at once)."""
+        if rows:
+            self.session.execute(insert(RiskAction), list(rows))
+
+    def case_orders_with_action(
+        self, pairs: Sequence[tuple[str, str]], *, action: str
+    ) -> set[tuple[str, str]]:
+        """Those of the (case id, order id) pairs in which the case took ``action`` on the
+        order."""
+        found: set[tuple[str, str]] = set()
+        case_ids = sorted({case_id for case_id, _ in pairs})
+        for start in range(0, len(case_ids), 5000):
+            rows = self.session.execute(
+                select(RiskAction.case_id, RiskAction.order_id).where(
+                    RiskAction.action == action,
+                    RiskAction.case_id.in_(case_ids[start : start + 5000]),
+                )
+            )
+            found.update((str(case_id), str(order_id)) for case_id, order_id in rows)
+        return found & set(pairs)
 
     def has_order_action(self, case_id: str, order_id: str, *, action: str) -> bool:
         """Whether the case already took ``action`` on the order."""
