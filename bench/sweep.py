@@ -55,7 +55,20 @@ The book, as it stands after the previous business day's sweep:
 * history: the journal entries the services would have posted (activation, merchant fee, plan
   fee, late fees so far, one payment per paid instalment), and the reminders the earlier sweeps
   planned, with their delivered outbox messages. Without it those tables start empty, and
-  PostgreSQL caches sequential-scan plans for them (``--no-history`` shows the effect).
+  PostgreSQL caches sequential-scan plans for them (``--no-history`` shows the effect);
+* links: the device, IP, phone and address every order in the graph's window was placed from
+  (``risk_link_observations``): 8 % of shoppers in offices of 8 behind one IP address (groups
+  the nightly graph scores), 5 % behind carrier NATs of 50 (left out as infrastructure), 2 %
+  sharing a device with another shopper;
+* the previous night: after loading, the engine runs the first-payment monitor, merchant drift,
+  the nightly graph and settlement for the day before the sweep date (timed, reported with the
+  load), so the measured night meets a day's new first-payment defaults and settles a day's
+  entries, as a live engine does; without it the first night would open a case for every missed
+  first instalment of the history and settle the whole history at once.
+
+Loading (PostgreSQL): ``COPY`` with the tables' foreign keys and non-unique indexes dropped and
+put back afterwards (checked and built once, not row by row); each history is generated once.
+``--book-database B`` keeps the loaded book (previous night included) for later runs.
 
 Run from the repository root::
 
