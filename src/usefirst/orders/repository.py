@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select, tuple_, update
+from sqlalchemy import Row, Select, and_, case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent
@@ -162,17 +163,28 @@ class OrderRepository:
         ).all()
         return [(row[0], row[1] or "") for row in rows]
 
-    def of_shoppers_created_since(
+    def facts_of_shoppers_created_since(
         self, shopper_ids: Sequence[str], *, since: datetime
-    ) -> list[Order]:
-        """The shoppers' orders created since ``since``, by shopper and id."""
-        return list(
-            self.session.scalars(
-                select(Order)
-                .where(Order.shopper_id.in_(shopper_ids), Order.created_at >= since)
-                .order_by(Order.shopper_id, Order.id)
+    ) -> Sequence[Row[*tuple[Any, ...]]]:
+        """What the link graph scores of the shoppers' orders created since ``since`` (shopper,
+        id, merchant, status, amounts, items, tracking number, shipping and delivery times), by
+        shopper and id: columns, not orders, so that thousands of them load quickly."""
+        return self.session.execute(
+            select(
+                Order.shopper_id,
+                Order.id,
+                Order.merchant_id,
+                Order.status,
+                Order.amount_minor,
+                Order.refunded_minor,
+                Order.items,
+                Order.tracking_number,
+                Order.shipped_at,
+                Order.delivered_at,
             )
-        )
+            .where(Order.shopper_id.in_(shopper_ids), Order.created_at >= since)
+            .order_by(Order.shopper_id, Order.id)
+        ).all()
 
     def of_merchant_among(
         self, order_ids: Sequence[str], *, merchant_id: str, statuses: Sequence[str]

@@ -148,6 +148,8 @@ class LinkGraph:
 
     shopper_links: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     merchant_links: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # The tracking numbers on more than one order in the window (the ``tracking:`` links).
+    reused_tracking_numbers: set[str] = field(default_factory=set)
 
     def add(self, shopper_id: str, kind: str, value: str | None) -> None:
         if value:
@@ -173,6 +175,7 @@ def load_link_graph(
     reused = OrderRepository(session).shoppers_with_reused_tracking_numbers(shipped_since=since)
     for shopper_id, reused_number in reused:
         graph.add(shopper_id, "tracking", reused_number)
+    graph.reused_tracking_numbers = {number for _, number in reused if number}
     for merchant_id, merchant_phone, merchant_address in MerchantRepository(
         session
     ).contact_hashes():
@@ -304,7 +307,7 @@ def load_order_facts(
     facts: dict[str, list[_OrderFacts]] = defaultdict(list)
     for chunk in _chunks(sorted(shopper_ids)):
         paid = RepaymentRepository(session).paid_principal_by_order(chunk)
-        for order in OrderRepository(session).of_shoppers_created_since(chunk, since=since):
+        for order in OrderRepository(session).facts_of_shoppers_created_since(chunk, since=since):
             balance = order.amount_minor - order.refunded_minor
             if order.status in LENT_BALANCE_STATUSES:
                 exposure = max(balance - paid.get(order.id, 0), 0)
@@ -454,13 +457,10 @@ def run_graph(
         parameters=parameters,
         resellable_categories=rule_set.resellable_categories,
     )
-    reused_tracking = {
-        value.partition(":")[2]
-        for values in link_graph.shopper_links.values()
-        for value in values
-        if value.startswith("tracking:")
-    }
-    findings = [score_group(group, facts, reused_tracking, parameters) for group in groups]
+    findings = [
+        score_group(group, facts, link_graph.reused_tracking_numbers, parameters)
+        for group in groups
+    ]
     summary.rings_scored = len(findings)
     flagged = sorted(
         (finding for finding in findings if finding.score >= parameters.ring_threshold),

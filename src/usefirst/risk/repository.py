@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, insert, select
+from sqlalchemy import Row, Select, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from usefirst.kit.personal_data import ShopperRecords, tables_of
@@ -65,14 +65,13 @@ class RiskRepository:
     def add_observations(self, rows: list[LinkObservation]) -> None:
         self.session.add_all(rows)
 
-    def link_values_since(self, since: datetime) -> list[tuple[str, str, str]]:
+    def link_values_since(self, since: datetime) -> Sequence[Row[str, str, str]]:
         """(shopper id, kind, value hash) of every identifier observed since ``since``, once."""
-        rows = self.session.execute(
+        return self.session.execute(
             select(LinkObservation.shopper_id, LinkObservation.kind, LinkObservation.value_hash)
             .where(LinkObservation.observed_at >= since)
             .distinct()
         ).all()
-        return [(row[0], row[1], row[2]) for row in rows]
 
     def shoppers_observed_since(self, since: datetime) -> Select[Any]:
         """The shoppers with identifiers observed since ``since`` (a subquery of their ids)."""
