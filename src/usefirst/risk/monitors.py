@@ -317,11 +317,12 @@ def first_instalment_missed(
     signal opens a case without a hold; an order whose case is already open (another monitor
     flagged it) joins it, and with two signals has its settlement held."""
     missed = RepaymentRepository(session).orders_with_first_instalment_missed()
-    rows = OrderRepository(session).many(missed)
+    # Orders flagged on an earlier night are left out before any is read: a live book holds
+    # every missed first instalment of its history, a night adds a day's worth.
     flagged_before = RiskRepository(session).orders_with_action(
-        [order.id for order in rows], action=f"monitor:{FIRST_PAYMENT_DEFAULT}"
+        [order_id for _, order_id in missed], action=f"monitor:{FIRST_PAYMENT_DEFAULT}"
     )
-    to_flag = [order for order in rows if order.id not in flagged_before]
+    to_flag = OrderRepository(session).many([key for key in missed if key[1] not in flagged_before])
     hit = Hit(
         FIRST_PAYMENT_DEFAULT,
         "The first instalment was missed with nothing paid.",

@@ -267,16 +267,20 @@ class RiskRepository:
         )
 
     def orders_with_action(self, order_ids: Sequence[str], *, action: str) -> set[str]:
-        """Those of the orders ``action`` was taken on."""
-        if not order_ids:
-            return set()
-        return set(
-            self.session.scalars(
-                select(RiskAction.order_id).where(
-                    RiskAction.action == action, RiskAction.order_id.in_(order_ids)
+        """Those of the orders ``action`` was taken on (one query per 5,000 orders)."""
+        found: set[str] = set()
+        for start in range(0, len(order_ids), 5000):
+            found.update(
+                order_id
+                for order_id in self.session.scalars(
+                    select(RiskAction.order_id).where(
+                        RiskAction.action == action,
+                        RiskAction.order_id.in_(order_ids[start : start + 5000]),
+                    )
                 )
+                if order_id is not None
             )
-        )
+        return found
 
     def subjects_with_action_since(self, since: datetime, *, action: str) -> set[str]:
         """The subjects ``action`` was taken on since ``since``."""
