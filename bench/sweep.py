@@ -1867,7 +1867,12 @@ def load_book(
         upgrade(url)
         loaded = load_postgresql(url, book, history=history)
     load_seconds = time.perf_counter() - started
-    previous_night = run_previous_night(settings, cipher, spec.business_on - timedelta(days=1))
+    # On the database just loaded (with --book-database, the kept book, not the one swept).
+    previous_night = run_previous_night(
+        Settings(database_url=url, keys_file=settings.keys_file),
+        cipher,
+        spec.business_on - timedelta(days=1),
+    )
     log(
         f"{label}: the previous night's risk and settlement jobs: "
         + ", ".join(
