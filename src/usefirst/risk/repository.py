@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, exists, func, insert, select
+from sqlalchemy import Row, Select, exists, insert, select
 from sqlalchemy.orm import Session
 
 from usefirst.kit.personal_data import ShopperRecords, tables_of
@@ -251,20 +251,6 @@ class RiskRepository:
             )
             found.update((str(case_id), str(order_id)) for case_id, order_id in rows)
         return found & set(pairs)
-
-    def has_order_action(self, case_id: str, order_id: str, *, action: str) -> bool:
-        """Whether the case already took ``action`` on the order."""
-        return bool(
-            self.session.scalar(
-                select(func.count())
-                .select_from(RiskAction)
-                .where(
-                    RiskAction.case_id == case_id,
-                    RiskAction.order_id == order_id,
-                    RiskAction.action == action,
-                )
-            )
-        )
 
     def orders_with_action(self, order_ids: Sequence[str], *, action: str) -> set[str]:
         """Those of the orders ``action`` was taken on (one query per 5,000 orders)."""
