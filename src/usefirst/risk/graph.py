@@ -61,7 +61,9 @@ EXPOSED_STATUSES = ("review", "step_up", "approved", "shipped", "delivered", "ov
 LENT_BALANCE_STATUSES = ("delivered", "overdue", "charged_off")
 UNPAID_STATUSES = ("overdue", "charged_off")
 DECIDED_BY = "graph"
-_CHUNK = 500
+# Shoppers whose order facts are read per query (a few queries for the tens of thousands of
+# shoppers in groups on a large book).
+_CHUNK = 5000
 
 
 @dataclass(frozen=True)
