@@ -8,14 +8,17 @@ the same size limit, type detection, SHA-256 and content-addressed storage."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from usefirst.api.routers.disputes import MULTIPART_OVERHEAD_BYTES, evidence_store
 from usefirst.console import i18n
-from usefirst.console.merchant_repository import MerchantPortalRepository
+from usefirst.console.listing import PAGE_SIZE, SEARCH_MAX_CHARS, pager, search_of, whole_yuan
+from usefirst.console.merchant_repository import MerchantPortalRepository, PortalFilter
 from usefirst.console.web import Page, check_csrf, signed_in, templates
 from usefirst.disputes import service as dispute_service
 from usefirst.disputes.errors import EvidenceTooLarge
@@ -78,14 +81,41 @@ def overview(request: Request) -> Response:
 
 
 @router.get("/orders", response_class=HTMLResponse)
-def orders(request: Request, status: str | None = None) -> Response:
+def orders(
+    request: Request,
+    status: Annotated[str, Query(max_length=16)] = "",
+    min_amount: Annotated[str, Query(max_length=9)] = "",
+    q: Annotated[str, Query(max_length=SEARCH_MAX_CHARS)] = "",
+    sort: Annotated[Literal["newest", "largest"], Query()] = "newest",
+    after: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    if status and status not in order_service.ALL_STATUSES:
+        raise ValidationFailed("status is not an order status.", field="status")
+    minimum = whole_yuan(min_amount, field="min_amount")
     with signed_in(request, page=PAGE) as page:
-        repository = MerchantPortalRepository(page.work.session, merchant_id=_merchant_id(page))
-        rows = repository.orders(status=status or None, limit=LIST_LENGTH)
+        session = page.work.session
+        repository = MerchantPortalRepository(session, merchant_id=_merchant_id(page))
+        listing = repository.orders_page(
+            filters=PortalFilter(
+                status=status or None,
+                min_amount_minor=minimum,
+                search=search_of(session, q, cipher=page.runtime.cipher),
+            ),
+            sort=sort,
+            after=after or None,
+            limit=PAGE_SIZE,
+        )
+        query = {"status": status, "min_amount": min_amount.strip(), "q": q, "sort": sort}
+        kept = {name: value for name, value in query.items() if value != "newest"}
         return page.render(
             "merchant_orders.html",
-            orders=rows,
-            warnings=repository.warnings([row.id for row in rows if row.status == "review"]),
+            orders=listing.rows,
+            warnings=repository.warnings(
+                [row.id for row in listing.rows if row.status == "review"]
+            ),
+            query=query,
+            statuses=order_service.ALL_STATUSES,
+            paging=pager("/console/merchant/orders", listing, chosen=kept, after=after),
         )
 
 
@@ -109,18 +139,15 @@ def order(request: Request, order_id: str) -> Response:
 
 
 @router.get("/settlements", response_class=HTMLResponse)
-def settlements(request: Request) -> Response:
+def settlements(request: Request, after: Annotated[str, Query(max_length=40)] = "") -> Response:
     with signed_in(request, page=PAGE) as page:
-        rows = settlement.list_settlements(
-            page.work.session,
-            merchant_id=_merchant_id(page),
-            limit=LIST_LENGTH,
-            starting_after=None,
-        )
+        repository = MerchantPortalRepository(page.work.session, merchant_id=_merchant_id(page))
+        listing = repository.settlements_page(after=after or None, limit=PAGE_SIZE)
         return page.render(
             "merchant_settlements.html",
             balance=_balance(page),
-            settlements=[settlement.settlement_view(row) for row in rows],
+            settlements=[settlement.settlement_view(row) for row in listing.rows],
+            paging=pager("/console/merchant/settlements", listing, chosen={}, after=after),
         )
 
 
@@ -141,16 +168,38 @@ def payout(request: Request, settlement_id: str) -> Response:
 
 
 @router.get("/disputes", response_class=HTMLResponse)
-def disputes(request: Request) -> Response:
+def disputes(
+    request: Request,
+    status: Annotated[
+        Literal["", "open", "awaiting_evidence", "under_review", "resolved"], Query()
+    ] = "",
+    min_amount: Annotated[str, Query(max_length=9)] = "",
+    q: Annotated[str, Query(max_length=SEARCH_MAX_CHARS)] = "",
+    sort: Annotated[Literal["deadline", "newest"], Query()] = "deadline",
+    after: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    minimum = whole_yuan(min_amount, field="min_amount")
     with signed_in(request, page=PAGE) as page:
-        rows = dispute_service.list_disputes(
-            page.work.session,
-            merchant_id=_merchant_id(page),
-            status=None,
-            starting_after=None,
-            limit=LIST_LENGTH,
+        session = page.work.session
+        repository = MerchantPortalRepository(session, merchant_id=_merchant_id(page))
+        listing = repository.disputes_page(
+            filters=PortalFilter(
+                status=status or None,
+                min_amount_minor=minimum,
+                search=search_of(session, q, cipher=page.runtime.cipher),
+            ),
+            sort=sort,
+            after=after or None,
+            limit=PAGE_SIZE,
         )
-        return page.render("merchant_disputes.html", disputes=rows)
+        query = {"status": status, "min_amount": min_amount.strip(), "q": q, "sort": sort}
+        kept = {name: value for name, value in query.items() if value != "deadline"}
+        return page.render(
+            "merchant_disputes.html",
+            disputes=listing.rows,
+            query=query,
+            paging=pager("/console/merchant/disputes", listing, chosen=kept, after=after),
+        )
 
 
 def _dispute_page(

@@ -198,6 +198,7 @@ def words_of(language: str) -> dict[str, Any]:
         "money": i18n.money,
         "when": when,
         "step_label": step_label,
+        "free_text": lambda text: i18n.free_text(text, language),
         "reason_label": reason_label,
         "day": lambda value: i18n.local_date(value, language),
         "gettext": catalog.gettext,

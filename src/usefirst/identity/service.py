@@ -192,6 +192,28 @@ def get_shopper(session: Session, *, shopper_id: str) -> Shopper:
     return shopper
 
 
+# A Chinese mobile number as people type it, without the country code (139 1234 5678).
+_DOMESTIC_MOBILE = 11
+
+
+def shoppers_with_phone(session: Session, *, phone: str, cipher: FieldCipher) -> list[str]:
+    """The shoppers enrolled with this phone number, found through its keyed hash (the number
+    is never decrypted to search). A domestic mobile number may be typed without +86; text that
+    is not a phone number matches nobody."""
+    digits = "".join(character for character in phone if character.isdigit())
+    if not phone.strip().startswith("+"):
+        if len(digits) != _DOMESTIC_MOBILE or not digits.startswith("1"):
+            return []
+        phone = f"+86{digits}"
+    try:
+        e164 = validation.validate_phone(phone)
+    except ValidationFailed:
+        return []
+    return IdentityRepository(session).shopper_ids_by_phone_hash(
+        cipher.blind_index(e164, field="phone")
+    )
+
+
 def change_contact_preferences(
     session: Session, *, shopper_id: str, language: str | None, time_zone: str | None
 ) -> Shopper:
