@@ -211,8 +211,10 @@ def _shopper_page(
     *,
     shopper_id: str,
     error: str | None = None,
+    error_field: str | None = None,
     erasure: dict[str, object] | None = None,
     status_code: int = 200,
+    typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
     shopper = identity_service.get_shopper(page.work.session, shopper_id=shopper_id)
     return page.render(
@@ -220,8 +222,20 @@ def _shopper_page(
         status_code=status_code,
         shopper=shopper,
         error=error,
+        error_field=error_field,
         erasure=erasure,
+        typed=typed or {},
+        retention_reason=lambda item: _retention_reason(item, page.language),
     )
+
+
+def _retention_reason(item: dict[str, object], language: str) -> str:
+    """Why erasure kept a record, in the operator's language (the catalog's sentence for the
+    record, the privacy domain's own words in English)."""
+    msgid = f"retention.{item.get('record')}"
+    if language != "en" and i18n.has_entry(msgid, language):
+        return i18n.translate(msgid, language)
+    return i18n.free_text(str(item.get("reason", "")), language)
 
 
 @router.get("/shoppers/{shopper_id}", response_class=HTMLResponse)
@@ -259,26 +273,40 @@ def erase(
     shopper_id: str,
     confirm: Annotated[str, Form(max_length=100)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     with signed_in(request, page="compliance_shopper") as page:
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
         assert page.identity.operator_id is not None
+        actor = page.identity.operator_id
         if confirm.strip() != shopper_id:
             return _shopper_page(
                 page,
                 shopper_id=shopper_id,
                 error=i18n.translate("cmp_erase_confirm_mismatch", page.language),
+                error_field="confirm",
                 status_code=409,
+                typed={"confirm": confirm},
             )
-        # A refusal must leave nothing behind, not even the partial work before it was refused.
+        # A refusal must leave nothing behind, not even the partial work before it was refused;
+        # the form's one-time token makes a second post (a double click) change nothing.
         savepoint = page.work.session.begin_nested()
-        try:
+        done: dict[str, dict[str, object]] = {}
+
+        def erasure() -> str:
             result = privacy_requests.erase_shopper(
                 page.work.session,
                 shopper_id=shopper_id,
                 cipher=page.runtime.cipher,
-                actor=page.identity.operator_id,
+                actor=actor,
                 now=page.work.now,
+            )
+            done["result"] = result.as_dict()
+            return f"/console/compliance/shoppers/{shopper_id}?erased=1"
+
+        try:
+            location, replayed = once(
+                page, form_token=form_token, fields={"confirm": confirm}, work=erasure
             )
         except UsefirstError as refused:
             savepoint.rollback()
@@ -286,7 +314,11 @@ def erase(
                 page,
                 shopper_id=shopper_id,
                 error=i18n.refusal(refused.code, refused.message, page.language),
+                error_field="confirm",
                 status_code=409,
+                typed={"confirm": confirm},
             )
         savepoint.commit()
-        return _shopper_page(page, shopper_id=shopper_id, erasure=result.as_dict())
+        if replayed:
+            return RedirectResponse(repeated(location), status_code=303)
+        return _shopper_page(page, shopper_id=shopper_id, erasure=done["result"])

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from usefirst.console import i18n
 from usefirst.console.listing import PAGE_SIZE, SEARCH_MAX_CHARS, pager, search_of
 from usefirst.console.repository import credentials_page
 from usefirst.console.web import check_csrf, redirect, signed_in
@@ -87,7 +88,7 @@ def revoke(
                 now=system_now(),
             )
         except UsefirstError as refused:
-            error = refused.message
+            error = i18n.refusal(refused.code, refused.message, page.language)
         else:
             secret_hash = revoked.secret_hash
         runtime = page.runtime

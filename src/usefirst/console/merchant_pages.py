@@ -19,7 +19,7 @@ from usefirst.api.routers.disputes import MULTIPART_OVERHEAD_BYTES, evidence_sto
 from usefirst.console import i18n
 from usefirst.console.listing import PAGE_SIZE, SEARCH_MAX_CHARS, pager, search_of, whole_yuan
 from usefirst.console.merchant_repository import MerchantPortalRepository, PortalFilter
-from usefirst.console.web import Page, check_csrf, signed_in, templates
+from usefirst.console.web import Page, check_csrf, once, repeated, signed_in, templates
 from usefirst.disputes import service as dispute_service
 from usefirst.disputes.errors import EvidenceTooLarge
 from usefirst.disputes.storage import CheckedFile, check_upload
@@ -243,6 +243,7 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
     does. A refused file leaves nothing behind: no row, no bytes on disk."""
     max_bytes = request.app.state.runtime.settings.dispute_evidence_max_bytes
     csrf_token = ""
+    form_token = ""
     checked: CheckedFile | None = None
     refused: UsefirstError | None = None
     declared_length = request.headers.get("content-length", "")
@@ -250,10 +251,12 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
         # Refused before the body is read, let alone spooled to disk.
         refused = EvidenceTooLarge(f"Evidence files may be at most {max_bytes} bytes.")
     else:
-        form = await request.form(max_files=1, max_fields=1)
+        form = await request.form(max_files=1, max_fields=2)
         try:
             token = form.get("csrf_token")
             csrf_token = token if isinstance(token, str) else ""
+            once_token = form.get("form_token")
+            form_token = once_token if isinstance(once_token, str) else ""
             upload = form.get("file")
             if not isinstance(upload, UploadFile) or not upload.filename:
                 refused = ValidationFailed("Choose a file.", field="file")
@@ -278,12 +281,14 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
             error: UsefirstError | None = refused
             if error is None:
                 assert checked is not None
+                upload = checked
                 savepoint = page.work.session.begin_nested()
-                try:
+
+                def add() -> str:
                     dispute_resolution.add_evidence(
                         page.work.session,
                         dispute_id=dispute_id,
-                        checked=checked,
+                        checked=upload,
                         caller=dispute_service.Caller(
                             side="merchant",
                             actor_id=page.identity.account_id,
@@ -292,6 +297,17 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
                         store=evidence_store(page.runtime),
                         settings=page.runtime.settings,
                         now=page.work.now,
+                    )
+                    return f"/console/merchant/disputes/{dispute_id}?uploaded=1"
+
+                try:
+                    # The same file sent twice with one form (a double click, a reload) is
+                    # stored once; the second post is told so.
+                    location, replayed = once(
+                        page,
+                        form_token=form_token,
+                        fields={"sha256": upload.sha256, "filename": upload.filename or ""},
+                        work=add,
                     )
                 except NotFound:
                     savepoint.rollback()
@@ -311,9 +327,7 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
                 return _dispute_page(
                     page, dispute_id=dispute_id, error=text, status_code=error.status_code
                 )
-        return RedirectResponse(
-            f"/console/merchant/disputes/{dispute_id}?uploaded=1", status_code=303
-        )
+        return RedirectResponse(repeated(location) if replayed else location, status_code=303)
 
     return await run_in_threadpool(store)
 

@@ -95,17 +95,48 @@ def open_cases_page(
     if filters.min_age_days is not None:
         conditions.append(RiskCase.opened_at <= now - timedelta(days=filters.min_age_days))
     if filters.search is not None:
-        search = filters.search
-        # A case names its subjects (order, shopper, merchant ids) in its subject key.
-        subjects = (search.text, *search.shopper_ids, *search.merchant_ids)
-        conditions.append(
-            or_(
-                RiskCase.id == search.text,
-                *(RiskCase.subject_key.contains(subject, autoescape=True) for subject in subjects),
-            )
-        )
+        conditions.append(_case_search(session, filters.search))
     return keyset_page(
         session, RiskCase, conditions=conditions, sort=CASE_SORTS[sort], after=after, limit=limit
+    )
+
+
+# How many of a searched shopper's or merchant's orders the case search looks among.
+SEARCHED_ORDERS = 500
+
+
+def _case_search(session: Session, search: Search) -> ColumnElement[bool]:
+    """A case by its id, or by its subject: a case's key names its first subject (an order, a
+    shopper, a merchant, a ring's first shopper), so a phone or a merchant is matched through
+    the shoppers' and merchants' own orders too."""
+    related_orders: list[str] = []
+    if search.shopper_ids or search.merchant_ids:
+        related_orders = list(
+            session.scalars(
+                select(Order.id)
+                .where(
+                    or_(
+                        Order.shopper_id.in_(search.shopper_ids),
+                        Order.merchant_id.in_(search.merchant_ids),
+                    )
+                )
+                .order_by(Order.decided_at.desc())
+                .limit(SEARCHED_ORDERS)
+            )
+        )
+    keys = [
+        *(f"order:{order_id}" for order_id in related_orders),
+        *(
+            f"{kind}:{shopper_id}"
+            for shopper_id in search.shopper_ids
+            for kind in ("shopper", "ring")
+        ),
+        *(f"merchant:{merchant_id}" for merchant_id in search.merchant_ids),
+    ]
+    return or_(
+        RiskCase.id == search.text,
+        RiskCase.subject_key.contains(search.text, autoescape=True),
+        RiskCase.subject_key.in_(keys),
     )
 
 

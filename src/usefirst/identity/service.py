@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -194,19 +195,23 @@ def get_shopper(session: Session, *, shopper_id: str) -> Shopper:
 
 # A Chinese mobile number as people type it, without the country code (139 1234 5678).
 _DOMESTIC_MOBILE = 11
+_PHONE_AS_TYPED = re.compile(r"\+?[0-9][0-9 ()-]{5,24}")
 
 
 def shoppers_with_phone(session: Session, *, phone: str, cipher: FieldCipher) -> list[str]:
     """The shoppers enrolled with this phone number, found through its keyed hash (the number
     is never decrypted to search). A domestic mobile number may be typed without +86; text that
     is not a phone number matches nobody."""
-    digits = "".join(character for character in phone if character.isdigit())
-    if not phone.strip().startswith("+"):
+    typed = phone.strip()
+    if not _PHONE_AS_TYPED.fullmatch(typed):
+        return []
+    digits = "".join(character for character in typed if character.isdigit())
+    if not typed.startswith("+"):
         if len(digits) != _DOMESTIC_MOBILE or not digits.startswith("1"):
             return []
-        phone = f"+86{digits}"
+        typed = f"+86{digits}"
     try:
-        e164 = validation.validate_phone(phone)
+        e164 = validation.validate_phone(typed)
     except ValidationFailed:
         return []
     return IdentityRepository(session).shopper_ids_by_phone_hash(
