@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from tests.collections.dunning_env import open_env
 from tests.console.test_collections_pages import DUE
 from tests.console.test_compliance_pages import file_complaint
-from tests.console.test_risk_pages import SHOP_ADDRESS, case_of
+from tests.console.test_risk_pages import SHOP_ADDRESS, case_of, csrf_of
 from tests.console.test_sign_in import PASSWORD, add_operator, sign_in
 from tests.factories import checkout_body, create_merchant, enrol
 from usefirst.console import (
@@ -131,7 +131,7 @@ def test_held_orders_and_cases_page_filter_and_search(
         orders.append(held_at(client, platform_headers, merchant, amount, **overrides))
         runtime.advance_test_clock(seconds=60)
     ids = [order["id"] for order in orders]
-    add_operator(runtime, "analyst@example.com", "risk_analyst")
+    analyst_id = add_operator(runtime, "analyst@example.com", "risk_analyst")
     sign_in(client, "analyst@example.com")
 
     seen, pages = walk_pages(client, "/console/risk/held?lang=en", held_rows)
@@ -165,6 +165,17 @@ def test_held_orders_and_cases_page_filter_and_search(
     runtime.advance_test_clock(days=2)
     assert walk_pages(client, "/console/risk/held?min_days=1", held_rows)[0] == ids
     assert len(walk_pages(client, "/console/risk?min_days=2", cases_listed)[0]) == 5
+    # Assignee: a case taken by the analyst, the others nobody's.
+    cases = [case_of(runtime, order_id) for order_id in ids]
+    token = csrf_of(client.get(f"/console/risk/cases/{cases[2]}").text)
+    taken = client.post(
+        f"/console/risk/cases/{cases[2]}/assign", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert taken.status_code == 303
+    assert cases_listed(client.get(f"/console/risk?assignee={analyst_id}").text) == [cases[2]]
+    assert cases_listed(client.get("/console/risk?mine=on").text) == [cases[2]]
+    unassigned = walk_pages(client, "/console/risk?assignee=none", cases_listed)[0]
+    assert unassigned == [case for case in cases if case != cases[2]]
     # The risk page shows the first held orders and links to the full list with its count.
     queue = client.get("/console/risk?lang=en")
     assert held_rows(queue.text) == ids
@@ -340,3 +351,5 @@ def test_free_text_reads_in_the_operators_language() -> None:
     )
     assert i18n.free_text(two, "zh") == "订单送到了商户自己的地址。首期未还，且分文未付。"
     assert i18n.free_text("something new", "zh") == "something new"
+    warning = "The delivery address or phone number of this order is your own shop's."
+    assert i18n.free_text(warning, "zh") == "该订单的收货地址或手机号就是贵店自己的。"

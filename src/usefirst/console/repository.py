@@ -81,6 +81,15 @@ class PeopleRepository:
         rows = self.session.execute(select(Operator.id, Operator.email)).all()
         return {operator_id: email for operator_id, email in rows}
 
+    def operators_in_roles(self, roles: tuple[str, ...]) -> list[tuple[str, str]]:
+        """(id, email) of the operators holding one of ``roles``, by email."""
+        rows = self.session.execute(
+            select(Operator.id, Operator.email)
+            .where(Operator.role.in_(roles))
+            .order_by(Operator.email)
+        ).all()
+        return [(operator_id, email) for operator_id, email in rows]
+
 
 class CollectionsReadRepository:
     """What the call queue shows beside each account: the order's merchant, by name."""

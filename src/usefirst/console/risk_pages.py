@@ -22,15 +22,17 @@ from usefirst.console.listing import (
     whole_days,
     whole_yuan,
 )
+from usefirst.console.repository import PeopleRepository
 from usefirst.console.risk_graph import build_ring_graph
 from usefirst.console.risk_repository import (
+    UNASSIGNED,
     CaseFilter,
     HeldFilter,
     RiskReviewRepository,
     held_orders_page,
     open_cases_page,
 )
-from usefirst.console.web import Page, check_csrf, signed_in
+from usefirst.console.web import PAGE_ROLES, Page, check_csrf, signed_in
 from usefirst.flows import case_resolution
 from usefirst.identity import service as identity_service
 from usefirst.kit.errors import NotFound, UsefirstError
@@ -116,12 +118,15 @@ def queue(
     status: Annotated[Literal["", "open", "assigned"], Query()] = "",
     case_type: Annotated[Literal["", "order", "shopper", "merchant", "ring"], Query()] = "",
     mine: Annotated[Literal["", "on"], Query()] = "",
+    assignee: Annotated[str, Query(max_length=40)] = "",
     min_amount: Annotated[str, Query(max_length=9)] = "",
     min_days: Annotated[str, Query(max_length=4)] = "",
     q: Annotated[str, Query(max_length=SEARCH_MAX_CHARS)] = "",
     sort: Annotated[SORT_CHOICES, Query()] = "oldest",
     after: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
+    """The held orders waiting longest, then the open cases, filtered by status, type, assignee
+    (anyone, nobody, me or a named analyst), amount and age, searched and sorted."""
     minimum = whole_yuan(min_amount, field="min_amount")
     minimum_days = whole_days(min_days, field="min_days")
     with signed_in(request, page="risk") as page:
@@ -130,7 +135,7 @@ def queue(
         filters = CaseFilter(
             status=status or None,
             case_type=case_type or None,
-            assignee=page.identity.operator_id if mine else None,
+            assignee=page.identity.operator_id if mine else (assignee or None),
             min_amount_minor=minimum,
             min_age_days=minimum_days,
             search=search_of(session, q, cipher=page.runtime.cipher),
@@ -147,6 +152,7 @@ def queue(
             "status": status,
             "case_type": case_type,
             "mine": mine,
+            "assignee": assignee,
             "min_amount": min_amount.strip(),
             "min_days": min_days.strip(),
             "q": q,
@@ -164,6 +170,8 @@ def queue(
             first_page=paging.first_page,
             case_of_order=_case_of_order(page, held.rows),
             merchants=_merchant_names(page, {order.merchant_id for order in held.rows}),
+            analysts=PeopleRepository(session).operators_in_roles(PAGE_ROLES["risk"]),
+            unassigned=UNASSIGNED,
         )
 
 

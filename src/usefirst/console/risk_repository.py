@@ -51,10 +51,13 @@ class CaseFilter:
 
     status: str | None = None  # open | assigned; both when None
     case_type: str | None = None
-    assignee: str | None = None  # an operator id
+    assignee: str | None = None  # an operator id, or UNASSIGNED
     min_amount_minor: int | None = None
     min_age_days: int | None = None
     search: Search | None = None  # a case id, a subject's id, phone or merchant
+
+
+UNASSIGNED = "none"
 
 
 CASE_SORTS: dict[str, tuple[SortKey, ...]] = {
@@ -88,7 +91,9 @@ def open_cases_page(
     ]
     if filters.case_type:
         conditions.append(RiskCase.case_type == filters.case_type)
-    if filters.assignee:
+    if filters.assignee == UNASSIGNED:
+        conditions.append(RiskCase.assignee.is_(None))
+    elif filters.assignee:
         conditions.append(RiskCase.assignee == filters.assignee)
     if filters.min_amount_minor is not None:
         conditions.append(RiskCase.amount_at_risk_minor >= filters.min_amount_minor)
