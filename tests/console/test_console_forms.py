@@ -16,6 +16,7 @@ from tests.console.test_compliance_pages import file_complaint, responses_to
 from tests.console.test_sign_in import PASSWORD, add_operator, sign_in
 from tests.factories import enrol
 from usefirst.console import auth
+from usefirst.console.web import CONTENT_SECURITY_POLICY
 from usefirst.identity.models import Operator
 from usefirst.runtime import Runtime
 
@@ -261,6 +262,8 @@ def test_a_form_the_request_guard_refuses_comes_back_as_a_console_page(
     refused = client.post(f"{path}/responses", data=form)
     assert refused.status_code == 422
     assert refused.headers["content-type"].startswith("text/html")
+    assert refused.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert refused.headers["x-frame-options"] == "DENY"
     assert '<nav aria-label="main">' in refused.text
     assert f'<form method="post" action="{path}/responses" id="refused-form">' in refused.text
     # What was typed comes back without the refused character, beside the reason in Chinese.

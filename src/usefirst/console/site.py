@@ -81,6 +81,9 @@ async def form_refusal_page(
     page: Response = await run_in_threadpool(
         web.refused_form_page, request, field=error.field, fields=fields
     )
+    # Answered before the app (and its console_headers middleware) is reached.
+    for name, value in web.SECURITY_HEADERS.items():
+        page.headers.setdefault(name, value)
     return page
 
 
