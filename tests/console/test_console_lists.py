@@ -351,5 +351,8 @@ def test_free_text_reads_in_the_operators_language() -> None:
     )
     assert i18n.free_text(two, "zh") == "订单送到了商户自己的地址。首期未还，且分文未付。"
     assert i18n.free_text("something new", "zh") == "something new"
+    assert i18n.free_text("held at checkout: ships_to_merchant, nope", "zh") == (
+        "下单时被暂扣：订单收货地址或手机号与商户本身相同；nope"
+    )
     warning = "The delivery address or phone number of this order is your own shop's."
     assert i18n.free_text(warning, "zh") == "该订单的收货地址或手机号就是贵店自己的。"

@@ -180,11 +180,32 @@ def _free_sentence(sentence: str, language: str) -> str | None:
         if match is None:
             continue
         values = {
-            name: free_text(value, language) if name == "reason" else value
-            for name, value in match.groupdict().items()
+            name: _free_value(name, value, language) for name, value in match.groupdict().items()
         }
         return template.format(**values)
     return None
+
+
+def _free_value(name: str, value: str, language: str) -> str:
+    """A value in a free-text sentence: {reason} is free text itself, {codes} a list of the
+    decision's reason codes and rule ids (each in words where the catalog has it: the shipped
+    rules' own Chinese reasons are in it as ``rule_reason.<id>``)."""
+    if name == "reason":
+        return free_text(value, language)
+    if name == "codes":
+        words = []
+        for code in (part.strip() for part in value.split(",")):
+            known = next(
+                (
+                    msgid
+                    for msgid in (f"decision_reason.{code}", f"rule_reason.{code}")
+                    if has_entry(msgid, language)
+                ),
+                None,
+            )
+            words.append(translate(known, language).rstrip("。") if known else code)
+        return "；".join(words)
+    return value
 
 
 def money(minor: int | None) -> str:
