@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.collections.dunning_env import SHIPMENT
 from tests.console.browser import ARTEFACTS, require_browser, serve, sign_in_with_enrolment
@@ -24,8 +24,18 @@ from tests.console.test_risk_pages import SHOP_ADDRESS
 from tests.console.test_sign_in import PASSWORD, add_operator
 from tests.disputes.dispute_env import PNG_BYTES, open_dispute_env
 from tests.factories import bearer, checkout_body, create_merchant, enrol
-from usefirst.console import auth
+from usefirst.console import (
+    auth,
+    collections_pages,
+    compliance_pages,
+    credential_pages,
+    merchant_pages,
+    risk_pages,
+)
 from usefirst.console.codes import CODE_FAMILIES
+from usefirst.disputes.models import DisputeEvidence
+from usefirst.kit.models import ConfigVersion
+from usefirst.privacy.models import AuditEntry
 from usefirst.risk import decision as risk_decision
 from usefirst.risk.models import RiskCase
 
@@ -36,6 +46,7 @@ SHOTS = ARTEFACTS / "walk"
 # A stored code is ASCII in lower case; none may be a whole table cell, figure or badge on a
 # Chinese page (the English labels of some codes are the same word, so English is checked by the
 # untranslated marker only).
+LATE_PHONE = "+8613912345678"
 RAW_CODES = {
     code for codes in CODE_FAMILIES.values() for code in codes if re.fullmatch(r"[a-z_+\-]+", code)
 }
@@ -46,6 +57,30 @@ JSON_DUMP = re.compile(r'\{\s*"[A-Za-z_]+"\s*:')
 @pytest.fixture(autouse=True)
 def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(risk_decision, "default_model", lambda: None)
+
+
+@pytest.fixture(autouse=True)
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two rows a page, so that the walk opens every list's second page too."""
+    monkeypatch.setattr(risk_pages, "CASE_PAGE_SIZE", 2)
+    for module in (collections_pages, compliance_pages, credential_pages, merchant_pages):
+        monkeypatch.setattr(module, "PAGE_SIZE", 2)
+
+
+def next_page_of(page: Any, base_url: str, path: str) -> str:
+    """The path of a list's second page, as its own next-page link gives it."""
+    page.goto(f"{base_url}{path}")
+    href = page.locator("#next-page").get_attribute("href")
+    assert href, f"{path} has no second page"
+    return str(href)
+
+
+def form_fields(page: Any, selector: str) -> dict[str, str]:
+    """A rendered form's fields as the browser would send them."""
+    fields: dict[str, str] = page.evaluate(
+        "sel => Object.fromEntries(new FormData(document.querySelector(sel)))", selector
+    )
+    return fields
 
 
 def _axe() -> Any:
@@ -117,8 +152,10 @@ def test_every_role_walks_its_pages_in_both_languages(
         env, client, platform = denv.env, denv.client, denv.platform
         runtime = env.runtime
         # An account in collections, seven days late, and one the shopper promised to pay.
-        late_shopper = env.enrol()
+        late_shopper = env.enrol(phone=LATE_PHONE)
         late = env.buy(late_shopper["id"], 30_000)
+        for amount in (52_000, 12_800):
+            env.buy(env.enrol()["id"], amount)
         # A held order with its case: it ships to the merchant's own address.
         shop = create_merchant(client, platform, name="望京数码旗舰店", address=SHOP_ADDRESS)
         held_shopper = enrol(client, platform)
@@ -128,6 +165,13 @@ def test_every_role_walks_its_pages_in_both_languages(
             json=checkout_body(held_shopper["id"], shop["id"], amount_minor=45_000),
         ).json()["order"]
         assert held["status"] == "review"
+        for amount in (38_000, 26_000):
+            more = client.post(
+                "/v1/checkouts",
+                headers=platform,
+                json=checkout_body(enrol(client, platform)["id"], shop["id"], amount_minor=amount),
+            ).json()["order"]
+            assert more["status"] == "review"
         # A disputed order with evidence, on the merchant whose staff walk the portal.
         merchant = env.merchant()
         buyer = env.enrol()
@@ -149,6 +193,9 @@ def test_every_role_walks_its_pages_in_both_languages(
         complaint = file_complaint(
             client, platform, late_shopper["id"], "collection_conduct", "催收电话打到了我的单位。"
         )
+        for category, text in (("billing", "重复扣款。"), ("privacy", "我的数据保存多久？")):
+            file_complaint(client, platform, buyer["id"], category, text)
+        clean_shopper = enrol(client, platform)  # owes nothing: erasure is allowed
         env.advance_to_day(DUE + timedelta(days=7), hour=15)
         with runtime.work() as work:
             case_id = str(
@@ -173,6 +220,16 @@ def test_every_role_walks_its_pages_in_both_languages(
             page = browser.new_page()
             sign_in_with_enrolment(page, base_url, "admin-walk@example.com", PASSWORD)
             page.wait_for_url(f"{base_url}/console/dashboard")
+            second_pages = {
+                f"{name}-page-2": next_page_of(page, base_url, path)
+                for name, path in (
+                    ("held", "/console/risk/held"),
+                    ("risk", "/console/risk?sort=largest"),
+                    ("collections", "/console/collections"),
+                    ("complaints", "/console/compliance/complaints"),
+                    ("credentials", "/console/credentials"),
+                )
+            }
             walk(
                 page,
                 base_url,
@@ -188,6 +245,14 @@ def test_every_role_walks_its_pages_in_both_languages(
                     "complaint": f"/console/compliance/complaints/{complaint}",
                     "rules": "/console/config/rules",
                     "ladder": "/console/config/ladder",
+                    "held": "/console/risk/held",
+                    "risk-by-merchant": "/console/risk?q=望京",
+                    "collections-by-phone": "/console/collections?q=13912345678",
+                    "collections-filtered": "/console/collections?sort=largest&min_amount=200",
+                    "complaints-filtered": "/console/compliance/complaints?category=billing",
+                    "audit-by-phone": "/console/compliance/audit?q=13912345678",
+                    "credentials": "/console/credentials",
+                    **second_pages,
                     "unknown-path": "/console/nonexistent",
                     "unknown-order": "/console/collections/ord_nope",
                     "bad-query": "/console/compliance/audit?before=abc",
@@ -231,6 +296,39 @@ def test_every_role_walks_its_pages_in_both_languages(
             assert page.input_value("input[name=promise_amount]") == "120.50"
             assert page.input_value("input[name=note]") == "下周五发工资后还"
             assert re.search(r"[\u4e00-\u9fff]", page.inner_text("p.error"))
+
+            # A control character in a form field: the request guard refuses it with a console
+            # page that keeps what was typed (less the character) and says why beside the field.
+            page.goto(f"{base_url}/console/compliance/complaints/{complaint}?lang=zh")
+            page.fill("textarea[name=message]", "已核实\x1b，我们会改进。")
+            page.click("form[action$='/responses'] button[type=submit]")
+            page.wait_for_selector("#refused-form")
+            assert page.locator("nav[aria-label=main] a").count() >= 5
+            assert (
+                page.input_value("#refused-form textarea[name=message]") == "已核实，我们会改进。"
+            )
+            assert re.search(r"[\u4e00-\u9fff]", page.inner_text("#refused-reason"))
+            check_page(page, "admin/form-refused", "zh", axe, problems)
+            for width in WIDTHS:
+                page.set_viewport_size({"width": width, "height": 900})
+                page.screenshot(
+                    path=str(SHOTS / f"admin-form-refused-zh-{width}.png"), full_page=True
+                )
+            page.click("#refused-form button[type=submit]")  # sent again as shown: stored
+            page.wait_for_url(re.compile(r".*responded=1"))
+
+            # The rules saved from one preview, posted twice: one version, the second told so.
+            page.goto(f"{base_url}/console/config/rules?lang=zh")
+            page.click("form[action$='/check'] button[type=submit]")
+            page.wait_for_selector("form[action$='/save']")
+            page.fill("form[action$='/save'] input[name=note]", "走查")
+            fields = form_fields(page, "form[action$='/save']")
+            for _ in range(2):
+                saved = page.request.post(f"{base_url}/console/config/rules/save", form=fields)
+                assert saved.status == 200
+            assert saved.url.endswith("?repeated=1")
+            with runtime.work(read_only=True) as work:
+                assert work.session.scalar(select(func.count()).select_from(ConfigVersion)) == 1
             page.close()
 
             page = browser.new_page()
@@ -244,6 +342,31 @@ def test_every_role_walks_its_pages_in_both_languages(
                 axe,
                 problems,
             )
+            # Erasure: a mistyped confirmation is kept with the reason beside it; the form
+            # posted twice erases once.
+            shopper_path = f"/console/compliance/shoppers/{clean_shopper['id']}"
+            page.goto(f"{base_url}{shopper_path}?lang=zh")
+            page.fill("#erase-confirm", "shp_typo")
+            page.click("#erase")
+            page.wait_for_selector("#erasure-error")
+            assert page.input_value("#erase-confirm") == "shp_typo"
+            assert re.search(r"[\u4e00-\u9fff]", page.inner_text("#erasure-error"))
+            page.fill("#erase-confirm", clean_shopper["id"])
+            fields = form_fields(page, f"form[action='{shopper_path}/erasure']")
+            for _ in range(2):
+                erased = page.request.post(f"{base_url}{shopper_path}/erasure", form=fields)
+                assert erased.status == 200
+            assert erased.url.endswith("?repeated=1")
+            with runtime.work(read_only=True) as work:
+                erasures = work.session.scalar(
+                    select(func.count())
+                    .select_from(AuditEntry)
+                    .where(
+                        AuditEntry.action == "shopper.erasure",
+                        AuditEntry.subject_shopper_id == clean_shopper["id"],
+                    )
+                )
+            assert erasures == 1
             # A page this role may not open: refused on a console page that keeps the menu and
             # links only to pages the role opens.
             response = page.goto(f"{base_url}/console/risk?lang=zh")
@@ -266,10 +389,33 @@ def test_every_role_walks_its_pages_in_both_languages(
                     "disputes": "/console/merchant/disputes",
                     "dispute": f"/console/merchant/disputes/{dispute['id']}",
                     "settlements": "/console/merchant/settlements",
+                    "orders-filtered": "/console/merchant/orders?sort=largest&min_amount=100",
                 },
                 axe,
                 problems,
             )
+            # Evidence posted twice with one form: stored once, the second post told so.
+            page.goto(f"{base_url}/console/merchant/disputes/{dispute['id']}?lang=zh")
+            fields = form_fields(page, "form[action$='/evidence']")
+            with runtime.work(read_only=True) as work:
+                before = work.session.scalar(select(func.count()).select_from(DisputeEvidence))
+            for _ in range(2):
+                sent = page.request.post(
+                    f"{base_url}/console/merchant/disputes/{dispute['id']}/evidence",
+                    multipart={
+                        **fields,
+                        "file": {
+                            "name": "receipt.png",
+                            "mimeType": "image/png",
+                            "buffer": PNG_BYTES + b"2",
+                        },
+                    },
+                )
+                assert sent.status == 200
+            assert sent.url.endswith("?repeated=1")
+            with runtime.work(read_only=True) as work:
+                after = work.session.scalar(select(func.count()).select_from(DisputeEvidence))
+            assert after == before + 1
             response = page.goto(f"{base_url}/console/dashboard?lang=zh")
             assert response.status == 403
             assert page.locator("nav[aria-label=main] a").count() >= 1

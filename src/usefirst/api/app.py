@@ -104,6 +104,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             runtime, credential_cache(app.state), authorization, client_address(client)
         ),
         documented_paths=lambda: app.openapi()["paths"],
+        form_refusal_page=console_site.form_refusal_page,
     )
     registry = CollectorRegistry()
     app.add_middleware(RequestObservability, metrics=HttpMetrics(registry))

@@ -80,6 +80,15 @@ class BodyLimits:
 
 # (the Authorization header, the client (host, port) as the server saw it) -> the principal
 Authenticator = Callable[[str | None, tuple[str, int] | None], Awaitable[object]]
+# A refused form outside the API (the console): (the request, the refusal, the form's fields as
+# sent) -> the page that answers it, so that a person gets a page keeping the form, not JSON.
+FormRefusalPage = Callable[[Scope, UsefirstError, list[tuple[str, str]]], Awaitable[ASGIApp]]
+
+
+class _RefusedPageForm(Exception):
+    def __init__(self, error: UsefirstError, body: bytes) -> None:
+        self.error = error
+        self.body = body
 
 
 def _is_json(content_type: str) -> bool:
@@ -213,8 +222,10 @@ class RequestGuard:
         limits: BodyLimits,
         authenticate: Authenticator,
         documented_paths: Callable[[], Mapping[str, Mapping[str, Any]]],
+        form_refusal_page: FormRefusalPage | None = None,
     ) -> None:
         self.app = app
+        self.form_refusal_page = form_refusal_page
         self.limits = limits
         self.authenticate = authenticate
         self.documented_paths = documented_paths
@@ -252,6 +263,14 @@ class RequestGuard:
             receive = await self._guard(scope, receive, path=path, is_api=is_api)
         except UsefirstError as error:
             await _send_error(send_with_headers, error)
+            return
+        except _RefusedPageForm as refused:
+            assert self.form_refusal_page is not None
+            fields = parse_qsl(
+                refused.body.decode("utf-8", errors="replace"), keep_blank_values=True
+            )
+            page = await self.form_refusal_page(scope, refused.error, fields)
+            await page(scope, receive, send_with_headers)
             return
         await self.app(scope, receive, send_with_headers)
 
@@ -305,7 +324,12 @@ class RequestGuard:
         body = await _read_body(receive, limit)
         if body:
             if is_form:
-                check_form_body(body)
+                try:
+                    check_form_body(body)
+                except ValidationFailed as error:
+                    if is_api or self.form_refusal_page is None:
+                        raise
+                    raise _RefusedPageForm(error, body) from None
             else:
                 check_json_body(body)
         return _replaying(body, receive)

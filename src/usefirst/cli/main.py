@@ -566,6 +566,14 @@ def simulate(
     days: Annotated[int, typer.Option(min=1, max=3650)] = 60,
     seed: Annotated[int, typer.Option()] = 1,
     merchants: Annotated[int, typer.Option(min=1, max=1000)] = 5,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="Also seed what every console page shows (held orders with merchant warnings, "
+            "a ring case, disputes with evidence, complaints, promises to pay, a charge-off) "
+            "and leave the clock at a working hour; for a new, empty database."
+        ),
+    ] = False,
 ) -> None:
     """Run a simulated marketplace history through the real services (sandbox clock); progress
     goes to standard error.
@@ -573,12 +581,24 @@ def simulate(
     Exit codes:
     0 done and the ledger balances;
     1 it does not balance."""
+    from usefirst.lab.sim import demo as demo_seed
     from usefirst.lab.sim.marketplace import simulate as run_simulation
 
     runtime = _runtime(sandbox=True)
+    if demo:
+        stderr().print("demo: an order left unpaid half a year ago, charged off as time passes…")
+        demo_seed.seed_before_history(runtime)
     summary = run_simulation(
         runtime, shoppers=shoppers, merchants=merchants, days=days, seed=seed, console=stderr()
     )
+    if demo:
+        seeded = demo_seed.seed_after_history(runtime)
+        seeded_table = Table(title="demo data")
+        seeded_table.add_column("what")
+        seeded_table.add_column("rows", justify="right")
+        for name, value in seeded.rows():
+            seeded_table.add_row(name, value)
+        stdout().print(seeded_table)
     table = Table(title=f"simulation (seed {seed})")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -610,13 +630,10 @@ def sandbox_clock(
     Exit codes:
     0 shown or moved;
     2 not a sandbox database."""
-    from datetime import datetime, timedelta
-    from datetime import time as time_of_day
     from zoneinfo import ZoneInfo
 
     from usefirst.kit.clock import TestClock
-
-    closing_hour = 18  # a working day's end, well before the contact policy's quiet hours
+    from usefirst.lab.sim.demo import move_to_working_hour
 
     runtime = _runtime()  # never turns sandbox mode on by itself: USEFIRST_SANDBOX=true
     if not isinstance(runtime.clock, TestClock):
@@ -625,12 +642,7 @@ def sandbox_clock(
         runtime.advance_test_clock(days=days, seconds=hours * 3600 + seconds)
     zone = ZoneInfo(runtime.settings.time_zone)
     if working_hour is not None:
-        with runtime.work(read_only=True) as work:
-            local = work.now.astimezone(zone)
-        if not working_hour <= local.hour < closing_hour:
-            opening_day = local.date() + timedelta(days=1 if local.hour >= closing_hour else 0)
-            opening = datetime.combine(opening_day, time_of_day(working_hour), tzinfo=zone)
-            runtime.advance_test_clock(seconds=int((opening - local).total_seconds()))
+        move_to_working_hour(runtime, opening_hour=working_hour)
     with runtime.work(read_only=True) as work:
         now = work.now
     stdout().print(f"sandbox clock: {now.astimezone(zone):%Y-%m-%d %H:%M:%S %Z} ({now:%H:%M} UTC)")

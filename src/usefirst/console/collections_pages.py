@@ -3,19 +3,31 @@ recording a call's outcome (refused, with the reason, when the contact policy fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usefirst.collections import service as collections_service
+from usefirst.collections.portfolio import BUCKET_ORDER
 from usefirst.console import i18n
+from usefirst.console.listing import (
+    PAGE_SIZE,
+    SEARCH_MAX_CHARS,
+    pager,
+    search_of,
+    sorted_page,
+    whole_days,
+    whole_yuan,
+)
+from usefirst.console.repository import CollectionsReadRepository
 from usefirst.console.web import Page, check_csrf, once, repeated, signed_in
 from usefirst.flows import collector_calls
 from usefirst.identity import service as identity_service
-from usefirst.kit.errors import UsefirstError
+from usefirst.kit.errors import UsefirstError, ValidationFailed
 from usefirst.orders import service as order_service
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -70,19 +82,87 @@ def _account_page(
     )
 
 
+QUEUE_SORTS: dict[str, Callable[[dict[str, Any]], tuple[Any, ...]]] = {
+    # Most owed for longest first (the API's order), or most owed, or longest overdue.
+    "priority": lambda entry: (-entry["priority"], entry["order_id"]),
+    "largest": lambda entry: (-entry["overdue_minor"], entry["order_id"]),
+    "oldest": lambda entry: (-entry["days_past_due"], entry["order_id"]),
+}
+
+
 @router.get("/collections", response_class=HTMLResponse)
-def queue(request: Request) -> Response:
+def queue(
+    request: Request,
+    bucket: Annotated[str, Query(max_length=8)] = "",
+    promise: Annotated[Literal["", "with", "without"], Query()] = "",
+    min_amount: Annotated[str, Query(max_length=9)] = "",
+    min_days: Annotated[str, Query(max_length=4)] = "",
+    q: Annotated[str, Query(max_length=SEARCH_MAX_CHARS)] = "",
+    sort: Annotated[Literal["priority", "largest", "oldest"], Query()] = "priority",
+    after: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    """The call queue, computed for today (what each account owes decides its place), then
+    filtered, searched, sorted and paged like every other console list."""
+    if bucket and bucket not in BUCKET_ORDER:
+        raise ValidationFailed(f"bucket must be one of {', '.join(BUCKET_ORDER)}.", field="bucket")
+    minimum = whole_yuan(min_amount, field="min_amount")
+    minimum_days = whole_days(min_days, field="min_days")
     with signed_in(request, page="collections") as page:
+        session = page.work.session
         entries = collections_service.collection_queue(
-            page.work.session, today=page.work.today, limit=QUEUE_LENGTH
+            session, today=page.work.today, limit=QUEUE_LENGTH
         )
+        search = search_of(session, q, cipher=page.runtime.cipher)
+        merchant_of = CollectionsReadRepository(session).merchants_of_orders(
+            [entry["order_id"] for entry in entries]
+        )
+        chosen = [
+            entry
+            for entry in entries
+            if (not bucket or entry["bucket"] == bucket)
+            and (not promise or ("promise" in entry) == (promise == "with"))
+            and (minimum is None or entry["overdue_minor"] >= minimum)
+            and (minimum_days is None or entry["days_past_due"] >= minimum_days)
+            and (
+                search is None
+                or search.matches(
+                    ids=(entry["order_id"],),
+                    shopper_id=entry["shopper_id"],
+                    merchant_id=merchant_of.get(entry["order_id"], ""),
+                )
+            )
+        ]
+        chosen.sort(key=QUEUE_SORTS[sort])
+        listing = sorted_page(
+            chosen, id_of=lambda entry: str(entry["order_id"]), after=after or None, limit=PAGE_SIZE
+        )
+        query = {
+            "bucket": bucket,
+            "promise": promise,
+            "min_amount": min_amount.strip(),
+            "min_days": min_days.strip(),
+            "q": q,
+            "sort": sort,
+        }
+        kept = {name: value for name, value in query.items() if value != "priority"}
         shoppers = {
             entry["shopper_id"]: identity_service.get_shopper(
-                page.work.session, shopper_id=entry["shopper_id"]
+                session, shopper_id=entry["shopper_id"]
             )
-            for entry in entries
+            for entry in listing.rows
         }
-        return page.render("collections_queue.html", entries=entries, shoppers=shoppers)
+        return page.render(
+            "collections_queue.html",
+            entries=listing.rows,
+            shoppers=shoppers,
+            merchants=CollectionsReadRepository(session).merchant_names(
+                {merchant_of.get(entry["order_id"], "") for entry in listing.rows}
+            ),
+            merchant_of=merchant_of,
+            query=query,
+            buckets=BUCKET_ORDER,
+            paging=pager("/console/collections", listing, chosen=kept, after=after),
+        )
 
 
 @router.get("/collections/{order_id}", response_class=HTMLResponse)

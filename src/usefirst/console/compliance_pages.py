@@ -8,25 +8,25 @@ API is: an export records itself in the audit chain, an erasure is refused while
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usefirst.console import i18n
-from usefirst.console.compliance_repository import ComplianceRepository
+from usefirst.console.compliance_repository import ComplaintFilter, audit_page, complaints_page
+from usefirst.console.listing import PAGE_SIZE, SEARCH_MAX_CHARS, pager, search_of
 from usefirst.console.web import Page, check_csrf, once, repeated, signed_in
 from usefirst.flows import privacy_requests
 from usefirst.identity import service as identity_service
-from usefirst.kit.errors import UsefirstError
+from usefirst.kit.errors import UsefirstError, ValidationFailed
 from usefirst.privacy import audit
 from usefirst.privacy import complaints as complaint_service
 
 router = APIRouter(prefix="/console/compliance", include_in_schema=False)
 
 AUDIT_PAGE_SIZE = 50
-COMPLAINT_LIST_LIMIT = 200
 
 
 def _shopper_filter(text: str | None) -> str | None:
@@ -38,49 +38,93 @@ def _shopper_filter(text: str | None) -> str | None:
 def audit_log(
     request: Request,
     shopper_id: Annotated[str | None, Query(max_length=40)] = None,
+    q: Annotated[str, Query(max_length=SEARCH_MAX_CHARS)] = "",
+    action: Annotated[str, Query(max_length=64)] = "",
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+    """The chain, newest first; narrowed to one shopper by id or by phone (blind index)."""
     with signed_in(request, page="compliance") as page:
-        report = audit.verify_chain(page.work.session)
+        session = page.work.session
+        report = audit.verify_chain(session)
         subject = _shopper_filter(shopper_id)
-        rows = ComplianceRepository(page.work.session).audit_entries(
-            shopper_id=subject, before_seq=before, limit=AUDIT_PAGE_SIZE + 1
+        search = search_of(session, q, cipher=page.runtime.cipher)
+        shopper_ids: tuple[str, ...] | None = None
+        if subject is not None:
+            shopper_ids = (subject,)
+        elif search is not None:
+            shopper_ids = (search.text, *search.shopper_ids)
+        listing = audit_page(
+            session,
+            shopper_ids=shopper_ids,
+            action=action.strip() or None,
+            before_seq=before,
+            limit=AUDIT_PAGE_SIZE,
         )
-        has_more = len(rows) > AUDIT_PAGE_SIZE
-        entries = [audit.entry_view(row) for row in rows[:AUDIT_PAGE_SIZE]]
+        chosen = {"shopper_id": subject or "", "q": q, "action": action.strip()}
+        paging = pager(
+            "/console/compliance/audit",
+            listing,
+            chosen=chosen,
+            after=before,
+            cursor_name="before",
+        )
         return page.render(
             "compliance_audit.html",
             report=report,
-            entries=entries,
+            entries=[audit.entry_view(row) for row in listing.rows],
             shopper_id=subject or "",
-            next_before=entries[-1]["seq"] if has_more and entries else None,
+            query=chosen,
+            paging=paging,
         )
 
 
 @router.get("/complaints", response_class=HTMLResponse)
-def complaints(request: Request) -> Response:
+def complaints(
+    request: Request,
+    status: Annotated[Literal["", "open", "answered", "closed"], Query()] = "",
+    category: Annotated[str, Query(max_length=24)] = "",
+    overdue: Annotated[Literal["", "on"], Query()] = "",
+    q: Annotated[str, Query(max_length=SEARCH_MAX_CHARS)] = "",
+    sort: Annotated[Literal["deadline", "newest"], Query()] = "deadline",
+    after: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    if category and category not in complaint_service.CATEGORIES:
+        raise ValidationFailed(
+            f"category must be one of {', '.join(complaint_service.CATEGORIES)}.",
+            field="category",
+        )
     with signed_in(request, page="compliance") as page:
         session, now = page.work.session, page.work.now
-        rows = complaint_service.list_complaints(
+        listing = complaints_page(
             session,
-            overdue_only=False,
-            status=None,
-            starting_after=None,
-            limit=COMPLAINT_LIST_LIMIT,
+            filters=ComplaintFilter(
+                status=status or None,
+                category=category or None,
+                overdue_only=bool(overdue),
+                search=search_of(session, q, cipher=page.runtime.cipher),
+            ),
+            sort=sort,
+            after=after or None,
+            limit=PAGE_SIZE,
             now=now,
         )
-        overdue = {row.id for row in rows if complaint_service.is_overdue(row, now=now)}
-        # Overdue first (the longest overdue on top), then open ones by deadline, closed last.
-        ordered = sorted(
-            rows,
-            key=lambda row: (
-                row.id not in overdue,
-                row.status == "closed",
-                row.respond_by,
-                row.id,
-            ),
+        query = {
+            "status": status,
+            "category": category,
+            "overdue": overdue,
+            "q": q,
+            "sort": sort,
+        }
+        kept = {name: value for name, value in query.items() if value != "deadline"}
+        overdue_ids = {row.id for row in listing.rows if complaint_service.is_overdue(row, now=now)}
+        return page.render(
+            "compliance_complaints.html",
+            complaints=listing.rows,
+            overdue=overdue_ids,
+            query=query,
+            categories=complaint_service.CATEGORIES,
+            paging=pager("/console/compliance/complaints", listing, chosen=kept, after=after),
         )
-        return page.render("compliance_complaints.html", complaints=ordered, overdue=overdue)
 
 
 def _complaint_page(
@@ -167,8 +211,10 @@ def _shopper_page(
     *,
     shopper_id: str,
     error: str | None = None,
+    error_field: str | None = None,
     erasure: dict[str, object] | None = None,
     status_code: int = 200,
+    typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
     shopper = identity_service.get_shopper(page.work.session, shopper_id=shopper_id)
     return page.render(
@@ -176,8 +222,20 @@ def _shopper_page(
         status_code=status_code,
         shopper=shopper,
         error=error,
+        error_field=error_field,
         erasure=erasure,
+        typed=typed or {},
+        retention_reason=lambda item: _retention_reason(item, page.language),
     )
+
+
+def _retention_reason(item: dict[str, object], language: str) -> str:
+    """Why erasure kept a record, in the operator's language (the catalog's sentence for the
+    record, the privacy domain's own words in English)."""
+    msgid = f"retention.{item.get('record')}"
+    if language != "en" and i18n.has_entry(msgid, language):
+        return i18n.translate(msgid, language)
+    return i18n.free_text(str(item.get("reason", "")), language)
 
 
 @router.get("/shoppers/{shopper_id}", response_class=HTMLResponse)
@@ -215,26 +273,40 @@ def erase(
     shopper_id: str,
     confirm: Annotated[str, Form(max_length=100)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     with signed_in(request, page="compliance_shopper") as page:
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
         assert page.identity.operator_id is not None
+        actor = page.identity.operator_id
         if confirm.strip() != shopper_id:
             return _shopper_page(
                 page,
                 shopper_id=shopper_id,
                 error=i18n.translate("cmp_erase_confirm_mismatch", page.language),
+                error_field="confirm",
                 status_code=409,
+                typed={"confirm": confirm},
             )
-        # A refusal must leave nothing behind, not even the partial work before it was refused.
+        # A refusal must leave nothing behind, not even the partial work before it was refused;
+        # the form's one-time token makes a second post (a double click) change nothing.
         savepoint = page.work.session.begin_nested()
-        try:
+        done: dict[str, dict[str, object]] = {}
+
+        def erasure() -> str:
             result = privacy_requests.erase_shopper(
                 page.work.session,
                 shopper_id=shopper_id,
                 cipher=page.runtime.cipher,
-                actor=page.identity.operator_id,
+                actor=actor,
                 now=page.work.now,
+            )
+            done["result"] = result.as_dict()
+            return f"/console/compliance/shoppers/{shopper_id}?erased=1"
+
+        try:
+            location, replayed = once(
+                page, form_token=form_token, fields={"confirm": confirm}, work=erasure
             )
         except UsefirstError as refused:
             savepoint.rollback()
@@ -242,7 +314,11 @@ def erase(
                 page,
                 shopper_id=shopper_id,
                 error=i18n.refusal(refused.code, refused.message, page.language),
+                error_field="confirm",
                 status_code=409,
+                typed={"confirm": confirm},
             )
         savepoint.commit()
-        return _shopper_page(page, shopper_id=shopper_id, erasure=result.as_dict())
+        if replayed:
+            return RedirectResponse(repeated(location), status_code=303)
+        return _shopper_page(page, shopper_id=shopper_id, erasure=done["result"])

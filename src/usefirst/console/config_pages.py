@@ -22,7 +22,7 @@ from usefirst.collections import ladder_replay
 from usefirst.collections import service as collections_service
 from usefirst.collections.ladder import LADDER_CONFIG_KIND, parse_ladder
 from usefirst.console import i18n
-from usefirst.console.web import Page, check_csrf, signed_in
+from usefirst.console.web import Page, check_csrf, once, repeated, signed_in
 from usefirst.flows import config_publishing
 from usefirst.identity import service as identity_service
 from usefirst.kit import config_versions
@@ -208,15 +208,18 @@ def save(
     content: Annotated[str, Form(max_length=config_versions.MAX_CONTENT_CHARS)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
     note: Annotated[str, Form(max_length=config_versions.MAX_NOTE_CHARS)] = "",
+    form_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     editor = _editor(slug)
     with signed_in(request, page=editor.page) as page:
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
         created_by = page.identity.operator_id
         assert created_by is not None  # only operators reach these pages
-        # Checked and saved in a savepoint: a refusal leaves nothing behind.
+        # Checked and saved in a savepoint: a refusal leaves nothing behind. The form's one-time
+        # token makes a second post of the same preview (a double click, a reload) a no-op.
         savepoint = page.work.session.begin_nested()
-        try:
+
+        def publish() -> str:
             version = config_publishing.publish(
                 page.work.session,
                 kind=editor.kind,
@@ -226,6 +229,15 @@ def save(
                 created_by=created_by,
                 settings=page.runtime.settings,
                 now=page.work.now,
+            )
+            return f"/console/config/{slug}?saved={version.number}"
+
+        try:
+            location, replayed = once(
+                page,
+                form_token=form_token,
+                fields={"content": content, "based_on": str(based_on), "note": note},
+                work=publish,
             )
         except config_publishing.ConfigInvalid as invalid:
             savepoint.rollback()
@@ -242,5 +254,4 @@ def save(
                 status_code=409,
             )
         savepoint.commit()
-        number = version.number
-    return RedirectResponse(f"/console/config/{slug}?saved={number}", status_code=303)
+    return RedirectResponse(repeated(location) if replayed else location, status_code=303)

@@ -21,6 +21,7 @@ time zone in one format (``2026-12-07 14:05``), both formatted by Babel for the 
 from __future__ import annotations
 
 import io
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -124,6 +125,87 @@ def refusal(code: str, message: str, language: str) -> str:
     if has_entry(msgid, language):
         return translate(msgid, language)
     return translate("error.refused", language)
+
+
+# Free text the engine writes for people (case reasons, risk actions, audit purposes) is English
+# with values in it. The catalogs hold each sentence as a template under ``text:``, its values
+# as {placeholders}; a value named {reason} is itself free text and is translated in turn.
+FREE_TEXT_PREFIX = "text:"
+FREE_TEXT_SEPARATOR = "; "
+_PLACEHOLDER = re.compile(r"\\\{(\w+)\\\}")
+
+
+@cache
+def _free_text_patterns(language: str) -> list[tuple[re.Pattern[str], str]]:
+    """(the English template as a pattern, the language's template), longest template first so
+    that the most specific sentence wins."""
+    catalog = translations(language)._catalog
+    templates = sorted(
+        (key for key in catalog if isinstance(key, str) and key.startswith(FREE_TEXT_PREFIX)),
+        key=len,
+        reverse=True,
+    )
+    return [
+        (
+            re.compile(_PLACEHOLDER.sub(r"(?P<\1>.+?)", re.escape(key[len(FREE_TEXT_PREFIX) :]))),
+            str(catalog[key]),
+        )
+        for key in templates
+    ]
+
+
+def free_text(text: str | None, language: str) -> str:
+    """The engine's English free text in the operator's language: the whole sentence if the
+    catalog knows it, else each ``; ``-separated part; a part it does not know stays as written."""
+    if not text:
+        return ""
+    language = _known(language)
+    if language == "en":
+        return text
+    whole = _free_sentence(text, language)
+    if whole is not None:
+        return whole
+    parts = text.split(FREE_TEXT_SEPARATOR)
+    shown = [_free_sentence(part, language) or part for part in parts]
+    joined = shown[0]
+    for part in shown[1:]:
+        # A Chinese sentence ends with its own full stop; otherwise the Chinese semicolon.
+        joined += part if joined.endswith("。") else f"；{part}"
+    return joined
+
+
+def _free_sentence(sentence: str, language: str) -> str | None:
+    for pattern, template in _free_text_patterns(language):
+        match = pattern.fullmatch(sentence)
+        if match is None:
+            continue
+        values = {
+            name: _free_value(name, value, language) for name, value in match.groupdict().items()
+        }
+        return template.format(**values)
+    return None
+
+
+def _free_value(name: str, value: str, language: str) -> str:
+    """A value in a free-text sentence: {reason} is free text itself, {codes} a list of the
+    decision's reason codes and rule ids (each in words where the catalog has it: the shipped
+    rules' own Chinese reasons are in it as ``rule_reason.<id>``)."""
+    if name == "reason":
+        return free_text(value, language)
+    if name == "codes":
+        words = []
+        for code in (part.strip() for part in value.split(",")):
+            known = next(
+                (
+                    msgid
+                    for msgid in (f"decision_reason.{code}", f"rule_reason.{code}")
+                    if has_entry(msgid, language)
+                ),
+                None,
+            )
+            words.append(translate(known, language).rstrip("。") if known else code)
+        return "；".join(words)
+    return value
 
 
 def money(minor: int | None) -> str:

@@ -8,15 +8,18 @@ the same size limit, type detection, SHA-256 and content-addressed storage."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from usefirst.api.routers.disputes import MULTIPART_OVERHEAD_BYTES, evidence_store
 from usefirst.console import i18n
-from usefirst.console.merchant_repository import MerchantPortalRepository
-from usefirst.console.web import Page, check_csrf, signed_in, templates
+from usefirst.console.listing import PAGE_SIZE, SEARCH_MAX_CHARS, pager, search_of, whole_yuan
+from usefirst.console.merchant_repository import MerchantPortalRepository, PortalFilter
+from usefirst.console.web import Page, check_csrf, once, repeated, signed_in, templates
 from usefirst.disputes import service as dispute_service
 from usefirst.disputes.errors import EvidenceTooLarge
 from usefirst.disputes.storage import CheckedFile, check_upload
@@ -78,14 +81,41 @@ def overview(request: Request) -> Response:
 
 
 @router.get("/orders", response_class=HTMLResponse)
-def orders(request: Request, status: str | None = None) -> Response:
+def orders(
+    request: Request,
+    status: Annotated[str, Query(max_length=16)] = "",
+    min_amount: Annotated[str, Query(max_length=9)] = "",
+    q: Annotated[str, Query(max_length=SEARCH_MAX_CHARS)] = "",
+    sort: Annotated[Literal["newest", "largest"], Query()] = "newest",
+    after: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    if status and status not in order_service.ALL_STATUSES:
+        raise ValidationFailed("status is not an order status.", field="status")
+    minimum = whole_yuan(min_amount, field="min_amount")
     with signed_in(request, page=PAGE) as page:
-        repository = MerchantPortalRepository(page.work.session, merchant_id=_merchant_id(page))
-        rows = repository.orders(status=status or None, limit=LIST_LENGTH)
+        session = page.work.session
+        repository = MerchantPortalRepository(session, merchant_id=_merchant_id(page))
+        listing = repository.orders_page(
+            filters=PortalFilter(
+                status=status or None,
+                min_amount_minor=minimum,
+                search=search_of(session, q, cipher=page.runtime.cipher),
+            ),
+            sort=sort,
+            after=after or None,
+            limit=PAGE_SIZE,
+        )
+        query = {"status": status, "min_amount": min_amount.strip(), "q": q, "sort": sort}
+        kept = {name: value for name, value in query.items() if value != "newest"}
         return page.render(
             "merchant_orders.html",
-            orders=rows,
-            warnings=repository.warnings([row.id for row in rows if row.status == "review"]),
+            orders=listing.rows,
+            warnings=repository.warnings(
+                [row.id for row in listing.rows if row.status == "review"]
+            ),
+            query=query,
+            statuses=order_service.ALL_STATUSES,
+            paging=pager("/console/merchant/orders", listing, chosen=kept, after=after),
         )
 
 
@@ -109,18 +139,15 @@ def order(request: Request, order_id: str) -> Response:
 
 
 @router.get("/settlements", response_class=HTMLResponse)
-def settlements(request: Request) -> Response:
+def settlements(request: Request, after: Annotated[str, Query(max_length=40)] = "") -> Response:
     with signed_in(request, page=PAGE) as page:
-        rows = settlement.list_settlements(
-            page.work.session,
-            merchant_id=_merchant_id(page),
-            limit=LIST_LENGTH,
-            starting_after=None,
-        )
+        repository = MerchantPortalRepository(page.work.session, merchant_id=_merchant_id(page))
+        listing = repository.settlements_page(after=after or None, limit=PAGE_SIZE)
         return page.render(
             "merchant_settlements.html",
             balance=_balance(page),
-            settlements=[settlement.settlement_view(row) for row in rows],
+            settlements=[settlement.settlement_view(row) for row in listing.rows],
+            paging=pager("/console/merchant/settlements", listing, chosen={}, after=after),
         )
 
 
@@ -141,16 +168,38 @@ def payout(request: Request, settlement_id: str) -> Response:
 
 
 @router.get("/disputes", response_class=HTMLResponse)
-def disputes(request: Request) -> Response:
+def disputes(
+    request: Request,
+    status: Annotated[
+        Literal["", "open", "awaiting_evidence", "under_review", "resolved"], Query()
+    ] = "",
+    min_amount: Annotated[str, Query(max_length=9)] = "",
+    q: Annotated[str, Query(max_length=SEARCH_MAX_CHARS)] = "",
+    sort: Annotated[Literal["deadline", "newest"], Query()] = "deadline",
+    after: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    minimum = whole_yuan(min_amount, field="min_amount")
     with signed_in(request, page=PAGE) as page:
-        rows = dispute_service.list_disputes(
-            page.work.session,
-            merchant_id=_merchant_id(page),
-            status=None,
-            starting_after=None,
-            limit=LIST_LENGTH,
+        session = page.work.session
+        repository = MerchantPortalRepository(session, merchant_id=_merchant_id(page))
+        listing = repository.disputes_page(
+            filters=PortalFilter(
+                status=status or None,
+                min_amount_minor=minimum,
+                search=search_of(session, q, cipher=page.runtime.cipher),
+            ),
+            sort=sort,
+            after=after or None,
+            limit=PAGE_SIZE,
         )
-        return page.render("merchant_disputes.html", disputes=rows)
+        query = {"status": status, "min_amount": min_amount.strip(), "q": q, "sort": sort}
+        kept = {name: value for name, value in query.items() if value != "deadline"}
+        return page.render(
+            "merchant_disputes.html",
+            disputes=listing.rows,
+            query=query,
+            paging=pager("/console/merchant/disputes", listing, chosen=kept, after=after),
+        )
 
 
 def _dispute_page(
@@ -194,6 +243,7 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
     does. A refused file leaves nothing behind: no row, no bytes on disk."""
     max_bytes = request.app.state.runtime.settings.dispute_evidence_max_bytes
     csrf_token = ""
+    form_token = ""
     checked: CheckedFile | None = None
     refused: UsefirstError | None = None
     declared_length = request.headers.get("content-length", "")
@@ -201,10 +251,12 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
         # Refused before the body is read, let alone spooled to disk.
         refused = EvidenceTooLarge(f"Evidence files may be at most {max_bytes} bytes.")
     else:
-        form = await request.form(max_files=1, max_fields=1)
+        form = await request.form(max_files=1, max_fields=2)
         try:
             token = form.get("csrf_token")
             csrf_token = token if isinstance(token, str) else ""
+            once_token = form.get("form_token")
+            form_token = once_token if isinstance(once_token, str) else ""
             upload = form.get("file")
             if not isinstance(upload, UploadFile) or not upload.filename:
                 refused = ValidationFailed("Choose a file.", field="file")
@@ -229,12 +281,14 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
             error: UsefirstError | None = refused
             if error is None:
                 assert checked is not None
+                upload = checked
                 savepoint = page.work.session.begin_nested()
-                try:
+
+                def add() -> str:
                     dispute_resolution.add_evidence(
                         page.work.session,
                         dispute_id=dispute_id,
-                        checked=checked,
+                        checked=upload,
                         caller=dispute_service.Caller(
                             side="merchant",
                             actor_id=page.identity.account_id,
@@ -243,6 +297,17 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
                         store=evidence_store(page.runtime),
                         settings=page.runtime.settings,
                         now=page.work.now,
+                    )
+                    return f"/console/merchant/disputes/{dispute_id}?uploaded=1"
+
+                try:
+                    # The same file sent twice with one form (a double click, a reload) is
+                    # stored once; the second post is told so.
+                    location, replayed = once(
+                        page,
+                        form_token=form_token,
+                        fields={"sha256": upload.sha256, "filename": upload.filename or ""},
+                        work=add,
                     )
                 except NotFound:
                     savepoint.rollback()
@@ -262,9 +327,7 @@ async def upload_evidence(request: Request, dispute_id: str) -> Response:
                 return _dispute_page(
                     page, dispute_id=dispute_id, error=text, status_code=error.status_code
                 )
-        return RedirectResponse(
-            f"/console/merchant/disputes/{dispute_id}?uploaded=1", status_code=303
-        )
+        return RedirectResponse(repeated(location) if replayed else location, status_code=303)
 
     return await run_in_threadpool(store)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from usefirst.collections.models import LegalCase
-from usefirst.identity.models import Operator
+from usefirst.console.listing import ListPage, Search, SortKey, keyset_page
+from usefirst.identity.models import ApiKey, Operator
+from usefirst.merchants.models import Merchant
 from usefirst.orders.models import Order
 from usefirst.privacy.models import Complaint
 from usefirst.repayment.models import Instalment
@@ -78,3 +80,67 @@ class PeopleRepository:
     def operator_emails(self) -> dict[str, str]:
         rows = self.session.execute(select(Operator.id, Operator.email)).all()
         return {operator_id: email for operator_id, email in rows}
+
+    def operators_in_roles(self, roles: tuple[str, ...]) -> list[tuple[str, str]]:
+        """(id, email) of the operators holding one of ``roles``, by email."""
+        rows = self.session.execute(
+            select(Operator.id, Operator.email)
+            .where(Operator.role.in_(roles))
+            .order_by(Operator.email)
+        ).all()
+        return [(operator_id, email) for operator_id, email in rows]
+
+
+class CollectionsReadRepository:
+    """What the call queue shows beside each account: the order's merchant, by name."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def merchants_of_orders(self, order_ids: list[str]) -> dict[str, str]:
+        if not order_ids:
+            return {}
+        rows = self.session.execute(
+            select(Order.id, Order.merchant_id).where(Order.id.in_(order_ids))
+        ).all()
+        return {order_id: merchant_id for order_id, merchant_id in rows}
+
+    def merchant_names(self, merchant_ids: set[str]) -> dict[str, str]:
+        rows = self.session.execute(
+            select(Merchant.id, Merchant.name).where(Merchant.id.in_(sorted(merchant_ids)))
+        ).all()
+        return {merchant_id: name for merchant_id, name in rows}
+
+
+CREDENTIAL_SORT = (SortKey(ApiKey.created_at), SortKey(ApiKey.id))
+
+
+def credentials_page(
+    session: Session,
+    *,
+    kind: str | None,
+    revoked: bool | None,
+    search: Search | None,
+    after: str | None,
+    limit: int,
+) -> ListPage[ApiKey]:
+    """API keys and operator tokens, oldest first: by kind, revoked or not, and by key id,
+    merchant (id or name) or operator (id or email)."""
+    conditions: list[ColumnElement[bool]] = []
+    if kind:
+        conditions.append(ApiKey.kind == kind)
+    if revoked is not None:
+        conditions.append(
+            ApiKey.revoked_at.is_not(None) if revoked else ApiKey.revoked_at.is_(None)
+        )
+    if search is not None:
+        operators = select(Operator.id).where(Operator.email == search.text.lower())
+        conditions.append(
+            or_(
+                search.condition(ids=[ApiKey.id, ApiKey.operator_id], merchant=ApiKey.merchant_id),
+                ApiKey.operator_id.in_(operators.scalar_subquery()),
+            )
+        )
+    return keyset_page(
+        session, ApiKey, conditions=conditions, sort=CREDENTIAL_SORT, after=after, limit=limit
+    )

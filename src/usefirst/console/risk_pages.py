@@ -8,21 +8,37 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from usefirst.console import i18n
+from usefirst.console.listing import (
+    SEARCH_MAX_CHARS,
+    ListPage,
+    pager,
+    search_of,
+    whole_days,
+    whole_yuan,
+)
+from usefirst.console.repository import PeopleRepository
 from usefirst.console.risk_graph import build_ring_graph
-from usefirst.console.risk_repository import CaseFilter, RiskReviewRepository, open_cases_page
-from usefirst.console.web import Page, check_csrf, signed_in
+from usefirst.console.risk_repository import (
+    UNASSIGNED,
+    CaseFilter,
+    HeldFilter,
+    RiskReviewRepository,
+    held_orders_page,
+    open_cases_page,
+)
+from usefirst.console.web import PAGE_ROLES, Page, check_csrf, signed_in
 from usefirst.flows import case_resolution
 from usefirst.identity import service as identity_service
-from usefirst.kit.errors import NotFound, UsefirstError, ValidationFailed
+from usefirst.kit.errors import NotFound, UsefirstError
 from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
+from usefirst.orders.models import Order
 from usefirst.risk import cases as case_service
 from usefirst.risk import decision as risk_decision
 from usefirst.risk import service as risk_service
@@ -31,6 +47,7 @@ from usefirst.risk.repository import RiskRepository
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 QUEUE_LENGTH = 200
+HELD_PREVIEW_LENGTH = 10
 CASE_PAGE_SIZE = 25
 HISTORY_LENGTH = 20
 
@@ -47,73 +64,155 @@ def _merchant_names(page: Page, merchant_ids: set[str]) -> dict[str, str]:
     return names
 
 
+SORT_CHOICES = Literal["oldest", "largest"]
+
+
+def _held_listing(
+    page: Page,
+    *,
+    status: str = "",
+    min_amount: str = "",
+    min_days: str = "",
+    q: str = "",
+    sort: str = "oldest",
+    after: str = "",
+    limit: int,
+) -> tuple[ListPage[Order], dict[str, str]]:
+    session = page.work.session
+    filters = HeldFilter(
+        status=status or None,
+        min_amount_minor=whole_yuan(min_amount, field="min_amount"),
+        min_age_days=whole_days(min_days, field="min_days"),
+        search=search_of(session, q, cipher=page.runtime.cipher),
+    )
+    listing = held_orders_page(
+        session, filters=filters, sort=sort, after=after or None, limit=limit, now=page.work.now
+    )
+    query = {"status": status, "min_amount": min_amount.strip(), "min_days": min_days.strip()}
+    return listing, {**query, "q": q, "sort": sort}
+
+
+def _case_of_order(page: Page, orders: list[Order]) -> dict[str, str]:
+    """The unresolved case of each listed order (the oldest, if several), whichever page of
+    the case list it is on."""
+    ids = {order.id for order in orders}
+    unresolved = [
+        case
+        for state in ("open", "assigned")
+        for case in case_service.list_cases(
+            page.work.session, status=state, case_type=None, starting_after=None, limit=QUEUE_LENGTH
+        )
+    ]
+    unresolved.sort(key=lambda case: (case.opened_at, -case.amount_at_risk_minor, case.id))
+    return {
+        order_id: case.id
+        for case in reversed(unresolved)
+        for order_id in case.evidence.get("order_ids", [])
+        if order_id in ids
+    }
+
+
 @router.get("/risk", response_class=HTMLResponse)
 def queue(
     request: Request,
     status: Annotated[Literal["", "open", "assigned"], Query()] = "",
     case_type: Annotated[Literal["", "order", "shopper", "merchant", "ring"], Query()] = "",
     mine: Annotated[Literal["", "on"], Query()] = "",
+    assignee: Annotated[str, Query(max_length=40)] = "",
     min_amount: Annotated[str, Query(max_length=9)] = "",
-    q: Annotated[str, Query(max_length=60)] = "",
-    sort: Annotated[Literal["oldest", "largest"], Query()] = "oldest",
+    min_days: Annotated[str, Query(max_length=4)] = "",
+    q: Annotated[str, Query(max_length=SEARCH_MAX_CHARS)] = "",
+    sort: Annotated[SORT_CHOICES, Query()] = "oldest",
     after: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
-    if min_amount.strip() and not min_amount.strip().isdigit():
-        # An empty box means no minimum; anything else must be whole yuan.
-        raise ValidationFailed("min_amount must be a whole number of yuan.", field="min_amount")
-    minimum = int(min_amount) if min_amount.strip() else None
+    """The held orders waiting longest, then the open cases, filtered by status, type, assignee
+    (anyone, nobody, me or a named analyst), amount and age, searched and sorted."""
+    minimum = whole_yuan(min_amount, field="min_amount")
+    minimum_days = whole_days(min_days, field="min_days")
     with signed_in(request, page="risk") as page:
         session = page.work.session
-        held = RiskReviewRepository(session).held_orders(limit=QUEUE_LENGTH)
+        held, _ = _held_listing(page, limit=HELD_PREVIEW_LENGTH)
         filters = CaseFilter(
             status=status or None,
             case_type=case_type or None,
-            assignee=page.identity.operator_id if mine else None,
-            min_amount_minor=minimum * 100 if minimum is not None else None,
-            search=q.strip() or None,
+            assignee=page.identity.operator_id if mine else (assignee or None),
+            min_amount_minor=minimum,
+            min_age_days=minimum_days,
+            search=search_of(session, q, cipher=page.runtime.cipher),
         )
         listing = open_cases_page(
-            session, filters=filters, sort=sort, after=after or None, limit=CASE_PAGE_SIZE
+            session,
+            filters=filters,
+            sort=sort,
+            after=after or None,
+            limit=CASE_PAGE_SIZE,
+            now=page.work.now,
         )
-        cases = listing.cases
         query = {
             "status": status,
             "case_type": case_type,
             "mine": mine,
-            "min_amount": "" if minimum is None else str(minimum),
+            "assignee": assignee,
+            "min_amount": min_amount.strip(),
+            "min_days": min_days.strip(),
             "q": q,
             "sort": sort,
         }
-        chosen = {key: value for key, value in query.items() if value and value != "oldest"}
-        next_page = (
-            "/console/risk?" + urlencode({**chosen, "after": listing.next_cursor})
-            if listing.next_cursor
-            else None
-        )
-        # The held orders link to their case whichever page of the case list it is on.
-        unresolved = [
-            case
-            for state in ("open", "assigned")
-            for case in case_service.list_cases(
-                session, status=state, case_type=None, starting_after=None, limit=QUEUE_LENGTH
-            )
-        ]
-        unresolved.sort(key=lambda case: (case.opened_at, -case.amount_at_risk_minor, case.id))
-        case_of_order = {
-            order_id: case.id
-            for case in reversed(unresolved)
-            for order_id in case.evidence.get("order_ids", [])
-        }
+        paging = pager("/console/risk", listing, chosen=_without_default_sort(query), after=after)
         return page.render(
             "risk_queue.html",
-            held=held,
-            cases=cases,
+            held=held.rows,
+            held_total=held.total,
+            cases=listing.rows,
             case_total=listing.total,
             query=query,
-            next_page=next_page,
-            first_page="/console/risk?" + urlencode(chosen) if after else None,
-            case_of_order=case_of_order,
-            merchants=_merchant_names(page, {order.merchant_id for order in held}),
+            next_page=paging.next_page,
+            first_page=paging.first_page,
+            case_of_order=_case_of_order(page, held.rows),
+            merchants=_merchant_names(page, {order.merchant_id for order in held.rows}),
+            analysts=PeopleRepository(session).operators_in_roles(PAGE_ROLES["risk"]),
+            unassigned=UNASSIGNED,
+        )
+
+
+def _without_default_sort(query: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in query.items() if value and value != "oldest"}
+
+
+@router.get("/risk/held", response_class=HTMLResponse)
+def held_orders(
+    request: Request,
+    status: Annotated[Literal["", "review", "step_up"], Query()] = "",
+    min_amount: Annotated[str, Query(max_length=9)] = "",
+    min_days: Annotated[str, Query(max_length=4)] = "",
+    q: Annotated[str, Query(max_length=SEARCH_MAX_CHARS)] = "",
+    sort: Annotated[SORT_CHOICES, Query()] = "oldest",
+    after: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    """Every order waiting on risk, paged, filtered, searched and sorted like the case list."""
+    whole_yuan(min_amount, field="min_amount")
+    whole_days(min_days, field="min_days")
+    with signed_in(request, page="risk") as page:
+        listing, query = _held_listing(
+            page,
+            status=status,
+            min_amount=min_amount,
+            min_days=min_days,
+            q=q,
+            sort=sort,
+            after=after,
+            limit=CASE_PAGE_SIZE,
+        )
+        paging = pager(
+            "/console/risk/held", listing, chosen=_without_default_sort(query), after=after
+        )
+        return page.render(
+            "risk_held.html",
+            held=listing.rows,
+            query=query,
+            paging=paging,
+            case_of_order=_case_of_order(page, listing.rows),
+            merchants=_merchant_names(page, {order.merchant_id for order in listing.rows}),
         )
 
 

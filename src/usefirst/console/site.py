@@ -4,12 +4,14 @@ security headers and error pages."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usefirst.console import (
@@ -64,6 +66,25 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(web.CsrfRejected)
     async def on_csrf(request: Request, exc: web.CsrfRejected) -> Response:
         return _refused(request, language=exc.language, message_key="csrf_failed")
+
+
+async def form_refusal_page(
+    scope: MutableMapping[str, Any], error: UsefirstError, fields: list[tuple[str, str]]
+) -> Response:
+    """What the request guard answers for a refused form: under /console a console page that
+    keeps the form (``web.refused_form_page``), elsewhere the API's JSON error."""
+    request = Request(scope)
+    if not _is_console_page(request):
+        return JSONResponse(
+            status_code=error.status_code, content=error.to_body(), headers=error.headers()
+        )
+    page: Response = await run_in_threadpool(
+        web.refused_form_page, request, field=error.field, fields=fields
+    )
+    # Answered before the app (and its console_headers middleware) is reached.
+    for name, value in web.SECURITY_HEADERS.items():
+        page.headers.setdefault(name, value)
+    return page
 
 
 def _refused(request: Request, *, language: str, message_key: str) -> Response:

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from usefirst.api.text_rules import breaks_text_rule
 from usefirst.collections import service as collections_service
 from usefirst.console import auth, charts, i18n
 from usefirst.console.repository import DashboardRepository, PeopleRepository
@@ -198,6 +199,7 @@ def words_of(language: str) -> dict[str, Any]:
         "money": i18n.money,
         "when": when,
         "step_label": step_label,
+        "free_text": lambda text: i18n.free_text(text, language),
         "reason_label": reason_label,
         "day": lambda value: i18n.local_date(value, language),
         "gettext": catalog.gettext,
@@ -289,6 +291,12 @@ def signed_in(request: Request, *, page: str) -> Iterator[Page]:
 def error_page(request: Request, *, status_code: int, message: str) -> HTMLResponse:
     """A refusal or a missing page as a console page: the menu of whoever is signed in (links
     only to pages their role opens) and a way back to their own start page."""
+    return _page_for_whoever(request, "message.html", status_code=status_code, message=message)
+
+
+def _page_for_whoever(
+    request: Request, template: str, *, status_code: int, **values: Any
+) -> HTMLResponse:
     runtime = runtime_of(request)
     language = language_of(request)
     identity: auth.Identity | None = None
@@ -301,13 +309,56 @@ def error_page(request: Request, *, status_code: int, message: str) -> HTMLRespo
             csrf_token = row.csrf_token
     return render(
         request,
-        "message.html",
+        template,
         status_code=status_code,
         language=language,
         identity=identity,
         csrf_token=csrf_token,
-        message=message,
         person=lambda operator_id: operator_id or "",
+        **values,
+    )
+
+
+# Fields a refused form carries back unseen, and fields never shown again.
+HIDDEN_FORM_FIELDS = ("csrf_token", "form_token", "based_on")
+SECRET_FORM_FIELDS = ("password", "code")
+LONG_FIELD_CHARS = 80
+LONG_FORM_FIELDS = ("note", "message", "content", "description")
+
+
+def refused_form_page(
+    request: Request, *, field: str | None, fields: list[tuple[str, str]]
+) -> HTMLResponse:
+    """A console form the request guard refused (a control character, a bidirectional
+    override…): a 422 console page with the form as it was typed, the refused field marked and
+    the reason next to it in the operator's language, ready to be sent again. The characters the
+    rules forbid are taken out of what is shown (they cannot be sent back), and the page says so."""
+    language = language_of(request)
+    shown = []
+    for name, value in fields:
+        kept = "".join(character for character in value if not breaks_text_rule(character))
+        shown.append(
+            {
+                "name": name,
+                "value": "" if name in SECRET_FORM_FIELDS else kept,
+                "hidden": name in HIDDEN_FORM_FIELDS,
+                "secret": name in SECRET_FORM_FIELDS,
+                "long": "\n" in kept or len(kept) > LONG_FIELD_CHARS or name in LONG_FORM_FIELDS,
+                "refused": name == field,
+                "label": i18n.translate(f"field.{name}", language)
+                if i18n.has_entry(f"field.{name}", language)
+                else name,
+            }
+        )
+    action = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return _page_for_whoever(
+        request,
+        "form_refused.html",
+        status_code=422,
+        action=action,
+        fields=shown,
+        reason=i18n.translate("form_refused_field", language),
+        message=i18n.translate("form_refused", language),
     )
 
 

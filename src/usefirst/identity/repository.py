@@ -106,6 +106,13 @@ class IdentityRepository:
     def operator_by_email(self, email: str) -> Operator | None:
         return self.session.scalars(select(Operator).where(Operator.email == email)).one_or_none()
 
+    def shopper_ids_by_phone_hash(self, phone_hash: str) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(Shopper.id).where(Shopper.phone_hash == phone_hash).order_by(Shopper.id)
+            )
+        )
+
     def operator_emails(self, operator_ids: set[str]) -> dict[str, str]:
         rows = self.session.execute(
             select(Operator.id, Operator.email).where(Operator.id.in_(sorted(operator_ids)))

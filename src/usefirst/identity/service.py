@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -190,6 +191,32 @@ def get_shopper(session: Session, *, shopper_id: str) -> Shopper:
     if shopper is None:
         raise NotFound("No such shopper.")
     return shopper
+
+
+# A Chinese mobile number as people type it, without the country code (139 1234 5678).
+_DOMESTIC_MOBILE = 11
+_PHONE_AS_TYPED = re.compile(r"\+?[0-9][0-9 ()-]{5,24}")
+
+
+def shoppers_with_phone(session: Session, *, phone: str, cipher: FieldCipher) -> list[str]:
+    """The shoppers enrolled with this phone number, found through its keyed hash (the number
+    is never decrypted to search). A domestic mobile number may be typed without +86; text that
+    is not a phone number matches nobody."""
+    typed = phone.strip()
+    if not _PHONE_AS_TYPED.fullmatch(typed):
+        return []
+    digits = "".join(character for character in typed if character.isdigit())
+    if not typed.startswith("+"):
+        if len(digits) != _DOMESTIC_MOBILE or not digits.startswith("1"):
+            return []
+        typed = f"+86{digits}"
+    try:
+        e164 = validation.validate_phone(typed)
+    except ValidationFailed:
+        return []
+    return IdentityRepository(session).shopper_ids_by_phone_hash(
+        cipher.blind_index(e164, field="phone")
+    )
 
 
 def change_contact_preferences(
