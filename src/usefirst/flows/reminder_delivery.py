@@ -42,6 +42,10 @@ def _still_due(session: Session, attempt: ContactAttempt) -> str | None:
         dispute_service.pause_of(session, shopper_id=order.shopper_id, order_id=order.id)
     ):
         return "dispute_open"
+    if collections_service.holding_hardship(
+        session, shopper_id=order.shopper_id, order_id=order.id
+    ):
+        return "hardship"
     # A repaid order has every instalment paid: its reminders stop for the reason "paid" below.
     if order.status in ("cancelled", "refunded", "charged_off"):
         return f"order_{order.status}"
