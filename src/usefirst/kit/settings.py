@@ -150,6 +150,8 @@ class Settings(BaseSettings):
     # URL of POST /v1/rails/wechatpay/callbacks.
     wechatpay_mchid: str | None = None
     wechatpay_appid: str | None = None
+    # The 委托代扣 template (plan) the shoppers' contracts are signed under.
+    wechatpay_plan_id: str | None = None
     wechatpay_merchant_serial: str | None = None
     wechatpay_private_key_file: Path | None = None
     wechatpay_apiv3_key: str | None = None
