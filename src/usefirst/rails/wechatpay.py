@@ -4,8 +4,9 @@ Why 委托代扣 and not 支付分 (PayScore 先享后付): this engine already 
 schedule and collects; PayScore would put WeChat's own credit decision and service-order
 lifecycle in front of every order, duplicating both. Contract deduction is exactly the rail a BNPL
 engine needs: the shopper signs a deduction contract once in WeChat (the mandate; the platform's
-app names it by its ``out_contract_code``), and the merchant deducts each instalment against it, retrying a
-failed deduction as it sees fit — the equivalent of PayScore's collection deduction (催收扣款).
+app names it by its ``out_contract_code``), and the merchant deducts each instalment against it,
+retrying a failed deduction as it sees fit — the equivalent of PayScore's collection deduction
+(催收扣款).
 
 The protocol is spoken directly over HTTP (httpx + cryptography): the ``wechatpayv3`` SDK talks
 only to WeChat's fixed gateway and downloads platform certificates itself, so it could not be
