@@ -131,6 +131,17 @@ def test_plan_kept(database_url: str, tmp_path: Path) -> None:
         assert env.credit(shopper["id"])["status"] == "frozen"
         [decided] = env.events("hardship.decided")
         assert decided["data"]["decided_on"] == decided_on.isoformat()
+        # The shopper is told the plan on their own channels (no e-mail on file: that one is
+        # suppressed), in their language, with the payment, its date and how to pay.
+        env.advance(seconds=60)
+        notices = [c for c in env.contacts(shopper["id"]) if c["step"] == "hardship_notice"]
+        assert sorted((c["channel"], c["template"], c["status"], c["seq"]) for c in notices) == [
+            ("email", "hardship_plan_agreed", "suppressed", 2),
+            ("push", "hardship_plan_agreed", "sent", 2),
+            ("sms", "hardship_plan_agreed", "sent", 2),
+        ]
+        [sms] = [line for line in env.sms_lines() if "还款计划" in line["text"]]
+        assert "¥101.50" in sms["text"] and "2027年5月15日" in sms["text"]
 
         # April's file: current under a partial payment agreement (AC), the plan's terms.
         env.advance_to_day(date(2027, 5, 1))
@@ -192,12 +203,21 @@ def test_plan_broken_after_a_missed_payment_and_its_notice(
         assert env.events("hardship.ended") == []
         env.advance_to_day(date(2027, 5, 22))
         assert env.late_fees(order["id"]) == LATE_FEES_AT_REPORTING
-        plan_row_contacts = [
-            contact for contact in env.contacts(shopper["id"]) if contact["seq"] == 2
+        contacts = env.contacts(shopper["id"])
+        plan_row_reminders = [
+            c for c in contacts if c["seq"] == 2 and c["step"] != "hardship_notice"
         ]
-        assert {(c["status"], c["status_reason"]) for c in plan_row_contacts} == {
+        assert {(c["status"], c["status_reason"]) for c in plan_row_reminders} == {
             ("suppressed", "hardship")
         }
+        missed_notices = [
+            (c["channel"], c["status"]) for c in contacts if c["template"] == "hardship_plan_missed"
+        ]
+        assert sorted(missed_notices) == [
+            ("email", "suppressed"),
+            ("push", "sent"),
+            ("sms", "sent"),
+        ]
 
         # Still unpaid when the notice runs out: the plan ends, dunning and late fees resume.
         env.advance_to_day(date(2027, 5, 25))

@@ -40,6 +40,7 @@ from usefirst.kit.clock import as_utc
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
+from usefirst.kit.outbox import enqueue
 from usefirst.kit.settings import Settings
 from usefirst.notify.templates import TemplateCatalog
 from usefirst.orders.models import Order
@@ -824,6 +825,46 @@ def decide_hardship(
     else:
         request.status = "declined"
         request.ended_on = today
+
+
+HARDSHIP_NOTICE_STEP = "hardship_notice"
+NOTICE_CHANNELS = ("push", "sms", "email")
+
+
+def queue_hardship_notice(
+    session: Session, *, shopper_id: str, order_id: str, seq: int, template: str, now: datetime
+) -> list[ContactAttempt]:
+    """Tell the shopper about their hardship plan (``hardship_plan_agreed``, or
+    ``hardship_plan_missed``) about instalment ``seq``, on each channel: contact attempts sent by
+    the reminders' deliverer, so the contact policy (quiet hours, the daily cap, only the
+    shopper's own verified channels) and the contact log apply as to any reminder."""
+    repository = CollectionsRepository(session)
+    attempts = []
+    for channel in NOTICE_CHANNELS:
+        attempt = ContactAttempt(
+            shopper_id=shopper_id,
+            id=new_id("contact"),
+            order_id=order_id,
+            seq=seq,
+            channel=channel,
+            step_day=None,
+            step=HARDSHIP_NOTICE_STEP,
+            template=template,
+            scheduled_at=now,
+            status="scheduled",
+            created_at=now,
+        )
+        repository.add(attempt)
+        attempts.append(attempt)
+    session.flush()
+    for attempt in attempts:
+        enqueue(
+            session,
+            topic=CONTACT_TOPIC,
+            payload={"shopper_id": shopper_id, "attempt_id": attempt.id},
+            now=now,
+        )
+    return attempts
 
 
 def end_hardship(request: HardshipRequest, *, status: str, today: date, now: datetime) -> None:

@@ -5,7 +5,8 @@ charges hold. An operator answers within ``hardship_answer_days`` (default 21) w
 
 - a **plan**: what the order still owes (principal, plan fees and late fees already charged) is
   re-spread over up to ``hardship_plan_max_months`` monthly instalments, fee-free (nothing is
-  added, and no late fee accrues while it runs); the bureau file reports the account with the
+  added, and no late fee accrues while it runs), and the shopper is told the plan by push, SMS
+  and e-mail; the bureau file reports the account with the
   Metro 2 special comment AC (paying under a partial payment agreement);
 - a **settlement for less**: the shopper pays the amount offered, before the offer lapses, and
   the rest is written off as a loss (``hardship_write_off``: write-off expense against the
@@ -15,7 +16,8 @@ charges hold. An operator answers within ``hardship_answer_days`` (default 21) w
 
 The daily sweep's hardship step tells operators about requests past their answer deadline, lapses
 settlement offers not taken up, completes plans whose order is repaid, and for a plan payment
-missed tells the shopper (``hardship.plan_payment_missed``) and ends the plan
+missed tells the shopper (``hardship.plan_payment_missed``, and a notice by push, SMS and e-mail
+in their language under the contact policy) and ends the plan
 ``hardship_plan_notice_days`` later if it is still unpaid (``hardship.ended``, outcome broken):
 the hold lifts and the plan's unpaid instalments are dunned as any overdue instalment.
 """
@@ -180,6 +182,14 @@ def decide(
             for row in rows
         ]
         request.plan_instalment_minor = rows[0].remaining_minor
+        collections_service.queue_hardship_notice(
+            session,
+            shopper_id=request.shopper_id,
+            order_id=request.order_id,
+            seq=rows[0].seq,
+            template="hardship_plan_agreed",
+            now=now,
+        )
         # Nothing of the order is overdue any more: it is delivered again. The shopper's credit
         # stays frozen while the plan runs (payments.refresh_freeze).
         payments.follow_schedules(
@@ -352,6 +362,14 @@ def _follow_plan(
     if request.missed_notice_on is None:
         request.missed_notice_on = today
         request.updated_at = now
+        collections_service.queue_hardship_notice(
+            session,
+            shopper_id=request.shopper_id,
+            order_id=request.order_id,
+            seq=missed[0].seq,
+            template="hardship_plan_missed",
+            now=now,
+        )
         ends_on = today + timedelta(days=context.settings.hardship_plan_notice_days)
         _publish(
             session,

@@ -36,13 +36,15 @@ from usefirst.repayment.models import Instalment
 
 
 def _still_due(session: Session, attempt: ContactAttempt) -> str | None:
-    """Why a planned reminder must not go out any more, or None."""
+    """Why a planned reminder must not go out any more, or None. A hardship notice is about the
+    hold itself, so neither a dispute nor the hold stops it."""
     order = order_service.find_order(session, order_id=attempt.order_id)
-    if pauses.is_open(
+    is_hardship_notice = attempt.step == collections_service.HARDSHIP_NOTICE_STEP
+    if not is_hardship_notice and pauses.is_open(
         dispute_service.pause_of(session, shopper_id=order.shopper_id, order_id=order.id)
     ):
         return "dispute_open"
-    if collections_service.holding_hardship(
+    if not is_hardship_notice and collections_service.holding_hardship(
         session, shopper_id=order.shopper_id, order_id=order.id
     ):
         return "hardship"
