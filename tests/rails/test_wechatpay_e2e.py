@@ -22,6 +22,7 @@ from tests.rails.wechatpay_server import (
     APIV3_KEY,
     APPID,
     MCHID,
+    PLAN_ID,
     WeChatKeys,
     WeChatPayServer,
     wechatpay_server,
@@ -46,6 +47,7 @@ def wechat_env(database_url: str, tmp_path: Path) -> Iterator[tuple[Env, WeChatP
             payment_provider="wechatpay",
             wechatpay_mchid=MCHID,
             wechatpay_appid=APPID,
+            wechatpay_plan_id=PLAN_ID,
             wechatpay_merchant_serial=keys.merchant_serial,
             wechatpay_private_key_file=key_file,
             wechatpay_apiv3_key=APIV3_KEY,
@@ -178,6 +180,15 @@ def test_deduction_through_wechatpay_with_retry_refused_notifications_and_bill(
         )
         assert (report.lines, report.matched, report.posted, report.breaks) == (1, 1, 0, [])
         env.assert_ledger_clean()
+
+        # Revoking the mandate terminates the contract by plan and out_contract_code (解除签约协议).
+        mandate_id = created.json()["id"]
+        revoked = env.client.post(
+            f"/v1/shoppers/{shopper['id']}/mandates/{mandate_id}/revoke", headers=env.platform
+        )
+        assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
+        assert server.state.contracts["CT-signed"] == "TERMINATED"
+        assert server.state.refused_requests == 0
 
 
 def _request(server: WeChatPayServer, transaction: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib import request as urllib_request
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,6 +32,25 @@ from usefirst.rails.wechatpay import AUTH_SCHEME, certificate_serial, sign_messa
 
 MCHID = "1900000109"
 APPID = "wxd678efh567hg6787"
+PLAN_ID = "12535"
+CONTRACT_PATH = f"/v3/papay/sign/contracts/plan-id/{PLAN_ID}/out-contract-code/"
+# 受理扣款's body as WeChat documents it: these fields and no others.
+APPLY_REQUIRED = {
+    "appid",
+    "out_trade_no",
+    "description",
+    "contract_id",
+    "transaction_notify_url",
+    "amount",
+}
+APPLY_OPTIONAL = {"goods_tag", "attach"}
+
+
+def contract_id_of(out_contract_code: str) -> str:
+    """The contract id WeChat gives the contract signed with this code."""
+    return "2020" + hashlib.sha1(out_contract_code.encode()).hexdigest()[:16]
+
+
 APIV3_KEY = "a" * 16 + "B" * 16
 BILL_HEADER = (
     "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
@@ -102,7 +121,7 @@ class WeChatKeys:
 
 @dataclass
 class WeChatState:
-    contracts: dict[str, str] = field(default_factory=dict)
+    contracts: dict[str, str] = field(default_factory=dict)  # out_contract_code -> state
     transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     outcomes: list[str] = field(default_factory=list)
     bills: dict[date, list[dict[str, Any]]] = field(default_factory=dict)
@@ -259,12 +278,23 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         segments = parts.path.split("/")
-        if parts.path.startswith("/v3/papay/contracts/"):
-            state = server.state.contracts.get(segments[4])
+        if parts.path.startswith(CONTRACT_PATH):
+            code = unquote(parts.path[len(CONTRACT_PATH) :])
+            state = server.state.contracts.get(code)
             if state is None:
                 self._reply(404, {"code": "RESOURCE_NOT_EXISTS", "message": "签约不存在"})
             else:
-                self._reply(200, {"contract_id": segments[4], "contract_state": state})
+                self._reply(
+                    200,
+                    {
+                        "mchid": MCHID,
+                        "appid": APPID,
+                        "plan_id": int(PLAN_ID),
+                        "out_contract_code": code,
+                        "contract_id": contract_id_of(code),
+                        "contract_state": state,
+                    },
+                )
         elif parts.path.startswith("/v3/pay/transactions/out-trade-no/"):
             transaction = server.state.transactions.get(segments[5])
             if transaction is None:
@@ -296,8 +326,16 @@ class _Handler(BaseHTTPRequestHandler):
         payload = json.loads(body or b"{}")
         path = urlsplit(self.path).path
         if path == "/v3/papay/pay/transactions/apply":
+            if not APPLY_REQUIRED <= set(payload) <= APPLY_REQUIRED | APPLY_OPTIONAL:
+                self._reply(400, {"code": "PARAM_ERROR", "message": "参数错误"})
+                return
+            signed = {
+                contract_id_of(code)
+                for code, state in server.state.contracts.items()
+                if state == "SIGNED"
+            }
             with server.lock:
-                if server.state.contracts.get(payload["contract_id"]) != "SIGNED":
+                if payload["contract_id"] not in signed:
                     self._reply(403, {"code": "CONTRACT_ERROR", "message": "签约状态异常"})
                     return
                 known = server.state.transactions.get(payload["out_trade_no"])
@@ -313,15 +351,26 @@ class _Handler(BaseHTTPRequestHandler):
                     timer = threading.Timer(
                         0.2,
                         server._decide,
-                        args=(payload["out_trade_no"], outcome, payload["notify_url"]),
+                        args=(
+                            payload["out_trade_no"],
+                            outcome,
+                            payload["transaction_notify_url"],
+                        ),
                     )
                     timer.daemon = True
                     server.timers.append(timer)
                     timer.start()
-            self._reply(204, None)
-        elif path.startswith("/v3/papay/contracts/") and path.endswith("/terminate"):
+            self._reply(200, {"out_trade_no": payload["out_trade_no"], "amount": payload["amount"]})
+        elif path.startswith(CONTRACT_PATH) and path.endswith("/terminate"):
+            code = unquote(path[len(CONTRACT_PATH) : -len("/terminate")])
+            if (
+                set(payload) != {"contract_termination_remark"}
+                or code not in server.state.contracts
+            ):
+                self._reply(400, {"code": "PARAM_ERROR", "message": "参数错误"})
+                return
             with server.lock:
-                server.state.contracts[path.split("/")[4]] = "TERMINATED"
+                server.state.contracts[code] = "TERMINATED"
             self._reply(204, None)
         elif path == "/v3/refund/domestic/refunds":
             self._reply(200, {"refund_id": f"5030{secrets.token_hex(6)}", "status": "PROCESSING"})

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from usefirst.collections import bureau_format, bureau_jsonl
-from usefirst.collections.models import BureauFile, DelinquentOrder
+from usefirst.collections.models import BureauFile, DelinquentOrder, HardshipRequest
 from usefirst.collections.repository import CollectionsRepository
 from usefirst.disputes import pauses
 from usefirst.disputes.models import DisputedOrder
@@ -73,6 +73,8 @@ class ReportedOrder:
     order: Order
     delinquency: DelinquentOrder
     pause: DisputedOrder | None
+    # The order's hardship requests, oldest first (none for most orders).
+    hardships: Sequence[HardshipRequest] = ()
 
 
 def orders_reported_to_bureau(session: Session, *, reported_by: date) -> list[ReportedOrder]:
@@ -83,11 +85,13 @@ def orders_reported_to_bureau(session: Session, *, reported_by: date) -> list[Re
     }
     orders = OrderRepository(session).many(list(delinquencies))
     disputes = DisputeRepository(session)
+    collections = CollectionsRepository(session)
     return [
         ReportedOrder(
             order=order,
             delinquency=delinquencies[(order.shopper_id, order.id)],
             pause=disputes.pause_of(order.shopper_id, order.id),
+            hardships=collections.hardships_of_order(order.shopper_id, order.id),
         )
         for order in sorted(orders, key=lambda order: order.id)
     ]
@@ -129,6 +133,20 @@ def bureau_account(
     order, pause, rows = reported.order, reported.pause, instalments
     period_start = period_end.replace(day=1)
     standing = _standing(reported, rows, period_end=period_end)
+    # The terms in force: a hardship plan's instalments replace the ones it rescheduled, and
+    # its scheduled payment is the plan's monthly payment as agreed.
+    terms = [row for row in rows if row.status != "rescheduled"]
+    plan_instalments = [
+        request.plan_instalment_minor
+        for request in reported.hardships
+        if request.plan_instalment_minor is not None
+        and request.decided_on is not None
+        and request.decided_on <= period_end
+    ]
+    if plan_instalments:
+        scheduled_payment = plan_instalments[-1]
+    else:
+        scheduled_payment = terms[0].principal_minor + terms[0].fees_minor if terms else 0
     surname, given_name = _split_name(identity.name)
     last_payment = max((at for at, _ in payments), default=None)
     return bureau_format.BureauAccount(
@@ -143,9 +161,9 @@ def bureau_account(
         credit_limit_minor=credit_limit_minor,
         highest_credit_minor=order.amount_minor,
         original_amount_minor=order.amount_minor,
-        terms_duration=len(rows),
-        terms_frequency="P" if order.plan == "pay_after_delivery" else "M",
-        scheduled_monthly_payment_minor=rows[0].principal_minor + rows[0].fees_minor if rows else 0,
+        terms_duration=len(terms),
+        terms_frequency="P" if order.plan == "pay_after_delivery" and len(terms) == 1 else "M",
+        scheduled_monthly_payment_minor=scheduled_payment,
         actual_payment_minor=sum(
             amount for at, amount in payments if period_start <= as_utc(at).date() <= period_end
         ),
@@ -167,7 +185,38 @@ def bureau_account(
         account_information_on=period_end,
         currency=order.currency,
         payment_history_profile=payment_history_profile(reported, rows, period_end=period_end),
+        special_comment_code=hardship_special_comment(
+            reported.hardships, balance_minor=standing.balance_minor, period_end=period_end
+        ),
     )
+
+
+# Metro 2 Special Comment codes (CRRG Exhibit 7) for hardship relief.
+SPECIAL_COMMENT_FORBEARANCE = "CP"  # account in forbearance: a request awaits its answer
+SPECIAL_COMMENT_PARTIAL_PAYMENT_AGREEMENT = "AC"  # paying under a partial payment agreement
+SPECIAL_COMMENT_PAID_FOR_LESS = "AU"  # account paid in full for less than the full balance
+
+
+def hardship_special_comment(
+    hardships: Sequence[HardshipRequest], *, balance_minor: int, period_end: date
+) -> str:
+    """The special comment the order's hardship relief calls for at the period's end: CP while a
+    request awaits its answer (or a settlement offer awaits payment), AC while a plan runs, AU
+    once a settlement for less closed the account; blank otherwise (a plan kept or broken, a
+    refusal, a lapsed offer: the comment is removed and the status speaks for itself)."""
+    for request in reversed(hardships):
+        if request.opened_on > period_end:
+            continue
+        ended = request.ended_on is not None and request.ended_on <= period_end
+        if ended:
+            if request.status == "settled" and balance_minor == 0:
+                return SPECIAL_COMMENT_PAID_FOR_LESS
+            return ""
+        decided = request.decided_on is not None and request.decided_on <= period_end
+        if decided and request.decision == "plan":
+            return SPECIAL_COMMENT_PARTIAL_PAYMENT_AGREEMENT
+        return SPECIAL_COMMENT_FORBEARANCE
+    return ""
 
 
 def _standing(reported: ReportedOrder, rows: list[Instalment], *, period_end: date) -> _Standing:

@@ -1,6 +1,6 @@
 """Collections: the orders that fell behind, every contact attempt, legal cases, credit-bureau
-files, operators' waivers of late fees, and the record of the business dates the daily sweep
-ran."""
+files, operators' waivers of late fees, shoppers' hardship requests and the plans that answer
+them, and the record of the business dates the daily sweep ran."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from usefirst.kit.db import Base, JSONDocument, UTCDateTime
@@ -143,3 +145,68 @@ class SweepStep(Base):
     step: Mapped[str] = mapped_column(String(100), primary_key=True)
     completed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     counts: Mapped[Any] = mapped_column(JSONDocument)
+
+
+# A hardship request holds the order's late fees, dunning, escalation and auto-debit while it is
+# open (awaiting the operator's answer), while a settlement for less is on offer, and while a
+# plan runs; a plan that ends (kept or broken), a settlement paid or lapsed, a refusal, lift it.
+HARDSHIP_HOLDING_STATUSES = ("open", "offered", "plan")
+HARDSHIP_HOLDING_SQL = "status IN ('open', 'offered', 'plan')"
+# The held orders, as a derived table for other domains' set-based SQL (as DISPUTE_PAUSES).
+HARDSHIP_HOLDS = (
+    f"(SELECT shopper_id, order_id FROM hardship_requests WHERE {HARDSHIP_HOLDING_SQL})"
+)
+
+
+class HardshipRequest(Base):
+    """A shopper's request for relief on one order, and the operator's answer: a plan that
+    re-spreads what is owed over some months, fee-free; a settlement for less (the rest written
+    off as a loss); or a refusal. At most one holding request per order.
+
+    status: open (awaiting an answer, due by ``answer_due_on``) → plan | offered | declined;
+    plan → completed (every plan payment made) | broken (a plan payment missed past its notice);
+    offered → settled (paid) | lapsed (not paid by ``settlement_valid_until_on``)."""
+
+    __tablename__ = "hardship_requests"
+    __table_args__ = (
+        ForeignKeyConstraint(["shopper_id"], ["shoppers.id"], name="fk_hardship_requests_shopper"),
+        Index(
+            "uq_hardship_requests_holding",
+            "shopper_id",
+            "order_id",
+            unique=True,
+            postgresql_where=sql_text(HARDSHIP_HOLDING_SQL),
+            sqlite_where=sql_text(HARDSHIP_HOLDING_SQL),
+        ),
+        CheckConstraint("plan_months IS NULL OR plan_months >= 1", name="plan_months_positive"),
+        CheckConstraint(
+            "settlement_minor IS NULL OR settlement_minor > 0", name="settlement_positive"
+        ),
+    )
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(12))
+    opened_by: Mapped[str] = mapped_column(String(12))  # shopper | operator
+    reason: Mapped[str] = mapped_column(String(500))
+    currency: Mapped[str] = mapped_column(String(3))
+    owed_minor: Mapped[int] = mapped_column(BigInteger)  # what the order owed when it opened
+    opened_on: Mapped[date] = mapped_column(Date)
+    answer_due_on: Mapped[date] = mapped_column(Date)
+    decided_on: Mapped[date | None] = mapped_column(Date)
+    decision: Mapped[str | None] = mapped_column(String(12))  # plan | settlement | declined
+    decision_note: Mapped[str | None] = mapped_column(String(500))
+    operator_id: Mapped[str | None] = mapped_column(String(40))
+    plan_months: Mapped[int | None] = mapped_column(Integer)
+    # The plan's monthly payment as agreed (its first, largest instalment): what the bureau file
+    # reports as the scheduled payment, whatever late fees a broken plan accrues later.
+    plan_instalment_minor: Mapped[int | None] = mapped_column(BigInteger)
+    settlement_minor: Mapped[int | None] = mapped_column(BigInteger)
+    settlement_valid_until_on: Mapped[date | None] = mapped_column(Date)
+    written_off_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    missed_notice_on: Mapped[date | None] = mapped_column(Date)
+    answer_overdue_on: Mapped[date | None] = mapped_column(Date)
+    ended_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

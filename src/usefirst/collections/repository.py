@@ -32,9 +32,11 @@ from sqlalchemy.types import TypeEngine
 
 from usefirst.collections import models
 from usefirst.collections.models import (
+    HARDSHIP_HOLDS,
     BureauFile,
     ContactAttempt,
     DelinquentOrder,
+    HardshipRequest,
     LateFeeWaiver,
     LegalCase,
     SweepRun,
@@ -141,7 +143,13 @@ class CollectionsRepository:
         self.session = session
 
     def add(
-        self, row: ContactAttempt | LegalCase | BureauFile | LateFeeWaiver | DelinquentOrder
+        self,
+        row: ContactAttempt
+        | LegalCase
+        | BureauFile
+        | LateFeeWaiver
+        | DelinquentOrder
+        | HardshipRequest,
     ) -> None:
         self.session.add(row)
 
@@ -342,7 +350,7 @@ class CollectionsRepository:
             if day is None:
                 return "1 = 0"
             return (
-                f"d.is_disputed IS NOT TRUE AND c.{step} IS NULL"
+                f"d.is_disputed IS NOT TRUE AND h.order_id IS NULL AND c.{step} IS NULL"
                 f" AND {days_since_due} - COALESCE(d.dispute_paused_days, 0) >= {int(day)}"
             )
 
@@ -361,6 +369,7 @@ r AS (
     FROM oldest x
     LEFT JOIN delinquent_orders c ON c.shopper_id = x.shopper_id AND c.order_id = x.order_id
     LEFT JOIN {DISPUTE_PAUSES} d ON d.shopper_id = x.shopper_id AND d.order_id = x.order_id
+    LEFT JOIN {HARDSHIP_HOLDS} h ON h.shopper_id = x.shopper_id AND h.order_id = x.order_id
 )
 INSERT INTO delinquent_orders (shopper_id, order_id, first_delinquent_on, call_queue_since_on,
                                bureau_reported_on, charged_off_minor, updated_at)
@@ -406,7 +415,9 @@ RETURNING call_queue_since_on, bureau_reported_on
 SELECT i.shopper_id, i.order_id, {days_past_due} AS days_past_due
 FROM instalments i
 LEFT JOIN {DISPUTE_PAUSES} d ON d.shopper_id = i.shopper_id AND d.order_id = i.order_id
+LEFT JOIN {HARDSHIP_HOLDS} h ON h.shopper_id = i.shopper_id AND h.order_id = i.order_id
 WHERE i.status = 'overdue' AND i.due_on <= :latest_due_on AND d.is_disputed IS NOT TRUE
+  AND h.order_id IS NULL
 GROUP BY i.shopper_id, i.order_id, d.dispute_paused_days
 HAVING {days_past_due} >= :days
 ORDER BY i.shopper_id, i.order_id
@@ -466,6 +477,7 @@ ORDER BY i.shopper_id, i.order_id
         attempts and, for those to send, their outbox messages. A step after the due date skips
         an order whose dispute is open (its days past due are paused: the step comes once they
         run again); a step before or on the due date is logged as suppressed (``dispute_open``).
+        Every step of an order a hardship request holds is logged as suppressed (``hardship``).
         Email without an address on file is suppressed (``no_verified_email``). Returns
         (attempts logged, reminders to send)."""
         if not steps:
@@ -500,7 +512,7 @@ ORDER BY i.shopper_id, i.order_id
         )
         candidate_columns = (
             f"i.shopper_id, i.order_id, i.seq, {remaining} AS remaining_minor,"
-            " d.is_disputed IS TRUE AS is_disputed,"
+            " d.is_disputed IS TRUE AS is_disputed, h.order_id IS NOT NULL AS is_held,"
             " p.step_index, p.channel_index, p.step_day, p.step, p.channel, p.template,"
             " p.scheduled_at, p.status, p.status_reason, p.time_zone"
         )
@@ -518,6 +530,7 @@ candidates AS (
     FROM p
     JOIN instalments i ON i.due_on = p.due_on AND i.status IN ('pending', 'overdue')
     LEFT JOIN {DISPUTE_PAUSES} d ON d.shopper_id = i.shopper_id AND d.order_id = i.order_id
+    LEFT JOIN {HARDSHIP_HOLDS} h ON h.shopper_id = i.shopper_id AND h.order_id = i.order_id
     WHERE p.step_day <= 0
        OR (COALESCE(d.dispute_paused_days, 0) = 0 AND d.is_disputed IS NOT TRUE)
     UNION ALL
@@ -526,12 +539,15 @@ candidates AS (
     JOIN instalments i ON i.shopper_id = d.shopper_id AND i.order_id = d.order_id
                       AND i.status IN ('pending', 'overdue')
     JOIN p ON p.step_day > 0 AND i.due_on = {paused_due_on}
+    LEFT JOIN {HARDSHIP_HOLDS} h ON h.shopper_id = i.shopper_id AND h.order_id = i.order_id
     WHERE d.dispute_paused_days > 0 AND d.is_disputed IS NOT TRUE
 )
 SELECT c.shopper_id, c.order_id, c.seq, c.step_day, c.step, c.channel, c.template,
        c.scheduled_at,
-       CASE WHEN c.is_disputed OR {no_email} THEN 'suppressed' ELSE c.status END AS status,
+       CASE WHEN c.is_disputed OR c.is_held OR {no_email} THEN 'suppressed'
+            ELSE c.status END AS status,
        CASE WHEN c.is_disputed THEN 'dispute_open'
+            WHEN c.is_held THEN 'hardship'
             WHEN {no_email} THEN 'no_verified_email'
             ELSE c.status_reason END AS status_reason,
        row_number() OVER (
@@ -651,6 +667,92 @@ JOIN {ids_of("outbox_ids", "m")} ON m.n = r.m
             if due_on is not None
         ]
 
+    # --- hardship requests ---------------------------------------------------------------
+
+    def hardship(
+        self, shopper_id: str, request_id: str, *, for_update: bool = False
+    ) -> HardshipRequest | None:
+        statement = select(HardshipRequest).where(
+            HardshipRequest.shopper_id == shopper_id, HardshipRequest.id == request_id
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        return self.session.scalars(statement).one_or_none()
+
+    def hardship_by_id(self, request_id: str) -> HardshipRequest | None:
+        """A request found by its id alone (the API's path; ids are unique by construction)."""
+        return self.session.scalars(
+            select(HardshipRequest).where(HardshipRequest.id == request_id)
+        ).one_or_none()
+
+    def hardships_of_order(self, shopper_id: str, order_id: str) -> list[HardshipRequest]:
+        return list(
+            self.session.scalars(
+                select(HardshipRequest)
+                .where(
+                    HardshipRequest.shopper_id == shopper_id,
+                    HardshipRequest.order_id == order_id,
+                )
+                .order_by(HardshipRequest.created_at, HardshipRequest.id)
+            )
+        )
+
+    def holding_hardship(self, shopper_id: str, order_id: str) -> HardshipRequest | None:
+        """The order's request that holds its dunning (open, offered or plan), if any."""
+        return self.session.scalars(
+            select(HardshipRequest).where(
+                HardshipRequest.shopper_id == shopper_id,
+                HardshipRequest.order_id == order_id,
+                HardshipRequest.status.in_(models.HARDSHIP_HOLDING_STATUSES),
+            )
+        ).one_or_none()
+
+    def has_holding_hardship(self, shopper_id: str) -> bool:
+        return (
+            self.session.scalar(
+                select(HardshipRequest.id)
+                .where(
+                    HardshipRequest.shopper_id == shopper_id,
+                    HardshipRequest.status.in_(models.HARDSHIP_HOLDING_STATUSES),
+                )
+                .limit(1)
+            )
+            is not None
+        )
+
+    def held_orders(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (shopper_id, order_id) a hardship request holds."""
+        shopper_ids = sorted({shopper_id for shopper_id, _ in keys})
+        if not shopper_ids:
+            return set()
+        rows = self.session.execute(
+            select(HardshipRequest.shopper_id, HardshipRequest.order_id).where(
+                HardshipRequest.shopper_id.in_(shopper_ids),
+                HardshipRequest.status.in_(models.HARDSHIP_HOLDING_STATUSES),
+            )
+        ).all()
+        return {(row[0], row[1]) for row in rows} & set(keys)
+
+    def holding_hardships(self) -> list[HardshipRequest]:
+        """Every request that holds an order (the sweep's hardship step reads them: few)."""
+        return list(
+            self.session.scalars(
+                select(HardshipRequest)
+                .where(HardshipRequest.status.in_(models.HARDSHIP_HOLDING_STATUSES))
+                .order_by(HardshipRequest.shopper_id, HardshipRequest.id)
+            )
+        )
+
+    def hardships(
+        self, *, status: str | None, starting_after: str | None, limit: int
+    ) -> list[HardshipRequest]:
+        statement = select(HardshipRequest).order_by(HardshipRequest.id).limit(limit)
+        if status is not None:
+            statement = statement.where(HardshipRequest.status == status)
+        if starting_after is not None:
+            statement = statement.where(HardshipRequest.id > starting_after)
+        return list(self.session.scalars(statement))
+
     def shopper_records(self) -> ShopperRecords:
         """collections' rows about shoppers, for the privacy flow's export and erasure."""
         return ShopperRecords.of(
@@ -659,5 +761,6 @@ JOIN {ids_of("outbox_ids", "m")} ON m.n = r.m
             plaintext_pii={
                 "contact_attempts": ("destination_masked", "note", "provider_reference"),
                 "late_fee_waivers": ("reason",),
+                "hardship_requests": ("reason", "decision_note"),
             },
         )

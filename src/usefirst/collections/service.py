@@ -23,7 +23,13 @@ from usefirst.collections.contact_policy import (
     refusal_to_contact,
 )
 from usefirst.collections.ladder import LADDER_CONFIG_KIND, Ladder, load_ladder, parse_ladder
-from usefirst.collections.models import ContactAttempt, DelinquentOrder, LateFeeWaiver, LegalCase
+from usefirst.collections.models import (
+    ContactAttempt,
+    DelinquentOrder,
+    HardshipRequest,
+    LateFeeWaiver,
+    LegalCase,
+)
 from usefirst.collections.repository import CollectionsRepository, ReminderStep
 from usefirst.disputes import pauses
 from usefirst.disputes.repository import DisputeRepository
@@ -34,6 +40,7 @@ from usefirst.kit.clock import as_utc
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
+from usefirst.kit.outbox import enqueue
 from usefirst.kit.settings import Settings
 from usefirst.notify.templates import TemplateCatalog
 from usefirst.orders.models import Order
@@ -697,3 +704,215 @@ def portfolio_report(session: Session, *, as_of: date) -> portfolio.PortfolioRep
             )
         )
     return portfolio.build_report(accounts, as_of=as_of)
+
+
+# --- hardship requests -------------------------------------------------------------------------
+
+
+class HardshipAlreadyOpen(Conflict):
+    code = "hardship_already_open"
+    default_message = "A hardship request on this order is already open or its plan is running."
+
+
+class HardshipNotFound(NotFound):
+    code = "hardship_not_found"
+    default_message = "No such hardship request."
+
+
+class HardshipNotOpen(Conflict):
+    code = "hardship_not_open"
+    default_message = "This hardship request is not awaiting an answer."
+
+
+class HardshipNoOffer(Conflict):
+    code = "hardship_no_offer"
+    default_message = "No settlement is on offer on this hardship request."
+
+
+def holding_hardship(session: Session, *, shopper_id: str, order_id: str) -> HardshipRequest | None:
+    """The request that holds the order's dunning (open, offered or plan), if any."""
+    return CollectionsRepository(session).holding_hardship(shopper_id, order_id)
+
+
+def has_holding_hardship(session: Session, *, shopper_id: str) -> bool:
+    return CollectionsRepository(session).has_holding_hardship(shopper_id)
+
+
+def held_orders(session: Session, *, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    return CollectionsRepository(session).held_orders(keys)
+
+
+def open_hardship(
+    session: Session,
+    *,
+    order: Order,
+    opened_by: str,
+    reason: str,
+    owed_minor: int,
+    operator_id: str | None,
+    answer_days: int,
+    today: date,
+    now: datetime,
+) -> HardshipRequest:
+    """Record a hardship request; the order's dunning holds from now (the set-based sweep steps
+    and auto-debit read the holding requests). The caller holds the shopper's credit line."""
+    repository = CollectionsRepository(session)
+    if repository.holding_hardship(order.shopper_id, order.id) is not None:
+        raise HardshipAlreadyOpen()
+    request = HardshipRequest(
+        shopper_id=order.shopper_id,
+        id=new_id("hardship"),
+        order_id=order.id,
+        status="open",
+        opened_by=opened_by,
+        reason=reason,
+        currency=order.currency,
+        owed_minor=owed_minor,
+        opened_on=today,
+        answer_due_on=today + timedelta(days=answer_days),
+        operator_id=operator_id,
+        written_off_minor=0,
+        created_at=now,
+        updated_at=now,
+    )
+    repository.add(request)
+    session.flush()
+    return request
+
+
+def find_hardship(
+    session: Session, *, request_id: str, for_update: bool = False
+) -> HardshipRequest:
+    repository = CollectionsRepository(session)
+    found = repository.hardship_by_id(request_id)
+    if found is None:
+        raise HardshipNotFound()
+    if not for_update:
+        return found
+    locked = repository.hardship(found.shopper_id, found.id, for_update=True)
+    assert locked is not None
+    return locked
+
+
+def decide_hardship(
+    request: HardshipRequest,
+    *,
+    decision: str,
+    operator_id: str | None,
+    note: str | None,
+    plan_months: int | None,
+    settlement_minor: int | None,
+    settlement_valid_until_on: date | None,
+    today: date,
+    now: datetime,
+) -> None:
+    """The operator's answer to an open request: a plan (status plan), a settlement offered
+    (status offered) or a refusal (status declined, dunning resumes)."""
+    if request.status != "open":
+        raise HardshipNotOpen()
+    request.decision = decision
+    request.decision_note = note
+    request.operator_id = operator_id
+    request.decided_on = today
+    request.updated_at = now
+    if decision == "plan":
+        request.status = "plan"
+        request.plan_months = plan_months
+    elif decision == "settlement":
+        request.status = "offered"
+        request.settlement_minor = settlement_minor
+        request.settlement_valid_until_on = settlement_valid_until_on
+    else:
+        request.status = "declined"
+        request.ended_on = today
+
+
+HARDSHIP_NOTICE_STEP = "hardship_notice"
+NOTICE_CHANNELS = ("push", "sms", "email")
+
+
+def queue_hardship_notice(
+    session: Session, *, shopper_id: str, order_id: str, seq: int, template: str, now: datetime
+) -> list[ContactAttempt]:
+    """Tell the shopper about their hardship plan (``hardship_plan_agreed``, or
+    ``hardship_plan_missed``) about instalment ``seq``, on each channel: contact attempts sent by
+    the reminders' deliverer, so the contact policy (quiet hours, the daily cap, only the
+    shopper's own verified channels) and the contact log apply as to any reminder."""
+    repository = CollectionsRepository(session)
+    attempts = []
+    for channel in NOTICE_CHANNELS:
+        attempt = ContactAttempt(
+            shopper_id=shopper_id,
+            id=new_id("contact"),
+            order_id=order_id,
+            seq=seq,
+            channel=channel,
+            step_day=None,
+            step=HARDSHIP_NOTICE_STEP,
+            template=template,
+            scheduled_at=now,
+            status="scheduled",
+            created_at=now,
+        )
+        repository.add(attempt)
+        attempts.append(attempt)
+    session.flush()
+    for attempt in attempts:
+        enqueue(
+            session,
+            topic=CONTACT_TOPIC,
+            payload={"shopper_id": shopper_id, "attempt_id": attempt.id},
+            now=now,
+        )
+    return attempts
+
+
+def end_hardship(request: HardshipRequest, *, status: str, today: date, now: datetime) -> None:
+    """A holding request ends: completed (plan kept), broken (a plan payment missed past its
+    notice), settled (the settlement paid) or lapsed (the offer not taken up in time)."""
+    request.status = status
+    request.ended_on = today
+    request.updated_at = now
+
+
+def hardship_view(request: HardshipRequest) -> dict[str, Any]:
+    return {
+        "id": request.id,
+        "shopper_id": request.shopper_id,
+        "order_id": request.order_id,
+        "status": request.status,
+        "opened_by": request.opened_by,
+        "reason": request.reason,
+        "currency": request.currency,
+        "owed_minor": request.owed_minor,
+        "opened_on": request.opened_on,
+        "answer_due_on": request.answer_due_on,
+        "decision": request.decision,
+        "decision_note": request.decision_note,
+        "decided_on": request.decided_on,
+        "plan_months": request.plan_months,
+        "plan_instalment_minor": request.plan_instalment_minor,
+        "settlement_minor": request.settlement_minor,
+        "settlement_valid_until_on": request.settlement_valid_until_on,
+        "written_off_minor": request.written_off_minor,
+        "missed_notice_on": request.missed_notice_on,
+        "ended_on": request.ended_on,
+    }
+
+
+def hardships_of_order(
+    session: Session, *, shopper_id: str, order_id: str
+) -> list[HardshipRequest]:
+    return CollectionsRepository(session).hardships_of_order(shopper_id, order_id)
+
+
+def holding_hardships(session: Session) -> list[HardshipRequest]:
+    return CollectionsRepository(session).holding_hardships()
+
+
+def list_hardships(
+    session: Session, *, status: str | None, starting_after: str | None, limit: int
+) -> list[HardshipRequest]:
+    return CollectionsRepository(session).hardships(
+        status=status, starting_after=starting_after, limit=limit
+    )

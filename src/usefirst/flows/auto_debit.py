@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from usefirst.collections import service as collections_service
 from usefirst.credit import service as credit_service
 from usefirst.disputes import pauses
 from usefirst.disputes import service as dispute_service
@@ -105,6 +106,10 @@ def run_due_charges(session: Session, context: DailyContext) -> dict[str, int]:
     window_days = schedule.retry_days[-1] if schedule.retry_days else 0
     submit_at = local_instant(business_on, schedule.charge_at, settings.time_zone)
     disputed: dict[tuple[str, str], bool] = {}
+    # Orders a hardship request holds are not charged (their retries stop): one query for all.
+    held = collections_service.held_orders(
+        session, keys=sorted({(row.shopper_id, row.order_id) for row in due})
+    )
     for instalment in due:
         assert instalment.due_on is not None
         order_key = (instalment.shopper_id, instalment.order_id)
@@ -128,10 +133,10 @@ def run_due_charges(session: Session, context: DailyContext) -> dict[str, int]:
             attempt = last.attempt + 1
         else:
             continue
-        if disputed[order_key]:
+        if disputed[order_key] or order_key in held:
             if last is not None and last.status == "failed":
                 last.next_attempt_on = None
-                last.stop_reason = "disputed"
+                last.stop_reason = "disputed" if disputed[order_key] else "hardship"
             counts["stopped"] += 1
             continue
         charge = rails_service.schedule_charge(
@@ -193,6 +198,10 @@ def stop_reason(session: Session, charge: RailCharge) -> str | None:
         dispute_service.pause_of(session, shopper_id=charge.shopper_id, order_id=charge.order_id)
     ):
         return "disputed"
+    if collections_service.holding_hardship(
+        session, shopper_id=charge.shopper_id, order_id=charge.order_id
+    ):
+        return "hardship"
     return None
 
 

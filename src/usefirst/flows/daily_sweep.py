@@ -36,6 +36,7 @@ from usefirst.flows import (
     bureau_reporting,
     dispute_resolution,
     fulfilment,
+    hardship,
     late_fees,
     risk_monitoring,
     settlement_run,
@@ -75,6 +76,7 @@ JOB_NAMES = (
     MERCHANT_SETTLEMENT,
     OVERDUE_COMPLAINTS,
     auto_debit.AUTO_DEBIT_JOB,
+    hardship.HARDSHIP_JOB,
 )
 
 
@@ -159,6 +161,10 @@ class SweepStep:
 
 def _enforce_dispute_deadlines(session: Session, context: DailyContext) -> dict[str, int]:
     return dispute_resolution.enforce_deadlines(session, context)
+
+
+def _enforce_hardship(session: Session, context: DailyContext) -> dict[str, int]:
+    return hardship.enforce_hardship(session, context)
 
 
 def _expire_step_ups(session: Session, context: DailyContext) -> dict[str, int]:
@@ -263,6 +269,8 @@ STEPS: tuple[SweepStep, ...] = (
     # Before collections: a dispute settled today for a missed deadline resumes dunning today.
     SweepStep(DISPUTE_DEADLINES, _enforce_dispute_deadlines, is_job=True),
     SweepStep(STEP_UP_EXPIRY, _expire_step_ups, is_job=True),
+    # Before overdue and late fees: a hardship plan broken today is dunned from today.
+    SweepStep(hardship.HARDSHIP_JOB, _enforce_hardship, is_job=True),
     SweepStep(COLLECTIONS_AUTO_CONFIRM, _auto_confirm, is_job=False),
     SweepStep(COLLECTIONS_MARK_OVERDUE, _mark_overdue, is_job=False),
     SweepStep(COLLECTIONS_LATE_FEES, _late_fees, is_job=False),

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
+from usefirst.collections import service as collections_service
 from usefirst.credit import service as credit_service
 from usefirst.flows.order_events import publish_order_event
 from usefirst.identity import service as identity_service
@@ -86,6 +87,36 @@ def pay(
     return outcome
 
 
+def pay_order_in_full(
+    session: Session,
+    *,
+    order: Order,
+    amount_minor: int,
+    method: str,
+    external_ref: str | None,
+    today: date,
+    settings: Settings,
+    now: datetime,
+) -> repayment_service.PaymentOutcome:
+    """A payment the caller checked against what the order owes (an early payoff's exact amount,
+    a hardship settlement for less): all of it applies to the order, none is held as credit."""
+    outcome = pay(
+        session,
+        shopper_id=order.shopper_id,
+        amount_minor=amount_minor,
+        currency=order.currency,
+        order_id=order.id,
+        method=method,
+        external_ref=external_ref,
+        today=today,
+        settings=settings,
+        now=now,
+    )
+    if outcome.payment.unapplied_minor != 0:
+        raise AssertionError(f"a payment meant to close order {order.id} left money unapplied")
+    return outcome
+
+
 def follow_schedules(
     session: Session, *, shopper_id: str, order_ids: list[str], settings: Settings, now: datetime
 ) -> None:
@@ -101,7 +132,7 @@ def follow_schedules(
             continue
         if not any(row.status == "overdue" for row in rows):
             order_service.clear_overdue(order, now=now)
-        if all(row.status in ("paid", "cancelled") for row in rows):
+        if all(row.status in repayment_service.CLOSED_STATUSES for row in rows):
             settle_order(session, order=order, settings=settings, now=now)
     refresh_freeze(session, shopper_id=shopper_id, now=now)
 
@@ -125,8 +156,11 @@ def settle_order(session: Session, *, order: Order, settings: Settings, now: dat
 
 
 def refresh_freeze(session: Session, *, shopper_id: str, now: datetime) -> None:
-    """Credit frozen for an overdue payment unfreezes once nothing is overdue."""
-    if not repayment_service.has_overdue(session, shopper_id=shopper_id):
+    """Credit frozen for an overdue payment unfreezes once nothing is overdue, and no hardship
+    request of the shopper's holds an order (a shopper on a hardship plan borrows no more)."""
+    if not repayment_service.has_overdue(
+        session, shopper_id=shopper_id
+    ) and not collections_service.has_holding_hardship(session, shopper_id=shopper_id):
         credit_service.unfreeze_after_overdue_cleared(session, shopper_id=shopper_id, now=now)
 
 

@@ -36,12 +36,18 @@ from usefirst.repayment.models import Instalment
 
 
 def _still_due(session: Session, attempt: ContactAttempt) -> str | None:
-    """Why a planned reminder must not go out any more, or None."""
+    """Why a planned reminder must not go out any more, or None. A hardship notice is about the
+    hold itself, so neither a dispute nor the hold stops it."""
     order = order_service.find_order(session, order_id=attempt.order_id)
-    if pauses.is_open(
+    is_hardship_notice = attempt.step == collections_service.HARDSHIP_NOTICE_STEP
+    if not is_hardship_notice and pauses.is_open(
         dispute_service.pause_of(session, shopper_id=order.shopper_id, order_id=order.id)
     ):
         return "dispute_open"
+    if not is_hardship_notice and collections_service.holding_hardship(
+        session, shopper_id=order.shopper_id, order_id=order.id
+    ):
+        return "hardship"
     # A repaid order has every instalment paid: its reminders stop for the reason "paid" below.
     if order.status in ("cancelled", "refunded", "charged_off"):
         return f"order_{order.status}"

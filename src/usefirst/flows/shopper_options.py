@@ -113,20 +113,16 @@ def pay_off(
             order_id=order.id,
             memo="unearned plan fee rebated at early payoff",
         )
-    outcome = payments.pay(
+    outcome = payments.pay_order_in_full(
         session,
-        shopper_id=order.shopper_id,
+        order=order,
         amount_minor=amount_minor,
-        currency=order.currency,
-        order_id=order.id,
         method=method,
         external_ref=external_ref,
         today=today,
         settings=settings,
         now=now,
     )
-    if outcome.payment.unapplied_minor != 0:
-        raise AssertionError("a payoff must close the order exactly")
     return {
         "order_id": order.id,
         "payment_id": outcome.payment.id,

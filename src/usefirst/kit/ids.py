@@ -44,6 +44,7 @@ PREFIXES = {
     "ring": "rng",
     "config_version": "cfg",
     "late_fee_waiver": "lfw",
+    "hardship": "hdr",
     "mandate": "mdt",
     "charge": "chg",
     "callback": "cbk",

@@ -150,6 +150,8 @@ class Settings(BaseSettings):
     # URL of POST /v1/rails/wechatpay/callbacks.
     wechatpay_mchid: str | None = None
     wechatpay_appid: str | None = None
+    # The 委托代扣 template (plan) the shoppers' contracts are signed under.
+    wechatpay_plan_id: str | None = None
     wechatpay_merchant_serial: str | None = None
     wechatpay_private_key_file: Path | None = None
     wechatpay_apiv3_key: str | None = None
@@ -158,6 +160,14 @@ class Settings(BaseSettings):
     wechatpay_base_url: str = "https://api.mch.weixin.qq.com"
     # Shopper options: a due date may be moved by at most this many days, once per order.
     extension_max_days: int = Field(default=10, ge=1, le=60)
+    # Hardship: an operator answers a request within this many days (the Australian BNPL code's
+    # 21); a plan re-spreads what is owed over at most this many months, fee-free; a missed plan
+    # payment ends the plan this many days after the shopper was told; an offered settlement for
+    # less stays open this many days.
+    hardship_answer_days: int = Field(default=21, ge=1, le=90)
+    hardship_plan_max_months: int = Field(default=12, ge=1, le=60)
+    hardship_plan_notice_days: int = Field(default=14, ge=1, le=60)
+    hardship_settlement_valid_days: int = Field(default=30, ge=1, le=180)
 
     # Request bodies, refused with 413 before they are read past this size: JSON bodies of the
     # API (the largest real one, a 200-item checkout, is under 100 KB) and console forms (the

@@ -52,6 +52,7 @@ class EntryKind(StrEnum):
     PAYMENT_REVERSAL = "payment_reversal"  # a provider reversed a charge (chargeback)
     CREDIT_BALANCE_REFUND = "credit_balance_refund"  # held overpayment paid back
     PAYOFF_REBATE = "payoff_rebate"  # unearned plan fee rebated at early payoff
+    HARDSHIP_WRITE_OFF = "hardship_write_off"  # the rest of a settlement for less, a loss
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,6 +151,18 @@ _MESSAGE_PLACEHOLDERS: dict[str, dict[str, frozenset[str]]] = {
         "sms": _placeholders("days_past_due"),
         "email": _placeholders("order_reference", "days_past_due"),
     },
+    # Hardship relief: the plan agreed (its monthly payment and first date) and a plan payment
+    # missed (the payment and its date).
+    "hardship_plan_agreed": {
+        "push": _placeholders("order_reference"),
+        "sms": _placeholders(),
+        "email": _placeholders("order_reference"),
+    },
+    "hardship_plan_missed": {
+        "push": _placeholders("order_reference"),
+        "sms": _placeholders(),
+        "email": _placeholders("order_reference"),
+    },
 }
 TEMPLATE_IDS = tuple(_MESSAGE_PLACEHOLDERS)
 # Every message's text (not just an email's subject) must state these.

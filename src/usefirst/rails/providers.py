@@ -38,6 +38,7 @@ def wechatpay_config(settings: Settings) -> WeChatPayConfig:
     required = {
         "USEFIRST_WECHATPAY_MCHID": settings.wechatpay_mchid,
         "USEFIRST_WECHATPAY_APPID": settings.wechatpay_appid,
+        "USEFIRST_WECHATPAY_PLAN_ID": settings.wechatpay_plan_id,
         "USEFIRST_WECHATPAY_MERCHANT_SERIAL": settings.wechatpay_merchant_serial,
         "USEFIRST_WECHATPAY_PRIVATE_KEY_FILE": settings.wechatpay_private_key_file,
         "USEFIRST_WECHATPAY_APIV3_KEY": settings.wechatpay_apiv3_key,
@@ -55,6 +56,7 @@ def wechatpay_config(settings: Settings) -> WeChatPayConfig:
     return WeChatPayConfig.from_files(
         mchid=str(settings.wechatpay_mchid),
         appid=str(settings.wechatpay_appid),
+        plan_id=str(settings.wechatpay_plan_id),
         merchant_serial=str(settings.wechatpay_merchant_serial),
         private_key_file=settings.wechatpay_private_key_file,
         apiv3_key=str(settings.wechatpay_apiv3_key),

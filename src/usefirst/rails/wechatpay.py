@@ -4,8 +4,9 @@ Why 委托代扣 and not 支付分 (PayScore 先享后付): this engine already 
 schedule and collects; PayScore would put WeChat's own credit decision and service-order
 lifecycle in front of every order, duplicating both. Contract deduction is exactly the rail a BNPL
 engine needs: the shopper signs a deduction contract once in WeChat (the mandate; the platform's
-app obtains its ``contract_id``), and the merchant deducts each instalment against it, retrying a
-failed deduction as it sees fit — the equivalent of PayScore's collection deduction (催收扣款).
+app names it by its ``out_contract_code``), and the merchant deducts each instalment against it,
+retrying a failed deduction as it sees fit — the equivalent of PayScore's collection deduction
+(催收扣款).
 
 The protocol is spoken directly over HTTP (httpx + cryptography): the ``wechatpayv3`` SDK talks
 only to WeChat's fixed gateway and downloads platform certificates itself, so it could not be
@@ -17,12 +18,19 @@ deduction call. What is implemented:
 - every response and callback verified with the platform certificate named by
   ``Wechatpay-Serial`` over ``TIMESTAMP\\nNONCE\\nBODY\\n`` (RSA-SHA256), timestamps within 300 s;
 - callback resources decrypted with AES-256-GCM under the APIv3 key;
-- ``GET /v3/papay/contracts/{contract_id}`` (mandate check), ``POST
-  /v3/papay/contracts/{contract_id}/terminate``, ``POST /v3/papay/pay/transactions/apply``
-  (deduction, answered 204 and settled by a ``TRANSACTION.SUCCESS`` notification carrying the
+- ``GET /v3/papay/sign/contracts/plan-id/{plan_id}/out-contract-code/{out_contract_code}``
+  (查询签约协议: the mandate check, and before each deduction the contract id and whether it is
+  still signed), ``POST …/out-contract-code/{out_contract_code}/terminate`` (解除签约协议, with
+  ``contract_termination_remark``), ``POST /v3/papay/pay/transactions/apply`` (受理扣款:
+  ``appid``, ``out_trade_no``, ``description``, ``contract_id``, ``transaction_notify_url``,
+  ``amount``; accepted, then settled by a ``TRANSACTION.SUCCESS`` notification carrying the
   transaction's ``trade_state``), ``GET /v3/pay/transactions/out-trade-no/{out_trade_no}``,
   ``POST /v3/refund/domestic/refunds``, ``GET /v3/bill/tradebill`` and its download (checked
   against its SHA1).
+
+A mandate is known by its ``out_contract_code`` (商户签约协议号), the code the platform's app
+gave WeChat when the shopper signed under our plan (``plan_id``): WeChat's v3 contract calls are
+addressed by plan and code, and the ``contract_id`` a deduction needs is read from the contract.
 
 Our charge id is the deduction's ``out_trade_no``: WeChat deduplicates by it (the idempotency of
 a resent deduction), and it is the id callbacks, queries and bills are matched by.
@@ -43,7 +51,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from cryptography import x509
@@ -116,6 +124,7 @@ def yuan_to_fen(text: str) -> int:
 class WeChatPayConfig:
     mchid: str
     appid: str
+    plan_id: str
     merchant_serial: str
     private_key: rsa.RSAPrivateKey
     apiv3_key: bytes  # 32 bytes
@@ -130,6 +139,7 @@ class WeChatPayConfig:
         *,
         mchid: str,
         appid: str,
+        plan_id: str,
         merchant_serial: str,
         private_key_file: Path,
         apiv3_key: str,
@@ -154,6 +164,7 @@ class WeChatPayConfig:
         return cls(
             mchid=mchid,
             appid=appid,
+            plan_id=plan_id,
             merchant_serial=merchant_serial,
             private_key=private_key,
             apiv3_key=apiv3_key.encode(),
@@ -259,36 +270,48 @@ class WeChatPayProvider:
         idempotency_key: str,
         provider_mandate_id: str | None = None,
     ) -> Mandate:
-        """The shopper signed a deduction contract in WeChat; check it is signed."""
+        """The shopper signed a deduction contract in WeChat under our plan; check it is signed.
+        ``provider_mandate_id`` is the contract's ``out_contract_code``."""
         if not provider_mandate_id:
             raise ProviderRefused(
-                "contract_id_required", "give the contract id the shopper signed in WeChat"
+                "contract_code_required",
+                "give the out_contract_code the shopper's contract was signed with in WeChat",
             )
-        response = self._request(
-            "GET", f"/v3/papay/contracts/{provider_mandate_id}?appid={self.config.appid}"
-        )
-        state = str(response.json().get("contract_state", ""))
+        contract = self._contract(provider_mandate_id)
+        state = str(contract.get("contract_state", ""))
         return Mandate(provider_mandate_id=provider_mandate_id, is_active=state == "SIGNED")
+
+    def _contract_path(self, out_contract_code: str) -> str:
+        return (
+            f"/v3/papay/sign/contracts/plan-id/{quote(self.config.plan_id, safe='')}"
+            f"/out-contract-code/{quote(out_contract_code, safe='')}"
+        )
+
+    def _contract(self, out_contract_code: str) -> dict[str, Any]:
+        response = self._request("GET", self._contract_path(out_contract_code))
+        return dict(response.json())
 
     def revoke_mandate(self, *, mandate_id: str) -> Mandate:
         self._request(
             "POST",
-            f"/v3/papay/contracts/{mandate_id}/terminate",
-            body={"appid": self.config.appid, "termination_remark": "revoked by the shopper"},
+            f"{self._contract_path(mandate_id)}/terminate",
+            body={"contract_termination_remark": "revoked by the shopper"},
         )
         return Mandate(provider_mandate_id=mandate_id, is_active=False)
 
     def charge(self, request: ChargeRequest) -> ChargeStatus:
+        contract = self._contract(request.mandate_id)
+        if contract.get("contract_state") != "SIGNED" or not contract.get("contract_id"):
+            raise ProviderRefused("contract_not_signed", "the deduction contract is not in force")
         self._request(
             "POST",
             "/v3/papay/pay/transactions/apply",
             body={
                 "appid": self.config.appid,
-                "mchid": self.config.mchid,
-                "description": request.description[:127],
                 "out_trade_no": request.reference,
-                "contract_id": request.mandate_id,
-                "notify_url": self.config.notify_url,
+                "description": request.description[:127],
+                "contract_id": str(contract["contract_id"]),
+                "transaction_notify_url": self.config.notify_url,
                 "amount": {"total": request.amount_minor, "currency": request.currency},
             },
         )

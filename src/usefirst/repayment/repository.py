@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, Select, bindparam, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
+from usefirst.collections.models import HARDSHIP_HOLDS
 from usefirst.disputes.repository import DISPUTE_PAUSES
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.repayment import models
@@ -141,8 +142,8 @@ class RepaymentRepository:
         allowance over the days since delivery (less plan fees and late fees so far). Each
         instalment, lowest seq first, takes ``fee_bps_per_day`` of its unpaid principal while
         room is left: the running sum of the wanted fees before it is what the earlier ones took.
-        Undelivered and disputed orders get nothing. ``basis_points_of`` rounds half up:
-        ``(x · bps · 2 + 10000) / 20000`` in integers."""
+        Undelivered and disputed orders, and orders a hardship request holds, get nothing.
+        ``basis_points_of`` rounds half up: ``(x · bps · 2 + 10000) / 20000`` in integers."""
         is_postgresql = self.session.get_bind().dialect.name == "postgresql"
         least, greatest = ("LEAST", "GREATEST") if is_postgresql else ("min", "max")
         if is_postgresql:
@@ -192,7 +193,8 @@ rooms AS (
     FROM totals t
     JOIN orders o ON o.shopper_id = t.shopper_id AND o.id = t.order_id
     LEFT JOIN {DISPUTE_PAUSES} d ON d.shopper_id = o.shopper_id AND d.order_id = o.id
-    WHERE d.is_disputed IS NOT TRUE AND o.delivered_at IS NOT NULL
+    LEFT JOIN {HARDSHIP_HOLDS} h ON h.shopper_id = o.shopper_id AND h.order_id = o.id
+    WHERE d.is_disputed IS NOT TRUE AND h.order_id IS NULL AND o.delivered_at IS NOT NULL
 )
 SELECT v.shopper_id, v.order_id, v.seq, r.currency,
        {greatest}(0, {least}(v.wanted, r.room - (

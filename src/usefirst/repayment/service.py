@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.kit.errors import Conflict, InvariantViolated, ValidationFailed
 from usefirst.kit.ids import new_id
-from usefirst.kit.money import check_currency
+from usefirst.kit.money import check_currency, split_evenly
 from usefirst.kit.settings import Settings
 from usefirst.repayment import schedule
 from usefirst.repayment.models import Allocation, Instalment, Payment
@@ -510,19 +510,29 @@ class InstalmentNotExtendable(Conflict):
     default_message = "Only an instalment not yet past due (and not paid) can be extended."
 
 
+# An instalment nothing more is owed on: paid; cancelled (never owed); rescheduled (what it
+# still owed moved to a hardship plan's instalments); forgiven (a settlement for less wrote the
+# rest off).
+CLOSED_STATUSES = ("paid", "cancelled", "rescheduled", "forgiven")
+RELIEF_STATUSES = ("rescheduled", "forgiven")
+
+
 def settled_order_ids(session: Session, shopper_id: str, order_ids: set[str]) -> list[str]:
     grouped = instalments_of_orders(session, shopper_id=shopper_id, order_ids=sorted(order_ids))
     return [
         order_id
         for order_id, rows in grouped.items()
-        if all(row.status in ("paid", "cancelled") for row in rows)
+        if all(row.status in CLOSED_STATUSES for row in rows)
     ]
 
 
 def was_repaid_on_time(session: Session, *, shopper_id: str, order_id: str) -> bool:
+    """Whether every instalment was paid by its due date. An order repaid under hardship relief
+    (a plan or a settlement) never was, whatever the plan's dates say."""
     rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id)
     return all(
-        not row.was_overdue
+        row.status not in RELIEF_STATUSES
+        and not row.was_overdue
         and (row.settled_on is None or row.due_on is None or row.settled_on <= row.due_on)
         for row in rows
     )
@@ -715,6 +725,98 @@ def charge_off_schedule(session: Session, *, shopper_id: str, order_id: str) -> 
             fees += row.unpaid_fees_minor
             row.status = "charged_off"
     return ChargeOff(principal_minor=principal, fees_minor=fees)
+
+
+@dataclass(frozen=True)
+class OwedOnOrder:
+    """What an order's open instalments still owe, by part."""
+
+    principal_minor: int
+    plan_fees_minor: int
+    late_fees_minor: int
+
+    @property
+    def total_minor(self) -> int:
+        return self.principal_minor + self.plan_fees_minor + self.late_fees_minor
+
+
+def owed_on_order(session: Session, *, shopper_id: str, order_id: str) -> OwedOnOrder:
+    principal = plan_fees = late = 0
+    for row in RepaymentRepository(session).instalments_of_order(shopper_id, order_id):
+        if row.status in ("pending", "overdue"):
+            unpaid_plan, unpaid_late = unpaid_fee_parts(row)
+            principal += row.unpaid_principal_minor
+            plan_fees += unpaid_plan
+            late += unpaid_late
+    return OwedOnOrder(principal_minor=principal, plan_fees_minor=plan_fees, late_fees_minor=late)
+
+
+def _close_open_instalments(rows: list[Instalment], *, status: str, today: date) -> OwedOnOrder:
+    """Take what the open instalments still owe off them (each keeps what was paid on it) and
+    close them with ``status``. Returns what was taken off, by part."""
+    principal = plan_fees = late = 0
+    for row in rows:
+        if row.status not in ("pending", "overdue"):
+            continue
+        unpaid_plan, unpaid_late = unpaid_fee_parts(row)
+        principal += row.unpaid_principal_minor
+        plan_fees += unpaid_plan
+        late += unpaid_late
+        row.principal_minor = row.paid_principal_minor
+        row.fees_minor -= unpaid_plan
+        row.late_fees_minor -= unpaid_late
+        row.status = status
+        row.settled_on = today
+    return OwedOnOrder(principal_minor=principal, plan_fees_minor=plan_fees, late_fees_minor=late)
+
+
+def reschedule_for_hardship(
+    session: Session, *, shopper_id: str, order_id: str, months: int, today: date
+) -> list[Instalment]:
+    """A hardship plan: what the order's open instalments still owe (principal, plan fees and
+    late fees already charged) moves to ``months`` new monthly instalments, the first due a
+    month from ``today``; nothing is added (the plan is fee-free). The old instalments keep what
+    was paid on them and close as ``rescheduled``. Each part is split evenly, the earliest
+    instalments carrying the extra minor unit, so the plan sums exactly to what was owed."""
+    repository = RepaymentRepository(session)
+    rows = repository.instalments_of_order(shopper_id, order_id, for_update=True)
+    owed = _close_open_instalments(rows, status="rescheduled", today=today)
+    if owed.total_minor == 0:
+        raise InvariantViolated(f"order {order_id} owes nothing to reschedule")
+    next_seq = max(row.seq for row in rows) + 1
+    principal_parts = split_evenly(owed.principal_minor, months)
+    plan_fee_parts = split_evenly(owed.plan_fees_minor, months)
+    late_fee_parts = split_evenly(owed.late_fees_minor, months)
+    plan = [
+        Instalment(
+            shopper_id=shopper_id,
+            order_id=order_id,
+            seq=next_seq + index,
+            currency=rows[0].currency,
+            status="pending",
+            due_on=schedule.add_months(today, index + 1),
+            principal_minor=principal_parts[index],
+            fees_minor=plan_fee_parts[index],
+            late_fees_minor=late_fee_parts[index],
+            late_fees_waived_minor=0,
+            paid_principal_minor=0,
+            paid_fees_minor=0,
+            was_overdue=False,
+            settled_on=None,
+            extended_days=0,
+        )
+        for index in range(months)
+    ]
+    repository.add_all(plan)
+    session.flush()
+    return plan
+
+
+def forgive_rest(session: Session, *, shopper_id: str, order_id: str, today: date) -> OwedOnOrder:
+    """A settlement for less was paid: what the order's instalments still owe is forgiven (the
+    caller writes it off in the ledger); they close as ``forgiven``. Returns what was forgiven."""
+    rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id, for_update=True)
+    return _close_open_instalments(rows, status="forgiven", today=today)
 
 
 def waive_unpaid_late_fees(

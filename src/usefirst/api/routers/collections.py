@@ -1,4 +1,5 @@
-"""Collections over HTTP: contact log, collector queue and calls, bureau files, legal cases."""
+"""Collections over HTTP: contact log, collector queue and calls, bureau files, legal cases,
+hardship requests and their answers."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from usefirst.api.deps import (
 from usefirst.api.schemas import MAX_MINOR, Strict
 from usefirst.collections import bureau
 from usefirst.collections import service as collections_service
-from usefirst.flows import bureau_reporting, collector_calls, late_fee_waivers
+from usefirst.flows import bureau_reporting, collector_calls, hardship, late_fee_waivers
 from usefirst.flows.legal_evidence import evidence_pdf
 from usefirst.flows.privacy_requests import read_bureau_file
 from usefirst.orders import service as order_service
@@ -29,6 +30,8 @@ from usefirst.runtime import Work
 router = APIRouter(tags=["collections"])
 
 COLLECTORS = ("collector", "admin")
+# Who answers hardship requests (and may open one for a shopper, from the console or the API).
+HARDSHIP_OPERATORS = ("collector", "support", "admin")
 
 
 class CallOutcomeIn(Strict):
@@ -50,6 +53,134 @@ class LegalStatusIn(Strict):
 class WaiveLateFeesIn(Strict):
     amount_minor: int | None = Field(default=None, strict=True, gt=0, le=MAX_MINOR)
     reason: str = Field(min_length=1, max_length=500)
+
+
+class HardshipRequestIn(Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class HardshipDecisionIn(Strict):
+    decision: Literal["plan", "settlement", "declined"]
+    plan_months: int | None = Field(default=None, strict=True, ge=1, le=60)
+    settlement_minor: int | None = Field(default=None, strict=True, gt=0, le=MAX_MINOR)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class SettlementPaymentIn(Strict):
+    amount_minor: int = Field(strict=True, gt=0, le=MAX_MINOR)
+    method: Literal["alipay", "wechat", "bank_card", "other"]
+    external_ref: str | None = Field(default=None, max_length=128)
+
+
+@router.post("/v1/orders/{order_id}/hardship", status_code=201)
+def open_hardship_request(
+    order_id: str,
+    body: HardshipRequestIn,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    call: IdempotentCallDep,
+) -> JSONResponse:
+    """A shopper asks for hardship relief (through the platform's key), or an operator opens the
+    request for them: the order's late fees, dunning and auto-debit hold at once."""
+    require(principal, platform=True, roles=HARDSHIP_OPERATORS)
+
+    def respond(work: Work) -> tuple[int, Any]:
+        return 201, hardship.request_hardship(
+            work.session,
+            order_id=order_id,
+            opened_by="operator" if principal.kind == "operator" else "shopper",
+            reason=body.reason,
+            operator_id=principal.operator_id,
+            settings=runtime.settings,
+            today=work.today,
+            now=work.now,
+        )
+
+    return call.run(body, respond)
+
+
+@router.get("/v1/orders/{order_id}/hardship")
+def order_hardship_requests(
+    order_id: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, platform=True, roles=HARDSHIP_OPERATORS)
+    with runtime.work(read_only=True) as work:
+        return {"data": hardship.hardships_of_order(work.session, order_id=order_id)}
+
+
+@router.get("/v1/hardship-requests")
+def list_hardship_requests(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    status: Annotated[
+        Literal["open", "offered", "plan", "completed", "broken", "settled", "lapsed", "declined"]
+        | None,
+        Query(),
+    ] = None,
+    starting_after: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> dict[str, Any]:
+    require(principal, roles=HARDSHIP_OPERATORS)
+    with runtime.work(read_only=True) as work:
+        rows = collections_service.list_hardships(
+            work.session, status=status, starting_after=starting_after, limit=limit + 1
+        )
+        return page(rows, limit, collections_service.hardship_view)
+
+
+@router.post("/v1/hardship-requests/{request_id}/decision")
+def decide_hardship_request(
+    request_id: str,
+    body: HardshipDecisionIn,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    call: IdempotentCallDep,
+) -> JSONResponse:
+    """An operator's answer: a plan over ``plan_months``, a settlement for ``settlement_minor``,
+    or a refusal."""
+    require(principal, roles=HARDSHIP_OPERATORS)
+
+    def respond(work: Work) -> tuple[int, Any]:
+        return 200, hardship.decide(
+            work.session,
+            request_id=request_id,
+            decision=body.decision,
+            plan_months=body.plan_months,
+            settlement_minor=body.settlement_minor,
+            note=body.note,
+            operator_id=principal.operator_id,
+            settings=runtime.settings,
+            today=work.today,
+            now=work.now,
+        )
+
+    return call.run(body, respond)
+
+
+@router.post("/v1/hardship-requests/{request_id}/settlement-payment")
+def pay_hardship_settlement(
+    request_id: str,
+    body: SettlementPaymentIn,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    call: IdempotentCallDep,
+) -> JSONResponse:
+    """The shopper pays the settlement offered; the rest of the order is written off."""
+    require(principal, platform=True)
+
+    def respond(work: Work) -> tuple[int, Any]:
+        return 200, hardship.pay_settlement(
+            work.session,
+            request_id=request_id,
+            amount_minor=body.amount_minor,
+            method=body.method,
+            external_ref=body.external_ref,
+            settings=runtime.settings,
+            today=work.today,
+            now=work.now,
+        )
+
+    return call.run(body, respond)
 
 
 @router.get("/v1/shoppers/{shopper_id}/contacts")
