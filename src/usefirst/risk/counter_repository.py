@@ -9,7 +9,17 @@ from dataclasses import astuple, dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy import (
+    Date,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -84,33 +94,36 @@ class CounterRepository:
 
     # --- reads ------------------------------------------------------------------------------
 
-    def facts(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], FactFlags]:
+    def facts(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], FactFlags], set[tuple[str, str]]]:
+        """The orders' facts (those that have one), and which of the orders collections ever
+        counted delinquent: one read."""
         found: dict[tuple[str, str], FactFlags] = {}
+        delinquent: set[tuple[str, str]] = set()
         flag_columns = [getattr(OrderFact, name) for name in FLAG_NAMES]
         for start in range(0, len(keys), CHUNK):
             rows = self.session.execute(
-                select(OrderFact.shopper_id, OrderFact.order_id, *flag_columns).where(
-                    tuple_(OrderFact.shopper_id, OrderFact.order_id).in_(
-                        keys[start : start + CHUNK]
-                    )
+                select(
+                    Order.shopper_id,
+                    Order.id,
+                    ever_delinquent(Order.shopper_id, Order.id),
+                    OrderFact.order_id,
+                    *flag_columns,
                 )
+                .outerjoin(
+                    OrderFact,
+                    (OrderFact.shopper_id == Order.shopper_id) & (OrderFact.order_id == Order.id),
+                )
+                .where(tuple_(Order.shopper_id, Order.id).in_(keys[start : start + CHUNK]))
             ).all()
             for row in rows:
-                found[(row[0], row[1])] = FactFlags(*row[2:])
-        return found
-
-    def ever_delinquent(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Those of the orders collections ever counted delinquent."""
-        found: set[tuple[str, str]] = set()
-        for start in range(0, len(keys), CHUNK):
-            rows = self.session.execute(
-                select(Order.shopper_id, Order.id).where(
-                    tuple_(Order.shopper_id, Order.id).in_(keys[start : start + CHUNK]),
-                    ever_delinquent(Order.shopper_id, Order.id),
-                )
-            ).all()
-            found.update((row[0], row[1]) for row in rows)
-        return found
+                key = (row[0], row[1])
+                if row[2]:
+                    delinquent.add(key)
+                if row[3] is not None:
+                    found[key] = FactFlags(*row[4:])
+        return found, delinquent
 
     def top_buyer_exact(self, merchant_id: str, since: datetime) -> int:
         """The most lent orders of one shopper at the merchant since ``since``, counted."""
@@ -172,46 +185,69 @@ class CounterRepository:
         for statement in _RECORD_NEW_SQLITE:
             self.session.execute(statement, params)
 
-    def upsert_facts(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        for start in range(0, len(rows), CHUNK):
-            values = [
-                dict(zip(FACT_COLUMNS, row, strict=True)) for row in rows[start : start + CHUNK]
+    def apply_changes(
+        self,
+        facts: Sequence[tuple[Any, ...]],
+        days: Sequence[tuple[tuple[str, date, int], Counter[str]]],
+        buyers: Sequence[tuple[tuple[str, str], Counter[str]]],
+    ) -> None:
+        """Write the changed facts and add the deltas to the day and buyer counters (rows in
+        key order, so concurrent writers lock them in the same order): on PostgreSQL one
+        statement (data-modifying CTEs) per chunk of at most ``CHUNK`` rows of each."""
+        day_rows = [
+            {"merchant_id": m, "day": d, "stripe": s, **{n: delta[n] for n in DAY_COUNTS}}
+            for (m, d, s), delta in days
+            if any(delta[n] for n in DAY_COUNTS)
+        ]
+        buyer_rows = [
+            {"merchant_id": m, "shopper_id": s, **{n: delta[n] for n in BUYER_COUNTS}}
+            for (m, s), delta in buyers
+            if any(delta[n] for n in BUYER_COUNTS)
+        ]
+        statements = [
+            *self._fact_upserts([dict(zip(FACT_COLUMNS, row, strict=True)) for row in facts]),
+            *self._additions(MerchantDayCounter, day_rows, ["merchant_id", "day", "stripe"]),
+            *self._additions(MerchantBuyerCounter, buyer_rows, ["merchant_id", "shopper_id"]),
+        ]
+        if self.dialect == "postgresql" and len(statements) > 1:
+            # Every CTE is read by the outer SELECT: SQLAlchemy renders only CTEs in use.
+            parts = [
+                statement.returning(literal_column("1")).cte(f"write_{index}")
+                for index, statement in enumerate(statements)
             ]
-            insert = self._insert(OrderFact).values(values)
             self.session.execute(
+                select(
+                    *(select(func.count()).select_from(part).scalar_subquery() for part in parts)
+                )
+            )
+            return
+        for statement in statements:
+            self.session.execute(statement)
+
+    def _fact_upserts(self, rows: list[dict[str, Any]]) -> list[Any]:
+        statements = []
+        for start in range(0, len(rows), CHUNK):
+            insert = self._insert(OrderFact).values(rows[start : start + CHUNK])
+            statements.append(
                 insert.on_conflict_do_update(
                     index_elements=["shopper_id", "order_id"],
                     set_={name: insert.excluded[name] for name in FLAG_NAMES},
                 )
             )
+        return statements
 
-    def add_to_days(self, items: Sequence[tuple[tuple[str, date, int], Counter[str]]]) -> None:
-        rows = [
-            {"merchant_id": m, "day": d, "stripe": s, **{n: delta[n] for n in DAY_COUNTS}}
-            for (m, d, s), delta in items
-            if any(delta[n] for n in DAY_COUNTS)
-        ]
-        self._add(MerchantDayCounter, rows, ["merchant_id", "day", "stripe"], DAY_COUNTS)
-
-    def add_to_buyers(self, items: Sequence[tuple[tuple[str, str], Counter[str]]]) -> None:
-        rows = [
-            {"merchant_id": m, "shopper_id": s, **{n: delta[n] for n in BUYER_COUNTS}}
-            for (m, s), delta in items
-            if any(delta[n] for n in BUYER_COUNTS)
-        ]
-        self._add(MerchantBuyerCounter, rows, ["merchant_id", "shopper_id"], BUYER_COUNTS)
-
-    def _add(
-        self, table: Any, rows: list[dict[str, Any]], key: list[str], counts: Sequence[str]
-    ) -> None:
+    def _additions(self, table: Any, rows: list[dict[str, Any]], key: list[str]) -> list[Any]:
+        counts = [name for name in rows[0] if name not in key] if rows else []
+        statements = []
         for start in range(0, len(rows), CHUNK):
             insert = self._insert(table).values(rows[start : start + CHUNK])
-            self.session.execute(
+            statements.append(
                 insert.on_conflict_do_update(
                     index_elements=key,
                     set_={n: getattr(table, n) + insert.excluded[n] for n in counts},
                 )
             )
+        return statements
 
     def refresh_window_bounds(self, window_start: datetime) -> int:
         exact = (

@@ -124,8 +124,7 @@ def observe_orders(session: Session, *, orders: Sequence[Order], now: datetime) 
     session.flush()
     repository = CounterRepository(session)
     keys = sorted({(order.shopper_id, order.id) for order in orders})
-    previous = repository.facts(keys)
-    delinquent = repository.ever_delinquent(keys)
+    previous, delinquent = repository.facts(keys)
     by_key = {(order.shopper_id, order.id): order for order in orders}
     changed: list[tuple[OrderState, FactFlags]] = []
     for key in keys:
@@ -163,7 +162,7 @@ def _apply(
         # only while it may still be in a window (see MerchantBuyerCounter).
         if state.created_at >= window_start:
             buyer["window_lent_bound"] += delta.is_lent
-    repository.upsert_facts(
+    repository.apply_changes(
         [
             (
                 s.shopper_id,
@@ -175,10 +174,10 @@ def _apply(
                 *s.flags.as_tuple(),
             )
             for s in facts
-        ]
+        ],
+        sorted(days.items()),
+        sorted(buyers.items()),
     )
-    repository.add_to_days(sorted(days.items()))
-    repository.add_to_buyers(sorted(buyers.items()))
 
 
 def refresh_window_bounds(session: Session, *, now: datetime) -> int:
