@@ -420,3 +420,38 @@ def test_portfolio_report_refuses_a_bad_chart_path(environment: Path, name: str)
     assert result.stdout == ""
     assert not chart.exists()
     assert not chart.parent.exists() or list(chart.parent.glob("portfolio*")) == []
+
+
+def test_risk_rebuild_counters_counts_every_order_again(environment: Path) -> None:
+    migrated(environment)
+    add_a_paid_instalment_order()
+    database = Database(f"sqlite:///{environment}")
+    try:
+        with database.transaction() as session:
+            orders = session.execute(text("SELECT count(*) FROM orders")).scalar_one()
+            kept = session.execute(
+                text("SELECT * FROM risk_order_facts ORDER BY shopper_id, order_id")
+            ).all()
+            # Orders changed behind the engine's back: the counters lost track.
+            session.execute(text("DELETE FROM risk_order_facts"))
+            session.execute(text("DELETE FROM risk_merchant_days"))
+    finally:
+        database.dispose()
+
+    result = run("risk", "rebuild-counters")
+
+    assert result.exit_code == 0, result.output
+    assert last_line(result) == f"counters rebuilt from {orders} orders"
+    database = Database(f"sqlite:///{environment}")
+    try:
+        with database.transaction(read_only=True) as session:
+            assert (
+                session.execute(
+                    text("SELECT * FROM risk_order_facts ORDER BY shopper_id, order_id")
+                ).all()
+                == kept
+            )
+            days = session.execute(text("SELECT sum(lent_orders) FROM risk_merchant_days"))
+            assert days.scalar_one() == orders >= 1
+    finally:
+        database.dispose()

@@ -682,6 +682,19 @@ def risk_backtest(
     out.print(f"changed: {report.changed} of {report.decisions}")
 
 
+@risk_app.command("rebuild-counters")
+def risk_rebuild_counters() -> None:
+    """Build the checkout's risk counters afresh from the orders (migration 0027 does it once;
+    run it after restoring orders from elsewhere, or to check that the counters kept up: the
+    checkout features read nothing else)."""
+    from usefirst.risk import counters
+
+    runtime = _runtime()
+    with runtime.work() as work:
+        counted = counters.rebuild(work.session, now=work.now)
+    stdout().print(f"counters rebuilt from {counted} orders")
+
+
 def _safe_url(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)

@@ -54,6 +54,7 @@ from usefirst.rails.provider import (
 )
 from usefirst.rails.retry import RetrySchedule, load_retry_schedule
 from usefirst.repayment import service as repayment_service
+from usefirst.risk import counters as risk_counters
 
 # The daily sweep names its step by this (the summary and the CLI show it).
 AUTO_DEBIT_JOB = "usefirst.flows.auto_debit:run_due_charges"
@@ -403,6 +404,7 @@ def reverse_charge(
         any_overdue = any_overdue or is_overdue
         order = order_service.find_order(session, order_id=order_id)
         order_service.reopen_after_reversal(order, is_overdue=is_overdue, now=now)
+        risk_counters.observe_orders(session, orders=[order], now=now)
     if any_overdue:
         credit_service.freeze_for_overdue(session, shopper_id=charge.shopper_id, now=now)
     rails_service.mark_reversed(charge, amount_minor=amount_minor, now=now)

@@ -12,6 +12,7 @@ from usefirst.kit.settings import Settings
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
+from usefirst.risk import counters as risk_counters
 
 
 def cancel(
@@ -24,7 +25,7 @@ def cancel(
     credit_service.release(
         session, shopper_id=order.shopper_id, amount_minor=order_service.unrefunded_minor(order)
     )
-    session.flush()
+    risk_counters.observe_orders(session, orders=[order], now=now)
     publish_order_event(
         session, order=order, event_type="order.cancelled", settings=settings, now=now
     )

@@ -30,6 +30,7 @@ from usefirst.orders.models import Order
 from usefirst.orders.service import CheckoutRequest
 from usefirst.repayment import service as repayment_service
 from usefirst.repayment.models import Instalment
+from usefirst.risk import counters as risk_counters
 from usefirst.risk import decision as risk_decision
 
 
@@ -139,6 +140,7 @@ def checkout_with_view(
         now=now,
         shipping_address_hash=assessment.features.link_hashes.get("address"),
     )
+    risk_counters.record_new_order(session, order=order, now=now)
     instalments: list[Instalment] = []
     if outcome in ("approved", *order_service.HELD_STATUSES):
         instalments = repayment_service.create_schedule(

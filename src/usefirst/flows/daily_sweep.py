@@ -57,6 +57,7 @@ from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.privacy import complaints
 from usefirst.repayment import service as repayment_service
+from usefirst.risk import counters as risk_counters
 
 # The summary names other domains' jobs as "module:function" where each was first registered:
 # the names are part of the stored summary and of the CLI's output, so they stay when a job moves.
@@ -65,6 +66,7 @@ STEP_UP_EXPIRY = "usefirst.risk.service:expire_step_ups"
 FIRST_INSTALMENT_MISSED = "usefirst.risk.monitors:first_instalment_missed"
 MERCHANT_DRIFT = "usefirst.risk.monitors:merchant_drift"
 NIGHTLY_GRAPH = "usefirst.risk.graph:nightly_graph"
+RISK_COUNTER_BOUNDS = "usefirst.risk.counters:refresh_window_bounds"
 MERCHANT_SETTLEMENT = "usefirst.merchants.settlement:settle_daily"
 OVERDUE_COMPLAINTS = "usefirst.privacy.complaints:flag_overdue_complaints"
 JOB_NAMES = (
@@ -77,6 +79,7 @@ JOB_NAMES = (
     OVERDUE_COMPLAINTS,
     auto_debit.AUTO_DEBIT_JOB,
     hardship.HARDSHIP_JOB,
+    RISK_COUNTER_BOUNDS,
 )
 
 
@@ -257,6 +260,10 @@ def _nightly_graph(session: Session, context: DailyContext) -> dict[str, int]:
     return risk_monitoring.nightly_graph(session, context)
 
 
+def _refresh_counter_bounds(session: Session, context: DailyContext) -> dict[str, int]:
+    return {"bounds_refreshed": risk_counters.refresh_window_bounds(session, now=context.now)}
+
+
 def _settle(session: Session, context: DailyContext) -> dict[str, int]:
     return settlement_run.settle_daily(session, context)
 
@@ -286,6 +293,8 @@ STEPS: tuple[SweepStep, ...] = (
     SweepStep(NIGHTLY_GRAPH, _nightly_graph, is_job=True),
     SweepStep(MERCHANT_SETTLEMENT, _settle, is_job=True),
     SweepStep(OVERDUE_COMPLAINTS, _flag_overdue_complaints, is_job=True),
+    # The checkout's top-buyer bounds made exact again (orders aged out of the merchant window).
+    SweepStep(RISK_COUNTER_BOUNDS, _refresh_counter_bounds, is_job=True),
 )
 # The namespace of the advisory lock one runner of a date's stepped sweep holds (PostgreSQL).
 SWEEP_LOCK_NAMESPACE = 21_0001
@@ -413,6 +422,7 @@ def mark_overdue(session: Session, *, business_on: date, settings: Settings, now
     repayment_service.mark_overdue(session, business_on=business_on, shopper_ids=shopper_ids)
     credit_service.freeze_many_for_overdue(session, shopper_ids=shopper_ids, now=now)
     turned_overdue = order_service.mark_overdue(session, keys=keys, now=now)
+    risk_counters.observe_orders(session, orders=turned_overdue, now=now)
     publish_order_events(
         session, orders=turned_overdue, event_type="order.overdue", settings=settings, now=now
     )
@@ -501,6 +511,7 @@ def charge_off(
     )
     credit_service.close_after_charge_off(session, shopper_id=order.shopper_id, now=now)
     order_service.mark_charged_off(session, order=order, now=now)
+    risk_counters.observe_orders(session, orders=[order], now=now)
     publish_order_event(
         session, order=order, event_type="order.charged_off", settings=settings, now=now
     )

@@ -23,6 +23,7 @@ from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
+from usefirst.risk import counters as risk_counters
 from usefirst.risk import monitors as risk_monitors
 
 
@@ -68,7 +69,7 @@ def ship_with_view(
         tracking_number=tracking_number,
         now=now,
     )
-    session.flush()
+    risk_counters.observe_orders(session, orders=[order], now=now)
     risk_monitors.after_shipment(session, order=order, now=now, effects=risk_effects)
     view = order_service.order_view(session, order)
     publish_order_event(
@@ -93,6 +94,7 @@ def confirm_receipt(
     automatic: bool = False,
 ) -> Order:
     order = order_service.mark_delivered(session, order_id=order_id, automatic=automatic, now=now)
+    risk_counters.observe_orders(session, orders=[order], now=now)
     merchant = merchant_service.get_merchant(session, merchant_id=order.merchant_id)
     activation = repayment_service.activate_schedule(
         session,
@@ -164,6 +166,7 @@ def auto_confirm_shipped(
     session.flush()
     credit_service.lock_credit_lines(session, shopper_ids=sorted({key[0] for key in keys}))
     orders = order_service.mark_many_delivered_automatically(session, keys=keys, now=now)
+    risk_counters.observe_orders(session, orders=orders, now=now)
     # Held here so that the monitors and events below find them in the session.
     merchants = merchant_service.merchants_by_id(
         session, merchant_ids=(order.merchant_id for order in orders)

@@ -15,6 +15,7 @@ from usefirst.kit.settings import Settings
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
+from usefirst.risk import counters as risk_counters
 
 
 def release_held_order(
@@ -22,7 +23,7 @@ def release_held_order(
 ) -> Order:
     """A held order (review or step_up) proceeds: approved, its credit stays reserved."""
     order = order_service.release_hold(session, order_id=order_id, now=now)
-    session.flush()
+    risk_counters.observe_orders(session, orders=[order], now=now)
     publish_order_event(
         session, order=order, event_type="order.approved", settings=settings, now=now
     )
@@ -45,7 +46,7 @@ def decline_held_order(
     )
     repayment_service.cancel_schedule(session, shopper_id=order.shopper_id, order_id=order.id)
     credit_service.release(session, shopper_id=order.shopper_id, amount_minor=order.amount_minor)
-    session.flush()
+    risk_counters.observe_orders(session, orders=[order], now=now)
     publish_order_event(
         session, order=order, event_type="order.declined", settings=settings, now=now
     )

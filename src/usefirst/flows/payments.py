@@ -21,6 +21,7 @@ from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
 from usefirst.repayment.models import Allocation
+from usefirst.risk import counters as risk_counters
 
 
 def pay(
@@ -126,14 +127,17 @@ def follow_schedules(
     grouped = repayment_service.instalments_of_orders(
         session, shopper_id=shopper_id, order_ids=sorted(order_ids)
     )
+    changed: list[Order] = []
     for order_id, rows in grouped.items():
         order = order_service.lock_active_order(session, shopper_id=shopper_id, order_id=order_id)
         if order is None:
             continue
+        changed.append(order)
         if not any(row.status == "overdue" for row in rows):
             order_service.clear_overdue(order, now=now)
         if all(row.status in repayment_service.CLOSED_STATUSES for row in rows):
             settle_order(session, order=order, settings=settings, now=now)
+    risk_counters.observe_orders(session, orders=changed, now=now)
     refresh_freeze(session, shopper_id=shopper_id, now=now)
 
 

@@ -19,6 +19,7 @@ from usefirst.ledger.service import post_transfer
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order, Refund
 from usefirst.repayment import service as repayment_service
+from usefirst.risk import counters as risk_counters
 
 
 def refund(
@@ -80,7 +81,7 @@ def refund(
         now=now,
     )
     refresh_freeze(session, shopper_id=order.shopper_id, now=now)
-    session.flush()
+    risk_counters.observe_orders(session, orders=[order], now=now)
     publish_order_event(
         session,
         order=order,

@@ -97,6 +97,10 @@ RETENTION_REASONS: dict[str, str] = {
     "risk_link_observations": (
         "Which kinds of link signal were seen on each order; the keyed hashes are erased."
     ),
+    "risk_order_facts": (
+        "What each order counts for in the checkout's risk features (amounts and states, kept "
+        "with the transaction records); the device is erased."
+    ),
     "disputes": (
         "Decided disputes that moved money: kept with the transaction records; free text erased."
     ),

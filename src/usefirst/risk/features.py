@@ -1,8 +1,9 @@
-"""Checkout features, computed online inside the checkout transaction from one indexed
-statement (one round trip on PostgreSQL): one row with the shopper's own history (one aggregate
-over the shopper's orders), the merchant's recent book (one aggregate and its top buyer over the
-merchant's orders), late instalments, known fraud, and the other shoppers seen with this
-checkout's device, IP, address or phone, each with whether it is known fraud.
+"""Checkout features, read inside the checkout transaction by key from one indexed statement
+(one round trip on PostgreSQL) over risk's counters (``risk/counters.py``): one row with the
+shopper's own history (the shopper's order facts, a short per-key event list), the merchant's
+window (its day counters and the facts of the window's edge day), the merchant's top buyer
+(among the few highest window bounds), late instalments, known fraud, and the other shoppers
+seen with this checkout's device, IP, address or phone, each with whether it is known fraud.
 
 Every feature is a float so the rules and the model read one flat mapping. ``FEATURE_NAMES`` is
 the fixed order the model is trained and served with.
@@ -12,17 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Row, TextualSelect, bindparam, column, text
+from sqlalchemy import JSON, Date, Row, TextualSelect, bindparam, column, text
 from sqlalchemy.orm import Session
 
-from usefirst.collections.repository import ever_delinquent_sql
 from usefirst.credit.repository import CreditRepository
 from usefirst.identity.validation import normalise_address
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import UTCDateTime
+from usefirst.risk.counters import (
+    MERCHANT_WINDOW,
+    TOP_BUYER_CANDIDATES,
+    top_buyer_orders,
+    utc_day,
+)
 
 FEATURE_NAMES: tuple[str, ...] = (
     # the order
@@ -82,12 +88,6 @@ DEFAULT_RESELLABLE_CATEGORIES: frozenset[str] = frozenset(
     }
 )
 
-# Orders the engine lent on (approved at some point), as opposed to held, declined or cancelled.
-LENT_STATUSES = ("approved", "shipped", "delivered", "overdue", "repaid", "refunded", "charged_off")
-# Orders whose repayment clock started: the base of a merchant's buyers' default rate.
-DELIVERED_STATUSES = ("delivered", "overdue", "repaid", "refunded", "charged_off")
-SHIPPED_STATUSES = ("shipped", *DELIVERED_STATUSES)
-MERCHANT_WINDOW = timedelta(days=90)
 LINK_KINDS = ("device", "ip", "phone", "address")
 LINKED_SHOPPERS_SHOWN = 20
 
@@ -167,6 +167,8 @@ def compute_checkout_features(
     # changes must reach the database first.
     session.flush()
     connection = session.connection()
+    since = now - MERCHANT_WINDOW
+    edge_day = utc_day(since)
     history = connection.execute(
         _FEATURES_STATEMENTS[connection.dialect.name],
         {
@@ -176,7 +178,9 @@ def compute_checkout_features(
             "hour_ago": now - _HOUR,
             "day_ago": now - _DAY,
             "week_ago": now - _WEEK,
-            "since": now - MERCHANT_WINDOW,
+            "since": since,
+            "edge_day": edge_day,
+            "edge_end": datetime.combine(edge_day + _DAY, datetime.min.time(), tzinfo=UTC),
             "yes": True,
             "device": link_hashes.get("device"),
             "ip": link_hashes.get("ip"),
@@ -201,9 +205,16 @@ def compute_checkout_features(
             now=now,
         )
     )
+    top_buyer = top_buyer_orders(
+        sorted(((int(b), int(e)) for b, e in history.top_candidates or ()), reverse=True),
+        session=session,
+        merchant_id=merchant_id,
+        since=since,
+    )
     values.update(
         _merchant_features(
             history,
+            top_buyer_orders=top_buyer,
             amount_minor=amount_minor,
             resellable_categories=resellable_categories,
             now=now,
@@ -259,13 +270,9 @@ def _order_features(
 
 # --- the statement ----------------------------------------------------------------------------
 #
-# Plain SQL, written once: no expression building, no "expanding" IN parameters (the status
-# lists are constants, inlined), and SQLAlchemy caches the compiled form. SQLite and PostgreSQL
+# Plain SQL, written once: no expression building, no "expanding" IN parameters, and
+# SQLAlchemy caches the compiled form. SQLite and PostgreSQL
 # run the same text but for the JSON aggregate of the links.
-
-
-def _sql_list(values: Sequence[str]) -> str:
-    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
 
 
 def _compact(statement: str) -> str:
@@ -274,9 +281,6 @@ def _compact(statement: str) -> str:
     return " ".join(statement.split())
 
 
-_LENT = _sql_list(LENT_STATUSES)
-_DELIVERED = _sql_list(DELIVERED_STATUSES)
-_SHIPPED = _sql_list(SHIPPED_STATUSES)
 _HOUR, _DAY, _WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
 
 
@@ -306,32 +310,41 @@ _FEATURES_COLUMNS = (
     "book_defaulted",
     "book_shipped",
     "book_refunded",
+    "edge_lent_orders",
+    "edge_lent_amount",
+    "edge_delivered",
+    "edge_defaulted",
+    "edge_shipped",
+    "edge_refunded",
     "late_instalments",
-    "top_buyer_orders",
+    "top_candidates",
     "shopper_known_fraud",
     "merchant_known_fraud",
     "links",
 )
 
-# One statement, one round trip, one row: the shopper and the merchant, the shopper's own
-# history (its primary key range), the merchant's recent book and top buyer (one range of the
-# covering ``ix_orders_merchant_book``), late instalments, known fraud, and the linked shoppers
-# folded into one JSON array of ``[kind, shopper_id, known_fraud]``. No row when the shopper or
-# the merchant does not exist.
-# - ``h.*`` and ``b.*`` are the columns of the two aggregates in the order written; the result
-#   maps by position, so the outer list needs no names (and the text stays under psycopg's
-#   4 kB cache limit: its parse of a longer statement costs about 60 µs on every execution).
-# - ``device_orders``: = NULL is never true, so without a device it counts 0.
-# - Links: other shoppers seen with the checkout's device, IP or address (the
-#   ``(kind, value_hash)`` index; an absent identifier binds NULL and matches nothing), and
-#   other shoppers with the shopper's phone, each with whether it is known fraud.
+# One statement, one round trip, one row, every part read by key:
+# - ``h``: the shopper's order facts (its primary key range: a short per-shopper event list);
+# - ``b``: the merchant's day counters after the day the window starts in (at most 90 days of
+#   at most STRIPES rows), ``e``: the facts of that edge day from the window's start on (one
+#   range of ``ix_risk_order_facts_merchant_created``), so the window is exact to the instant;
+# - the top buyer's candidates: the highest window bounds of the merchant's buyers, each with
+#   its exact count (``counters.top_buyer_orders`` says why that suffices);
+# - late instalments, known fraud, and the linked shoppers folded into one JSON array of
+#   ``[kind, shopper_id, known_fraud]`` (the ``(kind, value_hash)`` index; an absent identifier
+#   binds NULL and matches nothing), and other shoppers with the shopper's phone.
+# ``h.*``, ``b.*`` and ``e.*`` are in the order written; the result maps by position.
+# No row when the shopper or the merchant does not exist.
 _FEATURES_SQL = f"""
 SELECT s.created_at, s.phone_hash, m.created_at, m.category, m.status, m.phone_hash,
-    m.address_hash, h.*, b.*,
+    m.address_hash, h.*, b.*, e.*,
     (SELECT count(*) FROM instalments i WHERE i.shopper_id = :shopper_id AND i.was_overdue = :yes),
-    (SELECT count(*) FROM orders t
-        WHERE t.merchant_id = :merchant_id AND t.created_at >= :since AND t.status IN {_LENT}
-        GROUP BY t.shopper_id ORDER BY count(*) DESC LIMIT 1),
+    (SELECT {{links}}(c.window_lent_bound, (SELECT count(*) FROM risk_order_facts f
+            WHERE f.merchant_id = :merchant_id AND f.shopper_id = c.shopper_id
+            AND f.created_at >= :since AND f.is_lent = 1)))
+        FROM (SELECT shopper_id, window_lent_bound FROM risk_merchant_buyers
+            WHERE merchant_id = :merchant_id AND window_lent_bound > 0
+            ORDER BY window_lent_bound DESC LIMIT {TOP_BUYER_CANDIDATES}) c),
     EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = :shopper_id),
     EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = :merchant_id),
     (SELECT {{links}}(l.kind, l.shopper_id,
@@ -354,38 +367,30 @@ SELECT s.created_at, s.phone_hash, m.created_at, m.category, m.status, m.phone_h
 FROM shoppers s
 JOIN merchants m ON m.id = :merchant_id
 CROSS JOIN (
-    SELECT
-        sum(CASE WHEN o.status IN {_LENT} THEN 1 ELSE 0 END) AS lent_orders,
-        sum(CASE WHEN o.status IN {_LENT} THEN o.amount_minor ELSE 0 END) AS lent_amount_minor,
-        max(CASE WHEN o.status IN {_LENT} THEN o.amount_minor END) AS lent_max_minor,
-        sum(CASE WHEN o.created_at >= :hour_ago THEN 1 ELSE 0 END) AS orders_1h,
-        sum(CASE WHEN o.created_at >= :day_ago THEN 1 ELSE 0 END) AS orders_24h,
-        sum(CASE WHEN o.created_at >= :week_ago THEN 1 ELSE 0 END) AS orders_7d,
-        sum(CASE WHEN o.created_at >= :day_ago AND o.status NOT IN ('declined', 'cancelled')
-            THEN o.amount_minor ELSE 0 END) AS amount_24h_minor,
-        count(DISTINCT CASE WHEN o.created_at >= :week_ago THEN o.merchant_id END)
-            AS merchants_7d,
-        sum(CASE WHEN o.status IN {_LENT} AND o.merchant_id = :merchant_id THEN 1 ELSE 0 END)
-            AS pair_lent_orders,
-        sum(CASE WHEN o.device_id = :device_id THEN 1 ELSE 0 END) AS device_orders,
-        count(*) AS orders_seen
-    FROM orders o
-    WHERE o.shopper_id = :shopper_id
+    SELECT sum(f.is_lent), sum(f.is_lent * f.amount_minor),
+        max(CASE WHEN f.is_lent = 1 THEN f.amount_minor END),
+        sum(CASE WHEN f.created_at >= :hour_ago THEN 1 ELSE 0 END),
+        sum(CASE WHEN f.created_at >= :day_ago THEN 1 ELSE 0 END),
+        sum(CASE WHEN f.created_at >= :week_ago THEN 1 ELSE 0 END),
+        sum(CASE WHEN f.created_at >= :day_ago THEN f.is_amount_counted * f.amount_minor
+            ELSE 0 END),
+        count(DISTINCT CASE WHEN f.created_at >= :week_ago THEN f.merchant_id END),
+        sum(CASE WHEN f.merchant_id = :merchant_id THEN f.is_lent ELSE 0 END),
+        sum(CASE WHEN f.device_id = :device_id THEN 1 ELSE 0 END),
+        count(*)
+    FROM risk_order_facts f WHERE f.shopper_id = :shopper_id
 ) h
 CROSS JOIN (
-    SELECT
-        sum(CASE WHEN o.status IN {_LENT} THEN 1 ELSE 0 END) AS book_lent_orders,
-        sum(CASE WHEN o.status IN {_LENT} THEN o.amount_minor ELSE 0 END)
-            AS book_lent_amount_minor,
-        sum(CASE WHEN o.status IN {_DELIVERED} THEN 1 ELSE 0 END) AS book_delivered,
-        sum(CASE WHEN o.status IN {_DELIVERED} AND (o.status IN ('overdue', 'charged_off')
-            OR {ever_delinquent_sql("o")}) THEN 1 ELSE 0 END) AS book_defaulted,
-        sum(CASE WHEN o.status IN {_SHIPPED} THEN 1 ELSE 0 END) AS book_shipped,
-        sum(CASE WHEN o.status IN {_SHIPPED} AND o.refunded_minor > 0 THEN 1 ELSE 0 END)
-            AS book_refunded
-    FROM orders o
-    WHERE o.merchant_id = :merchant_id AND o.created_at >= :since
+    SELECT sum(d.lent_orders), sum(d.lent_amount_minor), sum(d.delivered_orders),
+        sum(d.defaulted_orders), sum(d.shipped_orders), sum(d.refunded_orders)
+    FROM risk_merchant_days d WHERE d.merchant_id = :merchant_id AND d.day > :edge_day
 ) b
+CROSS JOIN (
+    SELECT sum(f.is_lent), sum(f.is_lent * f.amount_minor), sum(f.is_delivered),
+        sum(f.is_defaulted), sum(f.is_shipped), sum(f.is_refunded)
+    FROM risk_order_facts f
+    WHERE f.merchant_id = :merchant_id AND f.created_at >= :since AND f.created_at < :edge_end
+) e
 WHERE s.id = :shopper_id
 """
 
@@ -403,8 +408,9 @@ def _features_statement(links_aggregate: str) -> TextualSelect:
         .bindparams(
             *(
                 bindparam(name, type_=UTCDateTime())
-                for name in ("hour_ago", "day_ago", "week_ago", "since")
-            )
+                for name in ("hour_ago", "day_ago", "week_ago", "since", "edge_end")
+            ),
+            bindparam("edge_day", type_=Date()),
         )
         # Every column, in order: the result then maps by position and its metadata is cached
         # with the compiled statement instead of being matched by name on each execution.
@@ -413,7 +419,7 @@ def _features_statement(links_aggregate: str) -> TextualSelect:
                 column(name, UTCDateTime())
                 if name.endswith("_created_at")
                 else column(name, JSON())
-                if name == "links"
+                if name in ("links", "top_candidates")
                 else column(name)
                 for name in _FEATURES_COLUMNS
             )
@@ -465,23 +471,25 @@ def _shopper_features(
 def _merchant_features(
     history: Row[Any],
     *,
+    top_buyer_orders: int,
     amount_minor: int,
     resellable_categories: frozenset[str],
     now: datetime,
 ) -> dict[str, float]:
-    orders = int(history.book_lent_orders or 0)
-    top_buyer_orders = int(history.top_buyer_orders or 0) if orders else 0
-    average = int(history.book_lent_amount_minor or 0) / orders if orders else 0.0
+    orders = int(history.book_lent_orders or 0) + int(history.edge_lent_orders or 0)
+    lent_amount = int(history.book_lent_amount_minor or 0) + int(history.edge_lent_amount or 0)
+    average = lent_amount / orders if orders else 0.0
+    delivered = int(history.book_delivered or 0) + int(history.edge_delivered or 0)
+    defaulted = int(history.book_defaulted or 0) + int(history.edge_defaulted or 0)
+    shipped = int(history.book_shipped or 0) + int(history.edge_shipped or 0)
+    refunded = int(history.book_refunded or 0) + int(history.edge_refunded or 0)
+    top_buyer_orders = top_buyer_orders if orders else 0
     return {
         "merchant_age_days": _days_between(history.merchant_created_at, now),
         "merchant_orders_90d": float(orders),
         "merchant_amount_vs_average": _ratio(amount_minor, average),
-        "merchant_default_rate": _ratio(
-            int(history.book_defaulted or 0), int(history.book_delivered or 0)
-        ),
-        "merchant_refund_rate": _ratio(
-            int(history.book_refunded or 0), int(history.book_shipped or 0)
-        ),
+        "merchant_default_rate": _ratio(defaulted, delivered),
+        "merchant_refund_rate": _ratio(refunded, shipped),
         "merchant_top_buyer_share": _ratio(top_buyer_orders, orders),
         "merchant_resellable_category": 1.0
         if history.merchant_category.casefold() in resellable_categories

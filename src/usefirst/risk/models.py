@@ -229,3 +229,66 @@ class Ring(Base):
     last_run_id: Mapped[str] = mapped_column(String(40))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- checkout counters (risk/counters.py) -----------------------------------------------------
+
+
+class OrderFact(Base):
+    """What the checkout features need of one order, kept by risk as the order changes: the
+    per-shopper event list the shopper's features are read from, the edge day of a merchant's
+    window, and the snapshot each change is diffed against to move the counters below by the
+    difference. Flags are 0/1 so that sums count them."""
+
+    __tablename__ = "risk_order_facts"
+    __table_args__ = (
+        Index("ix_risk_order_facts_merchant_created", "merchant_id", "created_at"),
+        Index("ix_risk_order_facts_merchant_shopper", "merchant_id", "shopper_id", "created_at"),
+    )
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    device_id: Mapped[str | None] = mapped_column(String(128))
+    is_lent: Mapped[int] = mapped_column(Integer)
+    is_amount_counted: Mapped[int] = mapped_column(Integer)  # neither declined nor cancelled
+    is_shipped: Mapped[int] = mapped_column(Integer)
+    is_delivered: Mapped[int] = mapped_column(Integer)
+    is_defaulted: Mapped[int] = mapped_column(Integer)
+    is_refunded: Mapped[int] = mapped_column(Integer)
+
+
+class MerchantDayCounter(Base):
+    """A merchant's orders created on one UTC day, by what became of them (sums of the
+    ``OrderFact`` flags). ``stripe`` spreads one merchant's day over a few rows (by shopper) so
+    concurrent checkouts at one merchant do not queue on one row lock."""
+
+    __tablename__ = "risk_merchant_days"
+
+    merchant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    stripe: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lent_orders: Mapped[int] = mapped_column(Integer)
+    lent_amount_minor: Mapped[int] = mapped_column(BigInteger)
+    shipped_orders: Mapped[int] = mapped_column(Integer)
+    delivered_orders: Mapped[int] = mapped_column(Integer)
+    defaulted_orders: Mapped[int] = mapped_column(Integer)
+    refunded_orders: Mapped[int] = mapped_column(Integer)
+
+
+class MerchantBuyerCounter(Base):
+    """One shopper's orders at one merchant: an upper bound of the lent orders created in the
+    merchant window (the sweep sets it exact each night; between nights
+    orders only age out of the window, so it never falls below the truth). The merchant's top
+    buyer is found among the few highest bounds."""
+
+    __tablename__ = "risk_merchant_buyers"
+    __table_args__ = (
+        Index("ix_risk_merchant_buyers_window_bound", "merchant_id", "window_lent_bound"),
+    )
+
+    merchant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    window_lent_bound: Mapped[int] = mapped_column(Integer)

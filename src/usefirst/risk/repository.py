@@ -283,5 +283,8 @@ class RiskRepository:
         return ShopperRecords.of(
             self.session,
             tables_of(models),
-            plaintext_pii={"risk_link_observations": ("value_hash",)},
+            plaintext_pii={
+                "risk_link_observations": ("value_hash",),
+                "risk_order_facts": ("device_id",),
+            },
         )

@@ -1,0 +1,368 @@
+"""All SQL of the checkout counters (``risk/counters.py``): the order facts, the merchant day
+counters and the merchant buyer counters."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Date,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from usefirst.collections.repository import ever_delinquent, ever_delinquent_sql
+from usefirst.kit.db import UTCDateTime
+from usefirst.orders.models import Order
+from usefirst.risk.models import MerchantBuyerCounter, MerchantDayCounter, OrderFact
+
+CHUNK = 500
+# Orders the engine lent on (approved at some point), as opposed to held, declined or cancelled.
+LENT_STATUSES = ("approved", "shipped", "delivered", "overdue", "repaid", "refunded", "charged_off")
+# Orders whose repayment clock started: the base of a merchant's buyers' default rate.
+DELIVERED_STATUSES = ("delivered", "overdue", "repaid", "refunded", "charged_off")
+SHIPPED_STATUSES = ("shipped", *DELIVERED_STATUSES)
+NOT_COUNTED_STATUSES = ("declined", "cancelled")
+DEFAULTED_STATUSES = ("overdue", "charged_off")
+# Rows one merchant's day is spread over (by shopper): concurrent checkouts at one merchant
+# update different rows.
+STRIPES = 4
+DAY_COUNTS = (
+    "lent_orders",
+    "lent_amount_minor",
+    "shipped_orders",
+    "delivered_orders",
+    "defaulted_orders",
+    "refunded_orders",
+)
+BUYER_COUNTS = ("window_lent_bound",)
+
+
+@dataclass(frozen=True)
+class FactFlags:
+    is_lent: int
+    is_amount_counted: int
+    is_shipped: int
+    is_delivered: int
+    is_defaulted: int
+    is_refunded: int
+
+    @classmethod
+    def none(cls) -> FactFlags:
+        return cls(0, 0, 0, 0, 0, 0)
+
+    def minus(self, other: FactFlags) -> FactFlags:
+        return FactFlags(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return astuple(self)
+
+
+FLAG_NAMES = tuple(field.name for field in fields(FactFlags))
+FACT_COLUMNS = (
+    "shopper_id",
+    "order_id",
+    "merchant_id",
+    "created_at",
+    "amount_minor",
+    "device_id",
+    *FLAG_NAMES,
+)
+
+
+class CounterRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+
+    def _insert(self, table: Any) -> Any:
+        # Both dialects' inserts have on_conflict_do_update and excluded.
+        module = postgresql if self.dialect == "postgresql" else sqlite
+        return module.insert(table)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def facts(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], FactFlags], set[tuple[str, str]]]:
+        """The orders' facts (those that have one), and which of the orders collections ever
+        counted delinquent: one read."""
+        found: dict[tuple[str, str], FactFlags] = {}
+        delinquent: set[tuple[str, str]] = set()
+        flag_columns = [getattr(OrderFact, name) for name in FLAG_NAMES]
+        for start in range(0, len(keys), CHUNK):
+            rows = self.session.execute(
+                select(
+                    Order.shopper_id,
+                    Order.id,
+                    ever_delinquent(Order.shopper_id, Order.id),
+                    OrderFact.order_id,
+                    *flag_columns,
+                )
+                .outerjoin(
+                    OrderFact,
+                    (OrderFact.shopper_id == Order.shopper_id) & (OrderFact.order_id == Order.id),
+                )
+                .where(tuple_(Order.shopper_id, Order.id).in_(keys[start : start + CHUNK]))
+            ).all()
+            for row in rows:
+                key = (row[0], row[1])
+                if row[2]:
+                    delinquent.add(key)
+                if row[3] is not None:
+                    found[key] = FactFlags(*row[4:])
+        return found, delinquent
+
+    def top_buyer_exact(self, merchant_id: str, since: datetime) -> int:
+        """The most lent orders of one shopper at the merchant since ``since``, counted."""
+        count = func.count().label("orders")
+        value = self.session.scalar(
+            select(count)
+            .where(
+                OrderFact.merchant_id == merchant_id,
+                OrderFact.created_at >= since,
+                OrderFact.is_lent == 1,
+            )
+            .group_by(OrderFact.shopper_id)
+            .order_by(count.desc())
+            .limit(1)
+        )
+        return int(value or 0)
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def record_new(
+        self,
+        shopper_id: str,
+        order_id: str,
+        merchant_id: str,
+        created_at: datetime,
+        amount_minor: int,
+        device_id: str | None,
+        flags: FactFlags,
+        *,
+        day: date,
+        stripe: int,
+        counts_in_window: bool,
+    ) -> None:
+        """An order's fact, its merchant's day and its buyer, on PostgreSQL in one statement."""
+        params: dict[str, Any] = dict(
+            zip(
+                FACT_COLUMNS,
+                (
+                    shopper_id,
+                    order_id,
+                    merchant_id,
+                    created_at,
+                    amount_minor,
+                    device_id,
+                    *flags.as_tuple(),
+                ),
+                strict=True,
+            )
+        )
+        params.update(
+            day=day,
+            stripe=stripe,
+            lent_amount_minor=flags.is_lent * amount_minor,
+            window_lent=flags.is_lent if counts_in_window else 0,
+        )
+        if self.dialect == "postgresql":
+            self.session.execute(_RECORD_NEW_POSTGRESQL, params)
+            return
+        for statement in _RECORD_NEW_SQLITE:
+            self.session.execute(statement, params)
+
+    def apply_changes(
+        self,
+        facts: Sequence[tuple[Any, ...]],
+        days: Sequence[tuple[tuple[str, date, int], Counter[str]]],
+        buyers: Sequence[tuple[tuple[str, str], Counter[str]]],
+    ) -> None:
+        """Write the changed facts and add the deltas to the day and buyer counters (rows in
+        key order, so concurrent writers lock them in the same order): on PostgreSQL one
+        statement (data-modifying CTEs) per chunk of at most ``CHUNK`` rows of each."""
+        day_rows = [
+            {"merchant_id": m, "day": d, "stripe": s, **{n: delta[n] for n in DAY_COUNTS}}
+            for (m, d, s), delta in days
+            if any(delta[n] for n in DAY_COUNTS)
+        ]
+        buyer_rows = [
+            {"merchant_id": m, "shopper_id": s, **{n: delta[n] for n in BUYER_COUNTS}}
+            for (m, s), delta in buyers
+            if any(delta[n] for n in BUYER_COUNTS)
+        ]
+        statements = [
+            *self._fact_upserts([dict(zip(FACT_COLUMNS, row, strict=True)) for row in facts]),
+            *self._additions(MerchantDayCounter, day_rows, ["merchant_id", "day", "stripe"]),
+            *self._additions(MerchantBuyerCounter, buyer_rows, ["merchant_id", "shopper_id"]),
+        ]
+        if self.dialect == "postgresql" and len(statements) > 1:
+            # Every CTE is read by the outer SELECT: SQLAlchemy renders only CTEs in use.
+            parts = [
+                statement.returning(literal_column("1")).cte(f"write_{index}")
+                for index, statement in enumerate(statements)
+            ]
+            self.session.execute(
+                select(
+                    *(select(func.count()).select_from(part).scalar_subquery() for part in parts)
+                )
+            )
+            return
+        for statement in statements:
+            self.session.execute(statement)
+
+    def _fact_upserts(self, rows: list[dict[str, Any]]) -> list[Any]:
+        statements = []
+        for start in range(0, len(rows), CHUNK):
+            insert = self._insert(OrderFact).values(rows[start : start + CHUNK])
+            statements.append(
+                insert.on_conflict_do_update(
+                    index_elements=["shopper_id", "order_id"],
+                    set_={name: insert.excluded[name] for name in FLAG_NAMES},
+                )
+            )
+        return statements
+
+    def _additions(self, table: Any, rows: list[dict[str, Any]], key: list[str]) -> list[Any]:
+        counts = [name for name in rows[0] if name not in key] if rows else []
+        statements = []
+        for start in range(0, len(rows), CHUNK):
+            insert = self._insert(table).values(rows[start : start + CHUNK])
+            statements.append(
+                insert.on_conflict_do_update(
+                    index_elements=key,
+                    set_={n: getattr(table, n) + insert.excluded[n] for n in counts},
+                )
+            )
+        return statements
+
+    def refresh_window_bounds(self, window_start: datetime) -> int:
+        exact = (
+            select(func.count())
+            .where(
+                OrderFact.merchant_id == MerchantBuyerCounter.merchant_id,
+                OrderFact.shopper_id == MerchantBuyerCounter.shopper_id,
+                OrderFact.created_at >= window_start,
+                OrderFact.is_lent == 1,
+            )
+            .scalar_subquery()
+        )
+        result = self.session.execute(
+            update(MerchantBuyerCounter)
+            .where(MerchantBuyerCounter.window_lent_bound > 0)
+            .where(MerchantBuyerCounter.window_lent_bound != exact)
+            .values(window_lent_bound=exact)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def rebuild(self, *, window_start: datetime) -> int:
+        """Every counter afresh from the orders, in three set-based statements."""
+        for table in (MerchantBuyerCounter, MerchantDayCounter, OrderFact):
+            self.session.execute(delete(table))
+        statements = _REBUILD[self.dialect]
+        inserted = self.session.execute(statements[0])
+        self.session.execute(statements[1])
+        self.session.execute(statements[2], {"window_start": window_start})
+        return int(inserted.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
+def _flags_sql() -> str:
+    # The same classification as counters.flags_of, over the orders table.
+    delivered, shipped = _sql_list(DELIVERED_STATUSES), _sql_list(SHIPPED_STATUSES)
+    return (
+        f"CASE WHEN o.status IN {_sql_list(LENT_STATUSES)} THEN 1 ELSE 0 END,"
+        f" CASE WHEN o.status IN {_sql_list(NOT_COUNTED_STATUSES)} THEN 0 ELSE 1 END,"
+        f" CASE WHEN o.status IN {shipped} THEN 1 ELSE 0 END,"
+        f" CASE WHEN o.status IN {delivered} THEN 1 ELSE 0 END,"
+        f" CASE WHEN o.status IN {delivered} AND (o.status IN {_sql_list(DEFAULTED_STATUSES)}"
+        f" OR {ever_delinquent_sql('o')}) THEN 1 ELSE 0 END,"
+        f" CASE WHEN o.status IN {shipped} AND o.refunded_minor > 0 THEN 1 ELSE 0 END"
+    )
+
+
+def _rebuild_statements(*, day_of: str, stripe_of: str) -> tuple[Any, Any, Any]:
+    facts = text(
+        f"INSERT INTO risk_order_facts ({', '.join(FACT_COLUMNS)})"
+        " SELECT o.shopper_id, o.id, o.merchant_id, o.created_at, o.amount_minor, o.device_id,"
+        f" {_flags_sql()} FROM orders o"
+    )
+    days = text(
+        f"INSERT INTO risk_merchant_days (merchant_id, day, stripe, {', '.join(DAY_COUNTS)})"
+        f" SELECT f.merchant_id, {day_of}, {stripe_of}, sum(f.is_lent),"
+        " sum(f.is_lent * f.amount_minor), sum(f.is_shipped), sum(f.is_delivered),"
+        " sum(f.is_defaulted), sum(f.is_refunded)"
+        f" FROM risk_order_facts f GROUP BY f.merchant_id, {day_of}, {stripe_of}"
+    )
+    buyers = text(
+        "INSERT INTO risk_merchant_buyers (merchant_id, shopper_id, window_lent_bound)"
+        " SELECT f.merchant_id, f.shopper_id, count(*) FROM risk_order_facts f"
+        " WHERE f.created_at >= :window_start AND f.is_lent = 1"
+        " GROUP BY f.merchant_id, f.shopper_id"
+    ).bindparams(bindparam("window_start", type_=UTCDateTime()))
+    return facts, days, buyers
+
+
+_REBUILD = {
+    "postgresql": _rebuild_statements(
+        day_of="CAST(f.created_at AT TIME ZONE 'UTC' AS date)",
+        stripe_of=f"ascii(right(f.shopper_id, 1)) % {STRIPES}",
+    ),
+    "sqlite": _rebuild_statements(
+        day_of="date(f.created_at)", stripe_of=f"unicode(substr(f.shopper_id, -1)) % {STRIPES}"
+    ),
+}
+
+_FACT_VALUES = ", ".join(f":{name}" for name in FACT_COLUMNS)
+_DAY_INSERT = (
+    f"INSERT INTO risk_merchant_days (merchant_id, day, stripe, {', '.join(DAY_COUNTS)})"
+    " VALUES (:merchant_id, :day, :stripe, :is_lent, :lent_amount_minor, :is_shipped,"
+    " :is_delivered, :is_defaulted, :is_refunded)"
+    " ON CONFLICT (merchant_id, day, stripe) DO UPDATE SET "
+    + ", ".join(f"{n} = risk_merchant_days.{n} + excluded.{n}" for n in DAY_COUNTS)
+)
+_BUYER_INSERT = (
+    "INSERT INTO risk_merchant_buyers (merchant_id, shopper_id, window_lent_bound)"
+    " VALUES (:merchant_id, :shopper_id, :window_lent)"
+    " ON CONFLICT (merchant_id, shopper_id) DO UPDATE SET"
+    " window_lent_bound = risk_merchant_buyers.window_lent_bound + excluded.window_lent_bound"
+)
+_FACT_INSERT = f"INSERT INTO risk_order_facts ({', '.join(FACT_COLUMNS)}) VALUES ({_FACT_VALUES})"
+
+
+def _bound(statement: str, *names: str) -> Any:
+    return text(statement).bindparams(
+        *(
+            bindparam(name, type_=UTCDateTime() if name == "created_at" else Date())
+            for name in names
+        )
+    )
+
+
+_RECORD_NEW_SQLITE = (
+    _bound(_FACT_INSERT, "created_at"),
+    _bound(_DAY_INSERT, "day"),
+    text(_BUYER_INSERT),
+)
+# One statement: the three inserts as data-modifying CTEs (so a later fold of the checkout's
+# writes into one round trip can take it whole).
+_RECORD_NEW_POSTGRESQL = _bound(
+    f"WITH fact AS ({_FACT_INSERT}), day AS ({_DAY_INSERT}) {_BUYER_INSERT}", "created_at", "day"
+)

@@ -1,0 +1,530 @@
+"""The oracle of ``tests/risk/test_counter_features.py``: checkout features as they were computed
+before the counters (commit c7e012d's ``usefirst.risk.features``), from one aggregate statement
+over the orders, instalments and link observations. Kept unchanged but for this paragraph; the
+served features must equal these on any history.
+
+Checkout features, computed online inside the checkout transaction from one indexed
+statement (one round trip on PostgreSQL): one row with the shopper's own history (one aggregate
+over the shopper's orders), the merchant's recent book (one aggregate and its top buyer over the
+merchant's orders), late instalments, known fraud, and the other shoppers seen with this
+checkout's device, IP, address or phone, each with whether it is known fraud.
+
+Every feature is a float so the rules and the model read one flat mapping. ``FEATURE_NAMES`` is
+the fixed order the model is trained and served with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Row, TextualSelect, bindparam, column, text
+from sqlalchemy.orm import Session
+
+from usefirst.collections.repository import ever_delinquent_sql
+from usefirst.credit.repository import CreditRepository
+from usefirst.identity.validation import normalise_address
+from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.db import UTCDateTime
+
+FEATURE_NAMES: tuple[str, ...] = (
+    # the order
+    "order_amount_minor",
+    "items_quantity_total",
+    "items_resellable_share",
+    # the shopper
+    "shopper_account_age_days",
+    "shopper_limit_use_after",
+    "shopper_prior_orders",
+    "shopper_amount_vs_average",
+    "shopper_amount_vs_max",
+    "shopper_orders_1h",
+    "shopper_orders_24h",
+    "shopper_orders_7d",
+    "shopper_amount_24h_minor",
+    "shopper_distinct_merchants_7d",
+    "shopper_late_instalments",
+    "shopper_new_device",
+    # the merchant
+    "merchant_age_days",
+    "merchant_orders_90d",
+    "merchant_amount_vs_average",
+    "merchant_default_rate",
+    "merchant_refund_rate",
+    "merchant_top_buyer_share",
+    "merchant_resellable_category",
+    "merchant_on_watch",
+    "merchant_known_fraud",
+    # the pair
+    "pair_prior_orders",
+    # links
+    "link_device_shoppers",
+    "link_ip_shoppers",
+    "link_phone_shoppers",
+    "link_address_shoppers",
+    "link_merchant_own",
+    "link_known_fraud",
+)
+
+DEFAULT_RESELLABLE_CATEGORIES: frozenset[str] = frozenset(
+    {
+        "phones",
+        "mobile_phones",
+        "smartphones",
+        "gold",
+        "precious_metals",
+        "jewelry_gold",
+        "gift_cards",
+        "top_up_cards",
+        "prepaid_cards",
+        "game_cards",
+        "手机",
+        "黄金",
+        "礼品卡",
+        "充值卡",
+    }
+)
+
+# Orders the engine lent on (approved at some point), as opposed to held, declined or cancelled.
+LENT_STATUSES = ("approved", "shipped", "delivered", "overdue", "repaid", "refunded", "charged_off")
+# Orders whose repayment clock started: the base of a merchant's buyers' default rate.
+DELIVERED_STATUSES = ("delivered", "overdue", "repaid", "refunded", "charged_off")
+SHIPPED_STATUSES = ("shipped", *DELIVERED_STATUSES)
+MERCHANT_WINDOW = timedelta(days=90)
+LINK_KINDS = ("device", "ip", "phone", "address")
+LINKED_SHOPPERS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class Link:
+    """An identifier of this checkout also seen elsewhere."""
+
+    kind: str  # device | ip | phone | address
+    shopper_count: int  # other shoppers seen with it
+    shopper_ids: list[str]  # the first of them, for the analyst
+    shared_with_merchant: bool
+    with_known_fraud: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "shopper_count": self.shopper_count,
+            "shopper_ids": self.shopper_ids,
+            "shared_with_merchant": self.shared_with_merchant,
+            "with_known_fraud": self.with_known_fraud,
+        }
+
+
+@dataclass(frozen=True)
+class CheckoutFeatures:
+    values: dict[str, float]
+    links: list[Link]
+    # kind -> keyed hash of this checkout's identifiers, to be recorded as observations.
+    link_hashes: dict[str, str] = field(default_factory=dict)
+
+    def vector(self) -> list[float]:
+        return [self.values[name] for name in FEATURE_NAMES]
+
+
+def identifier_hash(cipher: FieldCipher, kind: str, value: str) -> str:
+    return cipher.blind_index(value.strip().casefold(), field=f"link_{kind}")
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator) / float(denominator) if denominator else 0.0
+
+
+def _days_between(earlier: datetime, later: datetime) -> float:
+    return max((later - earlier).total_seconds(), 0.0) / 86_400.0
+
+
+def compute_checkout_features(
+    session: Session,
+    *,
+    shopper_id: str,
+    merchant_id: str,
+    amount_minor: int,
+    items: Sequence[Mapping[str, Any]],
+    device_id: str | None,
+    ip: str | None,
+    shipping_address: str | None,
+    cipher: FieldCipher,
+    now: datetime,
+    credit_limit_minor: int | None = None,
+    credit_used_minor: int | None = None,
+    resellable_categories: frozenset[str] = DEFAULT_RESELLABLE_CATEGORIES,
+) -> CheckoutFeatures:
+    """Features of a checkout about to be decided. The order itself must not be stored yet: every
+    history feature counts what happened before it. ``credit_used_minor`` is what the shopper
+    used before this order (read from the credit line when not given)."""
+    # The identifiers' hashes are bound into the one statement below.
+    link_hashes: dict[str, str] = {}
+    if device_id and device_id.strip():
+        link_hashes["device"] = identifier_hash(cipher, "device", device_id)
+    if ip and ip.strip():
+        link_hashes["ip"] = identifier_hash(cipher, "ip", ip)
+    normalised_address = normalise_address(shipping_address) if shipping_address else ""
+    if normalised_address:
+        link_hashes["address"] = cipher.blind_index(normalised_address, field="address")
+    # The statement runs on the connection (no ORM layer: the budget is a few ms), so pending
+    # changes must reach the database first.
+    session.flush()
+    connection = session.connection()
+    history = connection.execute(
+        _FEATURES_STATEMENTS[connection.dialect.name],
+        {
+            "shopper_id": shopper_id,
+            "merchant_id": merchant_id,
+            "device_id": device_id,
+            "hour_ago": now - _HOUR,
+            "day_ago": now - _DAY,
+            "week_ago": now - _WEEK,
+            "since": now - MERCHANT_WINDOW,
+            "yes": True,
+            "device": link_hashes.get("device"),
+            "ip": link_hashes.get("ip"),
+            "address": link_hashes.get("address"),
+        },
+    ).first()
+    if history is None:
+        raise LookupError("features need an existing shopper and merchant")
+    if credit_limit_minor is None or credit_used_minor is None:
+        line = CreditRepository(session).get(shopper_id)
+        credit_limit_minor = line.limit_minor if line is not None else 0
+        credit_used_minor = line.used_minor if line is not None else 0
+
+    values = _order_features(amount_minor, items, resellable_categories)
+    values.update(
+        _shopper_features(
+            history,
+            amount_minor=amount_minor,
+            device_id=device_id,
+            credit_limit_minor=credit_limit_minor,
+            credit_used_minor=credit_used_minor,
+            now=now,
+        )
+    )
+    values.update(
+        _merchant_features(
+            history,
+            amount_minor=amount_minor,
+            resellable_categories=resellable_categories,
+            now=now,
+        )
+    )
+    link_hashes = {"phone": history.shopper_phone_hash, **link_hashes}
+    links = _links(
+        history.links or (),
+        merchant_hashes={
+            "phone": history.merchant_phone_hash,
+            "address": history.merchant_address_hash,
+        },
+        link_hashes=link_hashes,
+    )
+    by_kind = {link.kind: link for link in links}
+    for kind in LINK_KINDS:
+        link = by_kind.get(kind)
+        values[f"link_{kind}_shoppers"] = float(link.shopper_count) if link else 0.0
+    values["link_merchant_own"] = float(sum(link.shared_with_merchant for link in links))
+    values["link_known_fraud"] = float(sum(link.with_known_fraud for link in links))
+    values["merchant_known_fraud"] = 1.0 if history.merchant_known_fraud else 0.0
+    if history.shopper_known_fraud:
+        # The shopper was in a confirmed-fraud case: the strongest link of all.
+        values["link_known_fraud"] += 1.0
+    missing = set(FEATURE_NAMES) - set(values)
+    if missing:
+        raise AssertionError(f"features not computed: {sorted(missing)}")
+    return CheckoutFeatures(
+        values={name: values[name] for name in FEATURE_NAMES},
+        links=links,
+        link_hashes=link_hashes,
+    )
+
+
+def _order_features(
+    amount_minor: int, items: Sequence[Mapping[str, Any]], resellable: frozenset[str]
+) -> dict[str, float]:
+    quantity = 0
+    resellable_minor = 0
+    total_minor = 0
+    for item in items:
+        line_minor = int(item["quantity"]) * int(item["unit_price_minor"])
+        quantity += int(item["quantity"])
+        total_minor += line_minor
+        if str(item["category"]).strip().casefold() in resellable:
+            resellable_minor += line_minor
+    return {
+        "order_amount_minor": float(amount_minor),
+        "items_quantity_total": float(quantity),
+        "items_resellable_share": _ratio(resellable_minor, total_minor),
+    }
+
+
+# --- the statement ----------------------------------------------------------------------------
+#
+# Plain SQL, written once: no expression building, no "expanding" IN parameters (the status
+# lists are constants, inlined), and SQLAlchemy caches the compiled form. SQLite and PostgreSQL
+# run the same text but for the JSON aggregate of the links.
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
+def _compact(statement: str) -> str:
+    """One line, single spaces: shorter to send and to parse, and short enough (under 4 kB) for
+    psycopg to cache its conversion of the parameters."""
+    return " ".join(statement.split())
+
+
+_LENT = _sql_list(LENT_STATUSES)
+_DELIVERED = _sql_list(DELIVERED_STATUSES)
+_SHIPPED = _sql_list(SHIPPED_STATUSES)
+_HOUR, _DAY, _WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
+
+
+# The statement's columns, in the order of its SELECT list: the result maps them by position.
+_FEATURES_COLUMNS = (
+    "shopper_created_at",
+    "shopper_phone_hash",
+    "merchant_created_at",
+    "merchant_category",
+    "merchant_status",
+    "merchant_phone_hash",
+    "merchant_address_hash",
+    "lent_orders",
+    "lent_amount_minor",
+    "lent_max_minor",
+    "orders_1h",
+    "orders_24h",
+    "orders_7d",
+    "amount_24h_minor",
+    "merchants_7d",
+    "pair_lent_orders",
+    "device_orders",
+    "orders_seen",
+    "book_lent_orders",
+    "book_lent_amount_minor",
+    "book_delivered",
+    "book_defaulted",
+    "book_shipped",
+    "book_refunded",
+    "late_instalments",
+    "top_buyer_orders",
+    "shopper_known_fraud",
+    "merchant_known_fraud",
+    "links",
+)
+
+# One statement, one round trip, one row: the shopper and the merchant, the shopper's own
+# history (its primary key range), the merchant's recent book and top buyer (one range of the
+# covering ``ix_orders_merchant_book``), late instalments, known fraud, and the linked shoppers
+# folded into one JSON array of ``[kind, shopper_id, known_fraud]``. No row when the shopper or
+# the merchant does not exist.
+# - ``h.*`` and ``b.*`` are the columns of the two aggregates in the order written; the result
+#   maps by position, so the outer list needs no names (and the text stays under psycopg's
+#   4 kB cache limit: its parse of a longer statement costs about 60 µs on every execution).
+# - ``device_orders``: = NULL is never true, so without a device it counts 0.
+# - Links: other shoppers seen with the checkout's device, IP or address (the
+#   ``(kind, value_hash)`` index; an absent identifier binds NULL and matches nothing), and
+#   other shoppers with the shopper's phone, each with whether it is known fraud.
+_FEATURES_SQL = f"""
+SELECT s.created_at, s.phone_hash, m.created_at, m.category, m.status, m.phone_hash,
+    m.address_hash, h.*, b.*,
+    (SELECT count(*) FROM instalments i WHERE i.shopper_id = :shopper_id AND i.was_overdue = :yes),
+    (SELECT count(*) FROM orders t
+        WHERE t.merchant_id = :merchant_id AND t.created_at >= :since AND t.status IN {_LENT}
+        GROUP BY t.shopper_id ORDER BY count(*) DESC LIMIT 1),
+    EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = :shopper_id),
+    EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = :merchant_id),
+    (SELECT {{links}}(l.kind, l.shopper_id,
+        EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = l.shopper_id)))
+    FROM (
+        SELECT observed.kind, observed.shopper_id FROM (
+            SELECT DISTINCT kind, shopper_id FROM risk_link_observations
+            WHERE ((kind = 'device' AND value_hash = :device)
+                OR (kind = 'ip' AND value_hash = :ip)
+                OR (kind = 'address' AND value_hash = :address))
+                AND shopper_id <> :shopper_id
+            LIMIT 1000
+        ) observed
+        UNION ALL
+        SELECT 'phone', phone.id FROM (
+            SELECT id FROM shoppers WHERE phone_hash = s.phone_hash AND id <> :shopper_id
+            LIMIT 200
+        ) phone
+    ) l)
+FROM shoppers s
+JOIN merchants m ON m.id = :merchant_id
+CROSS JOIN (
+    SELECT
+        sum(CASE WHEN o.status IN {_LENT} THEN 1 ELSE 0 END) AS lent_orders,
+        sum(CASE WHEN o.status IN {_LENT} THEN o.amount_minor ELSE 0 END) AS lent_amount_minor,
+        max(CASE WHEN o.status IN {_LENT} THEN o.amount_minor END) AS lent_max_minor,
+        sum(CASE WHEN o.created_at >= :hour_ago THEN 1 ELSE 0 END) AS orders_1h,
+        sum(CASE WHEN o.created_at >= :day_ago THEN 1 ELSE 0 END) AS orders_24h,
+        sum(CASE WHEN o.created_at >= :week_ago THEN 1 ELSE 0 END) AS orders_7d,
+        sum(CASE WHEN o.created_at >= :day_ago AND o.status NOT IN ('declined', 'cancelled')
+            THEN o.amount_minor ELSE 0 END) AS amount_24h_minor,
+        count(DISTINCT CASE WHEN o.created_at >= :week_ago THEN o.merchant_id END)
+            AS merchants_7d,
+        sum(CASE WHEN o.status IN {_LENT} AND o.merchant_id = :merchant_id THEN 1 ELSE 0 END)
+            AS pair_lent_orders,
+        sum(CASE WHEN o.device_id = :device_id THEN 1 ELSE 0 END) AS device_orders,
+        count(*) AS orders_seen
+    FROM orders o
+    WHERE o.shopper_id = :shopper_id
+) h
+CROSS JOIN (
+    SELECT
+        sum(CASE WHEN o.status IN {_LENT} THEN 1 ELSE 0 END) AS book_lent_orders,
+        sum(CASE WHEN o.status IN {_LENT} THEN o.amount_minor ELSE 0 END)
+            AS book_lent_amount_minor,
+        sum(CASE WHEN o.status IN {_DELIVERED} THEN 1 ELSE 0 END) AS book_delivered,
+        sum(CASE WHEN o.status IN {_DELIVERED} AND (o.status IN ('overdue', 'charged_off')
+            OR {ever_delinquent_sql("o")}) THEN 1 ELSE 0 END) AS book_defaulted,
+        sum(CASE WHEN o.status IN {_SHIPPED} THEN 1 ELSE 0 END) AS book_shipped,
+        sum(CASE WHEN o.status IN {_SHIPPED} AND o.refunded_minor > 0 THEN 1 ELSE 0 END)
+            AS book_refunded
+    FROM orders o
+    WHERE o.merchant_id = :merchant_id AND o.created_at >= :since
+) b
+WHERE s.id = :shopper_id
+"""
+
+# The JSON aggregate of the link rows, per database (SQLite's gives "[]" for none, PostgreSQL's
+# NULL).
+_LINKS_AGGREGATE = {
+    "postgresql": "json_agg(json_build_array",
+    "sqlite": "json_group_array(json_array",
+}
+
+
+def _features_statement(links_aggregate: str) -> TextualSelect:
+    return (
+        text(_compact(_FEATURES_SQL.format(links=links_aggregate)))
+        .bindparams(
+            *(
+                bindparam(name, type_=UTCDateTime())
+                for name in ("hour_ago", "day_ago", "week_ago", "since")
+            )
+        )
+        # Every column, in order: the result then maps by position and its metadata is cached
+        # with the compiled statement instead of being matched by name on each execution.
+        .columns(
+            *(
+                column(name, UTCDateTime())
+                if name.endswith("_created_at")
+                else column(name, JSON())
+                if name == "links"
+                else column(name)
+                for name in _FEATURES_COLUMNS
+            )
+        )
+    )
+
+
+_FEATURES_STATEMENTS: dict[str, TextualSelect] = {
+    dialect: _features_statement(aggregate) for dialect, aggregate in _LINKS_AGGREGATE.items()
+}
+
+
+def _shopper_features(
+    history: Row[Any],
+    *,
+    amount_minor: int,
+    device_id: str | None,
+    credit_limit_minor: int,
+    credit_used_minor: int,
+    now: datetime,
+) -> dict[str, float]:
+    prior_orders = int(history.lent_orders or 0)
+    prior_amount = int(history.lent_amount_minor or 0)
+    prior_max = int(history.lent_max_minor or 0)
+    average = prior_amount / prior_orders if prior_orders else 0.0
+    orders_seen = int(history.orders_seen or 0)
+    limit_use = _ratio(credit_used_minor + amount_minor, credit_limit_minor)
+    return {
+        "shopper_account_age_days": _days_between(history.shopper_created_at, now),
+        "shopper_limit_use_after": limit_use,
+        "shopper_prior_orders": float(prior_orders),
+        "shopper_amount_vs_average": _ratio(amount_minor, average),
+        "shopper_amount_vs_max": _ratio(amount_minor, prior_max),
+        "shopper_orders_1h": float(history.orders_1h or 0),
+        "shopper_orders_24h": float(history.orders_24h or 0),
+        "shopper_orders_7d": float(history.orders_7d or 0),
+        "shopper_amount_24h_minor": float(history.amount_24h_minor or 0),
+        "shopper_distinct_merchants_7d": float(history.merchants_7d or 0),
+        "pair_prior_orders": float(history.pair_lent_orders or 0),
+        # A device never used by a shopper who has ordered before (a new shopper has no
+        # "usual" device, so this stays 0 for a first order).
+        "shopper_new_device": 1.0
+        if device_id and orders_seen and not history.device_orders
+        else 0.0,
+        "shopper_late_instalments": float(history.late_instalments or 0),
+    }
+
+
+def _merchant_features(
+    history: Row[Any],
+    *,
+    amount_minor: int,
+    resellable_categories: frozenset[str],
+    now: datetime,
+) -> dict[str, float]:
+    orders = int(history.book_lent_orders or 0)
+    top_buyer_orders = int(history.top_buyer_orders or 0) if orders else 0
+    average = int(history.book_lent_amount_minor or 0) / orders if orders else 0.0
+    return {
+        "merchant_age_days": _days_between(history.merchant_created_at, now),
+        "merchant_orders_90d": float(orders),
+        "merchant_amount_vs_average": _ratio(amount_minor, average),
+        "merchant_default_rate": _ratio(
+            int(history.book_defaulted or 0), int(history.book_delivered or 0)
+        ),
+        "merchant_refund_rate": _ratio(
+            int(history.book_refunded or 0), int(history.book_shipped or 0)
+        ),
+        "merchant_top_buyer_share": _ratio(top_buyer_orders, orders),
+        "merchant_resellable_category": 1.0
+        if history.merchant_category.casefold() in resellable_categories
+        else 0.0,
+        "merchant_on_watch": 1.0 if history.merchant_status == "on_watch" else 0.0,
+    }
+
+
+def _links(
+    rows: Sequence[Sequence[Any]],
+    *,
+    merchant_hashes: Mapping[str, str | None],
+    link_hashes: Mapping[str, str],
+) -> list[Link]:
+    """Other shoppers seen with this checkout's identifiers (``rows`` of ``[kind, shopper_id,
+    known_fraud]``), whether the merchant registered the same phone or address, and which of
+    them are known fraud."""
+    shared: dict[str, set[str]] = {kind: set() for kind in link_hashes}
+    known: set[str] = set()
+    for kind, other, is_known_fraud in rows:
+        shared[kind].add(other)
+        if is_known_fraud:
+            known.add(other)
+    links = []
+    for kind in LINK_KINDS:
+        if kind not in link_hashes:
+            continue
+        others = shared[kind]
+        merchant_hash = merchant_hashes.get(kind)
+        with_merchant = merchant_hash is not None and merchant_hash == link_hashes[kind]
+        if others or with_merchant:
+            links.append(
+                Link(
+                    kind=kind,
+                    shopper_count=len(others),
+                    shopper_ids=sorted(others)[:LINKED_SHOPPERS_SHOWN],
+                    shared_with_merchant=with_merchant,
+                    with_known_fraud=bool(others & known),
+                )
+            )
+    return links
