@@ -7,7 +7,7 @@ with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing on lock 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +18,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     ColumnElement,
+    CompoundSelect,
     DateTime,
     Insert,
     Integer,
@@ -27,20 +28,20 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     UpdateBase,
-    cast,
-    column,
+    bindparam,
     create_engine,
     insert,
     inspect,
     select,
     text,
-    values,
+    union_all,
 )
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 def normalize_database_url(url: str) -> str:
@@ -242,8 +243,7 @@ def first_rows_together(
     cursors = []
     with driver.pipeline():
         for statement in statements:
-            compiled = statement.compile(dialect=dialect)
-            parameters = compiled.construct_params()
+            compiled, parameters = _compiled(statement, dialect)
             for name, bind in compiled.binds.items():
                 convert = bind.type.bind_processor(dialect)
                 if convert is not None and name in parameters:
@@ -267,6 +267,29 @@ def first_rows_together(
     return rows
 
 
+_COMPILED: dict[Any, SQLCompiler] = {}
+_COMPILED_KEPT = 256
+
+
+def _compiled(
+    statement: AnySelect, dialect: Dialect
+) -> tuple[SQLCompiler, MutableMapping[str, Any]]:
+    """The statement compiled (once per shape, as SQLAlchemy's own statement cache does: its
+    cache key leaves the bound values out), and its parameters."""
+    cache_key = statement._generate_cache_key()
+    if cache_key is None:
+        compiled = statement.compile(dialect=dialect)
+        return compiled, compiled.construct_params()
+    key = (dialect.name, cache_key.key)
+    found = _COMPILED.get(key)
+    if found is None:
+        if len(_COMPILED) >= _COMPILED_KEPT:
+            _COMPILED.clear()
+        found = _COMPILED[key] = statement.compile(dialect=dialect, cache_key=cache_key)
+    compiled = found
+    return compiled, compiled.construct_params(extracted_parameters=cache_key.bindparams)
+
+
 def row_values(instance: Base) -> dict[str, Any]:
     """A mapped object's column values as an INSERT writes them: what is set, else the
     column's constant default (a column with neither is left to the database)."""
@@ -287,21 +310,26 @@ def insert_rows(
     """One INSERT of ``rows`` (mappings of column values, all with the same columns); with
     ``when``, only if that condition holds, so that it can be one part of a larger statement
     (a data-modifying CTE that writes or not by what another part did)."""
-    if when is None:
-        return insert(table).values(list(rows))
     return insert(table).from_select(list(rows[0]), rows_where(table, rows, when))
 
 
 def rows_where(
-    table: Table, rows: Sequence[Mapping[str, Any]], when: ColumnElement[bool]
-) -> Select[Any]:
-    """``SELECT … FROM (VALUES rows) WHERE when``, typed as ``table``'s columns (a NULL in
-    VALUES is text to PostgreSQL, which a date column refuses): what ``insert_rows`` inserts."""
-    names = list(rows[0])
-    new_rows = values(*[column(name, table.c[name].type) for name in names], name="new_rows").data(
-        [tuple(row[name] for name in names) for row in rows]
-    )
-    return select(*[cast(new_rows.c[name], table.c[name].type) for name in names]).where(when)
+    table: Table, rows: Sequence[Mapping[str, Any]], when: ColumnElement[bool] | None
+) -> Select[Any] | CompoundSelect[Any]:
+    """``SELECT row WHERE when UNION ALL …``: what ``insert_rows`` inserts. Each value is a
+    parameter typed as its column (so that a NULL is a NULL date to a date column), and the
+    statement's shape depends only on the columns and the number of rows: SQLAlchemy compiles
+    it once (VALUES lists and multi-row ``insert().values()`` would be compiled every time)."""
+    selects = []
+    for row in rows:
+        selected = select(
+            *[
+                bindparam(name, value, type_=table.c[name].type, unique=True).label(name)
+                for name, value in row.items()
+            ]
+        )
+        selects.append(selected if when is None else selected.where(when))
+    return selects[0] if len(selects) == 1 else union_all(*selects)
 
 
 def write_as_one(
