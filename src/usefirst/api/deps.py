@@ -50,7 +50,13 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+async def runtime_dependency(request: Request) -> Runtime:
+    # Async: FastAPI runs a plain function dependency in the thread pool, a hop per request
+    # for an attribute read.
+    return get_runtime(request)
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_dependency)]
 
 
 def credential_cache(app_state: Any) -> CredentialCache:
@@ -230,7 +236,7 @@ class IdempotentCall:
         return FastJSONResponse(status_code=status, content=payload)
 
 
-def get_idempotent_call(
+async def get_idempotent_call(
     request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
