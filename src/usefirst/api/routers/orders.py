@@ -41,7 +41,16 @@ def create_checkout(
                 shopper_id=body.shopper_id,
                 merchant_id=body.merchant_id,
                 currency=body.currency,
-                items=[order_service.Item(**item.model_dump()) for item in body.items],
+                items=[
+                    order_service.Item(
+                        sku=item.sku,
+                        name=item.name,
+                        category=item.category,
+                        quantity=item.quantity,
+                        unit_price_minor=item.unit_price_minor,
+                    )
+                    for item in body.items
+                ],
                 plan=body.plan,
                 shipping_address=body.shipping_address,
                 device_id=body.device_id,
