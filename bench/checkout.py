@@ -330,7 +330,7 @@ class Server:
                 start_new_session=True,
             )
 
-    def wait_healthy(self, base_url: str, timeout: float = 30.0) -> bool:
+    def wait_healthy(self, base_url: str, timeout: float = 120.0) -> bool:
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -381,6 +381,8 @@ def server_env(url: str, keys_file: Path) -> dict[str, str]:
             "USEFIRST_STARTING_LIMIT_MINOR": str(LARGE_LIMIT_MINOR),
             "USEFIRST_LIMIT_CAP_MINOR": str(LARGE_LIMIT_MINOR),
             "USEFIRST_SANDBOX": "false",
+            # The bench merchant's webhook host (merchant.example) resolves nowhere.
+            "USEFIRST_WEBHOOK_ALLOW_PRIVATE_DESTINATIONS": "true",
         }
     )
     return env
@@ -840,12 +842,75 @@ class StatementCount:
     listing: list[str]
 
 
+ROUND_TRIPS = ("execute", "executemany", "begin", "commit", "rollback", "pipeline")
+
+
+@contextlib.contextmanager
+def counting(engine: Any) -> Iterator[tuple[list[str], Counter[str]]]:
+    """Every statement the driver is sent (SQLAlchemy's pre-ping included), and its round
+    trips: executes, the implicit BEGIN psycopg sends before the first statement of a
+    transaction, COMMITs and ROLLBACKs, except that statements sent together in pipeline mode
+    (``kit.db.first_rows_together``), and the BEGIN that goes with them, are one round trip."""
+    from psycopg.pq import PipelineStatus, TransactionStatus
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    driver: Counter[str] = Counter()
+    in_pipeline = [False]
+
+    class CountingCursor(psycopg.Cursor[Any]):
+        def _count(self, query: Any, kind: str) -> None:
+            connection = self.connection
+            statements.append(" ".join(str(query).split()))
+            if connection.pgconn.pipeline_status != PipelineStatus.OFF:
+                if not in_pipeline[0]:
+                    driver["pipeline"] += 1
+                in_pipeline[0] = True
+                return
+            in_pipeline[0] = False
+            if connection.info.transaction_status == TransactionStatus.IDLE and not (
+                connection.autocommit
+            ):
+                driver["begin"] += 1
+            driver[kind] += 1
+
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            self._count(query, "execute")
+            return super().execute(query, params, **kwargs)
+
+        def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
+            self._count(query, "executemany")
+            return super().executemany(query, params_seq, **kwargs)
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.cursor_factory = CountingCursor
+
+    def on_commit(_conn: Any) -> None:
+        driver["commit"] += 1
+        in_pipeline[0] = False
+
+    def on_rollback(_conn: Any) -> None:
+        driver["rollback"] += 1
+        in_pipeline[0] = False
+
+    listeners: list[tuple[str, Callable[..., None]]] = [
+        ("connect", on_connect),
+        ("commit", on_commit),
+        ("rollback", on_rollback),
+    ]
+    for name, listener in listeners:
+        event.listen(engine, name, listener)
+    try:
+        yield statements, driver
+    finally:
+        for name, listener in listeners:
+            event.remove(engine, name, listener)
+
+
 def count_statements(
     url: str, keys_file: Path, key: str, merchant_id: str, shopper_id: str, repeats: int = 5
 ) -> StatementCount:
     from fastapi.testclient import TestClient
-    from psycopg.pq import TransactionStatus
-    from sqlalchemy import event
 
     from usefirst.api.app import create_app
     from usefirst.kit.settings import Settings
@@ -856,56 +921,15 @@ def count_statements(
         keys_file=keys_file,
         starting_limit_minor=LARGE_LIMIT_MINOR,
         limit_cap_minor=LARGE_LIMIT_MINOR,
+        webhook_allow_private_destinations=True,
     )
     runtime = Runtime(settings)
     engine = runtime.database.engine
-    statements: list[str] = []
-    driver: Counter[str] = Counter()
-
-    class CountingCursor(psycopg.Cursor[Any]):
-        """Counts every statement the driver sends, including SQLAlchemy's pre-ping, and the
-        implicit BEGIN psycopg sends before the first statement of a transaction (the pre-ping
-        runs in autocommit mode, so it has none)."""
-
-        def _count_begin(self) -> None:
-            connection = self.connection
-            idle = connection.info.transaction_status == TransactionStatus.IDLE
-            if idle and not connection.autocommit:
-                driver["begin"] += 1
-
-        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            self._count_begin()
-            driver["execute"] += 1
-            return super().execute(query, params, **kwargs)
-
-        def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
-            self._count_begin()
-            driver["execute"] += 1
-            return super().executemany(query, params_seq, **kwargs)
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.cursor_factory = CountingCursor
-
-    def on_statement(
-        _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
-    ) -> None:
-        statements.append(" ".join(statement.split()))
-
-    def on_commit(_conn: Any) -> None:
-        driver["commit"] += 1
-
-    def on_rollback(_conn: Any) -> None:
-        driver["rollback"] += 1
-
-    event.listen(engine, "connect", on_connect)
-    event.listen(engine, "before_cursor_execute", on_statement)
-    event.listen(engine, "commit", on_commit)
-    event.listen(engine, "rollback", on_rollback)
     headers = {"Authorization": f"Bearer {key}"}
     body = checkout_body(shopper_id, merchant_id)
     listing: list[str] = []
     try:
-        with TestClient(create_app(runtime)) as client:
+        with counting(engine) as (statements, driver), TestClient(create_app(runtime)) as client:
             for _ in range(2):  # warm up: first connection, dialect initialisation
                 client.post(
                     "/v1/checkouts",
@@ -927,11 +951,11 @@ def count_statements(
     finally:
         runtime.database.dispose()
     per = float(repeats)
-    round_trips = driver["execute"] + driver["begin"] + driver["commit"] + driver["rollback"]
+    round_trips = sum(driver[name] for name in ROUND_TRIPS)
     return StatementCount(
         checkouts=repeats,
         statements=len(statements) / per,
-        driver_executes=driver["execute"] / per,
+        driver_executes=(driver["execute"] + driver["executemany"]) / per,
         begins=driver["begin"] / per,
         commits=driver["commit"] / per,
         rollbacks=driver["rollback"] / per,

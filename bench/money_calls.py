@@ -6,7 +6,8 @@ payment. Real server, real HTTP, real PostgreSQL (the set-up and CPU accounting 
 For each call it prints:
 
 - SQL statements and database round trips per call (in process, same app, same database:
-  BEGIN, COMMIT and ROLLBACK count as round trips), and the statements of one call;
+  BEGIN, COMMIT and ROLLBACK count as round trips; statements sent together in psycopg's
+  pipeline mode, with the BEGIN among them, count as one), and the statements of one call;
 - CPU milliseconds per call of the server process and of the bench database's PostgreSQL
   backends, throughput and p50/p99 latency with ``--clients`` closed-loop clients.
 
@@ -25,15 +26,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -41,7 +37,6 @@ import checkout as checkout_bench
 
 DEFAULT_URL = "postgresql://usefirst:usefirst@127.0.0.1:5432/usefirst_bench_calls"
 CALLS = ("checkout", "ship", "confirm_receipt", "payment")
-ROUND_TRIPS = ("execute", "begin", "commit", "rollback")
 
 
 @dataclass
@@ -139,53 +134,6 @@ class Count:
     listing: list[str]
 
 
-@contextmanager
-def counting(engine: Any) -> Iterator[tuple[list[str], Counter[str]]]:
-    """Every statement SQLAlchemy sends, and the driver's executes, BEGINs, COMMITs and
-    ROLLBACKs (as ``bench/checkout.py`` counts them)."""
-    from psycopg.pq import TransactionStatus
-    from sqlalchemy import event
-
-    statements: list[str] = []
-    driver: Counter[str] = Counter()
-
-    class CountingCursor(psycopg.Cursor[Any]):
-        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            connection = self.connection
-            if connection.info.transaction_status == TransactionStatus.IDLE and not (
-                connection.autocommit
-            ):
-                driver["begin"] += 1
-            driver["execute"] += 1
-            return super().execute(query, params, **kwargs)
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.cursor_factory = CountingCursor
-
-    def on_statement(*args: Any) -> None:
-        statements.append(" ".join(args[2].split()))
-
-    def on_commit(_conn: Any) -> None:
-        driver["commit"] += 1
-
-    def on_rollback(_conn: Any) -> None:
-        driver["rollback"] += 1
-
-    listeners: list[tuple[str, Callable[..., None]]] = [
-        ("connect", on_connect),
-        ("before_cursor_execute", on_statement),
-        ("commit", on_commit),
-        ("rollback", on_rollback),
-    ]
-    for name, listener in listeners:
-        event.listen(engine, name, listener)
-    try:
-        yield statements, driver
-    finally:
-        for name, listener in listeners:
-            event.remove(engine, name, listener)
-
-
 def count_calls(url: str, keys_file: Path, keys: Keys, repeats: int = 5) -> dict[str, Count]:
     """Statements and round trips per call, in process (one TestClient, warmed up)."""
     from fastapi.testclient import TestClient
@@ -199,12 +147,16 @@ def count_calls(url: str, keys_file: Path, keys: Keys, repeats: int = 5) -> dict
         keys_file=keys_file,
         starting_limit_minor=checkout_bench.LARGE_LIMIT_MINOR,
         limit_cap_minor=checkout_bench.LARGE_LIMIT_MINOR,
+        webhook_allow_private_destinations=True,
     )
     runtime = Runtime(settings)
     engine = runtime.database.engine
     counts: dict[str, Count] = {}
     # Listening before the first connection, so that every connection counts its round trips.
-    with counting(engine) as (statements, driver), TestClient(create_app(runtime)) as client:
+    with (
+        checkout_bench.counting(engine) as (statements, driver),
+        TestClient(create_app(runtime)) as client,
+    ):
         shopper = keys.shopper_ids[0]
         warm = [OrderRef("", shopper) for _ in range(2)]
         for index, ref in enumerate(warm):  # connections, dialect, auth cache, stmt cache
@@ -219,7 +171,7 @@ def count_calls(url: str, keys_file: Path, keys: Keys, repeats: int = 5) -> dict
                 if index == 1:
                     listing = [statement[:110] for statement in statements]
                 refs[index] = call(client, keys, kind, refs[index], 800_000 + index)
-            round_trips = sum(driver[name] for name in ROUND_TRIPS)
+            round_trips = sum(driver[name] for name in checkout_bench.ROUND_TRIPS)
             counts[kind] = Count(len(statements) / repeats, round_trips / repeats, listing)
     runtime.database.dispose()
     return counts

@@ -19,9 +19,9 @@ from usefirst.kit.clock import system_now
 from usefirst.kit.errors import AuthenticationRequired, PermissionDenied, TooManyFailedAttempts
 from usefirst.kit.idempotency import (
     MAX_KEY_LENGTH,
+    ResponseRecord,
     check_key,
     fingerprint,
-    run_idempotent,
     stored_response,
 )
 from usefirst.runtime import Runtime, Work
@@ -35,10 +35,14 @@ class FastJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
+def jsonable(payload: Any) -> Any:
+    """``payload`` as JSON values, by the encoder FastAPI uses for returned dicts, so a POST
+    and a GET of one object render times identically (RFC 3339 with "Z")."""
+    return to_jsonable_python(payload)
+
+
 def json_response(payload: Any, *, status_code: int = 200) -> FastJSONResponse:
-    # The same encoder FastAPI uses for returned dicts, so a POST and a GET of one object render
-    # times identically (RFC 3339 with "Z").
-    return FastJSONResponse(status_code=status_code, content=to_jsonable_python(payload))
+    return FastJSONResponse(status_code=status_code, content=jsonable(payload))
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -46,7 +50,13 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+async def runtime_dependency(request: Request) -> Runtime:
+    # Async: FastAPI runs a plain function dependency in the thread pool, a hop per request
+    # for an attribute read.
+    return get_runtime(request)
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_dependency)]
 
 
 def credential_cache(app_state: Any) -> CredentialCache:
@@ -169,6 +179,25 @@ class IdempotentCall:
     def run(
         self, body: BaseModel | None, action: Callable[[Work], tuple[int, Any]]
     ) -> JSONResponse:
+        """Run ``action`` and record its answer under the key after it."""
+
+        def recorded(work: Work, record: ResponseRecord | None) -> tuple[int, Any]:
+            status, payload = action(work)
+            payload = jsonable(payload)
+            if record is not None:
+                record.write(work.session, status, payload)
+            return status, payload
+
+        return self.run_recorded(body, recorded)
+
+    def run_recorded(
+        self,
+        body: BaseModel | None,
+        action: Callable[[Work, ResponseRecord | None], tuple[int, Any]],
+    ) -> JSONResponse:
+        """Run ``action``, which writes its answer (JSON values) with its work through the
+        record it is given (None without a key), raising ``KeyAlreadyRecorded`` when the key
+        has an answer already."""
         request_fingerprint = fingerprint(
             self.request.method,
             self.request.url.path,
@@ -180,21 +209,12 @@ class IdempotentCall:
         check_key(key)
         try:
             with self.runtime.work() as work:
-
-                def encoded() -> tuple[int, Any]:
-                    status, payload = action(work)
-                    # The same encoder FastAPI uses for returned dicts, so a POST and a GET of
-                    # one object render times identically (RFC 3339 with "Z").
-                    return status, to_jsonable_python(payload)
-
-                status, payload = run_idempotent(
-                    work.session,
-                    principal_id=principal_id,
-                    key=key,
-                    request_fingerprint=request_fingerprint,
-                    now=work.now,
-                    handler=encoded,
+                record = (
+                    ResponseRecord(principal_id, key, request_fingerprint, work.now)
+                    if key is not None
+                    else None
                 )
+                status, payload = action(work, record)
         except Exception:
             # Rolled back. A key that has a recorded response (a retry, or a concurrent twin
             # that committed first) is answered with it, whatever this attempt ran into.
@@ -216,7 +236,7 @@ class IdempotentCall:
         return FastJSONResponse(status_code=status, content=payload)
 
 
-def get_idempotent_call(
+async def get_idempotent_call(
     request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,

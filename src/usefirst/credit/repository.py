@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, Update, insert, select, update
 from sqlalchemy.orm import Session
 
 from usefirst.credit import models
 from usefirst.credit.models import CreditLine, CreditLineChange
+from usefirst.kit.db import AnySelect
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
@@ -68,13 +69,28 @@ class CreditRepository:
     def add_change(self, change: CreditLineChange) -> None:
         self.session.add(change)
 
-    def try_reserve(self, shopper_id: str, amount_minor: int) -> bool:
-        """Atomically add to ``used_minor`` if the line is active and the amount fits.
+    @staticmethod
+    def line_statement(shopper_id: str) -> AnySelect:
+        """What a checkout reads of the line (with other look-ups, see ``kit.db.Lookup``)."""
+        return select(
+            CreditLine.shopper_id,
+            CreditLine.currency,
+            CreditLine.limit_minor,
+            CreditLine.used_minor,
+            CreditLine.status,
+            CreditLine.score,
+            CreditLine.reasons,
+        ).where(CreditLine.shopper_id == shopper_id)
+
+    @staticmethod
+    def reservation(shopper_id: str, amount_minor: int) -> Update:
+        """Add to ``used_minor`` if the line is active and the amount fits, returning the
+        shopper id when it did.
 
         A single conditional UPDATE: PostgreSQL re-checks the condition against the latest row
         version under the row lock, so concurrent checkouts can never exceed the limit.
         """
-        result = self.session.execute(
+        return (
             update(CreditLine)
             .where(
                 CreditLine.shopper_id == shopper_id,
@@ -82,9 +98,15 @@ class CreditRepository:
                 CreditLine.used_minor + amount_minor <= CreditLine.limit_minor,
             )
             .values(used_minor=CreditLine.used_minor + amount_minor)
-            .execution_options(synchronize_session=False)
+            .returning(CreditLine.shopper_id)
         )
-        return bool(getattr(result, "rowcount", 0) == 1)
+
+    def try_reserve(self, shopper_id: str, amount_minor: int) -> bool:
+        """``reservation``, run on its own: whether it reserved."""
+        reserved = self.session.execute(
+            self.reservation(shopper_id, amount_minor).execution_options(synchronize_session=False)
+        ).first()
+        return reserved is not None
 
     def release(self, shopper_id: str, amount_minor: int) -> None:
         self.session.execute(

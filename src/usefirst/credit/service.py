@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, Update
 from sqlalchemy.orm import Session
 
 from usefirst.credit.models import CreditLine, CreditLineChange
@@ -23,6 +24,7 @@ from usefirst.credit.policy import (
 )
 from usefirst.credit.repository import CreditRepository
 from usefirst.credit.scorecard import load_default_scorecard, load_scorecard
+from usefirst.kit.db import Lookup
 from usefirst.kit.errors import InvariantViolated, NotFound
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
@@ -107,6 +109,38 @@ def open_credit_line(
     return line, assessment
 
 
+@dataclass(frozen=True)
+class LineStanding:
+    """What a checkout reads of the shopper's credit line."""
+
+    shopper_id: str
+    currency: str
+    limit_minor: int
+    used_minor: int
+    status: str
+    score: int | None
+    reasons: Any
+
+
+def line_standing(shopper_id: str) -> Lookup[LineStanding]:
+    """The credit line as a checkout reads it, with other look-ups (404 when there is none)."""
+
+    def read(row: dict[str, Any] | None) -> LineStanding:
+        if row is None:
+            raise NotFound("No credit line for this shopper.")
+        return LineStanding(**row)
+
+    return Lookup(CreditRepository.line_statement(shopper_id), read)
+
+
+def reservation(*, shopper_id: str, amount_minor: int) -> Update:
+    """The conditional update that reserves ``amount_minor`` (``try_reserve``), to be sent as
+    one part of a larger statement; it returns a row when it reserved."""
+    if amount_minor <= 0:
+        raise InvariantViolated("a reservation must be positive")
+    return CreditRepository.reservation(shopper_id, amount_minor)
+
+
 def get_credit_line(session: Session, *, shopper_id: str) -> CreditLine:
     line = CreditRepository(session).get(shopper_id)
     if line is None:
@@ -188,11 +222,11 @@ def freeze_for_overdue(session: Session, *, shopper_id: str, now: datetime) -> b
     )
 
 
-def _frozen_for_review(line: CreditLine) -> bool:
+def _frozen_for_review(line: CreditLine | LineStanding) -> bool:
     return any(reason.get("code") == FROZEN_FOR_REVIEW.code for reason in line.reasons or [])
 
 
-def frozen_reason(line: CreditLine) -> Reason:
+def frozen_reason(line: CreditLine | LineStanding) -> Reason:
     """Why a frozen line takes no new orders, in the checkout's words."""
     return FROZEN_FOR_REVIEW if _frozen_for_review(line) else FROZEN_OVERDUE
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, Insert
 from sqlalchemy.orm import Session
 
 from usefirst.kit.settings import Settings
 from usefirst.merchants import service as merchant_service
-from usefirst.notify.service import publish_event
+from usefirst.notify.service import insert_event, publish_event
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
@@ -41,6 +42,30 @@ def publish_order_event(
         merchant_id=order.merchant_id,
         shopper_id=order.shopper_id,
         one_statement=one_statement,
+    )
+
+
+def insert_order_event(
+    *,
+    order: Order,
+    event_type: str,
+    settings: Settings,
+    now: datetime,
+    view: dict[str, Any],
+    merchant_webhook_url: str | None,
+    when: ColumnElement[bool] | None = None,
+) -> list[Insert]:
+    """``publish_order_event`` as statements (parts of a larger write, written only ``when``
+    that holds), for a caller that has the order's view and its merchant's webhook URL."""
+    return insert_event(
+        event_type=event_type,
+        data={"order": view},
+        now=now,
+        settings=settings,
+        merchant_id=order.merchant_id,
+        shopper_id=order.shopper_id,
+        merchant_webhook_url=merchant_webhook_url,
+        when=when,
     )
 
 

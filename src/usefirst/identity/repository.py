@@ -20,6 +20,7 @@ from usefirst.identity.models import (
     Operator,
     Shopper,
 )
+from usefirst.kit.db import AnySelect
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
@@ -50,6 +51,11 @@ class IdentityRepository:
 
     def get_shopper(self, shopper_id: str) -> Shopper | None:
         return self.session.get(Shopper, shopper_id)
+
+    @staticmethod
+    def standing_statement(shopper_id: str) -> AnySelect:
+        """The shopper's id and status (read with other look-ups, see ``kit.db.Lookup``)."""
+        return select(Shopper.id, Shopper.status).where(Shopper.id == shopper_id)
 
     def consents(self, shopper_id: str) -> list[Consent]:
         return list(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,7 @@ from usefirst.identity.models import ApiKey, Consent, Operator, Shopper
 from usefirst.identity.repository import IdentityRepository
 from usefirst.kit.clock import system_now
 from usefirst.kit.crypto import FieldCipher, hash_api_key, new_api_secret
+from usefirst.kit.db import Lookup
 from usefirst.kit.errors import AuthenticationRequired, Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 
@@ -184,6 +186,25 @@ def register_shopper(
 def reject_enrolment(shopper: Shopper) -> None:
     """The credit review turned the shopper down: they stay on file, rejected."""
     shopper.status = "rejected"
+
+
+@dataclass(frozen=True)
+class ShopperStanding:
+    """What a checkout needs to know of the shopper."""
+
+    id: str
+    status: str
+
+
+def shopper_standing(shopper_id: str) -> Lookup[ShopperStanding]:
+    """The shopper's standing, read with other look-ups (404 when there is no such shopper)."""
+
+    def read(row: dict[str, Any] | None) -> ShopperStanding:
+        if row is None:
+            raise NotFound("No such shopper.")
+        return ShopperStanding(id=row["id"], status=row["status"])
+
+    return Lookup(IdentityRepository.standing_statement(shopper_id), read)
 
 
 def get_shopper(session: Session, *, shopper_id: str) -> Shopper:

@@ -7,26 +7,41 @@ with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing on lock 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from sqlalchemy import (
+    CTE,
     JSON,
     BigInteger,
+    ColumnElement,
+    CompoundSelect,
     DateTime,
+    Insert,
     Integer,
     MetaData,
+    Row,
+    Select,
+    Table,
     TypeDecorator,
+    UpdateBase,
+    bindparam,
     create_engine,
+    insert,
+    inspect,
+    select,
     text,
+    union_all,
 )
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 def normalize_database_url(url: str) -> str:
@@ -58,6 +73,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+
+Found = TypeVar("Found")
+# A SELECT of any columns.
+AnySelect = Select[*tuple[Any, ...]]
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only makes INTEGER PRIMARY KEY an alias of rowid; BigInteger elsewhere.
@@ -176,3 +198,151 @@ def _configure_sqlite(engine: Engine) -> None:
     def on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+@dataclass(frozen=True)
+class Lookup(Generic[Found]):
+    """One row read by key, and what it becomes (``read`` decides what a missing row means)."""
+
+    statement: AnySelect
+    read: Callable[[dict[str, Any] | None], Found]
+
+
+@overload
+def look_up_together(session: Session, first: Lookup[A], second: Lookup[B], /) -> tuple[A, B]: ...
+@overload
+def look_up_together(
+    session: Session, first: Lookup[A], second: Lookup[B], third: Lookup[C], /
+) -> tuple[A, B, C]: ...
+def look_up_together(session: Session, *lookups: Lookup[Any]) -> tuple[Any, ...]:
+    """Each lookup's result, read in one round trip on PostgreSQL (``first_rows_together``);
+    they are read in the order given, so the first missing row is the one reported."""
+    rows = first_rows_together(session, [lookup.statement for lookup in lookups])
+    return tuple(lookup.read(row) for lookup, row in zip(lookups, rows, strict=True))
+
+
+def first_rows_together(
+    session: Session, statements: Sequence[AnySelect]
+) -> list[dict[str, Any] | None]:
+    """The first row of each SELECT (as a mapping of its column names), None for a statement
+    that finds nothing. On PostgreSQL they are sent at once and answered in one round trip
+    (psycopg's pipeline mode; a transaction's BEGIN goes with them); elsewhere one by one.
+
+    Pending ORM changes are flushed first. Values are converted by the columns' types as the
+    ORM would convert them."""
+    session.flush()
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return [
+            None if row is None else dict(row._mapping)
+            for row in (connection.execute(statement).first() for statement in statements)
+        ]
+    dialect = connection.dialect
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    cursors = []
+    with driver.pipeline():
+        for statement in statements:
+            compiled, parameters = _compiled(statement, dialect)
+            for name, bind in compiled.binds.items():
+                convert = bind.type.bind_processor(dialect)
+                if convert is not None and name in parameters:
+                    parameters[name] = convert(parameters[name])
+            cursor = driver.cursor()
+            cursor.execute(compiled.string, parameters)
+            cursors.append((statement, cursor))
+    rows: list[dict[str, Any] | None] = []
+    for statement, cursor in cursors:
+        found = cursor.fetchone()
+        cursor.close()
+        if found is None:
+            rows.append(None)
+            continue
+        row: dict[str, Any] = {}
+        for selected, value in zip(statement.selected_columns, found, strict=True):
+            convert = selected.type.result_processor(dialect, None)
+            assert selected.key is not None
+            row[selected.key] = convert(value) if convert is not None else value
+        rows.append(row)
+    return rows
+
+
+_COMPILED: dict[Any, SQLCompiler] = {}
+_COMPILED_KEPT = 256
+
+
+def _compiled(
+    statement: AnySelect, dialect: Dialect
+) -> tuple[SQLCompiler, MutableMapping[str, Any]]:
+    """The statement compiled (once per shape, as SQLAlchemy's own statement cache does: its
+    cache key leaves the bound values out), and its parameters."""
+    cache_key = statement._generate_cache_key()
+    if cache_key is None:
+        compiled = statement.compile(dialect=dialect)
+        return compiled, compiled.construct_params()
+    key = (dialect.name, cache_key.key)
+    found = _COMPILED.get(key)
+    if found is None:
+        if len(_COMPILED) >= _COMPILED_KEPT:
+            _COMPILED.clear()
+        found = _COMPILED[key] = statement.compile(dialect=dialect, cache_key=cache_key)
+    compiled = found
+    return compiled, compiled.construct_params(extracted_parameters=cache_key.bindparams)
+
+
+def row_values(instance: Base) -> dict[str, Any]:
+    """A mapped object's column values as an INSERT writes them: what is set, else the
+    column's constant default (a column with neither is left to the database)."""
+    values: dict[str, Any] = {}
+    state = instance.__dict__
+    for attribute in inspect(type(instance)).column_attrs:
+        column = attribute.columns[0]
+        if attribute.key in state:
+            values[column.key] = state[attribute.key]
+        elif column.default is not None and column.default.is_scalar:
+            values[column.key] = column.default.arg
+    return values
+
+
+def insert_rows(
+    table: Table, rows: Sequence[Mapping[str, Any]], *, when: ColumnElement[bool] | None = None
+) -> Insert:
+    """One INSERT of ``rows`` (mappings of column values, all with the same columns); with
+    ``when``, only if that condition holds, so that it can be one part of a larger statement
+    (a data-modifying CTE that writes or not by what another part did)."""
+    return insert(table).from_select(list(rows[0]), rows_where(table, rows, when))
+
+
+def rows_where(
+    table: Table, rows: Sequence[Mapping[str, Any]], when: ColumnElement[bool] | None
+) -> Select[Any] | CompoundSelect[Any]:
+    """``SELECT row WHERE when UNION ALL …``: what ``insert_rows`` inserts. Each value is a
+    parameter typed as its column (so that a NULL is a NULL date to a date column), and the
+    statement's shape depends only on the columns and the number of rows: SQLAlchemy compiles
+    it once (VALUES lists and multi-row ``insert().values()`` would be compiled every time)."""
+    selects = []
+    for row in rows:
+        selected = select(
+            *[
+                bindparam(name, value, type_=table.c[name].type, unique=True).label(name)
+                for name, value in row.items()
+            ]
+        )
+        selects.append(selected if when is None else selected.where(when))
+    return selects[0] if len(selects) == 1 else union_all(*selects)
+
+
+def write_as_one(
+    session: Session,
+    parts: Sequence[UpdateBase],
+    *,
+    answer: Sequence[ColumnElement[Any]],
+    first: Sequence[CTE] = (),
+) -> Row[Any]:
+    """Data-modifying statements sent as one statement (PostgreSQL only): ``first`` (CTEs
+    that the parts' conditions read, such as a conditional update's returned rows), then each
+    part as a CTE of one SELECT of ``answer`` (expressions over ``first``). PostgreSQL runs
+    every part on the same snapshot, whether or not the answer refers to it; foreign keys
+    between the parts are checked at the end of the statement."""
+    ctes = [*first, *(part.cte(f"write_{index}") for index, part in enumerate(parts))]
+    return session.execute(select(*answer).add_cte(*ctes)).one()

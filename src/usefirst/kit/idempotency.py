@@ -15,14 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Insert, Table, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from usefirst.kit.db import rows_where
 from usefirst.kit.errors import Conflict, IdempotencyKeyReused, ValidationFailed
 from usefirst.kit.models import IdempotencyRecord
 
@@ -50,6 +52,45 @@ def check_key(key: str | None) -> None:
         )
 
 
+@dataclass(frozen=True)
+class ResponseRecord:
+    """The idempotency record a keyed call writes with its work, once its response is known."""
+
+    principal_id: str
+    key: str
+    request_fingerprint: str
+    created_at: datetime
+
+    def insert(
+        self, session: Session, status: int, body: Any, *, when: ColumnElement[bool] | None = None
+    ) -> Insert:
+        """The statement that records (status, body) unless the key is recorded already; it
+        returns the key when it wrote the record. ``when``: see ``kit.db.insert_rows``."""
+        row = {
+            "principal_id": self.principal_id,
+            "key": self.key,
+            "request_fingerprint": self.request_fingerprint,
+            "status_code": status,
+            "response_body": body,
+            "created_at": self.created_at,
+        }
+        table = cast(Table, IdempotencyRecord.__table__)
+        builder = (
+            postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
+        statement = (
+            builder(table).values(row)
+            if when is None
+            else builder(table).from_select(list(row), rows_where(table, [row], when))
+        )
+        return statement.on_conflict_do_nothing().returning(table.c.key)
+
+    def write(self, session: Session, status: int, body: Any) -> None:
+        """Record the response; :class:`KeyAlreadyRecorded` when the key has one already."""
+        if session.execute(self.insert(session, status, body)).first() is None:
+            raise KeyAlreadyRecorded()
+
+
 def run_idempotent(
     session: Session,
     *,
@@ -64,26 +105,8 @@ def run_idempotent(
     (the transaction must then be rolled back and :func:`stored_response` answered)."""
     check_key(key)
     status, body = handler()
-    if key is None:
-        return status, body
-    builder = (
-        postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    )
-    inserted = session.execute(
-        builder(IdempotencyRecord)
-        .values(
-            principal_id=principal_id,
-            key=key,
-            request_fingerprint=request_fingerprint,
-            status_code=status,
-            response_body=body,
-            created_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(IdempotencyRecord.key)
-    ).first()
-    if inserted is None:
-        raise KeyAlreadyRecorded()
+    if key is not None:
+        ResponseRecord(principal_id, key, request_fingerprint, now).write(session, status, body)
     return status, body
 
 

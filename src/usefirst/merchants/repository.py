@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import exists, insert, select, tuple_
 from sqlalchemy.orm import Session
 
+from usefirst.kit.db import AnySelect
 from usefirst.ledger.repository import LedgerRepository
 from usefirst.merchants.models import (
     Merchant,
@@ -50,6 +51,13 @@ class MerchantRepository:
         return self.session.scalars(
             select(Merchant).where(Merchant.id == merchant_id).with_for_update()
         ).one_or_none()
+
+    @staticmethod
+    def standing_statement(merchant_id: str) -> AnySelect:
+        """The merchant's id, status and webhook URL (read with other look-ups)."""
+        return select(Merchant.id, Merchant.status, Merchant.webhook_url).where(
+            Merchant.id == merchant_id
+        )
 
     def lock_many(self, merchant_ids: Sequence[str]) -> list[Merchant]:
         """The merchants of those ids, locked in id order (one query per thousand)."""

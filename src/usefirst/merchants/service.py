@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from usefirst.identity.validation import address_hash, normalise_address, validate_phone
 from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.db import Lookup
 from usefirst.kit.errors import NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.merchants.models import Merchant
@@ -83,6 +85,26 @@ def register_merchant(
     MerchantRepository(session).add(merchant)
     session.flush()
     return RegisteredMerchant(merchant=merchant, webhook_secret=webhook_secret)
+
+
+@dataclass(frozen=True)
+class MerchantStanding:
+    """What a checkout needs to know of the merchant."""
+
+    id: str
+    status: str
+    webhook_url: str | None
+
+
+def merchant_standing(merchant_id: str) -> Lookup[MerchantStanding]:
+    """The merchant's standing, read with other look-ups (404 when there is no such merchant)."""
+
+    def read(row: dict[str, Any] | None) -> MerchantStanding:
+        if row is None:
+            raise NotFound("No such merchant.")
+        return MerchantStanding(id=row["id"], status=row["status"], webhook_url=row["webhook_url"])
+
+    return Lookup(MerchantRepository.standing_statement(merchant_id), read)
 
 
 def get_merchant(session: Session, *, merchant_id: str) -> Merchant:

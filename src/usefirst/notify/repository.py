@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import ColumnElement, Insert, Table, insert, select
 from sqlalchemy.orm import Session
 
+from usefirst.kit.db import insert_rows
 from usefirst.kit.models import Event, OutboxMessage
 from usefirst.kit.personal_data import ShopperRecords, table_of
 
@@ -33,6 +34,18 @@ class EventRepository:
         written = insert(events).values(**event).returning(events.c.id).cte("written_event")
         outbox = cast(Table, OutboxMessage.__table__)
         self.session.execute(insert(outbox).values(messages).add_cte(written))
+
+    @staticmethod
+    def insert_statements(
+        event: dict[str, Any], messages: list[dict[str, Any]], *, when: ColumnElement[bool] | None
+    ) -> list[Insert]:
+        """The event's INSERT and its messages' (parts of a larger write)."""
+        events = cast(Table, Event.__table__)
+        statements = [insert_rows(events, [event], when=when)]
+        if messages:
+            outbox = cast(Table, OutboxMessage.__table__)
+            statements.append(insert_rows(outbox, messages, when=when))
+        return statements
 
     def get(self, event_id: str) -> Event | None:
         return self.session.get(Event, event_id)

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from pydantic_core import to_jsonable_python
+from sqlalchemy import ColumnElement, Insert
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
@@ -42,6 +43,56 @@ def publish_event(
     (a request publishing one event): on PostgreSQL the event and its messages are written at
     once by one statement; otherwise they are flushed with the unit of work, where many events
     of a batch (the daily sweep) share multi-row inserts."""
+    merchant = MerchantRepository(session).get(merchant_id) if merchant_id is not None else None
+    event, messages = _event_rows(
+        event_type=event_type,
+        data=data,
+        now=now,
+        settings=settings,
+        merchant_id=merchant_id,
+        shopper_id=shopper_id,
+        merchant_webhook_url=merchant.webhook_url if merchant is not None else None,
+    )
+    EventRepository(session).add_with_deliveries(event, messages, one_statement=one_statement)
+    return str(event["id"])
+
+
+def insert_event(
+    *,
+    event_type: str,
+    data: dict[str, Any],
+    now: datetime,
+    settings: Settings,
+    merchant_id: str,
+    shopper_id: str | None,
+    merchant_webhook_url: str | None,
+    when: ColumnElement[bool] | None = None,
+) -> list[Insert]:
+    """``publish_event`` as statements (parts of a larger write, written only ``when`` that
+    holds), for a caller that has read the merchant's webhook URL already."""
+    event, messages = _event_rows(
+        event_type=event_type,
+        data=data,
+        now=now,
+        settings=settings,
+        merchant_id=merchant_id,
+        shopper_id=shopper_id,
+        merchant_webhook_url=merchant_webhook_url,
+    )
+    return EventRepository.insert_statements(event, messages, when=when)
+
+
+def _event_rows(
+    *,
+    event_type: str,
+    data: dict[str, Any],
+    now: datetime,
+    settings: Settings,
+    merchant_id: str | None,
+    shopper_id: str | None,
+    merchant_webhook_url: str | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The event's row and its outbox messages' (one per webhook destination)."""
     event_id = new_id("event")
     messages = []
     if settings.platform_webhook_url and settings.platform_webhook_secret:
@@ -52,33 +103,27 @@ def publish_event(
                 now=now,
             )
         )
-    if merchant_id is not None:
-        merchant = MerchantRepository(session).get(merchant_id)
-        if merchant is not None and merchant.webhook_url:
-            messages.append(
-                queued_message(
-                    topic=WEBHOOK_TOPIC,
-                    payload={
-                        "event_id": event_id,
-                        "destination": "merchant",
-                        "merchant_id": merchant_id,
-                    },
-                    now=now,
-                )
+    if merchant_id is not None and merchant_webhook_url:
+        messages.append(
+            queued_message(
+                topic=WEBHOOK_TOPIC,
+                payload={
+                    "event_id": event_id,
+                    "destination": "merchant",
+                    "merchant_id": merchant_id,
+                },
+                now=now,
             )
-    EventRepository(session).add_with_deliveries(
-        {
-            "id": event_id,
-            "type": event_type,
-            "merchant_id": merchant_id,
-            "shopper_id": shopper_id,
-            "data": to_jsonable_python(data),
-            "created_at": now,
-        },
-        messages,
-        one_statement=one_statement,
-    )
-    return event_id
+        )
+    event = {
+        "id": event_id,
+        "type": event_type,
+        "merchant_id": merchant_id,
+        "shopper_id": shopper_id,
+        "data": to_jsonable_python(data),
+        "created_at": now,
+    }
+    return event, messages
 
 
 WEBHOOK_DESTINATIONS = ("merchant", "platform")

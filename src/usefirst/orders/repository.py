@@ -5,13 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, Select, and_, case, func, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Row,
+    Select,
+    Table,
+    and_,
+    case,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent
 from usefirst.disputes.repository import open_dispute_on
+from usefirst.kit.db import insert_rows, row_values
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.orders import models
 from usefirst.orders.models import Order, Refund
@@ -26,6 +39,10 @@ class OrderRepository:
 
     def add(self, row: Order | Refund) -> None:
         self.session.add(row)
+
+    @staticmethod
+    def insert_statement(order: Order, *, when: ColumnElement[bool] | None) -> Insert:
+        return insert_rows(cast(Table, Order.__table__), [row_values(order)], when=when)
 
     def find(self, order_id: str) -> Order | None:
         return self.session.scalars(select(Order).where(Order.id == order_id)).first()

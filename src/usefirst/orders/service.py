@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Insert
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from usefirst.credit.repository import CreditRepository
 from usefirst.kit.crypto import FieldCipher
@@ -97,8 +98,14 @@ def validate_checkout(request: CheckoutRequest) -> int:
     return amount
 
 
-def create_order(
-    session: Session,
+def add_order(session: Session, order: Order) -> None:
+    """Record a ``new_order`` with the unit of work (flushed at once: risk's record and the
+    order's event follow it)."""
+    OrderRepository(session).add(order)
+    session.flush()
+
+
+def new_order(
     *,
     request: CheckoutRequest,
     items: list[dict[str, Any]],
@@ -107,11 +114,12 @@ def create_order(
     reasons: list[dict[str, str]],
     cipher: FieldCipher,
     now: datetime,
-    shipping_address_hash: str | None = None,
+    shipping_address_hash: str | None,
 ) -> Order:
-    """Record the decided checkout as an order, approved or not (its status is the outcome).
-    ``shipping_address_hash`` is risk's keyed hash of the address, written with the order."""
-    order = Order(
+    """The decided checkout as an order, approved or not (its status is the outcome), not yet
+    stored (``add_order`` or ``insert_order``). ``shipping_address_hash`` is risk's keyed hash
+    of the address."""
+    return Order(
         shopper_id=request.shopper_id,
         id=new_id("order"),
         merchant_id=request.merchant_id,
@@ -130,12 +138,28 @@ def create_order(
         decision_outcome=outcome,
         decision_reasons=reasons,
         decided_at=now,
+        carrier=None,
+        tracking_number=None,
+        shipped_at=None,
+        delivered_at=None,
+        delivery_confirmation=None,
+        cancelled_at=None,
+        repaid_at=None,
         created_at=now,
         updated_at=now,
     )
-    OrderRepository(session).add(order)
-    session.flush()
-    return order
+
+
+def insert_order(order: Order, *, when: ColumnElement[bool] | None = None) -> Insert:
+    """The statement that stores a ``new_order`` (one part of a larger write, written only
+    ``when`` that holds); ``attach_order`` then makes the object the session's."""
+    return OrderRepository.insert_statement(order, when=when)
+
+
+def attach_order(session: Session, order: Order) -> None:
+    """An order written by ``insert_order``, known to the session as if it had been read."""
+    make_transient_to_detached(order)
+    session.add(order)
 
 
 def find_order(session: Session, *, order_id: str, merchant_id: str | None = None) -> Order:

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Date, Select, bindparam, func, select, text, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Date,
+    Insert,
+    Select,
+    Table,
+    bindparam,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from usefirst.collections.models import HARDSHIP_HOLDS
 from usefirst.disputes.repository import DISPUTE_PAUSES
+from usefirst.kit.db import insert_rows, row_values
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.repayment import models
 from usefirst.repayment.models import Allocation, Instalment, Payment
@@ -31,6 +45,14 @@ class RepaymentRepository:
 
     def add_all(self, rows: Sequence[Instalment | Payment | Allocation]) -> None:
         self.session.add_all(rows)
+
+    @staticmethod
+    def insert_statement(
+        instalments: Sequence[Instalment], *, when: ColumnElement[bool] | None
+    ) -> Insert:
+        return insert_rows(
+            cast(Table, Instalment.__table__), [row_values(row) for row in instalments], when=when
+        )
 
     def instalments_of_order(
         self, shopper_id: str, order_id: str, *, for_update: bool = False

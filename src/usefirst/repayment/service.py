@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypedDict
 
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Insert, Select
 from sqlalchemy.orm import Session
 
 from usefirst.kit.errors import Conflict, InvariantViolated, ValidationFailed
@@ -23,8 +23,12 @@ from usefirst.repayment.repository import RepaymentRepository
 PAYMENT_METHODS = ("alipay", "wechat", "bank_card", "other")
 
 
-def create_schedule(
-    session: Session,
+def add_schedule(session: Session, instalments: list[Instalment]) -> None:
+    """Record a ``new_schedule`` with the unit of work."""
+    RepaymentRepository(session).add_all(instalments)
+
+
+def new_schedule(
     *,
     shopper_id: str,
     order_id: str,
@@ -33,6 +37,8 @@ def create_schedule(
     plan: str,
     settings: Settings,
 ) -> list[Instalment]:
+    """An order's instalments by its plan, not yet stored (``add_schedule`` or
+    ``insert_schedule``)."""
     planned = schedule.plan_instalments(
         principal_minor=principal_minor,
         plan=plan,
@@ -49,14 +55,24 @@ def create_schedule(
             due_on=None,
             principal_minor=item.principal_minor,
             fees_minor=item.fees_minor,
+            late_fees_minor=0,
+            late_fees_waived_minor=0,
             paid_principal_minor=0,
             paid_fees_minor=0,
             was_overdue=False,
+            settled_on=None,
+            extended_days=0,
         )
         for item in planned
     ]
-    RepaymentRepository(session).add_all(rows)
     return rows
+
+
+def insert_schedule(
+    instalments: list[Instalment], *, when: ColumnElement[bool] | None = None
+) -> Insert:
+    """The statement that stores a ``new_schedule`` (one part of a larger write)."""
+    return RepaymentRepository.insert_statement(instalments, when=when)
 
 
 def instalments_of(session: Session, *, shopper_id: str, order_id: str) -> list[Instalment]:

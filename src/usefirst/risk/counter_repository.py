@@ -7,10 +7,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Date,
+    Table,
     bindparam,
     delete,
     func,
@@ -24,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent, ever_delinquent_sql
-from usefirst.kit.db import UTCDateTime
+from usefirst.kit.db import UTCDateTime, rows_where
 from usefirst.orders.models import Order
 from usefirst.risk.models import MerchantBuyerCounter, MerchantDayCounter, OrderFact
 
@@ -143,8 +145,8 @@ class CounterRepository:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def record_new(
-        self,
+    @staticmethod
+    def new_order_params(
         shopper_id: str,
         order_id: str,
         merchant_id: str,
@@ -156,8 +158,9 @@ class CounterRepository:
         day: date,
         stripe: int,
         counts_in_window: bool,
-    ) -> None:
-        """An order's fact, its merchant's day and its buyer, on PostgreSQL in one statement."""
+    ) -> dict[str, Any]:
+        """What counting a new order writes: its fact's columns, and what it adds to its
+        merchant's day and to its buyer."""
         params: dict[str, Any] = dict(
             zip(
                 FACT_COLUMNS,
@@ -179,11 +182,71 @@ class CounterRepository:
             lent_amount_minor=flags.is_lent * amount_minor,
             window_lent=flags.is_lent if counts_in_window else 0,
         )
+        return params
+
+    def record_new(self, params: dict[str, Any]) -> None:
+        """An order's fact, its merchant's day and its buyer (``new_order_params``), on
+        PostgreSQL in one statement."""
         if self.dialect == "postgresql":
             self.session.execute(_RECORD_NEW_POSTGRESQL, params)
             return
         for statement in _RECORD_NEW_SQLITE:
             self.session.execute(statement, params)
+
+    @staticmethod
+    def new_order_writes(
+        params: dict[str, Any], *, when: ColumnElement[bool] | None
+    ) -> list[postgresql.Insert]:
+        """``record_new`` as parts of a larger PostgreSQL statement (the checkout's one write),
+        each written only if ``when`` holds."""
+        fact_table = cast(Table, OrderFact.__table__)
+        fact = postgresql.insert(fact_table).from_select(
+            list(FACT_COLUMNS),
+            rows_where(fact_table, [{name: params[name] for name in FACT_COLUMNS}], when),
+        )
+        day_table = cast(Table, MerchantDayCounter.__table__)
+        day_row = {
+            "merchant_id": params["merchant_id"],
+            "day": params["day"],
+            "stripe": params["stripe"],
+            **dict(
+                zip(
+                    DAY_COUNTS,
+                    (
+                        params["is_lent"],
+                        params["lent_amount_minor"],
+                        params["is_shipped"],
+                        params["is_delivered"],
+                        params["is_defaulted"],
+                        params["is_refunded"],
+                    ),
+                    strict=True,
+                )
+            ),
+        }
+        day = postgresql.insert(day_table).from_select(
+            list(day_row), rows_where(day_table, [day_row], when)
+        )
+        buyer_table = cast(Table, MerchantBuyerCounter.__table__)
+        buyer_row = {
+            "merchant_id": params["merchant_id"],
+            "shopper_id": params["shopper_id"],
+            "window_lent_bound": params["window_lent"],
+        }
+        buyer = postgresql.insert(buyer_table).from_select(
+            list(buyer_row), rows_where(buyer_table, [buyer_row], when)
+        )
+        return [
+            fact,
+            day.on_conflict_do_update(
+                index_elements=["merchant_id", "day", "stripe"],
+                set_={n: day_table.c[n] + day.excluded[n] for n in DAY_COUNTS},
+            ),
+            buyer.on_conflict_do_update(
+                index_elements=["merchant_id", "shopper_id"],
+                set_={n: buyer_table.c[n] + buyer.excluded[n] for n in BUYER_COUNTS},
+            ),
+        ]
 
     def apply_changes(
         self,

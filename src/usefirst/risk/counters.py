@@ -27,7 +27,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from usefirst.orders.models import Order
@@ -100,8 +102,17 @@ def _state(order: Order, *, is_ever_delinquent: bool) -> OrderState:
 
 def record_new_order(session: Session, *, order: Order, now: datetime) -> None:
     """Count an order just created at checkout (its fact, its merchant's day and its buyer)."""
+    CounterRepository(session).record_new(_new_order_params(order, now=now))
+
+
+def new_order_writes(*, order: Order, now: datetime, when: ColumnElement[bool] | None) -> list[Any]:
+    """``record_new_order`` as parts of the checkout's one PostgreSQL write statement."""
+    return CounterRepository.new_order_writes(_new_order_params(order, now=now), when=when)
+
+
+def _new_order_params(order: Order, *, now: datetime) -> dict[str, Any]:
     state = _state(order, is_ever_delinquent=False)
-    CounterRepository(session).record_new(
+    return CounterRepository.new_order_params(
         state.shopper_id,
         state.order_id,
         state.merchant_id,

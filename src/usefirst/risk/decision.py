@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import ColumnElement, Insert
 from sqlalchemy.orm import Session
 
 from usefirst.credit.policy import Reason
@@ -204,19 +205,7 @@ def record_checkout_decision(
     features = assessment.features
     order.shipping_address_hash = features.link_hashes.get("address")
     repository = RiskRepository(session)
-    repository.add_observations(
-        [
-            LinkObservation(
-                shopper_id=order.shopper_id,
-                order_id=order.id,
-                kind=kind,
-                value_hash=value_hash,
-                merchant_id=order.merchant_id,
-                observed_at=now,
-            )
-            for kind, value_hash in sorted(features.link_hashes.items())
-        ]
-    )
+    repository.add_observations(_observations(order, assessment, now))
     by = decided_by(assessment)
     if order.status in ("step_up", "review") or (
         order.status == "declined" and assessment.outcome == "declined"
@@ -257,7 +246,52 @@ def record_checkout_decision(
             )
     elif order.status == "step_up":
         risk_service.start_step_up(session, order=order, cipher=cipher, settings=settings, now=now)
-    row = RiskDecision(
+    row = _decision_row(order, assessment, reasons, credit_score, now)
+    repository.add(row)
+    return row
+
+
+def insert_checkout_decision(
+    *,
+    order: Order,
+    assessment: Assessment,
+    reasons: list[Reason],
+    credit_score: int | None,
+    now: datetime,
+    when: ColumnElement[bool] | None = None,
+) -> list[Insert]:
+    """What ``record_checkout_decision`` stores, as statements (parts of a larger write,
+    written only ``when`` that holds), for a checkout risk approved: nothing to carry out."""
+    if assessment.outcome != "approved":
+        raise ValueError("a held or declined checkout is carried out by record_checkout_decision")
+    observations = _observations(order, assessment, now)
+    decision = _decision_row(order, assessment, reasons, credit_score, now)
+    return RiskRepository.insert_statements([*observations, decision], when=when)
+
+
+def _observations(order: Order, assessment: Assessment, now: datetime) -> list[LinkObservation]:
+    return [
+        LinkObservation(
+            shopper_id=order.shopper_id,
+            order_id=order.id,
+            kind=kind,
+            value_hash=value_hash,
+            merchant_id=order.merchant_id,
+            observed_at=now,
+        )
+        for kind, value_hash in sorted(assessment.features.link_hashes.items())
+    ]
+
+
+def _decision_row(
+    order: Order,
+    assessment: Assessment,
+    reasons: list[Reason],
+    credit_score: int | None,
+    now: datetime,
+) -> RiskDecision:
+    features = assessment.features
+    return RiskDecision(
         shopper_id=order.shopper_id,
         order_id=order.id,
         merchant_id=order.merchant_id,
@@ -274,12 +308,9 @@ def record_checkout_decision(
         reasons=[reason.as_dict() for reason in reasons],
         features=dict(features.values),
         links=[link.as_dict() for link in features.links],
-        latency_micros=0,
+        latency_micros=min((time.perf_counter_ns() - assessment.started_ns) // 1000, 2**31 - 1),
         decided_at=now,
     )
-    repository.add(row)
-    row.latency_micros = min((time.perf_counter_ns() - assessment.started_ns) // 1000, 2**31 - 1)
-    return row
 
 
 def decision_view(row: RiskDecision) -> dict[str, Any]:

@@ -13,10 +13,12 @@ from usefirst.api.deps import (
     PrincipalDep,
     RuntimeDep,
     json_response,
+    jsonable,
     require,
 )
 from usefirst.api.schemas import CheckoutIn, EmptyIn, RefundIn, ShipIn
 from usefirst.flows import cancellation, checkout, fulfilment, refunds
+from usefirst.kit.idempotency import ResponseRecord
 from usefirst.orders import service as order_service
 from usefirst.runtime import Work
 
@@ -32,14 +34,23 @@ def create_checkout(
 ) -> JSONResponse:
     require(principal, platform=True)
 
-    def respond(work: Work) -> tuple[int, Any]:
-        _order, decision, view = checkout.checkout_with_view(
+    def respond(work: Work, record: ResponseRecord | None) -> tuple[int, Any]:
+        return checkout.checkout_answered(
             work.session,
             request=order_service.CheckoutRequest(
                 shopper_id=body.shopper_id,
                 merchant_id=body.merchant_id,
                 currency=body.currency,
-                items=[order_service.Item(**item.model_dump()) for item in body.items],
+                items=[
+                    order_service.Item(
+                        sku=item.sku,
+                        name=item.name,
+                        category=item.category,
+                        quantity=item.quantity,
+                        unit_price_minor=item.unit_price_minor,
+                    )
+                    for item in body.items
+                ],
                 plan=body.plan,
                 shipping_address=body.shipping_address,
                 device_id=body.device_id,
@@ -48,10 +59,14 @@ def create_checkout(
             cipher=runtime.cipher,
             settings=runtime.settings,
             now=work.now,
+            answer=lambda view, decision: (
+                201,
+                jsonable({"order": view, "decision": decision.as_dict()}),
+            ),
+            record=record,
         )
-        return 201, {"order": view, "decision": decision.as_dict()}
 
-    return call.run(body, respond)
+    return call.run_recorded(body, respond)
 
 
 @router.get("/v1/orders/{order_id}")
