@@ -61,6 +61,7 @@ def create_merchant(
             settlement_days=body.settlement_days,
             fee_rate_bps=body.fee_rate_bps,
             cipher=runtime.cipher,
+            actor=_actor(principal),
             now=work.now,
             phone=body.phone,
             address=body.address,
