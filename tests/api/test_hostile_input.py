@@ -737,3 +737,16 @@ def test_docs_are_served_without_any_other_host(client: TestClient) -> None:
         response = client.get(f"/docs/assets/{asset}")
         assert response.status_code == 200
         assert len(response.content) > 100_000
+
+
+def test_redoc_is_served_without_any_other_host(client: TestClient) -> None:
+    page = client.get("/redoc")
+    assert page.status_code == 200
+    assert '<redoc spec-url="/openapi.json">' in page.text
+    # No CDN script and no Google Fonts stylesheet (FastAPI's page links both by default).
+    assert "https://" not in page.text and "http://" not in page.text
+    assert '<script src="/redoc/assets/redoc.standalone.js">' in page.text
+    script = client.get("/redoc/assets/redoc.standalone.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert len(script.content) > 500_000
