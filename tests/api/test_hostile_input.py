@@ -753,6 +753,11 @@ def test_redoc_is_served_without_any_other_host(client: TestClient) -> None:
     # No CDN script and no Google Fonts stylesheet (FastAPI's page links both by default).
     assert "https://" not in page.text and "http://" not in page.text
     assert '<script src="/redoc/assets/redoc.standalone.js">' in page.text
+    # And the browser may fetch nothing from another host for it (the build links a logo).
+    for url in ("/redoc", "/docs"):
+        policy = client.get(url).headers["content-security-policy"]
+        assert policy.startswith("default-src 'self'; script-src 'self' 'unsafe-inline';")
+        assert "img-src 'self' data:;" in policy and "connect-src 'self';" in policy
     script = client.get("/redoc/assets/redoc.standalone.js")
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
