@@ -144,6 +144,7 @@ def build_history(
                     settlement_days=None,
                     fee_rate_bps=None,
                     cipher=runtime.cipher,
+                    actor="bench",
                     now=work.now,
                 ).merchant.id
             )

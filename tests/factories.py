@@ -13,6 +13,7 @@ from usefirst.credit.service import policy_from_settings
 from usefirst.flows import checkout as checkout_flow
 from usefirst.flows import merchant_onboarding
 from usefirst.flows.enrolment import EnrolmentRequest, enrol_shopper
+from usefirst.identity import service as identity_service
 from usefirst.identity.models import Shopper
 from usefirst.identity.validation import national_id_check_character
 from usefirst.merchants.models import Merchant
@@ -55,6 +56,14 @@ def create_merchant(
     response = client.post("/v1/merchants", headers=headers, json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+def issued_key_id(runtime: Runtime, secret: str) -> str:
+    """The id of the API key ``secret`` (as the audit chain names it when the key is issued)."""
+    with runtime.work(read_only=True) as work:
+        principal = identity_service.authenticate(work.session, secret=secret)
+        assert principal is not None
+        return principal.key_id
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -124,6 +133,7 @@ def merchant_in_work(
         settlement_days=None,
         fee_rate_bps=None,
         cipher=runtime.cipher,
+        actor="platform",
         now=work.now,
     ).merchant
 

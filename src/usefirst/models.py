@@ -24,6 +24,7 @@ from usefirst.identity.models import (
 )
 from usefirst.kit.db import Base
 from usefirst.kit.models import (
+    AuthThrottleHit,
     ConfigVersion,
     Event,
     IdempotencyRecord,
@@ -82,6 +83,7 @@ __all__ = [
     "ApiKey",
     "AuditChainHead",
     "AuditEntry",
+    "AuthThrottleHit",
     "BureauFile",
     "Complaint",
     "ComplaintResponse",

@@ -23,7 +23,7 @@ from usefirst.kit.job_metrics import JobMetrics
 from usefirst.kit.logs import get_logger, job_scope
 from usefirst.kit.outbox import DrainResult, Handler, drain, next_available_at
 from usefirst.kit.settings import Settings, load_field_cipher
-from usefirst.kit.throttle import AuthThrottles
+from usefirst.kit.throttle import AuthThrottles, throttle_storage
 from usefirst.kit.tracing import instrument_database, instrument_outgoing_http
 from usefirst.notify.channels import ChannelSettings, build_channels
 from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
@@ -69,7 +69,7 @@ class Runtime:
         # whatever remembers authenticated keys in this process forgets that one.
         self.credential_listeners: list[Callable[[str], None]] = []
         self.auth_throttles = AuthThrottles(
-            storage_uri=settings.auth_throttle_storage,
+            storage=throttle_storage(settings.auth_throttle_storage, self.database.engine),
             api_key_failures=settings.api_key_failures_per_address,
             sign_in_failures_per_address=settings.sign_in_failures_per_address,
             sign_in_failures_per_account=(

@@ -205,7 +205,8 @@ def test_rotation_keeps_the_old_key_for_the_overlap_only(
     third = again.json()["new"]["secret"]
     assert client.get(f"/v1/merchants/{merchant['id']}", headers=bearer(third)).status_code == 200
     actions = [action for _, action, _ in audit_trail(runtime)]
-    assert actions == ["credential.rotated", "credential.rotated"]
+    # The merchant's first key (POST /v1/merchants), then its two rotations.
+    assert actions == ["credential.issued", "credential.rotated", "credential.rotated"]
 
 
 def test_keys_are_listed_to_whoever_may_manage_them_and_last_use_is_recorded(
@@ -365,11 +366,45 @@ def test_admins_issue_keys_that_may_expire(
         timedelta(days=10) - timedelta(minutes=1) < expires_at - system_now() <= timedelta(days=10)
     )
     assert client.get("/v1/api-keys", headers=bearer(view["secret"])).status_code == 200
-    assert audit_trail(runtime) == [(f"operator:{admin_id}", "credential.issued", view["id"])]
+    assert audit_trail(runtime) == [
+        ("platform", "credential.issued", key_id_of(runtime, merchant["api_key"])),
+        (f"operator:{admin_id}", "credential.issued", view["id"]),
+    ]
     if kind == "platform":
         # Only admins issue platform keys.
         refused = client.post("/v1/api-keys", headers=platform_headers, json=body)
         assert refused.status_code == 403
+
+
+def test_the_key_made_with_a_merchant_is_in_the_audit_chain(
+    client: TestClient, runtime: Runtime, platform_headers: dict[str, str]
+) -> None:
+    admin_id, admin_token = new_operator(runtime, "admin")
+    by_platform = create_merchant(client, platform_headers)
+    by_admin = create_merchant(client, bearer(admin_token), name="Second Shop")
+    first_key = key_id_of(runtime, by_platform["api_key"])
+    second_key = key_id_of(runtime, by_admin["api_key"])
+    assert audit_trail(runtime) == [
+        ("platform", "credential.issued", first_key),
+        (f"operator:{admin_id}", "credential.issued", second_key),
+    ]
+    with runtime.work(read_only=True) as work:
+        fields = [
+            entry.fields
+            for entry in work.session.scalars(select(AuditEntry).order_by(AuditEntry.seq))
+        ]
+    assert fields == [
+        ["kind:merchant", f"holder:{by_platform['id']}"],
+        ["kind:merchant", f"holder:{by_admin['id']}"],
+    ]
+    # A merchant refused (an unknown category) issues no key and records nothing.
+    keys_before = key_count(runtime)
+    refused = client.post(
+        "/v1/merchants", headers=platform_headers, json={"name": "X" * 201, "category": "shop"}
+    )
+    assert refused.status_code == 422
+    assert key_count(runtime) == keys_before
+    assert len(audit_trail(runtime)) == 2
 
 
 def test_an_operator_revokes_their_own_token_but_no_one_elses(

@@ -4,7 +4,19 @@ operation of the OpenAPI document, all checks, as the platform, a merchant and a
 The bar is zero failures: no server error, no response outside the documented statuses, content
 types and schemas, no invalid request accepted and no valid one refused. The run is bounded
 (examples per operation, a fixed seed) so that each database takes a few minutes in CI; the
-figures of each run (operations, generated cases, seconds) are printed.
+figures of each run (operations, generated cases, seconds) are printed (``pytest -s``).
+
+Figures with every 2xx body typed (response models, additionalProperties false), 3 examples per
+operation, seed 16, **taken under load** (2 cores shared with seven other engineers' test runs;
+the quiet figures are the lead's to take), 0 failures and 0 errored cases in every run:
+
+| database | operations | cases (platform / merchant / operator) | seconds (the same three) |
+|---|---|---|---|
+| SQLite | 76 | 3,041 / 222 / 222 | 98.3 + 22.0 + 29.6 = 149.9 |
+| PostgreSQL | 76 | 3,055 / 222 / 222 | 115.7 + 39.1 + 36.2 = 191.0 |
+
+The whole file (both databases, set-up and servers included) took 352.7 s. The 76 operations
+are the document's 78 less the two left out below.
 
 Left out, each for a reason:
 - the ``positive_data_acceptance`` check ("a schema-valid request must not be refused"): the

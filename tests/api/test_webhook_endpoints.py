@@ -24,7 +24,7 @@ from tests.api.test_events_and_webhooks import (  # the suite's real receiver, r
     webhook_server,
 )
 from tests.conftest import make_runtime
-from tests.factories import bearer, create_merchant, enrol
+from tests.factories import bearer, create_merchant, enrol, issued_key_id
 from usefirst.api.app import create_app
 from usefirst.identity.service import create_api_key
 from usefirst.kit.clock import system_now
@@ -111,7 +111,10 @@ def test_every_internal_range_is_refused_when_set(
         assert changed.status_code == 422, (url, changed.text)
         assert changed.json()["error"]["code"] == "webhook_destination_refused"
     assert merchants(guarded_runtime) == before  # no merchant made, no URL changed
-    assert audit_actions(guarded_runtime) == []
+    # Only the first merchant's key: no key issued, no URL change recorded.
+    assert audit_actions(guarded_runtime) == [
+        ("credential.issued", issued_key_id(guarded_runtime, merchant["api_key"]))
+    ]
 
 
 def test_the_setting_allows_local_receivers(
@@ -184,7 +187,10 @@ def test_a_url_change_sends_the_next_webhooks_to_the_new_receiver(
     place(client, platform_headers, shopper["id"], merchant["id"], 1_000)
     assert run_drain(runtime).delivered == 1
     assert [item.path for item in webhook_server.received] == ["/hooks/usefirst"]
-    assert audit_actions(runtime) == [("webhook.url_changed", merchant["id"])]
+    assert audit_actions(runtime) == [
+        ("credential.issued", issued_key_id(runtime, merchant["api_key"])),
+        ("webhook.url_changed", merchant["id"]),
+    ]
     # Another merchant cannot change it.
     other = create_merchant(client, platform_headers, name="Other")
     refused = client.put(
@@ -263,6 +269,7 @@ def test_secret_rotation_signs_with_both_secrets_during_the_overlap(
     assert len(after.headers["webhook-signature"].split(" ")) == 1
     assert signatures_verified_by(after, [old_secret, new_secret, newest]) == [False, False, True]
     assert audit_actions(runtime) == [
+        ("credential.issued", issued_key_id(runtime, merchant["api_key"])),
         ("webhook.secret_rotated", merchant["id"]),
         ("webhook.secret_rotated", merchant["id"]),
     ]

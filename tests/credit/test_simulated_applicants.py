@@ -107,6 +107,7 @@ def test_export_labels_shoppers_by_their_repayment_history(
             settlement_days=None,
             fee_rate_bps=None,
             cipher=runtime.cipher,
+            actor="platform",
             now=work.now,
         ).merchant
         for name, application in applications.items():

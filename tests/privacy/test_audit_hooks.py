@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.factories import bearer, checkout_body, create_merchant, enrol
+from tests.factories import bearer, checkout_body, create_merchant, enrol, issued_key_id
 from tests.privacy.privacy_env import operator_headers, shopper_with_repaid_order
 from usefirst.collections.models import DelinquentOrder, LegalCase
 from usefirst.identity.models import Operator
@@ -172,10 +172,17 @@ def test_the_legal_evidence_pack_is_audited(
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert trail(runtime) == [
         (
+            "platform",
+            "credential.issued",
+            None,
+            ["kind:merchant", f"holder:{merchant['id']}"],
+            issued_key_id(runtime, merchant["api_key"]),
+        ),
+        (
             operator_id(runtime, "collector@example.com"),
             "legal_evidence.read",
             shopper["id"],
             ["name"],
             "lgl_TEST0001",
-        )
+        ),
     ]

@@ -84,11 +84,13 @@ def test_features_of_a_crafted_history_are_exact(runtime: Runtime) -> None:
         bob = enrol(runtime, work, external_id="bob", phone="+8613800000002")
         shop = merchant_onboarding.create_merchant(
             work.session, name="Shop", category="electronics", webhook_url=None,
-            settlement_days=None, fee_rate_bps=None, cipher=runtime.cipher, now=work.now,
+            settlement_days=None, fee_rate_bps=None, cipher=runtime.cipher, actor="platform",
+            now=work.now,
         ).merchant  # fmt: skip
         other_shop = merchant_onboarding.create_merchant(
             work.session, name="Other", category="phones", webhook_url=None,
-            settlement_days=None, fee_rate_bps=None, cipher=runtime.cipher, now=work.now,
+            settlement_days=None, fee_rate_bps=None, cipher=runtime.cipher, actor="platform",
+            now=work.now,
         ).merchant  # fmt: skip
         buy(runtime, work, shopper_id=alice, merchant_id=shop.id, amount_minor=10_000, at=day,
             device_id="dev-1")  # fmt: skip

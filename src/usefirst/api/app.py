@@ -19,6 +19,7 @@ from usefirst.api.docs import install_offline_docs
 from usefirst.api.guard import BodyLimits, RequestGuard, error_response_headers
 from usefirst.api.observability import HttpMetrics, RequestObservability, check_metrics_access
 from usefirst.api.openapi import install_openapi
+from usefirst.api.responses import HealthOut
 from usefirst.api.routers import collections as collections_endpoints
 from usefirst.api.routers import credentials as credential_endpoints
 from usefirst.api.routers import disputes as dispute_endpoints
@@ -175,7 +176,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_offline_docs(app)
     install_openapi(app)
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/healthz", tags=["operations"], response_model=HealthOut)
     def healthz() -> dict[str, str]:
         with runtime.database.transaction(read_only=True) as session:
             session.execute(text("SELECT 1"))

@@ -73,6 +73,9 @@ def client_address(scope_client: tuple[str, int] | None) -> str:
 
 def _look_up(runtime: Runtime, secret: str, address: str) -> Principal:
     throttle = runtime.auth_throttles.api_keys
+    retry_after = throttle.retry_after_seconds(address)
+    if retry_after is not None:
+        raise TooManyFailedAttempts(retry_after_seconds=retry_after)
     try:
         with runtime.database.transaction(read_only=True) as session:
             principal = authenticate(session, secret=secret)
@@ -92,15 +95,15 @@ async def authenticate_authorization(
     runtime: Runtime, cache: CredentialCache, authorization: str | None, address: str
 ) -> Principal:
     """The caller of the key in ``Authorization: Bearer <key>``. A wrong, revoked or expired key
-    is 401 and counts against the client address; past the limit every key from it is 429 until
-    the window moves on (refused before the key is looked at, so a throttled guess learns
-    nothing). Async so that a remembered key costs no hop to the thread pool; only a look-up
-    does (and records the key's use at most once a minute)."""
+    is 401 and counts against the client address; past the limit every key from it that this
+    process does not already know is 429 until the window moves on (refused before the key is
+    looked at, so a throttled guess learns nothing). A key this process authenticated within
+    ``credential_cache_seconds`` is no guess and is not checked again: so the throttle, which may
+    count in the database, costs a request with a known key nothing. Async so that a remembered
+    key costs no hop to the thread pool; only a look-up does (and records the key's use at most
+    once a minute)."""
     if not authorization or not authorization.startswith("Bearer "):
         raise AuthenticationRequired()
-    retry_after = runtime.auth_throttles.api_keys.retry_after_seconds(address)
-    if retry_after is not None:
-        raise TooManyFailedAttempts(retry_after_seconds=retry_after)
     secret = authorization[len("Bearer ") :].strip()
     principal = cache.get(secret)
     if principal is None:

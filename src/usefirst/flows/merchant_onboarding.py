@@ -1,5 +1,6 @@
 """Onboarding a merchant: merchants registers it (with its webhook secret), then identity issues
-the API key it calls the engine with. Both secrets are shown once, in the answer."""
+the API key it calls the engine with, recorded in the audit chain like every other credential
+issued (flows.credentials). Both secrets are shown once, in the answer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from usefirst.identity import service as identity_service
+from usefirst.flows import credentials
 from usefirst.kit.crypto import FieldCipher
 from usefirst.merchants import service as merchant_service
 from usefirst.merchants.models import Merchant
@@ -30,6 +31,7 @@ def create_merchant(
     settlement_days: int | None,
     fee_rate_bps: int | None,
     cipher: FieldCipher,
+    actor: str,
     now: datetime,
     phone: str | None = None,
     address: str | None = None,
@@ -49,7 +51,9 @@ def create_merchant(
         allow_private_destinations=allow_private_destinations,
     )
     merchant = registered.merchant
-    api_key = identity_service.create_api_key(
-        session, kind="merchant", merchant_id=merchant.id, now=now, label=merchant.name
+    issued = credentials.issue_merchant_key(
+        session, merchant_id=merchant.id, actor=actor, label=merchant.name, now=now
     )
-    return NewMerchant(merchant=merchant, api_key=api_key, webhook_secret=registered.webhook_secret)
+    return NewMerchant(
+        merchant=merchant, api_key=issued.secret, webhook_secret=registered.webhook_secret
+    )

@@ -1,12 +1,13 @@
-"""Tables of the shared plumbing: sandbox clock, idempotency records, outbox, events, and the
-versions of operator-edited configuration (risk rules, dunning ladder)."""
+"""Tables of the shared plumbing: sandbox clock, idempotency records, outbox, events, the
+versions of operator-edited configuration (risk rules, dunning ladder), and the failed
+authentications the throttle counts on PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Double, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from usefirst.kit.db import Base, JSONDocument, UTCDateTime
@@ -78,3 +79,24 @@ class ConfigVersion(Base):
     note: Mapped[str | None] = mapped_column(String(500))
     created_by: Mapped[str] = mapped_column(String(40))  # operator id, or "cli"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuthThrottleHit(Base):
+    """One failed authentication counted by a throttle (kit.throttle.DatabaseThrottleStorage):
+    every API process on one PostgreSQL database counts in this table, so a limit is one limit
+    however many processes serve. Times are the database's clock in epoch seconds, as PyPI
+    ``limits`` counts; a row is deleted once it has left every window (``expires_at``)."""
+
+    __tablename__ = "auth_throttle_hits"
+    __table_args__ = (
+        Index("ix_auth_throttle_hits_key_hit_at", "throttle_key", "hit_at"),
+        Index("ix_auth_throttle_hits_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    # limits' key: the limit's namespace, the identifiers (address, email key) and the limit.
+    throttle_key: Mapped[str] = mapped_column(String(512))
+    hit_at: Mapped[float] = mapped_column(Double())
+    expires_at: Mapped[float] = mapped_column(Double())

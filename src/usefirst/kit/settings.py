@@ -181,11 +181,13 @@ class Settings(BaseSettings):
     # process at once.
     credential_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     # Failed authentication per client address (``limits`` notation; counted in
-    # ``auth_throttle_storage``: memory:// per process, or a redis:// / memcached:// URI shared
-    # by every process). Past a limit the answer is 429 with Retry-After. A sign-in fails for one
-    # email from one address at most console_max_failed_attempts times per
-    # console_lockout_minutes; the real owner signing in from elsewhere is not locked out.
-    auth_throttle_storage: str = "memory://"
+    # ``auth_throttle_storage``: "database" is one count for every process on a PostgreSQL
+    # database (its auth_throttle_hits table) and a count in memory on SQLite; or a limits
+    # storage URI: memory:// per process, redis:// or memcached:// shared). Past a limit the
+    # answer is 429 with Retry-After. A sign-in fails for one email from one address at most
+    # console_max_failed_attempts times per console_lockout_minutes; the real owner signing in
+    # from elsewhere is not locked out.
+    auth_throttle_storage: str = "database"
     api_key_failures_per_address: str = "30/5 minutes"
     sign_in_failures_per_address: str = "20/15 minutes"
 

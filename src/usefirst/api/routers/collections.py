@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import Field
 
+from usefirst.api import responses as r
 from usefirst.api.deps import (
     IdempotentCallDep,
     PrincipalDep,
@@ -183,7 +184,11 @@ def pay_hardship_settlement(
     return call.run(body, respond)
 
 
-@router.get("/v1/shoppers/{shopper_id}/contacts")
+@router.get(
+    "/v1/shoppers/{shopper_id}/contacts",
+    response_model=r.ContactAttemptPage,
+    response_model_exclude_unset=True,
+)
 def shopper_contacts(
     shopper_id: str,
     runtime: RuntimeDep,
@@ -199,7 +204,7 @@ def shopper_contacts(
         return page(attempts, limit, collections_service.contact_view)
 
 
-@router.get("/v1/collections/queue")
+@router.get("/v1/collections/queue", response_model=r.QueuePage, response_model_exclude_unset=True)
 def collections_queue(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -213,7 +218,12 @@ def collections_queue(
         return page(entries, limit, lambda entry: entry)
 
 
-@router.post("/v1/collections/{order_id}/contacts", status_code=201)
+@router.post(
+    "/v1/collections/{order_id}/contacts",
+    status_code=201,
+    response_model=r.ContactAttemptOut,
+    response_model_exclude_unset=True,
+)
 def record_call(
     order_id: str, body: CallOutcomeIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -235,7 +245,7 @@ def record_call(
         return collections_service.contact_view(attempt)
 
 
-@router.post("/v1/orders/{order_id}/late-fees/waive")
+@router.post("/v1/orders/{order_id}/late-fees/waive", response_model=r.WaivedLateFeesOut)
 def waive_late_fees(
     order_id: str,
     body: WaiveLateFeesIn,
@@ -265,7 +275,12 @@ def waive_late_fees(
     return call.run(body, respond)
 
 
-@router.post("/v1/bureau/files", status_code=201)
+@router.post(
+    "/v1/bureau/files",
+    status_code=201,
+    response_model=r.BureauFileOut,
+    response_model_exclude_unset=True,
+)
 def create_bureau_file(
     body: BureauFileIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -283,7 +298,7 @@ def create_bureau_file(
         return bureau.bureau_file_view(row)
 
 
-@router.get("/v1/bureau/files")
+@router.get("/v1/bureau/files", response_model=r.BureauFilePage, response_model_exclude_unset=True)
 def list_bureau_files(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -298,7 +313,13 @@ def list_bureau_files(
         return page(rows, limit, bureau.bureau_file_view)
 
 
-@router.get("/v1/bureau/files/{file_id}/content")
+@router.get(
+    "/v1/bureau/files/{file_id}/content",
+    response_class=Response,
+    responses=r.binary_response(
+        "text/plain", "application/x-ndjson", description="The file as submitted to the bureau."
+    ),
+)
 def bureau_file_content(
     file_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> PlainTextResponse:
@@ -318,7 +339,7 @@ def bureau_file_content(
         return PlainTextResponse(content, media_type=media_type)
 
 
-@router.get("/v1/legal/cases")
+@router.get("/v1/legal/cases", response_model=r.LegalCasePage, response_model_exclude_unset=True)
 def legal_cases(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -333,7 +354,9 @@ def legal_cases(
         return page(rows, limit, collections_service.legal_case_view)
 
 
-@router.get("/v1/legal/cases/{case_id}")
+@router.get(
+    "/v1/legal/cases/{case_id}", response_model=r.LegalCaseOut, response_model_exclude_unset=True
+)
 def legal_case(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, roles=COLLECTORS)
     with runtime.work(read_only=True) as work:
@@ -341,7 +364,11 @@ def legal_case(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> di
         return collections_service.legal_case_view(case)
 
 
-@router.post("/v1/legal/cases/{case_id}/status")
+@router.post(
+    "/v1/legal/cases/{case_id}/status",
+    response_model=r.LegalCaseOut,
+    response_model_exclude_unset=True,
+)
 def move_legal_case(
     case_id: str, body: LegalStatusIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -353,7 +380,11 @@ def move_legal_case(
         return collections_service.legal_case_view(case)
 
 
-@router.get("/v1/legal/cases/{case_id}/evidence.pdf")
+@router.get(
+    "/v1/legal/cases/{case_id}/evidence.pdf",
+    response_class=Response,
+    responses=r.binary_response("application/pdf", description="The evidence pack (PDF)."),
+)
 def legal_evidence(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     require(principal, roles=COLLECTORS)
     # A write transaction: the pack shows the shopper's full name, so the read is audited.

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from usefirst.api import responses as r
 from usefirst.api.credential_schemas import (
     CreateApiKeyIn,
     CreateOperatorTokenIn,
@@ -63,7 +64,7 @@ def _check_may_manage(principal: Principal, key: ApiKey) -> None:
         raise NotFound("No such API key.")
 
 
-@router.get("/v1/api-keys")
+@router.get("/v1/api-keys", response_model=r.ApiKeyPage, response_model_exclude_unset=True)
 def list_api_keys(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -86,7 +87,12 @@ def list_api_keys(
         return page(keys, limit, lambda key: identity_service.api_key_view(key, now=now))
 
 
-@router.post("/v1/api-keys", status_code=201)
+@router.post(
+    "/v1/api-keys",
+    status_code=201,
+    response_model=r.NewApiKeyOut,
+    response_model_exclude_unset=True,
+)
 def create_api_key(body: CreateApiKeyIn, runtime: RuntimeDep, principal: PrincipalDep) -> Any:
     """A platform key (admins) or a merchant key (admins, the platform); the secret is in this
     answer only."""
@@ -124,7 +130,12 @@ def create_api_key(body: CreateApiKeyIn, runtime: RuntimeDep, principal: Princip
     return {**view, "secret": issued.secret}
 
 
-@router.post("/v1/api-keys/{key_id}/rotate", status_code=201)
+@router.post(
+    "/v1/api-keys/{key_id}/rotate",
+    status_code=201,
+    response_model=r.RotatedApiKeyOut,
+    response_model_exclude_unset=True,
+)
 def rotate_api_key(
     key_id: str, body: RotateApiKeyIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Any:
@@ -154,7 +165,9 @@ def rotate_api_key(
     return answer
 
 
-@router.post("/v1/api-keys/{key_id}/revoke")
+@router.post(
+    "/v1/api-keys/{key_id}/revoke", response_model=r.ApiKeyOut, response_model_exclude_unset=True
+)
 def revoke_api_key(
     key_id: str, body: RevokeApiKeyIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -171,7 +184,12 @@ def revoke_api_key(
     return view
 
 
-@router.post("/v1/operator-tokens", status_code=201)
+@router.post(
+    "/v1/operator-tokens",
+    status_code=201,
+    response_model=r.NewApiKeyOut,
+    response_model_exclude_unset=True,
+)
 def create_operator_token(
     body: CreateOperatorTokenIn, request: Request, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Any:

@@ -11,6 +11,7 @@ from pydantic_core import to_jsonable_python
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from usefirst.api import responses as r
 from usefirst.api.deps import (
     IdempotentCallDep,
     PrincipalDep,
@@ -21,11 +22,22 @@ from usefirst.api.deps import (
 from usefirst.api.dispute_schemas import OpenDisputeIn, ResolveDisputeIn
 from usefirst.disputes import service
 from usefirst.disputes.errors import EvidenceTooLarge
-from usefirst.disputes.storage import EvidenceStore, check_upload
+from usefirst.disputes.storage import ALLOWED_CONTENT_TYPES, JSON, EvidenceStore, check_upload
 from usefirst.flows import dispute_resolution
 from usefirst.identity.service import Principal
 from usefirst.kit.errors import ValidationFailed
 from usefirst.runtime import Runtime, Work
+
+# The file as uploaded, of its detected type. A JSON file is any JSON document, so no schema.
+EVIDENCE_DOWNLOAD: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The evidence file, as a download.",
+        "content": {
+            media_type: {"schema": {} if media_type == JSON else r.BINARY}
+            for media_type in ALLOWED_CONTENT_TYPES
+        },
+    }
+}
 
 router = APIRouter(tags=["disputes"])
 
@@ -51,7 +63,7 @@ def evidence_store(runtime: Runtime) -> EvidenceStore:
     return EvidenceStore(runtime.settings.dispute_evidence_dir)
 
 
-@router.post("/v1/disputes", status_code=201)
+@router.post("/v1/disputes", status_code=201, response_model=r.DisputeOut)
 def open_dispute(
     body: OpenDisputeIn,
     runtime: RuntimeDep,
@@ -77,7 +89,7 @@ def open_dispute(
     return call.run(body, respond)
 
 
-@router.get("/v1/disputes")
+@router.get("/v1/disputes", response_model=r.DisputePage, response_model_exclude_unset=True)
 def list_disputes(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -97,7 +109,9 @@ def list_disputes(
         return page(rows, limit, lambda row: service.dispute_view(work.session, row))
 
 
-@router.get("/v1/disputes/{dispute_id}")
+@router.get(
+    "/v1/disputes/{dispute_id}", response_model=r.DisputeOut, response_model_exclude_unset=True
+)
 def get_dispute(dispute_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, platform=True, merchant=True, roles=VIEW_ROLES)
     with runtime.work(read_only=True) as work:
@@ -110,6 +124,13 @@ def get_dispute(dispute_id: str, runtime: RuntimeDep, principal: PrincipalDep) -
 @router.post(
     "/v1/disputes/{dispute_id}/evidence",
     status_code=201,
+    response_model=r.DisputeWithAddedEvidenceOut,
+    responses={
+        200: {
+            "model": r.DisputeWithAddedEvidenceOut,
+            "description": "The same bytes were already on this dispute; nothing new stored.",
+        }
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -171,7 +192,11 @@ async def add_evidence(
     return JSONResponse(status_code=status, content=payload)
 
 
-@router.get("/v1/disputes/{dispute_id}/evidence/{evidence_id}/content")
+@router.get(
+    "/v1/disputes/{dispute_id}/evidence/{evidence_id}/content",
+    response_class=Response,
+    responses=EVIDENCE_DOWNLOAD,
+)
 def evidence_content(
     dispute_id: str, evidence_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Response:
@@ -198,7 +223,7 @@ def evidence_content(
         )
 
 
-@router.post("/v1/disputes/{dispute_id}/resolve")
+@router.post("/v1/disputes/{dispute_id}/resolve", response_model=r.DisputeOut)
 def resolve_dispute(
     dispute_id: str,
     body: ResolveDisputeIn,

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from usefirst.api import responses as r
 from usefirst.api.deps import IdempotentCallDep, PrincipalDep, RuntimeDep, require
 from usefirst.api.schemas import ContactPreferencesIn, EnrolShopperIn
 from usefirst.credit import service as credit_service
@@ -38,7 +39,7 @@ def shopper_view(shopper: Shopper, credit: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=r.ShopperOut)
 def enrol_shopper(
     body: EnrolShopperIn,
     runtime: RuntimeDep,
@@ -82,7 +83,7 @@ def enrol_shopper(
 UNMASKED_PII_ROLES = ("admin", "compliance")
 
 
-@router.get("/{shopper_id}")
+@router.get("/{shopper_id}", response_model=r.ShopperOut, response_model_exclude_unset=True)
 def get_shopper(
     shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep, unmasked: bool = False
 ) -> dict[str, Any]:
@@ -114,7 +115,9 @@ def get_shopper(
         return shopper_view(shopper, credit_service.credit_view(line))
 
 
-@router.patch("/{shopper_id}/preferences")
+@router.patch(
+    "/{shopper_id}/preferences", response_model=r.ShopperOut, response_model_exclude_unset=True
+)
 def change_preferences(
     shopper_id: str, body: ContactPreferencesIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -127,7 +130,7 @@ def change_preferences(
         return shopper_view(shopper, credit_service.credit_view(line))
 
 
-@router.get("/{shopper_id}/credit")
+@router.get("/{shopper_id}/credit", response_model=r.CreditOut, response_model_exclude_unset=True)
 def get_credit(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, platform=True, roles=("admin", "support", "risk_analyst"))
     with runtime.work(read_only=True) as work:
@@ -136,7 +139,11 @@ def get_credit(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) ->
         return credit_service.credit_view(line)
 
 
-@router.get("/{shopper_id}/statement")
+@router.get(
+    "/{shopper_id}/statement",
+    response_model=r.ShopperStatementOut,
+    response_model_exclude_unset=True,
+)
 def get_statement(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, platform=True, roles=("admin", "support", "collector"))
     with runtime.work(read_only=True) as work:

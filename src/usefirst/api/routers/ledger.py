@@ -6,13 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from usefirst.api import responses as r
 from usefirst.api.deps import PrincipalDep, RuntimeDep, require
 from usefirst.ledger.service import trial_balance
 
 router = APIRouter(tags=["ledger"])
 
 
-@router.get("/v1/ledger/trial-balance")
+@router.get(
+    "/v1/ledger/trial-balance", response_model=r.TrialBalanceOut, response_model_exclude_unset=True
+)
 def get_trial_balance(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, roles=("admin",))
     with runtime.work(read_only=True) as work:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
+from usefirst.api import responses as r
 from usefirst.api.credential_schemas import RotateWebhookSecretIn, WebhookEndpointIn
 from usefirst.api.deps import (
     IdempotentCallDep,
@@ -45,7 +46,9 @@ def merchant_view(merchant: Merchant) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201)
+@router.post(
+    "", status_code=201, response_model=r.NewMerchantOut, response_model_exclude_unset=True
+)
 def create_merchant(
     body: CreateMerchantIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -61,6 +64,7 @@ def create_merchant(
             settlement_days=body.settlement_days,
             fee_rate_bps=body.fee_rate_bps,
             cipher=runtime.cipher,
+            actor=_actor(principal),
             now=work.now,
             phone=body.phone,
             address=body.address,
@@ -72,7 +76,7 @@ def create_merchant(
     return view
 
 
-@router.get("/{merchant_id}")
+@router.get("/{merchant_id}", response_model=r.MerchantOut, response_model_exclude_unset=True)
 def get_merchant(merchant_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, platform=True, merchant=True, roles=("admin", "support", "risk_analyst"))
     if principal.kind == "merchant" and principal.merchant_id != merchant_id:
@@ -84,7 +88,11 @@ def get_merchant(merchant_id: str, runtime: RuntimeDep, principal: PrincipalDep)
 # The webhook endpoint: its URL and its signing secret (platform, admins, the merchant itself).
 
 
-@router.put("/{merchant_id}/webhook-endpoint")
+@router.put(
+    "/{merchant_id}/webhook-endpoint",
+    response_model=r.MerchantOut,
+    response_model_exclude_unset=True,
+)
 def change_webhook_endpoint(
     merchant_id: str, body: WebhookEndpointIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -104,7 +112,12 @@ def change_webhook_endpoint(
         return merchant_view(merchant)
 
 
-@router.post("/{merchant_id}/webhook-secret/rotate", status_code=201)
+@router.post(
+    "/{merchant_id}/webhook-secret/rotate",
+    status_code=201,
+    response_model=r.WebhookSecretOut,
+    response_model_exclude_unset=True,
+)
 def rotate_webhook_secret(
     merchant_id: str, body: RotateWebhookSecretIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -146,7 +159,9 @@ def _actor(principal: Principal) -> str:
     return "platform"
 
 
-@router.get("/{merchant_id}/balance")
+@router.get(
+    "/{merchant_id}/balance", response_model=r.BalanceOut, response_model_exclude_unset=True
+)
 def get_balance(
     merchant_id: str,
     runtime: RuntimeDep,
@@ -169,7 +184,9 @@ def get_balance(
         }
 
 
-@router.get("/{merchant_id}/settlements")
+@router.get(
+    "/{merchant_id}/settlements", response_model=r.SettlementPage, response_model_exclude_unset=True
+)
 def list_settlements(
     merchant_id: str,
     runtime: RuntimeDep,
@@ -186,7 +203,11 @@ def list_settlements(
         return page(rows, limit, settlement.settlement_view)
 
 
-@router.get("/{merchant_id}/settlements/{settlement_id}")
+@router.get(
+    "/{merchant_id}/settlements/{settlement_id}",
+    response_model=r.SettlementWithLinesOut,
+    response_model_exclude_unset=True,
+)
 def get_settlement(
     merchant_id: str, settlement_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -203,7 +224,11 @@ def get_settlement(
         return view
 
 
-@router.get("/{merchant_id}/statement")
+@router.get(
+    "/{merchant_id}/statement",
+    response_model=r.MerchantStatementOut,
+    response_model_exclude_unset=True,
+)
 def get_statement(
     merchant_id: str,
     runtime: RuntimeDep,
@@ -244,14 +269,21 @@ def get_statement(
 # Standing: watch, suspension, ban, fines, appeals.
 
 
-@router.get("/{merchant_id}/standing")
+@router.get(
+    "/{merchant_id}/standing", response_model=r.StandingOut, response_model_exclude_unset=True
+)
 def get_standing(merchant_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     _require_own_or_staff(principal, merchant_id, ("admin", "risk_analyst"))
     with runtime.work(read_only=True) as work:
         return standing.standing_history(work.session, merchant_id=merchant_id)
 
 
-@router.post("/{merchant_id}/standing")
+@router.post(
+    "/{merchant_id}/standing",
+    response_model=r.StandingChangeResultOut,
+    response_model_exclude_unset=True,
+    responses={201: {"model": r.StandingChangeResultOut, "description": "The status changed."}},
+)
 def change_standing(
     merchant_id: str,
     body: StandingChangeIn,
@@ -279,7 +311,7 @@ def change_standing(
         }
 
 
-@router.post("/{merchant_id}/fines", status_code=201)
+@router.post("/{merchant_id}/fines", status_code=201, response_model=r.FineOut)
 def impose_fine(
     merchant_id: str,
     body: FineIn,
@@ -306,7 +338,12 @@ def impose_fine(
     return call.run(body, respond)
 
 
-@router.post("/{merchant_id}/appeals", status_code=201)
+@router.post(
+    "/{merchant_id}/appeals",
+    status_code=201,
+    response_model=r.AppealOut,
+    response_model_exclude_unset=True,
+)
 def file_appeal(
     merchant_id: str, body: AppealIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -327,7 +364,11 @@ def file_appeal(
         return standing.appeal_view(appeal)
 
 
-@router.post("/{merchant_id}/appeals/{appeal_id}/decide")
+@router.post(
+    "/{merchant_id}/appeals/{appeal_id}/decide",
+    response_model=r.AppealOut,
+    response_model_exclude_unset=True,
+)
 def decide_appeal(
     merchant_id: str,
     appeal_id: str,

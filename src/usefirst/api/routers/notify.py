@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from usefirst.api import responses as r
 from usefirst.api.credential_schemas import RedeliverEventIn
 from usefirst.api.deps import PrincipalDep, RuntimeDep, page, require
 from usefirst.notify.service import WEBHOOK_DESTINATIONS, event_body, list_events, redeliver_event
@@ -13,7 +14,7 @@ from usefirst.notify.service import WEBHOOK_DESTINATIONS, event_body, list_event
 router = APIRouter(tags=["events"])
 
 
-@router.get("/v1/events")
+@router.get("/v1/events", response_model=r.EventPage, response_model_exclude_unset=True)
 def get_events(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -33,7 +34,12 @@ def get_events(
         return page(rows, limit, event_body)
 
 
-@router.post("/v1/events/{event_id}/redeliver", status_code=202)
+@router.post(
+    "/v1/events/{event_id}/redeliver",
+    status_code=202,
+    response_model=r.RedeliveryOut,
+    response_model_exclude_unset=True,
+)
 def redeliver(
     event_id: str,
     runtime: RuntimeDep,

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from usefirst.api import responses as r
 from usefirst.api.deps import (
     FastJSONResponse,
     IdempotentCallDep,
@@ -25,7 +26,7 @@ from usefirst.runtime import Work
 router = APIRouter(tags=["orders"])
 
 
-@router.post("/v1/checkouts", status_code=201)
+@router.post("/v1/checkouts", status_code=201, response_model=r.CheckoutOut)
 def create_checkout(
     body: CheckoutIn,
     runtime: RuntimeDep,
@@ -69,7 +70,7 @@ def create_checkout(
     return call.run_recorded(body, respond)
 
 
-@router.get("/v1/orders/{order_id}")
+@router.get("/v1/orders/{order_id}", response_model=r.OrderOut, response_model_exclude_unset=True)
 def get_order(order_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, platform=True, merchant=True, roles=("admin", "support", "risk_analyst"))
     with runtime.work(read_only=True) as work:
@@ -79,7 +80,7 @@ def get_order(order_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> di
         return order_service.order_view(work.session, order)
 
 
-@router.post("/v1/orders/{order_id}/ship", response_model=dict[str, Any])
+@router.post("/v1/orders/{order_id}/ship", response_model=r.OrderOut)
 def ship_order(
     order_id: str, body: ShipIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> FastJSONResponse:
@@ -98,7 +99,7 @@ def ship_order(
     return json_response(view)
 
 
-@router.post("/v1/orders/{order_id}/confirm-receipt", response_model=dict[str, Any])
+@router.post("/v1/orders/{order_id}/confirm-receipt", response_model=r.OrderOut)
 def confirm_receipt(
     order_id: str, runtime: RuntimeDep, principal: PrincipalDep, body: EmptyIn | None = None
 ) -> FastJSONResponse:
@@ -115,7 +116,9 @@ def confirm_receipt(
     return json_response(view)
 
 
-@router.post("/v1/orders/{order_id}/cancel")
+@router.post(
+    "/v1/orders/{order_id}/cancel", response_model=r.OrderOut, response_model_exclude_unset=True
+)
 def cancel_order(
     order_id: str, runtime: RuntimeDep, principal: PrincipalDep, body: EmptyIn | None = None
 ) -> dict[str, Any]:
@@ -131,7 +134,7 @@ def cancel_order(
         return order_service.order_view(work.session, order)
 
 
-@router.post("/v1/orders/{order_id}/refunds", status_code=201)
+@router.post("/v1/orders/{order_id}/refunds", status_code=201, response_model=r.RefundOut)
 def refund_order(
     order_id: str,
     body: RefundIn,

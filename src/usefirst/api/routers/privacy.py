@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from usefirst.api import responses as r
 from usefirst.api.deps import (
     IdempotentCallDep,
     PrincipalDep,
@@ -47,7 +48,11 @@ def actor_of(principal: Principal) -> str:
     return f"{principal.kind}:{principal.key_id}"
 
 
-@router.get("/v1/shoppers/{shopper_id}/export")
+@router.get(
+    "/v1/shoppers/{shopper_id}/export",
+    response_model=r.ShopperExportOut,
+    response_model_exclude_unset=True,
+)
 def export_shopper(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, roles=COMPLIANCE)
     # A write transaction: the export is recorded in the audit chain before it is returned.
@@ -61,7 +66,7 @@ def export_shopper(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep
         )
 
 
-@router.post("/v1/shoppers/{shopper_id}/erasure")
+@router.post("/v1/shoppers/{shopper_id}/erasure", response_model=r.ErasureOut)
 def erase_shopper(
     shopper_id: str,
     runtime: RuntimeDep,
@@ -83,7 +88,7 @@ def erase_shopper(
     return call.run(None, respond)
 
 
-@router.post("/v1/complaints", status_code=201)
+@router.post("/v1/complaints", status_code=201, response_model=r.NewComplaintOut)
 def file_complaint(
     body: ComplaintIn,
     runtime: RuntimeDep,
@@ -114,7 +119,7 @@ def file_complaint(
     return call.run(body, respond)
 
 
-@router.get("/v1/complaints")
+@router.get("/v1/complaints", response_model=r.ComplaintPage, response_model_exclude_unset=True)
 def list_complaints(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -146,7 +151,11 @@ def list_complaints(
         )
 
 
-@router.get("/v1/complaints/{complaint_id}")
+@router.get(
+    "/v1/complaints/{complaint_id}",
+    response_model=r.ComplaintOut,
+    response_model_exclude_unset=True,
+)
 def get_complaint(
     complaint_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -162,7 +171,12 @@ def get_complaint(
         )
 
 
-@router.post("/v1/complaints/{complaint_id}/responses", status_code=201)
+@router.post(
+    "/v1/complaints/{complaint_id}/responses",
+    status_code=201,
+    response_model=r.ComplaintOut,
+    response_model_exclude_unset=True,
+)
 def respond_to_complaint(
     complaint_id: str, body: ComplaintResponseIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from usefirst.api import responses as r
 from usefirst.api.deps import IdempotentCallDep, PrincipalDep, RuntimeDep, require
 from usefirst.flows import auto_debit, rail_reconciliation, shopper_options, shopper_statement
 from usefirst.kit.errors import NotFound, ValidationFailed
@@ -33,7 +34,7 @@ class MandateIn(BaseModel):
     provider_mandate_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
-@router.post("/v1/shoppers/{shopper_id}/mandates", status_code=201)
+@router.post("/v1/shoppers/{shopper_id}/mandates", status_code=201, response_model=r.MandateOut)
 def create_mandate(
     shopper_id: str,
     runtime: RuntimeDep,
@@ -62,7 +63,11 @@ def create_mandate(
     return call.run(body, respond)
 
 
-@router.post("/v1/shoppers/{shopper_id}/mandates/{mandate_id}/revoke")
+@router.post(
+    "/v1/shoppers/{shopper_id}/mandates/{mandate_id}/revoke",
+    response_model=r.MandateOut,
+    response_model_exclude_unset=True,
+)
 def revoke_mandate(
     shopper_id: str, mandate_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -77,14 +82,22 @@ def revoke_mandate(
         )
 
 
-@router.get("/v1/shoppers/{shopper_id}/mandates")
+@router.get(
+    "/v1/shoppers/{shopper_id}/mandates",
+    response_model=r.MandateList,
+    response_model_exclude_unset=True,
+)
 def list_mandates(shopper_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, platform=True, roles=("admin", "support"))
     with runtime.work(read_only=True) as work:
         return {"data": auto_debit.mandates_of(work.session, shopper_id=shopper_id)}
 
 
-@router.get("/v1/orders/{order_id}/charges")
+@router.get(
+    "/v1/orders/{order_id}/charges",
+    response_model=r.OrderChargesOut,
+    response_model_exclude_unset=True,
+)
 def list_order_charges(
     order_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -93,7 +106,7 @@ def list_order_charges(
         return auto_debit.order_charges(work.session, order_id=order_id)
 
 
-@router.post("/v1/rails/{provider_name}/callbacks")
+@router.post("/v1/rails/{provider_name}/callbacks", response_model=r.CallbackOutcomeOut)
 async def receive_callback(
     provider_name: str, request: Request, runtime: RuntimeDep
 ) -> JSONResponse:
@@ -126,7 +139,11 @@ async def receive_callback(
     )
 
 
-@router.get("/v1/rails/reconciliation/breaks")
+@router.get(
+    "/v1/rails/reconciliation/breaks",
+    response_model=r.ReconciliationBreakList,
+    response_model_exclude_unset=True,
+)
 def list_reconciliation_breaks(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -145,7 +162,11 @@ def list_reconciliation_breaks(
         }
 
 
-@router.post("/v1/rails/reconciliation/breaks/{break_id}/resolve")
+@router.post(
+    "/v1/rails/reconciliation/breaks/{break_id}/resolve",
+    response_model=r.ReconciliationBreakOut,
+    response_model_exclude_unset=True,
+)
 def resolve_reconciliation_break(
     break_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -181,14 +202,18 @@ class CreditRefundIn(BaseModel):
     external_ref: str | None = Field(default=None, max_length=128)
 
 
-@router.get("/v1/orders/{order_id}/payoff-quote")
+@router.get(
+    "/v1/orders/{order_id}/payoff-quote",
+    response_model=r.PayoffQuoteOut,
+    response_model_exclude_unset=True,
+)
 def get_payoff_quote(order_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, platform=True, roles=("admin", "support"))
     with runtime.work(read_only=True) as work:
         return shopper_options.payoff_quote(work.session, order_id=order_id, today=work.today)
 
 
-@router.post("/v1/orders/{order_id}/payoff")
+@router.post("/v1/orders/{order_id}/payoff", response_model=r.PayoffOut)
 def pay_off_order(
     order_id: str,
     body: PayoffIn,
@@ -213,7 +238,7 @@ def pay_off_order(
     return call.run(body, respond)
 
 
-@router.post("/v1/orders/{order_id}/extension")
+@router.post("/v1/orders/{order_id}/extension", response_model=r.ExtensionOut)
 def extend_order(
     order_id: str,
     body: ExtensionIn,
@@ -237,7 +262,9 @@ def extend_order(
     return call.run(body, respond)
 
 
-@router.post("/v1/shoppers/{shopper_id}/credit-balance/refund")
+@router.post(
+    "/v1/shoppers/{shopper_id}/credit-balance/refund", response_model=r.CreditBalanceRefundOut
+)
 def refund_credit_balance(
     shopper_id: str,
     body: CreditRefundIn,
@@ -267,7 +294,11 @@ def refund_credit_balance(
     return call.run(body, respond)
 
 
-@router.get("/v1/shoppers/{shopper_id}/statements/{period}.pdf")
+@router.get(
+    "/v1/shoppers/{shopper_id}/statements/{period}.pdf",
+    response_class=Response,
+    responses=r.binary_response("application/pdf", description="The monthly statement (PDF)."),
+)
 def monthly_statement(
     shopper_id: str, period: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Response:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from usefirst.api import responses as r
 from usefirst.api.deps import IdempotentCallDep, PrincipalDep, RuntimeDep, require
 from usefirst.api.schemas import PaymentIn
 from usefirst.flows import payments
@@ -15,7 +16,7 @@ from usefirst.runtime import Work
 router = APIRouter(tags=["payments"])
 
 
-@router.post("/v1/payments", status_code=201)
+@router.post("/v1/payments", status_code=201, response_model=r.PaymentOut)
 def create_payment(
     body: PaymentIn,
     runtime: RuntimeDep,

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import Field
 
+from usefirst.api import responses as r
 from usefirst.api.deps import PrincipalDep, RuntimeDep, page, require
 from usefirst.api.schemas import Strict
 from usefirst.api.text_rules import ObjectId
@@ -34,7 +35,11 @@ class StepUpVerifyIn(Strict):
     code: str = Field(min_length=4, max_length=12, pattern=r"^[0-9]+$")
 
 
-@router.get("/v1/risk/decisions/{order_id}")
+@router.get(
+    "/v1/risk/decisions/{order_id}",
+    response_model=r.RiskDecisionOut,
+    response_model_exclude_unset=True,
+)
 def get_decision(order_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, roles=RISK_ROLES)
     with runtime.work(read_only=True) as work:
@@ -42,7 +47,7 @@ def get_decision(order_id: str, runtime: RuntimeDep, principal: PrincipalDep) ->
         return risk_decision.decision_view(row)
 
 
-@router.get("/v1/risk/cases")
+@router.get("/v1/risk/cases", response_model=r.RiskCasePage, response_model_exclude_unset=True)
 def list_cases(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -63,7 +68,9 @@ def list_cases(
         return page(rows, limit, case_service.case_view)
 
 
-@router.get("/v1/risk/cases/{case_id}")
+@router.get(
+    "/v1/risk/cases/{case_id}", response_model=r.RiskCaseOut, response_model_exclude_unset=True
+)
 def get_case(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, roles=RISK_ROLES)
     with runtime.work(read_only=True) as work:
@@ -71,7 +78,11 @@ def get_case(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict
         return case_service.case_view(case, with_evidence=True)
 
 
-@router.post("/v1/risk/cases/{case_id}/assign")
+@router.post(
+    "/v1/risk/cases/{case_id}/assign",
+    response_model=r.RiskCaseOut,
+    response_model_exclude_unset=True,
+)
 def assign_case(
     case_id: str, runtime: RuntimeDep, principal: PrincipalDep, body: AssignCaseIn | None = None
 ) -> dict[str, Any]:
@@ -88,7 +99,11 @@ def assign_case(
         return case_service.case_view(case, with_evidence=True)
 
 
-@router.post("/v1/risk/cases/{case_id}/resolve")
+@router.post(
+    "/v1/risk/cases/{case_id}/resolve",
+    response_model=r.RiskCaseOut,
+    response_model_exclude_unset=True,
+)
 def resolve_case(
     case_id: str, body: ResolveCaseIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -107,7 +122,11 @@ def resolve_case(
         return case_service.case_view(case, with_evidence=True)
 
 
-@router.post("/v1/orders/{order_id}/step-up/verify")
+@router.post(
+    "/v1/orders/{order_id}/step-up/verify",
+    response_model=r.StepUpVerifiedOut,
+    response_model_exclude_unset=True,
+)
 def verify_step_up(
     order_id: str, body: StepUpVerifyIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from usefirst.api import responses as r
 from usefirst.api.deps import PrincipalDep, RuntimeDep, require
 from usefirst.api.schemas import AdvanceClockIn
 from usefirst.kit.errors import NotFound
@@ -18,7 +19,7 @@ def _require_sandbox(runtime: RuntimeDep) -> None:
         raise NotFound("Not found.")
 
 
-@router.get("/clock")
+@router.get("/clock", response_model=r.ClockOut, response_model_exclude_unset=True)
 def get_clock(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     _require_sandbox(runtime)
     require(principal, platform=True, roles=("admin",))
@@ -26,7 +27,7 @@ def get_clock(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
         return {"now": work.now, "business_on": work.today}
 
 
-@router.post("/clock/advance")
+@router.post("/clock/advance", response_model=r.ClockOut, response_model_exclude_unset=True)
 def advance_clock(
     body: AdvanceClockIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:

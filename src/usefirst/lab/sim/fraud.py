@@ -51,6 +51,9 @@ from usefirst.runtime import Runtime, Work
 
 # Goods that turn into cash at once; what cash-out rings buy. The names are item categories as a
 # marketplace sends them at checkout.
+# Who the audit chain names for what a simulation does as the platform (merchant keys issued).
+SIMULATION_ACTOR = "simulation"
+
 RESELLABLE_CATEGORIES = ("phones", "gold", "gift_cards", "top_up_cards")
 RESELLABLE_PRICES_MINOR = {
     "phones": (69_900, 89_900, 99_900, 129_900, 159_900),
@@ -274,6 +277,7 @@ class FraudWorld:
             settlement_days=None,
             fee_rate_bps=None,
             cipher=self.runtime.cipher,
+            actor=SIMULATION_ACTOR,
             now=work.now,
         ).merchant
         self.colluding_merchant_ids.append(merchant.id)

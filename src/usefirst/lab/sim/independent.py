@@ -42,7 +42,12 @@ from usefirst.flows.reconcile import audit
 from usefirst.flows.shopper_statement import shopper_statement
 from usefirst.kit.errors import UsefirstError
 from usefirst.lab.sim.applicants import draw_applicant
-from usefirst.lab.sim.fraud import GroundTruth, confirm_step_up, shopper_external_id
+from usefirst.lab.sim.fraud import (
+    SIMULATION_ACTOR,
+    GroundTruth,
+    confirm_step_up,
+    shopper_external_id,
+)
 from usefirst.lab.sim.identities import draw_national_id
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
@@ -193,6 +198,7 @@ class IndependentMarketplace:
                     settlement_days=None,
                     fee_rate_bps=None,
                     cipher=self.runtime.cipher,
+                    actor=SIMULATION_ACTOR,
                     now=work.now,
                 ).merchant
                 if index < shape.honest_merchants:

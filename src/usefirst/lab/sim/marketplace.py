@@ -31,6 +31,7 @@ from usefirst.flows.reconcile import audit
 from usefirst.kit.errors import UsefirstError
 from usefirst.lab.sim.applicants import SimulatedApplicant, draw_applicant
 from usefirst.lab.sim.fraud import (
+    SIMULATION_ACTOR,
     FraudScenario,
     FraudWorld,
     GroundTruth,
@@ -125,6 +126,7 @@ def simulate(
                 settlement_days=None,
                 fee_rate_bps=None,
                 cipher=runtime.cipher,
+                actor=SIMULATION_ACTOR,
                 now=work.now,
             )
             merchant_ids.append(created.merchant.id)
