@@ -206,6 +206,9 @@ def test_the_shipped_default_scorecard_loads_and_scores_an_application() -> None
         "returns_12m",
         "failed_payments_12m",
         "has_verified_bank_card",
+        # ratios of the facts above (usefirst.credit.application.derived_features)
+        "return_rate_12m",
+        "average_order_minor",
     }
     for feature in scorecard.features:
         # Monotonic binning: points only rise or only fall across a numeric feature's bins.

@@ -84,6 +84,61 @@ def train(
     out.print(f"report:   {result.report_json_path}, {result.report_text_path}")
 
 
+@credit_app.command("validate")
+def validate(
+    artefact: Annotated[Path, typer.Option(help="The scorecard artefact (points table JSON).")],
+    data: Annotated[
+        list[Path], typer.Option(help="A history it was not trained on, CSV (repeatable).")
+    ],
+    target: Annotated[str, typer.Option(help="Column that is 1 for a bad outcome, else 0.")],
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option(help="The training history, for the PSI of each band (repeatable)."),
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option(help="Also write the report as JSON to this file.")
+    ] = None,
+) -> None:
+    """Score a history with a scorecard: AUC, KS and Gini, and per score band its share, its
+    observed default rate and (with --reference) its PSI term against the training history.
+
+    Exit codes:
+    0 validated;
+    2 an artefact or data that cannot be read: nothing is written."""
+    import json
+
+    from usefirst.credit.policy import DEFAULT_SCORE_BANDS
+    from usefirst.credit.scorecard import ScorecardArtefactInvalid, load_scorecard
+    from usefirst.lab.scorecard_training import (
+        TrainingDataInvalid,
+        TrainingOptions,
+        read_training_data,
+        rows_of,
+        validate_scorecard,
+    )
+
+    options = TrainingOptions(target=target)
+    try:
+        scorecard = load_scorecard(artefact)
+        X, y = read_training_data(data, options)
+        reference_scores = None
+        if reference:
+            X_reference, _ = read_training_data(reference, options)
+            reference_scores = [scorecard.score(row) for row in rows_of(X_reference)]
+    except (TrainingDataInvalid, ScorecardArtefactInvalid, FileNotFoundError) as error:
+        fail(str(error), code=2)
+    report = validate_scorecard(
+        scorecard,
+        X,
+        y,
+        bands=[(band.band, band.min_score) for band in DEFAULT_SCORE_BANDS],
+        reference_scores=reference_scores,
+    )
+    stdout().print(report.as_text(), highlight=False)
+    if json_file is not None:
+        json_file.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+
+
 @credit_app.command("simulate-history")
 def simulate_history(
     output: Annotated[Path, typer.Option(help="CSV to write (application facts + defaulted).")],

@@ -45,6 +45,13 @@ def train(
             "made) instead of this database's case labels and charge-offs.",
         ),
     ] = False,
+    suite_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Train on the suite's training worlds as `risk evaluate --suite --data-dir` "
+            "wrote them (held-out worlds are never read), instead of a database or --simulate.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Simulation and training seed.")] = 11,
     shoppers: Annotated[int, typer.Option(min=10, max=100_000)] = 150,
     merchants: Annotated[int, typer.Option(min=1, max=1000)] = 6,
@@ -81,6 +88,12 @@ def train(
     from usefirst.risk.model_registry import register_model
     from usefirst.runtime import Runtime
 
+    if suite_data is not None and (simulate or promote):
+        fail(
+            "--suite-data: a model trained on the suite's worlds is written as an artefact, "
+            "not registered or promoted here, and needs no --simulate; nothing was trained",
+            code=2,
+        )
     if simulate and promote:
         fail(
             "--promote: a model trained with --simulate is not registered in this database "
@@ -90,7 +103,20 @@ def train(
     extra: dict[str, object] = {}
     promotion = ""
     try:
-        if simulate:
+        if suite_data is not None:
+            from usefirst.kit.clock import system_now
+            from usefirst.lab.fraud_model_training import suite_rows
+            from usefirst.lab.signal_study import read_rows
+
+            study = read_rows(suite_data)
+            rows = suite_rows(study)
+            worlds = sorted({str(row["world"]) for row in study if row["split"] == "train"})
+            extra = {"suite_training_worlds": worlds}
+            trained = train_model(rows, seed=seed)
+            metadata = export_model(
+                trained, output, now=system_now().replace(microsecond=0), extra_summary=extra
+            )
+        elif simulate:
             size = _size(shoppers, merchants, days, scale)
             with tempfile.TemporaryDirectory(prefix="usefirst-train-") as scratch:
                 runtime = sandbox_runtime(Path(scratch))
@@ -146,7 +172,7 @@ def train(
     table.add_row("artefact", str(output))
     out = stdout()
     out.print(table)
-    if not simulate:
+    if not simulate and suite_data is None:
         out.print(
             promotion
             or f"registered {metadata.version}; serve it with "

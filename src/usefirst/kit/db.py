@@ -106,10 +106,13 @@ class Database:
         pool_size: int = 20,
         echo: bool = False,
         keep_sqlite_connections: bool = False,
+        durable: bool = True,
     ) -> None:
         """``keep_sqlite_connections``: pool SQLite connections instead of opening one per
         transaction (opening, configuring and closing a WAL connection costs milliseconds; a
-        single-process batch such as the simulator keeps them)."""
+        single-process batch such as the simulator keeps them). ``durable=False``: SQLite never
+        waits for the disk (``synchronous=OFF``), for a throw-away sandbox that nobody reads
+        after a crash; a production database is always durable."""
         self.url = normalize_database_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.is_postgresql = self.url.startswith("postgresql")
@@ -130,7 +133,7 @@ class Database:
             options["pool_recycle"] = 1800
         self.engine: Engine = create_engine(self.url, **options)
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, durable=durable)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"),
@@ -182,7 +185,7 @@ class Database:
         self.engine.dispose()
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, durable: bool) -> None:
     @sqlalchemy_event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         # Let SQLAlchemy's "begin" event decide how transactions start.
@@ -191,7 +194,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={'NORMAL' if durable else 'OFF'}")
         cursor.close()
 
     @sqlalchemy_event.listens_for(engine, "begin")

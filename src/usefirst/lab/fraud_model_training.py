@@ -135,6 +135,47 @@ def labelled_rows(
     )
 
 
+def suite_rows(
+    study_rows: Sequence[Mapping[str, Any]],
+    *,
+    split: str = "train",
+    feature_names: Sequence[str] = FEATURE_NAMES,
+) -> LabelledRows:
+    """The recorded checkout features of the evaluation suite's worlds of ``split`` (what
+    ``usefirst risk evaluate --suite --data-dir`` writes), labelled by each world's ground truth.
+    Only training worlds may train the shipped model: held-out worlds score it."""
+    chosen = [row for row in study_rows if row["split"] == split]
+    return LabelledRows(
+        order_ids=[str(row["order_id"]) for row in chosen],
+        matrix=np.array(
+            [[float(row[name]) for name in feature_names] for row in chosen], dtype=np.float64
+        ).reshape(len(chosen), len(feature_names)),
+        labels=np.array([int(row["is_fraud"]) for row in chosen], dtype=np.int64),
+        feature_names=tuple(feature_names),
+        label_source=f"suite_{split}_worlds_ground_truth",
+    )
+
+
+def out_of_world_scores(
+    rows: LabelledRows,
+    worlds: Sequence[str],
+    *,
+    seed: int = 7,
+    parameters: Mapping[str, Any] | None = None,
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Each row's score by a model fitted on the other worlds only: how the model will score a
+    world it never saw, to choose thresholds on (in-sample scores are near-perfect)."""
+    parameters = dict(parameters or DEFAULT_PARAMETERS)
+    matrix = _as_float32(rows.matrix)
+    names = np.array(worlds)
+    scores = np.zeros(len(names), dtype=np.float64)
+    for world in sorted(set(worlds)):
+        inside = names == world
+        model = _classifier(parameters, seed).fit(matrix[~inside], rows.labels[~inside])
+        scores[inside] = np.asarray(model.predict_proba(matrix[inside]))[:, 1]
+    return scores
+
+
 def _classifier(parameters: Mapping[str, Any], seed: int) -> lightgbm.LGBMClassifier:
     return lightgbm.LGBMClassifier(
         **parameters,

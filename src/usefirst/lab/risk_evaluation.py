@@ -34,6 +34,7 @@ from rich.console import Console
 from sqlalchemy import select
 
 from usefirst.credit.service import FROZEN_FOR_REVIEW
+from usefirst.kit.db import Database
 from usefirst.kit.migrate import upgrade
 from usefirst.kit.settings import Settings
 from usefirst.lab.sim.fraud import FraudScenario, GroundTruth
@@ -167,7 +168,11 @@ def sandbox_runtime(directory: Path, *, settings: Settings | None = None) -> Run
     base = settings.model_dump() if settings is not None else {}
     merged = Settings(**{**base, **values})
     upgrade(url)
-    return Runtime(merged)
+    # One process drives every transaction of a throw-away database: connections are kept
+    # rather than opened and closed (with a WAL checkpoint) per transaction, and nothing waits
+    # for the disk. Profiled, that was four fifths of a world's wall time (issue 19).
+    database = Database(url, keep_sqlite_connections=True, durable=False)
+    return Runtime(merged, database=database)
 
 
 def simulate_history(

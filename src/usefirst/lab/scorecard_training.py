@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from usefirst.credit.application import DERIVED_FEATURES, derived_features
 from usefirst.credit.scorecard import ARTEFACT_FORMAT, Scorecard, artefact_version
 
 if TYPE_CHECKING:
@@ -173,13 +174,43 @@ def read_training_data(
         first_header = header
         if options.target not in header:
             raise TrainingDataInvalid(f"the target column {options.target!r} is not in {path}")
-        unknown = [name for name in (*options.categorical, *options.exclude) if name not in header]
+        derivable = DERIVED_FEATURES if _can_derive(header) else ()
+        unknown = [
+            name
+            for name in (*options.categorical, *options.exclude)
+            if name not in header and name not in derivable
+        ]
         if unknown:
             raise TrainingDataInvalid(f"unknown column(s): {', '.join(unknown)}")
         frames.append(pd.read_csv(path, dtype={name: "string" for name in options.categorical}))
     if not frames:
         raise TrainingDataInvalid("no training data given")
-    return prepare_frame(pd.concat(frames, ignore_index=True), options)
+    return prepare_frame(with_derived_features(pd.concat(frames, ignore_index=True)), options)
+
+
+DERIVED_FROM = ("orders_12m", "spend_12m_minor", "returns_12m")
+
+
+def _can_derive(columns: Sequence[str] | pd.Index) -> bool:
+    return all(name in columns for name in DERIVED_FROM)
+
+
+def with_derived_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the ratios of the marketplace facts (``usefirst.credit.application.derived_features``,
+    the function serving uses) when the facts are columns of the data and the ratios are not."""
+    missing = [name for name in DERIVED_FEATURES if name not in frame.columns]
+    if not missing or not _can_derive(frame.columns):
+        return frame
+    rows = [
+        derived_features(orders, spend, returns)
+        for orders, spend, returns in zip(
+            *(frame[name].tolist() for name in DERIVED_FROM), strict=True
+        )
+    ]
+    frame = frame.copy()
+    for name in missing:
+        frame[name] = [float("nan") if row[name] is None else row[name] for row in rows]
+    return frame
 
 
 def prepare_frame(frame: pd.DataFrame, options: TrainingOptions) -> tuple[pd.DataFrame, np.ndarray]:
@@ -462,4 +493,136 @@ def train_from_csv(
         artefact_path=artefact_path,
         report_json_path=report_json_path,
         report_text_path=report_text_path,
+    )
+
+
+# -- validation on another history ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BandValidation:
+    band: str
+    min_score: int | None  # None for the declined band (below the lowest band)
+    rows: int
+    events: int
+    share: float
+    reference_share: float | None
+    psi: float | None  # this band's term of the population stability index
+
+    @property
+    def event_rate(self) -> float | None:
+        return self.events / self.rows if self.rows else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "band": self.band,
+            "min_score": self.min_score,
+            "rows": self.rows,
+            "events": self.events,
+            "event_rate": None if self.event_rate is None else round(self.event_rate, 4),
+            "share": round(self.share, 4),
+            "reference_share": None
+            if self.reference_share is None
+            else round(self.reference_share, 4),
+            "psi": None if self.psi is None else round(self.psi, 4),
+        }
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    version: str
+    metrics: Metrics
+    bands: list[BandValidation]
+
+    @property
+    def psi(self) -> float | None:
+        terms = [band.psi for band in self.bands if band.psi is not None]
+        return sum(terms) if len(terms) == len(self.bands) else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            **self.metrics.as_dict(),
+            "psi": None if self.psi is None else round(self.psi, 4),
+            "bands": [band.as_dict() for band in self.bands],
+        }
+
+    def as_text(self) -> str:
+        metrics = self.metrics
+        lines = [
+            f"scorecard {self.version}",
+            f"rows {metrics.rows}, events {metrics.events}: AUC {metrics.auc:.4f}, "
+            f"KS {metrics.ks:.4f}, Gini {metrics.gini:.4f}",
+            "",
+            f"{'band':<10}{'from':>6}{'rows':>7}{'share':>8}{'ref.':>8}{'events':>8}"
+            f"{'rate':>8}{'PSI':>8}",
+        ]
+        for band in self.bands:
+            lines.append(
+                f"{band.band:<10}{'' if band.min_score is None else band.min_score:>6}"
+                f"{band.rows:>7}{band.share:>8.1%}"
+                f"{'' if band.reference_share is None else f'{band.reference_share:.1%}':>8}"
+                f"{band.events:>8}"
+                f"{'' if band.event_rate is None else f'{band.event_rate:.1%}':>8}"
+                f"{'' if band.psi is None else f'{band.psi:.4f}':>8}"
+            )
+        if self.psi is not None:
+            lines.append(f"PSI over the bands: {self.psi:.4f}")
+        return "\n".join(lines) + "\n"
+
+
+def band_of(score: int, bands: Sequence[tuple[str, int]]) -> str:
+    return next((name for name, min_score in bands if score >= min_score), "declined")
+
+
+def validate_scorecard(
+    scorecard: Scorecard,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    bands: Sequence[tuple[str, int]],
+    reference_scores: Sequence[int] | None = None,
+) -> ValidationReport:
+    """Score a history the scorecard was not trained on: AUC, KS and Gini, and per score band
+    (``bands``: (name, lowest score), best first; below the last, "declined") its share, its
+    observed event rate and, against ``reference_scores`` (the training sample's scores), its
+    term of the population stability index."""
+    scores = [scorecard.score(row) for row in rows_of(X)]
+    labels = [int(value) for value in y]
+    names = [name for name, _ in bands] + ["declined"]
+    floors: dict[str, int | None] = {name: min_score for name, min_score in bands}
+    floors["declined"] = None
+    counted = {name: [0, 0] for name in names}
+    for score, label in zip(scores, labels, strict=True):
+        row = counted[band_of(score, bands)]
+        row[0] += 1
+        row[1] += label
+    reference: dict[str, float] | None = None
+    if reference_scores is not None:
+        reference = dict.fromkeys(names, 0.0)
+        for score in reference_scores:
+            reference[band_of(score, bands)] += 1 / len(reference_scores)
+    # An empty band would make the logarithm infinite; the floor PSI deciles use keeps it finite.
+    floor = 1e-4
+    validated = []
+    for name in names:
+        rows, events = counted[name]
+        share = rows / len(scores)
+        psi = None
+        if reference is not None:
+            actual, expected = max(share, floor), max(reference[name], floor)
+            psi = (actual - expected) * math.log(actual / expected)
+        validated.append(
+            BandValidation(
+                band=name,
+                min_score=floors[name],
+                rows=rows,
+                events=events,
+                share=share,
+                reference_share=None if reference is None else reference[name],
+                psi=psi,
+            )
+        )
+    return ValidationReport(
+        version=scorecard.version, metrics=discrimination(scores, y), bands=validated
     )
