@@ -9,7 +9,7 @@ most one holding request (open, offered, plan) per order; the set-based sweep st
 held orders through it.
 
 Revision ID: 0032
-Revises: 0027
+Revises: 0030
 Create Date: 2026-12-07
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0032"
-down_revision = "0027"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 
