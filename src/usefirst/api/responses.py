@@ -858,3 +858,58 @@ def binary_response(*media_types: str, description: str) -> dict[int | str, dict
             "content": {media_type: {"schema": BINARY} for media_type in media_types},
         }
     }
+
+
+# --- hardship ------------------------------------------------------------------------------------
+
+
+class HardshipRequestOut(Out):
+    id: str
+    shopper_id: str
+    order_id: str
+    status: Literal[
+        "open", "offered", "plan", "completed", "broken", "settled", "lapsed", "declined"
+    ]
+    opened_by: Literal["shopper", "operator"]
+    reason: str
+    currency: str
+    owed_minor: int
+    opened_on: date
+    answer_due_on: date
+    decision: Literal["plan", "settlement", "declined"] | None
+    decision_note: str | None
+    decided_on: date | None
+    plan_months: int | None
+    plan_instalment_minor: int | None
+    settlement_minor: int | None
+    settlement_valid_until_on: date | None
+    written_off_minor: int | None
+    missed_notice_on: date | None
+    ended_on: date | None
+
+
+class HardshipPlanInstalmentOut(Out):
+    seq: int
+    due_on: date
+    amount_minor: int
+
+
+class HardshipDecisionOut(HardshipRequestOut):
+    """The request as answered; ``plan`` the re-spread instalments when the answer is a plan."""
+
+    plan: list[HardshipPlanInstalmentOut] | None
+
+
+class HardshipSettlementOut(HardshipRequestOut):
+    """The request closed by its settlement payment, with that payment and the order's status."""
+
+    payment_id: str
+    order_status: str
+
+
+class HardshipRequestPage(Page[HardshipRequestOut]):
+    pass
+
+
+class HardshipRequestList(DataList[HardshipRequestOut]):
+    pass

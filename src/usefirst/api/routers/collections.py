@@ -73,7 +73,7 @@ class SettlementPaymentIn(Strict):
     external_ref: str | None = Field(default=None, max_length=128)
 
 
-@router.post("/v1/orders/{order_id}/hardship", status_code=201)
+@router.post("/v1/orders/{order_id}/hardship", status_code=201, response_model=r.HardshipRequestOut)
 def open_hardship_request(
     order_id: str,
     body: HardshipRequestIn,
@@ -100,7 +100,7 @@ def open_hardship_request(
     return call.run(body, respond)
 
 
-@router.get("/v1/orders/{order_id}/hardship")
+@router.get("/v1/orders/{order_id}/hardship", response_model=r.HardshipRequestList)
 def order_hardship_requests(
     order_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -109,7 +109,7 @@ def order_hardship_requests(
         return {"data": hardship.hardships_of_order(work.session, order_id=order_id)}
 
 
-@router.get("/v1/hardship-requests")
+@router.get("/v1/hardship-requests", response_model=r.HardshipRequestPage)
 def list_hardship_requests(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -129,7 +129,7 @@ def list_hardship_requests(
         return page(rows, limit, collections_service.hardship_view)
 
 
-@router.post("/v1/hardship-requests/{request_id}/decision")
+@router.post("/v1/hardship-requests/{request_id}/decision", response_model=r.HardshipDecisionOut)
 def decide_hardship_request(
     request_id: str,
     body: HardshipDecisionIn,
@@ -158,7 +158,10 @@ def decide_hardship_request(
     return call.run(body, respond)
 
 
-@router.post("/v1/hardship-requests/{request_id}/settlement-payment")
+@router.post(
+    "/v1/hardship-requests/{request_id}/settlement-payment",
+    response_model=r.HardshipSettlementOut,
+)
 def pay_hardship_settlement(
     request_id: str,
     body: SettlementPaymentIn,

@@ -41,6 +41,7 @@ from usefirst.flows import (
 from usefirst.identity import service as identity_service
 from usefirst.identity.models import Operator
 from usefirst.kit.errors import UsefirstError
+from usefirst.lab.sim.fraud import SIMULATION_ACTOR
 from usefirst.lab.sim.identities import draw_shopper_national_id
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
@@ -170,6 +171,7 @@ def _merchant(
         settlement_days=None,
         fee_rate_bps=None,
         cipher=runtime.cipher,
+        actor=SIMULATION_ACTOR,
         now=work.now,
         address=address,
     )
