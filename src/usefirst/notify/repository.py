@@ -7,7 +7,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from usefirst.kit.models import Event, OutboxMessage
+from usefirst.kit.models import Event, OutboxMessage, subject_shard_key
 from usefirst.kit.personal_data import ShopperRecords, table_of
 
 
@@ -30,12 +30,18 @@ class EventRepository:
             self.session.add_all([OutboxMessage(**message) for message in messages])
             return
         events = cast(Table, Event.__table__)
-        written = insert(events).values(**event).returning(events.c.id).cte("written_event")
+        shard_key = subject_shard_key(event.get("shopper_id"), event.get("merchant_id"))
+        written = (
+            insert(events)
+            .values(**event, shard_key=shard_key)
+            .returning(events.c.id)
+            .cte("written_event")
+        )
         outbox = cast(Table, OutboxMessage.__table__)
         self.session.execute(insert(outbox).values(messages).add_cte(written))
 
     def get(self, event_id: str) -> Event | None:
-        return self.session.get(Event, event_id)
+        return self.session.scalars(select(Event).where(Event.id == event_id)).one_or_none()
 
     def list(
         self,
