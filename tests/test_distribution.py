@@ -4,6 +4,8 @@ needed. A key, foreign key or ``FOR UPDATE`` that a cluster would refuse fails h
 from __future__ import annotations
 
 import ast
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,12 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     create_engine,
+    inspect,
 )
+from typer.testing import CliRunner, Result
 
 import usefirst
+from usefirst.cli.main import app
 from usefirst.distribution import (
     BY_TABLE,
     LAYOUT,
@@ -26,7 +31,8 @@ from usefirst.distribution import (
     TableLayout,
     schema_violations,
 )
-from usefirst.kit.db import Base
+from usefirst.kit.db import Base, normalize_database_url
+from usefirst.kit.settings import get_settings
 
 SOURCE = Path(usefirst.__file__).resolve().parent
 
@@ -210,3 +216,47 @@ def test_raw_sql_for_update_is_filtered_by_the_distribution_column() -> None:
 )
 def test_the_lock_scan_sees_the_distribution_column(model: str, column: str) -> None:
     assert BY_TABLE[_model_tables()[model]].column == column
+
+
+CITUS_URL = os.environ.get("USEFIRST_TEST_CITUS_URL") or None
+
+
+def run_distribute(database_url: str, monkeypatch: pytest.MonkeyPatch, keys: Path) -> Result:
+    monkeypatch.setenv("USEFIRST_DATABASE_URL", database_url)
+    monkeypatch.setenv("USEFIRST_KEYS_FILE", str(keys))
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, ["db", "distribute", "--json"], catch_exceptions=False)
+    finally:
+        get_settings.cache_clear()
+
+
+def test_db_distribute_changes_nothing_without_citus(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if CITUS_URL is not None and database_url.startswith("postgresql"):
+        pytest.skip("the PostgreSQL tests run on a Citus coordinator")
+    tables_before = _tables(database_url)
+    result = run_distribute(database_url, monkeypatch, tmp_path / "keys.json")
+    assert result.exit_code == 2
+    assert "nothing changed" in result.stderr or "needs PostgreSQL" in result.stderr
+    assert _tables(database_url) == tables_before
+
+
+@pytest.mark.postgresql
+def test_db_distribute_on_a_cluster_is_idempotent_and_checked(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if CITUS_URL is None:
+        pytest.skip("no Citus coordinator: set USEFIRST_TEST_CITUS_URL to run this test")
+    result = run_distribute(postgres_url, monkeypatch, tmp_path / "keys.json")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout) == {"distributed": [], "problems": []}
+
+
+def _tables(database_url: str) -> list[str]:
+    engine = create_engine(normalize_database_url(database_url))
+    try:
+        return sorted(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
