@@ -1,7 +1,8 @@
 """Test fixtures: real SQLite and real PostgreSQL, each test on a clean, migrated database.
 
 PostgreSQL tests run when ``USEFIRST_TEST_POSTGRES_URL`` (default: a local ``usefirst`` role and
-``usefirst_test`` database) answers. Without it they are skipped with a reason, except under
+``usefirst_test`` database) answers; with ``USEFIRST_TEST_CITUS_URL`` set they run against that
+Citus coordinator instead, on the migrated schema distributed as ``usefirst.distribution`` says. Without it they are skipped with a reason, except under
 ``CI=true``, where a missing PostgreSQL fails the run.
 """
 
@@ -19,9 +20,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 
 from usefirst.api.app import create_app
+from usefirst.distribution import cluster_violations, distribute, has_citus
 from usefirst.identity.service import create_api_key
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Database, normalize_database_url
@@ -30,7 +32,10 @@ from usefirst.kit.settings import Settings
 from usefirst.runtime import Runtime
 
 DEFAULT_POSTGRES_URL = "postgresql://usefirst:usefirst@127.0.0.1:5432/usefirst_test"
-BASE_POSTGRES_URL = os.environ.get("USEFIRST_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+# A Citus coordinator (a database with the citus extension, workers added): when set, the
+# PostgreSQL tests run there, on the schema distributed by ``usefirst db distribute``.
+CITUS_URL = os.environ.get("USEFIRST_TEST_CITUS_URL") or None
+BASE_POSTGRES_URL = CITUS_URL or os.environ.get("USEFIRST_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
 # Under pytest-xdist (`-n 2`, as CI runs) each worker gets a database of its own, named after the
 # configured one with the worker's id (usefirst_test_gw0, …), made on first use: the role needs
 # CREATEDB for that, as the CI's has.
@@ -51,6 +56,8 @@ def _postgres_reachable() -> tuple[str, str | None]:
     url = BASE_POSTGRES_URL
     try:
         with psycopg.connect(BASE_POSTGRES_URL, connect_timeout=3, autocommit=True) as connection:
+            if XDIST_WORKER is not None and CITUS_URL is not None:
+                return url, "a Citus coordinator is tested by one process (run without -n)"
             if XDIST_WORKER is not None:
                 url = _worker_url(BASE_POSTGRES_URL, XDIST_WORKER)
                 name = urlsplit(url).path.lstrip("/")
@@ -68,6 +75,8 @@ POSTGRES_URL, POSTGRES_PROBLEM = _postgres_reachable()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    if POSTGRES_PROBLEM is None and CITUS_URL is not None:
+        return f"PostgreSQL tests: on the Citus coordinator {POSTGRES_URL.split('@')[-1]}"
     if POSTGRES_PROBLEM is None:
         return f"PostgreSQL tests: on ({POSTGRES_URL.split('@')[-1]})"
     return f"PostgreSQL tests: SKIPPED — no server at {POSTGRES_URL.split('@')[-1]}"
@@ -105,11 +114,41 @@ def postgres_schema() -> str:
         pytest.skip(f"PostgreSQL not available: {POSTGRES_PROBLEM}")
     engine = create_engine(normalize_database_url(POSTGRES_URL))
     with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+        if CITUS_URL is None:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        else:
+            _drop_usefirst_objects(connection)
     upgrade(POSTGRES_URL)
+    if CITUS_URL is not None:
+        with engine.begin() as connection:
+            if not has_citus(connection):
+                pytest.exit(f"USEFIRST_TEST_CITUS_URL has no citus extension: {CITUS_URL}")
+            distribute(connection)
+            problems = cluster_violations(connection)
+            if problems:
+                pytest.exit(f"the cluster does not follow the layout: {problems}")
+    engine.dispose()
     return POSTGRES_URL
+
+
+def _drop_usefirst_objects(connection: Connection) -> None:
+    """The schema's tables and functions one by one: dropping the schema would drop the citus
+    extension with it."""
+    tables = connection.scalars(
+        text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    ).all()
+    if tables:
+        connection.execute(text(f"DROP TABLE {', '.join(tables)} CASCADE"))
+    functions = connection.scalars(
+        text(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n"
+            " ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND NOT EXISTS"
+            " (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
+        )
+    ).all()
+    for function in functions:
+        connection.execute(text(f"DROP FUNCTION {function} CASCADE"))
 
 
 def _truncate_postgres(url: str) -> None:

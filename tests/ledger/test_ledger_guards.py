@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from tests.factories import enrol_in_work
 from usefirst.flows.reconcile import audit
 from usefirst.kit.errors import InvariantViolated
+from usefirst.kit.models import PLATFORM_SHARD_KEY
 from usefirst.ledger import accounts
 from usefirst.ledger.accounts import AccountKind, AccountRef, EntryKind, Leg, transfer
 from usefirst.ledger.service import balance_of, post_entry, post_receivable_charges
@@ -77,10 +78,12 @@ def insert_postings(work_session: Any, entry_id: str, legs: list[tuple[str, str,
     for seq, (account_code, currency, amount) in enumerate(legs, start=1):
         work_session.execute(
             text(
-                "INSERT INTO ledger_postings (entry_id, seq, account_code, currency, amount_minor) "
-                "VALUES (:entry_id, :seq, :account_code, :currency, :amount)"
+                "INSERT INTO ledger_postings"
+                " (shard_key, entry_id, seq, account_code, currency, amount_minor) "
+                "VALUES (:shard_key, :entry_id, :seq, :account_code, :currency, :amount)"
             ),
             {
+                "shard_key": PLATFORM_SHARD_KEY,
                 "entry_id": entry_id,
                 "seq": seq,
                 "account_code": account_code,
@@ -93,10 +96,15 @@ def insert_postings(work_session: Any, entry_id: str, legs: list[tuple[str, str,
 def insert_header(work_session: Any, entry_id: str, posting_count: int, now: Any) -> None:
     work_session.execute(
         text(
-            "INSERT INTO journal_entries (id, kind, posting_count, memo, created_at) "
-            "VALUES (:id, 'suspense_move', :posting_count, 'raw', :created_at)"
+            "INSERT INTO journal_entries (shard_key, id, kind, posting_count, memo, created_at) "
+            "VALUES (:shard_key, :id, 'suspense_move', :posting_count, 'raw', :created_at)"
         ),
-        {"id": entry_id, "posting_count": posting_count, "created_at": now},
+        {
+            "shard_key": PLATFORM_SHARD_KEY,
+            "id": entry_id,
+            "posting_count": posting_count,
+            "created_at": now,
+        },
     )
 
 
@@ -279,10 +287,11 @@ def test_sealed_entry_refuses_more_postings(
             work.session.execute(
                 text(
                     "INSERT INTO ledger_postings "
-                    "(entry_id, seq, account_code, currency, amount_minor) "
-                    "VALUES (:entry_id, :seq, :account_code, :currency, :amount)"
+                    "(shard_key, entry_id, seq, account_code, currency, amount_minor) "
+                    "VALUES (:shard_key, :entry_id, :seq, :account_code, :currency, :amount)"
                 ),
                 {
+                    "shard_key": PLATFORM_SHARD_KEY,
                     "entry_id": seeded,
                     "seq": 10 + offset,
                     "account_code": account_code,
@@ -369,10 +378,11 @@ def test_one_unknown_account_refuses_a_whole_multi_row_insert(
     with pytest.raises(IntegrityError, match="account does not exist"), runtime.work() as work:
         work.session.execute(
             text(
-                "INSERT INTO ledger_postings (entry_id, seq, account_code, currency, amount_minor)"
-                " VALUES ('jen_raw_many', 1, :cash, 'CNY', 300),"
-                " ('jen_raw_many', 2, :suspense, 'CNY', -100),"
-                " ('jen_raw_many', 3, 'suspense:typo:CNY', 'CNY', -200)"
+                "INSERT INTO ledger_postings"
+                " (shard_key, entry_id, seq, account_code, currency, amount_minor)"
+                " VALUES ('platform', 'jen_raw_many', 1, :cash, 'CNY', 300),"
+                " ('platform', 'jen_raw_many', 2, :suspense, 'CNY', -100),"
+                " ('platform', 'jen_raw_many', 3, 'suspense:typo:CNY', 'CNY', -200)"
             ),
             {"cash": CASH_CODE, "suspense": SUSPENSE_CODE},
         )

@@ -55,6 +55,10 @@ risk_model_cli.register(risk_app)
 app.add_typer(privacy_cli.audit_app, name="audit")
 app.add_typer(privacy_cli.keys_app, name="keys")
 app.add_typer(config_app, name="config")
+db_app = typer.Typer(
+    help="The database itself: distribution on a Citus cluster.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
 
 
 def _settings(sandbox: bool | None = None) -> Settings:
@@ -93,6 +97,55 @@ def migrate() -> None:
     settings = _settings()
     upgrade(settings.database_url)
     stdout().print(Text.assemble(("migrated", "green"), f" {_safe_url(settings.database_url)}"))
+
+
+@db_app.command("distribute")
+def db_distribute(as_json: JsonOption = False) -> None:
+    """Distribute the migrated schema on a Citus coordinator as usefirst.distribution lays it
+    out (tables distributed already are left alone, so a second run changes nothing), then check
+    the cluster against the layout. Run after ``usefirst migrate``; a migration that adds a table
+    is followed by another run.
+
+    Exit codes:
+    0 distributed and checked;
+    1 the cluster differs from the layout (each difference is listed);
+    2 the database has no citus extension: nothing changed."""
+    from sqlalchemy import create_engine
+
+    from usefirst.distribution import cluster_violations, distribute, has_citus
+    from usefirst.kit.db import normalize_database_url
+
+    settings = _settings()
+    engine = create_engine(normalize_database_url(settings.database_url))
+    try:
+        if engine.dialect.name != "postgresql":
+            fail("usefirst db distribute needs PostgreSQL with the citus extension", code=2)
+        with engine.begin() as connection:
+            if not has_citus(connection):
+                fail(
+                    f"no citus extension in {_safe_url(settings.database_url)}: nothing changed",
+                    code=2,
+                )
+            created = distribute(connection)
+        with engine.begin() as connection:
+            problems = cluster_violations(connection)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json({"distributed": created, "problems": problems})
+    else:
+        for table in created:
+            stdout().print(f"distributed {table}")
+        for problem in problems:
+            stdout().print(problem, style="red")
+        if not problems:
+            stdout().print(
+                Text.assemble(
+                    ("layout checked", "green"), f" ({len(created)} tables distributed now)"
+                )
+            )
+    if problems:
+        raise typer.Exit(code=1)
 
 
 @app.command()

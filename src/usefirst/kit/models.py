@@ -8,9 +8,31 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Double, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column
 
 from usefirst.kit.db import Base, JSONDocument, UTCDateTime
+
+# The distribution key of rows about a subject (events, journal entries and their postings): the
+# shopper when there is one, else the merchant, else the platform itself (usefirst.distribution).
+PLATFORM_SHARD_KEY = "platform"
+
+
+def subject_shard_key(shopper_id: object, merchant_id: object) -> str:
+    for subject in (shopper_id, merchant_id):
+        if isinstance(subject, str) and subject:
+            return subject
+    return PLATFORM_SHARD_KEY
+
+
+def subject_shard_key_column() -> Mapped[str]:
+    """``shard_key``, first in the primary key, filled from the row's shopper or merchant."""
+
+    def from_subject(context: DefaultExecutionContext) -> str:
+        values = context.get_current_parameters()  # type: ignore[no-untyped-call]
+        return subject_shard_key(values.get("shopper_id"), values.get("merchant_id"))
+
+    return mapped_column(String(40), primary_key=True, default=from_subject)
 
 
 class SandboxClock(Base):
@@ -51,10 +73,12 @@ class OutboxMessage(Base):
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
+        Index("ix_events_id", "id"),
         Index("ix_events_type_id", "type", "id"),
         Index("ix_events_merchant_id", "merchant_id", "id"),
     )
 
+    shard_key: Mapped[str] = subject_shard_key_column()
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
     merchant_id: Mapped[str | None] = mapped_column(String(40))

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from usefirst.kit.db import Base, UTCDateTime
+from usefirst.kit.models import subject_shard_key_column
 
 
 class LedgerAccount(Base):
@@ -24,10 +32,14 @@ class LedgerAccount(Base):
 class JournalEntry(Base):
     __tablename__ = "journal_entries"
     __table_args__ = (
+        Index("ix_journal_entries_id", "id"),
         Index("ix_journal_entries_order_id", "order_id"),
         Index("ix_journal_entries_shopper_id", "shopper_id"),
     )
 
+    # The entry's shopper, or for a merchant-only entry its merchant: the entry and its postings
+    # are stored together on that shard (usefirst.distribution).
+    shard_key: Mapped[str] = subject_shard_key_column()
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     shopper_id: Mapped[str | None] = mapped_column(String(40))
@@ -46,14 +58,17 @@ class LedgerPosting(Base):
     __table_args__ = (
         CheckConstraint("amount_minor <> 0", name="non_zero"),
         Index("ix_ledger_postings_account_code", "account_code"),
+        # Postings are inserted before their entry (see ledger.repository), hence the deferral.
+        ForeignKeyConstraint(
+            ["shard_key", "entry_id"],
+            ["journal_entries.shard_key", "journal_entries.id"],
+            deferrable=True,
+            initially="DEFERRED",
+        ),
     )
 
-    # Postings are inserted before their entry (see ledger.repository), hence the deferred key.
-    entry_id: Mapped[str] = mapped_column(
-        String(40),
-        ForeignKey("journal_entries.id", deferrable=True, initially="DEFERRED"),
-        primary_key=True,
-    )
+    shard_key: Mapped[str] = mapped_column(String(40), primary_key=True)  # the entry's
+    entry_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Not a foreign key: the account is checked once per INSERT statement, and accounts are
     # append-only (migration 0015; the daily sweep posts ~166,000 postings at a time).

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from usefirst.kit.models import subject_shard_key
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.ledger import models
 from usefirst.ledger.accounts import AccountKind, code_sql
@@ -67,6 +68,18 @@ def _unnest(columns: Sequence[tuple[str, str, Sequence[object]]]) -> tuple[str, 
     return f"unnest({', '.join(arrays)})", parameters
 
 
+def _shard_key_of(entry: dict[str, object]) -> str:
+    """The shard an entry and its postings are stored on (usefirst.distribution)."""
+    return subject_shard_key(entry.get("shopper_id"), entry.get("merchant_id"))
+
+
+def _entry_of_posting() -> ColumnElement[bool]:
+    """The join of a posting to its entry, by the shard key too (stored on one shard)."""
+    return (JournalEntry.shard_key == LedgerPosting.shard_key) & (
+        JournalEntry.id == LedgerPosting.entry_id
+    )
+
+
 class LedgerRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -82,8 +95,11 @@ class LedgerRepository:
     ) -> None:
         # Postings first, then the header: the header's insert trigger checks that the entry it
         # seals balances, and later postings to a sealed entry are rejected by another trigger.
-        self.session.execute(insert(LedgerPosting), list(postings))
-        self.session.execute(insert(JournalEntry), [entry])
+        shard_key = _shard_key_of(entry)
+        self.session.execute(
+            insert(LedgerPosting), [{**posting, "shard_key": shard_key} for posting in postings]
+        )
+        self.session.execute(insert(JournalEntry), [{**entry, "shard_key": shard_key}])
 
     def ensure_accounts_many(self, rows: Sequence[dict[str, object]]) -> None:
         """``ensure_accounts`` for any number of accounts (PostgreSQL: one statement over arrays,
@@ -121,12 +137,19 @@ class LedgerRepository:
         statement each over arrays; SQLite: executemany). Every entry is stamped alike."""
         if not entries:
             return
+        shard_keys = {cast(str, entry["id"]): _shard_key_of(entry) for entry in entries}
+        entries = [{**entry, "shard_key": shard_keys[cast(str, entry["id"])]} for entry in entries]
+        postings = [
+            {**posting, "shard_key": shard_keys[cast(str, posting["entry_id"])]}
+            for posting in postings
+        ]
         if self.session.get_bind().dialect.name != "postgresql":
-            self.session.execute(insert(LedgerPosting), list(postings))
-            self.session.execute(insert(JournalEntry), list(entries))
+            self.session.execute(insert(LedgerPosting), postings)
+            self.session.execute(insert(JournalEntry), entries)
             return
         arrays, parameters = _unnest(
             [
+                ("shard_keys", "text", [row["shard_key"] for row in postings]),
                 ("entry_ids", "text", [row["entry_id"] for row in postings]),
                 ("seqs", "integer", [row["seq"] for row in postings]),
                 ("codes", "text", [row["account_code"] for row in postings]),
@@ -136,13 +159,15 @@ class LedgerRepository:
         )
         self.session.execute(
             text(
-                "INSERT INTO ledger_postings (entry_id, seq, account_code, currency, amount_minor)"
+                "INSERT INTO ledger_postings"
+                " (shard_key, entry_id, seq, account_code, currency, amount_minor)"
                 f" SELECT * FROM {arrays}"
             ),
             parameters,
         )
         arrays, parameters = _unnest(
             [
+                ("shard_keys", "text", [row["shard_key"] for row in entries]),
                 ("ids", "text", [row["id"] for row in entries]),
                 ("kinds", "text", [row["kind"] for row in entries]),
                 ("shopper_ids", "text", [row["shopper_id"] for row in entries]),
@@ -155,13 +180,13 @@ class LedgerRepository:
         )
         self.session.execute(
             text(
-                "INSERT INTO journal_entries (id, kind, shopper_id, merchant_id, order_id,"
-                " reference_id, posting_count, memo, created_at)"
-                " SELECT id, kind, shopper_id, merchant_id, order_id, reference_id, posting_count,"
-                " memo, CAST(:created_at AS timestamptz)"
+                "INSERT INTO journal_entries (shard_key, id, kind, shopper_id, merchant_id,"
+                " order_id, reference_id, posting_count, memo, created_at)"
+                " SELECT shard_key, id, kind, shopper_id, merchant_id, order_id, reference_id,"
+                " posting_count, memo, CAST(:created_at AS timestamptz)"
                 f" FROM {arrays}"
-                " AS e(id, kind, shopper_id, merchant_id, order_id, reference_id, posting_count,"
-                " memo)"
+                " AS e(shard_key, id, kind, shopper_id, merchant_id, order_id, reference_id,"
+                " posting_count, memo)"
             ),
             {**parameters, "created_at": entries[0]["created_at"]},
         )
@@ -243,18 +268,21 @@ class LedgerRepository:
         )
         self.session.execute(
             text(
-                "INSERT INTO ledger_postings (entry_id, seq, account_code, currency, amount_minor)"
-                f" SELECT e.id, leg.seq, CASE leg.seq WHEN 1 THEN {debit_code} ELSE {credit_code}"
-                " END, b.currency, CASE leg.seq WHEN 1 THEN b.amount_minor ELSE -b.amount_minor"
+                "INSERT INTO ledger_postings"
+                " (shard_key, entry_id, seq, account_code, currency, amount_minor)"
+                f" SELECT b.shopper_id, e.id, leg.seq, CASE leg.seq WHEN 1 THEN {debit_code}"
+                f" ELSE {credit_code} END, b.currency,"
+                " CASE leg.seq WHEN 1 THEN b.amount_minor ELSE -b.amount_minor"
                 f" END FROM {batch} CROSS JOIN (VALUES (1), (2)) AS leg(seq)"
             ),
             parameters,
         )
         self.session.execute(
             text(
-                "INSERT INTO journal_entries (id, kind, shopper_id, merchant_id, order_id,"
-                " reference_id, posting_count, memo, created_at)"
-                " SELECT e.id, CAST(:kind AS text), b.shopper_id, NULL, b.order_id, NULL, 2,"
+                "INSERT INTO journal_entries (shard_key, id, kind, shopper_id, merchant_id,"
+                " order_id, reference_id, posting_count, memo, created_at)"
+                " SELECT b.shopper_id, e.id, CAST(:kind AS text), b.shopper_id, NULL, b.order_id,"
+                " NULL, 2,"
                 f" CAST(:memo AS text), CAST(:now AS timestamptz) FROM {batch}"
             ),
             parameters,
@@ -313,25 +341,35 @@ class LedgerRepository:
             select(
                 LedgerPosting.entry_id, LedgerPosting.currency, func.sum(LedgerPosting.amount_minor)
             )
-            .group_by(LedgerPosting.entry_id, LedgerPosting.currency)
+            # The shard key first: an entry's postings live on one shard, so each shard groups
+            # its own (Citus pushes the whole aggregate down).
+            .group_by(LedgerPosting.shard_key, LedgerPosting.entry_id, LedgerPosting.currency)
             .having(func.sum(LedgerPosting.amount_minor) != 0)
         ).all()
         return [(r[0], r[1], int(r[2])) for r in rows]
 
     def entries_with_wrong_posting_count(self) -> list[str]:
         counts = (
-            select(LedgerPosting.entry_id, func.count().label("n"))
-            .group_by(LedgerPosting.entry_id)
+            select(LedgerPosting.shard_key, LedgerPosting.entry_id, func.count().label("n"))
+            .group_by(LedgerPosting.shard_key, LedgerPosting.entry_id)
             .subquery()
         )
         rows = self.session.execute(
             select(JournalEntry.id)
-            .outerjoin(counts, counts.c.entry_id == JournalEntry.id)
+            .outerjoin(
+                counts,
+                (counts.c.shard_key == JournalEntry.shard_key)
+                & (counts.c.entry_id == JournalEntry.id),
+            )
             .where(func.coalesce(counts.c.n, 0) != JournalEntry.posting_count)
         ).all()
         orphans = self.session.execute(
             select(LedgerPosting.entry_id)
-            .outerjoin(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
+            .outerjoin(
+                JournalEntry,
+                (JournalEntry.shard_key == LedgerPosting.shard_key)
+                & (JournalEntry.id == LedgerPosting.entry_id),
+            )
             .where(JournalEntry.id.is_(None))
             .distinct()
         ).all()
@@ -423,7 +461,7 @@ class LedgerRepository:
                     JournalEntry.created_at,
                 )
                 .join(LedgerPosting, LedgerPosting.account_code == LedgerAccount.code)
-                .join(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
+                .join(JournalEntry, _entry_of_posting())
                 .where(
                     LedgerAccount.kind == kind,
                     LedgerAccount.owner_id.in_(owner_ids[start : start + 1000]),
@@ -468,7 +506,7 @@ class LedgerRepository:
                 LedgerPosting.amount_minor,
                 JournalEntry.created_at,
             )
-            .join(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
+            .join(JournalEntry, _entry_of_posting())
             .where(LedgerPosting.account_code == account_code)
         )
         if created_before is not None:
@@ -510,7 +548,7 @@ class LedgerRepository:
                 JournalEntry.created_at,
             )
             .join(LedgerPosting, LedgerPosting.account_code == LedgerAccount.code)
-            .join(JournalEntry, JournalEntry.id == LedgerPosting.entry_id)
+            .join(JournalEntry, _entry_of_posting())
             .where(LedgerAccount.owner_id == owner_id)
             .order_by(LedgerAccount.code, JournalEntry.created_at, LedgerPosting.entry_id)
         )

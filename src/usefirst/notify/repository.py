@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, Insert, Table, insert, select
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import insert_rows
-from usefirst.kit.models import Event, OutboxMessage
+from usefirst.kit.models import Event, OutboxMessage, subject_shard_key
 from usefirst.kit.personal_data import ShopperRecords, table_of
 
 
@@ -31,7 +31,13 @@ class EventRepository:
             self.session.add_all([OutboxMessage(**message) for message in messages])
             return
         events = cast(Table, Event.__table__)
-        written = insert(events).values(**event).returning(events.c.id).cte("written_event")
+        shard_key = subject_shard_key(event.get("shopper_id"), event.get("merchant_id"))
+        written = (
+            insert(events)
+            .values(**event, shard_key=shard_key)
+            .returning(events.c.id)
+            .cte("written_event")
+        )
         outbox = cast(Table, OutboxMessage.__table__)
         self.session.execute(insert(outbox).values(messages).add_cte(written))
 
@@ -41,14 +47,15 @@ class EventRepository:
     ) -> list[Insert]:
         """The event's INSERT and its messages' (parts of a larger write)."""
         events = cast(Table, Event.__table__)
-        statements = [insert_rows(events, [event], when=when)]
+        shard_key = subject_shard_key(event.get("shopper_id"), event.get("merchant_id"))
+        statements = [insert_rows(events, [{**event, "shard_key": shard_key}], when=when)]
         if messages:
             outbox = cast(Table, OutboxMessage.__table__)
             statements.append(insert_rows(outbox, messages, when=when))
         return statements
 
     def get(self, event_id: str) -> Event | None:
-        return self.session.get(Event, event_id)
+        return self.session.scalars(select(Event).where(Event.id == event_id)).one_or_none()
 
     def list(
         self,

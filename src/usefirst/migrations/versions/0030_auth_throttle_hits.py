@@ -7,7 +7,7 @@ deleted once it is out of every window. SQLite, one process by design, keeps cou
 the table is made there too so that both databases have one schema.
 
 Revision ID: 0030
-Revises: 0027
+Revises: 0029
 Create Date: 2026-12-07
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0030"
-down_revision = "0027"
+down_revision = "0029"
 branch_labels = None
 depends_on = None
 
