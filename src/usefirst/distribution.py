@@ -96,6 +96,8 @@ LAYOUT: tuple[TableLayout, ...] = (
     _shopper("risk_decisions"),
     _shopper("risk_labels"),
     _shopper("risk_link_observations"),
+    _shopper("risk_order_facts"),
+    _shopper("hardship_requests"),
     _shopper("risk_step_up_challenges"),
     # Keyed by their subject: the shopper when there is one, else the merchant, else "platform".
     _shopper("events", "shard_key"),
@@ -106,6 +108,8 @@ LAYOUT: tuple[TableLayout, ...] = (
     _merchant("merchant_appeals"),
     _merchant("merchant_fines"),
     _merchant("merchant_standing_changes"),
+    _merchant("risk_merchant_buyers"),
+    _merchant("risk_merchant_days"),
     _merchant("settlement_holds"),
     _merchant("settlement_lines"),
     _merchant("settlements"),
@@ -144,6 +148,12 @@ LAYOUT: tuple[TableLayout, ...] = (
         "audit_chain_head",
         Placement.COORDINATOR,
         reason="the single row that serialises appends to audit_log, beside it",
+    ),
+    TableLayout(
+        "auth_throttle_hits",
+        Placement.COORDINATOR,
+        reason="failed authentications counted before a credential is known: written only when"
+        " one is refused, read by the throttle key by every API process at once, short-lived",
     ),
     TableLayout(
         "outbox_messages",
