@@ -135,8 +135,9 @@ class Settings(BaseSettings):
 
     # Payment rails (issue 18): which provider auto-debits shoppers with a mandate ("none": the
     # engine only records payments the platform reports). "sandbox" is the local sandbox rail
-    # (`usefirst rails sandbox-provider`, the default of ./dev run); "wechatpay" is WeChat Pay.
-    payment_provider: Literal["none", "sandbox", "wechatpay"] = "none"
+    # (`usefirst rails sandbox-provider`, the default of ./dev run); "wechatpay" is WeChat Pay,
+    # "alipay" Alipay.
+    payment_provider: Literal["none", "sandbox", "wechatpay", "alipay"] = "none"
     sandbox_rail_url: str = "http://127.0.0.1:8765"
     sandbox_rail_secret: str | None = None
     payment_provider_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
@@ -158,6 +159,14 @@ class Settings(BaseSettings):
     wechatpay_platform_certificate_files: str | None = None
     wechatpay_notify_url: str | None = None
     wechatpay_base_url: str = "https://api.mch.weixin.qq.com"
+    # Alipay open API (商户代扣, agreement deduction): the app id, the app private key (PEM), the
+    # Alipay public key (PEM) responses and notifications are verified with, the public URL of
+    # POST /v1/rails/alipay/callbacks, and the gateway.
+    alipay_app_id: str | None = None
+    alipay_app_private_key_file: Path | None = None
+    alipay_public_key_file: Path | None = None
+    alipay_notify_url: str | None = None
+    alipay_gateway_url: str = "https://openapi.alipay.com/gateway.do"
     # Shopper options: a due date may be moved by at most this many days, once per order.
     extension_max_days: int = Field(default=10, ge=1, le=60)
     # Hardship: an operator answers a request within this many days (the Australian BNPL code's

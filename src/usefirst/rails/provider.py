@@ -103,6 +103,9 @@ class PaymentProvider(Protocol):
     name: str
     # The payment method the engine records a confirmed charge under (repayment's methods).
     payment_method: str
+    # The exact body a provider needs to read as "received" (Alipay sends a notification again
+    # until the answer is the text ``success``); None: the engine's JSON outcome.
+    callback_acknowledgement: str | None
 
     def authorise_mandate(
         self,

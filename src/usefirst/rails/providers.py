@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from usefirst.kit.settings import Settings
+from usefirst.rails.alipay import AlipayConfig, AlipayProvider
 from usefirst.rails.provider import PaymentProvider
 from usefirst.rails.sandbox import SandboxProvider
 from usefirst.rails.wechatpay import WeChatPayConfig, WeChatPayProvider
@@ -28,6 +29,10 @@ def build_provider(settings: Settings) -> PaymentProvider | None:
             base_url=settings.sandbox_rail_url,
             secret=settings.sandbox_rail_secret,
             timeout_seconds=settings.payment_provider_timeout_seconds,
+        )
+    if settings.payment_provider == "alipay":
+        return AlipayProvider(
+            alipay_config(settings), timeout_seconds=settings.payment_provider_timeout_seconds
         )
     return WeChatPayProvider(
         wechatpay_config(settings), timeout_seconds=settings.payment_provider_timeout_seconds
@@ -67,4 +72,27 @@ def wechatpay_config(settings: Settings) -> WeChatPayConfig:
         ],
         notify_url=str(settings.wechatpay_notify_url),
         base_url=settings.wechatpay_base_url,
+    )
+
+
+def alipay_config(settings: Settings) -> AlipayConfig:
+    required = {
+        "USEFIRST_ALIPAY_APP_ID": settings.alipay_app_id,
+        "USEFIRST_ALIPAY_APP_PRIVATE_KEY_FILE": settings.alipay_app_private_key_file,
+        "USEFIRST_ALIPAY_PUBLIC_KEY_FILE": settings.alipay_public_key_file,
+        "USEFIRST_ALIPAY_NOTIFY_URL": settings.alipay_notify_url,
+    }
+    missing = [name for name, value in required.items() if not value]
+    if missing:
+        raise ProviderNotConfigured(
+            f"{', '.join(missing)} required with USEFIRST_PAYMENT_PROVIDER=alipay"
+        )
+    assert settings.alipay_app_private_key_file is not None
+    assert settings.alipay_public_key_file is not None
+    return AlipayConfig.from_files(
+        app_id=str(settings.alipay_app_id),
+        app_private_key_file=settings.alipay_app_private_key_file,
+        alipay_public_key_file=settings.alipay_public_key_file,
+        notify_url=str(settings.alipay_notify_url),
+        gateway_url=settings.alipay_gateway_url,
     )

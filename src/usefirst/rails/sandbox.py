@@ -40,6 +40,7 @@ STATEMENT_KINDS = ("charge", "refund", "reversal")
 class SandboxProvider:
     name = "sandbox"
     payment_method = "bank_card"
+    callback_acknowledgement: str | None = None
 
     def __init__(
         self,

@@ -177,6 +177,7 @@ class WeChatPayConfig:
 class WeChatPayProvider:
     name = "wechatpay"
     payment_method = "wechat"
+    callback_acknowledgement: str | None = None
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -109,7 +109,7 @@ def list_order_charges(
 @router.post("/v1/rails/{provider_name}/callbacks", response_model=r.CallbackOutcomeOut)
 async def receive_callback(
     provider_name: str, request: Request, runtime: RuntimeDep
-) -> JSONResponse:
+) -> JSONResponse | PlainTextResponse:
     provider = runtime.payment_provider
     if provider is None or provider.name != provider_name:
         raise NotFound("No such payment provider.")
@@ -134,6 +134,8 @@ async def receive_callback(
     status = 200
     if outcome.outcome == "rejected" and outcome.reason != "replayed":
         status = 401 if outcome.reason in UNAUTHENTIC else 400
+    if status == 200 and provider.callback_acknowledgement is not None:
+        return PlainTextResponse(provider.callback_acknowledgement)
     return JSONResponse(
         status_code=status, content={"outcome": outcome.outcome, "reason": outcome.reason}
     )

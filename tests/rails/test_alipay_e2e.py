@@ -1,0 +1,185 @@
+"""Alipay agreement deduction (商户代扣) end to end against a local server speaking its gateway
+protocol, with RSA keys made in the test, on SQLite and PostgreSQL: a shopper with a signed
+agreement is charged on the due date and the payment is posted through the waterfall once; every
+notification that must not be believed (tampered, replayed, for a charge that is not ours, for
+another amount) is refused and recorded with nothing posted; the day's trade bill reconciles and
+the agreement is unsigned on revocation. Ends with the ledger audit balanced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+
+from tests.collections.dunning_env import Env, dump_tables, free_port, open_env
+from tests.rails.alipay_server import APP_ID, AlipayKeys, AlipayServer, alipay_server
+from tests.rails.rail_env import MONEY_TABLES, serve
+from usefirst.api.app import create_app
+from usefirst.flows import auto_debit, rail_reconciliation
+from usefirst.rails.alipay import AlipayProvider, signing_text
+from usefirst.rails.wechatpay import sign_message, verify_message
+
+DUE_ON = date(2027, 3, 9)
+FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+
+
+@contextmanager
+def alipay_env(database_url: str, tmp_path: Path) -> Iterator[tuple[Env, AlipayServer, str]]:
+    keys = AlipayKeys.make()
+    app_key_file, alipay_public_file = keys.write(tmp_path)
+    port = free_port()
+    notify_url = f"http://127.0.0.1:{port}/v1/rails/alipay/callbacks"
+    with (
+        alipay_server(keys) as server,
+        open_env(
+            database_url,
+            tmp_path,
+            payment_provider="alipay",
+            alipay_app_id=APP_ID,
+            alipay_app_private_key_file=app_key_file,
+            alipay_public_key_file=alipay_public_file,
+            alipay_notify_url=notify_url,
+            alipay_gateway_url=server.gateway_url,
+        ) as env,
+        serve(create_app(env.runtime), port=port),
+    ):
+        yield env, server, notify_url
+
+
+def charges(env: Env, order_id: str) -> list[dict[str, Any]]:
+    response = env.client.get(f"/v1/orders/{order_id}/charges", headers=env.platform)
+    assert response.status_code == 200, response.text
+    return list(response.json()["data"])
+
+
+def resigned(server: AlipayServer, body: bytes, **changes: str) -> bytes:
+    """The notification with ``changes``, signed again by Alipay's key."""
+    params = {**dict(parse_qsl(body.decode(), keep_blank_values=True)), **changes}
+    params["sign"] = sign_message(
+        server.keys.alipay_key, signing_text(params, leave_out=("sign", "sign_type"))
+    )
+    return urlencode(params).encode()
+
+
+def test_agreement_deduction_through_alipay_with_refused_notifications_and_bill(
+    database_url: str, tmp_path: Path
+) -> None:
+    with alipay_env(database_url, tmp_path) as (env, server, notify_url):
+        shopper = env.enrol()
+        server.state.agreements["20275309000000000001"] = "NORMAL"
+        server.state.agreements["20275309000000000002"] = "STOP"
+        refused = env.client.post(
+            f"/v1/shoppers/{shopper['id']}/mandates",
+            headers={**env.platform, "Idempotency-Key": "m-0"},
+            json={"provider_mandate_id": "20275309000000000002"},
+        )
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == (
+            "mandate_not_in_force"
+        )
+        created = env.client.post(
+            f"/v1/shoppers/{shopper['id']}/mandates",
+            headers={**env.platform, "Idempotency-Key": "m-1"},
+            json={"provider_mandate_id": "20275309000000000001"},
+        )
+        assert created.status_code == 201, created.text
+        assert (created.json()["provider"], created.json()["provider_mandate_id"]) == (
+            "alipay",
+            "20275309000000000001",
+        )
+        order = env.buy(shopper["id"], 18_800)
+
+        env.advance_to_day(DUE_ON, hour=10, minute=5)
+        env.runtime.deliver_outbox(topics=(auto_debit.CHARGE_TOPIC,))
+        server.wait_idle()
+        [charge] = charges(env, order["id"])
+        assert (charge["status"], charge["confirmed_by"]) == ("succeeded", "callback")
+        assert charge["provider_charge_id"] == charge["id"]  # out_trade_no is our charge id
+        trade = server.state.trades[charge["id"]]
+        assert (trade["total_amount"], trade["trade_status"]) == ("188.00", "TRADE_SUCCESS")
+        assert env.order(order["id"])["status"] == "repaid"
+        money = dump_tables(env.runtime, MONEY_TABLES)
+        [payment] = money["payments"]
+        assert "alipay" in payment and f"alipay:{charge['id']}" in payment
+        assert server.state.refused_requests == 0
+
+        # Notifications that must not be believed: refused, recorded, nothing posted.
+        [delivered] = server.state.notifications
+        replay = httpx.post(notify_url, content=delivered, headers=FORM)
+        # Acknowledged as Alipay needs ("success"), so it stops sending; recorded as a replay.
+        assert (replay.status_code, replay.text) == (200, "success")
+        tampered = httpx.post(
+            notify_url,
+            content=delivered.replace(b"total_amount=188.00", b"total_amount=1.88"),
+            headers=FORM,
+        )
+        assert tampered.status_code == 401 and tampered.json()["reason"] == "signature_invalid"
+        stranger = AlipayServer(AlipayKeys.make())
+        try:
+            forged = httpx.post(notify_url, content=resigned(stranger, delivered), headers=FORM)
+        finally:
+            stranger.http.server_close()
+        assert forged.status_code == 401 and forged.json()["reason"] == "signature_invalid"
+        unsigned = httpx.post(
+            notify_url,
+            content=urlencode(
+                {k: v for k, v in parse_qsl(delivered.decode()) if k != "sign"}
+            ).encode(),
+            headers=FORM,
+        )
+        assert unsigned.status_code == 401 and unsigned.json()["reason"] == "signature_missing"
+        unknown = httpx.post(
+            notify_url,
+            content=resigned(server, delivered, notify_id="2027u", out_trade_no="chg_not_ours"),
+            headers=FORM,
+        )
+        assert unknown.status_code == 400 and unknown.json()["reason"] == "unknown_charge"
+        mismatch = httpx.post(
+            notify_url,
+            content=resigned(server, delivered, notify_id="2027m", total_amount="1.88"),
+            headers=FORM,
+        )
+        assert mismatch.status_code == 400 and mismatch.json()["reason"] == "amount_mismatch"
+        assert dump_tables(env.runtime, MONEY_TABLES) == money
+        [charge] = charges(env, order["id"])
+        assert [(c["outcome"], c["reason"]) for c in charge["callbacks"]] == [
+            ("posted", None),
+            ("rejected", "replayed"),
+            ("rejected", "amount_mismatch"),
+        ]
+        recorded = dump_tables(env.runtime, ["rail_callbacks"])["rail_callbacks"]
+        reasons = sorted(str(row) for row in recorded)
+        assert sum("signature_invalid" in row for row in reasons) == 2
+        assert sum("signature_missing" in row for row in reasons) == 1
+        assert sum("unknown_charge" in row for row in reasons) == 1
+        assert len(recorded) == 7
+
+        # A query reports the same trade; the day's bill (zip of GBK CSV) matches the books.
+        provider = env.runtime.payment_provider
+        assert isinstance(provider, AlipayProvider)
+        status = provider.query(provider_charge_id=charge["id"])
+        assert (status.state, status.amount_minor, status.currency) == ("succeeded", 18_800, "CNY")
+        report = rail_reconciliation.reconcile_day(env.runtime.rail_work(), statement_on=DUE_ON)
+        assert (report.lines, report.matched, report.posted, report.breaks) == (1, 1, 0, [])
+        env.assert_ledger_clean()
+
+        # The signing page the platform's app opens carries a request Alipay can verify.
+        url = provider.sign_page_url(external_agreement_no="shopper-1", sign_notify_url=notify_url)
+        params = dict(parse_qsl(urlsplit(url).query))
+        assert params["method"] == "alipay.user.agreement.page.sign"
+        assert verify_message(
+            server.keys.app_key.public_key(), signing_text(params), params["sign"]
+        )
+
+        # Revoking the mandate unsigns the agreement (alipay.user.agreement.unsign).
+        revoked = env.client.post(
+            f"/v1/shoppers/{shopper['id']}/mandates/{created.json()['id']}/revoke",
+            headers=env.platform,
+        )
+        assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
+        assert server.state.agreements["20275309000000000001"] == "STOP"
+        assert server.state.refused_requests == 0
