@@ -23,13 +23,8 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from usefirst.rails.alipay import (
-    PRODUCT_CODE,
-    method_response_key,
-    signing_text,
-    yuan_to_fen,
-)
-from usefirst.rails.wechatpay import sign_message, verify_message
+from usefirst.rails.alipay import PRODUCT_CODE, method_response_key, signing_text
+from usefirst.rails.wechatpay import sign_message, verify_message, yuan_to_fen
 
 APP_ID = "2021000117600000"
 COMMON_PARAMS = {"app_id", "method", "format", "charset", "sign_type", "timestamp", "version"}
@@ -81,6 +76,7 @@ class AlipayState:
     bills: dict[date, list[dict[str, str]]] = field(default_factory=dict)
     notifications: list[bytes] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)  # "decline" or "succeed", in order
     refused_requests: int = 0
     business_on: date = date(2027, 3, 9)
 
@@ -244,6 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
             if state.agreements.get(agreement_no) != "NORMAL":
                 return _refusal("ACQ.AGREEMENT_STATUS_NOT_NORMAL", "代扣协议状态非正常")
             trade = state.trades.get(biz["out_trade_no"])
+            if trade is None and state.outcomes and state.outcomes.pop(0) == "decline":
+                return _refusal("ACQ.BUYER_BALANCE_NOT_ENOUGH", "买家余额不足")
             if trade is None:
                 trade = {
                     "trade_no": f"2027{secrets.token_hex(10)}",

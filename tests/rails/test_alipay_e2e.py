@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -57,6 +58,11 @@ def charges(env: Env, order_id: str) -> list[dict[str, Any]]:
     return list(response.json()["data"])
 
 
+def send(env: Env, server: AlipayServer) -> None:
+    env.runtime.deliver_outbox(topics=(auto_debit.CHARGE_TOPIC,))
+    server.wait_idle()
+
+
 def resigned(server: AlipayServer, body: bytes, **changes: str) -> bytes:
     """The notification with ``changes``, signed again by Alipay's key."""
     params = {**dict(parse_qsl(body.decode(), keep_blank_values=True)), **changes}
@@ -92,15 +98,34 @@ def test_agreement_deduction_through_alipay_with_refused_notifications_and_bill(
             "20275309000000000001",
         )
         order = env.buy(shopper["id"], 18_800)
+        server.state.outcomes.extend(["decline", "succeed"])
 
+        # The first deduction is declined in trade.pay's answer: a confirmed decline, retried.
         env.advance_to_day(DUE_ON, hour=10, minute=5)
-        env.runtime.deliver_outbox(topics=(auto_debit.CHARGE_TOPIC,))
-        server.wait_idle()
-        [charge] = charges(env, order["id"])
-        assert (charge["status"], charge["confirmed_by"]) == ("succeeded", "callback")
+        send(env, server)
+        [first] = charges(env, order["id"])
+        assert (first["status"], first["failure_code"], first["confirmed_by"]) == (
+            "failed",
+            "acq.buyer_balance_not_enough",
+            "request",
+        )
+        assert dump_tables(env.runtime, ["payments"])["payments"] == []
+
+        server.state.business_on = DUE_ON + timedelta(days=1)
+        env.advance_to_day(DUE_ON + timedelta(days=1), hour=10, minute=5)
+        send(env, server)
+        _, charge = charges(env, order["id"])
+        assert (charge["attempt"], charge["status"], charge["confirmed_by"]) == (
+            2,
+            "succeeded",
+            "callback",
+        )
         assert charge["provider_charge_id"] == charge["id"]  # out_trade_no is our charge id
         trade = server.state.trades[charge["id"]]
-        assert (trade["total_amount"], trade["trade_status"]) == ("188.00", "TRADE_SUCCESS")
+        # Retried a day later, the charge is for what is owed by then (a late fee included).
+        assert (first["amount_minor"], charge["amount_minor"]) == (18_800, 18_809)
+        charged = f"{Decimal(charge['amount_minor']) / 100:.2f}"
+        assert (trade["total_amount"], trade["trade_status"]) == (charged, "TRADE_SUCCESS")
         assert env.order(order["id"])["status"] == "repaid"
         money = dump_tables(env.runtime, MONEY_TABLES)
         [payment] = money["payments"]
@@ -114,7 +139,7 @@ def test_agreement_deduction_through_alipay_with_refused_notifications_and_bill(
         assert (replay.status_code, replay.text) == (200, "success")
         tampered = httpx.post(
             notify_url,
-            content=delivered.replace(b"total_amount=188.00", b"total_amount=1.88"),
+            content=delivered.replace(f"total_amount={charged}".encode(), b"total_amount=1.88"),
             headers=FORM,
         )
         assert tampered.status_code == 401 and tampered.json()["reason"] == "signature_invalid"
@@ -145,7 +170,8 @@ def test_agreement_deduction_through_alipay_with_refused_notifications_and_bill(
         )
         assert mismatch.status_code == 400 and mismatch.json()["reason"] == "amount_mismatch"
         assert dump_tables(env.runtime, MONEY_TABLES) == money
-        [charge] = charges(env, order["id"])
+        first, charge = charges(env, order["id"])
+        assert [(c["outcome"], c["reason"]) for c in first["callbacks"]] == [("recorded", None)]
         assert [(c["outcome"], c["reason"]) for c in charge["callbacks"]] == [
             ("posted", None),
             ("rejected", "replayed"),
@@ -156,14 +182,16 @@ def test_agreement_deduction_through_alipay_with_refused_notifications_and_bill(
         assert sum("signature_invalid" in row for row in reasons) == 2
         assert sum("signature_missing" in row for row in reasons) == 1
         assert sum("unknown_charge" in row for row in reasons) == 1
-        assert len(recorded) == 7
+        assert len(recorded) == 8  # with the decline stated in the first trade.pay answer
 
         # A query reports the same trade; the day's bill (zip of GBK CSV) matches the books.
         provider = env.runtime.payment_provider
         assert isinstance(provider, AlipayProvider)
         status = provider.query(provider_charge_id=charge["id"])
-        assert (status.state, status.amount_minor, status.currency) == ("succeeded", 18_800, "CNY")
-        report = rail_reconciliation.reconcile_day(env.runtime.rail_work(), statement_on=DUE_ON)
+        assert (status.state, status.amount_minor, status.currency) == ("succeeded", 18_809, "CNY")
+        report = rail_reconciliation.reconcile_day(
+            env.runtime.rail_work(), statement_on=DUE_ON + timedelta(days=1)
+        )
         assert (report.lines, report.matched, report.posted, report.breaks) == (1, 1, 0, [])
         env.assert_ledger_clean()
 

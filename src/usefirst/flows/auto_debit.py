@@ -642,6 +642,22 @@ class ChargeSubmitter:
                     )
             return
         # ProviderUnavailable propagates: the outbox sends again later with the same key.
+        if status.state == "failed":
+            # A decline the provider stated in its verified answer (Alipay's trade.pay declines
+            # synchronously and sends no notification): applied as a confirmed decline, so the
+            # retry schedule runs.
+            with self.database.transaction() as session:
+                _apply_status(
+                    session,
+                    shopper_id=shopper_id,
+                    charge_id=charge_id,
+                    status=status,
+                    provider=self.provider,
+                    source="request",
+                    settings=self.settings,
+                    now=self.clock.now(session),
+                )
+            return
         with self.database.transaction() as session:
             now = self.clock.now(session)
             charge = rails_service.charge_of(

@@ -58,8 +58,9 @@ from usefirst.rails.provider import (
     ProviderRefused,
     ProviderUnavailable,
     StatementLine,
+    settled_event,
 )
-from usefirst.rails.wechatpay import sign_message, verify_message
+from usefirst.rails.wechatpay import sign_message, verify_message, yuan_to_fen
 
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
 PRODUCT_CODE = "GENERAL_WITHHOLDING"
@@ -69,6 +70,16 @@ UNAVAILABLE_CODES = ("20000", "20001")
 SUCCEEDED_STATES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 FAILED_STATES = ("TRADE_CLOSED",)
 BILL_DETAIL_SUFFIX = "业务明细.csv"
+# trade.pay's answers that are the shopper's decline (tried again on the retry schedule), not a
+# refusal of the request itself.
+DECLINE_SUB_CODES = (
+    "ACQ.BUYER_BALANCE_NOT_ENOUGH",
+    "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH",
+    "ACQ.PAYMENT_REQUEST_HAS_RISK",
+    "ACQ.BUYER_PAYMENT_AMOUNT_DAY_LIMIT_ERROR",
+    "ACQ.BUYER_PAYMENT_AMOUNT_MONTH_LIMIT_ERROR",
+    "ACQ.PAYMENT_FAIL",
+)
 
 
 def signing_text(params: Mapping[str, str], *, leave_out: tuple[str, ...] = ("sign",)) -> str:
@@ -94,10 +105,6 @@ def signed_response_text(body: str, key: str) -> str | None:
 
 def yuan(amount_minor: int) -> str:
     return f"{Decimal(amount_minor) / 100:.2f}"
-
-
-def yuan_to_fen(text: str) -> int:
-    return int((Decimal(text.strip() or "0") * 100).to_integral_exact())
 
 
 def method_response_key(method: str) -> str:
@@ -266,24 +273,31 @@ class AlipayProvider:
     def charge(self, request: ChargeRequest) -> ChargeStatus:
         if request.currency != "CNY":
             raise ProviderRefused("currency_not_supported", "Alipay deducts in CNY")
-        self._call(
-            "alipay.trade.pay",
-            {
-                "out_trade_no": request.reference,
-                "total_amount": yuan(request.amount_minor),
-                "subject": request.description[:256],
-                "product_code": PRODUCT_CODE,
-                "agreement_params": {"agreement_no": request.mandate_id},
-            },
-            notify=True,
-        )
-        # The answer to the request is not the confirmation: the notification or a query is.
+        declined: str | None = None
+        try:
+            self._call(
+                "alipay.trade.pay",
+                {
+                    "out_trade_no": request.reference,
+                    "total_amount": yuan(request.amount_minor),
+                    "subject": request.description[:256],
+                    "product_code": PRODUCT_CODE,
+                    "agreement_params": {"agreement_no": request.mandate_id},
+                },
+                notify=True,
+            )
+        except ProviderRefused as refused:
+            if refused.code not in DECLINE_SUB_CODES:
+                raise
+            declined = refused.code.lower()
+        # A success in the answer is not the confirmation: the notification or a query is.
         return ChargeStatus(
             provider_charge_id=request.reference,
             reference=request.reference,
-            state="processing",
+            state="failed" if declined else "processing",
             amount_minor=request.amount_minor,
             currency=request.currency,
+            failure_code=declined,
         )
 
     def query(self, *, provider_charge_id: str) -> ChargeStatus:
@@ -328,15 +342,7 @@ class AlipayProvider:
             raise CallbackRejected("body_invalid") from None
         if status.state == "processing":
             raise CallbackRejected("body_invalid", "a notification for an unsettled trade")
-        return ProviderEvent(
-            event_id=event_id,
-            event_type="charge.succeeded" if status.state == "succeeded" else "charge.failed",
-            provider_charge_id=status.provider_charge_id,
-            reference=status.reference,
-            amount_minor=status.amount_minor,
-            currency=status.currency,
-            failure_code=status.failure_code,
-        )
+        return settled_event(event_id, status)
 
     def statement(self, *, on: date) -> list[StatementLine]:
         """The day's trade bill: its download URL asked for, the zip fetched, 业务明细 read."""

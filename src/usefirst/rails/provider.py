@@ -85,6 +85,19 @@ class ProviderEvent:
     failure_code: str | None = None
 
 
+def settled_event(event_id: str, status: ChargeStatus) -> ProviderEvent:
+    """The event a provider's verified notification of a settled charge stands for."""
+    return ProviderEvent(
+        event_id=event_id,
+        event_type="charge.succeeded" if status.state == "succeeded" else "charge.failed",
+        provider_charge_id=status.provider_charge_id,
+        reference=status.reference,
+        amount_minor=status.amount_minor,
+        currency=status.currency,
+        failure_code=status.failure_code,
+    )
+
+
 @dataclass(frozen=True)
 class StatementLine:
     """One line of the provider's settlement statement for a day."""
@@ -120,7 +133,11 @@ class PaymentProvider(Protocol):
 
     def revoke_mandate(self, *, mandate_id: str) -> Mandate: ...
 
-    def charge(self, request: ChargeRequest) -> ChargeStatus: ...
+    def charge(self, request: ChargeRequest) -> ChargeStatus:
+        """Send a charge: ``processing`` until confirmed, or ``failed`` when the provider's
+        verified answer is itself the decline (never ``succeeded``: success is confirmed by a
+        callback or a query)."""
+        ...
 
     def refund(
         self, *, provider_charge_id: str, amount_minor: int, idempotency_key: str

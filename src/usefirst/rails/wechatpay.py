@@ -70,6 +70,7 @@ from usefirst.rails.provider import (
     ProviderRefused,
     ProviderUnavailable,
     StatementLine,
+    settled_event,
 )
 
 AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
@@ -373,15 +374,7 @@ class WeChatPayProvider:
         status = _transaction_status(transaction)
         if status.state == "processing":
             raise CallbackRejected("body_invalid", "a notification for an unsettled deduction")
-        return ProviderEvent(
-            event_id=str(notification["id"]),
-            event_type="charge.succeeded" if status.state == "succeeded" else "charge.failed",
-            provider_charge_id=status.provider_charge_id,
-            reference=status.reference,
-            amount_minor=status.amount_minor,
-            currency=status.currency,
-            failure_code=status.failure_code,
-        )
+        return settled_event(str(notification["id"]), status)
 
     def statement(self, *, on: date) -> list[StatementLine]:
         """The day's trade bill (all trades), downloaded and checked against its hash."""
