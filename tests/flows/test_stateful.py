@@ -245,6 +245,7 @@ def make_machine(new_database: Any) -> type[RuleBasedStateMachine]:
                         settlement_days=None,
                         fee_rate_bps=fee_rate,
                         cipher=runtime.cipher,
+                        actor="platform",
                         now=work.now,
                     )
                     self.merchants.append(created.merchant.id)
