@@ -60,6 +60,11 @@ class OrderRepository:
         ).one_or_none()
 
     @staticmethod
+    def owned_statement(shopper_id: str, order_id: str) -> AnySelect:
+        """The order's id if it is the shopper's (``kit.db.Lookup``)."""
+        return select(Order.id).where(Order.shopper_id == shopper_id, Order.id == order_id)
+
+    @staticmethod
     def lock_statement(shopper_id: str, order_id: str) -> AnySelect:
         """``lock`` as a statement to send with other look-ups (``kit.db.Lookup``): every
         column of the order, locked."""

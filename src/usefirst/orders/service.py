@@ -172,6 +172,13 @@ def find_order(session: Session, *, order_id: str, merchant_id: str | None = Non
     return order
 
 
+def is_shoppers_order(shopper_id: str, order_id: str) -> Lookup[bool]:
+    """Whether the order is the shopper's, read with other look-ups."""
+    return Lookup(
+        OrderRepository.owned_statement(shopper_id, order_id), lambda row: row is not None
+    )
+
+
 def lock_order(session: Session, *, order_id: str) -> Order:
     """The order, locked (after its shopper's credit line, the fixed lock order), or 404."""
     return _lock(session, order_id=order_id)
