@@ -70,6 +70,16 @@ class CreditRepository:
         self.session.add(change)
 
     @staticmethod
+    def lock_statement(shopper_id: str) -> AnySelect:
+        """The line locked (the first lock a shopper's money movement takes), to be sent with
+        other look-ups (``kit.db.Lookup``)."""
+        return (
+            select(CreditLine.shopper_id)
+            .where(CreditLine.shopper_id == shopper_id)
+            .with_for_update()
+        )
+
+    @staticmethod
     def line_statement(shopper_id: str) -> AnySelect:
         """What a checkout reads of the line (with other look-ups, see ``kit.db.Lookup``)."""
         return select(

@@ -104,24 +104,19 @@ def confirm_receipt(
         delivered_on=delivered_on,
         settings=settings,
     )
-    for kind, item in zip(
-        ACTIVATION_ENTRY_KINDS,
-        _activation_transfers(order, activation, merchant_fee_rate_bps=merchant.fee_rate_bps),
-        strict=True,
-    ):
-        ledger_service.post_transfer(
-            session,
-            kind=kind,
-            debit=item.debit,
-            credit=item.credit,
-            amount_minor=item.amount_minor,
-            currency=item.currency,
-            now=now,
-            shopper_id=item.shopper_id,
-            merchant_id=item.merchant_id,
-            order_id=item.order_id,
-            memo=item.memo,
-        )
+    ledger_service.post_kinds_of_transfers(
+        session,
+        transfers=list(
+            zip(
+                ACTIVATION_ENTRY_KINDS,
+                _activation_transfers(
+                    order, activation, merchant_fee_rate_bps=merchant.fee_rate_bps
+                ),
+                strict=True,
+            )
+        ),
+        now=now,
+    )
     session.flush()
     apply_held_credit(
         session, shopper_id=order.shopper_id, currency=order.currency, today=delivered_on, now=now

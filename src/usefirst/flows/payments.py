@@ -11,6 +11,7 @@ from usefirst.collections import service as collections_service
 from usefirst.credit import service as credit_service
 from usefirst.flows.order_events import publish_order_event
 from usefirst.identity import service as identity_service
+from usefirst.kit.db import look_up_together
 from usefirst.kit.errors import NotFound, ValidationFailed
 from usefirst.kit.settings import Settings
 from usefirst.ledger import accounts
@@ -39,10 +40,18 @@ def pay(
 ) -> repayment_service.PaymentOutcome:
     """A payment from the shopper, with its effect on orders and credit: late fees, then
     principal, oldest due first; the rest is held as credit."""
-    identity_service.get_shopper(session, shopper_id=shopper_id)
-    if order_id is not None:
-        order = order_service.find_order(session, order_id=order_id)
-        if order.shopper_id != shopper_id:
+    if order_id is None:
+        identity_service.get_shopper(session, shopper_id=shopper_id)
+    else:
+        # Shopper and order in one round trip on PostgreSQL, both by the shopper's id.
+        _shopper, owned = look_up_together(
+            session,
+            identity_service.shopper_standing(shopper_id),
+            order_service.is_shoppers_order(shopper_id, order_id),
+        )
+        if not owned:
+            # Which error: no such order at all, or another shopper's.
+            order_service.find_order(session, order_id=order_id)
             raise NotFound("No such order for this shopper.", field="order_id")
     repayment_service.check_payment(amount_minor=amount_minor, currency=currency, method=method)
     line = credit_service.lock_credit_line(session, shopper_id=shopper_id)

@@ -104,11 +104,20 @@ def post_transfers(
     for instance): one entry per transfer, each with its own id, owner and order, so every entry
     stays traceable as if posted by ``post_transfer``. Zero amounts post nothing (id ""); the
     ids are returned in the order of ``transfers``."""
+    return post_kinds_of_transfers(session, transfers=[(kind, item) for item in transfers], now=now)
+
+
+def post_kinds_of_transfers(
+    session: Session, *, transfers: Sequence[tuple[EntryKind, Transfer]], now: datetime
+) -> list[str]:
+    """``post_transfers`` for transfers of different kinds (the entries of one money call, as
+    ``post_transfer`` one by one would post them): one account upsert and one insert of the
+    entries and postings for all of them."""
     accounts_by_code: dict[str, dict[str, object]] = {}
     entries: list[dict[str, object]] = []
     postings: list[dict[str, object]] = []
     ids: list[str] = []
-    for item in transfers:
+    for kind, item in transfers:
         if item.amount_minor < 0:
             raise InvariantViolated(f"{kind} transfer of a negative amount: {item!r}")
         if item.amount_minor == 0:

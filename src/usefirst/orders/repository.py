@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent
 from usefirst.disputes.repository import open_dispute_on
-from usefirst.kit.db import insert_rows, row_values
+from usefirst.kit.db import AnySelect, insert_rows, row_values
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.orders import models
 from usefirst.orders.models import Order, Refund
@@ -58,6 +58,21 @@ class OrderRepository:
             .with_for_update()
             .execution_options(populate_existing=True)
         ).one_or_none()
+
+    @staticmethod
+    def owned_statement(shopper_id: str, order_id: str) -> AnySelect:
+        """The order's id if it is the shopper's (``kit.db.Lookup``)."""
+        return select(Order.id).where(Order.shopper_id == shopper_id, Order.id == order_id)
+
+    @staticmethod
+    def lock_statement(shopper_id: str, order_id: str) -> AnySelect:
+        """``lock`` as a statement to send with other look-ups (``kit.db.Lookup``): every
+        column of the order, locked."""
+        return (
+            select(*Order.__table__.columns)
+            .where(Order.shopper_id == shopper_id, Order.id == order_id)
+            .with_for_update()
+        )
 
     def of_shopper(self, shopper_id: str, statuses: Sequence[str]) -> list[Order]:
         return list(

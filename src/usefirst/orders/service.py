@@ -10,9 +10,11 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Insert
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from usefirst.credit.repository import CreditRepository
 from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.db import Lookup, look_up_together
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
@@ -170,6 +172,13 @@ def find_order(session: Session, *, order_id: str, merchant_id: str | None = Non
     return order
 
 
+def is_shoppers_order(shopper_id: str, order_id: str) -> Lookup[bool]:
+    """Whether the order is the shopper's, read with other look-ups."""
+    return Lookup(
+        OrderRepository.owned_statement(shopper_id, order_id), lambda row: row is not None
+    )
+
+
 def lock_order(session: Session, *, order_id: str) -> Order:
     """The order, locked (after its shopper's credit line, the fixed lock order), or 404."""
     return _lock(session, order_id=order_id)
@@ -197,14 +206,30 @@ def decline_hold(
 
 
 def _lock(session: Session, *, order_id: str, merchant_id: str | None = None) -> Order:
-    found = find_order(session, order_id=order_id, merchant_id=merchant_id)
-    # Money movement for a shopper always locks the credit line first, then the order.
-    if CreditRepository(session).get(found.shopper_id, for_update=True) is None:
-        raise NotFound("No credit line for this shopper.")
-    order = OrderRepository(session).lock(found.shopper_id, order_id)
-    if order is None:
-        raise NotFound("No such order.")
+    order = find_order(session, order_id=order_id, merchant_id=merchant_id)
+    # Money movement for a shopper always locks the credit line first, then the order: both
+    # are sent together (one round trip on PostgreSQL) and run in that order.
+    _line, locked = look_up_together(
+        session,
+        Lookup(CreditRepository.lock_statement(order.shopper_id), _required_line),
+        Lookup(OrderRepository.lock_statement(order.shopper_id, order.id), _required_order),
+    )
+    # The order as it is now that it is locked (what ``populate_existing`` did).
+    for name, value in locked.items():
+        set_committed_value(order, name, value)
     return order
+
+
+def _required_line(row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        raise NotFound("No credit line for this shopper.")
+    return row
+
+
+def _required_order(row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        raise NotFound("No such order.")
+    return row
 
 
 def _require_status(order: Order, allowed: tuple[str, ...], action: str) -> None:
