@@ -86,6 +86,7 @@ def main() -> None:
                 settlement_days=1,
                 fee_rate_bps=60,
                 cipher=cipher,
+                actor="bench",
                 now=datetime(2026, 12, 31, tzinfo=UTC),
             ).merchant.id
             for index in range(arguments.merchants)

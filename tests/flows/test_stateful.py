@@ -772,6 +772,7 @@ def test_held_credit_applied_at_a_delivery_settles_the_orders_it_pays(database_u
                 settlement_days=None,
                 fee_rate_bps=0,
                 cipher=runtime.cipher,
+                actor="platform",
                 now=work.now,
             ).merchant
         shopper_id, merchant_id = shopper.id, merchant.id
