@@ -36,8 +36,11 @@ from usefirst.repayment.models import Instalment
 
 
 def _still_due(session: Session, attempt: ContactAttempt) -> str | None:
-    """Why a planned reminder must not go out any more, or None. A hardship notice is about the
-    hold itself, so neither a dispute nor the hold stops it."""
+    """Why a planned reminder must not go out any more, or None. A notice tells of something that
+    happened (a hardship decision, a payment, a failed charge), so neither a dispute nor the
+    hardship hold stops it, and a receipt goes out though the instalment is paid."""
+    if attempt.step == collections_service.MONEY_NOTICE_STEP:
+        return None
     order = order_service.find_order(session, order_id=attempt.order_id)
     is_hardship_notice = attempt.step == collections_service.HARDSHIP_NOTICE_STEP
     if not is_hardship_notice and pauses.is_open(
@@ -207,27 +210,38 @@ class ContactDeliverer:
         )
         order = order_service.find_order(session, order_id=attempt.order_id)
         merchant = merchant_service.get_merchant(session, merchant_id=order.merchant_id)
-        instalment = next(
-            row
-            for row in repayment_service.instalments_of(
-                session, shopper_id=attempt.shopper_id, order_id=attempt.order_id
+        assert attempt.template is not None
+        if attempt.facts is not None:
+            template = attempt.template
+            variables = _notice_variables(
+                attempt.facts,
+                shopper_name=details.display_name,
+                merchant_name=merchant.name,
+                order=order,
+                settings=settings,
             )
-            if row.seq == attempt.seq
-        )
-        assert instalment.due_on is not None and attempt.template is not None
-        template = collections_service.template_true_on(
-            attempt.template, due_on=instalment.due_on, on=today
-        )
-        variables = _variables(
-            session,
-            template,
-            shopper_name=details.display_name,
-            merchant_name=merchant.name,
-            order=order,
-            instalment=instalment,
-            settings=settings,
-            today=today,
-        )
+        else:
+            instalment = next(
+                row
+                for row in repayment_service.instalments_of(
+                    session, shopper_id=attempt.shopper_id, order_id=attempt.order_id
+                )
+                if row.seq == attempt.seq
+            )
+            assert instalment.due_on is not None
+            template = collections_service.template_true_on(
+                attempt.template, due_on=instalment.due_on, on=today
+            )
+            variables = _variables(
+                session,
+                template,
+                shopper_name=details.display_name,
+                merchant_name=merchant.name,
+                order=order,
+                instalment=instalment,
+                settings=settings,
+                today=today,
+            )
         channel = attempt.channel
         rendered = self.templates.render(
             template,
@@ -273,6 +287,28 @@ class ContactDeliverer:
             text=rendered.text,
             push_payload=push_payload,
         )
+
+
+def _notice_variables(
+    facts: dict[str, Any],
+    *,
+    shopper_name: str,
+    merchant_name: str,
+    order: Order,
+    settings: Settings,
+) -> dict[str, object]:
+    """A notice's variables: its facts as fixed when it happened (a date ``..._on`` in ISO form),
+    with who it is to, the merchant, the order and how to pay where the template says them."""
+    variables: dict[str, object] = {
+        "shopper_name": shopper_name,
+        "merchant_name": merchant_name,
+        "order_reference": order.id,
+        "currency": order.currency,
+        "how_to_pay": settings.how_to_pay,
+    }
+    for name, value in facts.items():
+        variables[name] = date.fromisoformat(value) if name.endswith("_on") else value
+    return variables
 
 
 def _variables(
