@@ -1,6 +1,7 @@
 """Notices about money that moved, told to the shopper by push, SMS and e-mail in their language
 under the contact policy, beside the webhook event: a failed auto-debit (and when it is tried
-again), the payment received (what it paid, what is left) and a due date moved. On SQLite and
+again), the payment received (what it paid, what is left) and a due date moved; and dunning for a
+shopper with a mandate that says when the charge is tried. On SQLite and
 PostgreSQL, through the sandbox rail over real HTTP."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.rails.rail_env import open_rail_env
-from usefirst.notify.templates import TemplateCatalog
+from usefirst.notify.templates import RenderedMessage, TemplateCatalog
 
 DUE_ON = date(2027, 3, 9)  # an order delivered on 03-02 falls due on 03-09
 HOW_TO_PAY = "在商城 App 的“先用后付”页面还款 / pay in the marketplace app"
@@ -78,6 +79,22 @@ def test_failed_charge_and_receipt_in_chinese_under_the_daily_cap(
             ("push", "sent", None),
             ("sms", "deferred", "daily_contact_limit"),
         ]
+        # Dunning for a shopper with a mandate says when the charge is tried: the reminders
+        # before and on the due date name the due date's charge, the overdue notice the next try.
+        assert (
+            texts([p["data"] for p in env.push_events()], "reminder_autodebit")
+            == [
+                f"张*您好，您在Test Shop的订单{order['id']}应还¥300.00，还款日为2027年3月9日，"
+                f"将于2027年3月9日从您授权的支付方式自动扣款。您也可以先行还款：{HOW_TO_PAY}。"
+            ]
+            * 3
+        )
+        [overdue_sms] = [line for line in env.sms_lines() if "已逾期" in line["text"]]
+        assert overdue_sms["text"] == (
+            "张*您好，您在Test Shop的先用后付账单¥300.15（还款日2027年3月9日）已逾期1天，"
+            "将于2027年3月10日再次自动扣款。逾期满30天将报送征信。"
+            f"还款方式：{HOW_TO_PAY}。"
+        )
         assert texts([p["data"] for p in env.push_events()], "payment_received") == [
             f"张*您好，我们已收到您对Test Shop订单{order['id']}的还款¥300.15，该订单剩余应还¥0.00。"
         ]
@@ -130,21 +147,25 @@ def test_extension_notice_in_english_waits_for_quiet_hours_to_end(
         ]
 
 
-def test_notice_emails_render_exactly() -> None:
-    catalog = TemplateCatalog()
-    failed = catalog.render(
-        "charge_failed",
-        channel="email",
-        language="en",
-        variables={
-            "shopper_name": "Li Lei",
-            "merchant_name": "Test Shop",
-            "order_reference": "ord_1",
-            "amount_due_minor": 30_000,
-            "due_on": date(2027, 3, 9),
-            "next_try_on": date(2027, 3, 10),
-            "how_to_pay": "the app",
-        },
+# What an instalment's notice says in the rendering tests below.
+DUE = {
+    "merchant_name": "Test Shop",
+    "order_reference": "ord_1",
+    "amount_due_minor": 30_000,
+    "due_on": date(2027, 3, 9),
+    "how_to_pay": "the app",
+}
+
+
+def render(template: str, channel: str, language: str, **variables: Any) -> RenderedMessage:
+    return TemplateCatalog().render(
+        template, channel=channel, language=language, variables={**DUE, **variables}
+    )
+
+
+def test_notice_messages_render_exactly() -> None:
+    failed = render(
+        "charge_failed", "email", "en", shopper_name="Li Lei", next_try_on=date(2027, 3, 10)
     )
     assert failed.subject == "Automatic payment failed: we will try ¥300.00 again on 10 March 2027"
     assert failed.text.startswith(
@@ -152,24 +173,25 @@ def test_notice_emails_render_exactly() -> None:
         "from Test Shop (order ord_1) did not go through. We will try to charge your authorised "
         "payment method again on 10 March 2027.\n\nIf you would rather pay now: the app\n\n"
     )
-    final = catalog.render(
-        "charge_failed_final",
-        channel="sms",
-        language="zh",
-        variables={
-            "shopper_name": "张三",
-            "merchant_name": "Test Shop",
-            "order_reference": "ord_1",
-            "amount_due_minor": 30_000,
-            "due_on": date(2027, 3, 9),
-            "how_to_pay": "App",
-        },
-    )
+    final = render("charge_failed_final", "sms", "zh", shopper_name="张三")
     assert final.text == (
         "张三您好，您在Test Shop的先用后付账单2027年3月9日到期的¥300.00多次自动扣款未成功，"
-        "不会再自动扣款。请自行还款：App。"
+        "不会再自动扣款。请自行还款：the app。"
     )
-    receipt = catalog.render(
+    reminder = render(
+        "reminder_autodebit",
+        "sms",
+        "en",
+        shopper_name="Li Lei",
+        next_try_on=date(2027, 3, 9),
+        bureau_reporting_days=30,
+    )
+    assert reminder.text == (
+        "Hi Li Lei, your Test Shop bill of ¥300.00 is due on 9 March 2027; we will charge it "
+        "automatically on 9 March 2027. Or pay: the app. At 30 days overdue it is reported to "
+        "the credit bureau."
+    )
+    receipt = TemplateCatalog().render(
         "payment_received",
         channel="email",
         language="zh",

@@ -31,6 +31,7 @@ from usefirst.notify.service import publish_event
 from usefirst.notify.templates import template_language_of
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
+from usefirst.rails import service as rails_service
 from usefirst.repayment import service as repayment_service
 from usefirst.repayment.models import Instalment
 
@@ -242,6 +243,10 @@ class ContactDeliverer:
                 settings=settings,
                 today=today,
             )
+            next_try_on = _next_charge_on(session, instalment, settings=settings, today=today)
+            if next_try_on is not None and template in AUTO_DEBIT_WORDING:
+                template = AUTO_DEBIT_WORDING[template]
+                variables["next_try_on"] = next_try_on
         channel = attempt.channel
         rendered = self.templates.render(
             template,
@@ -287,6 +292,44 @@ class ContactDeliverer:
             text=rendered.text,
             push_payload=push_payload,
         )
+
+
+# The wording of a reminder to a shopper whose instalment will be charged to their mandate.
+AUTO_DEBIT_WORDING = {
+    "reminder_upcoming": "reminder_autodebit",
+    "reminder_due_today": "reminder_autodebit",
+    "overdue_notice": "overdue_notice_autodebit",
+}
+
+
+def _next_charge_on(
+    session: Session, instalment: Instalment, *, settings: Settings, today: date
+) -> date | None:
+    """When auto-debit will next try to charge the instalment, or None: its due date while it is
+    not yet charged and the shopper has an active mandate with the configured provider, then
+    the next try after a failed charge (from the retry schedule), if any is left."""
+    if settings.payment_provider == "none" or instalment.due_on is None:
+        return None
+    if not any(
+        mandate.status == "active" and mandate.provider == settings.payment_provider
+        for mandate in rails_service.mandates_of(session, shopper_id=instalment.shopper_id)
+    ):
+        return None
+    charges = [
+        charge
+        for charge in rails_service.charges_of_shoppers(
+            session, shopper_ids=[instalment.shopper_id]
+        )
+        if charge.order_id == instalment.order_id and charge.seq == instalment.seq
+    ]
+    if not charges:
+        return instalment.due_on if instalment.due_on >= today else None
+    latest = max(charges, key=lambda charge: charge.attempt)
+    if latest.status in ("scheduled", "submitted"):
+        return latest.charge_on
+    if latest.status == "failed" and latest.next_attempt_on is not None:
+        return max(latest.next_attempt_on, today)
+    return None
 
 
 def _notice_variables(

@@ -181,6 +181,20 @@ _MESSAGE_PLACEHOLDERS: dict[str, dict[str, frozenset[str]]] = {
         "sms": _placeholders(),
         "email": _placeholders("order_reference"),
     },
+    # Dunning for a shopper with an active mandate: the reminder before or on the due date, and
+    # the overdue notice, also say when the instalment will be charged.
+    "reminder_autodebit": {
+        "push": _placeholders("order_reference", "next_try_date"),
+        "sms": _placeholders("next_try_date", "bureau_reporting_days"),
+        "email": _placeholders("order_reference", "next_try_date", "bureau_reporting_days"),
+    },
+    "overdue_notice_autodebit": {
+        "push": _placeholders("order_reference", "days_past_due", "next_try_date"),
+        "sms": _placeholders("days_past_due", "next_try_date", "bureau_reporting_days"),
+        "email": _placeholders(
+            "order_reference", "days_past_due", "next_try_date", "bureau_reporting_days"
+        ),
+    },
     # A receipt: what the payment paid and what the order still owes (which may be nothing).
     "payment_received": {
         "push": frozenset(
