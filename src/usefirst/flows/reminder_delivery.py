@@ -230,8 +230,12 @@ class ContactDeliverer:
                 if row.seq == attempt.seq
             )
             assert instalment.due_on is not None
+            # A reminder retried after a failed delivery was logged with the wording it was sent
+            # in; it is worded afresh from its ladder template.
             template = collections_service.template_true_on(
-                attempt.template, due_on=instalment.due_on, on=today
+                LADDER_WORDING.get(attempt.template, attempt.template),
+                due_on=instalment.due_on,
+                on=today,
             )
             variables = _variables(
                 session,
@@ -299,6 +303,10 @@ AUTO_DEBIT_WORDING = {
     "reminder_upcoming": "reminder_autodebit",
     "reminder_due_today": "reminder_autodebit",
     "overdue_notice": "overdue_notice_autodebit",
+}
+LADDER_WORDING = {
+    "reminder_autodebit": "reminder_upcoming",
+    "overdue_notice_autodebit": "overdue_notice",
 }
 
 
