@@ -10,6 +10,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from aiosmtpd.controller import Controller
+
+from tests.collections.dunning_env import RecordingHandler, free_port
 from tests.rails.rail_env import open_rail_env
 from usefirst.notify.templates import RenderedMessage, TemplateCatalog
 
@@ -208,3 +211,42 @@ def test_notice_messages_render_exactly() -> None:
         "张三您好：\n\n我们已收到您对Test Shop订单（订单号 ord_1）的还款¥100.00。\n\n"
         "该订单剩余应还：¥200.00\n\n感谢您按时还款。\n\n"
     )
+
+
+def test_an_auto_debit_reminder_retried_after_a_failed_email_is_worded_afresh(
+    database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()  # nothing listens here yet
+    settings = {"smtp_host": "127.0.0.1", "smtp_sender": "billing@example.com", "smtp_port": port}
+    with open_rail_env(database_url, tmp_path, **settings) as rail_env:
+        env = rail_env.env
+        shopper = env.enrol(email="ann@example.com")
+        rail_env.mandate(shopper["id"])
+        env.buy(shopper["id"], 30_000)
+        rail_env.force("decline", "decline", "decline")
+        for day in (DUE_ON, DUE_ON + timedelta(days=1)):
+            env.advance_to_day(day, hour=10, minute=5)
+            rail_env.send_charges()
+        env.advance_to_day(DUE_ON + timedelta(days=3), hour=10)
+        [email] = [
+            c
+            for c in env.contacts(shopper["id"])
+            if c["channel"] == "email" and c["step"] != "money_notice"
+        ]
+        assert (email["template"], email["status"]) == ("overdue_notice_autodebit", "deferred")
+        mailbox = RecordingHandler()
+        controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            env.advance_to_day(DUE_ON + timedelta(days=3), hour=10, minute=30)
+        finally:
+            controller.stop()
+        [email] = [
+            c
+            for c in env.contacts(shopper["id"])
+            if c["channel"] == "email" and c["step"] != "money_notice"
+        ]
+        assert (email["template"], email["status"]) == ("overdue_notice_autodebit", "sent")
+        assert [message["Subject"] for message in mailbox.messages()] == [
+            "逾期提醒：¥300.45将于2027年3月12日再次扣款"
+        ]
