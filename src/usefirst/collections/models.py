@@ -56,6 +56,9 @@ class ContactAttempt(Base):
     operator_id: Mapped[str | None] = mapped_column(String(40))
     destination_masked: Mapped[str | None] = mapped_column(String(320))
     provider_reference: Mapped[str | None] = mapped_column(String(128))
+    # A notice's facts, fixed when its event happened (amounts as minor units, dates ISO); None
+    # for dunning reminders, which are written as true when they go out.
+    facts: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -828,16 +828,29 @@ def decide_hardship(
 
 
 HARDSHIP_NOTICE_STEP = "hardship_notice"
+# Notices about money that moved (a receipt, a failed charge, a due date moved): their facts are
+# fixed when it happened, and they go out whatever the instalment's state when they are sent.
+MONEY_NOTICE_STEP = "money_notice"
+NOTICE_STEPS = (HARDSHIP_NOTICE_STEP, MONEY_NOTICE_STEP)
 NOTICE_CHANNELS = ("push", "sms", "email")
 
 
-def queue_hardship_notice(
-    session: Session, *, shopper_id: str, order_id: str, seq: int, template: str, now: datetime
+def queue_notice(
+    session: Session,
+    *,
+    shopper_id: str,
+    order_id: str,
+    seq: int,
+    step: str,
+    template: str,
+    now: datetime,
+    facts: dict[str, Any] | None = None,
 ) -> list[ContactAttempt]:
-    """Tell the shopper about their hardship plan (``hardship_plan_agreed``, or
-    ``hardship_plan_missed``) about instalment ``seq``, on each channel: contact attempts sent by
-    the reminders' deliverer, so the contact policy (quiet hours, the daily cap, only the
-    shopper's own verified channels) and the contact log apply as to any reminder."""
+    """Tell the shopper something about order ``order_id`` (instalment ``seq``; 0 for the whole
+    order) on each channel: contact attempts sent by the reminders' deliverer, so the contact
+    policy (quiet hours, the daily cap, only the shopper's own verified channels) and the contact
+    log apply as to any reminder. ``facts`` are the message's own variables (amounts in minor
+    units, dates ISO), fixed now."""
     repository = CollectionsRepository(session)
     attempts = []
     for channel in NOTICE_CHANNELS:
@@ -848,10 +861,11 @@ def queue_hardship_notice(
             seq=seq,
             channel=channel,
             step_day=None,
-            step=HARDSHIP_NOTICE_STEP,
+            step=step,
             template=template,
             scheduled_at=now,
             status="scheduled",
+            facts=facts,
             created_at=now,
         )
         repository.add(attempt)

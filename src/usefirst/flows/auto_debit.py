@@ -291,6 +291,22 @@ def apply_provider_result(
             settings=settings,
             shopper_id=charge.shopper_id,
         )
+        left_minor = sum(
+            row.remaining_minor
+            for row in repayment_service.instalments_of(
+                session, shopper_id=charge.shopper_id, order_id=charge.order_id
+            )
+        )
+        collections_service.queue_notice(
+            session,
+            shopper_id=charge.shopper_id,
+            order_id=charge.order_id,
+            seq=charge.seq,
+            step=collections_service.MONEY_NOTICE_STEP,
+            template="payment_received",
+            now=now,
+            facts={"amount_paid_minor": charge.amount_minor, "amount_left_minor": left_minor},
+        )
         return Outcome("posted")
     if state == "failed":
         if charge.status in ("succeeded", "reversed"):
@@ -338,6 +354,23 @@ def apply_provider_result(
             settings=settings,
             shopper_id=charge.shopper_id,
         )
+        if instalment is not None and instalment.due_on is not None:
+            facts: dict[str, Any] = {
+                "amount_due_minor": charge.amount_minor,
+                "due_on": instalment.due_on.isoformat(),
+            }
+            if next_on is not None:
+                facts["next_try_on"] = next_on.isoformat()
+            collections_service.queue_notice(
+                session,
+                shopper_id=charge.shopper_id,
+                order_id=charge.order_id,
+                seq=charge.seq,
+                step=collections_service.MONEY_NOTICE_STEP,
+                template="charge_failed" if next_on is not None else "charge_failed_final",
+                now=now,
+                facts=facts,
+            )
         return Outcome("recorded")
     if state == "reversed":
         return reverse_charge(

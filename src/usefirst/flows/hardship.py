@@ -182,8 +182,9 @@ def decide(
             for row in rows
         ]
         request.plan_instalment_minor = rows[0].remaining_minor
-        collections_service.queue_hardship_notice(
+        collections_service.queue_notice(
             session,
+            step=collections_service.HARDSHIP_NOTICE_STEP,
             shopper_id=request.shopper_id,
             order_id=request.order_id,
             seq=rows[0].seq,
@@ -362,8 +363,9 @@ def _follow_plan(
     if request.missed_notice_on is None:
         request.missed_notice_on = today
         request.updated_at = now
-        collections_service.queue_hardship_notice(
+        collections_service.queue_notice(
             session,
+            step=collections_service.HARDSHIP_NOTICE_STEP,
             shopper_id=request.shopper_id,
             order_id=request.order_id,
             seq=missed[0].seq,

@@ -31,13 +31,17 @@ from usefirst.notify.service import publish_event
 from usefirst.notify.templates import template_language_of
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
+from usefirst.rails import service as rails_service
 from usefirst.repayment import service as repayment_service
 from usefirst.repayment.models import Instalment
 
 
 def _still_due(session: Session, attempt: ContactAttempt) -> str | None:
-    """Why a planned reminder must not go out any more, or None. A hardship notice is about the
-    hold itself, so neither a dispute nor the hold stops it."""
+    """Why a planned reminder must not go out any more, or None. A notice tells of something that
+    happened (a hardship decision, a payment, a failed charge), so neither a dispute nor the
+    hardship hold stops it, and a receipt goes out though the instalment is paid."""
+    if attempt.step == collections_service.MONEY_NOTICE_STEP:
+        return None
     order = order_service.find_order(session, order_id=attempt.order_id)
     is_hardship_notice = attempt.step == collections_service.HARDSHIP_NOTICE_STEP
     if not is_hardship_notice and pauses.is_open(
@@ -207,27 +211,46 @@ class ContactDeliverer:
         )
         order = order_service.find_order(session, order_id=attempt.order_id)
         merchant = merchant_service.get_merchant(session, merchant_id=order.merchant_id)
-        instalment = next(
-            row
-            for row in repayment_service.instalments_of(
-                session, shopper_id=attempt.shopper_id, order_id=attempt.order_id
+        assert attempt.template is not None
+        if attempt.facts is not None:
+            template = attempt.template
+            variables = _notice_variables(
+                attempt.facts,
+                shopper_name=details.display_name,
+                merchant_name=merchant.name,
+                order=order,
+                settings=settings,
             )
-            if row.seq == attempt.seq
-        )
-        assert instalment.due_on is not None and attempt.template is not None
-        template = collections_service.template_true_on(
-            attempt.template, due_on=instalment.due_on, on=today
-        )
-        variables = _variables(
-            session,
-            template,
-            shopper_name=details.display_name,
-            merchant_name=merchant.name,
-            order=order,
-            instalment=instalment,
-            settings=settings,
-            today=today,
-        )
+        else:
+            instalment = next(
+                row
+                for row in repayment_service.instalments_of(
+                    session, shopper_id=attempt.shopper_id, order_id=attempt.order_id
+                )
+                if row.seq == attempt.seq
+            )
+            assert instalment.due_on is not None
+            # A reminder retried after a failed delivery was logged with the wording it was sent
+            # in; it is worded afresh from its ladder template.
+            template = collections_service.template_true_on(
+                LADDER_WORDING.get(attempt.template, attempt.template),
+                due_on=instalment.due_on,
+                on=today,
+            )
+            variables = _variables(
+                session,
+                template,
+                shopper_name=details.display_name,
+                merchant_name=merchant.name,
+                order=order,
+                instalment=instalment,
+                settings=settings,
+                today=today,
+            )
+            next_try_on = _next_charge_on(session, instalment, settings=settings, today=today)
+            if next_try_on is not None and template in AUTO_DEBIT_WORDING:
+                template = AUTO_DEBIT_WORDING[template]
+                variables["next_try_on"] = next_try_on
         channel = attempt.channel
         rendered = self.templates.render(
             template,
@@ -273,6 +296,70 @@ class ContactDeliverer:
             text=rendered.text,
             push_payload=push_payload,
         )
+
+
+# The wording of a reminder to a shopper whose instalment will be charged to their mandate.
+AUTO_DEBIT_WORDING = {
+    "reminder_upcoming": "reminder_autodebit",
+    "reminder_due_today": "reminder_autodebit",
+    "overdue_notice": "overdue_notice_autodebit",
+}
+LADDER_WORDING = {
+    "reminder_autodebit": "reminder_upcoming",
+    "overdue_notice_autodebit": "overdue_notice",
+}
+
+
+def _next_charge_on(
+    session: Session, instalment: Instalment, *, settings: Settings, today: date
+) -> date | None:
+    """When auto-debit will next try to charge the instalment, or None: its due date while it is
+    not yet charged and the shopper has an active mandate with the configured provider, then
+    the next try after a failed charge (from the retry schedule), if any is left."""
+    if settings.payment_provider == "none" or instalment.due_on is None:
+        return None
+    if not any(
+        mandate.status == "active" and mandate.provider == settings.payment_provider
+        for mandate in rails_service.mandates_of(session, shopper_id=instalment.shopper_id)
+    ):
+        return None
+    charges = [
+        charge
+        for charge in rails_service.charges_of_shoppers(
+            session, shopper_ids=[instalment.shopper_id]
+        )
+        if charge.order_id == instalment.order_id and charge.seq == instalment.seq
+    ]
+    if not charges:
+        return instalment.due_on if instalment.due_on >= today else None
+    latest = max(charges, key=lambda charge: charge.attempt)
+    if latest.status in ("scheduled", "submitted"):
+        return latest.charge_on
+    if latest.status == "failed" and latest.next_attempt_on is not None:
+        return max(latest.next_attempt_on, today)
+    return None
+
+
+def _notice_variables(
+    facts: dict[str, Any],
+    *,
+    shopper_name: str,
+    merchant_name: str,
+    order: Order,
+    settings: Settings,
+) -> dict[str, object]:
+    """A notice's variables: its facts as fixed when it happened (a date ``..._on`` in ISO form),
+    with who it is to, the merchant, the order and how to pay where the template says them."""
+    variables: dict[str, object] = {
+        "shopper_name": shopper_name,
+        "merchant_name": merchant_name,
+        "order_reference": order.id,
+        "currency": order.currency,
+        "how_to_pay": settings.how_to_pay,
+    }
+    for name, value in facts.items():
+        variables[name] = date.fromisoformat(value) if name.endswith("_on") else value
+    return variables
 
 
 def _variables(

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from usefirst.collections import service as collections_service
 from usefirst.credit import service as credit_service
 from usefirst.flows import payments
 from usefirst.flows.auto_debit import PaymentProviderUnavailable
@@ -169,6 +170,17 @@ def extend_due_date(
         settings=settings,
         merchant_id=None,
         shopper_id=order.shopper_id,
+    )
+    assert row.due_on is not None
+    collections_service.queue_notice(
+        session,
+        shopper_id=order.shopper_id,
+        order_id=order.id,
+        seq=row.seq,
+        step=collections_service.MONEY_NOTICE_STEP,
+        template="due_date_extended",
+        now=now,
+        facts={"amount_due_minor": row.remaining_minor, "due_on": row.due_on.isoformat()},
     )
     return view
 

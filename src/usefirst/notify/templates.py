@@ -163,10 +163,55 @@ _MESSAGE_PLACEHOLDERS: dict[str, dict[str, frozenset[str]]] = {
         "sms": _placeholders(),
         "email": _placeholders("order_reference"),
     },
+    # Notices about money that moved (issue 18), their facts fixed when it happened: an auto-debit
+    # that failed (the instalment, its date, when it is tried again; or that no try is left), a
+    # due date moved (the instalment and its new date).
+    "charge_failed": {
+        "push": _placeholders("order_reference", "next_try_date"),
+        "sms": _placeholders("next_try_date"),
+        "email": _placeholders("order_reference", "next_try_date"),
+    },
+    "charge_failed_final": {
+        "push": _placeholders("order_reference"),
+        "sms": _placeholders(),
+        "email": _placeholders("order_reference"),
+    },
+    "due_date_extended": {
+        "push": _placeholders("order_reference"),
+        "sms": _placeholders(),
+        "email": _placeholders("order_reference"),
+    },
+    # Dunning for a shopper with an active mandate: the reminder before or on the due date, and
+    # the overdue notice, also say when the instalment will be charged.
+    "reminder_autodebit": {
+        "push": _placeholders("order_reference", "next_try_date"),
+        "sms": _placeholders("next_try_date", "bureau_reporting_days"),
+        "email": _placeholders("order_reference", "next_try_date", "bureau_reporting_days"),
+    },
+    "overdue_notice_autodebit": {
+        "push": _placeholders("order_reference", "days_past_due", "next_try_date"),
+        "sms": _placeholders("days_past_due", "next_try_date", "bureau_reporting_days"),
+        "email": _placeholders(
+            "order_reference", "days_past_due", "next_try_date", "bureau_reporting_days"
+        ),
+    },
+    # A receipt: what the payment paid and what the order still owes (which may be nothing).
+    "payment_received": {
+        "push": frozenset(
+            ("shopper_name", "merchant_name", "order_reference", "amount_paid", "amount_left")
+        ),
+        "sms": frozenset(("shopper_name", "merchant_name", "amount_paid", "amount_left")),
+        "email": frozenset(
+            ("shopper_name", "merchant_name", "order_reference", "amount_paid", "amount_left")
+        ),
+    },
 }
 TEMPLATE_IDS = tuple(_MESSAGE_PLACEHOLDERS)
-# Every message's text (not just an email's subject) must state these.
+# Every message's text (not just an email's subject) must state these; a receipt states what was
+# paid and what is left instead.
 _ESSENTIAL_PLACEHOLDERS = ("amount_due", "due_date", "how_to_pay")
+_RECEIPT_ESSENTIAL_PLACEHOLDERS = ("amount_paid", "amount_left")
+_ESSENTIALS_OF = {"payment_received": _RECEIPT_ESSENTIAL_PLACEHOLDERS}
 
 
 # --- Variables ------------------------------------------------------------------------------
@@ -181,6 +226,9 @@ _PLACEHOLDER_SOURCES = {
     "days_past_due": "days_past_due",
     "bureau_reporting_days": "bureau_reporting_days",
     "how_to_pay": "how_to_pay",
+    "amount_paid": "amount_paid_minor",
+    "amount_left": "amount_left_minor",
+    "next_try_date": "next_try_on",
 }
 _TEXT_VARIABLES = ("shopper_name", "merchant_name", "order_reference", "how_to_pay")
 _OPTIONAL_VARIABLES = {"currency": "CNY"}
@@ -235,9 +283,16 @@ def _check_variable(name: str, value: object) -> None:
                 "variable 'amount_due_minor' must be a positive int of minor units "
                 f"up to {AMOUNT_DUE_MINOR_MAX}, not {value!r}"
             )
-    elif name == "due_on":
+    elif name in ("amount_paid_minor", "amount_left_minor"):
+        lowest = 1 if name == "amount_paid_minor" else 0
+        if not _is_int_between(value, lowest, AMOUNT_DUE_MINOR_MAX):
+            raise ValueError(
+                f"variable {name!r} must be an int of minor units from {lowest} "
+                f"to {AMOUNT_DUE_MINOR_MAX}, not {value!r}"
+            )
+    elif name in ("due_on", "next_try_on"):
         if not isinstance(value, date) or isinstance(value, datetime):
-            raise ValueError(f"variable 'due_on' must be a date, not {value!r}")
+            raise ValueError(f"variable {name!r} must be a date, not {value!r}")
     elif name in ("days_past_due", "bureau_reporting_days"):
         lowest = 0 if name == "days_past_due" else 1
         if not _is_int_between(value, lowest, DAYS_MAX):
@@ -270,15 +325,22 @@ def _placeholder_values(
         values["order_reference"] = str(variables["order_reference"]).strip()
     if "how_to_pay" in variables:
         values["how_to_pay"] = str(variables["how_to_pay"]).strip()
-    if "amount_due_minor" in variables:
-        amount_due_minor = variables["amount_due_minor"]
-        currency = variables.get("currency", _OPTIONAL_VARIABLES["currency"])
-        assert isinstance(amount_due_minor, int) and isinstance(currency, str)
-        values["amount_due"] = format_amount(amount_due_minor, currency)
-    if "due_on" in variables:
-        due_on = variables["due_on"]
-        assert isinstance(due_on, date)
-        values["due_date"] = format_date(due_on, language=language)
+    currency = variables.get("currency", _OPTIONAL_VARIABLES["currency"])
+    assert isinstance(currency, str)
+    for placeholder, source in (
+        ("amount_due", "amount_due_minor"),
+        ("amount_paid", "amount_paid_minor"),
+        ("amount_left", "amount_left_minor"),
+    ):
+        if source in variables:
+            amount_minor = variables[source]
+            assert isinstance(amount_minor, int)
+            values[placeholder] = format_amount(amount_minor, currency)
+    for placeholder, source in (("due_date", "due_on"), ("next_try_date", "next_try_on")):
+        if source in variables:
+            on = variables[source]
+            assert isinstance(on, date)
+            values[placeholder] = format_date(on, language=language)
     for name in ("days_past_due", "bureau_reporting_days"):
         if name in variables:
             values[name] = str(variables[name])
@@ -302,7 +364,10 @@ _LONGEST_VARIABLES: dict[str, object] = {
     "order_reference": "R" * ORDER_REFERENCE_MAX_CHARACTERS,
     "how_to_pay": "付" * HOW_TO_PAY_MAX_CHARACTERS,
     "amount_due_minor": AMOUNT_DUE_MINOR_MAX,
+    "amount_paid_minor": AMOUNT_DUE_MINOR_MAX,
+    "amount_left_minor": AMOUNT_DUE_MINOR_MAX,
     "due_on": date(2000, 9, 30),  # "30 September 2000": the longest English date
+    "next_try_on": date(2000, 9, 30),
     "days_past_due": DAYS_MAX,
     "bureau_reporting_days": DAYS_MAX,
 }
@@ -490,7 +555,7 @@ def _complete_template_set(raw: dict[str, Any]) -> dict[str, dict[str, dict[str,
                     raise ValueError(
                         f"{where}: missing; the file needs every message in every language"
                     )
-                for essential in _ESSENTIAL_PLACEHOLDERS:
+                for essential in _ESSENTIALS_OF.get(template_id, _ESSENTIAL_PLACEHOLDERS):
                     if "{" + essential + "}" not in parts["text"]:
                         raise ValueError(f"{where}: the text lacks {{{essential}}}")
                 message = dict(parts)

@@ -8,6 +8,11 @@ Citus distribution column; its only foreign key is to shoppers). A partial uniqu
 most one holding request (open, offered, plan) per order; the set-based sweep statements find the
 held orders through it.
 
+contact_attempts.facts: what a notice to the shopper tells (a receipt's amounts, a failed charge's
+next try, a limit's old and new value, a checkout's schedule and cost), fixed when the event
+happens; the deliverer renders the message from it. Null for dunning reminders, which are written
+as true at send time.
+
 Revision ID: 0032
 Revises: 0030
 Create Date: 2026-12-07
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0032"
 down_revision = "0030"
@@ -75,7 +81,18 @@ def upgrade() -> None:
         sqlite_where=sa.text(HOLDING),
     )
 
+    op.add_column(
+        "contact_attempts",
+        sa.Column(
+            "facts",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+    )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("contact_attempts") as batch:
+        batch.drop_column("facts")
     op.drop_index("uq_hardship_requests_holding", table_name="hardship_requests")
     op.drop_table("hardship_requests")
