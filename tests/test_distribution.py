@@ -40,9 +40,8 @@ SOURCE = Path(usefirst.__file__).resolve().parent
 # Citus runs only on one shard. Each is a known gap of the cluster layout, named here so that a new
 # one fails this test; remove an entry when its statement is rewritten.
 KNOWN_MULTI_SHARD_LOCKS = {
-    # The sweep and the auto-debit lock a list of credit lines (the checkout write path's owner
-    # rewrites these statements).
-    ("credit/repository.py", "lock_many"),
+    # Only on plain PostgreSQL: on Citus it reads the selected ids and locks them through
+    # ``lock_many``'s one-line-per-statement form (which this check cannot follow).
     ("credit/repository.py", "lock_selected"),
     # Settlement locks the merchants it pays, and their due reserves, a thousand at a time.
     ("merchants/repository.py", "lock_many"),

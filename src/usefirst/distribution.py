@@ -394,6 +394,16 @@ def distribute(connection: Connection, layout: Sequence[TableLayout] = LAYOUT) -
                 " FOREIGN KEY (account_code) REFERENCES ledger_accounts (code)"
             )
         )
+    # A transaction that read several shards in parallel (over several connections per node)
+    # cannot then write a reference table with foreign keys to it (the ledger's accounts, after
+    # a checkout's fanned-out risk reads): one connection per node for every session's
+    # multi-shard statements keeps them in one transaction's reach.
+    database = connection.dialect.identifier_preparer.quote(
+        str(connection.scalar(text("SELECT current_database()")))
+    )
+    connection.execute(
+        text(f"ALTER DATABASE {database} SET citus.multi_shard_modify_mode TO 'sequential'")
+    )
     return created
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.credit import models
 from usefirst.credit.models import CreditLine, CreditLineChange
-from usefirst.kit.db import AnySelect
+from usefirst.kit.db import AnySelect, on_citus
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
@@ -26,7 +26,15 @@ class CreditRepository:
 
     def lock_many(self, shopper_ids: list[str]) -> None:
         """Lock several lines in one fixed order (by shopper id) so lockers never deadlock."""
-        if shopper_ids:
+        if shopper_ids and on_citus(self.session.connection()):
+            # Citus locks rows of one shard per statement: one line at a time, same order.
+            for shopper_id in sorted(set(shopper_ids)):
+                self.session.execute(
+                    select(CreditLine.shopper_id)
+                    .where(CreditLine.shopper_id == shopper_id)
+                    .with_for_update()
+                ).all()
+        elif shopper_ids:
             self.session.execute(
                 select(CreditLine.shopper_id)
                 .where(CreditLine.shopper_id.in_(shopper_ids))
@@ -36,6 +44,9 @@ class CreditRepository:
 
     def lock_selected(self, shopper_ids: Select[Any]) -> None:
         """``lock_many`` for the shoppers a query selects (any number of them)."""
+        if on_citus(self.session.connection()):
+            self.lock_many(list(self.session.scalars(shopper_ids)))
+            return
         self.session.execute(
             select(CreditLine.shopper_id)
             .where(CreditLine.shopper_id.in_(shopper_ids))

@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -349,3 +349,18 @@ def write_as_one(
     between the parts are checked at the end of the statement."""
     ctes = [*first, *(part.cte(f"write_{index}") for index, part in enumerate(parts))]
     return session.execute(select(*answer).add_cte(*ctes)).one()
+
+
+def on_citus(connection: Connection) -> bool:
+    """Whether the connection is to a Citus coordinator (a PostgreSQL database with the citus
+    extension). Asked once per pooled connection: the answer is kept in its ``info``."""
+    if connection.dialect.name != "postgresql":
+        return False
+    info = connection.connection.info
+    if "on_citus" not in info:
+        info["on_citus"] = bool(
+            connection.exec_driver_sql(
+                "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
+            ).scalar()
+        )
+    return bool(info["on_citus"])

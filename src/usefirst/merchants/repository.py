@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import exists, insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import AnySelect
+from usefirst.kit.db import AnySelect, on_citus
 from usefirst.ledger.repository import LedgerRepository
 from usefirst.merchants.models import (
     Merchant,
@@ -188,8 +188,22 @@ class SettlementRepository:
                 SettlementLine.merchant_id == merchant_id, SettlementLine.entry_id == entry_id
             )
 
+        def settled_on_cluster(merchant_id: Any, entry_id: Any) -> Any:
+            # Citus does not plan the correlated EXISTS (settlement lines are sharded by
+            # merchant, postings by their entry's subject); the same pairs, uncorrelated, it
+            # reads once. No NULL entry in the list, so NOT IN means NOT EXISTS.
+            return tuple_(merchant_id, entry_id).in_(
+                select(SettlementLine.merchant_id, SettlementLine.entry_id).where(
+                    SettlementLine.merchant_id.in_(merchant_ids),
+                    SettlementLine.entry_id.is_not(None),
+                )
+            )
+
         postings = LedgerRepository(self.session).owners_account_postings(
-            "merchant_payable", merchant_ids, created_before=created_before, excluded=settled
+            "merchant_payable",
+            merchant_ids,
+            created_before=created_before,
+            excluded=settled_on_cluster if on_citus(self.session.connection()) else settled,
         )
         return {
             key: [

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.collections.models import HARDSHIP_HOLDS
 from usefirst.disputes.repository import DISPUTE_PAUSES
-from usefirst.kit.db import insert_rows, row_values
+from usefirst.kit.db import insert_rows, on_citus, row_values
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.repayment import models
 from usefirst.repayment.models import Allocation, Instalment, Payment
@@ -173,8 +173,10 @@ class RepaymentRepository:
         else:
             days_on_book = "CAST(julianday(:today) - julianday(date(o.delivered_at)) AS INTEGER)"
         on_commit = " ON COMMIT DROP" if is_postgresql else ""
-        if is_postgresql:
-            # Each order's sums through its primary key: far less than aggregating the table.
+        # Each order's sums through its primary key: far less than aggregating the table. A
+        # Citus cluster does not plan the lateral join over the CTE's rows: there the orders'
+        # rows are joined and grouped (by the shard key, so each shard groups its own).
+        if is_postgresql and not on_citus(self.session.connection()):
             totals = """
     SELECT d.shopper_id, d.order_id, t.late_so_far, t.plan_fees
     FROM (SELECT DISTINCT shopper_id, order_id FROM overdue) d

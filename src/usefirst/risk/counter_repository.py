@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent, ever_delinquent_sql
-from usefirst.kit.db import UTCDateTime, rows_where
+from usefirst.kit.db import UTCDateTime, on_citus, rows_where
 from usefirst.orders.models import Order
 from usefirst.risk.models import MerchantBuyerCounter, MerchantDayCounter, OrderFact
 
@@ -313,6 +313,8 @@ class CounterRepository:
         return statements
 
     def refresh_window_bounds(self, window_start: datetime) -> int:
+        if on_citus(self.session.connection()):
+            return self._refresh_window_bounds_by_parts(window_start)
         exact = (
             select(func.count())
             .where(
@@ -331,6 +333,47 @@ class CounterRepository:
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def _refresh_window_bounds_by_parts(self, window_start: datetime) -> int:
+        """``refresh_window_bounds`` on a Citus cluster, which does not plan its correlated
+        count (buyer counters are sharded by merchant, facts by shopper): the bounds and the
+        exact counts read apart, each changed bound written by its key (one shard each)."""
+        exact = {
+            (merchant_id, shopper_id): int(count)
+            for merchant_id, shopper_id, count in self.session.execute(
+                select(OrderFact.merchant_id, OrderFact.shopper_id, func.count())
+                .where(OrderFact.created_at >= window_start, OrderFact.is_lent == 1)
+                .group_by(OrderFact.merchant_id, OrderFact.shopper_id)
+            )
+        }
+        changes = [
+            {
+                "merchant": merchant_id,
+                "shopper": shopper_id,
+                "bound": exact.get((merchant_id, shopper_id), 0),
+            }
+            for merchant_id, shopper_id, bound in self.session.execute(
+                select(
+                    MerchantBuyerCounter.merchant_id,
+                    MerchantBuyerCounter.shopper_id,
+                    MerchantBuyerCounter.window_lent_bound,
+                ).where(MerchantBuyerCounter.window_lent_bound > 0)
+            )
+            if bound != exact.get((merchant_id, shopper_id), 0)
+        ]
+        if changes:
+            # Core (not the ORM's bulk update by primary key): one statement, many parameter sets.
+            table = cast(Table, MerchantBuyerCounter.__table__)
+            self.session.connection().execute(
+                update(table)
+                .where(
+                    table.c.merchant_id == bindparam("merchant"),
+                    table.c.shopper_id == bindparam("shopper"),
+                )
+                .values(window_lent_bound=bindparam("bound")),
+                changes,
+            )
+        return len(changes)
 
     def rebuild(self, *, window_start: datetime) -> int:
         """Every counter afresh from the orders, in three set-based statements."""

@@ -14,15 +14,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import JSON, Date, Row, TextualSelect, bindparam, column, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from usefirst.credit.repository import CreditRepository
 from usefirst.identity.validation import normalise_address
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.db import UTCDateTime
+from usefirst.kit.db import UTCDateTime, on_citus
 from usefirst.risk.counters import (
     MERCHANT_WINDOW,
     TOP_BUYER_CANDIDATES,
@@ -169,24 +171,26 @@ def compute_checkout_features(
     connection = session.connection()
     since = now - MERCHANT_WINDOW
     edge_day = utc_day(since)
-    history = connection.execute(
-        _FEATURES_STATEMENTS[connection.dialect.name],
-        {
-            "shopper_id": shopper_id,
-            "merchant_id": merchant_id,
-            "device_id": device_id,
-            "hour_ago": now - _HOUR,
-            "day_ago": now - _DAY,
-            "week_ago": now - _WEEK,
-            "since": since,
-            "edge_day": edge_day,
-            "edge_end": datetime.combine(edge_day + _DAY, datetime.min.time(), tzinfo=UTC),
-            "yes": True,
-            "device": link_hashes.get("device"),
-            "ip": link_hashes.get("ip"),
-            "address": link_hashes.get("address"),
-        },
-    ).first()
+    params = {
+        "shopper_id": shopper_id,
+        "merchant_id": merchant_id,
+        "device_id": device_id,
+        "hour_ago": now - _HOUR,
+        "day_ago": now - _DAY,
+        "week_ago": now - _WEEK,
+        "since": since,
+        "edge_day": edge_day,
+        "edge_end": datetime.combine(edge_day + _DAY, datetime.min.time(), tzinfo=UTC),
+        "yes": True,
+        "device": link_hashes.get("device"),
+        "ip": link_hashes.get("ip"),
+        "address": link_hashes.get("address"),
+    }
+    history: Any
+    if on_citus(connection):
+        history = _cluster_features(connection, params)
+    else:
+        history = connection.execute(_FEATURES_STATEMENTS[connection.dialect.name], params).first()
     if history is None:
         raise LookupError("features need an existing shopper and merchant")
     if credit_limit_minor is None or credit_used_minor is None:
@@ -323,6 +327,42 @@ _FEATURES_COLUMNS = (
     "links",
 )
 
+# The statement's subqueries that also run alone on a Citus cluster: the three aggregates it
+# cross joins (``h``, ``b``, ``e`` below) and the shoppers seen with the checkout's identifiers.
+_SHOPPER_HISTORY = """
+    SELECT sum(f.is_lent), sum(f.is_lent * f.amount_minor),
+        max(CASE WHEN f.is_lent = 1 THEN f.amount_minor END),
+        sum(CASE WHEN f.created_at >= :hour_ago THEN 1 ELSE 0 END),
+        sum(CASE WHEN f.created_at >= :day_ago THEN 1 ELSE 0 END),
+        sum(CASE WHEN f.created_at >= :week_ago THEN 1 ELSE 0 END),
+        sum(CASE WHEN f.created_at >= :day_ago THEN f.is_amount_counted * f.amount_minor
+            ELSE 0 END),
+        count(DISTINCT CASE WHEN f.created_at >= :week_ago THEN f.merchant_id END),
+        sum(CASE WHEN f.merchant_id = :merchant_id THEN f.is_lent ELSE 0 END),
+        sum(CASE WHEN f.device_id = :device_id THEN 1 ELSE 0 END),
+        count(*)
+    FROM risk_order_facts f WHERE f.shopper_id = :shopper_id
+"""
+_MERCHANT_DAYS = """
+    SELECT sum(d.lent_orders), sum(d.lent_amount_minor), sum(d.delivered_orders),
+        sum(d.defaulted_orders), sum(d.shipped_orders), sum(d.refunded_orders)
+    FROM risk_merchant_days d WHERE d.merchant_id = :merchant_id AND d.day > :edge_day
+"""
+_MERCHANT_EDGE = """
+    SELECT sum(f.is_lent), sum(f.is_lent * f.amount_minor), sum(f.is_delivered),
+        sum(f.is_defaulted), sum(f.is_shipped), sum(f.is_refunded)
+    FROM risk_order_facts f
+    WHERE f.merchant_id = :merchant_id AND f.created_at >= :since AND f.created_at < :edge_end
+"""
+_OBSERVED_LINKS = """
+            SELECT DISTINCT kind, shopper_id FROM risk_link_observations
+            WHERE ((kind = 'device' AND value_hash = :device)
+                OR (kind = 'ip' AND value_hash = :ip)
+                OR (kind = 'address' AND value_hash = :address))
+                AND shopper_id <> :shopper_id
+            LIMIT 1000
+"""
+
 # One statement, one round trip, one row, every part read by key:
 # - ``h``: the shopper's order facts (its primary key range: a short per-shopper event list);
 # - ``b``: the merchant's day counters after the day the window starts in (at most 90 days of
@@ -351,13 +391,7 @@ SELECT s.created_at, s.phone_hash, m.created_at, m.category, m.status, m.phone_h
         EXISTS (SELECT 1 FROM risk_known_fraud k WHERE k.subject_id = l.shopper_id)))
     FROM (
         SELECT observed.kind, observed.shopper_id FROM (
-            SELECT DISTINCT kind, shopper_id FROM risk_link_observations
-            WHERE ((kind = 'device' AND value_hash = :device)
-                OR (kind = 'ip' AND value_hash = :ip)
-                OR (kind = 'address' AND value_hash = :address))
-                AND shopper_id <> :shopper_id
-            LIMIT 1000
-        ) observed
+{_OBSERVED_LINKS}        ) observed
         UNION ALL
         SELECT 'phone', phone.id FROM (
             SELECT id FROM shoppers WHERE phone_hash = s.phone_hash AND id <> :shopper_id
@@ -367,30 +401,11 @@ SELECT s.created_at, s.phone_hash, m.created_at, m.category, m.status, m.phone_h
 FROM shoppers s
 JOIN merchants m ON m.id = :merchant_id
 CROSS JOIN (
-    SELECT sum(f.is_lent), sum(f.is_lent * f.amount_minor),
-        max(CASE WHEN f.is_lent = 1 THEN f.amount_minor END),
-        sum(CASE WHEN f.created_at >= :hour_ago THEN 1 ELSE 0 END),
-        sum(CASE WHEN f.created_at >= :day_ago THEN 1 ELSE 0 END),
-        sum(CASE WHEN f.created_at >= :week_ago THEN 1 ELSE 0 END),
-        sum(CASE WHEN f.created_at >= :day_ago THEN f.is_amount_counted * f.amount_minor
-            ELSE 0 END),
-        count(DISTINCT CASE WHEN f.created_at >= :week_ago THEN f.merchant_id END),
-        sum(CASE WHEN f.merchant_id = :merchant_id THEN f.is_lent ELSE 0 END),
-        sum(CASE WHEN f.device_id = :device_id THEN 1 ELSE 0 END),
-        count(*)
-    FROM risk_order_facts f WHERE f.shopper_id = :shopper_id
-) h
+{_SHOPPER_HISTORY}) h
 CROSS JOIN (
-    SELECT sum(d.lent_orders), sum(d.lent_amount_minor), sum(d.delivered_orders),
-        sum(d.defaulted_orders), sum(d.shipped_orders), sum(d.refunded_orders)
-    FROM risk_merchant_days d WHERE d.merchant_id = :merchant_id AND d.day > :edge_day
-) b
+{_MERCHANT_DAYS}) b
 CROSS JOIN (
-    SELECT sum(f.is_lent), sum(f.is_lent * f.amount_minor), sum(f.is_delivered),
-        sum(f.is_defaulted), sum(f.is_shipped), sum(f.is_refunded)
-    FROM risk_order_facts f
-    WHERE f.merchant_id = :merchant_id AND f.created_at >= :since AND f.created_at < :edge_end
-) e
+{_MERCHANT_EDGE}) e
 WHERE s.id = :shopper_id
 """
 
@@ -430,6 +445,122 @@ def _features_statement(links_aggregate: str) -> TextualSelect:
 _FEATURES_STATEMENTS: dict[str, TextualSelect] = {
     dialect: _features_statement(aggregate) for dialect, aggregate in _LINKS_AGGREGATE.items()
 }
+
+
+# --- on a Citus cluster -----------------------------------------------------------------------
+#
+# The one statement joins rows of different shards (the shopper's and the merchant's) with
+# correlated subqueries, which Citus does not plan. There the same values are read by parts,
+# each routed to one shard or fanned out as one simple query, and put in the statement's row.
+
+_CLUSTER_COLUMNS_TYPES = {"created_at": UTCDateTime()}
+
+
+def _part(statement: str, *columns: str) -> TextualSelect:
+    names = set(_bound_names(statement))
+    return (
+        text(_compact(statement))
+        .bindparams(
+            *(
+                bindparam(name, type_=UTCDateTime())
+                for name in ("hour_ago", "day_ago", "week_ago", "since", "edge_end")
+                if name in names
+            ),
+            *((bindparam("edge_day", type_=Date()),) if "edge_day" in names else ()),
+        )
+        .columns(*(column(name, _CLUSTER_COLUMNS_TYPES.get(name)) for name in columns))
+    )
+
+
+def _bound_names(statement: str) -> list[str]:
+    return [word.split()[0].rstrip(")") for word in statement.split(":")[1:]]
+
+
+_CLUSTER_PARTS = {
+    "shopper": _part(
+        "SELECT created_at, phone_hash FROM shoppers WHERE id = :shopper_id",
+        "created_at",
+        "phone_hash",
+    ),
+    "merchant": _part(
+        "SELECT created_at, category, status, phone_hash, address_hash FROM merchants"
+        " WHERE id = :merchant_id",
+        "created_at",
+        "category",
+        "status",
+        "phone_hash",
+        "address_hash",
+    ),
+    "history": _part(_SHOPPER_HISTORY),
+    "days": _part(_MERCHANT_DAYS),
+    "edge": _part(_MERCHANT_EDGE),
+    "late": _part(
+        "SELECT count(*) FROM instalments WHERE shopper_id = :shopper_id AND was_overdue = :yes"
+    ),
+    "candidates": _part(
+        "SELECT shopper_id, window_lent_bound FROM risk_merchant_buyers"
+        " WHERE merchant_id = :merchant_id AND window_lent_bound > 0"
+        f" ORDER BY window_lent_bound DESC LIMIT {TOP_BUYER_CANDIDATES}"
+    ),
+    "candidate_counts": _part(
+        "SELECT shopper_id, count(*) FROM risk_order_facts"
+        " WHERE merchant_id = :merchant_id AND shopper_id IN :candidates"
+        " AND created_at >= :since AND is_lent = 1 GROUP BY shopper_id"
+    ).bindparams(bindparam("candidates", expanding=True)),
+    "observed": _part(_OBSERVED_LINKS),
+    "phone": _part(
+        "SELECT id FROM shoppers WHERE phone_hash = :phone AND id <> :shopper_id LIMIT 200"
+    ),
+    "known_fraud": _part(
+        "SELECT subject_id FROM risk_known_fraud WHERE subject_id IN :subjects"
+    ).bindparams(bindparam("subjects", expanding=True)),
+}
+
+
+def _cluster_features(connection: Connection, params: Mapping[str, Any]) -> Any:
+    """The one statement's row (None without the shopper or the merchant), read by parts."""
+    parts = _CLUSTER_PARTS
+    shopper = connection.execute(parts["shopper"], params).first()
+    merchant = connection.execute(parts["merchant"], params).first()
+    if shopper is None or merchant is None:
+        return None
+    history = connection.execute(parts["history"], params).one()
+    days = connection.execute(parts["days"], params).one()
+    edge = connection.execute(parts["edge"], params).one()
+    late = connection.execute(parts["late"], params).scalar()
+    candidates = connection.execute(parts["candidates"], params).all()
+    exact: dict[str, int] = {}
+    if candidates:
+        exact = dict(
+            connection.execute(
+                parts["candidate_counts"],
+                {**params, "candidates": [row[0] for row in candidates]},
+            ).all()
+        )
+    links = [tuple(row) for row in connection.execute(parts["observed"], params).all()]
+    if shopper.phone_hash is not None:
+        links += [
+            ("phone", row[0])
+            for row in connection.execute(
+                parts["phone"], {**params, "phone": shopper.phone_hash}
+            ).all()
+        ]
+    subjects = {params["shopper_id"], params["merchant_id"], *(other for _, other in links)}
+    known = set(connection.execute(parts["known_fraud"], {"subjects": sorted(subjects)}).scalars())
+    values = (
+        shopper.created_at,
+        shopper.phone_hash,
+        *merchant,
+        *history,
+        *days,
+        *edge,
+        late,
+        [(row[1], exact.get(row[0], 0)) for row in candidates] or None,
+        params["shopper_id"] in known,
+        params["merchant_id"] in known,
+        [(kind, other, other in known) for kind, other in links] or None,
+    )
+    return SimpleNamespace(**dict(zip(_FEATURES_COLUMNS, values, strict=True)))
 
 
 def _shopper_features(
