@@ -280,14 +280,17 @@ def post_a_receivable_without_a_statement(environment: Path) -> None:
             ):
                 session.execute(
                     text(
-                        "INSERT INTO ledger_postings VALUES ('jen_ghost', :seq, :code, 'CNY', :amount)"
+                        "INSERT INTO ledger_postings"
+                        " (shard_key, entry_id, seq, account_code, currency, amount_minor)"
+                        " VALUES ('platform', 'jen_ghost', :seq, :code, 'CNY', :amount)"
                     ),
                     {"seq": seq, "code": code, "amount": amount},
                 )
             session.execute(
                 text(
-                    "INSERT INTO journal_entries (id, kind, posting_count, memo, created_at) "
-                    "VALUES ('jen_ghost', 'manual', 2, 'ghost', '2026-11-01 00:00:00')"
+                    "INSERT INTO journal_entries"
+                    " (shard_key, id, kind, posting_count, memo, created_at)"
+                    " VALUES ('platform', 'jen_ghost', 'manual', 2, 'ghost', '2026-11-01 00:00:00')"
                 )
             )
     finally:

@@ -72,6 +72,8 @@ def audit_log(
             "compliance_audit.html",
             report=report,
             entries=[audit.entry_view(row) for row in listing.rows],
+            # An API key's kind acts for the platform or a merchant: shown in words.
+            key_kinds=identity_service.API_KEY_KINDS,
             shopper_id=subject or "",
             query=chosen,
             paging=paging,
