@@ -58,6 +58,10 @@ VARIABLES: dict[str, object] = {
     "days_past_due": 12,
     "bureau_reporting_days": 30,
     "how_to_pay": "打开App“我的-先用后付”，或访问 https://pay.example.cn",
+    # The money notices' own facts (a receipt, a failed charge's next try).
+    "amount_paid_minor": 50_000,
+    "amount_left_minor": 73_456,
+    "next_try_on": date(2025, 3, 18),
 }
 
 # The longest values the templates accept, to show that SMS still fits.
@@ -70,6 +74,9 @@ LONGEST_VARIABLES: dict[str, object] = {
     "days_past_due": 9_999,
     "bureau_reporting_days": 9_999,
     "how_to_pay": "W" * 60,
+    "amount_paid_minor": 99_999_999_999,
+    "amount_left_minor": 99_999_999_999,
+    "next_try_on": date(2025, 9, 30),
 }
 
 DUE_DATE_TEXT = {"zh": "2025年3月15日", "en": "15 March 2025"}
@@ -82,7 +89,13 @@ EVERY_MESSAGE = [
 ]
 
 
-@pytest.mark.parametrize(("template_id", "channel", "language"), EVERY_MESSAGE)
+# A receipt asks for nothing: it states what was paid and what is left, not a due amount, a
+# date or how to pay (checked by test_a_receipt_states_what_was_paid_and_what_is_left).
+RECEIPTS = ("payment_received",)
+ASKING_MESSAGES = [message for message in EVERY_MESSAGE if message[0] not in RECEIPTS]
+
+
+@pytest.mark.parametrize(("template_id", "channel", "language"), ASKING_MESSAGES)
 def test_every_message_renders_with_what_the_shopper_needs(
     template_id: str, channel: str, language: str
 ) -> None:
@@ -96,6 +109,24 @@ def test_every_message_renders_with_what_the_shopper_needs(
         assert message.subject is not None
         assert "¥1,234.56" in message.subject
         assert "\n" not in message.subject
+        assert "ord_01JD3ABCDEF" in message.text
+    else:
+        assert message.subject is None
+    if channel == "sms":
+        assert len(message.text) <= SMS_MAX_CHARACTERS
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_receipt_states_what_was_paid_and_what_is_left(channel: str, language: str) -> None:
+    message = render("payment_received", channel=channel, language=language, variables=VARIABLES)
+
+    assert "¥500.00" in message.text
+    assert "¥734.56" in message.text
+    assert "{" not in message.text and "}" not in message.text
+    if channel == "email":
+        assert message.subject is not None
+        assert "¥500.00" in message.subject
         assert "ord_01JD3ABCDEF" in message.text
     else:
         assert message.subject is None
