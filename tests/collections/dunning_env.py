@@ -262,6 +262,19 @@ class Env:
         assert response.status_code == 200, response.text
         return list(response.json()["data"])
 
+    def month_end_file(self, period: str, file_format: str) -> str:
+        """The file of ``period`` the sweep wrote at the start of the next month's first day
+        (the one the bureau receives)."""
+        year, month = (int(part) for part in period.split("-"))
+        written_at = local_at(date(year + month // 12, month % 12 + 1, 1), 0)
+        [row] = [
+            f
+            for f in self.bureau_files()
+            if (f["period"], f["format"]) == (period, file_format)
+            and parse_time(f["created_at"]) == written_at
+        ]
+        return self.bureau_content(row["id"])
+
     def jsonl_records(self, period: str) -> dict[str, dict[str, Any]]:
         """A new JSONL bureau file for ``period``, its records by order id."""
         _, content = self.bureau_file(period, "jsonl")

@@ -7,21 +7,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-from tests.collections.dunning_env import Env, jsonl_records, local_at, open_env, parse_time
+from tests.collections.dunning_env import jsonl_records, open_env
 from tests.collections.metro2_parser import parse_metro2
 
 DUE = date(2027, 3, 9)  # bought and delivered on the start day, 2027-03-02
-
-
-def month_end_file(env: Env, period: str, file_format: str, written_on: date) -> str:
-    """The file the sweep wrote for ``period`` at the start of ``written_on``."""
-    [row] = [
-        f
-        for f in env.bureau_files()
-        if (f["period"], f["format"]) == (period, file_format)
-        and parse_time(f["created_at"]) == local_at(written_on, 0)
-    ]
-    return env.bureau_content(row["id"])
 
 
 def test_paid_after_reporting_shows_paid_in_the_next_months_file(
@@ -59,7 +48,7 @@ def test_paid_after_reporting_shows_paid_in_the_next_months_file(
 
         # The file of the month, written on 1 May, reports the account paid.
         env.advance_to_day(date(2027, 5, 1))
-        april = jsonl_records(month_end_file(env, "2027-04", "jsonl", date(2027, 5, 1)))
+        april = jsonl_records(env.month_end_file("2027-04", "jsonl"))
         assert list(april) == [order["id"]]  # Frank's order was never reported
         record = april[order["id"]]
         assert {
@@ -88,7 +77,7 @@ def test_paid_after_reporting_shows_paid_in_the_next_months_file(
             "date_of_first_delinquency": (DUE + timedelta(days=1)).isoformat(),
             "account_information_on": "2027-04-30",
         }
-        metro2 = month_end_file(env, "2027-04", "metro2", date(2027, 5, 1))
+        metro2 = env.month_end_file("2027-04", "metro2")
         [base] = parse_metro2(metro2).bases
         assert base["consumer_account_number"] == account
         assert base["account_status"] == "13"
@@ -130,13 +119,13 @@ def test_a_new_delinquency_after_the_account_was_brought_current_has_its_own_fir
 
         # The second is never paid: 59 days late when June's file is written on 1 July.
         env.advance_to_day(date(2027, 7, 1))
-        june = jsonl_records(month_end_file(env, "2027-06", "jsonl", date(2027, 7, 1)))
+        june = jsonl_records(env.month_end_file("2027-06", "jsonl"))
         record = june[order["id"]]
         assert (record["account_status_code"], record["date_of_first_delinquency"]) == (
             "71",
             (second_due + timedelta(days=1)).isoformat(),
         )
-        [base] = parse_metro2(month_end_file(env, "2027-06", "metro2", date(2027, 7, 1))).bases
+        [base] = parse_metro2(env.month_end_file("2027-06", "metro2")).bases
         assert (base["account_status"], base["date_of_first_delinquency"]) == (
             "71",
             second_due + timedelta(days=1),

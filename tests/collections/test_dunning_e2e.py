@@ -105,19 +105,6 @@ def in_queue(env: Env, order_id: str) -> dict[str, Any] | None:
     return next((entry for entry in env.queue() if entry["order_id"] == order_id), None)
 
 
-def auto_file(env: Env, period: str, file_format: str) -> tuple[dict[str, Any], str]:
-    """The file the sweep wrote at the start of the first day after ``period``."""
-    year, month = (int(part) for part in period.split("-"))
-    written_at = local_at(date(year + month // 12, month % 12 + 1, 1), 0)
-    [row] = [
-        f
-        for f in env.bureau_files()
-        if (f["period"], f["format"]) == (period, file_format)
-        and parse_time(f["created_at"]) == written_at
-    ]
-    return row, env.bureau_content(row["id"])
-
-
 def test_a_shopper_who_never_pays_goes_through_every_step_once_until_charge_off(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -254,11 +241,11 @@ def run_never_paying_scenario(env: Env, mailbox: RecordingHandler) -> None:
 
     # The sweep writes last month's files on the first of each month.
     env.advance_to_day(date(2027, 6, 1))
-    april = jsonl_records(auto_file(env, "2027-04", "jsonl")[1])
+    april = jsonl_records(env.month_end_file("2027-04", "jsonl"))
     assert {k: (v["status"], v["account_status_code"]) for k, v in april.items()} == {
         order["id"]: ("past_due", "71")  # 52 days late on 30 April
     }
-    may = jsonl_records(auto_file(env, "2027-05", "jsonl")[1])
+    may = jsonl_records(env.month_end_file("2027-05", "jsonl"))
     assert {k: (v["days_past_due"], v["account_status_code"]) for k, v in may.items()} == {
         order["id"]: (83, "78"),
         split["id"]: (59, "71"),  # instalment 1 was due 2 April
@@ -380,7 +367,7 @@ def run_never_paying_scenario(env: Env, mailbox: RecordingHandler) -> None:
     env.assert_ledger_clean()
 
     env.advance_to_day(date(2027, 10, 1))
-    september = jsonl_records(auto_file(env, "2027-09", "jsonl")[1])
+    september = jsonl_records(env.month_end_file("2027-09", "jsonl"))
     assert {
         key: (
             value["status"],
@@ -394,7 +381,7 @@ def run_never_paying_scenario(env: Env, mailbox: RecordingHandler) -> None:
         order["id"]: ("charged_off", "64", 0, 30_000 + late_fees, paid_on.isoformat()),
         split["id"]: ("charged_off", "97", split_written_off, split_written_off, None),
     }
-    metro2_september = parse_metro2(auto_file(env, "2027-09", "metro2")[1])
+    metro2_september = parse_metro2(env.month_end_file("2027-09", "metro2"))
     assert {
         base["consumer_account_number"]: base["account_status"] for base in metro2_september.bases
     } == {

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.collections.dunning_env import Env, balance, dump_tables, open_env
+from tests.collections.dunning_env import Env, balance, dump_tables, jsonl_records, open_env
 
 DUE = date(2027, 3, 9)  # bought and delivered on the start day, 2027-03-02
 REPORTED_ON = DUE + timedelta(days=30)  # 2027-04-08: the order reaches the bureau today
@@ -236,18 +236,19 @@ def test_plan_broken_after_a_missed_payment_and_its_notice(
         }
         assert env.order(order["id"])["status"] == "overdue"
 
-        # May's file (written by the first sweep of June, after that day's late fee): the
-        # comment removed, the missed plan payment past due.
+        # May's month-end file (written by the first sweep of June before that day's late fee:
+        # the book as May left it, 23 to 31 May's nine fees): the comment removed, the missed plan
+        # payment past due.
         env.advance_to_day(date(2027, 6, 1))
-        record = _bureau_record(env, "2027-05", order["id"])
+        record = jsonl_records(env.month_end_file("2027-05", "jsonl"))[order["id"]]
         assert _reported(record) == {
             "account_status_code": "11",
             "special_comment_code": "",
             "terms_duration": 2,
             "terms_frequency": "M",
             "scheduled_monthly_payment_minor": 15_225,
-            "current_balance_minor": OWED + 10 * 8,
-            "amount_past_due_minor": 15_225 + 10 * 8,
+            "current_balance_minor": OWED + 9 * 8,
+            "amount_past_due_minor": 15_225 + 9 * 8,
             "days_past_due": 23,
         }
         balances = env.account_balances()

@@ -273,6 +273,9 @@ def _flag_overdue_complaints(session: Session, context: DailyContext) -> dict[st
 
 
 STEPS: tuple[SweepStep, ...] = (
+    # First: the month-end file reports the book as the month left it, before today's late fees,
+    # overdue marking and hardship changes (which belong to the new month) touch it.
+    SweepStep(COLLECTIONS_BUREAU_FILES, _bureau_files, is_job=False),
     # Before collections: a dispute settled today for a missed deadline resumes dunning today.
     SweepStep(DISPUTE_DEADLINES, _enforce_dispute_deadlines, is_job=True),
     SweepStep(STEP_UP_EXPIRY, _expire_step_ups, is_job=True),
@@ -285,7 +288,6 @@ STEPS: tuple[SweepStep, ...] = (
     SweepStep(COLLECTIONS_REMINDERS, _plan_reminders, is_job=False),
     # Charges of the instalments due (payment rails), once the day's overdue and reminders are set.
     SweepStep(auto_debit.AUTO_DEBIT_JOB, _auto_debits, is_job=True),
-    SweepStep(COLLECTIONS_BUREAU_FILES, _bureau_files, is_job=False),
     # After collections, on the day's book: the graph before settlement, so that the orders of a
     # ring found tonight are held from today's payout.
     SweepStep(FIRST_INSTALMENT_MISSED, _first_instalment_missed, is_job=True),
