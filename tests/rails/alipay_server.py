@@ -10,19 +10,17 @@ import json
 import secrets
 import threading
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib import request as urllib_request
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.rails.local_gateway import LocalGateway, QuietHandler, new_key, serving
 from usefirst.rails.alipay import PRODUCT_CODE, method_response_key, signing_text
 from usefirst.rails.wechatpay import sign_message, verify_message, yuan_to_fen
 
@@ -36,10 +34,6 @@ BILL_HEADER = (
     "商家优惠（元）,券核销金额（元）,券名称,商家红包消费金额（元）,卡消费金额（元）,"
     "退款批次号/请求号,服务费（元）,分润（元）,备注"
 )
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @dataclass
@@ -81,19 +75,11 @@ class AlipayState:
     business_on: date = date(2027, 3, 9)
 
 
-class AlipayServer:
+class AlipayServer(LocalGateway):
     def __init__(self, keys: AlipayKeys) -> None:
+        super().__init__(_Handler)
         self.keys = keys
         self.state = AlipayState()
-        self.lock = threading.Lock()
-        self.timers: list[threading.Timer] = []
-        handler = type("AlipayHandler", (_Handler,), {"server_state": self})
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http.server_address[1]}"
 
     @property
     def gateway_url(self) -> str:
@@ -132,17 +118,11 @@ class AlipayServer:
         with self.lock:
             body = self.notification(dict(self.state.trades[out_trade_no]))
             self.state.notifications.append(body)
-        call = urllib_request.Request(
+        self.post_notification(
             notify_url,
-            data=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
-            method="POST",
+            body,
+            {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
         )
-        try:
-            with urllib_request.urlopen(call, timeout=10):
-                pass
-        except OSError:
-            pass
 
     def bill_zip(self, on: date) -> bytes:
         rows = ["#支付宝业务明细查询", "#账号：[20881021778468800156]", BILL_HEADER]
@@ -164,16 +144,9 @@ class AlipayServer:
             zipped.writestr(f"20881021778468800156_{stamp}_业务明细(汇总).csv", b"")
         return archive.getvalue()
 
-    def wait_idle(self) -> None:
-        for timer in list(self.timers):
-            timer.join(10)
 
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server_state: AlipayServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -286,14 +259,5 @@ def _refusal(sub_code: str, sub_msg: str, *, code: str = "40004") -> dict[str, A
     return {"code": code, "msg": "Business Failed", "sub_code": sub_code, "sub_msg": sub_msg}
 
 
-@contextmanager
-def alipay_server(keys: AlipayKeys) -> Iterator[AlipayServer]:
-    server = AlipayServer(keys)
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.http.shutdown()
-        server.http.server_close()
-        for timer in server.timers:
-            timer.cancel()
+def alipay_server(keys: AlipayKeys) -> AbstractContextManager[AlipayServer]:
+    return serving(AlipayServer(keys))

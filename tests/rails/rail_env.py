@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +52,40 @@ def serve(app: FastAPI, port: int | None = None) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def order_charges(env: Env, order_id: str) -> list[dict[str, Any]]:
+    response = env.client.get(f"/v1/orders/{order_id}/charges", headers=env.platform)
+    assert response.status_code == 200, response.text
+    return list(response.json()["data"])
+
+
+def send_charges(env: Env, wait_for_rail: Callable[[], None]) -> None:
+    """The worker sends the charges due now, then the rail decides and calls back."""
+    env.runtime.deliver_outbox(topics=(auto_debit.CHARGE_TOPIC,))
+    wait_for_rail()
+
+
+@contextmanager
+def provider_engine(
+    database_url: str, tmp_path: Path, provider: str, **settings: Any
+) -> Iterator[tuple[Env, str]]:
+    """The engine configured for a real provider's implementation (its gateway already served
+    locally), served over HTTP so that the gateway's notifications reach it; yields the engine
+    and the notification URL it gave the provider."""
+    port = free_port()
+    notify_url = f"http://127.0.0.1:{port}/v1/rails/{provider}/callbacks"
+    with (
+        open_env(
+            database_url,
+            tmp_path,
+            payment_provider=provider,
+            **{f"{provider}_notify_url": notify_url},
+            **settings,
+        ) as env,
+        serve(create_app(env.runtime), port=port),
+    ):
+        yield env, notify_url
+
+
 @dataclass
 class RailEnv:
     env: Env
@@ -71,18 +105,14 @@ class RailEnv:
         return dict(response.json())
 
     def charges(self, order_id: str) -> list[dict[str, Any]]:
-        response = self.env.client.get(f"/v1/orders/{order_id}/charges", headers=self.env.platform)
-        assert response.status_code == 200, response.text
-        return list(response.json()["data"])
+        return order_charges(self.env, order_id)
 
     def force(self, *outcomes: str) -> None:
         with self.rail.rail.lock:
             self.rail.rail.state.forced_outcomes.extend(outcomes)
 
     def send_charges(self) -> None:
-        """The worker sends the charges due now, then the rail decides and calls back."""
-        self.env.runtime.deliver_outbox(topics=(auto_debit.CHARGE_TOPIC,))
-        self.rail.rail.wait_idle()
+        send_charges(self.env, self.rail.rail.wait_idle)
 
     def send_queries(self) -> None:
         self.env.runtime.deliver_outbox(topics=(auto_debit.QUERY_TOPIC,))

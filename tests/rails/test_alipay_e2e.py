@@ -12,16 +12,14 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
-from tests.collections.dunning_env import Env, dump_tables, free_port, open_env
+from tests.collections.dunning_env import Env, dump_tables
 from tests.rails.alipay_server import APP_ID, AlipayKeys, AlipayServer, alipay_server
-from tests.rails.rail_env import MONEY_TABLES, serve
-from usefirst.api.app import create_app
-from usefirst.flows import auto_debit, rail_reconciliation
+from tests.rails.rail_env import MONEY_TABLES, order_charges, provider_engine, send_charges
+from usefirst.flows import rail_reconciliation
 from usefirst.rails.alipay import AlipayProvider, signing_text
 from usefirst.rails.wechatpay import sign_message, verify_message
 
@@ -33,34 +31,19 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
 def alipay_env(database_url: str, tmp_path: Path) -> Iterator[tuple[Env, AlipayServer, str]]:
     keys = AlipayKeys.make()
     app_key_file, alipay_public_file = keys.write(tmp_path)
-    port = free_port()
-    notify_url = f"http://127.0.0.1:{port}/v1/rails/alipay/callbacks"
     with (
         alipay_server(keys) as server,
-        open_env(
+        provider_engine(
             database_url,
             tmp_path,
-            payment_provider="alipay",
+            "alipay",
             alipay_app_id=APP_ID,
             alipay_app_private_key_file=app_key_file,
             alipay_public_key_file=alipay_public_file,
-            alipay_notify_url=notify_url,
             alipay_gateway_url=server.gateway_url,
-        ) as env,
-        serve(create_app(env.runtime), port=port),
+        ) as (env, notify_url),
     ):
         yield env, server, notify_url
-
-
-def charges(env: Env, order_id: str) -> list[dict[str, Any]]:
-    response = env.client.get(f"/v1/orders/{order_id}/charges", headers=env.platform)
-    assert response.status_code == 200, response.text
-    return list(response.json()["data"])
-
-
-def send(env: Env, server: AlipayServer) -> None:
-    env.runtime.deliver_outbox(topics=(auto_debit.CHARGE_TOPIC,))
-    server.wait_idle()
 
 
 def resigned(server: AlipayServer, body: bytes, **changes: str) -> bytes:
@@ -102,8 +85,8 @@ def test_agreement_deduction_through_alipay_with_refused_notifications_and_bill(
 
         # The first deduction is declined in trade.pay's answer: a confirmed decline, retried.
         env.advance_to_day(DUE_ON, hour=10, minute=5)
-        send(env, server)
-        [first] = charges(env, order["id"])
+        send_charges(env, server.wait_idle)
+        [first] = order_charges(env, order["id"])
         assert (first["status"], first["failure_code"], first["confirmed_by"]) == (
             "failed",
             "acq.buyer_balance_not_enough",
@@ -113,8 +96,8 @@ def test_agreement_deduction_through_alipay_with_refused_notifications_and_bill(
 
         server.state.business_on = DUE_ON + timedelta(days=1)
         env.advance_to_day(DUE_ON + timedelta(days=1), hour=10, minute=5)
-        send(env, server)
-        _, charge = charges(env, order["id"])
+        send_charges(env, server.wait_idle)
+        _, charge = order_charges(env, order["id"])
         assert (charge["attempt"], charge["status"], charge["confirmed_by"]) == (
             2,
             "succeeded",
@@ -170,7 +153,7 @@ def test_agreement_deduction_through_alipay_with_refused_notifications_and_bill(
         )
         assert mismatch.status_code == 400 and mismatch.json()["reason"] == "amount_mismatch"
         assert dump_tables(env.runtime, MONEY_TABLES) == money
-        first, charge = charges(env, order["id"])
+        first, charge = order_charges(env, order["id"])
         assert [(c["outcome"], c["reason"]) for c in first["callbacks"]] == [("recorded", None)]
         assert [(c["outcome"], c["reason"]) for c in charge["callbacks"]] == [
             ("posted", None),

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from tests.collections.dunning_env import Env, dump_tables, free_port, open_env
-from tests.rails.rail_env import MONEY_TABLES, serve
+from tests.collections.dunning_env import Env, dump_tables
+from tests.rails.rail_env import MONEY_TABLES, order_charges, provider_engine, send_charges
 from tests.rails.wechatpay_server import (
     APIV3_KEY,
     APPID,
@@ -27,8 +27,7 @@ from tests.rails.wechatpay_server import (
     WeChatPayServer,
     wechatpay_server,
 )
-from usefirst.api.app import create_app
-from usefirst.flows import auto_debit, rail_reconciliation
+from usefirst.flows import rail_reconciliation
 
 DUE_ON = date(2027, 3, 9)
 
@@ -37,14 +36,12 @@ DUE_ON = date(2027, 3, 9)
 def wechat_env(database_url: str, tmp_path: Path) -> Iterator[tuple[Env, WeChatPayServer, str]]:
     keys = WeChatKeys.make()
     key_file, certificate_file = keys.write(tmp_path)
-    port = free_port()
-    notify_url = f"http://127.0.0.1:{port}/v1/rails/wechatpay/callbacks"
     with (
         wechatpay_server(keys) as server,
-        open_env(
+        provider_engine(
             database_url,
             tmp_path,
-            payment_provider="wechatpay",
+            "wechatpay",
             wechatpay_mchid=MCHID,
             wechatpay_appid=APPID,
             wechatpay_plan_id=PLAN_ID,
@@ -52,23 +49,10 @@ def wechat_env(database_url: str, tmp_path: Path) -> Iterator[tuple[Env, WeChatP
             wechatpay_private_key_file=key_file,
             wechatpay_apiv3_key=APIV3_KEY,
             wechatpay_platform_certificate_files=str(certificate_file),
-            wechatpay_notify_url=notify_url,
             wechatpay_base_url=server.url,
-        ) as env,
-        serve(create_app(env.runtime), port=port),
+        ) as (env, notify_url),
     ):
         yield env, server, notify_url
-
-
-def charges(env: Env, order_id: str) -> list[dict[str, Any]]:
-    response = env.client.get(f"/v1/orders/{order_id}/charges", headers=env.platform)
-    assert response.status_code == 200, response.text
-    return list(response.json()["data"])
-
-
-def send(env: Env, server: WeChatPayServer) -> None:
-    env.runtime.deliver_outbox(topics=(auto_debit.CHARGE_TOPIC,))
-    server.wait_idle()
 
 
 def test_deduction_through_wechatpay_with_retry_refused_notifications_and_bill(
@@ -101,15 +85,15 @@ def test_deduction_through_wechatpay_with_retry_refused_notifications_and_bill(
         server.state.outcomes.extend(["decline", "succeed"])
 
         env.advance_to_day(DUE_ON, hour=10, minute=5)
-        send(env, server)
-        [first] = charges(env, order["id"])
+        send_charges(env, server.wait_idle)
+        [first] = order_charges(env, order["id"])
         assert (first["status"], first["failure_code"]) == ("failed", "payerror")
         assert first["provider_charge_id"] == first["id"]  # out_trade_no is our charge id
 
         server.state.business_on = DUE_ON + timedelta(days=1)
         env.advance_to_day(DUE_ON + timedelta(days=1), hour=10, minute=5)
-        send(env, server)
-        _, second = charges(env, order["id"])
+        send_charges(env, server.wait_idle)
+        _, second = order_charges(env, order["id"])
         assert (second["attempt"], second["status"], second["confirmed_by"]) == (
             2,
             "succeeded",
@@ -167,7 +151,7 @@ def test_deduction_through_wechatpay_with_retry_refused_notifications_and_bill(
         assert undecryptable.status_code == 400
         assert undecryptable.json()["reason"] == "decryption_failed"
         assert dump_tables(env.runtime, MONEY_TABLES) == money
-        _, second = charges(env, order["id"])
+        _, second = order_charges(env, order["id"])
         assert [(c["outcome"], c["reason"]) for c in second["callbacks"]] == [
             ("posted", None),
             ("rejected", "replayed"),

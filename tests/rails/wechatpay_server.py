@@ -11,15 +11,12 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib import request as urllib_request
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cryptography import x509
@@ -28,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 
+from tests.rails.local_gateway import LocalGateway, QuietHandler, new_key, serving
 from usefirst.rails.wechatpay import AUTH_SCHEME, certificate_serial, sign_message, verify_message
 
 MCHID = "1900000109"
@@ -57,10 +55,6 @@ BILL_HEADER = (
     "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
     "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注"
 )
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def self_signed(key: rsa.RSAPrivateKey, name: str) -> x509.Certificate:
@@ -130,19 +124,11 @@ class WeChatState:
     business_on: date = date(2027, 3, 9)
 
 
-class WeChatPayServer:
+class WeChatPayServer(LocalGateway):
     def __init__(self, keys: WeChatKeys) -> None:
+        super().__init__(_Handler)
         self.keys = keys
         self.state = WeChatState()
-        self.lock = threading.Lock()
-        self.timers: list[threading.Timer] = []
-        handler = type("WeChatHandler", (_Handler,), {"server_state": self})
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http.server_address[1]}"
 
     def signed_headers(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
         stamp = str(timestamp if timestamp is not None else int(time.time()))
@@ -191,12 +177,7 @@ class WeChatPayServer:
             self.state.notifications.append((headers, body))
         if outcome == "lose_callback":
             return
-        call = urllib_request.Request(notify_url, data=body, headers=headers, method="POST")
-        try:
-            with urllib_request.urlopen(call, timeout=10):
-                pass
-        except OSError:
-            pass
+        self.post_notification(notify_url, body, headers)
 
     def bill_csv(self, on: date) -> bytes:
         rows = [BILL_HEADER]
@@ -221,16 +202,9 @@ class WeChatPayServer:
         rows.append(f"`{len(self.state.bills.get(on, []))},`0,`0,`0,`0,`0,`0")
         return ("\n".join(rows) + "\n").encode()
 
-    def wait_idle(self) -> None:
-        for timer in list(self.timers):
-            timer.join(10)
 
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server_state: WeChatPayServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
     def _reply(self, status: int, payload: Any | None, *, raw: bytes | None = None) -> None:
         body = (
@@ -378,14 +352,5 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, {"code": "NOT_FOUND"})
 
 
-@contextmanager
-def wechatpay_server(keys: WeChatKeys) -> Iterator[WeChatPayServer]:
-    server = WeChatPayServer(keys)
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.http.shutdown()
-        server.http.server_close()
-        for timer in server.timers:
-            timer.cancel()
+def wechatpay_server(keys: WeChatKeys) -> AbstractContextManager[WeChatPayServer]:
+    return serving(WeChatPayServer(keys))
