@@ -112,7 +112,11 @@ def test_hardship_queue_and_a_plan_answered_in_the_console(
             "2027-04-29",
             "",
         ]
-        # The menu counts the request awaiting an answer.
+        # The menu and the dashboard count the request awaiting an answer.
+        assert (
+            '<strong id="hardship-waiting"><a href="/console/hardship">1</a></strong>'
+            in console.get("/console/dashboard").text
+        )
         assert re.search(
             r'href="/console/hardship">Hardship</a><span class="count"[^>]*>1<', queue.text
         )
@@ -486,6 +490,11 @@ def test_reconciliation_breaks_with_their_age(database_url: str, tmp_path: Path)
             "<strong>open</strong>",
         ]
         assert '<p id="open-breaks">1 open break</p>' in page.text
+        # The menu has no room for it: the admin's dashboard counts the open breaks and links.
+        assert (
+            '<strong id="open-breaks"><a href="/console/reconciliation">1 open break</a></strong>'
+            in admin.get("/console/dashboard?lang=en").text
+        )
         for role in ("support", "collector"):
             other = (
                 collector_console(env)

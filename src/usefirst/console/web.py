@@ -111,11 +111,8 @@ class Page:
             counts["risk"] = repository.open_risk_cases()
         if role in PAGE_ROLES["compliance"]:
             counts["complaints"] = repository.unanswered_complaints(self.work.now)[0]
-        support = SupportCounts(self.work.session)
         if role in PAGE_ROLES["hardship"]:
-            counts["hardship"] = support.unanswered_hardships()
-        if role in PAGE_ROLES["reconciliation"]:
-            counts["reconciliation"] = support.open_breaks()
+            counts["hardship"] = SupportCounts(self.work.session).unanswered_hardships()
         return counts
 
     def render(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
@@ -724,8 +721,17 @@ def dashboard(request: Request) -> Response:
             [(f"{end:%Y-%m}", counts) for end, counts in sorted(report.history.items())],
             title=i18n.translate("delinquency_by_bucket", language),
         )
+        support = SupportCounts(page.work.session)
+        role = page.identity.role
         return page.render(
             "dashboard.html",
+            # The shopper's options: requests awaiting an answer, and the open reconciliation
+            # breaks (the menu has no room for the admin's page: it is reached from here).
+            hardship_waiting=support.unanswered_hardships()
+            if role in PAGE_ROLES["hardship"]
+            else None,
+            open_breaks=support.open_breaks() if role in PAGE_ROLES["reconciliation"] else None,
+            finds_orders=role in PAGE_ROLES["orders"],
             outstanding_minor=owed.get("pending", 0) + owed.get("overdue", 0),
             overdue_minor=owed.get("overdue", 0),
             overdue_orders=repository.overdue_order_count(),
