@@ -29,13 +29,17 @@ from usefirst.console import (
     collections_pages,
     compliance_pages,
     credential_pages,
+    hardship_pages,
     merchant_pages,
+    reconciliation_pages,
     risk_pages,
+    support_pages,
 )
 from usefirst.console.codes import CODE_FAMILIES
 from usefirst.disputes.models import DisputeEvidence
 from usefirst.kit.models import ConfigVersion
 from usefirst.privacy.models import AuditEntry
+from usefirst.rails import service as rails_service
 from usefirst.risk import decision as risk_decision
 from usefirst.risk.models import RiskCase
 
@@ -63,7 +67,15 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two rows a page, so that the walk opens every list's second page too."""
     monkeypatch.setattr(risk_pages, "CASE_PAGE_SIZE", 2)
-    for module in (collections_pages, compliance_pages, credential_pages, merchant_pages):
+    for module in (
+        collections_pages,
+        compliance_pages,
+        credential_pages,
+        merchant_pages,
+        hardship_pages,
+        support_pages,
+        reconciliation_pages,
+    ):
         monkeypatch.setattr(module, "PAGE_SIZE", 2)
 
 
@@ -197,6 +209,47 @@ def test_every_role_walks_its_pages_in_both_languages(
             file_complaint(client, platform, buyer["id"], category, text)
         clean_shopper = enrol(client, platform)  # owes nothing: erasure is allowed
         env.advance_to_day(DUE + timedelta(days=7), hour=15)
+        # The shopper's options: three orders under hardship (one answered with a plan), a
+        # shopper holding an overpayment, and reconciliation breaks of different ages.
+        hardship_ids = []
+        for amount in (24_000, 18_000, 9_900):
+            relief = env.buy(env.enrol()["id"], amount, plan="instalments_3")
+            opened = client.post(
+                f"/v1/orders/{relief['id']}/hardship",
+                headers={**platform, "Idempotency-Key": f"walk-{relief['id']}"},
+                json={"reason": "生病住院，收入中断两个月"},
+            )
+            assert opened.status_code == 201, opened.text
+            hardship_ids.append((relief["id"], opened.json()["id"]))
+        planned = client.post(
+            f"/v1/hardship-requests/{hardship_ids[2][1]}/decision",
+            headers=env.collector,
+            json={"decision": "plan", "plan_months": 4, "note": "分四个月"},
+        )
+        assert planned.status_code == 200, planned.text
+        relief_order, relief_request = hardship_ids[0]
+        overpaid = env.enrol()
+        paid_order = env.buy(overpaid["id"], 10_000)
+        env.pay(overpaid["id"], 10_000, paid_order["id"])
+        env.pay(overpaid["id"], 2_500)
+        extendable = env.buy(env.enrol()["id"], 36_000, plan="instalments_3")
+        with runtime.work() as work:
+            for days, kind, ours, theirs in (
+                (1, "missing_on_provider", 15_000, None),
+                (4, "amount_mismatch", 12_000, 11_000),
+                (9, "unknown_charge", None, 8_800),
+            ):
+                rails_service.record_break(
+                    work.session,
+                    provider="sandbox",
+                    statement_on=work.today - timedelta(days=days),
+                    kind=kind,
+                    line_key=f"walk-{days}",
+                    provider_charge_id=f"sbx_ch_walk_{days}",
+                    our_amount_minor=ours,
+                    their_amount_minor=theirs,
+                    now=work.now,
+                )
         with runtime.work() as work:
             case_id = str(
                 work.session.scalars(
@@ -205,6 +258,7 @@ def test_every_role_walks_its_pages_in_both_languages(
             )
         add_operator(runtime, "admin-walk@example.com", "admin")
         add_operator(runtime, "compliance-walk@example.com", "compliance")
+        add_operator(runtime, "support-walk@example.com", "support")
         with runtime.work() as work:
             auth.create_account(
                 work.session,
@@ -228,6 +282,9 @@ def test_every_role_walks_its_pages_in_both_languages(
                     ("collections", "/console/collections"),
                     ("complaints", "/console/compliance/complaints"),
                     ("credentials", "/console/credentials"),
+                    ("hardship", "/console/hardship"),
+                    ("orders", "/console/orders"),
+                    ("reconciliation", "/console/reconciliation"),
                 )
             }
             walk(
@@ -252,6 +309,11 @@ def test_every_role_walks_its_pages_in_both_languages(
                     "complaints-filtered": "/console/compliance/complaints?category=billing",
                     "audit-by-phone": "/console/compliance/audit?q=13912345678",
                     "credentials": "/console/credentials",
+                    "hardship": "/console/hardship",
+                    "hardship-request": f"/console/hardship/{relief_request}",
+                    "orders": "/console/orders",
+                    "order": f"/console/orders/{late['id']}",
+                    "reconciliation": "/console/reconciliation",
                     **second_pages,
                     "unknown-path": "/console/nonexistent",
                     "unknown-order": "/console/collections/ord_nope",
@@ -329,6 +391,74 @@ def test_every_role_walks_its_pages_in_both_languages(
             assert saved.url.endswith("?repeated=1")
             with runtime.work(read_only=True) as work:
                 assert work.session.scalar(select(func.count()).select_from(ConfigVersion)) == 1
+            page.close()
+
+            page = browser.new_page()
+            sign_in_with_enrolment(page, base_url, "support-walk@example.com", PASSWORD)
+            page.wait_for_url(f"{base_url}/console/dashboard")
+            walk(
+                page,
+                base_url,
+                "support",
+                {
+                    "orders": "/console/orders",
+                    "orders-page-2": next_page_of(page, base_url, "/console/orders"),
+                    "orders-by-phone": "/console/orders?q=13912345678",
+                    "order-in-hardship": f"/console/orders/{relief_order}",
+                    "order-extendable": f"/console/orders/{extendable['id']}",
+                    "shopper": f"/console/shoppers/{overpaid['id']}",
+                    "hardship": "/console/hardship",
+                    "hardship-page-2": next_page_of(page, base_url, "/console/hardship"),
+                    "hardship-open": f"/console/hardship/{relief_request}",
+                    "hardship-plan": f"/console/hardship/{hardship_ids[2][1]}",
+                },
+                axe,
+                problems,
+            )
+            # A refused extension keeps what was typed, with the reason beside it in Chinese.
+            order_path = f"/console/orders/{extendable['id']}"
+            page.goto(f"{base_url}{order_path}?lang=zh")
+            page.fill("#extension-days", "30")
+            page.click("#extension-form button[type=submit]")
+            page.wait_for_selector("#extension-error")
+            assert page.input_value("#extension-days") == "30"
+            assert re.search(r"[\u4e00-\u9fff]", page.inner_text("#extension-error"))
+            check_page(page, "support/extension-refused", "zh", axe, problems)
+            page.screenshot(
+                path=str(SHOTS / "support-extension-refused-zh-1280.png"), full_page=True
+            )
+            # The extension done, then the form posted twice answers a request once.
+            page.fill("#extension-days", "5")
+            page.click("#extension-form button[type=submit]")
+            page.wait_for_selector("#extended")
+            page.screenshot(path=str(SHOTS / "support-extended-zh-1280.png"), full_page=True)
+            request_path = f"/console/hardship/{relief_request}"
+            page.goto(f"{base_url}{request_path}?lang=zh")
+            page.click("label[for='decision-settlement']")
+            assert page.is_checked("#decision-settlement")
+            page.fill("#settlement-amount", "150.00")
+            page.fill("#decision-note-input", "一次性结清")
+            fields = form_fields(page, "#decision-form")
+            for _ in range(2):
+                answered = page.request.post(f"{base_url}{request_path}/decision", form=fields)
+                assert answered.status == 200
+            assert answered.url.endswith("?repeated=1")
+            page.goto(f"{base_url}{request_path}?lang=zh")
+            assert page.inner_text("#hardship-status") == "已提供减免结清"
+            assert page.inner_text("#settlement-terms").startswith("支付 ¥150.00 即结清")
+            page.screenshot(
+                path=str(SHOTS / "support-hardship-offered-zh-1280.png"), full_page=True
+            )
+            # The overpayment refunded through the platform.
+            page.goto(f"{base_url}/console/shoppers/{overpaid['id']}?lang=zh")
+            page.click("label[for='via-platform']")
+            page.fill("#refund-ref", "walk-transfer-1")
+            page.click("#refund-form button[type=submit]")
+            page.wait_for_selector("#refunded")
+            assert page.inner_text("#credit-held") == "¥0.00"
+            page.screenshot(path=str(SHOTS / "support-refunded-zh-1280.png"), full_page=True)
+            response = page.goto(f"{base_url}/console/reconciliation?lang=zh")
+            assert response.status == 403
             page.close()
 
             page = browser.new_page()

@@ -7,11 +7,13 @@ from usefirst.collections import ladder as collections_ladder
 from usefirst.collections import portfolio as collections_portfolio
 from usefirst.collections import service as collections_service
 from usefirst.collections.contact_policy import PHONE_REPORTED_WRONG
+from usefirst.collections.models import HARDSHIP_HOLDING_STATUSES
 from usefirst.disputes import service as disputes_service
 from usefirst.identity.service import API_KEY_KINDS, OPERATOR_ROLES
 from usefirst.merchants import standing as merchant_standing
 from usefirst.orders import service as orders_service
 from usefirst.privacy import complaints as privacy_complaints
+from usefirst.repayment import service as repayment_service
 from usefirst.risk import cases as risk_cases
 
 CODE_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -53,4 +55,43 @@ CODE_FAMILIES: dict[str, tuple[str, ...]] = {
     "legal_status": ("referred", "filed", "judgment", "closed"),
     "key_kind": API_KEY_KINDS,
     "key_state": ("active", "expiring", "expired", "revoked"),
+    # The shopper's options (issue 18): hardship requests, schedules, auto-debit, reconciliation.
+    "hardship_status": (
+        *HARDSHIP_HOLDING_STATUSES,
+        "completed",
+        "broken",
+        "settled",
+        "lapsed",
+        "declined",
+    ),
+    "hardship_opened_by": ("shopper", "operator"),
+    "hardship_decision": ("plan", "settlement", "declined"),
+    "instalment_status": (
+        "scheduled",
+        "pending",
+        "overdue",
+        "charged_off",
+        *repayment_service.CLOSED_STATUSES,
+    ),
+    "credit_status": ("active", "frozen", "closed"),
+    "provider": ("sandbox", "wechatpay", "alipay"),
+    "mandate_status": ("active", "revoked"),
+    "charge_status": ("scheduled", "submitted", "succeeded", "failed", "cancelled", "reversed"),
+    "stop_reason": (
+        "mandate_revoked",
+        "instalment_paid",
+        "disputed",
+        "hardship",
+        "attempts_exhausted",
+    ),
+    "confirmed_by": ("callback", "query", "statement", "request"),
+    "callback_source": ("callback", "query", "statement", "request"),
+    "callback_outcome": ("posted", "recorded", "duplicate", "reversed", "rejected"),
+    "break_kind": (
+        "missing_on_provider",
+        "amount_mismatch",
+        "unknown_charge",
+        "unknown_refund",
+        "reversal_needs_review",
+    ),
 }

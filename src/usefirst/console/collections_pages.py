@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
@@ -22,6 +21,7 @@ from usefirst.console.listing import (
     sorted_page,
     whole_days,
     whole_yuan,
+    yuan_to_minor,
 )
 from usefirst.console.repository import CollectionsReadRepository
 from usefirst.console.web import Page, check_csrf, once, repeated, signed_in
@@ -33,20 +33,6 @@ from usefirst.orders import service as order_service
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 QUEUE_LENGTH = 200
-
-
-def _yuan_to_minor(text: str) -> int | None:
-    """'1,234.5' → 123450; None for an empty field; ValueError for anything not an amount."""
-    cleaned = text.replace(",", "").replace("¥", "").strip()
-    if not cleaned:
-        return None
-    try:
-        amount = Decimal(cleaned)
-    except InvalidOperation:
-        raise ValueError(cleaned) from None
-    if amount <= 0 or amount != amount.quantize(Decimal("0.01")):
-        raise ValueError(cleaned)
-    return int(amount * 100)
 
 
 def _account_page(
@@ -193,7 +179,7 @@ def record_call(
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
         try:
             promise_date = date.fromisoformat(promise_on) if promise_on.strip() else None
-            promise_minor = _yuan_to_minor(promise_amount)
+            promise_minor = yuan_to_minor(promise_amount)
         except ValueError:
             error = i18n.translate("bad_promise", page.language)
         if error is None:

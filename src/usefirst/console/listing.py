@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
@@ -138,6 +139,21 @@ def whole_yuan(text: str, *, field: str) -> int | None:
     if not cleaned.isdigit():
         raise ValidationFailed(f"{field} must be a whole number of yuan.", field=field)
     return int(cleaned) * 100
+
+
+def yuan_to_minor(text: str) -> int | None:
+    """A form's amount in yuan: '1,234.5' → 123450; None for an empty field; ValueError for
+    anything that is not a positive amount with at most two decimals."""
+    cleaned = text.replace(",", "").replace("¥", "").strip()
+    if not cleaned:
+        return None
+    try:
+        amount = Decimal(cleaned)
+        if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+            raise ValueError(cleaned)
+    except InvalidOperation:  # not a number, or more digits than an amount has
+        raise ValueError(cleaned) from None
+    return int(amount * 100)
 
 
 def whole_days(text: str, *, field: str) -> int | None:

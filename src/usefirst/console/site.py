@@ -19,9 +19,12 @@ from usefirst.console import (
     compliance_pages,
     config_pages,
     credential_pages,
+    hardship_pages,
     i18n,
     merchant_pages,
+    reconciliation_pages,
     risk_pages,
+    support_pages,
     web,
 )
 from usefirst.kit.errors import UsefirstError
@@ -34,6 +37,9 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     merchant_pages.router,
     config_pages.router,
     credential_pages.router,
+    support_pages.router,
+    hardship_pages.router,
+    reconciliation_pages.router,
 )
 
 

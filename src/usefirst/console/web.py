@@ -26,9 +26,11 @@ from usefirst.api.text_rules import breaks_text_rule
 from usefirst.collections import service as collections_service
 from usefirst.console import auth, charts, i18n
 from usefirst.console.repository import DashboardRepository, PeopleRepository
+from usefirst.console.support_repository import SupportCounts
 from usefirst.identity.models import ConsoleSession
 from usefirst.identity.service import OPERATOR_ROLES
 from usefirst.kit.clock import Clock, SystemClock
+from usefirst.kit.errors import UsefirstError, ValidationFailed
 from usefirst.kit.idempotency import fingerprint, run_idempotent, stored_response
 from usefirst.runtime import Runtime, Work
 
@@ -71,6 +73,17 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "config_ladder": ("compliance", "admin"),
     # API keys and operator tokens: admins only (revocation is theirs on the API too).
     "credentials": ("admin",),
+    # The shopper's options, as the API allows each role: an order with its hardship requests and
+    # auto-debit attempts (GET /v1/orders/{id}/charges, /hardship: collector, support, admin)...
+    "orders": ("support", "collector", "admin"),
+    # ...its payoff quote and the due-date extension (support, admin)...
+    "order_options": ("support", "admin"),
+    # ...hardship requests: opened for a shopper and answered (collector, support, admin)...
+    "hardship": ("collector", "support", "admin"),
+    # ...a shopper's credit balance and its refund (support, admin)...
+    "support_shopper": ("support", "admin"),
+    # ...and the reconciliation breaks (admin, as GET /v1/rails/reconciliation/breaks).
+    "reconciliation": ("admin",),
 }
 
 
@@ -98,6 +111,8 @@ class Page:
             counts["risk"] = repository.open_risk_cases()
         if role in PAGE_ROLES["compliance"]:
             counts["complaints"] = repository.unanswered_complaints(self.work.now)[0]
+        if role in PAGE_ROLES["hardship"]:
+            counts["hardship"] = SupportCounts(self.work.session).unanswered_hardships()
         return counts
 
     def render(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
@@ -407,6 +422,50 @@ def once(
     return str(body["location"]), False
 
 
+def run_form(
+    page: Page,
+    *,
+    form_token: str,
+    fields: dict[str, str],
+    work: Callable[[], str],
+    on_refusal: Callable[[UsefirstError], Response],
+) -> Response:
+    """A state-changing form's ``work`` in a savepoint, once per form token (``once``): done, a
+    redirect to where ``work`` says (a repeat is told so); refused by the flow, the savepoint is
+    rolled back, so nothing is left behind, and ``on_refusal`` shows why. A missing record stays
+    the console's 404 page."""
+    savepoint = page.work.session.begin_nested()
+    try:
+        location, replayed = once(page, form_token=form_token, fields=fields, work=work)
+    except UsefirstError as refused:
+        savepoint.rollback()
+        if refused.status_code == 404:
+            raise
+        return on_refusal(refused)
+    savepoint.commit()
+    return redirect(repeated(location) if replayed else location)
+
+
+def refusal_text(page: Page, refused: UsefirstError) -> str:
+    """A flow's refusal in the operator's language: in English the flow's own sentence; in
+    Chinese a field refused by the flow says what the field must be (with the settings' own
+    bounds), any other refusal the catalog's sentence for its code."""
+    msgid = f"field_refused.{refused.field}"
+    if (
+        page.language != "en"
+        and isinstance(refused, ValidationFailed)
+        and i18n.has_entry(msgid, page.language)
+    ):
+        settings = page.runtime.settings
+        return i18n.translate(
+            msgid,
+            page.language,
+            plan_max=str(settings.hardship_plan_max_months),
+            extension_max=str(settings.extension_max_days),
+        )
+    return i18n.refusal(refused.code, refused.message, page.language)
+
+
 def repeated(location: str) -> str:
     """Where a repeated post goes: the same page, saying that nothing was done again."""
     path = location.split("?", 1)[0]
@@ -662,8 +721,17 @@ def dashboard(request: Request) -> Response:
             [(f"{end:%Y-%m}", counts) for end, counts in sorted(report.history.items())],
             title=i18n.translate("delinquency_by_bucket", language),
         )
+        support = SupportCounts(page.work.session)
+        role = page.identity.role
         return page.render(
             "dashboard.html",
+            # The shopper's options: requests awaiting an answer, and the open reconciliation
+            # breaks (the menu has no room for the admin's page: it is reached from here).
+            hardship_waiting=support.unanswered_hardships()
+            if role in PAGE_ROLES["hardship"]
+            else None,
+            open_breaks=support.open_breaks() if role in PAGE_ROLES["reconciliation"] else None,
+            finds_orders=role in PAGE_ROLES["orders"],
             outstanding_minor=owed.get("pending", 0) + owed.get("overdue", 0),
             overdue_minor=owed.get("overdue", 0),
             overdue_orders=repository.overdue_order_count(),
