@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, ColumnElement, Select, Table, Update, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from usefirst.credit import models
@@ -91,8 +102,10 @@ class CreditRepository:
         )
 
     @staticmethod
-    def line_statement(shopper_id: str) -> AnySelect:
-        """What a checkout reads of the line (with other look-ups, see ``kit.db.Lookup``)."""
+    @cache
+    def line_statement() -> AnySelect:
+        """What a checkout reads of the line (with other look-ups, see ``kit.db.Lookup``), for
+        the shopper id given as ``shopper_id``; built once."""
         return select(
             CreditLine.shopper_id,
             CreditLine.currency,
@@ -101,7 +114,7 @@ class CreditRepository:
             CreditLine.status,
             CreditLine.score,
             CreditLine.reasons,
-        ).where(CreditLine.shopper_id == shopper_id)
+        ).where(CreditLine.shopper_id == bindparam("shopper_id"))
 
     @staticmethod
     def reservation(shopper_id: str, amount_minor: int) -> Update:

@@ -130,7 +130,7 @@ def line_standing(shopper_id: str) -> Lookup[LineStanding]:
             raise NotFound("No credit line for this shopper.")
         return LineStanding(**row)
 
-    return Lookup(CreditRepository.line_statement(shopper_id), read)
+    return Lookup(CreditRepository.line_statement(), read, parameters={"shopper_id": shopper_id})
 
 
 def reservation(*, shopper_id: str, amount_minor: int) -> Part:

@@ -216,6 +216,10 @@ class Lookup(Generic[Found]):
 
     statement: AnySelect
     read: Callable[[dict[str, Any] | None], Found]
+    # Values of the statement's named parameters: a statement built once with ``bindparam``
+    # placeholders serves every look-up (building and keying a new one costs more than
+    # reading the row).
+    parameters: Mapping[str, Any] | None = None
 
 
 @overload
@@ -227,54 +231,97 @@ def look_up_together(
 def look_up_together(session: Session, *lookups: Lookup[Any]) -> tuple[Any, ...]:
     """Each lookup's result, read in one round trip on PostgreSQL (``first_rows_together``);
     they are read in the order given, so the first missing row is the one reported."""
-    rows = first_rows_together(session, [lookup.statement for lookup in lookups])
+    rows = first_rows_together(
+        session,
+        [lookup.statement for lookup in lookups],
+        parameters=[lookup.parameters for lookup in lookups],
+    )
     return tuple(lookup.read(row) for lookup, row in zip(lookups, rows, strict=True))
 
 
 def first_rows_together(
-    session: Session, statements: Sequence[AnySelect]
+    session: Session,
+    statements: Sequence[AnySelect],
+    *,
+    parameters: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> list[dict[str, Any] | None]:
     """The first row of each SELECT (as a mapping of its column names), None for a statement
     that finds nothing. On PostgreSQL they are sent at once and answered in one round trip
     (psycopg's pipeline mode; a transaction's BEGIN goes with them); elsewhere one by one.
+    ``parameters``: values of each statement's named parameters (None: it has none).
 
     Pending ORM changes are flushed first. Values are converted by the columns' types as the
     ORM would convert them."""
     session.flush()
     connection = session.connection()
+    given = list(parameters) if parameters is not None else [None] * len(statements)
     if connection.dialect.name != "postgresql":
         return [
             None if row is None else dict(row._mapping)
-            for row in (connection.execute(statement).first() for statement in statements)
+            for row in (
+                connection.execute(statement, dict(values or {})).first()
+                for statement, values in zip(statements, given, strict=True)
+            )
         ]
     dialect = connection.dialect
     driver = connection.connection.driver_connection
     assert driver is not None
     cursors = []
     with driver.pipeline():
-        for statement in statements:
-            compiled, parameters = _compiled(statement, dialect)
-            for name, bind in compiled.binds.items():
-                convert = bind.type.bind_processor(dialect)
-                if convert is not None and name in parameters:
-                    parameters[name] = convert(parameters[name])
+        for statement, values in zip(statements, given, strict=True):
+            compiled, bound = _compiled(statement, dialect, values)
+            converters, columns = _converters(compiled, statement, dialect)
+            for name, convert in converters:
+                if name in bound:
+                    bound[name] = convert(bound[name])
             cursor = driver.cursor()
-            cursor.execute(compiled.string, parameters)
-            cursors.append((statement, cursor))
+            cursor.execute(compiled.string, bound)
+            cursors.append((columns, cursor))
     rows: list[dict[str, Any] | None] = []
-    for statement, cursor in cursors:
+    for columns, cursor in cursors:
         found = cursor.fetchone()
         cursor.close()
         if found is None:
             rows.append(None)
             continue
-        row: dict[str, Any] = {}
-        for selected, value in zip(statement.selected_columns, found, strict=True):
-            convert = selected.type.result_processor(dialect, None)
-            assert selected.key is not None
-            row[selected.key] = convert(value) if convert is not None else value
-        rows.append(row)
+        rows.append(
+            {
+                key: convert(value) if convert is not None else value
+                for (key, convert), value in zip(columns, found, strict=True)
+            }
+        )
     return rows
+
+
+# Per compiled statement: its parameters' converters, and its columns' keys and converters.
+_CONVERTERS: dict[
+    SQLCompiler,
+    tuple[
+        list[tuple[str, Callable[[Any], Any]]],
+        list[tuple[str, Callable[[Any], Any] | None]],
+    ],
+] = {}
+
+
+def _converters(
+    compiled: SQLCompiler, statement: AnySelect, dialect: Dialect
+) -> tuple[list[tuple[str, Callable[[Any], Any]]], list[tuple[str, Callable[[Any], Any] | None]]]:
+    found = _CONVERTERS.get(compiled)
+    if found is not None:
+        return found
+    binds: list[tuple[str, Callable[[Any], Any]]] = []
+    for name, bind in compiled.binds.items():
+        convert = bind.type.bind_processor(dialect)
+        if convert is not None:
+            binds.append((name, convert))
+    columns: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for selected in statement.selected_columns:
+        assert selected.key is not None
+        columns.append((selected.key, selected.type.result_processor(dialect, None)))
+    if len(_CONVERTERS) >= _COMPILED_KEPT:
+        _CONVERTERS.clear()
+    _CONVERTERS[compiled] = (binds, columns)
+    return binds, columns
 
 
 _COMPILED: dict[Any, SQLCompiler] = {}
@@ -282,14 +329,15 @@ _COMPILED_KEPT = 256
 
 
 def _compiled(
-    statement: AnySelect, dialect: Dialect
+    statement: AnySelect, dialect: Dialect, given: Mapping[str, Any] | None = None
 ) -> tuple[SQLCompiler, MutableMapping[str, Any]]:
     """The statement compiled (once per shape, as SQLAlchemy's own statement cache does: its
-    cache key leaves the bound values out), and its parameters."""
+    cache key leaves the bound values out), and its parameters (``given``: values of its
+    named parameters)."""
     cache_key = statement._generate_cache_key()
     if cache_key is None:
         compiled = statement.compile(dialect=dialect)
-        return compiled, compiled.construct_params()
+        return compiled, compiled.construct_params(params=given)
     key = (dialect.name, cache_key.key)
     found = _COMPILED.get(key)
     if found is None:
@@ -297,7 +345,9 @@ def _compiled(
             _COMPILED.clear()
         found = _COMPILED[key] = statement.compile(dialect=dialect, cache_key=cache_key)
     compiled = found
-    return compiled, compiled.construct_params(extracted_parameters=cache_key.bindparams)
+    return compiled, compiled.construct_params(
+        params=given, extracted_parameters=cache_key.bindparams
+    )
 
 
 def row_values(instance: Base) -> dict[str, Any]:
