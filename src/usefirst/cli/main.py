@@ -162,7 +162,7 @@ def serve(
 
     import uvicorn
 
-    from usefirst.api.app import create_app
+    from usefirst.api.app import create_app, freeze_startup_heap
 
     runtime = _runtime(sandbox or None, traced=True)
     _configure_logging(runtime.settings)
@@ -184,8 +184,10 @@ def serve(
             access_log=False,
         )
         return
+    app = create_app(runtime)
+    freeze_startup_heap()
     # uvicorn's own logging setup would replace ours; the app logs one line per request itself.
-    uvicorn.run(create_app(runtime), host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command()

@@ -4,7 +4,7 @@ security headers and error pages."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -12,7 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from usefirst.console import (
     collections_pages,
@@ -49,15 +51,7 @@ def install(app: FastAPI) -> None:
         app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=web.HERE / "static"), name="console-static")
 
-    @app.middleware("http")
-    async def console_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.url.path.startswith("/console"):
-            for name, value in web.SECURITY_HEADERS.items():
-                response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(ConsoleHeaders)
 
     _console_error_pages(app)
 
@@ -72,6 +66,29 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(web.CsrfRejected)
     async def on_csrf(request: Request, exc: web.CsrfRejected) -> Response:
         return _refused(request, language=exc.language, message_key="csrf_failed")
+
+
+class ConsoleHeaders:
+    """The console's security headers on every response under /console, as plain ASGI (an
+    ``http`` middleware function would run each request of the API, too, in a task of its own
+    with its body passed through memory streams)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not URL(scope=scope).path.startswith("/console"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in web.SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 async def form_refusal_page(

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import Select, Update, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from usefirst.credit import models
 from usefirst.credit.models import CreditLine, CreditLineChange
-from usefirst.kit.db import AnySelect, on_citus
+from usefirst.kit.db import AnySelect, Part, Placeholders, on_citus
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
@@ -91,8 +102,10 @@ class CreditRepository:
         )
 
     @staticmethod
-    def line_statement(shopper_id: str) -> AnySelect:
-        """What a checkout reads of the line (with other look-ups, see ``kit.db.Lookup``)."""
+    @cache
+    def line_statement() -> AnySelect:
+        """What a checkout reads of the line (with other look-ups, see ``kit.db.Lookup``), for
+        the shopper id given as ``shopper_id``; built once."""
         return select(
             CreditLine.shopper_id,
             CreditLine.currency,
@@ -101,7 +114,7 @@ class CreditRepository:
             CreditLine.status,
             CreditLine.score,
             CreditLine.reasons,
-        ).where(CreditLine.shopper_id == shopper_id)
+        ).where(CreditLine.shopper_id == bindparam("shopper_id"))
 
     @staticmethod
     def reservation(shopper_id: str, amount_minor: int) -> Update:
@@ -120,6 +133,17 @@ class CreditRepository:
             )
             .values(used_minor=CreditLine.used_minor + amount_minor)
             .returning(CreditLine.shopper_id)
+        )
+
+    @staticmethod
+    def reservation_part(shopper_id: str, amount_minor: int) -> Part:
+        """``reservation`` as a part of a prepared write (``kit.db.write_prepared``): the same
+        statement, its values bound."""
+        return Part(
+            shape="credit_lines.reservation",
+            values=(shopper_id, "active", amount_minor),
+            build=_build_reservation,
+            name="reserved",
         )
 
     def try_reserve(self, shopper_id: str, amount_minor: int) -> bool:
@@ -157,3 +181,22 @@ class CreditRepository:
     def shopper_records(self) -> ShopperRecords:
         """credit's rows about shoppers, for the privacy flow's export and erasure."""
         return ShopperRecords.of(self.session, tables_of(models))
+
+
+def _build_reservation(placeholders: Placeholders, when: ColumnElement[bool] | None) -> Update:
+    """``CreditRepository.reservation`` with placeholders (shopper id, status, amount)."""
+    columns = cast(Table, CreditLine.__table__).c
+    shopper_id = placeholders.take(columns.shopper_id.type)
+    status = placeholders.take(columns.status.type)
+    amount = placeholders.take(BigInteger())
+    statement = (
+        update(CreditLine)
+        .where(
+            CreditLine.shopper_id == shopper_id,
+            CreditLine.status == status,
+            CreditLine.used_minor + amount <= CreditLine.limit_minor,
+        )
+        .values(used_minor=CreditLine.used_minor + amount)
+        .returning(CreditLine.shopper_id)
+    )
+    return statement if when is None else statement.where(when)

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, Update
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from usefirst.credit.models import CreditLine, CreditLineChange
@@ -24,7 +24,7 @@ from usefirst.credit.policy import (
 )
 from usefirst.credit.repository import CreditRepository
 from usefirst.credit.scorecard import load_default_scorecard, load_scorecard
-from usefirst.kit.db import Lookup
+from usefirst.kit.db import Lookup, Part
 from usefirst.kit.errors import InvariantViolated, NotFound
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
@@ -130,15 +130,15 @@ def line_standing(shopper_id: str) -> Lookup[LineStanding]:
             raise NotFound("No credit line for this shopper.")
         return LineStanding(**row)
 
-    return Lookup(CreditRepository.line_statement(shopper_id), read)
+    return Lookup(CreditRepository.line_statement(), read, parameters={"shopper_id": shopper_id})
 
 
-def reservation(*, shopper_id: str, amount_minor: int) -> Update:
-    """The conditional update that reserves ``amount_minor`` (``try_reserve``), to be sent as
-    one part of a larger statement; it returns a row when it reserved."""
+def reservation(*, shopper_id: str, amount_minor: int) -> Part:
+    """The conditional update that reserves ``amount_minor`` (``try_reserve``), as a part of a
+    larger statement (``kit.db.write_prepared``); it returns a row when it reserved."""
     if amount_minor <= 0:
         raise InvariantViolated("a reservation must be positive")
-    return CreditRepository.reservation(shopper_id, amount_minor)
+    return CreditRepository.reservation_part(shopper_id, amount_minor)
 
 
 def get_credit_line(session: Session, *, shopper_id: str) -> CreditLine:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, UpdateBase, exists, true
 from sqlalchemy.orm import Session
 
 from usefirst.credit import service as credit_service
@@ -35,7 +34,7 @@ from usefirst.flows.order_events import insert_order_event, publish_order_event
 from usefirst.identity import service as identity_service
 from usefirst.identity.service import ShopperStanding
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.db import look_up_together, write_as_one
+from usefirst.kit.db import Part, look_up_together, write_prepared
 from usefirst.kit.errors import ValidationFailed
 from usefirst.kit.idempotency import KeyAlreadyRecorded, ResponseRecord
 from usefirst.kit.settings import Settings
@@ -307,7 +306,7 @@ class _Checkout:
         predicted = self.line.used_minor + self.amount_minor <= self.line.limit_minor
         reservation = credit_service.reservation(
             shopper_id=self.line.shopper_id, amount_minor=self.amount_minor
-        ).cte("reserved")
+        )
         written = self._write_outcome(
             session, [] if predicted else [OVER_LIMIT], reservation=reservation, predicted=predicted
         )
@@ -325,7 +324,7 @@ class _Checkout:
         session: Session,
         reasons: list[Reason],
         *,
-        reservation: CTE | None,
+        reservation: Part | None,
         predicted: bool,
     ) -> tuple[Order, Decision, tuple[int, Any] | None] | None:
         """Write the outcome ``reasons`` make, as one statement; with ``reservation``, only if
@@ -333,17 +332,12 @@ class _Checkout:
         decision, order, instalments = self.decided(reasons)
         view = order_service.order_view(session, order, instalments)
         answered = self.answer(view, decision) if self.answer is not None else None
-        when: ColumnElement[bool] | None = None
-        reserved: ColumnElement[bool] = true()
-        if reservation is not None:
-            reserved = exists(reservation.select())
-            when = reserved if predicted else ~reserved
-        parts: list[UpdateBase] = [
-            order_service.insert_order(order, when=when),
-            *risk_counters.new_order_writes(order=order, now=self.now, when=when),
+        parts: list[Part] = [
+            order_service.insert_order(order),
+            *risk_counters.new_order_writes(order=order, now=self.now),
         ]
         if instalments:
-            parts.append(repayment_service.insert_schedule(instalments, when=when))
+            parts.append(repayment_service.insert_schedule(instalments))
         parts.extend(
             risk_decision.insert_checkout_decision(
                 order=order,
@@ -351,7 +345,6 @@ class _Checkout:
                 reasons=decision.reasons,
                 credit_score=self.line.score,
                 now=self.now,
-                when=when,
             )
         )
         parts.extend(
@@ -362,24 +355,17 @@ class _Checkout:
                 now=self.now,
                 view=view,
                 merchant_webhook_url=self.merchant.webhook_url,
-                when=when,
             )
         )
-        recorded: ColumnElement[bool] = true()
-        first = [reservation] if reservation is not None else []
+        record = None
         if self.record is not None and answered is not None:
-            record = self.record.insert(session, *answered, when=when).cte("recorded")
-            first.append(record)
-            recorded = exists(record.select())
-        outcome = write_as_one(
-            session,
-            parts,
-            first=first,
-            answer=[reserved.label("reserved"), recorded.label("recorded")],
+            record = self.record.part(*answered)
+        outcome = write_prepared(
+            session, parts, guard=reservation, expect_guarded=predicted, claim=record
         )
-        if reservation is not None and outcome.reserved != predicted:
+        if reservation is not None and outcome.guarded != predicted:
             return None
-        if not outcome.recorded:
+        if not outcome.claimed:
             raise KeyAlreadyRecorded()
         order_service.attach_order(session, order)
         return order, decision, answered

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert
 from sqlalchemy.orm import Session
 
+from usefirst.kit.db import Part
 from usefirst.kit.settings import Settings
 from usefirst.merchants import service as merchant_service
 from usefirst.notify.service import insert_event, publish_event
@@ -53,10 +53,9 @@ def insert_order_event(
     now: datetime,
     view: dict[str, Any],
     merchant_webhook_url: str | None,
-    when: ColumnElement[bool] | None = None,
-) -> list[Insert]:
-    """``publish_order_event`` as statements (parts of a larger write, written only ``when``
-    that holds), for a caller that has the order's view and its merchant's webhook URL."""
+) -> list[Part]:
+    """``publish_order_event`` as parts of a larger write (``kit.db.write_prepared``), for a
+    caller that has the order's view and its merchant's webhook URL."""
     return insert_event(
         event_type=event_type,
         data={"order": view},
@@ -65,7 +64,6 @@ def insert_order_event(
         merchant_id=order.merchant_id,
         shopper_id=order.shopper_id,
         merchant_webhook_url=merchant_webhook_url,
-        when=when,
     )
 
 

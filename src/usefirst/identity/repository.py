@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, delete, or_, select, update
+from sqlalchemy import Select, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,9 +54,11 @@ class IdentityRepository:
         return self.session.get(Shopper, shopper_id)
 
     @staticmethod
-    def standing_statement(shopper_id: str) -> AnySelect:
-        """The shopper's id and status (read with other look-ups, see ``kit.db.Lookup``)."""
-        return select(Shopper.id, Shopper.status).where(Shopper.id == shopper_id)
+    @cache
+    def standing_statement() -> AnySelect:
+        """The shopper's id and status (read with other look-ups, see ``kit.db.Lookup``), for
+        the shopper id given as ``shopper_id``; built once."""
+        return select(Shopper.id, Shopper.status).where(Shopper.id == bindparam("shopper_id"))
 
     def consents(self, shopper_id: str) -> list[Consent]:
         return list(

@@ -204,7 +204,9 @@ def shopper_standing(shopper_id: str) -> Lookup[ShopperStanding]:
             raise NotFound("No such shopper.")
         return ShopperStanding(id=row["id"], status=row["status"])
 
-    return Lookup(IdentityRepository.standing_statement(shopper_id), read)
+    return Lookup(
+        IdentityRepository.standing_statement(), read, parameters={"shopper_id": shopper_id}
+    )
 
 
 def get_shopper(session: Session, *, shopper_id: str) -> Shopper:

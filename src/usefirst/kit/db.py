@@ -7,12 +7,14 @@ with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing on lock 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+import re
+from collections.abc import Callable, Hashable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, overload
 
+from psycopg.raw_cursor import RawCursorMixin
 from sqlalchemy import (
     CTE,
     JSON,
@@ -30,18 +32,23 @@ from sqlalchemy import (
     UpdateBase,
     bindparam,
     create_engine,
+    exists,
     insert,
     inspect,
     select,
     text,
+    true,
     union_all,
 )
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.types import TypeEngine
 
 
 def normalize_database_url(url: str) -> str:
@@ -209,6 +216,10 @@ class Lookup(Generic[Found]):
 
     statement: AnySelect
     read: Callable[[dict[str, Any] | None], Found]
+    # Values of the statement's named parameters: a statement built once with ``bindparam``
+    # placeholders serves every look-up (building and keying a new one costs more than
+    # reading the row).
+    parameters: Mapping[str, Any] | None = None
 
 
 @overload
@@ -220,54 +231,97 @@ def look_up_together(
 def look_up_together(session: Session, *lookups: Lookup[Any]) -> tuple[Any, ...]:
     """Each lookup's result, read in one round trip on PostgreSQL (``first_rows_together``);
     they are read in the order given, so the first missing row is the one reported."""
-    rows = first_rows_together(session, [lookup.statement for lookup in lookups])
+    rows = first_rows_together(
+        session,
+        [lookup.statement for lookup in lookups],
+        parameters=[lookup.parameters for lookup in lookups],
+    )
     return tuple(lookup.read(row) for lookup, row in zip(lookups, rows, strict=True))
 
 
 def first_rows_together(
-    session: Session, statements: Sequence[AnySelect]
+    session: Session,
+    statements: Sequence[AnySelect],
+    *,
+    parameters: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> list[dict[str, Any] | None]:
     """The first row of each SELECT (as a mapping of its column names), None for a statement
     that finds nothing. On PostgreSQL they are sent at once and answered in one round trip
     (psycopg's pipeline mode; a transaction's BEGIN goes with them); elsewhere one by one.
+    ``parameters``: values of each statement's named parameters (None: it has none).
 
     Pending ORM changes are flushed first. Values are converted by the columns' types as the
     ORM would convert them."""
     session.flush()
     connection = session.connection()
+    given = list(parameters) if parameters is not None else [None] * len(statements)
     if connection.dialect.name != "postgresql":
         return [
             None if row is None else dict(row._mapping)
-            for row in (connection.execute(statement).first() for statement in statements)
+            for row in (
+                connection.execute(statement, dict(values or {})).first()
+                for statement, values in zip(statements, given, strict=True)
+            )
         ]
     dialect = connection.dialect
     driver = connection.connection.driver_connection
     assert driver is not None
     cursors = []
     with driver.pipeline():
-        for statement in statements:
-            compiled, parameters = _compiled(statement, dialect)
-            for name, bind in compiled.binds.items():
-                convert = bind.type.bind_processor(dialect)
-                if convert is not None and name in parameters:
-                    parameters[name] = convert(parameters[name])
+        for statement, values in zip(statements, given, strict=True):
+            compiled, bound = _compiled(statement, dialect, values)
+            converters, columns = _converters(compiled, statement, dialect)
+            for name, convert in converters:
+                if name in bound:
+                    bound[name] = convert(bound[name])
             cursor = driver.cursor()
-            cursor.execute(compiled.string, parameters)
-            cursors.append((statement, cursor))
+            cursor.execute(compiled.string, bound)
+            cursors.append((columns, cursor))
     rows: list[dict[str, Any] | None] = []
-    for statement, cursor in cursors:
+    for columns, cursor in cursors:
         found = cursor.fetchone()
         cursor.close()
         if found is None:
             rows.append(None)
             continue
-        row: dict[str, Any] = {}
-        for selected, value in zip(statement.selected_columns, found, strict=True):
-            convert = selected.type.result_processor(dialect, None)
-            assert selected.key is not None
-            row[selected.key] = convert(value) if convert is not None else value
-        rows.append(row)
+        rows.append(
+            {
+                key: convert(value) if convert is not None else value
+                for (key, convert), value in zip(columns, found, strict=True)
+            }
+        )
     return rows
+
+
+# Per compiled statement: its parameters' converters, and its columns' keys and converters.
+_CONVERTERS: dict[
+    SQLCompiler,
+    tuple[
+        list[tuple[str, Callable[[Any], Any]]],
+        list[tuple[str, Callable[[Any], Any] | None]],
+    ],
+] = {}
+
+
+def _converters(
+    compiled: SQLCompiler, statement: AnySelect, dialect: Dialect
+) -> tuple[list[tuple[str, Callable[[Any], Any]]], list[tuple[str, Callable[[Any], Any] | None]]]:
+    found = _CONVERTERS.get(compiled)
+    if found is not None:
+        return found
+    binds: list[tuple[str, Callable[[Any], Any]]] = []
+    for name, bind in compiled.binds.items():
+        convert = bind.type.bind_processor(dialect)
+        if convert is not None:
+            binds.append((name, convert))
+    columns: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for selected in statement.selected_columns:
+        assert selected.key is not None
+        columns.append((selected.key, selected.type.result_processor(dialect, None)))
+    if len(_CONVERTERS) >= _COMPILED_KEPT:
+        _CONVERTERS.clear()
+    _CONVERTERS[compiled] = (binds, columns)
+    return binds, columns
 
 
 _COMPILED: dict[Any, SQLCompiler] = {}
@@ -275,14 +329,15 @@ _COMPILED_KEPT = 256
 
 
 def _compiled(
-    statement: AnySelect, dialect: Dialect
+    statement: AnySelect, dialect: Dialect, given: Mapping[str, Any] | None = None
 ) -> tuple[SQLCompiler, MutableMapping[str, Any]]:
     """The statement compiled (once per shape, as SQLAlchemy's own statement cache does: its
-    cache key leaves the bound values out), and its parameters."""
+    cache key leaves the bound values out), and its parameters (``given``: values of its
+    named parameters)."""
     cache_key = statement._generate_cache_key()
     if cache_key is None:
         compiled = statement.compile(dialect=dialect)
-        return compiled, compiled.construct_params()
+        return compiled, compiled.construct_params(params=given)
     key = (dialect.name, cache_key.key)
     found = _COMPILED.get(key)
     if found is None:
@@ -290,7 +345,9 @@ def _compiled(
             _COMPILED.clear()
         found = _COMPILED[key] = statement.compile(dialect=dialect, cache_key=cache_key)
     compiled = found
-    return compiled, compiled.construct_params(extracted_parameters=cache_key.bindparams)
+    return compiled, compiled.construct_params(
+        params=given, extracted_parameters=cache_key.bindparams
+    )
 
 
 def row_values(instance: Base) -> dict[str, Any]:
@@ -349,6 +406,212 @@ def write_as_one(
     between the parts are checked at the end of the statement."""
     ctes = [*first, *(part.cte(f"write_{index}") for index, part in enumerate(parts))]
     return session.execute(select(*answer).add_cte(*ctes)).one()
+
+
+class Placeholders:
+    """The parameters of a prepared write (``Part``), handed out in the order its values come:
+    a part's ``build`` takes one per value, in the order of its ``values``."""
+
+    def __init__(self) -> None:
+        self.taken: list[BindParameter[Any]] = []
+
+    def take(self, type_: TypeEngine[Any]) -> BindParameter[Any]:
+        parameter: BindParameter[Any] = bindparam(f"p{len(self.taken)}", type_=type_)
+        self.taken.append(parameter)
+        return parameter
+
+
+# A part's statement, built with a placeholder for each of its values and written only when
+# the condition holds (None: always).
+BuildPart = Callable[[Placeholders, "ColumnElement[bool] | None"], UpdateBase]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One data-modifying part of ``write_prepared``, described by its shape (everything its
+    SQL depends on: a table, its columns, a number of rows, a conflict clause) and its values.
+    ``build`` makes the statement only the first time a process meets the shape; after that
+    a write only binds the values."""
+
+    shape: Hashable
+    values: Sequence[Any]
+    build: BuildPart
+    # Its name in the statement (a CTE's; None: a name by its place).
+    name: str | None = None
+
+
+def rows_part(
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    finish: Callable[[Any], UpdateBase] | None = None,
+    name: str | None = None,
+) -> Part:
+    """``insert_rows`` as a ``Part``: an INSERT of ``rows`` (mappings of column values, all
+    with the same columns), each value a parameter typed as its column. ``finish`` (a function
+    of the PostgreSQL INSERT, the same for every write of its shape: a module-level function)
+    adds what the statement ends with, such as its ON CONFLICT clause."""
+    columns = tuple(rows[0])
+    values = [row[name] for row in rows for name in columns]
+    if len(values) != len(columns) * len(rows):
+        raise ValueError("every row of one insert has the same columns")
+
+    def build(placeholders: Placeholders, when: ColumnElement[bool] | None) -> UpdateBase:
+        types = [table.c[name].type for name in columns]
+        selects = []
+        for _row in rows:
+            selected = select(
+                *[
+                    placeholders.take(type_).label(name)
+                    for name, type_ in zip(columns, types, strict=True)
+                ]
+            )
+            selects.append(selected if when is None else selected.where(when))
+        statement = postgresql_insert(table).from_select(
+            list(columns), selects[0] if len(selects) == 1 else union_all(*selects)
+        )
+        return statement if finish is None else finish(statement)
+
+    return Part(
+        shape=(table.name, columns, len(rows), finish), values=values, build=build, name=name
+    )
+
+
+@dataclass(frozen=True)
+class PreparedWrite:
+    """A ``write_prepared`` statement of one shape: its SQL with PostgreSQL's own ``$n``
+    placeholders and how each value is converted for the driver."""
+
+    sql: str
+    converters: tuple[Callable[[Any], Any] | None, ...]
+
+
+_PREPARED: dict[Hashable, PreparedWrite] = {}
+_PREPARED_KEPT = 256
+_PLACEHOLDER = re.compile(r"%%|%\(p(\d+)\)s")
+
+
+@dataclass(frozen=True)
+class GuardedWrite:
+    """What ``write_prepared`` did: whether the guard's rows came out as expected (the parts
+    were written) and whether the claim wrote its row."""
+
+    guarded: bool
+    claimed: bool
+
+
+def write_prepared(
+    session: Session,
+    parts: Sequence[Part],
+    *,
+    guard: Part | None = None,
+    expect_guarded: bool = True,
+    claim: Part | None = None,
+) -> GuardedWrite:
+    """Data-modifying statements sent as one statement, as ``write_as_one`` does (PostgreSQL
+    only), built and compiled once per shape and sent with ``$n`` placeholders (which the
+    driver neither parses nor rewrites, and prepares on the server after a few uses).
+
+    ``guard`` (an UPDATE … RETURNING, such as a conditional reservation) runs first; the
+    other parts and ``claim`` (an INSERT … ON CONFLICT DO NOTHING RETURNING, such as an
+    idempotency record) are written only if the guard returns rows (``expect_guarded``) or
+    returns none (not ``expect_guarded``). The answer says how the guard turned out and
+    whether the claim wrote its row (both true when there is none)."""
+    connection = session.connection()
+    dialect = connection.dialect
+    shape = (
+        (guard.name, guard.shape) if guard is not None else None,
+        expect_guarded,
+        (claim.name, claim.shape) if claim is not None else None,
+        tuple((part.name, part.shape) for part in parts),
+    )
+    prepared = _PREPARED.get(shape)
+    if prepared is None:
+        prepared = _prepare(dialect, parts, guard=guard, expect=expect_guarded, claim=claim)
+        if len(_PREPARED) >= _PREPARED_KEPT:
+            _PREPARED.clear()
+        _PREPARED[shape] = prepared
+    values: list[Any] = []
+    for part in (guard, claim, *parts):
+        if part is not None:
+            values.extend(part.values)
+    parameters = [
+        value if convert is None else convert(value)
+        for value, convert in zip(values, prepared.converters, strict=True)
+    ]
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with _raw_cursor(driver) as cursor:
+        cursor.execute(prepared.sql, parameters)
+        row = cursor.fetchone()
+    assert row is not None
+    return GuardedWrite(guarded=bool(row[0]), claimed=bool(row[1]))
+
+
+def _prepare(
+    dialect: Dialect,
+    parts: Sequence[Part],
+    *,
+    guard: Part | None,
+    expect: bool,
+    claim: Part | None,
+) -> PreparedWrite:
+    placeholders = Placeholders()
+
+    def built(part: Part, when: ColumnElement[bool] | None) -> UpdateBase:
+        before = len(placeholders.taken)
+        statement = part.build(placeholders, when)
+        if len(placeholders.taken) - before != len(part.values):
+            raise ValueError(f"the part {part.shape!r} took other parameters than its values")
+        return statement
+
+    ctes: list[CTE] = []
+    guarded: ColumnElement[bool] = true()
+    when: ColumnElement[bool] | None = None
+    if guard is not None:
+        guard_cte = built(guard, None).cte(guard.name or "guarded")
+        ctes.append(guard_cte)
+        guarded = exists(guard_cte.select())
+        when = guarded if expect else ~guarded
+    claimed: ColumnElement[bool] = true()
+    if claim is not None:
+        claim_cte = built(claim, when).cte(claim.name or "claimed")
+        ctes.append(claim_cte)
+        claimed = exists(claim_cte.select())
+    ctes.extend(
+        built(part, when).cte(part.name or f"write_{index}") for index, part in enumerate(parts)
+    )
+    statement = select(guarded.label("guarded"), claimed.label("claimed")).add_cte(*ctes)
+    compiled = statement.compile(dialect=dialect)
+    binds = compiled.binds
+    if sorted(binds) != sorted(placeholder.key for placeholder in placeholders.taken):
+        # A value the parts did not give (a column default rendered into an INSERT … SELECT,
+        # say) would be left out of the parameters.
+        raise ValueError(f"parameters other than the parts' values: {sorted(binds)}")
+    converters = [
+        binds[placeholder.key].type.dialect_impl(dialect).bind_processor(dialect)
+        for placeholder in placeholders.taken
+    ]
+
+    def numbered(match: re.Match[str]) -> str:
+        return "%" if match.group(1) is None else f"${int(match.group(1)) + 1}"
+
+    return PreparedWrite(
+        sql=_PLACEHOLDER.sub(numbered, compiled.string), converters=tuple(converters)
+    )
+
+
+_RAW_CURSORS: dict[type[Any], type[Any]] = {}
+
+
+def _raw_cursor(driver: Any) -> Any:
+    """A cursor of the connection's own cursor class (whatever counts or traces statements
+    still sees them) that sends ``$n`` placeholders as they are (psycopg's raw queries)."""
+    factory = driver.cursor_factory
+    raw = _RAW_CURSORS.get(factory)
+    if raw is None:
+        raw = _RAW_CURSORS[factory] = type(f"Raw{factory.__name__}", (RawCursorMixin, factory), {})
+    return raw(driver)
 
 
 def on_citus(connection: Connection) -> bool:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import rows_where
+from usefirst.kit.db import Part, rows_part, rows_where
 from usefirst.kit.errors import Conflict, IdempotencyKeyReused, ValidationFailed
 from usefirst.kit.models import IdempotencyRecord
 
@@ -61,12 +61,8 @@ class ResponseRecord:
     request_fingerprint: str
     created_at: datetime
 
-    def insert(
-        self, session: Session, status: int, body: Any, *, when: ColumnElement[bool] | None = None
-    ) -> Insert:
-        """The statement that records (status, body) unless the key is recorded already; it
-        returns the key when it wrote the record. ``when``: see ``kit.db.insert_rows``."""
-        row = {
+    def _row(self, status: int, body: Any) -> dict[str, Any]:
+        return {
             "principal_id": self.principal_id,
             "key": self.key,
             "request_fingerprint": self.request_fingerprint,
@@ -74,6 +70,13 @@ class ResponseRecord:
             "response_body": body,
             "created_at": self.created_at,
         }
+
+    def insert(
+        self, session: Session, status: int, body: Any, *, when: ColumnElement[bool] | None = None
+    ) -> Insert:
+        """The statement that records (status, body) unless the key is recorded already; it
+        returns the key when it wrote the record. ``when``: see ``kit.db.insert_rows``."""
+        row = self._row(status, body)
         table = cast(Table, IdempotencyRecord.__table__)
         builder = (
             postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -84,6 +87,16 @@ class ResponseRecord:
             else builder(table).from_select(list(row), rows_where(table, [row], when))
         )
         return statement.on_conflict_do_nothing().returning(table.c.key)
+
+    def part(self, status: int, body: Any) -> Part:
+        """``insert`` as a part of a larger PostgreSQL write (``kit.db.write_prepared``, whose
+        claim it is)."""
+        return rows_part(
+            cast(Table, IdempotencyRecord.__table__),
+            [self._row(status, body)],
+            finish=_unless_recorded,
+            name="recorded",
+        )
 
     def write(self, session: Session, status: int, body: Any) -> None:
         """Record the response; :class:`KeyAlreadyRecorded` when the key has one already."""
@@ -128,3 +141,11 @@ def stored_response(
         # Written by an engine before records were written once, with their response.
         raise IdempotencyKeyInUse(field="Idempotency-Key")
     return record.status_code, record.response_body
+
+
+def _unless_recorded(statement: Any) -> Any:
+    """An idempotency record's INSERT that writes nothing when the key is recorded already, and
+    returns the key when it wrote."""
+    return statement.on_conflict_do_nothing().returning(
+        cast(Table, IdempotencyRecord.__table__).c.key
+    )

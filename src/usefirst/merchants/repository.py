@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import exists, insert, select, tuple_
+from sqlalchemy import bindparam, exists, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import AnySelect, on_citus
@@ -53,10 +54,12 @@ class MerchantRepository:
         ).one_or_none()
 
     @staticmethod
-    def standing_statement(merchant_id: str) -> AnySelect:
-        """The merchant's id, status and webhook URL (read with other look-ups)."""
+    @cache
+    def standing_statement() -> AnySelect:
+        """The merchant's id, status and webhook URL (read with other look-ups), for the
+        merchant id given as ``merchant_id``; built once."""
         return select(Merchant.id, Merchant.status, Merchant.webhook_url).where(
-            Merchant.id == merchant_id
+            Merchant.id == bindparam("merchant_id")
         )
 
     def lock_many(self, merchant_ids: Sequence[str]) -> list[Merchant]:

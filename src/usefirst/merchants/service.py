@@ -104,7 +104,9 @@ def merchant_standing(merchant_id: str) -> Lookup[MerchantStanding]:
             raise NotFound("No such merchant.")
         return MerchantStanding(id=row["id"], status=row["status"], webhook_url=row["webhook_url"])
 
-    return Lookup(MerchantRepository.standing_statement(merchant_id), read)
+    return Lookup(
+        MerchantRepository.standing_statement(), read, parameters={"merchant_id": merchant_id}
+    )
 
 
 def get_merchant(session: Session, *, merchant_id: str) -> Merchant:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Insert, Table, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import insert_rows
+from usefirst.kit.db import Part, rows_part
 from usefirst.kit.models import Event, OutboxMessage, subject_shard_key
 from usefirst.kit.personal_data import ShopperRecords, table_of
 
@@ -42,17 +42,15 @@ class EventRepository:
         self.session.execute(insert(outbox).values(messages).add_cte(written))
 
     @staticmethod
-    def insert_statements(
-        event: dict[str, Any], messages: list[dict[str, Any]], *, when: ColumnElement[bool] | None
-    ) -> list[Insert]:
-        """The event's INSERT and its messages' (parts of a larger write)."""
+    def insert_parts(event: dict[str, Any], messages: list[dict[str, Any]]) -> list[Part]:
+        """The event's INSERT and its messages', as parts of a larger write
+        (``kit.db.write_prepared``)."""
         events = cast(Table, Event.__table__)
         shard_key = subject_shard_key(event.get("shopper_id"), event.get("merchant_id"))
-        statements = [insert_rows(events, [{**event, "shard_key": shard_key}], when=when)]
+        parts = [rows_part(events, [{**event, "shard_key": shard_key}])]
         if messages:
-            outbox = cast(Table, OutboxMessage.__table__)
-            statements.append(insert_rows(outbox, messages, when=when))
-        return statements
+            parts.append(rows_part(cast(Table, OutboxMessage.__table__), messages))
+        return parts
 
     def get(self, event_id: str) -> Event | None:
         return self.session.scalars(select(Event).where(Event.id == event_id)).one_or_none()

@@ -8,13 +8,12 @@ from typing import Any
 
 import httpx
 from pydantic_core import to_jsonable_python
-from sqlalchemy import ColumnElement, Insert
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from usefirst.kit.clock import system_now
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.db import Database
+from usefirst.kit.db import Database, Part
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.logs import REQUEST_ID_HEADER, current_request_id, new_request_id
@@ -66,10 +65,9 @@ def insert_event(
     merchant_id: str,
     shopper_id: str | None,
     merchant_webhook_url: str | None,
-    when: ColumnElement[bool] | None = None,
-) -> list[Insert]:
-    """``publish_event`` as statements (parts of a larger write, written only ``when`` that
-    holds), for a caller that has read the merchant's webhook URL already."""
+) -> list[Part]:
+    """``publish_event`` as parts of a larger write (``kit.db.write_prepared``), for a caller
+    that has read the merchant's webhook URL already."""
     event, messages = _event_rows(
         event_type=event_type,
         data=data,
@@ -79,7 +77,7 @@ def insert_event(
         shopper_id=shopper_id,
         merchant_webhook_url=merchant_webhook_url,
     )
-    return EventRepository.insert_statements(event, messages, when=when)
+    return EventRepository.insert_parts(event, messages)
 
 
 def _event_rows(

@@ -8,8 +8,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    ColumnElement,
-    Insert,
     Row,
     Select,
     Table,
@@ -24,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent
 from usefirst.disputes.repository import open_dispute_on
-from usefirst.kit.db import AnySelect, insert_rows, row_values
+from usefirst.kit.db import AnySelect, Part, row_values, rows_part
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.orders import models
 from usefirst.orders.models import Order, Refund
@@ -41,8 +39,8 @@ class OrderRepository:
         self.session.add(row)
 
     @staticmethod
-    def insert_statement(order: Order, *, when: ColumnElement[bool] | None) -> Insert:
-        return insert_rows(cast(Table, Order.__table__), [row_values(order)], when=when)
+    def insert_part(order: Order) -> Part:
+        return rows_part(cast(Table, Order.__table__), [row_values(order)])
 
     def find(self, order_id: str) -> Order | None:
         return self.session.scalars(select(Order).where(Order.id == order_id)).first()

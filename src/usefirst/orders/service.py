@@ -8,13 +8,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from usefirst.credit.repository import CreditRepository
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.db import Lookup, look_up_together
+from usefirst.kit.db import Lookup, Part, look_up_together
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
@@ -152,10 +151,10 @@ def new_order(
     )
 
 
-def insert_order(order: Order, *, when: ColumnElement[bool] | None = None) -> Insert:
-    """The statement that stores a ``new_order`` (one part of a larger write, written only
-    ``when`` that holds); ``attach_order`` then makes the object the session's."""
-    return OrderRepository.insert_statement(order, when=when)
+def insert_order(order: Order) -> Part:
+    """What stores a ``new_order``, as a part of a larger write (``kit.db.write_prepared``);
+    ``attach_order`` then makes the object the session's."""
+    return OrderRepository.insert_part(order)
 
 
 def attach_order(session: Session, order: Order) -> None:

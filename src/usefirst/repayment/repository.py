@@ -8,9 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
     Date,
-    Insert,
     Select,
     Table,
     bindparam,
@@ -24,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.collections.models import HARDSHIP_HOLDS
 from usefirst.disputes.repository import DISPUTE_PAUSES
-from usefirst.kit.db import insert_rows, on_citus, row_values
+from usefirst.kit.db import Part, on_citus, row_values, rows_part
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.repayment import models
 from usefirst.repayment.models import Allocation, Instalment, Payment
@@ -47,11 +45,9 @@ class RepaymentRepository:
         self.session.add_all(rows)
 
     @staticmethod
-    def insert_statement(
-        instalments: Sequence[Instalment], *, when: ColumnElement[bool] | None
-    ) -> Insert:
-        return insert_rows(
-            cast(Table, Instalment.__table__), [row_values(row) for row in instalments], when=when
+    def insert_part(instalments: Sequence[Instalment]) -> Part:
+        return rows_part(
+            cast(Table, Instalment.__table__), [row_values(row) for row in instalments]
         )
 
     def instalments_of_order(

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypedDict
 
-from sqlalchemy import ColumnElement, Insert, Select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from usefirst.kit.db import Part
 from usefirst.kit.errors import Conflict, InvariantViolated, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency, split_evenly
@@ -68,11 +69,9 @@ def new_schedule(
     return rows
 
 
-def insert_schedule(
-    instalments: list[Instalment], *, when: ColumnElement[bool] | None = None
-) -> Insert:
-    """The statement that stores a ``new_schedule`` (one part of a larger write)."""
-    return RepaymentRepository.insert_statement(instalments, when=when)
+def insert_schedule(instalments: list[Instalment]) -> Part:
+    """What stores a ``new_schedule``, as a part of a larger write (``kit.db.write_prepared``)."""
+    return RepaymentRepository.insert_part(instalments)
 
 
 def instalments_of(session: Session, *, shopper_id: str, order_id: str) -> list[Instalment]:

@@ -10,7 +10,6 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    ColumnElement,
     Date,
     Table,
     bindparam,
@@ -26,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent, ever_delinquent_sql
-from usefirst.kit.db import UTCDateTime, on_citus, rows_where
+from usefirst.kit.db import Part, UTCDateTime, on_citus, rows_part
 from usefirst.orders.models import Order
 from usefirst.risk.models import MerchantBuyerCounter, MerchantDayCounter, OrderFact
 
@@ -194,17 +193,9 @@ class CounterRepository:
             self.session.execute(statement, params)
 
     @staticmethod
-    def new_order_writes(
-        params: dict[str, Any], *, when: ColumnElement[bool] | None
-    ) -> list[postgresql.Insert]:
-        """``record_new`` as parts of a larger PostgreSQL statement (the checkout's one write),
-        each written only if ``when`` holds."""
-        fact_table = cast(Table, OrderFact.__table__)
-        fact = postgresql.insert(fact_table).from_select(
-            list(FACT_COLUMNS),
-            rows_where(fact_table, [{name: params[name] for name in FACT_COLUMNS}], when),
-        )
-        day_table = cast(Table, MerchantDayCounter.__table__)
+    def new_order_writes(params: dict[str, Any]) -> list[Part]:
+        """``record_new`` as parts of a larger PostgreSQL statement (the checkout's one write,
+        ``kit.db.write_prepared``)."""
         day_row = {
             "merchant_id": params["merchant_id"],
             "day": params["day"],
@@ -224,27 +215,18 @@ class CounterRepository:
                 )
             ),
         }
-        day = postgresql.insert(day_table).from_select(
-            list(day_row), rows_where(day_table, [day_row], when)
-        )
-        buyer_table = cast(Table, MerchantBuyerCounter.__table__)
         buyer_row = {
             "merchant_id": params["merchant_id"],
             "shopper_id": params["shopper_id"],
             "window_lent_bound": params["window_lent"],
         }
-        buyer = postgresql.insert(buyer_table).from_select(
-            list(buyer_row), rows_where(buyer_table, [buyer_row], when)
-        )
         return [
-            fact,
-            day.on_conflict_do_update(
-                index_elements=["merchant_id", "day", "stripe"],
-                set_={n: day_table.c[n] + day.excluded[n] for n in DAY_COUNTS},
+            rows_part(
+                cast(Table, OrderFact.__table__), [{name: params[name] for name in FACT_COLUMNS}]
             ),
-            buyer.on_conflict_do_update(
-                index_elements=["merchant_id", "shopper_id"],
-                set_={n: buyer_table.c[n] + buyer.excluded[n] for n in BUYER_COUNTS},
+            rows_part(cast(Table, MerchantDayCounter.__table__), [day_row], finish=_add_to_day),
+            rows_part(
+                cast(Table, MerchantBuyerCounter.__table__), [buyer_row], finish=_add_to_buyer
             ),
         ]
 
@@ -472,3 +454,21 @@ _RECORD_NEW_SQLITE = (
 _RECORD_NEW_POSTGRESQL = _bound(
     f"WITH fact AS ({_FACT_INSERT}), day AS ({_DAY_INSERT}) {_BUYER_INSERT}", "created_at", "day"
 )
+
+
+def _add_to_day(statement: postgresql.Insert) -> postgresql.Insert:
+    """A new order's merchant-day counts added to the day's row (or the row created)."""
+    table = cast(Table, MerchantDayCounter.__table__)
+    return statement.on_conflict_do_update(
+        index_elements=["merchant_id", "day", "stripe"],
+        set_={n: table.c[n] + statement.excluded[n] for n in DAY_COUNTS},
+    )
+
+
+def _add_to_buyer(statement: postgresql.Insert) -> postgresql.Insert:
+    """A new order's buyer count added to the merchant's buyer row (or the row created)."""
+    table = cast(Table, MerchantBuyerCounter.__table__)
+    return statement.on_conflict_do_update(
+        index_elements=["merchant_id", "shopper_id"],
+        set_={n: table.c[n] + statement.excluded[n] for n in BUYER_COUNTS},
+    )

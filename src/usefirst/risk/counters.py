@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
+from usefirst.kit.db import Part
 from usefirst.orders.models import Order
 from usefirst.risk.counter_repository import (
     DEFAULTED_STATUSES,
@@ -105,9 +105,9 @@ def record_new_order(session: Session, *, order: Order, now: datetime) -> None:
     CounterRepository(session).record_new(_new_order_params(order, now=now))
 
 
-def new_order_writes(*, order: Order, now: datetime, when: ColumnElement[bool] | None) -> list[Any]:
+def new_order_writes(*, order: Order, now: datetime) -> list[Part]:
     """``record_new_order`` as parts of the checkout's one PostgreSQL write statement."""
-    return CounterRepository.new_order_writes(_new_order_params(order, now=now), when=when)
+    return CounterRepository.new_order_writes(_new_order_params(order, now=now))
 
 
 def _new_order_params(order: Order, *, now: datetime) -> dict[str, Any]:

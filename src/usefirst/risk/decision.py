@@ -16,12 +16,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert
 from sqlalchemy.orm import Session
 
 from usefirst.credit.policy import Reason
 from usefirst.kit import config_versions
 from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.db import Part
 from usefirst.kit.settings import Settings
 from usefirst.orders.models import Order
 from usefirst.risk import actions, cases, model_registry
@@ -258,15 +258,14 @@ def insert_checkout_decision(
     reasons: list[Reason],
     credit_score: int | None,
     now: datetime,
-    when: ColumnElement[bool] | None = None,
-) -> list[Insert]:
-    """What ``record_checkout_decision`` stores, as statements (parts of a larger write,
-    written only ``when`` that holds), for a checkout risk approved: nothing to carry out."""
+) -> list[Part]:
+    """What ``record_checkout_decision`` stores, as parts of a larger write
+    (``kit.db.write_prepared``), for a checkout risk approved: nothing to carry out."""
     if assessment.outcome != "approved":
         raise ValueError("a held or declined checkout is carried out by record_checkout_decision")
     observations = _observations(order, assessment, now)
     decision = _decision_row(order, assessment, reasons, credit_score, now)
-    return RiskRepository.insert_statements([*observations, decision], when=when)
+    return RiskRepository.insert_parts([*observations, decision])
 
 
 def _observations(order: Order, assessment: Assessment, now: datetime) -> list[LinkObservation]:

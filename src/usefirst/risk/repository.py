@@ -7,10 +7,10 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Insert, Row, Select, Table, exists, insert, select
+from sqlalchemy import Row, Select, Table, exists, insert, select
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import insert_rows, row_values
+from usefirst.kit.db import Part, row_values, rows_part
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.risk import models
 from usefirst.risk.models import (
@@ -34,14 +34,13 @@ class RiskRepository:
         self.session.add(row)
 
     @staticmethod
-    def insert_statements(
-        rows: Sequence[LinkObservation | RiskDecision], *, when: ColumnElement[bool] | None
-    ) -> list[Insert]:
-        """One INSERT per table of ``rows`` (in the order their tables first come)."""
+    def insert_parts(rows: Sequence[LinkObservation | RiskDecision]) -> list[Part]:
+        """One INSERT per table of ``rows`` (in the order their tables first come), as parts of
+        a larger write (``kit.db.write_prepared``)."""
         by_table: dict[Table, list[dict[str, Any]]] = {}
         for row in rows:
             by_table.setdefault(cast(Table, type(row).__table__), []).append(row_values(row))
-        return [insert_rows(table, values, when=when) for table, values in by_table.items()]
+        return [rows_part(table, values) for table, values in by_table.items()]
 
     # decisions
     def decision_of_order(self, order_id: str) -> RiskDecision | None:
