@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, Update, insert, select, update
+from sqlalchemy import Select, Table, Update, select, update
 from sqlalchemy.orm import Session
 
 from usefirst.credit import models
 from usefirst.credit.models import CreditLine, CreditLineChange
-from usefirst.kit.db import AnySelect, on_citus
+from usefirst.kit.db import AnySelect, insert_rows, on_citus
+from usefirst.kit.models import OutboxMessage
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
@@ -70,15 +71,26 @@ class CreditRepository:
         ).all()
         return [(row[0], int(row[1])) for row in rows]
 
-    def add_changes(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.session.execute(insert(CreditLineChange), list(rows))
+    def add_changes(
+        self, rows: Sequence[dict[str, Any]], messages: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """The changes and the outbox messages that announce them, written now: on PostgreSQL
+        as one statement (the changes inserted by a data-modifying CTE of the messages'
+        insert), so announcing a change costs no round trip of its own."""
+        if not rows:
+            return
+        changes = cast(Table, CreditLineChange.__table__)
+        outbox = cast(Table, OutboxMessage.__table__)
+        if messages and self.session.get_bind().dialect.name == "postgresql":
+            written = insert_rows(changes, rows).returning(changes.c.id).cte("written_changes")
+            self.session.execute(insert_rows(outbox, messages).add_cte(written))
+            return
+        self.session.execute(insert_rows(changes, rows))
+        if messages:
+            self.session.execute(insert_rows(outbox, messages))
 
     def add(self, line: CreditLine) -> None:
         self.session.add(line)
-
-    def add_change(self, change: CreditLineChange) -> None:
-        self.session.add(change)
 
     @staticmethod
     def lock_statement(shopper_id: str) -> AnySelect:

@@ -26,7 +26,7 @@ def create_payment(
     require(principal, platform=True)
 
     def respond(work: Work) -> tuple[int, Any]:
-        outcome = payments.pay(
+        outcome = payments.pay_reported(
             work.session,
             shopper_id=body.shopper_id,
             amount_minor=body.amount_minor,
