@@ -97,7 +97,7 @@ LONGEST_VARIABLES: dict[str, object] = {
     "schedule": [{"amount_minor": 99_999_999_999, "months_after_delivery": 12}] * 12,
     "old_limit_minor": 99_999_999_999,
     "new_limit_minor": 99_999_999_999,
-    "reason_code": "frozen_hardship",
+    "reason_code": "frozen_overdue",
 }
 
 DUE_DATE_TEXT = {"zh": "2025年3月15日", "en": "15 March 2025"}

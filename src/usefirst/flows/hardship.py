@@ -297,6 +297,9 @@ def pay_settlement(
         memo="the rest of a hardship settlement for less, written off",
     )
     request.written_off_minor = forgiven.total_minor
+    # The receipt tells what the order owes once the rest is forgiven: nothing.
+    outcome.left_by_order[request.order_id] = 0
+    payments.publish_reported_receipt(session, outcome, settings=settings, now=now)
     collections_service.end_hardship(request, status="settled", today=today, now=now)
     payments.follow_schedules(
         session,

@@ -40,9 +40,12 @@ def pay(
     today: date,
     settings: Settings,
     now: datetime,
+    is_reported: bool = False,
 ) -> PaidOutcome:
     """A payment from the shopper, with its effect on orders and credit: late fees, then
-    principal, oldest due first; the rest is held as credit."""
+    principal, oldest due first; the rest is held as credit. ``is_reported``: a payment the
+    platform reports (``POST /v1/payments``), told as it is posted
+    (``publish_reported_receipt``)."""
     if order_id is None:
         identity_service.get_shopper(session, shopper_id=shopper_id)
     else:
@@ -97,9 +100,12 @@ def pay(
         settings=settings,
         now=now,
     )
-    return PaidOutcome(
+    paid = PaidOutcome(
         payment=outcome.payment, applied=outcome.applied, left_by_order=left_by_order
     )
+    if is_reported:
+        publish_reported_receipt(session, paid, settings=settings, now=now)
+    return paid
 
 
 @dataclass
@@ -158,46 +164,23 @@ def payment_received_data(
     }
 
 
-def pay_reported(
-    session: Session,
-    *,
-    shopper_id: str,
-    amount_minor: int,
-    currency: str,
-    order_id: str | None,
-    method: str,
-    external_ref: str | None,
-    today: date,
-    settings: Settings,
-    now: datetime,
-) -> PaidOutcome:
-    """A payment the platform reports (``POST /v1/payments``): posted like any other, then
-    ``payment.received`` is published and the shopper gets a receipt for each order it reached
-    (planned by the worker from the event: flows/shopper_notices.py). On PostgreSQL the event
-    and its outbox messages are one statement."""
-    outcome = pay(
-        session,
-        shopper_id=shopper_id,
-        amount_minor=amount_minor,
-        currency=currency,
-        order_id=order_id,
-        method=method,
-        external_ref=external_ref,
-        today=today,
-        settings=settings,
-        now=now,
-    )
+def publish_reported_receipt(
+    session: Session, outcome: PaidOutcome, *, settings: Settings, now: datetime
+) -> None:
+    """``payment.received`` for a payment the platform reported (``POST /v1/payments``, an
+    early payoff, a hardship settlement), with a receipt to the shopper for each order it
+    reached, planned by the worker from the event (flows/shopper_notices.py); on PostgreSQL the
+    event and its outbox messages are one statement."""
     publish_event(
         session,
         event_type="payment.received",
         data=payment_received_data(outcome, provider=None, charge_id=None),
         now=now,
         settings=settings,
-        shopper_id=shopper_id,
+        shopper_id=outcome.payment.shopper_id,
         one_statement=True,
         tell_shopper=True,
     )
-    return outcome
 
 
 def pay_order_in_full(

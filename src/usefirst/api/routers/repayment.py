@@ -26,7 +26,7 @@ def create_payment(
     require(principal, platform=True)
 
     def respond(work: Work) -> tuple[int, Any]:
-        outcome = payments.pay_reported(
+        outcome = payments.pay(
             work.session,
             shopper_id=body.shopper_id,
             amount_minor=body.amount_minor,
@@ -37,6 +37,7 @@ def create_payment(
             today=work.today,
             settings=runtime.settings,
             now=work.now,
+            is_reported=True,
         )
         payment = outcome.payment
         return 201, {
