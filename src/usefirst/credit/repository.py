@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, Update, select, update
+from sqlalchemy import Select, Table, Update, insert, select, update
 from sqlalchemy.orm import Session
 
 from usefirst.credit import models
@@ -74,20 +74,21 @@ class CreditRepository:
     def add_changes(
         self, rows: Sequence[dict[str, Any]], messages: Sequence[dict[str, Any]] = ()
     ) -> None:
-        """The changes and the outbox messages that announce them, written now: on PostgreSQL
-        as one statement (the changes inserted by a data-modifying CTE of the messages'
-        insert), so announcing a change costs no round trip of its own."""
+        """The changes and the outbox messages that announce them, written now. One change (a
+        request's) on PostgreSQL is one statement (the change inserted by a data-modifying CTE
+        of the messages' insert), so announcing it costs no round trip of its own; a batch (the
+        night's freezes, any number of them) is sent as multi-row inserts in bounded batches."""
         if not rows:
             return
-        changes = cast(Table, CreditLineChange.__table__)
-        outbox = cast(Table, OutboxMessage.__table__)
-        if messages and self.session.get_bind().dialect.name == "postgresql":
+        if len(rows) == 1 and messages and self.session.get_bind().dialect.name == "postgresql":
+            changes = cast(Table, CreditLineChange.__table__)
+            outbox = cast(Table, OutboxMessage.__table__)
             written = insert_rows(changes, rows).returning(changes.c.id).cte("written_changes")
             self.session.execute(insert_rows(outbox, messages).add_cte(written))
             return
-        self.session.execute(insert_rows(changes, rows))
+        self.session.execute(insert(CreditLineChange), list(rows))
         if messages:
-            self.session.execute(insert_rows(outbox, messages))
+            self.session.execute(insert(OutboxMessage), list(messages))
 
     def add(self, line: CreditLine) -> None:
         self.session.add(line)
