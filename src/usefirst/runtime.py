@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from usefirst.collections.service import CONTACT_TOPIC
-from usefirst.flows import auto_debit, daily_sweep, rail_reconciliation
+from usefirst.credit.service import CREDIT_CHANGE_TOPIC
+from usefirst.flows import auto_debit, daily_sweep, rail_reconciliation, shopper_notices
 from usefirst.flows.reminder_delivery import ContactDeliverer
 from usefirst.flows.step_up import StepUpCodeSender
 from usefirst.kit.clock import Clock, SystemClock, TestClock, business_date, business_day_start
@@ -26,7 +27,7 @@ from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.kit.throttle import AuthThrottles, throttle_storage
 from usefirst.kit.tracing import instrument_database, instrument_outgoing_http
 from usefirst.notify.channels import ChannelSettings, build_channels
-from usefirst.notify.service import WEBHOOK_TOPIC, WebhookSender
+from usefirst.notify.service import NOTICE_TOPIC, WEBHOOK_TOPIC, WebhookSender
 from usefirst.rails.provider import PaymentProvider
 from usefirst.rails.providers import build_provider
 from usefirst.risk.service import STEP_UP_TOPIC
@@ -157,6 +158,8 @@ class Runtime:
                     runtime=self, sms_gateway=sms_gateway, email_sender=email_sender
                 ),
                 STEP_UP_TOPIC: StepUpCodeSender(runtime=self, sms_gateway=sms_gateway),
+                NOTICE_TOPIC: shopper_notices.NoticePlanner(runtime=self),
+                CREDIT_CHANGE_TOPIC: shopper_notices.CreditChangeAnnouncer(runtime=self),
             }
             if self.payment_provider is not None:
                 rail = auto_debit.RailWork(

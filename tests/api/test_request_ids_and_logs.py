@@ -118,10 +118,15 @@ def test_the_request_id_travels_with_the_outbox_message_onto_the_webhook(
 
     with runtime.work(read_only=True) as work:
         stored = [
-            (row.payload["destination"], row.request_id)
+            (row.topic, row.payload.get("destination"), row.request_id)
             for row in work.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
         ]
-    assert stored == [("merchant", "checkout-0001-abcd"), ("merchant", ship_request_id)]
+    # The approved order's agreement notice is planned from a message of the checkout too.
+    assert stored == [
+        ("webhook", "merchant", "checkout-0001-abcd"),
+        ("shopper_notice", None, "checkout-0001-abcd"),
+        ("webhook", "merchant", ship_request_id),
+    ]
 
     assert run_drain(runtime).delivered == 2
     received = sorted(webhook_server.received, key=lambda item: item.headers["webhook-id"])

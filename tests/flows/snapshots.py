@@ -17,6 +17,8 @@ NEW_ID = re.compile(r"\b[a-z]{2,4}_[0-9A-HJKMNP-TV-Z]{26}\b")
 # (over rows that hold new ids).
 CIPHERTEXT = re.compile(r"v1:k\d+:[A-Za-z0-9_=-]+")
 CHAIN_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+# The id of the request or job that wrote an outbox message: each run's own.
+REQUEST_ID = re.compile(r"'[0-9a-f]{32}'")
 
 
 def dump(session: Session) -> dict[str, list[tuple[Any, ...]]]:
@@ -41,6 +43,7 @@ def normalised(dump: dict[str, list[tuple[Any, ...]]], known: set[str]) -> dict[
 
     def text(row: tuple[Any, ...]) -> str:
         shown = NEW_ID.sub(lambda m: m.group(0) if m.group(0) in known else "<new id>", repr(row))
-        return CHAIN_HASH.sub("<hash>", CIPHERTEXT.sub("<ciphertext>", shown))
+        shown = CHAIN_HASH.sub("<hash>", CIPHERTEXT.sub("<ciphertext>", shown))
+        return REQUEST_ID.sub("'<request id>'", shown)
 
     return {name: sorted(text(row) for row in rows) for name, rows in dump.items()}

@@ -22,6 +22,7 @@ from tests.flows.snapshots import dump, known_ids, normalised
 from usefirst.collections.models import SweepRun, SweepStep
 from usefirst.flows import daily_sweep
 from usefirst.kit.clock import TestClock
+from usefirst.kit.logs import job_scope
 
 SWEPT_ON = date(2027, 4, 1)
 
@@ -66,7 +67,8 @@ def _one_transaction_end_state(env: Env) -> tuple[dict[str, Any], dict[str, list
     with database.transaction(read_only=True) as session:
         known = known_ids(dump(session))
     result: dict[str, Any] = {}
-    with pytest.raises(_RollBack), database.transaction() as session:
+    # As the worker runs a sweep: in a job's scope, whose id the outbox messages it writes carry.
+    with pytest.raises(_RollBack), job_scope(), database.transaction() as session:
         summary = daily_sweep.run_sweep(
             session,
             business_on=SWEPT_ON,

@@ -62,6 +62,19 @@ VARIABLES: dict[str, object] = {
     "amount_paid_minor": 50_000,
     "amount_left_minor": 73_456,
     "next_try_on": date(2025, 3, 18),
+    # The agreement at checkout (three monthly instalments) and a limit changed.
+    "principal_minor": 30_000,
+    "fees_minor": 450,
+    "total_cost_minor": 30_450,
+    "apr_bps": 898,
+    "schedule": [
+        {"amount_minor": 10_150, "months_after_delivery": 1},
+        {"amount_minor": 10_150, "months_after_delivery": 2},
+        {"amount_minor": 10_150, "months_after_delivery": 3},
+    ],
+    "old_limit_minor": 100_000,
+    "new_limit_minor": 120_000,
+    "reason_code": "on_time_repayment",
 }
 
 # The longest values the templates accept, to show that SMS still fits.
@@ -77,6 +90,14 @@ LONGEST_VARIABLES: dict[str, object] = {
     "amount_paid_minor": 99_999_999_999,
     "amount_left_minor": 99_999_999_999,
     "next_try_on": date(2025, 9, 30),
+    "principal_minor": 99_999_999_999,
+    "fees_minor": 99_999_999_999,
+    "total_cost_minor": 99_999_999_999,
+    "apr_bps": 1_000_000,
+    "schedule": [{"amount_minor": 99_999_999_999, "months_after_delivery": 12}] * 12,
+    "old_limit_minor": 99_999_999_999,
+    "new_limit_minor": 99_999_999_999,
+    "reason_code": "frozen_overdue",
 }
 
 DUE_DATE_TEXT = {"zh": "2025年3月15日", "en": "15 March 2025"}
@@ -89,10 +110,18 @@ EVERY_MESSAGE = [
 ]
 
 
-# A receipt asks for nothing: it states what was paid and what is left, not a due amount, a
-# date or how to pay (checked by test_a_receipt_states_what_was_paid_and_what_is_left).
-RECEIPTS = ("payment_received",)
-ASKING_MESSAGES = [message for message in EVERY_MESSAGE if message[0] not in RECEIPTS]
+# A receipt, an agreement and a limit notice ask for nothing: they state what was paid and what
+# is left, the cost, or the limit, not a due amount, a date or how to pay (checked by
+# test_a_receipt_states_what_was_paid_and_what_is_left and the tests after it).
+NOTICES_ASKING_NOTHING = (
+    "payment_received",
+    "order_terms",
+    "credit_limit_raised",
+    "credit_limit_lowered",
+    "credit_frozen",
+    "credit_unfrozen",
+)
+ASKING_MESSAGES = [message for message in EVERY_MESSAGE if message[0] not in NOTICES_ASKING_NOTHING]
 
 
 @pytest.mark.parametrize(("template_id", "channel", "language"), ASKING_MESSAGES)
@@ -132,6 +161,107 @@ def test_a_receipt_states_what_was_paid_and_what_is_left(channel: str, language:
         assert message.subject is None
     if channel == "sms":
         assert len(message.text) <= SMS_MAX_CHARACTERS
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_agreement_states_principal_fees_total_cost_and_rate(
+    channel: str, language: str
+) -> None:
+    message = render("order_terms", channel=channel, language=language, variables=VARIABLES)
+
+    for stated in ("¥300.00", "¥4.50", "¥304.50", "8.98%"):
+        assert stated in message.text
+    schedule = {
+        "zh": "第1期¥101.50（收货后1个月）；第2期¥101.50（收货后2个月）；第3期¥101.50（收货后3个月）",
+        "en": "¥101.50 1 month after delivery; ¥101.50 2 months after delivery; "
+        "¥101.50 3 months after delivery",
+    }[language]
+    # Push and e-mail list each instalment; an SMS is too short for six and says where to look.
+    assert (schedule in message.text) == (channel != "sms")
+    if channel == "email":
+        assert message.subject is not None
+        assert "¥304.50" in message.subject and "8.98%" in message.subject
+        assert "ord_01JD3ABCDEF" in message.text
+
+
+def test_pay_after_delivery_terms_state_the_days_to_pay() -> None:
+    terms = {
+        **VARIABLES,
+        "fees_minor": 0,
+        "total_cost_minor": 30_000,
+        "apr_bps": 0,
+        "schedule": [{"amount_minor": 30_000, "days_after_delivery": 7}],
+    }
+    zh = render("order_terms", channel="push", language="zh", variables=terms)
+    en = render("order_terms", channel="push", language="en", variables=terms)
+    assert zh.text == (
+        "张*您好，您在小米之家的先用后付订单ord_01JD3ABCDEF已批准：本金¥300.00，费用¥0.00，"
+        "应还总额¥300.00，年化利率0.00%。还款计划：¥300.00，收货后7天内还清。"
+    )
+    assert en.text == (
+        "Hi 张*, your pay-later order ord_01JD3ABCDEF at 小米之家 is approved: ¥300.00 plus "
+        "¥0.00 in fees, ¥300.00 in all, annual rate 0.00%. Schedule: ¥300.00 within 7 days of "
+        "delivery."
+    )
+
+
+@pytest.mark.parametrize(
+    ("template_id", "stated"),
+    [
+        ("credit_limit_raised", ("¥1,000.00", "¥1,200.00")),
+        ("credit_limit_lowered", ("¥1,000.00", "¥1,200.00")),
+        ("credit_frozen", ("¥1,200.00",)),
+        ("credit_unfrozen", ("¥1,200.00",)),
+    ],
+)
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_limit_notice_states_the_limit_and_the_reason_in_words(
+    template_id: str, stated: tuple[str, ...], channel: str, language: str
+) -> None:
+    message = render(template_id, channel=channel, language=language, variables=VARIABLES)
+
+    for amount in stated:
+        assert amount in message.text
+    reason = {"zh": "您按时还清了订单", "en": "you repaid an order on time"}[language]
+    assert reason in message.text
+    assert "{" not in message.text and "}" not in message.text
+    assert (message.subject is not None) == (channel == "email")
+
+
+def test_a_reason_code_without_words_is_said_as_a_review_of_the_account() -> None:
+    variables = {**VARIABLES, "reason_code": "operator_set_by_hand"}
+    en = render("credit_frozen", channel="sms", language="en", variables=variables)
+    assert en.text == (
+        "Hi 张*, your pay-later limit (¥1,200.00) is on hold: it cannot be used for new orders "
+        "for now. Why: a review of your account."
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("apr_bps", -1),
+        ("apr_bps", 1.5),
+        ("schedule", []),
+        ("schedule", [{"amount_minor": 0, "months_after_delivery": 1}]),
+        ("schedule", [{"amount_minor": 100, "weeks_after_delivery": 1}]),
+        ("reason_code", "not a code"),
+        ("new_limit_minor", -1),
+        ("principal_minor", 0),
+    ],
+)
+def test_bad_agreement_and_limit_values_are_refused(name: str, value: object) -> None:
+    with pytest.raises(ValueError, match=name.split("_")[0]):
+        render(
+            "order_terms"
+            if name in ("apr_bps", "schedule", "principal_minor")
+            else "credit_frozen",
+            channel="push",
+            language="en",
+            variables={**VARIABLES, name: value},
+        )
 
 
 @pytest.mark.parametrize(("template_id", "channel", "language"), EVERY_MESSAGE)

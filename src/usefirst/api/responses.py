@@ -410,7 +410,8 @@ class HealthOut(Out):
 
 class ContactAttemptOut(Out):
     id: str
-    order_id: str
+    # None for a notice about the shopper's account (a credit limit changed), not an order.
+    order_id: str | None
     seq: int
     channel: str
     step: str

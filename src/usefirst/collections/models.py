@@ -39,7 +39,8 @@ class ContactAttempt(Base):
 
     shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(40))
+    # None for a notice about the shopper's account (a credit limit changed), not an order.
+    order_id: Mapped[str | None] = mapped_column(String(40))
     seq: Mapped[int] = mapped_column(Integer)  # instalment; 0 for order-level contacts
     channel: Mapped[str] = mapped_column(String(8))  # push | sms | email | call
     step_day: Mapped[int | None] = mapped_column(Integer)  # ladder day; None for manual calls

@@ -831,7 +831,13 @@ HARDSHIP_NOTICE_STEP = "hardship_notice"
 # Notices about money that moved (a receipt, a failed charge, a due date moved): their facts are
 # fixed when it happened, and they go out whatever the instalment's state when they are sent.
 MONEY_NOTICE_STEP = "money_notice"
-NOTICE_STEPS = (HARDSHIP_NOTICE_STEP, MONEY_NOTICE_STEP)
+# Notices about the shopper's account and agreements (a checkout's terms, a credit limit
+# changed): facts fixed when it happened, sent whatever has happened since; a limit notice names
+# no order.
+ACCOUNT_NOTICE_STEP = "account_notice"
+NOTICE_STEPS = (HARDSHIP_NOTICE_STEP, MONEY_NOTICE_STEP, ACCOUNT_NOTICE_STEP)
+# Notices that go out whatever the order's state when they are sent.
+NOTICES_SENT_WHATEVER_HAPPENS = (MONEY_NOTICE_STEP, ACCOUNT_NOTICE_STEP)
 NOTICE_CHANNELS = ("push", "sms", "email")
 
 
@@ -839,7 +845,7 @@ def queue_notice(
     session: Session,
     *,
     shopper_id: str,
-    order_id: str,
+    order_id: str | None,
     seq: int,
     step: str,
     template: str,
@@ -847,10 +853,12 @@ def queue_notice(
     facts: dict[str, Any] | None = None,
 ) -> list[ContactAttempt]:
     """Tell the shopper something about order ``order_id`` (instalment ``seq``; 0 for the whole
-    order) on each channel: contact attempts sent by the reminders' deliverer, so the contact
-    policy (quiet hours, the daily cap, only the shopper's own verified channels) and the contact
-    log apply as to any reminder. ``facts`` are the message's own variables (amounts in minor
-    units, dates ISO), fixed now."""
+    order; no order for a notice about their account) on each channel: contact attempts sent by
+    the reminders' deliverer, so the contact policy (quiet hours, the daily cap, only the
+    shopper's own verified channels) and the contact log apply as to any reminder. ``facts`` are
+    the message's own variables (amounts in minor units, dates ISO), fixed now; ``source``
+    (the event or change it tells of) among them is not a variable but keeps a notice from being
+    planned twice (see ``has_notice_from``)."""
     repository = CollectionsRepository(session)
     attempts = []
     for channel in NOTICE_CHANNELS:
@@ -879,6 +887,17 @@ def queue_notice(
             now=now,
         )
     return attempts
+
+
+def has_notice_from(session: Session, *, shopper_id: str, source: str) -> bool:
+    """Whether a notice planned from ``source`` (an event or a credit change) exists already:
+    the planner runs at least once per source, and tells the shopper once."""
+    return any(
+        attempt.facts is not None and attempt.facts.get("source") == source
+        for attempt in CollectionsRepository(session).attempts_of_shopper(
+            shopper_id, after=None, limit=None
+        )
+    )
 
 
 def end_hardship(request: HardshipRequest, *, status: str, today: date, now: datetime) -> None:

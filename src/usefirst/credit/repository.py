@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from usefirst.credit import models
 from usefirst.credit.models import CreditLine, CreditLineChange
-from usefirst.kit.db import AnySelect, Part, Placeholders, on_citus
+from usefirst.kit.db import AnySelect, Part, Placeholders, insert_rows, on_citus
+from usefirst.kit.models import OutboxMessage
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
@@ -81,15 +82,27 @@ class CreditRepository:
         ).all()
         return [(row[0], int(row[1])) for row in rows]
 
-    def add_changes(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.session.execute(insert(CreditLineChange), list(rows))
+    def add_changes(
+        self, rows: Sequence[dict[str, Any]], messages: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """The changes and the outbox messages that announce them, written now. One change (a
+        request's) on PostgreSQL is one statement (the change inserted by a data-modifying CTE
+        of the messages' insert), so announcing it costs no round trip of its own; a batch (the
+        night's freezes, any number of them) is sent as multi-row inserts in bounded batches."""
+        if not rows:
+            return
+        if len(rows) == 1 and messages and self.session.get_bind().dialect.name == "postgresql":
+            changes = cast(Table, CreditLineChange.__table__)
+            outbox = cast(Table, OutboxMessage.__table__)
+            written = insert_rows(changes, rows).returning(changes.c.id).cte("written_changes")
+            self.session.execute(insert_rows(outbox, messages).add_cte(written))
+            return
+        self.session.execute(insert(CreditLineChange), list(rows))
+        if messages:
+            self.session.execute(insert(OutboxMessage), list(messages))
 
     def add(self, line: CreditLine) -> None:
         self.session.add(line)
-
-    def add_change(self, change: CreditLineChange) -> None:
-        self.session.add(change)
 
     @staticmethod
     def lock_statement(shopper_id: str) -> AnySelect:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from usefirst.credit.models import CreditLine, CreditLineChange
+from usefirst.credit.models import CreditLine
 from usefirst.credit.policy import (
     DEFAULT_SCORE_BANDS,
     Applicant,
@@ -27,6 +27,7 @@ from usefirst.credit.scorecard import load_default_scorecard, load_scorecard
 from usefirst.kit.db import Lookup, Part
 from usefirst.kit.errors import InvariantViolated, NotFound
 from usefirst.kit.ids import new_id
+from usefirst.kit.outbox import queued_message
 from usefirst.kit.settings import Settings
 
 FROZEN_OVERDUE = Reason(
@@ -89,24 +90,132 @@ def open_credit_line(
     repository = CreditRepository(session)
     repository.add(line)
     first_reason = assessment.reasons[0] if assessment.reasons else Reason("assessed", "Assessed.")
-    repository.add_change(
-        CreditLineChange(
-            shopper_id=shopper_id,
-            id=new_id("credit_change"),
-            previous_limit_minor=0,
-            new_limit_minor=assessment.limit_minor,
-            previous_status=None,
-            new_status=status,
-            reason_code=first_reason.code,
-            message=first_reason.message,
-            score=assessment.score,
-            band=assessment.band,
-            scorecard_version=assessment.scorecard_version,
-            scorecard_inputs=assessment.scorecard_inputs,
-            created_at=now,
-        )
+    _record_changes(
+        session,
+        [
+            _change(
+                shopper_id=shopper_id,
+                previous_limit_minor=0,
+                new_limit_minor=assessment.limit_minor,
+                previous_status=None,
+                new_status=status,
+                reason=first_reason,
+                now=now,
+                score=assessment.score,
+                band=assessment.band,
+                scorecard_version=assessment.scorecard_version,
+                scorecard_inputs=assessment.scorecard_inputs,
+            )
+        ],
+        now=now,
     )
     return line, assessment
+
+
+# --- Every change of a line, recorded and announced in one place ---------------------------
+
+# The worker turns each announced change into a ``credit.limit_changed`` event and a notice to
+# the shopper (flows/shopper_notices.py).
+CREDIT_CHANGE_TOPIC = "credit_line_changed"
+
+
+def change_kind(
+    *, previous_limit_minor: int, new_limit_minor: int, previous_status: str | None, new_status: str
+) -> str | None:
+    """What a change did to the shopper's credit, as they would say it: ``raised``, ``lowered``,
+    ``frozen``, ``unfrozen`` or ``closed``; None when it changed neither the limit nor whether
+    it can be used (a line opened, a hold whose reason changed)."""
+    if previous_status is None:
+        return None
+    if new_status != previous_status:
+        if new_status == "closed":
+            return "closed"
+        return "frozen" if new_status == "frozen" else "unfrozen"
+    if new_limit_minor > previous_limit_minor:
+        return "raised"
+    if new_limit_minor < previous_limit_minor:
+        return "lowered"
+    return None
+
+
+# A line closed because its shopper's personal data is erased is not announced: there is no one
+# left to tell.
+_UNANNOUNCED_REASONS = ("closed_erasure",)
+
+
+def _change(
+    *,
+    shopper_id: str,
+    previous_limit_minor: int,
+    new_limit_minor: int,
+    previous_status: str | None,
+    new_status: str,
+    reason: Reason,
+    now: datetime,
+    order_id: str | None = None,
+    score: int | None = None,
+    band: str | None = None,
+    scorecard_version: str | None = None,
+    scorecard_inputs: Any = None,
+) -> dict[str, Any]:
+    return {
+        "shopper_id": shopper_id,
+        "id": new_id("credit_change"),
+        "previous_limit_minor": previous_limit_minor,
+        "new_limit_minor": new_limit_minor,
+        "previous_status": previous_status,
+        "new_status": new_status,
+        "reason_code": reason.code,
+        "message": reason.message,
+        "order_id": order_id,
+        "score": score,
+        "band": band,
+        "scorecard_version": scorecard_version,
+        "scorecard_inputs": scorecard_inputs,
+        "created_at": now,
+    }
+
+
+def _record_changes(session: Session, changes: list[dict[str, Any]], *, now: datetime) -> None:
+    """Record changes of credit lines (``credit_line_changes``) and announce, in the same
+    statement, each that raised, lowered, froze, unfroze or closed a line. Every change of a
+    limit or a line's status comes through here, so nothing else announces one and a change
+    that moves nothing (a checkout's reservation, a payment that does not grow the limit) is
+    never announced."""
+    if not changes:
+        return
+    messages = []
+    for change in changes:
+        kind = change_kind(
+            previous_limit_minor=change["previous_limit_minor"],
+            new_limit_minor=change["new_limit_minor"],
+            previous_status=change["previous_status"],
+            new_status=change["new_status"],
+        )
+        if kind is None or change["reason_code"] in _UNANNOUNCED_REASONS:
+            continue
+        messages.append(
+            queued_message(
+                topic=CREDIT_CHANGE_TOPIC,
+                payload={
+                    "shopper_id": change["shopper_id"],
+                    "change_id": change["id"],
+                    "kind": kind,
+                    "previous_limit_minor": change["previous_limit_minor"],
+                    "new_limit_minor": change["new_limit_minor"],
+                    "previous_status": change["previous_status"],
+                    "new_status": change["new_status"],
+                    "reason_code": change["reason_code"],
+                    "reason": change["message"],
+                    "order_id": change["order_id"],
+                    "changed_at": now.isoformat(),
+                },
+                now=now,
+            )
+        )
+    # The lines (and, at enrolment, their shoppers) are written first: a change refers to them.
+    session.flush()
+    CreditRepository(session).add_changes(changes, messages)
 
 
 @dataclass(frozen=True)
@@ -194,18 +303,20 @@ def _change_status(
         status=to_status,
         reasons=[reason.as_dict() for reason in reasons],
     )
-    repository.add_change(
-        CreditLineChange(
-            shopper_id=shopper_id,
-            id=new_id("credit_change"),
-            previous_limit_minor=line.limit_minor,
-            new_limit_minor=line.limit_minor,
-            previous_status=from_status,
-            new_status=to_status,
-            reason_code=reasons[0].code,
-            message=reasons[0].message,
-            created_at=now,
-        )
+    _record_changes(
+        session,
+        [
+            _change(
+                shopper_id=shopper_id,
+                previous_limit_minor=line.limit_minor,
+                new_limit_minor=line.limit_minor,
+                previous_status=from_status,
+                new_status=to_status,
+                reason=reasons[0],
+                now=now,
+            )
+        ],
+        now=now,
     )
     session.expire(line)
     return True
@@ -266,19 +377,21 @@ def record_on_time_repayment(
         reviewed_at=now,
     )
     if change.new_limit_minor != line.limit_minor:
-        repository.add_change(
-            CreditLineChange(
-                shopper_id=shopper_id,
-                id=new_id("credit_change"),
-                previous_limit_minor=line.limit_minor,
-                new_limit_minor=change.new_limit_minor,
-                previous_status=line.status,
-                new_status=line.status,
-                reason_code=change.reason.code,
-                message=change.reason.message,
-                order_id=order_id,
-                created_at=now,
-            )
+        _record_changes(
+            session,
+            [
+                _change(
+                    shopper_id=shopper_id,
+                    previous_limit_minor=line.limit_minor,
+                    new_limit_minor=change.new_limit_minor,
+                    previous_status=line.status,
+                    new_status=line.status,
+                    reason=change.reason,
+                    now=now,
+                    order_id=order_id,
+                )
+            ],
+            now=now,
         )
     session.expire(line)
 
@@ -330,22 +443,21 @@ def freeze_many_for_overdue(session: Session, *, shopper_ids: list[str], now: da
             reasons=[FROZEN_OVERDUE.as_dict()],
         )
     )
-    repository.add_changes(
+    _record_changes(
+        session,
         [
-            {
-                "shopper_id": shopper_id,
-                "id": new_id("credit_change"),
-                "previous_limit_minor": limit_minor,
-                "new_limit_minor": limit_minor,
-                "previous_status": "active",
-                "new_status": "frozen",
-                "reason_code": FROZEN_OVERDUE.code,
-                "message": FROZEN_OVERDUE.message,
-                "order_id": None,
-                "created_at": now,
-            }
+            _change(
+                shopper_id=shopper_id,
+                previous_limit_minor=limit_minor,
+                new_limit_minor=limit_minor,
+                previous_status="active",
+                new_status="frozen",
+                reason=FROZEN_OVERDUE,
+                now=now,
+            )
             for shopper_id, limit_minor in frozen
-        ]
+        ],
+        now=now,
     )
     return len(frozen)
 
@@ -357,18 +469,20 @@ def close_after_charge_off(session: Session, *, shopper_id: str, now: datetime) 
         return
     reason = Reason("charged_off", "An unpaid order was charged off; the credit line is closed.")
     repository.update_line(shopper_id, status="closed", reasons=[reason.as_dict()])
-    repository.add_change(
-        CreditLineChange(
-            shopper_id=shopper_id,
-            id=new_id("credit_change"),
-            previous_limit_minor=line.limit_minor,
-            new_limit_minor=line.limit_minor,
-            previous_status=line.status,
-            new_status="closed",
-            reason_code=reason.code,
-            message=reason.message,
-            created_at=now,
-        )
+    _record_changes(
+        session,
+        [
+            _change(
+                shopper_id=shopper_id,
+                previous_limit_minor=line.limit_minor,
+                new_limit_minor=line.limit_minor,
+                previous_status=line.status,
+                new_status="closed",
+                reason=reason,
+                now=now,
+            )
+        ],
+        now=now,
     )
     session.expire(line)
 

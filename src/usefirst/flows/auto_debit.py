@@ -267,26 +267,9 @@ def apply_provider_result(
         publish_event(
             session,
             event_type="payment.received",
-            data={
-                "payment_id": posted.payment.id,
-                "shopper_id": charge.shopper_id,
-                "order_id": charge.order_id,
-                "amount_minor": charge.amount_minor,
-                "currency": charge.currency,
-                "method": provider.payment_method,
-                "provider": provider.name,
-                "charge_id": charge.id,
-                "allocations": [
-                    {
-                        "order_id": allocation.order_id,
-                        "seq": allocation.seq,
-                        "fees_minor": allocation.fees_minor,
-                        "principal_minor": allocation.principal_minor,
-                    }
-                    for allocation in posted.allocations
-                ],
-                "unapplied_minor": posted.payment.unapplied_minor,
-            },
+            data=payments.payment_received_data(
+                posted, provider=provider.name, charge_id=charge.id
+            ),
             now=now,
             settings=settings,
             shopper_id=charge.shopper_id,

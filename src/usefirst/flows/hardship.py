@@ -200,10 +200,49 @@ def decide(
             settings=settings,
             now=now,
         )
-    elif decision == "declined":
-        payments.refresh_freeze(session, shopper_id=request.shopper_id, now=now)
+    else:
+        _tell_decision(session, request, now=now)
+        if decision == "declined":
+            payments.refresh_freeze(session, shopper_id=request.shopper_id, now=now)
     _publish(session, request, event_type="hardship.decided", settings=settings, now=now, plan=plan)
     return {**collections_service.hardship_view(request), "plan": plan}
+
+
+def _tell_decision(session: Session, request: HardshipRequest, *, now: datetime) -> None:
+    """Tell the shopper a settlement offered (the amount and the last day to pay it) or a
+    refusal (the next payment due under the agreement, and its date), facts fixed now."""
+    rows = repayment_service.instalments_of(
+        session, shopper_id=request.shopper_id, order_id=request.order_id
+    )
+    due = sorted(
+        (row for row in rows if row.due_on is not None and row.remaining_minor > 0),
+        key=lambda row: (row.due_on, row.seq),
+    )
+    if not due:
+        return
+    first = due[0]
+    assert first.due_on is not None
+    if request.status == "offered":
+        assert request.settlement_minor is not None
+        assert request.settlement_valid_until_on is not None
+        template = "hardship_settlement_offered"
+        facts = {
+            "amount_due_minor": request.settlement_minor,
+            "due_on": request.settlement_valid_until_on.isoformat(),
+        }
+    else:
+        template = "hardship_declined"
+        facts = {"amount_due_minor": first.remaining_minor, "due_on": first.due_on.isoformat()}
+    collections_service.queue_notice(
+        session,
+        step=collections_service.HARDSHIP_NOTICE_STEP,
+        shopper_id=request.shopper_id,
+        order_id=request.order_id,
+        seq=first.seq,
+        template=template,
+        now=now,
+        facts=facts,
+    )
 
 
 def pay_settlement(
@@ -258,6 +297,9 @@ def pay_settlement(
         memo="the rest of a hardship settlement for less, written off",
     )
     request.written_off_minor = forgiven.total_minor
+    # The receipt tells what the order owes once the rest is forgiven: nothing.
+    outcome.left_by_order[request.order_id] = 0
+    payments.publish_reported_receipt(session, outcome, settings=settings, now=now)
     collections_service.end_hardship(request, status="settled", today=today, now=now)
     payments.follow_schedules(
         session,

@@ -29,7 +29,8 @@ def publish_order_event(
 ) -> None:
     """``view``: the order as the API shows it, when the caller has it (else it is read).
     ``one_statement``: a request's single event, written with its messages by one statement on
-    PostgreSQL (see ``notify.service.publish_event``)."""
+    PostgreSQL (see ``notify.service.publish_event``). An ``order.approved`` event also tells
+    the shopper the agreement (see ``tells_shopper``)."""
     data = {"order": view if view is not None else order_service.order_view(session, order)}
     if extra:
         data.update(extra)
@@ -42,7 +43,15 @@ def publish_order_event(
         merchant_id=order.merchant_id,
         shopper_id=order.shopper_id,
         one_statement=one_statement,
+        tell_shopper=tells_shopper(event_type),
     )
+
+
+def tells_shopper(event_type: str) -> bool:
+    """Order events the shopper is told about as well: an approved order's agreement (its
+    schedule, total cost and annualised rate; flows/shopper_notices.py plans the notice from
+    the event, so the checkout writes one more outbox row in its one statement, nothing more)."""
+    return event_type == "order.approved"
 
 
 def insert_order_event(
@@ -64,6 +73,7 @@ def insert_order_event(
         merchant_id=order.merchant_id,
         shopper_id=order.shopper_id,
         merchant_webhook_url=merchant_webhook_url,
+        tell_shopper=tells_shopper(event_type),
     )
 
 

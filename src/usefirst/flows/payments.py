@@ -3,7 +3,9 @@ follow. Held credit applied at delivery takes the same path (flows/fulfilment.py
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +20,7 @@ from usefirst.ledger import accounts
 from usefirst.ledger import service as ledger_service
 from usefirst.ledger.accounts import EntryKind, Leg
 from usefirst.ledger.service import post_entry
+from usefirst.notify.service import publish_event
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
@@ -37,9 +40,12 @@ def pay(
     today: date,
     settings: Settings,
     now: datetime,
-) -> repayment_service.PaymentOutcome:
+    is_reported: bool = False,
+) -> PaidOutcome:
     """A payment from the shopper, with its effect on orders and credit: late fees, then
-    principal, oldest due first; the rest is held as credit."""
+    principal, oldest due first; the rest is held as credit. ``is_reported``: a payment the
+    platform reports (``POST /v1/payments``), told as it is posted
+    (``publish_reported_receipt``)."""
     if order_id is None:
         identity_service.get_shopper(session, shopper_id=shopper_id)
     else:
@@ -87,14 +93,94 @@ def pay(
         memo=f"payment by {method}",
     )
     session.flush()
-    follow_schedules(
+    left_by_order = follow_schedules(
         session,
         shopper_id=shopper_id,
         order_ids=sorted({allocation.order_id for allocation in outcome.allocations}),
         settings=settings,
         now=now,
     )
-    return outcome
+    paid = PaidOutcome(
+        payment=outcome.payment, applied=outcome.applied, left_by_order=left_by_order
+    )
+    if is_reported:
+        publish_reported_receipt(session, paid, settings=settings, now=now)
+    return paid
+
+
+@dataclass
+class PaidOutcome(repayment_service.PaymentOutcome):
+    """A payment posted, with what each order it reached still owes after it."""
+
+    left_by_order: dict[str, int]
+
+    def receipt(self) -> list[dict[str, Any]]:
+        """Each order the payment reached: what it paid there (fees and principal) and what the
+        order still owes, by order id: the receipt's lines."""
+        paid: dict[str, int] = {}
+        for allocation in self.allocations:
+            paid[allocation.order_id] = (
+                paid.get(allocation.order_id, 0)
+                + allocation.fees_minor
+                + allocation.principal_minor
+            )
+        return [
+            {
+                "order_id": order_id,
+                "paid_minor": paid_minor,
+                "left_minor": self.left_by_order[order_id],
+            }
+            for order_id, paid_minor in sorted(paid.items())
+            if paid_minor > 0
+        ]
+
+
+def payment_received_data(
+    outcome: PaidOutcome, *, provider: str | None, charge_id: str | None
+) -> dict[str, Any]:
+    """The ``payment.received`` event's data: the payment, where it went, and each order's
+    receipt line."""
+    payment = outcome.payment
+    return {
+        "payment_id": payment.id,
+        "shopper_id": payment.shopper_id,
+        "order_id": payment.order_id,
+        "amount_minor": payment.amount_minor,
+        "currency": payment.currency,
+        "method": payment.method,
+        "provider": provider,
+        "charge_id": charge_id,
+        "allocations": [
+            {
+                "order_id": allocation.order_id,
+                "seq": allocation.seq,
+                "fees_minor": allocation.fees_minor,
+                "principal_minor": allocation.principal_minor,
+            }
+            for allocation in outcome.allocations
+        ],
+        "unapplied_minor": payment.unapplied_minor,
+        "orders": outcome.receipt(),
+    }
+
+
+def publish_reported_receipt(
+    session: Session, outcome: PaidOutcome, *, settings: Settings, now: datetime
+) -> None:
+    """``payment.received`` for a payment the platform reported (``POST /v1/payments``, an
+    early payoff, a hardship settlement), with a receipt to the shopper for each order it
+    reached, planned by the worker from the event (flows/shopper_notices.py); on PostgreSQL the
+    event and its outbox messages are one statement."""
+    publish_event(
+        session,
+        event_type="payment.received",
+        data=payment_received_data(outcome, provider=None, charge_id=None),
+        now=now,
+        settings=settings,
+        shopper_id=outcome.payment.shopper_id,
+        one_statement=True,
+        tell_shopper=True,
+    )
 
 
 def pay_order_in_full(
@@ -107,7 +193,7 @@ def pay_order_in_full(
     today: date,
     settings: Settings,
     now: datetime,
-) -> repayment_service.PaymentOutcome:
+) -> PaidOutcome:
     """A payment the caller checked against what the order owes (an early payoff's exact amount,
     a hardship settlement for less): all of it applies to the order, none is held as credit."""
     outcome = pay(
@@ -129,13 +215,17 @@ def pay_order_in_full(
 
 def follow_schedules(
     session: Session, *, shopper_id: str, order_ids: list[str], settings: Settings, now: datetime
-) -> None:
+) -> dict[str, int]:
     """Bring delivered or overdue orders in line with their instalments after money reached
     them: an order with nothing overdue left is delivered again, a fully paid one is repaid,
-    and the shopper's credit unfreezes once nothing is overdue."""
+    and the shopper's credit unfreezes once nothing is overdue. Returns what each order still
+    owes."""
     grouped = repayment_service.instalments_of_orders(
         session, shopper_id=shopper_id, order_ids=sorted(order_ids)
     )
+    left_by_order = {
+        order_id: sum(row.remaining_minor for row in rows) for order_id, rows in grouped.items()
+    }
     changed: list[Order] = []
     for order_id, rows in grouped.items():
         order = order_service.lock_active_order(session, shopper_id=shopper_id, order_id=order_id)
@@ -148,6 +238,7 @@ def follow_schedules(
             settle_order(session, order=order, settings=settings, now=now)
     risk_counters.observe_orders(session, orders=changed, now=now)
     refresh_freeze(session, shopper_id=shopper_id, now=now)
+    return left_by_order
 
 
 def settle_order(session: Session, *, order: Order, settings: Settings, now: datetime) -> None:

@@ -40,8 +40,9 @@ def _still_due(session: Session, attempt: ContactAttempt) -> str | None:
     """Why a planned reminder must not go out any more, or None. A notice tells of something that
     happened (a hardship decision, a payment, a failed charge), so neither a dispute nor the
     hardship hold stops it, and a receipt goes out though the instalment is paid."""
-    if attempt.step == collections_service.MONEY_NOTICE_STEP:
+    if attempt.step in collections_service.NOTICES_SENT_WHATEVER_HAPPENS:
         return None
+    assert attempt.order_id is not None  # only an account notice names no order
     order = order_service.find_order(session, order_id=attempt.order_id)
     is_hardship_notice = attempt.step == collections_service.HARDSHIP_NOTICE_STEP
     if not is_hardship_notice and pauses.is_open(
@@ -209,19 +210,28 @@ class ContactDeliverer:
         details = identity_service.contact_details(
             session, shopper_id=attempt.shopper_id, cipher=self.runtime.cipher
         )
-        order = order_service.find_order(session, order_id=attempt.order_id)
-        merchant = merchant_service.get_merchant(session, merchant_id=order.merchant_id)
         assert attempt.template is not None
+        order = (
+            order_service.find_order(session, order_id=attempt.order_id)
+            if attempt.order_id is not None
+            else None
+        )
         if attempt.facts is not None:
             template = attempt.template
             variables = _notice_variables(
                 attempt.facts,
                 shopper_name=details.display_name,
-                merchant_name=merchant.name,
+                merchant_name=(
+                    merchant_service.get_merchant(session, merchant_id=order.merchant_id).name
+                    if order is not None
+                    else None
+                ),
                 order=order,
                 settings=settings,
             )
         else:
+            assert order is not None and attempt.order_id is not None
+            merchant = merchant_service.get_merchant(session, merchant_id=order.merchant_id)
             instalment = next(
                 row
                 for row in repayment_service.instalments_of(
@@ -281,7 +291,7 @@ class ContactDeliverer:
             push_payload = {
                 "shopper_id": details.shopper_id,
                 "external_id": details.external_id,
-                "order_id": order.id,
+                "order_id": order.id if order is not None else None,
                 "template": template,
                 "text": rendered.text,
             }
@@ -344,20 +354,24 @@ def _notice_variables(
     facts: dict[str, Any],
     *,
     shopper_name: str,
-    merchant_name: str,
-    order: Order,
+    merchant_name: str | None,
+    order: Order | None,
     settings: Settings,
 ) -> dict[str, object]:
     """A notice's variables: its facts as fixed when it happened (a date ``..._on`` in ISO form),
-    with who it is to, the merchant, the order and how to pay where the template says them."""
+    with who it is to, the merchant, the order and how to pay where the template says them (a
+    notice about the shopper's account has no merchant or order; its facts give the currency)."""
     variables: dict[str, object] = {
         "shopper_name": shopper_name,
-        "merchant_name": merchant_name,
-        "order_reference": order.id,
-        "currency": order.currency,
         "how_to_pay": settings.how_to_pay,
     }
+    if order is not None and merchant_name is not None:
+        variables.update(
+            merchant_name=merchant_name, order_reference=order.id, currency=order.currency
+        )
     for name, value in facts.items():
+        if name == "source":  # what the notice tells of, not something it says
+            continue
         variables[name] = date.fromisoformat(value) if name.endswith("_on") else value
     return variables
 

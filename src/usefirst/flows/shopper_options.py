@@ -124,6 +124,7 @@ def pay_off(
         settings=settings,
         now=now,
     )
+    payments.publish_reported_receipt(session, outcome, settings=settings, now=now)
     return {
         "order_id": order.id,
         "payment_id": outcome.payment.id,

@@ -25,6 +25,10 @@ from usefirst.merchants.webhooks import check_destination, signing_secrets_of
 from usefirst.notify.repository import EventRepository
 
 WEBHOOK_TOPIC = "webhook"
+# An event the shopper is also told about: the worker plans the notice from the event
+# (flows/shopper_notices.py), so the request that caused it writes one more outbox row and
+# nothing else.
+NOTICE_TOPIC = "shopper_notice"
 
 
 def publish_event(
@@ -37,11 +41,13 @@ def publish_event(
     merchant_id: str | None = None,
     shopper_id: str | None = None,
     one_statement: bool = False,
+    tell_shopper: bool = False,
 ) -> str:
     """Record an event and queue its webhooks in the caller's transaction. ``one_statement``
     (a request publishing one event): on PostgreSQL the event and its messages are written at
     once by one statement; otherwise they are flushed with the unit of work, where many events
-    of a batch (the daily sweep) share multi-row inserts."""
+    of a batch (the daily sweep) share multi-row inserts. ``tell_shopper``: a message to the
+    notice planner (``NOTICE_TOPIC``) goes with the webhooks."""
     merchant = MerchantRepository(session).get(merchant_id) if merchant_id is not None else None
     event, messages = _event_rows(
         event_type=event_type,
@@ -51,6 +57,7 @@ def publish_event(
         merchant_id=merchant_id,
         shopper_id=shopper_id,
         merchant_webhook_url=merchant.webhook_url if merchant is not None else None,
+        tell_shopper=tell_shopper,
     )
     EventRepository(session).add_with_deliveries(event, messages, one_statement=one_statement)
     return str(event["id"])
@@ -65,6 +72,7 @@ def insert_event(
     merchant_id: str,
     shopper_id: str | None,
     merchant_webhook_url: str | None,
+    tell_shopper: bool = False,
 ) -> list[Part]:
     """``publish_event`` as parts of a larger write (``kit.db.write_prepared``), for a caller
     that has read the merchant's webhook URL already."""
@@ -76,6 +84,7 @@ def insert_event(
         merchant_id=merchant_id,
         shopper_id=shopper_id,
         merchant_webhook_url=merchant_webhook_url,
+        tell_shopper=tell_shopper,
     )
     return EventRepository.insert_parts(event, messages)
 
@@ -89,8 +98,10 @@ def _event_rows(
     merchant_id: str | None,
     shopper_id: str | None,
     merchant_webhook_url: str | None,
+    tell_shopper: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The event's row and its outbox messages' (one per webhook destination)."""
+    """The event's row and its outbox messages' (one per webhook destination, and one to the
+    notice planner when the shopper is told too)."""
     event_id = new_id("event")
     messages = []
     if settings.platform_webhook_url and settings.platform_webhook_secret:
@@ -113,6 +124,8 @@ def _event_rows(
                 now=now,
             )
         )
+    if tell_shopper:
+        messages.append(queued_message(topic=NOTICE_TOPIC, payload={"event_id": event_id}, now=now))
     event = {
         "id": event_id,
         "type": event_type,
@@ -173,6 +186,10 @@ def redeliver_event(
     if not queued:
         raise Conflict("No webhook endpoint to redeliver this event to.", field="destination")
     return queued
+
+
+def event_of(session: Session, *, event_id: str) -> Event | None:
+    return EventRepository(session).get(event_id)
 
 
 def event_body(event: Event) -> dict[str, Any]:

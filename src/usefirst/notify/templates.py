@@ -117,6 +117,17 @@ def _placeholders(*particular: str) -> frozenset[str]:
     )
 
 
+_TERMS_PLACEHOLDERS = frozenset(
+    ("shopper_name", "merchant_name", "principal", "fees", "total_cost", "apr")
+)
+
+
+def _same_everywhere(*particular: str) -> dict[str, frozenset[str]]:
+    """A notice about the shopper's account, not an order: the same placeholders on each
+    channel."""
+    return {channel: frozenset(("shopper_name", *particular)) for channel in CHANNELS}
+
+
 # The placeholders of each message, the same in every language: who owes what, by when and how to
 # pay, and what the step must say besides. A push or an email names the order; an SMS leaves the
 # order reference out to stay short. They also decide which variables a caller must give.
@@ -195,6 +206,18 @@ _MESSAGE_PLACEHOLDERS: dict[str, dict[str, frozenset[str]]] = {
             "order_reference", "days_past_due", "next_try_date", "bureau_reporting_days"
         ),
     },
+    # Hardship decisions besides a plan: a settlement for less offered (the amount, the day it
+    # must be paid by) and a refusal (what is due next, and when).
+    "hardship_settlement_offered": {
+        "push": _placeholders("order_reference"),
+        "sms": _placeholders(),
+        "email": _placeholders("order_reference"),
+    },
+    "hardship_declined": {
+        "push": _placeholders("order_reference"),
+        "sms": _placeholders(),
+        "email": _placeholders("order_reference"),
+    },
     # A receipt: what the payment paid and what the order still owes (which may be nothing).
     "payment_received": {
         "push": frozenset(
@@ -205,13 +228,37 @@ _MESSAGE_PLACEHOLDERS: dict[str, dict[str, frozenset[str]]] = {
             ("shopper_name", "merchant_name", "order_reference", "amount_paid", "amount_left")
         ),
     },
+    # The agreement at checkout (issue 18): what was borrowed, the fees, the total cost and the
+    # annualised rate; push and e-mail also give the schedule instalment by instalment (an SMS
+    # is too short for six of them).
+    "order_terms": {
+        "push": _TERMS_PLACEHOLDERS | {"order_reference", "schedule"},
+        "sms": _TERMS_PLACEHOLDERS,
+        "email": _TERMS_PLACEHOLDERS | {"order_reference", "schedule"},
+    },
+    # The credit limit changed (issue 18): raised or lowered (the old and the new limit), frozen
+    # or available again (the limit), each with the reason in words.
+    "credit_limit_raised": _same_everywhere("old_limit", "new_limit", "reason"),
+    "credit_limit_lowered": _same_everywhere("old_limit", "new_limit", "reason"),
+    "credit_frozen": _same_everywhere("new_limit", "reason"),
+    "credit_unfrozen": _same_everywhere("new_limit", "reason"),
 }
 TEMPLATE_IDS = tuple(_MESSAGE_PLACEHOLDERS)
 # Every message's text (not just an email's subject) must state these; a receipt states what was
-# paid and what is left instead.
+# paid and what is left instead, the agreement its total cost and rate, a limit notice the limit
+# and why.
 _ESSENTIAL_PLACEHOLDERS = ("amount_due", "due_date", "how_to_pay")
 _RECEIPT_ESSENTIAL_PLACEHOLDERS = ("amount_paid", "amount_left")
-_ESSENTIALS_OF = {"payment_received": _RECEIPT_ESSENTIAL_PLACEHOLDERS}
+_ESSENTIALS_OF = {
+    "payment_received": _RECEIPT_ESSENTIAL_PLACEHOLDERS,
+    "order_terms": ("total_cost", "apr"),
+    "credit_limit_raised": ("old_limit", "new_limit", "reason"),
+    "credit_limit_lowered": ("old_limit", "new_limit", "reason"),
+    "credit_frozen": ("new_limit", "reason"),
+    "credit_unfrozen": ("new_limit", "reason"),
+}
+# Messages that ask for no payment (nothing due, no date, no how to pay).
+NOTICES_ASKING_NOTHING = tuple(_ESSENTIALS_OF)
 
 
 # --- Variables ------------------------------------------------------------------------------
@@ -229,6 +276,14 @@ _PLACEHOLDER_SOURCES = {
     "amount_paid": "amount_paid_minor",
     "amount_left": "amount_left_minor",
     "next_try_date": "next_try_on",
+    "principal": "principal_minor",
+    "fees": "fees_minor",
+    "total_cost": "total_cost_minor",
+    "apr": "apr_bps",
+    "schedule": "schedule",
+    "old_limit": "old_limit_minor",
+    "new_limit": "new_limit_minor",
+    "reason": "reason_code",
 }
 _TEXT_VARIABLES = ("shopper_name", "merchant_name", "order_reference", "how_to_pay")
 _OPTIONAL_VARIABLES = {"currency": "CNY"}
@@ -290,6 +345,21 @@ def _check_variable(name: str, value: object) -> None:
                 f"variable {name!r} must be an int of minor units from {lowest} "
                 f"to {AMOUNT_DUE_MINOR_MAX}, not {value!r}"
             )
+    elif name in _AMOUNT_FLOORS:
+        lowest = _AMOUNT_FLOORS[name]
+        if not _is_int_between(value, lowest, AMOUNT_DUE_MINOR_MAX):
+            raise ValueError(
+                f"variable {name!r} must be an int of minor units from {lowest} "
+                f"to {AMOUNT_DUE_MINOR_MAX}, not {value!r}"
+            )
+    elif name == "apr_bps":
+        if not _is_int_between(value, 0, APR_BPS_MAX):
+            raise ValueError(f"variable 'apr_bps' must be an int from 0 to {APR_BPS_MAX}")
+    elif name == "reason_code":
+        if not isinstance(value, str) or not value.isidentifier():
+            raise ValueError(f"variable 'reason_code' must be a code, not {value!r}")
+    elif name == "schedule":
+        _check_schedule(value)
     elif name in ("due_on", "next_try_on"):
         if not isinstance(value, date) or isinstance(value, datetime):
             raise ValueError(f"variable {name!r} must be a date, not {value!r}")
@@ -312,6 +382,66 @@ def _check_variable(name: str, value: object) -> None:
         )
 
 
+# The lowest value of each amount a notice may state (a limit may be nothing, a cost may not).
+_AMOUNT_FLOORS = {
+    "principal_minor": 1,
+    "fees_minor": 0,
+    "total_cost_minor": 1,
+    "old_limit_minor": 0,
+    "new_limit_minor": 0,
+}
+APR_BPS_MAX = 1_000_000  # 10,000.00 %: far above any cap
+SCHEDULE_MAX_INSTALMENTS = 12
+
+
+def _check_schedule(value: object) -> None:
+    """An agreement's schedule: 1 to 12 instalments, each an amount and when it falls due after
+    delivery (``months_after_delivery``, or ``days_after_delivery`` for pay after delivery)."""
+    if not isinstance(value, list) or not 1 <= len(value) <= SCHEDULE_MAX_INSTALMENTS:
+        raise ValueError(
+            f"variable 'schedule' must list 1 to {SCHEDULE_MAX_INSTALMENTS} instalments"
+        )
+    for item in value:
+        if not isinstance(item, Mapping) or len(item) != 2 or "amount_minor" not in item:
+            raise ValueError(
+                "each instalment of 'schedule' has an amount_minor and months_after_delivery "
+                "or days_after_delivery"
+            )
+        if not _is_int_between(item["amount_minor"], 1, AMOUNT_DUE_MINOR_MAX):
+            raise ValueError("an instalment's amount_minor in 'schedule' must be positive")
+        if "months_after_delivery" in item:
+            if not _is_int_between(item["months_after_delivery"], 1, SCHEDULE_MAX_INSTALMENTS):
+                raise ValueError("months_after_delivery in 'schedule' must be from 1 to 12")
+        elif not _is_int_between(item.get("days_after_delivery"), 0, DAYS_MAX):
+            raise ValueError(f"days_after_delivery in 'schedule' must be from 0 to {DAYS_MAX}")
+
+
+def format_rate(basis_points: int) -> str:
+    """``1234`` → ``"12.34%"`` (exact: no float)."""
+    whole, fraction = divmod(basis_points, 100)
+    return f"{whole:,}.{fraction:02d}%"
+
+
+def _schedule_text(schedule: list[Mapping[str, int]], *, currency: str, language: str) -> str:
+    parts = []
+    for seq, item in enumerate(schedule, 1):
+        amount = format_amount(item["amount_minor"], currency)
+        if "days_after_delivery" in item:
+            days = item["days_after_delivery"]
+            parts.append(
+                f"{amount}，收货后{days}天内还清"
+                if language == "zh"
+                else f"{amount} within {days} days of delivery"
+            )
+            continue
+        months = item["months_after_delivery"]
+        if language == "zh":
+            parts.append(f"第{seq}期{amount}（收货后{months}个月）")
+        else:
+            parts.append(f"{amount} {months} month{'' if months == 1 else 's'} after delivery")
+    return ("；" if language == "zh" else "; ").join(parts)
+
+
 def _placeholder_values(
     variables: Mapping[str, object], *, language: str, channel: str
 ) -> dict[str, str]:
@@ -331,6 +461,11 @@ def _placeholder_values(
         ("amount_due", "amount_due_minor"),
         ("amount_paid", "amount_paid_minor"),
         ("amount_left", "amount_left_minor"),
+        ("principal", "principal_minor"),
+        ("fees", "fees_minor"),
+        ("total_cost", "total_cost_minor"),
+        ("old_limit", "old_limit_minor"),
+        ("new_limit", "new_limit_minor"),
     ):
         if source in variables:
             amount_minor = variables[source]
@@ -344,6 +479,18 @@ def _placeholder_values(
     for name in ("days_past_due", "bureau_reporting_days"):
         if name in variables:
             values[name] = str(variables[name])
+    if "apr_bps" in variables:
+        apr_bps = variables["apr_bps"]
+        assert isinstance(apr_bps, int)
+        values["apr"] = format_rate(apr_bps)
+    if "schedule" in variables:
+        schedule = variables["schedule"]
+        assert isinstance(schedule, list)
+        values["schedule"] = _schedule_text(schedule, currency=currency, language=language)
+    if "reason_code" in variables:
+        code = str(variables["reason_code"])
+        reasons = CREDIT_REASONS[language]
+        values["reason"] = reasons.get(code, reasons[OTHER_REASON])
     if channel == "sms":
         if "shopper_name" in values:
             values["shopper_name"] = _shorten(
@@ -370,6 +517,17 @@ _LONGEST_VARIABLES: dict[str, object] = {
     "next_try_on": date(2000, 9, 30),
     "days_past_due": DAYS_MAX,
     "bureau_reporting_days": DAYS_MAX,
+    "principal_minor": AMOUNT_DUE_MINOR_MAX,
+    "fees_minor": AMOUNT_DUE_MINOR_MAX,
+    "total_cost_minor": AMOUNT_DUE_MINOR_MAX,
+    "apr_bps": APR_BPS_MAX,
+    "old_limit_minor": AMOUNT_DUE_MINOR_MAX,
+    "new_limit_minor": AMOUNT_DUE_MINOR_MAX,
+    # The longest reason is checked separately (every SMS with every reason: see
+    # _longest_reason_code, set once the reasons are read).
+    "reason_code": "other",
+    "schedule": [{"amount_minor": AMOUNT_DUE_MINOR_MAX, "months_after_delivery": 12}]
+    * SCHEDULE_MAX_INSTALMENTS,
 }
 
 
@@ -453,6 +611,7 @@ def _check_message(
         )
     if channel == "sms":
         values = _placeholder_values(_LONGEST_VARIABLES, language=language, channel=channel)
+        values["reason"] = max(CREDIT_REASONS[language].values(), key=len)
         longest = len(parts["text"].format_map(values))
         if longest > SMS_MAX_CHARACTERS:
             raise _TemplateProblem(
@@ -529,8 +688,34 @@ def load_template_file(path: Path) -> dict[str, dict[str, dict[str, dict[str, st
         raise ValueError(f"{path}: {error}") from None
 
 
+def _load_credit_reasons(path: Path) -> dict[str, dict[str, str]]:
+    """Why a credit limit changed, in words, by reason code and language: the ``[credit_reasons]``
+    table of ``templates.toml`` (``other`` for a code it does not name)."""
+    raw = tomllib.loads(path.read_text(encoding="utf-8")).get("credit_reasons")
+    if not isinstance(raw, dict) or set(raw) != set(LANGUAGES):
+        raise ValueError(f"{path}: [credit_reasons] needs a table for each of {list(LANGUAGES)}")
+    codes = set(raw[DEFAULT_LANGUAGE])
+    for language, reasons in raw.items():
+        if not isinstance(reasons, dict) or set(reasons) != codes or OTHER_REASON not in codes:
+            raise ValueError(
+                f"{path}: credit_reasons.{language} must name the same codes in every language, "
+                f"'{OTHER_REASON}' among them"
+            )
+        for code, text in reasons.items():
+            if not isinstance(text, str) or not text.strip() or "{" in text or "}" in text:
+                raise ValueError(f"{path}: credit_reasons.{language}.{code} must be plain text")
+            phrase = _forbidden_phrase_in(text)
+            if phrase is not None:
+                raise ValueError(
+                    f"{path}: credit_reasons.{language}.{code} contains {phrase!r}, which the "
+                    "contact policy forbids"
+                )
+    return raw
+
+
 def _complete_template_set(raw: dict[str, Any]) -> dict[str, dict[str, dict[str, dict[str, str]]]]:
     footers = raw.pop("email_footer", None)
+    raw.pop("credit_reasons", None)  # read by _load_credit_reasons
     _validate_template_set(raw, placeholders_named_by="the list in templates.py")
     if not isinstance(footers, dict) or set(footers) != set(LANGUAGES):
         raise ValueError(f"[email_footer] needs a footer for each language of {list(LANGUAGES)}")
@@ -643,6 +828,8 @@ class TemplateCatalog:
         return RenderedMessage(subject=subject, text=text)
 
 
+OTHER_REASON = "other"
+CREDIT_REASONS = _load_credit_reasons(DEFAULT_TEMPLATES_FILE)
 DEFAULT_TEMPLATES = load_template_file(DEFAULT_TEMPLATES_FILE)
 DEFAULT_CATALOG = TemplateCatalog()
 

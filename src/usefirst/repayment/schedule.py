@@ -44,6 +44,33 @@ def annual_rate_within_cap(
     return present_value <= principal_minor
 
 
+def annual_rate_bps(*, principal_minor: int, payments_minor: list[int]) -> int:
+    """The plan's annual percentage rate in basis points, rounded up (a disclosure never states
+    less than the cost): the nominal yearly rate (12 x the monthly rate) at which the monthly
+    payments' present value equals the principal, as the APR cap measures it. 0 when the
+    payments add up to no more than the principal."""
+    if principal_minor <= 0 or sum(payments_minor) <= principal_minor:
+        return 0
+
+    def within(rate_bps: int) -> bool:
+        return annual_rate_within_cap(
+            principal_minor=principal_minor,
+            payments_minor=payments_minor,
+            cap_annual_rate=Fraction(rate_bps, 10_000),
+        )
+
+    low, high = 0, 10_000
+    while not within(high):
+        low, high = high, high * 2
+    while low + 1 < high:  # within(high) holds, within(low) does not
+        middle = (low + high) // 2
+        if within(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 @dataclass(frozen=True)
 class PlannedInstalment:
     seq: int

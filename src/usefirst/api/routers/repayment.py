@@ -37,6 +37,7 @@ def create_payment(
             today=work.today,
             settings=runtime.settings,
             now=work.now,
+            is_reported=True,
         )
         payment = outcome.payment
         return 201, {
