@@ -7,30 +7,16 @@ recording made from the previous engine, on both databases."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.flows.checkout_scenario import FIXTURE, TABLES, play
+from tests.flows.checkout_scenario import ADDED_SINCE_RECORDING, FIXTURE, TABLES, play
 from usefirst.kit.models import subject_shard_key
 from usefirst.risk import decision as risk_decision
 from usefirst.runtime import Runtime
-
-# Columns that later features added to the recorded tables, with the value (or the check) every
-# recorded row must meet in them: the recording predates them; anything else is a difference.
-ADDED_SINCE_RECORDING: dict[str, dict[str, object]] = {
-    # Due-date extensions (payment rails): none in the recorded sequence.
-    "instalments": {"extended_days": 0},
-    # The id of the request that wrote the message (operations): made per request.
-    "outbox_messages": {"request_id": lambda value: re.fullmatch("[0-9a-f]{32}", value)},
-    # The distribution key (Citus layout, migration 0029): checked against the row below.
-    "events": {"shard_key": None},
-    "journal_entries": {"shard_key": None},
-    "ledger_postings": {"shard_key": None},
-}
 
 
 def assert_shard_keys(tables: dict[str, list[dict[str, Any]]]) -> None:
