@@ -329,26 +329,23 @@ def _holders(
 ) -> dict[str, set[str]]:
     """Every shopper holding each of ``values`` (``kind:hash``) in today's graph."""
     holders: dict[str, set[str]] = {value: set() for value in values}
-    pairs = sorted(
-        {
-            (value.partition(":")[0], value.partition(":")[2])
-            for value in values
-            if not value.startswith("tracking:")
-        }
-    )
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for value in sorted(values):
+        kind, _, value_hash = value.partition(":")
+        if kind != "tracking":
+            by_kind[kind].append(value_hash)
     risk_repository = RiskRepository(session)
     identity = IdentityRepository(session)
-    for pair_chunk in _chunks(pairs):
-        for shopper_id, kind, value_hash in risk_repository.link_holders(pair_chunk, since=since):
-            holders[f"{kind}:{value_hash}"].add(shopper_id)
     enrolled: list[tuple[str, str]] = []
-    for kind in ("phone", "device", "ip"):
-        hashes = sorted(value for value_kind, value in pairs if value_kind == kind)
-        for hash_chunk in _chunks(hashes):
-            enrolled += [
-                (shopper_id, f"{kind}:{value}")
-                for shopper_id, value in identity.enrolment_holders(kind, hash_chunk)
-            ]
+    for kind, hashes in by_kind.items():
+        for chunk in _chunks(hashes):
+            for shopper_id, value_hash in risk_repository.link_holders(kind, chunk, since=since):
+                holders[f"{kind}:{value_hash}"].add(shopper_id)
+            if kind in ("phone", "device", "ip"):
+                enrolled += [
+                    (shopper_id, f"{kind}:{value_hash}")
+                    for shopper_id, value_hash in identity.enrolment_holders(kind, chunk)
+                ]
     candidates = sorted({shopper_id for shopper_id, _ in enrolled})
     observed: set[str] = set()
     for shopper_chunk in _chunks(candidates):

@@ -17,7 +17,6 @@ from sqlalchemy import (
     exists,
     insert,
     select,
-    tuple_,
 )
 from sqlalchemy.orm import Session
 
@@ -118,14 +117,17 @@ class RiskRepository:
         ).all()
 
     def link_holders(
-        self, values: Sequence[tuple[str, str]], *, since: datetime
-    ) -> Sequence[Row[str, str, str]]:
-        """(shopper id, kind, value hash) of the shoppers observed with the (kind, value hash)
-        ``values`` since ``since`` (through the observations' value index)."""
+        self, kind: str, value_hashes: Sequence[str], *, since: datetime
+    ) -> Sequence[Row[str, str]]:
+        """(shopper id, value hash) of the shoppers observed with an identifier of ``kind`` among
+        ``value_hashes`` since ``since``: one ``kind = … AND value_hash IN (…)`` through the
+        observations' value index (a list of (kind, value) pairs would not use it on
+        PostgreSQL: thousands of OR-ed index scans and a recheck of each row against them)."""
         return self.session.execute(
-            select(LinkObservation.shopper_id, LinkObservation.kind, LinkObservation.value_hash)
+            select(LinkObservation.shopper_id, LinkObservation.value_hash)
             .where(
-                tuple_(LinkObservation.kind, LinkObservation.value_hash).in_(values),
+                LinkObservation.kind == kind,
+                LinkObservation.value_hash.in_(value_hashes),
                 LinkObservation.observed_at >= since,
             )
             .distinct()
