@@ -129,6 +129,7 @@ from usefirst.kit.clock import business_day_start
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.ids import new_id
 from usefirst.kit.migrate import upgrade
+from usefirst.kit.models import subject_shard_key
 from usefirst.kit.money import basis_points_of
 from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.ledger import accounts
@@ -186,9 +187,10 @@ INSTALMENT_COLUMNS = _columns(
     "settled_on"
 )
 LEDGER_ACCOUNT_COLUMNS = _columns("code kind owner_id currency created_at")
-POSTING_COLUMNS = _columns("entry_id seq account_code currency amount_minor")
+# The shard key (migration 0029: the entry's shopper, else its merchant, else "platform") last.
+POSTING_COLUMNS = _columns("entry_id seq account_code currency amount_minor shard_key")
 JOURNAL_ENTRY_COLUMNS = _columns(
-    "id kind shopper_id merchant_id order_id reference_id posting_count memo created_at"
+    "id kind shopper_id merchant_id order_id reference_id posting_count memo created_at shard_key"
 )
 CONTACT_COLUMNS = _columns(
     "shopper_id id order_id seq channel step_day step template scheduled_at sent_at status "
@@ -944,9 +946,7 @@ def table_streams(book: Book, *, history: bool) -> list[tuple[str, tuple[str, ..
     ]
     if history:
         # Each history is generated once: the first table's stream keeps the second's rows.
-        postings, entries = _one_pass(
-            ((postings, [entry]) for entry, postings in journal_history(book))
-        )
+        postings, entries = _one_pass(_sharded(journal_history(book)))
         attempts, messages = _one_pass(
             (
                 ([attempt], [message] if message else [])
@@ -961,6 +961,13 @@ def table_streams(book: Book, *, history: bool) -> list[tuple[str, tuple[str, ..
             ("risk_link_observations", LINK_COLUMNS, link_history(book)),
         ]
     return streams
+
+
+def _sharded(history: Iterable[tuple[Row, list[Row]]]) -> Iterator[tuple[list[Row], list[Row]]]:
+    """(postings, [entry]) pairs of the journal history, each row with its entry's shard key."""
+    for entry, postings in history:
+        key = subject_shard_key(entry[2], entry[3])
+        yield [(*posting, key) for posting in postings], [(*entry, key)]
 
 
 def _one_pass(pairs: Iterator[tuple[list[Row], list[Row]]]) -> tuple[Iterator[Row], Iterator[Row]]:

@@ -96,6 +96,7 @@ LAYOUT: tuple[TableLayout, ...] = (
     _shopper("risk_decisions"),
     _shopper("risk_labels"),
     _shopper("risk_link_observations"),
+    _shopper("risk_graph_members"),
     _shopper("risk_order_facts"),
     _shopper("hardship_requests"),
     _shopper("risk_step_up_challenges"),

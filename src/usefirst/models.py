@@ -59,6 +59,7 @@ from usefirst.rails.models import (
 from usefirst.repayment.models import Allocation, Instalment, Payment
 from usefirst.risk.models import (
     FraudModelVersion,
+    GraphMember,
     GraphRun,
     KnownFraudSubject,
     LinkObservation,
@@ -102,6 +103,7 @@ __all__ = [
     "Event",
     "ExternalIdLookup",
     "FraudModelVersion",
+    "GraphMember",
     "GraphRun",
     "IdempotencyRecord",
     "Instalment",

@@ -309,6 +309,11 @@ def _decided_order_ids(session: object) -> list[str]:
 def graph() -> None:
     """Run link analysis now: score groups of linked shoppers, open or update ring cases.
 
+    Always a full recompute of the whole link window (the nightly run rebuilds only the components
+    that changed since the last run): run it after changing what the incremental run cannot see
+    (observations written more than a day after their time, erasures). The next nightly run starts
+    from it.
+
     Exit codes:
     0 done."""
     from usefirst.flows.risk_monitoring import run_graph

@@ -11,9 +11,24 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from usefirst.kit.db import Base, UTCDateTime
 
+# Shoppers whose enrolment device or IP the link graph has not hashed yet (rows made before
+# migration 0037): the graph run fills them, finding them through this partial index.
+ENROLMENT_UNHASHED_SQL = (
+    "(enrolment_device_id IS NOT NULL AND enrolment_device_hash IS NULL)"
+    " OR (enrolment_ip IS NOT NULL AND enrolment_ip_hash IS NULL)"
+)
+
 
 class Shopper(Base):
     __tablename__ = "shoppers"
+    __table_args__ = (
+        Index(
+            "ix_shoppers_enrolment_unhashed",
+            "id",
+            postgresql_where=text(ENROLMENT_UNHASHED_SQL),
+            sqlite_where=text(ENROLMENT_UNHASHED_SQL),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     external_id: Mapped[str] = mapped_column(String(128))
@@ -29,6 +44,10 @@ class Shopper(Base):
     phone_hash: Mapped[str] = mapped_column(String(64), index=True)
     enrolment_device_id: Mapped[str | None] = mapped_column(String(128))
     enrolment_ip: Mapped[str | None] = mapped_column(String(64))
+    # The link graph's keyed hashes of the two (``risk.features.identifier_hash``; "" when blank),
+    # so that the shoppers holding one can be found in SQL (migration 0037).
+    enrolment_device_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    enrolment_ip_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     # How reminders reach the shopper: their language ("zh-CN" | "en") and the IANA time zone whose
     # clock decides quiet hours and the daily contact cap. Enrolment sets both (the time zone
     # defaults to the operator's); the server defaults are for rows made before migration 0017.

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, delete, or_, select, update
+from sqlalchemy import Select, Table, bindparam, delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from usefirst.identity import models
 from usefirst.identity.models import (
+    ENROLMENT_UNHASHED_SQL,
     ApiKey,
     Consent,
     ConsoleAccount,
@@ -23,6 +25,8 @@ from usefirst.identity.models import (
 )
 from usefirst.kit.db import AnySelect
 from usefirst.kit.personal_data import ShopperRecords, tables_of
+
+SHOPPERS = cast(Table, Shopper.__table__)
 
 
 class IdentityRepository:
@@ -131,16 +135,60 @@ class IdentityRepository:
     # --- reads for risk's link graph -----------------------------------------------------------
 
     def enrolment_identifiers(
-        self, shopper_ids: Select[Any]
+        self, shopper_ids: Select[Any] | Sequence[str]
     ) -> list[tuple[str, str, str | None, str | None]]:
-        """(shopper id, phone hash, enrolment device id, enrolment IP) of the shoppers
-        ``shopper_ids`` (a subquery of shopper ids) selects."""
+        """(shopper id, phone hash, enrolment device hash, enrolment IP hash) of the shoppers
+        ``shopper_ids`` (a subquery of shopper ids, or a list) selects."""
+        wanted = (
+            shopper_ids.scalar_subquery() if isinstance(shopper_ids, Select) else list(shopper_ids)
+        )
         rows = self.session.execute(
             select(
-                Shopper.id, Shopper.phone_hash, Shopper.enrolment_device_id, Shopper.enrolment_ip
-            ).where(Shopper.id.in_(shopper_ids.scalar_subquery()))
+                Shopper.id,
+                Shopper.phone_hash,
+                Shopper.enrolment_device_hash,
+                Shopper.enrolment_ip_hash,
+            ).where(Shopper.id.in_(wanted))
         ).all()
         return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def enrolment_holders(self, kind: str, hashes: Sequence[str]) -> list[tuple[str, str]]:
+        """(shopper id, hash) of the shoppers enrolled with one of ``hashes`` as their phone,
+        device or IP (``kind``)."""
+        column = {
+            "phone": Shopper.phone_hash,
+            "device": Shopper.enrolment_device_hash,
+            "ip": Shopper.enrolment_ip_hash,
+        }[kind]
+        rows = self.session.execute(select(Shopper.id, column).where(column.in_(hashes))).all()
+        return [(row[0], str(row[1])) for row in rows]
+
+    def unhashed_enrolments(self, *, limit: int) -> list[tuple[str, str | None, str | None]]:
+        """(shopper id, enrolment device id, enrolment IP) of shoppers whose enrolment device or IP
+        has no link hash yet (rows made before migration 0037), through a partial index."""
+        rows = self.session.execute(
+            select(Shopper.id, Shopper.enrolment_device_id, Shopper.enrolment_ip)
+            .where(text(ENROLMENT_UNHASHED_SQL))
+            .order_by(Shopper.id)
+            .limit(limit)
+        ).all()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def set_enrolment_hashes(self, rows: Sequence[tuple[str, str | None, str | None]]) -> None:
+        """(shopper id, device hash, IP hash) for each shopper: one executemany."""
+        if rows:
+            self.session.execute(
+                update(SHOPPERS)
+                .where(SHOPPERS.c.id == bindparam("shopper_id"))
+                .values(
+                    enrolment_device_hash=bindparam("device_hash"),
+                    enrolment_ip_hash=bindparam("ip_hash"),
+                ),
+                [
+                    {"shopper_id": shopper_id, "device_hash": device, "ip_hash": ip}
+                    for shopper_id, device, ip in rows
+                ],
+            )
 
     # A shopper's personal data, for the privacy flow's export and erasure.
 
@@ -164,6 +212,8 @@ class IdentityRepository:
         shopper.phone_hash = tombstone
         shopper.enrolment_device_id = None
         shopper.enrolment_ip = None
+        shopper.enrolment_device_hash = None
+        shopper.enrolment_ip_hash = None
         self.session.flush()
 
     def release_lookups(self, shopper_id: str) -> int:

@@ -13,7 +13,7 @@ from usefirst.identity import validation
 from usefirst.identity.models import ApiKey, Consent, Operator, Shopper
 from usefirst.identity.repository import IdentityRepository
 from usefirst.kit.clock import system_now
-from usefirst.kit.crypto import FieldCipher, hash_api_key, new_api_secret
+from usefirst.kit.crypto import FieldCipher, hash_api_key, link_identifier_hash, new_api_secret
 from usefirst.kit.db import Lookup
 from usefirst.kit.errors import AuthenticationRequired, Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
@@ -162,6 +162,8 @@ def register_shopper(
         phone_hash=cipher.blind_index(phone, field="phone"),
         enrolment_device_id=details.device_id,
         enrolment_ip=details.ip,
+        enrolment_device_hash=link_identifier_hash(cipher, "device", details.device_id),
+        enrolment_ip_hash=link_identifier_hash(cipher, "ip", details.ip),
         language=language,
         time_zone=time_zone,
         created_at=now,

@@ -66,6 +66,20 @@ class FieldCipher:
         return hmac.new(self._blind_index_key, message, hashlib.sha256).hexdigest()
 
 
+def link_hash(cipher: FieldCipher, kind: str, value: str) -> str:
+    """The keyed hash the link graph names an identifier by (device, IP, ...), of the value
+    trimmed and case-folded."""
+    return cipher.blind_index(value.strip().casefold(), field=f"link_{kind}")
+
+
+def link_identifier_hash(cipher: FieldCipher, kind: str, value: str | None) -> str | None:
+    """``link_hash`` as stored with a shopper's enrolment: "" for a blank value (nothing to link),
+    None for none."""
+    if value is None:
+        return None
+    return link_hash(cipher, kind, value) if value.strip() else ""
+
+
 def new_key() -> bytes:
     return secrets.token_bytes(32)
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.credit.repository import CreditRepository
 from usefirst.identity.validation import normalise_address
-from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.crypto import FieldCipher, link_hash
 from usefirst.kit.db import UTCDateTime, on_citus
 from usefirst.risk.counters import (
     MERCHANT_WINDOW,
@@ -126,7 +126,7 @@ class CheckoutFeatures:
 
 
 def identifier_hash(cipher: FieldCipher, kind: str, value: str) -> str:
-    return cipher.blind_index(value.strip().casefold(), field=f"link_{kind}")
+    return link_hash(cipher, kind, value)
 
 
 def _ratio(numerator: float, denominator: float) -> float:

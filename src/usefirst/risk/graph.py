@@ -29,19 +29,20 @@ frozen (through the caller's ``effects``: those are other domains' changes).
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import igraph
 from sqlalchemy.orm import Session
 
 from usefirst.identity.repository import IdentityRepository
 from usefirst.kit.business_day import DailyContext
-from usefirst.kit.crypto import FieldCipher
+from usefirst.kit.crypto import FieldCipher, link_identifier_hash
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
 from usefirst.merchants.repository import MerchantRepository
@@ -51,7 +52,6 @@ from usefirst.repayment.repository import RepaymentRepository
 from usefirst.risk import actions, cases
 from usefirst.risk.decision import rule_set_of
 from usefirst.risk.effects import RiskEffects
-from usefirst.risk.features import identifier_hash
 from usefirst.risk.models import GraphRun, Ring
 from usefirst.risk.repository import RiskRepository
 
@@ -64,6 +64,7 @@ DECIDED_BY = "graph"
 # Shoppers whose order facts are read per query (a few queries for the tens of thousands of
 # shoppers in groups on a large book).
 _CHUNK = 5000
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,11 @@ class GraphRunSummary:
     cases_updated: int = 0
     settlement_holds: int = 0
     rings: list[RingFinding] = field(default_factory=list)
+    # The shoppers of components with at least ``min_ring_members`` shoppers.
+    component_shoppers: set[str] = field(default_factory=set)
+    mode: str = "full"  # full | incremental
+    # The incremental run: shoppers it started from (changed since the last run or in its groups).
+    changed_shoppers: int = 0
 
     def counts(self) -> dict[str, int]:
         return {
@@ -152,6 +158,9 @@ class LinkGraph:
     merchant_links: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     # The tracking numbers on more than one order in the window (the ``tracking:`` links).
     reused_tracking_numbers: set[str] = field(default_factory=set)
+    # The true number of shoppers holding each identifier, when the graph holds only some
+    # components (the incremental run): whether an identifier is kept depends on it.
+    holder_counts: dict[str, int] | None = None
 
     def add(self, shopper_id: str, kind: str, value: str | None) -> None:
         if value:
@@ -161,6 +170,7 @@ class LinkGraph:
 def load_link_graph(
     session: Session, *, cipher: FieldCipher, since: datetime, parameters: GraphParameters
 ) -> LinkGraph:
+    """The whole graph of the window (the full recompute)."""
     graph = LinkGraph()
     risk_repository = RiskRepository(session)
     for shopper_id, kind, value_hash in risk_repository.link_values_since(since):
@@ -168,12 +178,21 @@ def load_link_graph(
     enrolment = IdentityRepository(session).enrolment_identifiers(
         risk_repository.shoppers_observed_since(since)
     )
-    for shopper_id, phone_hash, device_id, ip in enrolment:
+    _add_enrolment(graph, enrolment)
+    _add_tracking_and_merchants(session, graph, since=since)
+    return graph
+
+
+def _add_enrolment(
+    graph: LinkGraph, enrolment: Iterable[tuple[str, str, str | None, str | None]]
+) -> None:
+    for shopper_id, phone_hash, device_hash, ip_hash in enrolment:
         graph.add(shopper_id, "phone", phone_hash)
-        if device_id and device_id.strip():
-            graph.add(shopper_id, "device", identifier_hash(cipher, "device", device_id))
-        if ip and ip.strip():
-            graph.add(shopper_id, "ip", identifier_hash(cipher, "ip", ip))
+        graph.add(shopper_id, "device", device_hash)
+        graph.add(shopper_id, "ip", ip_hash)
+
+
+def _add_tracking_and_merchants(session: Session, graph: LinkGraph, *, since: datetime) -> None:
     reused = OrderRepository(session).shoppers_with_reused_tracking_numbers(shipped_since=since)
     for shopper_id, reused_number in reused:
         graph.add(shopper_id, "tracking", reused_number)
@@ -185,7 +204,220 @@ def load_link_graph(
             graph.merchant_links[merchant_id].add(f"phone:{merchant_phone}")
         if merchant_address:
             graph.merchant_links[merchant_id].add(f"address:{merchant_address}")
-    return graph
+
+
+def hash_enrolments(session: Session, *, cipher: FieldCipher) -> int:
+    """Give the enrolment device and IP of shoppers enrolled before migration 0037 their link
+    hashes (enrolment sets them since); how many shoppers. Run by every graph run before it reads
+    them, so a book migrated from before needs no command; a few thousand shoppers a statement."""
+    repository = IdentityRepository(session)
+    done = 0
+    while rows := repository.unhashed_enrolments(limit=_CHUNK):
+        repository.set_enrolment_hashes(
+            [
+                (
+                    shopper_id,
+                    link_identifier_hash(cipher, "device", device_id),
+                    link_identifier_hash(cipher, "ip", ip),
+                )
+                for shopper_id, device_id, ip in rows
+            ]
+        )
+        done += len(rows)
+    return done
+
+
+# -- the incremental graph ---------------------------------------------------------------------
+#
+# Why it is exact. The graph of a night is a set of (shopper, identifier) edges plus the
+# merchants' own identifiers; an identifier is kept by its number of holders alone. A connected
+# component none of whose edges changed, none of whose identifiers gained or lost a holder, is the
+# same component as at the last run. Every component of at least ``min_ring_members`` shoppers at
+# the last run is stored (``risk_graph_members``) and its shoppers start the search; so do the
+# shoppers whose edges changed since (identifiers observed since the last run, those that left
+# the window, reused tracking numbers) and the identifiers that lost a holder. The search follows
+# every kept identifier to all its holders (and through the merchants holding one), so it ends
+# with whole components of today's graph; any component of ``min_ring_members`` shoppers today
+# either contains a changed shopper or identifier or was stored. Groups are then found by the same
+# code as the full run, on a graph holding exactly those components, with each identifier's true
+# number of holders; Leiden runs on each component's own graph (``_component_graph``), the same
+# whichever other components the graph holds. Order facts are read afresh for every group.
+#
+# What it does not see: an observation written after the run with an observed time more than
+# ``_LATE_OBSERVATIONS`` before it, and an identifier whose holders drop from above
+# ``max_link_shoppers`` to it by an erasure (a shopper's hashes overwritten). A full recompute
+# (``usefirst risk graph --full``) covers both.
+
+# Observations written up to this long after their observed time are still seen.
+_LATE_OBSERVATIONS = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The last run the incremental one starts from."""
+
+    run_id: str
+    now: datetime
+    since: datetime
+
+
+def _merchant_digest(graph: LinkGraph) -> str:
+    links = sorted(
+        f"{merchant_id}|{value}"
+        for merchant_id, values in graph.merchant_links.items()
+        for value in values
+    )
+    return hashlib.sha256("\n".join(links).encode()).hexdigest()
+
+
+def _incremental_base(
+    session: Session, *, now: datetime, parameters: GraphParameters, merchant_digest: str
+) -> _Base | None:
+    """The last run, when an incremental run can start from it: it stored its components, with
+    the same parameters and merchant identifiers, not after ``now``."""
+    last = RiskRepository(session).last_graph_run()
+    if last is None or not isinstance(last.parameters, dict):
+        return None
+    stored = last.parameters
+    if (
+        stored.get("merchant_links_digest") != merchant_digest
+        or {name: stored.get(name) for name in asdict(parameters)} != asdict(parameters)
+        or last.started_at > now
+    ):
+        return None
+    return _Base(
+        run_id=last.id,
+        now=last.started_at,
+        since=last.started_at - timedelta(days=parameters.window_days),
+    )
+
+
+def _changed_since(
+    session: Session, *, base: _Base, since: datetime, tracking: LinkGraph
+) -> tuple[set[str], set[str]]:
+    """The shoppers to start from and the identifiers that may have lost a holder."""
+    risk_repository = RiskRepository(session)
+    shoppers = set(risk_repository.graph_members())
+    values: set[str] = set()
+    for shopper_id, _, _ in risk_repository.observations_between(
+        base.now - _LATE_OBSERVATIONS, None
+    ):
+        shoppers.add(shopper_id)
+    left = risk_repository.observations_between(base.since, since) if base.since < since else []
+    left_shoppers = set()
+    for shopper_id, kind, value_hash in left:
+        left_shoppers.add(shopper_id)
+        values.add(f"{kind}:{value_hash}")
+    shoppers |= left_shoppers
+    # A shopper no longer observed in the window loses the enrolment identifiers too.
+    for chunk in _chunks(sorted(left_shoppers)):
+        for _, phone_hash, device_hash, ip_hash in IdentityRepository(
+            session
+        ).enrolment_identifiers(chunk):
+            values |= {
+                f"{kind}:{value}"
+                for kind, value in (("phone", phone_hash), ("device", device_hash), ("ip", ip_hash))
+                if value
+            }
+    # Reused tracking numbers are few: every shopper holding one starts the search.
+    shoppers |= set(tracking.shopper_links)
+    return shoppers, values
+
+
+def _holders(
+    session: Session, values: Sequence[str], *, since: datetime, tracking: LinkGraph
+) -> dict[str, set[str]]:
+    """Every shopper holding each of ``values`` (``kind:hash``) in today's graph."""
+    holders: dict[str, set[str]] = {value: set() for value in values}
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for value in sorted(values):
+        kind, _, value_hash = value.partition(":")
+        if kind != "tracking":
+            by_kind[kind].append(value_hash)
+    risk_repository = RiskRepository(session)
+    identity = IdentityRepository(session)
+    enrolled: list[tuple[str, str]] = []
+    for kind, hashes in by_kind.items():
+        for chunk in _chunks(hashes):
+            for shopper_id, value_hash in risk_repository.link_holders(kind, chunk, since=since):
+                holders[f"{kind}:{value_hash}"].add(shopper_id)
+            if kind in ("phone", "device", "ip"):
+                enrolled += [
+                    (shopper_id, f"{kind}:{value_hash}")
+                    for shopper_id, value_hash in identity.enrolment_holders(kind, chunk)
+                ]
+    candidates = sorted({shopper_id for shopper_id, _ in enrolled})
+    observed: set[str] = set()
+    for shopper_chunk in _chunks(candidates):
+        observed |= risk_repository.observed_among(shopper_chunk, since=since)
+    for shopper_id, value in enrolled:
+        if shopper_id in observed:
+            holders[value].add(shopper_id)
+    tracking_holders = _inverted(tracking.shopper_links)
+    for value in values:
+        if value.startswith("tracking:"):
+            holders[value] = set(tracking_holders.get(value, ()))
+    return holders
+
+
+def _links_of(
+    session: Session, shopper_ids: Sequence[str], *, since: datetime, graph: LinkGraph
+) -> None:
+    """Add the shoppers' edges of today's graph to ``graph`` (tracking ones are there already)."""
+    risk_repository = RiskRepository(session)
+    for chunk in _chunks(sorted(shopper_ids)):
+        observed: set[str] = set()
+        for shopper_id, kind, value_hash in risk_repository.link_values_of(chunk, since=since):
+            graph.add(shopper_id, kind, value_hash)
+            observed.add(shopper_id)
+        _add_enrolment(graph, IdentityRepository(session).enrolment_identifiers(sorted(observed)))
+
+
+def load_changed_components(
+    session: Session,
+    *,
+    base: _Base,
+    since: datetime,
+    parameters: GraphParameters,
+    known: LinkGraph,
+) -> tuple[LinkGraph, int]:
+    """The graph of every component that may differ from the last run's or held a group then
+    (``known`` holds today's tracking and merchant links); how many shoppers it started from."""
+    graph = LinkGraph(
+        merchant_links=known.merchant_links, reused_tracking_numbers=known.reused_tracking_numbers
+    )
+    for shopper_id, values in known.shopper_links.items():
+        graph.shopper_links[shopper_id] |= values
+    merchant_holders = _inverted(known.merchant_links)
+    seeds, seed_values = _changed_since(session, base=base, since=since, tracking=known)
+    graph.holder_counts = {}
+    seen_shoppers: set[str] = set()
+    seen_values: set[str] = set()
+    frontier, frontier_values = seeds, seed_values
+    while frontier or frontier_values:
+        new_shoppers = sorted(frontier - seen_shoppers)
+        seen_shoppers.update(new_shoppers)
+        _links_of(session, new_shoppers, since=since, graph=graph)
+        values = set(frontier_values)
+        for shopper_id in new_shoppers:
+            values |= graph.shopper_links.get(shopper_id, set())
+        new_values = sorted(values - seen_values)
+        seen_values.update(new_values)
+        holders = _holders(session, new_values, since=since, tracking=known)
+        frontier, frontier_values = set(), set()
+        for value in new_values:
+            count = len(holders[value])
+            graph.holder_counts[value] = count
+            if _is_kept(value, count, merchant_holders, parameters):
+                frontier |= holders[value]
+                for merchant_id in merchant_holders.get(value, ()):
+                    frontier_values |= known.merchant_links[merchant_id]
+    # Merchant identifiers no shopper of the search holds: their holders were counted above when
+    # reached; the others belong to components without these shoppers.
+    for shopper_id in list(graph.shopper_links):
+        if shopper_id not in seen_shoppers:
+            del graph.shopper_links[shopper_id]
+    return graph, len(seeds)
 
 
 @dataclass(frozen=True)
@@ -195,24 +427,35 @@ class _Group:
     shared_links: list[tuple[str, int]]  # (identifier, member shoppers holding it)
 
 
+def _inverted(links: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """Holder → identifiers made identifier → holders."""
+    holders: dict[str, set[str]] = defaultdict(set)
+    for holder, values in links.items():
+        for value in values:
+            holders[value].add(holder)
+    return holders
+
+
+def _is_kept(
+    value: str, holders: int, merchant_holders: Mapping[str, set[str]], parameters: GraphParameters
+) -> bool:
+    return holders <= parameters.max_link_shoppers and (holders >= 2 or value in merchant_holders)
+
+
 def find_groups(
     link_graph: LinkGraph, parameters: GraphParameters, summary: GraphRunSummary
 ) -> list[_Group]:
     """Connected components of the shopper–identifier graph, large ones split into Leiden
-    communities; only groups with at least ``min_ring_members`` shoppers."""
-    holders: dict[str, set[str]] = defaultdict(set)
-    for shopper_id, values in link_graph.shopper_links.items():
-        for value in values:
-            holders[value].add(shopper_id)
-    merchant_holders: dict[str, set[str]] = defaultdict(set)
-    for merchant_id, values in link_graph.merchant_links.items():
-        for value in values:
-            merchant_holders[value].add(merchant_id)
+    communities; only groups with at least ``min_ring_members`` shoppers. The shoppers of every
+    component with that many go to ``summary.component_shoppers`` (where the next incremental run
+    starts)."""
+    holders = _inverted(link_graph.shopper_links)
+    merchant_holders = _inverted(link_graph.merchant_links)
+    counts = link_graph.holder_counts or {}
     kept = {
         value
         for value, shoppers in holders.items()
-        if len(shoppers) <= parameters.max_link_shoppers
-        and (len(shoppers) >= 2 or value in merchant_holders)
+        if _is_kept(value, counts.get(value, len(shoppers)), merchant_holders, parameters)
     }
     names: list[str] = []
     index: dict[str, int] = {}
@@ -235,23 +478,41 @@ def find_groups(
     summary.shoppers = sum(name.startswith("shopper|") for name in names)
     summary.link_values = len(kept)
     summary.edges = len(edges)
-    components = graph.connected_components()
-    summary.components = len(components)
+    clustering = graph.connected_components()
+    summary.components = len(clustering)
+    membership = clustering.membership
+    component_edges: dict[int, list[tuple[int, int]]] = defaultdict(list)
     groups: list[_Group] = []
-    for component in components:
-        shopper_count = sum(names[v].startswith("shopper|") for v in component)
-        if shopper_count < parameters.min_ring_members:
+    for number, component in enumerate(clustering):
+        shoppers = [names[v] for v in component if names[v].startswith("shopper|")]
+        if len(shoppers) < parameters.min_ring_members:
             continue
-        if shopper_count <= parameters.community_split_shoppers:
+        summary.component_shoppers.update(name.partition("|")[2] for name in shoppers)
+        if len(shoppers) <= parameters.community_split_shoppers:
             parts = [list(component)]
         else:
-            parts = _communities(graph.subgraph(component), component, parameters.seed)
+            if not component_edges:
+                for a, b in edges:
+                    component_edges[membership[a]].append((a, b))
+            parts = _communities(
+                _component_graph(sorted(component), component_edges[number]),
+                sorted(component),
+                parameters.seed,
+            )
         for vertices in parts:
             summary.communities += 1
             group = _group(graph, names, vertices)
             if len(group.shoppers) >= parameters.min_ring_members:
                 groups.append(group)
     return groups
+
+
+def _component_graph(component: Sequence[int], edges: Sequence[tuple[int, int]]) -> igraph.Graph:
+    """One component's own graph: its vertices and edges in the whole graph's order, so that
+    Leiden finds the same communities whatever other components the whole graph holds (the
+    incremental run's graph holds only some)."""
+    local = {v: i for i, v in enumerate(component)}
+    return igraph.Graph(n=len(component), edges=[(local[a], local[b]) for a, b in edges])
 
 
 def _communities(subgraph: igraph.Graph, component: Sequence[int], seed: int) -> list[list[int]]:
@@ -285,7 +546,7 @@ def _group(graph: igraph.Graph, names: list[str], vertices: Iterable[int]) -> _G
 # -- scoring -----------------------------------------------------------------------------------
 
 
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+def _chunks(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
 
@@ -432,24 +693,38 @@ def score_group(
 # -- the run -----------------------------------------------------------------------------------
 
 
-def run_graph(
+def score_groups(
     session: Session,
     *,
     cipher: FieldCipher,
     settings: Settings,
     now: datetime,
-    effects: RiskEffects,
-    trigger: str = "on_demand",
-    business_on: date | None = None,
-    parameters: GraphParameters | None = None,
-) -> GraphRunSummary:
-    """Build the graph, score its groups, keep rings and open or update their cases. Resellable
-    goods are the categories of the rules in force, as at checkout."""
-    parameters = parameters or GraphParameters()
+    parameters: GraphParameters,
+    incremental: bool,
+) -> tuple[GraphRunSummary, list[RingFinding], dict[str, Any]]:
+    """Today's groups scored (every group, not only rings), the run's summary so far and what
+    its record keeps of how it ran. ``incremental``: recompute only the components that may have
+    changed since the last run (see above), when that run allows it; else the whole graph. The
+    findings are the same either way."""
     rule_set = rule_set_of(session, settings)
     since = now - timedelta(days=parameters.window_days)
     summary = GraphRunSummary(run_id=new_id("graph_run"))
-    link_graph = load_link_graph(session, cipher=cipher, since=since, parameters=parameters)
+    hash_enrolments(session, cipher=cipher)
+    known = LinkGraph()
+    _add_tracking_and_merchants(session, known, since=since)
+    digest = _merchant_digest(known)
+    base = (
+        _incremental_base(session, now=now, parameters=parameters, merchant_digest=digest)
+        if incremental
+        else None
+    )
+    if base is None:
+        link_graph = load_link_graph(session, cipher=cipher, since=since, parameters=parameters)
+    else:
+        link_graph, summary.changed_shoppers = load_changed_components(
+            session, base=base, since=since, parameters=parameters, known=known
+        )
+        summary.mode = "incremental"
     groups = find_groups(link_graph, parameters, summary)
     shopper_ids = sorted({shopper for group in groups for shopper in group.shoppers})
     facts = load_order_facts(
@@ -464,6 +739,46 @@ def run_graph(
         for group in groups
     ]
     summary.rings_scored = len(findings)
+    record = {
+        **asdict(parameters),
+        "rule_set_version": rule_set.version,
+        "resellable_categories": sorted(rule_set.resellable_categories),
+        "mode": summary.mode,
+        "merchant_links_digest": digest,
+        **(
+            {"incremental_from": base.run_id, "changed_shoppers": summary.changed_shoppers}
+            if base
+            else {}
+        ),
+    }
+    return summary, findings, record
+
+
+def run_graph(
+    session: Session,
+    *,
+    cipher: FieldCipher,
+    settings: Settings,
+    now: datetime,
+    effects: RiskEffects,
+    trigger: str = "on_demand",
+    business_on: date | None = None,
+    parameters: GraphParameters | None = None,
+    incremental: bool = False,
+) -> GraphRunSummary:
+    """Build the graph, score its groups, keep rings and open or update their cases. Resellable
+    goods are the categories of the rules in force, as at checkout. ``incremental``: only the
+    components that may have changed since the last run are rebuilt (same rings and cases); the
+    nightly run is, an on-demand one (an operator's full recompute) is not."""
+    parameters = parameters or GraphParameters()
+    summary, findings, record = score_groups(
+        session,
+        cipher=cipher,
+        settings=settings,
+        now=now,
+        parameters=parameters,
+        incremental=incremental,
+    )
     flagged = sorted(
         (finding for finding in findings if finding.score >= parameters.ring_threshold),
         key=lambda finding: (-finding.score, finding.members),
@@ -496,15 +811,12 @@ def run_graph(
             rings_flagged=summary.rings_flagged,
             cases_opened=summary.cases_opened,
             cases_updated=summary.cases_updated,
-            parameters={
-                **asdict(parameters),
-                "rule_set_version": rule_set.version,
-                "resellable_categories": sorted(rule_set.resellable_categories),
-            },
+            parameters=record,
             started_at=now,
             finished_at=now,
         )
     )
+    repository.replace_graph_members(sorted(summary.component_shoppers), run_id=summary.run_id)
     session.flush()
     return summary
 
@@ -666,15 +978,18 @@ def nightly_graph(
     session: Session, context: DailyContext, *, effects: RiskEffects
 ) -> dict[str, int]:
     """Daily job (after collections): one graph run per business date, in a step of the sweep of
-    its own (committed on its own, timed on its own by ``bench/sweep.py``).
+    its own (committed on its own, timed on its own by ``bench/sweep.py``), incremental.
 
-    Its cost is bounded by the link window, not by the book: it reads the link values and
-    enrolment identifiers of shoppers observed in the last ``window_days`` and the tracking
-    numbers reused in them (indexed range reads), drops values held by more than
-    ``max_link_shoppers`` shoppers, builds the shopper–identifier graph (O(V + E) in that
-    window's links), finds its connected components (O(V + E)) and runs Leiden only inside
-    components of more than ``community_split_shoppers`` shoppers; order facts are read only
-    for shoppers in groups of at least ``min_ring_members``."""
+    It rebuilds only the components that may have changed since the last run (see "the
+    incremental graph" above): it reads the observations made since the last run (less a day)
+    and those that left the window (through the index on ``observed_at``), the shoppers of the
+    last run's components of ``min_ring_members`` or more, and the reused tracking numbers; it then
+    follows kept identifiers to their holders (indexed reads by shopper and by value) until the
+    components are whole. Its cost is in the changed and grouped shoppers' links, not in the link
+    window; Leiden runs only inside components of more than ``community_split_shoppers``
+    shoppers, each on its own graph; order facts are read only for shoppers in groups. With no
+    usable last run (the first, or other parameters or merchant identifiers) it reads the whole
+    window, as ``usefirst risk graph`` always does."""
     if RiskRepository(session).nightly_graph_run(context.business_on) is not None:
         return {"graph_runs": 0}
     summary = run_graph(
@@ -685,5 +1000,6 @@ def nightly_graph(
         effects=effects,
         trigger="nightly",
         business_on=context.business_on,
+        incremental=True,
     )
     return {"graph_runs": 1, **summary.counts()}

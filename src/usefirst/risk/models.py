@@ -59,7 +59,11 @@ class LinkObservation(Base):
     at one checkout. The checkout links and the nightly graph both read these."""
 
     __tablename__ = "risk_link_observations"
-    __table_args__ = (Index("ix_risk_link_observations_value", "kind", "value_hash"),)
+    __table_args__ = (
+        Index("ix_risk_link_observations_value", "kind", "value_hash"),
+        # The incremental graph reads what was observed since its last run and what left the window.
+        Index("ix_risk_link_observations_observed_at", "observed_at"),
+    )
 
     shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -206,6 +210,16 @@ class GraphRun(Base):
     parameters: Mapped[Any] = mapped_column(JSONDocument)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GraphMember(Base):
+    """A shopper of a connected component with at least ``min_ring_members`` shoppers at the last
+    graph run: where the next incremental run starts from (``risk.graph``)."""
+
+    __tablename__ = "risk_graph_members"
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(40))
 
 
 class Ring(Base):

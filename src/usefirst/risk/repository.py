@@ -7,13 +7,22 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, exists, insert, select
+from sqlalchemy import (
+    Row,
+    Select,
+    Table,
+    delete,
+    exists,
+    insert,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import Part, row_values, rows_part
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.risk import models
 from usefirst.risk.models import (
+    GraphMember,
     GraphRun,
     KnownFraudSubject,
     LinkObservation,
@@ -90,6 +99,77 @@ class RiskRepository:
             .where(LinkObservation.observed_at >= since)
             .distinct()
         )
+
+    # what the incremental graph reads (chunked by the caller: lists of at most a few thousand)
+    def link_values_of(
+        self, shopper_ids: Sequence[str], *, since: datetime
+    ) -> Sequence[Row[str, str, str]]:
+        """(shopper id, kind, value hash) of the shoppers' identifiers observed since ``since``."""
+        return self.session.execute(
+            select(LinkObservation.shopper_id, LinkObservation.kind, LinkObservation.value_hash)
+            .where(
+                LinkObservation.shopper_id.in_(shopper_ids), LinkObservation.observed_at >= since
+            )
+            .distinct()
+        ).all()
+
+    def link_holders(
+        self, kind: str, value_hashes: Sequence[str], *, since: datetime
+    ) -> Sequence[Row[str, str]]:
+        """(shopper id, value hash) of the shoppers observed with an identifier of ``kind`` among
+        ``value_hashes`` since ``since``: one ``kind = … AND value_hash IN (…)`` through the
+        observations' value index (a list of (kind, value) pairs would not use it on
+        PostgreSQL: thousands of OR-ed index scans and a recheck of each row against them)."""
+        return self.session.execute(
+            select(LinkObservation.shopper_id, LinkObservation.value_hash)
+            .where(
+                LinkObservation.kind == kind,
+                LinkObservation.value_hash.in_(value_hashes),
+                LinkObservation.observed_at >= since,
+            )
+            .distinct()
+        ).all()
+
+    def observed_among(self, shopper_ids: Sequence[str], *, since: datetime) -> set[str]:
+        """Those of the shoppers with an identifier observed since ``since``."""
+        return set(
+            self.session.scalars(
+                select(LinkObservation.shopper_id)
+                .where(
+                    LinkObservation.shopper_id.in_(shopper_ids),
+                    LinkObservation.observed_at >= since,
+                )
+                .distinct()
+            )
+        )
+
+    def observations_between(
+        self, start: datetime, end: datetime | None
+    ) -> Sequence[Row[str, str, str]]:
+        """(shopper id, kind, value hash) observed at or after ``start`` (and before ``end``),
+        once: through the index on ``observed_at``."""
+        statement = select(
+            LinkObservation.shopper_id, LinkObservation.kind, LinkObservation.value_hash
+        ).where(LinkObservation.observed_at >= start)
+        if end is not None:
+            statement = statement.where(LinkObservation.observed_at < end)
+        return self.session.execute(statement.distinct()).all()
+
+    def graph_members(self) -> list[str]:
+        return list(self.session.scalars(select(GraphMember.shopper_id)))
+
+    def replace_graph_members(self, shopper_ids: Sequence[str], *, run_id: str) -> None:
+        self.session.execute(delete(GraphMember))
+        if shopper_ids:
+            self.session.execute(
+                insert(GraphMember),
+                [{"shopper_id": shopper_id, "run_id": run_id} for shopper_id in shopper_ids],
+            )
+
+    def last_graph_run(self) -> GraphRun | None:
+        return self.session.scalars(
+            select(GraphRun).order_by(GraphRun.started_at.desc(), GraphRun.id.desc()).limit(1)
+        ).first()
 
     # the link graph's runs and rings
     def nightly_graph_run(self, business_on: date) -> str | None:
