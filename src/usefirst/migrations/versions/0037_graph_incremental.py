@@ -15,7 +15,7 @@ what changed since, and recomputes whole components (keyed by shopper: Citus dis
 the shoppers).
 
 Revision ID: 0037
-Revises: 0032
+Revises: 0033
 Create Date: 2026-12-07
 """
 
