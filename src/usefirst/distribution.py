@@ -121,6 +121,10 @@ LAYOUT: tuple[TableLayout, ...] = (
     _own_key("idempotency_records", "key"),
     _own_key("console_sessions", "token_hash"),
     _own_key("rail_callbacks", "id"),
+    # The online signals: read by their key (a device, IP block or address cluster hash; a
+    # merchant's or the platform's hours).
+    _own_key("risk_signal_events", "key_hash"),
+    _own_key("risk_hour_counts", "key"),
     # Small, changed by operators or by daily jobs, read next to any shard.
     _reference("api_keys"),
     _reference("bureau_files"),

@@ -7,7 +7,11 @@ old aggregate statement (kept as the oracle in ``tests/risk/reference_features.p
 - afterwards, for every shopper at every merchant, at instants around the edge of the merchant's
   90-day window (a microsecond either side of an order leaving it), where the top buyer's bounds
   have gone stale and the exact count is needed;
-- and the counters kept incrementally are the counters built afresh from the orders."""
+- and the counters kept incrementally are the counters built afresh from the orders.
+
+The online signals (``risk/signals.py``, read from their own counters in the same statement) are
+compared at every checkout, and at every instant after the history, with their own oracle
+(``tests/risk/reference_signals.py``: an aggregate over the orders)."""
 
 from __future__ import annotations
 
@@ -19,11 +23,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.conftest import make_runtime
-from tests.risk import reference_features
+from tests.risk import reference_features, reference_signals
 from usefirst.lab.sim.fraud import FraudScenario
 from usefirst.lab.sim.marketplace import simulate
 from usefirst.orders.models import Order
-from usefirst.risk import counters, decision, features
+from usefirst.risk import counters, decision, features, signals
 from usefirst.risk.counter_repository import CounterRepository
 from usefirst.risk.models import MerchantBuyerCounter, MerchantDayCounter, OrderFact
 
@@ -41,7 +45,9 @@ ITEMS = [{"category": "phones", "quantity": 1, "unit_price_minor": 30_000}]
 
 
 def _assert_same(served: features.CheckoutFeatures, expected: Any) -> None:
-    assert served.values == expected.values
+    # The old statement's features; the online signals have their own oracle.
+    assert {name: served.values[name] for name in expected.values} == expected.values
+    assert set(served.values) == set(expected.values) | set(signals.SIGNAL_NAMES)
     assert [link.as_dict() for link in served.links] == [link.as_dict() for link in expected.links]
     assert served.link_hashes == expected.link_hashes
 
@@ -51,11 +57,14 @@ def test_counter_features_equal_the_aggregate_on_a_simulated_history(
 ) -> None:
     runtime = make_runtime(database_url, credit_policy="cold_start")
     compared: list[str] = []
+    seen_signals: set[str] = set()
 
     def served_and_checked(session: Session, **arguments: Any) -> features.CheckoutFeatures:
         served = features.compute_checkout_features(session, **arguments)
         _assert_same(served, reference_features.compute_checkout_features(session, **arguments))
+        _assert_same_signals(session, served, arguments)
         compared.append(arguments["merchant_id"])
+        seen_signals.update(name for name in signals.SIGNAL_NAMES if served.values[name])
         return served
 
     exact_counts: list[str] = []
@@ -79,10 +88,61 @@ def test_counter_features_equal_the_aggregate_on_a_simulated_history(
             assert {"declined", "delivered", "repaid", "overdue"} <= statuses
             assert any(order.refunded_minor > 0 for order in orders)
             _compare_around_window_edges(runtime, session, orders, now=work.now)
+            seen_signals |= _compare_signals_just_after_orders(runtime, session, orders)
+            # Every signal was compared away from zero somewhere.
+            assert sorted(set(signals.SIGNAL_NAMES) - seen_signals) == []
             assert exact_counts, "the window edges never needed the exact top-buyer count"
             _assert_rebuild_gives_the_same_counters(session, now=work.now)
     finally:
         runtime.database.dispose()
+
+
+def _assert_same_signals(
+    session: Session, served: features.CheckoutFeatures, arguments: dict[str, Any]
+) -> None:
+    expected = reference_signals.signals(
+        reference_signals.history(session, arguments["cipher"]),
+        **{name: arguments[name] for name in SIGNAL_ARGUMENTS},
+    )
+    assert {name: served.values[name] for name in signals.SIGNAL_NAMES} == expected
+
+
+SIGNAL_ARGUMENTS = (
+    "shopper_id",
+    "merchant_id",
+    "amount_minor",
+    "device_id",
+    "ip",
+    "shipping_address",
+    "now",
+)
+
+
+def _compare_signals_just_after_orders(
+    runtime: Any, session: Session, orders: list[Order]
+) -> set[str]:
+    """Each order's checkout again, a minute after it (its own order, and its neighbours' of
+    the hours before, now count: splitting within 6 hours), with its own identifiers."""
+    seen: set[str] = set()
+    for order in sorted(orders, key=lambda order: (order.created_at, order.id))[::4]:
+        address = order.shipping_address_encrypted
+        arguments: dict[str, Any] = {
+            "shopper_id": order.shopper_id,
+            "merchant_id": order.merchant_id,
+            "amount_minor": 20_000,
+            "items": ITEMS,
+            "device_id": order.device_id,
+            "ip": order.ip,
+            "shipping_address": runtime.cipher.decrypt(address, field="shipping_address")
+            if address
+            else None,
+            "cipher": runtime.cipher,
+            "now": order.created_at + timedelta(minutes=1),
+        }
+        served = features.compute_checkout_features(session, **arguments)
+        _assert_same_signals(session, served, arguments)
+        seen.update(name for name in signals.SIGNAL_NAMES if served.values[name])
+    return seen
 
 
 def _compare_around_window_edges(

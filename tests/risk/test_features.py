@@ -153,6 +153,24 @@ def test_features_of_a_crafted_history_are_exact(runtime: Runtime) -> None:
         "link_address_shoppers": 1.0,
         "link_merchant_own": 1.0,
         "link_known_fraud": 2.0,
+        # Online signals. dev-2 is new; the IP block's only order (Bob's) is 24 h 50 min old.
+        "device_orders_24h": 0.0,
+        "ip_block_orders_24h": 0.0,
+        "address_cluster_orders_24h": 2.0,  # Alice's last two (one address, written two ways)
+        "device_shoppers_30d": 0.0,
+        "ip_block_shoppers_24h": 0.0,
+        "address_cluster_shoppers_30d": 1.0,  # Bob
+        "neighbourhood_size": 1.0,
+        "neighbour_held_share_7d": 0.0,  # Bob's order was approved
+        "neighbour_merchant_share": 1.0,  # at this shop
+        "linked_orders_same_merchant_6h": 1.0,  # Alice's ¥50 of 20 minutes ago
+        "linked_amount_same_merchant_6h": 45_000.0,
+        "merchant_orders_2h": 1.0,
+        # Whatever the clock's minute: the last 24 clock hours hold Alice's last two orders
+        # (one at the shop), the 7 days before them the first two (both at the shop).
+        "merchant_burst_24h": 1 / (2 / 7 + 1),
+        "market_day_ratio": 2 / (2 / 7 + 1),
+        "amount_vs_market_average_24h": 40_000 / (25_000 / 2),
     }
     assert list(features.values) == list(FEATURE_NAMES)
     assert features.values == pytest.approx(expected, rel=1e-12)

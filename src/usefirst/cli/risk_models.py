@@ -607,6 +607,14 @@ def study_signals(
     json_file: Annotated[
         Path | None, typer.Option(help="Also write the study as JSON to this file.")
     ] = None,
+    served: Annotated[
+        bool,
+        typer.Option(
+            "--served",
+            help="Study the online signals the checkout serves (risk/signals.py, recorded "
+            "with each decision) instead of the lab's.",
+        ),
+    ] = False,
 ) -> None:
     """Which new checkout signals generalise: a model trained on the training worlds with the
     recorded features alone, with every new signal, and with each group left out, scored on the
@@ -620,7 +628,7 @@ def study_signals(
 
     rows = read_rows(data_dir)
     try:
-        result = study(rows)
+        result = study(rows, served_signals=served)
     except ValueError as error:
         fail(f"{data_dir}: {error}", code=1)
     if json_file is not None:

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import bisect
 import csv
-import ipaddress
 import itertools
 import math
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -41,7 +39,9 @@ from sqlalchemy import select
 from usefirst.identity.models import Shopper
 from usefirst.lab.risk_evaluation import DecidedOrder
 from usefirst.orders.models import Order
+from usefirst.risk import signals as served
 from usefirst.risk.features import FEATURE_NAMES
+from usefirst.risk.signals import address_cluster_key, ip_block
 from usefirst.runtime import Runtime
 
 HELD_STATUSES_AT_CHECKOUT = ("review", "declined", "step_up")
@@ -94,29 +94,6 @@ SIGNAL_GROUPS: dict[str, tuple[str, ...]] = {}
 for _signal in ONLINE_SIGNALS:
     SIGNAL_GROUPS.setdefault(_signal.group, ())
     SIGNAL_GROUPS[_signal.group] += (_signal.name,)
-
-
-def address_cluster_key(address: str) -> str:
-    """One key for the ways people write one address: width folded, traditional 號 and 棟 as
-    their simplified forms, 幢 as 栋, the room suffix 室 and all spaces and punctuation dropped."""
-    folded = unicodedata.normalize("NFKC", address).casefold()
-    folded = folded.replace("號", "号").replace("棟", "栋").replace("幢", "栋").replace("室", "")
-    return "".join(
-        character
-        for character in folded
-        if not unicodedata.category(character).startswith(("P", "Z", "C", "S"))
-    )
-
-
-def ip_block(ip: str | None) -> str | None:
-    if not ip:
-        return None
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 @dataclass(frozen=True)
@@ -274,8 +251,13 @@ def _share(part: float, whole: float) -> float:
 
 # -- the data a study reads ----------------------------------------------------------------------
 
+# The checkout's features before the online signals were served (``risk/signals.py``), and the
+# lab's signals the checkout does not serve under the same name (for a name it serves, the
+# served value is the one recorded and studied).
+RECORDED_NAMES = tuple(name for name in FEATURE_NAMES if name not in served.SIGNAL_NAMES)
+LAB_ONLY_NAMES = tuple(name for name in SIGNAL_NAMES if name not in FEATURE_NAMES)
 COLUMNS = ("world", "split", "order_id", "is_fraud", "typology", "amount_minor", *FEATURE_NAMES,
-           *SIGNAL_NAMES)  # fmt: skip
+           *LAB_ONLY_NAMES)  # fmt: skip
 
 
 def study_rows(
@@ -295,8 +277,8 @@ def study_rows(
                 "is_fraud": int(order.is_fraud),
                 "typology": order.typology or "",
                 "amount_minor": order.amount_minor,
+                **{name: float(extra.get(name, 0.0)) for name in LAB_ONLY_NAMES},
                 **dict(zip(FEATURE_NAMES, order.features, strict=True)),
-                **{name: float(extra.get(name, 0.0)) for name in SIGNAL_NAMES},
             }
         )
     return rows
@@ -317,7 +299,7 @@ def read_rows(directory: Path) -> list[dict[str, Any]]:
                 row: dict[str, Any] = dict(raw)
                 for name in ("is_fraud", "amount_minor"):
                     row[name] = int(row[name])
-                for name in (*FEATURE_NAMES, *SIGNAL_NAMES):
+                for name in (*FEATURE_NAMES, *LAB_ONLY_NAMES):
                     row[name] = float(row[name])
                 rows.append(row)
     return rows
@@ -479,27 +461,34 @@ def calibration(scores: np.ndarray, labels: np.ndarray, *, bins: int = 5) -> dic
     return {"brier": float(np.mean((scores - labels) ** 2)), "reliability": table}
 
 
-def study(rows: Sequence[Mapping[str, Any]], *, seed: int = 7) -> dict[str, Any]:
-    """Base features vs base + new signals, and the ablation; trained on training worlds only."""
+def study(
+    rows: Sequence[Mapping[str, Any]], *, seed: int = 7, served_signals: bool = False
+) -> dict[str, Any]:
+    """Base features vs base + new signals, and the ablation; trained on training worlds only.
+    The new signals are the lab's (``ONLINE_SIGNALS``), or with ``served_signals`` those the
+    checkout serves (``risk/signals.py``, recorded with each decision)."""
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+    groups = served.SIGNAL_GROUPS if served_signals else SIGNAL_GROUPS
     # One thread: OpenMP workers spin and crawl on a busy shared machine, for no gain at this size.
     with threadpool_limits(limits=1):
-        return _study(rows, seed=seed)
+        return _study(rows, seed=seed, groups=groups)
 
 
-def _study(rows: Sequence[Mapping[str, Any]], *, seed: int) -> dict[str, Any]:
+def _study(
+    rows: Sequence[Mapping[str, Any]], *, seed: int, groups: Mapping[str, tuple[str, ...]]
+) -> dict[str, Any]:
     train = [row for row in rows if row["split"] == "train"]
     held_out = [row for row in rows if row["split"] == "held_out"]
     if not train or not held_out:
         raise ValueError("a study needs rows of training and of held-out worlds")
-    base = list(FEATURE_NAMES)
-    everything = base + list(SIGNAL_NAMES)
+    base = list(RECORDED_NAMES)
+    everything = base + [name for names in groups.values() for name in names]
     variants: list[tuple[str, list[str]]] = [
         ("recorded features only", base),
         ("recorded + all new signals", everything),
     ]
-    for group, names in SIGNAL_GROUPS.items():
+    for group, names in groups.items():
         variants.append((f"all but {group}", [name for name in everything if name not in names]))
         variants.append((f"recorded + {group} only", base + list(names)))
     results = []
@@ -517,7 +506,7 @@ def _study(rows: Sequence[Mapping[str, Any]], *, seed: int) -> dict[str, Any]:
             np.array([row[name] for row in train], dtype=np.float64),
             np.array([row[name] for row in held_out], dtype=np.float64),
         )
-        for name in everything
+        for name in (*FEATURE_NAMES, *LAB_ONLY_NAMES)
     }
     return {
         "train_rows": len(train),

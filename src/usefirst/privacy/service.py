@@ -97,6 +97,10 @@ RETENTION_REASONS: dict[str, str] = {
     "risk_link_observations": (
         "Which kinds of link signal were seen on each order; the keyed hashes are erased."
     ),
+    "risk_signal_events": (
+        "Which orders the checkout's online risk signals counted (amounts and outcomes); the keyed "
+        "hashes of the device, IP block and address are erased."
+    ),
     "risk_order_facts": (
         "What each order counts for in the checkout's risk features (amounts and states, kept "
         "with the transaction records); the device is erased."

@@ -24,7 +24,7 @@ from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Part
 from usefirst.kit.settings import Settings
 from usefirst.orders.models import Order
-from usefirst.risk import actions, cases, model_registry
+from usefirst.risk import actions, cases, model_registry, signal_repository, signals
 from usefirst.risk import service as risk_service
 from usefirst.risk.effects import RiskEffects
 from usefirst.risk.features import FEATURE_NAMES, CheckoutFeatures, compute_checkout_features
@@ -206,6 +206,7 @@ def record_checkout_decision(
     order.shipping_address_hash = features.link_hashes.get("address")
     repository = RiskRepository(session)
     repository.add_observations(_observations(order, assessment, now))
+    signal_repository.record(session, *_signal_rows(order, assessment))
     by = decided_by(assessment)
     if order.status in ("step_up", "review") or (
         order.status == "declined" and assessment.outcome == "declined"
@@ -265,7 +266,32 @@ def insert_checkout_decision(
         raise ValueError("a held or declined checkout is carried out by record_checkout_decision")
     observations = _observations(order, assessment, now)
     decision = _decision_row(order, assessment, reasons, credit_score, now)
-    return RiskRepository.insert_parts([*observations, decision])
+    return [
+        *RiskRepository.insert_parts([*observations, decision]),
+        *signal_repository.writes(*_signal_rows(order, assessment)),
+    ]
+
+
+def _signal_rows(
+    order: Order, assessment: Assessment
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The checkout's rows of the online signals' counters: its events and its hours."""
+    events = signals.event_rows(
+        keys=assessment.features.signal_keys,
+        shopper_id=order.shopper_id,
+        order_id=order.id,
+        merchant_id=order.merchant_id,
+        amount_minor=order.amount_minor,
+        status=order.status,
+        created_at=order.created_at,
+    )
+    hours = signals.hour_rows(
+        shopper_id=order.shopper_id,
+        merchant_id=order.merchant_id,
+        amount_minor=order.amount_minor,
+        created_at=order.created_at,
+    )
+    return events, hours
 
 
 def _observations(order: Order, assessment: Assessment, now: datetime) -> list[LinkObservation]:

@@ -25,6 +25,7 @@ from usefirst.credit.repository import CreditRepository
 from usefirst.identity.validation import normalise_address
 from usefirst.kit.crypto import FieldCipher, link_hash
 from usefirst.kit.db import UTCDateTime, on_citus
+from usefirst.risk import signal_repository, signals
 from usefirst.risk.counters import (
     MERCHANT_WINDOW,
     TOP_BUYER_CANDIDATES,
@@ -69,6 +70,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "link_address_shoppers",
     "link_merchant_own",
     "link_known_fraud",
+    # online signals (risk/signals.py)
+    *signals.SIGNAL_NAMES,
 )
 
 DEFAULT_RESELLABLE_CATEGORIES: frozenset[str] = frozenset(
@@ -120,6 +123,8 @@ class CheckoutFeatures:
     links: list[Link]
     # kind -> keyed hash of this checkout's identifiers, to be recorded as observations.
     link_hashes: dict[str, str] = field(default_factory=dict)
+    # kind -> keyed hash of the online signals' keys (device, IP block, address cluster).
+    signal_keys: dict[str, str] = field(default_factory=dict)
 
     def vector(self) -> list[float]:
         return [self.values[name] for name in FEATURE_NAMES]
@@ -165,6 +170,9 @@ def compute_checkout_features(
     normalised_address = normalise_address(shipping_address) if shipping_address else ""
     if normalised_address:
         link_hashes["address"] = cipher.blind_index(normalised_address, field="address")
+    signal_keys = signals.signal_keys(
+        cipher, device_hash=link_hashes.get("device"), ip=ip, shipping_address=shipping_address
+    )
     # The statement runs on the connection (no ORM layer: the budget is a few ms), so pending
     # changes must reach the database first.
     session.flush()
@@ -185,6 +193,7 @@ def compute_checkout_features(
         "device": link_hashes.get("device"),
         "ip": link_hashes.get("ip"),
         "address": link_hashes.get("address"),
+        **signals.read_params(now, signal_keys),
     }
     history: Any
     if on_citus(connection):
@@ -243,6 +252,14 @@ def compute_checkout_features(
     if history.shopper_known_fraud:
         # The shopper was in a confirmed-fraud case: the strongest link of all.
         values["link_known_fraud"] += 1.0
+    values.update(
+        signals.signal_values(
+            signal_repository.read_of(history),
+            shopper_id=shopper_id,
+            merchant_id=merchant_id,
+            amount_minor=amount_minor,
+        )
+    )
     missing = set(FEATURE_NAMES) - set(values)
     if missing:
         raise AssertionError(f"features not computed: {sorted(missing)}")
@@ -250,6 +267,7 @@ def compute_checkout_features(
         values={name: values[name] for name in FEATURE_NAMES},
         links=links,
         link_hashes=link_hashes,
+        signal_keys=signal_keys,
     )
 
 
@@ -286,6 +304,15 @@ def _compact(statement: str) -> str:
 
 
 _HOUR, _DAY, _WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
+# The bound times (typed, so both databases compare them as stored).
+_TIME_PARAMS = (
+    "hour_ago",
+    "day_ago",
+    "week_ago",
+    "since",
+    "edge_end",
+    *signal_repository.TIME_PARAMS,
+)
 
 
 # The statement's columns, in the order of its SELECT list: the result maps them by position.
@@ -325,6 +352,7 @@ _FEATURES_COLUMNS = (
     "shopper_known_fraud",
     "merchant_known_fraud",
     "links",
+    *signal_repository.COLUMNS,
 )
 
 # The statement's subqueries that also run alone on a Citus cluster: the three aggregates it
@@ -397,7 +425,7 @@ SELECT s.created_at, s.phone_hash, m.created_at, m.category, m.status, m.phone_h
             SELECT id FROM shoppers WHERE phone_hash = s.phone_hash AND id <> :shopper_id
             LIMIT 200
         ) phone
-    ) l)
+    ) l), {{signals}}
 FROM shoppers s
 JOIN merchants m ON m.id = :merchant_id
 CROSS JOIN (
@@ -406,6 +434,8 @@ CROSS JOIN (
 {_MERCHANT_DAYS}) b
 CROSS JOIN (
 {_MERCHANT_EDGE}) e
+CROSS JOIN (
+{signal_repository.HOURS}) q2
 WHERE s.id = :shopper_id
 """
 
@@ -419,12 +449,16 @@ _LINKS_AGGREGATE = {
 
 def _features_statement(links_aggregate: str) -> TextualSelect:
     return (
-        text(_compact(_FEATURES_SQL.format(links=links_aggregate)))
+        text(
+            _compact(
+                _FEATURES_SQL.format(
+                    links=links_aggregate,
+                    signals=signal_repository.select_list(links_aggregate),
+                )
+            )
+        )
         .bindparams(
-            *(
-                bindparam(name, type_=UTCDateTime())
-                for name in ("hour_ago", "day_ago", "week_ago", "since", "edge_end")
-            ),
+            *(bindparam(name, type_=UTCDateTime()) for name in _TIME_PARAMS),
             bindparam("edge_day", type_=Date()),
         )
         # Every column, in order: the result then maps by position and its metadata is cached
@@ -434,7 +468,7 @@ def _features_statement(links_aggregate: str) -> TextualSelect:
                 column(name, UTCDateTime())
                 if name.endswith("_created_at")
                 else column(name, JSON())
-                if name in ("links", "top_candidates")
+                if name in ("links", "top_candidates", "signal_events")
                 else column(name)
                 for name in _FEATURES_COLUMNS
             )
@@ -454,6 +488,15 @@ _FEATURES_STATEMENTS: dict[str, TextualSelect] = {
 # each routed to one shard or fanned out as one simple query, and put in the statement's row.
 
 _CLUSTER_COLUMNS_TYPES = {"created_at": UTCDateTime()}
+_SIGNAL_EVENT_COLUMNS = (
+    "kind",
+    "shopper_id",
+    "order_id",
+    "merchant_id",
+    "amount_minor",
+    "is_held",
+    "created_at",
+)
 
 
 def _part(statement: str, *columns: str) -> TextualSelect:
@@ -461,11 +504,7 @@ def _part(statement: str, *columns: str) -> TextualSelect:
     return (
         text(_compact(statement))
         .bindparams(
-            *(
-                bindparam(name, type_=UTCDateTime())
-                for name in ("hour_ago", "day_ago", "week_ago", "since", "edge_end")
-                if name in names
-            ),
+            *(bindparam(name, type_=UTCDateTime()) for name in _TIME_PARAMS if name in names),
             *((bindparam("edge_day", type_=Date()),) if "edge_day" in names else ()),
         )
         .columns(*(column(name, _CLUSTER_COLUMNS_TYPES.get(name)) for name in columns))
@@ -514,6 +553,10 @@ _CLUSTER_PARTS = {
     "known_fraud": _part(
         "SELECT subject_id FROM risk_known_fraud WHERE subject_id IN :subjects"
     ).bindparams(bindparam("subjects", expanding=True)),
+    **{
+        name: _part(statement, *(_SIGNAL_EVENT_COLUMNS if name.startswith("events_") else ()))
+        for name, statement in signal_repository.cluster_statements().items()
+    },
 }
 
 
@@ -559,6 +602,7 @@ def _cluster_features(connection: Connection, params: Mapping[str, Any]) -> Any:
         params["shopper_id"] in known,
         params["merchant_id"] in known,
         [(kind, other, other in known) for kind, other in links] or None,
+        *signal_repository.cluster_values(connection, parts, params),
     )
     return SimpleNamespace(**dict(zip(_FEATURES_COLUMNS, values, strict=True)))
 

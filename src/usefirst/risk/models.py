@@ -306,3 +306,35 @@ class MerchantBuyerCounter(Base):
     merchant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     window_lent_bound: Mapped[int] = mapped_column(Integer)
+
+
+class SignalEvent(Base):
+    """One checkout seen under one key of the online signals (``risk/signals.py``): its device,
+    its IP block (/24, /48) or its address cluster, keyed hashes only. A key's recent rows are
+    one range of the primary key: the checkout reads the neighbourhood by key, never by scan."""
+
+    __tablename__ = "risk_signal_events"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # device|ip_block|cluster
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    shopper_id: Mapped[str] = mapped_column(String(40))
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    is_held: Mapped[int] = mapped_column(Integer)  # review, step-up or declined at checkout
+
+
+class HourCounter(Base):
+    """Orders and their amount per clock hour (UTC), for one merchant (``scope`` 'merchant',
+    ``key`` its id) or the whole platform (``scope`` 'market', ``key`` ''). ``stripe`` spreads a
+    busy key's hour over a few rows (by shopper), as the merchant day counters do."""
+
+    __tablename__ = "risk_hour_counts"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    stripe: Mapped[int] = mapped_column(Integer, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)

@@ -376,5 +376,6 @@ class RiskRepository:
             plaintext_pii={
                 "risk_link_observations": ("value_hash",),
                 "risk_order_facts": ("device_id",),
+                "risk_signal_events": ("key_hash",),
             },
         )

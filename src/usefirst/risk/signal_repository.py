@@ -1,0 +1,186 @@
+"""All SQL of the online signals (``risk/signals.py``): the parts of the checkout's features
+statement that read them by key, and the writes of the two counters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from usefirst.kit.db import Part, rows_part
+from usefirst.risk.models import HourCounter, SignalEvent
+from usefirst.risk.signals import EVENTS_PER_KEY, SignalRead
+
+# One kind's most recent events under the checkout's key (a primary-key range, newest first).
+_KEY_EVENTS = """
+    SELECT * FROM (SELECT kind, shopper_id, order_id, merchant_id, amount_minor, is_held,
+        created_at FROM risk_signal_events
+        WHERE kind = '{kind}' AND key_hash = :signal_{kind} AND created_at >= :{since}
+            AND created_at < :now
+        ORDER BY created_at DESC, order_id DESC LIMIT {limit}) k_{kind}
+"""
+_EVENT_WINDOWS = {"device": "month_ago", "cluster": "month_ago", "ip_block": "day_ago"}
+_EVENTS = " UNION ALL ".join(
+    _KEY_EVENTS.format(kind=kind, since=since, limit=EVENTS_PER_KEY)
+    for kind, since in _EVENT_WINDOWS.items()
+)
+# The events as one JSON array (``{links}`` is the dialect's aggregate, as in features.py).
+EVENTS_COLUMN = f"""
+    (SELECT {{links}}(ev.kind, ev.shopper_id, ev.order_id, ev.merchant_id, ev.amount_minor,
+        ev.is_held, CASE WHEN ev.created_at >= :six_hours_ago THEN 1 ELSE 0 END,
+        CASE WHEN ev.created_at >= :day_ago THEN 1 ELSE 0 END,
+        CASE WHEN ev.created_at >= :week_ago THEN 1 ELSE 0 END)) FROM ({_EVENTS}) ev)
+"""
+# The shopper's own orders at the merchant in the last 6 hours (its facts' key range).
+OWN_SPLIT = """
+    SELECT count(*), coalesce(sum(f.amount_minor), 0) FROM risk_order_facts f
+    WHERE f.shopper_id = :shopper_id AND f.merchant_id = :merchant_id
+        AND f.created_at >= :six_hours_ago AND f.created_at < :now
+"""
+# The merchant's and the platform's clock hours of the last 8 days (two key ranges).
+HOURS = """
+    SELECT
+        sum(CASE WHEN q.scope = 'merchant' AND q.hour >= :hour_before THEN q.orders ELSE 0 END),
+        sum(CASE WHEN q.scope = 'merchant' AND q.hour >= :day_start THEN q.orders ELSE 0 END),
+        sum(CASE WHEN q.scope = 'merchant' AND q.hour < :day_start THEN q.orders ELSE 0 END),
+        sum(CASE WHEN q.scope = 'market' AND q.hour >= :day_start THEN q.orders ELSE 0 END),
+        sum(CASE WHEN q.scope = 'market' AND q.hour < :day_start THEN q.orders ELSE 0 END),
+        sum(CASE WHEN q.scope = 'market' AND q.hour >= :day_start THEN q.amount_minor
+            ELSE 0 END)
+    FROM risk_hour_counts q
+    WHERE ((q.scope = 'merchant' AND q.key = :merchant_id) OR (q.scope = 'market' AND q.key = ''))
+        AND q.hour >= :week_start AND q.hour <= :hour_now
+"""
+# Columns the features statement gains (after its own), in order.
+COLUMNS = (
+    "signal_events",
+    "own_orders_6h",
+    "own_amount_6h",
+    "merchant_2h",
+    "merchant_24h",
+    "merchant_week_before",
+    "market_24h",
+    "market_week_before",
+    "market_amount_24h",
+)
+TIME_PARAMS = (
+    "now",
+    "six_hours_ago",
+    "month_ago",
+    "hour_now",
+    "hour_before",
+    "day_start",
+    "week_start",
+)
+
+
+def select_list(links_aggregate: str) -> str:
+    """The signals' columns of the features statement's SELECT list (the hours come from a
+    cross-joined ``q2`` subquery: ``HOURS``)."""
+    return (
+        EVENTS_COLUMN.format(links=links_aggregate)
+        + ", (SELECT count(*) FROM risk_order_facts f WHERE f.shopper_id = :shopper_id"
+        " AND f.merchant_id = :merchant_id AND f.created_at >= :six_hours_ago"
+        " AND f.created_at < :now)"
+        ", (SELECT coalesce(sum(f.amount_minor), 0) FROM risk_order_facts f"
+        " WHERE f.shopper_id = :shopper_id AND f.merchant_id = :merchant_id"
+        " AND f.created_at >= :six_hours_ago AND f.created_at < :now), q2.*"
+    )
+
+
+def read_of(row: Any) -> SignalRead:
+    """The signals' part of the features row."""
+    events = row.signal_events or ()
+    return SignalRead(
+        events=[tuple(event) for event in events],
+        own_orders_6h=int(row.own_orders_6h or 0),
+        own_amount_6h=int(row.own_amount_6h or 0),
+        merchant_2h=int(row.merchant_2h or 0),
+        merchant_24h=int(row.merchant_24h or 0),
+        merchant_week_before=int(row.merchant_week_before or 0),
+        market_24h=int(row.market_24h or 0),
+        market_week_before=int(row.market_week_before or 0),
+        market_amount_24h=int(row.market_amount_24h or 0),
+    )
+
+
+def cluster_values(
+    connection: Connection, parts: Mapping[str, Any], params: Any
+) -> tuple[Any, ...]:
+    """The signals' columns read by parts (a Citus cluster), in ``COLUMNS`` order."""
+    events: list[tuple[Any, ...]] = []
+    for kind in _EVENT_WINDOWS:
+        for row in connection.execute(parts[f"events_{kind}"], params).all():
+            in_6h, in_24h, in_7d = (
+                int(row.created_at >= params[name])
+                for name in ("six_hours_ago", "day_ago", "week_ago")
+            )
+            events.append((*tuple(row)[:6], in_6h, in_24h, in_7d))
+    own = connection.execute(parts["own_split"], params).one()
+    hours = connection.execute(parts["hours"], params).one()
+    return (events or None, *own, *hours)
+
+
+def cluster_statements() -> dict[str, str]:
+    """The texts of the parts ``cluster_values`` runs."""
+    return {
+        **{
+            f"events_{kind}": _KEY_EVENTS.format(kind=kind, since=since, limit=EVENTS_PER_KEY)
+            for kind, since in _EVENT_WINDOWS.items()
+        },
+        "own_split": OWN_SPLIT,
+        "hours": HOURS,
+    }
+
+
+# --- writes -------------------------------------------------------------------------------------
+
+
+def _insert(dialect: str, table: Table) -> Any:
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+_EVENTS_TABLE = cast(Table, SignalEvent.__table__)
+_HOURS_TABLE = cast(Table, HourCounter.__table__)
+_HOUR_KEY = ["scope", "key", "hour", "stripe"]
+_HOUR_COUNTS = ("orders", "amount_minor")
+
+
+def record(
+    session: Session, events: Sequence[Mapping[str, Any]], hours: Sequence[Mapping[str, Any]]
+) -> None:
+    """Write a checkout's events and add its hours (the checkout's unit of work, any database)."""
+    dialect = session.get_bind().dialect.name
+    if events:
+        session.execute(_insert(dialect, _EVENTS_TABLE).values(list(events)))
+    if hours:
+        # The market's and the merchant's hour: two keys, one statement.
+        insert = _insert(dialect, _HOURS_TABLE).values([dict(row) for row in hours])
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=_HOUR_KEY,
+                set_={n: _HOURS_TABLE.c[n] + insert.excluded[n] for n in _HOUR_COUNTS},
+            )
+        )
+
+
+def writes(events: Sequence[Mapping[str, Any]], hours: Sequence[Mapping[str, Any]]) -> list[Part]:
+    """``record`` as parts of the checkout's one PostgreSQL write (``kit.db.write_prepared``)."""
+    parts: list[Part] = []
+    if events:
+        parts.append(rows_part(_EVENTS_TABLE, events))
+    if hours:
+        parts.append(rows_part(_HOURS_TABLE, hours, finish=_add_to_hour))
+    return parts
+
+
+def _add_to_hour(statement: postgresql.Insert) -> postgresql.Insert:
+    """A checkout's order and amount added to its hour's row (or the row created)."""
+    return statement.on_conflict_do_update(
+        index_elements=_HOUR_KEY,
+        set_={n: _HOURS_TABLE.c[n] + statement.excluded[n] for n in _HOUR_COUNTS},
+    )
