@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.credit import models
 from usefirst.credit.models import CreditLine, CreditLineChange
-from usefirst.kit.db import AnySelect, on_citus
+from usefirst.kit.db import AnySelect, on_citus, shard_batches
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
@@ -26,12 +26,15 @@ class CreditRepository:
 
     def lock_many(self, shopper_ids: list[str]) -> None:
         """Lock several lines in one fixed order (by shopper id) so lockers never deadlock."""
-        if shopper_ids and on_citus(self.session.connection()):
-            # Citus locks rows of one shard per statement: one line at a time, same order.
-            for shopper_id in sorted(set(shopper_ids)):
+        connection = self.session.connection()
+        if shopper_ids and on_citus(connection):
+            # Citus locks rows of one shard per statement: the lines of one shard at a time, in
+            # the order ``shard_batches`` gives (shards by id, lines by shopper id).
+            for batch in shard_batches(connection, "credit_lines", shopper_ids):
                 self.session.execute(
                     select(CreditLine.shopper_id)
-                    .where(CreditLine.shopper_id == shopper_id)
+                    .where(CreditLine.shopper_id.in_(batch))
+                    .order_by(CreditLine.shopper_id)
                     .with_for_update()
                 ).all()
         elif shopper_ids:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import exists, insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import AnySelect, on_citus
+from usefirst.kit.db import AnySelect, on_citus, shard_batches
 from usefirst.ledger.repository import LedgerRepository
 from usefirst.merchants.models import (
     Merchant,
@@ -60,19 +60,20 @@ class MerchantRepository:
         )
 
     def lock_many(self, merchant_ids: Sequence[str]) -> list[Merchant]:
-        """The merchants of those ids, locked in id order (one query per thousand)."""
+        """The merchants of those ids, locked (one query per thousand; on a Citus cluster per
+        shard and thousand, as ``shard_batches`` orders them), returned in id order."""
         found: list[Merchant] = []
-        for start in range(0, len(merchant_ids), CHUNK):
+        for batch in shard_batches(self.session.connection(), "merchants", merchant_ids):
             found.extend(
                 self.session.scalars(
                     select(Merchant)
-                    .where(Merchant.id.in_(merchant_ids[start : start + CHUNK]))
+                    .where(Merchant.id.in_(batch))
                     .order_by(Merchant.id)
                     .with_for_update()
                     .execution_options(populate_existing=True)
                 )
             )
-        return found
+        return sorted(found, key=lambda merchant: merchant.id)
 
     def many(self, merchant_ids: Sequence[str]) -> list[Merchant]:
         """The merchants of those ids (one query per chunk), as they are in the database now."""
@@ -278,14 +279,15 @@ class SettlementRepository:
         return found
 
     def reserves_due_many(self, merchant_ids: Sequence[str], *, due_on: date) -> list[Settlement]:
-        """:meth:`reserves_due` of many merchants, by merchant (locked)."""
+        """:meth:`reserves_due` of many merchants, by merchant (locked a thousand merchants at a
+        time; on a Citus cluster per shard and thousand, as ``shard_batches`` orders them)."""
         found: list[Settlement] = []
-        for start in range(0, len(merchant_ids), 1000):
+        for batch in shard_batches(self.session.connection(), "settlements", merchant_ids):
             found.extend(
                 self.session.scalars(
                     select(Settlement)
                     .where(
-                        Settlement.merchant_id.in_(merchant_ids[start : start + 1000]),
+                        Settlement.merchant_id.in_(batch),
                         Settlement.reserve_minor > 0,
                         Settlement.reserve_released_at.is_(None),
                         Settlement.reserve_release_on <= due_on,
@@ -294,7 +296,7 @@ class SettlementRepository:
                     .with_for_update()
                 )
             )
-        return found
+        return sorted(found, key=lambda row: (row.merchant_id, row.settled_on, row.id))
 
     def payable_currencies(self, merchant_id: str) -> list[str]:
         return LedgerRepository(self.session).account_currencies("merchant_payable", merchant_id)
