@@ -103,6 +103,8 @@ LAYOUT: tuple[TableLayout, ...] = (
     _shopper("events", "shard_key"),
     _shopper("journal_entries", "shard_key"),
     _shopper("ledger_postings", "shard_key"),
+    # Beside the event or the change it delivers; claimed shard by shard (kit.outbox).
+    _shopper("outbox_messages", "shard_key"),
     # Merchant-side tables, in the same group (merchants are sharded like shoppers).
     TableLayout("merchants", Placement.DISTRIBUTED, "id", PARTY_GROUP),
     _merchant("merchant_appeals"),
@@ -154,12 +156,6 @@ LAYOUT: tuple[TableLayout, ...] = (
         Placement.COORDINATOR,
         reason="failed authentications counted before a credential is known: written only when"
         " one is refused, read by the throttle key by every API process at once, short-lived",
-    ),
-    TableLayout(
-        "outbox_messages",
-        Placement.COORDINATOR,
-        reason="drained by `usefirst worker` with one FOR UPDATE SKIP LOCKED over all pending"
-        " messages, which Citus runs only on a single shard; a per-shard drain is not built yet",
     ),
 )
 

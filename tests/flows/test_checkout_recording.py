@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.flows.checkout_scenario import FIXTURE, TABLES, play
-from usefirst.kit.models import subject_shard_key
+from usefirst.kit.models import payload_shard_key, subject_shard_key
 from usefirst.risk import decision as risk_decision
 from usefirst.runtime import Runtime
 
@@ -24,12 +24,16 @@ from usefirst.runtime import Runtime
 ADDED_SINCE_RECORDING: dict[str, dict[str, object]] = {
     # Due-date extensions (payment rails): none in the recorded sequence.
     "instalments": {"extended_days": 0},
-    # The id of the request that wrote the message (operations): made per request.
-    "outbox_messages": {"request_id": lambda value: re.fullmatch("[0-9a-f]{32}", value)},
+    # The id of the request that wrote the message (operations): made per request (below).
     # The distribution key (Citus layout, migration 0029): checked against the row below.
     "events": {"shard_key": None},
     "journal_entries": {"shard_key": None},
     "ledger_postings": {"shard_key": None},
+    # The outbox's distribution key (Citus layout, migration 0039): checked against the row below.
+    "outbox_messages": {
+        "request_id": lambda value: re.fullmatch("[0-9a-f]{32}", value),
+        "shard_key": None,
+    },
 }
 
 
@@ -45,6 +49,12 @@ def assert_shard_keys(tables: dict[str, list[dict[str, Any]]]) -> None:
     assert tables["ledger_postings"]
     for row in tables["ledger_postings"]:
         assert row["shard_key"] == entry_keys[row["entry_id"]], row
+    # A message is keyed like its event (a webhook) or by the shopper or merchant it names.
+    event_keys = {row["id"]: row["shard_key"] for row in tables["events"]}
+    for row in tables["outbox_messages"]:
+        payload = row["payload"]
+        wanted = event_keys.get(payload.get("event_id")) or payload_shard_key(payload)
+        assert row["shard_key"] == wanted, row
 
 
 @pytest.fixture(autouse=True)

@@ -26,12 +26,14 @@ class EventRepository:
         PostgreSQL one statement (the event inserted by a data-modifying CTE of the messages'
         insert), sent at once; else ORM rows flushed with the rest of the unit of work."""
         postgresql = self.session.get_bind().dialect.name == "postgresql"
+        shard_key = subject_shard_key(event.get("shopper_id"), event.get("merchant_id"))
+        # The messages live on their event's shard (a Citus cluster writes them together).
+        messages = [{**message, "shard_key": shard_key} for message in messages]
         if not (one_statement and messages and postgresql):
             self.session.add(Event(**event))
             self.session.add_all([OutboxMessage(**message) for message in messages])
             return
         events = cast(Table, Event.__table__)
-        shard_key = subject_shard_key(event.get("shopper_id"), event.get("merchant_id"))
         written = (
             insert(events)
             .values(**event, shard_key=shard_key)
@@ -51,6 +53,7 @@ class EventRepository:
         statements = [insert_rows(events, [{**event, "shard_key": shard_key}], when=when)]
         if messages:
             outbox = cast(Table, OutboxMessage.__table__)
+            messages = [{**message, "shard_key": shard_key} for message in messages]
             statements.append(insert_rows(outbox, messages, when=when))
         return statements
 
