@@ -95,9 +95,7 @@ def test_a_message_being_claimed_elsewhere_is_passed_over(postgres_url: str) -> 
         delivered: list[dict[str, Any]] = []
         with database.engine.connect() as holder:
             holder.execute(
-                text(
-                    "SELECT id FROM outbox_messages WHERE shard_key = 'shp_outbox_03' FOR UPDATE"
-                )
+                text("SELECT id FROM outbox_messages WHERE shard_key = 'shp_outbox_03' FOR UPDATE")
             ).all()
             result = drain(
                 database, clock=TestClock(), handlers={"test": delivered.append}, max_attempts=3
