@@ -433,3 +433,23 @@ def cluster_violations(connection: Connection, layout: Sequence[TableLayout] = L
         ):
             problems.append(f"{entry.table}: not colocated with {entry.colocate_with}")
     return problems
+
+
+def drop_schema_objects(connection: Connection) -> None:
+    """Drop every table and function of the public schema, for a test or bench run that starts
+    again from ``usefirst migrate`` on a coordinator: one by one, since dropping the schema (or
+    the database, on the coordinator alone) would drop the citus extension with it."""
+    tables = connection.scalars(
+        text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    ).all()
+    if tables:
+        connection.execute(text(f"DROP TABLE {', '.join(tables)} CASCADE"))
+    functions = connection.scalars(
+        text(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n"
+            " ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND NOT EXISTS"
+            " (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
+        )
+    ).all()
+    for function in functions:
+        connection.execute(text(f"DROP FUNCTION {function} CASCADE"))
