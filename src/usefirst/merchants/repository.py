@@ -149,12 +149,19 @@ class SettlementRepository:
         pending_only: bool,
     ) -> list[PayablePosting]:
         settled = select(SettlementLine.entry_id).where(SettlementLine.merchant_id == merchant_id)
+        on_cluster = pending_only and on_citus(self.session.connection())
         postings = LedgerRepository(self.session).account_postings(
             account_code,
             created_before=created_before,
             order_id=order_id,
-            excluding_entries=settled if pending_only else None,
+            excluding_entries=settled if pending_only and not on_cluster else None,
         )
+        if on_cluster:
+            # Citus does not plan the correlated NOT EXISTS (settlement lines are sharded by
+            # merchant, postings by their entry's subject): the merchant's settled entries are
+            # read from its shard and left out here.
+            done = set(self.session.scalars(settled))
+            postings = [posting for posting in postings if posting.entry_id not in done]
         settlement_of = {} if pending_only else self._settlements_of_entries(merchant_id, order_id)
         return [
             PayablePosting(
