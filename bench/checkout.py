@@ -137,16 +137,34 @@ def pg_counters(target: PgTarget) -> dict[str, int]:
     return dict(zip(PG_COUNTERS, row or (0,) * len(PG_COUNTERS), strict=True))
 
 
-def prepare_database(url: str, keys_file: Path) -> str:
-    """Recreate and migrate the bench database; return a new platform API key."""
+def prepare_database(url: str, keys_file: Path, *, citus: bool = False) -> str:
+    """Recreate and migrate the bench database; return a new platform API key. ``citus``: the
+    database is a Citus coordinator's (the extension created, workers added): its tables and
+    functions are dropped instead, and after migrating it is distributed (``db distribute``)."""
+    from sqlalchemy import create_engine
+
+    from usefirst.distribution import cluster_violations, distribute, drop_schema_objects
     from usefirst.identity.service import create_api_key
+    from usefirst.kit.db import normalize_database_url
     from usefirst.kit.migrate import upgrade
     from usefirst.kit.settings import Settings
     from usefirst.runtime import Runtime
 
     target = PgTarget.from_url(url)
-    recreate_database(target, target.dbname)
-    upgrade(url)
+    if citus:
+        engine = create_engine(normalize_database_url(url))
+        with engine.begin() as connection:
+            drop_schema_objects(connection)
+        upgrade(url)
+        with engine.begin() as connection:
+            distribute(connection)
+            problems = cluster_violations(connection)
+        engine.dispose()
+        if problems:
+            raise SystemExit(f"the cluster does not follow the layout: {problems}")
+    else:
+        recreate_database(target, target.dbname)
+        upgrade(url)
     runtime = Runtime(Settings(database_url=url, keys_file=keys_file))
     try:
         with runtime.work() as work:
@@ -1229,6 +1247,12 @@ def main(argv: list[str] | None = None) -> int:
         help="single-client latency floor, one worker (0: skip)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
+    parser.add_argument(
+        "--citus",
+        action="store_true",
+        help="--database-url is a Citus coordinator's database (emptied and distributed, not"
+        " recreated)",
+    )
     args = parser.parse_args(argv)
     if args.clients < 1 or args.duration < 1:
         parser.error("--clients and --duration must be positive")
@@ -1250,7 +1274,7 @@ def main(argv: list[str] | None = None) -> int:
         work_dir = Path(scratch)
         keys_file = work_dir / "keys.json"
         print("setting up: recreate + migrate database, platform key ...")
-        key = prepare_database(url, keys_file)
+        key = prepare_database(url, keys_file, citus=args.citus)
         env = server_env(url, keys_file)
         workload: Workload | None = None
         results: list[ConfigResult] = []

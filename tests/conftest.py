@@ -20,10 +20,15 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import create_engine, text
 
 from usefirst.api.app import create_app
-from usefirst.distribution import cluster_violations, distribute, has_citus
+from usefirst.distribution import (
+    cluster_violations,
+    distribute,
+    drop_schema_objects,
+    has_citus,
+)
 from usefirst.identity.service import create_api_key
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.db import Database, normalize_database_url
@@ -118,7 +123,7 @@ def postgres_schema() -> str:
             connection.execute(text("DROP SCHEMA public CASCADE"))
             connection.execute(text("CREATE SCHEMA public"))
         else:
-            _drop_usefirst_objects(connection)
+            drop_schema_objects(connection)
     upgrade(POSTGRES_URL)
     if CITUS_URL is not None:
         with engine.begin() as connection:
@@ -130,25 +135,6 @@ def postgres_schema() -> str:
                 pytest.exit(f"the cluster does not follow the layout: {problems}")
     engine.dispose()
     return POSTGRES_URL
-
-
-def _drop_usefirst_objects(connection: Connection) -> None:
-    """The schema's tables and functions one by one: dropping the schema would drop the citus
-    extension with it."""
-    tables = connection.scalars(
-        text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    ).all()
-    if tables:
-        connection.execute(text(f"DROP TABLE {', '.join(tables)} CASCADE"))
-    functions = connection.scalars(
-        text(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n"
-            " ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND NOT EXISTS"
-            " (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
-        )
-    ).all()
-    for function in functions:
-        connection.execute(text(f"DROP FUNCTION {function} CASCADE"))
 
 
 def _truncate_postgres(url: str) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import os
 from datetime import date
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from usefirst.credit.models import CreditLine
@@ -164,3 +166,11 @@ def checkout_in_work(
         now=work.now,
     )
     return order
+
+
+def skip_on_citus(database_url: str, reason: str) -> None:
+    """Skip the PostgreSQL run of a test when the PostgreSQL tests run on a Citus coordinator
+    (``USEFIRST_TEST_CITUS_URL``), saying why the cluster cannot run it; it still runs on SQLite
+    and on a plain PostgreSQL."""
+    if database_url.startswith("postgresql") and os.environ.get("USEFIRST_TEST_CITUS_URL"):
+        pytest.skip(f"not on a Citus cluster: {reason}")

@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     inspect,
+    text,
 )
 from typer.testing import CliRunner, Result
 
@@ -31,7 +32,7 @@ from usefirst.distribution import (
     TableLayout,
     schema_violations,
 )
-from usefirst.kit.db import Base, normalize_database_url
+from usefirst.kit.db import Base, normalize_database_url, shard_batches
 from usefirst.kit.settings import get_settings
 
 SOURCE = Path(usefirst.__file__).resolve().parent
@@ -41,11 +42,8 @@ SOURCE = Path(usefirst.__file__).resolve().parent
 # one fails this test; remove an entry when its statement is rewritten.
 KNOWN_MULTI_SHARD_LOCKS = {
     # Only on plain PostgreSQL: on Citus it reads the selected ids and locks them through
-    # ``lock_many``'s one-line-per-statement form (which this check cannot follow).
+    # ``lock_many``'s per-shard form (which this check cannot follow).
     ("credit/repository.py", "lock_selected"),
-    # Settlement locks the merchants it pays, and their due reserves, a thousand at a time.
-    ("merchants/repository.py", "lock_many"),
-    ("merchants/repository.py", "reserves_due_many"),
 }
 
 
@@ -143,7 +141,9 @@ def _model_tables() -> dict[str, str]:
 
 def _multi_shard_locks() -> list[tuple[str, str, str]]:
     """(file, function, table) of each function with ``with_for_update`` whose locked model is a
-    distributed table not filtered by ``<Model>.<distribution column> ==``."""
+    distributed table filtered neither by ``<Model>.<distribution column> ==`` nor by
+    ``<Model>.<distribution column>.in_(`` a batch of ``kit.db.shard_batches`` (one shard's
+    values)."""
     tables = _model_tables()
     found = []
     for path in sorted(SOURCE.rglob("*.py")):
@@ -161,7 +161,10 @@ def _multi_shard_locks() -> list[tuple[str, str, str]]:
                     Placement.OWN_KEY,
                 ):
                     continue
-                if f"{model}.{entry.column} ==" not in body:
+                one_shard = f"{model}.{entry.column} ==" in body or (
+                    "shard_batches(" in body and f"{model}.{entry.column}.in_(batch)" in body
+                )
+                if not one_shard:
                     found.append((str(path.relative_to(SOURCE)), function.name, entry.table))
     return found
 
@@ -259,3 +262,50 @@ def _tables(database_url: str) -> list[str]:
         return sorted(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_shard_batches_without_citus_are_the_values_in_slices(database_url: str) -> None:
+    if CITUS_URL is not None and database_url.startswith("postgresql"):
+        pytest.skip("the PostgreSQL tests run on a Citus coordinator")
+    engine = create_engine(normalize_database_url(database_url))
+    try:
+        with engine.connect() as connection:
+            assert shard_batches(connection, "merchants", ["m3", "m1", "m2"], size=2) == [
+                ["m3", "m1"],
+                ["m2"],
+            ]
+            assert shard_batches(connection, "merchants", []) == []
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_shard_batches_on_a_cluster_hold_one_shard_each(postgres_url: str) -> None:
+    if CITUS_URL is None:
+        pytest.skip("no Citus coordinator: set USEFIRST_TEST_CITUS_URL to run this test")
+    values = [f"mer_{number:03d}" for number in range(200)]
+    engine = create_engine(normalize_database_url(postgres_url))
+    try:
+        with engine.connect() as connection:
+            batches = shard_batches(connection, "merchants", [*reversed(values), values[0]], size=3)
+            shards = [
+                {
+                    connection.scalar(
+                        text(
+                            "SELECT get_shard_id_for_distribution_column('merchants',"
+                            " CAST(:value AS text))"
+                        ),
+                        {"value": value},
+                    )
+                    for value in batch
+                }
+                for batch in batches
+            ]
+    finally:
+        engine.dispose()
+    assert sorted(value for batch in batches for value in batch) == values
+    assert all(len(batch) <= 3 and batch == sorted(batch) for batch in batches)
+    assert all(len(shard) == 1 for shard in shards)
+    order = [next(iter(shard)) for shard in shards]
+    assert order == sorted(order)
+    assert len(set(order)) > 1

@@ -104,6 +104,8 @@ LAYOUT: tuple[TableLayout, ...] = (
     _shopper("events", "shard_key"),
     _shopper("journal_entries", "shard_key"),
     _shopper("ledger_postings", "shard_key"),
+    # Beside the event or the change it delivers; claimed shard by shard (kit.outbox).
+    _shopper("outbox_messages", "shard_key"),
     # Merchant-side tables, in the same group (merchants are sharded like shoppers).
     TableLayout("merchants", Placement.DISTRIBUTED, "id", PARTY_GROUP),
     _merchant("merchant_appeals"),
@@ -159,12 +161,6 @@ LAYOUT: tuple[TableLayout, ...] = (
         Placement.COORDINATOR,
         reason="failed authentications counted before a credential is known: written only when"
         " one is refused, read by the throttle key by every API process at once, short-lived",
-    ),
-    TableLayout(
-        "outbox_messages",
-        Placement.COORDINATOR,
-        reason="drained by `usefirst worker` with one FOR UPDATE SKIP LOCKED over all pending"
-        " messages, which Citus runs only on a single shard; a per-shard drain is not built yet",
     ),
 )
 
@@ -442,3 +438,23 @@ def cluster_violations(connection: Connection, layout: Sequence[TableLayout] = L
         ):
             problems.append(f"{entry.table}: not colocated with {entry.colocate_with}")
     return problems
+
+
+def drop_schema_objects(connection: Connection) -> None:
+    """Drop every table and function of the public schema, for a test or bench run that starts
+    again from ``usefirst migrate`` on a coordinator: one by one, since dropping the schema (or
+    the database, on the coordinator alone) would drop the citus extension with it."""
+    tables = connection.scalars(
+        text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    ).all()
+    if tables:
+        connection.execute(text(f"DROP TABLE {', '.join(tables)} CASCADE"))
+    functions = connection.scalars(
+        text(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n"
+            " ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND NOT EXISTS"
+            " (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
+        )
+    ).all()
+    for function in functions:
+        connection.execute(text(f"DROP FUNCTION {function} CASCADE"))

@@ -48,7 +48,11 @@ ADDED_SINCE_RECORDING: dict[str, dict[str, object]] = {
     # Due-date extensions (payment rails): none in the recorded sequence.
     "instalments": {"extended_days": 0},
     # The id of the request that wrote the message (operations): made per request.
-    "outbox_messages": {"request_id": lambda value: re.fullmatch("[0-9a-f]{32}", value)},
+    # The outbox's distribution key (Citus layout, migration 0039): checked against the row.
+    "outbox_messages": {
+        "request_id": lambda value: re.fullmatch("[0-9a-f]{32}", value),
+        "shard_key": None,
+    },
     # The distribution key (Citus layout, migration 0029): checked against the row below.
     "events": {"shard_key": None},
     "journal_entries": {"shard_key": None},

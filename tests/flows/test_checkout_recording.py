@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.flows.checkout_scenario import ADDED_SINCE_RECORDING, FIXTURE, TABLES, play
-from usefirst.kit.models import subject_shard_key
+from usefirst.kit.models import payload_shard_key, subject_shard_key
 from usefirst.risk import decision as risk_decision
 from usefirst.risk import signals
 from usefirst.runtime import Runtime
@@ -43,6 +43,12 @@ def assert_shard_keys(tables: dict[str, list[dict[str, Any]]]) -> None:
     assert tables["ledger_postings"]
     for row in tables["ledger_postings"]:
         assert row["shard_key"] == entry_keys[row["entry_id"]], row
+    # A message is keyed like its event (a webhook) or by the shopper or merchant it names.
+    event_keys = {row["id"]: row["shard_key"] for row in tables["events"]}
+    for row in tables["outbox_messages"]:
+        payload = row["payload"]
+        wanted = event_keys.get(payload.get("event_id")) or payload_shard_key(payload)
+        assert row["shard_key"] == wanted, row
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.conftest import make_runtime
+from tests.factories import skip_on_citus
 from tests.risk import reference_features, reference_signals
 from usefirst.lab.sim.fraud import FraudScenario
 from usefirst.lab.sim.marketplace import simulate
@@ -55,6 +56,11 @@ def _assert_same(served: features.CheckoutFeatures, expected: Any) -> None:
 def test_counter_features_equal_the_aggregate_on_a_simulated_history(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    skip_on_citus(
+        database_url,
+        "the reference is the one-statement aggregate (correlated subqueries over two shards),"
+        " which Citus does not plan; the served features run there",
+    )
     runtime = make_runtime(database_url, credit_policy="cold_start")
     compared: list[str] = []
     seen_signals: set[str] = set()

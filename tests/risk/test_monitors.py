@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.factories import bearer, checkout_body, create_merchant, enrol
+from tests.factories import bearer, checkout_body, create_merchant, enrol, skip_on_citus
 from usefirst.collections.models import DelinquentOrder
 from usefirst.flows import risk_monitoring
 from usefirst.identity.validation import address_hash
@@ -151,6 +151,10 @@ def test_tracking_number_reused_in_other_letter_case_or_spacing(
 def test_tracking_numbers_stored_before_normalising_are_normalised_by_migration_0020(
     runtime: Runtime, client: TestClient, platform_headers: dict[str, str], database_url: str
 ) -> None:
+    skip_on_citus(
+        database_url,
+        "a downgrade past migration 0029/0039 drops a distribution column, which Citus refuses",
+    )
     merchant = create_merchant(client, platform_headers)
     first, second = (order_for(client, platform_headers, merchant) for _ in range(2))
     ship(client, merchant, first, "SF", "SF1234567890123")

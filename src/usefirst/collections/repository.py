@@ -631,8 +631,8 @@ JOIN {ids_of("ids", "a")} ON a.n = r.n
             self.session.execute(
                 text(
                     f"""
-INSERT INTO outbox_messages (id, topic, payload, available_at, attempts, created_at)
-SELECT m.id, :topic, {payload}, r.scheduled_at, 0, :now
+INSERT INTO outbox_messages (shard_key, id, topic, payload, available_at, attempts, created_at)
+SELECT r.shopper_id, m.id, :topic, {payload}, r.scheduled_at, 0, :now
 FROM (
     SELECT shopper_id, scheduled_at, n, row_number() OVER (ORDER BY n) AS m
     FROM reminder_run WHERE status IN ('scheduled', 'deferred')

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from usefirst.credit import models
 from usefirst.credit.models import CreditLine, CreditLineChange
-from usefirst.kit.db import AnySelect, Part, Placeholders, insert_rows, on_citus
-from usefirst.kit.models import OutboxMessage
+from usefirst.kit.db import AnySelect, Part, Placeholders, insert_rows, on_citus, shard_batches
+from usefirst.kit.models import OutboxMessage, payload_shard_key
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 
@@ -38,12 +38,15 @@ class CreditRepository:
 
     def lock_many(self, shopper_ids: list[str]) -> None:
         """Lock several lines in one fixed order (by shopper id) so lockers never deadlock."""
-        if shopper_ids and on_citus(self.session.connection()):
-            # Citus locks rows of one shard per statement: one line at a time, same order.
-            for shopper_id in sorted(set(shopper_ids)):
+        connection = self.session.connection()
+        if shopper_ids and on_citus(connection):
+            # Citus locks rows of one shard per statement: the lines of one shard at a time, in
+            # the order ``shard_batches`` gives (shards by id, lines by shopper id).
+            for batch in shard_batches(connection, "credit_lines", shopper_ids):
                 self.session.execute(
                     select(CreditLine.shopper_id)
-                    .where(CreditLine.shopper_id == shopper_id)
+                    .where(CreditLine.shopper_id.in_(batch))
+                    .order_by(CreditLine.shopper_id)
                     .with_for_update()
                 ).all()
         elif shopper_ids:
@@ -91,6 +94,10 @@ class CreditRepository:
         night's freezes, any number of them) is sent as multi-row inserts in bounded batches."""
         if not rows:
             return
+        # Each message lives on the shard of the shopper it announces to (a Citus cluster).
+        messages = [
+            {**message, "shard_key": payload_shard_key(message["payload"])} for message in messages
+        ]
         if len(rows) == 1 and messages and self.session.get_bind().dialect.name == "postgresql":
             changes = cast(Table, CreditLineChange.__table__)
             outbox = cast(Table, OutboxMessage.__table__)

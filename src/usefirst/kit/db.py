@@ -627,3 +627,30 @@ def on_citus(connection: Connection) -> bool:
             ).scalar()
         )
     return bool(info["on_citus"])
+
+
+def shard_batches(
+    connection: Connection, table: str, values: Sequence[str], *, size: int = 1000
+) -> list[list[str]]:
+    """``values`` (of ``table``'s distribution column) in batches a statement can lock at once:
+    on a Citus coordinator grouped by the shard each value hashes to (a ``FOR UPDATE`` runs on
+    one shard only), the shards in id order and each batch's values in order, at most ``size``
+    to a batch; elsewhere ``values`` as given, ``size`` at a time. Two lockers that take their
+    batches in this order take their locks in one order and never deadlock."""
+    if not on_citus(connection) or not values:
+        return [list(values[start : start + size]) for start in range(0, len(values), size)]
+    rows = connection.execute(
+        text(
+            "SELECT v.value, get_shard_id_for_distribution_column(CAST(:table AS regclass),"
+            " v.value) FROM unnest(CAST(:values AS text[])) AS v(value)"
+        ),
+        {"table": table, "values": sorted(set(values))},
+    ).all()
+    by_shard: dict[int, list[str]] = {}
+    for value, shard in rows:
+        by_shard.setdefault(int(shard), []).append(str(value))
+    return [
+        group[start : start + size]
+        for group in (sorted(by_shard[shard]) for shard in sorted(by_shard))
+        for start in range(0, len(group), size)
+    ]

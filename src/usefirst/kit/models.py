@@ -35,6 +35,25 @@ def subject_shard_key_column() -> Mapped[str]:
     return mapped_column(String(40), primary_key=True, default=from_subject)
 
 
+def payload_shard_key(payload: object) -> str:
+    """The shard key of an outbox message about what its payload names: the shopper, else the
+    merchant, else the platform."""
+    if not isinstance(payload, dict):
+        return PLATFORM_SHARD_KEY
+    return subject_shard_key(payload.get("shopper_id"), payload.get("merchant_id"))
+
+
+def outbox_shard_key_column() -> Mapped[str]:
+    """An outbox message's ``shard_key``, first in its primary key (``payload_shard_key`` when
+    not given)."""
+
+    def from_payload(context: DefaultExecutionContext) -> str:
+        values = context.get_current_parameters()  # type: ignore[no-untyped-call]
+        return payload_shard_key(values.get("payload"))
+
+    return mapped_column(String(40), primary_key=True, default=from_payload)
+
+
 class SandboxClock(Base):
     __tablename__ = "sandbox_clock"
 
@@ -57,6 +76,9 @@ class OutboxMessage(Base):
     __tablename__ = "outbox_messages"
     __table_args__ = (Index("ix_outbox_messages_pending", "delivered_at", "available_at"),)
 
+    # The subject's shard (the shopper, else the merchant, else "platform"): on a Citus cluster
+    # a message lives and is claimed on the shard of what it is about (usefirst.distribution).
+    shard_key: Mapped[str] = outbox_shard_key_column()
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     topic: Mapped[str] = mapped_column(String(64))
     payload: Mapped[Any] = mapped_column(JSONDocument)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, exists, insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import AnySelect, on_citus
+from usefirst.kit.db import AnySelect, on_citus, shard_batches
 from usefirst.ledger.repository import LedgerRepository
 from usefirst.merchants.models import (
     Merchant,
@@ -63,19 +63,20 @@ class MerchantRepository:
         )
 
     def lock_many(self, merchant_ids: Sequence[str]) -> list[Merchant]:
-        """The merchants of those ids, locked in id order (one query per thousand)."""
+        """The merchants of those ids, locked (one query per thousand; on a Citus cluster per
+        shard and thousand, as ``shard_batches`` orders them), returned in id order."""
         found: list[Merchant] = []
-        for start in range(0, len(merchant_ids), CHUNK):
+        for batch in shard_batches(self.session.connection(), "merchants", merchant_ids):
             found.extend(
                 self.session.scalars(
                     select(Merchant)
-                    .where(Merchant.id.in_(merchant_ids[start : start + CHUNK]))
+                    .where(Merchant.id.in_(batch))
                     .order_by(Merchant.id)
                     .with_for_update()
                     .execution_options(populate_existing=True)
                 )
             )
-        return found
+        return sorted(found, key=lambda merchant: merchant.id)
 
     def many(self, merchant_ids: Sequence[str]) -> list[Merchant]:
         """The merchants of those ids (one query per chunk), as they are in the database now."""
@@ -151,12 +152,19 @@ class SettlementRepository:
         pending_only: bool,
     ) -> list[PayablePosting]:
         settled = select(SettlementLine.entry_id).where(SettlementLine.merchant_id == merchant_id)
+        on_cluster = pending_only and on_citus(self.session.connection())
         postings = LedgerRepository(self.session).account_postings(
             account_code,
             created_before=created_before,
             order_id=order_id,
-            excluding_entries=settled if pending_only else None,
+            excluding_entries=settled if pending_only and not on_cluster else None,
         )
+        if on_cluster:
+            # Citus does not plan the correlated NOT EXISTS (settlement lines are sharded by
+            # merchant, postings by their entry's subject): the merchant's settled entries are
+            # read from its shard and left out here.
+            done = set(self.session.scalars(settled))
+            postings = [posting for posting in postings if posting.entry_id not in done]
         settlement_of = {} if pending_only else self._settlements_of_entries(merchant_id, order_id)
         return [
             PayablePosting(
@@ -281,14 +289,15 @@ class SettlementRepository:
         return found
 
     def reserves_due_many(self, merchant_ids: Sequence[str], *, due_on: date) -> list[Settlement]:
-        """:meth:`reserves_due` of many merchants, by merchant (locked)."""
+        """:meth:`reserves_due` of many merchants, by merchant (locked a thousand merchants at a
+        time; on a Citus cluster per shard and thousand, as ``shard_batches`` orders them)."""
         found: list[Settlement] = []
-        for start in range(0, len(merchant_ids), 1000):
+        for batch in shard_batches(self.session.connection(), "settlements", merchant_ids):
             found.extend(
                 self.session.scalars(
                     select(Settlement)
                     .where(
-                        Settlement.merchant_id.in_(merchant_ids[start : start + 1000]),
+                        Settlement.merchant_id.in_(batch),
                         Settlement.reserve_minor > 0,
                         Settlement.reserve_released_at.is_(None),
                         Settlement.reserve_release_on <= due_on,
@@ -297,7 +306,7 @@ class SettlementRepository:
                     .with_for_update()
                 )
             )
-        return found
+        return sorted(found, key=lambda row: (row.merchant_id, row.settled_on, row.id))
 
     def payable_currencies(self, merchant_id: str) -> list[str]:
         return LedgerRepository(self.session).account_currencies("merchant_payable", merchant_id)

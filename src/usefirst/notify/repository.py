@@ -26,12 +26,14 @@ class EventRepository:
         PostgreSQL one statement (the event inserted by a data-modifying CTE of the messages'
         insert), sent at once; else ORM rows flushed with the rest of the unit of work."""
         postgresql = self.session.get_bind().dialect.name == "postgresql"
+        shard_key = subject_shard_key(event.get("shopper_id"), event.get("merchant_id"))
+        # The messages live on their event's shard (a Citus cluster writes them together).
+        messages = [{**message, "shard_key": shard_key} for message in messages]
         if not (one_statement and messages and postgresql):
             self.session.add(Event(**event))
             self.session.add_all([OutboxMessage(**message) for message in messages])
             return
         events = cast(Table, Event.__table__)
-        shard_key = subject_shard_key(event.get("shopper_id"), event.get("merchant_id"))
         written = (
             insert(events)
             .values(**event, shard_key=shard_key)
@@ -49,7 +51,9 @@ class EventRepository:
         shard_key = subject_shard_key(event.get("shopper_id"), event.get("merchant_id"))
         parts = [rows_part(events, [{**event, "shard_key": shard_key}])]
         if messages:
-            parts.append(rows_part(cast(Table, OutboxMessage.__table__), messages))
+            outbox = cast(Table, OutboxMessage.__table__)
+            messages = [{**message, "shard_key": shard_key} for message in messages]
+            parts.append(rows_part(outbox, messages))
         return parts
 
     def get(self, event_id: str) -> Event | None:

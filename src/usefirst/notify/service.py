@@ -166,6 +166,7 @@ def redeliver_event(
             topic=WEBHOOK_TOPIC,
             payload={"event_id": event.id, "destination": "platform", "redelivery": True},
             now=now,
+            shard_key=event.shard_key,
         )
         queued.append("platform")
     if "merchant" in destinations and event.merchant_id is not None:
@@ -181,6 +182,7 @@ def redeliver_event(
                     "redelivery": True,
                 },
                 now=now,
+                shard_key=event.shard_key,
             )
             queued.append("merchant")
     if not queued:

@@ -8,7 +8,7 @@ fill as checkouts come (the raw IP and address they are keyed by are not kept wi
 in a form a migration can read).
 
 Revision ID: 0041
-Revises: 0037
+Revises: 0039
 Create Date: 2026-12-07
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0041"
-down_revision = "0037"
+down_revision = "0039"
 branch_labels = None
 depends_on = None
 
