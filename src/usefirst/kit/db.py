@@ -233,12 +233,19 @@ def first_rows_together(
 
     Pending ORM changes are flushed first. Values are converted by the columns' types as the
     ORM would convert them."""
+    return [rows[0] if rows else None for rows in rows_together(session, statements)]
+
+
+def rows_together(session: Session, statements: Sequence[AnySelect]) -> list[list[dict[str, Any]]]:
+    """Every row of each SELECT, as ``first_rows_together`` reads them (one round trip on
+    PostgreSQL). A SELECT may carry data-modifying CTEs (``write_as_one``'s form): statements
+    sent together run one after another, each seeing what the ones before it wrote."""
     session.flush()
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return [
-            None if row is None else dict(row._mapping)
-            for row in (connection.execute(statement).first() for statement in statements)
+            [dict(row._mapping) for row in connection.execute(statement)]
+            for statement in statements
         ]
     dialect = connection.dialect
     driver = connection.connection.driver_connection
@@ -246,28 +253,46 @@ def first_rows_together(
     cursors = []
     with driver.pipeline():
         for statement in statements:
-            compiled, parameters = _compiled(statement, dialect)
-            for name, bind in compiled.binds.items():
-                convert = bind.type.bind_processor(dialect)
-                if convert is not None and name in parameters:
-                    parameters[name] = convert(parameters[name])
+            sql, parameters = _sql_and_parameters(statement, dialect)
             cursor = driver.cursor()
-            cursor.execute(compiled.string, parameters)
+            cursor.execute(sql, parameters)
             cursors.append((statement, cursor))
-    rows: list[dict[str, Any] | None] = []
+    found: list[list[dict[str, Any]]] = []
     for statement, cursor in cursors:
-        found = cursor.fetchone()
-        cursor.close()
-        if found is None:
-            rows.append(None)
-            continue
-        row: dict[str, Any] = {}
-        for selected, value in zip(statement.selected_columns, found, strict=True):
-            convert = selected.type.result_processor(dialect, None)
+        converters = []
+        for selected in statement.selected_columns:
             assert selected.key is not None
-            row[selected.key] = convert(value) if convert is not None else value
-        rows.append(row)
-    return rows
+            converters.append((selected.key, selected.type._cached_result_processor(dialect, None)))
+        rows: list[dict[str, Any]] = []
+        for values in cursor.fetchall():
+            rows.append(
+                {
+                    key: convert(value) if convert is not None else value
+                    for (key, convert), value in zip(converters, values, strict=True)
+                }
+            )
+        cursor.close()
+        found.append(rows)
+    return found
+
+
+def _sql_and_parameters(statement: AnySelect, dialect: Dialect) -> tuple[str, Mapping[str, Any]]:
+    """The statement's SQL and its parameters converted by their types for the driver, lists
+    bound to ``IN`` expanded as SQLAlchemy expands them when it executes a statement."""
+    compiled, parameters = _compiled(statement, dialect)
+    if compiled.post_compile_params or compiled.literal_execute_params:
+        expanded = compiled._process_parameters_for_postcompile(parameters)
+        converted = dict(expanded.parameters)
+        for name, convert in expanded.processors.items():
+            if name in converted:
+                converted[name] = convert(converted[name])
+        return expanded.statement, converted
+    for name, bind in compiled.binds.items():
+        # The dialect's own conversion (a variant's, such as JSONB's on PostgreSQL).
+        processor = bind.type._cached_bind_processor(dialect)
+        if processor is not None and name in parameters:
+            parameters[name] = processor(parameters[name])
+    return compiled.string, parameters
 
 
 _COMPILED: dict[Any, SQLCompiler] = {}
@@ -347,8 +372,18 @@ def write_as_one(
     part as a CTE of one SELECT of ``answer`` (expressions over ``first``). PostgreSQL runs
     every part on the same snapshot, whether or not the answer refers to it; foreign keys
     between the parts are checked at the end of the statement."""
+    return session.execute(one_statement(parts, answer=answer, first=first)).one()
+
+
+def one_statement(
+    parts: Sequence[UpdateBase],
+    *,
+    answer: Sequence[ColumnElement[Any]],
+    first: Sequence[CTE] = (),
+) -> Select[Any]:
+    """``write_as_one``'s statement, not yet sent (to send it with others, ``rows_together``)."""
     ctes = [*first, *(part.cte(f"write_{index}") for index, part in enumerate(parts))]
-    return session.execute(select(*answer).add_cte(*ctes)).one()
+    return select(*answer).add_cte(*ctes)
 
 
 def on_citus(connection: Connection) -> bool:
