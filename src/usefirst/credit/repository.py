@@ -131,10 +131,17 @@ class CreditRepository:
 
     def release(self, shopper_id: str, amount_minor: int) -> None:
         self.session.execute(
+            self.release_statement(shopper_id, amount_minor).execution_options(
+                synchronize_session=False
+            )
+        )
+
+    @staticmethod
+    def release_statement(shopper_id: str, amount_minor: int) -> Update:
+        return (
             update(CreditLine)
             .where(CreditLine.shopper_id == shopper_id)
             .values(used_minor=CreditLine.used_minor - amount_minor)
-            .execution_options(synchronize_session=False)
         )
 
     def update_line(self, shopper_id: str, **values: Any) -> None:

@@ -3,16 +3,21 @@ follow. Held credit applied at delivery takes the same path (flows/fulfilment.py
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date, datetime
+from typing import Any, NoReturn
 
+from sqlalchemy import CTE, ColumnElement, exists, true
 from sqlalchemy.orm import Session
 
 from usefirst.collections import service as collections_service
 from usefirst.credit import service as credit_service
 from usefirst.flows.order_events import publish_order_event
 from usefirst.identity import service as identity_service
-from usefirst.kit.db import look_up_together
+from usefirst.kit.db import look_up_together, one_statement, rows_together
 from usefirst.kit.errors import NotFound, ValidationFailed
+from usefirst.kit.idempotency import KeyAlreadyRecorded, ResponseRecord
 from usefirst.kit.settings import Settings
 from usefirst.ledger import accounts
 from usefirst.ledger import service as ledger_service
@@ -40,6 +45,14 @@ def pay(
 ) -> repayment_service.PaymentOutcome:
     """A payment from the shopper, with its effect on orders and credit: late fees, then
     principal, oldest due first; the rest is held as credit."""
+    request = repayment_service.PaymentRequest(
+        shopper_id=shopper_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        order_id=order_id,
+        method=method,
+        external_ref=external_ref,
+    )
     if order_id is None:
         identity_service.get_shopper(session, shopper_id=shopper_id)
     else:
@@ -50,42 +63,46 @@ def pay(
             order_service.is_shoppers_order(shopper_id, order_id),
         )
         if not owned:
-            # Which error: no such order at all, or another shopper's.
-            order_service.find_order(session, order_id=order_id)
-            raise NotFound("No such order for this shopper.", field="order_id")
+            _refuse_order(session, order_id=order_id)
     repayment_service.check_payment(amount_minor=amount_minor, currency=currency, method=method)
     line = credit_service.lock_credit_line(session, shopper_id=shopper_id)
-    if line.currency != currency:
-        raise ValidationFailed(f"This shopper's account is in {line.currency}.", field="currency")
+    _check_currency(line.currency, request)
+    return _take_payment(
+        session, request=request, today=today, settings=settings, now=now, read_rows=None
+    )
+
+
+def _refuse_order(session: Session, *, order_id: str) -> NoReturn:
+    """The order is not the shopper's: which error, no such order at all or another shopper's."""
+    order_service.find_order(session, order_id=order_id)
+    raise NotFound("No such order for this shopper.", field="order_id")
+
+
+def _check_currency(line_currency: str, request: repayment_service.PaymentRequest) -> None:
+    if line_currency != request.currency:
+        raise ValidationFailed(f"This shopper's account is in {line_currency}.", field="currency")
+
+
+def _take_payment(
+    session: Session,
+    *,
+    request: repayment_service.PaymentRequest,
+    today: date,
+    settings: Settings,
+    now: datetime,
+    read_rows: list[dict[str, Any]] | None,
+) -> repayment_service.PaymentOutcome:
+    """The checked payment, the shopper's line locked: allocated, freed credit released, posted,
+    and the orders it reached brought in line (``read_rows``: the open instalments, read and
+    locked already)."""
     outcome = repayment_service.receive_payment(
-        session,
-        shopper_id=shopper_id,
-        amount_minor=amount_minor,
-        currency=currency,
-        order_id=order_id,
-        method=method,
-        external_ref=external_ref,
-        today=today,
-        now=now,
+        session, request=request, today=today, now=now, read_rows=read_rows
     )
-    applied = outcome.applied
-    credit_service.release(session, shopper_id=shopper_id, amount_minor=applied.freed_credit_minor)
-    post_entry(
-        session,
-        kind=EntryKind.SHOPPER_PAYMENT,
-        currency=currency,
-        legs=[
-            Leg(accounts.PLATFORM_CASH, amount_minor),
-            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
-            Leg(accounts.RECOVERIES, -applied.recovered_minor),
-            Leg(accounts.shopper_unapplied_credit(shopper_id), -applied.left_minor),
-        ],
-        now=now,
-        shopper_id=shopper_id,
-        order_id=order_id,
-        reference_id=outcome.payment.id,
-        memo=f"payment by {method}",
+    shopper_id = request.shopper_id
+    credit_service.release(
+        session, shopper_id=shopper_id, amount_minor=outcome.applied.freed_credit_minor
     )
+    post_entry(session, **_payment_entry(outcome, now=now))
     session.flush()
     follow_schedules(
         session,
@@ -95,6 +112,158 @@ def pay(
         now=now,
     )
     return outcome
+
+
+def _payment_entry(outcome: repayment_service.PaymentOutcome, *, now: datetime) -> dict[str, Any]:
+    """The ledger entry of a payment (``post_entry``'s arguments)."""
+    payment = outcome.payment
+    applied = outcome.applied
+    shopper_id = payment.shopper_id
+    return {
+        "kind": EntryKind.SHOPPER_PAYMENT,
+        "currency": payment.currency,
+        "legs": [
+            Leg(accounts.PLATFORM_CASH, payment.amount_minor),
+            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
+            Leg(accounts.RECOVERIES, -applied.recovered_minor),
+            Leg(accounts.shopper_unapplied_credit(shopper_id), -applied.left_minor),
+        ],
+        "now": now,
+        "shopper_id": shopper_id,
+        "order_id": payment.order_id,
+        "reference_id": payment.id,
+        "memo": f"payment by {payment.method}",
+    }
+
+
+PaymentAnswer = Callable[[repayment_service.PaymentOutcome], tuple[int, Any]]
+
+
+def pay_answered(
+    session: Session,
+    *,
+    request: repayment_service.PaymentRequest,
+    today: date,
+    settings: Settings,
+    now: datetime,
+    answer: PaymentAnswer,
+    record: ResponseRecord | None,
+) -> tuple[int, Any]:
+    """``pay``, answered by ``answer`` (JSON values) and the answer recorded under the call's
+    idempotency key with the rest of the work (:class:`KeyAlreadyRecorded` when the key has a
+    response already).
+
+    On PostgreSQL a payment for an order reads what it needs in one round trip (the shopper,
+    the line and the order's open instalments locked, in the fixed lock order, then the order
+    locked and its risk facts) and, when the payment changes nothing but the instalments it
+    pays (see ``_changes_only_instalments``), writes the payment, allocations, instalments,
+    released credit, ledger entry and idempotency record as two statements sent together: the
+    entry's accounts and postings, then everything else with the entry's header. Any other
+    payment goes on from the rows read the way ``pay`` goes (``_take_payment``)."""
+    order_id = request.order_id
+    if order_id is None or not _reads_together(session, order_id):
+        outcome = pay(session, **asdict(request), today=today, settings=settings, now=now)
+        return _recorded(session, answer(outcome), record)
+    shopper_id = request.shopper_id
+    shopper = identity_service.shopper_standing(shopper_id)
+    line_lookup = credit_service.locked_line_standing(shopper_id)
+    order_lookup = order_service.shoppers_order_locked(shopper_id, order_id)
+    shopper_rows, line_rows, open_rows, order_rows, fact_rows = rows_together(
+        session,
+        [
+            shopper.statement,
+            line_lookup.statement,
+            repayment_service.open_instalments_locked(shopper_id, order_id),
+            order_lookup.statement,
+            risk_counters.facts_reading([(shopper_id, order_id)]),
+        ],
+    )
+    # The checks of ``pay``, in its order.
+    shopper.read(shopper_rows[0] if shopper_rows else None)
+    order = order_lookup.read(order_rows[0] if order_rows else None)
+    if order is None:
+        _refuse_order(session, order_id=order_id)
+    repayment_service.check_payment(
+        amount_minor=request.amount_minor, currency=request.currency, method=request.method
+    )
+    line = line_lookup.read(line_rows[0] if line_rows else None)
+    _check_currency(line.currency, request)
+    planned = repayment_service.plan_payment(open_rows, request=request, today=today, now=now)
+    if not _changes_only_instalments(planned, order=order, line=line, fact_rows=fact_rows):
+        outcome = _take_payment(
+            session, request=request, today=today, settings=settings, now=now, read_rows=open_rows
+        )
+        return _recorded(session, answer(outcome), record)
+    outcome = planned.outcome
+    answered = answer(outcome)
+    entry = ledger_service.entry_rows(**_payment_entry(outcome, now=now))
+    if entry is None:
+        raise AssertionError("a payment always posts (it is positive)")
+    writes = ledger_service.entry_writes(entry)
+    first: list[CTE] = []
+    recorded: ColumnElement[bool] = true()
+    if record is not None:
+        written = record.insert(session, *answered).cte("recorded")
+        first.append(written)
+        recorded = exists(written.select())
+    _posted, (outcome_row,) = rows_together(
+        session,
+        [
+            writes.postings,
+            one_statement(
+                [
+                    *repayment_service.payment_writes(planned),
+                    *credit_service.release_writes(
+                        shopper_id=shopper_id, amount_minor=outcome.applied.freed_credit_minor
+                    ),
+                    writes.entry,
+                ],
+                first=first,
+                answer=[recorded.label("recorded")],
+            ),
+        ],
+    )
+    if not outcome_row["recorded"]:
+        raise KeyAlreadyRecorded()
+    return answered
+
+
+def _reads_together(session: Session, order_id: str | None) -> bool:
+    """Whether the payment takes the lean path: PostgreSQL (one round trip for many
+    statements), a payment for an order."""
+    return order_id is not None and session.get_bind().dialect.name == "postgresql"
+
+
+def _changes_only_instalments(
+    planned: repayment_service.PlannedPayment,
+    *,
+    order: Order,
+    line: credit_service.LineStanding,
+    fact_rows: list[dict[str, Any]],
+) -> bool:
+    """Whether ``follow_schedules`` after this payment would write nothing: the line is not
+    frozen for an overdue payment, or something of the order stays overdue (so it stays
+    frozen), and the order the payment reached (if it reached one that is being repaid) keeps
+    its state: something still owed, not overdue or still overdue, its risk counters where they
+    are."""
+    stays_overdue = planned.leaves_overdue(order.id)
+    if credit_service.is_unfrozen_by_paying(line) and not stays_overdue:
+        return False
+    if not planned.outcome.allocations or not order_service.is_active(order):
+        return True
+    if not planned.leaves_open(order.id):
+        return False
+    if order.status == "overdue" and not stays_overdue:
+        return False
+    return not risk_counters.observes_a_change([order], fact_rows)
+
+
+def _recorded(
+    session: Session, answered: tuple[int, Any], record: ResponseRecord | None
+) -> tuple[int, Any]:
+    if record is not None:
+        record.write(session, *answered)
+    return answered
 
 
 def pay_order_in_full(
