@@ -868,22 +868,26 @@ def counting(engine: Any) -> Iterator[tuple[list[str], Counter[str]]]:
     """Every statement the driver is sent (SQLAlchemy's pre-ping included), and its round
     trips: executes, the implicit BEGIN psycopg sends before the first statement of a
     transaction, COMMITs and ROLLBACKs, except that statements sent together in pipeline mode
-    (``kit.db.first_rows_together``), and the BEGIN that goes with them, are one round trip."""
+    (``kit.db.rows_together``), and the BEGIN that goes with them, are one round trip."""
     from psycopg.pq import PipelineStatus, TransactionStatus
     from sqlalchemy import event
 
     statements: list[str] = []
     driver: Counter[str] = Counter()
     in_pipeline = [False]
+    current_pipeline: list[object] = [None]
 
     class CountingCursor(psycopg.Cursor[Any]):
         def _count(self, query: Any, kind: str) -> None:
             connection = self.connection
             statements.append(" ".join(str(query).split()))
             if connection.pgconn.pipeline_status != PipelineStatus.OFF:
-                if not in_pipeline[0]:
+                # One pipeline is one round trip; two sent one after the other are two.
+                pipeline = connection._pipeline
+                if not in_pipeline[0] or pipeline is not current_pipeline[0]:
                     driver["pipeline"] += 1
                 in_pipeline[0] = True
+                current_pipeline[0] = pipeline
                 return
             in_pipeline[0] = False
             if connection.info.transaction_status == TransactionStatus.IDLE and not (

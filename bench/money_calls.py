@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The money calls of a peak day, each measured on its own: checkout, ship, confirm receipt and
-payment. Real server, real HTTP, real PostgreSQL (the set-up and CPU accounting of
-``bench/checkout.py``).
+payments (half of what the order owes, then the rest, which repays it). Real server, real
+HTTP, real PostgreSQL (the set-up and CPU accounting of ``bench/checkout.py``).
 
 For each call it prints:
 
@@ -12,7 +12,8 @@ For each call it prints:
   backends, throughput and p50/p99 latency with ``--clients`` closed-loop clients.
 
 The calls run in phases over the same orders: ``--orders`` checkouts, then each order is
-shipped, its receipt confirmed and its instalment paid. Run from the repository root::
+shipped, its receipt confirmed, half of it paid and then the rest. Run from the repository
+root::
 
     .venv/bin/python bench/money_calls.py --orders 400 --clients 4
 """
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checkout as checkout_bench
 
 DEFAULT_URL = "postgresql://usefirst:usefirst@127.0.0.1:5432/usefirst_bench_calls"
-CALLS = ("checkout", "ship", "confirm_receipt", "payment")
+CALLS = ("checkout", "ship", "confirm_receipt", "payment_part", "payment")
 
 
 @dataclass
@@ -52,6 +53,7 @@ class OrderRef:
     order_id: str
     shopper_id: str
     amount_minor: int = 0
+    paid_minor: int = 0
 
 
 def seed(client: httpx.Client, platform_key: str, shoppers: int) -> Keys:
@@ -110,12 +112,16 @@ def call(client: httpx.Client, keys: Keys, kind: str, ref: OrderRef, serial: int
             instalments = response.json()["instalments"]
             ref.amount_minor = sum(row["amount_minor"] for row in instalments)
     else:
+        owed = ref.amount_minor or checkout_bench.ORDER_AMOUNT_MINOR
+        # Half of what the order owes, then the rest (which repays the order).
+        amount_minor = owed // 2 if kind == "payment_part" else owed - ref.paid_minor
+        ref.paid_minor += amount_minor
         response = client.post(
             "/v1/payments",
             headers={**platform, "Idempotency-Key": uuid.uuid4().hex},
             json={
                 "shopper_id": ref.shopper_id,
-                "amount_minor": ref.amount_minor or checkout_bench.ORDER_AMOUNT_MINOR,
+                "amount_minor": amount_minor,
                 "currency": "CNY",
                 "order_id": ref.order_id,
                 "method": "alipay",

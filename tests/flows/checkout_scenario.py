@@ -111,21 +111,24 @@ def checkout(shopper_id: str, merchant_id: str, amount: int, address: str) -> di
     }
 
 
-def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
-    with runtime.work() as work:
-        runtime.clock.set(work.session, FIXED_NOW)  # type: ignore[attr-defined]
-    with runtime.work() as work:
-        platform = {
-            "Authorization": "Bearer " + create_api_key(work.session, kind="platform", now=work.now)
-        }
-    responses: list[Any] = []
+class Caller:
+    """The platform's calls at ``FIXED_NOW`` on the sandbox clock, each response recorded."""
 
-    def post(path: str, body: Any, key: str | None = None, headers: Any = None) -> Any:
-        sent = dict(headers or platform)
+    def __init__(self, runtime: Runtime, client: TestClient) -> None:
+        with runtime.work() as work:
+            runtime.clock.set(work.session, FIXED_NOW)  # type: ignore[attr-defined]
+        with runtime.work() as work:
+            secret = create_api_key(work.session, kind="platform", now=work.now)
+        self.platform = {"Authorization": "Bearer " + secret}
+        self.client = client
+        self.responses: list[Any] = []
+
+    def post(self, path: str, body: Any, key: str | None = None, headers: Any = None) -> Any:
+        sent = dict(headers or self.platform)
         if key is not None:
             sent["Idempotency-Key"] = key
-        response = client.post(path, headers=sent, json=body)
-        responses.append(
+        response = self.client.post(path, headers=sent, json=body)
+        self.responses.append(
             [
                 path,
                 response.status_code,
@@ -134,6 +137,13 @@ def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
             ]
         )
         return response.json()
+
+
+def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
+    caller = Caller(runtime, client)
+    platform = caller.platform
+    responses = caller.responses
+    post = caller.post
 
     def enrol(serial: int, phone: str) -> str:
         body = {

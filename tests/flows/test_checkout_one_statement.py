@@ -53,13 +53,17 @@ class RoundTrips:
         self.statements: list[str] = []
         self.counts: Counter[str] = Counter()
         self.in_pipeline = False
+        self.pipeline: object = None
 
     def sent(self, connection: psycopg.Connection[Any], query: Any) -> None:
         self.statements.append(" ".join(str(query).split())[:90])
         if connection.pgconn.pipeline_status != PipelineStatus.OFF:
-            if not self.in_pipeline:
+            # One pipeline is one round trip; two sent one after the other are two.
+            pipeline = connection._pipeline
+            if not self.in_pipeline or pipeline is not self.pipeline:
                 self.counts["pipeline"] += 1
             self.in_pipeline = True
+            self.pipeline = pipeline
             return
         self.in_pipeline = False
         if connection.info.transaction_status == TransactionStatus.IDLE:

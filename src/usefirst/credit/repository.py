@@ -137,6 +137,12 @@ class CreditRepository:
         ).where(CreditLine.shopper_id == bindparam("shopper_id"))
 
     @staticmethod
+    @cache
+    def locked_line_statement() -> AnySelect:
+        """``line_statement`` locked (the first lock a shopper's money movement takes)."""
+        return CreditRepository.line_statement().with_for_update()
+
+    @staticmethod
     def reservation(shopper_id: str, amount_minor: int) -> Update:
         """Add to ``used_minor`` if the line is active and the amount fits, returning the
         shopper id when it did.
@@ -175,10 +181,17 @@ class CreditRepository:
 
     def release(self, shopper_id: str, amount_minor: int) -> None:
         self.session.execute(
+            self.release_statement(shopper_id, amount_minor).execution_options(
+                synchronize_session=False
+            )
+        )
+
+    @staticmethod
+    def release_statement(shopper_id: str, amount_minor: int) -> Update:
+        return (
             update(CreditLine)
             .where(CreditLine.shopper_id == shopper_id)
             .values(used_minor=CreditLine.used_minor - amount_minor)
-            .execution_options(synchronize_session=False)
         )
 
     def update_line(self, shopper_id: str, **values: Any) -> None:

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, Update
 from sqlalchemy.orm import Session
 
 from usefirst.credit.models import CreditLine
@@ -233,13 +233,29 @@ class LineStanding:
 
 def line_standing(shopper_id: str) -> Lookup[LineStanding]:
     """The credit line as a checkout reads it, with other look-ups (404 when there is none)."""
+    return Lookup(
+        CreditRepository.line_statement(), _standing, parameters={"shopper_id": shopper_id}
+    )
 
-    def read(row: dict[str, Any] | None) -> LineStanding:
-        if row is None:
-            raise NotFound("No credit line for this shopper.")
-        return LineStanding(**row)
 
-    return Lookup(CreditRepository.line_statement(), read, parameters={"shopper_id": shopper_id})
+def locked_line_standing(shopper_id: str) -> Lookup[LineStanding]:
+    """``line_standing`` locked: the first lock of every money movement of the shopper
+    (``lock_credit_line``), taken with other look-ups."""
+    return Lookup(
+        CreditRepository.locked_line_statement(), _standing, parameters={"shopper_id": shopper_id}
+    )
+
+
+def _standing(row: dict[str, Any] | None) -> LineStanding:
+    if row is None:
+        raise NotFound("No credit line for this shopper.")
+    return LineStanding(**row)
+
+
+def is_unfrozen_by_paying(line: LineStanding) -> bool:
+    """Whether paying what is overdue may unfreeze the line (``unfreeze_after_overdue_cleared``
+    changes nothing otherwise)."""
+    return line.status == "frozen" and not _frozen_for_review(line)
 
 
 def reservation(*, shopper_id: str, amount_minor: int) -> Part:
@@ -268,6 +284,13 @@ def release(session: Session, *, shopper_id: str, amount_minor: int) -> None:
         raise InvariantViolated("a release must not be negative")
     if amount_minor:
         CreditRepository(session).release(shopper_id, amount_minor)
+
+
+def release_writes(*, shopper_id: str, amount_minor: int) -> list[Update]:
+    """``release`` as a part of a larger statement (none for nothing to release)."""
+    if amount_minor < 0:
+        raise InvariantViolated("a release must not be negative")
+    return [CreditRepository.release_statement(shopper_id, amount_minor)] if amount_minor else []
 
 
 def take_back_after_reversal(session: Session, *, shopper_id: str, amount_minor: int) -> int:

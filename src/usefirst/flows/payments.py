@@ -3,24 +3,34 @@ follow. Held credit applied at delivery takes the same path (flows/fulfilment.py
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NoReturn
 
+from sqlalchemy import CTE, ColumnElement, exists, true
 from sqlalchemy.orm import Session
 
 from usefirst.collections import service as collections_service
 from usefirst.credit import service as credit_service
 from usefirst.flows.order_events import publish_order_event
 from usefirst.identity import service as identity_service
-from usefirst.kit.db import look_up_together
+from usefirst.kit.db import (
+    Part,
+    look_up_together,
+    on_citus,
+    one_statement,
+    parts_bound,
+    rows_together,
+)
 from usefirst.kit.errors import NotFound, ValidationFailed
+from usefirst.kit.idempotency import KeyAlreadyRecorded, ResponseRecord
 from usefirst.kit.settings import Settings
 from usefirst.ledger import accounts
 from usefirst.ledger import service as ledger_service
 from usefirst.ledger.accounts import EntryKind, Leg
 from usefirst.ledger.service import post_entry
-from usefirst.notify.service import publish_event
+from usefirst.notify.service import insert_event, publish_event
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
@@ -46,6 +56,14 @@ def pay(
     principal, oldest due first; the rest is held as credit. ``is_reported``: a payment the
     platform reports (``POST /v1/payments``), told as it is posted
     (``publish_reported_receipt``)."""
+    request = repayment_service.PaymentRequest(
+        shopper_id=shopper_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        order_id=order_id,
+        method=method,
+        external_ref=external_ref,
+    )
     if order_id is None:
         identity_service.get_shopper(session, shopper_id=shopper_id)
     else:
@@ -56,42 +74,53 @@ def pay(
             order_service.is_shoppers_order(shopper_id, order_id),
         )
         if not owned:
-            # Which error: no such order at all, or another shopper's.
-            order_service.find_order(session, order_id=order_id)
-            raise NotFound("No such order for this shopper.", field="order_id")
+            _refuse_order(session, order_id=order_id)
     repayment_service.check_payment(amount_minor=amount_minor, currency=currency, method=method)
     line = credit_service.lock_credit_line(session, shopper_id=shopper_id)
-    if line.currency != currency:
-        raise ValidationFailed(f"This shopper's account is in {line.currency}.", field="currency")
-    outcome = repayment_service.receive_payment(
+    _check_currency(line.currency, request)
+    return _take_payment(
         session,
-        shopper_id=shopper_id,
-        amount_minor=amount_minor,
-        currency=currency,
-        order_id=order_id,
-        method=method,
-        external_ref=external_ref,
+        request=request,
         today=today,
+        settings=settings,
         now=now,
+        read_rows=None,
+        is_reported=is_reported,
     )
-    applied = outcome.applied
-    credit_service.release(session, shopper_id=shopper_id, amount_minor=applied.freed_credit_minor)
-    post_entry(
-        session,
-        kind=EntryKind.SHOPPER_PAYMENT,
-        currency=currency,
-        legs=[
-            Leg(accounts.PLATFORM_CASH, amount_minor),
-            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
-            Leg(accounts.RECOVERIES, -applied.recovered_minor),
-            Leg(accounts.shopper_unapplied_credit(shopper_id), -applied.left_minor),
-        ],
-        now=now,
-        shopper_id=shopper_id,
-        order_id=order_id,
-        reference_id=outcome.payment.id,
-        memo=f"payment by {method}",
+
+
+def _refuse_order(session: Session, *, order_id: str) -> NoReturn:
+    """The order is not the shopper's: which error, no such order at all or another shopper's."""
+    order_service.find_order(session, order_id=order_id)
+    raise NotFound("No such order for this shopper.", field="order_id")
+
+
+def _check_currency(line_currency: str, request: repayment_service.PaymentRequest) -> None:
+    if line_currency != request.currency:
+        raise ValidationFailed(f"This shopper's account is in {line_currency}.", field="currency")
+
+
+def _take_payment(
+    session: Session,
+    *,
+    request: repayment_service.PaymentRequest,
+    today: date,
+    settings: Settings,
+    now: datetime,
+    read_rows: list[dict[str, Any]] | None,
+    is_reported: bool,
+) -> PaidOutcome:
+    """The checked payment, the shopper's line locked: allocated, freed credit released, posted,
+    and the orders it reached brought in line (``read_rows``: the open instalments, read and
+    locked already; ``is_reported``: see ``pay``)."""
+    outcome = repayment_service.receive_payment(
+        session, request=request, today=today, now=now, read_rows=read_rows
     )
+    shopper_id = request.shopper_id
+    credit_service.release(
+        session, shopper_id=shopper_id, amount_minor=outcome.applied.freed_credit_minor
+    )
+    post_entry(session, **_payment_entry(outcome, now=now))
     session.flush()
     left_by_order = follow_schedules(
         session,
@@ -135,6 +164,20 @@ class PaidOutcome(repayment_service.PaymentOutcome):
         ]
 
 
+def allocation_lines(outcome: repayment_service.PaymentOutcome) -> list[dict[str, Any]]:
+    """Where the payment went, instalment by instalment (the answer's and the event's
+    ``allocations``)."""
+    return [
+        {
+            "order_id": allocation.order_id,
+            "seq": allocation.seq,
+            "fees_minor": allocation.fees_minor,
+            "principal_minor": allocation.principal_minor,
+        }
+        for allocation in outcome.allocations
+    ]
+
+
 def payment_received_data(
     outcome: PaidOutcome, *, provider: str | None, charge_id: str | None
 ) -> dict[str, Any]:
@@ -150,15 +193,7 @@ def payment_received_data(
         "method": payment.method,
         "provider": provider,
         "charge_id": charge_id,
-        "allocations": [
-            {
-                "order_id": allocation.order_id,
-                "seq": allocation.seq,
-                "fees_minor": allocation.fees_minor,
-                "principal_minor": allocation.principal_minor,
-            }
-            for allocation in outcome.allocations
-        ],
+        "allocations": allocation_lines(outcome),
         "unapplied_minor": payment.unapplied_minor,
         "orders": outcome.receipt(),
     }
@@ -181,6 +216,215 @@ def publish_reported_receipt(
         one_statement=True,
         tell_shopper=True,
     )
+
+
+def _reported_receipt_parts(
+    outcome: PaidOutcome, *, settings: Settings, now: datetime
+) -> list[Part]:
+    """``publish_reported_receipt``'s event and outbox messages, as parts of a larger write."""
+    return insert_event(
+        event_type="payment.received",
+        data=payment_received_data(outcome, provider=None, charge_id=None),
+        now=now,
+        settings=settings,
+        merchant_id=None,
+        shopper_id=outcome.payment.shopper_id,
+        merchant_webhook_url=None,
+        tell_shopper=True,
+    )
+
+
+def _payment_entry(outcome: repayment_service.PaymentOutcome, *, now: datetime) -> dict[str, Any]:
+    """The ledger entry of a payment (``post_entry``'s arguments)."""
+    payment = outcome.payment
+    applied = outcome.applied
+    shopper_id = payment.shopper_id
+    return {
+        "kind": EntryKind.SHOPPER_PAYMENT,
+        "currency": payment.currency,
+        "legs": [
+            Leg(accounts.PLATFORM_CASH, payment.amount_minor),
+            Leg(accounts.shopper_receivable(shopper_id), -applied.to_receivable_minor),
+            Leg(accounts.RECOVERIES, -applied.recovered_minor),
+            Leg(accounts.shopper_unapplied_credit(shopper_id), -applied.left_minor),
+        ],
+        "now": now,
+        "shopper_id": shopper_id,
+        "order_id": payment.order_id,
+        "reference_id": payment.id,
+        "memo": f"payment by {payment.method}",
+    }
+
+
+PaymentAnswer = Callable[[repayment_service.PaymentOutcome], tuple[int, Any]]
+
+
+def pay_answered(
+    session: Session,
+    *,
+    request: repayment_service.PaymentRequest,
+    today: date,
+    settings: Settings,
+    now: datetime,
+    answer: PaymentAnswer,
+    record: ResponseRecord | None,
+) -> tuple[int, Any]:
+    """``pay``, answered by ``answer`` (JSON values) and the answer recorded under the call's
+    idempotency key with the rest of the work (:class:`KeyAlreadyRecorded` when the key has a
+    response already).
+
+    On PostgreSQL a payment for an order reads what it needs in one round trip (the shopper,
+    the line and the order's open instalments locked, in the fixed lock order, then the order
+    locked and its risk facts) and, when the payment changes nothing but the instalments it
+    pays (see ``_changes_only_instalments``), writes the payment, allocations, instalments,
+    released credit, ledger entry, the ``payment.received`` event with its outbox messages
+    (``publish_reported_receipt``'s rows) and idempotency record as two statements sent
+    together: the entry's accounts and postings, then everything else with the entry's header. Any other
+    payment goes on from the rows read the way ``pay`` goes (``_take_payment``)."""
+    order_id = request.order_id
+    if order_id is None or not _reads_together(session, order_id):
+        outcome = pay(
+            session,
+            **asdict(request),
+            today=today,
+            settings=settings,
+            now=now,
+            is_reported=True,
+        )
+        return _recorded(session, answer(outcome), record)
+    shopper_id = request.shopper_id
+    shopper = identity_service.shopper_standing(shopper_id)
+    line_lookup = credit_service.locked_line_standing(shopper_id)
+    order_lookup = order_service.shoppers_order_locked(shopper_id, order_id)
+    shopper_rows, line_rows, open_rows, elsewhere_rows, order_rows, fact_rows = rows_together(
+        session,
+        [
+            shopper.statement,
+            line_lookup.statement,
+            repayment_service.open_instalments_locked(shopper_id, order_id),
+            repayment_service.left_elsewhere(shopper_id, order_id),
+            order_lookup.statement,
+            risk_counters.facts_reading([(shopper_id, order_id)]),
+        ],
+        parameters=[
+            shopper.parameters,
+            line_lookup.parameters,
+            None,
+            None,
+            order_lookup.parameters,
+            None,
+        ],
+    )
+    # The checks of ``pay``, in its order.
+    shopper.read(shopper_rows[0] if shopper_rows else None)
+    order = order_lookup.read(order_rows[0] if order_rows else None)
+    if order is None:
+        _refuse_order(session, order_id=order_id)
+    repayment_service.check_payment(
+        amount_minor=request.amount_minor, currency=request.currency, method=request.method
+    )
+    line = line_lookup.read(line_rows[0] if line_rows else None)
+    _check_currency(line.currency, request)
+    planned = repayment_service.plan_payment(open_rows, request=request, today=today, now=now)
+    if not _changes_only_instalments(planned, order=order, line=line, fact_rows=fact_rows):
+        outcome = _take_payment(
+            session,
+            request=request,
+            today=today,
+            settings=settings,
+            now=now,
+            read_rows=open_rows,
+            is_reported=True,
+        )
+        return _recorded(session, answer(outcome), record)
+    reached = sorted({allocation.order_id for allocation in planned.outcome.allocations})
+    outcome = PaidOutcome(
+        payment=planned.outcome.payment,
+        applied=planned.outcome.applied,
+        left_by_order={
+            reached_id: planned.left_on(
+                reached_id, elsewhere_minor=int(elsewhere_rows[0]["left_minor"])
+            )
+            for reached_id in reached
+        },
+    )
+    answered = answer(outcome)
+    entry = ledger_service.entry_rows(**_payment_entry(outcome, now=now))
+    if entry is None:
+        raise AssertionError("a payment always posts (it is positive)")
+    # The receipt's event and its outbox messages, as ``publish_reported_receipt`` writes them.
+    told, told_values = parts_bound(_reported_receipt_parts(outcome, settings=settings, now=now))
+    writes = ledger_service.entry_writes(entry)
+    first: list[CTE] = []
+    recorded: ColumnElement[bool] = true()
+    if record is not None:
+        written = record.insert(session, *answered).cte("recorded")
+        first.append(written)
+        recorded = exists(written.select())
+    _posted, (outcome_row,) = rows_together(
+        session,
+        [
+            writes.postings,
+            one_statement(
+                [
+                    *repayment_service.payment_writes(planned),
+                    *credit_service.release_writes(
+                        shopper_id=shopper_id, amount_minor=outcome.applied.freed_credit_minor
+                    ),
+                    writes.entry,
+                    *told,
+                ],
+                first=first,
+                answer=[recorded.label("recorded")],
+            ),
+        ],
+        parameters=[None, told_values],
+    )
+    if not outcome_row["recorded"]:
+        raise KeyAlreadyRecorded()
+    return answered
+
+
+def _reads_together(session: Session, order_id: str | None) -> bool:
+    """Whether the payment takes the lean path: PostgreSQL (one round trip for many
+    statements) but not Citus, a payment for an order."""
+    if order_id is None or session.get_bind().dialect.name != "postgresql":
+        return False
+    # The entry's accounts (a reference table on Citus) and its postings (sharded) are written
+    # by one statement, which Citus does not run: there, the previous path.
+    return not on_citus(session.connection())
+
+
+def _changes_only_instalments(
+    planned: repayment_service.PlannedPayment,
+    *,
+    order: Order,
+    line: credit_service.LineStanding,
+    fact_rows: list[dict[str, Any]],
+) -> bool:
+    """Whether ``follow_schedules`` after this payment would write nothing: the line is not
+    frozen for an overdue payment, or something of the order stays overdue (so it stays
+    frozen), and the order the payment reached (if it reached one that is being repaid) keeps
+    its state: something still owed, not overdue or still overdue, its risk counters where they
+    are."""
+    stays_overdue = planned.leaves_overdue(order.id)
+    if credit_service.is_unfrozen_by_paying(line) and not stays_overdue:
+        return False
+    if not planned.outcome.allocations or not order_service.is_active(order):
+        return True
+    if not planned.leaves_open(order.id):
+        return False
+    if order.status == "overdue" and not stays_overdue:
+        return False
+    return not risk_counters.observes_a_change([order], fact_rows)
+
+
+def _recorded(
+    session: Session, answered: tuple[int, Any], record: ResponseRecord | None
+) -> tuple[int, Any]:
+    if record is not None:
+        record.write(session, *answered)
+    return answered
 
 
 def pay_order_in_full(

@@ -252,16 +252,28 @@ def first_rows_together(
 
     Pending ORM changes are flushed first. Values are converted by the columns' types as the
     ORM would convert them."""
+    return [
+        rows[0] if rows else None
+        for rows in rows_together(session, statements, parameters=parameters)
+    ]
+
+
+def rows_together(
+    session: Session,
+    statements: Sequence[AnySelect],
+    *,
+    parameters: Sequence[Mapping[str, Any] | None] | None = None,
+) -> list[list[dict[str, Any]]]:
+    """Every row of each SELECT, as ``first_rows_together`` reads them (one round trip on
+    PostgreSQL). A SELECT may carry data-modifying CTEs (``write_as_one``'s form): statements
+    sent together run one after another, each seeing what the ones before it wrote."""
     session.flush()
     connection = session.connection()
     given = list(parameters) if parameters is not None else [None] * len(statements)
     if connection.dialect.name != "postgresql":
         return [
-            None if row is None else dict(row._mapping)
-            for row in (
-                connection.execute(statement, dict(values or {})).first()
-                for statement, values in zip(statements, given, strict=True)
-            )
+            [dict(row._mapping) for row in connection.execute(statement, dict(values or {}))]
+            for statement, values in zip(statements, given, strict=True)
         ]
     dialect = connection.dialect
     driver = connection.connection.driver_connection
@@ -269,55 +281,69 @@ def first_rows_together(
     cursors = []
     with driver.pipeline():
         for statement, values in zip(statements, given, strict=True):
-            compiled, bound = _compiled(statement, dialect, values)
-            converters, columns = _converters(compiled, statement, dialect)
-            for name, convert in converters:
-                if name in bound:
-                    bound[name] = convert(bound[name])
+            sql, bound, columns = _sql_and_parameters(statement, dialect, values)
             cursor = driver.cursor()
-            cursor.execute(compiled.string, bound)
+            cursor.execute(sql, bound)
             cursors.append((columns, cursor))
-    rows: list[dict[str, Any] | None] = []
+    found: list[list[dict[str, Any]]] = []
     for columns, cursor in cursors:
-        found = cursor.fetchone()
-        cursor.close()
-        if found is None:
-            rows.append(None)
-            continue
-        rows.append(
+        rows = [
             {
                 key: convert(value) if convert is not None else value
-                for (key, convert), value in zip(columns, found, strict=True)
+                for (key, convert), value in zip(columns, values, strict=True)
             }
-        )
-    return rows
+            for values in cursor.fetchall()
+        ]
+        cursor.close()
+        found.append(rows)
+    return found
+
+
+Converters = list[tuple[str, Callable[[Any], Any]]]
+ColumnConverters = list[tuple[str, Callable[[Any], Any] | None]]
+
+
+def _sql_and_parameters(
+    statement: AnySelect, dialect: Dialect, given: Mapping[str, Any] | None
+) -> tuple[str, Mapping[str, Any], ColumnConverters]:
+    """The statement's SQL, its parameters converted by their types for the driver (lists
+    bound to ``IN`` expanded as SQLAlchemy expands them when it executes a statement) and its
+    columns' keys and converters."""
+    compiled, bound = _compiled(statement, dialect, given)
+    converters, columns = _converters(compiled, statement, dialect)
+    if compiled.post_compile_params or compiled.literal_execute_params:
+        expanded = compiled._process_parameters_for_postcompile(bound)
+        converted = dict(expanded.parameters)
+        for name, processor in expanded.processors.items():
+            if name in converted:
+                converted[name] = processor(converted[name])
+        return expanded.statement, converted, columns
+    for name, convert in converters:
+        if name in bound:
+            bound[name] = convert(bound[name])
+    return compiled.string, bound, columns
 
 
 # Per compiled statement: its parameters' converters, and its columns' keys and converters.
-_CONVERTERS: dict[
-    SQLCompiler,
-    tuple[
-        list[tuple[str, Callable[[Any], Any]]],
-        list[tuple[str, Callable[[Any], Any] | None]],
-    ],
-] = {}
+_CONVERTERS: dict[SQLCompiler, tuple[Converters, ColumnConverters]] = {}
 
 
 def _converters(
     compiled: SQLCompiler, statement: AnySelect, dialect: Dialect
-) -> tuple[list[tuple[str, Callable[[Any], Any]]], list[tuple[str, Callable[[Any], Any] | None]]]:
+) -> tuple[Converters, ColumnConverters]:
     found = _CONVERTERS.get(compiled)
     if found is not None:
         return found
-    binds: list[tuple[str, Callable[[Any], Any]]] = []
+    binds: Converters = []
     for name, bind in compiled.binds.items():
-        convert = bind.type.bind_processor(dialect)
+        # The dialect's own conversion (a variant's, such as JSONB's on PostgreSQL).
+        convert = bind.type._cached_bind_processor(dialect)
         if convert is not None:
             binds.append((name, convert))
-    columns: list[tuple[str, Callable[[Any], Any] | None]] = []
+    columns: ColumnConverters = []
     for selected in statement.selected_columns:
         assert selected.key is not None
-        columns.append((selected.key, selected.type.result_processor(dialect, None)))
+        columns.append((selected.key, selected.type._cached_result_processor(dialect, None)))
     if len(_CONVERTERS) >= _COMPILED_KEPT:
         _CONVERTERS.clear()
     _CONVERTERS[compiled] = (binds, columns)
@@ -404,8 +430,18 @@ def write_as_one(
     part as a CTE of one SELECT of ``answer`` (expressions over ``first``). PostgreSQL runs
     every part on the same snapshot, whether or not the answer refers to it; foreign keys
     between the parts are checked at the end of the statement."""
+    return session.execute(one_statement(parts, answer=answer, first=first)).one()
+
+
+def one_statement(
+    parts: Sequence[UpdateBase],
+    *,
+    answer: Sequence[ColumnElement[Any]],
+    first: Sequence[CTE] = (),
+) -> Select[Any]:
+    """``write_as_one``'s statement, not yet sent (to send it with others, ``rows_together``)."""
     ctes = [*first, *(part.cte(f"write_{index}") for index, part in enumerate(parts))]
-    return session.execute(select(*answer).add_cte(*ctes)).one()
+    return select(*answer).add_cte(*ctes)
 
 
 class Placeholders:
@@ -475,6 +511,31 @@ def rows_part(
     return Part(
         shape=(table.name, columns, len(rows), finish), values=values, build=build, name=name
     )
+
+
+_BUILT: dict[Hashable, list[UpdateBase]] = {}
+
+
+def parts_bound(parts: Sequence[Part]) -> tuple[list[UpdateBase], dict[str, Any]]:
+    """Parts as statements of a larger one sent with others (``one_statement`` sent by
+    ``rows_together``, where ``write_prepared``'s statement alone would not do), built once per
+    shape as ``write_prepared`` builds them, and the values to send with it (that statement's
+    ``parameters``)."""
+    shape = tuple((part.name, part.shape) for part in parts)
+    built = _BUILT.get(shape)
+    if built is None:
+        placeholders = Placeholders()
+        built = []
+        for part in parts:
+            before = len(placeholders.taken)
+            built.append(part.build(placeholders, None))
+            if len(placeholders.taken) - before != len(part.values):
+                raise ValueError(f"the part {part.shape!r} took other parameters than its values")
+        if len(_BUILT) >= _PREPARED_KEPT:
+            _BUILT.clear()
+        _BUILT[shape] = built
+    values = [value for part in parts for value in part.values]
+    return built, {f"p{index}": value for index, value in enumerate(values)}
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, case, exists, func, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Table,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from usefirst.kit.db import AnySelect, insert_rows, rows_where
 from usefirst.kit.models import subject_shard_key
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.ledger import models
@@ -89,6 +102,40 @@ class LedgerRepository:
         builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
         statement = builder(LedgerAccount).values(list(rows)).on_conflict_do_nothing()
         self.session.execute(statement)
+
+    @staticmethod
+    def postings_statement(
+        *,
+        accounts: Sequence[dict[str, object]],
+        entry: dict[str, object],
+        postings: Sequence[dict[str, object]],
+    ) -> AnySelect:
+        """The accounts (made when missing) and one entry's postings as one statement
+        (PostgreSQL), to be followed by ``entry_insert`` in a later statement: the postings'
+        guards (the account exists, the entry is not sealed yet) run at the end of this one
+        and see the accounts, and the entry's balance guard, at the end of the later one,
+        sees its postings. Postings before the header, as ``insert_entry`` writes them."""
+        shard_key = _shard_key_of(entry)
+        account_table = cast(Table, LedgerAccount.__table__)
+        made = (
+            postgresql_insert(account_table)
+            .from_select(list(accounts[0]), rows_where(account_table, accounts, None))
+            .on_conflict_do_nothing()
+        )
+        posted = insert_rows(
+            cast(Table, LedgerPosting.__table__),
+            [{**posting, "shard_key": shard_key} for posting in postings],
+        )
+        return select(literal(True).label("posted")).add_cte(
+            made.cte("made_accounts"), posted.cte("posted")
+        )
+
+    @staticmethod
+    def entry_insert(entry: dict[str, object]) -> Insert:
+        """The entry's header (after ``postings_statement``), as a part of a larger statement."""
+        return insert_rows(
+            cast(Table, JournalEntry.__table__), [{**entry, "shard_key": _shard_key_of(entry)}]
+        )
 
     def insert_entry(
         self, *, entry: dict[str, object], postings: Sequence[dict[str, object]], now: datetime

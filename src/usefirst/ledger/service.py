@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import Insert
 from sqlalchemy.orm import Session
 
+from usefirst.kit.db import AnySelect
 from usefirst.kit.errors import InvariantViolated
 from usefirst.kit.ids import new_id
 from usefirst.ledger import accounts
@@ -31,6 +33,72 @@ def post_entry(
 ) -> str:
     """Post one balanced entry and return its id. Zero legs are dropped; an empty entry is a no-op
     only when every leg is zero (returns "")."""
+    rows = entry_rows(
+        kind=kind,
+        currency=currency,
+        legs=legs,
+        now=now,
+        shopper_id=shopper_id,
+        merchant_id=merchant_id,
+        order_id=order_id,
+        reference_id=reference_id,
+        memo=memo,
+    )
+    if rows is None:
+        return ""
+    repository = LedgerRepository(session)
+    repository.ensure_accounts(rows.accounts)
+    repository.insert_entry(entry=rows.entry, postings=rows.postings, now=now)
+    return rows.entry_id
+
+
+@dataclass(frozen=True)
+class EntryRows:
+    accounts: list[dict[str, object]]
+    entry: dict[str, object]
+    postings: list[dict[str, object]]
+
+    @property
+    def entry_id(self) -> str:
+        return str(self.entry["id"])
+
+
+@dataclass(frozen=True)
+class EntryWrites:
+    """One entry as two statements that may be sent together (PostgreSQL): ``postings`` (its
+    accounts and postings, sent first) and ``entry`` (its header, a part of a later
+    statement). See ``LedgerRepository.postings_statement``."""
+
+    entry_id: str
+    postings: AnySelect
+    entry: Insert
+
+
+def entry_writes(rows: EntryRows) -> EntryWrites:
+    """The entry ``entry_rows`` made, as statements (``post_entry`` writes the same rows)."""
+    return EntryWrites(
+        entry_id=rows.entry_id,
+        postings=LedgerRepository.postings_statement(
+            accounts=rows.accounts, entry=rows.entry, postings=rows.postings
+        ),
+        entry=LedgerRepository.entry_insert(rows.entry),
+    )
+
+
+def entry_rows(
+    *,
+    kind: EntryKind,
+    currency: str,
+    legs: Sequence[Leg],
+    now: datetime,
+    shopper_id: str | None = None,
+    merchant_id: str | None = None,
+    order_id: str | None = None,
+    reference_id: str | None = None,
+    memo: str = "",
+) -> EntryRows | None:
+    """One balanced entry's rows (``post_entry``'s checks: zero legs dropped, None when every
+    leg is zero, at least two legs, a new entry id), not written."""
     merged: dict[AccountRef, int] = defaultdict(int)
     for leg in legs:
         merged[leg.account] += leg.amount_minor
@@ -38,12 +106,12 @@ def post_entry(
     if sum(amount for _, amount in live_legs) != 0:
         raise InvariantViolated(f"unbalanced {kind} entry: {live_legs!r}")
     if not live_legs:
-        return ""
+        return None
     if len(live_legs) < 2:
         raise InvariantViolated(f"{kind} entry needs at least two non-zero legs")
-    repository = LedgerRepository(session)
-    repository.ensure_accounts(
-        [
+    entry_id = new_id("journal_entry")
+    return EntryRows(
+        accounts=[
             {
                 "code": account.code(currency),
                 "kind": account.kind.value,
@@ -52,10 +120,7 @@ def post_entry(
                 "created_at": now,
             }
             for account, _ in live_legs
-        ]
-    )
-    entry_id = new_id("journal_entry")
-    repository.insert_entry(
+        ],
         entry={
             "id": entry_id,
             "kind": kind.value,
@@ -77,9 +142,7 @@ def post_entry(
             }
             for seq, (account, amount) in enumerate(live_legs, start=1)
         ],
-        now=now,
     )
-    return entry_id
 
 
 @dataclass(frozen=True)

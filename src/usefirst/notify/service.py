@@ -69,7 +69,7 @@ def insert_event(
     data: dict[str, Any],
     now: datetime,
     settings: Settings,
-    merchant_id: str,
+    merchant_id: str | None,
     shopper_id: str | None,
     merchant_webhook_url: str | None,
     tell_shopper: bool = False,

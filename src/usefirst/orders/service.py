@@ -371,6 +371,21 @@ def finish_refund(order: Order, *, is_schedule_settled: bool, now: datetime) -> 
         order.repaid_at = now
 
 
+def shoppers_order_locked(shopper_id: str, order_id: str) -> Lookup[Order | None]:
+    """The shopper's order, locked (after the shopper's credit line: send this after its
+    lock), read with other look-ups: an order not known to any session, None when the shopper
+    has no such order."""
+    return Lookup(
+        OrderRepository.lock_statement(shopper_id, order_id),
+        lambda row: None if row is None else Order(**row),
+    )
+
+
+def is_active(order: Order) -> bool:
+    """Delivered or overdue: the order's instalments are being paid."""
+    return order.status in ACTIVE_STATUSES
+
+
 def lock_active_order(session: Session, *, shopper_id: str, order_id: str) -> Order | None:
     """The delivered or overdue order, locked (the caller holds the shopper's credit line);
     None for an order in any other state."""

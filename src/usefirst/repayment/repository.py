@@ -8,9 +8,11 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Date,
     Select,
     Table,
+    and_,
     bindparam,
     func,
     select,
@@ -18,11 +20,12 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.sql.dml import UpdateBase
 
 from usefirst.collections.models import HARDSHIP_HOLDS
 from usefirst.disputes.repository import DISPUTE_PAUSES
-from usefirst.kit.db import Part, on_citus, row_values, rows_part
+from usefirst.kit.db import AnySelect, Part, insert_rows, on_citus, row_values, rows_part
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.repayment import models
 from usefirst.repayment.models import Allocation, Instalment, Payment
@@ -32,6 +35,28 @@ OPEN_STATUSES = ("pending", "overdue")
 CHUNK = 1000
 # Charged-off debt is still owed: payments reach it too, and post as recoveries.
 COLLECTABLE_STATUSES = ("pending", "overdue", "charged_off")
+
+
+def _open_of(shopper_id: str, order_id: str | None) -> list[ColumnElement[bool]]:
+    conditions = [
+        Instalment.shopper_id == shopper_id,
+        Instalment.status.in_(COLLECTABLE_STATUSES),
+        (
+            Instalment.principal_minor
+            + Instalment.fees_minor
+            + Instalment.late_fees_minor
+            - Instalment.paid_principal_minor
+            - Instalment.paid_fees_minor
+        )
+        > 0,
+    ]
+    if order_id is not None:
+        conditions.append(Instalment.order_id == order_id)
+    return conditions
+
+
+# Oldest due first: the order the waterfall pays in.
+_OLDEST = (Instalment.due_on, Instalment.order_id, Instalment.seq)
 
 
 class RepaymentRepository:
@@ -119,27 +144,81 @@ class RepaymentRepository:
         self, shopper_id: str, *, order_id: str | None = None, for_update: bool = False
     ) -> list[Instalment]:
         """Unpaid instalments of delivered orders (charged-off ones too), oldest due first."""
-        statement = (
-            select(Instalment)
-            .where(
-                Instalment.shopper_id == shopper_id,
-                Instalment.status.in_(COLLECTABLE_STATUSES),
-                (
+        statement = select(Instalment).where(*_open_of(shopper_id, order_id)).order_by(*_OLDEST)
+        if for_update:
+            statement = statement.with_for_update()
+        return list(self.session.scalars(statement))
+
+    @staticmethod
+    def open_instalments_statement(shopper_id: str, order_id: str | None) -> AnySelect:
+        """``open_instalments`` locked, every column, as a statement to send with other reads
+        (``kit.db.rows_together``)."""
+        return (
+            select(*Instalment.__table__.columns)
+            .where(*_open_of(shopper_id, order_id))
+            .order_by(*_OLDEST)
+            .with_for_update()
+        )
+
+    @staticmethod
+    def left_elsewhere_statement(shopper_id: str, order_id: str) -> AnySelect:
+        """What the order's instalments other than its open ones (``open_instalments``) still
+        owe (remaining principal and fees), as a statement to send with other reads."""
+        return select(
+            func.coalesce(
+                func.sum(
                     Instalment.principal_minor
                     + Instalment.fees_minor
                     + Instalment.late_fees_minor
                     - Instalment.paid_principal_minor
                     - Instalment.paid_fees_minor
-                )
-                > 0,
-            )
-            .order_by(Instalment.due_on, Instalment.order_id, Instalment.seq)
+                ),
+                0,
+            ).label("left_minor")
+        ).where(
+            Instalment.shopper_id == shopper_id,
+            Instalment.order_id == order_id,
+            ~and_(*_open_of(shopper_id, order_id)),
         )
-        if order_id is not None:
-            statement = statement.where(Instalment.order_id == order_id)
-        if for_update:
-            statement = statement.with_for_update()
-        return list(self.session.scalars(statement))
+
+    def adopt(self, rows: Sequence[Instalment]) -> None:
+        """Instalments built from rows read with other statements, known to the session as if
+        it had read them (their changes are flushed as updates)."""
+        for row in rows:
+            make_transient_to_detached(row)
+            self.session.add(row)
+
+    @staticmethod
+    def payment_writes(
+        payment: Payment, allocations: Sequence[Allocation], changed: Sequence[Instalment]
+    ) -> list[UpdateBase]:
+        """A payment, its allocations and the instalments they paid (locked rows, written with
+        their new values) as parts of one statement (``kit.db.write_as_one``)."""
+        parts: list[UpdateBase] = [
+            insert_rows(cast(Table, Payment.__table__), [row_values(payment)]),
+        ]
+        if allocations:
+            parts.append(
+                insert_rows(
+                    cast(Table, Allocation.__table__), [row_values(row) for row in allocations]
+                )
+            )
+        for row in changed:
+            parts.append(
+                update(Instalment)
+                .where(
+                    Instalment.shopper_id == row.shopper_id,
+                    Instalment.order_id == row.order_id,
+                    Instalment.seq == row.seq,
+                )
+                .values(
+                    status=row.status,
+                    paid_principal_minor=row.paid_principal_minor,
+                    paid_fees_minor=row.paid_fees_minor,
+                    settled_on=row.settled_on,
+                )
+            )
+        return parts
 
     # --- the daily sweep's late fees, set-based ---------------------------------------------
 

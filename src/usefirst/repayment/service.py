@@ -11,8 +11,9 @@ from typing import Any, TypedDict
 
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
 
-from usefirst.kit.db import Part
+from usefirst.kit.db import AnySelect, Part
 from usefirst.kit.errors import Conflict, InvariantViolated, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency, split_evenly
@@ -245,6 +246,31 @@ def apply_to_open_instalments(
 ) -> AppliedMoney:
     repository = RepaymentRepository(session)
     open_rows = repository.open_instalments(shopper_id, order_id=order_id, for_update=True)
+    applied = allocate_to(
+        open_rows,
+        shopper_id=shopper_id,
+        amount_minor=amount_minor,
+        source=source,
+        payment_id=payment_id,
+        today=today,
+        now=now,
+    )
+    repository.add_all(applied.allocations)
+    return applied
+
+
+def allocate_to(
+    open_rows: list[Instalment],
+    *,
+    shopper_id: str,
+    amount_minor: int,
+    source: str,
+    payment_id: str | None,
+    today: date,
+    now: datetime,
+) -> AppliedMoney:
+    """The waterfall over the open instalments given (locked, oldest due first): late fees,
+    then principal; the rows are updated in place and the allocations made (not yet added)."""
     by_key = {(row.order_id, row.seq): row for row in open_rows}
     owed = [
         schedule.Owed(
@@ -284,7 +310,6 @@ def apply_to_open_instalments(
                 created_at=now,
             )
         )
-    repository.add_all(allocations)
     return AppliedMoney(
         allocations=allocations,
         left_minor=left,
@@ -310,44 +335,129 @@ def check_payment(*, amount_minor: int, currency: str, method: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class PaymentRequest:
+    """A payment from a shopper, as asked (checked by ``check_payment``)."""
+
+    shopper_id: str
+    amount_minor: int
+    currency: str
+    order_id: str | None
+    method: str
+    external_ref: str | None
+
+
 def receive_payment(
     session: Session,
     *,
-    shopper_id: str,
-    amount_minor: int,
-    currency: str,
-    order_id: str | None,
-    method: str,
-    external_ref: str | None,
+    request: PaymentRequest,
     today: date,
     now: datetime,
+    read_rows: list[dict[str, Any]] | None = None,
 ) -> PaymentOutcome:
     """Take a payment (checked by ``check_payment``; the caller holds the shopper's credit-line
-    lock): late fees, then principal, oldest due first; the rest is held as credit."""
+    lock): late fees, then principal, oldest due first; the rest is held as credit. The open
+    instalments are read (locked) now, or were read as ``read_rows``
+    (``open_instalments_locked``)."""
+    repository = RepaymentRepository(session)
+    if read_rows is None:
+        open_rows = repository.open_instalments(
+            request.shopper_id, order_id=request.order_id, for_update=True
+        )
+    else:
+        open_rows = [Instalment(**row) for row in read_rows]
+        repository.adopt(open_rows)
+    outcome = _planned(open_rows, request=request, today=today, now=now).outcome
+    repository.add_all(outcome.allocations)
+    repository.add(outcome.payment)
+    return outcome
+
+
+def open_instalments_locked(shopper_id: str, order_id: str | None) -> AnySelect:
+    """The open instalments (of the order, if given), locked, oldest due first, as a statement
+    to send with other reads (``kit.db.rows_together``); their rows are a payment's
+    ``read_rows``."""
+    return RepaymentRepository.open_instalments_statement(shopper_id, order_id)
+
+
+def left_elsewhere(shopper_id: str, order_id: str) -> AnySelect:
+    """What the order's instalments that are not open still owe, as a statement to send with
+    ``open_instalments_locked`` (its one row's ``left_minor``)."""
+    return RepaymentRepository.left_elsewhere_statement(shopper_id, order_id)
+
+
+@dataclass
+class PlannedPayment:
+    """A payment worked out on open instalments read and locked beforehand (``plan_payment``),
+    nothing written yet: ``payment_writes`` writes it as parts of one statement."""
+
+    outcome: PaymentOutcome
+    open_rows: list[Instalment]
+
+    @property
+    def changed_rows(self) -> list[Instalment]:
+        paid = {(allocation.order_id, allocation.seq) for allocation in self.outcome.allocations}
+        return [row for row in self.open_rows if (row.order_id, row.seq) in paid]
+
+    def leaves_open(self, order_id: str) -> bool:
+        """Whether something of the order is still owed after the payment (so the order is
+        not repaid by it)."""
+        return any(row.order_id == order_id and row.remaining_minor > 0 for row in self.open_rows)
+
+    def left_on(self, order_id: str, *, elsewhere_minor: int) -> int:
+        """What the order still owes after the payment (``instalments_of_orders``' sum),
+        given what its instalments that are not open owe (``left_elsewhere``)."""
+        return elsewhere_minor + sum(
+            row.remaining_minor for row in self.open_rows if row.order_id == order_id
+        )
+
+    def leaves_overdue(self, order_id: str) -> bool:
+        """Whether an overdue instalment of the order is still owed after the payment (so the
+        order and the shopper still have something overdue)."""
+        return any(row.order_id == order_id and row.status == "overdue" for row in self.open_rows)
+
+
+def plan_payment(
+    read_rows: list[dict[str, Any]], *, request: PaymentRequest, today: date, now: datetime
+) -> PlannedPayment:
+    """``receive_payment`` on the rows of ``open_instalments_locked``, nothing written."""
+    return _planned([Instalment(**row) for row in read_rows], request=request, today=today, now=now)
+
+
+def _planned(
+    open_rows: list[Instalment], *, request: PaymentRequest, today: date, now: datetime
+) -> PlannedPayment:
     payment_id = new_id("payment")
-    applied = apply_to_open_instalments(
-        session,
-        shopper_id=shopper_id,
-        amount_minor=amount_minor,
-        order_id=order_id,
+    applied = allocate_to(
+        open_rows,
+        shopper_id=request.shopper_id,
+        amount_minor=request.amount_minor,
         source="payment",
         payment_id=payment_id,
         today=today,
         now=now,
     )
     payment = Payment(
-        shopper_id=shopper_id,
+        shopper_id=request.shopper_id,
         id=payment_id,
-        currency=currency,
-        amount_minor=amount_minor,
-        order_id=order_id,
-        method=method,
-        external_ref=external_ref,
+        currency=request.currency,
+        amount_minor=request.amount_minor,
+        order_id=request.order_id,
+        method=request.method,
+        external_ref=request.external_ref,
         unapplied_minor=applied.left_minor,
         created_at=now,
     )
-    RepaymentRepository(session).add(payment)
-    return PaymentOutcome(payment=payment, applied=applied)
+    return PlannedPayment(
+        outcome=PaymentOutcome(payment=payment, applied=applied), open_rows=open_rows
+    )
+
+
+def payment_writes(planned: PlannedPayment) -> list[UpdateBase]:
+    """The planned payment as parts of one statement: payment, allocations, instalments."""
+    return RepaymentRepository.payment_writes(
+        planned.outcome.payment, planned.outcome.allocations, planned.changed_rows
+    )
 
 
 def payments_of(session: Session, *, shopper_id: str) -> list[Payment]:

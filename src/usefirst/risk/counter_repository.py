@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent, ever_delinquent_sql
-from usefirst.kit.db import Part, UTCDateTime, on_citus, rows_part
+from usefirst.kit.db import AnySelect, Part, UTCDateTime, on_citus, rows_part
 from usefirst.orders.models import Order
 from usefirst.risk.models import MerchantBuyerCounter, MerchantDayCounter, OrderFact
 
@@ -102,28 +102,45 @@ class CounterRepository:
         counted delinquent: one read."""
         found: dict[tuple[str, str], FactFlags] = {}
         delinquent: set[tuple[str, str]] = set()
-        flag_columns = [getattr(OrderFact, name) for name in FLAG_NAMES]
         for start in range(0, len(keys), CHUNK):
-            rows = self.session.execute(
-                select(
-                    Order.shopper_id,
-                    Order.id,
-                    ever_delinquent(Order.shopper_id, Order.id),
-                    OrderFact.order_id,
-                    *flag_columns,
-                )
-                .outerjoin(
-                    OrderFact,
-                    (OrderFact.shopper_id == Order.shopper_id) & (OrderFact.order_id == Order.id),
-                )
-                .where(tuple_(Order.shopper_id, Order.id).in_(keys[start : start + CHUNK]))
-            ).all()
-            for row in rows:
-                key = (row[0], row[1])
-                if row[2]:
-                    delinquent.add(key)
-                if row[3] is not None:
-                    found[key] = FactFlags(*row[4:])
+            rows = self.session.execute(self.facts_statement(keys[start : start + CHUNK])).all()
+            more_found, more_delinquent = self.read_facts([tuple(row) for row in rows])
+            found.update(more_found)
+            delinquent.update(more_delinquent)
+        return found, delinquent
+
+    @staticmethod
+    def facts_statement(keys: Sequence[tuple[str, str]]) -> AnySelect:
+        """``facts`` of a few orders as a statement to send with other reads."""
+        flag_columns = [getattr(OrderFact, name) for name in FLAG_NAMES]
+        return (
+            select(
+                Order.shopper_id,
+                Order.id,
+                ever_delinquent(Order.shopper_id, Order.id).label("is_ever_delinquent"),
+                OrderFact.order_id.label("fact_order_id"),
+                *flag_columns,
+            )
+            .outerjoin(
+                OrderFact,
+                (OrderFact.shopper_id == Order.shopper_id) & (OrderFact.order_id == Order.id),
+            )
+            .where(tuple_(Order.shopper_id, Order.id).in_(keys))
+        )
+
+    @staticmethod
+    def read_facts(
+        rows: Sequence[Sequence[Any]],
+    ) -> tuple[dict[tuple[str, str], FactFlags], set[tuple[str, str]]]:
+        """What ``facts_statement`` found, as ``facts`` gives it."""
+        found: dict[tuple[str, str], FactFlags] = {}
+        delinquent: set[tuple[str, str]] = set()
+        for row in rows:
+            key = (row[0], row[1])
+            if row[2]:
+                delinquent.add(key)
+            if row[3] is not None:
+                found[key] = FactFlags(*row[4:])
         return found, delinquent
 
     def top_buyer_exact(self, merchant_id: str, since: datetime) -> int:

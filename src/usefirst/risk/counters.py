@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import Part
+from usefirst.kit.db import AnySelect, Part
 from usefirst.orders.models import Order
 from usefirst.risk.counter_repository import (
     DEFAULTED_STATUSES,
@@ -145,6 +145,25 @@ def observe_orders(session: Session, *, orders: Sequence[Order], now: datetime) 
             changed.append((state, before))
     if changed:
         _apply(repository, changed, now=now)
+
+
+def facts_reading(keys: Sequence[tuple[str, str]]) -> AnySelect:
+    """What ``observe_orders`` reads of the orders, as a statement to send with other reads
+    (``kit.db.rows_together``); ``observes_a_change`` tells from its rows whether observing
+    the orders would move a counter."""
+    return CounterRepository.facts_statement(sorted(set(keys)))
+
+
+def observes_a_change(orders: Sequence[Order], rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether ``observe_orders`` of these orders (as they are) would write anything, from the
+    rows of ``facts_reading`` of their keys read in the same transaction."""
+    previous, delinquent = CounterRepository.read_facts([tuple(row.values()) for row in rows])
+    for order in orders:
+        key = (order.shopper_id, order.id)
+        state = _state(order, is_ever_delinquent=key in delinquent)
+        if key not in previous or previous[key] != state.flags:
+            return True
+    return False
 
 
 def _apply(

@@ -8,9 +8,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from usefirst.api import responses as r
-from usefirst.api.deps import IdempotentCallDep, PrincipalDep, RuntimeDep, require
+from usefirst.api.deps import IdempotentCallDep, PrincipalDep, RuntimeDep, jsonable, require
 from usefirst.api.schemas import PaymentIn
 from usefirst.flows import payments
+from usefirst.kit.idempotency import ResponseRecord
+from usefirst.repayment import service as repayment_service
 from usefirst.runtime import Work
 
 router = APIRouter(tags=["payments"])
@@ -25,40 +27,39 @@ def create_payment(
 ) -> JSONResponse:
     require(principal, platform=True)
 
-    def respond(work: Work) -> tuple[int, Any]:
-        outcome = payments.pay(
+    def answer(outcome: repayment_service.PaymentOutcome) -> tuple[int, Any]:
+        payment = outcome.payment
+        return 201, jsonable(
+            {
+                "id": payment.id,
+                "shopper_id": payment.shopper_id,
+                "amount_minor": payment.amount_minor,
+                "currency": payment.currency,
+                "order_id": payment.order_id,
+                "method": payment.method,
+                "external_ref": payment.external_ref,
+                "allocations": payments.allocation_lines(outcome),
+                "unapplied_minor": payment.unapplied_minor,
+                "created_at": payment.created_at,
+            }
+        )
+
+    def respond(work: Work, record: ResponseRecord | None) -> tuple[int, Any]:
+        return payments.pay_answered(
             work.session,
-            shopper_id=body.shopper_id,
-            amount_minor=body.amount_minor,
-            currency=body.currency,
-            order_id=body.order_id,
-            method=body.method,
-            external_ref=body.external_ref,
+            request=repayment_service.PaymentRequest(
+                shopper_id=body.shopper_id,
+                amount_minor=body.amount_minor,
+                currency=body.currency,
+                order_id=body.order_id,
+                method=body.method,
+                external_ref=body.external_ref,
+            ),
             today=work.today,
             settings=runtime.settings,
             now=work.now,
-            is_reported=True,
+            answer=answer,
+            record=record,
         )
-        payment = outcome.payment
-        return 201, {
-            "id": payment.id,
-            "shopper_id": payment.shopper_id,
-            "amount_minor": payment.amount_minor,
-            "currency": payment.currency,
-            "order_id": payment.order_id,
-            "method": payment.method,
-            "external_ref": payment.external_ref,
-            "allocations": [
-                {
-                    "order_id": allocation.order_id,
-                    "seq": allocation.seq,
-                    "fees_minor": allocation.fees_minor,
-                    "principal_minor": allocation.principal_minor,
-                }
-                for allocation in outcome.allocations
-            ],
-            "unapplied_minor": payment.unapplied_minor,
-            "created_at": payment.created_at,
-        }
 
-    return call.run(body, respond)
+    return call.run_recorded(body, respond)
