@@ -279,8 +279,8 @@ def pay_answered(
     pays (see ``_changes_only_instalments``), writes the payment, allocations, instalments,
     released credit, ledger entry, the ``payment.received`` event with its outbox messages
     (``publish_reported_receipt``'s rows) and idempotency record as two statements sent
-    together: the entry's accounts and postings, then everything else with the entry's header. Any other
-    payment goes on from the rows read the way ``pay`` goes (``_take_payment``)."""
+    together: the entry's accounts and postings, then everything else with the entry's header.
+    Any other payment goes on from the rows read the way ``pay`` goes (``_take_payment``)."""
     order_id = request.order_id
     if order_id is None or not _reads_together(session, order_id):
         outcome = pay(
