@@ -37,9 +37,10 @@ CHUNK = 1000
 COLLECTABLE_STATUSES = ("pending", "overdue", "charged_off")
 
 
-def _open_of(shopper_id: str, order_id: str | None) -> list[ColumnElement[bool]]:
+def _open_of(order_id: str | None) -> list[ColumnElement[bool]]:
+    """What makes a shopper's instalment open (the caller filters by the shopper, in the
+    statement itself, where the layout test sees that a lock stays on one shard)."""
     conditions = [
-        Instalment.shopper_id == shopper_id,
         Instalment.status.in_(COLLECTABLE_STATUSES),
         (
             Instalment.principal_minor
@@ -144,7 +145,11 @@ class RepaymentRepository:
         self, shopper_id: str, *, order_id: str | None = None, for_update: bool = False
     ) -> list[Instalment]:
         """Unpaid instalments of delivered orders (charged-off ones too), oldest due first."""
-        statement = select(Instalment).where(*_open_of(shopper_id, order_id)).order_by(*_OLDEST)
+        statement = (
+            select(Instalment)
+            .where(Instalment.shopper_id == shopper_id, *_open_of(order_id))
+            .order_by(*_OLDEST)
+        )
         if for_update:
             statement = statement.with_for_update()
         return list(self.session.scalars(statement))
@@ -155,7 +160,7 @@ class RepaymentRepository:
         (``kit.db.rows_together``)."""
         return (
             select(*Instalment.__table__.columns)
-            .where(*_open_of(shopper_id, order_id))
+            .where(Instalment.shopper_id == shopper_id, *_open_of(order_id))
             .order_by(*_OLDEST)
             .with_for_update()
         )
@@ -178,7 +183,7 @@ class RepaymentRepository:
         ).where(
             Instalment.shopper_id == shopper_id,
             Instalment.order_id == order_id,
-            ~and_(*_open_of(shopper_id, order_id)),
+            ~and_(*_open_of(order_id)),
         )
 
     def adopt(self, rows: Sequence[Instalment]) -> None:
