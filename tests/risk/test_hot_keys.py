@@ -7,7 +7,7 @@ observations) give the same values, and the cap of EVENTS_PER_KEY is reached."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -141,6 +141,25 @@ def test_a_hot_key_gives_the_same_signals_counted_in_sql_and_in_python(
                 assert served.values["link_device_shoppers"] == float(others)
                 assert served.values["neighbourhood_size"] == float(others)
 
+        # Seen again two days later: the shopper's rows move to that day, the others stay.
+        later = now + timedelta(days=2)
+        before = _link_values(session)
+        checkout(
+            runtime,
+            session,
+            shopper_id=shoppers[0],
+            merchant_id=shops[0].id,
+            amount_minor=100,
+            device_id=DEVICE,
+            now=later,
+        )
+        moved = [
+            (*row[:3], later.astimezone(UTC).date()) if row[2] == shoppers[0] else row
+            for row in before
+        ]
+        assert _link_values(session) == moved
+        assert len([row for row in moved if row[2] == shoppers[0]]) == 4
+
     with runtime.work() as work:
         # Built afresh from the observations (``usefirst risk rebuild-counters``): the same rows.
         kept = _link_values(work.session)
@@ -150,7 +169,7 @@ def test_a_hot_key_gives_the_same_signals_counted_in_sql_and_in_python(
 
 def _link_values(session: Session) -> list[tuple[Any, ...]]:
     return sorted(
-        (row.kind, row.value_hash, row.shopper_id, row.last_observed_at)
+        (row.kind, row.value_hash, row.shopper_id, row.last_observed_on)
         for row in session.scalars(select(LinkValue))
     )
 

@@ -1,5 +1,5 @@
 """Migration 0042: ``risk_link_values`` filled from the link observations, each (kind, value,
-shopper) once with its latest observation, values erasure replaced left out; down and up again.
+shopper) once with the day of its latest observation, values erasure replaced left out; down and up again.
 SQLite here (the schema test checks PostgreSQL's keys against the models)."""
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ def test_link_values_are_the_distinct_observations(tmp_path: Path) -> None:
     upgrade(url, "0042")
     with engine.connect() as connection:
         rows = connection.execute(
-            text("SELECT kind, value_hash, shopper_id, last_observed_at FROM risk_link_values")
+            text("SELECT kind, value_hash, shopper_id, last_observed_on FROM risk_link_values")
         ).all()
     assert sorted(tuple(row) for row in rows) == [
-        ("device", "dev-hash", "shp_a", "2026-12-03 09:00:00.000000"),
-        ("device", "dev-hash", "shp_b", "2026-12-02 08:00:00.000000"),
-        ("ip", "ip-hash", "shp_a", "2026-12-03 09:00:00.000000"),
+        ("device", "dev-hash", "shp_a", "2026-12-03"),
+        ("device", "dev-hash", "shp_b", "2026-12-02"),
+        ("ip", "ip-hash", "shp_a", "2026-12-03"),
     ]
     downgrade(url, "0041")
     with engine.connect() as connection:

@@ -78,15 +78,17 @@ class LinkValue(Base):
     with it, however many orders: the distinct ``(kind, value_hash, shopper_id)`` of the link
     observations, kept by the checkout's own write. The checkout reads the other shoppers of
     its identifiers as one primary-key range each, whatever the identifier's history (a hot key:
-    a carrier NAT address, a household device); ``last_observed_at`` (the latest observation)
-    answers the windowed reads of the link graph too."""
+    a carrier NAT address, a household device). ``last_observed_on`` (the UTC day of the latest
+    observation) moves on at most once a day, so that a checkout seen again the same day writes
+    nothing; it is what a windowed read (the link graph's) needs, exact to the day (the window's
+    edge day is for the observations to settle)."""
 
     __tablename__ = "risk_link_values"
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # device|ip|phone|address
     value_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    last_observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_observed_on: Mapped[date] = mapped_column(Date)
 
 
 class RiskCase(Base):
