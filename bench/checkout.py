@@ -4,7 +4,13 @@
 What one run does (defaults keep it under three minutes on a 2-core machine):
 
 1. recreates the bench database, migrates it, creates a platform key and, over HTTP, a merchant
-   (with a webhook URL, so each checkout also queues a webhook) and shoppers with large limits;
+   (with a webhook URL, so each checkout also queues a webhook) and shoppers with large limits.
+   Each shopper checks out from its own device and shipping address, with an IP in a /24 block
+   shared by ``SHOPPERS_PER_IP_BLOCK`` shoppers (a household or an office: the IP block of the
+   online signals, ``risk.signals.ip_block``); ``--hot-keys`` runs the old workload instead,
+   every shopper on one device, one IP and one address (a fraud ring's shape, so every
+   checkout's risk read covers every earlier order under those keys). Every pass prints its
+   decision mix (approved, review, step_up, declined): anything but approved is also an error;
 2. for each server configuration (``--workers``, default ``1,2``) starts the real server as a
    subprocess (``usefirst serve``; when that cannot run with several workers it falls back to
    ``uvicorn --factory`` on the same app and says so), waits for ``/healthz`` and
@@ -21,6 +27,7 @@ What one run does (defaults keep it under three minutes on a 2-core machine):
 Run from the repository root::
 
     .venv/bin/python bench/checkout.py --clients 8 --duration 20
+    .venv/bin/python bench/checkout.py --clients 8 --duration 20 --hot-keys
 """
 
 from __future__ import annotations
@@ -496,7 +503,55 @@ def seed(base_url: str, key: str, shoppers: int) -> tuple[str, list[str]]:
     return merchant_id, shopper_ids
 
 
-def checkout_body(shopper_id: str, merchant_id: str) -> dict[str, Any]:
+# One IP block (the /24 of ``risk.signals.ip_block``) per this many seeded shoppers.
+SHOPPERS_PER_IP_BLOCK = 4
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a checkout says about where it comes from: its device, client IP, shipping address."""
+
+    device_id: str
+    ip: str
+    shipping_address: str
+
+
+# The workload before: every shopper on one device, one IP and one address (a fraud ring's
+# shape: every checkout reads every earlier one's history under those keys).
+HOT_KEYS = Identity(
+    device_id="bench-device", ip="203.0.113.7", shipping_address="北京市朝阳区建国路 1 号"
+)
+
+
+def identity_of(serial: int, *, hot_keys: bool) -> Identity:
+    """The ``serial``-th seeded shopper's identity: with ``hot_keys`` the old shared one; else
+    its own device and address, and an IP in a /24 (198.18.0.0/15, the benchmarking range)
+    that ``SHOPPERS_PER_IP_BLOCK`` shoppers share, as a household or an office does."""
+    if hot_keys:
+        return HOT_KEYS
+    block, host = divmod(serial, SHOPPERS_PER_IP_BLOCK)
+    return Identity(
+        device_id=f"bench-device-{serial}",
+        ip=f"198.18.{block % 256}.{10 + host}",
+        shipping_address=f"北京市朝阳区建国路 {serial + 1} 号 {serial % 30 + 1} 单元",
+    )
+
+
+def workload_description(*, hot_keys: bool) -> str:
+    if hot_keys:
+        return (
+            "--hot-keys: every shopper on one device, one IP and one shipping address (a fraud"
+            " ring's shape; each checkout's risk read covers every earlier order)"
+        )
+    return (
+        "each shopper on its own device and shipping address, IPs in /24 blocks shared by"
+        f" {SHOPPERS_PER_IP_BLOCK} shoppers each"
+    )
+
+
+def checkout_body(
+    shopper_id: str, merchant_id: str, identity: Identity = HOT_KEYS
+) -> dict[str, Any]:
     return {
         "shopper_id": shopper_id,
         "merchant_id": merchant_id,
@@ -511,9 +566,9 @@ def checkout_body(shopper_id: str, merchant_id: str) -> dict[str, Any]:
             }
         ],
         "plan": "pay_after_delivery",
-        "shipping_address": "北京市朝阳区建国路 1 号",
-        "device_id": "bench-device",
-        "ip": "203.0.113.7",
+        "shipping_address": identity.shipping_address,
+        "device_id": identity.device_id,
+        "ip": identity.ip,
     }
 
 
@@ -530,10 +585,19 @@ class Workload:
     shopper_ids: list[str]
     clients: int
     target: PgTarget
+    hot_keys: bool = False
+    # Every checkout's outcome (approved, review, step_up, declined) or HTTP status, counted.
+    outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
     def dbname(self) -> str:
         return self.target.dbname
+
+    def body(self, shopper_id: str) -> dict[str, Any]:
+        serial = self.shopper_ids.index(shopper_id)
+        return checkout_body(
+            shopper_id, self.merchant_id, identity_of(serial, hot_keys=self.hot_keys)
+        )
 
     def shoppers_of(self, client_index: int) -> list[str]:
         # Each client has its own shoppers, so clients never queue on one credit-line row.
@@ -549,22 +613,33 @@ class Workload:
         )
 
 
+OUTCOMES_LOCK = threading.Lock()
+
 # (scheduled, sent, finished, ok) in perf_counter seconds.
 Sample = tuple[float, float, float, bool]
 
 
-def _checkout(client: httpx.Client, body: dict[str, Any], errors: list[str]) -> bool:
+def _checkout(
+    client: httpx.Client, body: dict[str, Any], errors: list[str], outcomes: Counter[str]
+) -> bool:
     try:
         response = client.post(
             "/v1/checkouts", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
         )
     except httpx.HTTPError as error:
         errors.append(f"{type(error).__name__}: {error}")
+        with OUTCOMES_LOCK:
+            outcomes[type(error).__name__] += 1
         return False
     if response.status_code != 201:
         errors.append(f"{response.status_code}: {response.text[:200]}")
+        with OUTCOMES_LOCK:
+            outcomes[f"HTTP {response.status_code}"] += 1
         return False
-    if response.json()["decision"]["outcome"] != "approved":
+    outcome = response.json()["decision"]["outcome"]
+    with OUTCOMES_LOCK:
+        outcomes[outcome] += 1
+    if outcome != "approved":
         errors.append(f"not approved: {response.text[:200]}")
         return False
     return True
@@ -597,6 +672,8 @@ class PassResult:
     server_mean_ms: float | None = None
     pg_per_request: dict[str, float] = field(default_factory=dict)
     sent: int = 0  # every request of the pass, warm-up included
+    # The decisions of every request of the pass (warm-up included): outcome -> count.
+    outcomes: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         text = (
@@ -651,7 +728,7 @@ def closed_loop(workload: Workload, *, warmup: float, duration: float, name: str
 
     def run(index: int) -> None:
         shoppers = workload.shoppers_of(index)
-        bodies = [checkout_body(shopper, workload.merchant_id) for shopper in shoppers]
+        bodies = [workload.body(shopper) for shopper in shoppers]
         mine = samples[index]
         with workload.client() as client:
             time.sleep(max(begin - time.perf_counter(), 0))
@@ -660,7 +737,7 @@ def closed_loop(workload: Workload, *, warmup: float, duration: float, name: str
                 sent = time.perf_counter()
                 if sent >= stop_at:
                     return
-                ok = _checkout(client, bodies[turn % len(bodies)], errors)
+                ok = _checkout(client, bodies[turn % len(bodies)], errors, workload.outcomes)
                 mine.append((sent, sent, time.perf_counter(), ok))
                 turn += 1
 
@@ -682,7 +759,7 @@ def open_loop(workload: Workload, *, rate: float, duration: float, name: str) ->
 
     def run(index: int) -> None:
         shoppers = workload.shoppers_of(index)
-        bodies = [checkout_body(shopper, workload.merchant_id) for shopper in shoppers]
+        bodies = [workload.body(shopper) for shopper in shoppers]
         mine = samples[index]
         with workload.client() as client:
             turn = 0
@@ -697,7 +774,7 @@ def open_loop(workload: Workload, *, rate: float, duration: float, name: str) ->
                 if delay > 0:
                     time.sleep(delay)
                 sent = time.perf_counter()
-                ok = _checkout(client, bodies[turn % len(bodies)], errors)
+                ok = _checkout(client, bodies[turn % len(bodies)], errors, workload.outcomes)
                 mine.append((scheduled, sent, time.perf_counter(), ok))
                 turn += 1
 
@@ -930,7 +1007,7 @@ def counting(engine: Any) -> Iterator[tuple[list[str], Counter[str]]]:
 
 
 def count_statements(
-    url: str, keys_file: Path, key: str, merchant_id: str, shopper_id: str, repeats: int = 5
+    url: str, keys_file: Path, key: str, body: dict[str, Any], repeats: int = 5
 ) -> StatementCount:
     from fastapi.testclient import TestClient
 
@@ -948,7 +1025,6 @@ def count_statements(
     runtime = Runtime(settings)
     engine = runtime.database.engine
     headers = {"Authorization": f"Bearer {key}"}
-    body = checkout_body(shopper_id, merchant_id)
     listing: list[str] = []
     try:
         with counting(engine) as (statements, driver), TestClient(create_app(runtime)) as client:
@@ -1064,6 +1140,18 @@ def format_ms(per: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.2f}" for name, value in per.items() if value > 0.005)
 
 
+def format_outcomes(outcomes: dict[str, int]) -> str:
+    total = sum(outcomes.values())
+    return (
+        ", ".join(
+            f"{name} {count} ({100.0 * count / total:.1f}%)"
+            for name, count in sorted(outcomes.items(), key=lambda item: -item[1])
+        )
+        if total
+        else "none"
+    )
+
+
 def format_cpu(shares: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.0f}%" for name, value in shares.items())
 
@@ -1080,9 +1168,11 @@ def measured(
     metrics_before = scrape_checkout_metrics(workload.base_url) if launch.workers == 1 else None
     time.sleep(1.1)  # earlier work's pending statistics reach pg_stat_database first
     counters_before = pg_counters(workload.target)
+    outcomes_before = Counter(workload.outcomes)
     cpu_before = cpu_snapshot(classify)
     result = run()
     cpu_after = cpu_snapshot(classify)
+    result.outcomes = dict(Counter(workload.outcomes) - outcomes_before)
     result.cpu = cpu_shares(cpu_before, cpu_after)
     result.cpu_ms = cpu_ms_per(cpu_before, cpu_after, result.sent)
     time.sleep(1.2)  # let backends flush their pending statistics
@@ -1101,6 +1191,7 @@ def measured(
     print(f"  {label:<12} {result.line()}{suffix}")
     print(f"  {'':<12} CPU (% of all cores): {format_cpu(result.cpu)}")
     print(f"  {'':<12} CPU ms per checkout: {format_ms(result.cpu_ms)}")
+    print(f"  {'':<12} decisions: {format_outcomes(result.outcomes)}")
     if result.server_mean_ms is not None:
         print(
             f"  {'':<12} mean {result.mean_ms:.2f} ms at the client, {result.server_mean_ms:.2f} ms"
@@ -1140,6 +1231,8 @@ def run_config(
             workload.shopper_ids,
             1,
             workload.target,
+            hot_keys=workload.hot_keys,
+            outcomes=workload.outcomes,
         )
         baseline = measured(
             single,
@@ -1252,6 +1345,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
     parser.add_argument(
+        "--hot-keys",
+        action="store_true",
+        help="the old workload: every shopper checks out from one device, one IP and one"
+        " shipping address (hot keys: each checkout's risk read covers every earlier order)."
+        " Default: each shopper has its own device and address, and an IP in a /24 shared by"
+        f" {SHOPPERS_PER_IP_BLOCK} shoppers (an IP block as risk.signals.ip_block defines it)",
+    )
+    parser.add_argument(
         "--citus",
         action="store_true",
         help="--database-url is a Citus coordinator's database (emptied and distributed, not"
@@ -1270,6 +1371,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}; code: {_code_version()}")
     print(f"clients {args.clients}, {args.duration} s per pass, database {target.dbname}")
+    print(f"workload: {workload_description(hot_keys=args.hot_keys)}")
     busy = background_load()
     print(f"CPU already busy before starting: {busy:.0f}% of all cores")
     if busy > 10:
@@ -1293,7 +1395,13 @@ def main(argv: list[str] | None = None) -> int:
                     merchant_id, shopper_ids = seed(base_url, key, shoppers)
                     print(f"  seeded 1 merchant (with webhook) and {len(shopper_ids)} shoppers")
                     workload = Workload(
-                        base_url, key, merchant_id, shopper_ids, args.clients, target
+                        base_url,
+                        key,
+                        merchant_id,
+                        shopper_ids,
+                        args.clients,
+                        target,
+                        hot_keys=args.hot_keys,
                     )
                 results.append(
                     run_config(
@@ -1330,9 +1438,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  CPU ms per transaction: {format_ms(bench.cpu_ms)}")
 
         print("\n== statements per checkout (in process, same app, same database) ==")
-        counted = count_statements(
-            url, keys_file, key, workload.merchant_id, workload.shopper_ids[0]
-        )
+        counted = count_statements(url, keys_file, key, workload.body(workload.shopper_ids[0]))
         print(
             f"  {counted.statements:.1f} SQL statements issued by SQLAlchemy; "
             f"{counted.round_trips:.1f} database round trips in all "
@@ -1359,6 +1465,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{result.full.throughput / bench.tps:.3f}"
         )
     print(f"  pgbench: {bench.tps:.1f} TPS")
+    print(f"  workload: {workload_description(hot_keys=args.hot_keys)}")
+    print(f"  decisions, every pass: {format_outcomes(dict(workload.outcomes))}")
     print(
         f"  statements per checkout: {counted.statements:.1f} "
         f"({counted.round_trips:.1f} round trips)"
@@ -1380,6 +1488,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "clients": args.clients,
             "duration": args.duration,
+            "hot_keys": args.hot_keys,
+            "outcomes": dict(workload.outcomes),
             "configs": [asdict(result) for result in results],
             "pgbench": asdict(bench),
             "ratio": ratio,

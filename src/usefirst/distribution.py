@@ -127,6 +127,8 @@ LAYOUT: tuple[TableLayout, ...] = (
     # merchant's or the platform's hours).
     _own_key("risk_signal_events", "key_hash"),
     _own_key("risk_hour_counts", "key"),
+    # The shoppers seen with each identifier: read by the identifier's hash at checkout.
+    _own_key("risk_link_values", "value_hash"),
     # Small, changed by operators or by daily jobs, read next to any shard.
     _reference("api_keys"),
     _reference("bureau_files"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import Base
@@ -66,6 +66,9 @@ class ShopperRecords:
     tables: tuple[Table, ...]
     # Plain (unencrypted) columns that identify a person or their device, by table name.
     plaintext_pii: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Tables that only index identifiers kept elsewhere (lookups by a keyed hash): erasure
+    # deletes the shopper's rows there instead of overwriting columns.
+    index_only: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -74,11 +77,13 @@ class ShopperRecords:
         tables: Iterable[Table],
         *,
         plaintext_pii: Mapping[str, tuple[str, ...]] | None = None,
+        index_only: Iterable[str] = (),
     ) -> ShopperRecords:
         return cls(
             session=session,
             tables=tuple(table for table in tables if SHOPPER_COLUMN in table.c),
             plaintext_pii=dict(plaintext_pii or {}),
+            index_only=frozenset(index_only),
         )
 
     def rows(self, table: Table, *, shopper_id: str) -> list[dict[str, Any]]:
@@ -98,8 +103,15 @@ class ShopperRecords:
 
     def erase(self, table: Table, *, shopper_id: str, tombstone: str) -> int:
         """Overwrite the shopper's personal data in ``table`` (encrypted columns and the plain
-        ones named): NULL where the column allows it, else the tombstone. Returns how many rows
-        held a value there."""
+        ones named): NULL where the column allows it, else the tombstone; an ``index_only``
+        table's rows of the shopper are deleted. Returns how many rows held a value there."""
+        if table.name in self.index_only:
+            result = self.session.execute(
+                delete(table)
+                .where(table.c[SHOPPER_COLUMN] == shopper_id)
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
         columns = encrypted_columns(table) + list(self.plaintext_pii.get(table.name, ()))
         return _erase_columns(
             self.session, table, shopper_id=shopper_id, columns=columns, tombstone=tombstone

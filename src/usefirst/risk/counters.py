@@ -43,6 +43,7 @@ from usefirst.risk.counter_repository import (
     CounterRepository,
     FactFlags,
 )
+from usefirst.risk.repository import RiskRepository
 
 MERCHANT_WINDOW = timedelta(days=90)
 
@@ -217,8 +218,9 @@ def refresh_window_bounds(session: Session, *, now: datetime) -> int:
 
 
 def rebuild(session: Session, *, now: datetime) -> int:
-    """Build every counter afresh from the orders (a book that had none, or a check); the
-    number of orders counted."""
+    """Build every counter afresh from the orders (a book that had none, or a check), and the
+    distinct link values from the link observations; the number of orders counted."""
+    RiskRepository(session).rebuild_link_values()
     return CounterRepository(session).rebuild(window_start=now - MERCHANT_WINDOW)
 
 

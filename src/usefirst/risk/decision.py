@@ -205,8 +205,12 @@ def record_checkout_decision(
     features = assessment.features
     order.shipping_address_hash = features.link_hashes.get("address")
     repository = RiskRepository(session)
-    repository.add_observations(_observations(order, assessment, now))
+    observations = _observations(order, assessment, now)
+    repository.add_observations(observations)
     signal_repository.record(session, *_signal_rows(order, assessment))
+    # After the signals' hour counts, as the one-statement write (which PostgreSQL runs last
+    # part first) takes them: a shopper's concurrent checkouts lock the rows in one order.
+    repository.record_link_values(observations)
     by = decided_by(assessment)
     if order.status in ("step_up", "review") or (
         order.status == "declined" and assessment.outcome == "declined"
@@ -268,6 +272,7 @@ def insert_checkout_decision(
     decision = _decision_row(order, assessment, reasons, credit_score, now)
     return [
         *RiskRepository.insert_parts([*observations, decision]),
+        *RiskRepository.link_value_parts(observations),
         *signal_repository.writes(*_signal_rows(order, assessment)),
     ]
 

@@ -382,14 +382,24 @@ _MERCHANT_EDGE = """
     FROM risk_order_facts f
     WHERE f.merchant_id = :merchant_id AND f.created_at >= :since AND f.created_at < :edge_end
 """
-_OBSERVED_LINKS = """
-            SELECT DISTINCT kind, shopper_id FROM risk_link_observations
-            WHERE ((kind = 'device' AND value_hash = :device)
-                OR (kind = 'ip' AND value_hash = :ip)
-                OR (kind = 'address' AND value_hash = :address))
-                AND shopper_id <> :shopper_id
-            LIMIT 1000
+# The other shoppers seen with the checkout's device, IP and address: one primary-key range of
+# ``risk_link_values`` each (a shopper once per identifier, however many orders), at most
+# LINKED_SHOPPERS_READ in all, so a hot key (a carrier NAT IP, a household device) costs no
+# more than that whatever its history.
+LINKED_SHOPPERS_READ = 1000
+_LINK_VALUE_RANGE = """
+    SELECT * FROM (SELECT kind, shopper_id FROM risk_link_values
+        WHERE kind = '{kind}' AND value_hash = :{kind} AND shopper_id <> :shopper_id
+        LIMIT {limit}) v_{kind}
 """
+_OBSERVED_LINKS = (
+    "SELECT kind, shopper_id FROM ("
+    + " UNION ALL ".join(
+        _LINK_VALUE_RANGE.format(kind=kind, limit=LINKED_SHOPPERS_READ)
+        for kind in ("device", "ip", "address")
+    )
+    + f") linked LIMIT {LINKED_SHOPPERS_READ}\n"
+)
 
 # One statement, one round trip, one row, every part read by key:
 # - ``h``: the shopper's order facts (its primary key range: a short per-shopper event list);
@@ -399,9 +409,13 @@ _OBSERVED_LINKS = """
 # - the top buyer's candidates: the highest window bounds of the merchant's buyers, each with
 #   its exact count (``counters.top_buyer_orders`` says why that suffices);
 # - late instalments, known fraud, and the linked shoppers folded into one JSON array of
-#   ``[kind, shopper_id, known_fraud]`` (the ``(kind, value_hash)`` index; an absent identifier
-#   binds NULL and matches nothing), and other shoppers with the shopper's phone.
-# ``h.*``, ``b.*`` and ``e.*`` are in the order written; the result maps by position.
+#   ``[kind, shopper_id, known_fraud]`` (``risk_link_values``' primary key, one bounded range per
+#   identifier; an absent identifier binds NULL and matches nothing), and other shoppers with
+#   the shopper's phone;
+# - the online signals: the events under the checkout's keys counted (``q1``), the shopper's
+#   own orders at the merchant in the last 6 hours, the hour counts (``q2``).
+# ``h.*``, ``b.*``, ``e.*``, ``q1.*`` and ``q2.*`` are in the order written; the result maps by
+# position.
 # No row when the shopper or the merchant does not exist.
 _FEATURES_SQL = f"""
 SELECT s.created_at, s.phone_hash, m.created_at, m.category, m.status, m.phone_hash,
@@ -435,6 +449,8 @@ CROSS JOIN (
 CROSS JOIN (
 {_MERCHANT_EDGE}) e
 CROSS JOIN (
+{signal_repository.EVENT_COUNTS}) q1
+CROSS JOIN (
 {signal_repository.HOURS}) q2
 WHERE s.id = :shopper_id
 """
@@ -453,7 +469,7 @@ def _features_statement(links_aggregate: str) -> TextualSelect:
             _compact(
                 _FEATURES_SQL.format(
                     links=links_aggregate,
-                    signals=signal_repository.select_list(links_aggregate),
+                    signals=signal_repository.select_list(),
                 )
             )
         )
@@ -468,7 +484,7 @@ def _features_statement(links_aggregate: str) -> TextualSelect:
                 column(name, UTCDateTime())
                 if name.endswith("_created_at")
                 else column(name, JSON())
-                if name in ("links", "top_candidates", "signal_events")
+                if name in ("links", "top_candidates")
                 else column(name)
                 for name in _FEATURES_COLUMNS
             )

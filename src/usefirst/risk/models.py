@@ -73,6 +73,24 @@ class LinkObservation(Base):
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class LinkValue(Base):
+    """One identifier (device, IP, phone, shipping address; a keyed hash) and one shopper seen
+    with it, however many orders: the distinct ``(kind, value_hash, shopper_id)`` of the link
+    observations, kept by the checkout's own write. The checkout reads the other shoppers of
+    its identifiers as one primary-key range each, whatever the identifier's history (a hot key:
+    a carrier NAT address, a household device). ``last_observed_on`` (the UTC day of the latest
+    observation) moves on at most once a day, so that a checkout seen again the same day writes
+    nothing; it is what a windowed read (the link graph's) needs, exact to the day (the window's
+    edge day is for the observations to settle)."""
+
+    __tablename__ = "risk_link_values"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # device|ip|phone|address
+    value_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_observed_on: Mapped[date] = mapped_column(Date)
+
+
 class RiskCase(Base):
     """An analyst's unit of work. ``subject_key`` (type and primary subject) lets a new signal
     about the same subject join the open case instead of opening another."""

@@ -4,6 +4,7 @@ statement that read them by key, and the writes of the two counters."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import astuple
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -13,7 +14,13 @@ from sqlalchemy.orm import Session
 
 from usefirst.kit.db import Part, rows_part
 from usefirst.risk.models import HourCounter, SignalEvent
-from usefirst.risk.signals import EVENTS_PER_KEY, SignalRead
+from usefirst.risk.signals import (
+    EVENT_COUNT_NAMES,
+    EVENTS_PER_KEY,
+    KeyEventCounts,
+    SignalRead,
+    count_events,
+)
 
 # One kind's most recent events under the checkout's key (a primary-key range, newest first).
 _KEY_EVENTS = """
@@ -28,12 +35,42 @@ _EVENTS = " UNION ALL ".join(
     _KEY_EVENTS.format(kind=kind, since=since, limit=EVENTS_PER_KEY)
     for kind, since in _EVENT_WINDOWS.items()
 )
-# The events as one JSON array (``{links}`` is the dialect's aggregate, as in features.py).
-EVENTS_COLUMN = f"""
-    (SELECT {{links}}(ev.kind, ev.shopper_id, ev.order_id, ev.merchant_id, ev.amount_minor,
-        ev.is_held, CASE WHEN ev.created_at >= :six_hours_ago THEN 1 ELSE 0 END,
-        CASE WHEN ev.created_at >= :day_ago THEN 1 ELSE 0 END,
-        CASE WHEN ev.created_at >= :week_ago THEN 1 ELSE 0 END)) FROM ({_EVENTS}) ev)
+# The events counted (``signals.KeyEventCounts``, in its order): first per order (one order is
+# seen under up to three keys; its shopper, merchant, amount and outcome are the same under
+# each), then over the orders, the neighbours' (other shoppers') once each. One row of numbers
+# instead of up to 3 x EVENTS_PER_KEY rows built into JSON and parsed again.
+_NEIGHBOUR = "o.shopper_id <> :shopper_id"
+EVENT_COUNTS = f"""
+    SELECT sum(o.device_24h), sum(o.ip_block_24h), sum(o.cluster_24h),
+        count(DISTINCT CASE WHEN o.on_device = 1 AND {_NEIGHBOUR} THEN o.shopper_id END),
+        count(DISTINCT CASE WHEN o.on_ip_block = 1 AND {_NEIGHBOUR} THEN o.shopper_id END),
+        count(DISTINCT CASE WHEN o.on_cluster = 1 AND {_NEIGHBOUR} THEN o.shopper_id END),
+        count(DISTINCT CASE WHEN {_NEIGHBOUR} THEN o.shopper_id END),
+        sum(CASE WHEN {_NEIGHBOUR} THEN 1 ELSE 0 END),
+        sum(CASE WHEN {_NEIGHBOUR} AND o.merchant_id = :merchant_id THEN 1 ELSE 0 END),
+        sum(CASE WHEN {_NEIGHBOUR} AND o.in_7d = 1 THEN 1 ELSE 0 END),
+        sum(CASE WHEN {_NEIGHBOUR} AND o.in_7d = 1 THEN o.is_held ELSE 0 END),
+        sum(CASE WHEN {_NEIGHBOUR} AND o.in_6h = 1 AND o.merchant_id = :merchant_id
+            THEN 1 ELSE 0 END),
+        sum(CASE WHEN {_NEIGHBOUR} AND o.in_6h = 1 AND o.merchant_id = :merchant_id
+            THEN o.amount_minor ELSE 0 END)
+    FROM (
+        SELECT ev.order_id, ev.shopper_id, max(ev.merchant_id) AS merchant_id,
+            max(ev.amount_minor) AS amount_minor, max(ev.is_held) AS is_held,
+            sum(CASE WHEN ev.kind = 'device' AND ev.created_at >= :day_ago THEN 1 ELSE 0 END)
+                AS device_24h,
+            sum(CASE WHEN ev.kind = 'ip_block' AND ev.created_at >= :day_ago THEN 1 ELSE 0 END)
+                AS ip_block_24h,
+            sum(CASE WHEN ev.kind = 'cluster' AND ev.created_at >= :day_ago THEN 1 ELSE 0 END)
+                AS cluster_24h,
+            max(CASE WHEN ev.kind = 'device' THEN 1 ELSE 0 END) AS on_device,
+            max(CASE WHEN ev.kind = 'ip_block' THEN 1 ELSE 0 END) AS on_ip_block,
+            max(CASE WHEN ev.kind = 'cluster' THEN 1 ELSE 0 END) AS on_cluster,
+            max(CASE WHEN ev.created_at >= :six_hours_ago THEN 1 ELSE 0 END) AS in_6h,
+            max(CASE WHEN ev.created_at >= :week_ago THEN 1 ELSE 0 END) AS in_7d
+        FROM ({_EVENTS}) ev
+        GROUP BY ev.order_id, ev.shopper_id
+    ) o
 """
 # The shopper's own orders at the merchant in the last 6 hours (its facts' key range).
 OWN_SPLIT = """
@@ -57,7 +94,7 @@ HOURS = """
 """
 # Columns the features statement gains (after its own), in order.
 COLUMNS = (
-    "signal_events",
+    *(f"events_{name}" for name in EVENT_COUNT_NAMES),
     "own_orders_6h",
     "own_amount_6h",
     "merchant_2h",
@@ -78,12 +115,11 @@ TIME_PARAMS = (
 )
 
 
-def select_list(links_aggregate: str) -> str:
-    """The signals' columns of the features statement's SELECT list (the hours come from a
-    cross-joined ``q2`` subquery: ``HOURS``)."""
+def select_list() -> str:
+    """The signals' columns of the features statement's SELECT list (the event counts and the
+    hours come from cross-joined subqueries ``q1`` and ``q2``: ``EVENT_COUNTS``, ``HOURS``)."""
     return (
-        EVENTS_COLUMN.format(links=links_aggregate)
-        + ", (SELECT count(*) FROM risk_order_facts f WHERE f.shopper_id = :shopper_id"
+        "q1.*, (SELECT count(*) FROM risk_order_facts f WHERE f.shopper_id = :shopper_id"
         " AND f.merchant_id = :merchant_id AND f.created_at >= :six_hours_ago"
         " AND f.created_at < :now)"
         ", (SELECT coalesce(sum(f.amount_minor), 0) FROM risk_order_facts f"
@@ -94,9 +130,10 @@ def select_list(links_aggregate: str) -> str:
 
 def read_of(row: Any) -> SignalRead:
     """The signals' part of the features row."""
-    events = row.signal_events or ()
     return SignalRead(
-        events=[tuple(event) for event in events],
+        events=KeyEventCounts(
+            *(int(getattr(row, f"events_{name}") or 0) for name in EVENT_COUNT_NAMES)
+        ),
         own_orders_6h=int(row.own_orders_6h or 0),
         own_amount_6h=int(row.own_amount_6h or 0),
         merchant_2h=int(row.merchant_2h or 0),
@@ -120,9 +157,12 @@ def cluster_values(
                 for name in ("six_hours_ago", "day_ago", "week_ago")
             )
             events.append((*tuple(row)[:6], in_6h, in_24h, in_7d))
+    counts = count_events(
+        events, shopper_id=params["shopper_id"], merchant_id=params["merchant_id"]
+    )
     own = connection.execute(parts["own_split"], params).one()
     hours = connection.execute(parts["hours"], params).one()
-    return (events or None, *own, *hours)
+    return (*astuple(counts), *own, *hours)
 
 
 def cluster_statements() -> dict[str, str]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import ipaddress
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -154,11 +154,75 @@ def read_params(now: datetime, keys: Mapping[str, str]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class KeyEventCounts:
+    """The checkout's events read under its keys (at most ``EVENTS_PER_KEY`` of each kind, the
+    most recent), counted: what the signals need of them. One order is seen under up to three
+    keys; the neighbours' orders (other shoppers') are counted once each. Counted in SQL by the
+    features statement (``signal_repository.EVENT_COUNTS``), from the rows by ``count_events``
+    where the statement is read in parts (a Citus cluster)."""
+
+    # events in the last 24 h under each key (any shopper)
+    device_orders_24h: int
+    ip_block_orders_24h: int
+    cluster_orders_24h: int
+    # distinct other shoppers under each key, and under any of them
+    device_shoppers: int
+    ip_block_shoppers: int
+    cluster_shoppers: int
+    neighbours: int
+    # the neighbours' orders: all, at this merchant, of the last 7 days, of those held
+    neighbour_orders: int
+    neighbour_orders_here: int
+    neighbour_orders_7d: int
+    neighbour_held_7d: int
+    # the neighbours' orders at this merchant in the last 6 hours, and their amount
+    neighbour_split_orders_6h: int
+    neighbour_split_amount_6h: int
+
+
+EVENT_COUNT_NAMES = tuple(field.name for field in fields(KeyEventCounts))
+
+
+def count_events(
+    events: Sequence[Sequence[Any]], *, shopper_id: str, merchant_id: str
+) -> KeyEventCounts:
+    """``KeyEventCounts`` of event rows ``[kind, shopper_id, order_id, merchant_id,
+    amount_minor, is_held, in 6 h, in 24 h, in 7 d]``."""
+    velocity = dict.fromkeys(EVENT_KINDS, 0)
+    shoppers: dict[str, set[str]] = {kind: set() for kind in EVENT_KINDS}
+    # The neighbours' orders, once each (one order is seen under up to three keys).
+    neighbour_orders: dict[str, Sequence[Any]] = {}
+    for event in events:
+        kind, other, order_id, _merchant, _amount, _held, _in_6h, in_24h, _in_7d = event
+        velocity[kind] += int(in_24h)
+        if other != shopper_id:
+            shoppers[kind].add(other)
+            neighbour_orders[order_id] = event
+    orders = neighbour_orders.values()
+    week = [event for event in orders if event[8]]
+    split = [event for event in orders if event[6] and event[3] == merchant_id]
+    return KeyEventCounts(
+        device_orders_24h=velocity["device"],
+        ip_block_orders_24h=velocity["ip_block"],
+        cluster_orders_24h=velocity["cluster"],
+        device_shoppers=len(shoppers["device"]),
+        ip_block_shoppers=len(shoppers["ip_block"]),
+        cluster_shoppers=len(shoppers["cluster"]),
+        neighbours=len(shoppers["device"] | shoppers["ip_block"] | shoppers["cluster"]),
+        neighbour_orders=len(neighbour_orders),
+        neighbour_orders_here=sum(event[3] == merchant_id for event in orders),
+        neighbour_orders_7d=len(week),
+        neighbour_held_7d=sum(int(event[5]) for event in week),
+        neighbour_split_orders_6h=len(split),
+        neighbour_split_amount_6h=sum(int(event[4]) for event in split),
+    )
+
+
+@dataclass(frozen=True)
 class SignalRead:
     """What the checkout's read returns for the signals."""
 
-    # [kind, shopper_id, order_id, merchant_id, amount_minor, is_held, in 6 h, in 24 h, in 7 d]
-    events: Sequence[Sequence[Any]]
+    events: KeyEventCounts
     own_orders_6h: int
     own_amount_6h: int
     merchant_2h: int
@@ -176,35 +240,24 @@ def _ratio(numerator: float, denominator: float) -> float:
 def signal_values(
     read: SignalRead, *, shopper_id: str, merchant_id: str, amount_minor: int
 ) -> dict[str, float]:
-    velocity = dict.fromkeys(EVENT_KINDS, 0)
-    shoppers: dict[str, set[str]] = {kind: set() for kind in EVENT_KINDS}
-    # The neighbours' orders, once each (one order is seen under up to three keys).
-    neighbour_orders: dict[str, Sequence[Any]] = {}
-    for event in read.events:
-        kind, other, order_id, _merchant, _amount, _held, _in_6h, in_24h, _in_7d = event
-        velocity[kind] += int(in_24h)
-        if other != shopper_id:
-            shoppers[kind].add(other)
-            neighbour_orders[order_id] = event
-    neighbours = shoppers["device"] | shoppers["ip_block"] | shoppers["cluster"]
-    week = [event for event in neighbour_orders.values() if event[8]]
-    split = [event for event in neighbour_orders.values() if event[6] and event[3] == merchant_id]
+    """The signals of a checkout from its read (``shopper_id`` and ``merchant_id`` are those
+    the read was counted for)."""
+    events = read.events
     return {
-        "device_orders_24h": float(velocity["device"]),
-        "ip_block_orders_24h": float(velocity["ip_block"]),
-        "address_cluster_orders_24h": float(velocity["cluster"]),
-        "device_shoppers_30d": float(len(shoppers["device"])),
-        "ip_block_shoppers_24h": float(len(shoppers["ip_block"])),
-        "address_cluster_shoppers_30d": float(len(shoppers["cluster"])),
-        "neighbourhood_size": float(len(neighbours)),
-        "neighbour_held_share_7d": _ratio(sum(int(event[5]) for event in week), len(week)),
-        "neighbour_merchant_share": _ratio(
-            sum(event[3] == merchant_id for event in neighbour_orders.values()),
-            len(neighbour_orders),
+        "device_orders_24h": float(events.device_orders_24h),
+        "ip_block_orders_24h": float(events.ip_block_orders_24h),
+        "address_cluster_orders_24h": float(events.cluster_orders_24h),
+        "device_shoppers_30d": float(events.device_shoppers),
+        "ip_block_shoppers_24h": float(events.ip_block_shoppers),
+        "address_cluster_shoppers_30d": float(events.cluster_shoppers),
+        "neighbourhood_size": float(events.neighbours),
+        "neighbour_held_share_7d": _ratio(events.neighbour_held_7d, events.neighbour_orders_7d),
+        "neighbour_merchant_share": _ratio(events.neighbour_orders_here, events.neighbour_orders),
+        "linked_orders_same_merchant_6h": float(
+            read.own_orders_6h + events.neighbour_split_orders_6h
         ),
-        "linked_orders_same_merchant_6h": float(read.own_orders_6h + len(split)),
         "linked_amount_same_merchant_6h": float(
-            read.own_amount_6h + sum(int(event[4]) for event in split) + amount_minor
+            read.own_amount_6h + events.neighbour_split_amount_6h + amount_minor
         ),
         "merchant_orders_2h": float(read.merchant_2h),
         "merchant_burst_24h": read.merchant_24h / (read.merchant_week_before / 7 + 1),
