@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from usefirst.credit.repository import CreditRepository
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.db import Lookup, Part, look_up_together
+from usefirst.kit.db import Lookup, Part, look_up_together, new_row
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
@@ -120,7 +120,8 @@ def new_order(
     """The decided checkout as an order, approved or not (its status is the outcome), not yet
     stored (``add_order`` or ``insert_order``). ``shipping_address_hash`` is risk's keyed hash
     of the address."""
-    return Order(
+    return new_row(
+        Order,
         shopper_id=request.shopper_id,
         id=new_id("order"),
         merchant_id=request.merchant_id,

@@ -13,7 +13,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
-from usefirst.kit.db import AnySelect, Part
+from usefirst.kit.db import AnySelect, Part, new_row
 from usefirst.kit.errors import Conflict, InvariantViolated, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency, split_evenly
@@ -48,7 +48,8 @@ def new_schedule(
         apr_cap_bps=settings.apr_cap_bps,
     )
     rows = [
-        Instalment(
+        new_row(
+            Instalment,
             shopper_id=shopper_id,
             order_id=order_id,
             seq=item.seq,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from usefirst.credit.policy import Reason
 from usefirst.kit import config_versions
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.db import Part
+from usefirst.kit.db import Part, new_row
 from usefirst.kit.settings import Settings
 from usefirst.orders.models import Order
 from usefirst.risk import actions, cases, model_registry, signal_repository, signals
@@ -301,7 +301,8 @@ def _signal_rows(
 
 def _observations(order: Order, assessment: Assessment, now: datetime) -> list[LinkObservation]:
     return [
-        LinkObservation(
+        new_row(
+            LinkObservation,
             shopper_id=order.shopper_id,
             order_id=order.id,
             kind=kind,
@@ -321,7 +322,8 @@ def _decision_row(
     now: datetime,
 ) -> RiskDecision:
     features = assessment.features
-    return RiskDecision(
+    return new_row(
+        RiskDecision,
         shopper_id=order.shopper_id,
         order_id=order.id,
         merchant_id=order.merchant_id,

@@ -17,6 +17,7 @@ from usefirst.api.deps import (
     jsonable,
     require,
 )
+from usefirst.api.keyed_route import keyed_post
 from usefirst.api.schemas import CheckoutIn, EmptyIn, RefundIn, ShipIn
 from usefirst.flows import cancellation, checkout, fulfilment, refunds
 from usefirst.kit.idempotency import ResponseRecord
@@ -26,7 +27,7 @@ from usefirst.runtime import Work
 router = APIRouter(tags=["orders"])
 
 
-@router.post("/v1/checkouts", status_code=201, response_model=r.CheckoutOut)
+@keyed_post(router, "/v1/checkouts", status_code=201, response_model=r.CheckoutOut)
 def create_checkout(
     body: CheckoutIn,
     runtime: RuntimeDep,

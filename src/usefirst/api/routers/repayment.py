@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from usefirst.api import responses as r
 from usefirst.api.deps import IdempotentCallDep, PrincipalDep, RuntimeDep, jsonable, require
+from usefirst.api.keyed_route import keyed_post
 from usefirst.api.schemas import PaymentIn
 from usefirst.flows import payments
 from usefirst.kit.idempotency import ResponseRecord
@@ -18,7 +19,7 @@ from usefirst.runtime import Work
 router = APIRouter(tags=["payments"])
 
 
-@router.post("/v1/payments", status_code=201, response_model=r.PaymentOut)
+@keyed_post(router, "/v1/payments", status_code=201, response_model=r.PaymentOut)
 def create_payment(
     body: PaymentIn,
     runtime: RuntimeDep,
