@@ -366,6 +366,90 @@ def test_concurrent_payments_with_distinct_keys_keep_the_books(
     assert_ledger_clean(runtime)
 
 
+def test_concurrent_receipts_payments_and_checkouts_keep_the_books(
+    runtime: Runtime, client: TestClient, headers: dict[str, str]
+) -> None:
+    """Receipts on the lean path (flows/fulfilment.py) for two shoppers at one merchant (one
+    merchant-day counter row), each receipt raced by a second receipt of the same order, with
+    payments and checkouts of the same shoppers at the same instant: every order is delivered
+    once, the other receipt refused, and the books, lines and counters stay exact."""
+    merchant = create_merchant(client, headers, fee_rate_bps=150)
+    merchant_headers = bearer(merchant["api_key"])
+    shoppers = [enrol(client, headers)["id"] for _ in range(2)]
+    paid_orders = {
+        shopper_id: deliver(client, headers, merchant, shopper_id, 8_000, "instalments_3", tag)
+        for shopper_id, tag in zip(shoppers, ("e", "f"), strict=True)
+    }
+    shipped: list[str] = []
+    for index in range(8):
+        response = client.post(
+            "/v1/checkouts",
+            headers=headers,
+            json=checkout_body(shoppers[index % 2], merchant["id"], 2_000 + index, "instalments_3"),
+        )
+        assert response.status_code == 201, response.text
+        order_id = str(response.json()["order"]["id"])
+        response = client.post(
+            f"/v1/orders/{order_id}/ship",
+            headers=merchant_headers,
+            json={"carrier": "SF", "tracking_number": f"SF{9_000_000_000 + index}"},
+        )
+        assert response.status_code == 200, response.text
+        shipped.append(order_id)
+
+    calls: list[Callable[[], Any]] = []
+    for order_id in shipped:
+        for _ in range(2):
+            calls.append(
+                lambda o=order_id: client.post(f"/v1/orders/{o}/confirm-receipt", headers=headers)
+            )
+    for index, shopper_id in enumerate(shoppers * 2):
+        calls.append(
+            lambda s=shopper_id, i=index: client.post(
+                "/v1/payments",
+                headers={**headers, "Idempotency-Key": f"receipt-race-{i}"},
+                json={
+                    "shopper_id": s,
+                    "amount_minor": 1_000,
+                    "currency": "CNY",
+                    "order_id": paid_orders[s],
+                    "method": "alipay",
+                },
+            )
+        )
+        calls.append(
+            lambda s=shopper_id, i=index: client.post(
+                "/v1/checkouts",
+                headers=headers,
+                json=checkout_body(s, merchant["id"], 1_500 + i, "pay_after_delivery"),
+            )
+        )
+    responses = together(len(calls), lambda index: calls[index]())
+    receipts = responses[: 2 * len(shipped)]
+    for first, second in zip(receipts[::2], receipts[1::2], strict=True):
+        assert sorted([first.status_code, second.status_code]) == [200, 409], (
+            first.text,
+            second.text,
+        )
+    assert all(response.status_code == 201 for response in responses[2 * len(shipped) :]), [
+        response.text for response in responses[2 * len(shipped) :]
+    ]
+    with runtime.work(read_only=True) as work:
+        statuses = Counter(work.session.scalars(select(Order.status).where(Order.id.in_(shipped))))
+        delivered_facts = work.session.scalar(
+            text("SELECT COALESCE(SUM(delivered_orders), 0) FROM risk_merchant_days")
+        )
+        fact_rows = work.session.scalar(
+            text("SELECT COUNT(*) FROM risk_order_facts WHERE is_delivered = 1")
+        )
+    assert statuses == {"delivered": len(shipped)}
+    assert delivered_facts == fact_rows == len(shipped) + len(paid_orders)
+    for shopper_id in shoppers:
+        line = credit_line(runtime, shopper_id)
+        assert 0 <= line.used_minor == live_principal(runtime, shopper_id) <= line.limit_minor
+    assert_ledger_clean(runtime)
+
+
 def test_storm_of_mixed_operations_on_two_shoppers(runtime: Runtime) -> None:
     """Checkouts, payments, cancellations, shipments, receipts and refunds for two shoppers, all
     at once. Refusals must be ordinary business errors; afterwards the books still balance."""

@@ -1,6 +1,7 @@
 """Ship, confirm receipt and payments on PostgreSQL (issue 14): their statements and round trips
-are counted, so that a regression fails and each saving is pinned. A payment of part of what
-the order owes takes the lean path; the one that repays it does not (yet)."""
+are counted, so that a regression fails and each saving is pinned. Ship, confirm receipt and
+a payment of part of what the order owes take their lean paths; the payment that repays the
+order does not (yet)."""
 
 from __future__ import annotations
 
@@ -73,8 +74,20 @@ def test_ship_receipt_and_payment_take_the_pinned_statements_and_round_trips(
             counts[name] = (len(round_trips.statements), round_trips.round_trips)
 
     assert counts == {
-        "ship": (10, 11),
-        "confirm_receipt": (28, 29),
+        # Lean (flows/fulfilment.py, ``ship_with_view``): the order by id with the BEGIN; the
+        # line and the order locked, the order's risk facts, the other orders with its tracking
+        # number, its instalments and the merchant in one round trip; the order, the risk
+        # counters and the order.shipped event with its outbox messages as one statement; the
+        # COMMIT.
+        "ship": (8, 4),
+        # Lean (flows/fulfilment.py, ``confirm_receipt_with_view``): the order by id with the
+        # BEGIN; the line and the order locked, the order's instalments locked, the shopper's
+        # delivered or overdue orders, their instalments' standing and risk facts, the
+        # merchant, the held credit and the order's open case in one round trip; the risk
+        # counters with the entries' accounts and postings, then the order, instalments,
+        # entries' headers, the quick "received" case and its action and the order.delivered
+        # event with its outbox messages, sent together; the COMMIT.
+        "confirm_receipt": (12, 4),
         # Lean (flows/payments.py, ``pay_answered``): the shopper, the line, the open
         # instalments, what the order's other instalments owe (the receipt's "left"), the order
         # and its risk facts read in one round trip with the BEGIN; the entry's postings, then

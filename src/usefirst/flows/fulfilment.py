@@ -7,12 +7,19 @@ from collections import defaultdict
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import literal
 from sqlalchemy.orm import Session
 
 from usefirst.credit import service as credit_service
 from usefirst.flows import risk_effects
-from usefirst.flows.order_events import publish_order_event, publish_order_events
-from usefirst.flows.payments import apply_held_credit, follow_schedules
+from usefirst.flows.order_events import (
+    insert_order_event,
+    publish_order_event,
+    publish_order_events,
+)
+from usefirst.flows.payments import apply_held_credit, follow_schedules, writes_together
+from usefirst.kit.db import one_statement, parts_bound, rows_together
+from usefirst.kit.errors import NotFound
 from usefirst.kit.money import basis_points_of
 from usefirst.kit.settings import Settings
 from usefirst.ledger import accounts
@@ -23,6 +30,7 @@ from usefirst.merchants import service as merchant_service
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
 from usefirst.repayment import service as repayment_service
+from usefirst.repayment.models import Instalment
 from usefirst.risk import counters as risk_counters
 from usefirst.risk import monitors as risk_monitors
 
@@ -60,7 +68,27 @@ def ship_with_view(
     now: datetime,
 ) -> tuple[Order, dict[str, Any]]:
     """``ship``, and the shipped order as the API shows it (read once: the event and the
-    response share it)."""
+    response share it).
+
+    On PostgreSQL (not Citus) the shipment reads what it needs in two round trips (the order by
+    id with the BEGIN; then the credit line and the order locked in the fixed lock order, the
+    order's risk facts, the other orders with its tracking number, its instalments and the
+    merchant) and, when the shipment monitor finds nothing (it would open a case and hold the
+    merchant's settlement otherwise), writes the order, the risk counters and the
+    ``order.shipped`` event with its outbox messages as one statement. Otherwise the previous
+    way, in the same transaction."""
+    if writes_together(session):
+        done = _ship_lean(
+            session,
+            order_id=order_id,
+            merchant_id=merchant_id,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            settings=settings,
+            now=now,
+        )
+        if done is not None:
+            return done
     order = order_service.mark_shipped(
         session,
         order_id=order_id,
@@ -80,6 +108,79 @@ def ship_with_view(
         now=now,
         view=view,
         one_statement=True,
+    )
+    return order, view
+
+
+def _ship_lean(
+    session: Session,
+    *,
+    order_id: str,
+    merchant_id: str,
+    carrier: str,
+    tracking_number: str,
+    settings: Settings,
+    now: datetime,
+) -> tuple[Order, dict[str, Any]] | None:
+    """``ship_with_view``'s lean path (PostgreSQL); None when the shipment must take the
+    previous way (nothing written yet, the locks taken kept)."""
+    carrier, tracking_number = order_service.checked_shipment(
+        carrier=carrier, tracking_number=tracking_number
+    )
+    found_lookup = order_service.order_by_id(order_id, merchant_id)
+    (found_rows,) = rows_together(session, [found_lookup.statement])
+    found = found_lookup.read(found_rows[0] if found_rows else None)
+    shopper_id = found.shopper_id
+    line_lookup = credit_service.locked_line_standing(shopper_id)
+    order_lookup = order_service.shoppers_order_locked(shopper_id, order_id)
+    merchant_lookup = merchant_service.merchant_by_id(found.merchant_id)
+    shipped = Order(**{**found_rows[0], "tracking_number": tracking_number})
+    line_rows, order_rows, fact_rows, tracking_rows, instalment_rows, merchant_rows = rows_together(
+        session,
+        [
+            line_lookup.statement,
+            order_lookup.statement,
+            risk_counters.facts_reading([(shopper_id, order_id)]),
+            risk_monitors.tracking_reading(shipped),
+            repayment_service.instalments_of_order_reading(shopper_id, order_id),
+            merchant_lookup.statement,
+        ],
+        parameters=[line_lookup.parameters, order_lookup.parameters, *[None] * 4],
+    )
+    # The checks of ``ship``, in its order.
+    line_lookup.read(line_rows[0] if line_rows else None)
+    order = order_lookup.read(order_rows[0] if order_rows else None)
+    if order is None:
+        raise NotFound("No such order.")
+    order_service.ship_order(order, carrier=carrier, tracking_number=tracking_number, now=now)
+    if not risk_monitors.is_quiet_shipment(order, tracking_rows):
+        return None
+    merchant = merchant_lookup.read(merchant_rows[0] if merchant_rows else None)
+    view = order_service.order_view(
+        session, order, repayment_service.instalments_of_rows(instalment_rows)
+    )
+    bound, values = parts_bound(
+        [
+            *risk_counters.observed_writes([order], fact_rows, now=now),
+            *insert_order_event(
+                order=order,
+                event_type="order.shipped",
+                settings=settings,
+                now=now,
+                view=view,
+                merchant_webhook_url=merchant.webhook_url,
+            ),
+        ]
+    )
+    rows_together(
+        session,
+        [
+            one_statement(
+                [order_service.shipment_writes(order), *bound],
+                answer=[literal(True).label("written")],
+            )
+        ],
+        parameters=[values],
     )
     return order, view
 
@@ -106,14 +207,8 @@ def confirm_receipt(
     )
     ledger_service.post_kinds_of_transfers(
         session,
-        transfers=list(
-            zip(
-                ACTIVATION_ENTRY_KINDS,
-                _activation_transfers(
-                    order, activation, merchant_fee_rate_bps=merchant.fee_rate_bps
-                ),
-                strict=True,
-            )
+        transfers=_activation_entries(
+            order, activation, merchant_fee_rate_bps=merchant.fee_rate_bps
         ),
         now=now,
     )
@@ -141,6 +236,179 @@ def confirm_receipt(
         now=now,
     )
     return order
+
+
+def confirm_receipt_with_view(
+    session: Session,
+    *,
+    order_id: str,
+    delivered_on: date,
+    settings: Settings,
+    now: datetime,
+) -> tuple[Order, dict[str, Any]]:
+    """``confirm_receipt`` by the shopper, and the order as the API shows it after it.
+
+    On PostgreSQL (not Citus) the receipt reads what it needs in two round trips (the order by
+    id with the BEGIN; then, all filtered by its shopper, the credit line and the order locked
+    in the fixed lock order, the order's instalments locked, the shopper's delivered or overdue
+    orders with their instalments' standing and risk facts, the merchant, the shopper's held
+    credit and the order's open case) and, when the receipt does only what a plain delivery does
+    (``_receipt_lean``: no held credit to apply, at most a new case that holds nothing, nothing
+    of the shopper's other orders or line to bring in line), writes everything as two
+    statements sent together: the risk counters, the entries' accounts and postings; then the
+    order, its instalments, the entries' headers, the case and its action, the
+    ``order.delivered`` event with its outbox messages. Any other receipt takes the previous
+    way (``confirm_receipt``) in the same transaction."""
+    if writes_together(session):
+        done = _receipt_lean(
+            session, order_id=order_id, delivered_on=delivered_on, settings=settings, now=now
+        )
+        if done is not None:
+            return done
+    order = confirm_receipt(
+        session, order_id=order_id, delivered_on=delivered_on, settings=settings, now=now
+    )
+    return order, order_service.order_view(session, order)
+
+
+def _receipt_lean(
+    session: Session, *, order_id: str, delivered_on: date, settings: Settings, now: datetime
+) -> tuple[Order, dict[str, Any]] | None:
+    """``confirm_receipt_with_view``'s lean path (PostgreSQL); None when the receipt must take
+    the previous way (nothing written yet, the locks taken kept)."""
+    found_lookup = order_service.order_by_id(order_id)
+    (found_rows,) = rows_together(session, [found_lookup.statement])
+    found = found_lookup.read(found_rows[0] if found_rows else None)
+    shopper_id = found.shopper_id
+    line_lookup = credit_service.locked_line_standing(shopper_id)
+    order_lookup = order_service.shoppers_order_locked(shopper_id, order_id)
+    merchant_lookup = merchant_service.merchant_by_id(found.merchant_id)
+    (
+        line_rows,
+        order_rows,
+        instalment_rows,
+        active_rows,
+        standing_rows,
+        fact_rows,
+        merchant_rows,
+        held_rows,
+        case_rows,
+    ) = rows_together(
+        session,
+        [
+            line_lookup.statement,
+            order_lookup.statement,
+            repayment_service.instalments_locked(shopper_id, order_id),
+            order_service.active_orders_reading(shopper_id),
+            repayment_service.order_standings(shopper_id),
+            risk_counters.shopper_facts_reading(
+                shopper_id, statuses=order_service.ACTIVE_STATUSES, order_id=order_id
+            ),
+            merchant_lookup.statement,
+            ledger_service.balance_reading(
+                accounts.shopper_unapplied_credit(shopper_id), found.currency
+            ),
+            risk_monitors.open_case_reading(found),
+        ],
+        parameters=[line_lookup.parameters, order_lookup.parameters, *[None] * 7],
+    )
+    # The checks of ``confirm_receipt``, in its order.
+    line = line_lookup.read(line_rows[0] if line_rows else None)
+    order = order_lookup.read(order_rows[0] if order_rows else None)
+    if order is None:
+        raise NotFound("No such order.")
+    order_service.deliver(order, automatic=False, now=now)
+    merchant = merchant_lookup.read(merchant_rows[0] if merchant_rows else None)
+    instalments = repayment_service.instalments_of_rows(instalment_rows)
+    activation = repayment_service.activate_rows(
+        instalments, plan=order.plan, delivered_on=delivered_on, settings=settings
+    )
+    if int(held_rows[0]["balance_minor"]) < 0:
+        return None  # held credit to apply: apply_held_credit and follow_schedules write
+    risk_writes = risk_monitors.quiet_delivery_writes(
+        order=order, merchant=merchant, open_case_rows=case_rows, now=now
+    )
+    if risk_writes is None:
+        return None
+    others = [other for other in order_service.orders_of_rows(active_rows) if other.id != order.id]
+    if not _follows_without_change(
+        instalments, others=others, standing_rows=standing_rows, fact_rows=fact_rows, line=line
+    ):
+        return None
+    posted = ledger_service.transfers_rows(
+        transfers=_activation_entries(
+            order, activation, merchant_fee_rate_bps=merchant.fee_rate_bps
+        ),
+        now=now,
+    )
+    ledger_writes = ledger_service.transfers_writes(posted)
+    if ledger_writes is None:
+        return None  # nothing to post (an order refunded in full before delivery)
+    view = order_service.order_view(session, order, instalments)
+    counted, counted_values = parts_bound(
+        risk_counters.observed_writes([order], fact_rows, now=now)
+    )
+    told, told_values = parts_bound(
+        insert_order_event(
+            order=order,
+            event_type="order.delivered",
+            settings=settings,
+            now=now,
+            view=view,
+            merchant_webhook_url=merchant.webhook_url,
+            extra={"confirmation": "shopper"},
+        )
+    )
+    written = literal(True).label("written")
+    rows_together(
+        session,
+        [
+            # Unreferenced parts run last to first: the counters (as ``observe_orders`` writes
+            # them, before anything else as in ``confirm_receipt``), then the postings, then
+            # the accounts (checked by the postings' foreign key at the end of the statement).
+            one_statement(
+                [ledger_writes.accounts, ledger_writes.postings, *counted], answer=[written]
+            ),
+            one_statement(
+                [
+                    order_service.delivery_writes(order),
+                    *repayment_service.activation_writes(instalments),
+                    ledger_writes.entries,
+                    *risk_writes,
+                    *told,
+                ],
+                answer=[written],
+            ),
+        ],
+        parameters=[counted_values, told_values],
+    )
+    return order, view
+
+
+def _follows_without_change(
+    instalments: list[Instalment],
+    *,
+    others: list[Order],
+    standing_rows: list[dict[str, Any]],
+    fact_rows: list[dict[str, Any]],
+    line: credit_service.LineStanding,
+) -> bool:
+    """Whether ``follow_schedules`` after this receipt (no held credit applied) would write
+    nothing: the delivered order owes something (it is not repaid at once), no other
+    delivered or overdue order of the shopper is to be delivered again or repaid or to move
+    its risk counters, and the line is not frozen for an overdue payment (to be unfrozen)."""
+    if all(row.status in repayment_service.CLOSED_STATUSES for row in instalments):
+        return False
+    if credit_service.is_unfrozen_by_paying(line):
+        return False
+    standing = {row["order_id"]: row for row in standing_rows}
+    for other in others:
+        found = standing.get(other.id)
+        if found is None:
+            continue
+        if found["is_closed"] or (other.status == "overdue" and not found["is_overdue"]):
+            return False
+    return not risk_counters.observes_a_change(others, fact_rows)
 
 
 def auto_confirm_shipped(
@@ -204,6 +472,20 @@ ACTIVATION_ENTRY_KINDS = (
     EntryKind.MERCHANT_FEE,
     EntryKind.INSTALMENT_FEE,
 )
+
+
+def _activation_entries(
+    order: Order, activation: repayment_service.Activation, *, merchant_fee_rate_bps: int
+) -> list[tuple[EntryKind, Transfer]]:
+    """The entries of an activation (``_activation_transfers``) with their kinds, in the
+    order they are posted."""
+    return list(
+        zip(
+            ACTIVATION_ENTRY_KINDS,
+            _activation_transfers(order, activation, merchant_fee_rate_bps=merchant_fee_rate_bps),
+            strict=True,
+        )
+    )
 
 
 def _activation_transfers(

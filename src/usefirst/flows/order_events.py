@@ -62,12 +62,13 @@ def insert_order_event(
     now: datetime,
     view: dict[str, Any],
     merchant_webhook_url: str | None,
+    extra: dict[str, Any] | None = None,
 ) -> list[Part]:
     """``publish_order_event`` as parts of a larger write (``kit.db.write_prepared``), for a
     caller that has the order's view and its merchant's webhook URL."""
     return insert_event(
         event_type=event_type,
-        data={"order": view},
+        data={"order": view, **(extra or {})},
         now=now,
         settings=settings,
         merchant_id=order.merchant_id,

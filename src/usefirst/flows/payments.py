@@ -386,12 +386,17 @@ def pay_answered(
 
 
 def _reads_together(session: Session, order_id: str | None) -> bool:
-    """Whether the payment takes the lean path: PostgreSQL (one round trip for many
-    statements) but not Citus, a payment for an order."""
-    if order_id is None or session.get_bind().dialect.name != "postgresql":
+    """Whether the payment takes the lean path: ``writes_together``, a payment for an order."""
+    return order_id is not None and writes_together(session)
+
+
+def writes_together(session: Session) -> bool:
+    """Whether a money call may take its lean path: PostgreSQL (one round trip for many
+    statements) but not Citus."""
+    if session.get_bind().dialect.name != "postgresql":
         return False
-    # The entry's accounts (a reference table on Citus) and its postings (sharded) are written
-    # by one statement, which Citus does not run: there, the previous path.
+    # The entries' accounts (a reference table on Citus) and their postings (sharded) are
+    # written by one statement, which Citus does not run: there, the previous path.
     return not on_citus(session.connection())
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
+    UpdateBase,
     case,
     exists,
     func,
@@ -93,6 +94,16 @@ def _entry_of_posting() -> ColumnElement[bool]:
     )
 
 
+def _accounts_made(accounts: Sequence[dict[str, object]]) -> UpdateBase:
+    """The accounts inserted where missing (PostgreSQL), as a part of a larger statement."""
+    account_table = cast(Table, LedgerAccount.__table__)
+    return (
+        postgresql_insert(account_table)
+        .from_select(list(accounts[0]), rows_where(account_table, accounts, None))
+        .on_conflict_do_nothing()
+    )
+
+
 class LedgerRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -116,12 +127,7 @@ class LedgerRepository:
         and see the accounts, and the entry's balance guard, at the end of the later one,
         sees its postings. Postings before the header, as ``insert_entry`` writes them."""
         shard_key = _shard_key_of(entry)
-        account_table = cast(Table, LedgerAccount.__table__)
-        made = (
-            postgresql_insert(account_table)
-            .from_select(list(accounts[0]), rows_where(account_table, accounts, None))
-            .on_conflict_do_nothing()
-        )
+        made = _accounts_made(accounts)
         posted = insert_rows(
             cast(Table, LedgerPosting.__table__),
             [{**posting, "shard_key": shard_key} for posting in postings],
@@ -136,6 +142,31 @@ class LedgerRepository:
         return insert_rows(
             cast(Table, JournalEntry.__table__), [{**entry, "shard_key": _shard_key_of(entry)}]
         )
+
+    @staticmethod
+    def transfers_parts(
+        *,
+        accounts: Sequence[dict[str, object]],
+        entries: Sequence[dict[str, object]],
+        postings: Sequence[dict[str, object]],
+    ) -> tuple[UpdateBase, UpdateBase, UpdateBase]:
+        """Many entries' accounts (made when missing), postings and headers as three parts
+        (PostgreSQL): the accounts and postings of one statement, the headers of a later one
+        (the guards, as in ``postings_statement``). The rows ``insert_entries`` writes."""
+        shard_keys = {cast(str, entry["id"]): _shard_key_of(entry) for entry in entries}
+        made = _accounts_made(accounts)
+        posted = insert_rows(
+            cast(Table, LedgerPosting.__table__),
+            [
+                {**posting, "shard_key": shard_keys[cast(str, posting["entry_id"])]}
+                for posting in postings
+            ],
+        )
+        headers = insert_rows(
+            cast(Table, JournalEntry.__table__),
+            [{**entry, "shard_key": shard_keys[cast(str, entry["id"])]} for entry in entries],
+        )
+        return made, posted, headers
 
     def insert_entry(
         self, *, entry: dict[str, object], postings: Sequence[dict[str, object]], now: datetime
@@ -337,6 +368,14 @@ class LedgerRepository:
 
     def drop_staged_charges(self) -> None:
         self.session.execute(text("DROP TABLE ledger_charge_batch"))
+
+    @staticmethod
+    def balance_statement(account_code: str) -> AnySelect:
+        """``balance_of`` as a statement to send with other reads (its one row's
+        ``balance_minor``)."""
+        return select(
+            func.coalesce(func.sum(LedgerPosting.amount_minor), 0).label("balance_minor")
+        ).where(LedgerPosting.account_code == account_code)
 
     def balance_of(self, account_code: str) -> int:
         total = self.session.scalar(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Insert
+from sqlalchemy import Insert, UpdateBase
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import AnySelect
@@ -176,6 +176,30 @@ def post_kinds_of_transfers(
     """``post_transfers`` for transfers of different kinds (the entries of one money call, as
     ``post_transfer`` one by one would post them): one account upsert and one insert of the
     entries and postings for all of them."""
+    rows = transfers_rows(transfers=transfers, now=now)
+    repository = LedgerRepository(session)
+    repository.ensure_accounts_many(rows.accounts)
+    repository.insert_entries(entries=rows.entries, postings=rows.postings)
+    return rows.ids
+
+
+@dataclass(frozen=True)
+class TransfersRows:
+    """The rows ``post_kinds_of_transfers`` writes: the accounts (each once), the entries'
+    headers and postings, and the entries' ids in the order of the transfers ("" for a zero
+    amount, which posts nothing)."""
+
+    accounts: list[dict[str, object]]
+    entries: list[dict[str, object]]
+    postings: list[dict[str, object]]
+    ids: list[str]
+
+
+def transfers_rows(
+    *, transfers: Sequence[tuple[EntryKind, Transfer]], now: datetime
+) -> TransfersRows:
+    """``post_kinds_of_transfers``' checks and rows (new entry ids, in the order of the
+    transfers), not written."""
     accounts_by_code: dict[str, dict[str, object]] = {}
     entries: list[dict[str, object]] = []
     postings: list[dict[str, object]] = []
@@ -224,10 +248,30 @@ def post_kinds_of_transfers(
                 "created_at": now,
             }
         )
-    repository = LedgerRepository(session)
-    repository.ensure_accounts_many(list(accounts_by_code.values()))
-    repository.insert_entries(entries=entries, postings=postings)
-    return ids
+    return TransfersRows(
+        accounts=list(accounts_by_code.values()), entries=entries, postings=postings, ids=ids
+    )
+
+
+@dataclass(frozen=True)
+class TransfersWrites:
+    """``TransfersRows`` as parts of two statements sent one after the other (PostgreSQL):
+    ``accounts`` and ``postings`` in the first, ``entries`` (the headers) in the second, for the
+    ledger's guards (see ``LedgerRepository.postings_statement``)."""
+
+    accounts: UpdateBase
+    postings: UpdateBase
+    entries: UpdateBase
+
+
+def transfers_writes(rows: TransfersRows) -> TransfersWrites | None:
+    """The rows as statement parts (None when every transfer was zero: nothing to post)."""
+    if not rows.entries:
+        return None
+    accounts, postings, entries = LedgerRepository.transfers_parts(
+        accounts=rows.accounts, entries=rows.entries, postings=rows.postings
+    )
+    return TransfersWrites(accounts=accounts, postings=postings, entries=entries)
 
 
 @dataclass(frozen=True)
@@ -296,6 +340,12 @@ def post_receivable_charges(
 def balance_of(session: Session, account: AccountRef, currency: str) -> int:
     """Debit-positive balance of an account (a liability's balance is negative)."""
     return LedgerRepository(session).balance_of(account.code(currency))
+
+
+def balance_reading(account: AccountRef, currency: str) -> AnySelect:
+    """``balance_of`` as a statement to send with other reads (``kit.db.rows_together``): its
+    one row's ``balance_minor``."""
+    return LedgerRepository.balance_statement(account.code(currency))
 
 
 def balances_of(

@@ -54,6 +54,11 @@ class MerchantRepository:
         ).one_or_none()
 
     @staticmethod
+    def by_id_statement(merchant_id: str) -> AnySelect:
+        """``get`` as a statement to send with other look-ups: every column of the merchant."""
+        return select(*Merchant.__table__.columns).where(Merchant.id == merchant_id)
+
+    @staticmethod
     @cache
     def standing_statement() -> AnySelect:
         """The merchant's id, status and webhook URL (read with other look-ups), for the

@@ -109,6 +109,18 @@ def merchant_standing(merchant_id: str) -> Lookup[MerchantStanding]:
     )
 
 
+def merchant_by_id(merchant_id: str) -> Lookup[Merchant]:
+    """``get_merchant`` as a look-up to send with others: a merchant not known to any session,
+    or 404."""
+
+    def read(row: dict[str, Any] | None) -> Merchant:
+        if row is None:
+            raise NotFound("No such merchant.")
+        return Merchant(**row)
+
+    return Lookup(MerchantRepository.by_id_statement(merchant_id), read)
+
+
 def get_merchant(session: Session, *, merchant_id: str) -> Merchant:
     merchant = MerchantRepository(session).get(merchant_id)
     if merchant is None:

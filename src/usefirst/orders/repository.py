@@ -11,6 +11,7 @@ from sqlalchemy import (
     Row,
     Select,
     Table,
+    UpdateBase,
     and_,
     case,
     func,
@@ -45,6 +46,33 @@ class OrderRepository:
     def find(self, order_id: str) -> Order | None:
         return self.session.scalars(select(Order).where(Order.id == order_id)).first()
 
+    @staticmethod
+    def by_id_statement(order_id: str) -> AnySelect:
+        """``find`` as a statement to send with other look-ups: every column of the order."""
+        return select(*Order.__table__.columns).where(Order.id == order_id)
+
+    @staticmethod
+    def columns_write(order: Order, columns: Sequence[str]) -> UpdateBase:
+        """The order's ``columns`` (as set on the object) written, as a part of one
+        statement."""
+        return (
+            update(Order)
+            .where(Order.shopper_id == order.shopper_id, Order.id == order.id)
+            .values({name: getattr(order, name) for name in columns})
+        )
+
+    @staticmethod
+    def others_with_tracking_number_statement(
+        tracking_number: str, *, other_than: str, limit: int
+    ) -> AnySelect:
+        """``others_with_tracking_number`` as a statement to send with other reads."""
+        return (
+            select(Order.id, Order.shopper_id, Order.merchant_id)
+            .where(Order.tracking_number == tracking_number, Order.id != other_than)
+            .order_by(Order.id)
+            .limit(limit)
+        )
+
     def get(self, shopper_id: str, order_id: str) -> Order | None:
         return self.session.get(Order, (shopper_id, order_id))
 
@@ -70,6 +98,15 @@ class OrderRepository:
             select(*Order.__table__.columns)
             .where(Order.shopper_id == shopper_id, Order.id == order_id)
             .with_for_update()
+        )
+
+    @staticmethod
+    def of_shopper_statement(shopper_id: str, statuses: Sequence[str]) -> AnySelect:
+        """``of_shopper`` as a statement to send with other reads: every column."""
+        return (
+            select(*Order.__table__.columns)
+            .where(Order.shopper_id == shopper_id, Order.status.in_(statuses))
+            .order_by(Order.id)
         )
 
     def of_shopper(self, shopper_id: str, statuses: Sequence[str]) -> list[Order]:
@@ -167,10 +204,9 @@ class OrderRepository:
         """Other orders with this (normalised) tracking number, by id: (order id, shopper id,
         merchant id)."""
         rows = self.session.execute(
-            select(Order.id, Order.shopper_id, Order.merchant_id)
-            .where(Order.tracking_number == tracking_number, Order.id != other_than)
-            .order_by(Order.id)
-            .limit(limit)
+            self.others_with_tracking_number_statement(
+                tracking_number, other_than=other_than, limit=limit
+            )
         ).all()
         return [(row[0], row[1], row[2]) for row in rows]
 

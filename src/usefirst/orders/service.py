@@ -4,16 +4,18 @@ payment or a refund also does in other domains is in ``usefirst.flows``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy import UpdateBase
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from usefirst.credit.repository import CreditRepository
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.db import Lookup, Part, look_up_together, new_row
+from usefirst.kit.db import AnySelect, Lookup, Part, look_up_together, new_row
 from usefirst.kit.errors import Conflict, NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency
@@ -248,6 +250,14 @@ def mark_shipped(
     tracking_number: str,
     now: datetime,
 ) -> Order:
+    carrier, tracking_number = checked_shipment(carrier=carrier, tracking_number=tracking_number)
+    order = _lock(session, order_id=order_id, merchant_id=merchant_id)
+    ship_order(order, carrier=carrier, tracking_number=tracking_number, now=now)
+    return order
+
+
+def checked_shipment(*, carrier: str, tracking_number: str) -> tuple[str, str]:
+    """The carrier and tracking number as stored (stripped, normalised), or 422."""
     carrier, tracking_number = carrier.strip(), normalise_tracking_number(tracking_number)
     if not 1 <= len(carrier) <= 64:
         raise ValidationFailed("carrier must have 1 to 64 characters.", field="carrier")
@@ -255,25 +265,62 @@ def mark_shipped(
         raise ValidationFailed(
             "tracking_number must have 4 to 64 ASCII characters.", field="tracking_number"
         )
-    order = _lock(session, order_id=order_id, merchant_id=merchant_id)
+    return carrier, tracking_number
+
+
+def ship_order(order: Order, *, carrier: str, tracking_number: str, now: datetime) -> None:
+    """``mark_shipped`` of an order read and locked beforehand (after its shopper's credit
+    line), the shipment checked (``checked_shipment``): the status checked and the shipment
+    set on the object."""
     _require_status(order, ("approved",), "ship")
     order.status = "shipped"
     order.carrier = carrier
     order.tracking_number = tracking_number
     order.shipped_at = now
     order.updated_at = now
-    return order
+
+
+def shipment_writes(order: Order) -> UpdateBase:
+    """The shipment ``ship_order`` set on the order, as a part of one statement."""
+    return OrderRepository.columns_write(
+        order, ("status", "carrier", "tracking_number", "shipped_at", "updated_at")
+    )
 
 
 def mark_delivered(session: Session, *, order_id: str, automatic: bool, now: datetime) -> Order:
     """The shopper confirmed receipt of a shipped order (or the clock did: ``automatic``)."""
     order = _lock(session, order_id=order_id)
+    deliver(order, automatic=automatic, now=now)
+    return order
+
+
+def deliver(order: Order, *, automatic: bool, now: datetime) -> None:
+    """``mark_delivered`` of an order read and locked beforehand (after its shopper's credit
+    line): the status checked and the delivery set on the object."""
     _require_status(order, ("shipped",), "confirm receipt of")
     order.status = "delivered"
     order.delivered_at = now
     order.delivery_confirmation = "automatic" if automatic else "shopper"
     order.updated_at = now
-    return order
+
+
+def order_by_id(order_id: str, merchant_id: str | None = None) -> Lookup[Order]:
+    """``find_order`` as a look-up to send with others: an order not known to any session, or
+    404 (a merchant sees only its own orders)."""
+
+    def read(row: dict[str, Any] | None) -> Order:
+        if row is None or (merchant_id is not None and row["merchant_id"] != merchant_id):
+            raise NotFound("No such order.")
+        return Order(**row)
+
+    return Lookup(OrderRepository.by_id_statement(order_id), read)
+
+
+def delivery_writes(order: Order) -> UpdateBase:
+    """The delivery ``deliver`` set on the order, as a part of one statement."""
+    return OrderRepository.columns_write(
+        order, ("status", "delivered_at", "delivery_confirmation", "updated_at")
+    )
 
 
 def shipped_unconfirmed_before(session: Session, *, moment: datetime) -> list[tuple[str, str]]:
@@ -422,6 +469,17 @@ def reopen_after_reversal(order: Order, *, is_overdue: bool, now: datetime) -> N
     elif order.status == "delivered" and is_overdue:
         order.status = "overdue"
         order.updated_at = now
+
+
+def active_orders_reading(shopper_id: str) -> AnySelect:
+    """The shopper's delivered or overdue orders (``active_order_ids``' orders), by id, as a
+    statement to send with other reads; ``orders_of_rows`` makes them orders."""
+    return OrderRepository.of_shopper_statement(shopper_id, ACTIVE_STATUSES)
+
+
+def orders_of_rows(rows: Sequence[dict[str, Any]]) -> list[Order]:
+    """Orders (known to no session) from rows of every column."""
+    return [Order(**row) for row in rows]
 
 
 def active_order_ids(session: Session, *, shopper_id: str) -> list[str]:

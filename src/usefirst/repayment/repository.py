@@ -166,6 +166,47 @@ class RepaymentRepository:
         )
 
     @staticmethod
+    def order_instalments_statement(
+        shopper_id: str, order_id: str, *, for_update: bool = False
+    ) -> AnySelect:
+        """``instalments_of_order``, every column, as a statement to send with other reads."""
+        statement = (
+            select(*Instalment.__table__.columns)
+            .where(Instalment.shopper_id == shopper_id, Instalment.order_id == order_id)
+            .order_by(Instalment.seq)
+        )
+        return statement.with_for_update() if for_update else statement
+
+    @staticmethod
+    def order_standings_statement(shopper_id: str, closed: Sequence[str]) -> AnySelect:
+        """Per order of the shopper: whether an instalment is overdue, whether all are in
+        ``closed`` statuses."""
+        return (
+            select(
+                Instalment.order_id,
+                func.bool_or(Instalment.status == "overdue").label("is_overdue"),
+                func.bool_and(Instalment.status.in_(closed)).label("is_closed"),
+            )
+            .where(Instalment.shopper_id == shopper_id)
+            .group_by(Instalment.order_id)
+        )
+
+    @staticmethod
+    def activation_writes(rows: Sequence[Instalment]) -> list[UpdateBase]:
+        """Activated instalments (locked rows, their due dates and statuses set) as parts of
+        one statement."""
+        return [
+            update(Instalment)
+            .where(
+                Instalment.shopper_id == row.shopper_id,
+                Instalment.order_id == row.order_id,
+                Instalment.seq == row.seq,
+            )
+            .values(status=row.status, due_on=row.due_on)
+            for row in rows
+        ]
+
+    @staticmethod
     def left_elsewhere_statement(shopper_id: str, order_id: str) -> AnySelect:
         """What the order's instalments other than its open ones (``open_instalments``) still
         owe (remaining principal and fees), as a statement to send with other reads."""

@@ -5,6 +5,7 @@ they free of the shopper's credit is done by the flows that call these (``usefir
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypedDict
@@ -154,18 +155,55 @@ def activate_schedule(
     """Delivery starts the repayment clock: due dates are set."""
     repository = RepaymentRepository(session)
     rows = repository.instalments_of_order(shopper_id, order_id, for_update=True)
+    return activate_rows(rows, plan=plan, delivered_on=delivered_on, settings=settings)
+
+
+def activate_rows(
+    rows: Sequence[Instalment], *, plan: str, delivered_on: date, settings: Settings
+) -> Activation:
+    """``activate_schedule`` on an order's instalments (all of them, by seq) read and locked
+    beforehand: their due dates and statuses set on the objects."""
     dates = schedule.due_dates(
         plan=plan, delivered_on=delivered_on, pay_within_days=settings.pay_within_days
     )
     for row, due_on in zip(rows, dates, strict=True):
         if row.status != "scheduled":
-            raise InvariantViolated(f"instalment {order_id}/{row.seq} was already activated")
+            raise InvariantViolated(f"instalment {row.order_id}/{row.seq} was already activated")
         row.due_on = due_on
         row.status = "pending" if row.principal_minor + row.fees_minor > 0 else "cancelled"
     return Activation(
         principal_minor=sum(row.principal_minor for row in rows),
         fees_minor=sum(row.fees_minor for row in rows),
     )
+
+
+def instalments_locked(shopper_id: str, order_id: str) -> AnySelect:
+    """Every instalment of the order, by seq, locked (``activate_schedule``'s read), as a
+    statement to send with other reads (``kit.db.rows_together``)."""
+    return RepaymentRepository.order_instalments_statement(shopper_id, order_id, for_update=True)
+
+
+def instalments_of_rows(rows: Sequence[dict[str, Any]]) -> list[Instalment]:
+    """Instalments (known to no session) from rows of every column."""
+    return [Instalment(**row) for row in rows]
+
+
+def instalments_of_order_reading(shopper_id: str, order_id: str) -> AnySelect:
+    """The order's instalments by seq (what ``orders.service.order_view`` reads), as a
+    statement to send with other reads."""
+    return RepaymentRepository.order_instalments_statement(shopper_id, order_id)
+
+
+def order_standings(shopper_id: str) -> AnySelect:
+    """Per order of the shopper with instalments: whether one of them is overdue
+    (``is_overdue``) and whether all are closed (``is_closed``), as a statement to send with
+    other reads: what ``follow_schedules`` looks at."""
+    return RepaymentRepository.order_standings_statement(shopper_id, CLOSED_STATUSES)
+
+
+def activation_writes(rows: Sequence[Instalment]) -> list[UpdateBase]:
+    """The activated instalments (``activate_rows``) as parts of one statement."""
+    return RepaymentRepository.activation_writes(rows)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ class CaseAlreadyResolved(Conflict):
     default_message = "This case is already resolved."
 
 
-def _subject_key(case_type: str, subject_ids: list[str]) -> str:
+def subject_key(case_type: str, subject_ids: list[str]) -> str:
+    """The key a case's signals join by: its type and its primary (first) subject."""
     return f"{case_type}:{subject_ids[0]}"
 
 
@@ -153,7 +154,7 @@ def new_case(
         id=new_id("case"),
         case_type=case_type,
         status="open",
-        subject_key=_subject_key(case_type, subjects),
+        subject_key=subject_key(case_type, subjects),
         subject_ids=subjects,
         amount_at_risk_minor=amount_at_risk_minor,
         reason=reason[:500],

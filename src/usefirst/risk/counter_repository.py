@@ -112,20 +112,16 @@ class CounterRepository:
     @staticmethod
     def facts_statement(keys: Sequence[tuple[str, str]]) -> AnySelect:
         """``facts`` of a few orders as a statement to send with other reads."""
-        flag_columns = [getattr(OrderFact, name) for name in FLAG_NAMES]
-        return (
-            select(
-                Order.shopper_id,
-                Order.id,
-                ever_delinquent(Order.shopper_id, Order.id).label("is_ever_delinquent"),
-                OrderFact.order_id.label("fact_order_id"),
-                *flag_columns,
-            )
-            .outerjoin(
-                OrderFact,
-                (OrderFact.shopper_id == Order.shopper_id) & (OrderFact.order_id == Order.id),
-            )
-            .where(tuple_(Order.shopper_id, Order.id).in_(keys))
+        return _facts_select().where(tuple_(Order.shopper_id, Order.id).in_(keys))
+
+    @staticmethod
+    def shopper_facts_statement(
+        shopper_id: str, statuses: Sequence[str], order_id: str
+    ) -> AnySelect:
+        """``facts`` of the shopper's orders in ``statuses`` and of the order ``order_id`` (the
+        shopper's), as a statement to send with other reads."""
+        return _facts_select().where(
+            Order.shopper_id == shopper_id, Order.status.in_(statuses) | (Order.id == order_id)
         )
 
     @staticmethod
@@ -256,18 +252,9 @@ class CounterRepository:
         """Write the changed facts and add the deltas to the day and buyer counters (rows in
         key order, so concurrent writers lock them in the same order): on PostgreSQL one
         statement (data-modifying CTEs) per chunk of at most ``CHUNK`` rows of each."""
-        day_rows = [
-            {"merchant_id": m, "day": d, "stripe": s, **{n: delta[n] for n in DAY_COUNTS}}
-            for (m, d, s), delta in days
-            if any(delta[n] for n in DAY_COUNTS)
-        ]
-        buyer_rows = [
-            {"merchant_id": m, "shopper_id": s, **{n: delta[n] for n in BUYER_COUNTS}}
-            for (m, s), delta in buyers
-            if any(delta[n] for n in BUYER_COUNTS)
-        ]
+        fact_rows, day_rows, buyer_rows = _change_tables(facts, days, buyers)
         statements = [
-            *self._fact_upserts([dict(zip(FACT_COLUMNS, row, strict=True)) for row in facts]),
+            *self._fact_upserts(fact_rows),
             *self._additions(MerchantDayCounter, day_rows, ["merchant_id", "day", "stripe"]),
             *self._additions(MerchantBuyerCounter, buyer_rows, ["merchant_id", "shopper_id"]),
         ]
@@ -286,15 +273,40 @@ class CounterRepository:
         for statement in statements:
             self.session.execute(statement)
 
+    @staticmethod
+    def change_parts(
+        facts: Sequence[tuple[Any, ...]],
+        days: Sequence[tuple[tuple[str, date, int], Counter[str]]],
+        buyers: Sequence[tuple[tuple[str, str], Counter[str]]],
+    ) -> list[Part]:
+        """``apply_changes`` (a few rows: one chunk) as parts of a larger PostgreSQL statement,
+        in the reverse of its order (buyers, days, facts): unreferenced parts run last to
+        first."""
+        fact_rows, day_rows, buyer_rows = _change_tables(facts, days, buyers)
+        if max(len(fact_rows), len(day_rows), len(buyer_rows)) > CHUNK:
+            raise ValueError("change_parts writes one chunk; apply_changes writes more")
+        parts: list[Part] = []
+        if buyer_rows:
+            parts.append(
+                rows_part(
+                    cast(Table, MerchantBuyerCounter.__table__), buyer_rows, finish=_add_to_buyer
+                )
+            )
+        if day_rows:
+            parts.append(
+                rows_part(cast(Table, MerchantDayCounter.__table__), day_rows, finish=_add_to_day)
+            )
+        if fact_rows:
+            parts.append(
+                rows_part(cast(Table, OrderFact.__table__), fact_rows, finish=_update_flags)
+            )
+        return parts
+
     def _fact_upserts(self, rows: list[dict[str, Any]]) -> list[Any]:
         statements = []
         for start in range(0, len(rows), CHUNK):
-            insert = self._insert(OrderFact).values(rows[start : start + CHUNK])
             statements.append(
-                insert.on_conflict_do_update(
-                    index_elements=["shopper_id", "order_id"],
-                    set_={name: insert.excluded[name] for name in FLAG_NAMES},
-                )
+                _update_flags(self._insert(OrderFact).values(rows[start : start + CHUNK]))
             )
         return statements
 
@@ -471,6 +483,50 @@ _RECORD_NEW_SQLITE = (
 _RECORD_NEW_POSTGRESQL = _bound(
     f"WITH fact AS ({_FACT_INSERT}), day AS ({_DAY_INSERT}) {_BUYER_INSERT}", "created_at", "day"
 )
+
+
+def _facts_select() -> AnySelect:
+    """Orders with their facts (``read_facts`` reads the rows), for a ``where`` to come."""
+    flag_columns = [getattr(OrderFact, name) for name in FLAG_NAMES]
+    return select(
+        Order.shopper_id,
+        Order.id,
+        ever_delinquent(Order.shopper_id, Order.id).label("is_ever_delinquent"),
+        OrderFact.order_id.label("fact_order_id"),
+        *flag_columns,
+    ).outerjoin(
+        OrderFact,
+        (OrderFact.shopper_id == Order.shopper_id) & (OrderFact.order_id == Order.id),
+    )
+
+
+def _change_tables(
+    facts: Sequence[tuple[Any, ...]],
+    days: Sequence[tuple[tuple[str, date, int], Counter[str]]],
+    buyers: Sequence[tuple[tuple[str, str], Counter[str]]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """``apply_changes``' arguments as rows of the three tables (days and buyers whose deltas
+    are all zero left out)."""
+    day_rows = [
+        {"merchant_id": m, "day": d, "stripe": s, **{n: delta[n] for n in DAY_COUNTS}}
+        for (m, d, s), delta in days
+        if any(delta[n] for n in DAY_COUNTS)
+    ]
+    buyer_rows = [
+        {"merchant_id": m, "shopper_id": s, **{n: delta[n] for n in BUYER_COUNTS}}
+        for (m, s), delta in buyers
+        if any(delta[n] for n in BUYER_COUNTS)
+    ]
+    fact_rows = [dict(zip(FACT_COLUMNS, row, strict=True)) for row in facts]
+    return fact_rows, day_rows, buyer_rows
+
+
+def _update_flags(statement: Any) -> Any:
+    """An order's fact written afresh: its flags replaced (or the row created)."""
+    return statement.on_conflict_do_update(
+        index_elements=["shopper_id", "order_id"],
+        set_={name: statement.excluded[name] for name in FLAG_NAMES},
+    )
 
 
 def _add_to_day(statement: postgresql.Insert) -> postgresql.Insert:

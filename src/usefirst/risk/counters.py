@@ -137,15 +137,41 @@ def observe_orders(session: Session, *, orders: Sequence[Order], now: datetime) 
     repository = CounterRepository(session)
     keys = sorted({(order.shopper_id, order.id) for order in orders})
     previous, delinquent = repository.facts(keys)
+    changed = _changes(orders, previous, delinquent)
+    if changed:
+        repository.apply_changes(*_change_rows(changed, now=now))
+
+
+def _changes(
+    orders: Sequence[Order],
+    previous: dict[tuple[str, str], FactFlags],
+    delinquent: set[tuple[str, str]],
+) -> list[tuple[OrderState, FactFlags]]:
+    """The orders whose flags differ from their facts (or that have none), in key order, with
+    the flags their facts had."""
     by_key = {(order.shopper_id, order.id): order for order in orders}
     changed: list[tuple[OrderState, FactFlags]] = []
-    for key in keys:
+    for key in sorted(by_key):
         state = _state(by_key[key], is_ever_delinquent=key in delinquent)
         before = previous.get(key, FactFlags.none())
         if key not in previous or before != state.flags:
             changed.append((state, before))
-    if changed:
-        _apply(repository, changed, now=now)
+    return changed
+
+
+def observed_writes(
+    orders: Sequence[Order], rows: Sequence[dict[str, Any]], *, now: datetime
+) -> list[Part]:
+    """``observe_orders`` of these orders (as they are now) as parts of a larger PostgreSQL
+    statement, from the rows of ``facts_reading`` of their keys read in the same transaction
+    (no parts when nothing moves). PostgreSQL runs a statement's unreferenced data-modifying
+    parts last to first: these come buyers, days, facts, so that they run in the order of
+    ``observe_orders``' statement (facts, the merchant's day, the buyer)."""
+    previous, delinquent = CounterRepository.read_facts([tuple(row.values()) for row in rows])
+    changed = _changes(orders, previous, delinquent)
+    if not changed:
+        return []
+    return CounterRepository.change_parts(*_change_rows(changed, now=now))
 
 
 def facts_reading(keys: Sequence[tuple[str, str]]) -> AnySelect:
@@ -155,24 +181,29 @@ def facts_reading(keys: Sequence[tuple[str, str]]) -> AnySelect:
     return CounterRepository.facts_statement(sorted(set(keys)))
 
 
+def shopper_facts_reading(shopper_id: str, *, statuses: Sequence[str], order_id: str) -> AnySelect:
+    """``facts_reading`` of the shopper's orders in ``statuses`` and of one more order of
+    theirs, whose keys are not known before the read."""
+    return CounterRepository.shopper_facts_statement(shopper_id, statuses, order_id)
+
+
 def observes_a_change(orders: Sequence[Order], rows: Sequence[dict[str, Any]]) -> bool:
     """Whether ``observe_orders`` of these orders (as they are) would write anything, from the
     rows of ``facts_reading`` of their keys read in the same transaction."""
     previous, delinquent = CounterRepository.read_facts([tuple(row.values()) for row in rows])
-    for order in orders:
-        key = (order.shopper_id, order.id)
-        state = _state(order, is_ever_delinquent=key in delinquent)
-        if key not in previous or previous[key] != state.flags:
-            return True
-    return False
+    return bool(_changes(orders, previous, delinquent))
 
 
-def _apply(
-    repository: CounterRepository,
-    changed: Iterable[tuple[OrderState, FactFlags]],
-    *,
-    now: datetime,
-) -> None:
+ChangeRows = tuple[
+    list[tuple[Any, ...]],
+    list[tuple[tuple[str, date, int], Counter[str]]],
+    list[tuple[tuple[str, str], Counter[str]]],
+]
+
+
+def _change_rows(changed: Iterable[tuple[OrderState, FactFlags]], *, now: datetime) -> ChangeRows:
+    """What the changes write (``CounterRepository.apply_changes``' arguments): the facts, and
+    the deltas of the merchants' days and buyers, in key order."""
     window_start = now - MERCHANT_WINDOW
     days: dict[tuple[str, date, int], Counter[str]] = {}
     buyers: dict[tuple[str, str], Counter[str]] = {}
@@ -193,7 +224,7 @@ def _apply(
         # only while it may still be in a window (see MerchantBuyerCounter).
         if state.created_at >= window_start:
             buyer["window_lent_bound"] += delta.is_lent
-    repository.apply_changes(
+    return (
         [
             (
                 s.shopper_id,

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import UpdateBase
 from sqlalchemy.orm import Session
 
 from usefirst.kit.business_day import DailyContext
+from usefirst.kit.db import AnySelect
 from usefirst.merchants.models import Merchant
 from usefirst.merchants.repository import MerchantRepository
 from usefirst.orders.models import Order
@@ -103,12 +105,41 @@ def after_shipment(
     session: Session, *, order: Order, now: datetime, effects: RiskEffects
 ) -> list[Hit]:
     assert order.carrier is not None and order.tracking_number is not None
-    hits: list[Hit] = []
     # Stored normalised (migration 0020 for numbers stored before): equality on the index.
     tracking_number = normalise_tracking_number(order.tracking_number)
     others = OrderRepository(session).others_with_tracking_number(
-        tracking_number, other_than=order.id, limit=50
+        tracking_number, other_than=order.id, limit=TRACKING_MATCHES
     )
+    hits = _shipment_hits(order, others)
+    _act(session, order=order, hits=hits, now=now, effects=effects)
+    return hits
+
+
+# The other orders with a shipped order's tracking number that the shipment monitor reads.
+TRACKING_MATCHES = 50
+
+
+def tracking_reading(order: Order) -> AnySelect:
+    """What ``after_shipment`` reads of the other orders with the shipped order's tracking
+    number, as a statement to send with other reads."""
+    assert order.tracking_number is not None
+    return OrderRepository.others_with_tracking_number_statement(
+        normalise_tracking_number(order.tracking_number),
+        other_than=order.id,
+        limit=TRACKING_MATCHES,
+    )
+
+
+def is_quiet_shipment(order: Order, tracking_rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether ``after_shipment`` of the shipped order finds nothing (and so writes nothing),
+    from the rows of ``tracking_reading``."""
+    others = [(row["id"], row["shopper_id"], row["merchant_id"]) for row in tracking_rows]
+    return not _shipment_hits(order, others)
+
+
+def _shipment_hits(order: Order, others: list[tuple[str, str, str]]) -> list[Hit]:
+    assert order.carrier is not None and order.tracking_number is not None
+    hits: list[Hit] = []
     other_merchants = sorted(
         {merchant for _, _, merchant in others if merchant != order.merchant_id}
     )
@@ -140,7 +171,6 @@ def after_shipment(
             {"carrier": order.carrier, "tracking_number": order.tracking_number},
             holds=True,
         ))  # fmt: skip
-    _act(session, order=order, hits=hits, now=now, effects=effects)
     return hits
 
 
@@ -232,18 +262,7 @@ def _act_on_orders(
     # case decides from the monitors' hits whether it is implicated too.
     touched = cases.open_or_update_cases(
         session,
-        openings=[
-            cases.new_case(
-                case_type="order",
-                subject_ids=[order.id, order.shopper_id],
-                amount_at_risk_minor=order.amount_minor - order.refunded_minor,
-                evidence={"monitor": hit.monitor, "merchant_id": order.merchant_id, **hit.evidence},
-                reason=hit.reason,
-                now=now,
-            )
-            for order, hits in flagged
-            for hit in hits
-        ],
+        openings=[_opening(order, hit, now=now) for order, hits in flagged for hit in hits],
         now=now,
     )
     case_of: dict[str, RiskCase] = {}
@@ -253,18 +272,7 @@ def _act_on_orders(
         for hit in hits:
             risk_case = next(signals)
             case_of[order.id] = risk_case
-            action_rows.append(
-                actions.action_row(
-                    action=f"monitor:{hit.monitor}",
-                    subject_id=order.shopper_id,
-                    order_id=order.id,
-                    case_id=risk_case.id,
-                    decided_by=f"monitor:{hit.monitor}",
-                    reason=hit.reason,
-                    details=hit.evidence,
-                    now=now,
-                )
-            )
+            action_rows.append(_action_row(order, hit, case_id=risk_case.id, now=now))
     repository = RiskRepository(session)
     repository.insert_actions(action_rows)
     strong = [
@@ -298,6 +306,57 @@ def _act_on_orders(
                 decided_by=f"monitor:{implicating[0].monitor}",
                 now=now,
             )
+
+
+def _opening(order: Order, hit: Hit, *, now: datetime) -> RiskCase:
+    """The order case a hit opens when the order has no open case (else it joins that one)."""
+    return cases.new_case(
+        case_type="order",
+        subject_ids=[order.id, order.shopper_id],
+        amount_at_risk_minor=order.amount_minor - order.refunded_minor,
+        evidence={"monitor": hit.monitor, "merchant_id": order.merchant_id, **hit.evidence},
+        reason=hit.reason,
+        now=now,
+    )
+
+
+def _action_row(order: Order, hit: Hit, *, case_id: str, now: datetime) -> dict[str, Any]:
+    return actions.action_row(
+        action=f"monitor:{hit.monitor}",
+        subject_id=order.shopper_id,
+        order_id=order.id,
+        case_id=case_id,
+        decided_by=f"monitor:{hit.monitor}",
+        reason=hit.reason,
+        details=hit.evidence,
+        now=now,
+    )
+
+
+def open_case_reading(order: Order) -> AnySelect:
+    """The open case an order's delivery hit would join, as a statement to send with other
+    reads (not locked: ``quiet_delivery_writes`` goes on only when there is none)."""
+    return RiskRepository.open_cases_statement([cases.subject_key("order", [order.id])])
+
+
+def quiet_delivery_writes(
+    *, order: Order, merchant: Merchant, open_case_rows: Sequence[Any], now: datetime
+) -> list[UpdateBase] | None:
+    """``after_delivery`` of the delivered order as parts of one statement, when it does no
+    more than open a case that holds nothing (a quick "received" alone: a weak hit, the order
+    without an open case) or nothing at all; None when it would do more (hold the merchant's
+    settlement, freeze the shopper, join an open case): then ``after_delivery`` it is.
+    ``open_case_rows``: the rows of ``open_case_reading``."""
+    hits = _delivery_hits(order, merchant)
+    if not hits:
+        return []
+    if open_case_rows or len(hits) > 1:
+        return None
+    (hit,) = hits
+    if hit.holds or hit.monitor in SHOPPER_IMPLICATING_MONITORS:
+        return None
+    opened = _opening(order, hit, now=now)
+    return RiskRepository.case_writes(opened, [_action_row(order, hit, case_id=opened.id, now=now)])
 
 
 # --- daily ---------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Row,
     Select,
     Table,
+    UpdateBase,
     delete,
     exists,
     insert,
@@ -20,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import Part, row_values, rows_part
+from usefirst.kit.db import AnySelect, Part, insert_rows, row_values, rows_part
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.risk import models
 from usefirst.risk.models import (
@@ -240,15 +242,26 @@ class RiskRepository:
         for start in range(0, len(subject_keys), 5000):
             for case in self.session.scalars(
                 select(RiskCase)
-                .where(
-                    RiskCase.subject_key.in_(subject_keys[start : start + 5000]),
-                    RiskCase.status != "resolved",
-                )
+                .where(_open_of(subject_keys[start : start + 5000]))
                 .order_by(RiskCase.id)
                 .with_for_update()
             ):
                 found.setdefault(case.subject_key, case)
         return found
+
+    @staticmethod
+    def open_cases_statement(subject_keys: Sequence[str]) -> AnySelect:
+        """The ids of the open cases of the subject keys (a few), not locked, as a statement
+        to send with other reads."""
+        return select(RiskCase.id).where(_open_of(subject_keys)).order_by(RiskCase.id)
+
+    @staticmethod
+    def case_writes(case: RiskCase, action_rows: Sequence[dict[str, Any]]) -> list[UpdateBase]:
+        """A new case (not added to a session) and its actions as parts of one statement."""
+        return [
+            insert_rows(cast(Table, RiskCase.__table__), [row_values(case)]),
+            insert_rows(cast(Table, RiskAction.__table__), list(action_rows)),
+        ]
 
     def cases(
         self,
@@ -426,6 +439,10 @@ class RiskRepository:
             # hashes are erased (and one tombstone per kind would collide in the primary key).
             index_only=("risk_link_values",),
         )
+
+
+def _open_of(subject_keys: Sequence[str]) -> ColumnElement[bool]:
+    return RiskCase.subject_key.in_(subject_keys) & (RiskCase.status != "resolved")
 
 
 # --- the distinct link values -----------------------------------------------------------------

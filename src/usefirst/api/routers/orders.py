@@ -106,14 +106,13 @@ def confirm_receipt(
 ) -> FastJSONResponse:
     require(principal, platform=True)
     with runtime.work() as work:
-        order = fulfilment.confirm_receipt(
+        _order, view = fulfilment.confirm_receipt_with_view(
             work.session,
             order_id=order_id,
             delivered_on=work.today,
             settings=runtime.settings,
             now=work.now,
         )
-        view = order_service.order_view(work.session, order)
     return json_response(view)
 
 
