@@ -1,13 +1,13 @@
 """Migration 0045: the merchant payables' postings that no settlement line names become the
 ledger's open items, with their entries' kind, order and time; settled ones and other accounts'
-postings do not; down and up again gives the same rows. SQLite here (the schema test checks
-PostgreSQL's keys against the models)."""
+postings do not; the journal's index on shopper_id is dropped; down and up again gives the same
+rows. SQLite here (the schema test checks PostgreSQL's keys against the models)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from usefirst.kit.migrate import downgrade, upgrade
 
@@ -29,6 +29,14 @@ def _open_items(url: str) -> list[tuple[object, ...]]:
     try:
         with engine.connect() as connection:
             return [tuple(row) for row in connection.execute(text(OPEN_ITEMS)).all()]
+    finally:
+        engine.dispose()
+
+
+def _journal_indexes(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {str(index["name"]) for index in inspect(engine).get_indexes("journal_entries")}
     finally:
         engine.dispose()
 
@@ -93,6 +101,9 @@ def test_unsettled_payable_postings_become_open_items(tmp_path: Path) -> None:
         ),
     ]
     assert _open_items(url) == expected
+    # The journal's shopper index goes (the primary key's shard_key serves it), and comes back.
+    assert "ix_journal_entries_shopper_id" not in _journal_indexes(url)
     downgrade(url, "0041")
+    assert "ix_journal_entries_shopper_id" in _journal_indexes(url)
     upgrade(url, "0045")
     assert _open_items(url) == expected

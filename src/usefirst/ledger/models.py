@@ -34,7 +34,8 @@ class JournalEntry(Base):
     __table_args__ = (
         Index("ix_journal_entries_id", "id"),
         Index("ix_journal_entries_order_id", "order_id"),
-        Index("ix_journal_entries_shopper_id", "shopper_id"),
+        # No index on shopper_id: an entry with a shopper has it as its shard_key, so the
+        # primary key finds a shopper's entries (migration 0045).
     )
 
     # The entry's shopper, or for a merchant-only entry its merchant: the entry and its postings
