@@ -192,11 +192,17 @@ POSTING_COLUMNS = _columns("entry_id seq account_code currency amount_minor shar
 JOURNAL_ENTRY_COLUMNS = _columns(
     "id kind shopper_id merchant_id order_id reference_id posting_count memo created_at shard_key"
 )
+OPEN_ITEM_COLUMNS = _columns(
+    "owner_id account_code entry_id account_kind currency entry_kind order_id amount_minor"
+    " created_at"
+)
 CONTACT_COLUMNS = _columns(
     "shopper_id id order_id seq channel step_day step template scheduled_at sent_at status "
     "status_reason destination_masked created_at"
 )
-OUTBOX_COLUMNS = _columns("id topic payload available_at attempts delivered_at created_at")
+OUTBOX_COLUMNS = _columns(
+    "id topic payload available_at attempts delivered_at created_at shard_key"
+)
 LINK_COLUMNS = _columns("shopper_id order_id kind value_hash merchant_id observed_at")
 LINK_WINDOW_DAYS = GraphParameters().window_days
 SWEEP_RUN_COLUMNS = _columns("business_on completed_at summary")
@@ -935,6 +941,7 @@ def contact_history(book: Book) -> Iterator[tuple[Row, Row | None]]:
                             1,
                             scheduled_at,
                             day_start,
+                            shopper_id,  # the shard key: the message's subject (migration 0039)
                         )
                     yield attempt, message
 
@@ -945,8 +952,10 @@ def table_streams(book: Book, *, history: bool) -> list[tuple[str, tuple[str, ..
         (table, columns, book.rows[table]) for table, columns in TABLES
     ]
     if history:
-        # Each history is generated once: the first table's stream keeps the second's rows.
-        postings, entries = _one_pass(_sharded(journal_history(book)))
+        # Each history is generated once: the first table's stream keeps the second's rows (and
+        # the open items of the merchant payables, as the ledger writes them with the postings).
+        open_items: list[Row] = []
+        postings, entries = _one_pass(_sharded(journal_history(book), open_items))
         attempts, messages = _one_pass(
             (
                 ([attempt], [message] if message else [])
@@ -956,6 +965,7 @@ def table_streams(book: Book, *, history: bool) -> list[tuple[str, tuple[str, ..
         streams += [
             ("ledger_postings", POSTING_COLUMNS, postings),
             ("journal_entries", JOURNAL_ENTRY_COLUMNS, entries),
+            ("ledger_open_items", OPEN_ITEM_COLUMNS, open_items),
             ("contact_attempts", CONTACT_COLUMNS, attempts),
             ("outbox_messages", OUTBOX_COLUMNS, messages),
             ("risk_link_observations", LINK_COLUMNS, link_history(book)),
@@ -963,10 +973,20 @@ def table_streams(book: Book, *, history: bool) -> list[tuple[str, tuple[str, ..
     return streams
 
 
-def _sharded(history: Iterable[tuple[Row, list[Row]]]) -> Iterator[tuple[list[Row], list[Row]]]:
-    """(postings, [entry]) pairs of the journal history, each row with its entry's shard key."""
+def _sharded(
+    history: Iterable[tuple[Row, list[Row]]], open_items: list[Row]
+) -> Iterator[tuple[list[Row], list[Row]]]:
+    """(postings, [entry]) pairs of the journal history, each row with its entry's shard key;
+    the postings to merchant payables are added to ``open_items`` as ledger_open_items rows."""
+    payable = accounts.AccountKind.MERCHANT_PAYABLE.value
     for entry, postings in history:
         key = subject_shard_key(entry[2], entry[3])
+        for entry_id, _, code, currency, amount in postings:
+            if code.startswith(f"{payable}:"):
+                owner = code.split(":")[1]
+                open_items.append(
+                    (owner, code, entry_id, payable, currency, entry[1], entry[4], amount, entry[8])
+                )
         yield [(*posting, key) for posting in postings], [(*entry, key)]
 
 

@@ -114,6 +114,9 @@ LAYOUT: tuple[TableLayout, ...] = (
     _merchant("risk_merchant_buyers"),
     _merchant("risk_merchant_days"),
     _merchant("settlement_holds"),
+    # A merchant payable's postings not settled yet, by the account's owner (the merchant): read
+    # and cleared by settlement beside the merchant's settlement lines.
+    TableLayout("ledger_open_items", Placement.DISTRIBUTED, "owner_id", PARTY_GROUP),
     _merchant("settlement_lines"),
     _merchant("settlements"),
     # Global uniqueness and look-ups by a value of their own.

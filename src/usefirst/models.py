@@ -32,7 +32,7 @@ from usefirst.kit.models import (
     SandboxClock,
 )
 from usefirst.kit.personal_data import SHOPPER_COLUMN
-from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
+from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerOpenItem, LedgerPosting
 from usefirst.merchants.models import (
     Merchant,
     MerchantAppeal,
@@ -112,6 +112,7 @@ __all__ = [
     "KnownFraudSubject",
     "LateFeeWaiver",
     "LedgerAccount",
+    "LedgerOpenItem",
     "LedgerPosting",
     "LegalCase",
     "LinkObservation",

@@ -374,6 +374,7 @@ def _receipt_lean(
                     order_service.delivery_writes(order),
                     *repayment_service.activation_writes(instalments),
                     ledger_writes.entries,
+                    *([ledger_writes.open_items] if ledger_writes.open_items is not None else []),
                     *risk_writes,
                     *told,
                 ],

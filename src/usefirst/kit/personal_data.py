@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import Base
 
 ENCRYPTED_SUFFIX = "_encrypted"
 SHOPPER_COLUMN = "shopper_id"
+# A subject-keyed table's shard key (kit.models.subject_shard_key: the shopper, when it has one).
+SHARD_KEY_COLUMN = "shard_key"
 
 
 def encrypted_columns(table: Table) -> list[str]:
@@ -89,14 +91,14 @@ class ShopperRecords:
     def rows(self, table: Table, *, shopper_id: str) -> list[dict[str, Any]]:
         order = [column for column in table.primary_key.columns]
         rows = self.session.execute(
-            select(table).where(table.c[SHOPPER_COLUMN] == shopper_id).order_by(*order)
+            select(table).where(of_shopper(table, shopper_id)).order_by(*order)
         )
         return [dict(row._mapping) for row in rows]
 
     def count(self, table: Table, *, shopper_id: str) -> int:
         return int(
             self.session.scalar(
-                select(func.count()).select_from(table).where(table.c[SHOPPER_COLUMN] == shopper_id)
+                select(func.count()).select_from(table).where(of_shopper(table, shopper_id))
             )
             or 0
         )
@@ -116,6 +118,17 @@ class ShopperRecords:
         return _erase_columns(
             self.session, table, shopper_id=shopper_id, columns=columns, tombstone=tombstone
         )
+
+
+def of_shopper(table: Table, shopper_id: str) -> ColumnElement[bool]:
+    """The rows of ``table`` about the shopper. A table keyed by its subject (``shard_key``,
+    kit.models) stores a row with a shopper under that shopper's key: the key is filtered too,
+    so the primary key finds the rows (the journal has no index on shopper_id) and a cluster
+    reads one shard."""
+    condition = table.c[SHOPPER_COLUMN] == shopper_id
+    if SHARD_KEY_COLUMN in table.c:
+        condition = and_(table.c[SHARD_KEY_COLUMN] == shopper_id, condition)
+    return condition
 
 
 def _erase_columns(
@@ -138,7 +151,7 @@ def _erase_columns(
     )
     result = session.execute(
         update(table)
-        .where(table.c[SHOPPER_COLUMN] == shopper_id, holding)
+        .where(of_shopper(table, shopper_id), holding)
         .values(**values)
         .execution_options(synchronize_session=False)
     )

@@ -29,6 +29,10 @@ OWNED_KINDS = {
     AccountKind.MERCHANT_RESERVE,
 }
 
+# Accounts kept item by item: each posting to one stays an open item (ledger_open_items) until
+# the payout that settles its entry clears it.
+OPEN_ITEM_KINDS = frozenset({AccountKind.MERCHANT_PAYABLE})
+
 
 class EntryKind(StrEnum):
     ORDER_ACTIVATION = "order_activation"

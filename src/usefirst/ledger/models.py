@@ -34,7 +34,8 @@ class JournalEntry(Base):
     __table_args__ = (
         Index("ix_journal_entries_id", "id"),
         Index("ix_journal_entries_order_id", "order_id"),
-        Index("ix_journal_entries_shopper_id", "shopper_id"),
+        # No index on shopper_id: an entry with a shopper has it as its shard_key, so the
+        # primary key finds a shopper's entries (migration 0045).
     )
 
     # The entry's shopper, or for a merchant-only entry its merchant: the entry and its postings
@@ -75,3 +76,25 @@ class LedgerPosting(Base):
     account_code: Mapped[str] = mapped_column(String(120))
     currency: Mapped[str] = mapped_column(String(3))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerOpenItem(Base):
+    """A posting to an account kept item by item (a merchant payable: ``OPEN_ITEM_KINDS`` in
+    ``ledger.accounts``) that nothing has cleared yet. Written with the posting, in the same
+    transaction; deleted when the payout that settles its entry writes the entry's settlement
+    line (``LedgerRepository.clear_open_items``). So the entries still to settle are read from
+    here, not found by an anti-join over every payable posting ever written. A copy of the
+    posting and of what settlement reads of its entry, kept by the account's owner (on the
+    merchant's shard on a cluster); the journal itself stays append-only."""
+
+    __tablename__ = "ledger_open_items"
+
+    owner_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_code: Mapped[str] = mapped_column(String(120), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_kind: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    entry_kind: Mapped[str] = mapped_column(String(40))
+    order_id: Mapped[str | None] = mapped_column(String(40))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # the posting's (debit-positive)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -14,12 +14,14 @@ from sqlalchemy import (
     Table,
     UpdateBase,
     case,
+    delete,
     exists,
     func,
     insert,
     literal,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -30,7 +32,7 @@ from usefirst.kit.models import subject_shard_key
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.ledger import models
 from usefirst.ledger.accounts import AccountKind, code_sql
-from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerPosting
+from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerOpenItem, LedgerPosting
 
 # Bulk lists go to PostgreSQL as one delimited string each, split by the server: psycopg turns a
 # list into an array literal element by element (a few microseconds each), and a day's late fees
@@ -144,6 +146,14 @@ class LedgerRepository:
         )
 
     @staticmethod
+    def open_items_part(rows: Sequence[dict[str, object]]) -> UpdateBase | None:
+        """The open items of entries written as parts (``transfers_parts``), as one more part
+        of the same statements (PostgreSQL); None when there are none."""
+        if not rows:
+            return None
+        return insert_rows(cast(Table, LedgerOpenItem.__table__), list(rows))
+
+    @staticmethod
     def transfers_parts(
         *,
         accounts: Sequence[dict[str, object]],
@@ -209,10 +219,15 @@ class LedgerRepository:
         self.session.execute(sqlite_insert(LedgerAccount).on_conflict_do_nothing(), list(rows))
 
     def insert_entries(
-        self, *, entries: Sequence[dict[str, object]], postings: Sequence[dict[str, object]]
+        self,
+        *,
+        entries: Sequence[dict[str, object]],
+        postings: Sequence[dict[str, object]],
+        open_items: Sequence[dict[str, object]] = (),
     ) -> None:
         """Many entries at once, postings before headers as in ``insert_entry`` (PostgreSQL: one
-        statement each over arrays; SQLite: executemany). Every entry is stamped alike."""
+        statement each over arrays, the open items written by the postings' statement; SQLite:
+        executemany). Every entry is stamped alike."""
         if not entries:
             return
         shard_keys = {cast(str, entry["id"]): _shard_key_of(entry) for entry in entries}
@@ -224,8 +239,10 @@ class LedgerRepository:
         if self.session.get_bind().dialect.name != "postgresql":
             self.session.execute(insert(LedgerPosting), postings)
             self.session.execute(insert(JournalEntry), entries)
+            self.insert_open_items(open_items)
             return
-        arrays, parameters = _unnest(
+        items_sql, parameters = self._open_items_cte(open_items)
+        arrays, posting_parameters = _unnest(
             [
                 ("shard_keys", "text", [row["shard_key"] for row in postings]),
                 ("entry_ids", "text", [row["entry_id"] for row in postings]),
@@ -237,11 +254,11 @@ class LedgerRepository:
         )
         self.session.execute(
             text(
-                "INSERT INTO ledger_postings"
+                f"{items_sql}INSERT INTO ledger_postings"
                 " (shard_key, entry_id, seq, account_code, currency, amount_minor)"
                 f" SELECT * FROM {arrays}"
             ),
-            parameters,
+            {**parameters, **posting_parameters},
         )
         arrays, parameters = _unnest(
             [
@@ -365,6 +382,117 @@ class LedgerRepository:
             ),
             parameters,
         )
+
+    # --- open items: postings to accounts kept item by item, until cleared -------------------
+
+    def insert_open_items(self, rows: Sequence[dict[str, object]]) -> None:
+        if rows:
+            self.session.execute(insert(LedgerOpenItem), list(rows))
+
+    @staticmethod
+    def _open_items_cte(rows: Sequence[dict[str, object]]) -> tuple[str, dict[str, object]]:
+        """PostgreSQL: ``WITH`` a data-modifying CTE writing the open items, to prefix the
+        postings' INSERT (no statement of their own; bound names prefixed ``item_``)."""
+        if not rows:
+            return "", {}
+        arrays, parameters = _unnest(
+            [
+                (f"item_{column}", sql_type, [row[column] for row in rows])
+                for column, sql_type in (
+                    ("owner_id", "text"),
+                    ("account_code", "text"),
+                    ("entry_id", "text"),
+                    ("account_kind", "text"),
+                    ("currency", "text"),
+                    ("entry_kind", "text"),
+                    ("order_id", "text"),
+                    ("amount_minor", "bigint"),
+                )
+            ]
+        )
+        created = {row["created_at"] for row in rows}
+        if len(created) != 1:
+            raise ValueError("open items written together are stamped alike")
+        return (
+            "WITH open_items AS (INSERT INTO ledger_open_items (owner_id, account_code, entry_id,"
+            " account_kind, currency, entry_kind, order_id, amount_minor, created_at)"
+            " SELECT i.*, CAST(:item_created_at AS timestamptz)"
+            f" FROM {arrays} AS i) ",
+            {**parameters, "item_created_at": created.pop()},
+        )
+
+    def clear_open_items(self, owner_entries: Sequence[tuple[str, str]]) -> None:
+        """Close the open items of these (owner, entry) pairs: their entries are settled. Pairs
+        without an open item (a payout's own entries written the same way) change nothing."""
+        if not owner_entries:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            pairs, parameters = _unnest(
+                [
+                    ("owner_ids", "text", [owner for owner, _ in owner_entries]),
+                    ("entry_ids", "text", [entry for _, entry in owner_entries]),
+                ]
+            )
+            self.session.execute(
+                text(
+                    f"DELETE FROM ledger_open_items AS o USING {pairs} AS c(owner_id, entry_id)"
+                    " WHERE o.owner_id = c.owner_id AND o.entry_id = c.entry_id"
+                ),
+                parameters,
+            )
+            return
+        for start in range(0, len(owner_entries), 500):
+            self.session.execute(
+                delete(LedgerOpenItem).where(
+                    tuple_(LedgerOpenItem.owner_id, LedgerOpenItem.entry_id).in_(
+                        owner_entries[start : start + 500]
+                    )
+                )
+            )
+
+    def open_items_of_account(self, owner_id: str, account_code: str) -> dict[str, int]:
+        """The open items of one account (of ``owner_id``): amount (debit-positive) by entry."""
+        rows = self.session.execute(
+            select(LedgerOpenItem.entry_id, LedgerOpenItem.amount_minor).where(
+                LedgerOpenItem.owner_id == owner_id,
+                LedgerOpenItem.account_code == account_code,
+            )
+        ).all()
+        return {row[0]: int(row[1]) for row in rows}
+
+    def open_items_of_owners(
+        self, kind: str, owner_ids: Sequence[str], *, created_before: datetime
+    ) -> dict[tuple[str, str], list[AccountPosting]]:
+        """The open items of the accounts of ``kind`` of many owners made before
+        ``created_before``, by (owner, currency), each list oldest first (then by entry id):
+        the postings nothing has cleared, read without the rest of the account's history."""
+        found: dict[tuple[str, str], list[AccountPosting]] = {}
+        for start in range(0, len(owner_ids), 1000):
+            statement = (
+                select(
+                    LedgerOpenItem.owner_id,
+                    LedgerOpenItem.currency,
+                    LedgerOpenItem.entry_id,
+                    LedgerOpenItem.entry_kind,
+                    LedgerOpenItem.order_id,
+                    LedgerOpenItem.amount_minor,
+                    LedgerOpenItem.created_at,
+                )
+                .where(
+                    LedgerOpenItem.account_kind == kind,
+                    LedgerOpenItem.owner_id.in_(owner_ids[start : start + 1000]),
+                    LedgerOpenItem.created_at < created_before,
+                )
+                .order_by(
+                    LedgerOpenItem.owner_id,
+                    LedgerOpenItem.currency,
+                    LedgerOpenItem.created_at,
+                    LedgerOpenItem.entry_id,
+                )
+            )
+            for row in self.session.execute(statement):
+                found.setdefault((str(row[0]), row[1]), []).append(AccountPosting.of(row[2:]))
+        return found
 
     def drop_staged_charges(self) -> None:
         self.session.execute(text("DROP TABLE ledger_charge_batch"))
@@ -522,57 +650,6 @@ class LedgerRepository:
                 found.setdefault(str(owner_id), []).append(currency)
         return found
 
-    def owners_account_postings(
-        self,
-        kind: str,
-        owner_ids: Sequence[str],
-        *,
-        created_before: datetime,
-        excluded: Callable[[Any, Any], ColumnElement[bool]],
-    ) -> dict[tuple[str, str], list[AccountPosting]]:
-        """The postings to the accounts of ``kind`` of many owners, by (owner, currency), each
-        list oldest first as :meth:`account_postings` gives it; ``excluded(owner_id, entry_id)``
-        (columns) says which entries to leave out (those a merchant's payouts already
-        settled)."""
-        found: dict[tuple[str, str], list[AccountPosting]] = {}
-        for start in range(0, len(owner_ids), 1000):
-            statement = (
-                select(
-                    LedgerAccount.owner_id,
-                    LedgerAccount.currency,
-                    LedgerPosting.entry_id,
-                    JournalEntry.kind,
-                    JournalEntry.order_id,
-                    LedgerPosting.amount_minor,
-                    JournalEntry.created_at,
-                )
-                .join(LedgerPosting, LedgerPosting.account_code == LedgerAccount.code)
-                .join(JournalEntry, _entry_of_posting())
-                .where(
-                    LedgerAccount.kind == kind,
-                    LedgerAccount.owner_id.in_(owner_ids[start : start + 1000]),
-                    JournalEntry.created_at < created_before,
-                    ~excluded(LedgerAccount.owner_id, LedgerPosting.entry_id),
-                )
-                .order_by(
-                    LedgerAccount.owner_id,
-                    LedgerAccount.currency,
-                    JournalEntry.created_at,
-                    LedgerPosting.entry_id,
-                )
-            )
-            for row in self.session.execute(statement):
-                found.setdefault((str(row[0]), row[1]), []).append(
-                    AccountPosting(
-                        entry_id=row[2],
-                        entry_kind=row[3],
-                        order_id=row[4],
-                        amount_minor=int(row[5]),
-                        created_at=row[6],
-                    )
-                )
-        return found
-
     def account_postings(
         self,
         account_code: str,
@@ -607,16 +684,7 @@ class LedgerRepository:
         rows = self.session.execute(
             statement.order_by(JournalEntry.created_at, LedgerPosting.entry_id)
         ).all()
-        return [
-            AccountPosting(
-                entry_id=row[0],
-                entry_kind=row[1],
-                order_id=row[2],
-                amount_minor=int(row[3]),
-                created_at=row[4],
-            )
-            for row in rows
-        ]
+        return [AccountPosting.of(row) for row in rows]
 
     def postings_of_owner(self, owner_id: str) -> list[dict[str, Any]]:
         """Every posting to an account ``owner_id`` owns (a shopper's, say), with its entry."""
@@ -654,3 +722,14 @@ class AccountPosting:
     order_id: str | None
     amount_minor: int
     created_at: datetime
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> AccountPosting:
+        """From the columns (entry id, entry kind, order id, amount, created at) of a row."""
+        return cls(
+            entry_id=row[0],
+            entry_kind=row[1],
+            order_id=row[2],
+            amount_minor=int(row[3]),
+            created_at=row[4],
+        )

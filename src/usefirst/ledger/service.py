@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -49,7 +49,45 @@ def post_entry(
     repository = LedgerRepository(session)
     repository.ensure_accounts(rows.accounts)
     repository.insert_entry(entry=rows.entry, postings=rows.postings, now=now)
+    repository.insert_open_items(open_items(rows.accounts, [rows.entry], rows.postings))
     return rows.entry_id
+
+
+def open_items(
+    accounts_made: Iterable[dict[str, object]],
+    entries: Sequence[dict[str, object]],
+    postings: Sequence[dict[str, object]],
+) -> list[dict[str, object]]:
+    """The open items (``ledger_open_items``) of entries about to be written: one per posting to
+    an account kept item by item (``accounts.OPEN_ITEM_KINDS``), with what its entry says."""
+    kept = {
+        account["code"]: account
+        for account in accounts_made
+        if account["kind"] in accounts.OPEN_ITEM_KINDS and account["owner_id"] is not None
+    }
+    if not kept:
+        return []
+    entry_of = {entry["id"]: entry for entry in entries}
+    items: list[dict[str, object]] = []
+    for posting in postings:
+        account = kept.get(posting["account_code"])
+        if account is None:
+            continue
+        entry = entry_of[posting["entry_id"]]
+        items.append(
+            {
+                "owner_id": account["owner_id"],
+                "account_code": posting["account_code"],
+                "entry_id": posting["entry_id"],
+                "account_kind": account["kind"],
+                "currency": posting["currency"],
+                "entry_kind": entry["kind"],
+                "order_id": entry["order_id"],
+                "amount_minor": posting["amount_minor"],
+                "created_at": entry["created_at"],
+            }
+        )
+    return items
 
 
 @dataclass(frozen=True)
@@ -75,7 +113,10 @@ class EntryWrites:
 
 
 def entry_writes(rows: EntryRows) -> EntryWrites:
-    """The entry ``entry_rows`` made, as statements (``post_entry`` writes the same rows)."""
+    """The entry ``entry_rows`` made, as statements (``post_entry`` writes the same rows). For
+    entries without open items (a shopper's payment): those are written by ``post_entry``."""
+    if open_items(rows.accounts, [rows.entry], rows.postings):
+        raise InvariantViolated(f"a {rows.entry['kind']} entry with open items needs post_entry")
     return EntryWrites(
         entry_id=rows.entry_id,
         postings=LedgerRepository.postings_statement(
@@ -179,19 +220,22 @@ def post_kinds_of_transfers(
     rows = transfers_rows(transfers=transfers, now=now)
     repository = LedgerRepository(session)
     repository.ensure_accounts_many(rows.accounts)
-    repository.insert_entries(entries=rows.entries, postings=rows.postings)
+    repository.insert_entries(
+        entries=rows.entries, postings=rows.postings, open_items=rows.open_items
+    )
     return rows.ids
 
 
 @dataclass(frozen=True)
 class TransfersRows:
     """The rows ``post_kinds_of_transfers`` writes: the accounts (each once), the entries'
-    headers and postings, and the entries' ids in the order of the transfers ("" for a zero
-    amount, which posts nothing)."""
+    headers and postings, their open items (``open_items``), and the entries' ids in the order
+    of the transfers ("" for a zero amount, which posts nothing)."""
 
     accounts: list[dict[str, object]]
     entries: list[dict[str, object]]
     postings: list[dict[str, object]]
+    open_items: list[dict[str, object]]
     ids: list[str]
 
 
@@ -249,19 +293,25 @@ def transfers_rows(
             }
         )
     return TransfersRows(
-        accounts=list(accounts_by_code.values()), entries=entries, postings=postings, ids=ids
+        accounts=list(accounts_by_code.values()),
+        entries=entries,
+        postings=postings,
+        open_items=open_items(accounts_by_code.values(), entries, postings),
+        ids=ids,
     )
 
 
 @dataclass(frozen=True)
 class TransfersWrites:
     """``TransfersRows`` as parts of two statements sent one after the other (PostgreSQL):
-    ``accounts`` and ``postings`` in the first, ``entries`` (the headers) in the second, for the
-    ledger's guards (see ``LedgerRepository.postings_statement``)."""
+    ``accounts`` and ``postings`` in the first, ``entries`` (the headers) and the open items
+    (when any: a merchant payable's postings) in the second, for the ledger's guards (see
+    ``LedgerRepository.postings_statement``)."""
 
     accounts: UpdateBase
     postings: UpdateBase
     entries: UpdateBase
+    open_items: UpdateBase | None
 
 
 def transfers_writes(rows: TransfersRows) -> TransfersWrites | None:
@@ -271,7 +321,12 @@ def transfers_writes(rows: TransfersRows) -> TransfersWrites | None:
     accounts, postings, entries = LedgerRepository.transfers_parts(
         accounts=rows.accounts, entries=rows.entries, postings=rows.postings
     )
-    return TransfersWrites(accounts=accounts, postings=postings, entries=entries)
+    return TransfersWrites(
+        accounts=accounts,
+        postings=postings,
+        entries=entries,
+        open_items=LedgerRepository.open_items_part(rows.open_items),
+    )
 
 
 @dataclass(frozen=True)

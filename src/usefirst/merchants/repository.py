@@ -6,9 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
-from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, select, tuple_
+from sqlalchemy import bindparam, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import AnySelect, on_citus, shard_batches
@@ -139,11 +138,16 @@ class SettlementRepository:
         self.session.add(row)
 
     def add_lines(self, rows: Iterable[dict[str, object]]) -> None:
+        """Record settled entries, and clear their open items on the merchant payable with them:
+        an entry leaves the ledger's open items exactly when its settlement line is written."""
         # An executemany: SQLAlchemy sends it as multi-row INSERTs of up to 1,000 rows. (One
         # hand-made VALUES list of 2,000 rows was far slower to compile and bind.)
         values = list(rows)
         if values:
             self.session.execute(insert(SettlementLine), values)
+            LedgerRepository(self.session).clear_open_items(
+                [(str(row["merchant_id"]), str(row["entry_id"])) for row in values]
+            )
 
     # A merchant's payable, read through the ledger's repository, with what settled each entry.
 
@@ -197,29 +201,10 @@ class SettlementRepository:
         self, merchant_ids: Sequence[str], *, created_before: datetime
     ) -> dict[tuple[str, str], list[PayablePosting]]:
         """:meth:`payable_postings` (pending only) of many merchants in one query per thousand,
-        by (merchant, currency)."""
-
-        def settled(merchant_id: Any, entry_id: Any) -> Any:
-            return exists().where(
-                SettlementLine.merchant_id == merchant_id, SettlementLine.entry_id == entry_id
-            )
-
-        def settled_on_cluster(merchant_id: Any, entry_id: Any) -> Any:
-            # Citus does not plan the correlated EXISTS (settlement lines are sharded by
-            # merchant, postings by their entry's subject); the same pairs, uncorrelated, it
-            # reads once. No NULL entry in the list, so NOT IN means NOT EXISTS.
-            return tuple_(merchant_id, entry_id).in_(
-                select(SettlementLine.merchant_id, SettlementLine.entry_id).where(
-                    SettlementLine.merchant_id.in_(merchant_ids),
-                    SettlementLine.entry_id.is_not(None),
-                )
-            )
-
-        postings = LedgerRepository(self.session).owners_account_postings(
-            "merchant_payable",
-            merchant_ids,
-            created_before=created_before,
-            excluded=settled_on_cluster if on_citus(self.session.connection()) else settled,
+        by (merchant, currency): the ledger's open items of their payables, which hold exactly
+        the postings no settlement line has settled (``add_lines`` clears them)."""
+        postings = LedgerRepository(self.session).open_items_of_owners(
+            "merchant_payable", merchant_ids, created_before=created_before
         )
         return {
             key: [

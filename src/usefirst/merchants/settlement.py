@@ -738,6 +738,13 @@ def settlement_statement(
     pending = sum(p.owed_minor for p in postings if p.settlement_id is None)
     if pending != ledger_payable:
         problems.append(f"pending entries {pending} != ledger payable {ledger_payable}")
+    # What the next payout reads as pending: the ledger's open items of the payable.
+    open_items = LedgerRepository(session).open_items_of_account(
+        merchant_id, accounts.merchant_payable(merchant_id).code(currency)
+    )
+    pending_owed = {p.entry_id: p.owed_minor for p in postings if p.settlement_id is None}
+    if {entry: -amount for entry, amount in open_items.items()} != pending_owed:
+        problems.append("the ledger's open items of the payable != its pending entries")
     for settlement_id, total in sorted(by_settlement.items()):
         if total != 0:
             problems.append(f"settlement {settlement_id}: its entries sum to {total}, not 0")
