@@ -196,7 +196,9 @@ CONTACT_COLUMNS = _columns(
     "shopper_id id order_id seq channel step_day step template scheduled_at sent_at status "
     "status_reason destination_masked created_at"
 )
-OUTBOX_COLUMNS = _columns("id topic payload available_at attempts delivered_at created_at")
+OUTBOX_COLUMNS = _columns(
+    "id topic payload available_at attempts delivered_at created_at shard_key"
+)
 LINK_COLUMNS = _columns("shopper_id order_id kind value_hash merchant_id observed_at")
 LINK_WINDOW_DAYS = GraphParameters().window_days
 SWEEP_RUN_COLUMNS = _columns("business_on completed_at summary")
@@ -935,6 +937,7 @@ def contact_history(book: Book) -> Iterator[tuple[Row, Row | None]]:
                             1,
                             scheduled_at,
                             day_start,
+                            shopper_id,  # the subject's shard (migration 0039)
                         )
                     yield attempt, message
 
