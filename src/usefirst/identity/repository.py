@@ -23,7 +23,7 @@ from usefirst.identity.models import (
     Operator,
     Shopper,
 )
-from usefirst.kit.db import AnySelect
+from usefirst.kit.db import AnySelect, in_list
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 SHOPPERS = cast(Table, Shopper.__table__)
@@ -140,7 +140,9 @@ class IdentityRepository:
         """(shopper id, phone hash, enrolment device hash, enrolment IP hash) of the shoppers
         ``shopper_ids`` (a subquery of shopper ids, or a list) selects."""
         wanted = (
-            shopper_ids.scalar_subquery() if isinstance(shopper_ids, Select) else list(shopper_ids)
+            Shopper.id.in_(shopper_ids.scalar_subquery())
+            if isinstance(shopper_ids, Select)
+            else in_list(self.session, Shopper.id, list(shopper_ids))
         )
         rows = self.session.execute(
             select(
@@ -148,7 +150,7 @@ class IdentityRepository:
                 Shopper.phone_hash,
                 Shopper.enrolment_device_hash,
                 Shopper.enrolment_ip_hash,
-            ).where(Shopper.id.in_(wanted))
+            ).where(wanted)
         ).all()
         return [(row[0], row[1], row[2], row[3]) for row in rows]
 
@@ -160,7 +162,9 @@ class IdentityRepository:
             "device": Shopper.enrolment_device_hash,
             "ip": Shopper.enrolment_ip_hash,
         }[kind]
-        rows = self.session.execute(select(Shopper.id, column).where(column.in_(hashes))).all()
+        rows = self.session.execute(
+            select(Shopper.id, column).where(in_list(self.session, column, hashes))
+        ).all()
         return [(row[0], str(row[1])) for row in rows]
 
     def unhashed_enrolments(self, *, limit: int) -> list[tuple[str, str | None, str | None]]:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     Row,
     Select,
+    String,
     Table,
     TypeDecorator,
     UpdateBase,
@@ -40,11 +41,12 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy import any_ as sql_any
 from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
@@ -744,3 +746,27 @@ def shard_batches(
         for group in (sorted(by_shard[shard]) for shard in sorted(by_shard))
         for start in range(0, len(group), size)
     ]
+
+
+# Reads by a list of keys (thousands of shoppers or identifiers, the nightly graph's).
+# SQLite takes an ``IN`` list a few thousand at a time; PostgreSQL takes the whole list as one
+# array parameter, so one statement whose text, compiled form and plan do not grow with the list
+# (an ``IN`` list of thousands of parameters is compiled, converted by the driver and planned
+# again each time: most of the cost of the statement).
+SQLITE_LIST_SIZE = 5000
+
+
+def list_size(session: Session) -> int | None:
+    """How many keys one read by a list takes on ``session``'s database: all of them on
+    PostgreSQL (None), :data:`SQLITE_LIST_SIZE` elsewhere."""
+    return None if session.get_bind().dialect.name == "postgresql" else SQLITE_LIST_SIZE
+
+
+def in_list(
+    session: Session, column: ColumnElement[Any] | InstrumentedAttribute[Any], values: Sequence[str]
+) -> ColumnElement[bool]:
+    """``column IN values``: one bound array (``= ANY(:values)``) on PostgreSQL, an ``IN`` list
+    elsewhere (of at most :func:`list_size` values: the caller splits longer lists)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sql_any(bindparam(None, list(values), type_=ARRAY(String)))
+    return column.in_(values)

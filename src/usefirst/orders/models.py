@@ -37,7 +37,8 @@ class Order(Base):
             "refunded_minor",
         ),
         Index("ix_orders_status", "status", "shipped_at"),
-        Index("ix_orders_tracking_number", "tracking_number"),
+        # With the shipping time: the link graph groups the window's numbers from the index alone.
+        Index("ix_orders_tracking_number", "tracking_number", "shipped_at"),
     )
 
     shopper_id: Mapped[str] = mapped_column(String(40), ForeignKey("shoppers.id"), primary_key=True)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent
 from usefirst.disputes.repository import open_dispute_on
-from usefirst.kit.db import AnySelect, Part, row_values, rows_part
+from usefirst.kit.db import AnySelect, Part, in_list, row_values, rows_part
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.orders import models
 from usefirst.orders.models import Order, Refund
@@ -230,11 +230,12 @@ class OrderRepository:
         return [(row[0], row[1] or "") for row in rows]
 
     def facts_of_shoppers_created_since(
-        self, shopper_ids: Sequence[str], *, since: datetime
+        self, shopper_ids: Sequence[str], *, since: datetime, items_from_minor: int = 0
     ) -> Sequence[Row[*tuple[Any, ...]]]:
         """What the link graph scores of the shoppers' orders created since ``since`` (shopper,
         id, merchant, status, amounts, items, tracking number, shipping and delivery times), by
-        shopper and id: columns, not orders, so that thousands of them load quickly."""
+        shopper and id: columns, not orders, so that thousands of them load quickly. Items only
+        of orders of at least ``items_from_minor`` (None for the others: not sent, not decoded)."""
         return self.session.execute(
             select(
                 Order.shopper_id,
@@ -243,12 +244,14 @@ class OrderRepository:
                 Order.status,
                 Order.amount_minor,
                 Order.refunded_minor,
-                Order.items,
+                case((Order.amount_minor >= items_from_minor, Order.items), else_=None).label(
+                    "items"
+                ),
                 Order.tracking_number,
                 Order.shipped_at,
                 Order.delivered_at,
             )
-            .where(Order.shopper_id.in_(shopper_ids), Order.created_at >= since)
+            .where(in_list(self.session, Order.shopper_id, shopper_ids), Order.created_at >= since)
             .order_by(Order.shopper_id, Order.id)
         ).all()
 

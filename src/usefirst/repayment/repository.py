@@ -25,7 +25,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from usefirst.collections.models import HARDSHIP_HOLDS
 from usefirst.disputes.repository import DISPUTE_PAUSES
-from usefirst.kit.db import AnySelect, Part, insert_rows, on_citus, row_values, rows_part
+from usefirst.kit.db import AnySelect, Part, in_list, insert_rows, on_citus, row_values, rows_part
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.repayment import models
 from usefirst.repayment.models import Allocation, Instalment, Payment
@@ -525,7 +525,7 @@ WHERE f.fee > 0 AND instalments.shopper_id = f.shopper_id
         """The principal paid on each of the shoppers' orders (by order id)."""
         rows = self.session.execute(
             select(Instalment.order_id, func.sum(Instalment.paid_principal_minor))
-            .where(Instalment.shopper_id.in_(shopper_ids))
+            .where(in_list(self.session, Instalment.shopper_id, shopper_ids))
             .group_by(Instalment.order_id)
         ).all()
         return {row[0]: int(row[1] or 0) for row in rows}

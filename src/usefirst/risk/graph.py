@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from usefirst.identity.repository import IdentityRepository
 from usefirst.kit.business_day import DailyContext
 from usefirst.kit.crypto import FieldCipher, link_identifier_hash
+from usefirst.kit.db import list_size
 from usefirst.kit.ids import new_id
 from usefirst.kit.settings import Settings
 from usefirst.merchants.repository import MerchantRepository
@@ -61,8 +62,7 @@ EXPOSED_STATUSES = ("review", "step_up", "approved", "shipped", "delivered", "ov
 LENT_BALANCE_STATUSES = ("delivered", "overdue", "charged_off")
 UNPAID_STATUSES = ("overdue", "charged_off")
 DECIDED_BY = "graph"
-# Shoppers whose order facts are read per query (a few queries for the tens of thousands of
-# shoppers in groups on a large book).
+# Enrolments hashed per statement by ``hash_enrolments``.
 _CHUNK = 5000
 _T = TypeVar("_T")
 
@@ -310,7 +310,7 @@ def _changed_since(
         values.add(f"{kind}:{value_hash}")
     shoppers |= left_shoppers
     # A shopper no longer observed in the window loses the enrolment identifiers too.
-    for chunk in _chunks(sorted(left_shoppers)):
+    for chunk in _chunks(session, sorted(left_shoppers)):
         for _, phone_hash, device_hash, ip_hash in IdentityRepository(
             session
         ).enrolment_identifiers(chunk):
@@ -325,9 +325,16 @@ def _changed_since(
 
 
 def _holders(
-    session: Session, values: Sequence[str], *, since: datetime, tracking: LinkGraph
+    session: Session,
+    values: Sequence[str],
+    *,
+    since: datetime,
+    tracking: LinkGraph,
+    observed: set[str],
 ) -> dict[str, set[str]]:
-    """Every shopper holding each of ``values`` (``kind:hash``) in today's graph."""
+    """Every shopper holding each of ``values`` (``kind:hash``) in today's graph. ``observed``:
+    shoppers known to have an identifier observed since ``since`` (their enrolment identifiers
+    count without asking again); those found here are added to it."""
     holders: dict[str, set[str]] = {value: set() for value in values}
     by_kind: dict[str, list[str]] = defaultdict(list)
     for value in sorted(values):
@@ -338,17 +345,19 @@ def _holders(
     identity = IdentityRepository(session)
     enrolled: list[tuple[str, str]] = []
     for kind, hashes in by_kind.items():
-        for chunk in _chunks(hashes):
+        for chunk in _chunks(session, hashes):
             for shopper_id, value_hash in risk_repository.link_holders(kind, chunk, since=since):
                 holders[f"{kind}:{value_hash}"].add(shopper_id)
+                observed.add(shopper_id)
             if kind in ("phone", "device", "ip"):
                 enrolled += [
                     (shopper_id, f"{kind}:{value_hash}")
                     for shopper_id, value_hash in identity.enrolment_holders(kind, chunk)
                 ]
-    candidates = sorted({shopper_id for shopper_id, _ in enrolled})
-    observed: set[str] = set()
-    for shopper_chunk in _chunks(candidates):
+    # An enrolment identifier links its shopper only while the shopper is observed in the window;
+    # most of them are known to be already (their links were read): ask about the others only.
+    candidates = sorted({shopper_id for shopper_id, _ in enrolled} - observed)
+    for shopper_chunk in _chunks(session, candidates):
         observed |= risk_repository.observed_among(shopper_chunk, since=since)
     for shopper_id, value in enrolled:
         if shopper_id in observed:
@@ -361,16 +370,23 @@ def _holders(
 
 
 def _links_of(
-    session: Session, shopper_ids: Sequence[str], *, since: datetime, graph: LinkGraph
+    session: Session,
+    shopper_ids: Sequence[str],
+    *,
+    since: datetime,
+    graph: LinkGraph,
+    observed: set[str],
 ) -> None:
-    """Add the shoppers' edges of today's graph to ``graph`` (tracking ones are there already)."""
+    """Add the shoppers' edges of today's graph to ``graph`` (tracking ones are there already);
+    those of them observed since ``since`` to ``observed``."""
     risk_repository = RiskRepository(session)
-    for chunk in _chunks(sorted(shopper_ids)):
-        observed: set[str] = set()
+    for chunk in _chunks(session, sorted(shopper_ids)):
+        seen: set[str] = set()
         for shopper_id, kind, value_hash in risk_repository.link_values_of(chunk, since=since):
             graph.add(shopper_id, kind, value_hash)
-            observed.add(shopper_id)
-        _add_enrolment(graph, IdentityRepository(session).enrolment_identifiers(sorted(observed)))
+            seen.add(shopper_id)
+        observed |= seen
+        _add_enrolment(graph, IdentityRepository(session).enrolment_identifiers(sorted(seen)))
 
 
 def load_changed_components(
@@ -393,17 +409,18 @@ def load_changed_components(
     graph.holder_counts = {}
     seen_shoppers: set[str] = set()
     seen_values: set[str] = set()
+    observed: set[str] = set()  # shoppers known to have an identifier observed in the window
     frontier, frontier_values = seeds, seed_values
     while frontier or frontier_values:
         new_shoppers = sorted(frontier - seen_shoppers)
         seen_shoppers.update(new_shoppers)
-        _links_of(session, new_shoppers, since=since, graph=graph)
+        _links_of(session, new_shoppers, since=since, graph=graph, observed=observed)
         values = set(frontier_values)
         for shopper_id in new_shoppers:
             values |= graph.shopper_links.get(shopper_id, set())
         new_values = sorted(values - seen_values)
         seen_values.update(new_values)
-        holders = _holders(session, new_values, since=since, tracking=known)
+        holders = _holders(session, new_values, since=since, tracking=known, observed=observed)
         frontier, frontier_values = set(), set()
         for value in new_values:
             count = len(holders[value])
@@ -546,9 +563,11 @@ def _group(graph: igraph.Graph, names: list[str], vertices: Iterable[int]) -> _G
 # -- scoring -----------------------------------------------------------------------------------
 
 
-def _chunks(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
+def _chunks(session: Session, values: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """``values`` in the lists one read takes (all at once on PostgreSQL: ``kit.db.in_list``)."""
+    size = list_size(session) or max(len(values), 1)
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _resellable_share(items: Any, amount_minor: int, categories: frozenset[str]) -> float:
@@ -568,9 +587,12 @@ def load_order_facts(
     resellable_categories: frozenset[str],
 ) -> dict[str, list[_OrderFacts]]:
     facts: dict[str, list[_OrderFacts]] = defaultdict(list)
-    for chunk in _chunks(sorted(shopper_ids)):
+    for chunk in _chunks(session, sorted(shopper_ids)):
         paid = RepaymentRepository(session).paid_principal_by_order(chunk)
-        for order in OrderRepository(session).facts_of_shoppers_created_since(chunk, since=since):
+        # Items matter only for orders large enough to be cash-out shaped.
+        for order in OrderRepository(session).facts_of_shoppers_created_since(
+            chunk, since=since, items_from_minor=parameters.cash_out_min_amount_minor
+        ):
             balance = order.amount_minor - order.refunded_minor
             if order.status in LENT_BALANCE_STATUSES:
                 exposure = max(balance - paid.get(order.id, 0), 0)

@@ -60,7 +60,14 @@ class LinkObservation(Base):
 
     __tablename__ = "risk_link_observations"
     __table_args__ = (
-        Index("ix_risk_link_observations_value", "kind", "value_hash"),
+        # With the shopper and time on PostgreSQL: the nightly graph's reads of an identifier's
+        # holders in the window are index-only (migration 0049).
+        Index(
+            "ix_risk_link_observations_value",
+            "kind",
+            "value_hash",
+            postgresql_include=["shopper_id", "observed_at"],
+        ),
         # The incremental graph reads what was observed since its last run and what left the window.
         Index("ix_risk_link_observations_observed_at", "observed_at"),
     )

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import AnySelect, Part, insert_rows, row_values, rows_part
+from usefirst.kit.db import AnySelect, Part, in_list, insert_rows, row_values, rows_part
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.risk import models
 from usefirst.risk.models import (
@@ -146,7 +146,7 @@ class RiskRepository:
             .distinct()
         )
 
-    # what the incremental graph reads (chunked by the caller: lists of at most a few thousand)
+    # what the incremental graph reads (by lists the caller splits as ``kit.db.list_size`` says)
     def link_values_of(
         self, shopper_ids: Sequence[str], *, since: datetime
     ) -> Sequence[Row[str, str, str]]:
@@ -154,7 +154,8 @@ class RiskRepository:
         return self.session.execute(
             select(LinkObservation.shopper_id, LinkObservation.kind, LinkObservation.value_hash)
             .where(
-                LinkObservation.shopper_id.in_(shopper_ids), LinkObservation.observed_at >= since
+                in_list(self.session, LinkObservation.shopper_id, shopper_ids),
+                LinkObservation.observed_at >= since,
             )
             .distinct()
         ).all()
@@ -170,7 +171,7 @@ class RiskRepository:
             select(LinkObservation.shopper_id, LinkObservation.value_hash)
             .where(
                 LinkObservation.kind == kind,
-                LinkObservation.value_hash.in_(value_hashes),
+                in_list(self.session, LinkObservation.value_hash, value_hashes),
                 LinkObservation.observed_at >= since,
             )
             .distinct()
@@ -182,7 +183,7 @@ class RiskRepository:
             self.session.scalars(
                 select(LinkObservation.shopper_id)
                 .where(
-                    LinkObservation.shopper_id.in_(shopper_ids),
+                    in_list(self.session, LinkObservation.shopper_id, shopper_ids),
                     LinkObservation.observed_at >= since,
                 )
                 .distinct()
@@ -207,8 +208,10 @@ class RiskRepository:
     def replace_graph_members(self, shopper_ids: Sequence[str], *, run_id: str) -> None:
         self.session.execute(delete(GraphMember))
         if shopper_ids:
+            # The table, not the mapped class: a plain executemany, without the ORM's bulk
+            # insert bookkeeping per row (seconds for the tens of thousands of a large book).
             self.session.execute(
-                insert(GraphMember),
+                insert(cast(Table, GraphMember.__table__)),
                 [{"shopper_id": shopper_id, "run_id": run_id} for shopper_id in shopper_ids],
             )
 
