@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from usefirst.collections.repository import CollectionsRepository
 from usefirst.disputes import pauses
 from usefirst.disputes.models import DisputedOrder
 from usefirst.disputes.repository import DisputeRepository
-from usefirst.kit.clock import as_utc
+from usefirst.kit.clock import as_utc, business_date, business_day_start
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.errors import NotFound, ValidationFailed
 from usefirst.kit.ids import new_id
@@ -58,6 +58,29 @@ def period_end_of(period: str, *, today: date) -> date:
         raise ValidationFailed("The period has not started yet.", field="period")
     last = date(year, month, calendar.monthrange(year, month)[1])
     return min(last, today)
+
+
+@dataclass(frozen=True)
+class BureauPeriod:
+    """The month a file reports, read as the month left the book: everything made before
+    ``ends_at`` (the first instant of the day after ``end_on`` in the operator's time zone, when
+    the nightly run writes the month-end file) and nothing after, however late the file is
+    made. ``end_on`` is the month's last day, or today for the current month."""
+
+    end_on: date
+    time_zone: str
+
+    @property
+    def start_on(self) -> date:
+        return self.end_on.replace(day=1)
+
+    @property
+    def starts_at(self) -> datetime:
+        return business_day_start(self.start_on, self.time_zone)
+
+    @property
+    def ends_at(self) -> datetime:
+        return business_day_start(self.end_on + timedelta(days=1), self.time_zone)
 
 
 def check_file_format(file_format: str) -> None:
@@ -109,6 +132,121 @@ class ReportedIdentity:
     phone_e164: str
 
 
+class AppliedToInstalment(Protocol):
+    """Money a payment, held credit or reversal (negative) applied to one of the order's
+    instalments."""
+
+    @property
+    def at(self) -> datetime: ...
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def amount_minor(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class OrderDebt:
+    """The order's own ledger figures as of the period's end (see
+    ``usefirst.ledger.service.order_receivables``)."""
+
+    # Charged to the order by then, less what was taken off it without a payment.
+    charged_minor: int
+    # Rebates and refunds posted since, which took that much off instalments not yet due then.
+    cut_since_minor: int
+
+
+@dataclass(frozen=True)
+class InstalmentThen:
+    """An instalment as it stood at the period's end."""
+
+    seq: int
+    status: str
+    due_on: date | None
+    principal_minor: int
+    fees_minor: int
+    # None while it was still owed then.
+    settled_on: date | None
+    # What it owed then if it was not due yet: principal and plan fee, and the late fees a
+    # hardship plan moved onto it, less what was paid on it by then. An instalment not yet due
+    # has run up no late fees of its own (they start after its due date, after the period).
+    owed_before_due_minor: int
+
+    @property
+    def is_open(self) -> bool:
+        """Whether something of it was owed at the period's end."""
+        return self.settled_on is None and self.status in ("pending", "overdue", "charged_off")
+
+
+def instalments_then(
+    rows: Sequence[Instalment],
+    applied: Sequence[AppliedToInstalment],
+    *,
+    charged_off_on: date | None,
+    period: BureauPeriod,
+) -> list[InstalmentThen]:
+    """The order's instalments as they stood at the period's end: what was paid on each by
+    then (the allocations made since are taken back), settled only if settled by then, and the
+    status they had: the nightly run marks every instalment due before a day overdue on that
+    day, so one still owed then was overdue if due before the period's last day, pending
+    otherwise, and charged off only if the order was charged off by then. The instalments of a
+    hardship plan agreed since (numbered after the ones it rescheduled) did not exist yet."""
+    period_end = period.end_on
+    paid_since: dict[int, int] = {}
+    for money in applied:
+        if as_utc(money.at) >= period.ends_at:
+            paid_since[money.seq] = paid_since.get(money.seq, 0) + money.amount_minor
+    rescheduled_since = [
+        row.seq
+        for row in rows
+        if row.status == "rescheduled"
+        and row.settled_on is not None
+        and row.settled_on > period_end
+    ]
+    last_seq_then = max(rescheduled_since, default=None)
+    # A hardship plan's instalments are numbered after the ones it rescheduled.
+    last_seq_before_plan = max(
+        (row.seq for row in rows if row.status == "rescheduled"), default=None
+    )
+    is_charged_off_then = charged_off_on is not None and charged_off_on <= period_end
+    then: list[InstalmentThen] = []
+    for row in rows:
+        if last_seq_then is not None and row.seq > last_seq_then:
+            continue
+        settled_then = row.settled_on is not None and row.settled_on <= period_end
+        was_open = not settled_then and (
+            row.settled_on is not None or row.status in ("pending", "overdue", "charged_off")
+        )
+        status = row.status
+        if was_open:
+            if row.status == "charged_off" and is_charged_off_then:
+                status = "charged_off"
+            elif row.due_on is not None and row.due_on < period_end:
+                status = "overdue"
+            else:
+                status = "pending"
+        then.append(
+            InstalmentThen(
+                seq=row.seq,
+                status=status,
+                due_on=row.due_on,
+                principal_minor=row.principal_minor,
+                fees_minor=row.fees_minor,
+                settled_on=row.settled_on if settled_then else None,
+                owed_before_due_minor=row.principal_minor
+                + row.fees_minor
+                + (
+                    row.late_fees_minor
+                    if last_seq_before_plan is not None and row.seq > last_seq_before_plan
+                    else 0
+                )
+                - (row.paid_principal_minor + row.paid_fees_minor - paid_since.get(row.seq, 0)),
+            )
+        )
+    return then
+
+
 @dataclass(frozen=True)
 class _Standing:
     """Where the account stands at the period's end."""
@@ -124,15 +262,31 @@ def bureau_account(
     *,
     identity: ReportedIdentity,
     credit_limit_minor: int,
-    instalments: list[Instalment],
-    payments: list[tuple[datetime, int]],
-    period_end: date,
+    instalments: Sequence[Instalment],
+    applied: Sequence[AppliedToInstalment],
+    debt: OrderDebt,
+    period: BureauPeriod,
 ) -> bureau_format.BureauAccount:
-    """The order's account in the file of the period ending ``period_end``. ``payments`` are
-    (when, amount) of every payment or held credit applied to the order."""
-    order, pause, rows = reported.order, reported.pause, instalments
-    period_start = period_end.replace(day=1)
-    standing = _standing(reported, rows, period_end=period_end)
+    """The order's account in the file of ``period``, as the book stood at the period's end:
+    the balance from the order's ledger entries made by then less the payments applied by then,
+    the instalments as they stood then (:func:`instalments_then`). ``applied`` is every
+    payment, held credit or reversal applied to the order; ``credit_limit_minor`` the limit at
+    the period's end."""
+    order, pause = reported.order, reported.pause
+    period_end = period.end_on
+    period_start = period.start_on
+    charged_off_on = reported.delinquency.charged_off_on
+    is_charged_off = charged_off_on is not None and charged_off_on <= period_end
+    applied_then = [money for money in applied if as_utc(money.at) < period.ends_at]
+    rows = instalments_then(instalments, applied, charged_off_on=charged_off_on, period=period)
+    standing = _standing(
+        reported,
+        rows,
+        balance_minor=debt.charged_minor - sum(money.amount_minor for money in applied_then),
+        cut_since_minor=debt.cut_since_minor,
+        is_charged_off=is_charged_off,
+        period_end=period_end,
+    )
     # The terms in force: a hardship plan's instalments replace the ones it rescheduled, and
     # its scheduled payment is the plan's monthly payment as agreed.
     terms = [row for row in rows if row.status != "rescheduled"]
@@ -148,7 +302,7 @@ def bureau_account(
     else:
         scheduled_payment = terms[0].principal_minor + terms[0].fees_minor if terms else 0
     surname, given_name = _split_name(identity.name)
-    last_payment = max((at for at, _ in payments), default=None)
+    last_payment = max((money.at for money in applied_then), default=None)
     return bureau_format.BureauAccount(
         account_number=order.id,
         shopper_id=order.shopper_id,
@@ -165,7 +319,7 @@ def bureau_account(
         terms_frequency="P" if order.plan == "pay_after_delivery" and len(terms) == 1 else "M",
         scheduled_monthly_payment_minor=scheduled_payment,
         actual_payment_minor=sum(
-            amount for at, amount in payments if period_start <= as_utc(at).date() <= period_end
+            money.amount_minor for money in applied_then if as_utc(money.at) >= period.starts_at
         ),
         current_balance_minor=standing.balance_minor,
         amount_past_due_minor=standing.past_due_minor
@@ -174,9 +328,11 @@ def bureau_account(
         days_past_due=standing.days_past_due,
         status=standing.status,
         date_of_first_delinquency=date_of_first_delinquency(reported, rows, as_of=period_end),
-        date_closed=_closed_on(order, rows, standing=standing, period_end=period_end),
-        date_last_payment=as_utc(last_payment).date() if last_payment else None,
-        charge_off_amount_minor=reported.delinquency.charged_off_minor,
+        date_closed=_closed_on(
+            rows, standing=standing, is_charged_off=is_charged_off, period_end=period_end
+        ),
+        date_last_payment=business_date(last_payment, period.time_zone) if last_payment else None,
+        charge_off_amount_minor=reported.delinquency.charged_off_minor if is_charged_off else 0,
         is_disputed=pauses.is_open(pause),
         is_dispute_resolved=pause is not None
         and not pause.is_disputed
@@ -219,18 +375,25 @@ def hardship_special_comment(
     return ""
 
 
-def _standing(reported: ReportedOrder, rows: list[Instalment], *, period_end: date) -> _Standing:
-    balance = sum(
-        row.remaining_minor for row in rows if row.status in ("pending", "overdue", "charged_off")
+def _standing(
+    reported: ReportedOrder,
+    rows: list[InstalmentThen],
+    *,
+    balance_minor: int,
+    cut_since_minor: int,
+    is_charged_off: bool,
+    period_end: date,
+) -> _Standing:
+    """The account's standing from its balance then (from the ledger) and its instalments
+    then: the part past due is the balance less what the instalments not yet due then still
+    owed (``InstalmentThen.owed_before_due_minor``)."""
+    open_rows = [row for row in rows if row.is_open]
+    late_rows = [row for row in open_rows if row.due_on is not None and row.due_on < period_end]
+    not_due_minor = cut_since_minor + sum(
+        row.owed_before_due_minor
+        for row in open_rows
+        if row.due_on is None or row.due_on >= period_end
     )
-    late_rows = [
-        row
-        for row in rows
-        if row.remaining_minor
-        and row.due_on is not None
-        and row.due_on < period_end
-        and row.status in ("overdue", "charged_off")
-    ]
     days_past_due = max(
         (
             pauses.days_past_due_on(reported.pause, due_on=row.due_on, on=period_end)
@@ -240,9 +403,9 @@ def _standing(reported: ReportedOrder, rows: list[Instalment], *, period_end: da
         default=0,
     )
     status: bureau_format.AccountStanding
-    if reported.order.status == "charged_off":
+    if is_charged_off:
         status = "charged_off"
-    elif balance == 0:
+    elif balance_minor == 0:
         status = "paid"
         days_past_due = _days_late_when_paid_off(rows, period_end=period_end)
     elif days_past_due >= 30:
@@ -251,13 +414,13 @@ def _standing(reported: ReportedOrder, rows: list[Instalment], *, period_end: da
         status = "current"
     return _Standing(
         status=status,
-        balance_minor=balance,
-        past_due_minor=sum(row.remaining_minor for row in late_rows),
+        balance_minor=balance_minor,
+        past_due_minor=balance_minor - not_due_minor if late_rows else 0,
         days_past_due=days_past_due,
     )
 
 
-def _days_late_when_paid_off(rows: list[Instalment], *, period_end: date) -> int:
+def _days_late_when_paid_off(rows: list[InstalmentThen], *, period_end: date) -> int:
     """For a paid account the days past due are how late it was when paid off in this period:
     the Payment Rating of status 13 reports them (0 when paid in time or in an earlier
     period)."""
@@ -276,9 +439,9 @@ def _days_late_when_paid_off(rows: list[Instalment], *, period_end: date) -> int
 
 
 def _closed_on(
-    order: Order, rows: list[Instalment], *, standing: _Standing, period_end: date
+    rows: list[InstalmentThen], *, standing: _Standing, is_charged_off: bool, period_end: date
 ) -> date | None:
-    if standing.status == "paid" or (order.status == "charged_off" and standing.balance_minor == 0):
+    if standing.status == "paid" or (is_charged_off and standing.balance_minor == 0):
         return max((row.settled_on for row in rows if row.settled_on), default=period_end)
     return None
 
@@ -299,7 +462,7 @@ def _month_end_before(day: date) -> date:
     return day.replace(day=1) - timedelta(days=1)
 
 
-def _history_code(reported: ReportedOrder, rows: list[Instalment], *, month_end: date) -> str:
+def _history_code(reported: ReportedOrder, rows: list[InstalmentThen], *, month_end: date) -> str:
     """The account's Metro 2 payment history code as it stood at ``month_end``."""
     charged_off_on = reported.delinquency.charged_off_on
     if charged_off_on is not None and charged_off_on <= month_end:
@@ -329,7 +492,7 @@ def _history_code(reported: ReportedOrder, rows: list[Instalment], *, month_end:
 
 
 def date_of_first_delinquency(
-    reported: ReportedOrder, rows: list[Instalment], *, as_of: date
+    reported: ReportedOrder, rows: list[InstalmentThen], *, as_of: date
 ) -> date | None:
     """The Metro 2 Date of First Delinquency as of ``as_of``: the first day of the latest run of
     days on which some instalment was unpaid past its due date. An account brought current and
@@ -358,7 +521,7 @@ def date_of_first_delinquency(
 
 
 def payment_history_profile(
-    reported: ReportedOrder, rows: list[Instalment], *, period_end: date
+    reported: ReportedOrder, rows: list[InstalmentThen], *, period_end: date
 ) -> str:
     """The Metro 2 24-month payment history profile: the account's code at the end of each of
     the 24 months before the reported one, most recent first, from the instalments' due and

@@ -13,11 +13,10 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from usefirst.collections import service as collections_service
-from usefirst.console import i18n
 from usefirst.console.codes import CODE_FAMILIES
 from usefirst.console.listing import PAGE_SIZE, SEARCH_MAX_CHARS, pager, search_of, yuan_to_minor
 from usefirst.console.support_repository import HardshipFilter, hardship_page
-from usefirst.console.web import Page, check_csrf, refusal_text, run_form, signed_in
+from usefirst.console.web import FormPage, Page, check_csrf, signed_in
 from usefirst.flows import hardship
 from usefirst.identity import service as identity_service
 from usefirst.kit.errors import ValidationFailed
@@ -134,14 +133,18 @@ def decide(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
     form_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    typed = {
-        "decision": decision,
-        "plan_months": plan_months,
-        "settlement_amount": settlement_amount,
-        "note": note,
-    }
     with signed_in(request, page="hardship") as page:
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
+        form = FormPage(
+            page,
+            show=lambda **failed: _request_page(page, request_id=request_id, **failed),
+            typed={
+                "decision": decision,
+                "plan_months": plan_months,
+                "settlement_amount": settlement_amount,
+                "note": note,
+            },
+        )
         months: int | None = None
         settlement_minor: int | None = None
         error_field: str | None = None
@@ -156,14 +159,7 @@ def decide(
                     raise ValueError(settlement_amount)
         except ValueError:
             key = "hs_bad_months" if decision == "plan" else "hs_bad_amount"
-            return _request_page(
-                page,
-                request_id=request_id,
-                error=i18n.translate(key, page.language),
-                error_field=error_field,
-                status_code=422,
-                typed=typed,
-            )
+            return form.invalid(key, field=error_field)
 
         def answer() -> str:
             hardship.decide(
@@ -180,17 +176,4 @@ def decide(
             )
             return f"/console/hardship/{request_id}?decided=1"
 
-        return run_form(
-            page,
-            form_token=form_token,
-            fields=typed,
-            work=answer,
-            on_refusal=lambda refused: _request_page(
-                page,
-                request_id=request_id,
-                error=refusal_text(page, refused),
-                error_field=refused.field or error_field,
-                status_code=refused.status_code,
-                typed=typed,
-            ),
-        )
+        return form.run(form_token=form_token, work=answer, field=error_field)

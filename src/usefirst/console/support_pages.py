@@ -22,14 +22,7 @@ from usefirst.console.codes import CODE_FAMILIES
 from usefirst.console.listing import PAGE_SIZE, SEARCH_MAX_CHARS, pager, search_of
 from usefirst.console.repository import CollectionsReadRepository
 from usefirst.console.support_repository import orders_page
-from usefirst.console.web import (
-    PAGE_ROLES,
-    Page,
-    check_csrf,
-    refusal_text,
-    run_form,
-    signed_in,
-)
+from usefirst.console.web import PAGE_ROLES, FormPage, Page, check_csrf, signed_in
 from usefirst.credit import service as credit_service
 from usefirst.flows import auto_debit, hardship, payments, shopper_options
 from usefirst.identity import service as identity_service
@@ -153,21 +146,19 @@ def extend(
     form_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Move one instalment's due date (``POST /v1/orders/{id}/extension``: support, admin)."""
-    typed = {"seq": seq, "days": days}
     with signed_in(request, page="order_options") as page:
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
+        form = FormPage(
+            page,
+            show=lambda **failed: _order_page(
+                page, order_id=order_id, error_form="extension", **failed
+            ),
+            typed={"seq": seq, "days": days},
+        )
         try:
             seq_number, day_count = int(seq.strip()), int(days.strip())
         except ValueError:
-            return _order_page(
-                page,
-                order_id=order_id,
-                error=i18n.translate("sup_bad_extension", page.language),
-                error_form="extension",
-                error_field="days",
-                status_code=422,
-                typed=typed,
-            )
+            return form.invalid("sup_bad_extension", field="days")
 
         def move() -> str:
             shopper_options.extend_due_date(
@@ -181,21 +172,7 @@ def extend(
             )
             return f"/console/orders/{order_id}?extended=1"
 
-        return run_form(
-            page,
-            form_token=form_token,
-            fields=typed,
-            work=move,
-            on_refusal=lambda refused: _order_page(
-                page,
-                order_id=order_id,
-                error=refusal_text(page, refused),
-                error_form="extension",
-                error_field=refused.field or "days",
-                status_code=refused.status_code,
-                typed=typed,
-            ),
-        )
+        return form.run(form_token=form_token, work=move, field="days")
 
 
 @router.post("/orders/{order_id}/hardship", response_class=HTMLResponse)
@@ -208,19 +185,17 @@ def open_hardship(
 ) -> Response:
     """Open a hardship request for the shopper (``POST /v1/orders/{id}/hardship`` by an
     operator): the order's late fees, dunning and auto-debit hold at once."""
-    typed = {"reason": reason}
     with signed_in(request, page="hardship") as page:
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
+        form = FormPage(
+            page,
+            show=lambda **failed: _order_page(
+                page, order_id=order_id, error_form="hardship", **failed
+            ),
+            typed={"reason": reason},
+        )
         if not reason.strip():
-            return _order_page(
-                page,
-                order_id=order_id,
-                error=i18n.translate("hs_reason_required", page.language),
-                error_form="hardship",
-                error_field="reason",
-                status_code=422,
-                typed=typed,
-            )
+            return form.invalid("hs_reason_required", field="reason")
 
         def open_request() -> str:
             view = hardship.request_hardship(
@@ -235,21 +210,8 @@ def open_hardship(
             )
             return f"/console/hardship/{view['id']}?opened=1"
 
-        return run_form(
-            page,
-            form_token=form_token,
-            fields=typed,
-            work=open_request,
-            on_refusal=lambda refused: _order_page(
-                page,
-                order_id=order_id,
-                error=refusal_text(page, refused),
-                error_form="hardship",
-                error_field="reason",
-                status_code=refused.status_code,
-                typed=typed,
-            ),
-        )
+        # The flow's refusals name no field (the order is not open, a request already is).
+        return form.run(form_token=form_token, work=open_request, field="reason")
 
 
 def _shopper_page(
@@ -257,9 +219,12 @@ def _shopper_page(
     *,
     shopper_id: str,
     error: str | None = None,
+    error_field: str | None = None,
     status_code: int = 200,
     typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    # The page has one form, its error shown above it (``error_field`` marks no input).
+    del error_field
     session = page.work.session
     shopper = identity_service.get_shopper(session, shopper_id=shopper_id)
     line = credit_service.get_credit_line(session, shopper_id=shopper_id)
@@ -295,10 +260,14 @@ def refund_credit_balance(
     """Pay back the overpayment held (``POST /v1/shoppers/{id}/credit-balance/refund``: support,
     admin): through the provider, or recorded as paid out by the platform. The form's one-time
     token is the provider's idempotency key, so a second post never refunds twice."""
-    typed = {"via": via, "external_ref": external_ref}
     with signed_in(request, page="support_shopper") as page:
         check_csrf(page.session_row.csrf_token, csrf_token, language=page.language)
         key = form_token or secrets.token_urlsafe(18)
+        form = FormPage(
+            page,
+            show=lambda **failed: _shopper_page(page, shopper_id=shopper_id, **failed),
+            typed={"via": via, "external_ref": external_ref},
+        )
 
         def refund() -> str:
             shopper_options.refund_credit_balance(
@@ -313,16 +282,4 @@ def refund_credit_balance(
             )
             return f"/console/shoppers/{shopper_id}?refunded=1"
 
-        return run_form(
-            page,
-            form_token=form_token,
-            fields=typed,
-            work=refund,
-            on_refusal=lambda refused: _shopper_page(
-                page,
-                shopper_id=shopper_id,
-                error=refusal_text(page, refused),
-                status_code=refused.status_code,
-                typed=typed,
-            ),
-        )
+        return form.run(form_token=form_token, work=refund, field=None)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import segno
 from fastapi import APIRouter, Form, Request, Response
@@ -444,6 +444,51 @@ def run_form(
         return on_refusal(refused)
     savepoint.commit()
     return redirect(repeated(location) if replayed else location)
+
+
+class ShowAgain(Protocol):
+    """A page holding a form, drawn again after a failed post of it."""
+
+    def __call__(
+        self, *, error: str, error_field: str | None, status_code: int, typed: dict[str, str]
+    ) -> HTMLResponse: ...
+
+
+@dataclass(frozen=True)
+class FormPage:
+    """A page with a form, and what a failed post of the form shows: the same page again, the
+    error above the form, the field it is about marked, the values the operator typed kept,
+    with a 4xx status (422 for input refused before any flow runs, the flow's own status for
+    its refusal)."""
+
+    page: Page
+    show: ShowAgain
+    typed: dict[str, str]
+
+    def invalid(self, message_id: str, *, field: str | None) -> HTMLResponse:
+        """The input refused before the flow is called: the catalog's ``message_id``, 422."""
+        return self.show(
+            error=i18n.translate(message_id, self.page.language),
+            error_field=field,
+            status_code=422,
+            typed=self.typed,
+        )
+
+    def run(self, *, form_token: str, work: Callable[[], str], field: str | None) -> Response:
+        """The form's ``work`` through ``run_form`` (the typed values are its fields); refused,
+        the page again with the flow's reason, about the field the flow names or ``field``."""
+        return run_form(
+            self.page,
+            form_token=form_token,
+            fields=self.typed,
+            work=work,
+            on_refusal=lambda refused: self.show(
+                error=refusal_text(self.page, refused),
+                error_field=refused.field or field,
+                status_code=refused.status_code,
+                typed=self.typed,
+            ),
+        )
 
 
 def refusal_text(page: Page, refused: UsefirstError) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
@@ -210,6 +211,24 @@ class CreditRepository:
                 .order_by(CreditLineChange.id)
             )
         )
+
+    def limits_before_changes_since(self, since: datetime) -> dict[str, int]:
+        """Shopper id -> the limit before the first change made at or after ``since``, for the
+        shoppers whose line changed since then: one statement."""
+        rows = self.session.execute(
+            select(
+                CreditLineChange.shopper_id,
+                CreditLineChange.previous_limit_minor,
+            )
+            .where(CreditLineChange.created_at >= since)
+            .order_by(
+                CreditLineChange.shopper_id,
+                CreditLineChange.created_at.desc(),
+                CreditLineChange.id.desc(),
+            )
+        ).all()
+        # Latest first per shopper, so the first change since ``since`` is written last.
+        return {str(shopper_id): int(limit) for shopper_id, limit in rows}
 
     def shopper_records(self) -> ShopperRecords:
         """credit's rows about shoppers, for the privacy flow's export and erasure."""

@@ -273,6 +273,13 @@ def get_credit_line(session: Session, *, shopper_id: str) -> CreditLine:
     return line
 
 
+def limits_changed_since(session: Session, *, since: datetime) -> dict[str, int]:
+    """Shopper id -> their limit as it stood at ``since``, for the shoppers whose line changed
+    since then (every change is recorded with the limit it replaced); the others' limit is
+    still their line's."""
+    return CreditRepository(session).limits_before_changes_since(since)
+
+
 def try_reserve(session: Session, *, shopper_id: str, amount_minor: int) -> bool:
     if amount_minor <= 0:
         raise InvariantViolated("a reservation must be positive")

@@ -17,6 +17,7 @@ from usefirst.credit import service as credit_service
 from usefirst.identity import service as identity_service
 from usefirst.kit.crypto import FieldCipher
 from usefirst.kit.settings import Settings
+from usefirst.ledger import service as ledger_service
 from usefirst.privacy.audit import record_accesses
 from usefirst.repayment import service as repayment_service
 
@@ -33,7 +34,11 @@ def create_bureau_file(
 ) -> BureauFile:
     bureau.check_file_format(file_format)
     period_end = bureau.period_end_of(period, today=today)
-    accounts = bureau_accounts(session, period_end=period_end, cipher=cipher)
+    accounts = bureau_accounts(
+        session,
+        period=bureau.BureauPeriod(end_on=period_end, time_zone=settings.time_zone),
+        cipher=cipher,
+    )
     row = bureau.store_file(
         session,
         period=period,
@@ -60,16 +65,32 @@ def create_bureau_file(
 
 
 def bureau_accounts(
-    session: Session, *, period_end: date, cipher: FieldCipher
+    session: Session, *, period: bureau.BureauPeriod, cipher: FieldCipher
 ) -> list[BureauAccount]:
+    """The accounts of the period's file, as the book stood at the period's end however late
+    the file is made: balances from the ledger entries made by then (one statement for the whole
+    file) less the payments applied by then, and the credit limits of then (one statement)."""
+    reported_orders = bureau.orders_reported_to_bureau(session, reported_by=period.end_on)
+    debts = ledger_service.order_receivables(
+        session,
+        order_ids=[reported.order.id for reported in reported_orders],
+        before=period.ends_at,
+    )
+    limits_then = credit_service.limits_changed_since(session, since=period.ends_at)
     accounts = []
-    for reported in bureau.orders_reported_to_bureau(session, reported_by=period_end):
+    for reported in reported_orders:
         order = reported.order
         shopper = identity_service.get_shopper(session, shopper_id=order.shopper_id)
         if identity_service.is_erased(shopper):
             # Erasure needs every account settled; an erased shopper is no longer reported.
             continue
         identity = identity_service.legal_identity(session, shopper_id=shopper.id, cipher=cipher)
+        debt = debts.get(order.id)
+        credit_limit_minor = limits_then.get(shopper.id)
+        if credit_limit_minor is None:
+            credit_limit_minor = credit_service.get_credit_line(
+                session, shopper_id=shopper.id
+            ).limit_minor
         accounts.append(
             bureau.bureau_account(
                 reported,
@@ -78,16 +99,18 @@ def bureau_accounts(
                     national_id=identity.national_id,
                     phone_e164=identity.phone_e164,
                 ),
-                credit_limit_minor=credit_service.get_credit_line(
-                    session, shopper_id=shopper.id
-                ).limit_minor,
+                credit_limit_minor=credit_limit_minor,
                 instalments=repayment_service.instalments_of(
                     session, shopper_id=shopper.id, order_id=order.id
                 ),
-                payments=repayment_service.allocations_to_order(
+                applied=repayment_service.allocations_to_order(
                     session, shopper_id=shopper.id, order_id=order.id
                 ),
-                period_end=period_end,
+                debt=bureau.OrderDebt(
+                    charged_minor=debt.charged_minor if debt else 0,
+                    cut_since_minor=debt.cut_since_minor if debt else 0,
+                ),
+                period=period,
             )
         )
     return accounts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,9 +12,11 @@ from sqlalchemy import (
     ColumnElement,
     Insert,
     Select,
+    String,
     Table,
     UpdateBase,
     case,
+    column,
     delete,
     exists,
     func,
@@ -600,6 +603,54 @@ class LedgerRepository:
         entries = self.session.scalar(select(func.count()).select_from(JournalEntry)) or 0
         row = self.session.execute(select(debit, credit)).one()
         return int(row[0]), int(row[1]), int(entries)
+
+    def order_receivables(
+        self,
+        order_ids: Sequence[str],
+        *,
+        before: datetime,
+        left_out_kinds: Sequence[str],
+        cut_kinds: Sequence[str],
+    ) -> dict[str, tuple[int, int]]:
+        """Order id -> (the receivable postings of the order's entries made before ``before``,
+        the receivable credits of its ``cut_kinds`` entries made at or after it, positive),
+        leaving out ``left_out_kinds``: one statement for all the orders. The ids go as one
+        bound value (a JSON array on SQLite, a delimited string on PostgreSQL), so a list of
+        any length is a single parameter."""
+        if not order_ids:
+            return {}
+        if self.session.get_bind().dialect.name == "postgresql":
+            array, parameters = _bulk_text("order_ids", sorted(set(order_ids)))
+            wanted = text(f"SELECT unnest({array})").bindparams(**parameters)
+        else:
+            wanted = text("SELECT value FROM json_each(:order_ids)").bindparams(
+                order_ids=json.dumps(sorted(set(order_ids)))
+            )
+        receivable = LedgerPosting.account_code.like(f"{AccountKind.SHOPPER_RECEIVABLE.value}:%")
+        made_before = JournalEntry.created_at < before
+        rows = self.session.execute(
+            select(
+                JournalEntry.order_id,
+                func.sum(case((made_before, LedgerPosting.amount_minor), else_=0)),
+                func.sum(
+                    case(
+                        (
+                            ~made_before & JournalEntry.kind.in_(cut_kinds),
+                            -LedgerPosting.amount_minor,
+                        ),
+                        else_=0,
+                    )
+                ),
+            )
+            .join(LedgerPosting, _entry_of_posting())
+            .where(
+                JournalEntry.order_id.in_(wanted.columns(column("value", String))),
+                JournalEntry.kind.not_in(left_out_kinds),
+                receivable,
+            )
+            .group_by(JournalEntry.order_id)
+        ).all()
+        return {str(order_id): (int(debt), int(cut)) for order_id, debt, cut in rows}
 
     def entries_for_order(self, order_id: str) -> list[JournalEntry]:
         return list(

@@ -471,6 +471,49 @@ def audit_journal(session: Session) -> AuditReport:
     return report
 
 
+# Entries whose receivable postings are not the order's own: a payment (or held credit, or a
+# provider's reversal) is posted once per shopper, the allocations saying which orders it paid;
+# a charge-off moves the debt to a loss without forgiving it (the shopper still owes it).
+SHOPPER_LEVEL_KINDS = (
+    EntryKind.SHOPPER_PAYMENT.value,
+    EntryKind.UNAPPLIED_CREDIT_APPLIED.value,
+    EntryKind.PAYMENT_REVERSAL.value,
+    EntryKind.CHARGE_OFF.value,
+)
+# Entries that take an amount off an order's schedule: an early payoff's rebate, a refund.
+SCHEDULE_CUT_KINDS = (
+    EntryKind.PAYOFF_REBATE.value,
+    EntryKind.REFUND_REDUCING_DEBT.value,
+    EntryKind.FEE_WAIVER.value,
+)
+
+
+@dataclass(frozen=True)
+class OrderReceivable:
+    """An order's own receivable postings as of an instant."""
+
+    # What the order was charged by then (principal, plan fee, late fees) less what was taken
+    # off it without a payment (waivers, refunds, rebates, a hardship settlement's write-off);
+    # its payments are the caller's to subtract (the allocations made by then).
+    charged_minor: int
+    # Rebates and refunds posted since, which took that much off its schedule.
+    cut_since_minor: int
+
+
+def order_receivables(
+    session: Session, *, order_ids: Sequence[str], before: datetime
+) -> dict[str, OrderReceivable]:
+    """Each order's :class:`OrderReceivable` as of ``before`` from its journal entries, in one
+    statement for all the orders (an order with no entries is absent)."""
+    found = LedgerRepository(session).order_receivables(
+        order_ids, before=before, left_out_kinds=SHOPPER_LEVEL_KINDS, cut_kinds=SCHEDULE_CUT_KINDS
+    )
+    return {
+        order_id: OrderReceivable(charged_minor=charged, cut_since_minor=cut)
+        for order_id, (charged, cut) in found.items()
+    }
+
+
 def receivables_by_shopper(session: Session) -> dict[str, int]:
     """Shopper id -> the balance of their receivable account(s)."""
     return LedgerRepository(session).balances_by_owner("shopper_receivable")

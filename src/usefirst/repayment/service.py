@@ -1004,12 +1004,24 @@ def waive_unpaid_late_fees(
     return waived
 
 
+@dataclass(frozen=True)
+class AppliedToInstalment:
+    """Money a payment or held credit applied to one instalment (negative: a reversal)."""
+
+    at: datetime
+    seq: int
+    amount_minor: int
+
+
 def allocations_to_order(
     session: Session, *, shopper_id: str, order_id: str
-) -> list[tuple[datetime, int]]:
-    """(when, amount) of every payment or held credit applied to the order, oldest first."""
+) -> list[AppliedToInstalment]:
+    """Every payment, held credit or reversal applied to the order's instalments, oldest
+    first."""
     return [
-        (row.created_at, row.fees_minor + row.principal_minor)
+        AppliedToInstalment(
+            at=row.created_at, seq=row.seq, amount_minor=row.fees_minor + row.principal_minor
+        )
         for row in RepaymentRepository(session).allocations_of_order(shopper_id, order_id)
     ]
 
