@@ -43,7 +43,7 @@ def _journal_indexes(url: str) -> set[str]:
 
 def test_unsettled_payable_postings_become_open_items(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'before.db'}"
-    upgrade(url, "0041")
+    upgrade(url, "0042")
     engine = create_engine(url)
     with engine.begin() as connection:
         for code, kind, owner in (
@@ -103,7 +103,7 @@ def test_unsettled_payable_postings_become_open_items(tmp_path: Path) -> None:
     assert _open_items(url) == expected
     # The journal's shopper index goes (the primary key's shard_key serves it), and comes back.
     assert "ix_journal_entries_shopper_id" not in _journal_indexes(url)
-    downgrade(url, "0041")
+    downgrade(url, "0042")
     assert "ix_journal_entries_shopper_id" in _journal_indexes(url)
     upgrade(url, "0045")
     assert _open_items(url) == expected

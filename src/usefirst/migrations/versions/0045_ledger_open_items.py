@@ -14,7 +14,7 @@ the index only cost the journal's busiest writer (a day's late fees, ~80,000 ent
 instalments) one more index update per entry.
 
 Revision ID: 0045
-Revises: 0041
+Revises: 0042
 Create Date: 2026-12-07
 """
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0045"
-down_revision = "0041"
+down_revision = "0042"
 branch_labels = None
 depends_on = None
 

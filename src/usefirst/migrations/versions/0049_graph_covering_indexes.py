@@ -11,7 +11,7 @@ index-only scan instead of a scan of the whole orders table; lookups by tracking
 index as before.
 
 Revision ID: 0049
-Revises: 0041
+Revises: 0045
 Create Date: 2026-12-07
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0049"
-down_revision = "0041"
+down_revision = "0045"
 branch_labels = None
 depends_on = None
 
