@@ -182,6 +182,8 @@ def _ship_lean(
         ],
         parameters=[values],
     )
+    # Objects of this order the caller's session holds are stale now: read afresh when used.
+    session.expire_all()
     return order, view
 
 
@@ -383,6 +385,8 @@ def _receipt_lean(
         ],
         parameters=[counted_values, told_values],
     )
+    # Objects of this order the caller's session holds are stale now: read afresh when used.
+    session.expire_all()
     return order, view
 
 
