@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import AnySelect, insert_rows, rows_where
+from usefirst.kit.db import AnySelect, insert_rows, on_citus, rows_where
 from usefirst.kit.models import subject_shard_key
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.ledger import models
@@ -244,6 +244,11 @@ class LedgerRepository:
             self.session.execute(insert(JournalEntry), entries)
             self.insert_open_items(open_items)
             return
+        if on_citus(self.session.connection()):
+            # A data-modifying CTE on another distributed table (the open items are keyed by
+            # merchant, the postings by subject) is not for a cluster: a statement of its own.
+            self.insert_open_items(open_items)
+            open_items = ()
         items_sql, parameters = self._open_items_cte(open_items)
         arrays, posting_parameters = _unnest(
             [
@@ -429,7 +434,8 @@ class LedgerRepository:
         without an open item (a payout's own entries written the same way) change nothing."""
         if not owner_entries:
             return
-        if self.session.get_bind().dialect.name == "postgresql":
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql" and not on_citus(connection):
             pairs, parameters = _unnest(
                 [
                     ("owner_ids", "text", [owner for owner, _ in owner_entries]),
@@ -444,6 +450,7 @@ class LedgerRepository:
                 parameters,
             )
             return
+        # SQLite, or a cluster (a plain filter each shard applies): a statement per 500 pairs.
         for start in range(0, len(owner_entries), 500):
             self.session.execute(
                 delete(LedgerOpenItem).where(
