@@ -207,13 +207,23 @@ class RiskRepository:
 
     def replace_graph_members(self, shopper_ids: Sequence[str], *, run_id: str) -> None:
         self.session.execute(delete(GraphMember))
-        if shopper_ids:
-            # The table, not the mapped class: a plain executemany, without the ORM's bulk
-            # insert bookkeeping per row (seconds for the tens of thousands of a large book).
+        if not shopper_ids:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            # One statement over one array (tens of thousands of members on a large book: an
+            # executemany sends a row at a time, the ORM's bulk insert adds bookkeeping per row).
             self.session.execute(
-                insert(cast(Table, GraphMember.__table__)),
-                [{"shopper_id": shopper_id, "run_id": run_id} for shopper_id in shopper_ids],
+                text(
+                    "INSERT INTO risk_graph_members (shopper_id, run_id)"
+                    " SELECT s, :run_id FROM unnest(CAST(:shopper_ids AS varchar[])) AS s"
+                ),
+                {"shopper_ids": list(shopper_ids), "run_id": run_id},
             )
+            return
+        self.session.execute(
+            insert(cast(Table, GraphMember.__table__)),
+            [{"shopper_id": shopper_id, "run_id": run_id} for shopper_id in shopper_ids],
+        )
 
     def last_graph_run(self) -> GraphRun | None:
         return self.session.scalars(
