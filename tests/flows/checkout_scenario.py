@@ -2,7 +2,7 @@
 
 ``play(runtime, client)`` runs, over HTTP at a fixed sandbox time: an approved checkout, its
 idempotent replay and a reuse of its key with another body (409), a decline for credit, a
-step-up (a new account sharing a phone), a review (shipping to the merchant's own address), a
+step-up (a new account sharing a phone that spends its whole line on a phone), a review (shipping to the merchant's own address), a
 limit race (two orders that each fit the limit but not together), a checkout without a key, and
 the approved order shipped, its receipt confirmed and paid (with a replay). It returns every
 response and the rows of every table these calls write, ids replaced by stable placeholders
@@ -38,6 +38,7 @@ from sqlalchemy import select
 from usefirst.identity.service import create_api_key
 from usefirst.identity.validation import national_id_check_character
 from usefirst.kit.db import Base
+from usefirst.risk import signals
 from usefirst.runtime import Runtime
 
 FIXTURE = Path(__file__).with_name("checkout_recording.json")
@@ -58,6 +59,10 @@ ADDED_SINCE_RECORDING: dict[str, dict[str, object]] = {
     "journal_entries": {"shard_key": None},
     "ledger_postings": {"shard_key": None},
 }
+
+# Features a decision records that the recording predates (the online signals, issue 19): left
+# out of each recorded decision's features, and checked there as numbers.
+FEATURES_ADDED_SINCE_RECORDING = signals.SIGNAL_NAMES
 
 FIXED_NOW = datetime(2026, 11, 11, 2, 0, tzinfo=UTC)
 TABLES = (
@@ -90,7 +95,9 @@ def national_id(serial: int) -> str:
     return first + national_id_check_character(first)
 
 
-def checkout(shopper_id: str, merchant_id: str, amount: int, address: str) -> dict[str, Any]:
+def checkout(
+    shopper_id: str, merchant_id: str, amount: int, address: str, category: str = "electronics"
+) -> dict[str, Any]:
     return {
         "shopper_id": shopper_id,
         "merchant_id": merchant_id,
@@ -99,7 +106,7 @@ def checkout(shopper_id: str, merchant_id: str, amount: int, address: str) -> di
             {
                 "sku": "sku-1",
                 "name": "Headphones",
-                "category": "electronics",
+                "category": category,
                 "quantity": 1,
                 "unit_price_minor": amount,
             }
@@ -178,7 +185,13 @@ def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
 
     enrol(2, "+8613800000002")
     shares_phone = enrol(3, "+8613800000002")
-    post("/v1/checkouts", checkout(shares_phone, shop["id"], 20_000, home), key="k-step-up")
+    # Rules 2026-12-07.1: a shared phone alone gives points; with the whole line spent on a
+    # phone by a new account (resellable_goods, young_account_maxes_limit) they reach a step-up.
+    post(
+        "/v1/checkouts",
+        checkout(shares_phone, shop["id"], 100_000, home, category="phones"),
+        key="k-step-up",
+    )
 
     reviewed = enrol(4, "+8613800000004")
     post(
@@ -271,7 +284,18 @@ def record(database_url: str) -> dict[str, Any]:
         recording["tables"][name] = [
             {column: value for column, value in row.items() if column not in added} for row in rows
         ]
+    recording["tables"]["risk_decisions"] = [
+        without_added_features(row) for row in recording["tables"]["risk_decisions"]
+    ]
     return recording
+
+
+def without_added_features(row: dict[str, Any]) -> dict[str, Any]:
+    """A decision's features without those the recording predates (checked as numbers)."""
+    features = row["features"]
+    assert all(isinstance(features[name], float) for name in FEATURES_ADDED_SINCE_RECORDING)
+    kept = {k: v for k, v in features.items() if k not in FEATURES_ADDED_SINCE_RECORDING}
+    return {**row, "features": kept}
 
 
 def main(argv: list[str]) -> int:

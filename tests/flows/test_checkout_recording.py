@@ -13,22 +13,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.flows.checkout_scenario import ADDED_SINCE_RECORDING, FIXTURE, TABLES, play
+from tests.flows.checkout_scenario import (
+    ADDED_SINCE_RECORDING,
+    FIXTURE,
+    TABLES,
+    play,
+    without_added_features,
+)
 from usefirst.kit.models import payload_shard_key, subject_shard_key
 from usefirst.risk import decision as risk_decision
-from usefirst.risk import signals
 from usefirst.runtime import Runtime
-
-# Features a decision records that the recording predates (the online signals, issue 19): taken
-# out of each recorded decision's features before comparing, and checked there as numbers.
-FEATURES_ADDED_SINCE_RECORDING = signals.SIGNAL_NAMES
-
-
-def without_added_features(row: dict[str, Any]) -> dict[str, Any]:
-    features = row["features"]
-    assert all(isinstance(features[name], float) for name in FEATURES_ADDED_SINCE_RECORDING)
-    kept = {k: v for k, v in features.items() if k not in FEATURES_ADDED_SINCE_RECORDING}
-    return {**row, "features": kept}
 
 
 def assert_shard_keys(tables: dict[str, list[dict[str, Any]]]) -> None:

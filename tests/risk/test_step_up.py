@@ -1,5 +1,7 @@
-"""Step-up: a new account sharing its phone with another must confirm the order with a one-time
-code texted to its own phone: right code, wrong codes, too many, expiry and replay."""
+"""Step-up: a new account sharing its phone with another that spends its whole credit line at once
+on phones must confirm the order with a one-time code texted to its own phone (the shared phone
+alone gives points only since rules 2026-12-07.1): right code, wrong codes, too many, expiry and
+replay."""
 
 from __future__ import annotations
 
@@ -34,15 +36,17 @@ def step_up_order(
     enrol(client, headers, phone=PHONE)
     shopper = enrol(client, headers, phone=PHONE)
     merchant = create_merchant(client, headers)
-    response = client.post(
-        "/v1/checkouts", headers=headers, json=checkout_body(shopper["id"], merchant["id"])
-    )
+    body = checkout_body(shopper["id"], merchant["id"], amount_minor=100_000)
+    body["items"][0].update(category="phones", name="Phone")
+    response = client.post("/v1/checkouts", headers=headers, json=body)
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["decision"]["outcome"] == "step_up"
     assert [r["code"] for r in created["decision"]["reasons"]] == [
         "step_up_required",
         "shared_phone_new_account",
+        "resellable_goods",
+        "young_account_maxes_limit",
     ]
     order = created["order"]
     assert order["status"] == "step_up"

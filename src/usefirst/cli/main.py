@@ -750,6 +750,66 @@ def risk_rebuild_counters() -> None:
     stdout().print(f"counters rebuilt from {counted} orders")
 
 
+@risk_app.command("prune-signals")
+def risk_prune_signals(as_json: JsonOption = False) -> None:
+    """Delete the online signals' events and hour counts that no checkout reads any more (each
+    kind's events older than its window, hours before the 8 days read). Idempotent: run it
+    nightly (a second run deletes nothing).
+
+    Exit codes:
+    0 pruned."""
+    from usefirst.risk import signal_upkeep
+
+    runtime = _runtime()
+    with runtime.work() as work:
+        summary = signal_upkeep.prune(work.session, now=work.now)
+    if as_json:
+        print_json(
+            {
+                "events_deleted": summary.events_deleted,
+                "hours_deleted": summary.hours_deleted,
+                "events_before": {k: v.isoformat() for k, v in summary.events_before.items()},
+                "hours_before": summary.hours_before.isoformat(),
+            }
+        )
+        return
+    stdout().print(
+        f"signal events deleted: {summary.events_deleted}; "
+        f"hour counts deleted: {summary.hours_deleted} "
+        f"(hours before {summary.hours_before:%Y-%m-%d %H:%M} UTC)"
+    )
+
+
+@risk_app.command("backfill-signals")
+def risk_backfill_signals(as_json: JsonOption = False) -> None:
+    """Build the online signals' events and hour counts from the orders still in their windows
+    (a book that predates migration 0041): events not there are added; each whole clock hour
+    before the current one gets the counts of all its orders. Idempotent.
+
+    Exit codes:
+    0 backfilled."""
+    from usefirst.risk import signal_upkeep
+
+    runtime = _runtime()
+    with runtime.work() as work:
+        summary = signal_upkeep.backfill(work.session, cipher=runtime.cipher, now=work.now)
+    if as_json:
+        print_json(
+            {
+                "orders_read": summary.orders_read,
+                "events_added": summary.events_added,
+                "hours_written": summary.hours_written,
+                "hours_from": summary.hours_from.isoformat(),
+                "hours_until": summary.hours_until.isoformat(),
+            }
+        )
+        return
+    stdout().print(
+        f"orders read: {summary.orders_read}; signal events added: {summary.events_added}; "
+        f"hour counts written: {summary.hours_written}"
+    )
+
+
 def _safe_url(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)

@@ -1,0 +1,96 @@
+"""All SQL of the online signals' upkeep (``risk/signal_upkeep.py``): pruning the two counters of
+what no checkout reads any more, and the orders read and rows written by their backfill."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from usefirst.orders.models import Order
+from usefirst.risk.models import HourCounter, SignalEvent
+
+_EVENTS = cast(Table, SignalEvent.__table__)
+_HOURS = cast(Table, HourCounter.__table__)
+_HOUR_KEY = ["scope", "key", "hour", "stripe"]
+# Rows per INSERT of the backfill (bounded multi-row statements; 8 columns each).
+BATCH_ROWS = 500
+
+
+class SignalUpkeepRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+
+    def prune_events(self, before_by_kind: Mapping[str, datetime]) -> int:
+        """Delete each kind's events older than its cut-off: one statement per kind, a range of
+        the primary key's second column within each key (``kind, key_hash, created_at``)."""
+        deleted = 0
+        for kind, before in sorted(before_by_kind.items()):
+            result = self.session.execute(
+                delete(_EVENTS).where(_EVENTS.c.kind == kind, _EVENTS.c.created_at < before)
+            )
+            deleted += int(getattr(result, "rowcount", 0) or 0)
+        return deleted
+
+    def prune_hours(self, before: datetime) -> int:
+        result = self.session.execute(delete(_HOURS).where(_HOURS.c.hour < before))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def checkouts(self, *, since: datetime, until: datetime) -> Iterator[Any]:
+        """Every order placed in [since, until) with what its checkout counted, oldest first
+        (a checkout stores its order whatever the outcome, so the orders are the checkouts)."""
+        statement = (
+            select(
+                Order.id,
+                Order.shopper_id,
+                Order.merchant_id,
+                Order.amount_minor,
+                Order.created_at,
+                Order.device_id,
+                Order.ip,
+                Order.shipping_address_encrypted,
+                Order.decision_outcome,
+            )
+            .where(Order.created_at >= since, Order.created_at < until)
+            .order_by(Order.created_at, Order.id)
+            .execution_options(yield_per=BATCH_ROWS)
+        )
+        yield from self.session.execute(statement)
+
+    def add_events(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert events not there yet (a checkout's own rows, or an earlier backfill's, stay)."""
+        added = 0
+        for start in range(0, len(rows), BATCH_ROWS):
+            insert = self._insert(_EVENTS).values(list(rows[start : start + BATCH_ROWS]))
+            # The rows written, counted by RETURNING (psycopg's rowcount of a multi-row insert
+            # that skipped some is not reliable).
+            added += len(
+                self.session.execute(
+                    insert.on_conflict_do_nothing().returning(_EVENTS.c.order_id)
+                ).all()
+            )
+        return added
+
+    def set_hours(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Write each hour row's counts as given (not added: the counts are of every order of
+        the hour, so running again writes the same)."""
+        for start in range(0, len(rows), BATCH_ROWS):
+            insert = self._insert(_HOURS).values(list(rows[start : start + BATCH_ROWS]))
+            self.session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=_HOUR_KEY,
+                    set_={
+                        "orders": insert.excluded.orders,
+                        "amount_minor": insert.excluded.amount_minor,
+                    },
+                )
+            )
+        return len(rows)
+
+    def _insert(self, table: Table) -> Any:
+        return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
