@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from tests.factories import checkout_body, create_merchant, enrol
+from tests.factories import checkout_body, create_merchant, enrol, skip_on_citus
 from usefirst.kit.db import normalize_database_url
 from usefirst.kit.migrate import downgrade, upgrade
 
@@ -68,6 +68,10 @@ def normalised(values: tuple[Any, ...]) -> tuple[Any, ...]:
 def test_the_state_moves_to_its_owners_and_back(
     database_url: str, client: TestClient, platform_headers: dict[str, str]
 ) -> None:
+    skip_on_citus(
+        database_url,
+        "a downgrade past migration 0029/0039 drops a distribution column, which Citus refuses",
+    )
     merchant = create_merchant(client, platform_headers)
     charged_off, disputed, both, untouched = sorted(
         order_for(client, platform_headers, merchant) for _ in range(4)

@@ -149,6 +149,19 @@ def test_export_and_erasure_are_for_compliance_only(
         assert audit.verify_chain(work.session).rows_checked == 0
 
 
+def signal_events(runtime: Runtime) -> list[tuple[Any, ...]]:
+    with runtime.database.engine.connect() as connection:
+        return sorted(
+            tuple(row)
+            for row in connection.execute(
+                text(
+                    "SELECT kind, key_hash, created_at, order_id, shopper_id, merchant_id,"
+                    " amount_minor, is_held FROM risk_signal_events"
+                )
+            )
+        )
+
+
 def test_erasure_leaves_no_personal_data_and_keeps_the_ledger_balanced(
     client: TestClient, platform_headers: dict[str, str], runtime: Runtime
 ) -> None:
@@ -156,10 +169,20 @@ def test_erasure_leaves_no_personal_data_and_keeps_the_ledger_balanced(
     compliance = operator_headers(runtime, "compliance")
     with runtime.work(read_only=True) as work:
         before = ledger_audit(work.session)
+    signals_before = signal_events(runtime)
     response = client.post(f"/v1/shoppers/{a.shopper['id']}/erasure", headers=compliance)
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["status"] == "erased" and result["shopper_id"] == a.shopper["id"]
+    # The online signals' rows of the erased shopper keep everything but their keyed hash (the
+    # column a cluster shards them by: each row is replaced); the other shopper's are untouched.
+    erased_signals = [row for row in signals_before if row[4] == a.shopper["id"]]
+    assert len(erased_signals) == 3
+    assert result["erased"]["risk_signal_events"] == 3
+    assert signal_events(runtime) == sorted(
+        (row[0], f"erased:{a.shopper['id']}", *row[2:]) if row in erased_signals else row
+        for row in signals_before
+    )
     assert result["erased"]["shoppers"] == 1
     assert result["erased"]["look-ups"] == 2
     assert result["erased"]["orders"] == 1

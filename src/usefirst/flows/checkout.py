@@ -34,7 +34,7 @@ from usefirst.flows.order_events import insert_order_event, publish_order_event
 from usefirst.identity import service as identity_service
 from usefirst.identity.service import ShopperStanding
 from usefirst.kit.crypto import FieldCipher
-from usefirst.kit.db import Part, look_up_together, write_prepared
+from usefirst.kit.db import Part, look_up_together, on_citus, write_prepared
 from usefirst.kit.errors import ValidationFailed
 from usefirst.kit.idempotency import KeyAlreadyRecorded, ResponseRecord
 from usefirst.kit.settings import Settings
@@ -263,6 +263,15 @@ class _Checkout:
         decision, order, instalments = self.decided(reasons)
         order_service.add_order(session, order)
         repayment_service.add_schedule(session, instalments)
+        # The shared counter rows in the order the one-statement write locks them: PostgreSQL
+        # runs a statement's unreferenced data-modifying CTEs last to first, so there the
+        # signals' hour counts (a later part) are upserted before the merchant-day counters;
+        # Citus runs them as steps in their written order, the merchant-day counters first. A
+        # declined checkout beside an approved one that took them the other way round
+        # deadlocked (tests/flows/test_concurrency_postgres.py, fifty checkouts of one shopper).
+        counters_first = on_citus(session.connection())
+        if counters_first:
+            risk_counters.record_new_order(session, order=order, now=self.now)
         risk_decision.record_checkout_decision(
             session,
             order=order,
@@ -274,12 +283,8 @@ class _Checkout:
             effects=risk_effects,
             now=self.now,
         )
-        # The shared counter rows in the order the one-statement write locks them: PostgreSQL
-        # runs a statement's unreferenced data-modifying CTEs last to first, so there the
-        # signals' hour counts (a later part) are upserted before the merchant-day counters. A
-        # declined checkout beside an approved one took them the other way round and deadlocked
-        # (tests/flows/test_concurrency_postgres.py, fifty checkouts of one shopper).
-        risk_counters.record_new_order(session, order=order, now=self.now)
+        if not counters_first:
+            risk_counters.record_new_order(session, order=order, now=self.now)
         session.flush()
         view = order_service.order_view(session, order, instalments)
         publish_order_event(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import Base
@@ -149,10 +149,33 @@ def _erase_columns(
             for name in present
         ]
     )
+    whose = (of_shopper(table, shopper_id), holding)
+    if any(table.c[name].primary_key for name in present):
+        return _replace_rows(session, table, whose=whose, values=values)
     result = session.execute(
-        update(table)
-        .where(of_shopper(table, shopper_id), holding)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        update(table).where(*whose).values(**values).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _replace_rows(
+    session: Session, table: Table, *, whose: Sequence[Any], values: Mapping[str, Any]
+) -> int:
+    """Erase a column of the primary key by replacing each row: an erased copy is inserted, then
+    the originals deleted (the copies no longer hold a value, so the delete passes them over).
+    A key column may be the column a Citus cluster shards the table by (``risk_signal_events``
+    by ``key_hash``), whose value an UPDATE may not change, since the row would move to another
+    shard; the same two statements run on SQLite and PostgreSQL. Returns the rows replaced."""
+    copies = select(
+        *[
+            literal(values[column.name], column.type).label(column.name)
+            if column.name in values
+            else column
+            for column in table.c
+        ]
+    ).where(*whose)
+    session.execute(insert(table).from_select([column.name for column in table.c], copies))
+    result = session.execute(
+        delete(table).where(*whose).execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
