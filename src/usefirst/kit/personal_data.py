@@ -15,7 +15,18 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from usefirst.kit.db import Base
