@@ -34,7 +34,7 @@ from usefirst.api.app import create_app
 from usefirst.flows import fulfilment
 from usefirst.runtime import Runtime
 
-RECEIPT_TABLES = (*PAYMENT_TABLES, "settlement_holds")
+RECEIPT_TABLES = (*PAYMENT_TABLES, "settlement_holds", "ledger_open_items")
 assert set(TABLES) <= set(RECEIPT_TABLES)
 # The comparison is of the rules alone, whatever model artefact is installed.
 __all__ = ["no_model"]
@@ -178,6 +178,8 @@ def test_shipments_and_receipts_answer_and_write_as_the_previous_paths(
     tables = after["tables"]
     assert sorted(len(row["evidence"]["signals"]) for row in tables["risk_cases"]) == [1, 1, 2]
     assert len(tables["settlement_holds"]) == 2
+    # Each delivered order's sale credits its merchant's payable: an open item until paid out.
+    assert tables["ledger_open_items"], "the receipts posted no merchant payable"
     if database_url.startswith("sqlite"):
         assert lean_choices == {"_ship_lean": [], "_receipt_lean": []}
     else:
