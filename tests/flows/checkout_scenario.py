@@ -145,6 +145,19 @@ class Caller:
         )
         return response.json()
 
+    def enrol(self, serial: int, *, external_id: str, phone: str) -> str:
+        """A shopper enrolled by the platform (not recorded: its id is in every later call)."""
+        body = {
+            "external_id": external_id,
+            "name": "张三",
+            "national_id": national_id(serial),
+            "phone": phone,
+            "consent": {"privacy_policy_version": "2026-01", "credit_report_authorized": True},
+        }
+        response = self.client.post("/v1/shoppers", headers=self.platform, json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
 
 def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
     caller = Caller(runtime, client)
@@ -153,16 +166,7 @@ def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
     post = caller.post
 
     def enrol(serial: int, phone: str) -> str:
-        body = {
-            "external_id": f"scenario-{serial}",
-            "name": "张三",
-            "national_id": national_id(serial),
-            "phone": phone,
-            "consent": {"privacy_policy_version": "2026-01", "credit_report_authorized": True},
-        }
-        response = client.post("/v1/shoppers", headers=platform, json=body)
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
+        return caller.enrol(serial, external_id=f"scenario-{serial}", phone=phone)
 
     def merchant(name: str, **extra: Any) -> dict[str, Any]:
         response = client.post(

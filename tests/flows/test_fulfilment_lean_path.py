@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import _truncate_postgres
 from tests.factories import checkout_body
-from tests.flows.checkout_scenario import TABLES, Caller, national_id
+from tests.flows.checkout_scenario import TABLES, Caller
 from tests.flows.test_payment_lean_path import PAYMENT_TABLES, no_model, played, recording
 from usefirst.api.app import create_app
 from usefirst.flows import fulfilment
@@ -46,16 +46,9 @@ def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
     post = caller.post
 
     def enrol(serial: int) -> str:
-        body = {
-            "external_id": f"receipt-{serial}",
-            "name": "张三",
-            "national_id": national_id(serial),
-            "phone": f"+86138000001{serial:02d}",
-            "consent": {"privacy_policy_version": "2026-01", "credit_report_authorized": True},
-        }
-        response = client.post("/v1/shoppers", headers=platform, json=body)
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
+        return caller.enrol(
+            serial, external_id=f"receipt-{serial}", phone=f"+86138000001{serial:02d}"
+        )
 
     shop = client.post(
         "/v1/merchants",

@@ -31,7 +31,6 @@ from tests.flows.checkout_scenario import (
     RANDOM_BY_DESIGN,
     TABLES,
     Caller,
-    national_id,
     normalise,
 )
 from usefirst.api.app import create_app
@@ -65,16 +64,7 @@ def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
     post = caller.post
 
     def enrol(serial: int) -> str:
-        body = {
-            "external_id": f"lean-{serial}",
-            "name": "张三",
-            "national_id": national_id(serial),
-            "phone": f"+86138000000{serial:02d}",
-            "consent": {"privacy_policy_version": "2026-01", "credit_report_authorized": True},
-        }
-        response = client.post("/v1/shoppers", headers=platform, json=body)
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
+        return caller.enrol(serial, external_id=f"lean-{serial}", phone=f"+86138000000{serial:02d}")
 
     shop = client.post(
         "/v1/merchants",
