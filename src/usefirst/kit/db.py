@@ -34,11 +34,13 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     exists,
+    func,
     insert,
     inspect,
     select,
     text,
     true,
+    tuple_,
     union_all,
 )
 from sqlalchemy import any_ as sql_any
@@ -89,6 +91,7 @@ AnySelect = Select[*tuple[Any, ...]]
 A = TypeVar("A")
 B = TypeVar("B")
 C = TypeVar("C")
+KeyT = TypeVar("KeyT")
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only makes INTEGER PRIMARY KEY an alias of rowid; BigInteger elsewhere.
@@ -428,6 +431,40 @@ def insert_rows(
     ``when``, only if that condition holds, so that it can be one part of a larger statement
     (a data-modifying CTE that writes or not by what another part did)."""
     return insert(table).from_select(list(rows[0]), rows_where(table, rows, when))
+
+
+def unnest_insert(
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    finish: Callable[[Any], UpdateBase] | None = None,
+) -> UpdateBase:
+    """PostgreSQL: one INSERT of ``rows`` (mappings of column values, all with the same columns)
+    from ``unnest`` of one bound array per column, in the rows' order. Its text does not grow
+    with the rows, so it is compiled once and its parameters are a handful of arrays: an
+    ``insert_rows`` of thousands of rows spends most of its time compiling and binding one
+    parameter per value. ``finish`` adds what the statement ends with (an ON CONFLICT clause)."""
+    columns = list(rows[0])
+    if any(len(row) != len(columns) for row in rows):
+        raise ValueError("every row of one insert has the same columns")
+    source = (
+        func.unnest(
+            *(
+                bindparam(
+                    f"{table.name}__{name}",
+                    [row[name] for row in rows],
+                    type_=ARRAY(table.c[name].type),
+                )
+                for name in columns
+            )
+        )
+        .table_valued(*columns)
+        .render_derived()
+    )
+    statement = postgresql_insert(table).from_select(
+        columns, select(*(source.c[name] for name in columns))
+    )
+    return statement if finish is None else finish(statement)
 
 
 def rows_where(
@@ -770,3 +807,40 @@ def in_list(
     if session.get_bind().dialect.name == "postgresql":
         return column == sql_any(bindparam(None, list(values), type_=ARRAY(String)))
     return column.in_(values)
+
+
+def pairs_in(
+    session: Session,
+    first: ColumnElement[Any] | InstrumentedAttribute[Any],
+    second: ColumnElement[Any] | InstrumentedAttribute[Any],
+    pairs: Sequence[tuple[str, str]],
+) -> ColumnElement[bool]:
+    """``(first, second) IN pairs`` (such as (shopper_id, order_id) keys): on PostgreSQL two
+    bound arrays unnested side by side, so the statement's text does not grow with the list; an
+    ``IN`` list of pairs elsewhere, and on a Citus coordinator, which prunes the shards a
+    statement goes to by a literal list of its distribution column (the caller splits the list:
+    see :func:`in_chunks`)."""
+    if _pairs_as_arrays(session):
+        listed = (
+            func.unnest(
+                bindparam(None, [pair[0] for pair in pairs], type_=ARRAY(String)),
+                bindparam(None, [pair[1] for pair in pairs], type_=ARRAY(String)),
+            )
+            .table_valued("first", "second")
+            .render_derived()
+        )
+        return tuple_(first, second).in_(select(listed.c.first, listed.c.second))
+    return tuple_(first, second).in_(pairs)
+
+
+def in_chunks(session: Session, keys: Sequence[KeyT], *, size: int) -> Iterator[Sequence[KeyT]]:
+    """``keys`` in the lists one statement of ``pairs_in`` takes: all at once on PostgreSQL,
+    ``size`` at a time elsewhere."""
+    step = len(keys) if _pairs_as_arrays(session) else size
+    for start in range(0, len(keys), max(step, 1)):
+        yield keys[start : start + step]
+
+
+def _pairs_as_arrays(session: Session) -> bool:
+    connection = session.connection()
+    return connection.dialect.name == "postgresql" and not on_citus(connection)

@@ -16,14 +16,13 @@ from sqlalchemy import (
     case,
     func,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.orm import Session
 
 from usefirst.collections.repository import ever_delinquent
 from usefirst.disputes.repository import open_dispute_on
-from usefirst.kit.db import AnySelect, Part, in_list, row_values, rows_part
+from usefirst.kit.db import AnySelect, Part, in_chunks, in_list, pairs_in, row_values, rows_part
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.orders import models
 from usefirst.orders.models import Order, Refund
@@ -145,11 +144,10 @@ class OrderRepository:
     def many(self, keys: Sequence[tuple[str, str]]) -> list[Order]:
         """The orders of (shopper_id, order_id) keys, in key order."""
         found: dict[tuple[str, str], Order] = {}
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
+        for chunk in in_chunks(self.session, keys, size=CHUNK):
             for order in self.session.scalars(
                 select(Order)
-                .where(tuple_(Order.shopper_id, Order.id).in_(chunk))
+                .where(pairs_in(self.session, Order.shopper_id, Order.id, chunk))
                 .execution_options(populate_existing=True)
             ):
                 found[(order.shopper_id, order.id)] = order
@@ -160,11 +158,11 @@ class OrderRepository:
     ) -> list[tuple[str, str]]:
         """Mark those of the orders still shipped delivered now; the keys of those marked."""
         delivered: list[tuple[str, str]] = []
-        for start in range(0, len(keys), CHUNK):
+        for chunk in in_chunks(self.session, keys, size=CHUNK):
             rows = self.session.execute(
                 update(Order)
                 .where(
-                    tuple_(Order.shopper_id, Order.id).in_(keys[start : start + CHUNK]),
+                    pairs_in(self.session, Order.shopper_id, Order.id, chunk),
                     Order.status == "shipped",
                 )
                 .values(
@@ -184,11 +182,13 @@ class OrderRepository:
     ) -> list[tuple[str, str]]:
         """Turn those of the orders that are delivered overdue; the keys of those that turned."""
         turned: list[tuple[str, str]] = []
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
+        for chunk in in_chunks(self.session, keys, size=CHUNK):
             rows = self.session.execute(
                 update(Order)
-                .where(tuple_(Order.shopper_id, Order.id).in_(chunk), Order.status == "delivered")
+                .where(
+                    pairs_in(self.session, Order.shopper_id, Order.id, chunk),
+                    Order.status == "delivered",
+                )
                 .values(status="overdue", updated_at=now)
                 .returning(Order.shopper_id, Order.id)
                 .execution_options(synchronize_session=False)

@@ -17,7 +17,6 @@ from sqlalchemy import (
     func,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -25,7 +24,17 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from usefirst.collections.models import HARDSHIP_HOLDS
 from usefirst.disputes.repository import DISPUTE_PAUSES
-from usefirst.kit.db import AnySelect, Part, in_list, insert_rows, on_citus, row_values, rows_part
+from usefirst.kit.db import (
+    AnySelect,
+    Part,
+    in_chunks,
+    in_list,
+    insert_rows,
+    on_citus,
+    pairs_in,
+    row_values,
+    rows_part,
+)
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.repayment import models
 from usefirst.repayment.models import Allocation, Instalment, Payment
@@ -102,14 +111,12 @@ class RepaymentRepository:
     def instalments_of_keys(self, keys: Sequence[tuple[str, str]]) -> list[Instalment]:
         """The instalments of the (shopper_id, order_id) keys, by order and seq."""
         rows: list[Instalment] = []
-        for start in range(0, len(keys), CHUNK):
+        for chunk in in_chunks(self.session, keys, size=CHUNK):
             rows.extend(
                 self.session.scalars(
                     select(Instalment)
                     .where(
-                        tuple_(Instalment.shopper_id, Instalment.order_id).in_(
-                            keys[start : start + CHUNK]
-                        )
+                        pairs_in(self.session, Instalment.shopper_id, Instalment.order_id, chunk)
                     )
                     .order_by(Instalment.shopper_id, Instalment.order_id, Instalment.seq)
                     .execution_options(populate_existing=True)
