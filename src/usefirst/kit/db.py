@@ -834,8 +834,9 @@ def pairs_in(
 
 
 def in_chunks(session: Session, keys: Sequence[KeyT], *, size: int) -> Iterator[Sequence[KeyT]]:
-    """``keys`` in the lists one statement of ``pairs_in`` takes: all at once on PostgreSQL,
-    ``size`` at a time elsewhere."""
+    """``keys`` in the lists one statement of ``pairs_in`` or ``in_list`` takes: all at once on
+    PostgreSQL, ``size`` at a time elsewhere (SQLite, and a Citus coordinator, where
+    ``pairs_in`` is a literal list)."""
     step = len(keys) if _pairs_as_arrays(session) else size
     for start in range(0, len(keys), max(step, 1)):
         yield keys[start : start + step]

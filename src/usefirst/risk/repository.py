@@ -22,7 +22,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from usefirst.kit.db import AnySelect, Part, in_list, insert_rows, row_values, rows_part
+from usefirst.kit.db import (
+    SQLITE_LIST_SIZE,
+    AnySelect,
+    Part,
+    in_chunks,
+    in_list,
+    insert_rows,
+    row_values,
+    rows_part,
+)
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.risk import models
 from usefirst.risk.models import (
@@ -413,15 +422,16 @@ class RiskRepository:
         return found & set(pairs)
 
     def orders_with_action(self, order_ids: Sequence[str], *, action: str) -> set[str]:
-        """Those of the orders ``action`` was taken on (one query per 5,000 orders)."""
+        """Those of the orders ``action`` was taken on (one query on PostgreSQL, one per
+        ``SQLITE_LIST_SIZE`` orders elsewhere)."""
         found: set[str] = set()
-        for start in range(0, len(order_ids), 5000):
+        for chunk in in_chunks(self.session, order_ids, size=SQLITE_LIST_SIZE):
             found.update(
                 order_id
                 for order_id in self.session.scalars(
                     select(RiskAction.order_id).where(
                         RiskAction.action == action,
-                        RiskAction.order_id.in_(order_ids[start : start + 5000]),
+                        in_list(self.session, RiskAction.order_id, chunk),
                     )
                 )
                 if order_id is not None
