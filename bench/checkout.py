@@ -222,6 +222,17 @@ def statement_lines(
     return lines
 
 
+def analyze(target: PgTarget) -> None:
+    """Refresh the bench database's planner statistics, as autovacuum keeps them on a database
+    in use. The bench starts from empty tables that grow by thousands of rows a pass, faster
+    than autovacuum's per-minute visits refresh their statistics: the server's prepared
+    statements keep generic plans made for the tables' size at the last refresh (sequential
+    scans of tables that were empty then), and each pass measured those stale plans. ANALYZE
+    invalidates them, so each pass's plans are made for the data it runs on."""
+    with target.connect(target.dbname) as conn:
+        conn.execute("ANALYZE")
+
+
 def prepare_database(url: str, keys_file: Path, *, citus: bool = False) -> str:
     """Recreate and migrate the bench database; return a new platform API key. ``citus``: the
     database is a Citus coordinator's (the extension created, workers added): its tables and
@@ -1246,6 +1257,7 @@ def measured(
     """Run one pass with CPU accounting (and, for one worker, the server's own latency mean)."""
     classify = classifier(server.pid, workload.dbname)
     metrics_before = scrape_checkout_metrics(workload.base_url) if launch.workers == 1 else None
+    analyze(workload.target)
     time.sleep(1.1)  # earlier work's pending statistics reach pg_stat_database first
     counters_before = pg_counters(workload.target)
     statements_before = (
