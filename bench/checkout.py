@@ -129,6 +129,8 @@ def recreate_database(target: PgTarget, name: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+# Where pg_stat_statements is read (``enable_statement_stats``; None: not available).
+STATEMENT_STATS: str | None = None
 PG_COUNTERS = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_returned")
 
 
@@ -142,6 +144,93 @@ def pg_counters(target: PgTarget) -> dict[str, int]:
             (target.dbname,),
         ).fetchone()
     return dict(zip(PG_COUNTERS, row or (0,) * len(PG_COUNTERS), strict=True))
+
+
+# Per statement, from pg_stat_statements (when the server loads it): its cumulative counters.
+STATEMENT_COUNTERS = (
+    "calls",
+    "total_exec_time",
+    "shared_blks_hit",
+    "shared_blks_read",
+    "rows",
+    "plans",
+    "total_plan_time",
+)
+StatementSnapshot = dict[int, tuple[str, tuple[float, ...]]]  # queryid -> (text, counters)
+
+
+def enable_statement_stats(target: PgTarget) -> str | None:
+    """The database to read pg_stat_statements from, when the server loads it: the bench
+    database (the extension created there) or, when the role may not create it, the
+    ``postgres`` database if it has it (the view is server-wide; it is read filtered by the
+    bench database). None: not available. Its counters are never reset (other users' figures
+    would go too); each pass reads the difference."""
+    for dbname, create in ((target.dbname, True), ("postgres", False)):
+        try:
+            with target.connect(dbname) as conn:
+                if create:
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                conn.execute("SELECT 1 FROM pg_stat_statements LIMIT 1")
+        except psycopg.Error:
+            continue
+        return dbname
+    return None
+
+
+def statement_snapshot(target: PgTarget, source: str) -> StatementSnapshot:
+    """The bench database's statements and their counters (read in ``source``)."""
+    with target.connect(source) as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT queryid, query, {} FROM pg_stat_statements WHERE dbid ="
+                " (SELECT oid FROM pg_database WHERE datname = %s)"
+            ).format(sql.SQL(", ").join(sql.Identifier(name) for name in STATEMENT_COUNTERS)),
+            (target.dbname,),
+        ).fetchall()
+    return {
+        int(row[0]): (str(row[1]), tuple(float(value or 0) for value in row[2:])) for row in rows
+    }
+
+
+def statement_lines(
+    before: StatementSnapshot, after: StatementSnapshot, requests: int, top: int = 6
+) -> list[str]:
+    """The pass's most expensive statements: calls, mean execution and planning time, shared
+    buffers and rows per call, and the database's execution time per request."""
+    deltas = []
+    for queryid, (query, counters) in after.items():
+        earlier = before.get(queryid, ("", (0.0,) * len(counters)))[1]
+        differences = (a - b for a, b in zip(counters, earlier, strict=True))
+        delta = dict(zip(STATEMENT_COUNTERS, differences, strict=True))
+        if delta["calls"] > 0:
+            deltas.append((" ".join(query.split()), delta))
+    deltas.sort(key=lambda item: -item[1]["total_exec_time"])
+    total = sum(delta["total_exec_time"] for _, delta in deltas)
+    lines = [f"execution {total / max(requests, 1):.2f} ms per request in all statements"]
+    for query, delta in deltas[:top]:
+        calls = delta["calls"]
+        planned = (
+            f", planned {delta['plans']:.0f} times, {delta['total_plan_time'] / calls:.3f} ms"
+            if delta["plans"]
+            else ""
+        )
+        lines.append(
+            f"{calls:6.0f} calls  {delta['total_exec_time'] / calls:7.3f} ms  "
+            f"{(delta['shared_blks_hit'] + delta['shared_blks_read']) / calls:7.1f} buffers  "
+            f"{delta['rows'] / calls:5.1f} rows{planned}  {query[:70]}"
+        )
+    return lines
+
+
+def analyze(target: PgTarget) -> None:
+    """Refresh the bench database's planner statistics, as autovacuum keeps them on a database
+    in use. The bench starts from empty tables that grow by thousands of rows a pass, faster
+    than autovacuum's per-minute visits refresh their statistics: the server's prepared
+    statements keep generic plans made for the tables' size at the last refresh (sequential
+    scans of tables that were empty then), and each pass measured those stale plans. ANALYZE
+    invalidates them, so each pass's plans are made for the data it runs on."""
+    with target.connect(target.dbname) as conn:
+        conn.execute("ANALYZE")
 
 
 def prepare_database(url: str, keys_file: Path, *, citus: bool = False) -> str:
@@ -172,6 +261,8 @@ def prepare_database(url: str, keys_file: Path, *, citus: bool = False) -> str:
     else:
         recreate_database(target, target.dbname)
         upgrade(url)
+        global STATEMENT_STATS
+        STATEMENT_STATS = enable_statement_stats(target)
     runtime = Runtime(Settings(database_url=url, keys_file=keys_file))
     try:
         with runtime.work() as work:
@@ -1166,8 +1257,12 @@ def measured(
     """Run one pass with CPU accounting (and, for one worker, the server's own latency mean)."""
     classify = classifier(server.pid, workload.dbname)
     metrics_before = scrape_checkout_metrics(workload.base_url) if launch.workers == 1 else None
+    analyze(workload.target)
     time.sleep(1.1)  # earlier work's pending statistics reach pg_stat_database first
     counters_before = pg_counters(workload.target)
+    statements_before = (
+        statement_snapshot(workload.target, STATEMENT_STATS) if STATEMENT_STATS else None
+    )
     outcomes_before = Counter(workload.outcomes)
     cpu_before = cpu_snapshot(classify)
     result = run()
@@ -1203,6 +1298,10 @@ def measured(
         f"transactions (pings count as one each), {pg['tup_inserted']:.1f} rows inserted, "
         f"{pg['tup_updated']:.1f} updated"
     )
+    if statements_before is not None:
+        after = statement_snapshot(workload.target, STATEMENT_STATS or "postgres")
+        for line in statement_lines(statements_before, after, requests):
+            print(f"  {'':<12} {line}")
     for message in result.error_samples:
         print(f"  {'':<12} error: {message}")
     if result.errors:
@@ -1353,6 +1452,16 @@ def main(argv: list[str] | None = None) -> int:
         f" {SHOPPERS_PER_IP_BLOCK} shoppers (an IP block as risk.signals.ip_block defines it)",
     )
     parser.add_argument(
+        "--shoppers",
+        type=int,
+        default=None,
+        help="shoppers seeded, every checkout by one of them in turn (default: 32, or 4 per"
+        " client if more). Each checkout's risk read covers its shopper's history in the"
+        " windows, so with few shoppers it grows with every pass (32 shoppers at 200"
+        " checkouts/s: about 100 orders each per 15 s pass); a sale day has many shoppers"
+        f" with a few orders each (at most {256 * SHOPPERS_PER_IP_BLOCK})",
+    )
+    parser.add_argument(
         "--citus",
         action="store_true",
         help="--database-url is a Citus coordinator's database (emptied and distributed, not"
@@ -1361,6 +1470,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.clients < 1 or args.duration < 1:
         parser.error("--clients and --duration must be positive")
+    if args.shoppers is not None and not 1 <= args.shoppers <= 256 * SHOPPERS_PER_IP_BLOCK:
+        parser.error(f"--shoppers must be from 1 to {256 * SHOPPERS_PER_IP_BLOCK}")
     worker_counts = [int(value) for value in args.workers.split(",") if value.strip()]
     half_duration = args.half_rate_duration or args.duration
     url: str = args.database_url
@@ -1391,7 +1502,7 @@ def main(argv: list[str] | None = None) -> int:
             with running(server):
                 print(f"  command: {launch.command}")
                 if workload is None:
-                    shoppers = max(32, args.clients * 4)
+                    shoppers = args.shoppers or max(32, args.clients * 4)
                     merchant_id, shopper_ids = seed(base_url, key, shoppers)
                     print(f"  seeded 1 merchant (with webhook) and {len(shopper_ids)} shoppers")
                     workload = Workload(

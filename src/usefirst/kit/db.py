@@ -8,7 +8,16 @@ with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing on lock 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable, Iterator, Mapping, MutableMapping, Sequence
+from collections import namedtuple
+from collections.abc import (
+    Callable,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +38,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    TextualSelect,
     TypeDecorator,
     UpdateBase,
     bindparam,
@@ -728,6 +738,84 @@ def _prepare(
     return PreparedWrite(
         sql=_PLACEHOLDER.sub(numbered, compiled.string), converters=tuple(converters)
     )
+
+
+@dataclass(frozen=True)
+class _PreparedSelect:
+    """A SELECT compiled once for PostgreSQL with ``$n`` placeholders: its SQL, its named
+    parameters in placeholder order with their converters, and a row class of its columns with
+    their converters."""
+
+    sql: str
+    parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    columns: tuple[Callable[[Any], Any] | None, ...]
+    # the row, made of its converted values in column order
+    row: Callable[[Iterable[Any]], Any]
+
+
+_PREPARED_SELECTS: dict[tuple[str, int], tuple[Any, _PreparedSelect]] = {}
+_NAMED_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
+
+
+def first_row_prepared(
+    session: Session, statement: TextualSelect, parameters: Mapping[str, Any]
+) -> Any:
+    """The first row of a long SELECT that a process sends many times (a row with its
+    columns as attributes; None for no row), as ``connection.execute(statement,
+    parameters).first()`` reads it. On PostgreSQL its text is compiled once, with ``$n``
+    placeholders the driver sends as they are: psycopg caches its own conversion of a
+    statement's text only under 4 kB and would split a longer one at every execution (the
+    statement is still prepared on the server after a few executions, as any). Elsewhere
+    through SQLAlchemy. ``statement``: a module-level constant (compiled once per process)."""
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        return connection.execute(statement, dict(parameters)).first()
+    key = (dialect.name, id(statement))
+    found = _PREPARED_SELECTS.get(key)
+    if found is None or found[0] is not statement:
+        found = _PREPARED_SELECTS[key] = (statement, _prepare_select(statement, dialect))
+    prepared = found[1]
+    values = [
+        parameters[name] if convert is None else convert(parameters[name])
+        for name, convert in prepared.parameters
+    ]
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with _raw_cursor(driver) as cursor:
+        cursor.execute(prepared.sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return prepared.row(
+        value if convert is None else convert(value)
+        for value, convert in zip(row, prepared.columns, strict=True)
+    )
+
+
+def _prepare_select(statement: TextualSelect, dialect: Dialect) -> _PreparedSelect:
+    compiled = statement.compile(dialect=dialect)
+    order: list[str] = []
+
+    def numbered(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in order:
+            order.append(name)
+        return f"${order.index(name) + 1}"
+
+    sql = _NAMED_PLACEHOLDER.sub(numbered, compiled.string)
+    binds = {bind.key: bind for bind in compiled.binds.values()}
+    parameters = tuple((name, binds[name].type._cached_bind_processor(dialect)) for name in order)
+    keys = []
+    columns = []
+    for selected in statement.selected_columns:
+        assert selected.key is not None
+        keys.append(selected.key)
+        columns.append(selected.type._cached_result_processor(dialect, None))
+    row = namedtuple("Row", keys)  # type: ignore[misc]
+    return _PreparedSelect(sql=sql, parameters=parameters, columns=tuple(columns), row=row._make)
 
 
 _RAW_CURSORS: dict[type[Any], type[Any]] = {}

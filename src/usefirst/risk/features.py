@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from usefirst.credit.repository import CreditRepository
 from usefirst.identity.validation import normalise_address
 from usefirst.kit.crypto import FieldCipher, link_hash
-from usefirst.kit.db import UTCDateTime, on_citus
+from usefirst.kit.db import UTCDateTime, first_row_prepared, on_citus
 from usefirst.risk import signal_repository, signals
 from usefirst.risk.counters import (
     MERCHANT_WINDOW,
@@ -189,7 +189,6 @@ def compute_checkout_features(
         "since": since,
         "edge_day": edge_day,
         "edge_end": datetime.combine(edge_day + _DAY, datetime.min.time(), tzinfo=UTC),
-        "yes": True,
         "device": link_hashes.get("device"),
         "ip": link_hashes.get("ip"),
         "address": link_hashes.get("address"),
@@ -199,7 +198,7 @@ def compute_checkout_features(
     if on_citus(connection):
         history = _cluster_features(connection, params)
     else:
-        history = connection.execute(_FEATURES_STATEMENTS[connection.dialect.name], params).first()
+        history = first_row_prepared(session, _FEATURES_STATEMENTS[connection.dialect.name], params)
     if history is None:
         raise LookupError("features need an existing shopper and merchant")
     if credit_limit_minor is None or credit_used_minor is None:
@@ -298,8 +297,7 @@ def _order_features(
 
 
 def _compact(statement: str) -> str:
-    """One line, single spaces: shorter to send and to parse, and short enough (under 4 kB) for
-    psycopg to cache its conversion of the parameters."""
+    """One line, single spaces: shorter to send and to parse."""
     return " ".join(statement.split())
 
 
@@ -413,14 +411,14 @@ _OBSERVED_LINKS = (
 #   identifier; an absent identifier binds NULL and matches nothing), and other shoppers with
 #   the shopper's phone;
 # - the online signals: the events under the checkout's keys counted (``q1``), the shopper's
-#   own orders at the merchant in the last 6 hours, the hour counts (``q2``).
-# ``h.*``, ``b.*``, ``e.*``, ``q1.*`` and ``q2.*`` are in the order written; the result maps by
-# position.
+#   own orders at the merchant in the last 6 hours (``q3``), the hour counts (``q2``).
+# ``h.*``, ``b.*``, ``e.*``, ``q1.*``, ``q3.*`` and ``q2.*`` are in the order written; the
+# result maps by position.
 # No row when the shopper or the merchant does not exist.
 _FEATURES_SQL = f"""
 SELECT s.created_at, s.phone_hash, m.created_at, m.category, m.status, m.phone_hash,
     m.address_hash, h.*, b.*, e.*,
-    (SELECT count(*) FROM instalments i WHERE i.shopper_id = :shopper_id AND i.was_overdue = :yes),
+    (SELECT count(*) FROM instalments i WHERE i.shopper_id = :shopper_id AND i.was_overdue),
     (SELECT {{links}}(c.window_lent_bound, (SELECT count(*) FROM risk_order_facts f
             WHERE f.merchant_id = :merchant_id AND f.shopper_id = c.shopper_id
             AND f.created_at >= :since AND f.is_lent = 1)))
@@ -450,6 +448,8 @@ CROSS JOIN (
 {_MERCHANT_EDGE}) e
 CROSS JOIN (
 {signal_repository.EVENT_COUNTS}) q1
+CROSS JOIN (
+{signal_repository.OWN_SPLIT}) q3
 CROSS JOIN (
 {signal_repository.HOURS}) q2
 WHERE s.id = :shopper_id
@@ -550,7 +550,7 @@ _CLUSTER_PARTS = {
     "days": _part(_MERCHANT_DAYS),
     "edge": _part(_MERCHANT_EDGE),
     "late": _part(
-        "SELECT count(*) FROM instalments WHERE shopper_id = :shopper_id AND was_overdue = :yes"
+        "SELECT count(*) FROM instalments WHERE shopper_id = :shopper_id AND was_overdue"
     ),
     "candidates": _part(
         "SELECT shopper_id, window_lent_bound FROM risk_merchant_buyers"

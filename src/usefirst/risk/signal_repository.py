@@ -116,16 +116,11 @@ TIME_PARAMS = (
 
 
 def select_list() -> str:
-    """The signals' columns of the features statement's SELECT list (the event counts and the
-    hours come from cross-joined subqueries ``q1`` and ``q2``: ``EVENT_COUNTS``, ``HOURS``)."""
-    return (
-        "q1.*, (SELECT count(*) FROM risk_order_facts f WHERE f.shopper_id = :shopper_id"
-        " AND f.merchant_id = :merchant_id AND f.created_at >= :six_hours_ago"
-        " AND f.created_at < :now)"
-        ", (SELECT coalesce(sum(f.amount_minor), 0) FROM risk_order_facts f"
-        " WHERE f.shopper_id = :shopper_id AND f.merchant_id = :merchant_id"
-        " AND f.created_at >= :six_hours_ago AND f.created_at < :now), q2.*"
-    )
+    """The signals' columns of the features statement's SELECT list: they come from its
+    cross-joined subqueries ``q1``, ``q3`` and ``q2`` (``EVENT_COUNTS``, ``OWN_SPLIT``,
+    ``HOURS``; the shopper's own orders at the merchant counted and summed by one range scan,
+    not two)."""
+    return "q1.*, q3.*, q2.*"
 
 
 def read_of(row: Any) -> SignalRead:
