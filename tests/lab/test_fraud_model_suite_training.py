@@ -3,6 +3,7 @@ and thresholds are chosen on scores each world gets from models fitted on the ot
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tests.cli.test_cli import run
 from usefirst.lab.fraud_model_training import (
     WORLD_SPECIFIC_FEATURES,
     Calibration,
@@ -23,8 +25,10 @@ from usefirst.lab.fraud_model_training import (
     train_model,
     train_suite_model,
 )
+from usefirst.lab.signal_study import LAB_ONLY_NAMES, write_rows
 from usefirst.risk.features import FEATURE_NAMES
 from usefirst.risk.fraud_model import load_model
+from usefirst.risk.rules import active_rule_set
 
 
 def _study_rows() -> list[dict[str, Any]]:
@@ -157,3 +161,35 @@ def test_ignored_features_are_given_as_zero_so_the_model_never_reads_them(tmp_pa
     order = {**dict.fromkeys(FEATURE_NAMES, 0.0), "shopper_account_age_days": 2.0}
     assert served.score(order) == served.score({**order, "order_amount_minor": 9e6})
     assert served.score(order) != served.score({**order, "shopper_account_age_days": 800.0})
+
+
+def test_risk_train_suite_data_writes_a_calibrated_model_with_its_operating_point(
+    tmp_path: Path,
+) -> None:
+    study = [
+        {**row, "typology": "", "amount_minor": 10_000, **dict.fromkeys(LAB_ONLY_NAMES, 0.0)}
+        for row in _study_rows()
+    ]
+    data = tmp_path / "suite"
+    data.mkdir()
+    write_rows(data / "worlds.csv", study)
+    output = tmp_path / "model"
+    result = run("risk", "train", "--suite-data", str(data), "--output", str(output), "--seed", "7")
+    assert result.exit_code == 0, result.output
+    metadata = json.loads((output / "metadata.json").read_text(encoding="utf-8"))
+    assert metadata["feature_names"] == list(FEATURE_NAMES)
+    summary = metadata["training_summary"]
+    assert (summary["rows"], summary["fraud_rows"]) == (180, 45)  # held-out w/9 never read
+    assert summary["suite_training_worlds"] == ["w/1", "w/2", "w/3"]
+    assert summary["ignored_features"] == list(WORLD_SPECIFIC_FEATURES)
+    point = summary["operating_point"]
+    assert point["rules"] == active_rule_set().version
+    # The calibration is Platt on the out-of-world scores, moved by the chosen offset.
+    rows = suite_rows(study, ignored=WORLD_SPECIFIC_FEATURES)
+    worlds = [str(row["world"]) for row in study if row["split"] == "train"]
+    platt = platt_calibration(out_of_world_scores(rows, worlds, seed=7), rows.labels)
+    assert metadata["parameters"]["calibration"] == platt.shifted(point["offset"]).as_dict()
+    served = load_model(output)
+    assert served.score(dict.fromkeys(FEATURE_NAMES, 0.0)) == served.score(
+        {**dict.fromkeys(FEATURE_NAMES, 0.0), "order_amount_minor": 9e6}
+    )
