@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from usefirst.lab.rule_replay import replay
+import numpy as np
+
+from usefirst.lab.rule_replay import OperatingPoint, choose_offset, replay
 from usefirst.risk.features import FEATURE_NAMES
 from usefirst.risk.rules import parse_rule_set
 
@@ -61,3 +63,27 @@ def test_replay_counts_per_world_and_per_rule() -> None:
     assert scored.summary()["worlds"]["a"]["fraud_stopped"] == 1.0
     held_out = replay(rows, parse_rule_set(RULES, source="test"), None, split="held_out")
     assert held_out.summary()["worlds"] == {"c": {"honest_touched": 1.0, "fraud_stopped": 1.0}}
+
+
+def test_the_operating_point_keeps_the_models_own_honest_touches_within_budget() -> None:
+    rules = parse_rule_set(RULES, source="test")
+    rows = [row("a", "train", fraud=False, amount=10_000, neighbours=0) for _ in range(200)]
+    rows.append(row("a", "train", fraud=False, amount=10_000, neighbours=0))  # scored 0.99
+    rows.append(row("a", "train", fraud=False, amount=10_000, neighbours=4))  # the rules' own
+    rows.append(row("b", "train", fraud=True, amount=100_000 - 1, neighbours=0))  # scored 0.95
+    rows.append(row("b", "train", fraud=True, amount=50_000, neighbours=0))  # scored 0.90
+    rows.append(row("c", "held_out", fraud=False, amount=10_000, neighbours=0))  # never read
+    scores = np.array([0.1] * 200 + [0.99, 0.1, 0.95, 0.90])
+    # 0.99 × 60 = 59 points: a step-up (50) until the offset brings it under 49.5 / 60 (points
+    # are rounded).
+    loose = choose_offset(rows, rules, scores, budget=0.005)
+    assert loose == OperatingPoint(0.0, 2 / 202, 1 / 202, 1.0, True)
+    # With a tighter budget the honest 0.99 must go: logit(0.99) = 4.595, minus 3 still rounds
+    # to 50 points (1.595 > logit(49.5 / 60) = 1.551), minus 3.25 does not; the fraud orders'
+    # 0.95 and 0.90 go with it.
+    tight = choose_offset(rows, rules, scores, budget=0.004)
+    assert tight == OperatingPoint(-3.25, 1 / 202, 0.0, 0.0, True)
+    # No offset tried removes an honest order scored at the very top: the fewest model touches,
+    # then the most money.
+    stuck = choose_offset(rows, rules, np.array([0.1] * 200 + [1.0, 0.1, 0.95, 0.9]), budget=0)
+    assert stuck == OperatingPoint(0.0, 2 / 202, 1 / 202, 1.0, False)

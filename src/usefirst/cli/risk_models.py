@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -105,14 +105,10 @@ def train(
     try:
         if suite_data is not None:
             from usefirst.kit.clock import system_now
-            from usefirst.lab.fraud_model_training import suite_rows
             from usefirst.lab.signal_study import read_rows
 
             study = read_rows(suite_data)
-            rows = suite_rows(study)
-            worlds = sorted({str(row["world"]) for row in study if row["split"] == "train"})
-            extra = {"suite_training_worlds": worlds}
-            trained = train_model(rows, seed=seed)
+            trained, extra = _train_on_suite(study, seed=seed)
             metadata = export_model(
                 trained, output, now=system_now().replace(microsecond=0), extra_summary=extra
             )
@@ -179,6 +175,42 @@ def train(
             f"`usefirst risk model promote {metadata.version}`",
             highlight=False,
         )
+
+
+def _train_on_suite(study: list[dict[str, Any]], *, seed: int) -> tuple[Any, dict[str, object]]:
+    """The engine's features less the world-specific ones, Platt calibration on out-of-world
+    scores, and the operating point chosen for the rules in force on the training worlds
+    (nothing held out is read)."""
+    from usefirst.lab.fraud_model_training import (
+        WORLD_SPECIFIC_FEATURES,
+        out_of_world_scores,
+        platt_calibration,
+        suite_rows,
+        train_suite_model,
+    )
+    from usefirst.lab.rule_replay import choose_offset
+    from usefirst.risk.rules import active_rule_set
+
+    train = [row for row in study if row["split"] == "train"]
+    rows = suite_rows(train, ignored=WORLD_SPECIFIC_FEATURES)
+    worlds = [str(row["world"]) for row in train]
+    scores = out_of_world_scores(rows, worlds, seed=seed)
+    rule_set = active_rule_set()
+    point = choose_offset(train, rule_set, platt_calibration(scores, rows.labels).apply(scores))
+    trained = train_suite_model(rows, worlds, seed=seed, offset=point.offset)
+    extra: dict[str, object] = {
+        "suite_training_worlds": sorted(set(worlds)),
+        "ignored_features": list(WORLD_SPECIFIC_FEATURES),
+        "operating_point": {
+            "rules": rule_set.version,
+            "offset": point.offset,
+            "honest_touched": round(point.honest_touched, 6),
+            "model_honest_touched": round(point.model_honest_touched, 6),
+            "fraud_money_stopped": round(point.fraud_stopped, 6),
+            "within_budget": point.feasible,
+        },
+    }
+    return trained, extra
 
 
 def _promote(session: object, version: str, *, note: str | None, now: datetime) -> str:

@@ -144,14 +144,16 @@ def default_suite() -> list[WorldSpec]:
     """The suite's worlds: every typology shape and the independent generator, some seeds to
     train on and others held out. Held-out seeds are never used for training."""
     worlds: list[WorldSpec] = []
+    shapes = len(TYPOLOGY_SHAPES)
     for index, shape in enumerate(TYPOLOGY_SHAPES):
-        worlds.append(
-            WorldSpec(f"typology/{shape}/{101 + index}", "typology", 101 + index, TRAIN, shape)
-        )
+        # Two training seeds per shape (101-104, then 105-108): a model fitted on one world of
+        # each shape learnt that world's absolute sizes.
+        for seed in (101 + index, 101 + shapes + index):
+            worlds.append(WorldSpec(f"typology/{shape}/{seed}", "typology", seed, TRAIN, shape))
         worlds.append(
             WorldSpec(f"typology/{shape}/{901 + index}", "typology", 901 + index, HELD_OUT, shape)
         )
-    for seed in (111, 112):
+    for seed in (111, 112, 113, 114, 115, 116):
         worlds.append(WorldSpec(f"independent/{seed}", "independent", seed, TRAIN))
     for seed in (911, 912, 913, 914):
         worlds.append(WorldSpec(f"independent/{seed}", "independent", seed, HELD_OUT))

@@ -13,6 +13,13 @@ the model learns from exactly what it will be served. Labels come from one of tw
 
 The export is checked before it is written: the ONNX graph must give LightGBM's own
 probabilities (within 1e-5) on every training row.
+
+Trained on the evaluation suite's worlds (``usefirst risk train --suite-data``), the model reads
+nothing from the features whose values depend on the world (``WORLD_SPECIFIC_FEATURES``: absolute
+amounts, the merchant's age and order counts, given as 0 in training), and its probabilities
+are calibrated on scores the training worlds get from models fitted on the *other* training
+worlds (Platt scaling of the trees' log-odds, folded into the trees, so the ONNX export serves
+calibrated probabilities with no extra step).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,7 @@ import lightgbm
 import numpy as np
 from onnxmltools import convert_lightgbm
 from onnxmltools.convert.common.data_types import FloatTensorType
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sqlalchemy import select
@@ -52,6 +60,21 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     "colsample_bytree": 0.8,
     "reg_lambda": 1.0,
 }
+
+
+# Features whose values depend on the world rather than on the order: absolute amounts (a
+# marketplace's prices and credit lines set their scale), the merchant's age and order count
+# (every simulated merchant opens when its world starts; a larger world gives larger counts) and
+# the market's order pace. Their relative forms stay: the amount against the shopper's history,
+# limit and the merchant's and market's typical order, velocities as ratios.
+WORLD_SPECIFIC_FEATURES: tuple[str, ...] = (
+    "order_amount_minor",
+    "shopper_amount_24h_minor",
+    "linked_amount_same_merchant_6h",
+    "merchant_age_days",
+    "merchant_orders_90d",
+    "merchant_orders_2h",
+)
 
 
 class NotEnoughLabels(ValueError):
@@ -89,6 +112,83 @@ class TrainedModel:
     holdout_rows: int
     parameters: dict[str, Any]
     seed: int
+    calibration: Calibration | None = None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling of the trees' log-odds: the served probability is
+    ``sigmoid(scale * raw + shift)`` where ``raw`` is the uncalibrated trees' log-odds."""
+
+    scale: float
+    shift: float
+
+    def apply(self, probabilities: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        return _sigmoid(self.scale * _logit(probabilities) + self.shift)
+
+    def shifted(self, offset: float) -> Calibration:
+        return Calibration(scale=self.scale, shift=self.shift + offset)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"scale": round(self.scale, 6), "shift": round(self.shift, 6)}
+
+
+def _logit(probabilities: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return np.asarray(np.log(clipped / (1 - clipped)), dtype=np.float64)
+
+
+def _sigmoid(values: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return np.asarray(1 / (1 + np.exp(-np.asarray(values, dtype=np.float64))), dtype=np.float64)
+
+
+def platt_calibration(scores: np.ndarray[Any, Any], labels: np.ndarray[Any, Any]) -> Calibration:
+    """A logistic fit of the labels on the scores' log-odds. Fit it on scores the model did not
+    train on (``out_of_world_scores``): in-sample scores are near 0 and 1 and teach nothing."""
+    regression = LogisticRegression(C=1e6, max_iter=1000)
+    regression.fit(_logit(scores).reshape(-1, 1), np.asarray(labels))
+    return Calibration(scale=float(regression.coef_[0][0]), shift=float(regression.intercept_[0]))
+
+
+def calibrated(booster: lightgbm.Booster, calibration: Calibration) -> lightgbm.Booster:
+    """The same trees giving calibrated probabilities: every leaf value times ``scale`` and the
+    first tree's leaves plus ``shift`` (every row lands in exactly one leaf of each tree, so the
+    log-odds become ``scale * raw + shift``). Split thresholds are untouched."""
+    text = booster.model_to_string()
+    if "objective=binary sigmoid:1\n" not in text:
+        raise ValueError("calibration folds into a binary model with sigmoid:1 only")
+    first = True
+
+    def rescale(match: re.Match[str]) -> str:
+        nonlocal first
+        offset, first = (calibration.shift if first else 0.0), False
+        values = (
+            repr(float(value) * calibration.scale + offset) for value in match.group(1).split(" ")
+        )
+        return "leaf_value=" + " ".join(values)
+
+    text = re.sub(r"^leaf_value=(.*)$", rescale, text, flags=re.MULTILINE)
+    text = re.sub(r"^tree_sizes=.*\n", "", text, flags=re.MULTILINE)
+    return lightgbm.Booster(model_str=text)
+
+
+def train_suite_model(
+    rows: LabelledRows,
+    worlds: Sequence[str],
+    *,
+    seed: int = 7,
+    parameters: Mapping[str, Any] | None = None,
+    offset: float = 0.0,
+) -> TrainedModel:
+    """Train on every training world and calibrate on out-of-world scores (Platt); ``offset``
+    moves the calibrated log-odds (the operating point chosen on the training worlds, see
+    ``usefirst.lab.rule_replay.choose_offset``)."""
+    scores = out_of_world_scores(rows, worlds, seed=seed, parameters=parameters)
+    calibration = platt_calibration(scores, rows.labels).shifted(offset)
+    trained = train_model(rows, seed=seed, parameters=parameters)
+    return replace(
+        trained, booster=calibrated(trained.booster, calibration), calibration=calibration
+    )
 
 
 def production_labels(session: Session) -> dict[str, int]:
@@ -140,15 +240,23 @@ def suite_rows(
     *,
     split: str = "train",
     feature_names: Sequence[str] = FEATURE_NAMES,
+    ignored: Sequence[str] = (),
 ) -> LabelledRows:
     """The recorded checkout features of the evaluation suite's worlds of ``split`` (what
     ``usefirst risk evaluate --suite --data-dir`` writes), labelled by each world's ground truth.
-    Only training worlds may train the shipped model: held-out worlds score it."""
+    Only training worlds may train the shipped model: held-out worlds score it. The ``ignored``
+    features are given as 0 on every row: a constant is never split on, so the model keeps the
+    engine's feature order (its contract) while reading nothing from them."""
     chosen = [row for row in study_rows if row["split"] == split]
+    dropped = set(ignored)
     return LabelledRows(
         order_ids=[str(row["order_id"]) for row in chosen],
         matrix=np.array(
-            [[float(row[name]) for name in feature_names] for row in chosen], dtype=np.float64
+            [
+                [0.0 if name in dropped else float(row[name]) for name in feature_names]
+                for row in chosen
+            ],
+            dtype=np.float64,
         ).reshape(len(chosen), len(feature_names)),
         labels=np.array([int(row["is_fraud"]) for row in chosen], dtype=np.int64),
         feature_names=tuple(feature_names),
@@ -293,7 +401,11 @@ def export_model(
             "holdout_rows": trained.holdout_rows,
             **dict(extra_summary or {}),
         },
-        parameters={**trained.parameters, "seed": trained.seed},
+        parameters={
+            **trained.parameters,
+            "seed": trained.seed,
+            **({"calibration": trained.calibration.as_dict()} if trained.calibration else {}),
+        },
     )
     directory.mkdir(parents=True, exist_ok=True)
     model_path = directory / MODEL_FILE

@@ -24,6 +24,8 @@ from usefirst.risk.features import FEATURE_NAMES
 from usefirst.risk.rules import RuleSet
 
 TOUCHED = ("step_up", "review", "declined")
+# Log-odds offsets tried for the model's operating point: 0 down to -6 in quarters.
+OFFSETS = tuple(-step / 4 for step in range(25))
 
 
 @dataclass
@@ -72,6 +74,62 @@ def training_scores(rows: Sequence[Mapping[str, Any]], *, seed: int = 7) -> np.n
     train = [row for row in rows if row["split"] == "train"]
     labelled = suite_rows(train, feature_names=FEATURE_NAMES)
     return out_of_world_scores(labelled, [str(row["world"]) for row in train], seed=seed)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    offset: float  # added to the calibrated log-odds
+    honest_touched: float  # pooled over the training worlds
+    model_honest_touched: float  # of those, touched only because of the model's score
+    fraud_stopped: float  # pooled share of the fraud money
+    feasible: bool  # the model's own honest touches within the budget
+
+
+def _pooled(result: Replay) -> tuple[int, int, int, int]:
+    return (
+        sum(world.honest for world in result.worlds),
+        sum(world.honest_touched for world in result.worlds),
+        sum(world.fraud_minor for world in result.worlds),
+        sum(world.fraud_stopped_minor for world in result.worlds),
+    )
+
+
+def choose_offset(
+    rows: Sequence[Mapping[str, Any]],
+    rule_set: RuleSet,
+    scores: np.ndarray[Any, Any],
+    *,
+    budget: float = 0.005,
+    offsets: Sequence[float] = OFFSETS,
+) -> OperatingPoint:
+    """The model's operating point for fixed rules, on the training worlds only: of the log-odds
+    offsets tried (``scores`` are the training rows' calibrated out-of-world scores), the one
+    that stops the most fraud money (pooled) while the model itself touches at most ``budget``
+    of the honest orders (pooled: honest orders touched that the rules with a zero score leave
+    alone; a higher score only adds points, so those are the model's). When none does, the one
+    whose model touches fewest honest orders (ties: most money)."""
+    _, floor, _, _ = _pooled(replay(rows, rule_set, [0.0] * len(scores)))
+    logits = np.log(np.clip(scores, 1e-12, 1 - 1e-12) / np.clip(1 - scores, 1e-12, 1))
+    points = []
+    for offset in offsets:
+        moved = 1 / (1 + np.exp(-(logits + offset)))
+        honest, touched, fraud, stopped = _pooled(
+            replay(rows, rule_set, [float(score) for score in moved])
+        )
+        own = (touched - floor) / honest if honest else 0.0
+        points.append(
+            OperatingPoint(
+                offset,
+                touched / honest if honest else 0.0,
+                own,
+                stopped / fraud if fraud else 1.0,
+                own <= budget,
+            )
+        )
+    feasible = [point for point in points if point.feasible]
+    if feasible:
+        return max(feasible, key=lambda point: (point.fraud_stopped, point.offset))
+    return min(points, key=lambda point: (point.model_honest_touched, -point.fraud_stopped))
 
 
 def replay(
