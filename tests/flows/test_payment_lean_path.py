@@ -7,9 +7,11 @@ stable placeholders, as the checkout's recording does). The sequence has partial
 payments across instalments, a late fee paid first (the waterfall), a payment on an overdue
 order that leaves it overdue and one that clears it (the line unfreezes), an overpayment that
 repays the order (credit held), a payment to a repaid order (all held), a payment without an
-order, idempotent replays, a reused key (409) and refused payments. Both databases: on SQLite
-both plays take the previous path, on PostgreSQL the test also checks which calls took the
-lean path.
+order, idempotent replays, a reused key (409) and refused payments, then payments that repay
+their order (the last instalments of a once-overdue plan, a one-instalment order paid on time
+with its replay and a reused key, a plan repaid with more than it owes). Both databases: on
+SQLite both plays take the previous path, on PostgreSQL the test also checks which calls took
+the lean path. A second test races two payments that would each repay the same order.
 """
 
 from __future__ import annotations

@@ -280,8 +280,11 @@ def pay_answered(
     pays (see ``_changes_only_instalments``), writes the payment, allocations, instalments,
     released credit, ledger entry, the ``payment.received`` event with its outbox messages
     (``publish_reported_receipt``'s rows) and idempotency record as two statements sent
-    together: the entry's accounts and postings, then everything else with the entry's header.
-    Any other payment goes on from the rows read the way ``pay`` goes (``_take_payment``)."""
+    together: the entry's accounts and postings, then everything else with the entry's header
+    (``_write_lean``). A payment that repays the order (``_repays_quietly``) reads three more
+    things in one more round trip and writes the same way with the order repaid, the line grown
+    and ``order.repaid`` (``_repay_lean``). Any other payment goes on from the rows read the way
+    ``pay`` goes (``_take_payment``)."""
     order_id = request.order_id
     if order_id is None or not _reads_together(session, order_id):
         outcome = pay(
