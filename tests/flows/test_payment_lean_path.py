@@ -7,9 +7,11 @@ stable placeholders, as the checkout's recording does). The sequence has partial
 payments across instalments, a late fee paid first (the waterfall), a payment on an overdue
 order that leaves it overdue and one that clears it (the line unfreezes), an overpayment that
 repays the order (credit held), a payment to a repaid order (all held), a payment without an
-order, idempotent replays, a reused key (409) and refused payments. Both databases: on SQLite
-both plays take the previous path, on PostgreSQL the test also checks which calls took the
-lean path.
+order, idempotent replays, a reused key (409) and refused payments, then payments that repay
+their order (the last instalments of a once-overdue plan, a one-instalment order paid on time
+with its replay and a reused key, a plan repaid with more than it owes). Both databases: on
+SQLite both plays take the previous path, on PostgreSQL the test also checks which calls took
+the lean path. A second test races two payments that would each repay the same order.
 """
 
 from __future__ import annotations
@@ -24,18 +26,25 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from tests.conftest import CITUS_URL, _truncate_postgres, make_runtime
-from tests.factories import checkout_body
+from tests.factories import bearer, checkout_body, create_merchant, enrol
 from tests.flows.checkout_scenario import (
     RANDOM_BY_DESIGN,
     TABLES,
     Caller,
     normalise,
 )
+from tests.flows.test_concurrency_postgres import assert_ledger_clean, deliver, together
 from usefirst.api.app import create_app
+from usefirst.credit.models import CreditLine, CreditLineChange
 from usefirst.flows import payments
+from usefirst.identity.service import create_api_key
 from usefirst.kit.db import Base
+from usefirst.kit.idempotency import KeyAlreadyRecorded
+from usefirst.kit.models import Event
+from usefirst.orders.models import Order
 from usefirst.risk import decision as risk_decision
 from usefirst.runtime import Runtime
 
@@ -69,11 +78,18 @@ def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
     shop = client.post(
         "/v1/merchants",
         headers=platform,
-        json={"name": "Lean Shop", "category": "electronics"},
+        json={
+            "name": "Lean Shop",
+            "category": "electronics",
+            # An order.repaid event is sent to the merchant as well.
+            "webhook_url": "https://merchant.example/webhooks/usefirst",
+        },
     ).json()
     merchant_headers = {"Authorization": f"Bearer {shop['api_key']}"}
     shopper = enrol(1)
     other = enrol(2)
+
+    owed: dict[str, int] = {}
 
     def order(amount_minor: int, plan: str, key: str, shopper_id: str = shopper) -> str:
         serial = len(responses)
@@ -90,7 +106,8 @@ def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
             {"carrier": "SF Express", "tracking_number": f"SF{serial:010d}"},
             headers=merchant_headers,
         )
-        post(f"/v1/orders/{order_id}/confirm-receipt", None)
+        delivered = post(f"/v1/orders/{order_id}/confirm-receipt", None)
+        owed[order_id] = sum(row["amount_minor"] for row in delivered["instalments"])
         return order_id
 
     def pay(amount_minor: int, order_id: str | None, key: str, **extra: Any) -> Any:
@@ -126,6 +143,22 @@ def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
     pay(500, first, "p-7")  # a repaid order: all held
     pay(700, None, "p-8")  # no order: the second order's next instalment
     pay(700, None, "p-8")  # replayed
+
+    # Payments that repay the order (the lean repayment on PostgreSQL).
+    shown = client.get(f"/v1/orders/{second}", headers=platform).json()
+    left = sum(row["amount_minor"] - row["paid_minor"] for row in shown["instalments"])
+    assert left == 8_556
+    pay(left, second, "p-9")  # the last instalments of a plan once overdue: repaid, not on time
+    # A third shopper, who holds no credit (the first would pay these orders at delivery).
+    third = enrol(3)
+    fourth = order(9_000, "pay_after_delivery", "o-4", shopper_id=third)
+    on_time = {"shopper_id": third}
+    pay(owed[fourth], fourth, "p-10", **on_time)  # one instalment, paid in full on time
+    pay(owed[fourth], fourth, "p-10", **on_time)  # replayed
+    pay(owed[fourth] + 1, fourth, "p-10", **on_time)  # the key reused, another amount: 409
+    fifth = order(12_000, "instalments_3", "o-5", shopper_id=third)
+    pay(owed[fifth] // 3, fifth, "p-11", **on_time)  # a part
+    pay(owed[fifth], fifth, "p-12", **on_time)  # the rest and more: repaid, the rest held
 
     return recording(runtime, responses, PAYMENT_TABLES)
 
@@ -210,10 +243,25 @@ def test_payments_answer_and_write_as_the_previous_path(
         return chosen
 
     monkeypatch.setattr(payments, "_changes_only_instalments", spied)
+    repaid: list[str] = []
+    repay = payments._repay_lean
+
+    def spied_repay(*args: Any, **kwargs: Any) -> Any:
+        try:
+            answered = repay(*args, **kwargs)
+        except KeyAlreadyRecorded:
+            repaid.append("key recorded")
+            raise
+        repaid.append("previous way" if answered is None else "lean")
+        return answered
+
+    monkeypatch.setattr(payments, "_repay_lean", spied_repay)
     after = played(second_url, client_of)
 
     statuses = [response[1] for response in after["responses"] if response[0] == "/v1/payments"]
-    assert statuses == [201, 201, 409, 201, 404, 422, 201, 201, 201, 201, 201, 201, 201]
+    assert statuses[:13] == [201, 201, 409, 201, 404, 422, 201, 201, 201, 201, 201, 201, 201]
+    assert statuses[13:] == [201, 201, 201, 409, 201, 201]
+    _check_repayments(after)
     for index, (got, wanted) in enumerate(
         zip(after["responses"], before["responses"], strict=True)
     ):
@@ -226,7 +274,130 @@ def test_payments_answer_and_write_as_the_previous_path(
         assert lean_choices == []
     else:
         # p-1, its replay and its reused key (both lean attempts, rolled back and answered from
-        # the record), p-2, p-3 and p-4 lean; p-5 clears the overdue instalment and p-6 repays
-        # the order: the previous path; p-7 lean (all held); p-8 has no order (the refused
-        # payments are refused before the choice).
-        assert lean_choices == [True, True, True, True, True, True, False, False, True]
+        # the record), p-2, p-3 and p-4 lean; p-5 clears the overdue instalment (the line
+        # unfreezes): the previous path; p-6 repays the order (the lean repayment, below); p-7
+        # lean (all held); p-8 has no order (the refused payments are refused before the
+        # choice).
+        assert lean_choices[:9] == [True, True, True, True, True, True, False, False, True]
+        # p-9, p-10 and p-12 repay their order: not instalments alone, the lean repayment; the
+        # replay of p-10 and its reused key find the order repaid (all held: lean, rolled back
+        # and answered from the record); p-11 pays a part.
+        assert lean_choices[9:] == [False, False, True, True, True, False]
+        # p-6 (the first order repaid, the rest held), p-9, p-10, p-12.
+        assert repaid == ["lean", "lean", "lean", "lean"]
+
+
+def _check_repayments(played: dict[str, Any]) -> None:
+    """What the repaying payments did, in exact values: every order of the shopper's but the
+    other shopper's (overdue) is repaid, with one order.repaid event each, and the on-time
+    repayments grew the line."""
+    tables = played["tables"]
+    statuses = sorted(row["status"] for row in tables["orders"])
+    assert statuses == ["overdue", "repaid", "repaid", "repaid", "repaid"]
+    repaid_events = [row for row in tables["events"] if row["type"] == "order.repaid"]
+    assert sorted(row["data"]["order"]["amount_minor"] for row in repaid_events) == [
+        9_000,
+        12_000,
+        20_000,
+        30_000,
+    ]
+    changes = sorted(row["reason_code"] for row in tables["credit_line_changes"])
+    # Three lines opened, two frozen for an overdue instalment (the first shopper's, unfrozen
+    # by p-5, and the other shopper's); three orders repaid on time grew a line (the first,
+    # the fourth and the fifth; the second was overdue once).
+    assert changes == [
+        *["cold_start_limit"] * 3,
+        *["frozen_overdue"] * 2,
+        "on_time_repayment",
+        "on_time_repayment",
+        "on_time_repayment",
+        "overdue_cleared",
+    ]
+
+
+def test_two_payments_racing_to_repay_one_order_repay_it_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two payments of what the order still owes, sent at the same moment with their own keys:
+    the shopper's line lock orders them, so one repays the order (on PostgreSQL the lean
+    repayment) and the other, finding it repaid, is held whole; the order is repaid, announced
+    and grows the line once."""
+    repaid: list[bool] = []
+    repay = payments._repay_lean
+
+    def spied_repay(*args: Any, **kwargs: Any) -> Any:
+        answered = repay(*args, **kwargs)
+        repaid.append(answered is not None)
+        return answered
+
+    monkeypatch.setattr(payments, "_repay_lean", spied_repay)
+    runtime = make_runtime(database_url)
+    try:
+        with TestClient(create_app(runtime)) as client:
+            with runtime.work() as work:
+                headers = bearer(create_api_key(work.session, kind="platform", now=work.now))
+            shopper = enrol(client, headers)["id"]
+            merchant = create_merchant(
+                client, headers, webhook_url="https://merchant.example/webhooks/usefirst"
+            )
+            order_id = deliver(client, headers, merchant, shopper, 30_000, "instalments_3", "r")
+            shown = client.get(f"/v1/orders/{order_id}", headers=headers).json()
+            owed = sum(row["amount_minor"] for row in shown["instalments"])
+            part = client.post(
+                "/v1/payments",
+                headers={**headers, "Idempotency-Key": "part"},
+                json={
+                    "shopper_id": shopper,
+                    "amount_minor": owed - 10_000,
+                    "order_id": order_id,
+                    "currency": "CNY",
+                    "method": "alipay",
+                },
+            )
+            assert part.status_code == 201, part.text
+
+            def pay(index: int) -> Any:
+                return client.post(
+                    "/v1/payments",
+                    headers={**headers, "Idempotency-Key": f"race-{index}"},
+                    json={
+                        "shopper_id": shopper,
+                        "amount_minor": 10_000,
+                        "order_id": order_id,
+                        "currency": "CNY",
+                        "method": "alipay",
+                    },
+                )
+
+            responses = together(2, pay)
+        assert [r.status_code for r in responses] == [201, 201], [r.text for r in responses]
+        bodies = sorted((r.json() for r in responses), key=lambda body: body["unapplied_minor"])
+        assert [body["unapplied_minor"] for body in bodies] == [0, 10_000]
+        assert (
+            sum(line["fees_minor"] + line["principal_minor"] for line in bodies[0]["allocations"])
+            == 10_000
+        )
+        assert bodies[1]["allocations"] == []
+        with runtime.work(read_only=True) as work:
+            session = work.session
+            line = session.get(CreditLine, shopper)
+            assert line is not None
+            order = session.scalar(select(Order).where(Order.id == order_id))
+            assert order is not None
+            assert order.status == "repaid"
+            assert (line.used_minor, line.on_time_orders) == (0, 1)
+            events = session.scalars(select(Event.type).where(Event.type == "order.repaid")).all()
+            assert len(events) == 1
+            grown = session.scalars(
+                select(CreditLineChange.reason_code).where(
+                    CreditLineChange.shopper_id == shopper,
+                    CreditLineChange.reason_code == "on_time_repayment",
+                )
+            ).all()
+            assert grown == ["on_time_repayment"]
+            assert payments.held_credit_of(session, shopper_id=shopper, currency="CNY") == 10_000
+        assert_ledger_clean(runtime)
+    finally:
+        runtime.database.dispose()
+    lean = not database_url.startswith("sqlite") and CITUS_URL is None
+    assert repaid == ([True] if lean else [])

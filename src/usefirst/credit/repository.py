@@ -19,6 +19,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
 
 from usefirst.credit import models
 from usefirst.credit.models import CreditLine, CreditLineChange
@@ -95,10 +96,7 @@ class CreditRepository:
         night's freezes, any number of them) is sent as multi-row inserts in bounded batches."""
         if not rows:
             return
-        # Each message lives on the shard of the shopper it announces to (a Citus cluster).
-        messages = [
-            {**message, "shard_key": payload_shard_key(message["payload"])} for message in messages
-        ]
+        messages = _sharded(messages)
         if len(rows) == 1 and messages and self.session.get_bind().dialect.name == "postgresql":
             changes = cast(Table, CreditLineChange.__table__)
             outbox = cast(Table, OutboxMessage.__table__)
@@ -108,6 +106,38 @@ class CreditRepository:
         self.session.execute(insert(CreditLineChange), list(rows))
         if messages:
             self.session.execute(insert(OutboxMessage), list(messages))
+
+    @staticmethod
+    def changes_writes(
+        rows: Sequence[dict[str, Any]], messages: Sequence[dict[str, Any]]
+    ) -> list[UpdateBase]:
+        """``add_changes`` as parts of a larger statement (PostgreSQL): the changes, then the
+        messages that announce them (none for no changes)."""
+        if not rows:
+            return []
+        writes: list[UpdateBase] = [insert_rows(cast(Table, CreditLineChange.__table__), rows)]
+        if messages:
+            writes.append(insert_rows(cast(Table, OutboxMessage.__table__), _sharded(messages)))
+        return writes
+
+    @staticmethod
+    def growth_statement(shopper_id: str) -> AnySelect:
+        """What an on-time repayment reads of the line (the caller holds its lock), as a
+        statement to send with other reads."""
+        return select(CreditLine.limit_minor, CreditLine.on_time_orders, CreditLine.status).where(
+            CreditLine.shopper_id == shopper_id
+        )
+
+    @staticmethod
+    def line_write(shopper_id: str, *, released_minor: int, values: dict[str, Any]) -> Update:
+        """The line's ``values`` written and ``released_minor`` of its used credit released,
+        as one update (a part of a larger statement: one statement updates a row once)."""
+        released = {"used_minor": CreditLine.used_minor - released_minor} if released_minor else {}
+        return (
+            update(CreditLine)
+            .where(CreditLine.shopper_id == shopper_id)
+            .values(**values, **released)
+        )
 
     def add(self, line: CreditLine) -> None:
         self.session.add(line)
@@ -252,3 +282,8 @@ def _build_reservation(placeholders: Placeholders, when: ColumnElement[bool] | N
         .returning(CreditLine.shopper_id)
     )
     return statement if when is None else statement.where(when)
+
+
+def _sharded(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each message lives on the shard of the shopper it announces to (a Citus cluster)."""
+    return [{**message, "shard_key": payload_shard_key(message["payload"])} for message in messages]

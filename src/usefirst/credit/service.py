@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, Update
+from sqlalchemy import Select, Update, UpdateBase
 from sqlalchemy.orm import Session
 
 from usefirst.credit.models import CreditLine
@@ -24,7 +24,7 @@ from usefirst.credit.policy import (
 )
 from usefirst.credit.repository import CreditRepository
 from usefirst.credit.scorecard import load_default_scorecard, load_scorecard
-from usefirst.kit.db import Lookup, Part
+from usefirst.kit.db import AnySelect, Lookup, Part
 from usefirst.kit.errors import InvariantViolated, NotFound
 from usefirst.kit.ids import new_id
 from usefirst.kit.outbox import queued_message
@@ -184,6 +184,14 @@ def _record_changes(session: Session, changes: list[dict[str, Any]], *, now: dat
     never announced."""
     if not changes:
         return
+    messages = _change_messages(changes, now=now)
+    # The lines (and, at enrolment, their shoppers) are written first: a change refers to them.
+    session.flush()
+    CreditRepository(session).add_changes(changes, messages)
+
+
+def _change_messages(changes: list[dict[str, Any]], *, now: datetime) -> list[dict[str, Any]]:
+    """The outbox messages that announce ``changes`` (see ``_record_changes``)."""
     messages = []
     for change in changes:
         kind = change_kind(
@@ -213,9 +221,7 @@ def _record_changes(session: Session, changes: list[dict[str, Any]], *, now: dat
                 now=now,
             )
         )
-    # The lines (and, at enrolment, their shoppers) are written first: a change refers to them.
-    session.flush()
-    CreditRepository(session).add_changes(changes, messages)
+    return messages
 
 
 @dataclass(frozen=True)
@@ -395,35 +401,87 @@ def record_on_time_repayment(
     line = repository.get(shopper_id, for_update=True)
     if line is None:
         raise InvariantViolated(f"shopper {shopper_id} has no credit line")
-    on_time_orders = line.on_time_orders + 1
-    change = policy.after_on_time_repayment(
-        limit_minor=line.limit_minor, on_time_orders=on_time_orders
+    values, changes = _grown_by_repayment(
+        {
+            "limit_minor": line.limit_minor,
+            "on_time_orders": line.on_time_orders,
+            "status": line.status,
+        },
+        shopper_id=shopper_id,
+        order_id=order_id,
+        policy=policy,
+        now=now,
     )
-    repository.update_line(
-        shopper_id,
-        on_time_orders=on_time_orders,
-        limit_minor=change.new_limit_minor,
-        reasons=[change.reason.as_dict()],
-        reviewed_at=now,
-    )
-    if change.new_limit_minor != line.limit_minor:
-        _record_changes(
-            session,
-            [
-                _change(
-                    shopper_id=shopper_id,
-                    previous_limit_minor=line.limit_minor,
-                    new_limit_minor=change.new_limit_minor,
-                    previous_status=line.status,
-                    new_status=line.status,
-                    reason=change.reason,
-                    now=now,
-                    order_id=order_id,
-                )
-            ],
-            now=now,
-        )
+    repository.update_line(shopper_id, **values)
+    _record_changes(session, changes, now=now)
     session.expire(line)
+
+
+def growth_reading(shopper_id: str) -> AnySelect:
+    """What ``record_on_time_repayment`` reads of the line (its one row is
+    ``on_time_repayment_writes``' ``line_row``), as a statement to send with other reads; the
+    caller holds the line's lock."""
+    return CreditRepository.growth_statement(shopper_id)
+
+
+def on_time_repayment_writes(
+    line_row: dict[str, Any],
+    *,
+    shopper_id: str,
+    order_id: str,
+    released_minor: int,
+    policy: CreditPolicy,
+    now: datetime,
+) -> list[UpdateBase]:
+    """``release`` of ``released_minor`` and ``record_on_time_repayment`` as parts of one
+    statement: the line written once (released and grown), then the change of its limit and
+    the message that announces it, if the limit moved (what ``_record_changes`` writes)."""
+    if released_minor < 0:
+        raise InvariantViolated("a release must not be negative")
+    values, changes = _grown_by_repayment(
+        line_row, shopper_id=shopper_id, order_id=order_id, policy=policy, now=now
+    )
+    return [
+        CreditRepository.line_write(shopper_id, released_minor=released_minor, values=values),
+        *CreditRepository.changes_writes(changes, _change_messages(changes, now=now)),
+    ]
+
+
+def _grown_by_repayment(
+    line_row: dict[str, Any],
+    *,
+    shopper_id: str,
+    order_id: str,
+    policy: CreditPolicy,
+    now: datetime,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What one more order repaid on time does to the line (its limit, on-time orders and
+    status in ``line_row``): the columns to write, and the change to record (none when the
+    limit stays)."""
+    limit_minor = int(line_row["limit_minor"])
+    on_time_orders = int(line_row["on_time_orders"]) + 1
+    change = policy.after_on_time_repayment(limit_minor=limit_minor, on_time_orders=on_time_orders)
+    values = {
+        "on_time_orders": on_time_orders,
+        "limit_minor": change.new_limit_minor,
+        "reasons": [change.reason.as_dict()],
+        "reviewed_at": now,
+    }
+    if change.new_limit_minor == limit_minor:
+        return values, []
+    status = str(line_row["status"])
+    return values, [
+        _change(
+            shopper_id=shopper_id,
+            previous_limit_minor=limit_minor,
+            new_limit_minor=change.new_limit_minor,
+            previous_status=status,
+            new_status=status,
+            reason=change.reason,
+            now=now,
+            order_id=order_id,
+        )
+    ]
 
 
 def credit_view(line: CreditLine) -> dict[str, object]:

@@ -8,12 +8,12 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import CTE, ColumnElement, exists, true
+from sqlalchemy import CTE, ColumnElement, UpdateBase, exists, true
 from sqlalchemy.orm import Session
 
 from usefirst.collections import service as collections_service
 from usefirst.credit import service as credit_service
-from usefirst.flows.order_events import publish_order_event
+from usefirst.flows.order_events import insert_order_event, publish_order_event
 from usefirst.identity import service as identity_service
 from usefirst.kit.db import (
     Part,
@@ -30,6 +30,7 @@ from usefirst.ledger import accounts
 from usefirst.ledger import service as ledger_service
 from usefirst.ledger.accounts import EntryKind, Leg
 from usefirst.ledger.service import post_entry
+from usefirst.merchants import service as merchant_service
 from usefirst.notify.service import insert_event, publish_event
 from usefirst.orders import service as order_service
 from usefirst.orders.models import Order
@@ -279,8 +280,11 @@ def pay_answered(
     pays (see ``_changes_only_instalments``), writes the payment, allocations, instalments,
     released credit, ledger entry, the ``payment.received`` event with its outbox messages
     (``publish_reported_receipt``'s rows) and idempotency record as two statements sent
-    together: the entry's accounts and postings, then everything else with the entry's header.
-    Any other payment goes on from the rows read the way ``pay`` goes (``_take_payment``)."""
+    together: the entry's accounts and postings, then everything else with the entry's header
+    (``_write_lean``). A payment that repays the order (``_repays_quietly``) reads three more
+    things in one more round trip and writes the same way with the order repaid, the line grown
+    and ``order.repaid`` (``_repay_lean``). Any other payment goes on from the rows read the way
+    ``pay`` goes (``_take_payment``)."""
     order_id = request.order_id
     if order_id is None or not _reads_together(session, order_id):
         outcome = pay(
@@ -326,35 +330,197 @@ def pay_answered(
     line = line_lookup.read(line_rows[0] if line_rows else None)
     _check_currency(line.currency, request)
     planned = repayment_service.plan_payment(open_rows, request=request, today=today, now=now)
-    if not _changes_only_instalments(planned, order=order, line=line, fact_rows=fact_rows):
-        outcome = _take_payment(
+    elsewhere_minor = int(elsewhere_rows[0]["left_minor"])
+    if _changes_only_instalments(planned, order=order, line=line, fact_rows=fact_rows):
+        outcome = _planned_outcome(planned, elsewhere_minor=elsewhere_minor)
+        answered = answer(outcome)
+        return _write_lean(
             session,
-            request=request,
-            today=today,
+            outcome=outcome,
+            answered=answered,
+            record=record,
+            writes=[
+                *repayment_service.payment_writes(planned),
+                *credit_service.release_writes(
+                    shopper_id=shopper_id, amount_minor=outcome.applied.freed_credit_minor
+                ),
+            ],
+            parts=[],
             settings=settings,
             now=now,
-            read_rows=open_rows,
-            is_reported=True,
         )
-        return _recorded(session, answer(outcome), record)
+    if _repays_quietly(planned, order=order, line=line):
+        repaid = _repay_lean(
+            session,
+            planned=planned,
+            order=order,
+            elsewhere_minor=elsewhere_minor,
+            fact_rows=fact_rows,
+            settings=settings,
+            now=now,
+            answer=answer,
+            record=record,
+        )
+        if repaid is not None:
+            return repaid
+    outcome = _take_payment(
+        session,
+        request=request,
+        today=today,
+        settings=settings,
+        now=now,
+        read_rows=open_rows,
+        is_reported=True,
+    )
+    return _recorded(session, answer(outcome), record)
+
+
+def _planned_outcome(
+    planned: repayment_service.PlannedPayment, *, elsewhere_minor: int
+) -> PaidOutcome:
+    """The planned payment's outcome, with what each order it reached still owes after it
+    (``elsewhere_minor``: what the paid order's instalments that are not open owe)."""
     reached = sorted({allocation.order_id for allocation in planned.outcome.allocations})
-    outcome = PaidOutcome(
+    return PaidOutcome(
         payment=planned.outcome.payment,
         applied=planned.outcome.applied,
         left_by_order={
-            reached_id: planned.left_on(
-                reached_id, elsewhere_minor=int(elsewhere_rows[0]["left_minor"])
-            )
+            reached_id: planned.left_on(reached_id, elsewhere_minor=elsewhere_minor)
             for reached_id in reached
         },
     )
+
+
+def _repays_quietly(
+    planned: repayment_service.PlannedPayment, *, order: Order, line: credit_service.LineStanding
+) -> bool:
+    """Whether the payment pays everything the order's open instalments owe, on an order being
+    repaid, and ``follow_schedules`` after it would change nothing but that order, its risk
+    counters and (``settle_order``) the line's growth: the line is not frozen for an overdue
+    payment (``refresh_freeze`` might unfreeze it)."""
+    return (
+        bool(planned.outcome.allocations)
+        and order_service.is_active(order)
+        and not planned.leaves_open(order.id)
+        and not credit_service.is_unfrozen_by_paying(line)
+    )
+
+
+def _repay_lean(
+    session: Session,
+    *,
+    planned: repayment_service.PlannedPayment,
+    order: Order,
+    elsewhere_minor: int,
+    fact_rows: list[dict[str, Any]],
+    settings: Settings,
+    now: datetime,
+    answer: PaymentAnswer,
+    record: ResponseRecord | None,
+) -> tuple[int, Any] | None:
+    """``pay_answered``'s lean path for a payment that repays the order (``_repays_quietly``):
+    one more round trip reads the order's instalments, what ``record_on_time_repayment`` reads
+    of the line and the order's merchant; then everything ``_take_payment`` and
+    ``settle_order`` write is written as two statements sent together (see ``_write_lean``).
+    None (nothing written) when an instalment of the order is neither open nor closed, which
+    ``follow_schedules`` leaves to the previous way."""
+    shopper_id = order.shopper_id
+    merchant_lookup = merchant_service.merchant_by_id(order.merchant_id)
+    instalment_rows, growth_rows, merchant_rows = rows_together(
+        session,
+        [
+            repayment_service.instalments_of_order_reading(shopper_id, order.id),
+            credit_service.growth_reading(shopper_id),
+            merchant_lookup.statement,
+        ],
+        parameters=[None, None, merchant_lookup.parameters],
+    )
+    instalments = planned.instalments_after(order.id, instalment_rows)
+    if not all(row.status in repayment_service.CLOSED_STATUSES for row in instalments):
+        return None
+    merchant = merchant_lookup.read(merchant_rows[0] if merchant_rows else None)
+    # ``follow_schedules``' changes of the order, then ``settle_order``'s.
+    order_service.clear_overdue(order, now=now)
+    order_service.mark_repaid(order, now=now)
+    outcome = _planned_outcome(planned, elsewhere_minor=elsewhere_minor)
     answered = answer(outcome)
+    released_minor = outcome.applied.freed_credit_minor
+    # Ids are made in the order of the previous way: the entry's, the line's change and its
+    # message, the order.repaid event's, then (``_write_lean``) the payment.received event's.
+    entry = _entry_of(outcome, now=now)
+    credit_writes: list[UpdateBase]
+    if repayment_service.repaid_on_time(instalments):
+        credit_writes = credit_service.on_time_repayment_writes(
+            growth_rows[0],
+            shopper_id=shopper_id,
+            order_id=order.id,
+            released_minor=released_minor,
+            policy=credit_service.policy_from_settings(settings),
+            now=now,
+        )
+    else:
+        credit_writes = [
+            *credit_service.release_writes(shopper_id=shopper_id, amount_minor=released_minor)
+        ]
+    repaid_event = insert_order_event(
+        order=order,
+        event_type="order.repaid",
+        settings=settings,
+        now=now,
+        view=order_service.order_view(session, order, instalments),
+        merchant_webhook_url=merchant.webhook_url,
+    )
+    written = _write_lean(
+        session,
+        outcome=outcome,
+        answered=answered,
+        record=record,
+        writes=[
+            *repayment_service.payment_writes(planned),
+            *credit_writes,
+            order_service.repaid_writes(order),
+        ],
+        parts=[*risk_counters.observed_writes([order], fact_rows, now=now), *repaid_event],
+        settings=settings,
+        now=now,
+        entry=entry,
+    )
+    # Objects of this order the caller's session holds are stale now: read afresh when used.
+    session.expire_all()
+    return written
+
+
+def _entry_of(outcome: PaidOutcome, *, now: datetime) -> ledger_service.EntryRows:
     entry = ledger_service.entry_rows(**_payment_entry(outcome, now=now))
     if entry is None:
         raise AssertionError("a payment always posts (it is positive)")
+    return entry
+
+
+def _write_lean(
+    session: Session,
+    *,
+    outcome: PaidOutcome,
+    answered: tuple[int, Any],
+    record: ResponseRecord | None,
+    writes: list[UpdateBase],
+    parts: list[Part],
+    settings: Settings,
+    now: datetime,
+    entry: ledger_service.EntryRows | None = None,
+) -> tuple[int, Any]:
+    """The payment's ledger entry (``entry``, made now if not given), ``writes`` and ``parts``
+    with the ``payment.received`` event and its outbox messages (``publish_reported_receipt``'s
+    rows) and the idempotency record, as two statements sent together: the entry's accounts
+    and postings, then everything else with the entry's header (:class:`KeyAlreadyRecorded`
+    when the key has a response already)."""
+    if entry is None:
+        entry = _entry_of(outcome, now=now)
     # The receipt's event and its outbox messages, as ``publish_reported_receipt`` writes them.
-    told, told_values = parts_bound(_reported_receipt_parts(outcome, settings=settings, now=now))
-    writes = ledger_service.entry_writes(entry)
+    bound, values = parts_bound(
+        [*parts, *_reported_receipt_parts(outcome, settings=settings, now=now)]
+    )
+    ledger_writes = ledger_service.entry_writes(entry)
     first: list[CTE] = []
     recorded: ColumnElement[bool] = true()
     if record is not None:
@@ -364,21 +530,14 @@ def pay_answered(
     _posted, (outcome_row,) = rows_together(
         session,
         [
-            writes.postings,
+            ledger_writes.postings,
             one_statement(
-                [
-                    *repayment_service.payment_writes(planned),
-                    *credit_service.release_writes(
-                        shopper_id=shopper_id, amount_minor=outcome.applied.freed_credit_minor
-                    ),
-                    writes.entry,
-                    *told,
-                ],
+                [*writes, ledger_writes.entry, *bound],
                 first=first,
                 answer=[recorded.label("recorded")],
             ),
         ],
-        parameters=[None, told_values],
+        parameters=[None, values],
     )
     if not outcome_row["recorded"]:
         raise KeyAlreadyRecorded()

@@ -460,6 +460,12 @@ def mark_repaid(order: Order, *, now: datetime) -> bool:
     return True
 
 
+def repaid_writes(order: Order) -> UpdateBase:
+    """What ``clear_overdue`` and ``mark_repaid`` set on the order, as a part of one
+    statement."""
+    return OrderRepository.columns_write(order, ("status", "repaid_at", "updated_at"))
+
+
 def reopen_after_reversal(order: Order, *, is_overdue: bool, now: datetime) -> None:
     """A payment that repaid the order was reversed by the provider: it is owed again."""
     if order.status == "repaid":

@@ -450,6 +450,13 @@ class PlannedPayment:
             row.remaining_minor for row in self.open_rows if row.order_id == order_id
         )
 
+    def instalments_after(self, order_id: str, rows: Sequence[dict[str, Any]]) -> list[Instalment]:
+        """The order's instalments as the payment leaves them, from the rows of
+        ``instalments_of_order_reading`` read before it was written: the open ones it read
+        (and paid) in their place."""
+        planned = {(row.order_id, row.seq): row for row in self.open_rows}
+        return [planned.get((row["order_id"], row["seq"])) or Instalment(**row) for row in rows]
+
     def leaves_overdue(self, order_id: str) -> bool:
         """Whether an overdue instalment of the order is still owed after the payment (so the
         order and the shopper still have something overdue)."""
@@ -693,7 +700,11 @@ def settled_order_ids(session: Session, shopper_id: str, order_ids: set[str]) ->
 def was_repaid_on_time(session: Session, *, shopper_id: str, order_id: str) -> bool:
     """Whether every instalment was paid by its due date. An order repaid under hardship relief
     (a plan or a settlement) never was, whatever the plan's dates say."""
-    rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id)
+    return repaid_on_time(RepaymentRepository(session).instalments_of_order(shopper_id, order_id))
+
+
+def repaid_on_time(rows: Sequence[Instalment]) -> bool:
+    """``was_repaid_on_time`` of the order's instalments ``rows`` (as they are now)."""
     return all(
         row.status not in RELIEF_STATUSES
         and not row.was_overdue
