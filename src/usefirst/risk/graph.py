@@ -28,11 +28,11 @@ Groups scoring at or above the threshold are rings, and so are bursts whatever t
 members who placed their first cash-out-shaped order at one merchant within ``burst_hours`` of
 one another, most of the members who ordered at all, and three or more (two with two fresh
 accounts or more) — a ring surfaces the night after its first mules cash out, before orders
-stopped at checkout could show the shipping and unpaid parts. A ring is kept across runs (matched by shared
-members) so the same ring updates its case instead of opening another; its case lists the
-members and merchant, the shared identifiers, the orders and the money at risk, and the ring's
-delivered but unsettled orders at its merchant are held from settlement and its members' credit
-frozen (through the caller's ``effects``: those are other domains' changes).
+stopped at checkout could show the shipping and unpaid parts. A ring is kept across runs
+(matched by shared members) so the same ring updates its case instead of opening another; its
+case lists the members and merchant, the shared identifiers, the orders and the money at risk,
+and the ring's delivered but unsettled orders at its merchant are held from settlement and its
+members' credit frozen (through the caller's ``effects``: those are other domains' changes).
 """
 
 from __future__ import annotations
