@@ -717,6 +717,11 @@ def score_group(
 ) -> RingFinding:
     members = group.shoppers
     count = len(members)
+    # The parts are shares of the members who ordered in the window: fresh accounts with no
+    # order yet (``fresh_enrolment_days``) neither dilute a ring nor make a household look
+    # larger; they count in a burst only.
+    ordering = sum(1 for shopper_id in members if facts.get(shopper_id))
+    scored = max(ordering, 1)
     cash_out_members_at: dict[str, set[str]] = defaultdict(set)
     cash_out_members: set[str] = set()
     for shopper_id in members:
@@ -728,20 +733,19 @@ def score_group(
     concentration = 0.0
     if cash_out_members_at:
         merchant_id = min(cash_out_members_at, key=lambda m: (-len(cash_out_members_at[m]), m))
-        concentration = len(cash_out_members_at[merchant_id]) / count
-    cash_out = max(concentration, 0.5 * len(cash_out_members) / count)
+        concentration = len(cash_out_members_at[merchant_id]) / scored
+    cash_out = max(concentration, 0.5 * len(cash_out_members) / scored)
     burst_members = _burst(members, facts, merchant_id, parameters) if merchant_id else 0
     # Members with no order in the window are fresh accounts (``fresh_enrolment_days``) held in
     # reserve, as a ring's next mules are: with two or more of them, two members cashing out
     # together suffice.
-    ordering = sum(1 for shopper_id in members if facts.get(shopper_id))
     is_burst = burst_members >= parameters.burst_member_share * ordering and (
         burst_members >= parameters.min_ring_members
         or (burst_members >= 2 and count - ordering >= 2)
     )
     tie_strength = sum(holders - 1 for _, holders in group.shared_links if holders >= 2)
     links = min(1.0, tie_strength / (2 * (count - 1)))
-    size = min(1.0, (count - 2) / 5)
+    size = max(0.0, min(1.0, (ordering - 2) / 5))
     shipped = [
         order
         for shopper_id in members
@@ -763,7 +767,7 @@ def score_group(
         for shopper_id in members
         if any(order.status in UNPAID_STATUSES for order in facts.get(shopper_id, []))
     }
-    unpaid = len(unpaid_members) / count
+    unpaid = len(unpaid_members) / scored
     parts = {
         "cash_out": round(cash_out, 4),
         "links": round(links, 4),
