@@ -3,13 +3,15 @@ rings, the goals' pass/fail, and one tiny world through the whole machinery."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import delete, update
 from typer.testing import CliRunner
 
+from tests.factories import checkout_in_work, enrol_in_work, merchant_in_work
 from usefirst.cli.main import app
 from usefirst.cli.risk_models import print_suite_report
 from usefirst.lab.evaluation_suite import (
@@ -21,6 +23,7 @@ from usefirst.lab.evaluation_suite import (
     RingOutcome,
     WorldRun,
     WorldSpec,
+    _ring_outcomes,
     bootstrap_measure,
     default_suite,
     is_held_after_checkout,
@@ -33,6 +36,11 @@ from usefirst.lab.evaluation_suite import (
 )
 from usefirst.lab.risk_evaluation import DecidedOrder
 from usefirst.lab.signal_study import read_rows
+from usefirst.lab.sim.fraud import GroundTruth
+from usefirst.orders.models import Order
+from usefirst.risk.actions import FREEZE_LIMIT, log_action
+from usefirst.risk.models import Ring, RiskAction
+from usefirst.runtime import Runtime
 
 BURST = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -269,3 +277,75 @@ def test_the_cli_refuses_an_unknown_split_before_running_anything() -> None:
     result = CliRunner().invoke(app, ["risk", "evaluate", "--suite", "--split", "everything"])
     assert result.exit_code == 2
     assert "--split: must be one of held_out, train, all" in result.output
+
+
+def test_a_ring_counts_the_mules_its_case_took_in_within_two_days_of_their_orders(
+    runtime: Runtime,
+) -> None:
+    """Five mules cash out an hour apart; the graph's case takes in four the next night and the
+    fifth three days after its order: 80 %, surfaced 20 h after the burst. Had a second mule come
+    late, the case would hold 60 % on time: not surfaced, though it ends with all five."""
+    with runtime.work() as work:
+        merchant = merchant_in_work(runtime, work, name="回收")
+        mules = [enrol_in_work(runtime, work, external_id=f"m{i}")[0].id for i in range(5)]
+        orders = [
+            checkout_in_work(
+                runtime, work, shopper_id=mule, merchant_id=merchant.id, amount_minor=60_000
+            ).id
+            for mule in mules
+        ]
+        for index, order_id in enumerate(orders):
+            work.session.execute(
+                update(Order)
+                .where(Order.id == order_id)
+                .values(created_at=BURST + timedelta(hours=index))
+            )
+    truth = GroundTruth(
+        seed=1,
+        fraud_orders=dict.fromkeys(orders, "ring_cash_out"),
+        rings={"ring-1": {"merchant_id": merchant.id, "mules": mules}},
+    )
+
+    def outcome(late: int) -> RingOutcome:
+        with runtime.work() as work:
+            work.session.execute(delete(RiskAction))
+            work.session.execute(delete(Ring))
+            seen = BURST + timedelta(hours=20)
+            work.session.add(
+                Ring(
+                    id="ring_a",
+                    anchor_id=mules[0],
+                    merchant_id=None,
+                    members=mules,
+                    member_count=5,
+                    score=0.6,
+                    evidence={},
+                    amount_at_risk_minor=0,
+                    case_id="case_a",
+                    first_run_id="run_1",
+                    last_run_id="run_2",
+                    first_seen_at=seen,
+                    last_seen_at=seen,
+                )
+            )
+            for index, mule in enumerate(mules):
+                joined = BURST + timedelta(hours=index + 72) if index >= 5 - late else seen
+                log_action(
+                    work.session,
+                    action=FREEZE_LIMIT,
+                    subject_id=mule,
+                    case_id="case_a",
+                    decided_by="graph",
+                    reason="ring",
+                    now=joined,
+                )
+        [ring] = _ring_outcomes(runtime, truth)
+        return ring
+
+    one_late = outcome(late=1)
+    assert (one_late.mules, one_late.burst_at) == (5, BURST)
+    assert (one_late.best_member_share, one_late.surfaced_after_hours) == (0.8, 20.0)
+    assert one_late.is_surfaced
+    two_late = outcome(late=2)
+    assert (two_late.best_member_share, two_late.surfaced_after_hours) == (0.6, 20.0)
+    assert not two_late.is_surfaced

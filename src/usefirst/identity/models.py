@@ -28,6 +28,8 @@ class Shopper(Base):
             postgresql_where=text(ENROLMENT_UNHASHED_SQL),
             sqlite_where=text(ENROLMENT_UNHASHED_SQL),
         ),
+        # The link graph's fresh accounts: shoppers enrolled in the last days (migration 0052).
+        Index("ix_shoppers_created_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -7,7 +7,17 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, or_, select, text, update
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -135,13 +145,13 @@ class IdentityRepository:
     # --- reads for risk's link graph -----------------------------------------------------------
 
     def enrolment_identifiers(
-        self, shopper_ids: Select[Any] | Sequence[str]
+        self, shopper_ids: Select[Any] | CompoundSelect[Any] | Sequence[str]
     ) -> list[tuple[str, str, str | None, str | None]]:
         """(shopper id, phone hash, enrolment device hash, enrolment IP hash) of the shoppers
-        ``shopper_ids`` (a subquery of shopper ids, or a list) selects."""
+        ``shopper_ids`` (a subquery of shopper ids, a union of such, or a list) selects."""
         wanted = (
-            Shopper.id.in_(shopper_ids.scalar_subquery())
-            if isinstance(shopper_ids, Select)
+            Shopper.id.in_(shopper_ids)
+            if isinstance(shopper_ids, Select | CompoundSelect)
             else in_list(self.session, Shopper.id, list(shopper_ids))
         )
         rows = self.session.execute(
@@ -153,6 +163,29 @@ class IdentityRepository:
             ).where(wanted)
         ).all()
         return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def enrolled_between(self, start: datetime, end: datetime | None) -> list[str]:
+        """The shoppers enrolled at or after ``start`` (and before ``end``): through
+        ``ix_shoppers_created_at``."""
+        statement = select(Shopper.id).where(Shopper.created_at >= start)
+        if end is not None:
+            statement = statement.where(Shopper.created_at < end)
+        return list(self.session.scalars(statement))
+
+    def enrolled_since(self, since: datetime) -> Select[Any]:
+        """The shoppers enrolled since ``since`` (a subquery of their ids)."""
+        return select(Shopper.id).where(Shopper.created_at >= since)
+
+    def enrolled_among(self, shopper_ids: Sequence[str], *, since: datetime) -> set[str]:
+        """Those of the shoppers enrolled since ``since``."""
+        return set(
+            self.session.scalars(
+                select(Shopper.id).where(
+                    in_list(self.session, Shopper.id, list(shopper_ids)),
+                    Shopper.created_at >= since,
+                )
+            )
+        )
 
     def enrolment_holders(self, kind: str, hashes: Sequence[str]) -> list[tuple[str, str]]:
         """(shopper id, hash) of the shoppers enrolled with one of ``hashes`` as their phone,

@@ -51,8 +51,10 @@ from usefirst.lab.signal_study import (
 from usefirst.lab.sim.fraud import FraudScenario, GroundTruth
 from usefirst.lab.sim.independent import simulate_independent
 from usefirst.orders.models import Order
+from usefirst.risk.actions import FREEZE_LIMIT
 from usefirst.risk.decision import default_model
-from usefirst.risk.models import Ring
+from usefirst.risk.graph import DECIDED_BY as GRAPH
+from usefirst.risk.models import Ring, RiskAction
 from usefirst.runtime import Runtime
 
 TRAIN, HELD_OUT = "train", "held_out"
@@ -168,7 +170,9 @@ class RingOutcome:
     ring: str
     mules: int  # mules that placed a cash-out order
     burst_at: datetime | None
-    best_member_share: float  # the largest share of its mules one surfaced ring holds
+    # The largest share of its mules one ring case took in, each within RING_SURFACE_WITHIN of
+    # its own first cash-out order (a mule the case caught up with only later does not count).
+    best_member_share: float
     surfaced_after_hours: float | None  # when that ring was first seen, after the burst
 
     @property
@@ -195,10 +199,20 @@ class WorldRun:
 
 def _ring_outcomes(runtime: Runtime, truth: GroundTruth) -> list[RingOutcome]:
     """For each true ring: its burst (first cash-out order of its mules at its merchant), and the
-    engine's ring that holds most of those mules (members as of the end of the run) and when
-    the engine first saw it."""
+    engine's ring case that took in most of those mules, each in time (when the graph froze it
+    for that case, within ``RING_SURFACE_WITHIN`` of the mule's own first cash-out order there),
+    and when the engine first saw that ring."""
     with runtime.work(read_only=True) as work:
-        rings = work.session.execute(select(Ring.members, Ring.first_seen_at)).all()
+        rings = work.session.execute(select(Ring.case_id, Ring.first_seen_at)).all()
+        joined: dict[str, dict[str, datetime]] = {}
+        for case_id, shopper_id, created_at in work.session.execute(
+            select(RiskAction.case_id, RiskAction.subject_id, RiskAction.created_at).where(
+                RiskAction.action == FREEZE_LIMIT, RiskAction.decided_by == GRAPH
+            )
+        ):
+            if case_id is not None:
+                first = joined.setdefault(case_id, {})
+                first[shopper_id] = min(created_at, first.get(shopper_id, created_at))
         fraud_ids = list(truth.fraud_orders)
         placed = work.session.execute(
             select(Order.shopper_id, Order.merchant_id, Order.created_at).where(
@@ -209,20 +223,21 @@ def _ring_outcomes(runtime: Runtime, truth: GroundTruth) -> list[RingOutcome]:
     for name, ring in sorted(truth.rings.items()):
         merchant_id = ring["merchant_id"]
         mule_set = set(ring["mules"])
-        acted = {
-            shopper
-            for shopper, merchant, _ in placed
-            if merchant == merchant_id and shopper in mule_set
-        }
-        times = [
-            created
-            for shopper, merchant, created in placed
-            if merchant == merchant_id and shopper in mule_set
-        ]
-        burst = min(times) if times else None
+        first_order: dict[str, datetime] = {}
+        for shopper, merchant, created in placed:
+            if merchant == merchant_id and shopper in mule_set:
+                first_order[shopper] = min(created, first_order.get(shopper, created))
+        acted = set(first_order)
+        burst = min(first_order.values()) if first_order else None
         best_share, seen_at = 0.0, None
-        for members, first_seen_at in rings:
-            share = len(acted & set(members)) / len(acted) if acted else 0.0
+        for case_id, first_seen_at in rings:
+            members = joined.get(case_id, {}) if case_id else {}
+            in_time = {
+                mule
+                for mule in acted & set(members)
+                if members[mule] - first_order[mule] <= RING_SURFACE_WITHIN
+            }
+            share = len(in_time) / len(acted) if acted else 0.0
             if share > best_share:
                 best_share, seen_at = share, first_seen_at
         after = (seen_at - burst).total_seconds() / 3600 if seen_at and burst else None

@@ -233,7 +233,8 @@ class OrderRepository:
         self, shopper_ids: Sequence[str], *, since: datetime, items_from_minor: int = 0
     ) -> Sequence[Row[*tuple[Any, ...]]]:
         """What the link graph scores of the shoppers' orders created since ``since`` (shopper,
-        id, merchant, status, amounts, items, tracking number, shipping and delivery times), by
+        id, merchant, status, amounts, items, tracking number, shipping, delivery and creation
+        times), by
         shopper and id: columns, not orders, so that thousands of them load quickly. Items only
         of orders of at least ``items_from_minor`` (None for the others: not sent, not decoded)."""
         return self.session.execute(
@@ -250,6 +251,7 @@ class OrderRepository:
                 Order.tracking_number,
                 Order.shipped_at,
                 Order.delivered_at,
+                Order.created_at,
             )
             .where(in_list(self.session, Order.shopper_id, shopper_ids), Order.created_at >= since)
             .order_by(Order.shopper_id, Order.id)

@@ -2,7 +2,11 @@
 
 The graph is bipartite: shoppers on one side, identifiers on the other — devices, IPs, phones and
 shipping addresses (keyed hashes from the checkout link observations and the enrolment record),
-tracking numbers used on more than one order, and merchants' own phone and address. An identifier
+address clusters (the ways one address is written folded into one key: the online signals'
+events, ``risk/signals.py``), tracking numbers used on more than one order, and merchants' own
+phone and address. A shopper counts while observed at a checkout in the window, or, by the
+enrolment record alone, while a fresh account (enrolled in the last ``fresh_enrolment_days``: a
+ring's mules are enrolled in a batch before it cashes out). An identifier
 seen with one shopper only links nothing and is left out; one seen with very many shoppers (a
 carrier's NAT address, a campus parcel locker) is common infrastructure and is left out too.
 
@@ -20,11 +24,15 @@ what cash-out rings look like, each part in 0..1 and stated in the case evidence
   a day;
 * ``unpaid``: share of members with an order overdue or charged off.
 
-Groups scoring at or above the threshold are rings. A ring is kept across runs (matched by shared
-members) so the same ring updates its case instead of opening another; its case lists the
-members and merchant, the shared identifiers, the orders and the money at risk, and the ring's
-delivered but unsettled orders at its merchant are held from settlement and its members' credit
-frozen (through the caller's ``effects``: those are other domains' changes).
+Groups scoring at or above the threshold are rings, and so are bursts whatever their score:
+members who placed their first cash-out-shaped order at one merchant within ``burst_hours`` of
+one another, most of the members who ordered at all, and three or more (two with two fresh
+accounts or more) — a ring surfaces the night after its first mules cash out, before orders
+stopped at checkout could show the shipping and unpaid parts. A ring is kept across runs
+(matched by shared members) so the same ring updates its case instead of opening another; its
+case lists the members and merchant, the shared identifiers, the orders and the money at risk,
+and the ring's delivered but unsettled orders at its merchant are held from settlement and its
+members' credit frozen (through the caller's ``effects``: those are other domains' changes).
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ from usefirst.risk import actions, cases
 from usefirst.risk.decision import rule_set_of
 from usefirst.risk.effects import RiskEffects
 from usefirst.risk.models import GraphRun, Ring
-from usefirst.risk.repository import RiskRepository
+from usefirst.risk.repository import CLUSTER, RiskRepository
 
 SCORE_WEIGHTS = {"cash_out": 0.35, "links": 0.15, "size": 0.15, "shipping": 0.20, "unpaid": 0.15}
 # Orders on which the engine has money out or would have if released.
@@ -79,6 +87,15 @@ class GraphParameters:
     cash_out_min_amount_minor: int = 30_000
     cash_out_min_resellable_share: float = 0.5
     fast_delivery_hours: int = 24
+    # A burst (a ring whatever its score): members placed their first cash-out-shaped order at
+    # one merchant within this many hours, at least this share of the members who ordered at
+    # all, and ``min_ring_members`` or more (two or more, with two fresh accounts or more).
+    burst_hours: int = 72
+    burst_member_share: float = 0.8
+    # Shoppers enrolled this recently count in the graph by their enrolment phone, device and IP
+    # before their first order (fresh accounts: a ring's mules are enrolled in a batch before it
+    # cashes out); older ones only while observed at a checkout in the window.
+    fresh_enrolment_days: int = 14
     seed: int = 20_261_123
 
 
@@ -95,6 +112,12 @@ class RingFinding:
     amount_at_risk_minor: int
     ring_id: str | None = None
     case_id: str | None = None
+    # Members whose first cash-out-shaped order at the merchant came in one burst (``_burst``).
+    burst_members: int = 0
+    is_burst: bool = False
+
+    def is_ring(self, parameters: GraphParameters) -> bool:
+        return self.score >= parameters.ring_threshold or self.is_burst
 
     @property
     def subject_ids(self) -> list[str]:
@@ -145,6 +168,7 @@ class _OrderFacts:
     is_cash_out_shaped: bool
     tracking_number: str | None
     delivered_within_minutes: float | None
+    created_at: datetime
 
 
 # -- the graph ---------------------------------------------------------------------------------
@@ -175,12 +199,21 @@ def load_link_graph(
     risk_repository = RiskRepository(session)
     for shopper_id, kind, value_hash in risk_repository.link_values_since(since):
         graph.add(shopper_id, kind, value_hash)
-    enrolment = IdentityRepository(session).enrolment_identifiers(
-        risk_repository.shoppers_observed_since(since)
+    for shopper_id, key_hash in risk_repository.cluster_links_since(since):
+        graph.add(shopper_id, CLUSTER, key_hash)
+    identity = IdentityRepository(session)
+    fresh_since = _fresh_since(since, parameters)
+    enrolment = identity.enrolment_identifiers(
+        risk_repository.shoppers_observed_since(since).union(identity.enrolled_since(fresh_since))
     )
     _add_enrolment(graph, enrolment)
     _add_tracking_and_merchants(session, graph, since=since)
     return graph
+
+
+def _fresh_since(since: datetime, parameters: GraphParameters) -> datetime:
+    """Since when an enrolment makes a fresh account (``since`` is the window's start)."""
+    return since + timedelta(days=parameters.window_days - parameters.fresh_enrolment_days)
 
 
 def _add_enrolment(
@@ -243,10 +276,15 @@ def hash_enrolments(session: Session, *, cipher: FieldCipher) -> int:
 # number of holders; Leiden runs on each component's own graph (``_component_graph``), the same
 # whichever other components the graph holds. Order facts are read afresh for every group.
 #
+# Fresh accounts are shoppers too: those enrolled since the last run start the search, and those
+# no longer fresh count as having left (their enrolment identifiers may have lost a holder).
+# Address clusters come with the checkout's observations (the same order, the same time).
+#
 # What it does not see: an observation written after the run with an observed time more than
 # ``_LATE_OBSERVATIONS`` before it, and an identifier whose holders drop from above
-# ``max_link_shoppers`` to it by an erasure (a shopper's hashes overwritten). A full recompute
-# (``usefirst risk graph --full``) covers both.
+# ``max_link_shoppers`` to it by an erasure (a shopper's hashes overwritten) or, for an address
+# cluster, by ``usefirst risk prune-signals`` (which deletes the events after their window). A
+# full recompute (``usefirst risk graph --full``) covers these.
 
 # Observations written up to this long after their observed time are still seen.
 _LATE_OBSERVATIONS = timedelta(days=1)
@@ -293,22 +331,37 @@ def _incremental_base(
 
 
 def _changed_since(
-    session: Session, *, base: _Base, since: datetime, tracking: LinkGraph
+    session: Session,
+    *,
+    base: _Base,
+    since: datetime,
+    tracking: LinkGraph,
+    parameters: GraphParameters,
 ) -> tuple[set[str], set[str]]:
     """The shoppers to start from and the identifiers that may have lost a holder."""
     risk_repository = RiskRepository(session)
+    identity = IdentityRepository(session)
     shoppers = set(risk_repository.graph_members())
     values: set[str] = set()
     for shopper_id, _, _ in risk_repository.observations_between(
         base.now - _LATE_OBSERVATIONS, None
     ):
         shoppers.add(shopper_id)
+    # Fresh accounts enrolled since (their enrolment identifiers count from enrolment on).
+    shoppers.update(identity.enrolled_between(base.now - _LATE_OBSERVATIONS, None))
     left = risk_repository.observations_between(base.since, since) if base.since < since else []
     left_shoppers = set()
     for shopper_id, kind, value_hash in left:
         left_shoppers.add(shopper_id)
         values.add(f"{kind}:{value_hash}")
+    # Accounts no longer fresh: their enrolment identifiers count only while they are observed.
+    base_fresh, fresh = _fresh_since(base.since, parameters), _fresh_since(since, parameters)
+    if base_fresh < fresh:
+        left_shoppers.update(identity.enrolled_between(base_fresh, fresh))
     shoppers |= left_shoppers
+    for chunk in _chunks(session, sorted(left_shoppers)):
+        for _, key_hash in risk_repository.cluster_links_of(chunk, since=base.since, before=since):
+            values.add(f"{CLUSTER}:{key_hash}")
     # A shopper no longer observed in the window loses the enrolment identifiers too.
     for chunk in _chunks(session, sorted(left_shoppers)):
         for _, phone_hash, device_hash, ip_hash in IdentityRepository(
@@ -331,10 +384,12 @@ def _holders(
     since: datetime,
     tracking: LinkGraph,
     observed: set[str],
+    fresh_since: datetime,
 ) -> dict[str, set[str]]:
     """Every shopper holding each of ``values`` (``kind:hash``) in today's graph. ``observed``:
-    shoppers known to have an identifier observed since ``since`` (their enrolment identifiers
-    count without asking again); those found here are added to it."""
+    shoppers known to have an identifier observed since ``since`` or to be enrolled since
+    ``fresh_since`` (their enrolment identifiers count without asking again); those found here
+    are added to it."""
     holders: dict[str, set[str]] = {value: set() for value in values}
     by_kind: dict[str, list[str]] = defaultdict(list)
     for value in sorted(values):
@@ -342,6 +397,10 @@ def _holders(
         if kind != "tracking":
             by_kind[kind].append(value_hash)
     risk_repository = RiskRepository(session)
+    for chunk in _chunks(session, by_kind.pop(CLUSTER, [])):
+        for shopper_id, value_hash in risk_repository.cluster_holders(chunk, since=since):
+            holders[f"{CLUSTER}:{value_hash}"].add(shopper_id)
+            observed.add(shopper_id)
     identity = IdentityRepository(session)
     enrolled: list[tuple[str, str]] = []
     for kind, hashes in by_kind.items():
@@ -359,6 +418,7 @@ def _holders(
     candidates = sorted({shopper_id for shopper_id, _ in enrolled} - observed)
     for shopper_chunk in _chunks(session, candidates):
         observed |= risk_repository.observed_among(shopper_chunk, since=since)
+        observed |= identity.enrolled_among(shopper_chunk, since=fresh_since)
     for shopper_id, value in enrolled:
         if shopper_id in observed:
             holders[value].add(shopper_id)
@@ -376,17 +436,23 @@ def _links_of(
     since: datetime,
     graph: LinkGraph,
     observed: set[str],
+    fresh_since: datetime,
 ) -> None:
     """Add the shoppers' edges of today's graph to ``graph`` (tracking ones are there already);
-    those of them observed since ``since`` to ``observed``."""
+    those of them observed since ``since`` or enrolled since ``fresh_since`` to ``observed``."""
     risk_repository = RiskRepository(session)
     for chunk in _chunks(session, sorted(shopper_ids)):
         seen: set[str] = set()
         for shopper_id, kind, value_hash in risk_repository.link_values_of(chunk, since=since):
             graph.add(shopper_id, kind, value_hash)
             seen.add(shopper_id)
+        for shopper_id, key_hash in risk_repository.cluster_links_of(chunk, since=since):
+            graph.add(shopper_id, CLUSTER, key_hash)
+            seen.add(shopper_id)
+        identity = IdentityRepository(session)
+        seen |= identity.enrolled_among([s for s in chunk if s not in seen], since=fresh_since)
         observed |= seen
-        _add_enrolment(graph, IdentityRepository(session).enrolment_identifiers(sorted(seen)))
+        _add_enrolment(graph, identity.enrolment_identifiers(sorted(seen)))
 
 
 def load_changed_components(
@@ -405,22 +471,39 @@ def load_changed_components(
     for shopper_id, values in known.shopper_links.items():
         graph.shopper_links[shopper_id] |= values
     merchant_holders = _inverted(known.merchant_links)
-    seeds, seed_values = _changed_since(session, base=base, since=since, tracking=known)
+    seeds, seed_values = _changed_since(
+        session, base=base, since=since, tracking=known, parameters=parameters
+    )
     graph.holder_counts = {}
     seen_shoppers: set[str] = set()
     seen_values: set[str] = set()
     observed: set[str] = set()  # shoppers known to have an identifier observed in the window
+    fresh_since = _fresh_since(since, parameters)
     frontier, frontier_values = seeds, seed_values
     while frontier or frontier_values:
         new_shoppers = sorted(frontier - seen_shoppers)
         seen_shoppers.update(new_shoppers)
-        _links_of(session, new_shoppers, since=since, graph=graph, observed=observed)
+        _links_of(
+            session,
+            new_shoppers,
+            since=since,
+            graph=graph,
+            observed=observed,
+            fresh_since=fresh_since,
+        )
         values = set(frontier_values)
         for shopper_id in new_shoppers:
             values |= graph.shopper_links.get(shopper_id, set())
         new_values = sorted(values - seen_values)
         seen_values.update(new_values)
-        holders = _holders(session, new_values, since=since, tracking=known, observed=observed)
+        holders = _holders(
+            session,
+            new_values,
+            since=since,
+            tracking=known,
+            observed=observed,
+            fresh_since=fresh_since,
+        )
         frontier, frontier_values = set(), set()
         for value in new_values:
             count = len(holders[value])
@@ -620,6 +703,7 @@ def load_order_facts(
                     ),
                     tracking_number=normalise_tracking_number(order.tracking_number or "") or None,
                     delivered_within_minutes=delivered_within,
+                    created_at=order.created_at,
                 )
             )
     return facts
@@ -633,6 +717,11 @@ def score_group(
 ) -> RingFinding:
     members = group.shoppers
     count = len(members)
+    # The parts are shares of the members who ordered in the window: fresh accounts with no
+    # order yet (``fresh_enrolment_days``) neither dilute a ring nor make a household look
+    # larger; they count in a burst only.
+    ordering = sum(1 for shopper_id in members if facts.get(shopper_id))
+    scored = max(ordering, 1)
     cash_out_members_at: dict[str, set[str]] = defaultdict(set)
     cash_out_members: set[str] = set()
     for shopper_id in members:
@@ -644,11 +733,19 @@ def score_group(
     concentration = 0.0
     if cash_out_members_at:
         merchant_id = min(cash_out_members_at, key=lambda m: (-len(cash_out_members_at[m]), m))
-        concentration = len(cash_out_members_at[merchant_id]) / count
-    cash_out = max(concentration, 0.5 * len(cash_out_members) / count)
+        concentration = len(cash_out_members_at[merchant_id]) / scored
+    cash_out = max(concentration, 0.5 * len(cash_out_members) / scored)
+    burst_members = _burst(members, facts, merchant_id, parameters) if merchant_id else 0
+    # Members with no order in the window are fresh accounts (``fresh_enrolment_days``) held in
+    # reserve, as a ring's next mules are: with two or more of them, two members cashing out
+    # together suffice.
+    is_burst = burst_members >= parameters.burst_member_share * ordering and (
+        burst_members >= parameters.min_ring_members
+        or (burst_members >= 2 and count - ordering >= 2)
+    )
     tie_strength = sum(holders - 1 for _, holders in group.shared_links if holders >= 2)
     links = min(1.0, tie_strength / (2 * (count - 1)))
-    size = min(1.0, (count - 2) / 5)
+    size = max(0.0, min(1.0, (ordering - 2) / 5))
     shipped = [
         order
         for shopper_id in members
@@ -670,7 +767,7 @@ def score_group(
         for shopper_id in members
         if any(order.status in UNPAID_STATUSES for order in facts.get(shopper_id, []))
     }
-    unpaid = len(unpaid_members) / count
+    unpaid = len(unpaid_members) / scored
     parts = {
         "cash_out": round(cash_out, 4),
         "links": round(links, 4),
@@ -709,7 +806,39 @@ def score_group(
         shared_links=shared_links,
         order_ids=ring_orders,
         amount_at_risk_minor=at_risk,
+        burst_members=burst_members,
+        is_burst=is_burst,
     )
+
+
+def _burst(
+    members: Sequence[str],
+    facts: Mapping[str, list[_OrderFacts]],
+    merchant_id: str,
+    parameters: GraphParameters,
+) -> int:
+    """The most members whose first cash-out-shaped order at ``merchant_id`` came within
+    ``burst_hours`` of one another: a ring's fresh mules cash out at its merchant together; a
+    household's members buy resellable goods, if at all, at different shops and times."""
+    firsts = sorted(
+        min(
+            order.created_at
+            for order in facts.get(shopper_id, [])
+            if order.is_cash_out_shaped and order.merchant_id == merchant_id
+        )
+        for shopper_id in members
+        if any(
+            order.is_cash_out_shaped and order.merchant_id == merchant_id
+            for order in facts.get(shopper_id, [])
+        )
+    )
+    window = timedelta(hours=parameters.burst_hours)
+    most, start = 0, 0
+    for end, moment in enumerate(firsts):
+        while moment - firsts[start] > window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -802,7 +931,7 @@ def run_graph(
         incremental=incremental,
     )
     flagged = sorted(
-        (finding for finding in findings if finding.score >= parameters.ring_threshold),
+        (finding for finding in findings if finding.is_ring(parameters)),
         key=lambda finding: (-finding.score, finding.members),
     )
     summary.rings_flagged = len(flagged)
@@ -872,6 +1001,7 @@ def _keep_ring(
         "merchant_id": finding.merchant_id,
         "shared_links": finding.shared_links,
         "order_ids": finding.order_ids,
+        "burst_members": finding.burst_members,
     }
     if ring is None:
         ring = Ring(

@@ -336,9 +336,19 @@ class MerchantBuyerCounter(Base):
 class SignalEvent(Base):
     """One checkout seen under one key of the online signals (``risk/signals.py``): its device,
     its IP block (/24, /48) or its address cluster, keyed hashes only. A key's recent rows are
-    one range of the primary key: the checkout reads the neighbourhood by key, never by scan."""
+    one range of the primary key: the checkout reads the neighbourhood by key, never by scan.
+    The nightly graph links shoppers by their address clusters: a shopper's keys are read through
+    ``ix_risk_signal_events_shopper`` (migration 0052), a cluster's holders by primary key."""
 
     __tablename__ = "risk_signal_events"
+    __table_args__ = (
+        Index(
+            "ix_risk_signal_events_shopper",
+            "shopper_id",
+            "kind",
+            postgresql_include=["key_hash", "created_at"],
+        ),
+    )
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # device|ip_block|cluster
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)

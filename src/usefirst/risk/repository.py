@@ -45,8 +45,12 @@ from usefirst.risk.models import (
     RiskCase,
     RiskDecision,
     RiskLabel,
+    SignalEvent,
     StepUpChallenge,
 )
+
+# The online signals' kind of event whose key is the address cluster (``risk/signals.py``).
+CLUSTER = "cluster"
 
 
 class RiskRepository:
@@ -210,6 +214,49 @@ class RiskRepository:
         if end is not None:
             statement = statement.where(LinkObservation.observed_at < end)
         return self.session.execute(statement.distinct()).all()
+
+    # the address clusters of the online signals' events, as links of the graph
+    def cluster_links_since(self, since: datetime) -> Sequence[Row[str, str]]:
+        """(shopper id, cluster key) of every address cluster seen at a checkout since
+        ``since``, once."""
+        return self.session.execute(
+            select(SignalEvent.shopper_id, SignalEvent.key_hash)
+            .where(SignalEvent.kind == CLUSTER, SignalEvent.created_at >= since)
+            .distinct()
+        ).all()
+
+    def cluster_links_of(
+        self,
+        shopper_ids: Sequence[str],
+        *,
+        since: datetime,
+        before: datetime | None = None,
+    ) -> Sequence[Row[str, str]]:
+        """(shopper id, cluster key) of the shoppers' address clusters seen since ``since`` (and
+        before ``before``): through ``ix_risk_signal_events_shopper``."""
+        statement = select(SignalEvent.shopper_id, SignalEvent.key_hash).where(
+            in_list(self.session, SignalEvent.shopper_id, shopper_ids),
+            SignalEvent.kind == CLUSTER,
+            SignalEvent.created_at >= since,
+        )
+        if before is not None:
+            statement = statement.where(SignalEvent.created_at < before)
+        return self.session.execute(statement.distinct()).all()
+
+    def cluster_holders(
+        self, key_hashes: Sequence[str], *, since: datetime
+    ) -> Sequence[Row[str, str]]:
+        """(shopper id, cluster key) of the shoppers seen under the clusters since ``since``:
+        ranges of the primary key (kind, key)."""
+        return self.session.execute(
+            select(SignalEvent.shopper_id, SignalEvent.key_hash)
+            .where(
+                SignalEvent.kind == CLUSTER,
+                in_list(self.session, SignalEvent.key_hash, key_hashes),
+                SignalEvent.created_at >= since,
+            )
+            .distinct()
+        ).all()
 
     def graph_members(self) -> list[str]:
         return list(self.session.scalars(select(GraphMember.shopper_id)))

@@ -8,7 +8,7 @@ instalments are never late, so the index stays small and an insert of a schedule
 overdue yet) does not touch it.
 
 Revision ID: 0053
-Revises: 0049
+Revises: 0052
 Create Date: 2026-12-07
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0053"
-down_revision = "0049"
+down_revision = "0052"
 branch_labels = None
 depends_on = None
 
