@@ -34,6 +34,22 @@ CHUNK = 1000
 STREAM_ROWS = 500
 
 
+# What a checkout saw of its order, in this order (the online signals' backfill, the signal
+# study and its test oracle read these): keys, merchant, amount, time, device, IP, encrypted
+# shipping address, decision outcome.
+CHECKOUT_COLUMNS = (
+    Order.id,
+    Order.shopper_id,
+    Order.merchant_id,
+    Order.amount_minor,
+    Order.created_at,
+    Order.device_id,
+    Order.ip,
+    Order.shipping_address_encrypted,
+    Order.decision_outcome,
+)
+
+
 def order_states_sql() -> str:
     """Every order's keys, merchant, creation time, amount, device, status and refunded amount,
     as a subquery for other domains' set-based SQL (``FROM {order_states_sql()} o``): what
@@ -269,20 +285,10 @@ class OrderRepository:
 
     def placed_between(self, *, since: datetime, until: datetime) -> Iterator[Any]:
         """Every order placed in [since, until), oldest first (then by id), with what its
-        checkout saw (keys, merchant, amount, time, device, IP, encrypted shipping address,
-        decision outcome): one statement, streamed ``STREAM_ROWS`` rows at a time."""
+        checkout saw (``CHECKOUT_COLUMNS``): one statement, streamed ``STREAM_ROWS`` rows at a
+        time."""
         statement = (
-            select(
-                Order.id,
-                Order.shopper_id,
-                Order.merchant_id,
-                Order.amount_minor,
-                Order.created_at,
-                Order.device_id,
-                Order.ip,
-                Order.shipping_address_encrypted,
-                Order.decision_outcome,
-            )
+            select(*CHECKOUT_COLUMNS)
             .where(Order.created_at >= since, Order.created_at < until)
             .order_by(Order.created_at, Order.id)
             .execution_options(yield_per=STREAM_ROWS)
