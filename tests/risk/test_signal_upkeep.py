@@ -12,8 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tests.conftest import make_runtime
-from tests.risk.test_counter_features import SCENARIO
-from usefirst.flows import daily_sweep
+from tests.risk.test_counter_features import SCENARIO, without_signal_prune
 from usefirst.lab.sim.marketplace import simulate
 from usefirst.orders.models import Order
 from usefirst.risk import signal_upkeep
@@ -130,11 +129,7 @@ def test_backfill_builds_what_the_checkouts_wrote_and_is_idempotent(
         # The simulated nights do not prune the signals (as before the nightly run did), so the
         # live rows include some out of their windows, which the backfill must leave out.
         with monkeypatch.context() as unpruned:
-            unpruned.setattr(
-                daily_sweep,
-                "STEPS",
-                tuple(s for s in daily_sweep.STEPS if s.name != daily_sweep.RISK_SIGNAL_PRUNE),
-            )
+            without_signal_prune(unpruned)
             summary = simulate(
                 runtime, shoppers=14, merchants=2, days=12, seed=3, scenario=SCENARIO
             )
