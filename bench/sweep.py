@@ -135,6 +135,7 @@ from usefirst.kit.settings import Settings, load_field_cipher
 from usefirst.ledger import accounts
 from usefirst.repayment import schedule
 from usefirst.repayment import service as repayment_service
+from usefirst.risk import signal_upkeep, signals
 from usefirst.risk.graph import GraphParameters
 from usefirst.runtime import Runtime
 
@@ -205,6 +206,10 @@ OUTBOX_COLUMNS = _columns(
 )
 LINK_COLUMNS = _columns("shopper_id order_id kind value_hash merchant_id observed_at")
 LINK_WINDOW_DAYS = GraphParameters().window_days
+SIGNAL_EVENT_COLUMNS = _columns(
+    "kind key_hash created_at order_id shopper_id merchant_id amount_minor is_held"
+)
+SIGNAL_HOUR_COLUMNS = _columns("scope key hour stripe orders amount_minor")
 SWEEP_RUN_COLUMNS = _columns("business_on completed_at summary")
 MERCHANT_FEE_BPS = 60
 DECISION_REASONS = json.dumps(
@@ -879,6 +884,56 @@ def link_history(book: Book) -> Iterator[Row]:
                    order[created])  # fmt: skip
 
 
+def signal_history(book: Book) -> tuple[list[Row], list[Row]]:
+    """The online signals' rows (``risk_signal_events``, ``risk_hour_counts``) the checkouts of
+    the book's orders wrote, as the previous night's prune left them (what a checkout at the
+    start of yesterday still read): each order's device, IP block and address cluster events
+    (``signals.event_rows``, keys hashed as the link history's) and its two hour counts."""
+    yesterday = business_day_start(
+        book.spec.business_on - timedelta(days=1), book.settings.time_zone
+    )
+    events_before, hours_before = signal_upkeep.prune_cutoffs(yesterday)
+    since = min(min(events_before.values()), hours_before)
+    index_of = {shopper_id: index for index, shopper_id in enumerate(book.shopper_ids)}
+    created = ORDER_COLUMNS.index("created_at")
+    outcome = ORDER_COLUMNS.index("decision_outcome")
+    events: list[Row] = []
+    hours: dict[tuple[str, str, datetime, int], list[int]] = defaultdict(lambda: [0, 0])
+    for order in book.rows["orders"]:
+        placed = order[created]
+        if placed < since:
+            continue
+        link = _link_keys(index_of[order[ORDER_SHOPPER]])
+        keys = {
+            kind: hashlib.sha256(link[name].encode()).hexdigest()
+            for kind, name in (("device", "device"), ("ip_block", "ip"), ("cluster", "address"))
+        }
+        events.extend(
+            tuple(row[column] for column in SIGNAL_EVENT_COLUMNS)
+            for row in signals.event_rows(
+                keys=keys,
+                shopper_id=order[ORDER_SHOPPER],
+                order_id=order[ORDER_ID],
+                merchant_id=order[ORDER_MERCHANT],
+                amount_minor=order[ORDER_AMOUNT],
+                status=order[outcome],
+                created_at=placed,
+            )
+            if row["created_at"] >= events_before[row["kind"]]
+        )
+        if placed >= hours_before:
+            for row in signals.hour_rows(
+                shopper_id=order[ORDER_SHOPPER],
+                merchant_id=order[ORDER_MERCHANT],
+                amount_minor=order[ORDER_AMOUNT],
+                created_at=placed,
+            ):
+                counts = hours[(row["scope"], row["key"], row["hour"], row["stripe"])]
+                counts[0] += 1
+                counts[1] += row["amount_minor"]
+    return events, [(*key, *counts) for key, counts in sorted(hours.items())]
+
+
 def contact_history(book: Book) -> Iterator[tuple[Row, Row | None]]:
     """The reminders the earlier sweeps planned (and the worker sent): every ladder step that
     fell on a past business day while the instalment was unpaid, with its outbox message."""
@@ -969,6 +1024,11 @@ def table_streams(book: Book, *, history: bool) -> list[tuple[str, tuple[str, ..
             ("contact_attempts", CONTACT_COLUMNS, attempts),
             ("outbox_messages", OUTBOX_COLUMNS, messages),
             ("risk_link_observations", LINK_COLUMNS, link_history(book)),
+        ]
+        signal_events, signal_hours = signal_history(book)
+        streams += [
+            ("risk_signal_events", SIGNAL_EVENT_COLUMNS, signal_events),
+            ("risk_hour_counts", SIGNAL_HOUR_COLUMNS, signal_hours),
         ]
     return streams
 
@@ -1151,6 +1211,8 @@ DAILY_JOBS = (
     ("risk_monitoring", "nightly_graph"),
     ("settlement_run", "settle_daily"),
     ("complaints", "flag_overdue_complaints"),
+    ("risk_counters", "refresh_window_bounds"),
+    ("signal_upkeep", "prune"),
 )
 JOB_PHASES = {
     "enforce_deadlines": "dispute deadlines",
@@ -1160,6 +1222,8 @@ JOB_PHASES = {
     "nightly_graph": "nightly graph",
     "settle_daily": "settlement",
     "flag_overdue_complaints": "complaints",
+    "refresh_window_bounds": "top-buyer bounds",
+    "prune": "signal prune",
 }
 # In the order of daily_sweep.STEPS: the two jobs before collections, collections, the rest.
 PHASES = (
@@ -1550,7 +1614,8 @@ if sys.argv[4:5] == ["no-daily-jobs"]:
             daily_jobs.AFTER_COLLECTIONS.clear()
     else:
         for module, function in json.loads(sys.argv[5]):
-            setattr(getattr(daily_sweep, module), function, lambda session, context: {})
+            if hasattr(daily_sweep, module):  # a job the other engine's sweep has
+                setattr(getattr(daily_sweep, module), function, lambda session, context: {})
 settings = Settings(database_url=sys.argv[1], keys_file=Path(sys.argv[2]))
 runtime = Runtime(settings, cipher=load_field_cipher(settings))
 business_on = date.fromisoformat(sys.argv[3])

@@ -29,6 +29,19 @@ def _instalments(env: Env, order_id: str) -> list[dict[str, object]]:
     return list(env.order(order_id)["instalments"])
 
 
+def _assert_mays_file_made_today_is(env: Env, month_end_jsonl: str, month_end_metro2: str) -> None:
+    """May's file made today is the month-end file: JSONL byte for byte; Metro 2 the same
+    accounts and totals, only the header's dates (when the file was made) differ."""
+    _, on_demand_jsonl = env.bureau_file(MAY, "jsonl")
+    assert on_demand_jsonl == month_end_jsonl
+    _, on_demand_metro2 = env.bureau_file(MAY, "metro2")
+    later, then = parse_metro2(on_demand_metro2), parse_metro2(month_end_metro2)
+    assert later.bases == then.bases
+    assert later.trailer == then.trailer
+    changed = {key for key in then.header if later.header[key] != then.header[key]}
+    assert changed <= {"activity_date", "date_created"}
+
+
 def test_a_past_months_file_made_later_is_the_month_end_file(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -74,16 +87,7 @@ def test_a_past_months_file_made_later_is_the_month_end_file(
         for shopper, order in ((ann, single), (bob, spread)):
             assert env.statement(shopper["id"])["outstanding_minor"] != owed_then[order["id"]]
 
-        # May's file made today is the month-end file: JSONL byte for byte; Metro 2 the same
-        # accounts and totals, only the header's dates (when the file was made) differ.
-        _, on_demand_jsonl = env.bureau_file(MAY, "jsonl")
-        assert on_demand_jsonl == month_end_jsonl
-        _, on_demand_metro2 = env.bureau_file(MAY, "metro2")
-        later, then = parse_metro2(on_demand_metro2), parse_metro2(month_end_metro2)
-        assert later.bases == then.bases
-        assert later.trailer == then.trailer
-        changed = {key for key in then.header if later.header[key] != then.header[key]}
-        assert changed <= {"activity_date", "date_created"}
+        _assert_mays_file_made_today_is(env, month_end_jsonl, month_end_metro2)
 
         # June's file (the month so far) reports today's book.
         june = env.jsonl_records("2027-06")
@@ -92,4 +96,38 @@ def test_a_past_months_file_made_later_is_the_month_end_file(
             == env.statement(ann["id"])["outstanding_minor"]
         )
         assert june[single["id"]]["actual_payment_minor"] == 10_000
+        env.assert_ledger_clean()
+
+
+def _open_dispute(env: Env, order_id: str) -> None:
+    response = env.client.post(
+        "/v1/disputes",
+        headers=env.platform,
+        json={
+            "order_id": order_id,
+            "opened_by": "shopper",
+            "reason": "not_as_described",
+            "description": "The headphones arrived with a cracked left cup.",
+        },
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_a_dispute_opened_after_the_month_does_not_change_its_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    with open_env(database_url, tmp_path) as env:
+        ann = env.enrol()
+        single = env.buy(ann["id"])
+        env.advance_to_day(date(2027, 6, 1))
+        month_end_jsonl = env.month_end_file(MAY, "jsonl")
+        month_end_metro2 = env.month_end_file(MAY, "metro2")
+        assert jsonl_records(month_end_jsonl)[single["id"]]["is_disputed"] is False
+
+        # In June Ann disputes the order: June's file reports it, May's made later does not.
+        env.advance_to_day(date(2027, 6, 5))
+        _open_dispute(env, single["id"])
+        env.advance_to_day(date(2027, 6, 10))
+        assert env.jsonl_records("2027-06")[single["id"]]["is_disputed"] is True
+        _assert_mays_file_made_today_is(env, month_end_jsonl, month_end_metro2)
         env.assert_ledger_clean()

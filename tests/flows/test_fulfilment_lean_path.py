@@ -18,7 +18,6 @@ ones.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import _truncate_postgres
 from tests.factories import checkout_body
 from tests.flows.checkout_scenario import TABLES, Caller
-from tests.flows.test_payment_lean_path import PAYMENT_TABLES, no_model, played, recording
-from usefirst.api.app import create_app
+from tests.flows.test_payment_lean_path import (
+    PAYMENT_TABLES,
+    no_model,
+    played_before_and_after,
+    recording,
+)
 from usefirst.flows import fulfilment
 from usefirst.runtime import Runtime
 
@@ -135,25 +137,22 @@ def play(runtime: Runtime, client: TestClient) -> dict[str, Any]:
 def test_shipments_and_receipts_answer_and_write_as_the_previous_paths(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def client_of(runtime: Runtime) -> TestClient:
-        return TestClient(create_app(runtime))
-
-    second_url = database_url
-    if database_url.startswith("sqlite"):
-        second = tmp_path / "second.db"
-        shutil.copyfile(database_url.removeprefix("sqlite:///"), second)
-        second_url = f"sqlite:///{second}"
-
-    with monkeypatch.context() as previous:
-        previous.setattr(fulfilment, "writes_together", lambda _session: False)
-        before = played(database_url, client_of, play)
-
-    if not database_url.startswith("sqlite"):
-        _truncate_postgres(database_url)
     lean_choices: dict[str, list[bool]] = {"_ship_lean": [], "_receipt_lean": []}
-    for name, choices in lean_choices.items():
-        monkeypatch.setattr(fulfilment, name, _spied(getattr(fulfilment, name), choices))
-    after = played(second_url, client_of, play)
+
+    def spy() -> None:
+        for name, choices in lean_choices.items():
+            monkeypatch.setattr(fulfilment, name, _spied(getattr(fulfilment, name), choices))
+
+    before, after = played_before_and_after(
+        database_url,
+        tmp_path,
+        monkeypatch,
+        previous_path=lambda previous: previous.setattr(
+            fulfilment, "writes_together", lambda _session: False
+        ),
+        lean_path=spy,
+        sequence=play,
+    )
 
     def statuses(ending: str) -> list[int]:
         return [response[1] for response in after["responses"] if response[0].endswith(ending)]

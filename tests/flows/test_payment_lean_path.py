@@ -216,9 +216,19 @@ def played(
         runtime.database.dispose()
 
 
-def test_payments_answer_and_write_as_the_previous_path(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def played_before_and_after(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    previous_path: Callable[[pytest.MonkeyPatch], None],
+    lean_path: Callable[[], None],
+    sequence: Play | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The recordings of ``sequence`` over HTTP on two fresh databases of ``database_url``'s
+    kind: first with ``previous_path`` patching the code onto its previous path (undone after),
+    then as the code is, once ``lean_path`` has set its spies."""
+
     def client_of(runtime: Runtime) -> TestClient:
         return TestClient(create_app(runtime))
 
@@ -229,11 +239,18 @@ def test_payments_answer_and_write_as_the_previous_path(
         second_url = f"sqlite:///{second}"
 
     with monkeypatch.context() as previous:
-        previous.setattr(payments, "_reads_together", lambda _session, _order_id: False)
-        before = played(database_url, client_of)
+        previous_path(previous)
+        before = played(database_url, client_of, sequence)
 
     if not database_url.startswith("sqlite"):
         _truncate_postgres(database_url)
+    lean_path()
+    return before, played(second_url, client_of, sequence)
+
+
+def test_payments_answer_and_write_as_the_previous_path(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lean_choices: list[bool] = []
     choose = payments._changes_only_instalments
 
@@ -242,7 +259,6 @@ def test_payments_answer_and_write_as_the_previous_path(
         lean_choices.append(chosen)
         return chosen
 
-    monkeypatch.setattr(payments, "_changes_only_instalments", spied)
     repaid: list[str] = []
     repay = payments._repay_lean
 
@@ -255,8 +271,19 @@ def test_payments_answer_and_write_as_the_previous_path(
         repaid.append("previous way" if answered is None else "lean")
         return answered
 
-    monkeypatch.setattr(payments, "_repay_lean", spied_repay)
-    after = played(second_url, client_of)
+    def lean_path() -> None:
+        monkeypatch.setattr(payments, "_changes_only_instalments", spied)
+        monkeypatch.setattr(payments, "_repay_lean", spied_repay)
+
+    before, after = played_before_and_after(
+        database_url,
+        tmp_path,
+        monkeypatch,
+        previous_path=lambda previous: previous.setattr(
+            payments, "_reads_together", lambda _session, _order_id: False
+        ),
+        lean_path=lean_path,
+    )
 
     statuses = [response[1] for response in after["responses"] if response[0] == "/v1/payments"]
     assert statuses[:13] == [201, 201, 409, 201, 404, 422, 201, 201, 201, 201, 201, 201, 201]

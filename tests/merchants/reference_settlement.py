@@ -312,5 +312,9 @@ def record_settlement(
     if sum(posting.owed_minor for posting, _ in plan.lines) != plan.reserve_minor + plan.net_minor:
         raise InvariantViolated(f"settlement {settlement_id} does not pay out what it settles")
     repository.add_lines(lines)
+    # The ledger closes the settled entries' open items (``add_lines`` did it itself before).
+    ledger_service.clear_open_items(
+        session, owner_entries=[(merchant.id, str(line["entry_id"])) for line in lines]
+    )
     session.flush()
     return settlement

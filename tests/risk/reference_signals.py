@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from usefirst.kit.crypto import FieldCipher
-from usefirst.orders.models import Order
+from usefirst.orders.repository import CHECKOUT_COLUMNS
 from usefirst.risk.signals import (
     EVENTS_PER_KEY,
     HELD_AT_CHECKOUT,
@@ -48,19 +48,7 @@ def _keys(device_id: str | None, ip: str | None, address: str | None) -> dict[st
 
 
 def history(session: Session, cipher: FieldCipher) -> list[Past]:
-    rows = session.execute(
-        select(
-            Order.id,
-            Order.shopper_id,
-            Order.merchant_id,
-            Order.amount_minor,
-            Order.created_at,
-            Order.device_id,
-            Order.ip,
-            Order.shipping_address_encrypted,
-            Order.decision_outcome,
-        )
-    ).all()
+    rows = session.execute(select(*CHECKOUT_COLUMNS)).all()
     return [
         Past(
             order_id=row[0],

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from tests.conftest import make_runtime
 from tests.factories import skip_on_citus
 from tests.risk import reference_features, reference_signals
+from usefirst.flows import daily_sweep
 from usefirst.lab.sim.fraud import FraudScenario
 from usefirst.lab.sim.marketplace import simulate
 from usefirst.orders.models import Order
@@ -82,6 +83,8 @@ def test_counter_features_equal_the_aggregate_on_a_simulated_history(
 
     monkeypatch.setattr(decision, "compute_checkout_features", served_and_checked)
     monkeypatch.setattr(CounterRepository, "top_buyer_exact", top_buyer_exact)
+    # Checkouts are served again at past instants below, which needs their signals unpruned.
+    without_signal_prune(monkeypatch)
     try:
         summary = simulate(runtime, shoppers=14, merchants=2, days=40, seed=3, scenario=SCENARIO)
         assert summary.ledger_balanced
@@ -101,6 +104,17 @@ def test_counter_features_equal_the_aggregate_on_a_simulated_history(
             _assert_rebuild_gives_the_same_counters(session, now=work.now)
     finally:
         runtime.database.dispose()
+
+
+def without_signal_prune(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulated nights without the signals' prune (``daily_sweep.RISK_SIGNAL_PRUNE``): the
+    events and hour counts stay, as they did before the nightly run pruned them, for tests that
+    read the signals as of past instants or out of their windows."""
+    monkeypatch.setattr(
+        daily_sweep,
+        "STEPS",
+        tuple(step for step in daily_sweep.STEPS if step.name != daily_sweep.RISK_SIGNAL_PRUNE),
+    )
 
 
 def _assert_same_signals(

@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tests.conftest import make_runtime
-from tests.risk.test_counter_features import SCENARIO
+from tests.risk.test_counter_features import SCENARIO, without_signal_prune
 from usefirst.lab.sim.marketplace import simulate
 from usefirst.orders.models import Order
 from usefirst.risk import signal_upkeep
@@ -120,10 +121,18 @@ def test_prune_leaves_exactly_what_a_checkout_reads_and_a_second_run_deletes_not
         assert _hours(work.session) == kept_hours
 
 
-def test_backfill_builds_what_the_checkouts_wrote_and_is_idempotent(database_url: str) -> None:
+def test_backfill_builds_what_the_checkouts_wrote_and_is_idempotent(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runtime = make_runtime(database_url, credit_policy="cold_start")
     try:
-        summary = simulate(runtime, shoppers=14, merchants=2, days=12, seed=3, scenario=SCENARIO)
+        # The simulated nights do not prune the signals (as before the nightly run did), so the
+        # live rows include some out of their windows, which the backfill must leave out.
+        with monkeypatch.context() as unpruned:
+            without_signal_prune(unpruned)
+            summary = simulate(
+                runtime, shoppers=14, merchants=2, days=12, seed=3, scenario=SCENARIO
+            )
         assert summary.checkouts > 30
         with runtime.work(read_only=True) as work:
             now = work.now

@@ -753,8 +753,9 @@ def risk_rebuild_counters() -> None:
 @risk_app.command("prune-signals")
 def risk_prune_signals(as_json: JsonOption = False) -> None:
     """Delete the online signals' events and hour counts that no checkout reads any more (each
-    kind's events older than its window, hours before the 8 days read). Idempotent: run it
-    nightly (a second run deletes nothing).
+    kind's events older than its window, hours before the 8 days read), as of now. Idempotent
+    (a second run deletes nothing). The nightly run does it too, as of its business date's
+    start (its step usefirst.risk.signal_upkeep:prune).
 
     Exit codes:
     0 pruned."""

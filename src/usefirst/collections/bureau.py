@@ -100,8 +100,13 @@ class ReportedOrder:
     hardships: Sequence[HardshipRequest] = ()
 
 
-def orders_reported_to_bureau(session: Session, *, reported_by: date) -> list[ReportedOrder]:
-    """The orders reported to the bureau on or before ``reported_by``, by order id."""
+def orders_reported_to_bureau(
+    session: Session, *, reported_by: date, disputes_before: datetime | None = None
+) -> list[ReportedOrder]:
+    """The orders reported to the bureau on or before ``reported_by``, by order id. With
+    ``disputes_before`` (the period's end, an instant), each pause is as it stood then
+    (``pauses.as_of``): the shopper's disputes opened since do not count (one statement over
+    ``disputes`` per 500 orders)."""
     delinquencies = {
         (row.shopper_id, row.order_id): row
         for row in CollectionsRepository(session).reported_to_bureau(reported_by)
@@ -109,11 +114,25 @@ def orders_reported_to_bureau(session: Session, *, reported_by: date) -> list[Re
     orders = OrderRepository(session).many(list(delinquencies))
     disputes = DisputeRepository(session)
     collections = CollectionsRepository(session)
+    keys = sorted(delinquencies)
+    first_opened = {} if disputes_before is None else disputes.first_opened_at(keys)
+
+    def pause_then(order: Order) -> DisputedOrder | None:
+        pause = disputes.pause_of(order.shopper_id, order.id)
+        if disputes_before is None:
+            return pause
+        opened_at = first_opened.get((order.shopper_id, order.id))
+        return pauses.as_of(
+            pause,
+            on=reported_by,
+            is_first_opened_since=opened_at is not None and as_utc(opened_at) >= disputes_before,
+        )
+
     return [
         ReportedOrder(
             order=order,
             delinquency=delinquencies[(order.shopper_id, order.id)],
-            pause=disputes.pause_of(order.shopper_id, order.id),
+            pause=pause_then(order),
             hardships=collections.hardships_of_order(order.shopper_id, order.id),
         )
         for order in sorted(orders, key=lambda order: order.id)

@@ -15,6 +15,34 @@ def is_open(pause: DisputedOrder | None) -> bool:
     return pause is not None and pause.is_disputed
 
 
+def as_of(
+    pause: DisputedOrder | None, *, on: date, is_first_opened_since: bool
+) -> DisputedOrder | None:
+    """The order's pause as it stood at the end of business date ``on``, the shopper's disputes
+    opened since taken back; ``is_first_opened_since``: the order's first such dispute (in
+    ``disputes``) was opened after ``on``. None when none had opened by then (never disputed
+    then). When the one open now opened since and an earlier one had closed by then: not
+    disputed, with the paused days of the closed ones (a copy, not stored). Otherwise the pause
+    as it is (a dispute open across ``on`` and closed since keeps no window of its own: its
+    days are in the total)."""
+    if pause is None or is_first_opened_since:
+        return None
+    if pause.is_disputed and pause.disputed_since_on is not None and pause.disputed_since_on > on:
+        if pause.dispute_resolved_on is None:
+            return None  # the order's first dispute
+        if pause.dispute_resolved_on <= on:
+            return DisputedOrder(
+                shopper_id=pause.shopper_id,
+                order_id=pause.order_id,
+                is_disputed=False,
+                disputed_since_on=None,
+                dispute_paused_days=pause.dispute_paused_days,
+                dispute_resolved_on=pause.dispute_resolved_on,
+                updated_at=pause.updated_at,
+            )
+    return pause
+
+
 def paused_days_on(pause: DisputedOrder | None, on: date) -> int:
     """The days an order's disputes paused its days past due, as of ``on`` (an open dispute
     pauses every day since it opened)."""

@@ -4,9 +4,19 @@ table for their set-based SQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, ColumnExpressionArgument, and_, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    ColumnExpressionArgument,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
 from usefirst.disputes import models
@@ -166,6 +176,22 @@ class DisputeRepository:
 
     def pause_of(self, shopper_id: str, order_id: str) -> DisputedOrder | None:
         return self.session.get(DisputedOrder, (shopper_id, order_id))
+
+    def first_opened_at(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+        """When the first dispute that pauses dunning (a shopper's) was opened on each of these
+        (shopper, order) keys that has one: one statement per 500 keys."""
+        found: dict[tuple[str, str], datetime] = {}
+        for start in range(0, len(keys), 500):
+            for shopper_id, order_id, opened_at in self.session.execute(
+                select(Dispute.shopper_id, Dispute.order_id, func.min(Dispute.opened_at))
+                .where(
+                    tuple_(Dispute.shopper_id, Dispute.order_id).in_(keys[start : start + 500]),
+                    Dispute.is_pausing_collections.is_(True),
+                )
+                .group_by(Dispute.shopper_id, Dispute.order_id)
+            ):
+                found[(shopper_id, order_id)] = opened_at
+        return found
 
     def shopper_records(self) -> ShopperRecords:
         """disputes' rows about shoppers, for the privacy flow's export and erasure."""

@@ -70,7 +70,9 @@ def bureau_accounts(
     """The accounts of the period's file, as the book stood at the period's end however late
     the file is made: balances from the ledger entries made by then (one statement for the whole
     file) less the payments applied by then, and the credit limits of then (one statement)."""
-    reported_orders = bureau.orders_reported_to_bureau(session, reported_by=period.end_on)
+    reported_orders = bureau.orders_reported_to_bureau(
+        session, reported_by=period.end_on, disputes_before=period.ends_at
+    )
     debts = ledger_service.order_receivables(
         session,
         order_ids=[reported.order.id for reported in reported_orders],

@@ -9,8 +9,9 @@ steps happen (call queue, credit-bureau reporting, legal referral, charge-off); 
 the dunning ladder that fall on D are planned; on the first of a month the bureau files of the
 month just ended are written. Then the risk monitors and the nightly graph look at the day's book
 (before settlement, so that orders of a ring found tonight are held from today's payout), merchants
-are settled, and complaints past their deadline are flagged. ``STEPS`` lists them; the comment
-above it says how to add one.
+are settled, complaints past their deadline are flagged, the checkout's top-buyer bounds are made
+exact and the online signals no checkout reads any more are pruned. ``STEPS`` lists them; the
+comment above it says how to add one.
 
 Every collections step is set-based: a handful of statements over the whole book (``UPDATE …
 FROM``, ``INSERT … SELECT``, journal entries posted in batches), not a loop over rows in Python, so
@@ -58,6 +59,7 @@ from usefirst.orders.models import Order
 from usefirst.privacy import complaints
 from usefirst.repayment import service as repayment_service
 from usefirst.risk import counters as risk_counters
+from usefirst.risk import signal_upkeep
 
 # The summary names other domains' jobs as "module:function" where each was first registered:
 # the names are part of the stored summary and of the CLI's output, so they stay when a job moves.
@@ -67,6 +69,7 @@ FIRST_INSTALMENT_MISSED = "usefirst.risk.monitors:first_instalment_missed"
 MERCHANT_DRIFT = "usefirst.risk.monitors:merchant_drift"
 NIGHTLY_GRAPH = "usefirst.risk.graph:nightly_graph"
 RISK_COUNTER_BOUNDS = "usefirst.risk.counters:refresh_window_bounds"
+RISK_SIGNAL_PRUNE = "usefirst.risk.signal_upkeep:prune"
 MERCHANT_SETTLEMENT = "usefirst.merchants.settlement:settle_daily"
 OVERDUE_COMPLAINTS = "usefirst.privacy.complaints:flag_overdue_complaints"
 JOB_NAMES = (
@@ -80,6 +83,7 @@ JOB_NAMES = (
     auto_debit.AUTO_DEBIT_JOB,
     hardship.HARDSHIP_JOB,
     RISK_COUNTER_BOUNDS,
+    RISK_SIGNAL_PRUNE,
 )
 
 
@@ -264,6 +268,14 @@ def _refresh_counter_bounds(session: Session, context: DailyContext) -> dict[str
     return {"bounds_refreshed": risk_counters.refresh_window_bounds(session, now=context.now)}
 
 
+def _prune_signals(session: Session, context: DailyContext) -> dict[str, int]:
+    # ``usefirst risk prune-signals`` at the sweep's instant (the first of the business date):
+    # what no checkout from then on reads. A catch-up of an old date prunes less than the
+    # command would today; the next date's step prunes the rest.
+    pruned = signal_upkeep.prune(session, now=context.now)
+    return {"events_deleted": pruned.events_deleted, "hours_deleted": pruned.hours_deleted}
+
+
 def _settle(session: Session, context: DailyContext) -> dict[str, int]:
     return settlement_run.settle_daily(session, context)
 
@@ -297,6 +309,8 @@ STEPS: tuple[SweepStep, ...] = (
     SweepStep(OVERDUE_COMPLAINTS, _flag_overdue_complaints, is_job=True),
     # The checkout's top-buyer bounds made exact again (orders aged out of the merchant window).
     SweepStep(RISK_COUNTER_BOUNDS, _refresh_counter_bounds, is_job=True),
+    # The online signals' events and hour counts no checkout reads any more.
+    SweepStep(RISK_SIGNAL_PRUNE, _prune_signals, is_job=True),
 )
 # The namespace of the advisory lock one runner of a date's stepped sweep holds (PostgreSQL).
 SWEEP_LOCK_NAMESPACE = 21_0001

@@ -1,7 +1,8 @@
 """The settlement run: paying merchants what is due on a business date (the daily sweep's job,
 ``usefirst settle``). For all merchants of the date at once, locked in id order: reserves due go
 back to their payables (ledger), merchants plans the payouts, the ledger posts the reserves
-withheld and the rail the payouts, merchants records the settlements, notify tells each merchant."""
+withheld and the rail the payouts, merchants records the settlements (and the ledger closes the
+open items they settle), notify tells each merchant."""
 
 from __future__ import annotations
 
@@ -180,7 +181,7 @@ def _pay_many(
             )
             for (merchant, plan), settlement_id in zip(payable, settlement_ids, strict=True)
         ]
-    paid = settlement.record_settlements(
+    recorded = settlement.record_settlements(
         session,
         payouts=[
             settlement.RecordedPayout(
@@ -198,6 +199,9 @@ def _pay_many(
         settings=settings,
         now=now,
     )
+    # The settled entries leave the ledger's open items with their lines, in this transaction.
+    ledger_service.clear_open_items(session, owner_entries=recorded.settled_entries)
+    paid = recorded.settlements
     for row in paid:
         notify_service.publish_event(
             session,

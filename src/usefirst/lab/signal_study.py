@@ -39,6 +39,7 @@ from sqlalchemy import select
 from usefirst.identity.models import Shopper
 from usefirst.lab.risk_evaluation import DecidedOrder
 from usefirst.orders.models import Order
+from usefirst.orders.repository import CHECKOUT_COLUMNS
 from usefirst.risk import signals as served
 from usefirst.risk.features import FEATURE_NAMES
 from usefirst.risk.signals import address_cluster_key, ip_block
@@ -115,15 +116,7 @@ def recorded_orders(runtime: Runtime) -> list[RecordedOrder]:
     with runtime.work(read_only=True) as work:
         rows = work.session.execute(
             select(
-                Order.id,
-                Order.shopper_id,
-                Order.merchant_id,
-                Order.amount_minor,
-                Order.created_at,
-                Order.device_id,
-                Order.ip,
-                Order.shipping_address_encrypted,
-                Order.decision_outcome,
+                *CHECKOUT_COLUMNS,
                 Shopper.created_at,
             )
             .join(Shopper, Shopper.id == Order.shopper_id)

@@ -90,6 +90,13 @@ def open_items(
     return items
 
 
+def clear_open_items(session: Session, *, owner_entries: Sequence[tuple[str, str]]) -> None:
+    """Close the open items of these (owner, entry) pairs, in the caller's transaction: their
+    entries are settled (the settlement run calls it with every entry its settlement lines
+    record). Set-based; a pair without an open item (a payout's own entries) changes nothing."""
+    LedgerRepository(session).clear_open_items(owner_entries)
+
+
 @dataclass(frozen=True)
 class EntryRows:
     accounts: list[dict[str, object]]

@@ -138,16 +138,13 @@ class SettlementRepository:
         self.session.add(row)
 
     def add_lines(self, rows: Iterable[dict[str, object]]) -> None:
-        """Record settled entries, and clear their open items on the merchant payable with them:
-        an entry leaves the ledger's open items exactly when its settlement line is written."""
+        """Record settled entries. (Their open items on the merchant payable are the ledger's:
+        the settlement run clears them through ``ledger.service.clear_open_items``.)"""
         # An executemany: SQLAlchemy sends it as multi-row INSERTs of up to 1,000 rows. (One
         # hand-made VALUES list of 2,000 rows was far slower to compile and bind.)
         values = list(rows)
         if values:
             self.session.execute(insert(SettlementLine), values)
-            LedgerRepository(self.session).clear_open_items(
-                [(str(row["merchant_id"]), str(row["entry_id"])) for row in values]
-            )
 
     # A merchant's payable, read through the ledger's repository, with what settled each entry.
 
@@ -202,7 +199,8 @@ class SettlementRepository:
     ) -> dict[tuple[str, str], list[PayablePosting]]:
         """:meth:`payable_postings` (pending only) of many merchants in one query per thousand,
         by (merchant, currency): the ledger's open items of their payables, which hold exactly
-        the postings no settlement line has settled (``add_lines`` clears them)."""
+        the postings no settlement line has settled (the settlement run clears them with
+        its lines)."""
         postings = LedgerRepository(self.session).open_items_of_owners(
             "merchant_payable", merchant_ids, created_before=created_before
         )

@@ -463,38 +463,6 @@ def plan_payouts(
     return DayPlans(plans=plans, already_settled=len(wanted) - len(to_plan))
 
 
-def record_settlement(
-    session: Session,
-    *,
-    merchant: Merchant,
-    plan: PayoutPlan,
-    settlement_id: str,
-    rail_name: str,
-    receipt: PayoutReceipt,
-    reserve_entry_id: str,
-    settings: Settings,
-    now: datetime,
-) -> Settlement:
-    """Record a payout whose reserve and transfer are posted: the settlement, and a line for every
-    entry it settles, its own two included (they must add up to zero)."""
-    [settlement] = record_settlements(
-        session,
-        payouts=[
-            RecordedPayout(
-                merchant=merchant,
-                plan=plan,
-                settlement_id=settlement_id,
-                rail_name=rail_name,
-                receipt=receipt,
-                reserve_entry_id=reserve_entry_id,
-            )
-        ],
-        settings=settings,
-        now=now,
-    )
-    return settlement
-
-
 @dataclass(frozen=True)
 class RecordedPayout:
     merchant: Merchant
@@ -505,10 +473,22 @@ class RecordedPayout:
     reserve_entry_id: str
 
 
+@dataclass(frozen=True)
+class RecordedSettlements:
+    """What :func:`record_settlements` wrote: the settlements, and the (merchant id, entry id) of
+    every line, which the caller closes in the ledger's open items (``ledger.service
+    .clear_open_items``) in the same transaction: an entry leaves the open items exactly when
+    its settlement line is written."""
+
+    settlements: list[Settlement]
+    settled_entries: list[tuple[str, str]]
+
+
 def record_settlements(
     session: Session, *, payouts: list[RecordedPayout], settings: Settings, now: datetime
-) -> list[Settlement]:
-    """:func:`record_settlement` for many payouts: the settlements, then all their lines in one
+) -> RecordedSettlements:
+    """Record payouts whose reserves and transfers are posted: the settlements, then a line for
+    every entry each settles, its own two included (they must add up to zero), all lines in one
     insert."""
     repository = SettlementRepository(session)
     settlements: list[Settlement] = []
@@ -582,9 +562,13 @@ def record_settlements(
         if settled_total != plan.reserve_minor + plan.net_minor:
             raise InvariantViolated(f"settlement {settlement_id} does not pay out what it settles")
     session.flush()
-    repository.add_lines([*lines, *own_lines])
+    written = [*lines, *own_lines]
+    repository.add_lines(written)
     session.flush()
-    return settlements
+    return RecordedSettlements(
+        settlements=settlements,
+        settled_entries=[(str(row["merchant_id"]), str(row["entry_id"])) for row in written],
+    )
 
 
 # Reading: balances, settlements, statements

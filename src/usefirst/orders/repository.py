@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -29,6 +29,34 @@ from usefirst.orders.models import Order, Refund
 
 # Bound lists stay well below the drivers' parameter limits.
 CHUNK = 1000
+# Rows fetched at a time when a whole range of orders is streamed.
+STREAM_ROWS = 500
+
+
+# What a checkout saw of its order, in this order (the online signals' backfill, the signal
+# study and its test oracle read these): keys, merchant, amount, time, device, IP, encrypted
+# shipping address, decision outcome.
+CHECKOUT_COLUMNS = (
+    Order.id,
+    Order.shopper_id,
+    Order.merchant_id,
+    Order.amount_minor,
+    Order.created_at,
+    Order.device_id,
+    Order.ip,
+    Order.shipping_address_encrypted,
+    Order.decision_outcome,
+)
+
+
+def order_states_sql() -> str:
+    """Every order's keys, merchant, creation time, amount, device, status and refunded amount,
+    as a subquery for other domains' set-based SQL (``FROM {order_states_sql()} o``): what
+    risk's counters are rebuilt from, read in one statement without naming the table."""
+    return (
+        "(SELECT shopper_id, id, merchant_id, created_at, amount_minor, device_id, status,"
+        " refunded_minor FROM orders)"
+    )
 
 
 class OrderRepository:
@@ -256,6 +284,18 @@ class OrderRepository:
             .where(in_list(self.session, Order.shopper_id, shopper_ids), Order.created_at >= since)
             .order_by(Order.shopper_id, Order.id)
         ).all()
+
+    def placed_between(self, *, since: datetime, until: datetime) -> Iterator[Any]:
+        """Every order placed in [since, until), oldest first (then by id), with what its
+        checkout saw (``CHECKOUT_COLUMNS``): one statement, streamed ``STREAM_ROWS`` rows at a
+        time."""
+        statement = (
+            select(*CHECKOUT_COLUMNS)
+            .where(Order.created_at >= since, Order.created_at < until)
+            .order_by(Order.created_at, Order.id)
+            .execution_options(yield_per=STREAM_ROWS)
+        )
+        yield from self.session.execute(statement)
 
     def of_merchant_among(
         self, order_ids: Sequence[str], *, merchant_id: str, statuses: Sequence[str]

@@ -36,6 +36,7 @@ from usefirst.kit.db import (
     unnest_insert,
 )
 from usefirst.orders.models import Order
+from usefirst.orders.repository import order_states_sql
 from usefirst.risk.models import MerchantBuyerCounter, MerchantDayCounter, OrderFact
 
 CHUNK = 500
@@ -427,7 +428,7 @@ def _sql_list(values: Sequence[str]) -> str:
 
 
 def _flags_sql() -> str:
-    # The same classification as counters.flags_of, over the orders table.
+    # The same classification as counters.flags_of, over the orders' states (``o``).
     delivered, shipped = _sql_list(DELIVERED_STATUSES), _sql_list(SHIPPED_STATUSES)
     return (
         f"CASE WHEN o.status IN {_sql_list(LENT_STATUSES)} THEN 1 ELSE 0 END,"
@@ -444,7 +445,7 @@ def _rebuild_statements(*, day_of: str, stripe_of: str) -> tuple[Any, Any, Any]:
     facts = text(
         f"INSERT INTO risk_order_facts ({', '.join(FACT_COLUMNS)})"
         " SELECT o.shopper_id, o.id, o.merchant_id, o.created_at, o.amount_minor, o.device_id,"
-        f" {_flags_sql()} FROM orders o"
+        f" {_flags_sql()} FROM {order_states_sql()} o"
     )
     days = text(
         f"INSERT INTO risk_merchant_days (merchant_id, day, stripe, {', '.join(DAY_COUNTS)})"

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from usefirst.kit.crypto import FieldCipher
+from usefirst.orders.repository import OrderRepository
 from usefirst.risk.features import identifier_hash
 from usefirst.risk.signal_upkeep_repository import SignalUpkeepRepository
 from usefirst.risk.signals import (
@@ -83,7 +84,8 @@ def backfill(session: Session, *, cipher: FieldCipher, now: datetime) -> Backfil
     events: list[dict[str, Any]] = []
     hours: dict[tuple[str, str, datetime, int], list[int]] = defaultdict(lambda: [0, 0])
     read = 0
-    for order in repository.checkouts(since=since, until=now):
+    # A checkout stores its order whatever the outcome, so the orders are the checkouts.
+    for order in OrderRepository(session).placed_between(since=since, until=now):
         read += 1
         keys = _keys(order, cipher=cipher)
         events.extend(

@@ -1,17 +1,17 @@
 """All SQL of the online signals' upkeep (``risk/signal_upkeep.py``): pruning the two counters of
-what no checkout reads any more, and the orders read and rows written by their backfill."""
+what no checkout reads any more, and the rows written by their backfill (which reads the orders
+through the orders' repository)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from usefirst.orders.models import Order
 from usefirst.risk.models import HourCounter, SignalEvent
 
 _EVENTS = cast(Table, SignalEvent.__table__)
@@ -40,27 +40,6 @@ class SignalUpkeepRepository:
     def prune_hours(self, before: datetime) -> int:
         result = self.session.execute(delete(_HOURS).where(_HOURS.c.hour < before))
         return int(getattr(result, "rowcount", 0) or 0)
-
-    def checkouts(self, *, since: datetime, until: datetime) -> Iterator[Any]:
-        """Every order placed in [since, until) with what its checkout counted, oldest first
-        (a checkout stores its order whatever the outcome, so the orders are the checkouts)."""
-        statement = (
-            select(
-                Order.id,
-                Order.shopper_id,
-                Order.merchant_id,
-                Order.amount_minor,
-                Order.created_at,
-                Order.device_id,
-                Order.ip,
-                Order.shipping_address_encrypted,
-                Order.decision_outcome,
-            )
-            .where(Order.created_at >= since, Order.created_at < until)
-            .order_by(Order.created_at, Order.id)
-            .execution_options(yield_per=BATCH_ROWS)
-        )
-        yield from self.session.execute(statement)
 
     def add_events(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert events not there yet (a checkout's own rows, or an earlier backfill's, stay)."""
