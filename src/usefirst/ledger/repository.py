@@ -158,7 +158,8 @@ class LedgerRepository:
 
     def _set_citus_commutative(self, is_on: bool) -> None:
         """Citus: treat this transaction's next modifications as commutative, or not (the
-        default): only for inserts of rows that are the same whoever inserts them first."""
+        default): only around an insert that never changes a row it finds (ON CONFLICT DO
+        NOTHING), so the placements cannot come to differ."""
         self.session.execute(
             text("SELECT set_config('citus.all_modifications_commutative', :value, true)"),
             {"value": "on" if is_on else "off"},
