@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.factories import skip_on_citus
 from tests.risk import reference_features, reference_signals
 from tests.risk.test_counter_features import SIGNAL_ARGUMENTS
 from tests.risk.test_features import enrol
@@ -62,8 +63,13 @@ ORDERS = signals.EVENTS_PER_KEY + 25
 
 
 def test_a_hot_key_gives_the_same_signals_counted_in_sql_and_in_python(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    database_url: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    skip_on_citus(
+        database_url,
+        "the served features are compared with the reference, the one-statement aggregate"
+        " (correlated subqueries over two shards), which Citus does not plan",
+    )
     assert ORDERS > signals.EVENTS_PER_KEY
     with runtime.work() as work:
         session = work.session

@@ -113,7 +113,62 @@ class LedgerRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def _accounts_to_write(self, rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+        """The accounts to insert (with ON CONFLICT DO NOTHING): all of ``rows``, except on
+        Citus, where only the missing ones, inserted here (and [] returned).
+
+        On Citus ``ledger_accounts`` is a reference table, and an upsert into it takes a
+        cluster-wide ExclusiveLock on its shard until the transaction ends, even when every
+        row exists, while each posting's insert takes a RowExclusiveLock on it (the foreign
+        key to the accounts): two money calls that posted an entry and then upserted accounts
+        each waited for the other's lock (a deadlock Citus detects and breaks by cancelling
+        one). So on Citus the accounts are read first (a read takes no lock); an account that
+        exists is not written at all; the missing ones are inserted as a commutative
+        modification (a RowExclusiveLock, and the placements written one after the other).
+        Two transactions opening the same account (the platform's cash, by two shoppers' first
+        payments) could still wait for each other on two placements taken in different orders:
+        each missing account is first locked on the coordinator (an advisory lock on its code,
+        codes in order, held to the end of the transaction), so the second waits there for the
+        first to commit and then finds the account, as on one PostgreSQL, where it waits on the
+        key. The same rows are written as elsewhere."""
+        if not rows or not on_citus(self.session.connection()):
+            return list(rows)
+        by_code = {cast(str, row["code"]): row for row in rows}
+        existing = set(
+            self.session.scalars(
+                select(LedgerAccount.code).where(LedgerAccount.code.in_(sorted(by_code)))
+            )
+        )
+        missing = [by_code[code] for code in sorted(by_code) if code not in existing]
+        if missing:
+            self.session.execute(
+                text(
+                    "SELECT count(pg_advisory_xact_lock(hashtextextended(k.key, 0)))"
+                    " FROM (SELECT 'ledger_accounts:' || code AS key"
+                    " FROM unnest(CAST(:codes AS text[])) AS c(code) ORDER BY code) AS k"
+                ),
+                {"codes": [row["code"] for row in missing]},
+            )
+            self._set_citus_commutative(True)
+            self.session.execute(
+                postgresql_insert(LedgerAccount).values(missing).on_conflict_do_nothing()
+            )
+            self._set_citus_commutative(False)
+        return []
+
+    def _set_citus_commutative(self, is_on: bool) -> None:
+        """Citus: treat this transaction's next modifications as commutative, or not (the
+        default): only around an insert that never changes a row it finds (ON CONFLICT DO
+        NOTHING), so the placements cannot come to differ."""
+        self.session.execute(
+            text("SELECT set_config('citus.all_modifications_commutative', :value, true)"),
+            {"value": "on" if is_on else "off"},
+        )
+
     def ensure_accounts(self, rows: Sequence[dict[str, object]]) -> None:
+        rows = self._accounts_to_write(rows)
+        if not rows:
+            return
         dialect = self.session.get_bind().dialect.name
         builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
         statement = builder(LedgerAccount).values(list(rows)).on_conflict_do_nothing()
@@ -195,6 +250,7 @@ class LedgerRepository:
     def ensure_accounts_many(self, rows: Sequence[dict[str, object]]) -> None:
         """``ensure_accounts`` for any number of accounts (PostgreSQL: one statement over arrays,
         free of the driver's parameter limit; SQLite: an executemany)."""
+        rows = self._accounts_to_write(rows)
         if not rows:
             return
         if self.session.get_bind().dialect.name == "postgresql":
