@@ -49,7 +49,7 @@ from usefirst.kit.ids import new_id
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.repayment.models import Instalment
 
-# work_mem of the daily sweep's transaction on PostgreSQL (see ``tune_sweep_transaction``).
+# work_mem of the daily sweep's transaction on PostgreSQL (see ``raise_work_mem_for_sweep``).
 SWEEP_WORK_MEM = "64MB"
 
 
@@ -272,21 +272,14 @@ class CollectionsRepository:
         ).first()
         return claimed is not None
 
-    def tune_sweep_transaction(self) -> None:
-        """PostgreSQL, for the rest of this transaction only (``SET LOCAL``):
-
-        - ``work_mem`` ``SWEEP_WORK_MEM`` for the sweep's sorts and hashes. With the stock 4 MB,
-          the late-fee table, the escalation and the reminder selection spill to disk on a large
-          book (~100,000 overdue instalments on ~80,000 orders).
-        - JIT compilation off. The planner's estimates for the set-based statements on a large
-          book pass ``jit_above_cost``, and compiling them (in every parallel worker too) took
-          longer than running them: 1.09 s of the 1.60 s merchant-drift read at 1M instalments.
-        """
+    def raise_work_mem_for_sweep(self) -> None:
+        """PostgreSQL: give the sweep's set-based statements ``SWEEP_WORK_MEM`` for their sorts
+        and hashes, for the rest of this transaction only (``SET LOCAL``). With the stock 4 MB,
+        the late-fee table, the escalation and the reminder selection spill to disk on a large
+        book (~100,000 overdue instalments on ~80,000 orders)."""
         if self.session.get_bind().dialect.name == "postgresql":
             self.session.execute(
-                text(
-                    "SELECT set_config('work_mem', :work_mem, true), set_config('jit', 'off', true)"
-                ),
+                text("SELECT set_config('work_mem', :work_mem, true)"),
                 {"work_mem": SWEEP_WORK_MEM},
             )
 

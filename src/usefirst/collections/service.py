@@ -286,8 +286,8 @@ def claim_sweep_date(session: Session, *, business_on: date, now: datetime) -> b
     return CollectionsRepository(session).claim_sweep_date(business_on, now=now)
 
 
-def tune_sweep_transaction(session: Session) -> None:
-    CollectionsRepository(session).tune_sweep_transaction()
+def raise_work_mem_for_sweep(session: Session) -> None:
+    CollectionsRepository(session).raise_work_mem_for_sweep()
 
 
 def record_sweep_summary(

@@ -338,7 +338,7 @@ def run_step(session: Session, step: SweepStep, context: DailyContext) -> dict[s
         session, business_on=context.business_on, step=step.name, now=context.now
     ):
         return None
-    collections_service.tune_sweep_transaction(session)
+    collections_service.raise_work_mem_for_sweep(session)
     counts = step.run(session, context)
     collections_service.record_sweep_step_counts(
         session, business_on=context.business_on, step=step.name, counts=counts
