@@ -84,6 +84,7 @@ LAYOUT: tuple[TableLayout, ...] = (
     _shopper("dispute_evidence"),
     _shopper("disputed_orders"),
     _shopper("disputes"),
+    _shopper("instalment_changes"),
     _shopper("instalments"),
     _shopper("late_fee_waivers"),
     _shopper("legal_cases"),

@@ -56,7 +56,7 @@ from usefirst.rails.models import (
     RailCharge,
     ReconciliationBreak,
 )
-from usefirst.repayment.models import Allocation, Instalment, Payment
+from usefirst.repayment.models import Allocation, Instalment, InstalmentChange, Payment
 from usefirst.risk.models import (
     FraudModelVersion,
     GraphMember,
@@ -108,6 +108,7 @@ __all__ = [
     "GraphRun",
     "IdempotencyRecord",
     "Instalment",
+    "InstalmentChange",
     "JournalEntry",
     "KnownFraudSubject",
     "LateFeeWaiver",

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from tests.collections.dunning_env import Env, jsonl_records, open_env
 from tests.collections.metro2_parser import parse_metro2
+from tests.factories import bearer
 
 # Bought and delivered on the start day, 2027-03-02: Ann's single payment is due 03-09 (reported
 # on 04-08), Bob's three instalments 04-02, 05-02 and 06-02 (reported on 05-02).
@@ -29,6 +31,15 @@ def _instalments(env: Env, order_id: str) -> list[dict[str, object]]:
     return list(env.order(order_id)["instalments"])
 
 
+def _ann_and_bob(
+    env: Env, *, bobs_plan: str = "pay_after_delivery"
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Ann and Bob, each with an order bought and delivered on the start day (Ann's paid after
+    delivery, Bob's on ``bobs_plan``): the shoppers, then their orders."""
+    ann, bob = env.enrol(), env.enrol()
+    return ann, bob, env.buy(ann["id"]), env.buy(bob["id"], plan=bobs_plan)
+
+
 def _assert_mays_file_made_today_is(env: Env, month_end_jsonl: str, month_end_metro2: str) -> None:
     """May's file made today is the month-end file: JSONL byte for byte; Metro 2 the same
     accounts and totals, only the header's dates (when the file was made) differ."""
@@ -46,10 +57,7 @@ def test_a_past_months_file_made_later_is_the_month_end_file(
     database_url: str, tmp_path: Path
 ) -> None:
     with open_env(database_url, tmp_path) as env:
-        ann = env.enrol()
-        bob = env.enrol()
-        single = env.buy(ann["id"])
-        spread = env.buy(bob["id"], plan="instalments_3")
+        ann, bob, single, spread = _ann_and_bob(env, bobs_plan="instalments_3")
 
         # In May Bob pays a little: May's file reports it as May's payment.
         env.advance_to_day(date(2027, 5, 20))
@@ -129,5 +137,151 @@ def test_a_dispute_opened_after_the_month_does_not_change_its_file(
         _open_dispute(env, single["id"])
         env.advance_to_day(date(2027, 6, 10))
         assert env.jsonl_records("2027-06")[single["id"]]["is_disputed"] is True
+        _assert_mays_file_made_today_is(env, month_end_jsonl, month_end_metro2)
+        env.assert_ledger_clean()
+
+
+def _refund(env: Env, order_id: str, amount_minor: int, key: str) -> None:
+    response = env.client.post(
+        f"/v1/orders/{order_id}/refunds",
+        headers={**bearer(env.merchant()["api_key"]), "Idempotency-Key": key},
+        json={"amount_minor": amount_minor, "reason": "customer returned part of the goods"},
+    )
+    assert response.status_code == 201, response.text
+
+
+def _account(record: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "account_status_code",
+        "special_comment_code",
+        "terms_duration",
+        "scheduled_monthly_payment_minor",
+        "current_balance_minor",
+        "amount_past_due_minor",
+        "days_past_due",
+    )
+    return {key: record[key] for key in keys}
+
+
+def test_a_refund_counts_in_its_month_and_not_in_a_month_before_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    with open_env(database_url, tmp_path) as env:
+        _, _, single, spread = _ann_and_bob(env, bobs_plan="instalments_3")
+
+        # In May the merchant refunds 10,000 of Ann's order, its one instalment late: May's file
+        # counts it (the refund before the month's end).
+        env.advance_to_day(date(2027, 5, 10))
+        _refund(env, single["id"], 10_000, "refund-ann")
+        env.advance_to_day(date(2027, 6, 1))
+        month_end_jsonl = env.month_end_file(MAY, "jsonl")
+        month_end_metro2 = env.month_end_file(MAY, "metro2")
+        may = jsonl_records(month_end_jsonl)
+        # Ann's one instalment owes 20,000 of principal and its late fees: all past due.
+        assert _account(may[single["id"]]) == {
+            "account_status_code": "78",
+            "special_comment_code": "",
+            "terms_duration": 1,
+            "scheduled_monthly_payment_minor": 20_000,
+            "current_balance_minor": 21_123,
+            "amount_past_due_minor": 21_123,
+            "days_past_due": 83,
+        }
+        mays_bob = {
+            "account_status_code": "71",
+            "special_comment_code": "",
+            "terms_duration": 3,
+            "scheduled_monthly_payment_minor": 10_150,
+            "current_balance_minor": 30_890,
+            "amount_past_due_minor": 20_740,
+            "days_past_due": 59,
+        }
+        assert _account(may[spread["id"]]) == mays_bob
+
+        # In June the merchant refunds 25,000 of Bob's order, latest instalments first: the
+        # third (not due at May's end) and the second (late then) in full, 5,000 of the first
+        # (late then).
+        env.advance_to_day(date(2027, 6, 5))
+        _refund(env, spread["id"], 25_000, "refund-bob")
+        assert [
+            (row["seq"], row["principal_minor"], row["status"])
+            for row in _instalments(env, spread["id"])
+        ] == [(1, 5_000, "overdue"), (2, 0, "cancelled"), (3, 0, "cancelled")]
+        # June's file counts the refund; May's made later does not: the month-end file.
+        assert _account(env.jsonl_records("2027-06")[spread["id"]]) == {
+            **mays_bob,
+            "account_status_code": "78",
+            "scheduled_monthly_payment_minor": 5_150,
+            "current_balance_minor": 5_470,
+            "amount_past_due_minor": 5_470,
+            "days_past_due": 64,
+        }
+        assert _account(env.jsonl_records(MAY)[spread["id"]]) == mays_bob
+        _assert_mays_file_made_today_is(env, month_end_jsonl, month_end_metro2)
+        env.assert_ledger_clean()
+
+
+def _relieve(env: Env, order_id: str, key: str) -> None:
+    opened = env.client.post(
+        f"/v1/orders/{order_id}/hardship",
+        headers={**env.platform, "Idempotency-Key": key},
+        json={"reason": "lost my job"},
+    )
+    assert opened.status_code == 201, opened.text
+    decided = env.client.post(
+        f"/v1/hardship-requests/{opened.json()['id']}/decision",
+        headers=env.collector,
+        json={"decision": "plan", "plan_months": 3},
+    )
+    assert decided.status_code == 200, decided.text
+
+
+def test_a_hardship_plan_counts_in_its_month_and_not_in_a_month_before_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    with open_env(database_url, tmp_path) as env:
+        _, _, ann_order, bob_order = _ann_and_bob(env)
+
+        # In May Ann, 60 days late, agrees a three-month plan: May's file reports it.
+        env.advance_to_day(date(2027, 5, 10))
+        _relieve(env, ann_order["id"], "hardship-ann")
+        env.advance_to_day(date(2027, 6, 1))
+        month_end_jsonl = env.month_end_file(MAY, "jsonl")
+        month_end_metro2 = env.month_end_file(MAY, "metro2")
+        may = jsonl_records(month_end_jsonl)
+        assert _account(may[ann_order["id"]]) == {
+            "account_status_code": "11",
+            "special_comment_code": "AC",
+            "terms_duration": 3,
+            "scheduled_monthly_payment_minor": 10_310,
+            "current_balance_minor": 30_930,
+            "amount_past_due_minor": 0,
+            "days_past_due": 0,
+        }
+        mays_bob = {
+            "account_status_code": "78",
+            "special_comment_code": "",
+            "terms_duration": 1,
+            "scheduled_monthly_payment_minor": 30_000,
+            "current_balance_minor": 31_245,
+            "amount_past_due_minor": 31_245,
+            "days_past_due": 83,
+        }
+        assert _account(may[bob_order["id"]]) == mays_bob
+
+        # In June Bob agrees one too: June's file reports it; May's made later does not (his
+        # old instalment is as it stood then, the plan's did not exist): the month-end file.
+        env.advance_to_day(date(2027, 6, 5))
+        _relieve(env, bob_order["id"], "hardship-bob")
+        assert _account(env.jsonl_records("2027-06")[bob_order["id"]]) == {
+            "account_status_code": "11",
+            "special_comment_code": "AC",
+            "terms_duration": 3,
+            "scheduled_monthly_payment_minor": 10_440,
+            "current_balance_minor": 31_320,
+            "amount_past_due_minor": 0,
+            "days_past_due": 0,
+        }
+        assert _account(env.jsonl_records(MAY)[bob_order["id"]]) == mays_bob
         _assert_mays_file_made_today_is(env, month_end_jsonl, month_end_metro2)
         env.assert_ledger_clean()

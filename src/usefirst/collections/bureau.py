@@ -165,6 +165,79 @@ class AppliedToInstalment(Protocol):
     def amount_minor(self) -> int: ...
 
 
+class ChangeToInstalment(Protocol):
+    """One of the order's instalments as it stood just before a refund cut it or a hardship plan
+    rescheduled it (``cause``: ``refund`` | ``rescheduled``)."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def cause(self) -> str: ...
+
+    @property
+    def changed_at(self) -> datetime: ...
+
+    @property
+    def status_before(self) -> str: ...
+
+    @property
+    def principal_minor_before(self) -> int: ...
+
+    @property
+    def fees_minor_before(self) -> int: ...
+
+    @property
+    def settled_on_before(self) -> date | None: ...
+
+
+@dataclass(frozen=True)
+class _Stood:
+    """An instalment's own figures at the period's end, before any change made since."""
+
+    status: str
+    principal_minor: int
+    fees_minor: int
+    settled_on: date | None
+
+
+def _stood_then(
+    rows: Sequence[Instalment], changes: Sequence[ChangeToInstalment], *, period: BureauPeriod
+) -> tuple[dict[int, _Stood], int]:
+    """Each instalment as it stood at the period's end, where a refund or a hardship plan
+    changed it since (its first change since says what it was before), and what the refunds
+    made since took off the instalments' principal and plan fee (the ledger counts that in the
+    order's cut since: ``OrderDebt.cut_since_minor``)."""
+    now_of = {
+        row.seq: _Stood(row.status, row.principal_minor, row.fees_minor, row.settled_on)
+        for row in rows
+    }
+    by_seq: dict[int, list[ChangeToInstalment]] = {}
+    for change in sorted(changes, key=lambda change: as_utc(change.changed_at)):
+        if as_utc(change.changed_at) >= period.ends_at:
+            by_seq.setdefault(change.seq, []).append(change)
+    stood: dict[int, _Stood] = {}
+    refunded_since_minor = 0
+    for seq, since in by_seq.items():
+        befores = [
+            _Stood(
+                change.status_before,
+                change.principal_minor_before,
+                change.fees_minor_before,
+                change.settled_on_before,
+            )
+            for change in since
+        ]
+        stood[seq] = befores[0]
+        afters = [*befores[1:], now_of[seq]]
+        for change, before, after in zip(since, befores, afters, strict=True):
+            if change.cause == "refund":
+                refunded_since_minor += (before.principal_minor - after.principal_minor) + (
+                    before.fees_minor - after.fees_minor
+                )
+    return stood, refunded_since_minor
+
+
 @dataclass(frozen=True)
 class OrderDebt:
     """The order's own ledger figures as of the period's end (see
@@ -204,13 +277,16 @@ def instalments_then(
     *,
     charged_off_on: date | None,
     period: BureauPeriod,
+    stood: dict[int, _Stood] | None = None,
 ) -> list[InstalmentThen]:
     """The order's instalments as they stood at the period's end: what was paid on each by
     then (the allocations made since are taken back), settled only if settled by then, and the
     status they had: the nightly run marks every instalment due before a day overdue on that
     day, so one still owed then was overdue if due before the period's last day, pending
     otherwise, and charged off only if the order was charged off by then. The instalments of a
-    hardship plan agreed since (numbered after the ones it rescheduled) did not exist yet."""
+    hardship plan agreed since (numbered after the ones it rescheduled) did not exist yet; an
+    instalment a refund or a hardship plan changed since has the status, amounts and settlement
+    date it had then (``stood``, from :func:`_stood_then`)."""
     period_end = period.end_on
     paid_since: dict[int, int] = {}
     for money in applied:
@@ -233,13 +309,17 @@ def instalments_then(
     for row in rows:
         if last_seq_then is not None and row.seq > last_seq_then:
             continue
-        settled_then = row.settled_on is not None and row.settled_on <= period_end
-        was_open = not settled_then and (
-            row.settled_on is not None or row.status in ("pending", "overdue", "charged_off")
+        then_of = (stood or {}).get(row.seq) or _Stood(
+            row.status, row.principal_minor, row.fees_minor, row.settled_on
         )
-        status = row.status
+        settled_on = then_of.settled_on
+        settled_then = settled_on is not None and settled_on <= period_end
+        was_open = not settled_then and (
+            settled_on is not None or then_of.status in ("pending", "overdue", "charged_off")
+        )
+        status = then_of.status
         if was_open:
-            if row.status == "charged_off" and is_charged_off_then:
+            if then_of.status == "charged_off" and is_charged_off_then:
                 status = "charged_off"
             elif row.due_on is not None and row.due_on < period_end:
                 status = "overdue"
@@ -250,11 +330,11 @@ def instalments_then(
                 seq=row.seq,
                 status=status,
                 due_on=row.due_on,
-                principal_minor=row.principal_minor,
-                fees_minor=row.fees_minor,
-                settled_on=row.settled_on if settled_then else None,
-                owed_before_due_minor=row.principal_minor
-                + row.fees_minor
+                principal_minor=then_of.principal_minor,
+                fees_minor=then_of.fees_minor,
+                settled_on=settled_on if settled_then else None,
+                owed_before_due_minor=then_of.principal_minor
+                + then_of.fees_minor
                 + (
                     row.late_fees_minor
                     if last_seq_before_plan is not None and row.seq > last_seq_before_plan
@@ -285,24 +365,30 @@ def bureau_account(
     applied: Sequence[AppliedToInstalment],
     debt: OrderDebt,
     period: BureauPeriod,
+    changes: Sequence[ChangeToInstalment] = (),
 ) -> bureau_format.BureauAccount:
     """The order's account in the file of ``period``, as the book stood at the period's end:
     the balance from the order's ledger entries made by then less the payments applied by then,
     the instalments as they stood then (:func:`instalments_then`). ``applied`` is every
     payment, held credit or reversal applied to the order; ``credit_limit_minor`` the limit at
-    the period's end."""
+    the period's end; ``changes`` what refunds and hardship plans changed on its instalments
+    (those made since are taken back)."""
     order, pause = reported.order, reported.pause
     period_end = period.end_on
     period_start = period.start_on
     charged_off_on = reported.delinquency.charged_off_on
     is_charged_off = charged_off_on is not None and charged_off_on <= period_end
     applied_then = [money for money in applied if as_utc(money.at) < period.ends_at]
-    rows = instalments_then(instalments, applied, charged_off_on=charged_off_on, period=period)
+    stood, refunded_since_minor = _stood_then(instalments, changes, period=period)
+    rows = instalments_then(
+        instalments, applied, charged_off_on=charged_off_on, period=period, stood=stood
+    )
     standing = _standing(
         reported,
         rows,
         balance_minor=debt.charged_minor - sum(money.amount_minor for money in applied_then),
-        cut_since_minor=debt.cut_since_minor,
+        # The refunds' cut since is back on the instalments it came off (``stood``).
+        cut_since_minor=debt.cut_since_minor - refunded_since_minor,
         is_charged_off=is_charged_off,
         period_end=period_end,
     )

@@ -113,6 +113,9 @@ def bureau_accounts(
                     cut_since_minor=debt.cut_since_minor if debt else 0,
                 ),
                 period=period,
+                changes=repayment_service.changes_of(
+                    session, shopper_id=shopper.id, order_id=order.id
+                ),
             )
         )
     return accounts

@@ -176,6 +176,7 @@ def decide(
             order_id=request.order_id,
             months=plan_months,
             today=today,
+            now=now,
         )
         plan = [
             {"seq": row.seq, "due_on": row.due_on, "amount_minor": row.remaining_minor}

@@ -59,6 +59,7 @@ def refund(
             order_id=order.id,
             amount_minor=amount_minor,
             today=today,
+            now=now,
         )
         _post_refund_entries(session, order=order, split=split, now=now)
     credit_service.release(

@@ -45,6 +45,7 @@ PREFIXES = {
     "config_version": "cfg",
     "late_fee_waiver": "lfw",
     "hardship": "hdr",
+    "instalment_change": "ich",
     "mandate": "mdt",
     "charge": "chg",
     "callback": "cbk",

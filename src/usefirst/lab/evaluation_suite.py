@@ -54,7 +54,7 @@ from usefirst.orders.models import Order
 from usefirst.risk.actions import FREEZE_LIMIT
 from usefirst.risk.decision import default_model
 from usefirst.risk.graph import DECIDED_BY as GRAPH
-from usefirst.risk.models import Ring, RiskAction
+from usefirst.risk.repository import RiskRepository
 from usefirst.runtime import Runtime
 
 TRAIN, HELD_OUT = "train", "held_out"
@@ -203,16 +203,9 @@ def _ring_outcomes(runtime: Runtime, truth: GroundTruth) -> list[RingOutcome]:
     for that case, within ``RING_SURFACE_WITHIN`` of the mule's own first cash-out order there),
     and when the engine first saw that ring."""
     with runtime.work(read_only=True) as work:
-        rings = work.session.execute(select(Ring.case_id, Ring.first_seen_at)).all()
-        joined: dict[str, dict[str, datetime]] = {}
-        for case_id, shopper_id, created_at in work.session.execute(
-            select(RiskAction.case_id, RiskAction.subject_id, RiskAction.created_at).where(
-                RiskAction.action == FREEZE_LIMIT, RiskAction.decided_by == GRAPH
-            )
-        ):
-            if case_id is not None:
-                first = joined.setdefault(case_id, {})
-                first[shopper_id] = min(created_at, first.get(shopper_id, created_at))
+        risk = RiskRepository(work.session)
+        rings = [(ring.case_id, ring.first_seen_at) for ring in risk.rings()]
+        joined = risk.first_actions_by_case(action=FREEZE_LIMIT, decided_by=GRAPH)
         fraud_ids = list(truth.fraud_orders)
         placed = work.session.execute(
             select(Order.shopper_id, Order.merchant_id, Order.created_at).where(

@@ -113,3 +113,23 @@ class Allocation(Base):
     fees_minor: Mapped[int] = mapped_column(BigInteger)
     principal_minor: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InstalmentChange(Base):
+    """An instalment as it stood just before a refund cut it or a hardship plan rescheduled it
+    (``cause``: ``refund`` | ``rescheduled``), so that a bureau file made later for a month
+    that ended before the change reports the instalment as it was then."""
+
+    __tablename__ = "instalment_changes"
+    __table_args__ = (Index("ix_instalment_changes_order", "shopper_id", "order_id"),)
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(Integer)
+    cause: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_before: Mapped[str] = mapped_column(String(16))
+    principal_minor_before: Mapped[int] = mapped_column(BigInteger)
+    fees_minor_before: Mapped[int] = mapped_column(BigInteger)
+    settled_on_before: Mapped[date | None] = mapped_column(Date)

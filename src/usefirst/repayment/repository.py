@@ -37,7 +37,7 @@ from usefirst.kit.db import (
 )
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 from usefirst.repayment import models
-from usefirst.repayment.models import Allocation, Instalment, Payment
+from usefirst.repayment.models import Allocation, Instalment, InstalmentChange, Payment
 
 OPEN_STATUSES = ("pending", "overdue")
 # Bound lists stay well below the drivers' parameter limits.
@@ -73,11 +73,23 @@ class RepaymentRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: Instalment | Payment | Allocation) -> None:
+    def add(self, row: Instalment | Payment | Allocation | InstalmentChange) -> None:
         self.session.add(row)
 
-    def add_all(self, rows: Sequence[Instalment | Payment | Allocation]) -> None:
+    def add_all(self, rows: Sequence[Instalment | Payment | Allocation | InstalmentChange]) -> None:
         self.session.add_all(rows)
+
+    def instalment_changes(self, shopper_id: str, order_id: str) -> list[InstalmentChange]:
+        return list(
+            self.session.scalars(
+                select(InstalmentChange)
+                .where(
+                    InstalmentChange.shopper_id == shopper_id,
+                    InstalmentChange.order_id == order_id,
+                )
+                .order_by(InstalmentChange.changed_at, InstalmentChange.id)
+            )
+        )
 
     @staticmethod
     def insert_part(instalments: Sequence[Instalment]) -> Part:

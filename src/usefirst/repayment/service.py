@@ -20,7 +20,7 @@ from usefirst.kit.ids import new_id
 from usefirst.kit.money import check_currency, split_evenly
 from usefirst.kit.settings import Settings
 from usefirst.repayment import schedule
-from usefirst.repayment.models import Allocation, Instalment, Payment
+from usefirst.repayment.models import Allocation, Instalment, InstalmentChange, Payment
 from usefirst.repayment.repository import RepaymentRepository
 
 PAYMENT_METHODS = ("alipay", "wechat", "bank_card", "other")
@@ -732,6 +732,28 @@ def unpaid_fee_parts(row: Instalment) -> tuple[int, int]:
     return row.unpaid_fees_minor - unpaid_late, unpaid_late
 
 
+def _change_of(row: Instalment, *, cause: str, now: datetime) -> InstalmentChange:
+    """The instalment as it stands before ``cause`` changes it (kept for the bureau file of a
+    month that ended before: ``changes_of``)."""
+    return InstalmentChange(
+        shopper_id=row.shopper_id,
+        id=new_id("instalment_change"),
+        order_id=row.order_id,
+        seq=row.seq,
+        cause=cause,
+        changed_at=now,
+        status_before=row.status,
+        principal_minor_before=row.principal_minor,
+        fees_minor_before=row.fees_minor,
+        settled_on_before=row.settled_on,
+    )
+
+
+def changes_of(session: Session, *, shopper_id: str, order_id: str) -> list[InstalmentChange]:
+    """The changes refunds and hardship plans made to the order's instalments, oldest first."""
+    return RepaymentRepository(session).instalment_changes(shopper_id, order_id)
+
+
 def apply_refund(
     session: Session,
     *,
@@ -739,11 +761,14 @@ def apply_refund(
     order_id: str,
     amount_minor: int,
     today: date,
+    now: datetime,
 ) -> RefundSplit:
     """Reduce what the shopper still owes on the order first (latest instalments first); the rest
     of the refund is money the shopper already paid and gets back. An instalment whose principal
-    is refunded in full has its unpaid fees waived."""
-    rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id, for_update=True)
+    is refunded in full has its unpaid fees waived. Each instalment cut keeps a record of what it
+    was before (``InstalmentChange``)."""
+    repository = RepaymentRepository(session)
+    rows = repository.instalments_of_order(shopper_id, order_id, for_update=True)
     left = amount_minor
     waived_plan = waived_late = 0
     for row in reversed(rows):
@@ -751,6 +776,7 @@ def apply_refund(
             break
         if row.status not in ("pending", "overdue"):
             continue
+        repository.add(_change_of(row, cause="refund", now=now))
         cut = min(left, row.unpaid_principal_minor)
         row.principal_minor -= cut
         left -= cut
@@ -946,7 +972,7 @@ def _close_open_instalments(rows: list[Instalment], *, status: str, today: date)
 
 
 def reschedule_for_hardship(
-    session: Session, *, shopper_id: str, order_id: str, months: int, today: date
+    session: Session, *, shopper_id: str, order_id: str, months: int, today: date, now: datetime
 ) -> list[Instalment]:
     """A hardship plan: what the order's open instalments still owe (principal, plan fees and
     late fees already charged) moves to ``months`` new monthly instalments, the first due a
@@ -955,6 +981,13 @@ def reschedule_for_hardship(
     instalments carrying the extra minor unit, so the plan sums exactly to what was owed."""
     repository = RepaymentRepository(session)
     rows = repository.instalments_of_order(shopper_id, order_id, for_update=True)
+    repository.add_all(
+        [
+            _change_of(row, cause="rescheduled", now=now)
+            for row in rows
+            if row.status in ("pending", "overdue")
+        ]
+    )
     owed = _close_open_instalments(rows, status="rescheduled", today=today)
     if owed.total_minor == 0:
         raise InvariantViolated(f"order {order_id} owes nothing to reschedule")

@@ -113,17 +113,22 @@ class CounterRepository:
         found: dict[tuple[str, str], FactFlags] = {}
         delinquent: set[tuple[str, str]] = set()
         for chunk in in_chunks(self.session, keys, size=CHUNK):
-            rows = self.session.execute(
-                _facts_select().where(pairs_in(self.session, Order.shopper_id, Order.id, chunk))
-            ).all()
+            rows = self.session.execute(self.facts_statement(chunk, session=self.session)).all()
             more_found, more_delinquent = self.read_facts([tuple(row) for row in rows])
             found.update(more_found)
             delinquent.update(more_delinquent)
         return found, delinquent
 
     @staticmethod
-    def facts_statement(keys: Sequence[tuple[str, str]]) -> AnySelect:
-        """``facts`` of a few orders as a statement to send with other reads."""
+    def facts_statement(
+        keys: Sequence[tuple[str, str]], *, session: Session | None = None
+    ) -> AnySelect:
+        """``facts`` of the orders as a statement: by default with the keys as a literal list
+        (a few orders, sent with other reads); with ``session``, as ``kit.db.pairs_in`` lists
+        them on that session's database (two bound arrays on PostgreSQL), for any number of
+        keys (``in_chunks`` of them elsewhere)."""
+        if session is not None:
+            return _facts_select().where(pairs_in(session, Order.shopper_id, Order.id, keys))
         return _facts_select().where(tuple_(Order.shopper_id, Order.id).in_(keys))
 
     @staticmethod

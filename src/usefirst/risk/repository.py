@@ -15,6 +15,7 @@ from sqlalchemy import (
     UpdateBase,
     delete,
     exists,
+    func,
     insert,
     select,
     text,
@@ -483,6 +484,24 @@ class RiskRepository:
                 )
                 if order_id is not None
             )
+        return found
+
+    def first_actions_by_case(
+        self, *, action: str, decided_by: str
+    ) -> dict[str, dict[str, datetime]]:
+        """For each case, when it first took ``action`` (decided by ``decided_by``) on each
+        subject, in one grouped query: ``{case id: {subject id: first time}}``."""
+        found: dict[str, dict[str, datetime]] = {}
+        for case_id, subject_id, first_at in self.session.execute(
+            select(RiskAction.case_id, RiskAction.subject_id, func.min(RiskAction.created_at))
+            .where(
+                RiskAction.action == action,
+                RiskAction.decided_by == decided_by,
+                RiskAction.case_id.is_not(None),
+            )
+            .group_by(RiskAction.case_id, RiskAction.subject_id)
+        ):
+            found.setdefault(str(case_id), {})[subject_id] = first_at
         return found
 
     def subjects_with_action_since(self, since: datetime, *, action: str) -> set[str]:
