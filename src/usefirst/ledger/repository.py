@@ -42,6 +42,9 @@ from usefirst.ledger.models import JournalEntry, LedgerAccount, LedgerOpenItem, 
 # are ~1.8 million values. The delimiter (ASCII unit separator) does not occur in ids, account
 # codes or currencies; a list that holds it, or an empty string, goes as an array as before.
 _DELIMITER = "\x1f"
+# Accounts a cluster opens in one INSERT at most (five bound values each, under the driver's
+# limit of 65,535 parameters a statement).
+_OPENED_AT_ONCE = 10_000
 
 
 def _bulk_text(name: str, values: Sequence[object]) -> tuple[str, dict[str, object]]:
@@ -136,25 +139,38 @@ class LedgerRepository:
         by_code = {cast(str, row["code"]): row for row in rows}
         existing = set(
             self.session.scalars(
-                select(LedgerAccount.code).where(LedgerAccount.code.in_(sorted(by_code)))
+                text("SELECT code FROM ledger_accounts WHERE code = ANY(CAST(:codes AS text[]))"),
+                {"codes": sorted(by_code)},
             )
         )
-        missing = [by_code[code] for code in sorted(by_code) if code not in existing]
-        if missing:
-            self.session.execute(
-                text(
-                    "SELECT count(pg_advisory_xact_lock(hashtextextended(k.key, 0)))"
-                    " FROM (SELECT 'ledger_accounts:' || code AS key"
-                    " FROM unnest(CAST(:codes AS text[])) AS c(code) ORDER BY code) AS k"
-                ),
-                {"codes": [row["code"] for row in missing]},
-            )
-            self._set_citus_commutative(True)
-            self.session.execute(
-                postgresql_insert(LedgerAccount).values(missing).on_conflict_do_nothing()
-            )
-            self._set_citus_commutative(False)
+        self._open_on_citus([by_code[code] for code in sorted(by_code) if code not in existing])
         return []
+
+    def _open_on_citus(self, missing: Sequence[dict[str, object]]) -> None:
+        """Citus: insert these accounts, read as missing, without the cluster-wide lock of an
+        upsert into the reference table: each code locked on the coordinator first (an advisory
+        lock, codes in order, to the end of the transaction), then the rows inserted as a
+        commutative modification (a RowExclusiveLock), at most ``_OPENED_AT_ONCE`` a statement.
+        A second opener of the same account waits at its advisory lock for the first to
+        commit, then inserts nothing (ON CONFLICT DO NOTHING)."""
+        if not missing:
+            return
+        missing = sorted(missing, key=lambda row: cast(str, row["code"]))
+        self.session.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(k.key, 0)))"
+                " FROM (SELECT 'ledger_accounts:' || code AS key"
+                " FROM unnest(CAST(:codes AS text[])) AS c(code) ORDER BY code) AS k"
+            ),
+            {"codes": [row["code"] for row in missing]},
+        )
+        self._set_citus_commutative(True)
+        for start in range(0, len(missing), _OPENED_AT_ONCE):
+            chunk = list(missing[start : start + _OPENED_AT_ONCE])
+            self.session.execute(
+                postgresql_insert(LedgerAccount).values(chunk).on_conflict_do_nothing()
+            )
+        self._set_citus_commutative(False)
 
     def _set_citus_commutative(self, is_on: bool) -> None:
         """Citus: treat this transaction's next modifications as commutative, or not (the
@@ -412,19 +428,34 @@ class LedgerRepository:
         # The accounts that are missing (nearly all exist: a shopper's receivable is opened by
         # the order's activation), found by one anti-join: ON CONFLICT alone tried to insert every
         # one of them (~70,000) and took twice as long. It stays for a racing insert.
-        self.session.execute(
-            text(
-                "INSERT INTO ledger_accounts (code, kind, owner_id, currency, created_at)"
-                " SELECT c.code, c.kind, c.owner_id, c.currency, CAST(:now AS timestamptz)"
-                f" FROM (SELECT DISTINCT {debit_code} AS code, CAST(:receivable AS text) AS kind,"
-                " b.shopper_id AS owner_id, b.currency FROM ledger_charge_batch AS b"
-                f" UNION SELECT DISTINCT {credit_code}, CAST(:credit_kind AS text), NULL,"
-                " b.currency FROM ledger_charge_batch AS b) AS c"
-                " WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts AS a WHERE a.code = c.code)"
-                " ON CONFLICT DO NOTHING"
-            ),
-            parameters,
+        missing = (
+            f"SELECT c.code, c.kind, c.owner_id, c.currency FROM (SELECT DISTINCT {debit_code}"
+            " AS code, CAST(:receivable AS text) AS kind, b.shopper_id AS owner_id, b.currency"
+            f" FROM ledger_charge_batch AS b UNION SELECT DISTINCT {credit_code},"
+            " CAST(:credit_kind AS text), NULL, b.currency FROM ledger_charge_batch AS b) AS c"
+            " WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts AS a WHERE a.code = c.code)"
         )
+        if on_citus(self.session.connection()):
+            # On a cluster an INSERT into the accounts (a reference table) that is not
+            # commutative takes a cluster-wide ExclusiveLock on its shard until the sweep's step
+            # commits, stalling every payment and checkout that posts meanwhile, even when it
+            # inserts nothing: the missing accounts are read (a read locks nothing; usually
+            # none is missing) and only those opened, as a money call opens its accounts.
+            self._open_on_citus(
+                [
+                    {**row, "created_at": now}
+                    for row in self.session.execute(text(missing), parameters).mappings()
+                ]
+            )
+        else:
+            self.session.execute(
+                text(
+                    "INSERT INTO ledger_accounts (code, kind, owner_id, currency, created_at)"
+                    " SELECT m.code, m.kind, m.owner_id, m.currency, CAST(:now AS timestamptz)"
+                    f" FROM ({missing}) AS m ON CONFLICT DO NOTHING"
+                ),
+                parameters,
+            )
         self.session.execute(
             text(
                 "INSERT INTO ledger_postings"
