@@ -112,6 +112,7 @@ LAYOUT: tuple[TableLayout, ...] = (
     _merchant("merchant_fines"),
     _merchant("merchant_standing_changes"),
     _merchant("risk_merchant_buyers"),
+    _merchant("risk_merchant_buyer_days"),
     _merchant("risk_merchant_days"),
     _merchant("settlement_holds"),
     # A merchant payable's postings not settled yet, by the account's owner (the merchant): read

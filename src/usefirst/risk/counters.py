@@ -12,7 +12,10 @@ Three tables (``risk/models.py``):
   from its start on: exact at any instant, read in O(90 day rows + one day's orders);
 - ``risk_merchant_buyers``: per merchant and shopper, an upper bound of the lent orders in the
   window, from which the top buyer is found exactly (see
-  :func:`top_buyer_orders`).
+  :func:`top_buyer_orders`);
+- ``risk_merchant_buyer_days``: per merchant, shopper and UTC creation day, the lent orders:
+  with the facts of the window's edge day, a candidate top buyer's exact count in the window,
+  read in O(90 day rows + one day's orders of the pair), like the merchant's days.
 
 Every change of an order reaches :func:`observe_orders` from the flow that made it (checkout
 calls :func:`record_new_order`): the order's flags are computed afresh, compared with its fact,
@@ -198,15 +201,17 @@ ChangeRows = tuple[
     list[tuple[Any, ...]],
     list[tuple[tuple[str, date, int], Counter[str]]],
     list[tuple[tuple[str, str], Counter[str]]],
+    list[tuple[tuple[str, str, date], Counter[str]]],
 ]
 
 
 def _change_rows(changed: Iterable[tuple[OrderState, FactFlags]], *, now: datetime) -> ChangeRows:
     """What the changes write (``CounterRepository.apply_changes``' arguments): the facts, and
-    the deltas of the merchants' days and buyers, in key order."""
+    the deltas of the merchants' days, buyers and buyers' days, in key order."""
     window_start = now - MERCHANT_WINDOW
     days: dict[tuple[str, date, int], Counter[str]] = {}
     buyers: dict[tuple[str, str], Counter[str]] = {}
+    buyer_days: dict[tuple[str, str, date], Counter[str]] = {}
     facts: list[OrderState] = []
     for state, before in changed:
         facts.append(state)
@@ -224,6 +229,9 @@ def _change_rows(changed: Iterable[tuple[OrderState, FactFlags]], *, now: dateti
         # only while it may still be in a window (see MerchantBuyerCounter).
         if state.created_at >= window_start:
             buyer["window_lent_bound"] += delta.is_lent
+            # Likewise its day: a day before the window's start is never read again.
+            buyer_day_key = (state.merchant_id, state.shopper_id, utc_day(state.created_at))
+            buyer_days.setdefault(buyer_day_key, Counter())["lent_orders"] += delta.is_lent
     return (
         [
             (
@@ -239,6 +247,7 @@ def _change_rows(changed: Iterable[tuple[OrderState, FactFlags]], *, now: dateti
         ],
         sorted(days.items()),
         sorted(buyers.items()),
+        sorted(buyer_days.items()),
     )
 
 
