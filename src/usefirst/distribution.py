@@ -98,6 +98,7 @@ LAYOUT: tuple[TableLayout, ...] = (
     _shopper("risk_link_observations"),
     _shopper("risk_graph_members"),
     _shopper("risk_order_facts"),
+    _shopper("risk_shopper_merchant_hours"),
     _shopper("hardship_requests"),
     _shopper("risk_step_up_challenges"),
     # Keyed by their subject: the shopper when there is one, else the merchant, else "platform".

@@ -37,6 +37,7 @@ from usefirst.risk.models import (
     MerchantBuyerDayCounter,
     MerchantDayCounter,
     OrderFact,
+    ShopperMerchantHourCounter,
 )
 
 SCENARIO = FraudScenario(
@@ -212,6 +213,7 @@ def _rows(session: Session, table: Any, *columns: str) -> list[tuple[Any, ...]]:
 FACT_COLUMNS = [column.key for column in OrderFact.__table__.columns]
 DAY_COLUMNS = [column.key for column in MerchantDayCounter.__table__.columns]
 BUYER_DAY_COLUMNS = [column.key for column in MerchantBuyerDayCounter.__table__.columns]
+PAIR_HOUR_COLUMNS = [column.key for column in ShopperMerchantHourCounter.__table__.columns]
 
 
 def _assert_rebuild_gives_the_same_counters(session: Session, *, now: Any) -> None:
@@ -233,6 +235,14 @@ def _assert_rebuild_gives_the_same_counters(session: Session, *, now: Any) -> No
     edge_day = counters.utc_day(now - counters.MERCHANT_WINDOW)
     assert all(row[2] > edge_day for row in kept[3])
     assert kept[3], "the history wrote no buyer day"
+    # The shoppers' hours at a merchant that a 6-hour window from now on reads (the rebuild
+    # writes those; the signals' nightly prune, left out here, deletes the older ones).
+    hours_from = signals.clock_hour(now - signals.SPLIT_WINDOW)
+    kept_hours = [
+        row
+        for row in _rows(session, ShopperMerchantHourCounter, *PAIR_HOUR_COLUMNS)
+        if row[2] >= hours_from
+    ]
     assert counters.rebuild(session, now=now) == len(kept[0])
     session.expire_all()
     rebuilt = (
@@ -242,3 +252,4 @@ def _assert_rebuild_gives_the_same_counters(session: Session, *, now: Any) -> No
         _rows(session, MerchantBuyerDayCounter, *BUYER_DAY_COLUMNS),
     )
     assert kept == rebuilt
+    assert _rows(session, ShopperMerchantHourCounter, *PAIR_HOUR_COLUMNS) == kept_hours

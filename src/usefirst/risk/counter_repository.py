@@ -1,5 +1,5 @@
 """All SQL of the checkout counters (``risk/counters.py``): the order facts, the merchant day
-counters, the merchant buyer counters and the buyers' days."""
+counters, the merchant buyer counters, the buyers' days and the shoppers' hours at a merchant."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ from usefirst.risk.models import (
     MerchantBuyerDayCounter,
     MerchantDayCounter,
     OrderFact,
+    ShopperMerchantHourCounter,
 )
 
 CHUNK = 500
@@ -65,6 +66,7 @@ DAY_COUNTS = (
 )
 BUYER_COUNTS = ("window_lent_bound",)
 BUYER_DAY_COUNTS = ("lent_orders",)
+PAIR_HOUR_COUNTS = ("orders", "amount_minor")
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ class CounterRepository:
         flags: FactFlags,
         *,
         day: date,
+        hour: datetime,
         stripe: int,
         counts_in_window: bool,
     ) -> dict[str, Any]:
@@ -208,6 +211,7 @@ class CounterRepository:
         )
         params.update(
             day=day,
+            hour=hour,
             stripe=stripe,
             lent_amount_minor=flags.is_lent * amount_minor,
             window_lent=flags.is_lent if counts_in_window else 0,
@@ -267,6 +271,7 @@ class CounterRepository:
             rows_part(
                 cast(Table, MerchantBuyerCounter.__table__), [buyer_row], finish=_add_to_buyer
             ),
+            rows_part(_PAIR_HOURS_TABLE, [_pair_hour_row(params)], finish=_add_to_pair_hour),
             # Only an order lent in the window counts in its buyer's day.
             *(
                 [rows_part(_BUYER_DAYS_TABLE, buyer_day, finish=_add_to_buyer_day)]
@@ -281,6 +286,7 @@ class CounterRepository:
         days: Sequence[tuple[tuple[str, date, int], Counter[str]]],
         buyers: Sequence[tuple[tuple[str, str], Counter[str]]],
         buyer_days: Sequence[tuple[tuple[str, str, date], Counter[str]]],
+        pair_hours: Sequence[tuple[tuple[str, str, datetime], Counter[str]]],
     ) -> None:
         """Write the changed facts and add the deltas to the day and buyer counters (rows in
         key order, so concurrent writers lock them in the same order). On PostgreSQL one
@@ -291,6 +297,7 @@ class CounterRepository:
         fact_rows, day_rows, buyer_rows, buyer_day_rows = _change_tables(
             facts, days, buyers, buyer_days
         )
+        hour_rows = _pair_hour_rows(pair_hours)
         if self.dialect == "postgresql" and not on_citus(self.session.connection()):
             statements = [
                 unnest_insert(cast(Table, model.__table__), rows, finish=finish)
@@ -299,6 +306,7 @@ class CounterRepository:
                     (MerchantDayCounter, day_rows, _add_to_day),
                     (MerchantBuyerCounter, buyer_rows, _add_to_buyer),
                     (MerchantBuyerDayCounter, buyer_day_rows, _add_to_buyer_day),
+                    (ShopperMerchantHourCounter, hour_rows, _add_to_pair_hour),
                 )
                 if rows
             ]
@@ -308,6 +316,7 @@ class CounterRepository:
                 *self._additions(MerchantDayCounter, day_rows, ["merchant_id", "day", "stripe"]),
                 *self._additions(MerchantBuyerCounter, buyer_rows, ["merchant_id", "shopper_id"]),
                 *self._additions(MerchantBuyerDayCounter, buyer_day_rows, _BUYER_DAY_KEY),
+                *self._additions(ShopperMerchantHourCounter, hour_rows, _PAIR_HOUR_KEY),
             ]
         if self.dialect == "postgresql" and len(statements) > 1:
             # Every CTE is read by the outer SELECT: SQLAlchemy renders only CTEs in use.
@@ -330,16 +339,20 @@ class CounterRepository:
         days: Sequence[tuple[tuple[str, date, int], Counter[str]]],
         buyers: Sequence[tuple[tuple[str, str], Counter[str]]],
         buyer_days: Sequence[tuple[tuple[str, str, date], Counter[str]]],
+        pair_hours: Sequence[tuple[tuple[str, str, datetime], Counter[str]]],
     ) -> list[Part]:
         """``apply_changes`` (a few rows: one chunk) as parts of a larger PostgreSQL statement,
-        in the reverse of its order (buyer days, buyers, days, facts): unreferenced parts run
-        last to first."""
+        in the reverse of its order (pair hours, buyer days, buyers, days, facts):
+        unreferenced parts run last to first."""
         fact_rows, day_rows, buyer_rows, buyer_day_rows = _change_tables(
             facts, days, buyers, buyer_days
         )
+        hour_rows = _pair_hour_rows(pair_hours)
         if max(len(fact_rows), len(day_rows), len(buyer_rows), len(buyer_day_rows)) > CHUNK:
             raise ValueError("change_parts writes one chunk; apply_changes writes more")
         parts: list[Part] = []
+        if hour_rows:
+            parts.append(rows_part(_PAIR_HOURS_TABLE, hour_rows, finish=_add_to_pair_hour))
         if buyer_day_rows:
             parts.append(rows_part(_BUYER_DAYS_TABLE, buyer_day_rows, finish=_add_to_buyer_day))
         if buyer_rows:
@@ -449,9 +462,16 @@ class CounterRepository:
             )
         return len(changes)
 
-    def rebuild(self, *, window_start: datetime) -> int:
-        """Every counter afresh from the orders, in four set-based statements."""
-        for table in (MerchantBuyerDayCounter, MerchantBuyerCounter, MerchantDayCounter, OrderFact):
+    def rebuild(self, *, window_start: datetime, hours_from: datetime) -> int:
+        """Every counter afresh from the orders, in five set-based statements (the shoppers'
+        hours from ``hours_from`` on: the older ones are never read)."""
+        for table in (
+            ShopperMerchantHourCounter,
+            MerchantBuyerDayCounter,
+            MerchantBuyerCounter,
+            MerchantDayCounter,
+            OrderFact,
+        ):
             self.session.execute(delete(table))
         statements = _REBUILD[self.dialect]
         inserted = self.session.execute(statements[0])
@@ -459,6 +479,7 @@ class CounterRepository:
         self.session.execute(statements[2], {"window_start": window_start})
         # The days after the window's edge day (the ones read).
         self.session.execute(statements[3], {"edge_day": window_start.astimezone(UTC).date()})
+        self.session.execute(statements[4], {"hours_from": hours_from})
         return int(inserted.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -480,7 +501,9 @@ def _flags_sql() -> str:
     )
 
 
-def _rebuild_statements(*, day_of: str, stripe_of: str) -> tuple[Any, Any, Any, Any]:
+def _rebuild_statements(
+    *, day_of: str, stripe_of: str, hour_of: str
+) -> tuple[Any, Any, Any, Any, Any]:
     facts = text(
         f"INSERT INTO risk_order_facts ({', '.join(FACT_COLUMNS)})"
         " SELECT o.shopper_id, o.id, o.merchant_id, o.created_at, o.amount_minor, o.device_id,"
@@ -505,16 +528,26 @@ def _rebuild_statements(*, day_of: str, stripe_of: str) -> tuple[Any, Any, Any, 
         f" WHERE f.is_lent = 1 AND {day_of} > :edge_day"
         f" GROUP BY f.merchant_id, f.shopper_id, {day_of}"
     ).bindparams(bindparam("edge_day", type_=Date()))
-    return facts, days, buyers, buyer_days
+    pair_hours = text(
+        "INSERT INTO risk_shopper_merchant_hours (shopper_id, merchant_id, hour, orders,"
+        f" amount_minor) SELECT f.shopper_id, f.merchant_id, {hour_of}, count(*),"
+        " sum(f.amount_minor) FROM risk_order_facts f WHERE f.created_at >= :hours_from"
+        f" GROUP BY f.shopper_id, f.merchant_id, {hour_of}"
+    ).bindparams(bindparam("hours_from", type_=UTCDateTime()))
+    return facts, days, buyers, buyer_days, pair_hours
 
 
 _REBUILD = {
     "postgresql": _rebuild_statements(
         day_of="CAST(f.created_at AT TIME ZONE 'UTC' AS date)",
         stripe_of=f"ascii(right(f.shopper_id, 1)) % {STRIPES}",
+        hour_of="date_trunc('hour', f.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
     ),
     "sqlite": _rebuild_statements(
-        day_of="date(f.created_at)", stripe_of=f"unicode(substr(f.shopper_id, -1)) % {STRIPES}"
+        day_of="date(f.created_at)",
+        stripe_of=f"unicode(substr(f.shopper_id, -1)) % {STRIPES}",
+        # SQLite stores UTC times as text, "YYYY-MM-DD HH:MM:SS.ffffff".
+        hour_of="strftime('%Y-%m-%d %H:00:00.000000', f.created_at)",
     ),
 }
 
@@ -539,13 +572,20 @@ _BUYER_DAY_INSERT = (
     " ON CONFLICT (merchant_id, shopper_id, day) DO UPDATE SET"
     " lent_orders = risk_merchant_buyer_days.lent_orders + excluded.lent_orders"
 )
+_PAIR_HOUR_INSERT = (
+    "INSERT INTO risk_shopper_merchant_hours (shopper_id, merchant_id, hour, orders,"
+    " amount_minor) VALUES (:shopper_id, :merchant_id, :hour, 1, :amount_minor)"
+    " ON CONFLICT (shopper_id, merchant_id, hour) DO UPDATE SET"
+    " orders = risk_shopper_merchant_hours.orders + excluded.orders,"
+    " amount_minor = risk_shopper_merchant_hours.amount_minor + excluded.amount_minor"
+)
 _FACT_INSERT = f"INSERT INTO risk_order_facts ({', '.join(FACT_COLUMNS)}) VALUES ({_FACT_VALUES})"
 
 
 def _bound(statement: str, *names: str) -> Any:
     return text(statement).bindparams(
         *(
-            bindparam(name, type_=UTCDateTime() if name == "created_at" else Date())
+            bindparam(name, type_=UTCDateTime() if name in ("created_at", "hour") else Date())
             for name in names
         )
     )
@@ -556,14 +596,16 @@ _RECORD_NEW_SQLITE = (
     _bound(_DAY_INSERT, "day"),
     text(_BUYER_INSERT),
     _bound(_BUYER_DAY_INSERT, "day"),
+    _bound(_PAIR_HOUR_INSERT, "hour"),
 )
-# One statement: the four inserts as data-modifying CTEs (so a later fold of the checkout's
+# One statement: the five inserts as data-modifying CTEs (so a later fold of the checkout's
 # writes into one round trip can take it whole).
 _RECORD_NEW_POSTGRESQL = _bound(
-    f"WITH fact AS ({_FACT_INSERT}), day AS ({_DAY_INSERT}), buyer AS ({_BUYER_INSERT})"
-    f" {_BUYER_DAY_INSERT}",
+    f"WITH fact AS ({_FACT_INSERT}), day AS ({_DAY_INSERT}), buyer AS ({_BUYER_INSERT}),"
+    f" buyer_day AS ({_BUYER_DAY_INSERT}) {_PAIR_HOUR_INSERT}",
     "created_at",
     "day",
+    "hour",
 )
 
 
@@ -644,4 +686,37 @@ def _add_to_buyer_day(statement: postgresql.Insert) -> postgresql.Insert:
     return statement.on_conflict_do_update(
         index_elements=_BUYER_DAY_KEY,
         set_={n: _BUYER_DAYS_TABLE.c[n] + statement.excluded[n] for n in BUYER_DAY_COUNTS},
+    )
+
+
+_PAIR_HOURS_TABLE = cast(Table, ShopperMerchantHourCounter.__table__)
+_PAIR_HOUR_KEY = ["shopper_id", "merchant_id", "hour"]
+
+
+def _pair_hour_row(params: dict[str, Any]) -> dict[str, Any]:
+    """A new order's hour at its merchant (``new_order_params``)."""
+    return {
+        "shopper_id": params["shopper_id"],
+        "merchant_id": params["merchant_id"],
+        "hour": params["hour"],
+        "orders": 1,
+        "amount_minor": params["amount_minor"],
+    }
+
+
+def _pair_hour_rows(
+    pair_hours: Sequence[tuple[tuple[str, str, datetime], Counter[str]]],
+) -> list[dict[str, Any]]:
+    return [
+        {"shopper_id": s, "merchant_id": m, "hour": h, **{n: delta[n] for n in PAIR_HOUR_COUNTS}}
+        for (s, m, h), delta in pair_hours
+        if any(delta[n] for n in PAIR_HOUR_COUNTS)
+    ]
+
+
+def _add_to_pair_hour(statement: postgresql.Insert) -> postgresql.Insert:
+    """Orders and their amount added to a shopper's hour at a merchant (or the row created)."""
+    return statement.on_conflict_do_update(
+        index_elements=_PAIR_HOUR_KEY,
+        set_={n: _PAIR_HOURS_TABLE.c[n] + statement.excluded[n] for n in PAIR_HOUR_COUNTS},
     )
