@@ -99,6 +99,7 @@ LAYOUT: tuple[TableLayout, ...] = (
     _shopper("risk_link_observations"),
     _shopper("risk_graph_members"),
     _shopper("risk_order_facts"),
+    _shopper("risk_shopper_merchant_hours"),
     _shopper("hardship_requests"),
     _shopper("risk_step_up_challenges"),
     # Keyed by their subject: the shopper when there is one, else the merchant, else "platform".
@@ -113,6 +114,7 @@ LAYOUT: tuple[TableLayout, ...] = (
     _merchant("merchant_fines"),
     _merchant("merchant_standing_changes"),
     _merchant("risk_merchant_buyers"),
+    _merchant("risk_merchant_buyer_days"),
     _merchant("risk_merchant_days"),
     _merchant("settlement_holds"),
     # A merchant payable's postings not settled yet, by the account's owner (the merchant): read

@@ -54,6 +54,7 @@ PAYMENT_TABLES = (
     "risk_order_facts",
     "risk_merchant_days",
     "risk_merchant_buyers",
+    "risk_merchant_buyer_days",
 )
 
 

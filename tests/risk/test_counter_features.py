@@ -7,7 +7,8 @@ old aggregate statement (kept as the oracle in ``tests/risk/reference_features.p
 - afterwards, for every shopper at every merchant, at instants around the edge of the merchant's
   90-day window (a microsecond either side of an order leaving it), where the top buyer's bounds
   have gone stale and the exact count is needed;
-- and the counters kept incrementally are the counters built afresh from the orders.
+- and the counters kept incrementally are the counters built afresh from the orders (the
+  buyers' days of the window, once the nightly refresh has deleted those it left).
 
 The online signals (``risk/signals.py``, read from their own counters in the same statement) are
 compared at every checkout, and at every instant after the history, with their own oracle
@@ -31,7 +32,13 @@ from usefirst.lab.sim.marketplace import simulate
 from usefirst.orders.models import Order
 from usefirst.risk import counters, decision, features, signals
 from usefirst.risk.counter_repository import CounterRepository
-from usefirst.risk.models import MerchantBuyerCounter, MerchantDayCounter, OrderFact
+from usefirst.risk.models import (
+    MerchantBuyerCounter,
+    MerchantBuyerDayCounter,
+    MerchantDayCounter,
+    OrderFact,
+    ShopperMerchantHourCounter,
+)
 
 SCENARIO = FraudScenario(
     rings=1,
@@ -205,6 +212,8 @@ def _rows(session: Session, table: Any, *columns: str) -> list[tuple[Any, ...]]:
 
 FACT_COLUMNS = [column.key for column in OrderFact.__table__.columns]
 DAY_COLUMNS = [column.key for column in MerchantDayCounter.__table__.columns]
+BUYER_DAY_COLUMNS = [column.key for column in MerchantBuyerDayCounter.__table__.columns]
+PAIR_HOUR_COLUMNS = [column.key for column in ShopperMerchantHourCounter.__table__.columns]
 
 
 def _assert_rebuild_gives_the_same_counters(session: Session, *, now: Any) -> None:
@@ -219,12 +228,28 @@ def _assert_rebuild_gives_the_same_counters(session: Session, *, now: Any) -> No
             )
             if row[2] > 0
         ],
+        # A day whose lent orders all stopped counting keeps its row, at zero.
+        [row for row in _rows(session, MerchantBuyerDayCounter, *BUYER_DAY_COLUMNS) if row[3]],
     )
+    # The refresh left no day the window has left (its edge day is read from the facts).
+    edge_day = counters.utc_day(now - counters.MERCHANT_WINDOW)
+    assert all(row[2] > edge_day for row in kept[3])
+    assert kept[3], "the history wrote no buyer day"
+    # The shoppers' hours at a merchant that a 6-hour window from now on reads (the rebuild
+    # writes those; the signals' nightly prune, left out here, deletes the older ones).
+    hours_from = signals.clock_hour(now - signals.SPLIT_WINDOW)
+    kept_hours = [
+        row
+        for row in _rows(session, ShopperMerchantHourCounter, *PAIR_HOUR_COLUMNS)
+        if row[2] >= hours_from
+    ]
     assert counters.rebuild(session, now=now) == len(kept[0])
     session.expire_all()
     rebuilt = (
         _rows(session, OrderFact, *FACT_COLUMNS),
         _rows(session, MerchantDayCounter, *DAY_COLUMNS),
         _rows(session, MerchantBuyerCounter, "merchant_id", "shopper_id", "window_lent_bound"),
+        _rows(session, MerchantBuyerDayCounter, *BUYER_DAY_COLUMNS),
     )
     assert kept == rebuilt
+    assert _rows(session, ShopperMerchantHourCounter, *PAIR_HOUR_COLUMNS) == kept_hours

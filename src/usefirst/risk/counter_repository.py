@@ -1,12 +1,12 @@
 """All SQL of the checkout counters (``risk/counters.py``): the order facts, the merchant day
-counters and the merchant buyer counters."""
+counters, the merchant buyer counters, the buyers' days and the shoppers' hours at a merchant."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -37,7 +37,13 @@ from usefirst.kit.db import (
 )
 from usefirst.orders.models import Order
 from usefirst.orders.repository import order_states_sql
-from usefirst.risk.models import MerchantBuyerCounter, MerchantDayCounter, OrderFact
+from usefirst.risk.models import (
+    MerchantBuyerCounter,
+    MerchantBuyerDayCounter,
+    MerchantDayCounter,
+    OrderFact,
+    ShopperMerchantHourCounter,
+)
 
 CHUNK = 500
 # Orders the engine lent on (approved at some point), as opposed to held, declined or cancelled.
@@ -59,6 +65,8 @@ DAY_COUNTS = (
     "refunded_orders",
 )
 BUYER_COUNTS = ("window_lent_bound",)
+BUYER_DAY_COUNTS = ("lent_orders",)
+PAIR_HOUR_COUNTS = ("orders", "amount_minor")
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,7 @@ class CounterRepository:
         flags: FactFlags,
         *,
         day: date,
+        hour: datetime,
         stripe: int,
         counts_in_window: bool,
     ) -> dict[str, Any]:
@@ -207,6 +216,7 @@ class CounterRepository:
         )
         params.update(
             day=day,
+            hour=hour,
             stripe=stripe,
             lent_amount_minor=flags.is_lent * amount_minor,
             window_lent=flags.is_lent if counts_in_window else 0,
@@ -250,6 +260,14 @@ class CounterRepository:
             "shopper_id": params["shopper_id"],
             "window_lent_bound": params["window_lent"],
         }
+        buyer_day = [
+            {
+                "merchant_id": params["merchant_id"],
+                "shopper_id": params["shopper_id"],
+                "day": params["day"],
+                "lent_orders": params["window_lent"],
+            }
+        ]
         return [
             rows_part(
                 cast(Table, OrderFact.__table__), [{name: params[name] for name in FACT_COLUMNS}]
@@ -258,6 +276,13 @@ class CounterRepository:
             rows_part(
                 cast(Table, MerchantBuyerCounter.__table__), [buyer_row], finish=_add_to_buyer
             ),
+            rows_part(_PAIR_HOURS_TABLE, [_pair_hour_row(params)], finish=_add_to_pair_hour),
+            # Only an order lent in the window counts in its buyer's day.
+            *(
+                [rows_part(_BUYER_DAYS_TABLE, buyer_day, finish=_add_to_buyer_day)]
+                if params["window_lent"]
+                else []
+            ),
         ]
 
     def apply_changes(
@@ -265,6 +290,8 @@ class CounterRepository:
         facts: Sequence[tuple[Any, ...]],
         days: Sequence[tuple[tuple[str, date, int], Counter[str]]],
         buyers: Sequence[tuple[tuple[str, str], Counter[str]]],
+        buyer_days: Sequence[tuple[tuple[str, str, date], Counter[str]]],
+        pair_hours: Sequence[tuple[tuple[str, str, datetime], Counter[str]]],
     ) -> None:
         """Write the changed facts and add the deltas to the day and buyer counters (rows in
         key order, so concurrent writers lock them in the same order). On PostgreSQL one
@@ -272,7 +299,10 @@ class CounterRepository:
         statement is compiled once whatever the rows (the sweep's thousands of orders spent most
         of a second compiling and binding one parameter per value); on a Citus coordinator and
         on SQLite, rows of at most ``CHUNK`` to a statement."""
-        fact_rows, day_rows, buyer_rows = _change_tables(facts, days, buyers)
+        fact_rows, day_rows, buyer_rows, buyer_day_rows = _change_tables(
+            facts, days, buyers, buyer_days
+        )
+        hour_rows = _pair_hour_rows(pair_hours)
         if self.dialect == "postgresql" and not on_citus(self.session.connection()):
             statements = [
                 unnest_insert(cast(Table, model.__table__), rows, finish=finish)
@@ -280,6 +310,8 @@ class CounterRepository:
                     (OrderFact, fact_rows, _update_flags),
                     (MerchantDayCounter, day_rows, _add_to_day),
                     (MerchantBuyerCounter, buyer_rows, _add_to_buyer),
+                    (MerchantBuyerDayCounter, buyer_day_rows, _add_to_buyer_day),
+                    (ShopperMerchantHourCounter, hour_rows, _add_to_pair_hour),
                 )
                 if rows
             ]
@@ -288,6 +320,8 @@ class CounterRepository:
                 *self._fact_upserts(fact_rows),
                 *self._additions(MerchantDayCounter, day_rows, ["merchant_id", "day", "stripe"]),
                 *self._additions(MerchantBuyerCounter, buyer_rows, ["merchant_id", "shopper_id"]),
+                *self._additions(MerchantBuyerDayCounter, buyer_day_rows, _BUYER_DAY_KEY),
+                *self._additions(ShopperMerchantHourCounter, hour_rows, _PAIR_HOUR_KEY),
             ]
         if self.dialect == "postgresql" and len(statements) > 1:
             # Every CTE is read by the outer SELECT: SQLAlchemy renders only CTEs in use.
@@ -309,14 +343,23 @@ class CounterRepository:
         facts: Sequence[tuple[Any, ...]],
         days: Sequence[tuple[tuple[str, date, int], Counter[str]]],
         buyers: Sequence[tuple[tuple[str, str], Counter[str]]],
+        buyer_days: Sequence[tuple[tuple[str, str, date], Counter[str]]],
+        pair_hours: Sequence[tuple[tuple[str, str, datetime], Counter[str]]],
     ) -> list[Part]:
         """``apply_changes`` (a few rows: one chunk) as parts of a larger PostgreSQL statement,
-        in the reverse of its order (buyers, days, facts): unreferenced parts run last to
-        first."""
-        fact_rows, day_rows, buyer_rows = _change_tables(facts, days, buyers)
-        if max(len(fact_rows), len(day_rows), len(buyer_rows)) > CHUNK:
+        in the reverse of its order (pair hours, buyer days, buyers, days, facts):
+        unreferenced parts run last to first."""
+        fact_rows, day_rows, buyer_rows, buyer_day_rows = _change_tables(
+            facts, days, buyers, buyer_days
+        )
+        hour_rows = _pair_hour_rows(pair_hours)
+        if max(len(fact_rows), len(day_rows), len(buyer_rows), len(buyer_day_rows)) > CHUNK:
             raise ValueError("change_parts writes one chunk; apply_changes writes more")
         parts: list[Part] = []
+        if hour_rows:
+            parts.append(rows_part(_PAIR_HOURS_TABLE, hour_rows, finish=_add_to_pair_hour))
+        if buyer_day_rows:
+            parts.append(rows_part(_BUYER_DAYS_TABLE, buyer_day_rows, finish=_add_to_buyer_day))
         if buyer_rows:
             parts.append(
                 rows_part(
@@ -355,6 +398,13 @@ class CounterRepository:
         return statements
 
     def refresh_window_bounds(self, window_start: datetime) -> int:
+        # The buyers' days the window has left (its edge day included: read from the facts)
+        # are never read again.
+        self.session.execute(
+            delete(MerchantBuyerDayCounter).where(
+                MerchantBuyerDayCounter.day <= window_start.astimezone(UTC).date()
+            )
+        )
         if on_citus(self.session.connection()):
             return self._refresh_window_bounds_by_parts(window_start)
         exact = (
@@ -417,14 +467,24 @@ class CounterRepository:
             )
         return len(changes)
 
-    def rebuild(self, *, window_start: datetime) -> int:
-        """Every counter afresh from the orders, in three set-based statements."""
-        for table in (MerchantBuyerCounter, MerchantDayCounter, OrderFact):
+    def rebuild(self, *, window_start: datetime, hours_from: datetime) -> int:
+        """Every counter afresh from the orders, in five set-based statements (the shoppers'
+        hours from ``hours_from`` on: the older ones are never read)."""
+        for table in (
+            ShopperMerchantHourCounter,
+            MerchantBuyerDayCounter,
+            MerchantBuyerCounter,
+            MerchantDayCounter,
+            OrderFact,
+        ):
             self.session.execute(delete(table))
         statements = _REBUILD[self.dialect]
         inserted = self.session.execute(statements[0])
         self.session.execute(statements[1])
         self.session.execute(statements[2], {"window_start": window_start})
+        # The days after the window's edge day (the ones read).
+        self.session.execute(statements[3], {"edge_day": window_start.astimezone(UTC).date()})
+        self.session.execute(statements[4], {"hours_from": hours_from})
         return int(inserted.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -446,7 +506,9 @@ def _flags_sql() -> str:
     )
 
 
-def _rebuild_statements(*, day_of: str, stripe_of: str) -> tuple[Any, Any, Any]:
+def _rebuild_statements(
+    *, day_of: str, stripe_of: str, hour_of: str
+) -> tuple[Any, Any, Any, Any, Any]:
     facts = text(
         f"INSERT INTO risk_order_facts ({', '.join(FACT_COLUMNS)})"
         " SELECT o.shopper_id, o.id, o.merchant_id, o.created_at, o.amount_minor, o.device_id,"
@@ -465,16 +527,32 @@ def _rebuild_statements(*, day_of: str, stripe_of: str) -> tuple[Any, Any, Any]:
         " WHERE f.created_at >= :window_start AND f.is_lent = 1"
         " GROUP BY f.merchant_id, f.shopper_id"
     ).bindparams(bindparam("window_start", type_=UTCDateTime()))
-    return facts, days, buyers
+    buyer_days = text(
+        "INSERT INTO risk_merchant_buyer_days (merchant_id, shopper_id, day, lent_orders)"
+        f" SELECT f.merchant_id, f.shopper_id, {day_of}, count(*) FROM risk_order_facts f"
+        f" WHERE f.is_lent = 1 AND {day_of} > :edge_day"
+        f" GROUP BY f.merchant_id, f.shopper_id, {day_of}"
+    ).bindparams(bindparam("edge_day", type_=Date()))
+    pair_hours = text(
+        "INSERT INTO risk_shopper_merchant_hours (shopper_id, merchant_id, hour, orders,"
+        f" amount_minor) SELECT f.shopper_id, f.merchant_id, {hour_of}, count(*),"
+        " sum(f.amount_minor) FROM risk_order_facts f WHERE f.created_at >= :hours_from"
+        f" GROUP BY f.shopper_id, f.merchant_id, {hour_of}"
+    ).bindparams(bindparam("hours_from", type_=UTCDateTime()))
+    return facts, days, buyers, buyer_days, pair_hours
 
 
 _REBUILD = {
     "postgresql": _rebuild_statements(
         day_of="CAST(f.created_at AT TIME ZONE 'UTC' AS date)",
         stripe_of=f"ascii(right(f.shopper_id, 1)) % {STRIPES}",
+        hour_of="date_trunc('hour', f.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
     ),
     "sqlite": _rebuild_statements(
-        day_of="date(f.created_at)", stripe_of=f"unicode(substr(f.shopper_id, -1)) % {STRIPES}"
+        day_of="date(f.created_at)",
+        stripe_of=f"unicode(substr(f.shopper_id, -1)) % {STRIPES}",
+        # SQLite stores UTC times as text, "YYYY-MM-DD HH:MM:SS.ffffff".
+        hour_of="strftime('%Y-%m-%d %H:00:00.000000', f.created_at)",
     ),
 }
 
@@ -492,13 +570,27 @@ _BUYER_INSERT = (
     " ON CONFLICT (merchant_id, shopper_id) DO UPDATE SET"
     " window_lent_bound = risk_merchant_buyers.window_lent_bound + excluded.window_lent_bound"
 )
+# Only an order lent in the window counts in its buyer's day (SELECT … WHERE: no row else).
+_BUYER_DAY_INSERT = (
+    "INSERT INTO risk_merchant_buyer_days (merchant_id, shopper_id, day, lent_orders)"
+    " SELECT :merchant_id, :shopper_id, :day, :window_lent WHERE :window_lent > 0"
+    " ON CONFLICT (merchant_id, shopper_id, day) DO UPDATE SET"
+    " lent_orders = risk_merchant_buyer_days.lent_orders + excluded.lent_orders"
+)
+_PAIR_HOUR_INSERT = (
+    "INSERT INTO risk_shopper_merchant_hours (shopper_id, merchant_id, hour, orders,"
+    " amount_minor) VALUES (:shopper_id, :merchant_id, :hour, 1, :amount_minor)"
+    " ON CONFLICT (shopper_id, merchant_id, hour) DO UPDATE SET"
+    " orders = risk_shopper_merchant_hours.orders + excluded.orders,"
+    " amount_minor = risk_shopper_merchant_hours.amount_minor + excluded.amount_minor"
+)
 _FACT_INSERT = f"INSERT INTO risk_order_facts ({', '.join(FACT_COLUMNS)}) VALUES ({_FACT_VALUES})"
 
 
 def _bound(statement: str, *names: str) -> Any:
     return text(statement).bindparams(
         *(
-            bindparam(name, type_=UTCDateTime() if name == "created_at" else Date())
+            bindparam(name, type_=UTCDateTime() if name in ("created_at", "hour") else Date())
             for name in names
         )
     )
@@ -508,11 +600,17 @@ _RECORD_NEW_SQLITE = (
     _bound(_FACT_INSERT, "created_at"),
     _bound(_DAY_INSERT, "day"),
     text(_BUYER_INSERT),
+    _bound(_BUYER_DAY_INSERT, "day"),
+    _bound(_PAIR_HOUR_INSERT, "hour"),
 )
-# One statement: the three inserts as data-modifying CTEs (so a later fold of the checkout's
+# One statement: the five inserts as data-modifying CTEs (so a later fold of the checkout's
 # writes into one round trip can take it whole).
 _RECORD_NEW_POSTGRESQL = _bound(
-    f"WITH fact AS ({_FACT_INSERT}), day AS ({_DAY_INSERT}) {_BUYER_INSERT}", "created_at", "day"
+    f"WITH fact AS ({_FACT_INSERT}), day AS ({_DAY_INSERT}), buyer AS ({_BUYER_INSERT}),"
+    f" buyer_day AS ({_BUYER_DAY_INSERT}) {_PAIR_HOUR_INSERT}",
+    "created_at",
+    "day",
+    "hour",
 )
 
 
@@ -535,9 +633,10 @@ def _change_tables(
     facts: Sequence[tuple[Any, ...]],
     days: Sequence[tuple[tuple[str, date, int], Counter[str]]],
     buyers: Sequence[tuple[tuple[str, str], Counter[str]]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """``apply_changes``' arguments as rows of the three tables (days and buyers whose deltas
-    are all zero left out)."""
+    buyer_days: Sequence[tuple[tuple[str, str, date], Counter[str]]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """``apply_changes``' arguments as rows of the four tables (days, buyers and buyer days
+    whose deltas are all zero left out)."""
     day_rows = [
         {"merchant_id": m, "day": d, "stripe": s, **{n: delta[n] for n in DAY_COUNTS}}
         for (m, d, s), delta in days
@@ -548,8 +647,13 @@ def _change_tables(
         for (m, s), delta in buyers
         if any(delta[n] for n in BUYER_COUNTS)
     ]
+    buyer_day_rows = [
+        {"merchant_id": m, "shopper_id": s, "day": d, **{n: delta[n] for n in BUYER_DAY_COUNTS}}
+        for (m, s, d), delta in buyer_days
+        if any(delta[n] for n in BUYER_DAY_COUNTS)
+    ]
     fact_rows = [dict(zip(FACT_COLUMNS, row, strict=True)) for row in facts]
-    return fact_rows, day_rows, buyer_rows
+    return fact_rows, day_rows, buyer_rows, buyer_day_rows
 
 
 def _update_flags(statement: Any) -> Any:
@@ -575,4 +679,49 @@ def _add_to_buyer(statement: postgresql.Insert) -> postgresql.Insert:
     return statement.on_conflict_do_update(
         index_elements=["merchant_id", "shopper_id"],
         set_={n: table.c[n] + statement.excluded[n] for n in BUYER_COUNTS},
+    )
+
+
+_BUYER_DAYS_TABLE = cast(Table, MerchantBuyerDayCounter.__table__)
+_BUYER_DAY_KEY = ["merchant_id", "shopper_id", "day"]
+
+
+def _add_to_buyer_day(statement: postgresql.Insert) -> postgresql.Insert:
+    """Lent orders added to a buyer's day row (or the row created)."""
+    return statement.on_conflict_do_update(
+        index_elements=_BUYER_DAY_KEY,
+        set_={n: _BUYER_DAYS_TABLE.c[n] + statement.excluded[n] for n in BUYER_DAY_COUNTS},
+    )
+
+
+_PAIR_HOURS_TABLE = cast(Table, ShopperMerchantHourCounter.__table__)
+_PAIR_HOUR_KEY = ["shopper_id", "merchant_id", "hour"]
+
+
+def _pair_hour_row(params: dict[str, Any]) -> dict[str, Any]:
+    """A new order's hour at its merchant (``new_order_params``)."""
+    return {
+        "shopper_id": params["shopper_id"],
+        "merchant_id": params["merchant_id"],
+        "hour": params["hour"],
+        "orders": 1,
+        "amount_minor": params["amount_minor"],
+    }
+
+
+def _pair_hour_rows(
+    pair_hours: Sequence[tuple[tuple[str, str, datetime], Counter[str]]],
+) -> list[dict[str, Any]]:
+    return [
+        {"shopper_id": s, "merchant_id": m, "hour": h, **{n: delta[n] for n in PAIR_HOUR_COUNTS}}
+        for (s, m, h), delta in pair_hours
+        if any(delta[n] for n in PAIR_HOUR_COUNTS)
+    ]
+
+
+def _add_to_pair_hour(statement: postgresql.Insert) -> postgresql.Insert:
+    """Orders and their amount added to a shopper's hour at a merchant (or the row created)."""
+    return statement.on_conflict_do_update(
+        index_elements=_PAIR_HOUR_KEY,
+        set_={n: _PAIR_HOURS_TABLE.c[n] + statement.excluded[n] for n in PAIR_HOUR_COUNTS},
     )

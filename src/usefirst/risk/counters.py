@@ -12,7 +12,13 @@ Three tables (``risk/models.py``):
   from its start on: exact at any instant, read in O(90 day rows + one day's orders);
 - ``risk_merchant_buyers``: per merchant and shopper, an upper bound of the lent orders in the
   window, from which the top buyer is found exactly (see
-  :func:`top_buyer_orders`).
+  :func:`top_buyer_orders`);
+- ``risk_merchant_buyer_days``: per merchant, shopper and UTC creation day, the lent orders:
+  with the facts of the window's edge day, a candidate top buyer's exact count in the window,
+  read in O(90 day rows + one day's orders of the pair), like the merchant's days;
+- ``risk_shopper_merchant_hours``: per shopper, merchant and clock hour (UTC), the orders and
+  their amount (every order, as its fact): the shopper's own orders at the merchant in the
+  last 6 hours (the splitting signal), read in O(7 hour rows + the edge hours' orders).
 
 Every change of an order reaches :func:`observe_orders` from the flow that made it (checkout
 calls :func:`record_new_order`): the order's flags are computed afresh, compared with its fact,
@@ -44,6 +50,7 @@ from usefirst.risk.counter_repository import (
     FactFlags,
 )
 from usefirst.risk.repository import RiskRepository
+from usefirst.risk.signals import SPLIT_WINDOW, clock_hour
 
 MERCHANT_WINDOW = timedelta(days=90)
 
@@ -122,6 +129,7 @@ def _new_order_params(order: Order, *, now: datetime) -> dict[str, Any]:
         state.device_id,
         state.flags,
         day=utc_day(state.created_at),
+        hour=clock_hour(state.created_at),
         stripe=stripe_of(state.shopper_id),
         counts_in_window=state.created_at >= now - MERCHANT_WINDOW,
     )
@@ -146,15 +154,15 @@ def _changes(
     orders: Sequence[Order],
     previous: dict[tuple[str, str], FactFlags],
     delinquent: set[tuple[str, str]],
-) -> list[tuple[OrderState, FactFlags]]:
+) -> list[tuple[OrderState, FactFlags | None]]:
     """The orders whose flags differ from their facts (or that have none), in key order, with
-    the flags their facts had."""
+    the flags their facts had (None: no fact yet)."""
     by_key = {(order.shopper_id, order.id): order for order in orders}
-    changed: list[tuple[OrderState, FactFlags]] = []
+    changed: list[tuple[OrderState, FactFlags | None]] = []
     for key in sorted(by_key):
         state = _state(by_key[key], is_ever_delinquent=key in delinquent)
-        before = previous.get(key, FactFlags.none())
-        if key not in previous or before != state.flags:
+        before = previous.get(key)
+        if before is None or before != state.flags:
             changed.append((state, before))
     return changed
 
@@ -198,18 +206,32 @@ ChangeRows = tuple[
     list[tuple[Any, ...]],
     list[tuple[tuple[str, date, int], Counter[str]]],
     list[tuple[tuple[str, str], Counter[str]]],
+    list[tuple[tuple[str, str, date], Counter[str]]],
+    list[tuple[tuple[str, str, datetime], Counter[str]]],
 ]
 
 
-def _change_rows(changed: Iterable[tuple[OrderState, FactFlags]], *, now: datetime) -> ChangeRows:
+def _change_rows(
+    changed: Iterable[tuple[OrderState, FactFlags | None]], *, now: datetime
+) -> ChangeRows:
     """What the changes write (``CounterRepository.apply_changes``' arguments): the facts, and
-    the deltas of the merchants' days and buyers, in key order."""
+    the deltas of the merchants' days, buyers and buyers' days, and the shoppers' hours of the
+    facts new here, in key order."""
     window_start = now - MERCHANT_WINDOW
     days: dict[tuple[str, date, int], Counter[str]] = {}
     buyers: dict[tuple[str, str], Counter[str]] = {}
+    buyer_days: dict[tuple[str, str, date], Counter[str]] = {}
+    pair_hours: dict[tuple[str, str, datetime], Counter[str]] = {}
     facts: list[OrderState] = []
-    for state, before in changed:
+    for state, found in changed:
         facts.append(state)
+        if found is None:
+            # A fact new here: its order counts in its shopper's hour at the merchant.
+            hour_key = (state.shopper_id, state.merchant_id, clock_hour(state.created_at))
+            hour = pair_hours.setdefault(hour_key, Counter())
+            hour["orders"] += 1
+            hour["amount_minor"] += state.amount_minor
+        before = found if found is not None else FactFlags.none()
         delta = state.flags.minus(before)
         day_key = (state.merchant_id, utc_day(state.created_at), stripe_of(state.shopper_id))
         day = days.setdefault(day_key, Counter())
@@ -224,6 +246,9 @@ def _change_rows(changed: Iterable[tuple[OrderState, FactFlags]], *, now: dateti
         # only while it may still be in a window (see MerchantBuyerCounter).
         if state.created_at >= window_start:
             buyer["window_lent_bound"] += delta.is_lent
+            # Likewise its day: a day before the window's start is never read again.
+            buyer_day_key = (state.merchant_id, state.shopper_id, utc_day(state.created_at))
+            buyer_days.setdefault(buyer_day_key, Counter())["lent_orders"] += delta.is_lent
     return (
         [
             (
@@ -239,6 +264,8 @@ def _change_rows(changed: Iterable[tuple[OrderState, FactFlags]], *, now: dateti
         ],
         sorted(days.items()),
         sorted(buyers.items()),
+        sorted(buyer_days.items()),
+        sorted(pair_hours.items()),
     )
 
 
@@ -252,7 +279,9 @@ def rebuild(session: Session, *, now: datetime) -> int:
     """Build every counter afresh from the orders (a book that had none, or a check), and the
     distinct link values from the link observations; the number of orders counted."""
     RiskRepository(session).rebuild_link_values()
-    return CounterRepository(session).rebuild(window_start=now - MERCHANT_WINDOW)
+    return CounterRepository(session).rebuild(
+        window_start=now - MERCHANT_WINDOW, hours_from=clock_hour(now - SPLIT_WINDOW)
+    )
 
 
 def top_buyer_orders(

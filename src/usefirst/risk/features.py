@@ -11,6 +11,7 @@ the fixed order the model is trained and served with.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -399,13 +400,28 @@ _OBSERVED_LINKS = (
     + f") linked LIMIT {LINKED_SHOPPERS_READ}\n"
 )
 
+# A buyer's lent orders at the merchant in its window (from ``since`` on): its day counts after
+# the edge day, plus its facts of the edge day from the window's start on (one range of
+# ``ix_risk_order_facts_merchant_shopper``). O(90 day rows + one day's orders), not one row per
+# order; the same count as the facts' ``created_at >= :since AND is_lent = 1``.
+_BUYER_DAYS = """
+    SELECT coalesce(sum(d.lent_orders), 0) FROM risk_merchant_buyer_days d
+    WHERE d.merchant_id = :merchant_id AND d.shopper_id = {buyer} AND d.day > :edge_day
+"""
+_BUYER_EDGE = """
+    SELECT count(*) FROM risk_order_facts f
+    WHERE f.merchant_id = :merchant_id AND f.shopper_id = {buyer} AND f.created_at >= :since
+        AND f.created_at < :edge_end AND f.is_lent = 1
+"""
+_BUYER_WINDOW = f"({_BUYER_DAYS}) + ({_BUYER_EDGE})"
+
 # One statement, one round trip, one row, every part read by key:
 # - ``h``: the shopper's order facts (its primary key range: a short per-shopper event list);
 # - ``b``: the merchant's day counters after the day the window starts in (at most 90 days of
 #   at most STRIPES rows), ``e``: the facts of that edge day from the window's start on (one
 #   range of ``ix_risk_order_facts_merchant_created``), so the window is exact to the instant;
 # - the top buyer's candidates: the highest window bounds of the merchant's buyers, each with
-#   its exact count (``counters.top_buyer_orders`` says why that suffices);
+#   its exact count (``counters.top_buyer_orders`` says why that suffices; ``_BUYER_WINDOW``);
 # - late instalments, known fraud, and the linked shoppers folded into one JSON array of
 #   ``[kind, shopper_id, known_fraud]`` (``risk_link_values``' primary key, one bounded range per
 #   identifier; an absent identifier binds NULL and matches nothing), and other shoppers with
@@ -419,9 +435,7 @@ _FEATURES_SQL = f"""
 SELECT s.created_at, s.phone_hash, m.created_at, m.category, m.status, m.phone_hash,
     m.address_hash, h.*, b.*, e.*,
     (SELECT count(*) FROM instalments i WHERE i.shopper_id = :shopper_id AND i.was_overdue),
-    (SELECT {{links}}(c.window_lent_bound, (SELECT count(*) FROM risk_order_facts f
-            WHERE f.merchant_id = :merchant_id AND f.shopper_id = c.shopper_id
-            AND f.created_at >= :since AND f.is_lent = 1)))
+    (SELECT {{links}}(c.window_lent_bound, ({_BUYER_WINDOW.format(buyer="c.shopper_id")})))
         FROM (SELECT shopper_id, window_lent_bound FROM risk_merchant_buyers
             WHERE merchant_id = :merchant_id AND window_lent_bound > 0
             ORDER BY window_lent_bound DESC LIMIT {TOP_BUYER_CANDIDATES}) c),
@@ -557,10 +571,16 @@ _CLUSTER_PARTS = {
         " WHERE merchant_id = :merchant_id AND window_lent_bound > 0"
         f" ORDER BY window_lent_bound DESC LIMIT {TOP_BUYER_CANDIDATES}"
     ),
-    "candidate_counts": _part(
+    "candidate_days": _part(
+        "SELECT shopper_id, sum(lent_orders) FROM risk_merchant_buyer_days"
+        " WHERE merchant_id = :merchant_id AND shopper_id IN :candidates AND day > :edge_day"
+        " GROUP BY shopper_id"
+    ).bindparams(bindparam("candidates", expanding=True)),
+    "candidate_edge": _part(
         "SELECT shopper_id, count(*) FROM risk_order_facts"
         " WHERE merchant_id = :merchant_id AND shopper_id IN :candidates"
-        " AND created_at >= :since AND is_lent = 1 GROUP BY shopper_id"
+        " AND created_at >= :since AND created_at < :edge_end AND is_lent = 1"
+        " GROUP BY shopper_id"
     ).bindparams(bindparam("candidates", expanding=True)),
     "observed": _part(_OBSERVED_LINKS),
     "phone": _part(
@@ -588,14 +608,12 @@ def _cluster_features(connection: Connection, params: Mapping[str, Any]) -> Any:
     edge = connection.execute(parts["edge"], params).one()
     late = connection.execute(parts["late"], params).scalar()
     candidates = connection.execute(parts["candidates"], params).all()
-    exact: dict[str, int] = {}
+    exact: Counter[str] = Counter()
     if candidates:
-        exact = dict(
-            connection.execute(
-                parts["candidate_counts"],
-                {**params, "candidates": [row[0] for row in candidates]},
-            ).all()
-        )
+        chosen = {**params, "candidates": [row[0] for row in candidates]}
+        for name in ("candidate_days", "candidate_edge"):
+            for shopper_id, count in connection.execute(parts[name], chosen).all():
+                exact[shopper_id] += int(count or 0)
     links = [tuple(row) for row in connection.execute(parts["observed"], params).all()]
     if shopper.phone_hash is not None:
         links += [

@@ -333,6 +333,37 @@ class MerchantBuyerCounter(Base):
     window_lent_bound: Mapped[int] = mapped_column(Integer)
 
 
+class MerchantBuyerDayCounter(Base):
+    """One shopper's lent orders at one merchant created on one UTC day: with the facts of the
+    window's edge day, the exact count of the shopper's lent orders in the merchant window, read
+    in O(days) rows instead of one row per order (the top buyer's candidates, ``risk/features``).
+    Only days inside a window are kept: changes to orders created before the window's start
+    are not counted, and the nightly refresh of the bounds deletes the days the window left."""
+
+    __tablename__ = "risk_merchant_buyer_days"
+
+    merchant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    lent_orders: Mapped[int] = mapped_column(Integer)
+
+
+class ShopperMerchantHourCounter(Base):
+    """One shopper's orders at one merchant created in one clock hour (UTC), and their amount:
+    with the facts of the window's two edge hours, the shopper's own orders at the merchant in
+    the last 6 hours (the splitting signal, ``risk/signals.py``), read in O(7 hour rows) instead
+    of one row per order. Every order counts (as its fact does, whatever became of it); the
+    signals' nightly prune deletes the hours no window reads."""
+
+    __tablename__ = "risk_shopper_merchant_hours"
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+
 class SignalEvent(Base):
     """One checkout seen under one key of the online signals (``risk/signals.py``): its device,
     its IP block (/24, /48) or its address cluster, keyed hashes only. A key's recent rows are

@@ -72,11 +72,25 @@ EVENT_COUNTS = f"""
         GROUP BY ev.order_id, ev.shopper_id
     ) o
 """
-# The shopper's own orders at the merchant in the last 6 hours (its facts' key range).
-OWN_SPLIT = """
-    SELECT count(*), coalesce(sum(f.amount_minor), 0) FROM risk_order_facts f
-    WHERE f.shopper_id = :shopper_id AND f.merchant_id = :merchant_id
-        AND f.created_at >= :six_hours_ago AND f.created_at < :now
+# The shopper's own orders at the merchant in the last 6 hours, [six_hours_ago, now): the
+# pair's clock hours from the one holding the window's start to the current one
+# (``risk_shopper_merchant_hours``, at most 7 rows), less the facts of the first hour before the
+# window's start and those of the current hour from ``now`` on (two ranges of
+# ``ix_risk_order_facts_merchant_shopper``, the second empty but for orders dated ahead).
+_PAIR_EDGE = """
+    SELECT count(*) AS orders, coalesce(sum(f.amount_minor), 0) AS amount FROM risk_order_facts f
+    WHERE f.merchant_id = :merchant_id AND f.shopper_id = :shopper_id
+        AND f.created_at >= :{start} AND f.created_at < :{end}
+"""
+OWN_SPLIT = f"""
+    SELECT hc.orders - eb.orders - ea.orders, hc.amount - eb.amount - ea.amount FROM (
+        SELECT coalesce(sum(c.orders), 0) AS orders, coalesce(sum(c.amount_minor), 0) AS amount
+        FROM risk_shopper_merchant_hours c
+        WHERE c.shopper_id = :shopper_id AND c.merchant_id = :merchant_id
+            AND c.hour >= :split_hour AND c.hour <= :hour_now
+    ) hc
+    CROSS JOIN ({_PAIR_EDGE.format(start="split_hour", end="six_hours_ago")}) eb
+    CROSS JOIN ({_PAIR_EDGE.format(start="now", end="hour_after")}) ea
 """
 # The merchant's and the platform's clock hours of the last 8 days (two key ranges).
 HOURS = """
@@ -107,6 +121,8 @@ COLUMNS = (
 TIME_PARAMS = (
     "now",
     "six_hours_ago",
+    "split_hour",
+    "hour_after",
     "month_ago",
     "hour_now",
     "hour_before",
@@ -118,8 +134,7 @@ TIME_PARAMS = (
 def select_list() -> str:
     """The signals' columns of the features statement's SELECT list: they come from its
     cross-joined subqueries ``q1``, ``q3`` and ``q2`` (``EVENT_COUNTS``, ``OWN_SPLIT``,
-    ``HOURS``; the shopper's own orders at the merchant counted and summed by one range scan,
-    not two)."""
+    ``HOURS``; the shopper's own orders at the merchant from its hour counts)."""
     return "q1.*, q3.*, q2.*"
 
 

@@ -7,7 +7,9 @@ reads any more, and a backfill that builds them from the orders of a book that p
   the hour counts before the first hour the checkout's read covers (``read_params``'
   ``week_start``: the current clock hour, the 23 before it and 7 days before those). Set-based
   (one DELETE per kind and one for the hours) and idempotent: a second run at the same time
-  deletes nothing.
+  deletes nothing. The shoppers' hours at a merchant (``risk_shopper_merchant_hours``, the
+  splitting signal's own orders, kept with the order facts) before the first hour a 6-hour
+  window starting now covers go too.
 - **Backfill** (``usefirst risk backfill-signals``): from the orders (every checkout stores its
   order, whatever the outcome) placed within what the checkout reads, the events each would have
   written (its keys from its device, IP and decrypted shipping address; held if its checkout's
@@ -33,6 +35,7 @@ from usefirst.risk.features import identifier_hash
 from usefirst.risk.signal_upkeep_repository import SignalUpkeepRepository
 from usefirst.risk.signals import (
     KEY_WINDOWS,
+    SPLIT_WINDOW,
     clock_hour,
     event_rows,
     hour_rows,
@@ -47,6 +50,7 @@ class PruneSummary:
     hours_deleted: int
     events_before: dict[str, datetime]
     hours_before: datetime
+    shopper_hours_deleted: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ def prune(session: Session, *, now: datetime) -> PruneSummary:
         hours_deleted=repository.prune_hours(hours_before),
         events_before=events_before,
         hours_before=hours_before,
+        shopper_hours_deleted=repository.prune_shopper_hours(clock_hour(now - SPLIT_WINDOW)),
     )
 
 

@@ -12,10 +12,11 @@ from sqlalchemy import Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from usefirst.risk.models import HourCounter, SignalEvent
+from usefirst.risk.models import HourCounter, ShopperMerchantHourCounter, SignalEvent
 
 _EVENTS = cast(Table, SignalEvent.__table__)
 _HOURS = cast(Table, HourCounter.__table__)
+_SHOPPER_HOURS = cast(Table, ShopperMerchantHourCounter.__table__)
 _HOUR_KEY = ["scope", "key", "hour", "stripe"]
 # Rows per INSERT of the backfill (bounded multi-row statements; 8 columns each).
 BATCH_ROWS = 500
@@ -39,6 +40,10 @@ class SignalUpkeepRepository:
 
     def prune_hours(self, before: datetime) -> int:
         result = self.session.execute(delete(_HOURS).where(_HOURS.c.hour < before))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def prune_shopper_hours(self, before: datetime) -> int:
+        result = self.session.execute(delete(_SHOPPER_HOURS).where(_SHOPPER_HOURS.c.hour < before))
         return int(getattr(result, "rowcount", 0) or 0)
 
     def add_events(self, rows: Sequence[Mapping[str, Any]]) -> int:

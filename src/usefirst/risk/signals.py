@@ -140,6 +140,9 @@ def read_params(now: datetime, keys: Mapping[str, str]) -> dict[str, Any]:
     return {
         "now": now,
         "six_hours_ago": now - SPLIT_WINDOW,
+        # The splitting window's first clock hour, and the hour after the current one.
+        "split_hour": clock_hour(now - SPLIT_WINDOW),
+        "hour_after": hour_now + HOUR,
         "day_ago": now - VELOCITY_WINDOW,
         "week_ago": now - HELD_WINDOW,
         "month_ago": now - KEY_WINDOWS["device"],
