@@ -425,13 +425,33 @@ def row_values(instance: Base) -> dict[str, Any]:
     column's constant default (a column with neither is left to the database)."""
     values: dict[str, Any] = {}
     state = instance.__dict__
-    for attribute in inspect(type(instance)).column_attrs:
-        column = attribute.columns[0]
-        if attribute.key in state:
-            values[column.key] = state[attribute.key]
-        elif column.default is not None and column.default.is_scalar:
-            values[column.key] = column.default.arg
+    for attribute_key, column_key, has_default, default in _row_plan(type(instance)):
+        if attribute_key in state:
+            values[column_key] = state[attribute_key]
+        elif has_default:
+            values[column_key] = default
     return values
+
+
+# Per model: each column attribute's key, its column's key, and the column's constant default
+# (whether it has one, and the value), in the mapper's order (what ``row_values`` walks).
+_RowPlan = tuple[tuple[str, str, bool, Any], ...]
+_ROW_PLANS: dict[type[Base], _RowPlan] = {}
+
+
+def _row_plan(model: type[Base]) -> _RowPlan:
+    plan = _ROW_PLANS.get(model)
+    if plan is None:
+        entries = []
+        for attribute in inspect(model).column_attrs:
+            column = attribute.columns[0]
+            default = column.default
+            scalar = default is not None and bool(default.is_scalar)
+            entries.append(
+                (attribute.key, column.key, scalar, default.arg if scalar else None)  # type: ignore[union-attr]
+            )
+        plan = _ROW_PLANS[model] = tuple(entries)
+    return plan
 
 
 def insert_rows(
