@@ -447,9 +447,7 @@ def _row_plan(model: type[Base]) -> _RowPlan:
             column = attribute.columns[0]
             default = column.default
             scalar = default is not None and bool(default.is_scalar)
-            entries.append(
-                (attribute.key, column.key, scalar, default.arg if scalar else None)  # type: ignore[union-attr]
-            )
+            entries.append((attribute.key, column.key, scalar, default.arg if scalar else None))
         plan = _ROW_PLANS[model] = tuple(entries)
     return plan
 
@@ -768,7 +766,8 @@ class _PreparedSelect:
 
     sql: str
     parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
-    columns: tuple[Callable[[Any], Any] | None, ...]
+    # the columns that have a converter: (their index, the converter)
+    converted: tuple[tuple[int, Callable[[Any], Any]], ...]
     # the row, made of its converted values in column order
     row: Callable[[Iterable[Any]], Any]
 
@@ -807,10 +806,10 @@ def first_row_prepared(
         row = cursor.fetchone()
     if row is None:
         return None
-    return prepared.row(
-        value if convert is None else convert(value)
-        for value, convert in zip(row, prepared.columns, strict=True)
-    )
+    values = list(row)
+    for index, convert in prepared.converted:
+        values[index] = convert(values[index])
+    return prepared.row(values)
 
 
 def _prepare_select(statement: TextualSelect, dialect: Dialect) -> _PreparedSelect:
@@ -835,7 +834,10 @@ def _prepare_select(statement: TextualSelect, dialect: Dialect) -> _PreparedSele
         keys.append(selected.key)
         columns.append(selected.type._cached_result_processor(dialect, None))
     row = namedtuple("Row", keys)  # type: ignore[misc]
-    return _PreparedSelect(sql=sql, parameters=parameters, columns=tuple(columns), row=row._make)
+    converted = tuple(
+        (index, convert) for index, convert in enumerate(columns) if convert is not None
+    )
+    return _PreparedSelect(sql=sql, parameters=parameters, converted=converted, row=row._make)
 
 
 _RAW_CURSORS: dict[type[Any], type[Any]] = {}
