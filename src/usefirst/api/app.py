@@ -21,6 +21,7 @@ from usefirst.api.guard import BodyLimits, RequestGuard, error_response_headers
 from usefirst.api.observability import HttpMetrics, RequestObservability, check_metrics_access
 from usefirst.api.openapi import install_openapi
 from usefirst.api.responses import HealthOut
+from usefirst.api.route_memo import remember_routes
 from usefirst.api.routers import collections as collections_endpoints
 from usefirst.api.routers import credentials as credential_endpoints
 from usefirst.api.routers import disputes as dispute_endpoints
@@ -193,6 +194,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
         return PlainTextResponse(exposition, media_type=CONTENT_TYPE_LATEST)
 
+    remember_routes(app.router)
     return app
 
 

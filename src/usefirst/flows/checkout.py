@@ -377,5 +377,8 @@ class _Checkout:
             return None
         if not outcome.claimed:
             raise KeyAlreadyRecorded()
-        order_service.attach_order(session, order)
+        if self.answer is None:
+            # A caller that goes on with the order in this session gets it as the session's;
+            # an answered checkout (the API's) is done with it: its answer is built already.
+            order_service.attach_order(session, order)
         return order, decision, answered

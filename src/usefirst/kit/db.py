@@ -425,13 +425,31 @@ def row_values(instance: Base) -> dict[str, Any]:
     column's constant default (a column with neither is left to the database)."""
     values: dict[str, Any] = {}
     state = instance.__dict__
-    for attribute in inspect(type(instance)).column_attrs:
-        column = attribute.columns[0]
-        if attribute.key in state:
-            values[column.key] = state[attribute.key]
-        elif column.default is not None and column.default.is_scalar:
-            values[column.key] = column.default.arg
+    for attribute_key, column_key, has_default, default in _row_plan(type(instance)):
+        if attribute_key in state:
+            values[column_key] = state[attribute_key]
+        elif has_default:
+            values[column_key] = default
     return values
+
+
+# Per model: each column attribute's key, its column's key, and the column's constant default
+# (whether it has one, and the value), in the mapper's order (what ``row_values`` walks).
+_RowPlan = tuple[tuple[str, str, bool, Any], ...]
+_ROW_PLANS: dict[type[Base], _RowPlan] = {}
+
+
+def _row_plan(model: type[Base]) -> _RowPlan:
+    plan = _ROW_PLANS.get(model)
+    if plan is None:
+        entries = []
+        for attribute in inspect(model).column_attrs:
+            column = attribute.columns[0]
+            default = column.default
+            scalar = default is not None and bool(default.is_scalar)
+            entries.append((attribute.key, column.key, scalar, default.arg if scalar else None))
+        plan = _ROW_PLANS[model] = tuple(entries)
+    return plan
 
 
 def insert_rows(
@@ -748,7 +766,8 @@ class _PreparedSelect:
 
     sql: str
     parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
-    columns: tuple[Callable[[Any], Any] | None, ...]
+    # the columns that have a converter: (their index, the converter)
+    converted: tuple[tuple[int, Callable[[Any], Any]], ...]
     # the row, made of its converted values in column order
     row: Callable[[Iterable[Any]], Any]
 
@@ -787,10 +806,10 @@ def first_row_prepared(
         row = cursor.fetchone()
     if row is None:
         return None
-    return prepared.row(
-        value if convert is None else convert(value)
-        for value, convert in zip(row, prepared.columns, strict=True)
-    )
+    values = list(row)
+    for index, convert in prepared.converted:
+        values[index] = convert(values[index])
+    return prepared.row(values)
 
 
 def _prepare_select(statement: TextualSelect, dialect: Dialect) -> _PreparedSelect:
@@ -815,7 +834,10 @@ def _prepare_select(statement: TextualSelect, dialect: Dialect) -> _PreparedSele
         keys.append(selected.key)
         columns.append(selected.type._cached_result_processor(dialect, None))
     row = namedtuple("Row", keys)  # type: ignore[misc]
-    return _PreparedSelect(sql=sql, parameters=parameters, columns=tuple(columns), row=row._make)
+    converted = tuple(
+        (index, convert) for index, convert in enumerate(columns) if convert is not None
+    )
+    return _PreparedSelect(sql=sql, parameters=parameters, converted=converted, row=row._make)
 
 
 _RAW_CURSORS: dict[type[Any], type[Any]] = {}
