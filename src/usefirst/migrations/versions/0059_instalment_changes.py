@@ -6,7 +6,7 @@ made later for a month that ended before the change reports the instalment as it
 Changes made before this migration have no row (their files read as before).
 
 Revision ID: 0059
-Revises: 0053
+Revises: 0054
 Create Date: 2026-12-07
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0059"
-down_revision = "0053"
+down_revision = "0054"
 branch_labels = None
 depends_on = None
 
