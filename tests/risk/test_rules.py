@@ -204,7 +204,7 @@ def shipped_hits(**values: float) -> tuple[str, int, list[tuple[str, int]]]:
 
 
 def test_shipped_rules_version_of_the_retune() -> None:
-    assert active_rule_set().version == "2026-12-07.1"
+    assert active_rule_set().version == "2026-12-07.2"
 
 
 @pytest.mark.parametrize(
@@ -264,4 +264,83 @@ def test_shipped_rules_retune_of_2026_12_07(
     """The retune chosen on the evaluation suite's training worlds (BENCHMARKS.md, issue 19):
     ``shared_phone_new_account`` gives points only, ``shared_device`` needs the neighbours to
     buy mostly at this merchant."""
+    assert shipped_hits(**values) == expected
+
+
+# A bust-out from the training worlds (s10 bust-out-heavy): a short clean history, then most of
+# the line on phones; and an honest buyer of a first phone (s10 independent/114) and a sale-day
+# buyer (s10 independent/112), both of whom 2026-12-07.1 sent to review.
+BUST_OUT = {
+    "shopper_prior_orders": 3,
+    "shopper_amount_vs_max": 7.48,
+    "shopper_limit_use_after": 0.86,
+    "items_resellable_share": 1.0,
+    "order_amount_minor": 148_800,
+    "market_day_ratio": 0.9,
+}
+FIRST_PHONE = {
+    "shopper_prior_orders": 1,
+    "shopper_amount_vs_max": 34.45,
+    "shopper_limit_use_after": 0.51,
+    "items_resellable_share": 1.0,
+    "order_amount_minor": 99_900,
+    "market_day_ratio": 0.23,
+}
+SALE_DAY = {
+    "shopper_prior_orders": 1,
+    "shopper_amount_vs_max": 10.15,
+    "shopper_limit_use_after": 1.0,
+    "items_resellable_share": 1.0,
+    "order_amount_minor": 59_900,
+    "market_day_ratio": 5.01,
+    "merchant_on_watch": 1,
+    "shopper_account_age_days": 28,
+}
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # The bust-out: both spend rules still review it, with resellable_goods' points.
+        (
+            BUST_OUT,
+            (
+                "review",
+                80,
+                [
+                    ("abnormal_large_for_shopper_resellable", 30),
+                    ("spend_spike_resellable", 30),
+                    ("resellable_goods", 20),
+                ],
+            ),
+        ),
+        # The same order taking 0.69 of the line: no spike rule.
+        (
+            {**BUST_OUT, "shopper_limit_use_after": 0.69},
+            ("approved", 20, [("resellable_goods", 20)]),
+        ),
+        # ... or on a sale day (the market's orders today 1.5 times its daily average): none.
+        ({**BUST_OUT, "market_day_ratio": 1.5}, ("approved", 20, [("resellable_goods", 20)])),
+        # A first phone on half the line: nothing (2026-12-07.1: review by spend_spike_resellable).
+        (FIRST_PHONE, ("approved", 0, [])),
+        (
+            {**FIRST_PHONE, "shopper_limit_use_after": 0.7},
+            ("review", 30, [("spend_spike_resellable", 30)]),
+        ),
+        # A sale-day order at a merchant on watch: neither the spike nor the watch.
+        (SALE_DAY, ("approved", 0, [])),
+        # The watch's points on an ordinary day, the spike's review too.
+        (
+            {**SALE_DAY, "market_day_ratio": 1.49},
+            ("review", 50, [("spend_spike_resellable", 30), ("merchant_on_watch", 20)]),
+        ),
+        ({"merchant_on_watch": 1}, ("approved", 20, [("merchant_on_watch", 20)])),
+    ],
+)
+def test_shipped_rules_of_2026_12_07_2(
+    values: dict[str, float], expected: tuple[str, int, list[tuple[str, int]]]
+) -> None:
+    """Rules 2026-12-07.2, chosen on the evaluation suite's training worlds only (BENCHMARKS.md,
+    issue 19): the two spend-spike rules need the order to take most of the credit line and not
+    to come on a sale day; a merchant's watch adds no points on a sale day."""
     assert shipped_hits(**values) == expected

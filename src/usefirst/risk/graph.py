@@ -58,7 +58,7 @@ from usefirst.merchants.repository import MerchantRepository
 from usefirst.orders.repository import OrderRepository
 from usefirst.orders.tracking import normalise_tracking_number
 from usefirst.repayment.repository import RepaymentRepository
-from usefirst.risk import actions, cases
+from usefirst.risk import actions, cases, ring_freezing
 from usefirst.risk.decision import rule_set_of
 from usefirst.risk.effects import RiskEffects
 from usefirst.risk.models import GraphRun, Ring
@@ -946,6 +946,7 @@ def run_graph(
             now=now,
             summary=summary,
             effects=effects,
+            parameters=parameters,
         )
     summary.rings = flagged
     repository.add(
@@ -992,6 +993,7 @@ def _keep_ring(
     now: datetime,
     summary: GraphRunSummary,
     effects: RiskEffects,
+    parameters: GraphParameters,
 ) -> None:
     ring = _match(finding, known)
     evidence = {
@@ -1066,7 +1068,16 @@ def _keep_ring(
             summary=summary,
             effects=effects,
         )
-        for shopper_id in (member for member in ring.members if member.startswith("shp_")):
+        # Only the members with evidence of their own part (risk.ring_freezing), not every
+        # shopper linked to the ring (a household, a NAT address).
+        for shopper_id in ring_freezing.members_to_freeze(
+            session,
+            members=ring.members,
+            ring_order_ids=finding.order_ids,
+            since=now - timedelta(days=parameters.window_days),
+            cash_out_min_amount_minor=parameters.cash_out_min_amount_minor,
+            fast_delivery_hours=parameters.fast_delivery_hours,
+        ):
             effects.freeze_shopper_limit(
                 session,
                 shopper_id=shopper_id,
