@@ -105,21 +105,21 @@ def test_a_changed_rule_file_needs_a_version_of_its_own(
     environment: Path, long_tmp_path: Path
 ) -> None:
     migrated(environment)
-    version_line = RULES.splitlines().index('version = "2026-12-07.2"') + 1
+    version_line = RULES.splitlines().index('version = "2026-12-07.3"') + 1
     stricter = RULES.replace("review_at = 70", "review_at = 65")
     same_as_file = long_tmp_path / "same-as-file.toml"
     same_as_file.write_text(stricter)
     refused = run("config", "publish", "risk_rules", str(same_as_file))
     assert refused.exit_code == 2
     assert refused.stderr.splitlines() == [
-        f"{same_as_file}:{version_line}: version '2026-12-07.2' already names other content "
+        f"{same_as_file}:{version_line}: version '2026-12-07.3' already names other content "
         f"(the file {DEFAULT_RULES_FILE}); a changed document needs a new version",
         "rejected: nothing was saved",
     ]
     assert "no version saved yet" in run("config", "history", "risk_rules").stdout
 
     first = long_tmp_path / "ops-1.toml"
-    first.write_text(stricter.replace('version = "2026-12-07.2"', 'version = "ops-1"'))
+    first.write_text(stricter.replace('version = "2026-12-07.3"', 'version = "ops-1"'))
     assert run("config", "publish", "risk_rules", str(first)).exit_code == 0
     again = long_tmp_path / "ops-1-again.toml"
     again.write_text(first.read_text().replace("review_at = 65", "review_at = 60"))
@@ -135,4 +135,4 @@ def test_a_changed_rule_file_needs_a_version_of_its_own(
     # Back to the file exactly: its version names that content, so it may be saved again.
     back = run("config", "publish", "risk_rules", str(DEFAULT_RULES_FILE))
     assert back.exit_code == 0, back.output
-    assert back.stdout.splitlines() == ["saved risk_rules version 2 (2026-12-07.2)"]
+    assert back.stdout.splitlines() == ["saved risk_rules version 2 (2026-12-07.3)"]

@@ -55,7 +55,7 @@ def test_analyst_edits_rules_bad_file_rejected_then_saved(
         assert page.locator("#problems li").count() == 2
         screenshot(page, "config-rules-rejected")
         assert version_count(browser_runtime) == 0
-        assert rules_in_force(browser_runtime) == "2026-12-07.2"
+        assert rules_in_force(browser_runtime) == "2026-12-07.3"
 
         # Fixed in the text area this time (the file input is empty again).
         page.fill("textarea[name=content]", NEW_RULES)

@@ -31,7 +31,7 @@ when = "order_amount_minor >= 25000"
 outcome = "review"
 reason = "Orders of 250 yuan or more are checked by an analyst."
 """
-NEW_RULES = DEFAULT_RULES.replace('version = "2026-12-07.2"', 'version = "ops-big-orders"') + (
+NEW_RULES = DEFAULT_RULES.replace('version = "2026-12-07.3"', 'version = "ops-big-orders"') + (
     BIG_ORDERS_RULE
 )
 BAD_RULES = DEFAULT_RULES.replace("review_at = 70", "review_at = -1") + BIG_ORDERS_RULE.replace(
@@ -116,7 +116,7 @@ def test_a_bad_rule_file_is_rejected_with_lines_and_reasons_and_nothing_changes(
     )
     assert refused.status_code == 422
     assert version_count(runtime) == 0
-    assert rules_in_force(runtime) == "2026-12-07.2"
+    assert rules_in_force(runtime) == "2026-12-07.3"
 
     not_text = client.post(
         "/console/config/rules/check",
@@ -140,7 +140,7 @@ def test_a_rule_change_is_backtested_then_saved_and_decides_the_next_checkout(
     assert preview.status_code == 200
     assert "The document is valid: ops-big-orders." in preview.text
     diff = preview.text.split('id="diff"')[1].split("</pre>")[0]
-    assert '<span class="removed">-version = &#34;2026-12-07.2&#34;</span>' in diff
+    assert '<span class="removed">-version = &#34;2026-12-07.3&#34;</span>' in diff
     assert '<span class="added">+id = &#34;big_orders&#34;</span>' in diff
     assert "The 3 checkout decisions stored in the last 90 days, replayed through" in preview.text
     assert "Orders whose outcome would change: 3 of 3" in preview.text
@@ -269,7 +269,7 @@ def test_rules_saved_in_the_console_need_a_new_version_and_a_condition_python_ca
     sign_in(client, "analyst@example.com")
     token = csrf_of(client.get("/console/config/rules?lang=en").text)
     same_version = DEFAULT_RULES + BIG_ORDERS_RULE
-    version_line = DEFAULT_RULES.splitlines().index('version = "2026-12-07.2"') + 1
+    version_line = DEFAULT_RULES.splitlines().index('version = "2026-12-07.3"') + 1
     for action in ("check", "save"):
         refused = client.post(
             f"/console/config/rules/{action}",
@@ -277,7 +277,7 @@ def test_rules_saved_in_the_console_need_a_new_version_and_a_condition_python_ca
         )
         assert refused.status_code == 422
         assert problems_of(refused.text) == [
-            f"line {version_line}: version '2026-12-07.2' already names other content (the file "
+            f"line {version_line}: version '2026-12-07.3' already names other content (the file "
             f"{DEFAULT_RULES_FILE}); a changed document needs a new version"
         ]
     hostile = NEW_RULES.replace("order_amount_minor >= 25000", "not " * 40 + "has_model")
@@ -291,4 +291,4 @@ def test_rules_saved_in_the_console_need_a_new_version_and_a_condition_python_ca
         f"line {when_line}: rule 'big_orders': condition nests deeper than 32 levels (column 129)"
     ]
     assert version_count(runtime) == 0
-    assert rules_in_force(runtime) == "2026-12-07.2"
+    assert rules_in_force(runtime) == "2026-12-07.3"

@@ -23,7 +23,7 @@ DEFAULT_RULES = DEFAULT_RULES_FILE.read_text(encoding="utf-8")
 
 
 def rules_with_version(version: str) -> str:
-    return DEFAULT_RULES.replace('version = "2026-12-07.2"', f'version = "{version}"')
+    return DEFAULT_RULES.replace('version = "2026-12-07.3"', f'version = "{version}"')
 
 
 def publish(runtime: Runtime, content: str, *, based_on: int, note: str | None = None) -> int:
@@ -57,7 +57,7 @@ def rules_in_force(runtime: Runtime) -> str:
 
 
 def test_versions_are_numbered_and_the_newest_is_in_force(runtime: Runtime) -> None:
-    assert rules_in_force(runtime) == "2026-12-07.2"  # the shipped file
+    assert rules_in_force(runtime) == "2026-12-07.3"  # the shipped file
     assert publish(runtime, rules_with_version("ops-1"), based_on=0, note="first") == 1
     assert rules_in_force(runtime) == "ops-1"
     assert publish(runtime, rules_with_version("ops-2") + "\r\n", based_on=1) == 2
@@ -115,11 +115,11 @@ def test_other_processes_see_a_new_version_within_the_refresh_interval(
     eager = make_runtime(database_url, config_refresh_seconds=0)
     lazy = make_runtime(database_url, config_refresh_seconds=300)
     try:
-        assert rules_in_force(eager) == rules_in_force(lazy) == "2026-12-07.2"
+        assert rules_in_force(eager) == rules_in_force(lazy) == "2026-12-07.3"
         publish(runtime, rules_with_version("ops-1"), based_on=0)
         assert rules_in_force(runtime) == "ops-1"  # the saving process: at once
         assert rules_in_force(eager) == "ops-1"  # looks every time
-        assert rules_in_force(lazy) == "2026-12-07.2"  # within its 300 s, still the old one
+        assert rules_in_force(lazy) == "2026-12-07.3"  # within its 300 s, still the old one
     finally:
         eager.database.dispose()
         lazy.database.dispose()

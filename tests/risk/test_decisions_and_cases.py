@@ -89,7 +89,7 @@ def test_order_to_merchants_own_address_is_held_warned_and_cleared(
     record = client.get(f"/v1/risk/decisions/{order['id']}", headers=analyst).json()
     assert (record["order_id"], record["outcome"], record["score"]) == (order["id"], "review", 50)
     assert [hit["id"] for hit in record["rule_hits"]] == ["ships_to_merchant"]
-    assert record["model_version"] is None and record["rule_set_version"] == "2026-12-07.2"
+    assert record["model_version"] is None and record["rule_set_version"] == "2026-12-07.3"
     assert record["features"]["link_merchant_own"] == 1.0
     assert record["features"]["order_amount_minor"] == 30_000.0
     assert record["links"] == [
@@ -186,7 +186,7 @@ def test_backtest_shows_what_a_rule_change_would_move(
     held_order = held_checkout(client, platform_headers, held)["order"]
     held_checkout(client, platform_headers, plain)
     text = DEFAULT_RULES_FILE.read_text(encoding="utf-8").replace(
-        'version = "2026-12-07.2"', 'version = "lenient"'
+        'version = "2026-12-07.3"', 'version = "lenient"'
     )
     lenient = parse_rule_set(text.replace("link_merchant_own >= 1", "link_merchant_own >= 3"))
     with runtime.work(read_only=True) as work:

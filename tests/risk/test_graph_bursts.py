@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 
 from tests.factories import create_merchant, enrol
 from tests.risk.test_graph_ring import _checkout, _ring_cases, _run
+from usefirst.flows import risk_effects
+from usefirst.risk import graph
 from usefirst.runtime import Runtime
 
 # One drop address as four mules typed it: 號 for 号, no room suffix, full-width digits and
@@ -134,3 +136,75 @@ def test_two_mules_with_fresh_accounts_on_their_devices_are_one_ring_case_and_ho
     assert ring.members == sorted(batch)
     assert ring.burst_members == 2
     assert [case["subject_ids"] for case in _ring_cases(runtime)] == [sorted(batch)]
+
+
+def test_aged_mule_batch_surfaces_with_its_first_two_mules_inside_a_crowded_neighbourhood(
+    client: TestClient, runtime: Runtime, platform_headers: dict[str, str]
+) -> None:
+    """Mules enrolled three weeks before their ring cashes out (aged accounts) still count by
+    their enrolment devices: the first two cashing out, with the three waiting, are one ring case
+    the same night. Around them a crowded neighbourhood stays out: two households of four on one
+    tablet and one address each, both behind one carrier NAT address shared with the batch's
+    enrolment, whose members buy phones at the same shop and groceries."""
+    colluding = create_merchant(client, platform_headers, name="黄金回收", category="jewellery")
+    phone_shop = create_merchant(
+        client, platform_headers, name="手机旗舰店", category="electronics"
+    )
+    grocer = create_merchant(client, platform_headers, name="生活超市", category="home")
+    batch = [
+        enrol(client, platform_headers, device_id=f"aged-device-{index % 2}", ip=NAT_IP)["id"]
+        for index in range(5)
+    ]
+    households = [
+        [
+            enrol(client, platform_headers, device_id=f"family-tablet-{family}", ip=NAT_IP)["id"]
+            for _ in range(4)
+        ]
+        for family in range(2)
+    ]
+    client.post("/v1/sandbox/clock/advance", headers=platform_headers, json={"days": 21})
+    for family, members in enumerate(households):
+        for index, member in enumerate(members):
+            _checkout(
+                client,
+                platform_headers,
+                shopper_id=member,
+                **(_phone(phone_shop["id"]) if index < 2 else _groceries(grocer["id"])),
+                device_id=f"family-tablet-{family}",
+                ip=NAT_IP,
+                address=f"杭州市西湖区文三路{family + 5}号2栋301室",
+            )
+    for index, mule in enumerate(batch[:2]):
+        _checkout(
+            client,
+            platform_headers,
+            shopper_id=mule,
+            merchant_id=colluding["id"],
+            category="gold",
+            unit_price_minor=58_000,
+            device_id=f"aged-device-{index % 2}",
+            ip=f"223.104.{index * 40}.{index + 7}",
+            address=DROP_SPELLINGS[index],
+        )
+
+    summary = _run(runtime)
+
+    assert summary.rings_flagged == 1
+    ring = summary.rings[0]
+    assert ring.members == sorted(batch)
+    assert ring.burst_members == 2
+    assert [case["subject_ids"] for case in _ring_cases(runtime)] == [sorted(batch)]
+    # With the window of 14 days the batch had left the graph: two mules, no ring.
+    assert _run_with_fresh_days(runtime, 14).rings_flagged == 0
+
+
+def _run_with_fresh_days(runtime: Runtime, days: int) -> graph.GraphRunSummary:
+    with runtime.work() as work:
+        return graph.run_graph(
+            work.session,
+            cipher=runtime.cipher,
+            settings=runtime.settings,
+            now=work.now,
+            effects=risk_effects,
+            parameters=graph.GraphParameters(fresh_enrolment_days=days),
+        )

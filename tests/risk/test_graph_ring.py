@@ -253,7 +253,7 @@ def test_the_graph_counts_as_resellable_the_categories_of_the_rules_in_force(
     start = shipped_rules.index("resellable = [")
     end = shipped_rules.index("]", start) + 1
     edited = (shipped_rules[:start] + 'resellable = ["furniture"]' + shipped_rules[end:]).replace(
-        'version = "2026-12-07.2"', 'version = "ops-furniture"'
+        'version = "2026-12-07.3"', 'version = "ops-furniture"'
     )
     with runtime.work() as work:
         config_publishing.publish(
@@ -274,7 +274,7 @@ def test_the_graph_counts_as_resellable_the_categories_of_the_rules_in_force(
     assert second.rings_flagged == 0
     with runtime.work(read_only=True) as work:
         runs = {run.id: run.parameters for run in work.session.scalars(select(GraphRun))}
-    assert runs[first.run_id]["rule_set_version"] == "2026-12-07.2"
+    assert runs[first.run_id]["rule_set_version"] == "2026-12-07.3"
     assert "phones" in runs[first.run_id]["resellable_categories"]
     assert runs[second.run_id]["rule_set_version"] == "ops-furniture"
     assert runs[second.run_id]["resellable_categories"] == ["furniture"]

@@ -204,7 +204,7 @@ def shipped_hits(**values: float) -> tuple[str, int, list[tuple[str, int]]]:
 
 
 def test_shipped_rules_version_of_the_retune() -> None:
-    assert active_rule_set().version == "2026-12-07.2"
+    assert active_rule_set().version == "2026-12-07.3"
 
 
 @pytest.mark.parametrize(
@@ -254,7 +254,17 @@ def test_shipped_rules_version_of_the_retune() -> None:
                 "items_resellable_share": 0.5,
                 "neighbour_merchant_share": 0.8,
             },
-            ("review", 45, [("device_ring_resellable", 30), ("shared_device", 15)]),
+            # Since 2026-12-07.3 a first order (no prior one) there is also
+            # first_order_at_neighbours_merchant's.
+            (
+                "review",
+                75,
+                [
+                    ("device_ring_resellable", 30),
+                    ("shared_device", 15),
+                    ("first_order_at_neighbours_merchant", 30),
+                ],
+            ),
         ),
     ],
 )
@@ -343,4 +353,55 @@ def test_shipped_rules_of_2026_12_07_2(
     """Rules 2026-12-07.2, chosen on the evaluation suite's training worlds only (BENCHMARKS.md,
     issue 19): the two spend-spike rules need the order to take most of the credit line and not
     to come on a sale day; a merchant's watch adds no points on a sale day."""
+    assert shipped_hits(**values) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # A first order of resellable goods where the linked shoppers mostly buy: a ring's mule.
+        (
+            {"items_resellable_share": 0.5, "neighbour_merchant_share": 0.5},
+            ("review", 30, [("first_order_at_neighbours_merchant", 30)]),
+        ),
+        ({"items_resellable_share": 0.49, "neighbour_merchant_share": 1.0}, ("approved", 0, [])),
+        (
+            {"items_resellable_share": 1.0, "neighbour_merchant_share": 0.49},
+            ("approved", 0, []),
+        ),
+        # A later order, linked shoppers at this merchant within 6 h: an order split between them.
+        (
+            {
+                "shopper_prior_orders": 1,
+                "linked_orders_same_merchant_6h": 1,
+                "items_resellable_share": 1.0,
+                "neighbour_merchant_share": 0.5,
+            },
+            ("review", 30, [("split_order_with_neighbours", 30)]),
+        ),
+        (
+            {
+                "shopper_prior_orders": 1,
+                "linked_orders_same_merchant_6h": 1,
+                "items_resellable_share": 1.0,
+                "neighbour_merchant_share": 0.49,
+            },
+            ("approved", 0, []),
+        ),
+        (
+            {
+                "shopper_prior_orders": 1,
+                "linked_orders_same_merchant_6h": 0,
+                "items_resellable_share": 1.0,
+                "neighbour_merchant_share": 1.0,
+            },
+            ("approved", 0, []),
+        ),
+    ],
+)
+def test_shipped_ring_rules_of_2026_12_07_3(
+    values: dict[str, float], expected: tuple[str, int, list[tuple[str, int]]]
+) -> None:
+    """The ring and split-order rules chosen on the evaluation suite's training worlds (issue 19,
+    h19-rings2): thresholds exactly at their edges."""
     assert shipped_hits(**values) == expected

@@ -94,8 +94,11 @@ class GraphParameters:
     burst_member_share: float = 0.8
     # Shoppers enrolled this recently count in the graph by their enrolment phone, device and IP
     # before their first order (fresh accounts: a ring's mules are enrolled in a batch before it
-    # cashes out); older ones only while observed at a checkout in the window.
-    fresh_enrolment_days: int = 14
+    # cashes out); older ones only while observed at a checkout in the window. 30 days since
+    # issue 19's h19-rings2 (14 before): a batch enrolled two or three weeks before its ring
+    # cashes out (aged accounts) had left the graph by the burst, so its first two mules were a
+    # group of two and the ring surfaced only with its third mule's order, days later.
+    fresh_enrolment_days: int = 30
     seed: int = 20_261_123
 
 
@@ -185,6 +188,8 @@ class LinkGraph:
     # The true number of shoppers holding each identifier, when the graph holds only some
     # components (the incremental run): whether an identifier is kept depends on it.
     holder_counts: dict[str, int] | None = None
+    # The identifiers ``find_groups`` kept (shared, and not infrastructure).
+    kept: set[str] = field(default_factory=set)
 
     def add(self, shopper_id: str, kind: str, value: str | None) -> None:
         if value:
@@ -557,6 +562,7 @@ def find_groups(
         for value, shoppers in holders.items()
         if _is_kept(value, counts.get(value, len(shoppers)), merchant_holders, parameters)
     }
+    link_graph.kept = kept
     names: list[str] = []
     index: dict[str, int] = {}
 
@@ -735,7 +741,7 @@ def score_group(
         merchant_id = min(cash_out_members_at, key=lambda m: (-len(cash_out_members_at[m]), m))
         concentration = len(cash_out_members_at[merchant_id]) / scored
     cash_out = max(concentration, 0.5 * len(cash_out_members) / scored)
-    burst_members = _burst(members, facts, merchant_id, parameters) if merchant_id else 0
+    burst_members = len(_burst(members, facts, merchant_id, parameters)) if merchant_id else 0
     # Members with no order in the window are fresh accounts (``fresh_enrolment_days``) held in
     # reserve, as a ring's next mules are: with two or more of them, two members cashing out
     # together suffice.
@@ -816,15 +822,19 @@ def _burst(
     facts: Mapping[str, list[_OrderFacts]],
     merchant_id: str,
     parameters: GraphParameters,
-) -> int:
+) -> list[str]:
     """The most members whose first cash-out-shaped order at ``merchant_id`` came within
-    ``burst_hours`` of one another: a ring's fresh mules cash out at its merchant together; a
-    household's members buy resellable goods, if at all, at different shops and times."""
+    ``burst_hours`` of one another (the earliest such window): a ring's fresh mules cash out at
+    its merchant together; a household's members buy resellable goods, if at all, at different
+    shops and times."""
     firsts = sorted(
-        min(
-            order.created_at
-            for order in facts.get(shopper_id, [])
-            if order.is_cash_out_shaped and order.merchant_id == merchant_id
+        (
+            min(
+                order.created_at
+                for order in facts.get(shopper_id, [])
+                if order.is_cash_out_shaped and order.merchant_id == merchant_id
+            ),
+            shopper_id,
         )
         for shopper_id in members
         if any(
@@ -833,12 +843,67 @@ def _burst(
         )
     )
     window = timedelta(hours=parameters.burst_hours)
-    most, start = 0, 0
-    for end, moment in enumerate(firsts):
-        while moment - firsts[start] > window:
+    best: tuple[int, int] = (0, 0)
+    start = 0
+    for end, (moment, _) in enumerate(firsts):
+        while moment - firsts[start][0] > window:
             start += 1
-        most = max(most, end - start + 1)
-    return most
+        if end - start + 1 > best[1] - best[0]:
+            best = (start, end + 1)
+    return sorted(shopper_id for _, shopper_id in firsts[best[0] : best[1]])
+
+
+def burst_cores(
+    group: _Group,
+    facts: Mapping[str, list[_OrderFacts]],
+    link_graph: LinkGraph,
+    parameters: GraphParameters,
+) -> Iterator[_Group]:
+    """The parts of a group that is not a ring around a burst at one merchant, for each merchant
+    where two or more members cashed out (most first): the burst's members and the members tied
+    to them by anything but an IP address (a device, phone, address or address cluster, a
+    tracking number), through one another. A carrier NAT address or a shared office IP glues
+    households to a ring's mules; a core is the ring without the glue, to be scored as its own
+    group (only parts smaller than the group and of ``min_ring_members`` or more)."""
+    members = set(group.shoppers)
+    cash_out_at: dict[str, set[str]] = defaultdict(set)
+    for shopper_id in members:
+        for order in facts.get(shopper_id, []):
+            if order.is_cash_out_shaped:
+                cash_out_at[order.merchant_id].add(shopper_id)
+    holders: dict[str, set[str]] = defaultdict(set)
+    for shopper_id in members:
+        for value in link_graph.shopper_links.get(shopper_id, ()):
+            if value in link_graph.kept and not value.startswith("ip:"):
+                holders[value].add(shopper_id)
+    for merchant_id in sorted(cash_out_at, key=lambda m: (-len(cash_out_at[m]), m)):
+        if len(cash_out_at[merchant_id]) < 2:
+            break
+        core = set(_burst(group.shoppers, facts, merchant_id, parameters))
+        frontier = list(core)
+        while frontier:
+            shopper_id = frontier.pop()
+            for value in link_graph.shopper_links.get(shopper_id, ()):
+                for other in holders.get(value, ()):
+                    if other not in core:
+                        core.add(other)
+                        frontier.append(other)
+        if len(core) >= len(members) or len(core) < parameters.min_ring_members:
+            continue
+        counted: dict[str, int] = defaultdict(int)
+        for shopper_id in core:
+            for value in link_graph.shopper_links.get(shopper_id, ()):
+                if value in link_graph.kept:
+                    counted[value] += 1
+        yield _Group(
+            sorted(core),
+            sorted(
+                merchant
+                for merchant in group.merchants
+                if link_graph.merchant_links.get(merchant, set()) & counted.keys()
+            ),
+            sorted((value, count) for value, count in counted.items() if count >= 2),
+        )
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -885,10 +950,18 @@ def score_groups(
         parameters=parameters,
         resellable_categories=rule_set.resellable_categories,
     )
-    findings = [
-        score_group(group, facts, link_graph.reused_tracking_numbers, parameters)
-        for group in groups
-    ]
+    findings = []
+    for group in groups:
+        finding = score_group(group, facts, link_graph.reused_tracking_numbers, parameters)
+        if not finding.is_ring(parameters):
+            # A ring glued to honest shoppers by a shared IP address is scored without them.
+            for core in burst_cores(group, facts, link_graph, parameters):
+                inner = score_group(core, facts, link_graph.reused_tracking_numbers, parameters)
+                # Only as a burst: a core is cut around one, not around a score.
+                if inner.is_burst:
+                    finding = inner
+                    break
+        findings.append(finding)
     summary.rings_scored = len(findings)
     record = {
         **asdict(parameters),
