@@ -26,7 +26,8 @@ def subject_shard_key(shopper_id: object, merchant_id: object) -> str:
 
 
 def subject_shard_key_column() -> Mapped[str]:
-    """``shard_key``, first in the primary key, filled from the row's shopper or merchant."""
+    """``shard_key``, in the primary key (first, unless the table says otherwise), filled from the
+    row's shopper or merchant."""
 
     def from_subject(context: DefaultExecutionContext) -> str:
         values = context.get_current_parameters()  # type: ignore[no-untyped-call]
