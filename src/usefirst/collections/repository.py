@@ -154,7 +154,7 @@ class CollectionsRepository:
         self.session.add(row)
 
     def attempt(self, shopper_id: str, attempt_id: str) -> ContactAttempt | None:
-        return self.session.get(ContactAttempt, (shopper_id, attempt_id))
+        return self.session.get(ContactAttempt, (attempt_id, shopper_id))
 
     def attempts_of_shopper(
         self,

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -32,10 +33,14 @@ class LedgerAccount(Base):
 class JournalEntry(Base):
     __tablename__ = "journal_entries"
     __table_args__ = (
-        Index("ix_journal_entries_id", "id"),
+        # The id first: ids grow with time, so a night's entries (and the guards' and the
+        # postings' foreign key's look-ups of them) land at the right edge of the key instead of
+        # on a page of every shopper (migration 0060).
+        PrimaryKeyConstraint("id", "shard_key"),
+        # A shopper's entries: an entry with a shopper has it as its shard_key, hence no index on
+        # shopper_id (migration 0045).
+        Index("ix_journal_entries_shard_key", "shard_key"),
         Index("ix_journal_entries_order_id", "order_id"),
-        # No index on shopper_id: an entry with a shopper has it as its shard_key, so the
-        # primary key finds a shopper's entries (migration 0045).
     )
 
     # The entry's shopper, or for a merchant-only entry its merchant: the entry and its postings
@@ -57,6 +62,9 @@ class LedgerPosting(Base):
 
     __tablename__ = "ledger_postings"
     __table_args__ = (
+        # The entry first, for the journal's reason (migration 0060); the shard key stays in the
+        # key, as a distributed table's must.
+        PrimaryKeyConstraint("entry_id", "seq", "shard_key"),
         CheckConstraint("amount_minor <> 0", name="non_zero"),
         Index("ix_ledger_postings_account_code", "account_code"),
         # Postings are inserted before their entry (see ledger.repository), hence the deferral.
