@@ -23,7 +23,7 @@ SQLite keeps the column order its tables were created with: re-ordering a key th
 rebuilding the table and its guards, and an embedded book is small. The indexes change on both.
 
 Revision ID: 0060
-Revises: 0053
+Revises: 0059
 Create Date: 2026-12-07
 """
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0060"
-down_revision = "0053"
+down_revision = "0059"
 branch_labels = None
 depends_on = None
 
