@@ -93,6 +93,46 @@ def checkout_body(
     }
 
 
+def checkout_from(
+    client: TestClient,
+    headers: dict[str, str],
+    *,
+    shopper_id: str,
+    merchant_id: str,
+    category: str,
+    unit_price_minor: int,
+    device_id: str,
+    ip: str,
+    address: str,
+) -> dict[str, Any]:
+    """A one-item checkout over HTTP from a device, an IP and an address (what the risk graph
+    links shoppers by); it must be taken (201), whatever the decision."""
+    response = client.post(
+        "/v1/checkouts",
+        headers=headers,
+        json={
+            "shopper_id": shopper_id,
+            "merchant_id": merchant_id,
+            "currency": "CNY",
+            "items": [
+                {
+                    "sku": f"{category}-1",
+                    "name": category,
+                    "category": category,
+                    "quantity": 1,
+                    "unit_price_minor": unit_price_minor,
+                }
+            ],
+            "plan": "pay_after_delivery",
+            "shipping_address": address,
+            "device_id": device_id,
+            "ip": ip,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
 def enrol_in_work(
     runtime: Runtime,
     work: Work,

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.factories import bearer, create_merchant, enrol
+from tests.factories import bearer, checkout_from, create_merchant, enrol
 from usefirst.flows import config_publishing, risk_monitoring
 from usefirst.identity.service import create_operator
 from usefirst.kit.business_day import DailyContext
@@ -25,42 +25,9 @@ RING_ADDRESS = "深圳市南山区科技园路 88 号 3 栋 1201 室"
 REUSED_TRACKING = "SF100000000001"
 
 
-def _checkout(
-    client: TestClient,
-    headers: dict[str, str],
-    *,
-    shopper_id: str,
-    merchant_id: str,
-    category: str,
-    unit_price_minor: int,
-    device_id: str,
-    ip: str,
-    address: str,
-) -> dict[str, Any]:
-    response = client.post(
-        "/v1/checkouts",
-        headers=headers,
-        json={
-            "shopper_id": shopper_id,
-            "merchant_id": merchant_id,
-            "currency": "CNY",
-            "items": [
-                {
-                    "sku": f"{category}-1",
-                    "name": category,
-                    "category": category,
-                    "quantity": 1,
-                    "unit_price_minor": unit_price_minor,
-                }
-            ],
-            "plan": "pay_after_delivery",
-            "shipping_address": address,
-            "device_id": device_id,
-            "ip": ip,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json()["order"])
+def _checkout(client: TestClient, headers: dict[str, str], **checkout: Any) -> dict[str, Any]:
+    """The order of a checkout taken over HTTP (tests.factories.checkout_from)."""
+    return dict(checkout_from(client, headers, **checkout)["order"])
 
 
 def _ring_cases(runtime: Runtime) -> list[dict[str, Any]]:

@@ -7,56 +7,16 @@ buys groceries elsewhere."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.factories import create_merchant, enrol
+from tests.factories import checkout_from, create_merchant, enrol
 from tests.risk.test_graph_bursts import DROP_SPELLINGS
 from usefirst.orders.models import Order
 from usefirst.risk.models import RiskDecision
 from usefirst.runtime import Runtime
 
 RING_RULES = {"first_order_at_neighbours_merchant", "split_order_with_neighbours"}
-
-
-def _checkout(
-    client: TestClient,
-    headers: dict[str, str],
-    *,
-    shopper_id: str,
-    merchant_id: str,
-    category: str,
-    unit_price_minor: int,
-    device_id: str,
-    ip: str,
-    address: str,
-) -> dict[str, Any]:
-    response = client.post(
-        "/v1/checkouts",
-        headers=headers,
-        json={
-            "shopper_id": shopper_id,
-            "merchant_id": merchant_id,
-            "currency": "CNY",
-            "items": [
-                {
-                    "sku": f"{category}-1",
-                    "name": category,
-                    "category": category,
-                    "quantity": 1,
-                    "unit_price_minor": unit_price_minor,
-                }
-            ],
-            "plan": "pay_after_delivery",
-            "shipping_address": address,
-            "device_id": device_id,
-            "ip": ip,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 def _rule_hits(runtime: Runtime, order_id: str) -> list[str]:
@@ -84,7 +44,7 @@ def test_second_mule_at_the_merchant_its_neighbours_buy_at_is_held_and_honest_ar
         for _ in range(2)
     ]
     home = "杭州市西湖区文三路5号2栋301室"
-    groceries = _checkout(
+    groceries = checkout_from(
         client,
         platform_headers,
         shopper_id=family[0],
@@ -95,7 +55,7 @@ def test_second_mule_at_the_merchant_its_neighbours_buy_at_is_held_and_honest_ar
         ip="203.0.113.20",
         address=home,
     )
-    phone = _checkout(
+    phone = checkout_from(
         client,
         platform_headers,
         shopper_id=family[1],
@@ -106,7 +66,7 @@ def test_second_mule_at_the_merchant_its_neighbours_buy_at_is_held_and_honest_ar
         ip="203.0.113.20",
         address=home,
     )
-    opening = _checkout(
+    opening = checkout_from(
         client,
         platform_headers,
         shopper_id=first,
@@ -122,7 +82,7 @@ def test_second_mule_at_the_merchant_its_neighbours_buy_at_is_held_and_honest_ar
     with runtime.work(read_only=True) as work:
         orders_before = work.session.scalar(select(func.count()).select_from(Order))
 
-    follower = _checkout(
+    follower = checkout_from(
         client,
         platform_headers,
         shopper_id=second,
