@@ -134,8 +134,8 @@ class ShopperRecords:
 def of_shopper(table: Table, shopper_id: str) -> ColumnElement[bool]:
     """The rows of ``table`` about the shopper. A table keyed by its subject (``shard_key``,
     kit.models) stores a row with a shopper under that shopper's key: the key is filtered too,
-    so the primary key finds the rows (the journal has no index on shopper_id) and a cluster
-    reads one shard."""
+    so an index on it finds the rows (the journal's ``ix_journal_entries_shard_key``; it has no
+    index on shopper_id) and a cluster reads one shard."""
     condition = table.c[SHOPPER_COLUMN] == shopper_id
     if SHARD_KEY_COLUMN in table.c:
         condition = and_(table.c[SHARD_KEY_COLUMN] == shopper_id, condition)
