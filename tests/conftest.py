@@ -43,7 +43,9 @@ CITUS_URL = os.environ.get("USEFIRST_TEST_CITUS_URL") or None
 BASE_POSTGRES_URL = CITUS_URL or os.environ.get("USEFIRST_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
 # Under pytest-xdist (`-n 2`, as CI runs) each worker gets a database of its own, named after the
 # configured one with the worker's id (usefirst_test_gw0, …), made on first use: the role needs
-# CREATEDB for that, as the CI's has.
+# CREATEDB for that, as the CI's has. On a Citus cluster the workers' databases must exist already,
+# on every node with the citus extension (docs/operations.md, "Running on Citus"): a database made
+# here would be the coordinator's alone.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -61,14 +63,17 @@ def _postgres_reachable() -> tuple[str, str | None]:
     url = BASE_POSTGRES_URL
     try:
         with psycopg.connect(BASE_POSTGRES_URL, connect_timeout=3, autocommit=True) as connection:
-            if XDIST_WORKER is not None and CITUS_URL is not None:
-                return url, "a Citus coordinator is tested by one process (run without -n)"
             if XDIST_WORKER is not None:
                 url = _worker_url(BASE_POSTGRES_URL, XDIST_WORKER)
                 name = urlsplit(url).path.lstrip("/")
                 exists = connection.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
                 ).fetchone()
+                if exists is None and CITUS_URL is not None:
+                    return url, (
+                        f"under -n, the Citus database {name} must exist on every node with the "
+                        "citus extension (or run without -n)"
+                    )
                 if exists is None:
                     connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             return url, None
@@ -84,7 +89,7 @@ def pytest_report_header(config: pytest.Config) -> str:
         return f"PostgreSQL tests: on the Citus coordinator {POSTGRES_URL.split('@')[-1]}"
     if POSTGRES_PROBLEM is None:
         return f"PostgreSQL tests: on ({POSTGRES_URL.split('@')[-1]})"
-    return f"PostgreSQL tests: SKIPPED — no server at {POSTGRES_URL.split('@')[-1]}"
+    return f"PostgreSQL tests: SKIPPED — {POSTGRES_URL.split('@')[-1]}: {POSTGRES_PROBLEM}"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
