@@ -288,6 +288,8 @@ def measure(
             amount = sum(item.quantity * item.unit_price_minor for item in request.items)
             read_backend_cpu = backend_cpu_reader(work.session)
             backend_started = read_backend_cpu() if read_backend_cpu else 0.0
+            if counting_on_driver[0]:
+                count_on_driver(work.session)
             counting[0] = True
             started, cpu_started = time.perf_counter(), time.thread_time()
             risk_decision.assess_checkout(
@@ -335,13 +337,40 @@ def measure(
         if counting[0]:
             statements[0] += 1
 
+    # On PostgreSQL the decision's long read goes to psycopg directly (kit.db.first_row_prepared,
+    # past SQLAlchemy's events) through a cursor of the connection's cursor class: statements are
+    # counted there, on every connection the warm-up uses, and restored to plain cursors after.
+    class CountingCursor(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            count_statement()
+            return super().execute(query, params, **kwargs)
+
+        def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
+            count_statement()
+            return super().executemany(query, params_seq, **kwargs)
+
+    counted_drivers: dict[int, tuple[Any, Any]] = {}
+
+    def count_on_driver(session: Any) -> None:
+        driver = session.connection().connection.driver_connection
+        if id(driver) not in counted_drivers:
+            counted_drivers[id(driver)] = (driver, driver.cursor_factory)
+            driver.cursor_factory = CountingCursor
+
     engine = runtime.database.engine
-    event.listen(engine, "before_cursor_execute", count_statement)
+    counting_on_driver = [engine.dialect.name == "postgresql"]
+    if not counting_on_driver[0]:
+        event.listen(engine, "before_cursor_execute", count_statement)
     try:
         for _ in range(warmup):
             assess()
     finally:
-        event.remove(engine, "before_cursor_execute", count_statement)
+        if counting_on_driver[0]:
+            for driver, factory in counted_drivers.values():
+                driver.cursor_factory = factory
+            counting_on_driver[0] = False
+        else:
+            event.remove(engine, "before_cursor_execute", count_statement)
     if statement_counts:
         print(
             f"  statements per decision (warm-up): {min(statement_counts)} to "
