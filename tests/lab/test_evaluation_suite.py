@@ -14,10 +14,12 @@ from typer.testing import CliRunner
 from tests.factories import checkout_in_work, enrol_in_work, merchant_in_work
 from usefirst.cli.main import app
 from usefirst.cli.risk_models import print_suite_report
+from usefirst.kit import clock
 from usefirst.lab.evaluation_suite import (
     ENGINE,
     GOALS,
     HELD_OUT,
+    SUITE_FIRST_DAY,
     TRAIN,
     MeasureResult,
     RingOutcome,
@@ -31,8 +33,10 @@ from usefirst.lab.evaluation_suite import (
     is_stopped_at_checkout,
     judge_goals,
     run_suite,
+    run_world,
     score_suite,
     shuffled_worlds,
+    world_start,
 )
 from usefirst.lab.risk_evaluation import DecidedOrder
 from usefirst.lab.signal_study import read_rows
@@ -349,3 +353,38 @@ def test_a_ring_counts_the_mules_its_case_took_in_within_two_days_of_their_order
     two_late = outcome(late=2)
     assert (two_late.best_member_share, two_late.surfaced_after_hours) == (0.6, 20.0)
     assert not two_late.is_surfaced
+
+
+def test_a_world_starts_at_its_own_pinned_time_whenever_it_is_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Held-out world 904's first ring surfaced 24.5 h after its burst when the suite ran at
+    15:30 UTC and 89.7 h at 22:20: each world started at the machine's time. Run at two other
+    hours of the day, a pinned world decides every order the same."""
+    spec = WorldSpec("independent/5", "independent", 5, HELD_OUT)
+    assert world_start(spec) == world_start(spec)
+    starts = {world_start(WorldSpec(f"x/{seed}", "independent", seed, TRAIN)) for seed in range(40)}
+    assert len({start.hour for start in starts}) > 12
+    assert all(SUITE_FIRST_DAY <= start < SUITE_FIRST_DAY + timedelta(days=1) for start in starts)
+
+    def fates(machine_time: datetime) -> list[tuple[object, ...]]:
+        monkeypatch.setattr(clock, "system_now", lambda: machine_time)
+        run = run_world(spec, scale=0.12, days=8)
+        return sorted(
+            (
+                order.amount_minor,
+                order.is_fraud,
+                order.typology,
+                order.risk_outcome,
+                order.status,
+                order.risk_score,
+                order.is_settled,
+                order.is_risk_held,
+            )
+            for order in run.orders
+        )
+
+    at_three = fates(datetime(2026, 12, 8, 3, 0, tzinfo=UTC))
+    at_fifteen = fates(datetime(2026, 12, 8, 15, 0, tzinfo=UTC))
+    assert len(at_three) > 20
+    assert at_three == at_fifteen
