@@ -76,3 +76,36 @@ def test_a_route_added_later_is_seen() -> None:
     assert client.post("/v1/things").json() == {"route": "first"}
     assert client.put("/v1/things").json() == {"route": "put"}
     assert sorted(key[0] for key in remembered.remembered) == ["GET", "POST", "PUT"]
+
+
+def test_a_route_added_to_an_included_router_later_is_seen() -> None:
+    """An included router's own routes version moves (not the app's): the remembered answer
+    is forgotten as FastAPI's summed version says, without walking the routers per request."""
+    app = FastAPI()
+    inner = APIRouter()
+    outer = APIRouter()
+
+    @inner.get("/v1/deep")
+    def deep() -> dict[str, str]:
+        return {"route": "deep"}
+
+    outer.include_router(inner)
+    app.include_router(outer)
+    remember_routes(app.router)
+    remembered = app.router.middleware_stack
+    assert isinstance(remembered, RememberedRoutes)
+    client = TestClient(app)
+    assert client.get("/v1/deep").json() == {"route": "deep"}
+    assert client.get("/v1/deep").json() == {"route": "deep"}
+    before = remembered.routes_version()
+    assert before == app.router._get_routes_version()
+    assert client.post("/v1/deep").status_code == 405
+
+    @inner.post("/v1/deep")
+    def new_deep() -> dict[str, str]:
+        return {"route": "new deep"}
+
+    assert remembered.routes_version() == app.router._get_routes_version() > before
+    assert client.post("/v1/deep").json() == {"route": "new deep"}
+    assert client.post("/v1/deep").json() == {"route": "new deep"}
+    assert client.get("/v1/deep").json() == {"route": "deep"}

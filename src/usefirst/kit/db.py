@@ -80,19 +80,54 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; usefirst stores UTC-aware datetimes only")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        value = _utc_bound(value)
+        if value is not None and dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return _utc_read(value)
+
+
+def _utc_bound(value: datetime | None) -> datetime | None:
+    """A ``UTCDateTime`` value as bound (PostgreSQL's; SQLite's then drops the zone)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; usefirst stores UTC-aware datetimes only")
+    return value.astimezone(UTC)
+
+
+def _utc_read(value: datetime | None) -> datetime | None:
+    """A ``UTCDateTime`` value as read."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _bind_converter(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """How a value of ``type_`` is converted for the driver, as SQLAlchemy converts it. A
+    ``UTCDateTime`` on PostgreSQL, whose driver takes aware datetimes as they are, is converted
+    by ``_utc_bound`` itself: the type decorator's processor is a closure that calls its
+    method, two calls for each of a checkout's forty-odd timestamps."""
+    if isinstance(type_, UTCDateTime) and dialect.name == "postgresql":
+        adapted = type_.dialect_impl(dialect)
+        impl = adapted.impl_instance if isinstance(adapted, TypeDecorator) else None
+        if impl is not None and impl.bind_processor(dialect) is None:
+            return _utc_bound
+    return type_._cached_bind_processor(dialect)
+
+
+def _result_converter(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """How a column of ``type_`` is converted from the driver (``_bind_converter``'s twin)."""
+    if isinstance(type_, UTCDateTime) and dialect.name == "postgresql":
+        adapted = type_.dialect_impl(dialect)
+        impl = adapted.impl_instance if isinstance(adapted, TypeDecorator) else None
+        if impl is not None and impl.result_processor(dialect, None) is None:
+            return _utc_read
+    return type_._cached_result_processor(dialect, None)
 
 
 Found = TypeVar("Found")
@@ -352,13 +387,13 @@ def _converters(
     binds: Converters = []
     for name, bind in compiled.binds.items():
         # The dialect's own conversion (a variant's, such as JSONB's on PostgreSQL).
-        convert = bind.type._cached_bind_processor(dialect)
+        convert = _bind_converter(bind.type, dialect)
         if convert is not None:
             binds.append((name, convert))
     columns: ColumnConverters = []
     for selected in statement.selected_columns:
         assert selected.key is not None
-        columns.append((selected.key, selected.type._cached_result_processor(dialect, None)))
+        columns.append((selected.key, _result_converter(selected.type, dialect)))
     if len(_CONVERTERS) >= _COMPILED_KEPT:
         _CONVERTERS.clear()
     _CONVERTERS[compiled] = (binds, columns)
@@ -746,8 +781,7 @@ def _prepare(
         # say) would be left out of the parameters.
         raise ValueError(f"parameters other than the parts' values: {sorted(binds)}")
     converters = [
-        binds[placeholder.key].type.dialect_impl(dialect).bind_processor(dialect)
-        for placeholder in placeholders.taken
+        _bind_converter(binds[placeholder.key].type, dialect) for placeholder in placeholders.taken
     ]
 
     def numbered(match: re.Match[str]) -> str:
@@ -826,13 +860,13 @@ def _prepare_select(statement: TextualSelect, dialect: Dialect) -> _PreparedSele
 
     sql = _NAMED_PLACEHOLDER.sub(numbered, compiled.string)
     binds = {bind.key: bind for bind in compiled.binds.values()}
-    parameters = tuple((name, binds[name].type._cached_bind_processor(dialect)) for name in order)
+    parameters = tuple((name, _bind_converter(binds[name].type, dialect)) for name in order)
     keys = []
     columns = []
     for selected in statement.selected_columns:
         assert selected.key is not None
         keys.append(selected.key)
-        columns.append(selected.type._cached_result_processor(dialect, None))
+        columns.append(_result_converter(selected.type, dialect))
     row = namedtuple("Row", keys)  # type: ignore[misc]
     converted = tuple(
         (index, convert) for index, convert in enumerate(columns) if convert is not None

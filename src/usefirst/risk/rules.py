@@ -242,6 +242,12 @@ def _compile(node: ast.AST, names: frozenset[str]) -> Condition:
         return lambda values: values[name]
     if isinstance(node, ast.BoolOp):
         parts = [_compile(value, names) for value in node.values]
+        if len(parts) == 2:
+            # Two operands (most rules'): the same short-circuit without a generator.
+            first_part, second_part = parts
+            if isinstance(node.op, ast.And):
+                return lambda values: 1.0 if first_part(values) and second_part(values) else 0.0
+            return lambda values: 1.0 if first_part(values) or second_part(values) else 0.0
         if isinstance(node.op, ast.And):
             return lambda values: 1.0 if all(part(values) for part in parts) else 0.0
         return lambda values: 1.0 if any(part(values) for part in parts) else 0.0
@@ -268,6 +274,10 @@ def _compile(node: ast.AST, names: frozenset[str]) -> Condition:
             if comparison is None:
                 raise ConditionError("only < <= > >= == != comparisons are allowed", column)
             tests.append(comparison)
+        if len(tests) == 1:
+            # One comparison (nearly every rule's): the same test without the chain's list.
+            first_term, second_term, test = terms[0], terms[1], tests[0]
+            return lambda values: 1.0 if test(first_term(values), second_term(values)) else 0.0
 
         def compare(values: Mapping[str, float]) -> float:
             evaluated = [term(values) for term in terms]

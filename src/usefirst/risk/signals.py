@@ -33,6 +33,7 @@ shopper checking out; the clock-hour windows count whole UTC hours, the current 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -88,6 +89,13 @@ def ip_block(ip: str | None) -> str | None:
     """The IPv4 /24 or IPv6 /48 an address is in (None for none or a malformed one)."""
     if not ip or not ip.strip():
         return None
+    return _ip_block(ip)
+
+
+# A checkout's IP is parsed into a network by ``ipaddress`` (some fifteen Python calls); the
+# same addresses come back checkout after checkout, and the answer is a function of the text.
+@functools.lru_cache(maxsize=4096)
+def _ip_block(ip: str) -> str | None:
     try:
         address = ipaddress.ip_address(ip.strip())
     except ValueError:
