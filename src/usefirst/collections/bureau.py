@@ -166,8 +166,10 @@ class AppliedToInstalment(Protocol):
 
 
 class ChangeToInstalment(Protocol):
-    """One of the order's instalments as it stood just before a refund cut it or a hardship plan
-    rescheduled it (``cause``: ``refund`` | ``rescheduled``)."""
+    """One of the order's instalments as it stood just before a refund cut it, a hardship plan
+    rescheduled it, a settlement forgave the rest, a waiver took late fees off it or a payment
+    reversal reopened it (``cause``: ``refund`` | ``rescheduled`` | ``forgiven`` |
+    ``late_fee_waiver`` | ``reversal``)."""
 
     @property
     def seq(self) -> int: ...
@@ -190,6 +192,9 @@ class ChangeToInstalment(Protocol):
     @property
     def settled_on_before(self) -> date | None: ...
 
+    @property
+    def late_fees_carried_minor_before(self) -> int | None: ...
+
 
 @dataclass(frozen=True)
 class _Stood:
@@ -199,19 +204,29 @@ class _Stood:
     principal_minor: int
     fees_minor: int
     settled_on: date | None
+    # The late fees a hardship plan carried onto it (``Instalment.late_fees_carried_minor``).
+    late_fees_carried_minor: int | None
+
+
+def _stood_now(row: Instalment) -> _Stood:
+    return _Stood(
+        row.status,
+        row.principal_minor,
+        row.fees_minor,
+        row.settled_on,
+        row.late_fees_carried_minor,
+    )
 
 
 def _stood_then(
     rows: Sequence[Instalment], changes: Sequence[ChangeToInstalment], *, period: BureauPeriod
 ) -> tuple[dict[int, _Stood], int]:
-    """Each instalment as it stood at the period's end, where a refund or a hardship plan
-    changed it since (its first change since says what it was before), and what the refunds
+    """Each instalment as it stood at the period's end, where a refund, a hardship plan or
+    settlement, a late-fee waiver or a payment reversal changed it since (its first change since
+    says what it was before), and what the refunds
     made since took off the instalments' principal and plan fee (the ledger counts that in the
     order's cut since: ``OrderDebt.cut_since_minor``)."""
-    now_of = {
-        row.seq: _Stood(row.status, row.principal_minor, row.fees_minor, row.settled_on)
-        for row in rows
-    }
+    now_of = {row.seq: _stood_now(row) for row in rows}
     by_seq: dict[int, list[ChangeToInstalment]] = {}
     for change in sorted(changes, key=lambda change: as_utc(change.changed_at)):
         if as_utc(change.changed_at) >= period.ends_at:
@@ -225,6 +240,7 @@ def _stood_then(
                 change.principal_minor_before,
                 change.fees_minor_before,
                 change.settled_on_before,
+                change.late_fees_carried_minor_before,
             )
             for change in since
         ]
@@ -261,8 +277,9 @@ class InstalmentThen:
     # None while it was still owed then.
     settled_on: date | None
     # What it owed then if it was not due yet: principal and plan fee, and the late fees a
-    # hardship plan moved onto it, less what was paid on it by then. An instalment not yet due
-    # has run up no late fees of its own (they start after its due date, after the period).
+    # hardship plan moved onto it (less any taken off by then), less what was paid on it by
+    # then. An instalment not yet due has run up no late fees of its own (the night charges
+    # them after its due date, after the period).
     owed_before_due_minor: int
 
     @property
@@ -309,9 +326,7 @@ def instalments_then(
     for row in rows:
         if last_seq_then is not None and row.seq > last_seq_then:
             continue
-        then_of = (stood or {}).get(row.seq) or _Stood(
-            row.status, row.principal_minor, row.fees_minor, row.settled_on
-        )
+        then_of = (stood or {}).get(row.seq) or _stood_now(row)
         settled_on = then_of.settled_on
         settled_then = settled_on is not None and settled_on <= period_end
         was_open = not settled_then and (
@@ -336,7 +351,7 @@ def instalments_then(
                 owed_before_due_minor=then_of.principal_minor
                 + then_of.fees_minor
                 + (
-                    row.late_fees_minor
+                    _carried_then(row, then_of)
                     if last_seq_before_plan is not None and row.seq > last_seq_before_plan
                     else 0
                 )
@@ -344,6 +359,16 @@ def instalments_then(
             )
         )
     return then
+
+
+def _carried_then(row: Instalment, then_of: _Stood) -> int:
+    """The late fees a hardship plan's instalment not yet due at the period's end had then: what
+    the plan carried onto it less what was taken off by then, not the late fees the night
+    charged on it since it fell due. A plan's instalment made before migration 0064 kept no such
+    figure: its late fees as they are now."""
+    if then_of.late_fees_carried_minor is None:
+        return row.late_fees_minor
+    return then_of.late_fees_carried_minor
 
 
 @dataclass(frozen=True)
