@@ -111,7 +111,8 @@ def test_a_past_months_file_made_later_is_the_month_end_file(
         env.assert_ledger_clean()
 
 
-def _open_dispute(env: Env, order_id: str) -> None:
+def _open_dispute(env: Env, order_id: str) -> str:
+    """The shopper disputes the order: the dispute's id."""
     response = env.client.post(
         "/v1/disputes",
         headers=env.platform,
@@ -123,6 +124,7 @@ def _open_dispute(env: Env, order_id: str) -> None:
         },
     )
     assert response.status_code == 201, response.text
+    return str(response.json()["id"])
 
 
 def test_a_dispute_opened_after_the_month_does_not_change_its_file(
@@ -419,4 +421,39 @@ def test_a_broken_plans_late_fees_after_the_month_do_not_change_its_file(
             "amount_past_due_minor": 20_000,
             "days_past_due": 40,
         }
+        env.assert_ledger_clean()
+
+
+def test_a_dispute_closed_after_the_month_does_not_change_its_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    with open_env(database_url, tmp_path) as env:
+        ann = env.enrol()
+        single = env.buy(ann["id"])
+        # Ann disputes her order on 28 May (its payment 80 days late): May's file reports it
+        # disputed, the three days since then paused.
+        env.advance_to_day(date(2027, 5, 28))
+        dispute_id = _open_dispute(env, single["id"])
+        env.advance_to_day(date(2027, 6, 1))
+        month_end_jsonl = env.month_end_file(MAY, "jsonl")
+        month_end_metro2 = env.month_end_file(MAY, "metro2")
+        mays = jsonl_records(month_end_jsonl)[single["id"]]
+        assert (mays["is_disputed"], mays["compliance_condition_code"]) == (True, "XB")
+        assert mays["days_past_due"] == 83 - 3
+
+        # On 2 June (before the merchant's deadline to respond) the dispute is decided for the
+        # merchant: June's file reports it resolved (XH) and dunning resumed, five days paused;
+        # May's made later still reports it open.
+        env.advance_to_day(date(2027, 6, 2))
+        resolved = env.client.post(
+            f"/v1/disputes/{dispute_id}/resolve",
+            headers=env.admin,
+            json={"outcome": "for_merchant", "note": "Delivered as described."},
+        )
+        assert resolved.status_code == 200, resolved.text
+        env.advance_to_day(date(2027, 6, 10))
+        junes = env.jsonl_records("2027-06")[single["id"]]
+        assert (junes["is_disputed"], junes["compliance_condition_code"]) == (False, "XH")
+        assert junes["days_past_due"] == 93 - 5
+        _assert_mays_file_made_today_is(env, month_end_jsonl, month_end_metro2)
         env.assert_ledger_clean()

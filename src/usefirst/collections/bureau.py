@@ -105,8 +105,9 @@ def orders_reported_to_bureau(
 ) -> list[ReportedOrder]:
     """The orders reported to the bureau on or before ``reported_by``, by order id. With
     ``disputes_before`` (the period's end, an instant), each pause is as it stood then
-    (``pauses.as_of``): the shopper's disputes opened since do not count (one statement over
-    ``disputes`` per 500 orders)."""
+    (``pauses.as_of``): the shopper's disputes opened since do not count, those closed since
+    are still open (one statement over ``disputes`` and one over ``dispute_pause_closures`` per
+    500 orders)."""
     delinquencies = {
         (row.shopper_id, row.order_id): row
         for row in CollectionsRepository(session).reported_to_bureau(reported_by)
@@ -116,6 +117,11 @@ def orders_reported_to_bureau(
     collections = CollectionsRepository(session)
     keys = sorted(delinquencies)
     first_opened = {} if disputes_before is None else disputes.first_opened_at(keys)
+    closed_since = (
+        {}
+        if disputes_before is None
+        else disputes.pause_closures_since(keys, since=disputes_before)
+    )
 
     def pause_then(order: Order) -> DisputedOrder | None:
         pause = disputes.pause_of(order.shopper_id, order.id)
@@ -126,6 +132,7 @@ def orders_reported_to_bureau(
             pause,
             on=reported_by,
             is_first_opened_since=opened_at is not None and as_utc(opened_at) >= disputes_before,
+            closed_since=closed_since.get((order.shopper_id, order.id)),
         )
 
     return [
