@@ -12,6 +12,7 @@ from typing import Any
 from tests.collections.dunning_env import Env, jsonl_records, open_env
 from tests.collections.metro2_parser import parse_metro2
 from tests.factories import bearer
+from tests.rails.rail_env import open_rail_env
 
 # Bought and delivered on the start day, 2027-03-02: Ann's single payment is due 03-09 (reported
 # on 04-08), Bob's three instalments 04-02, 05-02 and 06-02 (reported on 05-02).
@@ -455,5 +456,63 @@ def test_a_dispute_closed_after_the_month_does_not_change_its_file(
         junes = env.jsonl_records("2027-06")[single["id"]]
         assert (junes["is_disputed"], junes["compliance_condition_code"]) == (False, "XH")
         assert junes["days_past_due"] == 93 - 5
+        _assert_mays_file_made_today_is(env, month_end_jsonl, month_end_metro2)
+        env.assert_ledger_clean()
+
+
+def test_a_payment_reversed_after_the_month_does_not_change_its_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    with open_rail_env(database_url, tmp_path) as rail_env:
+        env = rail_env.env
+        bob = env.enrol()
+        spread = env.buy(bob["id"], plan="instalments_3")
+        # Bob pays all but 1 of his first instalment (due 2 April) on 20 April and sets up
+        # auto-debit: its charge on 2 May (the day the order reaches the bureau) pays the rest
+        # of the first, settling it, then part of the second.
+        env.advance_to_day(date(2027, 4, 20))
+        first = _instalments(env, spread["id"])[0]
+        env.pay(bob["id"], int(first["amount_minor"]) - int(first["paid_minor"]) - 1, spread["id"])
+        rail_env.mandate(bob["id"])
+        rail_env.rail.rail.state.business_on = date(2027, 5, 2)
+        rail_env.force("succeed")
+        env.advance_to_day(date(2027, 5, 2), hour=10, minute=1)
+        rail_env.send_charges()
+        [charge] = rail_env.charges(spread["id"])
+        assert charge["status"] == "succeeded"
+        statuses = [row["status"] for row in _instalments(env, spread["id"])]
+        assert statuses == ["paid", "pending", "pending"]
+        env.advance_to_day(date(2027, 6, 1))
+        month_end_jsonl = env.month_end_file(MAY, "jsonl")
+        month_end_metro2 = env.month_end_file(MAY, "metro2")
+        # The first instalment settled on 2 May, 1 of the second late at May's end.
+        assert _account(jsonl_records(month_end_jsonl)[spread["id"]]) == {
+            "account_status_code": "11",
+            "special_comment_code": "",
+            "terms_duration": 3,
+            "scheduled_monthly_payment_minor": 10_150,
+            "current_balance_minor": 10_151,
+            "amount_past_due_minor": 1,
+            "days_past_due": 29,
+        }
+
+        # On 5 June Bob's bank takes the money back: the second instalment owes it again.
+        env.advance_to_day(date(2027, 6, 5), hour=11)
+        rail_env.rail.rail.reverse(charge["provider_charge_id"], None)
+        statuses = [row["status"] for row in _instalments(env, spread["id"])]
+        assert statuses == ["overdue", "overdue", "overdue"]
+        # June's file reports it: the first instalment 64 days late again, and no payment in
+        # June (the reversal undoes May's).
+        junes = env.jsonl_records("2027-06")[spread["id"]]
+        assert (junes["actual_payment_minor"], junes["date_last_payment"]) == (0, "2027-05-02")
+        assert _account(junes) == {
+            "account_status_code": "78",
+            "special_comment_code": "",
+            "terms_duration": 3,
+            "scheduled_monthly_payment_minor": 10_150,
+            "current_balance_minor": 20_316,
+            "amount_past_due_minor": 20_316,
+            "days_past_due": 64,
+        }
         _assert_mays_file_made_today_is(env, month_end_jsonl, month_end_metro2)
         env.assert_ledger_clean()

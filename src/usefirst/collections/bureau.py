@@ -439,7 +439,9 @@ def bureau_account(
     else:
         scheduled_payment = terms[0].principal_minor + terms[0].fees_minor if terms else 0
     surname, given_name = _split_name(identity.name)
-    last_payment = max((money.at for money in applied_then), default=None)
+    # A reversal is applied as a negative amount: it is no payment, and a period whose
+    # reversals undo more than it received reports no payment (the format takes no negative).
+    last_payment = max((money.at for money in applied_then if money.amount_minor > 0), default=None)
     return bureau_format.BureauAccount(
         account_number=order.id,
         shopper_id=order.shopper_id,
@@ -455,8 +457,11 @@ def bureau_account(
         terms_duration=len(terms),
         terms_frequency="P" if order.plan == "pay_after_delivery" and len(terms) == 1 else "M",
         scheduled_monthly_payment_minor=scheduled_payment,
-        actual_payment_minor=sum(
-            money.amount_minor for money in applied_then if as_utc(money.at) >= period.starts_at
+        actual_payment_minor=max(
+            sum(
+                money.amount_minor for money in applied_then if as_utc(money.at) >= period.starts_at
+            ),
+            0,
         ),
         current_balance_minor=standing.balance_minor,
         amount_past_due_minor=standing.past_due_minor
