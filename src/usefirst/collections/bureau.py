@@ -309,8 +309,9 @@ def instalments_then(
     day, so one still owed then was overdue if due before the period's last day, pending
     otherwise, and charged off only if the order was charged off by then. The instalments of a
     hardship plan agreed since (numbered after the ones it rescheduled) did not exist yet; an
-    instalment a refund or a hardship plan changed since has the status, amounts and settlement
-    date it had then (``stood``, from :func:`_stood_then`)."""
+    instalment a refund, a hardship plan or settlement, a late-fee waiver or a payment reversal
+    changed since has the status, amounts and settlement date it had then (``stood``, from
+    :func:`_stood_then`)."""
     period_end = period.end_on
     paid_since: dict[int, int] = {}
     for money in applied:
@@ -403,8 +404,8 @@ def bureau_account(
     the balance from the order's ledger entries made by then less the payments applied by then,
     the instalments as they stood then (:func:`instalments_then`). ``applied`` is every
     payment, held credit or reversal applied to the order; ``credit_limit_minor`` the limit at
-    the period's end; ``changes`` what refunds and hardship plans changed on its instalments
-    (those made since are taken back)."""
+    the period's end; ``changes`` what refunds, hardship plans and settlements, late-fee waivers
+    and payment reversals changed on its instalments (those made since are taken back)."""
     order, pause = reported.order, reported.pause
     period_end = period.end_on
     period_start = period.start_on
