@@ -83,6 +83,7 @@ LAYOUT: tuple[TableLayout, ...] = (
     _shopper("dispute_actions"),
     _shopper("dispute_evidence"),
     _shopper("disputed_orders"),
+    _shopper("dispute_pause_closures"),
     _shopper("disputes"),
     _shopper("instalment_changes"),
     _shopper("instalments"),

@@ -11,7 +11,13 @@ from usefirst.collections.models import (
     SweepRun,
 )
 from usefirst.credit.models import CreditLine, CreditLineChange
-from usefirst.disputes.models import Dispute, DisputeAction, DisputedOrder, DisputeEvidence
+from usefirst.disputes.models import (
+    Dispute,
+    DisputeAction,
+    DisputedOrder,
+    DisputeEvidence,
+    DisputePauseClosure,
+)
 from usefirst.identity.models import (
     ApiKey,
     Consent,
@@ -100,6 +106,7 @@ __all__ = [
     "Dispute",
     "DisputeAction",
     "DisputeEvidence",
+    "DisputePauseClosure",
     "DisputedOrder",
     "Event",
     "ExternalIdLookup",

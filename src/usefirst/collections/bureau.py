@@ -105,8 +105,9 @@ def orders_reported_to_bureau(
 ) -> list[ReportedOrder]:
     """The orders reported to the bureau on or before ``reported_by``, by order id. With
     ``disputes_before`` (the period's end, an instant), each pause is as it stood then
-    (``pauses.as_of``): the shopper's disputes opened since do not count (one statement over
-    ``disputes`` per 500 orders)."""
+    (``pauses.as_of``): the shopper's disputes opened since do not count, those closed since
+    are still open (one statement over ``disputes`` and one over ``dispute_pause_closures`` per
+    500 orders)."""
     delinquencies = {
         (row.shopper_id, row.order_id): row
         for row in CollectionsRepository(session).reported_to_bureau(reported_by)
@@ -116,6 +117,11 @@ def orders_reported_to_bureau(
     collections = CollectionsRepository(session)
     keys = sorted(delinquencies)
     first_opened = {} if disputes_before is None else disputes.first_opened_at(keys)
+    closed_since = (
+        {}
+        if disputes_before is None
+        else disputes.pause_closures_since(keys, since=disputes_before)
+    )
 
     def pause_then(order: Order) -> DisputedOrder | None:
         pause = disputes.pause_of(order.shopper_id, order.id)
@@ -126,6 +132,7 @@ def orders_reported_to_bureau(
             pause,
             on=reported_by,
             is_first_opened_since=opened_at is not None and as_utc(opened_at) >= disputes_before,
+            closed_since=closed_since.get((order.shopper_id, order.id)),
         )
 
     return [
@@ -166,8 +173,10 @@ class AppliedToInstalment(Protocol):
 
 
 class ChangeToInstalment(Protocol):
-    """One of the order's instalments as it stood just before a refund cut it or a hardship plan
-    rescheduled it (``cause``: ``refund`` | ``rescheduled``)."""
+    """One of the order's instalments as it stood just before a refund cut it, a hardship plan
+    rescheduled it, a settlement forgave the rest, a waiver took late fees off it or a payment
+    reversal reopened it (``cause``: ``refund`` | ``rescheduled`` | ``forgiven`` |
+    ``late_fee_waiver`` | ``reversal``)."""
 
     @property
     def seq(self) -> int: ...
@@ -190,6 +199,9 @@ class ChangeToInstalment(Protocol):
     @property
     def settled_on_before(self) -> date | None: ...
 
+    @property
+    def late_fees_carried_minor_before(self) -> int | None: ...
+
 
 @dataclass(frozen=True)
 class _Stood:
@@ -199,19 +211,29 @@ class _Stood:
     principal_minor: int
     fees_minor: int
     settled_on: date | None
+    # The late fees a hardship plan carried onto it (``Instalment.late_fees_carried_minor``).
+    late_fees_carried_minor: int | None
+
+
+def _stood_now(row: Instalment) -> _Stood:
+    return _Stood(
+        row.status,
+        row.principal_minor,
+        row.fees_minor,
+        row.settled_on,
+        row.late_fees_carried_minor,
+    )
 
 
 def _stood_then(
     rows: Sequence[Instalment], changes: Sequence[ChangeToInstalment], *, period: BureauPeriod
 ) -> tuple[dict[int, _Stood], int]:
-    """Each instalment as it stood at the period's end, where a refund or a hardship plan
-    changed it since (its first change since says what it was before), and what the refunds
+    """Each instalment as it stood at the period's end, where a refund, a hardship plan or
+    settlement, a late-fee waiver or a payment reversal changed it since (its first change since
+    says what it was before), and what the refunds
     made since took off the instalments' principal and plan fee (the ledger counts that in the
     order's cut since: ``OrderDebt.cut_since_minor``)."""
-    now_of = {
-        row.seq: _Stood(row.status, row.principal_minor, row.fees_minor, row.settled_on)
-        for row in rows
-    }
+    now_of = {row.seq: _stood_now(row) for row in rows}
     by_seq: dict[int, list[ChangeToInstalment]] = {}
     for change in sorted(changes, key=lambda change: as_utc(change.changed_at)):
         if as_utc(change.changed_at) >= period.ends_at:
@@ -225,6 +247,7 @@ def _stood_then(
                 change.principal_minor_before,
                 change.fees_minor_before,
                 change.settled_on_before,
+                change.late_fees_carried_minor_before,
             )
             for change in since
         ]
@@ -261,8 +284,9 @@ class InstalmentThen:
     # None while it was still owed then.
     settled_on: date | None
     # What it owed then if it was not due yet: principal and plan fee, and the late fees a
-    # hardship plan moved onto it, less what was paid on it by then. An instalment not yet due
-    # has run up no late fees of its own (they start after its due date, after the period).
+    # hardship plan moved onto it (less any taken off by then), less what was paid on it by
+    # then. An instalment not yet due has run up no late fees of its own (the night charges
+    # them after its due date, after the period).
     owed_before_due_minor: int
 
     @property
@@ -285,8 +309,9 @@ def instalments_then(
     day, so one still owed then was overdue if due before the period's last day, pending
     otherwise, and charged off only if the order was charged off by then. The instalments of a
     hardship plan agreed since (numbered after the ones it rescheduled) did not exist yet; an
-    instalment a refund or a hardship plan changed since has the status, amounts and settlement
-    date it had then (``stood``, from :func:`_stood_then`)."""
+    instalment a refund, a hardship plan or settlement, a late-fee waiver or a payment reversal
+    changed since has the status, amounts and settlement date it had then (``stood``, from
+    :func:`_stood_then`)."""
     period_end = period.end_on
     paid_since: dict[int, int] = {}
     for money in applied:
@@ -309,9 +334,7 @@ def instalments_then(
     for row in rows:
         if last_seq_then is not None and row.seq > last_seq_then:
             continue
-        then_of = (stood or {}).get(row.seq) or _Stood(
-            row.status, row.principal_minor, row.fees_minor, row.settled_on
-        )
+        then_of = (stood or {}).get(row.seq) or _stood_now(row)
         settled_on = then_of.settled_on
         settled_then = settled_on is not None and settled_on <= period_end
         was_open = not settled_then and (
@@ -336,7 +359,7 @@ def instalments_then(
                 owed_before_due_minor=then_of.principal_minor
                 + then_of.fees_minor
                 + (
-                    row.late_fees_minor
+                    _carried_then(row, then_of)
                     if last_seq_before_plan is not None and row.seq > last_seq_before_plan
                     else 0
                 )
@@ -344,6 +367,16 @@ def instalments_then(
             )
         )
     return then
+
+
+def _carried_then(row: Instalment, then_of: _Stood) -> int:
+    """The late fees a hardship plan's instalment not yet due at the period's end had then: what
+    the plan carried onto it less what was taken off by then, not the late fees the night
+    charged on it since it fell due. A plan's instalment made before migration 0064 kept no such
+    figure: its late fees as they are now."""
+    if then_of.late_fees_carried_minor is None:
+        return row.late_fees_minor
+    return then_of.late_fees_carried_minor
 
 
 @dataclass(frozen=True)
@@ -371,8 +404,8 @@ def bureau_account(
     the balance from the order's ledger entries made by then less the payments applied by then,
     the instalments as they stood then (:func:`instalments_then`). ``applied`` is every
     payment, held credit or reversal applied to the order; ``credit_limit_minor`` the limit at
-    the period's end; ``changes`` what refunds and hardship plans changed on its instalments
-    (those made since are taken back)."""
+    the period's end; ``changes`` what refunds, hardship plans and settlements, late-fee waivers
+    and payment reversals changed on its instalments (those made since are taken back)."""
     order, pause = reported.order, reported.pause
     period_end = period.end_on
     period_start = period.start_on
@@ -407,7 +440,9 @@ def bureau_account(
     else:
         scheduled_payment = terms[0].principal_minor + terms[0].fees_minor if terms else 0
     surname, given_name = _split_name(identity.name)
-    last_payment = max((money.at for money in applied_then), default=None)
+    # A reversal is applied as a negative amount: it is no payment, and a period whose
+    # reversals undo more than it received reports no payment (the format takes no negative).
+    last_payment = max((money.at for money in applied_then if money.amount_minor > 0), default=None)
     return bureau_format.BureauAccount(
         account_number=order.id,
         shopper_id=order.shopper_id,
@@ -423,8 +458,11 @@ def bureau_account(
         terms_duration=len(terms),
         terms_frequency="P" if order.plan == "pay_after_delivery" and len(terms) == 1 else "M",
         scheduled_monthly_payment_minor=scheduled_payment,
-        actual_payment_minor=sum(
-            money.amount_minor for money in applied_then if as_utc(money.at) >= period.starts_at
+        actual_payment_minor=max(
+            sum(
+                money.amount_minor for money in applied_then if as_utc(money.at) >= period.starts_at
+            ),
+            0,
         ),
         current_balance_minor=standing.balance_minor,
         amount_past_due_minor=standing.past_due_minor

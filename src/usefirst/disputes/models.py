@@ -130,3 +130,21 @@ class DisputedOrder(Base):
     dispute_paused_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     dispute_resolved_on: Mapped[date | None] = mapped_column(Date)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DisputePauseClosure(Base):
+    """An order's pause as it stood just before a shopper dispute on it closed (the dispute open
+    since ``disputed_since_on_before``, the paused days and last closing of the ones closed
+    before it), and when: a bureau file made later for a month that ended before the closing
+    reports the pause as it was then. Closings before migration 0064 have no row."""
+
+    __tablename__ = "dispute_pause_closures"
+    __table_args__ = (Index("ix_dispute_pause_closures_order", "shopper_id", "order_id"),)
+
+    shopper_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disputed_since_on_before: Mapped[date | None] = mapped_column(Date)
+    dispute_paused_days_before: Mapped[int] = mapped_column(Integer)
+    dispute_resolved_on_before: Mapped[date | None] = mapped_column(Date)

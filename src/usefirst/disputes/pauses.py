@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from usefirst.disputes.models import DisputedOrder
+from usefirst.disputes.models import DisputedOrder, DisputePauseClosure
 
 
 def is_open(pause: DisputedOrder | None) -> bool:
@@ -16,17 +16,33 @@ def is_open(pause: DisputedOrder | None) -> bool:
 
 
 def as_of(
-    pause: DisputedOrder | None, *, on: date, is_first_opened_since: bool
+    pause: DisputedOrder | None,
+    *,
+    on: date,
+    is_first_opened_since: bool,
+    closed_since: DisputePauseClosure | None = None,
 ) -> DisputedOrder | None:
     """The order's pause as it stood at the end of business date ``on``, the shopper's disputes
-    opened since taken back; ``is_first_opened_since``: the order's first such dispute (in
-    ``disputes``) was opened after ``on``. None when none had opened by then (never disputed
-    then). When the one open now opened since and an earlier one had closed by then: not
-    disputed, with the paused days of the closed ones (a copy, not stored). Otherwise the pause
-    as it is (a dispute open across ``on`` and closed since keeps no window of its own: its
-    days are in the total)."""
+    opened and closed since taken back; ``is_first_opened_since``: the order's first such
+    dispute (in ``disputes``) was opened after ``on``; ``closed_since``: the first closing of a
+    dispute on it since, which kept the pause as it stood before (open, since when, the days
+    and last closing of the ones closed before). None when none had opened by then (never
+    disputed then). When the one open then opened since and an earlier one had closed by then:
+    not disputed, with the paused days of the closed ones. Both are copies, not stored. A
+    dispute open across ``on`` and closed before migration 0064 kept no record: the pause as
+    it is (its days are in the total)."""
     if pause is None or is_first_opened_since:
         return None
+    if closed_since is not None:
+        pause = DisputedOrder(
+            shopper_id=pause.shopper_id,
+            order_id=pause.order_id,
+            is_disputed=True,
+            disputed_since_on=closed_since.disputed_since_on_before,
+            dispute_paused_days=closed_since.dispute_paused_days_before,
+            dispute_resolved_on=closed_since.dispute_resolved_on_before,
+            updated_at=closed_since.closed_at,
+        )
     if pause.is_disputed and pause.disputed_since_on is not None and pause.disputed_since_on > on:
         if pause.dispute_resolved_on is None:
             return None  # the order's first dispute

@@ -20,7 +20,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from usefirst.disputes import models
-from usefirst.disputes.models import Dispute, DisputeAction, DisputedOrder, DisputeEvidence
+from usefirst.disputes.models import (
+    Dispute,
+    DisputeAction,
+    DisputedOrder,
+    DisputeEvidence,
+    DisputePauseClosure,
+)
 from usefirst.kit.personal_data import ShopperRecords, tables_of
 
 UNRESOLVED_STATUSES = ("open", "awaiting_evidence", "under_review")
@@ -51,8 +57,31 @@ class DisputeRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: Dispute | DisputeEvidence | DisputeAction | DisputedOrder) -> None:
+    def add(
+        self,
+        row: Dispute | DisputeEvidence | DisputeAction | DisputedOrder | DisputePauseClosure,
+    ) -> None:
         self.session.add(row)
+
+    def pause_closures_since(
+        self, keys: Sequence[tuple[str, str]], *, since: datetime
+    ) -> dict[tuple[str, str], DisputePauseClosure]:
+        """The first pause closing at or after ``since`` of each of these (shopper, order) keys
+        that has one: one statement per 500 keys."""
+        found: dict[tuple[str, str], DisputePauseClosure] = {}
+        for start in range(0, len(keys), 500):
+            for row in self.session.scalars(
+                select(DisputePauseClosure)
+                .where(
+                    tuple_(DisputePauseClosure.shopper_id, DisputePauseClosure.order_id).in_(
+                        keys[start : start + 500]
+                    ),
+                    DisputePauseClosure.closed_at >= since,
+                )
+                .order_by(DisputePauseClosure.closed_at, DisputePauseClosure.id)
+            ):
+                found.setdefault((row.shopper_id, row.order_id), row)
+        return found
 
     def find(self, dispute_id: str) -> Dispute | None:
         return self.session.scalars(select(Dispute).where(Dispute.id == dispute_id)).first()

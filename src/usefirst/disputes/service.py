@@ -39,7 +39,13 @@ from usefirst.disputes.errors import (
     DisputeNotAllowed,
     RespondentDeadlinePassed,
 )
-from usefirst.disputes.models import Dispute, DisputeAction, DisputedOrder, DisputeEvidence
+from usefirst.disputes.models import (
+    Dispute,
+    DisputeAction,
+    DisputedOrder,
+    DisputeEvidence,
+    DisputePauseClosure,
+)
 from usefirst.disputes.repository import (
     AWAITING_RESPONDENT_STATUSES,
     UNRESOLVED_STATUSES,
@@ -413,7 +419,8 @@ def flag_order(
     ``on`` excluded at the start and included at the end, after the order's oldest unpaid
     instalment fell due) are added to ``dispute_paused_days``: days past due = days since due −
     paused days, so dunning resumes where it stopped. The file of the period the dispute closed in
-    carries XH."""
+    carries XH. Each closing keeps the pause as it stood before (``DisputePauseClosure``), for
+    the bureau file of a month that ended while the dispute was open."""
     repository = DisputeRepository(session)
     pause = repository.pause_of(order.shopper_id, order.id)
     if pause is None:
@@ -432,6 +439,17 @@ def flag_order(
     if is_disputed:
         pause.disputed_since_on = on
     else:
+        repository.add(
+            DisputePauseClosure(
+                shopper_id=pause.shopper_id,
+                id=new_id("pause_closure"),
+                order_id=pause.order_id,
+                closed_at=now,
+                disputed_since_on_before=pause.disputed_since_on,
+                dispute_paused_days_before=pause.dispute_paused_days,
+                dispute_resolved_on_before=pause.dispute_resolved_on,
+            )
+        )
         opened_on = pause.disputed_since_on or on
         unpaid_due_ons = [
             row.due_on

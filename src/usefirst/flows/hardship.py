@@ -280,7 +280,11 @@ def pay_settlement(
         now=now,
     )
     forgiven = repayment_service.forgive_rest(
-        session, shopper_id=request.shopper_id, order_id=request.order_id, today=today
+        session,
+        shopper_id=request.shopper_id,
+        order_id=request.order_id,
+        today=today,
+        now=now,
     )
     credit_service.release(
         session, shopper_id=request.shopper_id, amount_minor=forgiven.principal_minor

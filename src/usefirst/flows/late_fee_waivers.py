@@ -34,7 +34,11 @@ def waive_late_fees(
     reason = collections_service.check_waiver(amount_minor=amount_minor, reason=reason)
     order = order_service.lock_order(session, order_id=order_id)
     waived = repayment_service.waive_unpaid_late_fees(
-        session, shopper_id=order.shopper_id, order_id=order.id, amount_minor=amount_minor
+        session,
+        shopper_id=order.shopper_id,
+        order_id=order.id,
+        amount_minor=amount_minor,
+        now=now,
     )
     if waived == 0:
         raise order_service.OrderStateConflict("The order has no unpaid late fees to waive.")

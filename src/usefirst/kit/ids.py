@@ -46,6 +46,7 @@ PREFIXES = {
     "late_fee_waiver": "lfw",
     "hardship": "hdr",
     "instalment_change": "ich",
+    "pause_closure": "pcl",
     "mandate": "mdt",
     "charge": "chg",
     "callback": "cbk",

@@ -65,6 +65,12 @@ class Instalment(Base):
     settled_on: Mapped[date | None] = mapped_column(Date)
     # Days the shopper moved this instalment's due date by (at most once per order).
     extended_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The late fees a hardship plan moved onto this instalment when it made it, less what a
+    # waiver, refund or settlement took off its late fees since (never more than its late fees):
+    # until its due date they are all its late fees, which a bureau file made later for a month
+    # before then needs apart from the ones the night charged since. None on an instalment a plan
+    # did not make (and on a plan's made before migration 0064).
+    late_fees_carried_minor: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     @property
     def all_fees_minor(self) -> int:
@@ -116,9 +122,11 @@ class Allocation(Base):
 
 
 class InstalmentChange(Base):
-    """An instalment as it stood just before a refund cut it or a hardship plan rescheduled it
-    (``cause``: ``refund`` | ``rescheduled``), so that a bureau file made later for a month
-    that ended before the change reports the instalment as it was then."""
+    """An instalment as it stood just before something other than a payment or the nightly run
+    changed it (``cause``: ``refund`` cut it, a hardship plan ``rescheduled`` it, a settlement
+    for less ``forgiven`` the rest, a ``late_fee_waiver`` took late fees off it, a payment
+    ``reversal`` reopened it), so that a bureau file made later for a month that ended before the
+    change reports the instalment as it was then."""
 
     __tablename__ = "instalment_changes"
     __table_args__ = (Index("ix_instalment_changes_order", "shopper_id", "order_id"),)
@@ -133,3 +141,6 @@ class InstalmentChange(Base):
     principal_minor_before: Mapped[int] = mapped_column(BigInteger)
     fees_minor_before: Mapped[int] = mapped_column(BigInteger)
     settled_on_before: Mapped[date | None] = mapped_column(Date)
+    # ``Instalment.late_fees_carried_minor`` just before (None where it had none, and on rows
+    # made before migration 0064).
+    late_fees_carried_minor_before: Mapped[int | None] = mapped_column(BigInteger, default=None)

@@ -562,11 +562,15 @@ def reverse_payment(
         amount = allocation.fees_minor + allocation.principal_minor
         if row.status == "charged_off":
             recovered += amount
+            if row.settled_on is not None:
+                repository.add(_change_of(row, cause="reversal", now=now))
             row.settled_on = None
         else:
             to_receivable += amount
             reopened_principal += allocation.principal_minor
             if row.remaining_minor > 0 and row.status in ("paid", "pending", "overdue"):
+                if row.status == "paid" or row.settled_on is not None:
+                    repository.add(_change_of(row, cause="reversal", now=now))
                 is_late = row.due_on is not None and row.due_on < today
                 row.status = "overdue" if is_late else "pending"
                 row.was_overdue = row.was_overdue or is_late
@@ -746,11 +750,20 @@ def _change_of(row: Instalment, *, cause: str, now: datetime) -> InstalmentChang
         principal_minor_before=row.principal_minor,
         fees_minor_before=row.fees_minor,
         settled_on_before=row.settled_on,
+        late_fees_carried_minor_before=row.late_fees_carried_minor,
     )
 
 
+def _keep_carried_within_late_fees(row: Instalment) -> None:
+    """After late fees came off the instalment: what a plan carried onto it is never more than
+    the late fees it has (``Instalment.late_fees_carried_minor``)."""
+    if row.late_fees_carried_minor is not None:
+        row.late_fees_carried_minor = min(row.late_fees_carried_minor, row.late_fees_minor)
+
+
 def changes_of(session: Session, *, shopper_id: str, order_id: str) -> list[InstalmentChange]:
-    """The changes refunds and hardship plans made to the order's instalments, oldest first."""
+    """The changes refunds, hardship plans and settlements, late-fee waivers and payment
+    reversals made to the order's instalments, oldest first."""
     return RepaymentRepository(session).instalment_changes(shopper_id, order_id)
 
 
@@ -785,6 +798,7 @@ def apply_refund(
             row.fees_minor -= unpaid_plan
             row.late_fees_minor -= unpaid_late
             row.late_fees_waived_minor += unpaid_late
+            _keep_carried_within_late_fees(row)
             waived_plan += unpaid_plan
             waived_late += unpaid_late
         if row.remaining_minor == 0:
@@ -966,6 +980,7 @@ def _close_open_instalments(rows: list[Instalment], *, status: str, today: date)
         row.principal_minor = row.paid_principal_minor
         row.fees_minor -= unpaid_plan
         row.late_fees_minor -= unpaid_late
+        _keep_carried_within_late_fees(row)
         row.status = status
         row.settled_on = today
     return OwedOnOrder(principal_minor=principal, plan_fees_minor=plan_fees, late_fees_minor=late)
@@ -1006,6 +1021,7 @@ def reschedule_for_hardship(
             principal_minor=principal_parts[index],
             fees_minor=plan_fee_parts[index],
             late_fees_minor=late_fee_parts[index],
+            late_fees_carried_minor=late_fee_parts[index],
             late_fees_waived_minor=0,
             paid_principal_minor=0,
             paid_fees_minor=0,
@@ -1020,19 +1036,32 @@ def reschedule_for_hardship(
     return plan
 
 
-def forgive_rest(session: Session, *, shopper_id: str, order_id: str, today: date) -> OwedOnOrder:
+def forgive_rest(
+    session: Session, *, shopper_id: str, order_id: str, today: date, now: datetime
+) -> OwedOnOrder:
     """A settlement for less was paid: what the order's instalments still owe is forgiven (the
-    caller writes it off in the ledger); they close as ``forgiven``. Returns what was forgiven."""
-    rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id, for_update=True)
+    caller writes it off in the ledger); they close as ``forgiven``, each keeping a record of
+    what it was before (``InstalmentChange``). Returns what was forgiven."""
+    repository = RepaymentRepository(session)
+    rows = repository.instalments_of_order(shopper_id, order_id, for_update=True)
+    repository.add_all(
+        [
+            _change_of(row, cause="forgiven", now=now)
+            for row in rows
+            if row.status in ("pending", "overdue")
+        ]
+    )
     return _close_open_instalments(rows, status="forgiven", today=today)
 
 
 def waive_unpaid_late_fees(
-    session: Session, *, shopper_id: str, order_id: str, amount_minor: int | None
+    session: Session, *, shopper_id: str, order_id: str, amount_minor: int | None, now: datetime
 ) -> int:
     """Waive up to ``amount_minor`` (all, when None) of the order's unpaid late fees, latest
-    instalments last. Returns the amount waived."""
-    rows = RepaymentRepository(session).instalments_of_order(shopper_id, order_id, for_update=True)
+    instalments last; each instalment cut keeps a record of what it was before
+    (``InstalmentChange``). Returns the amount waived."""
+    repository = RepaymentRepository(session)
+    rows = repository.instalments_of_order(shopper_id, order_id, for_update=True)
     budget = amount_minor
     waived = 0
     for row in rows:
@@ -1042,8 +1071,10 @@ def waive_unpaid_late_fees(
         cut = unpaid_late if budget is None else min(unpaid_late, budget - waived)
         if cut <= 0:
             continue
+        repository.add(_change_of(row, cause="late_fee_waiver", now=now))
         row.late_fees_minor -= cut
         row.late_fees_waived_minor += cut
+        _keep_carried_within_late_fees(row)
         waived += cut
     return waived
 
