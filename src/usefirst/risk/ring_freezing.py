@@ -18,8 +18,10 @@ evidence of their own part in the cash-out:
 
 A member with no order tied to the ring only by an address, an address cluster or an IP is not
 frozen: a newcomer in the building of a mule, or behind the same carrier NAT, is what such a
-tie looks like on a real marketplace, and freezing them declined their first checkout. A member
-with orders and none of the evidence above is only linked too. Either way their credit stays as
+tie looks like on a real marketplace, and freezing them declined their first checkout. The price
+is a reserve mule on a handset no implicated member has used yet: it is frozen only after its
+own first cash-out order (evidence then), which the checkout alone decides. A member with
+orders and none of the evidence above is only linked too. Either way their credit stays as
 it is, and their next checkout is decided by the checkout's own signals (the link,
 neighbourhood and known-fraud features read the ring's members as soon as a case confirms
 fraud).
