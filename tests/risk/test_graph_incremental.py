@@ -3,7 +3,8 @@ on a random book whose links come and go: identifiers observed each night, obser
 the window, identifiers crossing ``max_link_shoppers``, merchants sharing a phone with shoppers,
 reused tracking numbers, components large enough for Leiden, address clusters of the online
 signals' events; and enrolment devices and IPs hashed by the run for shoppers made before
-migration 0037."""
+migration 0037. Both also freeze the same members' credit (``risk.ring_freezing``, which reads
+the findings' ``member_links``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from usefirst.identity.models import Shopper
 from usefirst.kit.crypto import link_hash
 from usefirst.merchants.models import Merchant
 from usefirst.orders.models import Order
-from usefirst.risk import graph
+from usefirst.risk import graph, ring_freezing
 from usefirst.risk.models import GraphMember, GraphRun, LinkObservation, Ring, SignalEvent
 from usefirst.runtime import Runtime
 
@@ -33,6 +34,10 @@ NIGHTS = 9
 SHOPPERS = 80
 CROWD = SHOPPERS - 7  # the last seven shoppers are the crowd
 MERCHANT_PHONE = "merchant-phone-hash-1"
+# Three shoppers outside the random book: a mule with a cash-out order in the window, a fresh
+# account on the mule's handset, and a newcomer behind the mule's NAT address.
+MULE_DEVICE = "device-mule-handset"
+MULE_IP = "ip-mule-nat"
 
 
 class _NoEffects:
@@ -115,6 +120,25 @@ def _observe(
     return rows
 
 
+def _frozen(
+    session: Any, findings: list[graph.RingFinding], *, now: datetime
+) -> dict[tuple[str, ...], list[str]]:
+    """Whose credit each ring's case would freeze, by the ring's members."""
+    return {
+        tuple(finding.members): ring_freezing.members_to_freeze(
+            session,
+            members=finding.members,
+            ring_order_ids=finding.order_ids,
+            member_links=finding.member_links,
+            since=now - timedelta(days=PARAMETERS.window_days),
+            cash_out_min_amount_minor=PARAMETERS.cash_out_min_amount_minor,
+            fast_delivery_hours=PARAMETERS.fast_delivery_hours,
+        )
+        for finding in findings
+        if finding.is_ring(PARAMETERS)
+    }
+
+
 def test_incremental_nights_find_what_the_full_recompute_finds(runtime: Runtime) -> None:
     rng = random.Random(20261207)
     start = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
@@ -146,12 +170,52 @@ def test_incremental_nights_find_what_the_full_recompute_finds(runtime: Runtime)
             ).id
             for shopper_id in shoppers[:8]
         ]
+        mule, reserve, newcomer = (
+            enrol_in_work(runtime, work, external_id=name)[0].id
+            for name in ("mule", "reserve", "newcomer")
+        )
+        work.session.execute(
+            update(Shopper)
+            .where(Shopper.id.in_([mule, reserve, newcomer]))
+            .values(
+                enrolment_device_id=None,
+                enrolment_ip="  ",
+                enrolment_device_hash=None,
+                enrolment_ip_hash=None,
+            )
+        )
+        # A phone (resellable) at the merchant, placed the first night: a ring's cash-out order.
+        mule_order = checkout_in_work(
+            runtime,
+            work,
+            shopper_id=mule,
+            merchant_id=merchant.id,
+            amount_minor=50_000,
+            category="phones",
+            shipping_address="上海市浦东新区世纪大道 100 号 1 栋 808 室",
+        ).id
+        work.session.execute(
+            update(Order)
+            .where(Order.id == mule_order)
+            .values(created_at=start + timedelta(days=1, hours=-2))
+        )
     effects = _NoEffects()
     modes = []
+    trio_frozen: dict[int, list[str]] = {}
     for night in range(1, NIGHTS + 1):
         now = start + timedelta(days=night)
         with runtime.work() as work:
             work.session.add_all(_observe(rng, shoppers, night=night, now=now))
+            if night == 1:
+                at = now - timedelta(hours=1)
+                work.session.add_all(
+                    [
+                        _observation(mule, mule_order, "device", MULE_DEVICE, at),
+                        _observation(reserve, "ord_reserve", "device", MULE_DEVICE, at),
+                        _observation(mule, mule_order, "ip", MULE_IP, at),
+                        _observation(newcomer, "ord_newcomer", "ip", MULE_IP, at),
+                    ]
+                )
             # Orders shipped with one tracking number on some nights (reused, then left the window).
             if night in (2, 3):
                 for order_id in orders[night * 2 : night * 2 + 3]:
@@ -178,6 +242,11 @@ def test_incremental_nights_find_what_the_full_recompute_finds(runtime: Runtime)
                 incremental=True,
             )
             assert _findings(incremental) == _findings(full), f"night {night}"
+            frozen = _frozen(work.session, full, now=now)
+            assert _frozen(work.session, incremental, now=now) == frozen, f"night {night}"
+            trio = tuple(sorted([mule, reserve, newcomer]))
+            if trio in frozen:
+                trio_frozen[night] = frozen[trio]
             assert incremental_summary.component_shoppers == full_summary.component_shoppers
             assert incremental_summary.shoppers <= full_summary.shoppers
             modes.append(incremental_summary.mode)
@@ -192,6 +261,10 @@ def test_incremental_nights_find_what_the_full_recompute_finds(runtime: Runtime)
                 incremental=True,
             )
             assert _findings(summary.rings) == _findings([f for f in full if f.is_ring(PARAMETERS)])
+            # The run froze at least those (a ring's members kept from earlier nights add to them).
+            calls = {shopper for kind, shopper in effects.calls if kind == "freeze"}
+            assert calls >= {shopper for members in frozen.values() for shopper in members}
+            effects.calls.clear()
             stored = set(work.session.scalars(select(GraphMember.shopper_id)))
             assert stored == full_summary.component_shoppers
     # The first night has no run to start from; every later one is incremental.
@@ -223,7 +296,13 @@ def test_incremental_nights_find_what_the_full_recompute_finds(runtime: Runtime)
     assert run_modes == modes
     assert rings, "the random book has rings (so the comparison compared something)"
     assert clustered, "address clusters tied some groups together"
-    assert any(call[0] == "freeze" for call in effects.calls)
+    # While the mule's order is in the window (nights 1 to 5), the trio is a ring: the mule is
+    # frozen for its cash-out order, the fresh account for the handset it shares with the mule;
+    # the newcomer, tied by the NAT address alone and with no order, is not.
+    assert trio_frozen == {
+        night: [shopper for shopper in sorted([mule, reserve, newcomer]) if shopper != newcomer]
+        for night in range(1, 6)
+    }
 
 
 def test_a_run_with_other_parameters_recomputes_everything(runtime: Runtime) -> None:

@@ -118,6 +118,10 @@ class RingFinding:
     # Members whose first cash-out-shaped order at the merchant came in one burst (``_burst``).
     burst_members: int = 0
     is_burst: bool = False
+    # Which identifiers (``kind:value``) link which members: each identifier held by two or more
+    # members, with those members. Whose credit the ring's case freezes reads it
+    # (``risk.ring_freezing``); the case evidence keeps ``shared_links``, not the values.
+    member_links: dict[str, list[str]] = field(default_factory=dict)
 
     def is_ring(self, parameters: GraphParameters) -> bool:
         return self.score >= parameters.ring_threshold or self.is_burst
@@ -530,6 +534,8 @@ class _Group:
     shoppers: list[str]
     merchants: list[str]
     shared_links: list[tuple[str, int]]  # (identifier, member shoppers holding it)
+    # Identifier → the member shoppers holding it, for those held by two or more.
+    member_links: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _inverted(links: Mapping[str, set[str]]) -> dict[str, set[str]]:
@@ -635,6 +641,7 @@ def _communities(subgraph: igraph.Graph, component: Sequence[int], seed: int) ->
 def _group(graph: igraph.Graph, names: list[str], vertices: Iterable[int]) -> _Group:
     members = set(vertices)
     shoppers, merchants, shared = [], [], []
+    member_links: dict[str, list[str]] = {}
     for v in members:
         kind, _, value = names[v].partition("|")
         if kind == "shopper":
@@ -643,10 +650,16 @@ def _group(graph: igraph.Graph, names: list[str], vertices: Iterable[int]) -> _G
             merchants.append(value)
         else:
             inside = [n for n in graph.neighbors(v) if n in members]
-            holders = sum(names[n].startswith("shopper|") for n in inside)
+            holders = sorted(
+                names[n].partition("|")[2] for n in inside if names[n].startswith("shopper|")
+            )
             if len(inside) >= 2:
-                shared.append((value, holders))
-    return _Group(sorted(shoppers), sorted(merchants), sorted(shared))
+                shared.append((value, len(holders)))
+            if len(holders) >= 2:
+                member_links[value] = holders
+    return _Group(
+        sorted(shoppers), sorted(merchants), sorted(shared), dict(sorted(member_links.items()))
+    )
 
 
 # -- scoring -----------------------------------------------------------------------------------
@@ -814,6 +827,7 @@ def score_group(
         amount_at_risk_minor=at_risk,
         burst_members=burst_members,
         is_burst=is_burst,
+        member_links=group.member_links,
     )
 
 
@@ -890,11 +904,11 @@ def burst_cores(
                         frontier.append(other)
         if len(core) >= len(members) or len(core) < parameters.min_ring_members:
             continue
-        counted: dict[str, int] = defaultdict(int)
-        for shopper_id in core:
+        counted: dict[str, list[str]] = defaultdict(list)
+        for shopper_id in sorted(core):
             for value in link_graph.shopper_links.get(shopper_id, ()):
                 if value in link_graph.kept:
-                    counted[value] += 1
+                    counted[value].append(shopper_id)
         yield _Group(
             sorted(core),
             sorted(
@@ -902,7 +916,8 @@ def burst_cores(
                 for merchant in group.merchants
                 if link_graph.merchant_links.get(merchant, set()) & counted.keys()
             ),
-            sorted((value, count) for value, count in counted.items() if count >= 2),
+            sorted((value, len(held)) for value, held in counted.items() if len(held) >= 2),
+            {value: held for value, held in sorted(counted.items()) if len(held) >= 2},
         )
 
 
@@ -1147,6 +1162,7 @@ def _keep_ring(
             session,
             members=ring.members,
             ring_order_ids=finding.order_ids,
+            member_links=finding.member_links,
             since=now - timedelta(days=parameters.window_days),
             cash_out_min_amount_minor=parameters.cash_out_min_amount_minor,
             fast_delivery_hours=parameters.fast_delivery_hours,

@@ -12,19 +12,25 @@ evidence of their own part in the cash-out:
 - an unpaid order (overdue or charged off): a mule never pays;
 - an order of ``cash_out_min_amount_minor`` or more confirmed as received within
   ``fast_delivery_hours`` of its shipment (a mule confirms within the hour; goods take days);
-- no order at all in the graph's window: a fresh account held in reserve, as a ring's next
-  mules are (the graph counts them in a burst; freezing them costs an honest shopper nothing
-  placed yet, and a ring its next cash-out).
+- no order at all in the graph's window, and a device or phone (``PERSONAL_LINK_KINDS``) shared
+  with a member who has evidence of their own: a fresh account held in reserve on the ring's
+  handsets, as a ring's next mules are (the graph counts them in a burst).
 
-A member with orders and none of these is only linked: their credit stays as it is, and their
-next checkout is decided by the checkout's own signals (the link, neighbourhood and
-known-fraud features read the ring's members as soon as a case confirms fraud).
+A member with no order tied to the ring only by an address, an address cluster or an IP is not
+frozen: a newcomer in the building of a mule, or behind the same carrier NAT, is what such a
+tie looks like on a real marketplace, and freezing them declined their first checkout. The price
+is a reserve mule on a handset no implicated member has used yet: it is frozen only after its
+own first cash-out order (evidence then), which the checkout alone decides. A member with
+orders and none of the evidence above is only linked too. Either way their credit stays as
+it is, and their next checkout is decided by the checkout's own signals (the link,
+neighbourhood and known-fraud features read the ring's members as soon as a case confirms
+fraud).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -32,6 +38,9 @@ from sqlalchemy.orm import Session
 from usefirst.orders.repository import OrderRepository
 
 UNPAID_STATUSES = frozenset({"overdue", "charged_off"})
+# Identifiers one person holds (a handset, a phone number), unlike an address a building shares
+# or an IP a NAT shares: a tie by one of them to an implicated member is evidence of its own.
+PERSONAL_LINK_KINDS = ("device", "phone")
 
 
 def members_to_freeze(
@@ -39,13 +48,15 @@ def members_to_freeze(
     *,
     members: Sequence[str],
     ring_order_ids: Sequence[str],
+    member_links: Mapping[str, Sequence[str]],
     since: datetime,
     cash_out_min_amount_minor: int,
     fast_delivery_hours: int,
 ) -> list[str]:
     """The shopper members of a ring (``shp_`` ids, in ``members`` order) whose credit its case
     freezes: those with evidence of their own (module docstring), read from their orders created
-    since ``since`` (the graph's window) in one statement."""
+    since ``since`` (the graph's window) in one statement. ``member_links``: identifier
+    (``kind:value``) → the members holding it (``RingFinding.member_links``)."""
     shoppers = [member for member in members if member.startswith("shp_")]
     if not shoppers:
         return []
@@ -68,4 +79,12 @@ def members_to_freeze(
             )
         ):
             implicated.add(order.shopper_id)
-    return [shopper for shopper in shoppers if shopper in implicated or not placed[shopper]]
+    personally_tied: set[str] = set()
+    for value, holders in member_links.items():
+        if value.partition(":")[0] in PERSONAL_LINK_KINDS and implicated.intersection(holders):
+            personally_tied.update(holders)
+    return [
+        shopper
+        for shopper in shoppers
+        if shopper in implicated or (not placed[shopper] and shopper in personally_tied)
+    ]
