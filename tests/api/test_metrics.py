@@ -177,7 +177,6 @@ def test_the_book_on_metrics_is_what_the_database_holds(
                     Instalment.principal_minor
                     + Instalment.fees_minor
                     + Instalment.late_fees_minor
-                    - Instalment.late_fees_waived_minor
                     - Instalment.paid_principal_minor
                     - Instalment.paid_fees_minor
                 )

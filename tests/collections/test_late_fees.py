@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.collections.dunning_env import Env, open_env
+from usefirst.api.book_metrics import read_book
+from usefirst.console.repository import DashboardRepository
 
 DUE = date(2027, 3, 9)  # bought and delivered on the start day, 2027-03-02
 
@@ -21,6 +23,15 @@ def assert_error(response: Any, status: int, code: str, field: str | None = None
     assert error["message"]
     if field is not None:
         assert error.get("field") == field
+
+
+def overdue_as_counted(env: Env) -> tuple[int, int]:
+    """The overdue amount as the /metrics gauge (``usefirst_overdue_minor``) and the console's
+    dashboard count it."""
+    with env.runtime.work(read_only=True) as work:
+        figures = read_book(work.session, now=work.now, today=work.today)
+        owed = DashboardRepository(work.session).owed_by_status()
+    return sum(figures.overdue_minor.values()), owed["overdue"]
 
 
 def late_fee_line(env: Env) -> tuple[int, int]:
@@ -66,6 +77,9 @@ def test_a_collector_waives_late_fees_by_a_reversing_entry(
         assert waived.json()["order"]["instalments"][0]["late_fees_minor"] == 55
         statement = env.statement(ivy["id"])
         assert (statement["outstanding_minor"], statement["overdue_minor"]) == (30_055, 30_055)
+        # A waiver lowers the late fees themselves: the metrics and the console subtracted the
+        # waived amount a second time (30,035).
+        assert overdue_as_counted(env) == (30_055, 30_055)
         assert late_fee_line(env) == (20, 75)  # reversed, not rewritten
         balances = env.account_balances()
         assert balances[f"shopper_receivable:{ivy['id']}:CNY"] == 30_055

@@ -106,7 +106,6 @@ def read_book(session: Session, *, now: datetime, today: date) -> BookFigures:
         Instalment.principal_minor
         + Instalment.fees_minor
         + Instalment.late_fees_minor
-        - Instalment.late_fees_waived_minor
         - Instalment.paid_principal_minor
         - Instalment.paid_fees_minor
     )

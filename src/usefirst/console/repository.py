@@ -21,7 +21,6 @@ _OWED = (
     - Instalment.paid_principal_minor
     + Instalment.fees_minor
     + Instalment.late_fees_minor
-    - Instalment.late_fees_waived_minor
     - Instalment.paid_fees_minor
 )
 
